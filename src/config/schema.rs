@@ -1,0 +1,243 @@
+//! The external configuration schema: what operators write in TOML.
+//!
+//! These types mirror the file one to one and carry no invariants; they are
+//! turned into the validated [`crate::config::Snapshot`] by `compile`. Unknown
+//! keys are rejected so a typo (`wieght = 3`) is an error, not a silent default.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub app: AppSection,
+    pub server: ServerSection,
+    pub log: LogSection,
+    pub database: DatabaseSection,
+    pub redis: RedisSection,
+    pub health: HealthSection,
+    pub routing: RoutingSection,
+    /// Global model aliases: client-facing name -> model name the providers serve.
+    pub aliases: BTreeMap<String, String>,
+    /// Parameter overrides applied to every upstream request body.
+    pub overrides: OverridesSection,
+    pub providers: Vec<ProviderSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppSection {
+    pub name: String,
+    /// `development` (readable logs) or `production`.
+    pub env: String,
+}
+
+impl Default for AppSection {
+    fn default() -> Self {
+        AppSection {
+            name: "llm-orchestrator".into(),
+            env: "development".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub host: String,
+    /// 0 picks a free port (tests); the bound address is printed on stdout.
+    pub port: u16,
+    /// Bearer token clients must present. Prefer the `AUTH_TOKEN` variable.
+    pub auth_token: Option<String>,
+    /// Worker threads of the data plane; 0 = one per CPU.
+    pub threads: usize,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub grace_period_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            host: "0.0.0.0".into(),
+            port: 8000,
+            auth_token: None,
+            threads: 0,
+            max_body_bytes: 16 * 1024 * 1024,
+            grace_period_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `trace`, `debug`, `info`, `warn`, `error` (case-insensitive), or a
+    /// `tracing` filter directive such as `info,pingora=warn`.
+    pub level: String,
+    /// Log file path; empty = standard error.
+    pub file: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+            file: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    /// `sqlite` is the only supported type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            kind: "sqlite".into(),
+            url: "sqlite:///./data/llm_orchestrator.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSection {
+    pub enabled: bool,
+    pub url: String,
+}
+
+impl Default for RedisSection {
+    fn default() -> Self {
+        RedisSection {
+            enabled: false,
+            url: "redis://localhost:6379/0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub max_errors: u32,
+    pub retry_hours: f64,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            enabled: true,
+            interval_secs: 300,
+            max_errors: 5,
+            retry_hours: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSection {
+    /// Upstream attempts per request, failovers included.
+    pub max_attempts: u32,
+    /// Deadline for a whole request: every attempt and the full response.
+    pub request_timeout_secs: f64,
+    /// Key cooldown after a 429 that carries no usable `Retry-After`.
+    pub rate_limit_cooldown_secs: f64,
+    /// Upper bound on a `Retry-After` the gateway honours.
+    pub max_retry_after_secs: f64,
+    /// Key cooldown after 401/402/403 (the key is likely revoked or unpaid).
+    pub auth_failure_cooldown_secs: f64,
+}
+
+impl Default for RoutingSection {
+    fn default() -> Self {
+        RoutingSection {
+            max_attempts: 4,
+            request_timeout_secs: 600.0,
+            rate_limit_cooldown_secs: 30.0,
+            max_retry_after_secs: 3600.0,
+            auth_failure_cooldown_secs: 600.0,
+        }
+    }
+}
+
+/// Edits of the JSON request body, applied global-first then per provider.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverridesSection {
+    /// Fields forced to a value (replacing what the client sent).
+    pub set: BTreeMap<String, toml::Value>,
+    /// Fields given a value only when the client sent none.
+    pub default: BTreeMap<String, toml::Value>,
+    /// Fields removed before the request leaves the gateway.
+    pub drop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub base_url: String,
+    /// One key; merged with `api_keys`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Several keys; `${VAR}` is replaced by the environment variable VAR.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Served models: exact names or globs (`gpt-4o*`); empty = every model.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Client model name -> upstream model name (keys are served too).
+    #[serde(default)]
+    pub model_map: BTreeMap<String, String>,
+    #[serde(default)]
+    pub overrides: OverridesSection,
+    #[serde(default)]
+    pub timeouts: TimeoutsSection,
+}
+
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsSection {
+    /// TCP (and TLS) connection establishment.
+    pub connect_secs: f64,
+    /// From the request being sent to the first response byte.
+    pub first_byte_secs: f64,
+    /// Longest silence between two body reads (slow reasoning streams).
+    pub idle_secs: f64,
+    /// Whole attempt, response body included.
+    pub total_secs: f64,
+}
+
+impl Default for TimeoutsSection {
+    fn default() -> Self {
+        TimeoutsSection {
+            connect_secs: 10.0,
+            first_byte_secs: 120.0,
+            idle_secs: 120.0,
+            total_secs: 600.0,
+        }
+    }
+}

@@ -1,0 +1,699 @@
+//! The validated internal configuration.
+//!
+//! [`compile`] checks everything and collects every error; what comes out is
+//! split into [`ProcessSettings`] (fixed for the life of the process: ports,
+//! threads, logging) and the hot [`Snapshot`] (providers, keys, routes) that
+//! the data plane reads through `ArcSwap` and that later changes replace whole.
+
+use super::{ConfigErrors, FileConfig, OverridesSection, ProviderSection};
+use crate::health::{HealthRegistry, KeyState};
+use crate::protocol::overrides::Overrides;
+use crate::routing::{ModelPattern, Route, RouteCache};
+use bytes::Bytes;
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings read once at start; changing them needs a restart.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    pub app_name: String,
+    pub production: bool,
+    pub host: String,
+    pub port: u16,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub log_level: String,
+    pub log_file: Option<String>,
+    pub database_url: String,
+    pub redis_enabled: bool,
+    pub redis_url: String,
+}
+
+/// The hot, immutable configuration every request reads.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub auth_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub routing: RoutingSettings,
+    pub providers: Vec<Arc<Provider>>,
+    pub aliases: HashMap<String, String>,
+    pub overrides: Overrides,
+    /// Routes for every model name the config mentions, built up front.
+    routes: HashMap<String, Arc<Route>>,
+    /// Routes for other names (served by catch-all or glob providers).
+    dynamic_routes: RouteCache,
+    /// Pre-rendered `GET /v1/models` body.
+    pub models_body: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutingSettings {
+    pub max_attempts: u32,
+    pub request_timeout: Duration,
+    pub rate_limit_cooldown: Duration,
+    pub max_retry_after: Duration,
+    pub auth_failure_cooldown: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+        }
+    }
+}
+
+/// Where a provider lives: parsed once from `base_url`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Set when `host` is an IP literal, so no DNS is needed.
+    pub ip: Option<IpAddr>,
+    /// Path prefix without trailing slash, e.g. `/v1`.
+    pub base_path: String,
+    /// Value of the `Host` header (`host` or `host:port`).
+    pub host_header: String,
+}
+
+#[derive(Debug)]
+pub struct ApiKey {
+    /// The secret itself; only ever written into the upstream request.
+    secret: String,
+    /// `Bearer <secret>`, built once and marked sensitive.
+    bearer: http::HeaderValue,
+    /// Masked form (`sk-…abcd`) for logs and responses.
+    pub masked: String,
+    pub state: Arc<KeyState>,
+}
+
+impl ApiKey {
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+    pub fn bearer(&self) -> &http::HeaderValue {
+        &self.bearer
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub index: usize,
+    pub name: String,
+    pub kind: ProviderKind,
+    pub endpoint: Endpoint,
+    /// Empty for keyless servers (local vLLM, Ollama).
+    pub keys: Vec<ApiKey>,
+    pub weight: u32,
+    pub enabled: bool,
+    pub models: Vec<ModelPattern>,
+    pub model_map: HashMap<String, String>,
+    pub overrides: Overrides,
+    pub timeouts: Timeouts,
+    /// Round-robin position for key choice.
+    pub next_key: AtomicUsize,
+}
+
+impl Provider {
+    /// Does this provider serve the (alias-resolved) model name?
+    pub fn serves(&self, model: &str) -> bool {
+        self.model_map.contains_key(model)
+            || self.models.is_empty()
+            || self.models.iter().any(|p| p.matches(model))
+    }
+
+    /// The model name to send upstream.
+    pub fn upstream_model<'a>(&'a self, model: &'a str) -> &'a str {
+        self.model_map.get(model).map_or(model, String::as_str)
+    }
+}
+
+impl Snapshot {
+    /// Candidates for a client model name: alias resolved, then providers.
+    /// `None` when no enabled provider serves it.
+    pub fn route(&self, client_model: &str) -> Option<Arc<Route>> {
+        let model = self
+            .aliases
+            .get(client_model)
+            .map_or(client_model, String::as_str);
+        if let Some(r) = self.routes.get(model) {
+            return Some(r.clone());
+        }
+        self.dynamic_routes
+            .get_or_build(model, || Route::build(model, &self.providers))
+    }
+
+    pub fn provider_count(&self) -> usize {
+        self.providers.len()
+    }
+}
+
+/// Mask a secret for display: `sk-…abcd`; short secrets are hidden entirely.
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 12 {
+        return "…".to_string();
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// Validate and compile. `source` names the origin in error messages; `env`
+/// expands `${VAR}` in keys; `registry` carries key state across rebuilds.
+pub fn compile(
+    file: &FileConfig,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    registry: &HealthRegistry,
+) -> Result<(ProcessSettings, Snapshot), ConfigErrors> {
+    let mut errs = ConfigErrors::default();
+    let e = &mut errs;
+
+    // --- process-level settings
+    if file.server.host.trim().is_empty() {
+        e.push(source, "server.host", "must not be empty");
+    } else if file.server.host != "localhost" && file.server.host.parse::<IpAddr>().is_err() {
+        e.push(
+            source,
+            "server.host",
+            format!("{:?} is not an IP address (or `localhost`)", file.server.host),
+        );
+    }
+    let env_name = file.app.env.to_ascii_lowercase();
+    if !matches!(env_name.as_str(), "development" | "production" | "dev" | "prod" | "test") {
+        e.push(
+            source,
+            "app.env",
+            format!("{:?} is not `development` or `production`", file.app.env),
+        );
+    }
+    if crate::telemetry::parse_filter(&file.log.level).is_err() {
+        e.push(
+            source,
+            "log.level",
+            format!(
+                "{:?} is not a log level (trace, debug, info, warn, error) or filter directive",
+                file.log.level
+            ),
+        );
+    }
+    if !file.database.kind.eq_ignore_ascii_case("sqlite") {
+        e.push(
+            source,
+            "database.type",
+            format!("{:?} is not supported; the only type is `sqlite`", file.database.kind),
+        );
+    }
+    if !file.database.url.starts_with("sqlite:") {
+        e.push(
+            source,
+            "database.url",
+            "must look like sqlite:///./data/llm_orchestrator.db",
+        );
+    }
+    if file.redis.enabled && !file.redis.url.starts_with("redis://") && !file.redis.url.starts_with("rediss://") {
+        e.push(source, "redis.url", "must start with redis:// or rediss://");
+    }
+    if file.health.max_errors == 0 {
+        e.push(source, "health.max_errors", "must be at least 1");
+    }
+    if !(file.health.retry_hours.is_finite() && file.health.retry_hours >= 0.0) {
+        e.push(source, "health.retry_hours", "must be a non-negative number");
+    }
+
+    // --- hot settings
+    let max_body = file.server.max_body_bytes;
+    if max_body == 0 || max_body > 1 << 30 {
+        e.push(source, "server.max_body_bytes", "must be between 1 and 1073741824");
+    }
+    let r = &file.routing;
+    if r.max_attempts == 0 || r.max_attempts > 20 {
+        e.push(source, "routing.max_attempts", "must be between 1 and 20");
+    }
+    let request_timeout = secs(e, source, "routing.request_timeout_secs", r.request_timeout_secs);
+    let rate_limit_cooldown = secs(e, source, "routing.rate_limit_cooldown_secs", r.rate_limit_cooldown_secs);
+    let max_retry_after = secs(e, source, "routing.max_retry_after_secs", r.max_retry_after_secs);
+    let auth_failure_cooldown = secs(e, source, "routing.auth_failure_cooldown_secs", r.auth_failure_cooldown_secs);
+
+    let overrides = compile_overrides(e, source, "overrides", &file.overrides);
+
+    let mut aliases = HashMap::new();
+    for (alias, target) in &file.aliases {
+        let key = format!("aliases.{alias:?}");
+        if alias.trim().is_empty() || target.trim().is_empty() {
+            e.push(source, key, "alias and target must not be empty");
+        } else if alias == target {
+            e.push(source, key, "an alias cannot point to itself");
+        } else if file.aliases.contains_key(target) {
+            e.push(
+                source,
+                key,
+                format!("target {target:?} is itself an alias; point at the final model name"),
+            );
+        } else {
+            aliases.insert(alias.clone(), target.clone());
+        }
+    }
+
+    let mut names = BTreeSet::new();
+    let mut providers = Vec::with_capacity(file.providers.len());
+    for (i, p) in file.providers.iter().enumerate() {
+        let at = format!("providers[{i}]");
+        if !names.insert(p.name.clone()) {
+            e.push(source, format!("{at}.name"), format!("duplicate provider name {:?}", p.name));
+        }
+        if let Some(provider) = compile_provider(e, source, &at, i, p, env, registry) {
+            providers.push(Arc::new(provider));
+        }
+    }
+
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+
+    let production = matches!(env_name.as_str(), "production" | "prod");
+    let process = ProcessSettings {
+        app_name: file.app.name.clone(),
+        production,
+        host: file.server.host.clone(),
+        port: file.server.port,
+        threads: file.server.threads,
+        grace_period: Duration::from_secs(file.server.grace_period_secs),
+        log_level: file.log.level.clone(),
+        log_file: Some(file.log.file.clone()).filter(|f| !f.trim().is_empty()),
+        database_url: file.database.url.clone(),
+        redis_enabled: file.redis.enabled,
+        redis_url: file.redis.url.clone(),
+    };
+
+    // Every name the config spells out gets its route now; the rest are
+    // resolved on first use and cached.
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    for p in &providers {
+        known.extend(p.model_map.keys().cloned());
+        known.extend(p.models.iter().filter_map(|m| m.exact().map(str::to_string)));
+    }
+    known.extend(aliases.values().cloned());
+    let mut routes = HashMap::new();
+    for model in &known {
+        if let Some(route) = Route::build(model, &providers) {
+            routes.insert(model.clone(), Arc::new(route));
+        }
+    }
+
+    let models_body = render_models(&known, &aliases, &routes);
+    let snapshot = Snapshot {
+        auth_token: file.server.auth_token.clone(),
+        max_body_bytes: max_body,
+        routing: RoutingSettings {
+            max_attempts: r.max_attempts,
+            request_timeout,
+            rate_limit_cooldown,
+            max_retry_after,
+            auth_failure_cooldown,
+        },
+        providers,
+        aliases,
+        overrides,
+        routes,
+        dynamic_routes: RouteCache::default(),
+        models_body,
+    };
+    Ok((process, snapshot))
+}
+
+fn secs(e: &mut ConfigErrors, source: &str, key: &str, v: f64) -> Duration {
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Duration::from_secs_f64(v)
+    } else {
+        e.push(source, key, format!("{v} is not a number of seconds in (0, 86400]"));
+        Duration::from_secs(1)
+    }
+}
+
+fn compile_overrides(
+    e: &mut ConfigErrors,
+    source: &str,
+    at: &str,
+    o: &OverridesSection,
+) -> Overrides {
+    for field in o.set.keys().chain(o.default.keys()).chain(o.drop.iter()) {
+        if field.trim().is_empty() {
+            e.push(source, at, "field names must not be empty");
+        }
+        // The gateway itself owns these two: routing and framing depend on them.
+        if field == "model" || field == "stream" {
+            e.push(
+                source,
+                format!("{at}.{field}"),
+                "cannot be overridden (use model_map / aliases to rename models)",
+            );
+        }
+    }
+    let conv = |m: &std::collections::BTreeMap<String, toml::Value>| -> Vec<(String, serde_json::Value)> {
+        m.iter()
+            .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
+            .collect()
+    };
+    Overrides::new(conv(&o.set), conv(&o.default), o.drop.clone())
+}
+
+fn compile_provider(
+    e: &mut ConfigErrors,
+    source: &str,
+    at: &str,
+    index: usize,
+    p: &ProviderSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    registry: &HealthRegistry,
+) -> Option<Provider> {
+    let before = e.0.len();
+    let name_ok = !p.name.is_empty()
+        && p.name.len() <= 64
+        && p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !name_ok {
+        e.push(
+            source,
+            format!("{at}.name"),
+            format!("{:?} must be 1-64 characters of A-Z a-z 0-9 - _ .", p.name),
+        );
+    }
+    let kind = match p.kind.as_str() {
+        "openai" => Some(ProviderKind::OpenAi),
+        "anthropic" | "gemini" => {
+            e.push(
+                source,
+                format!("{at}.type"),
+                format!(
+                    "{:?} providers are not supported by this build yet; use an OpenAI-compatible endpoint (type = \"openai\")",
+                    p.kind
+                ),
+            );
+            None
+        }
+        other => {
+            e.push(
+                source,
+                format!("{at}.type"),
+                format!("unknown provider type {other:?}; known types: openai"),
+            );
+            None
+        }
+    };
+    let endpoint = parse_base_url(&p.base_url).map_err(|why| {
+        e.push(source, format!("{at}.base_url"), why);
+    });
+
+    let mut keys = Vec::new();
+    let raw_keys = p.api_key.iter().chain(p.api_keys.iter());
+    for (k, raw) in raw_keys.enumerate() {
+        let key_at = format!("{at}.api_keys[{k}]");
+        match expand_env(raw, env) {
+            Ok(secret) if secret.trim().is_empty() => {
+                e.push(source, key_at, "API key is empty");
+            }
+            Ok(secret) => {
+                let bearer = match http::HeaderValue::from_str(&format!("Bearer {secret}")) {
+                    Ok(mut v) if !secret.contains(' ') => {
+                        v.set_sensitive(true);
+                        v
+                    }
+                    _ => {
+                        e.push(source, key_at, "API key contains spaces or characters not allowed in an HTTP header");
+                        continue;
+                    }
+                };
+                if keys.iter().any(|existing: &ApiKey| existing.secret == secret) {
+                    e.push(source, key_at, "duplicate API key in this provider");
+                    continue;
+                }
+                keys.push(ApiKey {
+                    bearer,
+                    masked: mask_secret(&secret),
+                    state: registry.key_state(&p.name, &secret),
+                    secret,
+                });
+            }
+            Err(var) => e.push(
+                source,
+                key_at,
+                format!("environment variable {var} is not set"),
+            ),
+        }
+    }
+
+    if p.weight == 0 || p.weight > 1000 {
+        e.push(
+            source,
+            format!("{at}.weight"),
+            "must be between 1 and 1000 (use enabled = false to take a provider out)",
+        );
+    }
+    let mut models = Vec::new();
+    for (m, pat) in p.models.iter().enumerate() {
+        match ModelPattern::parse(pat) {
+            Some(pattern) => models.push(pattern),
+            None => e.push(source, format!("{at}.models[{m}]"), "model pattern must not be empty"),
+        }
+    }
+    let mut model_map = HashMap::new();
+    for (from, to) in &p.model_map {
+        if from.trim().is_empty() || to.trim().is_empty() {
+            e.push(source, format!("{at}.model_map"), "model names must not be empty");
+        } else {
+            model_map.insert(from.clone(), to.clone());
+        }
+    }
+    let overrides = compile_overrides(e, source, &format!("{at}.overrides"), &p.overrides);
+    let t = &p.timeouts;
+    let timeouts = Timeouts {
+        connect: secs(e, source, &format!("{at}.timeouts.connect_secs"), t.connect_secs),
+        first_byte: secs(e, source, &format!("{at}.timeouts.first_byte_secs"), t.first_byte_secs),
+        idle: secs(e, source, &format!("{at}.timeouts.idle_secs"), t.idle_secs),
+        total: secs(e, source, &format!("{at}.timeouts.total_secs"), t.total_secs),
+    };
+
+    if e.0.len() != before {
+        return None;
+    }
+    Some(Provider {
+        index,
+        name: p.name.clone(),
+        kind: kind?,
+        endpoint: endpoint.ok()?,
+        keys,
+        weight: p.weight,
+        enabled: p.enabled,
+        models,
+        model_map,
+        overrides,
+        timeouts,
+        next_key: AtomicUsize::new(0),
+    })
+}
+
+/// `${VAR}` -> the variable's value; anything else is taken literally.
+fn expand_env(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let trimmed = raw.trim();
+    if let Some(var) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        return env(var).ok_or_else(|| var.to_string());
+    }
+    Ok(raw.to_string())
+}
+
+/// Parse `http(s)://host[:port][/path]`.
+pub fn parse_base_url(url: &str) -> Result<Endpoint, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|err| format!("{url:?} is not a URL: {err}"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("{url:?} must start with http:// or https://")),
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{url:?} has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!("{url:?}: credentials in the URL are not allowed; use api_keys"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("{url:?}: a query string is not allowed in base_url"));
+    }
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok(Endpoint {
+        tls,
+        ip: host.parse().ok(),
+        host_header: authority.as_str().to_string(),
+        host,
+        port,
+        base_path,
+    })
+}
+
+fn render_models(
+    known: &BTreeSet<String>,
+    aliases: &HashMap<String, String>,
+    routes: &HashMap<String, Arc<Route>>,
+) -> Bytes {
+    let mut data = Vec::new();
+    let mut listed = BTreeSet::new();
+    for model in known {
+        if routes.contains_key(model) && listed.insert(model.clone()) {
+            data.push(serde_json::json!({
+                "id": model, "object": "model", "created": 0, "owned_by": "llm-orchestrator"
+            }));
+        }
+    }
+    let mut alias_names: Vec<_> = aliases.iter().collect();
+    alias_names.sort();
+    for (alias, target) in alias_names {
+        if routes.contains_key(target) && listed.insert(alias.clone()) {
+            data.push(serde_json::json!({
+                "id": alias, "object": "model", "created": 0, "owned_by": "llm-orchestrator",
+                "alias_of": target
+            }));
+        }
+    }
+    let body = serde_json::json!({ "object": "list", "data": data });
+    Bytes::from(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile_str(text: &str) -> Result<(ProcessSettings, Snapshot), ConfigErrors> {
+        let file = super::super::parse_toml(text, "test.toml")?;
+        compile(&file, "test.toml", &|v| (v == "KEY_FROM_ENV").then(|| "sk-env-0123456789".into()), &HealthRegistry::default())
+    }
+
+    #[test]
+    fn embedded_defaults_compile_with_no_providers() {
+        let (process, snap) = compile_str("").expect("defaults are valid");
+        assert_eq!(process.port, 8000);
+        assert_eq!(snap.provider_count(), 0);
+        assert_eq!(snap.max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn every_error_is_listed_with_its_key() {
+        let errs = compile_str(
+            r#"
+            [routing]
+            max_attempts = 0
+            [[providers]]
+            name = "a"
+            type = "openia"
+            base_url = "ftp://x"
+            weight = 0
+            api_keys = ["${MISSING}"]
+            [[providers]]
+            name = "a"
+            type = "openai"
+            base_url = "http://127.0.0.1:1/v1"
+            [providers.overrides]
+            set = { model = "x" }
+            "#,
+        )
+        .err()
+        .expect("invalid config");
+        let keys: Vec<&str> = errs.0.iter().map(|e| e.key.as_str()).collect();
+        for want in [
+            "routing.max_attempts",
+            "providers[0].type",
+            "providers[0].base_url",
+            "providers[0].api_keys[0]",
+            "providers[0].weight",
+            "providers[1].name",
+            "providers[1].overrides.model",
+        ] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+        assert!(errs.0.iter().all(|e| e.source == "test.toml"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_a_location() {
+        let errs = compile_str("[[providers]]\nname = \"a\"\nwieght = 3\n").err().expect("typo");
+        let text = errs.to_string();
+        assert!(text.contains("test.toml:3:"), "{text}");
+        assert!(text.contains("wieght"), "{text}");
+    }
+
+    #[test]
+    fn keys_are_masked_and_env_expanded() {
+        let (_, snap) = compile_str(
+            r#"
+            [[providers]]
+            name = "a"
+            type = "openai"
+            base_url = "https://api.example.com/v1/"
+            api_keys = ["${KEY_FROM_ENV}", "sk-literal-abcdefgh"]
+            "#,
+        )
+        .expect("valid");
+        let p = &snap.providers[0];
+        assert_eq!(p.keys[0].secret(), "sk-env-0123456789");
+        assert_eq!(p.keys[0].masked, "sk-…6789");
+        assert_eq!(p.keys[1].masked, "sk-…efgh");
+        assert!(p.endpoint.tls);
+        assert_eq!(p.endpoint.port, 443);
+        assert_eq!(p.endpoint.base_path, "/v1");
+        assert_eq!(mask_secret("short"), "…");
+    }
+
+    #[test]
+    fn aliases_and_globs_route() {
+        let (_, snap) = compile_str(
+            r#"
+            [aliases]
+            fast = "gpt-4o-mini"
+            [[providers]]
+            name = "a"
+            type = "openai"
+            base_url = "http://127.0.0.1:9/v1"
+            models = ["gpt-4o*"]
+            [[providers]]
+            name = "b"
+            type = "openai"
+            base_url = "http://127.0.0.1:9/v1"
+            models = ["llama-3"]
+            model_map = { "gpt-4o-mini" = "llama-3-8b" }
+            "#,
+        )
+        .expect("valid");
+        let r = snap.route("fast").expect("alias routes");
+        assert_eq!(r.model, "gpt-4o-mini");
+        assert_eq!(r.candidates.len(), 2);
+        assert_eq!(snap.providers[1].upstream_model("gpt-4o-mini"), "llama-3-8b");
+        assert_eq!(snap.route("gpt-4o-2024").expect("glob").candidates, vec![0]);
+        assert!(snap.route("claude").is_none());
+        let models: serde_json::Value = serde_json::from_slice(&snap.models_body).expect("json");
+        let ids: Vec<&str> = models["data"].as_array().expect("list").iter().filter_map(|m| m["id"].as_str()).collect();
+        assert_eq!(ids, vec!["gpt-4o-mini", "llama-3", "fast"]);
+    }
+}

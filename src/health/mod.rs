@@ -1,0 +1,131 @@
+//! State that outlives a configuration snapshot: API key cooldowns.
+//!
+//! A snapshot is rebuilt on every config change, but a key that answered 429
+//! a second ago must stay cooling after the rebuild, so key state lives here,
+//! keyed by provider name and a fingerprint of the key, and snapshots hold
+//! `Arc`s into it. Reads on the hot path are single atomic loads.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Milliseconds on a process-local monotonic clock (never 0 after start).
+pub fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    start.elapsed().as_millis() as u64 + 1
+}
+
+/// Why a key is not being used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CooldownReason {
+    None = 0,
+    RateLimited = 1,
+    AuthFailed = 2,
+}
+
+impl CooldownReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CooldownReason::None => "available",
+            CooldownReason::RateLimited => "rate limited (429)",
+            CooldownReason::AuthFailed => "rejected by the vendor (401/402/403)",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct KeyState {
+    cooldown_until_ms: AtomicU64,
+    reason: AtomicU8,
+}
+
+impl KeyState {
+    /// Is the key usable at `now` (from [`now_ms`])?
+    pub fn available(&self, now: u64) -> bool {
+        self.cooldown_until_ms.load(Ordering::Relaxed) <= now
+    }
+
+    pub fn cool_down(&self, for_: Duration, reason: CooldownReason) {
+        let until = now_ms() + for_.as_millis() as u64;
+        // Keep the later deadline when two requests report at once.
+        self.cooldown_until_ms.fetch_max(until, Ordering::Relaxed);
+        self.reason.store(reason as u8, Ordering::Relaxed);
+    }
+
+    /// Current reason, `None` when the cooldown has passed.
+    pub fn reason(&self, now: u64) -> CooldownReason {
+        if self.available(now) {
+            return CooldownReason::None;
+        }
+        match self.reason.load(Ordering::Relaxed) {
+            1 => CooldownReason::RateLimited,
+            2 => CooldownReason::AuthFailed,
+            _ => CooldownReason::None,
+        }
+    }
+
+    /// Milliseconds until usable again (0 when usable).
+    pub fn remaining_ms(&self, now: u64) -> u64 {
+        self.cooldown_until_ms
+            .load(Ordering::Relaxed)
+            .saturating_sub(now)
+    }
+}
+
+/// Registry of key states; only touched when a snapshot is built.
+#[derive(Debug, Default)]
+pub struct HealthRegistry {
+    keys: Mutex<HashMap<(String, u64), Arc<KeyState>>>,
+}
+
+impl HealthRegistry {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The state for this key of this provider, shared with earlier snapshots.
+    pub fn key_state(&self, provider: &str, secret: &str) -> Arc<KeyState> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        secret.hash(&mut h);
+        let fp = h.finish();
+        let mut map = match self.keys.lock() {
+            Ok(m) => m,
+            // A panic elsewhere while holding the lock leaves plain data intact.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry((provider.to_string(), fp))
+            .or_insert_with(|| Arc::new(KeyState::default()))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cooldown_expires_and_reports_reason() {
+        let k = KeyState::default();
+        let now = now_ms();
+        assert!(k.available(now));
+        k.cool_down(Duration::from_secs(30), CooldownReason::RateLimited);
+        assert!(!k.available(now_ms()));
+        assert_eq!(k.reason(now_ms()), CooldownReason::RateLimited);
+        assert!(k.available(now_ms() + 31_000));
+        assert_eq!(k.reason(now_ms() + 31_000), CooldownReason::None);
+    }
+
+    #[test]
+    fn state_survives_a_rebuild() {
+        let reg = HealthRegistry::default();
+        let a = reg.key_state("p", "sk-1");
+        a.cool_down(Duration::from_secs(60), CooldownReason::AuthFailed);
+        let b = reg.key_state("p", "sk-1");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &reg.key_state("q", "sk-1")));
+    }
+}

@@ -1,0 +1,17 @@
+//! llm-orchestrator: an LLM API gateway on Cloudflare Pingora.
+//!
+//! The folder tree is the architecture: `config/` turns files and environment
+//! into one immutable [`config::Snapshot`]; `routing/` chooses provider and key;
+//! `proxy/` is the Pingora data plane that owns the upstream exchange;
+//! `protocol/` holds wire formats; `health/` the key and provider state that
+//! outlives snapshots; `telemetry/` logging.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod protocol;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod telemetry;

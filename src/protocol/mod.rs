@@ -1,0 +1,6 @@
+//! Wire formats. Pure functions and small state machines, no I/O: the proxy
+//! feeds bytes in and writes what comes out.
+
+pub mod openai;
+pub mod overrides;
+pub mod sse;

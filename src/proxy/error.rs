@@ -1,0 +1,131 @@
+//! Every way a request can fail, as one value that knows its HTTP status and
+//! its OpenAI-format body. Messages say what was wrong and what to do.
+
+use crate::protocol::openai;
+use bytes::Bytes;
+
+#[derive(Debug)]
+pub enum GatewayError {
+    Unauthorized(&'static str),
+    NotFound { method: String, path: String },
+    MethodNotAllowed { allow: &'static str, method: String, path: String },
+    BadRequest { message: String, param: Option<&'static str> },
+    BodyTooLarge { limit: usize },
+    ModelNotFound(String),
+    /// Nothing could be tried: every candidate's keys are cooling down.
+    NoUsableProvider { model: String, rate_limited: bool, retry_after_secs: u64 },
+    /// The vendor's own answer, relayed (4xx without failover, or the last
+    /// error once every candidate failed).
+    Upstream { status: u16, body: Bytes, provider: String },
+    /// No vendor answered usefully: connection errors or timeouts.
+    UpstreamFailed { status: u16, message: String },
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::Unauthorized(_) => 401,
+            GatewayError::NotFound { .. } => 404,
+            GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::BadRequest { .. } => 400,
+            GatewayError::BodyTooLarge { .. } => 413,
+            GatewayError::ModelNotFound(_) => 404,
+            GatewayError::NoUsableProvider { rate_limited, .. } => {
+                if *rate_limited {
+                    429
+                } else {
+                    503
+                }
+            }
+            GatewayError::Upstream { status, .. } => *status,
+            GatewayError::UpstreamFailed { status, .. } => *status,
+        }
+    }
+
+    /// Extra response headers (name, value).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            GatewayError::MethodNotAllowed { allow, .. } => vec![("allow", allow.to_string())],
+            GatewayError::NoUsableProvider {
+                rate_limited: true,
+                retry_after_secs,
+                ..
+            } => vec![("retry-after", retry_after_secs.max(&1).to_string())],
+            GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The human-readable message of [`Self::body`], for the request log.
+    pub fn message(&self) -> String {
+        let body = self.body();
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
+    }
+
+    pub fn body(&self) -> Bytes {
+        match self {
+            GatewayError::Unauthorized(why) => {
+                openai::error_body(why, "invalid_request_error", None, Some("invalid_api_key"))
+            }
+            GatewayError::NotFound { method, path } => openai::error_body(
+                &format!("Invalid URL ({method} {path}): this gateway serves POST /v1/chat/completions, GET /v1/models and GET /health"),
+                "invalid_request_error",
+                None,
+                Some("unknown_url"),
+            ),
+            GatewayError::MethodNotAllowed { allow, method, path } => openai::error_body(
+                &format!("Method {method} is not allowed on {path}; use {allow}"),
+                "invalid_request_error",
+                None,
+                Some("method_not_allowed"),
+            ),
+            GatewayError::BadRequest { message, param } => {
+                openai::error_body(message, "invalid_request_error", *param, None)
+            }
+            GatewayError::BodyTooLarge { limit } => openai::error_body(
+                &format!("Request body is larger than this gateway's limit of {limit} bytes (server.max_body_bytes)"),
+                "invalid_request_error",
+                None,
+                Some("request_too_large"),
+            ),
+            GatewayError::ModelNotFound(model) => openai::error_body(
+                &format!("The model `{model}` is not served by this gateway; GET /v1/models lists the models it serves"),
+                "invalid_request_error",
+                Some("model"),
+                Some("model_not_found"),
+            ),
+            GatewayError::NoUsableProvider {
+                model,
+                rate_limited,
+                retry_after_secs,
+            } => {
+                let why = if *rate_limited {
+                    format!("every API key of every provider serving `{model}` is cooling down after rate limiting (429); retry in {retry_after_secs} s")
+                } else {
+                    format!("every API key of every provider serving `{model}` is disabled after authentication failures (401/402/403) or cooling down; check the keys")
+                };
+                let code = if *rate_limited { "rate_limit_exceeded" } else { "no_usable_provider" };
+                openai::error_body(&why, "upstream_error", None, Some(code))
+            }
+            GatewayError::Upstream { status, body, provider } => {
+                if openai::is_error_body(body) {
+                    body.clone()
+                } else {
+                    let snippet = String::from_utf8_lossy(&body[..body.len().min(512)]);
+                    openai::error_body(
+                        &format!("provider `{provider}` answered HTTP {status}: {}", snippet.trim()),
+                        "upstream_error",
+                        None,
+                        Some(&status.to_string()),
+                    )
+                }
+            }
+            GatewayError::UpstreamFailed { message, .. } => {
+                openai::error_body(message, "upstream_error", None, None)
+            }
+        }
+    }
+}

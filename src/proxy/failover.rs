@@ -1,0 +1,232 @@
+//! The attempt loop: pick a provider and key, try, classify, maybe try the
+//! next — until one answers or the attempt budget or deadline is spent.
+//!
+//! | outcome                          | key                    | next step                      |
+//! |----------------------------------|------------------------|--------------------------------|
+//! | connect error / timeout / broken | —                      | next provider                  |
+//! | 429                              | cooldown (Retry-After) | next key, then next provider   |
+//! | 401 / 402 / 403                  | cooldown (long)        | next key, then next provider   |
+//! | 5xx, 529, 408, 3xx               | —                      | next provider                  |
+//! | other 4xx (400/404/413/422 …)    | —                      | none: the request is wrong     |
+
+use super::upstream::{self, AttemptInput, Committed, Outcome};
+use super::{GatewayError, GatewayState, RequestCtx};
+use crate::config::{Provider, Snapshot};
+use crate::health::{now_ms, CooldownReason};
+use crate::routing::{pick_key, Route};
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+pub struct ChatRequest<'a> {
+    pub client_model: &'a str,
+    pub route: &'a Route,
+    pub body: Bytes,
+    pub stream: bool,
+    pub deadline: Instant,
+}
+
+pub struct Chosen {
+    pub provider: Arc<Provider>,
+    pub committed: Box<Committed>,
+    /// The attempt's own deadline (request deadline or provider total).
+    pub deadline: Instant,
+}
+
+/// Index of the key slot used; keyless providers use slot 0.
+type Tried = Vec<(usize, usize)>;
+
+fn key_untried(p: &Provider, tried: &Tried, now: u64) -> bool {
+    if p.keys.is_empty() {
+        return !tried.contains(&(p.index, 0));
+    }
+    p.keys
+        .iter()
+        .enumerate()
+        .any(|(k, key)| !tried.contains(&(p.index, k)) && key.state.available(now))
+}
+
+/// The body for `p`: the client's bytes untouched when nothing changes (the
+/// fast path), else re-serialised with the upstream model and overrides.
+fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
+    let upstream_model = p.upstream_model(&req.route.model);
+    if upstream_model == req.client_model && snap.overrides.is_empty() && p.overrides.is_empty() {
+        return Ok(req.body.clone());
+    }
+    let mut obj: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&req.body).map_err(|e| GatewayError::BadRequest {
+            message: format!("The request body must be a JSON object: {e}"),
+            param: None,
+        })?;
+    obj.insert("model".into(), serde_json::Value::String(upstream_model.to_string()));
+    snap.overrides.apply(&mut obj);
+    p.overrides.apply(&mut obj);
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::UpstreamFailed {
+            status: 500,
+            message: format!("cannot encode the upstream request: {e}"),
+        })
+}
+
+pub async fn run(
+    state: &GatewayState,
+    snap: &Arc<Snapshot>,
+    req: &ChatRequest<'_>,
+    ctx: &mut RequestCtx,
+) -> Result<Chosen, GatewayError> {
+    let mut tried: Tried = Vec::new();
+    let mut exhausted: Vec<usize> = Vec::new();
+    let mut prefer: Option<usize> = None;
+    let mut last: Option<GatewayError> = None;
+    let mut failures: Vec<String> = Vec::new();
+
+    while ctx.attempts < snap.routing.max_attempts && Instant::now() < req.deadline {
+        let now = now_ms();
+        let usable = |i: usize| !exhausted.contains(&i) && key_untried(&snap.providers[i], &tried, now);
+        let index = match prefer.take().filter(|&i| usable(i)) {
+            Some(i) => i,
+            None => match req.route.pick(usable) {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        let p = &snap.providers[index];
+        let key_slot = match pick_key(p, now, |k| tried.contains(&(index, k))) {
+            Ok(slot) => slot,
+            Err(()) => {
+                exhausted.push(index);
+                continue;
+            }
+        };
+        tried.push((index, key_slot.unwrap_or(0)));
+        ctx.attempts += 1;
+        let key = key_slot.map(|k| &p.keys[k]);
+        ctx.provider = Some(p.name.clone());
+        ctx.key = key.map(|k| k.masked.clone());
+
+        let body = body_for(snap, p, req)?;
+        let path = format!("{}/chat/completions", p.endpoint.base_path);
+        let deadline = req.deadline.min(Instant::now() + p.timeouts.total);
+        let outcome = upstream::attempt(
+            &state.connector,
+            &state.dns,
+            AttemptInput {
+                provider: p,
+                key,
+                path: &path,
+                body,
+                stream: req.stream,
+                deadline,
+            },
+        )
+        .await;
+        let key_label = key.map_or("-", |k| k.masked.as_str());
+        match outcome {
+            Outcome::Success(committed) => {
+                return Ok(Chosen {
+                    provider: p.clone(),
+                    committed,
+                    deadline,
+                })
+            }
+            Outcome::Status {
+                status,
+                body,
+                retry_after,
+            } => {
+                let relayed = GatewayError::Upstream {
+                    status,
+                    body,
+                    provider: p.name.clone(),
+                };
+                match status {
+                    429 => {
+                        let wait = retry_after
+                            .unwrap_or(snap.routing.rate_limit_cooldown)
+                            .min(snap.routing.max_retry_after);
+                        if let Some(k) = key {
+                            k.state.cool_down(wait, CooldownReason::RateLimited);
+                        }
+                        tracing::warn!(provider = %p.name, key = key_label, cooldown_s = wait.as_secs_f64(), "key rate limited (429), trying the next key");
+                        prefer = Some(index);
+                    }
+                    401..=403 => {
+                        if let Some(k) = key {
+                            k.state.cool_down(snap.routing.auth_failure_cooldown, CooldownReason::AuthFailed);
+                        }
+                        tracing::warn!(provider = %p.name, key = key_label, status, "key rejected by the vendor, trying the next key");
+                        prefer = Some(index);
+                    }
+                    408 | 300..=399 | 500..=599 => {
+                        tracing::warn!(provider = %p.name, key = key_label, status, "provider error, failing over");
+                        exhausted.push(index);
+                    }
+                    // The request itself is wrong: another vendor would say the same.
+                    _ => return Err(relayed),
+                }
+                failures.push(format!("{}: HTTP {status}", p.name));
+                last = Some(relayed);
+            }
+            Outcome::Connect(why) | Outcome::Broken(why) => {
+                tracing::warn!(provider = %p.name, error = %why, "provider unreachable, failing over");
+                failures.push(format!("{}: {why}", p.name));
+                exhausted.push(index);
+                last = Some(GatewayError::UpstreamFailed {
+                    status: 502,
+                    message: String::new(),
+                });
+            }
+            Outcome::Timeout(why) => {
+                tracing::warn!(provider = %p.name, error = %why, "provider timed out, failing over");
+                failures.push(format!("{}: timeout ({why})", p.name));
+                exhausted.push(index);
+                last = Some(GatewayError::UpstreamFailed {
+                    status: 504,
+                    message: String::new(),
+                });
+            }
+        }
+    }
+
+    Err(match last {
+        // Keep the vendor's own words when it gave any.
+        Some(err @ GatewayError::Upstream { .. }) => err,
+        Some(GatewayError::UpstreamFailed { status, .. }) => GatewayError::UpstreamFailed {
+            status,
+            message: format!(
+                "no provider could answer for `{}` ({} attempt{}): {}",
+                req.route.model,
+                ctx.attempts,
+                if ctx.attempts == 1 { "" } else { "s" },
+                failures.join("; ")
+            ),
+        },
+        Some(other) => other,
+        None if Instant::now() >= req.deadline => GatewayError::UpstreamFailed {
+            status: 504,
+            message: "the request deadline passed before any provider could be tried".into(),
+        },
+        None => no_usable_provider(snap, req),
+    })
+}
+
+/// Nothing was tried: say why (rate limits -> 429 with Retry-After).
+fn no_usable_provider(snap: &Snapshot, req: &ChatRequest<'_>) -> GatewayError {
+    let now = now_ms();
+    let mut rate_limited = false;
+    let mut soonest = u64::MAX;
+    for &i in &req.route.candidates {
+        for k in &snap.providers[i].keys {
+            if k.state.reason(now) == CooldownReason::RateLimited {
+                rate_limited = true;
+            }
+            soonest = soonest.min(k.state.remaining_ms(now));
+        }
+    }
+    GatewayError::NoUsableProvider {
+        model: req.route.model.clone(),
+        rate_limited,
+        retry_after_secs: if soonest == u64::MAX { 1 } else { soonest.div_ceil(1000) },
+    }
+}

@@ -1,0 +1,408 @@
+//! The data plane: a Pingora `ProxyHttp` that owns the upstream exchange.
+//!
+//! Everything happens in `request_filter`, which answers the request itself
+//! and returns `Ok(true)`. Pingora's own upstream path replays a body read in
+//! a filter only through a 64 KiB retry buffer, which silently breaks
+//! failover of long prompts; owning the exchange lets any body up to the
+//! configured limit be sent to as many providers as needed.
+
+mod dns;
+mod error;
+mod failover;
+mod relay;
+mod upstream;
+
+pub use error::GatewayError;
+
+use crate::config::Snapshot;
+use crate::health::HealthRegistry;
+use crate::protocol::openai::ChatRequestProbe;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::Method;
+use pingora::connectors::http::Connector;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::upstreams::peer::HttpPeer;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+/// Shared by every request of every worker thread.
+pub struct GatewayState {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub registry: Arc<HealthRegistry>,
+    connector: Connector,
+    dns: dns::DnsCache,
+}
+
+impl GatewayState {
+    pub fn new(snapshot: Snapshot, registry: Arc<HealthRegistry>, connector: Connector) -> Arc<Self> {
+        Arc::new(GatewayState {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            registry,
+            connector,
+            dns: dns::DnsCache::default(),
+        })
+    }
+}
+
+pub struct Gateway {
+    state: Arc<GatewayState>,
+}
+
+impl Gateway {
+    pub fn new(state: Arc<GatewayState>) -> Self {
+        Gateway { state }
+    }
+}
+
+/// What the per-request log line reports.
+#[derive(Debug, Default)]
+pub struct RequestCtx {
+    start: Option<Instant>,
+    route: &'static str,
+    status: u16,
+    model: Option<String>,
+    provider: Option<String>,
+    key: Option<String>,
+    attempts: u32,
+    ttfb: Option<Duration>,
+    stream: bool,
+    /// `ok`, `error`, `stream_cut`, `client_gone`, …
+    outcome: &'static str,
+    error: Option<String>,
+}
+
+/// How a request ended when it did not end normally.
+enum Stop {
+    /// Answer with this error in OpenAI format.
+    Local(GatewayError),
+    /// The connection can't carry a proper answer any more: close it.
+    Abort(Box<pingora::Error>),
+}
+
+impl From<GatewayError> for Stop {
+    fn from(e: GatewayError) -> Self {
+        Stop::Local(e)
+    }
+}
+
+fn abort(why: &'static str, ctx: &mut RequestCtx, outcome: &'static str) -> Stop {
+    ctx.outcome = outcome;
+    Stop::Abort(pingora::Error::explain(ErrorType::ConnectionClosed, why))
+}
+
+/// Resolves when the client has gone away (closed or reset its connection).
+/// Racing this against upstream work stops a vendor from generating (and
+/// billing) an answer nobody will read.
+async fn client_gone(session: &mut Session) {
+    loop {
+        match session.downstream_session.read_body_or_idle(true).await {
+            Err(_) => return,
+            // Unexpected extra bytes are not a hang-up; keep watching quietly.
+            Ok(_) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            start: Some(Instant::now()),
+            outcome: "ok",
+            ..Default::default()
+        }
+    }
+
+    async fn upstream_peer(&self, _s: &mut Session, _c: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        // Never reached: request_filter always answers the request.
+        Error::e_explain(InternalError, "llm-orchestrator answers every request in request_filter")
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let snap = self.state.snapshot.load_full();
+        match self.handle(session, ctx, &snap).await {
+            Ok(()) => Ok(true),
+            Err(Stop::Local(err)) => {
+                ctx.outcome = "error";
+                ctx.error = Some(err.message());
+                send_error(session, ctx, &err).await?;
+                Ok(true)
+            }
+            Err(Stop::Abort(e)) => Err(e),
+        }
+    }
+
+    fn suppress_error_log(&self, _s: &Session, _c: &RequestCtx, _e: &Error) -> bool {
+        // The request line below already says what happened.
+        true
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let latency = ctx.start.map(|s| s.elapsed()).unwrap_or_default();
+        let req = session.req_header();
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(ctx.status);
+        let ttfb_ms = ctx.ttfb.map(|t| t.as_micros() as f64 / 1000.0);
+        let error = e.map(|e| e.to_string()).or_else(|| ctx.error.take());
+        if ctx.route == "health" {
+            tracing::debug!(target: "request", method = %req.method, path = %req.uri.path(), status, "health check");
+            return;
+        }
+        tracing::info!(
+            target: "request",
+            method = %req.method,
+            path = %req.uri.path(),
+            status,
+            model = ctx.model.as_deref().unwrap_or("-"),
+            provider = ctx.provider.as_deref().unwrap_or("-"),
+            key = ctx.key.as_deref().unwrap_or("-"),
+            attempts = ctx.attempts,
+            stream = ctx.stream,
+            latency_ms = latency.as_micros() as f64 / 1000.0,
+            ttfb_ms,
+            outcome = ctx.outcome,
+            error = error.as_deref(),
+            "request"
+        );
+    }
+}
+
+impl Gateway {
+    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx, snap: &Arc<Snapshot>) -> Result<(), Stop> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        match path.as_str() {
+            "/health" => {
+                ctx.route = "health";
+                if method != Method::GET && method != Method::HEAD {
+                    return Err(not_allowed("GET", &method, &path));
+                }
+                let body = serde_json::json!({
+                    "status": "ok",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "providers": snap.provider_count(),
+                });
+                send_json(session, ctx, 200, Bytes::from(body.to_string())).await
+            }
+            "/v1/models" => {
+                ctx.route = "models";
+                if method != Method::GET {
+                    return Err(not_allowed("GET", &method, &path));
+                }
+                authorize(session, snap)?;
+                send_json(session, ctx, 200, snap.models_body.clone()).await
+            }
+            "/v1/chat/completions" => {
+                ctx.route = "chat";
+                if method != Method::POST {
+                    return Err(not_allowed("POST", &method, &path));
+                }
+                authorize(session, snap)?;
+                self.chat(session, ctx, snap).await
+            }
+            _ => Err(GatewayError::NotFound {
+                method: method.to_string(),
+                path,
+            }
+            .into()),
+        }
+    }
+
+    async fn chat(&self, session: &mut Session, ctx: &mut RequestCtx, snap: &Arc<Snapshot>) -> Result<(), Stop> {
+        let body = read_body(session, snap.max_body_bytes, ctx).await?;
+        let probe: ChatRequestProbe = serde_json::from_slice(&body).map_err(|e| GatewayError::BadRequest {
+            message: format!("The request body is not valid JSON for a chat completion: {e}"),
+            param: None,
+        })?;
+        let model = match probe.model {
+            Some(serde_json::Value::String(m)) if !m.is_empty() => m,
+            Some(_) => {
+                return Err(GatewayError::BadRequest {
+                    message: "`model` must be a non-empty string".into(),
+                    param: Some("model"),
+                }
+                .into())
+            }
+            None => {
+                return Err(GatewayError::BadRequest {
+                    message: "you must provide a model parameter".into(),
+                    param: Some("model"),
+                }
+                .into())
+            }
+        };
+        let stream = match probe.stream {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => b,
+            Some(_) => {
+                return Err(GatewayError::BadRequest {
+                    message: "`stream` must be a boolean".into(),
+                    param: Some("stream"),
+                }
+                .into())
+            }
+        };
+        ctx.stream = stream;
+        ctx.model = Some(model.clone());
+        let route = snap
+            .route(&model)
+            .ok_or_else(|| GatewayError::ModelNotFound(model.clone()))?;
+
+        let deadline = tokio::time::Instant::now() + snap.routing.request_timeout;
+        let request = failover::ChatRequest {
+            client_model: &model,
+            route: &route,
+            body,
+            stream,
+            deadline,
+        };
+        let chosen = tokio::select! {
+            r = failover::run(&self.state, snap, &request, ctx) => r?,
+            _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
+        };
+        relay::relay(&self.state, session, ctx, chosen, deadline).await
+    }
+}
+
+fn not_allowed(allow: &'static str, method: &Method, path: &str) -> Stop {
+    GatewayError::MethodNotAllowed {
+        allow,
+        method: method.to_string(),
+        path: path.to_string(),
+    }
+    .into()
+}
+
+fn authorize(session: &Session, snap: &Snapshot) -> Result<(), Stop> {
+    let Some(expected) = snap.auth_token.as_deref() else {
+        // No token configured: only this machine may use the gateway.
+        let loopback = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .is_some_and(|a| a.ip().is_loopback());
+        return if loopback {
+            Ok(())
+        } else {
+            Err(GatewayError::Unauthorized(
+                "AUTH_TOKEN is not configured on this gateway, so only loopback clients are accepted",
+            )
+            .into())
+        };
+    };
+    let presented = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .and_then(|v| {
+            let (scheme, token) = (v.get(..7)?, v.get(7..)?);
+            scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+        });
+    match presented {
+        None => Err(GatewayError::Unauthorized(
+            "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
+        )
+        .into()),
+        Some(token) if bool::from(token.ct_eq(expected.as_bytes())) => Ok(()),
+        Some(_) => Err(GatewayError::Unauthorized("Incorrect bearer token").into()),
+    }
+}
+
+async fn read_body(session: &mut Session, limit: usize, ctx: &mut RequestCtx) -> Result<Bytes, Stop> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::BodyTooLarge { limit }.into());
+    }
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                let have = first.as_ref().map_or(0, Bytes::len) + rest.len();
+                if have + chunk.len() > limit {
+                    return Err(GatewayError::BodyTooLarge { limit }.into());
+                }
+                // The common case is one chunk: keep it without copying.
+                match &first {
+                    None => first = Some(chunk),
+                    Some(f) => {
+                        if rest.is_empty() {
+                            rest.reserve(declared.unwrap_or(2 * f.len()).min(limit));
+                            rest.extend_from_slice(f);
+                        }
+                        rest.extend_from_slice(&chunk);
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return Err(abort("client closed the connection while sending the body", ctx, "client_gone")),
+        }
+    }
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        rest.freeze()
+    })
+}
+
+async fn send_json(session: &mut Session, ctx: &mut RequestCtx, status: u16, body: Bytes) -> Result<(), Stop> {
+    write_whole(session, ctx, status, body, &[]).await
+}
+
+async fn send_error(session: &mut Session, ctx: &mut RequestCtx, err: &GatewayError) -> Result<()> {
+    // The request body may be unread (early 401/404/413): don't let its bytes
+    // be parsed as the next request on this connection.
+    if !session.is_body_done() {
+        session.set_keepalive(None);
+    }
+    match write_whole(session, ctx, err.status(), err.body(), &err.headers()).await {
+        Ok(()) => Ok(()),
+        Err(Stop::Abort(e)) => Err(e),
+        Err(Stop::Local(_)) => Ok(()),
+    }
+}
+
+async fn write_whole(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    body: Bytes,
+    headers: &[(&'static str, String)],
+) -> Result<(), Stop> {
+    ctx.status = status;
+    let build = || -> Result<ResponseHeader> {
+        let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
+        resp.insert_header("content-type", "application/json")?;
+        resp.insert_header("content-length", body.len())?;
+        for (k, v) in headers {
+            resp.insert_header(*k, v.as_str())?;
+        }
+        Ok(resp)
+    };
+    let resp = build().map_err(Stop::Abort)?;
+    let head_only = session.req_header().method == Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await
+        .map_err(Stop::Abort)?;
+    if !head_only {
+        session
+            .write_response_body(Some(body), true)
+            .await
+            .map_err(Stop::Abort)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! One upstream attempt: connect (pooled), send the request, wait for the
+//! status and the first body bytes, and classify what happened.
+//!
+//! The response is only committed to the client once the first body bytes
+//! arrived, so a vendor that sends `200` headers and then dies can still be
+//! failed over.
+
+use super::dns::DnsCache;
+use crate::config::{ApiKey, Provider};
+use bytes::{Bytes, BytesMut};
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::ErrorType;
+use std::time::Duration;
+use tokio::time::{timeout_at, Instant};
+
+/// Largest error body kept for relaying to the client.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// How long an idle pooled upstream connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// An upstream that answered 2xx and produced its first body bytes.
+pub struct Committed {
+    pub session: HttpSession,
+    pub peer: HttpPeer,
+    pub header: ResponseHeader,
+    pub first: Option<Bytes>,
+    /// The body already ended (with `first`).
+    pub done: bool,
+}
+
+pub enum Outcome {
+    Success(Box<Committed>),
+    Status {
+        status: u16,
+        body: Bytes,
+        retry_after: Option<Duration>,
+    },
+    /// Connect, DNS or TLS failure.
+    Connect(String),
+    /// Nothing (or not enough) within the first-byte timeout or the deadline.
+    Timeout(String),
+    /// The connection broke or spoke garbage before the first body bytes.
+    Broken(String),
+}
+
+pub struct AttemptInput<'a> {
+    pub provider: &'a Provider,
+    pub key: Option<&'a ApiKey>,
+    pub path: &'a str,
+    pub body: Bytes,
+    pub stream: bool,
+    pub deadline: Instant,
+}
+
+fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>> {
+    let ep = &input.provider.endpoint;
+    let mut req = RequestHeader::build("POST", input.path.as_bytes(), Some(8))?;
+    req.insert_header("host", ep.host_header.as_str())?;
+    req.insert_header("content-type", "application/json")?;
+    req.insert_header("content-length", input.body.len())?;
+    req.insert_header(
+        "accept",
+        if input.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        },
+    )?;
+    // The gateway reads (and later translates) the body: no compression.
+    req.insert_header("accept-encoding", "identity")?;
+    req.insert_header("user-agent", concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION")))?;
+    if let Some(key) = input.key {
+        req.insert_header("authorization", key.bearer().clone())?;
+    }
+    Ok(Box::new(req))
+}
+
+fn classify_error(e: &pingora::Error, stage: &str) -> Outcome {
+    let msg = format!("{stage}: {e}");
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            Outcome::Timeout(msg)
+        }
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::BindError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError
+        | ErrorType::ConnectProxyFailure => Outcome::Connect(msg),
+        _ => Outcome::Broken(msg),
+    }
+}
+
+fn retry_after(header: &ResponseHeader) -> Option<Duration> {
+    let v = header.headers.get("retry-after")?.to_str().ok()?.trim();
+    // Seconds (possibly fractional, as some vendors send); HTTP dates are rare
+    // from LLM vendors and fall back to the configured default.
+    let secs: f64 = v.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Run one attempt against `input.provider` with `input.key`.
+pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<'_>) -> Outcome {
+    let p = input.provider;
+    let deadline = input.deadline;
+    let addr = match timeout_at(deadline, dns.resolve(&p.endpoint)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Outcome::Connect(e),
+        Err(_) => return Outcome::Timeout("deadline passed while resolving the host".into()),
+    };
+    let mut peer = HttpPeer::new(addr, p.endpoint.tls, p.endpoint.host.clone());
+    peer.options.connection_timeout = Some(p.timeouts.connect);
+    peer.options.total_connection_timeout = Some(p.timeouts.connect);
+    peer.options.idle_timeout = Some(POOL_IDLE);
+    peer.options.write_timeout = Some(p.timeouts.idle);
+
+    let req = match build_request(&input) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Broken(format!("building the request: {e}")),
+    };
+
+    // A pooled connection may have been closed by the vendor while idle; such
+    // a failure before any response byte is retried on another connection
+    // without counting as an attempt.
+    for _ in 0..3 {
+        let (mut session, reused) = match timeout_at(deadline, connector.get_http_session(&peer)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return classify_error(&e, "connect"),
+            Err(_) => return Outcome::Timeout("deadline passed while connecting".into()),
+        };
+        let sent = timeout_at(deadline, async {
+            session.write_request_header(req.clone()).await?;
+            session.write_request_body(input.body.clone(), true).await?;
+            session.finish_request_body().await
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if reused => {
+                tracing::debug!(provider = %p.name, error = %e, "stale pooled connection, reconnecting");
+                continue;
+            }
+            Ok(Err(e)) => return classify_error(&e, "sending the request"),
+            Err(_) => return Outcome::Timeout("deadline passed while sending the request".into()),
+        }
+
+        session.set_read_timeout(Some(p.timeouts.first_byte));
+        match timeout_at(deadline, session.read_response_header()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if reused && e.etype() == &ErrorType::ConnectionClosed => {
+                tracing::debug!(provider = %p.name, error = %e, "stale pooled connection, reconnecting");
+                continue;
+            }
+            Ok(Err(e)) => return classify_error(&e, "waiting for the response"),
+            Err(_) => return Outcome::Timeout("deadline passed before the response".into()),
+        }
+        return after_header(connector, session, peer, deadline, p.timeouts.idle).await;
+    }
+    Outcome::Broken("every pooled connection was stale".into())
+}
+
+async fn after_header(
+    connector: &Connector,
+    mut session: HttpSession,
+    peer: HttpPeer,
+    deadline: Instant,
+    idle: Duration,
+) -> Outcome {
+    let header = match session.response_header() {
+        Some(h) => h.clone(),
+        None => return Outcome::Broken("response without a header".into()),
+    };
+    let status = header.status.as_u16();
+    session.set_read_timeout(Some(idle));
+
+    if (200..300).contains(&status) {
+        return match timeout_at(deadline, session.read_response_body()).await {
+            Ok(Ok(first)) => {
+                let done = first.is_none() || session.response_done();
+                Outcome::Success(Box::new(Committed {
+                    session,
+                    peer,
+                    header,
+                    first,
+                    done,
+                }))
+            }
+            Ok(Err(e)) => classify_error(&e, "reading the first body bytes"),
+            Err(_) => Outcome::Timeout("deadline passed before the first body bytes".into()),
+        };
+    }
+
+    // An error answer: keep (a bounded prefix of) its body for the client.
+    let mut body = BytesMut::new();
+    let mut complete = false;
+    while let Ok(Ok(chunk)) = timeout_at(deadline, session.read_response_body()).await {
+        match chunk {
+            Some(c) => {
+                let room = ERROR_BODY_LIMIT.saturating_sub(body.len());
+                body.extend_from_slice(&c[..c.len().min(room)]);
+                if body.len() >= ERROR_BODY_LIMIT {
+                    break;
+                }
+            }
+            None => {
+                complete = true;
+                break;
+            }
+        }
+    }
+    if complete {
+        connector.release_http_session(session, &peer, Some(POOL_IDLE)).await;
+    }
+    Outcome::Status {
+        status,
+        body: body.freeze(),
+        retry_after: retry_after(&header),
+    }
+}

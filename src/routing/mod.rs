@@ -1,0 +1,231 @@
+//! Choosing where a request goes: which providers serve a model, which one
+//! to try next (weighted, through pingora-load-balancing), which key to use.
+//!
+//! Routes are computed from an immutable snapshot, so a [`Route`] is plain
+//! data plus a prebuilt weighted selector; the only mutable state on this
+//! path is a provider's round-robin counter and the key cooldown atomics.
+
+use crate::config::{ApiKey, Provider};
+use arc_swap::ArcSwap;
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora_load_balancing::selection::algorithms::Random;
+use pingora_load_balancing::selection::weighted::Weighted;
+use pingora_load_balancing::selection::{BackendSelection, UniqueIterator};
+use pingora_load_balancing::{Backend, Extensions};
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A served-model pattern: an exact name or a glob with `*` and `?`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelPattern {
+    Exact(String),
+    Glob(String),
+}
+
+impl ModelPattern {
+    pub fn parse(s: &str) -> Option<ModelPattern> {
+        let s = s.trim();
+        if s.is_empty() {
+            None
+        } else if s.contains(['*', '?']) {
+            Some(ModelPattern::Glob(s.to_string()))
+        } else {
+            Some(ModelPattern::Exact(s.to_string()))
+        }
+    }
+
+    pub fn exact(&self) -> Option<&str> {
+        match self {
+            ModelPattern::Exact(s) => Some(s),
+            ModelPattern::Glob(_) => None,
+        }
+    }
+
+    pub fn matches(&self, model: &str) -> bool {
+        match self {
+            ModelPattern::Exact(s) => s == model,
+            ModelPattern::Glob(g) => glob_match(g.as_bytes(), model.as_bytes()),
+        }
+    }
+}
+
+/// Iterative wildcard match (`*` any run, `?` one byte) with backtracking
+/// to the last star: linear in practice, no recursion.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// The providers that can serve one model, and a weighted selector over them.
+pub struct Route {
+    /// The model name after alias resolution.
+    pub model: String,
+    /// Provider indexes into the snapshot's provider list.
+    pub candidates: Vec<usize>,
+    selector: Arc<Weighted<Random>>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("model", &self.model)
+            .field("candidates", &self.candidates)
+            .finish()
+    }
+}
+
+/// pingora-load-balancing identifies a backend by (address, weight) only, so
+/// each provider gets a synthetic address that encodes its index; the
+/// selector never connects anywhere, it only chooses.
+fn backend_for(index: usize, weight: u32) -> Backend {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, index as u16));
+    Backend {
+        addr: PingoraAddr::Inet(addr),
+        weight: weight as usize,
+        ext: Extensions::new(),
+    }
+}
+
+fn index_of(backend: &Backend) -> Option<usize> {
+    match &backend.addr {
+        PingoraAddr::Inet(a) => Some(a.port() as usize),
+        _ => None,
+    }
+}
+
+impl Route {
+    /// `None` when no enabled provider serves `model`.
+    pub fn build(model: &str, providers: &[Arc<Provider>]) -> Option<Route> {
+        let candidates: Vec<usize> = providers
+            .iter()
+            .filter(|p| p.enabled && p.serves(model))
+            // The selector stores indexes as u16.
+            .filter(|p| p.index <= u16::MAX as usize)
+            .map(|p| p.index)
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let backends: BTreeSet<Backend> = candidates
+            .iter()
+            .map(|&i| backend_for(i, providers[i].weight))
+            .collect();
+        Some(Route {
+            model: model.to_string(),
+            candidates,
+            selector: Arc::new(Weighted::<Random>::build(&backends)),
+        })
+    }
+
+    /// Weighted random choice among candidates that `accept` allows (not yet
+    /// tried, has a usable key). The first draw follows the weights exactly;
+    /// when it is refused, pingora's iterator falls back to a uniform walk,
+    /// and a final scan guarantees an acceptable candidate is never missed.
+    pub fn pick(&self, accept: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut iter = UniqueIterator::new(self.selector.iter(b""), self.candidates.len() * 2 + 2);
+        while let Some(b) = iter.get_next() {
+            if let Some(i) = index_of(&b) {
+                if accept(i) {
+                    return Some(i);
+                }
+            }
+        }
+        self.candidates.iter().copied().find(|&i| accept(i))
+    }
+}
+
+/// Lock-free read cache of routes for names not known at build time
+/// (catch-all and glob providers). Bounded so a client inventing model names
+/// cannot grow it without limit.
+#[derive(Default)]
+pub struct RouteCache {
+    map: ArcSwap<HashMap<String, Option<Arc<Route>>>>,
+}
+
+impl std::fmt::Debug for RouteCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RouteCache({} entries)", self.map.load().len())
+    }
+}
+
+const ROUTE_CACHE_LIMIT: usize = 1024;
+
+impl RouteCache {
+    pub fn get_or_build(&self, model: &str, build: impl FnOnce() -> Option<Route>) -> Option<Arc<Route>> {
+        if let Some(hit) = self.map.load().get(model) {
+            return hit.clone();
+        }
+        let built = build().map(Arc::new);
+        if self.map.load().len() < ROUTE_CACHE_LIMIT {
+            self.map.rcu(|m| {
+                let mut m = HashMap::clone(m);
+                m.insert(model.to_string(), built.clone());
+                m
+            });
+        }
+        built
+    }
+}
+
+/// Choose the next key of `provider`: round-robin over keys that are not
+/// cooling down and were not tried in this request (`tried(i)`).
+/// `Ok(None)` means a keyless provider; `Err(())` means no key is usable.
+pub fn pick_key(
+    provider: &Provider,
+    now_ms: u64,
+    tried: impl Fn(usize) -> bool,
+) -> Result<Option<usize>, ()> {
+    let n = provider.keys.len();
+    if n == 0 {
+        return if tried(0) { Err(()) } else { Ok(None) };
+    }
+    let start = provider.next_key.fetch_add(1, Ordering::Relaxed);
+    for step in 0..n {
+        let i = (start + step) % n;
+        if !tried(i) && provider.keys[i].state.available(now_ms) {
+            return Ok(Some(i));
+        }
+    }
+    Err(())
+}
+
+/// Does the provider have any key usable now (ignoring this request's tries)?
+pub fn has_usable_key(provider: &Provider, now_ms: u64) -> bool {
+    provider.keys.is_empty() || provider.keys.iter().any(|k: &ApiKey| k.state.available(now_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_shell_patterns() {
+        let g = |p: &str, t: &str| glob_match(p.as_bytes(), t.as_bytes());
+        assert!(g("gpt-4o*", "gpt-4o"));
+        assert!(g("gpt-4o*", "gpt-4o-mini"));
+        assert!(!g("gpt-4o*", "gpt-4"));
+        assert!(g("*-mini", "o3-mini"));
+        assert!(g("claude-?-opus*", "claude-3-opus-2024"));
+        assert!(g("a*b*c", "axxbyyc"));
+        assert!(!g("a*b*c", "axxbyy"));
+        assert!(g("*", ""));
+    }
+}
