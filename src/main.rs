@@ -9,21 +9,30 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let check = cli.check || matches!(cli.command, Some(Command::Check));
     let registry = HealthRegistry::new();
-    let (process, snapshot, source) = match server::load_and_compile(cli.config.as_deref(), &registry) {
-        Ok(loaded) => loaded,
-        Err(errs) => {
-            eprintln!("configuration is invalid ({} error{}):", errs.0.len(), if errs.0.len() == 1 { "" } else { "s" });
-            for e in &errs.0 {
-                eprintln!("  {e}");
+    let (process, snapshot, source) =
+        match server::load_and_compile(cli.config.as_deref(), &registry) {
+            Ok(loaded) => loaded,
+            Err(errs) => {
+                eprintln!(
+                    "configuration is invalid ({} error{}):",
+                    errs.0.len(),
+                    if errs.0.len() == 1 { "" } else { "s" }
+                );
+                for e in &errs.0 {
+                    eprintln!("  {e}");
+                }
+                return ExitCode::FAILURE;
             }
-            return ExitCode::FAILURE;
-        }
-    };
+        };
     if check {
         println!(
             "configuration OK ({source}): {} provider{}",
             snapshot.provider_count(),
-            if snapshot.provider_count() == 1 { "" } else { "s" }
+            if snapshot.provider_count() == 1 {
+                ""
+            } else {
+                "s"
+            }
         );
         return ExitCode::SUCCESS;
     }

@@ -37,7 +37,12 @@ pub fn listen_addr(process: &ProcessSettings) -> Result<String, String> {
     Ok(fmt(port))
 }
 
-pub fn build(process: &ProcessSettings, snapshot: Snapshot, registry: Arc<HealthRegistry>, addr: &str) -> Server {
+pub fn build(
+    process: &ProcessSettings,
+    snapshot: Snapshot,
+    registry: Arc<HealthRegistry>,
+    addr: &str,
+) -> Server {
     let mut conf = ServerConf::default();
     conf.threads = if process.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -51,7 +56,8 @@ pub fn build(process: &ProcessSettings, snapshot: Snapshot, registry: Arc<Health
     // from pinning a thread while others idle.
     conf.work_stealing = true;
 
-    let connector = pingora::connectors::http::Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
+    let connector =
+        pingora::connectors::http::Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
     let state = GatewayState::new(snapshot, registry, connector);
 
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);

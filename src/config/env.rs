@@ -7,7 +7,11 @@ use std::str::FromStr;
 
 const SOURCE: &str = "environment";
 
-pub fn apply_env(cfg: &mut FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut ConfigErrors) {
+pub fn apply_env(
+    cfg: &mut FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut ConfigErrors,
+) {
     let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
 
     if let Some(v) = get("APP_NAME") {
@@ -41,9 +45,24 @@ pub fn apply_env(cfg: &mut FileConfig, env: &dyn Fn(&str) -> Option<String>, err
         cfg.log.file = v;
     }
     parse_bool(&get, "HEALTH_CHECK_ENABLED", &mut cfg.health.enabled, errs);
-    parse_into(&get, "HEALTH_CHECK_INTERVAL", &mut cfg.health.interval_secs, errs);
-    parse_into(&get, "HEALTH_CHECK_MAX_ERRORS", &mut cfg.health.max_errors, errs);
-    parse_into(&get, "HEALTH_CHECK_RETRY_HOURS", &mut cfg.health.retry_hours, errs);
+    parse_into(
+        &get,
+        "HEALTH_CHECK_INTERVAL",
+        &mut cfg.health.interval_secs,
+        errs,
+    );
+    parse_into(
+        &get,
+        "HEALTH_CHECK_MAX_ERRORS",
+        &mut cfg.health.max_errors,
+        errs,
+    );
+    parse_into(
+        &get,
+        "HEALTH_CHECK_RETRY_HOURS",
+        &mut cfg.health.retry_hours,
+        errs,
+    );
 }
 
 fn parse_into<T: FromStr>(

@@ -194,11 +194,17 @@ pub fn compile(
         e.push(
             source,
             "server.host",
-            format!("{:?} is not an IP address (or `localhost`)", file.server.host),
+            format!(
+                "{:?} is not an IP address (or `localhost`)",
+                file.server.host
+            ),
         );
     }
     let env_name = file.app.env.to_ascii_lowercase();
-    if !matches!(env_name.as_str(), "development" | "production" | "dev" | "prod" | "test") {
+    if !matches!(
+        env_name.as_str(),
+        "development" | "production" | "dev" | "prod" | "test"
+    ) {
         e.push(
             source,
             "app.env",
@@ -219,7 +225,10 @@ pub fn compile(
         e.push(
             source,
             "database.type",
-            format!("{:?} is not supported; the only type is `sqlite`", file.database.kind),
+            format!(
+                "{:?} is not supported; the only type is `sqlite`",
+                file.database.kind
+            ),
         );
     }
     if !file.database.url.starts_with("sqlite:") {
@@ -229,29 +238,60 @@ pub fn compile(
             "must look like sqlite:///./data/llm_orchestrator.db",
         );
     }
-    if file.redis.enabled && !file.redis.url.starts_with("redis://") && !file.redis.url.starts_with("rediss://") {
+    if file.redis.enabled
+        && !file.redis.url.starts_with("redis://")
+        && !file.redis.url.starts_with("rediss://")
+    {
         e.push(source, "redis.url", "must start with redis:// or rediss://");
     }
     if file.health.max_errors == 0 {
         e.push(source, "health.max_errors", "must be at least 1");
     }
     if !(file.health.retry_hours.is_finite() && file.health.retry_hours >= 0.0) {
-        e.push(source, "health.retry_hours", "must be a non-negative number");
+        e.push(
+            source,
+            "health.retry_hours",
+            "must be a non-negative number",
+        );
     }
 
     // --- hot settings
     let max_body = file.server.max_body_bytes;
     if max_body == 0 || max_body > 1 << 30 {
-        e.push(source, "server.max_body_bytes", "must be between 1 and 1073741824");
+        e.push(
+            source,
+            "server.max_body_bytes",
+            "must be between 1 and 1073741824",
+        );
     }
     let r = &file.routing;
     if r.max_attempts == 0 || r.max_attempts > 20 {
         e.push(source, "routing.max_attempts", "must be between 1 and 20");
     }
-    let request_timeout = secs(e, source, "routing.request_timeout_secs", r.request_timeout_secs);
-    let rate_limit_cooldown = secs(e, source, "routing.rate_limit_cooldown_secs", r.rate_limit_cooldown_secs);
-    let max_retry_after = secs(e, source, "routing.max_retry_after_secs", r.max_retry_after_secs);
-    let auth_failure_cooldown = secs(e, source, "routing.auth_failure_cooldown_secs", r.auth_failure_cooldown_secs);
+    let request_timeout = secs(
+        e,
+        source,
+        "routing.request_timeout_secs",
+        r.request_timeout_secs,
+    );
+    let rate_limit_cooldown = secs(
+        e,
+        source,
+        "routing.rate_limit_cooldown_secs",
+        r.rate_limit_cooldown_secs,
+    );
+    let max_retry_after = secs(
+        e,
+        source,
+        "routing.max_retry_after_secs",
+        r.max_retry_after_secs,
+    );
+    let auth_failure_cooldown = secs(
+        e,
+        source,
+        "routing.auth_failure_cooldown_secs",
+        r.auth_failure_cooldown_secs,
+    );
 
     let overrides = compile_overrides(e, source, "overrides", &file.overrides);
 
@@ -278,7 +318,11 @@ pub fn compile(
     for (i, p) in file.providers.iter().enumerate() {
         let at = format!("providers[{i}]");
         if !names.insert(p.name.clone()) {
-            e.push(source, format!("{at}.name"), format!("duplicate provider name {:?}", p.name));
+            e.push(
+                source,
+                format!("{at}.name"),
+                format!("duplicate provider name {:?}", p.name),
+            );
         }
         if let Some(provider) = compile_provider(e, source, &at, i, p, env, registry) {
             providers.push(Arc::new(provider));
@@ -309,7 +353,11 @@ pub fn compile(
     let mut known: BTreeSet<String> = BTreeSet::new();
     for p in &providers {
         known.extend(p.model_map.keys().cloned());
-        known.extend(p.models.iter().filter_map(|m| m.exact().map(str::to_string)));
+        known.extend(
+            p.models
+                .iter()
+                .filter_map(|m| m.exact().map(str::to_string)),
+        );
     }
     known.extend(aliases.values().cloned());
     let mut routes = HashMap::new();
@@ -344,7 +392,11 @@ fn secs(e: &mut ConfigErrors, source: &str, key: &str, v: f64) -> Duration {
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Duration::from_secs_f64(v)
     } else {
-        e.push(source, key, format!("{v} is not a number of seconds in (0, 86400]"));
+        e.push(
+            source,
+            key,
+            format!("{v} is not a number of seconds in (0, 86400]"),
+        );
         Duration::from_secs(1)
     }
 }
@@ -368,11 +420,12 @@ fn compile_overrides(
             );
         }
     }
-    let conv = |m: &std::collections::BTreeMap<String, toml::Value>| -> Vec<(String, serde_json::Value)> {
-        m.iter()
-            .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
-            .collect()
-    };
+    let conv =
+        |m: &std::collections::BTreeMap<String, toml::Value>| -> Vec<(String, serde_json::Value)> {
+            m.iter()
+                .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
+                .collect()
+        };
     Overrides::new(conv(&o.set), conv(&o.default), o.drop.clone())
 }
 
@@ -388,7 +441,9 @@ fn compile_provider(
     let before = e.0.len();
     let name_ok = !p.name.is_empty()
         && p.name.len() <= 64
-        && p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && p.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !name_ok {
         e.push(
             source,
@@ -437,11 +492,18 @@ fn compile_provider(
                         v
                     }
                     _ => {
-                        e.push(source, key_at, "API key contains spaces or characters not allowed in an HTTP header");
+                        e.push(
+                            source,
+                            key_at,
+                            "API key contains spaces or characters not allowed in an HTTP header",
+                        );
                         continue;
                     }
                 };
-                if keys.iter().any(|existing: &ApiKey| existing.secret == secret) {
+                if keys
+                    .iter()
+                    .any(|existing: &ApiKey| existing.secret == secret)
+                {
                     e.push(source, key_at, "duplicate API key in this provider");
                     continue;
                 }
@@ -471,13 +533,21 @@ fn compile_provider(
     for (m, pat) in p.models.iter().enumerate() {
         match ModelPattern::parse(pat) {
             Some(pattern) => models.push(pattern),
-            None => e.push(source, format!("{at}.models[{m}]"), "model pattern must not be empty"),
+            None => e.push(
+                source,
+                format!("{at}.models[{m}]"),
+                "model pattern must not be empty",
+            ),
         }
     }
     let mut model_map = HashMap::new();
     for (from, to) in &p.model_map {
         if from.trim().is_empty() || to.trim().is_empty() {
-            e.push(source, format!("{at}.model_map"), "model names must not be empty");
+            e.push(
+                source,
+                format!("{at}.model_map"),
+                "model names must not be empty",
+            );
         } else {
             model_map.insert(from.clone(), to.clone());
         }
@@ -485,10 +555,25 @@ fn compile_provider(
     let overrides = compile_overrides(e, source, &format!("{at}.overrides"), &p.overrides);
     let t = &p.timeouts;
     let timeouts = Timeouts {
-        connect: secs(e, source, &format!("{at}.timeouts.connect_secs"), t.connect_secs),
-        first_byte: secs(e, source, &format!("{at}.timeouts.first_byte_secs"), t.first_byte_secs),
+        connect: secs(
+            e,
+            source,
+            &format!("{at}.timeouts.connect_secs"),
+            t.connect_secs,
+        ),
+        first_byte: secs(
+            e,
+            source,
+            &format!("{at}.timeouts.first_byte_secs"),
+            t.first_byte_secs,
+        ),
         idle: secs(e, source, &format!("{at}.timeouts.idle_secs"), t.idle_secs),
-        total: secs(e, source, &format!("{at}.timeouts.total_secs"), t.total_secs),
+        total: secs(
+            e,
+            source,
+            &format!("{at}.timeouts.total_secs"),
+            t.total_secs,
+        ),
     };
 
     if e.0.len() != before {
@@ -533,12 +618,20 @@ pub fn parse_base_url(url: &str) -> Result<Endpoint, String> {
         .authority()
         .ok_or_else(|| format!("{url:?} has no host"))?;
     if authority.as_str().contains('@') {
-        return Err(format!("{url:?}: credentials in the URL are not allowed; use api_keys"));
+        return Err(format!(
+            "{url:?}: credentials in the URL are not allowed; use api_keys"
+        ));
     }
     if uri.query().is_some() {
-        return Err(format!("{url:?}: a query string is not allowed in base_url"));
+        return Err(format!(
+            "{url:?}: a query string is not allowed in base_url"
+        ));
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     if host.is_empty() {
         return Err(format!("{url:?} has no host"));
     }
@@ -588,7 +681,12 @@ mod tests {
 
     fn compile_str(text: &str) -> Result<(ProcessSettings, Snapshot), ConfigErrors> {
         let file = super::super::parse_toml(text, "test.toml")?;
-        compile(&file, "test.toml", &|v| (v == "KEY_FROM_ENV").then(|| "sk-env-0123456789".into()), &HealthRegistry::default())
+        compile(
+            &file,
+            "test.toml",
+            &|v| (v == "KEY_FROM_ENV").then(|| "sk-env-0123456789".into()),
+            &HealthRegistry::default(),
+        )
     }
 
     #[test]
@@ -638,7 +736,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_a_location() {
-        let errs = compile_str("[[providers]]\nname = \"a\"\nwieght = 3\n").err().expect("typo");
+        let errs = compile_str("[[providers]]\nname = \"a\"\nwieght = 3\n")
+            .err()
+            .expect("typo");
         let text = errs.to_string();
         assert!(text.contains("test.toml:3:"), "{text}");
         assert!(text.contains("wieght"), "{text}");
@@ -689,11 +789,19 @@ mod tests {
         let r = snap.route("fast").expect("alias routes");
         assert_eq!(r.model, "gpt-4o-mini");
         assert_eq!(r.candidates.len(), 2);
-        assert_eq!(snap.providers[1].upstream_model("gpt-4o-mini"), "llama-3-8b");
+        assert_eq!(
+            snap.providers[1].upstream_model("gpt-4o-mini"),
+            "llama-3-8b"
+        );
         assert_eq!(snap.route("gpt-4o-2024").expect("glob").candidates, vec![0]);
         assert!(snap.route("claude").is_none());
         let models: serde_json::Value = serde_json::from_slice(&snap.models_body).expect("json");
-        let ids: Vec<&str> = models["data"].as_array().expect("list").iter().filter_map(|m| m["id"].as_str()).collect();
+        let ids: Vec<&str> = models["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect();
         assert_eq!(ids, vec!["gpt-4o-mini", "llama-3", "fast"]);
     }
 }

@@ -51,7 +51,9 @@ mod tests {
 
     #[test]
     fn recognises_openai_errors() {
-        assert!(is_error_body(br#"{"error":{"message":"x","type":"server_error"}}"#));
+        assert!(is_error_body(
+            br#"{"error":{"message":"x","type":"server_error"}}"#
+        ));
         assert!(!is_error_body(b"<html>503</html>"));
         assert!(!is_error_body(br#"{"error":"flat string"}"#));
     }

@@ -11,7 +11,11 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    pub fn new(set: Vec<(String, Value)>, default: Vec<(String, Value)>, drop: Vec<String>) -> Self {
+    pub fn new(
+        set: Vec<(String, Value)>,
+        default: Vec<(String, Value)>,
+        drop: Vec<String>,
+    ) -> Self {
         Overrides { set, default, drop }
     }
 
@@ -45,7 +49,10 @@ mod tests {
     fn set_default_and_drop() {
         let o = Overrides::new(
             vec![("max_tokens".into(), json!(100))],
-            vec![("temperature".into(), json!(0.2)), ("user".into(), json!("gw"))],
+            vec![
+                ("temperature".into(), json!(0.2)),
+                ("user".into(), json!("gw")),
+            ],
             vec!["logit_bias".into()],
         );
         let mut body = json!({"max_tokens": 4000, "user": "alice", "logit_bias": {"1": 2}})

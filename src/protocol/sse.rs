@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn keeps_the_partial_tail() {
         let mut s = EventSplitter::default();
-        assert_eq!(s.push(b"data: 1\n\ndata: 2").as_deref(), Some(&b"data: 1\n\n"[..]));
+        assert_eq!(
+            s.push(b"data: 1\n\ndata: 2").as_deref(),
+            Some(&b"data: 1\n\n"[..])
+        );
         assert_eq!(s.pending(), b"data: 2");
         assert_eq!(s.push(b"\n").as_deref(), None);
         assert_eq!(s.push(b"\n").as_deref(), Some(&b"data: 2\n\n"[..]));

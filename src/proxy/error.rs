@@ -7,18 +7,41 @@ use bytes::Bytes;
 #[derive(Debug)]
 pub enum GatewayError {
     Unauthorized(&'static str),
-    NotFound { method: String, path: String },
-    MethodNotAllowed { allow: &'static str, method: String, path: String },
-    BadRequest { message: String, param: Option<&'static str> },
-    BodyTooLarge { limit: usize },
+    NotFound {
+        method: String,
+        path: String,
+    },
+    MethodNotAllowed {
+        allow: &'static str,
+        method: String,
+        path: String,
+    },
+    BadRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
+    BodyTooLarge {
+        limit: usize,
+    },
     ModelNotFound(String),
     /// Nothing could be tried: every candidate's keys are cooling down.
-    NoUsableProvider { model: String, rate_limited: bool, retry_after_secs: u64 },
+    NoUsableProvider {
+        model: String,
+        rate_limited: bool,
+        retry_after_secs: u64,
+    },
     /// The vendor's own answer, relayed (4xx without failover, or the last
     /// error once every candidate failed).
-    Upstream { status: u16, body: Bytes, provider: String },
+    Upstream {
+        status: u16,
+        body: Bytes,
+        provider: String,
+    },
     /// No vendor answered usefully: connection errors or timeouts.
-    UpstreamFailed { status: u16, message: String },
+    UpstreamFailed {
+        status: u16,
+        message: String,
+    },
 }
 
 impl GatewayError {

@@ -53,12 +53,15 @@ fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Byte
     if upstream_model == req.client_model && snap.overrides.is_empty() && p.overrides.is_empty() {
         return Ok(req.body.clone());
     }
-    let mut obj: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&req.body).map_err(|e| GatewayError::BadRequest {
+    let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&req.body)
+        .map_err(|e| GatewayError::BadRequest {
             message: format!("The request body must be a JSON object: {e}"),
             param: None,
         })?;
-    obj.insert("model".into(), serde_json::Value::String(upstream_model.to_string()));
+    obj.insert(
+        "model".into(),
+        serde_json::Value::String(upstream_model.to_string()),
+    );
     snap.overrides.apply(&mut obj);
     p.overrides.apply(&mut obj);
     serde_json::to_vec(&obj)
@@ -83,7 +86,8 @@ pub async fn run(
 
     while ctx.attempts < snap.routing.max_attempts && Instant::now() < req.deadline {
         let now = now_ms();
-        let usable = |i: usize| !exhausted.contains(&i) && key_untried(&snap.providers[i], &tried, now);
+        let usable =
+            |i: usize| !exhausted.contains(&i) && key_untried(&snap.providers[i], &tried, now);
         let index = match prefer.take().filter(|&i| usable(i)) {
             Some(i) => i,
             None => match req.route.pick(usable) {
@@ -153,7 +157,10 @@ pub async fn run(
                     }
                     401..=403 => {
                         if let Some(k) = key {
-                            k.state.cool_down(snap.routing.auth_failure_cooldown, CooldownReason::AuthFailed);
+                            k.state.cool_down(
+                                snap.routing.auth_failure_cooldown,
+                                CooldownReason::AuthFailed,
+                            );
                         }
                         tracing::warn!(provider = %p.name, key = key_label, status, "key rejected by the vendor, trying the next key");
                         prefer = Some(index);
@@ -227,6 +234,10 @@ fn no_usable_provider(snap: &Snapshot, req: &ChatRequest<'_>) -> GatewayError {
     GatewayError::NoUsableProvider {
         model: req.route.model.clone(),
         rate_limited,
-        retry_after_secs: if soonest == u64::MAX { 1 } else { soonest.div_ceil(1000) },
+        retry_after_secs: if soonest == u64::MAX {
+            1
+        } else {
+            soonest.div_ceil(1000)
+        },
     }
 }

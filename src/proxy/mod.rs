@@ -38,7 +38,11 @@ pub struct GatewayState {
 }
 
 impl GatewayState {
-    pub fn new(snapshot: Snapshot, registry: Arc<HealthRegistry>, connector: Connector) -> Arc<Self> {
+    pub fn new(
+        snapshot: Snapshot,
+        registry: Arc<HealthRegistry>,
+        connector: Connector,
+    ) -> Arc<Self> {
         Arc::new(GatewayState {
             snapshot: ArcSwap::from_pointee(snapshot),
             registry,
@@ -121,7 +125,10 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(&self, _s: &mut Session, _c: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         // Never reached: request_filter always answers the request.
-        Error::e_explain(InternalError, "llm-orchestrator answers every request in request_filter")
+        Error::e_explain(
+            InternalError,
+            "llm-orchestrator answers every request in request_filter",
+        )
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -176,7 +183,12 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx, snap: &Arc<Snapshot>) -> Result<(), Stop> {
+    async fn handle(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snap: &Arc<Snapshot>,
+    ) -> Result<(), Stop> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
@@ -216,12 +228,18 @@ impl Gateway {
         }
     }
 
-    async fn chat(&self, session: &mut Session, ctx: &mut RequestCtx, snap: &Arc<Snapshot>) -> Result<(), Stop> {
+    async fn chat(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snap: &Arc<Snapshot>,
+    ) -> Result<(), Stop> {
         let body = read_body(session, snap.max_body_bytes, ctx).await?;
-        let probe: ChatRequestProbe = serde_json::from_slice(&body).map_err(|e| GatewayError::BadRequest {
-            message: format!("The request body is not valid JSON for a chat completion: {e}"),
-            param: None,
-        })?;
+        let probe: ChatRequestProbe =
+            serde_json::from_slice(&body).map_err(|e| GatewayError::BadRequest {
+                message: format!("The request body is not valid JSON for a chat completion: {e}"),
+                param: None,
+            })?;
         let model = match probe.model {
             Some(serde_json::Value::String(m)) if !m.is_empty() => m,
             Some(_) => {
@@ -316,7 +334,11 @@ fn authorize(session: &Session, snap: &Snapshot) -> Result<(), Stop> {
     }
 }
 
-async fn read_body(session: &mut Session, limit: usize, ctx: &mut RequestCtx) -> Result<Bytes, Stop> {
+async fn read_body(
+    session: &mut Session,
+    limit: usize,
+    ctx: &mut RequestCtx,
+) -> Result<Bytes, Stop> {
     let declared = session
         .req_header()
         .headers
@@ -348,7 +370,13 @@ async fn read_body(session: &mut Session, limit: usize, ctx: &mut RequestCtx) ->
                 }
             }
             Ok(None) => break,
-            Err(_) => return Err(abort("client closed the connection while sending the body", ctx, "client_gone")),
+            Err(_) => {
+                return Err(abort(
+                    "client closed the connection while sending the body",
+                    ctx,
+                    "client_gone",
+                ))
+            }
         }
     }
     Ok(if rest.is_empty() {
@@ -358,7 +386,12 @@ async fn read_body(session: &mut Session, limit: usize, ctx: &mut RequestCtx) ->
     })
 }
 
-async fn send_json(session: &mut Session, ctx: &mut RequestCtx, status: u16, body: Bytes) -> Result<(), Stop> {
+async fn send_json(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    body: Bytes,
+) -> Result<(), Stop> {
     write_whole(session, ctx, status, body, &[]).await
 }
 

@@ -99,15 +99,27 @@ pub async fn relay(
                 session
                     .write_response_body(Some(out), false)
                     .await
-                    .map_err(|_| abort("client closed the connection mid-answer", ctx, "client_gone"))?;
+                    .map_err(|_| {
+                        abort(
+                            "client closed the connection mid-answer",
+                            ctx,
+                            "client_gone",
+                        )
+                    })?;
             }
         }
         if ended {
-            let tail = splitter.as_mut().map(EventSplitter::take_pending).filter(|t| !t.is_empty());
-            session
-                .write_response_body(tail, true)
-                .await
-                .map_err(|_| abort("client closed the connection mid-answer", ctx, "client_gone"))?;
+            let tail = splitter
+                .as_mut()
+                .map(EventSplitter::take_pending)
+                .filter(|t| !t.is_empty());
+            session.write_response_body(tail, true).await.map_err(|_| {
+                abort(
+                    "client closed the connection mid-answer",
+                    ctx,
+                    "client_gone",
+                )
+            })?;
             state.release(c.session, &c.peer).await;
             return Ok(());
         }
@@ -147,7 +159,13 @@ pub async fn relay(
             session
                 .write_response_body(Some(event), true)
                 .await
-                .map_err(|_| abort("client closed the connection mid-answer", ctx, "client_gone"))?;
+                .map_err(|_| {
+                    abort(
+                        "client closed the connection mid-answer",
+                        ctx,
+                        "client_gone",
+                    )
+                })?;
             return Ok(());
         }
         // A plain body has no in-band error channel: close the connection
@@ -158,7 +176,11 @@ pub async fn relay(
 
 impl GatewayState {
     /// Return a fully read upstream connection to the pool.
-    async fn release(&self, session: pingora::protocols::http::client::HttpSession, peer: &pingora::upstreams::peer::HttpPeer) {
+    async fn release(
+        &self,
+        session: pingora::protocols::http::client::HttpSession,
+        peer: &pingora::upstreams::peer::HttpPeer,
+    ) {
         self.connector
             .release_http_session(session, peer, Some(Duration::from_secs(90)))
             .await;

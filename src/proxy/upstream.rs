@@ -71,7 +71,10 @@ fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>
     )?;
     // The gateway reads (and later translates) the body: no compression.
     req.insert_header("accept-encoding", "identity")?;
-    req.insert_header("user-agent", concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION")))?;
+    req.insert_header(
+        "user-agent",
+        concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION")),
+    )?;
     if let Some(key) = input.key {
         req.insert_header("authorization", key.bearer().clone())?;
     }
@@ -129,11 +132,12 @@ pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<
     // a failure before any response byte is retried on another connection
     // without counting as an attempt.
     for _ in 0..3 {
-        let (mut session, reused) = match timeout_at(deadline, connector.get_http_session(&peer)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return classify_error(&e, "connect"),
-            Err(_) => return Outcome::Timeout("deadline passed while connecting".into()),
-        };
+        let (mut session, reused) =
+            match timeout_at(deadline, connector.get_http_session(&peer)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return classify_error(&e, "connect"),
+                Err(_) => return Outcome::Timeout("deadline passed while connecting".into()),
+            };
         let sent = timeout_at(deadline, async {
             session.write_request_header(req.clone()).await?;
             session.write_request_body(input.body.clone(), true).await?;
@@ -215,7 +219,9 @@ async fn after_header(
         }
     }
     if complete {
-        connector.release_http_session(session, &peer, Some(POOL_IDLE)).await;
+        connector
+            .release_http_session(session, &peer, Some(POOL_IDLE))
+            .await;
     }
     Outcome::Status {
         status,

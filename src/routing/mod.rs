@@ -169,7 +169,11 @@ impl std::fmt::Debug for RouteCache {
 const ROUTE_CACHE_LIMIT: usize = 1024;
 
 impl RouteCache {
-    pub fn get_or_build(&self, model: &str, build: impl FnOnce() -> Option<Route>) -> Option<Arc<Route>> {
+    pub fn get_or_build(
+        &self,
+        model: &str,
+        build: impl FnOnce() -> Option<Route>,
+    ) -> Option<Arc<Route>> {
         if let Some(hit) = self.map.load().get(model) {
             return hit.clone();
         }
@@ -209,7 +213,11 @@ pub fn pick_key(
 
 /// Does the provider have any key usable now (ignoring this request's tries)?
 pub fn has_usable_key(provider: &Provider, now_ms: u64) -> bool {
-    provider.keys.is_empty() || provider.keys.iter().any(|k: &ApiKey| k.state.available(now_ms))
+    provider.keys.is_empty()
+        || provider
+            .keys
+            .iter()
+            .any(|k: &ApiKey| k.state.available(now_ms))
 }
 
 #[cfg(test)]

@@ -1,0 +1,833 @@
+//! The data plane end to end: the real gateway binary against mock OpenAI
+//! vendors on loopback.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::gateway::{provider, Gateway, TOKEN};
+use support::mock_openai::{MockOpenAi, Reply};
+
+fn hello(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+async fn error_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.expect("error body is JSON");
+    assert!(
+        body["error"]["message"].is_string(),
+        "OpenAI error format: {body}"
+    );
+    (status, body)
+}
+
+#[tokio::test]
+async fn health_needs_no_auth() {
+    let gw = Gateway::start("").await;
+    let r = reqwest::get(gw.url("/health")).await.expect("health");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["providers"], 0);
+}
+
+#[tokio::test]
+async fn missing_or_wrong_token_is_401_and_never_reaches_a_vendor() {
+    let mock = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&provider("a", &mock.base_url(), &["sk-a-000000000001"], "")).await;
+    let client = reqwest::Client::new();
+    let none = client
+        .post(gw.url("/v1/chat/completions"))
+        .json(&hello("m"))
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = error_of(none).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let wrong = client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("test-token-0123456780")
+        .json(&hello("m"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_of(wrong).await.0, 401);
+    let models = client.get(gw.url("/v1/models")).send().await.expect("send");
+    assert_eq!(error_of(models).await.0, 401);
+    assert_eq!(mock.count(), 0);
+}
+
+#[tokio::test]
+async fn non_streaming_chat_is_relayed_with_the_key_and_body_untouched() {
+    let mock = MockOpenAi::start("alpha").await;
+    let gw = Gateway::start(&provider(
+        "alpha",
+        &mock.base_url(),
+        &["sk-alpha-0000000001"],
+        "",
+    ))
+    .await;
+    let req = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.3, "vendor_extension": {"x": [1, 2]}});
+    let raw = serde_json::to_vec(&req).expect("encode");
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(raw.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-llm-orchestrator-provider"], "alpha");
+    assert_eq!(r.headers()["x-request-id"], "req_1");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["content"], "Hello from alpha");
+    assert_eq!(body["model"], "gpt-4o-mini");
+
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert_eq!(
+        seen.header("authorization").as_deref(),
+        Some("Bearer sk-alpha-0000000001")
+    );
+    assert_eq!(seen.header("accept-encoding").as_deref(), Some("identity"));
+    assert_eq!(seen.body, raw, "body must reach the vendor byte for byte");
+}
+
+#[tokio::test]
+async fn streaming_relays_every_event_as_it_arrives_with_usage() {
+    let mock = MockOpenAi::start("streamer").await;
+    mock.set_stream_delay(Duration::from_millis(300));
+    let gw = Gateway::start(&provider(
+        "s",
+        &mock.base_url(),
+        &["sk-s-0000000000001"],
+        "",
+    ))
+    .await;
+    let mut r = gw
+        .chat(
+            &json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/event-stream"));
+    let start = std::time::Instant::now();
+    let mut arrivals = Vec::new();
+    let mut text = String::new();
+    while let Some(chunk) = r.chunk().await.expect("stream chunk") {
+        arrivals.push(start.elapsed());
+        text.push_str(std::str::from_utf8(&chunk).expect("utf8"));
+    }
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e.trim_start_matches("data: ")).expect("chunk json"))
+        .collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Hello from streamer");
+    let usage = &chunks.last().expect("usage chunk")["usage"];
+    assert!(
+        usage["total_tokens"].as_u64().unwrap_or(0) > 0,
+        "usage chunk relayed: {usage}"
+    );
+    // Events 300 ms apart must reach the client spread out, not in one batch.
+    assert!(
+        arrivals.len() >= 4,
+        "events arrived in {} reads",
+        arrivals.len()
+    );
+    let spread = *arrivals.last().expect("some") - arrivals[0];
+    assert!(
+        spread >= Duration::from_millis(900),
+        "events were batched: {arrivals:?}"
+    );
+}
+
+#[tokio::test]
+async fn models_lists_served_models_and_aliases() {
+    let mock = MockOpenAi::start("a").await;
+    let toml = format!(
+        "[aliases]\nfast = \"gpt-4o-mini\"\n{}",
+        provider(
+            "a",
+            &mock.base_url(),
+            &["sk-a-000000000001"],
+            "models = [\"gpt-4o-mini\", \"gpt-4o\", \"o3*\"]"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let r = reqwest::Client::new()
+        .get(gw.url("/v1/models"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["object"], "list");
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["gpt-4o", "gpt-4o-mini", "fast"]);
+    assert!(body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .all(|m| m["object"] == "model"));
+}
+
+#[tokio::test]
+async fn aliases_model_map_and_overrides_rewrite_the_upstream_body() {
+    let mock = MockOpenAi::start("a").await;
+    let toml = format!(
+        r#"
+[aliases]
+fast = "gpt-4o-mini"
+[overrides]
+set = {{ max_tokens = 256 }}
+default = {{ temperature = 0.1 }}
+drop = ["logit_bias"]
+{}"#,
+        provider(
+            "a",
+            &mock.base_url(),
+            &["sk-a-000000000001"],
+            "model_map = { \"gpt-4o-mini\" = \"vendor-mini-2024\" }\n[providers.overrides]\nset = { user = \"gateway\" }\ndrop = [\"seed\"]"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let r = gw
+        .chat(&json!({"model": "fast", "messages": [], "max_tokens": 9000, "logit_bias": {"1": 1}, "seed": 7, "top_p": 0.5}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let sent = mock.requests()[0].json();
+    assert_eq!(sent["model"], "vendor-mini-2024");
+    assert_eq!(sent["max_tokens"], 256);
+    assert_eq!(sent["temperature"], 0.1);
+    assert_eq!(sent["user"], "gateway");
+    assert_eq!(sent["top_p"], 0.5);
+    assert!(
+        sent.get("logit_bias").is_none() && sent.get("seed").is_none(),
+        "{sent}"
+    );
+}
+
+#[tokio::test]
+async fn weights_hold_statistically() {
+    let heavy = MockOpenAi::start("heavy").await;
+    let light = MockOpenAi::start("light").await;
+    let toml = format!(
+        "{}{}",
+        provider(
+            "heavy",
+            &heavy.base_url(),
+            &["sk-h-000000000001"],
+            "weight = 3"
+        ),
+        provider(
+            "light",
+            &light.base_url(),
+            &["sk-l-000000000001"],
+            "weight = 1"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let total = 400;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let url = gw.url("/v1/chat/completions");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for _ in 0..total / 8 {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .json(&hello("m"))
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(r.status(), 200);
+                r.bytes().await.expect("body");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let share = heavy.count() as f64 / total as f64;
+    assert_eq!(heavy.count() + light.count(), total);
+    // Expected 0.75; the binomial standard deviation at n=400 is ~0.022.
+    assert!(
+        (share - 0.75).abs() < 0.08,
+        "heavy got {share:.3} of the traffic"
+    );
+}
+
+#[tokio::test]
+async fn fails_over_to_the_next_provider_on_5xx() {
+    for status in [500u16, 502, 503, 504, 529] {
+        let bad = MockOpenAi::start("bad").await;
+        let good = MockOpenAi::start("good").await;
+        bad.set_default(Reply::status(
+            status,
+            r#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#,
+        ));
+        let toml = format!(
+            "{}{}",
+            provider(
+                "bad",
+                &bad.base_url(),
+                &["sk-b-000000000001"],
+                "weight = 1000"
+            ),
+            provider(
+                "good",
+                &good.base_url(),
+                &["sk-g-000000000001"],
+                "weight = 1"
+            )
+        );
+        let gw = Gateway::start(&toml).await;
+        for _ in 0..5 {
+            let r = gw.chat(&hello("m")).await;
+            assert_eq!(r.status(), 200, "status {status} must fail over");
+            assert_eq!(r.headers()["x-llm-orchestrator-provider"], "good");
+        }
+        assert!(bad.count() >= 1);
+        assert_eq!(good.count(), 5);
+    }
+}
+
+#[tokio::test]
+async fn multi_mib_body_fails_over_and_arrives_whole() {
+    let bad = MockOpenAi::start("bad").await;
+    let good = MockOpenAi::start("good").await;
+    bad.set_default(Reply::status(
+        503,
+        r#"{"error":{"message":"unavailable","type":"server_error","param":null,"code":null}}"#,
+    ));
+    let toml = format!(
+        "{}{}",
+        provider(
+            "bad",
+            &bad.base_url(),
+            &["sk-b-000000000001"],
+            "weight = 1000"
+        ),
+        provider(
+            "good",
+            &good.base_url(),
+            &["sk-g-000000000001"],
+            "weight = 1"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let long: String = (0..4 * 1024 * 1024 / 16)
+        .map(|i| format!("{i:015} "))
+        .collect();
+    let req = json!({"model": "m", "messages": [{"role": "user", "content": long}]});
+    let raw = serde_json::to_vec(&req).expect("encode");
+    assert!(raw.len() > 4 * 1024 * 1024);
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(raw.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-llm-orchestrator-provider"], "good");
+    assert_eq!(
+        bad.requests()[0].body.len(),
+        raw.len(),
+        "first provider got the full body"
+    );
+    assert_eq!(
+        good.requests()[0].body,
+        raw,
+        "second provider got the full body"
+    );
+}
+
+#[tokio::test]
+async fn rate_limited_key_cools_down_and_the_next_key_serves() {
+    let mock = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&provider(
+        "a",
+        &mock.base_url(),
+        &["sk-first-00000001", "sk-second-0000002"],
+        "",
+    ))
+    .await;
+    let keys_seen = |m: &MockOpenAi| -> Vec<String> {
+        m.requests()
+            .iter()
+            .filter_map(|r| r.header("authorization"))
+            .collect()
+    };
+    mock.push(Reply::Status {
+        status: 429,
+        headers: vec![("retry-after".into(), "30".into())],
+        body: r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#.into(),
+    });
+    let r = gw.chat(&hello("m")).await;
+    assert_eq!(r.status(), 200);
+    let seen = keys_seen(&mock);
+    assert_eq!(seen.len(), 2);
+    assert_ne!(seen[0], seen[1], "never the same key twice in one request");
+    let limited = seen[0].clone();
+    // For the next 30 s the limited key is skipped.
+    for _ in 0..6 {
+        assert_eq!(gw.chat(&hello("m")).await.status(), 200);
+    }
+    let later = keys_seen(&mock);
+    assert!(
+        later[2..].iter().all(|k| *k != limited),
+        "a cooling key was used: {later:?}"
+    );
+}
+
+#[tokio::test]
+async fn rejected_key_is_skipped_for_the_next_key() {
+    for status in [401u16, 403] {
+        let mock = MockOpenAi::start("a").await;
+        let gw = Gateway::start(&provider(
+            "a",
+            &mock.base_url(),
+            &["sk-revoked-000001", "sk-valid-0000002"],
+            "",
+        ))
+        .await;
+        mock.push(Reply::status(status, r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#));
+        let r = gw.chat(&hello("m")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(mock.count(), 2);
+    }
+}
+
+#[tokio::test]
+async fn client_errors_are_returned_without_failover() {
+    for status in [400u16, 404, 413, 422] {
+        let a = MockOpenAi::start("a").await;
+        let b = MockOpenAi::start("b").await;
+        let vendor_body = format!(
+            r#"{{"error":{{"message":"bad thing {status}","type":"invalid_request_error","param":"messages","code":null}}}}"#
+        );
+        a.set_default(Reply::status(status, vendor_body.clone()));
+        b.set_default(Reply::status(status, vendor_body.clone()));
+        let toml = format!(
+            "{}{}",
+            provider("a", &a.base_url(), &["sk-a-000000000001"], ""),
+            provider("b", &b.base_url(), &["sk-b-000000000001"], "")
+        );
+        let gw = Gateway::start(&toml).await;
+        let r = gw.chat(&hello("m")).await;
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(r.text().await.expect("body"), vendor_body);
+        assert_eq!(
+            a.count() + b.count(),
+            1,
+            "status {status} must not fail over"
+        );
+    }
+}
+
+#[tokio::test]
+async fn when_all_fail_the_client_gets_the_last_upstream_error() {
+    let a = MockOpenAi::start("a").await;
+    let b = MockOpenAi::start("b").await;
+    a.set_default(Reply::status(502, "<html>bad gateway</html>"));
+    b.set_default(Reply::Status {
+        status: 503,
+        headers: vec![("content-type".into(), "text/html".into())],
+        body: "<html>upstream down</html>".into(),
+    });
+    let toml = format!(
+        "{}{}",
+        provider("a", &a.base_url(), &["sk-a-000000000001"], "weight = 1000"),
+        provider("b", &b.base_url(), &["sk-b-000000000001"], "weight = 1")
+    );
+    let gw = Gateway::start(&toml).await;
+    let r = gw.chat(&hello("m")).await;
+    let (status, body) = error_of(r).await;
+    assert_eq!(status, 503);
+    let msg = body["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("upstream down") && msg.contains("`b`"),
+        "{msg}"
+    );
+
+    // A vendor's own OpenAI-format error is relayed unchanged.
+    let vendor = r#"{"error":{"message":"The server is overloaded","type":"server_error","param":null,"code":null}}"#;
+    b.set_default(Reply::status(500, vendor));
+    a.set_default(Reply::status(500, vendor));
+    let r = gw.chat(&hello("m")).await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.text().await.expect("body"), vendor);
+}
+
+#[tokio::test]
+async fn attempts_are_bounded_and_keys_never_repeat() {
+    let mocks = [
+        MockOpenAi::start("a").await,
+        MockOpenAi::start("b").await,
+        MockOpenAi::start("c").await,
+    ];
+    for m in &mocks {
+        m.set_default(Reply::status(
+            503,
+            r#"{"error":{"message":"down","type":"server_error","param":null,"code":null}}"#,
+        ));
+    }
+    let toml = format!(
+        "[routing]\nmax_attempts = 2\n{}{}{}",
+        provider("a", &mocks[0].base_url(), &["sk-a-000000000001"], ""),
+        provider("b", &mocks[1].base_url(), &["sk-b-000000000001"], ""),
+        provider("c", &mocks[2].base_url(), &["sk-c-000000000001"], "")
+    );
+    let gw = Gateway::start(&toml).await;
+    assert_eq!(gw.chat(&hello("m")).await.status(), 503);
+    let calls: Vec<usize> = mocks.iter().map(MockOpenAi::count).collect();
+    assert_eq!(calls.iter().sum::<usize>(), 2, "{calls:?}");
+    assert!(
+        calls.iter().all(|&c| c <= 1),
+        "a provider (single key) was tried twice: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn connection_failures_fail_over() {
+    let replies = [
+        ("drop", Reply::Drop),
+        ("reset", Reply::Reset),
+        ("garbage", Reply::Garbage),
+        ("200-then-close", Reply::StreamThenDrop { events: 0 }),
+    ];
+    for (what, reply) in replies {
+        let bad = MockOpenAi::start("bad").await;
+        let good = MockOpenAi::start("good").await;
+        bad.set_default(reply);
+        let toml = format!(
+            "{}{}",
+            provider(
+                "bad",
+                &bad.base_url(),
+                &["sk-b-000000000001"],
+                "weight = 1000"
+            ),
+            provider(
+                "good",
+                &good.base_url(),
+                &["sk-g-000000000001"],
+                "weight = 1"
+            )
+        );
+        let gw = Gateway::start(&toml).await;
+        let r = gw.chat(&hello("m")).await;
+        assert_eq!(r.status(), 200, "{what} must fail over");
+        assert_eq!(r.headers()["x-llm-orchestrator-provider"], "good", "{what}");
+        assert_eq!(bad.count(), 1, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn refused_connection_fails_over_and_all_refused_is_502() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}/v1", closed.local_addr().expect("addr"));
+    drop(closed);
+    let good = MockOpenAi::start("good").await;
+    let toml = format!(
+        "{}{}",
+        provider("dead", &dead_url, &["sk-d-000000000001"], "weight = 1000"),
+        provider(
+            "good",
+            &good.base_url(),
+            &["sk-g-000000000001"],
+            "weight = 1"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    assert_eq!(gw.chat(&hello("m")).await.status(), 200);
+
+    let only_dead = Gateway::start(&provider("dead", &dead_url, &["sk-d-000000000001"], "")).await;
+    let (status, body) = error_of(only_dead.chat(&hello("m")).await).await;
+    assert_eq!(status, 502);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("dead"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn hung_vendor_costs_one_first_byte_timeout() {
+    let hung = MockOpenAi::start("hung").await;
+    let good = MockOpenAi::start("good").await;
+    hung.set_default(Reply::Hang);
+    let toml = format!(
+        "{}{}",
+        provider(
+            "hung",
+            &hung.base_url(),
+            &["sk-h-000000000001"],
+            "weight = 1000\n[providers.timeouts]\nfirst_byte_secs = 0.5"
+        ),
+        provider(
+            "good",
+            &good.base_url(),
+            &["sk-g-000000000001"],
+            "weight = 1"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let r = gw.chat(&hello("m")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-llm-orchestrator-provider"], "good");
+
+    let alone = Gateway::start(&provider(
+        "hung",
+        &hung.base_url(),
+        &["sk-h-000000000001"],
+        "[providers.timeouts]\nfirst_byte_secs = 0.3",
+    ))
+    .await;
+    let (status, _) = error_of(alone.chat(&hello("m")).await).await;
+    assert_eq!(status, 504);
+}
+
+#[tokio::test]
+async fn stream_cut_after_the_first_byte_ends_with_an_error_event() {
+    let mock = MockOpenAi::start("flaky").await;
+    let other = MockOpenAi::start("other").await;
+    mock.set_default(Reply::StreamThenDrop { events: 2 });
+    let toml = format!(
+        "{}{}",
+        provider(
+            "flaky",
+            &mock.base_url(),
+            &["sk-f-000000000001"],
+            "weight = 1000"
+        ),
+        provider(
+            "other",
+            &other.base_url(),
+            &["sk-o-000000000001"],
+            "weight = 1"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let r = gw
+        .chat(&json!({"model": "m", "stream": true, "messages": []}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let text = r
+        .text()
+        .await
+        .expect("the stream ends cleanly at the HTTP level");
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 3, "{text}");
+    let last: Value =
+        serde_json::from_str(events[2].trim_start_matches("data: ")).expect("error event json");
+    assert_eq!(last["error"]["code"], "stream_interrupted");
+    assert!(!text.contains("[DONE]"));
+    assert_eq!(
+        other.count(),
+        0,
+        "no failover once bytes reached the client"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_precise_error_and_never_reaches_a_vendor() {
+    let mock = MockOpenAi::start("a").await;
+    let toml = format!(
+        "[server]\nmax_body_bytes = 2048\n{}",
+        provider(
+            "a",
+            &mock.base_url(),
+            &["sk-a-000000000001"],
+            "models = [\"gpt-4o-mini\"]"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let client = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        client
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let (s, b) = error_of(
+        post(b"{\"model\": \"gpt-4o-mini\", ".to_vec())
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("not valid JSON"));
+    let (s, b) = error_of(post(br#"{"messages": []}"#.to_vec()).await.expect("send")).await;
+    assert_eq!((s, b["error"]["param"].as_str()), (400, Some("model")));
+    let (s, b) = error_of(
+        post(br#"{"model": "gpt-5", "messages": []}"#.to_vec())
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("/v1/models"));
+    let (s, b) = error_of(
+        post(br#"{"model": "gpt-4o-mini", "stream": "yes"}"#.to_vec())
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!((s, b["error"]["param"].as_str()), (400, Some("stream")));
+    let big = format!(
+        r#"{{"model": "gpt-4o-mini", "messages": [{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(4096)
+    );
+    let (s, b) = error_of(post(big.into_bytes()).await.expect("send")).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (413, Some("request_too_large"))
+    );
+    let (s, _) = error_of(
+        client
+            .get(gw.url("/v1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 405);
+    let (s, _) = error_of(
+        client
+            .post(gw.url("/v1/nothing"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert_eq!(mock.count(), 0);
+    // The gateway is still fine afterwards.
+    assert_eq!(gw.chat(&hello("gpt-4o-mini")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn all_keys_cooling_is_a_clear_429() {
+    let mock = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&provider("a", &mock.base_url(), &["sk-only-000000001"], "")).await;
+    mock.push(Reply::Status {
+        status: 429,
+        headers: vec![("retry-after".into(), "20".into())],
+        body: r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#.into(),
+    });
+    // The vendor's own 429 is what the first client sees.
+    assert_eq!(gw.chat(&hello("m")).await.status(), 429);
+    let r = gw.chat(&hello("m")).await;
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let (status, body) = error_of(r).await;
+    assert_eq!(status, 429);
+    assert!((1..=20).contains(&retry_after), "retry-after {retry_after}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cooling down"),
+        "{body}"
+    );
+    assert_eq!(mock.count(), 1, "no request may be sent with a cooling key");
+}
+
+#[tokio::test]
+async fn keyless_provider_sends_no_authorization() {
+    let mock = MockOpenAi::start("local").await;
+    let gw = Gateway::start(&provider("local", &mock.base_url(), &[], "")).await;
+    assert_eq!(gw.chat(&hello("llama")).await.status(), 200);
+    assert_eq!(mock.requests()[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs_or_responses() {
+    let secret = "sk-live-SECRETSECRET-9f8e";
+    let mock = MockOpenAi::start("a").await;
+    mock.push(Reply::status(401, r#"{"error":{"message":"bad key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#));
+    let gw = Gateway::start(&provider(
+        "a",
+        &mock.base_url(),
+        &[secret, "sk-live-OTHERSECRET-1234"],
+        "",
+    ))
+    .await;
+    let r = gw.chat(&hello("m")).await;
+    let headers = format!("{:?}", r.headers());
+    let body = r.text().await.expect("body");
+    assert!(!headers.contains("SECRET") && !body.contains("SECRET"));
+    assert!(
+        gw.wait_log("key=\"sk-…", Duration::from_secs(5)).await,
+        "masked key logged:\n{}",
+        gw.logs()
+    );
+    assert!(
+        !gw.logs().contains("SECRET"),
+        "a key leaked into the log:\n{}",
+        gw.logs()
+    );
+    assert!(!gw.logs().contains(TOKEN));
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let mock = MockOpenAi::start("a").await;
+    let gw = Gateway::start(&provider("a", &mock.base_url(), &["sk-a-000000000001"], "")).await;
+    for _ in 0..10 {
+        assert_eq!(gw.chat(&hello("m")).await.status(), 200);
+    }
+    let stream = gw
+        .chat(&json!({"model": "m", "stream": true, "messages": []}))
+        .await;
+    stream.text().await.expect("stream");
+    assert_eq!(gw.chat(&hello("m")).await.status(), 200);
+    assert_eq!(
+        mock.connections(),
+        1,
+        "sequential requests share one pooled connection"
+    );
+}

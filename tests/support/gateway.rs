@@ -1,0 +1,136 @@
+//! Starts the real `llm-orchestrator` binary on 127.0.0.1 port 0 with a
+//! given TOML config, and stops it when dropped.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+pub struct Gateway {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub log_path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Start with `AUTH_TOKEN` = [`TOKEN`].
+    pub async fn start(toml: &str) -> Gateway {
+        Self::start_with(toml, &[("AUTH_TOKEN", TOKEN)]).await
+    }
+
+    /// Start with exactly these extra environment variables (the test
+    /// process's environment is not inherited, so a developer's AUTH_TOKEN
+    /// cannot leak in).
+    pub async fn start_with(toml: &str, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("gateway.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let log_path = dir.path().join("gateway.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"));
+        cmd.arg("--config")
+            .arg(&config)
+            .env_clear()
+            .env("APP_HOST", "127.0.0.1")
+            .env("APP_PORT", "0")
+            .env("LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("gateway printed its address in time")
+            .expect("read stdout")
+            .unwrap_or_else(|| {
+                panic!(
+                    "gateway exited before listening; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            });
+        let base = line
+            .strip_prefix("llm-orchestrator listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let gw = Gateway {
+            child,
+            base,
+            log_path,
+            dir,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(self.url("/health")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway not ready; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle` (the writer is asynchronous).
+    pub async fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// POST a chat completion with the test token.
+    pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request reached the gateway")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// A `[[providers]]` block of type openai.
+pub fn provider(name: &str, base_url: &str, keys: &[&str], extra: &str) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+    format!(
+        "[[providers]]\nname = {name:?}\ntype = \"openai\"\nbase_url = {base_url:?}\napi_keys = [{}]\n{extra}\n",
+        keys.join(", ")
+    )
+}
