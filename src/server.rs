@@ -43,18 +43,21 @@ pub fn build(
     registry: Arc<HealthRegistry>,
     addr: &str,
 ) -> Server {
-    let mut conf = ServerConf::default();
-    conf.threads = if process.threads == 0 {
+    let threads = if process.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         process.threads
     };
-    conf.grace_period_seconds = Some(process.grace_period.as_secs());
-    conf.graceful_shutdown_timeout_seconds = Some(process.grace_period.as_secs());
-    conf.upstream_keepalive_pool_size = 1024;
-    // Each service gets its own runtime; work stealing keeps long streams
-    // from pinning a thread while others idle.
-    conf.work_stealing = true;
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(process.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(process.grace_period.as_secs()),
+        upstream_keepalive_pool_size: 1024,
+        // Work stealing keeps long streams from pinning one thread while
+        // others idle.
+        work_stealing: true,
+        ..ServerConf::default()
+    };
 
     let connector =
         pingora::connectors::http::Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));

@@ -831,3 +831,57 @@ async fn upstream_connections_are_reused() {
         "sequential requests share one pooled connection"
     );
 }
+
+#[tokio::test]
+async fn client_hanging_up_before_the_answer_releases_the_vendor() {
+    let hung = MockOpenAi::start("hung").await;
+    hung.set_default(Reply::Hang);
+    let gw = Gateway::start(&provider(
+        "hung",
+        &hung.base_url(),
+        &["sk-h-000000000001"],
+        "",
+    ))
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let r = client
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(TOKEN)
+        .json(&hello("m"))
+        .send()
+        .await;
+    assert!(r.is_err(), "the client gave up");
+    assert!(
+        hung.wait_abandoned(1, Duration::from_secs(5)).await,
+        "the gateway must close the vendor connection when the client leaves"
+    );
+}
+
+#[tokio::test]
+async fn client_hanging_up_mid_stream_stops_the_vendor_stream() {
+    let mock = MockOpenAi::start("slow").await;
+    // Long silences between events, like a reasoning model thinking: the
+    // gateway must notice the client leaving without waiting for a write.
+    mock.set_stream_delay(Duration::from_secs(20));
+    let gw = Gateway::start(&provider(
+        "slow",
+        &mock.base_url(),
+        &["sk-s-000000000001"],
+        "",
+    ))
+    .await;
+    let mut r = gw
+        .chat(&json!({"model": "m", "stream": true, "messages": []}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.expect("first chunk");
+    assert!(first.is_some());
+    drop(r);
+    assert!(
+        mock.wait_abandoned(1, Duration::from_secs(10)).await,
+        "the vendor stream must be cut when the client leaves"
+    );
+}

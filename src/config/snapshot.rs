@@ -717,8 +717,7 @@ mod tests {
             set = { model = "x" }
             "#,
         )
-        .err()
-        .expect("invalid config");
+        .expect_err("invalid config");
         let keys: Vec<&str> = errs.0.iter().map(|e| e.key.as_str()).collect();
         for want in [
             "routing.max_attempts",
@@ -736,9 +735,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_a_location() {
-        let errs = compile_str("[[providers]]\nname = \"a\"\nwieght = 3\n")
-            .err()
-            .expect("typo");
+        let errs = compile_str("[[providers]]\nname = \"a\"\nwieght = 3\n").expect_err("typo");
         let text = errs.to_string();
         assert!(text.contains("test.toml:3:"), "{text}");
         assert!(text.contains("wieght"), "{text}");

@@ -4,3 +4,4 @@
 pub mod openai;
 pub mod overrides;
 pub mod sse;
+pub mod types;

@@ -13,7 +13,7 @@ use super::upstream::{self, AttemptInput, Committed, Outcome};
 use super::{GatewayError, GatewayState, RequestCtx};
 use crate::config::{Provider, Snapshot};
 use crate::health::{now_ms, CooldownReason};
-use crate::routing::{pick_key, Route};
+use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::Bytes;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -97,8 +97,9 @@ pub async fn run(
         };
         let p = &snap.providers[index];
         let key_slot = match pick_key(p, now, |k| tried.contains(&(index, k))) {
-            Ok(slot) => slot,
-            Err(()) => {
+            KeyChoice::Key(k) => Some(k),
+            KeyChoice::Keyless => None,
+            KeyChoice::Exhausted => {
                 exhausted.push(index);
                 continue;
             }

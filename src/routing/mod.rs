@@ -189,26 +189,37 @@ impl RouteCache {
     }
 }
 
+/// The outcome of key choice within one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChoice {
+    /// Use this key index.
+    Key(usize),
+    /// The provider needs no key (local servers).
+    Keyless,
+    /// Every key is cooling down or was already tried in this request.
+    Exhausted,
+}
+
 /// Choose the next key of `provider`: round-robin over keys that are not
-/// cooling down and were not tried in this request (`tried(i)`).
-/// `Ok(None)` means a keyless provider; `Err(())` means no key is usable.
-pub fn pick_key(
-    provider: &Provider,
-    now_ms: u64,
-    tried: impl Fn(usize) -> bool,
-) -> Result<Option<usize>, ()> {
+/// cooling down and were not tried in this request (`tried(i)`; a keyless
+/// provider is slot 0).
+pub fn pick_key(provider: &Provider, now_ms: u64, tried: impl Fn(usize) -> bool) -> KeyChoice {
     let n = provider.keys.len();
     if n == 0 {
-        return if tried(0) { Err(()) } else { Ok(None) };
+        return if tried(0) {
+            KeyChoice::Exhausted
+        } else {
+            KeyChoice::Keyless
+        };
     }
     let start = provider.next_key.fetch_add(1, Ordering::Relaxed);
     for step in 0..n {
         let i = (start + step) % n;
         if !tried(i) && provider.keys[i].state.available(now_ms) {
-            return Ok(Some(i));
+            return KeyChoice::Key(i);
         }
     }
-    Err(())
+    KeyChoice::Exhausted
 }
 
 /// Does the provider have any key usable now (ignoring this request's tries)?

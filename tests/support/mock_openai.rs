@@ -106,6 +106,8 @@ struct Shared {
     /// Woken on every recorded request, for `wait_for_count`.
     recorded: Notify,
     connections: AtomicUsize,
+    /// Answers abandoned because the peer (the gateway) went away first.
+    abandoned: AtomicUsize,
 }
 
 /// Handle to a running mock vendor. Clones share state; the listener and all
@@ -140,6 +142,7 @@ impl MockOpenAi {
             requests: Mutex::new(Vec::new()),
             recorded: Notify::new(),
             connections: AtomicUsize::new(0),
+            abandoned: AtomicUsize::new(0),
         });
         let (tx, rx) = watch::channel(());
         tokio::spawn(accept_loop(listener, shared.clone(), rx));
@@ -182,6 +185,28 @@ impl MockOpenAi {
     /// TCP connections accepted so far (for keep-alive / pooling checks).
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Answers the mock could not finish because the peer closed first (a
+    /// `Hang` whose connection was closed, a stream whose write failed).
+    pub fn abandoned(&self) -> usize {
+        self.shared.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// True once at least `n` answers were abandoned; false if `within` runs out.
+    pub async fn wait_abandoned(&self, n: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.shared.recorded.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.abandoned() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.abandoned() >= n;
+            }
+        }
     }
 
     /// True once at least `n` requests were recorded; false if `within` runs out first.
@@ -632,7 +657,17 @@ async fn write_sse_head(sock: &mut TcpStream, chat: &Chat, keep_alive: bool) -> 
 async fn send_events(sock: &mut TcpStream, events: &[String], delay: Duration) -> IoResult<()> {
     for (i, ev) in events.iter().enumerate() {
         if i > 0 && !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            // Watch the socket while pausing, so a peer that hangs up is
+            // noticed at once rather than at the next write.
+            let mut probe = [0u8; 1];
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                r = sock.read(&mut probe) => {
+                    if matches!(r, Ok(0) | Err(_)) {
+                        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "peer closed mid-stream"));
+                    }
+                }
+            }
         }
         write_chunk(sock, &format!("data: {ev}\n\n")).await?;
     }
@@ -695,7 +730,11 @@ async fn respond(
             }
             events.push("[DONE]".to_string());
             write_sse_head(sock, &chat, keep).await?;
-            send_events(sock, &events, delay).await?;
+            if let Err(e) = send_events(sock, &events, delay).await {
+                shared.abandoned.fetch_add(1, Ordering::SeqCst);
+                shared.recorded.notify_waiters();
+                return Err(e);
+            }
             sock.write_all(b"0\r\n\r\n").await?;
             sock.flush().await?;
             Ok(After::KeepAlive)
@@ -722,6 +761,8 @@ async fn respond(
                     break;
                 }
             }
+            shared.abandoned.fetch_add(1, Ordering::SeqCst);
+            shared.recorded.notify_waiters();
             Ok(After::Close)
         }
         // Request already fully read, so closing sends FIN, not RST.

@@ -1,0 +1,47 @@
+//! Types shared by every wire format.
+
+use serde::{Deserialize, Serialize};
+
+/// Token usage in OpenAI's vocabulary, whatever the vendor called it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    /// Prompt tokens served from the vendor's cache, when reported.
+    pub cached_tokens: u64,
+}
+
+/// A request or response that cannot be expressed in the target format.
+/// `param` names the offending field (OpenAI's `param`), when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslateError {
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl TranslateError {
+    pub fn new(message: impl Into<String>) -> Self {
+        TranslateError {
+            message: message.into(),
+            param: None,
+        }
+    }
+    pub fn at(param: impl Into<String>, message: impl Into<String>) -> Self {
+        TranslateError {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for TranslateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "{p}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for TranslateError {}

@@ -1,0 +1,182 @@
+//! The command line: `--check`, running on embedded defaults, env overrides.
+
+mod support;
+
+use std::process::Command;
+use support::gateway::Gateway;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"));
+    c.env_clear();
+    c
+}
+
+#[test]
+fn sample_config_is_valid() {
+    let out = bin()
+        .args([
+            "--check",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/conf/gateway.toml"),
+        ])
+        .env("OPENAI_API_KEY", "sk-test-00000000000000000000")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("configuration OK") && stdout.contains("2 providers"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sample_config_without_its_key_variable_names_it() {
+    let out = bin()
+        .args([
+            "--check",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/conf/gateway.toml"),
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("providers[0].api_keys[0]") && stderr.contains("OPENAI_API_KEY"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_lists_every_error_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[routing]
+max_attempts = 0
+[[providers]]
+name = "x"
+type = "openai"
+base_url = "ftp://nowhere"
+weight = 0
+[[providers]]
+name = "x"
+type = "mystery"
+base_url = "http://127.0.0.1:1/v1"
+"#,
+    )
+    .expect("write");
+    let out = bin()
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    for key in [
+        "routing.max_attempts",
+        "providers[0].base_url",
+        "providers[0].weight",
+        "providers[1].name",
+        "providers[1].type",
+    ] {
+        assert!(
+            stderr.contains(&format!("{file}: {key}: ")),
+            "missing {key} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("5 errors"), "{stderr}");
+}
+
+#[test]
+fn check_reports_toml_syntax_errors_with_line_and_column() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, "[server]\nport = \"eighty\"\n").expect("write");
+    let out = bin()
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:", path.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn environment_errors_are_reported_by_variable() {
+    let out = bin()
+        .arg("--check")
+        .env("APP_PORT", "http")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("environment: APP_PORT:"));
+}
+
+#[test]
+fn help_and_version_work() {
+    let out = bin().arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && help.contains("--config") && help.contains("--check"),
+        "{help}"
+    );
+    let out = bin().arg("--version").output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[tokio::test]
+async fn runs_on_embedded_defaults_and_says_how_to_add_a_provider() {
+    // No config file at all: an empty TOML is the same as none, but also
+    // prove the no-argument path by starting with only the environment.
+    let gw = Gateway::start_with("", &[]).await;
+    assert!(
+        gw.wait_log(
+            "add a [[providers]] block",
+            std::time::Duration::from_secs(5)
+        )
+        .await,
+        "{}",
+        gw.logs()
+    );
+    // No AUTH_TOKEN: loopback clients are served.
+    let r = reqwest::get(gw.url("/v1/models")).await.expect("models");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn starts_without_any_config_file() {
+    use std::io::{BufRead, BufReader};
+    let mut child = bin()
+        .env("APP_HOST", "127.0.0.1")
+        .env("APP_PORT", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("llm-orchestrator listening on http://127.0.0.1:"),
+        "{line}"
+    );
+}
