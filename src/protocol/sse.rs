@@ -1,5 +1,8 @@
 //! Server-sent events framing.
 //!
+//! [`SseParser`] turns a byte stream into events whatever the chunk
+//! boundaries (events split across reads, `\r\n` or `\r` line ends,
+//! comments, multi-line data); [`encode`] writes one event.
 //! [`EventSplitter`] forwards whole events only: bytes up to the last event
 //! boundary (a blank line, `\n\n` or `\r\n\r\n`) go out at once, the partial
 //! tail waits for the next read. That way a stream cut mid-event never leaves
@@ -31,6 +34,127 @@ impl EventSplitter {
     pub fn take_pending(&mut self) -> Bytes {
         self.carry.split().freeze()
     }
+}
+
+/// One dispatched event. `event` is empty when the stream gave no `event:`
+/// field (the SSE default type, "message").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+}
+
+/// Incremental parser following the WHATWG event-stream rules.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// Bytes of a line not terminated yet.
+    line: Vec<u8>,
+    /// The previous chunk ended in `\r`: a `\n` starting the next one
+    /// belongs to the same line break.
+    after_cr: bool,
+    event: String,
+    data: String,
+    has_data: bool,
+}
+
+impl SseParser {
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        if chunk.is_empty() {
+            return out;
+        }
+        let mut rest = chunk;
+        if self.after_cr && rest.first() == Some(&b'\n') {
+            rest = &rest[1..];
+        }
+        self.after_cr = false;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.line.extend_from_slice(&rest[..pos]);
+            let was_cr = rest[pos] == b'\r';
+            rest = &rest[pos + 1..];
+            if was_cr {
+                if rest.first() == Some(&b'\n') {
+                    rest = &rest[1..];
+                } else if rest.is_empty() {
+                    self.after_cr = true;
+                }
+            }
+            let line = std::mem::take(&mut self.line);
+            if let Some(ev) = self.line_done(&line) {
+                out.push(ev);
+            }
+        }
+        self.line.extend_from_slice(rest);
+        out
+    }
+
+    /// The stream ended: an event missing only its final blank line is
+    /// still delivered (some servers omit it).
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.line_done(&line);
+        }
+        self.dispatch()
+    }
+
+    fn line_done(&mut self, line: &[u8]) -> Option<SseEvent> {
+        if line.is_empty() {
+            return self.dispatch();
+        }
+        if line[0] == b':' {
+            return None; // comment (keep-alive)
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        let value = String::from_utf8_lossy(value);
+        match field {
+            b"event" => self.event = value.into_owned(),
+            b"data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(&value);
+                self.has_data = true;
+            }
+            _ => {} // id, retry, unknown: not needed by the gateway
+        }
+        None
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = std::mem::take(&mut self.event);
+        if !self.has_data {
+            return None;
+        }
+        self.has_data = false;
+        Some(SseEvent {
+            event,
+            data: std::mem::take(&mut self.data),
+        })
+    }
+}
+
+/// Serialise one event (`event:` line only when named).
+pub fn encode(event: &str, data: &str) -> Bytes {
+    let mut out = String::with_capacity(event.len() + data.len() + 16);
+    if !event.is_empty() {
+        out.push_str("event: ");
+        out.push_str(event);
+        out.push('\n');
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
 }
 
 /// End offset (exclusive) of the last blank-line boundary in `buf`.
@@ -69,6 +193,66 @@ mod tests {
             assert_eq!(out, stream, "cut at {cut}");
             assert!(s.pending().is_empty());
         }
+    }
+
+    #[test]
+    fn parser_survives_every_split_and_line_ending() {
+        let stream = b"event: message_start\r\ndata: {\"a\":1}\r\n\r\n: ping\n\nevent: ping\ndata: {}\n\ndata: line1\ndata: line2\n\n\rdata: cr\r\r";
+        let want = vec![
+            SseEvent {
+                event: "message_start".into(),
+                data: "{\"a\":1}".into(),
+            },
+            SseEvent {
+                event: "ping".into(),
+                data: "{}".into(),
+            },
+            SseEvent {
+                event: String::new(),
+                data: "line1\nline2".into(),
+            },
+            SseEvent {
+                event: String::new(),
+                data: "cr".into(),
+            },
+        ];
+        for cut in 0..stream.len() {
+            for cut2 in cut..stream.len() {
+                let mut p = SseParser::default();
+                let mut got = p.push(&stream[..cut]);
+                got.extend(p.push(&stream[cut..cut2]));
+                got.extend(p.push(&stream[cut2..]));
+                assert_eq!(got, want, "cuts at {cut}/{cut2}");
+                assert_eq!(p.finish(), None);
+            }
+        }
+    }
+
+    #[test]
+    fn unterminated_last_event_is_delivered_at_the_end() {
+        let mut p = SseParser::default();
+        assert!(p.push(b"data: [DONE]").is_empty());
+        assert_eq!(
+            p.finish(),
+            Some(SseEvent {
+                event: String::new(),
+                data: "[DONE]".into()
+            })
+        );
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let bytes = encode("content_block_delta", "{\"x\":1}\nsecond");
+        let mut p = SseParser::default();
+        let evs = p.push(&bytes);
+        assert_eq!(
+            evs,
+            vec![SseEvent {
+                event: "content_block_delta".into(),
+                data: "{\"x\":1}\nsecond".into()
+            }]
+        );
     }
 
     #[test]
