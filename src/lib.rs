@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod protocol;
+pub mod providers;
 pub mod proxy;
 pub mod routing;
 pub mod server;

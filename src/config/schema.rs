@@ -209,6 +209,15 @@ pub struct ProviderSection {
     pub overrides: OverridesSection,
     #[serde(default)]
     pub timeouts: TimeoutsSection,
+    /// `anthropic-version` sent to Anthropic providers. `2023-06-01` (the
+    /// default) accepts temperature/top_p; with `2026-10-21` the gateway
+    /// drops them from translated requests because that version rejects them.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// `max_tokens` sent when a client omits it and the vendor requires it
+    /// (Anthropic), or as Gemini's `maxOutputTokens` default.
+    #[serde(default)]
+    pub default_max_tokens: Option<u64>,
 }
 
 fn one() -> u32 {

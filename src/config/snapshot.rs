@@ -61,15 +61,33 @@ pub struct RoutingSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     OpenAi,
+    Anthropic,
+    Gemini,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProviderKind> {
+        match s {
+            "openai" => Some(ProviderKind::OpenAi),
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "gemini" => Some(ProviderKind::Gemini),
+            _ => None,
         }
     }
 }
+
+/// The `anthropic-version` used when a provider does not set one.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+/// `max_tokens` for vendors that require it when the client gave none.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// Where a provider lives: parsed once from `base_url`.
 #[derive(Debug, Clone)]
@@ -127,6 +145,9 @@ pub struct Provider {
     pub model_map: HashMap<String, String>,
     pub overrides: Overrides,
     pub timeouts: Timeouts,
+    /// `anthropic-version` header value (Anthropic providers).
+    pub anthropic_version: String,
+    pub default_max_tokens: u64,
     /// Round-robin position for key choice.
     pub next_key: AtomicUsize,
 }
@@ -451,28 +472,43 @@ fn compile_provider(
             format!("{:?} must be 1-64 characters of A-Z a-z 0-9 - _ .", p.name),
         );
     }
-    let kind = match p.kind.as_str() {
-        "openai" => Some(ProviderKind::OpenAi),
-        "anthropic" | "gemini" => {
-            e.push(
-                source,
-                format!("{at}.type"),
-                format!(
-                    "{:?} providers are not supported by this build yet; use an OpenAI-compatible endpoint (type = \"openai\")",
-                    p.kind
-                ),
-            );
-            None
-        }
-        other => {
-            e.push(
-                source,
-                format!("{at}.type"),
-                format!("unknown provider type {other:?}; known types: openai"),
-            );
-            None
-        }
-    };
+    let kind = ProviderKind::parse(&p.kind);
+    if kind.is_none() {
+        e.push(
+            source,
+            format!("{at}.type"),
+            format!(
+                "unknown provider type {:?}; known types: openai, anthropic, gemini",
+                p.kind
+            ),
+        );
+    }
+    let anthropic_version = p
+        .anthropic_version
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_string());
+    if anthropic_version.is_empty()
+        || !anthropic_version
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-')
+    {
+        e.push(
+            source,
+            format!("{at}.anthropic_version"),
+            format!("{anthropic_version:?} is not a date like 2023-06-01"),
+        );
+    }
+    if p.anthropic_version.is_some() && kind != Some(ProviderKind::Anthropic) {
+        e.push(
+            source,
+            format!("{at}.anthropic_version"),
+            "only applies to providers of type anthropic",
+        );
+    }
+    let default_max_tokens = p.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if default_max_tokens == 0 {
+        e.push(source, format!("{at}.default_max_tokens"), "must be at least 1");
+    }
     let endpoint = parse_base_url(&p.base_url).map_err(|why| {
         e.push(source, format!("{at}.base_url"), why);
     });
@@ -591,6 +627,8 @@ fn compile_provider(
         model_map,
         overrides,
         timeouts,
+        anthropic_version,
+        default_max_tokens,
         next_key: AtomicUsize::new(0),
     })
 }

@@ -1,6 +1,8 @@
 //! Wire formats. Pure functions and small state machines, no I/O: the proxy
 //! feeds bytes in and writes what comes out.
 
+pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod overrides;
 pub mod sse;

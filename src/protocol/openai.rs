@@ -14,6 +14,19 @@ pub struct ChatRequestProbe {
     pub model: Option<serde_json::Value>,
     #[serde(default)]
     pub stream: Option<serde_json::Value>,
+    #[serde(default)]
+    pub stream_options: Option<serde_json::Value>,
+}
+
+impl ChatRequestProbe {
+    /// `stream_options.include_usage` (OpenAI clients).
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.get("include_usage"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
 }
 
 /// `{"error":{"message","type","param","code"}}` as OpenAI sends it.

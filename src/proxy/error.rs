@@ -1,7 +1,9 @@
 //! Every way a request can fail, as one value that knows its HTTP status and
 //! its OpenAI-format body. Messages say what was wrong and what to do.
 
-use crate::protocol::openai;
+use crate::config::ProviderKind;
+use crate::protocol::{anthropic, openai};
+use crate::providers::{vendor, ClientApi};
 use bytes::Bytes;
 
 #[derive(Debug)]
@@ -36,6 +38,13 @@ pub enum GatewayError {
         status: u16,
         body: Bytes,
         provider: String,
+        kind: ProviderKind,
+    },
+    /// The request cannot be expressed in the chosen vendor's format.
+    Translate {
+        provider: String,
+        message: String,
+        param: Option<String>,
     },
     /// No vendor answered usefully: connection errors or timeouts.
     UpstreamFailed {
@@ -62,6 +71,7 @@ impl GatewayError {
             }
             GatewayError::Upstream { status, .. } => *status,
             GatewayError::UpstreamFailed { status, .. } => *status,
+            GatewayError::Translate { .. } => 400,
         }
     }
 
@@ -76,6 +86,36 @@ impl GatewayError {
             } => vec![("retry-after", retry_after_secs.max(&1).to_string())],
             GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
             _ => Vec::new(),
+        }
+    }
+
+    /// Status and body in the client's API format. A vendor error in the
+    /// client's own format is relayed unchanged.
+    pub fn render(&self, api: ClientApi) -> (u16, Bytes) {
+        let status = match self {
+            GatewayError::Upstream { status, body, kind, .. } if *kind != ProviderKind::OpenAi => {
+                vendor(*kind).error_to_openai(*status, body).0
+            }
+            _ => self.status(),
+        };
+        match api {
+            ClientApi::OpenAi => (status, self.body()),
+            ClientApi::Anthropic => {
+                if let GatewayError::Upstream {
+                    body,
+                    kind: ProviderKind::Anthropic,
+                    ..
+                } = self
+                {
+                    let native = serde_json::from_slice::<serde_json::Value>(body)
+                        .is_ok_and(|v| v["type"] == "error" && v["error"]["message"].is_string());
+                    if native {
+                        return (status, body.clone());
+                    }
+                }
+                let v = anthropic::openai_error_to_anthropic(status, &self.body());
+                (status, Bytes::from(v.to_string()))
+            }
         }
     }
 
@@ -133,7 +173,16 @@ impl GatewayError {
                 let code = if *rate_limited { "rate_limit_exceeded" } else { "no_usable_provider" };
                 openai::error_body(&why, "upstream_error", None, Some(code))
             }
-            GatewayError::Upstream { status, body, provider } => {
+            GatewayError::Upstream {
+                status,
+                body,
+                provider,
+                kind,
+            } => {
+                if *kind != ProviderKind::OpenAi {
+                    let (_, v) = vendor(*kind).error_to_openai(*status, body);
+                    return Bytes::from(v.to_string());
+                }
                 if openai::is_error_body(body) {
                     body.clone()
                 } else {
@@ -149,6 +198,16 @@ impl GatewayError {
             GatewayError::UpstreamFailed { message, .. } => {
                 openai::error_body(message, "upstream_error", None, None)
             }
+            GatewayError::Translate {
+                provider,
+                message,
+                param,
+            } => openai::error_body(
+                &format!("The request cannot be sent to provider `{provider}`: {message}"),
+                "invalid_request_error",
+                param.as_deref(),
+                Some("unsupported_for_provider"),
+            ),
         }
     }
 }

@@ -12,6 +12,9 @@
 use super::upstream::{self, AttemptInput, Committed, Outcome};
 use super::{GatewayError, GatewayState, RequestCtx};
 use crate::config::{Provider, Snapshot};
+use crate::providers::{vendor, ClientApi};
+use serde_json::Value;
+use std::sync::OnceLock;
 use crate::health::{now_ms, CooldownReason};
 use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::Bytes;
@@ -19,11 +22,34 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 pub struct ChatRequest<'a> {
+    pub api: ClientApi,
     pub client_model: &'a str,
     pub route: &'a Route,
+    /// The client's body as received.
     pub body: Bytes,
+    /// The body parsed, once, when a provider needs more than the raw bytes.
+    pub parsed: OnceLock<Result<Value, String>>,
     pub stream: bool,
+    pub include_usage: bool,
+    /// Client headers forwarded to same-format vendors (`anthropic-beta`).
+    pub forward: Vec<(&'static str, http::HeaderValue)>,
     pub deadline: Instant,
+}
+
+impl ChatRequest<'_> {
+    fn parsed(&self) -> Result<&Value, GatewayError> {
+        self.parsed
+            .get_or_init(|| match serde_json::from_slice::<Value>(&self.body) {
+                Ok(v) if v.is_object() => Ok(v),
+                Ok(_) => Err("The request body must be a JSON object".to_string()),
+                Err(e) => Err(format!("The request body is not valid JSON: {e}")),
+            })
+            .as_ref()
+            .map_err(|m| GatewayError::BadRequest {
+                message: m.clone(),
+                param: None,
+            })
+    }
 }
 
 pub struct Chosen {
@@ -47,21 +73,27 @@ fn key_untried(p: &Provider, tried: &Tried, now: u64) -> bool {
 }
 
 /// The body for `p`: the client's bytes untouched when nothing changes (the
-/// fast path), else re-serialised with the upstream model and overrides.
+/// fast path), else re-serialised — in the vendor's format — with the
+/// upstream model and overrides.
 fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
     let upstream_model = p.upstream_model(&req.route.model);
-    if upstream_model == req.client_model && snap.overrides.is_empty() && p.overrides.is_empty() {
+    let same_format = req.api.native() == p.kind;
+    if same_format && upstream_model == req.client_model && snap.overrides.is_empty() && p.overrides.is_empty() {
         return Ok(req.body.clone());
     }
-    let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&req.body)
-        .map_err(|e| GatewayError::BadRequest {
-            message: format!("The request body must be a JSON object: {e}"),
-            param: None,
+    let translated = vendor(p.kind)
+        .translate_request(req.api, req.parsed()?, p, upstream_model)
+        .map_err(|e| GatewayError::Translate {
+            provider: p.name.clone(),
+            message: e.to_string(),
+            param: e.param,
         })?;
-    obj.insert(
-        "model".into(),
-        serde_json::Value::String(upstream_model.to_string()),
-    );
+    let Value::Object(mut obj) = translated else {
+        return Err(GatewayError::UpstreamFailed {
+            status: 500,
+            message: "translated request is not a JSON object".into(),
+        });
+    };
     snap.overrides.apply(&mut obj);
     p.overrides.apply(&mut obj);
     serde_json::to_vec(&obj)
@@ -104,14 +136,25 @@ pub async fn run(
                 continue;
             }
         };
+        let body = match body_for(snap, p, req) {
+            Ok(b) => b,
+            // This vendor can't express the request; another one may.
+            Err(e @ GatewayError::Translate { .. }) => {
+                tracing::debug!(provider = %p.name, error = %e.message(), "request not translatable for this provider");
+                exhausted.push(index);
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         tried.push((index, key_slot.unwrap_or(0)));
         ctx.attempts += 1;
         let key = key_slot.map(|k| &p.keys[k]);
         ctx.provider = Some(p.name.clone());
         ctx.key = key.map(|k| k.masked.clone());
 
-        let body = body_for(snap, p, req)?;
-        let path = format!("{}/chat/completions", p.endpoint.base_path);
+        let path = vendor(p.kind).chat_path(p, p.upstream_model(&req.route.model), req.stream);
+        let forward: &[(&'static str, http::HeaderValue)] = if req.api.native() == p.kind { &req.forward } else { &[] };
         let deadline = req.deadline.min(Instant::now() + p.timeouts.total);
         let outcome = upstream::attempt(
             &state.connector,
@@ -122,6 +165,7 @@ pub async fn run(
                 path: &path,
                 body,
                 stream: req.stream,
+                forward,
                 deadline,
             },
         )
@@ -140,12 +184,20 @@ pub async fn run(
                 body,
                 retry_after,
             } => {
+                // Classify by what the status means (Gemini reports a bad key
+                // as 400 API_KEY_INVALID, which its error mapping calls 401).
+                let meaning = if p.kind == crate::config::ProviderKind::OpenAi {
+                    status
+                } else {
+                    vendor(p.kind).error_to_openai(status, &body).0
+                };
                 let relayed = GatewayError::Upstream {
                     status,
                     body,
                     provider: p.name.clone(),
+                    kind: p.kind,
                 };
-                match status {
+                match meaning {
                     429 => {
                         let wait = retry_after
                             .unwrap_or(snap.routing.rate_limit_cooldown)

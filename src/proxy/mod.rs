@@ -17,6 +17,8 @@ pub use error::GatewayError;
 use crate::config::Snapshot;
 use crate::health::HealthRegistry;
 use crate::protocol::openai::ChatRequestProbe;
+use crate::protocol::types::Usage;
+use crate::providers::ClientApi;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -77,6 +79,9 @@ pub struct RequestCtx {
     /// `ok`, `error`, `stream_cut`, `client_gone`, …
     outcome: &'static str,
     error: Option<String>,
+    /// The API the client speaks (decides the error format).
+    api: ClientApi,
+    usage: Option<Usage>,
 }
 
 /// How a request ended when it did not end normally.
@@ -175,6 +180,10 @@ impl ProxyHttp for Gateway {
             stream = ctx.stream,
             latency_ms = latency.as_micros() as f64 / 1000.0,
             ttfb_ms,
+            api = ctx.api.as_str(),
+            prompt_tokens = ctx.usage.map(|u| u.prompt_tokens),
+            completion_tokens = ctx.usage.map(|u| u.completion_tokens),
+            cached_tokens = ctx.usage.map(|u| u.cached_tokens).filter(|&c| c > 0),
             outcome = ctx.outcome,
             error = error.as_deref(),
             "request"
@@ -209,7 +218,7 @@ impl Gateway {
                 if method != Method::GET {
                     return Err(not_allowed("GET", &method, &path));
                 }
-                authorize(session, snap)?;
+                authorize(session, snap, ClientApi::OpenAi)?;
                 send_json(session, ctx, 200, snap.models_body.clone()).await
             }
             "/v1/chat/completions" => {
@@ -217,7 +226,16 @@ impl Gateway {
                 if method != Method::POST {
                     return Err(not_allowed("POST", &method, &path));
                 }
-                authorize(session, snap)?;
+                authorize(session, snap, ClientApi::OpenAi)?;
+                self.chat(session, ctx, snap).await
+            }
+            "/v1/messages" => {
+                ctx.route = "messages";
+                ctx.api = ClientApi::Anthropic;
+                if method != Method::POST {
+                    return Err(not_allowed("POST", &method, &path));
+                }
+                authorize(session, snap, ClientApi::Anthropic)?;
                 self.chat(session, ctx, snap).await
             }
             _ => Err(GatewayError::NotFound {
@@ -240,6 +258,7 @@ impl Gateway {
                 message: format!("The request body is not valid JSON for a chat completion: {e}"),
                 param: None,
             })?;
+        let include_usage = probe.include_usage();
         let model = match probe.model {
             Some(serde_json::Value::String(m)) if !m.is_empty() => m,
             Some(_) => {
@@ -276,17 +295,36 @@ impl Gateway {
 
         let deadline = tokio::time::Instant::now() + snap.routing.request_timeout;
         let request = failover::ChatRequest {
+            api: ctx.api,
             client_model: &model,
             route: &route,
             body,
+            parsed: std::sync::OnceLock::new(),
             stream,
+            include_usage,
+            forward: forwarded_headers(session, ctx.api),
             deadline,
         };
         let chosen = tokio::select! {
             r = failover::run(&self.state, snap, &request, ctx) => r?,
             _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
         };
-        relay::relay(&self.state, session, ctx, chosen, deadline).await
+        relay::relay(&self.state, session, ctx, &request, chosen).await
+    }
+}
+
+/// Client headers that same-format vendors must see (Anthropic beta flags
+/// switch features on and change the wire format).
+fn forwarded_headers(session: &Session, api: ClientApi) -> Vec<(&'static str, http::HeaderValue)> {
+    match api {
+        ClientApi::Anthropic => session
+            .req_header()
+            .headers
+            .get_all("anthropic-beta")
+            .iter()
+            .map(|v| ("anthropic-beta", v.clone()))
+            .collect(),
+        ClientApi::OpenAi => Vec::new(),
     }
 }
 
@@ -299,7 +337,7 @@ fn not_allowed(allow: &'static str, method: &Method, path: &str) -> Stop {
     .into()
 }
 
-fn authorize(session: &Session, snap: &Snapshot) -> Result<(), Stop> {
+fn authorize(session: &Session, snap: &Snapshot, api: ClientApi) -> Result<(), Stop> {
     let Some(expected) = snap.auth_token.as_deref() else {
         // No token configured: only this machine may use the gateway.
         let loopback = session
@@ -315,22 +353,29 @@ fn authorize(session: &Session, snap: &Snapshot) -> Result<(), Stop> {
             .into())
         };
     };
-    let presented = session
-        .req_header()
-        .headers
+    let headers = &session.req_header().headers;
+    let bearer = headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .and_then(|v| {
             let (scheme, token) = (v.get(..7)?, v.get(7..)?);
             scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
         });
+    // Anthropic clients send `x-api-key` (SDKs before 2026-10-21) or a
+    // bearer token (newer SDKs); when both are present `x-api-key` wins, as
+    // with Anthropic's own API.
+    let presented = match api {
+        ClientApi::Anthropic => headers.get("x-api-key").map(|v| v.as_bytes()).or(bearer),
+        ClientApi::OpenAi => bearer,
+    };
     match presented {
-        None => Err(GatewayError::Unauthorized(
-            "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
-        )
+        None => Err(GatewayError::Unauthorized(match api {
+            ClientApi::OpenAi => "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
+            ClientApi::Anthropic => "Missing API key: send `x-api-key: <AUTH_TOKEN>` or `Authorization: Bearer <AUTH_TOKEN>`",
+        })
         .into()),
         Some(token) if bool::from(token.ct_eq(expected.as_bytes())) => Ok(()),
-        Some(_) => Err(GatewayError::Unauthorized("Incorrect bearer token").into()),
+        Some(_) => Err(GatewayError::Unauthorized("Incorrect API key or bearer token").into()),
     }
 }
 
@@ -401,7 +446,8 @@ async fn send_error(session: &mut Session, ctx: &mut RequestCtx, err: &GatewayEr
     if !session.is_body_done() {
         session.set_keepalive(None);
     }
-    match write_whole(session, ctx, err.status(), err.body(), &err.headers()).await {
+    let (status, body) = err.render(ctx.api);
+    match write_whole(session, ctx, status, body, &err.headers()).await {
         Ok(()) => Ok(()),
         Err(Stop::Abort(e)) => Err(e),
         Err(Stop::Local(_)) => Ok(()),

@@ -1,14 +1,20 @@
 //! Relaying a committed upstream answer to the client.
 //!
-//! Event streams go out event by event as soon as each event is complete;
-//! other bodies chunk by chunk. Nothing is batched. A stream the vendor cuts
-//! ends with an explicit error event, never with a clean-looking end.
+//! Three shapes: same-format answers are relayed byte for byte (event
+//! streams event by event, as soon as each event is complete); cross-format
+//! streams go through a translator event by event; cross-format whole
+//! answers are read, translated and sent at once. Nothing is batched. A
+//! stream the vendor cuts ends with an explicit error event in the client's
+//! format, never with a clean-looking end.
 
-use super::failover::Chosen;
-use super::{abort, client_gone, GatewayState, RequestCtx, Stop};
-use crate::protocol::openai;
-use crate::protocol::sse::EventSplitter;
-use bytes::Bytes;
+use super::failover::{ChatRequest, Chosen};
+use super::upstream::Committed;
+use super::{abort, client_gone, GatewayError, GatewayState, RequestCtx, Stop};
+use crate::protocol::sse::{encode, EventSplitter, SseParser};
+use crate::protocol::types::Usage;
+use crate::protocol::{anthropic, openai};
+use crate::providers::{vendor, ClientApi};
+use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use std::time::Duration;
@@ -16,36 +22,62 @@ use tokio::time::{timeout_at, Instant};
 
 /// Vendor response headers worth passing to the client. Rate-limit headers
 /// are left out: they describe one of the gateway's keys, not the client.
-const PASS_HEADERS: &[&str] = &["x-request-id", "openai-processing-ms", "openai-version"];
+const PASS_HEADERS: &[&str] = &[
+    "x-request-id",
+    "request-id",
+    "openai-processing-ms",
+    "openai-version",
+];
+/// Largest whole answer read for translation.
+const TRANSLATE_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Whole same-format answers up to this size are also scanned for usage.
+const USAGE_SCAN_LIMIT: usize = 1024 * 1024;
 
-fn client_header(chosen: &Chosen, sse: bool) -> Result<ResponseHeader> {
-    let up = &chosen.committed.header;
-    let mut resp = ResponseHeader::build(up.status, Some(8))?;
-    let content_type = up
+fn is_sse(c: &Committed) -> bool {
+    c.header
         .headers
         .get(http::header::CONTENT_TYPE)
-        .cloned()
-        .unwrap_or_else(|| http::HeaderValue::from_static("application/json"));
-    resp.insert_header("content-type", content_type)?;
-    match up.headers.get(http::header::CONTENT_LENGTH) {
-        Some(len) if !sse => {
-            resp.insert_header("content-length", len.clone())?;
-        }
-        _ => {
-            resp.insert_header("transfer-encoding", "chunked")?;
-        }
-    }
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
+/// The client's response header. `passthrough` keeps the vendor's content
+/// type and length; translated answers are JSON or SSE of our making.
+fn client_header(
+    up: &ResponseHeader,
+    provider: &str,
+    sse: bool,
+    content_length: Option<usize>,
+    passthrough: bool,
+) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(up.status, Some(8))?;
     if sse {
+        resp.insert_header("content-type", "text/event-stream; charset=utf-8")?;
         resp.insert_header("cache-control", "no-cache")?;
         // Tell nginx-style reverse proxies in front of us not to buffer.
         resp.insert_header("x-accel-buffering", "no")?;
+    } else if passthrough {
+        let ct = up
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or_else(|| http::HeaderValue::from_static("application/json"));
+        resp.insert_header("content-type", ct)?;
+    } else {
+        resp.insert_header("content-type", "application/json")?;
+    }
+    let upstream_length = up.headers.get(http::header::CONTENT_LENGTH).filter(|_| passthrough && !sse);
+    match (content_length, upstream_length) {
+        (Some(n), _) => resp.insert_header("content-length", n)?,
+        (None, Some(len)) => resp.insert_header("content-length", len.clone())?,
+        _ => resp.insert_header("transfer-encoding", "chunked")?,
     }
     for name in PASS_HEADERS {
         if let Some(v) = up.headers.get(*name) {
             resp.insert_header(*name, v.clone())?;
         }
     }
-    resp.insert_header("x-llm-orchestrator-provider", chosen.provider.name.as_str())?;
+    resp.insert_header("x-llm-orchestrator-provider", provider)?;
     Ok(resp)
 }
 
@@ -53,17 +85,49 @@ pub async fn relay(
     state: &GatewayState,
     session: &mut Session,
     ctx: &mut RequestCtx,
+    req: &ChatRequest<'_>,
     chosen: Chosen,
-    _request_deadline: Instant,
 ) -> Result<(), Stop> {
-    let sse = chosen
-        .committed
-        .header
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-    let header = client_header(&chosen, sse).map_err(Stop::Abort)?;
+    let sse = is_sse(&chosen.committed);
+    if req.api.native() == chosen.provider.kind {
+        passthrough(state, session, ctx, req.api, chosen, sse).await
+    } else if sse {
+        translate_stream(state, session, ctx, req, chosen).await
+    } else {
+        translate_whole(state, session, ctx, req, chosen).await
+    }
+}
+
+fn client_closed(ctx: &mut RequestCtx) -> Stop {
+    abort("client closed the connection mid-answer", ctx, "client_gone")
+}
+
+/// The next upstream chunk, raced against the client hanging up.
+async fn next_chunk(
+    c: &mut Committed,
+    session: &mut Session,
+    deadline: Instant,
+) -> Result<Result<Option<Bytes>, String>, ()> {
+    tokio::select! {
+        r = timeout_at(deadline, c.session.read_response_body()) => Ok(match r {
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(e)) => Err(format!("the vendor connection failed mid-answer: {e}")),
+            Err(_) => Err("the answer exceeded the provider's total timeout".to_string()),
+        }),
+        _ = client_gone(session) => Err(()),
+    }
+}
+
+/// Same format: bytes go out as they come (whole events for streams).
+async fn passthrough(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    api: ClientApi,
+    chosen: Chosen,
+    sse: bool,
+) -> Result<(), Stop> {
+    let header = client_header(&chosen.committed.header, &chosen.provider.name, sse, None, true).map_err(Stop::Abort)?;
     ctx.status = header.status.as_u16();
     let Chosen {
         provider,
@@ -72,12 +136,13 @@ pub async fn relay(
     } = chosen;
     let mut c = *committed;
     let mut splitter = sse.then(EventSplitter::default);
+    let mut sniffer = UsageSniffer::new(api);
 
     let only_header = c.done && c.first.as_ref().is_none_or(Bytes::is_empty);
     session
         .write_response_header(Box::new(header), only_header)
         .await
-        .map_err(|_| abort("client closed the connection", ctx, "client_gone"))?;
+        .map_err(|_| client_closed(ctx))?;
     if only_header {
         ctx.ttfb = ctx.start.map(|s| s.elapsed());
         state.release(c.session, &c.peer).await;
@@ -90,46 +155,42 @@ pub async fn relay(
         if let Some(chunk) = next.take() {
             let out = match &mut splitter {
                 Some(s) => s.push(&chunk),
-                None => Some(chunk),
+                None => {
+                    sniffer.body_chunk(&chunk);
+                    Some(chunk)
+                }
             };
             if let Some(out) = out {
+                if sse {
+                    sniffer.events(&out);
+                }
                 if ctx.ttfb.is_none() {
                     ctx.ttfb = ctx.start.map(|s| s.elapsed());
                 }
-                session
-                    .write_response_body(Some(out), false)
-                    .await
-                    .map_err(|_| {
-                        abort(
-                            "client closed the connection mid-answer",
-                            ctx,
-                            "client_gone",
-                        )
-                    })?;
+                if session.write_response_body(Some(out), false).await.is_err() {
+                    ctx.usage = sniffer.usage();
+                    return Err(client_closed(ctx));
+                }
             }
         }
         if ended {
-            let tail = splitter
-                .as_mut()
-                .map(EventSplitter::take_pending)
-                .filter(|t| !t.is_empty());
-            session.write_response_body(tail, true).await.map_err(|_| {
-                abort(
-                    "client closed the connection mid-answer",
-                    ctx,
-                    "client_gone",
-                )
-            })?;
+            let tail = splitter.as_mut().map(EventSplitter::take_pending).filter(|t| !t.is_empty());
+            if let Some(t) = &tail {
+                sniffer.events(t);
+            }
+            ctx.usage = if sse { sniffer.usage() } else { sniffer.body_usage() };
+            session
+                .write_response_body(tail, true)
+                .await
+                .map_err(|_| client_closed(ctx))?;
             state.release(c.session, &c.peer).await;
             return Ok(());
         }
-        let read = tokio::select! {
-            r = timeout_at(deadline, c.session.read_response_body()) => r,
-            _ = client_gone(session) => {
-                return Err(abort("client closed the connection mid-answer", ctx, "client_gone"));
+        let failure = match next_chunk(&mut c, session, deadline).await {
+            Err(()) => {
+                ctx.usage = sniffer.usage();
+                return Err(client_closed(ctx));
             }
-        };
-        let failure = match read {
             Ok(Ok(Some(chunk))) => {
                 next = Some(chunk);
                 ended = c.session.response_done();
@@ -139,33 +200,18 @@ pub async fn relay(
                 ended = true;
                 continue;
             }
-            Ok(Err(e)) => format!("the vendor connection failed mid-answer: {e}"),
-            Err(_) => format!(
-                "the answer exceeded the provider's total timeout of {:.0} s",
-                provider.timeouts.total.as_secs_f64()
-            ),
+            Ok(Err(why)) => why,
         };
-        tracing::warn!(provider = %provider.name, error = %failure, "upstream answer cut after the first byte");
-        ctx.outcome = "stream_cut";
-        ctx.error = Some(failure.clone());
-        if splitter.is_some() {
+        ctx.usage = sniffer.usage();
+        cut(ctx, &provider.name, &failure);
+        if sse {
             // The partial event (if any) is dropped; the error event follows
-            // the last complete one, then the stream ends without [DONE].
-            let event = openai::stream_error_event(
-                &format!("provider `{}`: {failure}", provider.name),
-                "upstream_error",
-                Some("stream_interrupted"),
-            );
+            // the last complete one.
+            let event = stream_error(api, &format!("provider `{}`: {failure}", provider.name));
             session
                 .write_response_body(Some(event), true)
                 .await
-                .map_err(|_| {
-                    abort(
-                        "client closed the connection mid-answer",
-                        ctx,
-                        "client_gone",
-                    )
-                })?;
+                .map_err(|_| client_closed(ctx))?;
             return Ok(());
         }
         // A plain body has no in-band error channel: close the connection
@@ -174,13 +220,291 @@ pub async fn relay(
     }
 }
 
+fn cut(ctx: &mut RequestCtx, provider: &str, failure: &str) {
+    tracing::warn!(provider = %provider, error = %failure, "upstream answer cut after the first byte");
+    ctx.outcome = "stream_cut";
+    ctx.error = Some(failure.to_string());
+}
+
+/// An in-band error event in the client's stream format.
+fn stream_error(api: ClientApi, message: &str) -> Bytes {
+    match api {
+        ClientApi::OpenAi => openai::stream_error_event(message, "upstream_error", Some("stream_interrupted")),
+        ClientApi::Anthropic => {
+            let (event, data) = anthropic::stream_error_event(message);
+            encode(&event, &data)
+        }
+    }
+}
+
+/// Cross format, whole answer: read it all, translate, send.
+async fn translate_whole(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    req: &ChatRequest<'_>,
+    chosen: Chosen,
+) -> Result<(), Stop> {
+    let provider_name = chosen.provider.name.clone();
+    let kind = chosen.provider.kind;
+    let mut c = *chosen.committed;
+    let status = c.header.status.as_u16();
+    let mut body = BytesMut::new();
+    if let Some(f) = c.first.take() {
+        body.extend_from_slice(&f);
+    }
+    let mut ended = c.done;
+    while !ended {
+        match next_chunk(&mut c, session, chosen.deadline).await {
+            Err(()) => return Err(client_closed(ctx)),
+            Ok(Ok(Some(chunk))) => {
+                if body.len() + chunk.len() > TRANSLATE_BODY_LIMIT {
+                    return Err(GatewayError::UpstreamFailed {
+                        status: 502,
+                        message: format!("provider `{provider_name}` sent an answer larger than {TRANSLATE_BODY_LIMIT} bytes"),
+                    }
+                    .into());
+                }
+                body.extend_from_slice(&chunk);
+                ended = c.session.response_done();
+            }
+            Ok(Ok(None)) => ended = true,
+            Ok(Err(why)) => {
+                return Err(GatewayError::UpstreamFailed {
+                    status: 502,
+                    message: format!("provider `{provider_name}`: {why}"),
+                }
+                .into())
+            }
+        }
+    }
+    state.release(c.session, &c.peer).await;
+    let (out, usage) = vendor(kind)
+        .translate_response(req.api, &body, req.client_model)
+        .map_err(|e| GatewayError::UpstreamFailed {
+            status: 502,
+            message: format!("provider `{provider_name}` sent an answer the gateway cannot translate: {e}"),
+        })?;
+    ctx.usage = Some(usage);
+    let header = client_header(&c.header, &provider_name, false, Some(out.len()), false).map_err(Stop::Abort)?;
+    ctx.status = status;
+    session
+        .write_response_header(Box::new(header), false)
+        .await
+        .map_err(|_| client_closed(ctx))?;
+    ctx.ttfb = ctx.start.map(|s| s.elapsed());
+    session
+        .write_response_body(Some(out), true)
+        .await
+        .map_err(|_| client_closed(ctx))
+}
+
+/// Cross format, event stream: every upstream event is translated and sent
+/// as soon as it is complete.
+async fn translate_stream(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    req: &ChatRequest<'_>,
+    chosen: Chosen,
+) -> Result<(), Stop> {
+    let header = client_header(&chosen.committed.header, &chosen.provider.name, true, None, false).map_err(Stop::Abort)?;
+    ctx.status = header.status.as_u16();
+    let Chosen {
+        provider,
+        committed,
+        deadline,
+    } = chosen;
+    let mut c = *committed;
+    let mut parser = SseParser::default();
+    let mut translator = vendor(provider.kind).stream(req.api, req.client_model, req.include_usage);
+    session
+        .write_response_header(Box::new(header), false)
+        .await
+        .map_err(|_| client_closed(ctx))?;
+
+    let mut next = c.first.take();
+    let mut ended = c.done;
+    let mut out: Vec<Bytes> = Vec::new();
+    loop {
+        let mut failure: Option<String> = None;
+        if let Some(chunk) = next.take() {
+            for ev in parser.push(&chunk) {
+                if let Err(e) = translator.push(&ev, &mut out) {
+                    failure = Some(format!("the vendor reported an error mid-stream: {e}"));
+                    break;
+                }
+            }
+        }
+        if failure.is_none() && ended {
+            let tail = parser.finish();
+            let finished = match tail {
+                Some(ev) => translator.push(&ev, &mut out),
+                None => Ok(()),
+            }
+            .and_then(|()| translator.finish(true, &mut out));
+            if let Err(e) = finished {
+                failure = Some(e.to_string());
+            }
+        }
+        if !out.is_empty() {
+            if ctx.ttfb.is_none() {
+                ctx.ttfb = ctx.start.map(|s| s.elapsed());
+            }
+            let batch = join(&mut out);
+            let last = ended && failure.is_none();
+            if session.write_response_body(Some(batch), last).await.is_err() {
+                ctx.usage = Some(translator.usage());
+                return Err(client_closed(ctx));
+            }
+            if last {
+                ctx.usage = Some(translator.usage());
+                state.release(c.session, &c.peer).await;
+                return Ok(());
+            }
+        } else if ended && failure.is_none() {
+            ctx.usage = Some(translator.usage());
+            session
+                .write_response_body(None, true)
+                .await
+                .map_err(|_| client_closed(ctx))?;
+            state.release(c.session, &c.peer).await;
+            return Ok(());
+        }
+        if failure.is_none() {
+            match next_chunk(&mut c, session, deadline).await {
+                Err(()) => {
+                    ctx.usage = Some(translator.usage());
+                    return Err(client_closed(ctx));
+                }
+                Ok(Ok(Some(chunk))) => {
+                    next = Some(chunk);
+                    ended = c.session.response_done();
+                    continue;
+                }
+                Ok(Ok(None)) => {
+                    ended = true;
+                    continue;
+                }
+                Ok(Err(why)) => {
+                    // Give the translator a chance to close what it can.
+                    let _ = translator.finish(false, &mut out);
+                    failure = Some(why);
+                }
+            }
+        }
+        let failure = failure.unwrap_or_default();
+        ctx.usage = Some(translator.usage());
+        cut(ctx, &provider.name, &failure);
+        let event = stream_error(req.api, &format!("provider `{}`: {failure}", provider.name));
+        session
+            .write_response_body(Some(event), true)
+            .await
+            .map_err(|_| client_closed(ctx))?;
+        return Ok(());
+    }
+}
+
+fn join(parts: &mut Vec<Bytes>) -> Bytes {
+    if parts.len() == 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    let mut buf = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for p in parts.drain(..) {
+        buf.extend_from_slice(&p);
+    }
+    buf.freeze()
+}
+
+/// Usage read off same-format answers without changing a byte of them.
+struct UsageSniffer {
+    api: ClientApi,
+    usage: Usage,
+    seen: bool,
+    body: Option<BytesMut>,
+}
+
+impl UsageSniffer {
+    fn new(api: ClientApi) -> Self {
+        UsageSniffer {
+            api,
+            usage: Usage::default(),
+            seen: false,
+            body: Some(BytesMut::new()),
+        }
+    }
+
+    /// Complete SSE events; only those mentioning usage are parsed.
+    fn events(&mut self, bytes: &[u8]) {
+        if !contains(bytes, b"\"usage\"") {
+            return;
+        }
+        let mut parser = SseParser::default();
+        for ev in parser.push(bytes).into_iter().chain(parser.finish()) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&ev.data) else {
+                continue;
+            };
+            match self.api {
+                ClientApi::OpenAi => {
+                    if v["usage"].is_object() {
+                        self.usage = crate::providers::openai::usage_of(&v["usage"]);
+                        self.seen = true;
+                    }
+                }
+                ClientApi::Anthropic => {
+                    let u = if v["type"] == "message_start" {
+                        &v["message"]["usage"]
+                    } else {
+                        &v["usage"]
+                    };
+                    if u.is_object() {
+                        crate::providers::anthropic::merge_usage(&mut self.usage, u);
+                        self.seen = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn body_chunk(&mut self, chunk: &[u8]) {
+        if let Some(b) = &mut self.body {
+            if b.len() + chunk.len() > USAGE_SCAN_LIMIT {
+                self.body = None;
+            } else {
+                b.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.seen.then_some(self.usage)
+    }
+
+    fn body_usage(&mut self) -> Option<Usage> {
+        let body = self.body.take()?;
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let u = &v["usage"];
+        if !u.is_object() {
+            return None;
+        }
+        Some(match self.api {
+            ClientApi::OpenAi => crate::providers::openai::usage_of(u),
+            ClientApi::Anthropic => {
+                let mut usage = Usage::default();
+                crate::providers::anthropic::merge_usage(&mut usage, u);
+                usage
+            }
+        })
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 impl GatewayState {
     /// Return a fully read upstream connection to the pool.
-    async fn release(
-        &self,
-        session: pingora::protocols::http::client::HttpSession,
-        peer: &pingora::upstreams::peer::HttpPeer,
-    ) {
+    async fn release(&self, session: pingora::protocols::http::client::HttpSession, peer: &pingora::upstreams::peer::HttpPeer) {
         self.connector
             .release_http_session(session, peer, Some(Duration::from_secs(90)))
             .await;

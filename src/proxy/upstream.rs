@@ -52,12 +52,13 @@ pub struct AttemptInput<'a> {
     pub path: &'a str,
     pub body: Bytes,
     pub stream: bool,
+    pub forward: &'a [(&'static str, http::HeaderValue)],
     pub deadline: Instant,
 }
 
 fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>> {
     let ep = &input.provider.endpoint;
-    let mut req = RequestHeader::build("POST", input.path.as_bytes(), Some(8))?;
+    let mut req = RequestHeader::build("POST", input.path.as_bytes(), Some(10))?;
     req.insert_header("host", ep.host_header.as_str())?;
     req.insert_header("content-type", "application/json")?;
     req.insert_header("content-length", input.body.len())?;
@@ -75,9 +76,10 @@ fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>
         "user-agent",
         concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION")),
     )?;
-    if let Some(key) = input.key {
-        req.insert_header("authorization", key.bearer().clone())?;
+    for (name, value) in input.forward {
+        req.insert_header(*name, value.clone())?;
     }
+    crate::providers::vendor(input.provider.kind).headers(input.provider, input.key, &mut req)?;
     Ok(Box::new(req))
 }
 

@@ -1,0 +1,2002 @@
+//! The Google Gemini API wire format (v1beta `models/{model}:generateContent`
+//! and `:streamGenerateContent?alt=sse`) and its translation from/to OpenAI
+//! Chat Completions. Pure functions and a stream state machine, no I/O.
+//!
+//! Decisions worth knowing (each is also noted where it is made):
+//!
+//! * System and developer messages, wherever they appear, are hoisted in order
+//!   into one `systemInstruction` text part joined with a blank line: Gemini
+//!   has a single system instruction and no system role in `contents`.
+//! * Consecutive same-role turns are merged (tool results become one `user`
+//!   turn of `functionResponse` parts, and a following user message joins it).
+//! * Tool call ids are not sent to Gemini: it pairs calls and responses by
+//!   order and name, and older models reject an `id` they did not issue.
+//!   Responses use Gemini's `functionCall.id` when it has one, else a
+//!   deterministic `call_<index>_<name>[_<hash of responseId>]`.
+//! * Thought signatures ride on OpenAI objects as
+//!   `extra_content.google.thought_signature` (what Google's own
+//!   OpenAI-compatible endpoint does): on each tool call for `functionCall`
+//!   parts, on the message (or delta) for signatures on other parts. They are
+//!   read back from the same places. Nothing is forged when they are missing;
+//!   [`fill_missing_thought_signatures`] exists for callers that know the
+//!   target is Gemini 3 and the history came from elsewhere.
+//! * `reasoning_effort` sets `thinkingConfig.thinkingBudget` (none 0,
+//!   minimal 512, low 1024, medium 8192, high/xhigh 24576) with
+//!   `includeThoughts: false`: thought summaries are only requested when the
+//!   client opts in with `include_reasoning: true` or Google's
+//!   `extra_body.google.thinking_config.include_thoughts`. Thought text then
+//!   goes to `reasoning_content`, never `content`; reasoning sent back in
+//!   history is dropped (the signatures carry Gemini's state).
+//! * `completion_tokens` = `candidatesTokenCount + thoughtsTokenCount`, since
+//!   thinking is billed as output; the thought share is also reported as
+//!   `completion_tokens_details.reasoning_tokens`.
+//! * A prompt blocked by `promptFeedback.blockReason` is answered, streaming
+//!   or not, as an empty assistant turn with `finish_reason: content_filter`
+//!   and the reason in `refusal`: it is the model's policy answer, not a
+//!   gateway fault, and OpenAI clients already handle that finish reason.
+//! * `MALFORMED_FUNCTION_CALL`, `UNEXPECTED_TOOL_CALL` and
+//!   `TOO_MANY_TOOL_CALLS` are errors: OpenAI has no finish reason for them,
+//!   and a silent empty "stop" would end an agent loop without a clue.
+//! * Function parameter schemas are reduced to the OpenAPI subset Gemini's
+//!   `Schema` accepts (see [`clean_schema`]); a parameterless function is
+//!   declared without `parameters`, which Gemini requires.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use super::types::{TranslateError, Usage};
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+/// Knobs the caller sets per route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// maxOutputTokens when the client gave none (None = let Gemini decide).
+    pub default_max_tokens: Option<u64>,
+}
+
+/// Thinking budgets for OpenAI's `reasoning_effort`. 512 is the smallest
+/// budget every 2.5 model accepts; 24576 the largest Flash accepts.
+fn thinking_budget(effort: &str) -> Option<u64> {
+    match effort {
+        "none" => Some(0),
+        "minimal" => Some(512),
+        "low" => Some(1024),
+        "medium" => Some(8192),
+        "high" | "xhigh" => Some(24576),
+        _ => None,
+    }
+}
+
+/// OpenAI chat request -> Gemini generateContent request body. (The model
+/// goes in the URL path, which the caller builds; "model" is not in the body.)
+pub fn openai_request_to_gemini(
+    req: &Value,
+    opts: &RequestOptions,
+) -> Result<Value, TranslateError> {
+    let req = req
+        .as_object()
+        .ok_or_else(|| TranslateError::new("request body must be a JSON object"))?;
+    let messages = match req.get("messages") {
+        Some(Value::Array(m)) => m,
+        _ => return Err(TranslateError::at("messages", "messages must be an array")),
+    };
+
+    let (system, contents) = convert_messages(messages)?;
+    if contents.is_empty() {
+        return Err(TranslateError::at(
+            "messages",
+            "at least one user or assistant message with content is required",
+        ));
+    }
+
+    let mut body = Map::new();
+    body.insert("contents".into(), Value::Array(contents));
+    if !system.is_empty() {
+        body.insert(
+            "systemInstruction".into(),
+            json!({ "parts": [{ "text": system.join("\n\n") }] }),
+        );
+    }
+    if let Some((tools, tool_config)) = convert_tools(req)? {
+        body.insert("tools".into(), tools);
+        if let Some(tc) = tool_config {
+            body.insert("toolConfig".into(), tc);
+        }
+    }
+    let gc = generation_config(req, opts)?;
+    if !gc.is_empty() {
+        body.insert("generationConfig".into(), Value::Object(gc));
+    }
+    if let Some(cc) = google_ext(req)
+        .and_then(|g| g.get("cached_content"))
+        .and_then(Value::as_str)
+    {
+        body.insert("cachedContent".into(), cc.into());
+    }
+    Ok(Value::Object(body))
+}
+
+/// A present, non-null field.
+fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+/// Google's OpenAI-compatible endpoint takes Gemini-only settings under
+/// `extra_body.google` (its docs nest it that way), or `google` when an SDK
+/// merged `extra_body` into the top level.
+fn google_ext(req: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    req.get("extra_body")
+        .and_then(|e| e.get("google"))
+        .or_else(|| req.get("google"))
+        .and_then(Value::as_object)
+}
+
+/// The thought signature in an `extra_content` object, if any.
+fn signature_in(extra: Option<&Value>) -> Option<&str> {
+    extra?
+        .get("google")?
+        .get("thought_signature")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+/// Walks the OpenAI history. Returns the system texts and Gemini `contents`.
+fn convert_messages(messages: &[Value]) -> Result<(Vec<String>, Vec<Value>), TranslateError> {
+    let mut system = Vec::new();
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    // Gemini's functionResponse needs the function name, OpenAI's tool
+    // message only has the call id: remember names from assistant turns.
+    let mut call_names: HashMap<String, String> = HashMap::new();
+
+    for (i, msg) in messages.iter().enumerate() {
+        let path = format!("messages[{i}]");
+        let m = msg
+            .as_object()
+            .ok_or_else(|| TranslateError::at(&path, "message must be an object"))?;
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TranslateError::at(format!("{path}.role"), "role is required"))?;
+        match role {
+            "system" | "developer" => system.extend(text_only(m.get("content"), &path)?),
+            "user" => push_turn(&mut turns, "user", user_parts(m.get("content"), &path)?),
+            "assistant" => {
+                let parts = assistant_parts(m, &path, &mut call_names)?;
+                push_turn(&mut turns, "model", parts);
+            }
+            "tool" => {
+                let id = m
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        TranslateError::at(
+                            format!("{path}.tool_call_id"),
+                            "tool_call_id is required",
+                        )
+                    })?;
+                let name = call_names
+                    .get(id)
+                    .map(String::as_str)
+                    .or_else(|| m.get("name").and_then(Value::as_str))
+                    .ok_or_else(|| {
+                        TranslateError::at(
+                            format!("{path}.tool_call_id"),
+                            format!("no earlier assistant tool call has id {id:?}"),
+                        )
+                    })?;
+                let part = function_response(name, m.get("content"), &path)?;
+                push_turn(&mut turns, "user", vec![part]);
+            }
+            // Legacy function-calling result: the name is on the message.
+            "function" => {
+                let name = m.get("name").and_then(Value::as_str).ok_or_else(|| {
+                    TranslateError::at(format!("{path}.name"), "name is required")
+                })?;
+                let part = function_response(name, m.get("content"), &path)?;
+                push_turn(&mut turns, "user", vec![part]);
+            }
+            other => {
+                return Err(TranslateError::at(
+                    format!("{path}.role"),
+                    format!("unsupported role {other:?}"),
+                ))
+            }
+        }
+    }
+
+    let contents = turns
+        .into_iter()
+        .map(|(role, parts)| json!({ "role": role, "parts": parts }))
+        .collect();
+    Ok((system, contents))
+}
+
+/// Appends a turn, merging it into the previous one when the role repeats:
+/// Gemini wants user and model turns to alternate.
+fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, parts: Vec<Value>) {
+    if parts.is_empty() {
+        return;
+    }
+    match turns.last_mut() {
+        Some((last, existing)) if *last == role => existing.extend(parts),
+        _ => turns.push((role, parts)),
+    }
+}
+
+/// Text of a message whose content may only be text (system, tool).
+fn text_only(content: Option<&Value>, path: &str) -> Result<Vec<String>, TranslateError> {
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(parts)) => {
+            let mut out = Vec::new();
+            for (j, p) in parts.iter().enumerate() {
+                match (
+                    p.get("type").and_then(Value::as_str),
+                    p.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(t)) => {
+                        if !t.is_empty() {
+                            out.push(t.to_string());
+                        }
+                    }
+                    _ => {
+                        return Err(TranslateError::at(
+                            format!("{path}.content[{j}]"),
+                            "only text content parts are supported here",
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(TranslateError::at(
+            format!("{path}.content"),
+            "content must be a string or an array of content parts",
+        )),
+    }
+}
+
+fn user_parts(content: Option<&Value>, path: &str) -> Result<Vec<Value>, TranslateError> {
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        // Gemini rejects empty text parts; an empty message adds nothing.
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![json!({ "text": s })]),
+        Some(Value::Array(parts)) => {
+            let mut out = Vec::new();
+            for (j, p) in parts.iter().enumerate() {
+                if let Some(part) = content_part(p, &format!("{path}.content[{j}]"))? {
+                    out.push(part);
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(TranslateError::at(
+            format!("{path}.content"),
+            "content must be a string or an array of content parts",
+        )),
+    }
+}
+
+/// One OpenAI user content part -> one Gemini part (None for empty text).
+fn content_part(p: &Value, path: &str) -> Result<Option<Value>, TranslateError> {
+    let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "text" => match p.get("text").and_then(Value::as_str) {
+            Some("") => Ok(None),
+            Some(t) => Ok(Some(json!({ "text": t }))),
+            None => Err(TranslateError::at(
+                path,
+                "text part needs a string \"text\"",
+            )),
+        },
+        "image_url" => {
+            let url = match p.get("image_url") {
+                Some(Value::String(u)) => Some(u.as_str()),
+                Some(o) => o.get("url").and_then(Value::as_str),
+                None => None,
+            }
+            .ok_or_else(|| TranslateError::at(path, "image_url part needs image_url.url"))?;
+            media_from_url(url, "image/jpeg", path).map(Some)
+        }
+        "input_audio" => {
+            let audio = p.get("input_audio");
+            let data = audio.and_then(|a| a.get("data")).and_then(Value::as_str);
+            let format = audio.and_then(|a| a.get("format")).and_then(Value::as_str);
+            match (data, format) {
+                (Some(d), Some(f)) if !d.is_empty() => Ok(Some(json!({
+                    "inlineData": { "mimeType": audio_mime(f), "data": d }
+                }))),
+                _ => Err(TranslateError::at(
+                    path,
+                    "input_audio part needs input_audio.data and input_audio.format",
+                )),
+            }
+        }
+        "file" => {
+            let file = p.get("file");
+            if let Some(data) = file
+                .and_then(|f| f.get("file_data"))
+                .and_then(Value::as_str)
+            {
+                if data.starts_with("data:") {
+                    return media_from_url(data, "application/pdf", path).map(Some);
+                }
+                // Bare base64: OpenAI only accepts PDFs here, the filename may say more.
+                let mime = file
+                    .and_then(|f| f.get("filename"))
+                    .and_then(Value::as_str)
+                    .and_then(mime_from_extension)
+                    .unwrap_or("application/pdf");
+                return Ok(Some(
+                    json!({ "inlineData": { "mimeType": mime, "data": data } }),
+                ));
+            }
+            Err(TranslateError::at(
+                path,
+                "file parts must carry file_data; OpenAI file ids cannot be resolved for Gemini",
+            ))
+        }
+        other => Err(TranslateError::at(
+            path,
+            format!("content part type {other:?} is not supported by Gemini"),
+        )),
+    }
+}
+
+fn audio_mime(format: &str) -> String {
+    match format {
+        "mp3" => "audio/mp3".to_string(),
+        other => format!("audio/{other}"),
+    }
+}
+
+/// A data URL becomes inline bytes; an http(s) URL becomes a file reference
+/// Gemini fetches itself.
+fn media_from_url(url: &str, default_mime: &str, path: &str) -> Result<Value, TranslateError> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (header, data) = rest
+            .split_once(',')
+            .ok_or_else(|| TranslateError::at(path, "malformed data URL"))?;
+        let (mime, is_base64) = match header.strip_suffix(";base64") {
+            Some(m) => (m, true),
+            None => (header, false),
+        };
+        if !is_base64 {
+            return Err(TranslateError::at(path, "data URLs must be base64-encoded"));
+        }
+        if data.is_empty() {
+            return Err(TranslateError::at(path, "data URL has no data"));
+        }
+        // Parameters such as ";charset=utf-8" are not part of the MIME type.
+        let mime = mime.split(';').next().unwrap_or("").trim();
+        let mime = if mime.is_empty() { default_mime } else { mime };
+        return Ok(json!({ "inlineData": { "mimeType": mime, "data": data } }));
+    }
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let mime = mime_from_extension(url).unwrap_or(default_mime);
+        return Ok(json!({ "fileData": { "mimeType": mime, "fileUri": url } }));
+    }
+    Err(TranslateError::at(
+        path,
+        "media URLs must be data: URLs or http(s) URLs",
+    ))
+}
+
+/// MIME type from a URL's or file name's extension, for the types Gemini
+/// takes as input.
+fn mime_from_extension(name: &str) -> Option<&'static str> {
+    let path = name.split(['?', '#']).next().unwrap_or(name);
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let (_, ext) = file.rsplit_once('.')?;
+    let mime = match ext.to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "mp3" => "audio/mp3",
+        "wav" => "audio/wav",
+        "ogg" => "audio/ogg",
+        "flac" => "audio/flac",
+        "aac" => "audio/aac",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        _ => return None,
+    };
+    Some(mime)
+}
+
+fn assistant_parts(
+    m: &Map<String, Value>,
+    path: &str,
+    call_names: &mut HashMap<String, String>,
+) -> Result<Vec<Value>, TranslateError> {
+    let mut parts = Vec::new();
+    match m.get("content") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            if !s.is_empty() {
+                parts.push(json!({ "text": s }));
+            }
+        }
+        Some(Value::Array(items)) => {
+            for (j, p) in items.iter().enumerate() {
+                let text = match p.get("type").and_then(Value::as_str) {
+                    Some("text") => p.get("text").and_then(Value::as_str),
+                    Some("refusal") => p.get("refusal").and_then(Value::as_str),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    TranslateError::at(
+                        format!("{path}.content[{j}]"),
+                        "assistant content parts must be text or refusal",
+                    )
+                })?;
+                if !text.is_empty() {
+                    parts.push(json!({ "text": text }));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(TranslateError::at(
+                format!("{path}.content"),
+                "content must be a string or an array of content parts",
+            ))
+        }
+    }
+    // A signature Gemini put on a text part came back on the message.
+    if let Some(sig) = signature_in(m.get("extra_content")) {
+        if let Some(last) = parts.last_mut().and_then(Value::as_object_mut) {
+            last.insert("thoughtSignature".into(), sig.into());
+        }
+    }
+
+    match field(m, "tool_calls") {
+        None => {}
+        Some(Value::Array(calls)) => {
+            for (j, tc) in calls.iter().enumerate() {
+                let cpath = format!("{path}.tool_calls[{j}]");
+                if let Some(kind) = tc.get("type").and_then(Value::as_str) {
+                    if kind != "function" {
+                        return Err(TranslateError::at(
+                            format!("{cpath}.type"),
+                            format!("tool call type {kind:?} is not supported by Gemini"),
+                        ));
+                    }
+                }
+                let f = tc.get("function").ok_or_else(|| {
+                    TranslateError::at(format!("{cpath}.function"), "function is required")
+                })?;
+                let mut part = function_call(f, &format!("{cpath}.function"))?;
+                if let (Some(id), Some(name)) = (
+                    tc.get("id").and_then(Value::as_str),
+                    f.get("name").and_then(Value::as_str),
+                ) {
+                    call_names.insert(id.to_string(), name.to_string());
+                }
+                if let Some(sig) = signature_in(tc.get("extra_content")) {
+                    part.insert("thoughtSignature".into(), sig.into());
+                }
+                parts.push(Value::Object(part));
+            }
+        }
+        Some(_) => {
+            return Err(TranslateError::at(
+                format!("{path}.tool_calls"),
+                "tool_calls must be an array",
+            ))
+        }
+    }
+    // Legacy single function call.
+    if let Some(f) = field(m, "function_call") {
+        parts.push(Value::Object(function_call(
+            f,
+            &format!("{path}.function_call"),
+        )?));
+    }
+    Ok(parts)
+}
+
+/// OpenAI `{name, arguments: "<json>"}` -> Gemini `{"functionCall":{name,args}}`.
+fn function_call(f: &Value, path: &str) -> Result<Map<String, Value>, TranslateError> {
+    let name = f
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| TranslateError::at(format!("{path}.name"), "function name is required"))?;
+    let args = match f.get("arguments") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(Value::String(s)) if s.trim().is_empty() => Value::Object(Map::new()),
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| {
+            TranslateError::at(
+                format!("{path}.arguments"),
+                format!("arguments are not valid JSON: {e}"),
+            )
+        })?,
+        // Some clients send the object itself.
+        Some(v) => v.clone(),
+    };
+    if !args.is_object() {
+        return Err(TranslateError::at(
+            format!("{path}.arguments"),
+            "arguments must be a JSON object",
+        ));
+    }
+    let mut part = Map::new();
+    part.insert("functionCall".into(), json!({ "name": name, "args": args }));
+    Ok(part)
+}
+
+/// A tool result -> `functionResponse`. Gemini wants an object: a JSON object
+/// result is passed as is, anything else is wrapped as `{"content": text}`.
+fn function_response(
+    name: &str,
+    content: Option<&Value>,
+    path: &str,
+) -> Result<Value, TranslateError> {
+    let text = text_only(content, path)?.concat();
+    let response = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(o)) => Value::Object(o),
+        _ => json!({ "content": text }),
+    };
+    Ok(json!({ "functionResponse": { "name": name, "response": response } }))
+}
+
+fn generation_config(
+    req: &Map<String, Value>,
+    opts: &RequestOptions,
+) -> Result<Map<String, Value>, TranslateError> {
+    let mut gc = Map::new();
+
+    // max_completion_tokens is the current name; max_tokens the deprecated one.
+    let max = field(req, "max_completion_tokens")
+        .map(|v| ("max_completion_tokens", v))
+        .or_else(|| field(req, "max_tokens").map(|v| ("max_tokens", v)));
+    match max {
+        Some((key, v)) => {
+            let n = v
+                .as_u64()
+                .ok_or_else(|| TranslateError::at(key, "must be a non-negative integer"))?;
+            gc.insert("maxOutputTokens".into(), n.into());
+        }
+        None => {
+            if let Some(n) = opts.default_max_tokens {
+                gc.insert("maxOutputTokens".into(), n.into());
+            }
+        }
+    }
+
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ] {
+        if let Some(v) = field(req, from) {
+            if !v.is_number() {
+                return Err(TranslateError::at(from, "must be a number"));
+            }
+            gc.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(v) = field(req, "seed") {
+        let seed = v
+            .as_i64()
+            .ok_or_else(|| TranslateError::at("seed", "must be an integer"))?;
+        gc.insert("seed".into(), seed.into());
+    }
+    if let Some(v) = field(req, "n") {
+        let n = v
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| TranslateError::at("n", "must be a positive integer"))?;
+        gc.insert("candidateCount".into(), n.into());
+    }
+
+    match field(req, "stop") {
+        Some(Value::String(s)) if !s.is_empty() => {
+            gc.insert("stopSequences".into(), json!([s]));
+        }
+        None | Some(Value::String(_)) => {}
+        Some(Value::Array(list)) => {
+            let mut seqs = Vec::new();
+            for (i, s) in list.iter().enumerate() {
+                let s = s
+                    .as_str()
+                    .ok_or_else(|| TranslateError::at(format!("stop[{i}]"), "must be a string"))?;
+                if !s.is_empty() {
+                    seqs.push(Value::from(s));
+                }
+            }
+            if !seqs.is_empty() {
+                gc.insert("stopSequences".into(), Value::Array(seqs));
+            }
+        }
+        Some(_) => {
+            return Err(TranslateError::at(
+                "stop",
+                "must be a string or an array of strings",
+            ))
+        }
+    }
+
+    if let Some(rf) = field(req, "response_format") {
+        match rf.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            Some("json_object") => {
+                gc.insert("responseMimeType".into(), "application/json".into());
+            }
+            Some("json_schema") => {
+                let schema = rf
+                    .get("json_schema")
+                    .and_then(|j| j.get("schema"))
+                    .filter(|s| s.is_object())
+                    .ok_or_else(|| {
+                        TranslateError::at(
+                            "response_format.json_schema.schema",
+                            "a JSON schema object is required",
+                        )
+                    })?;
+                gc.insert("responseMimeType".into(), "application/json".into());
+                let cleaned = clean_schema(schema);
+                // An object with no properties is rejected; JSON mode alone
+                // already asks for "any object".
+                if !is_empty_object_schema(&cleaned) {
+                    gc.insert("responseSchema".into(), cleaned);
+                }
+            }
+            _ => {
+                return Err(TranslateError::at(
+                    "response_format.type",
+                    "must be text, json_object or json_schema",
+                ))
+            }
+        }
+    }
+
+    let thinking = thinking_config(req)?;
+    if !thinking.is_empty() {
+        gc.insert("thinkingConfig".into(), Value::Object(thinking));
+    }
+    Ok(gc)
+}
+
+fn thinking_config(req: &Map<String, Value>) -> Result<Map<String, Value>, TranslateError> {
+    let mut tc = Map::new();
+    // OpenRouter-style `reasoning: {effort, max_tokens}` is accepted as well.
+    let reasoning = field(req, "reasoning");
+    let effort = field(req, "reasoning_effort")
+        .map(|v| ("reasoning_effort", v))
+        .or_else(|| {
+            reasoning
+                .and_then(|r| r.get("effort"))
+                .filter(|v| !v.is_null())
+                .map(|v| ("reasoning.effort", v))
+        });
+    if let Some((key, v)) = effort {
+        let budget = v
+            .as_str()
+            .and_then(thinking_budget)
+            .ok_or_else(|| TranslateError::at(key, "must be none, minimal, low, medium or high"))?;
+        tc.insert("thinkingBudget".into(), budget.into());
+        // Summaries are opt-in (below); OpenAI's effort alone does not ask for text.
+        tc.insert("includeThoughts".into(), false.into());
+    }
+    if let Some(v) = reasoning
+        .and_then(|r| r.get("max_tokens"))
+        .filter(|v| !v.is_null())
+    {
+        let budget = v.as_u64().ok_or_else(|| {
+            TranslateError::at("reasoning.max_tokens", "must be a non-negative integer")
+        })?;
+        tc.insert("thinkingBudget".into(), budget.into());
+    }
+    if field(req, "include_reasoning").and_then(Value::as_bool) == Some(true) {
+        tc.insert("includeThoughts".into(), true.into());
+    }
+    if let Some(cfg) = google_ext(req)
+        .and_then(|g| g.get("thinking_config"))
+        .and_then(Value::as_object)
+    {
+        if let Some(b) = cfg.get("thinking_budget").and_then(Value::as_i64) {
+            // -1 is Gemini's "dynamic" budget, so signed.
+            tc.insert("thinkingBudget".into(), b.into());
+        }
+        if let Some(inc) = cfg.get("include_thoughts").and_then(Value::as_bool) {
+            tc.insert("includeThoughts".into(), inc.into());
+        }
+        if let Some(level) = cfg.get("thinking_level").and_then(Value::as_str) {
+            // Gemini 3 rejects a level and a budget together.
+            tc.remove("thinkingBudget");
+            tc.insert("thinkingLevel".into(), level.into());
+        }
+    }
+    Ok(tc)
+}
+
+/// OpenAI `tools` (or legacy `functions`) and `tool_choice` (or
+/// `function_call`) -> Gemini `tools` and `toolConfig`.
+fn convert_tools(
+    req: &Map<String, Value>,
+) -> Result<Option<(Value, Option<Value>)>, TranslateError> {
+    let (key, list, legacy) = match (field(req, "tools"), field(req, "functions")) {
+        (Some(t), _) => ("tools", t, false),
+        (None, Some(f)) => ("functions", f, true),
+        (None, None) => return Ok(None),
+    };
+    let list = list
+        .as_array()
+        .ok_or_else(|| TranslateError::at(key, "must be an array"))?;
+
+    let mut decls: Vec<Map<String, Value>> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let path = format!("{key}[{i}]");
+        let (f, fpath) = if legacy {
+            (t, path.clone())
+        } else {
+            match t.get("type").and_then(Value::as_str) {
+                Some("function") | None => {}
+                Some(other) => {
+                    return Err(TranslateError::at(
+                        format!("{path}.type"),
+                        format!("tool type {other:?} is not supported by Gemini"),
+                    ))
+                }
+            }
+            let f = t.get("function").ok_or_else(|| {
+                TranslateError::at(format!("{path}.function"), "function is required")
+            })?;
+            (f, format!("{path}.function"))
+        };
+        let name = f
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                TranslateError::at(format!("{fpath}.name"), "function name is required")
+            })?;
+        let mut d = Map::new();
+        d.insert("name".into(), name.into());
+        if let Some(desc) = f.get("description").and_then(Value::as_str) {
+            if !desc.is_empty() {
+                d.insert("description".into(), desc.into());
+            }
+        }
+        if let Some(params) = f.get("parameters").and_then(function_parameters) {
+            d.insert("parameters".into(), params);
+        }
+        decls.push(d);
+    }
+    if decls.is_empty() {
+        return Ok(None);
+    }
+
+    let choice = field(req, "tool_choice")
+        .map(|c| ("tool_choice", c))
+        .or_else(|| field(req, "function_call").map(|c| ("function_call", c)));
+    let mut config = None;
+    if let Some((ckey, choice)) = choice {
+        let known = |n: &str| {
+            decls
+                .iter()
+                .any(|d| d.get("name").and_then(Value::as_str) == Some(n))
+        };
+        let (mode, allowed): (&str, Vec<String>) = match choice {
+            Value::String(s) => match s.as_str() {
+                "auto" => ("AUTO", Vec::new()),
+                "none" => ("NONE", Vec::new()),
+                "required" => ("ANY", Vec::new()),
+                other => {
+                    return Err(TranslateError::at(
+                        ckey,
+                        format!("unsupported tool_choice {other:?}"),
+                    ))
+                }
+            },
+            Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("allowed_tools") => {
+                let spec = o.get("allowed_tools");
+                let names: Vec<String> = spec
+                    .and_then(|a| a.get("tools"))
+                    .and_then(Value::as_array)
+                    .map(|ts| {
+                        ts.iter()
+                            .filter_map(|t| {
+                                t.get("function")
+                                    .and_then(|f| f.get("name"))
+                                    .and_then(Value::as_str)
+                            })
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if names.is_empty() || names.iter().any(|n| !known(n)) {
+                    return Err(TranslateError::at(
+                        format!("{ckey}.allowed_tools.tools"),
+                        "must name functions declared in tools",
+                    ));
+                }
+                match spec.and_then(|a| a.get("mode")).and_then(Value::as_str) {
+                    Some("required") => ("ANY", names),
+                    Some("auto") | None => {
+                        // Gemini only restricts names in ANY mode: in AUTO
+                        // the restriction is declaring only those functions.
+                        decls.retain(|d| {
+                            d.get("name")
+                                .and_then(Value::as_str)
+                                .is_some_and(|n| names.iter().any(|a| a == n))
+                        });
+                        ("AUTO", Vec::new())
+                    }
+                    Some(other) => {
+                        return Err(TranslateError::at(
+                            format!("{ckey}.allowed_tools.mode"),
+                            format!("unsupported mode {other:?}"),
+                        ))
+                    }
+                }
+            }
+            Value::Object(o) => {
+                // {"type":"function","function":{"name"}} or legacy {"name"}.
+                let name = o
+                    .get("function")
+                    .and_then(|f| f.get("name"))
+                    .or_else(|| o.get("name"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| TranslateError::at(ckey, "must name a function"))?;
+                if !known(name) {
+                    return Err(TranslateError::at(
+                        ckey,
+                        format!("function {name:?} is not declared in tools"),
+                    ));
+                }
+                ("ANY", vec![name.to_string()])
+            }
+            _ => return Err(TranslateError::at(ckey, "must be a string or an object")),
+        };
+        let mut fcc = Map::new();
+        fcc.insert("mode".into(), mode.into());
+        if !allowed.is_empty() {
+            fcc.insert("allowedFunctionNames".into(), json!(allowed));
+        }
+        config = Some(json!({ "functionCallingConfig": fcc }));
+    }
+    let decls: Vec<Value> = decls.into_iter().map(Value::Object).collect();
+    Ok(Some((json!([{ "functionDeclarations": decls }]), config)))
+}
+
+/// Cleaned `parameters` for a function declaration, or None for a function
+/// without parameters (Gemini rejects an OBJECT schema with no properties).
+fn function_parameters(params: &Value) -> Option<Value> {
+    if !params.is_object() {
+        return None;
+    }
+    let mut cleaned = clean_schema(params);
+    let obj = cleaned.as_object_mut()?;
+    // A union at the root cannot be an OBJECT: declare the union of the
+    // branches' properties, requiring only what every branch requires.
+    if !obj.contains_key("properties") {
+        if let Some(Value::Array(branches)) = obj.remove("anyOf") {
+            let mut props = Map::new();
+            let mut required: Option<Vec<Value>> = None;
+            for b in &branches {
+                if let Some(p) = b.get("properties").and_then(Value::as_object) {
+                    for (k, v) in p {
+                        props.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                let r = b
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                required = Some(match required {
+                    None => r,
+                    Some(prev) => prev.into_iter().filter(|n| r.contains(n)).collect(),
+                });
+            }
+            if !props.is_empty() {
+                obj.insert("properties".into(), Value::Object(props));
+                if let Some(r) = required.filter(|r| !r.is_empty()) {
+                    obj.insert("required".into(), Value::Array(r));
+                }
+            }
+        }
+    }
+    if is_empty_object_schema(&cleaned) || !cleaned.get("properties").is_some_and(Value::is_object)
+    {
+        return None;
+    }
+    if let Some(obj) = cleaned.as_object_mut() {
+        obj.insert("type".into(), "object".into());
+        obj.remove("nullable");
+    }
+    Some(cleaned)
+}
+
+fn is_empty_object_schema(s: &Value) -> bool {
+    s.get("type").and_then(Value::as_str) == Some("object")
+        && s.get("properties")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty)
+}
+
+// ---------------------------------------------------------------------------
+// Schema cleaning
+// ---------------------------------------------------------------------------
+
+/// Deepest schema nesting kept; deeper levels become a bare object.
+const MAX_SCHEMA_DEPTH: usize = 40;
+/// `$ref` expansions per schema, so a schema whose references fan out
+/// cannot make us build an exponentially large tree.
+const MAX_REF_EXPANSIONS: usize = 512;
+
+/// Reduces a JSON Schema to the OpenAPI 3.0 subset Gemini's `Schema` object
+/// accepts: type, format, title, description, nullable, enum, items,
+/// min/maxItems, properties, required, min/maxProperties, propertyOrdering,
+/// min/maxLength, pattern, minimum, maximum, anyOf. Everything else
+/// (`$schema`, `additionalProperties`, `default`, `examples`, ...) is dropped.
+///
+/// * `$ref` into `$defs`/`definitions` is inlined (a recursive reference
+///   stops at the referenced type); `allOf` is merged; `oneOf` becomes `anyOf`.
+/// * `"type": ["string","null"]` and null union branches become `nullable`;
+///   several non-null types become an `anyOf` of single-type schemas.
+/// * `const` becomes a one-value `enum`; enums must be strings for Gemini, so
+///   a non-string enum is dropped and its values are listed in the description.
+/// * Missing types are inferred (properties: object, items: array, enum:
+///   string); an array without `items` gets string items (Gemini requires
+///   them); `required` keeps only declared properties; an object without
+///   properties is kept as a bare `{"type":"object"}`.
+pub fn clean_schema(schema: &Value) -> Value {
+    let mut cleaner = SchemaCleaner {
+        root: schema,
+        // "#" is the root itself: a reference to it is recursion.
+        resolving: vec!["#".to_string()],
+        expansions: 0,
+    };
+    Value::Object(cleaner.clean(schema, 0))
+}
+
+struct SchemaCleaner<'a> {
+    root: &'a Value,
+    resolving: Vec<String>,
+    expansions: usize,
+}
+
+impl SchemaCleaner<'_> {
+    fn clean(&mut self, schema: &Value, depth: usize) -> Map<String, Value> {
+        let Some(src) = schema.as_object() else {
+            // `true`/`false` schemas and junk: "anything".
+            return Map::new();
+        };
+        if depth > MAX_SCHEMA_DEPTH {
+            let mut m = Map::new();
+            m.insert("type".into(), "object".into());
+            return m;
+        }
+
+        let mut out = Map::new();
+        if let Some(r) = src.get("$ref").and_then(Value::as_str) {
+            out = self.resolve(r, depth);
+        }
+        if let Some(Value::Array(all)) = src.get("allOf") {
+            for branch in all {
+                let c = self.clean(branch, depth + 1);
+                merge_schema(&mut out, c);
+            }
+        }
+        if let Some(Value::Array(branches)) = src.get("anyOf").or_else(|| src.get("oneOf")) {
+            let mut kept = Vec::new();
+            let mut nullable = false;
+            for branch in branches {
+                let c = self.clean(branch, depth + 1);
+                if c.get("type").and_then(Value::as_str) == Some("null") {
+                    nullable = true;
+                } else {
+                    kept.push(c);
+                }
+            }
+            if kept.len() == 1 {
+                // Optional[X]: just X, nullable.
+                if let Some(only) = kept.pop() {
+                    merge_schema(&mut out, only);
+                }
+            } else if !kept.is_empty() {
+                out.insert(
+                    "anyOf".into(),
+                    Value::Array(kept.into_iter().map(Value::Object).collect()),
+                );
+            }
+            if nullable {
+                out.insert("nullable".into(), true.into());
+            }
+        }
+
+        // The schema's own keywords override what references supplied.
+        for (k, v) in src {
+            if scalar_keyword_ok(k, v) {
+                out.insert(k.clone(), v.clone());
+                continue;
+            }
+            match (k.as_str(), v) {
+                ("type", Value::String(t)) => {
+                    out.insert("type".into(), t.to_ascii_lowercase().into());
+                }
+                ("type", Value::Array(ts)) => {
+                    let ts: Vec<Value> = ts
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|t| Value::from(t.to_ascii_lowercase()))
+                        .collect();
+                    out.insert("type".into(), Value::Array(ts));
+                }
+                ("const", v) => {
+                    out.insert("enum".into(), json!([v]));
+                }
+                ("properties", Value::Object(props)) => {
+                    let mut cleaned = match out.remove("properties") {
+                        Some(Value::Object(p)) => p,
+                        _ => Map::new(),
+                    };
+                    for (name, s) in props {
+                        cleaned.insert(name.clone(), Value::Object(self.clean(s, depth + 1)));
+                    }
+                    out.insert("properties".into(), Value::Object(cleaned));
+                }
+                ("required", Value::Array(names)) => union_required(&mut out, names),
+                ("items", Value::Object(_)) => {
+                    out.insert("items".into(), Value::Object(self.clean(v, depth + 1)));
+                }
+                // Tuple form: any of the positions.
+                ("items", Value::Array(tuple)) if !tuple.is_empty() => {
+                    let mut branches: Vec<Value> = tuple
+                        .iter()
+                        .map(|s| Value::Object(self.clean(s, depth + 1)))
+                        .collect();
+                    branches.dedup();
+                    let items = if branches.len() == 1 {
+                        branches.pop().unwrap_or_default()
+                    } else {
+                        json!({ "anyOf": branches })
+                    };
+                    out.insert("items".into(), items);
+                }
+                ("prefixItems", Value::Array(tuple)) if !src.contains_key("items") => {
+                    if let Some(first) = tuple.first() {
+                        out.insert("items".into(), Value::Object(self.clean(first, depth + 1)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        finish_schema(out)
+    }
+
+    /// The cleaned target of a local `$ref`.
+    fn resolve(&mut self, reference: &str, depth: usize) -> Map<String, Value> {
+        let target = reference
+            .strip_prefix('#')
+            .and_then(|pointer| self.root.pointer(pointer));
+        let Some(target) = target else {
+            // Remote or dangling reference: nothing to inline.
+            return Map::new();
+        };
+        if self.resolving.iter().any(|r| r == reference) || self.expansions >= MAX_REF_EXPANSIONS {
+            // Recursive type: keep its kind and description, stop expanding.
+            let mut m = Map::new();
+            let kind = target
+                .get("type")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_else(|| "object".to_string());
+            m.insert("type".into(), kind.into());
+            if let Some(d) = target.get("description").filter(|d| d.is_string()) {
+                m.insert("description".into(), d.clone());
+            }
+            return finish_schema(m);
+        }
+        self.expansions += 1;
+        self.resolving.push(reference.to_string());
+        let m = self.clean(target, depth + 1);
+        self.resolving.pop();
+        m
+    }
+}
+
+/// Keywords Gemini takes verbatim, when their value has the right shape.
+fn scalar_keyword_ok(key: &str, v: &Value) -> bool {
+    match key {
+        "description" | "title" | "pattern" | "format" => v.is_string(),
+        "nullable" => v.is_boolean(),
+        "enum" => v.is_array(),
+        "minItems" | "maxItems" | "minLength" | "maxLength" | "minProperties" | "maxProperties" => {
+            v.is_u64()
+        }
+        "minimum" | "maximum" => v.is_number(),
+        "propertyOrdering" => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        _ => false,
+    }
+}
+
+/// Merges `src` into `dst`: properties and required are combined, other
+/// keywords only fill gaps (the schema being built has the last word).
+fn merge_schema(dst: &mut Map<String, Value>, src: Map<String, Value>) {
+    for (k, v) in src {
+        match (k.as_str(), v) {
+            ("properties", Value::Object(props)) => {
+                let entry = dst
+                    .entry("properties")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Some(existing) = entry.as_object_mut() {
+                    for (name, s) in props {
+                        existing.entry(name).or_insert(s);
+                    }
+                }
+            }
+            ("required", Value::Array(names)) => union_required(dst, &names),
+            (_, v) => {
+                dst.entry(k).or_insert(v);
+            }
+        }
+    }
+}
+
+fn union_required(dst: &mut Map<String, Value>, names: &[Value]) {
+    let entry = dst
+        .entry("required")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(list) = entry.as_array_mut() {
+        for n in names.iter().filter(|n| n.is_string()) {
+            if !list.contains(n) {
+                list.push(n.clone());
+            }
+        }
+    }
+}
+
+/// Keywords Gemini only accepts on one kind of schema.
+fn keyword_applies(key: &str, kind: &str) -> bool {
+    match key {
+        "properties" | "required" | "minProperties" | "maxProperties" | "propertyOrdering" => {
+            kind == "object"
+        }
+        "items" | "minItems" | "maxItems" => kind == "array",
+        "minLength" | "maxLength" | "pattern" | "enum" => kind == "string",
+        "minimum" | "maximum" => kind == "number" || kind == "integer",
+        _ => true,
+    }
+}
+
+/// Makes a cleaned schema self-consistent: single type, string enums,
+/// required within properties, items on arrays.
+fn finish_schema(mut s: Map<String, Value>) -> Map<String, Value> {
+    // type: null and type lists.
+    match s.remove("type") {
+        Some(Value::String(t)) if t == "null" => {
+            s.insert("nullable".into(), true.into());
+        }
+        Some(Value::String(t)) => {
+            s.insert("type".into(), t.into());
+        }
+        Some(Value::Array(types)) => {
+            let mut kinds: Vec<String> = Vec::new();
+            for t in types.iter().filter_map(Value::as_str) {
+                if t == "null" {
+                    s.insert("nullable".into(), true.into());
+                } else if !kinds.iter().any(|k| k == t) {
+                    kinds.push(t.to_string());
+                }
+            }
+            if kinds.len() == 1 {
+                s.insert("type".into(), kinds.remove(0).into());
+            } else if kinds.len() > 1 {
+                return split_types(s, &kinds);
+            }
+        }
+        _ => {}
+    }
+
+    // const null / enum null mean nullable; the rest must be strings.
+    if let Some(Value::Array(values)) = s.remove("enum") {
+        let mut values: Vec<Value> = values
+            .into_iter()
+            .filter(|v| {
+                if v.is_null() {
+                    s.insert("nullable".into(), true.into());
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        values.dedup();
+        let kind = s.get("type").and_then(Value::as_str);
+        if !values.is_empty() {
+            if values.iter().all(Value::is_string) && matches!(kind, None | Some("string")) {
+                s.insert("type".into(), "string".into());
+                s.insert("enum".into(), Value::Array(values));
+            } else {
+                let listed: Vec<String> = values.iter().map(Value::to_string).collect();
+                let note = format!("Allowed values: {}.", listed.join(", "));
+                let desc = match s.get("description").and_then(Value::as_str) {
+                    Some(d) if !d.is_empty() => format!("{d} {note}"),
+                    _ => note,
+                };
+                s.insert("description".into(), desc.into());
+            }
+        }
+    }
+
+    // Infer a missing type from the keywords present.
+    if !s.contains_key("type") && !s.contains_key("anyOf") {
+        if s.contains_key("properties") {
+            s.insert("type".into(), "object".into());
+        } else if s.contains_key("items") {
+            s.insert("type".into(), "array".into());
+        }
+    }
+
+    let kind = s.get("type").and_then(Value::as_str).map(str::to_string);
+    if let Some(kind) = &kind {
+        s.retain(|k, _| keyword_applies(k, kind));
+    }
+    match kind.as_deref() {
+        Some("object") => {
+            let names: Vec<String> = s
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            if names.is_empty() {
+                // "properties: should be non-empty for OBJECT type".
+                s.remove("properties");
+            }
+            for key in ["required", "propertyOrdering"] {
+                if let Some(Value::Array(list)) = s.remove(key) {
+                    let list: Vec<Value> = list
+                        .into_iter()
+                        .filter(|n| n.as_str().is_some_and(|n| names.iter().any(|p| p == n)))
+                        .collect();
+                    if !list.is_empty() {
+                        s.insert(key.into(), Value::Array(list));
+                    }
+                }
+            }
+        }
+        Some("array") => {
+            // Gemini: "items: missing field". Strings are the most common case.
+            let missing = s
+                .get("items")
+                .is_none_or(|i| i.as_object().is_none_or(Map::is_empty));
+            if missing {
+                s.insert("items".into(), json!({ "type": "string" }));
+            }
+        }
+        _ => {}
+    }
+    s
+}
+
+/// `"type": ["string","integer"]` -> `anyOf` of one schema per type, each
+/// with the keywords that apply to it.
+fn split_types(s: Map<String, Value>, kinds: &[String]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for key in ["description", "title", "nullable"] {
+        if let Some(v) = s.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    let branches: Vec<Value> = kinds
+        .iter()
+        .map(|kind| {
+            let mut b: Map<String, Value> = s
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "description" | "title" | "nullable" | "anyOf")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            b.insert("type".into(), kind.as_str().into());
+            Value::Object(finish_schema(b))
+        })
+        .collect();
+    out.insert("anyOf".into(), Value::Array(branches));
+    out
+}
+
+/// Gemini 3 rejects a history whose function calls lack thought signatures.
+/// For a conversation that did not come from Gemini (or whose client dropped
+/// `extra_content`), Google documents a placeholder that skips the check.
+/// This puts it on the first `functionCall` of every model turn that has no
+/// signature at all. Only for Gemini 3 targets: other models do not need it.
+pub fn fill_missing_thought_signatures(body: &mut Value) {
+    const PLACEHOLDER: &str = "skip_thought_signature_validator";
+    let Some(contents) = body.get_mut("contents").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for turn in contents {
+        if turn.get("role").and_then(Value::as_str) != Some("model") {
+            continue;
+        }
+        let Some(parts) = turn.get_mut("parts").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        // Parallel calls carry one signature, on the first call.
+        let signed = parts
+            .iter()
+            .any(|p| p.get("functionCall").is_some() && p.get("thoughtSignature").is_some());
+        if signed {
+            continue;
+        }
+        if let Some(first) = parts
+            .iter_mut()
+            .find(|p| p.get("functionCall").is_some())
+            .and_then(Value::as_object_mut)
+        {
+            first.insert("thoughtSignature".into(), PLACEHOLDER.into());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A completion id for responses without `responseId`: time plus a process
+/// counter, unique enough for correlation without a random source.
+fn generated_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "chatcmpl-{nanos:016x}{:08x}",
+        fnv1a(&n.to_le_bytes()) as u32
+    )
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn response_id(resp: &Value) -> Option<&str> {
+    resp.get("responseId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// Suffix that makes synthesized tool call ids unique across turns while
+/// staying deterministic for a given response.
+fn call_salt(resp: &Value) -> Option<String> {
+    response_id(resp).map(|id| format!("{:08x}", fnv1a(id.as_bytes()) as u32))
+}
+
+fn u64_at(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// `usageMetadata` -> (Usage, thinking tokens). Thinking counts as output.
+fn read_usage(meta: &Value) -> (Usage, u64) {
+    let prompt = u64_at(meta, "promptTokenCount");
+    let candidates = u64_at(meta, "candidatesTokenCount");
+    let thoughts = u64_at(meta, "thoughtsTokenCount");
+    let total = meta
+        .get("totalTokenCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(prompt + candidates + thoughts);
+    let usage = Usage {
+        prompt_tokens: prompt,
+        completion_tokens: candidates + thoughts,
+        total_tokens: total,
+        cached_tokens: u64_at(meta, "cachedContentTokenCount"),
+    };
+    (usage, thoughts)
+}
+
+fn usage_json(u: &Usage, reasoning: u64) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+        "prompt_tokens_details": { "cached_tokens": u.cached_tokens },
+        "completion_tokens_details": { "reasoning_tokens": reasoning },
+    })
+}
+
+/// The message of an `{"error": {...}}` object Gemini put in a 200 body or
+/// a stream event.
+fn embedded_error(v: &Value) -> Option<String> {
+    let e = v.get("error")?;
+    let message = e
+        .get("message")
+        .and_then(Value::as_str)
+        .or_else(|| e.as_str())
+        .unwrap_or("unknown error");
+    Some(match e.get("status").and_then(Value::as_str) {
+        Some(status) => format!("Gemini error ({status}): {message}"),
+        None => format!("Gemini error: {message}"),
+    })
+}
+
+struct ToolCallOut {
+    id: String,
+    name: String,
+    arguments: String,
+    signature: Option<String>,
+}
+
+impl ToolCallOut {
+    fn to_json(&self, index: Option<usize>) -> Value {
+        let mut c = Map::new();
+        if let Some(i) = index {
+            c.insert("index".into(), i.into());
+        }
+        c.insert("id".into(), self.id.clone().into());
+        c.insert("type".into(), "function".into());
+        c.insert(
+            "function".into(),
+            json!({ "name": self.name, "arguments": self.arguments }),
+        );
+        if let Some(sig) = &self.signature {
+            c.insert("extra_content".into(), signature_json(sig));
+        }
+        Value::Object(c)
+    }
+}
+
+fn signature_json(sig: &str) -> Value {
+    json!({ "google": { "thought_signature": sig } })
+}
+
+/// What one candidate's parts say, in OpenAI terms.
+#[derive(Default)]
+struct PartsOut {
+    text: String,
+    reasoning: String,
+    calls: Vec<ToolCallOut>,
+    /// A signature on a non-functionCall part (last one wins).
+    text_signature: Option<String>,
+}
+
+/// Reads a candidate's `content.parts`. `first_call` is how many calls this
+/// choice already produced (stream), so synthesized ids stay unique.
+fn read_parts(candidate: &Value, first_call: usize, salt: Option<&str>) -> PartsOut {
+    let mut out = PartsOut::default();
+    let parts = candidate
+        .get("content")
+        .and_then(|c| c.get("parts"))
+        .and_then(Value::as_array);
+    for p in parts.into_iter().flatten() {
+        let sig = p
+            .get("thoughtSignature")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        if let Some(fc) = p.get("functionCall") {
+            let name = fc
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let arguments = match fc.get("args") {
+                None | Some(Value::Null) => "{}".to_string(),
+                Some(a) => a.to_string(),
+            };
+            let index = first_call + out.calls.len();
+            let id = match fc
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                Some(id) => id.to_string(),
+                None => match salt {
+                    Some(salt) => format!("call_{index}_{name}_{salt}"),
+                    None => format!("call_{index}_{name}"),
+                },
+            };
+            out.calls.push(ToolCallOut {
+                id,
+                name,
+                arguments,
+                signature: sig,
+            });
+            continue;
+        }
+        if let Some(t) = p.get("text").and_then(Value::as_str) {
+            if p.get("thought").and_then(Value::as_bool) == Some(true) {
+                out.reasoning.push_str(t);
+            } else {
+                out.text.push_str(t);
+            }
+        }
+        // Other part kinds (executableCode, inlineData output, ...) have no
+        // Chat Completions form and are skipped.
+        if sig.is_some() {
+            out.text_signature = sig;
+        }
+    }
+    out
+}
+
+/// Gemini finishReason -> OpenAI finish_reason, or an error for the ones
+/// that mean the model failed to produce an answer.
+fn map_finish(
+    candidate: &Value,
+    reason: &str,
+    had_calls: bool,
+) -> Result<&'static str, TranslateError> {
+    Ok(match reason {
+        "MAX_TOKENS" => "length",
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION"
+        | "LANGUAGE" => "content_filter",
+        "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS" => {
+            let detail = candidate
+                .get("finishMessage")
+                .and_then(Value::as_str)
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            return Err(TranslateError::new(format!(
+                "Gemini failed to produce a valid function call (finishReason {reason}){detail}"
+            )));
+        }
+        _ if had_calls => "tool_calls",
+        _ => "stop",
+    })
+}
+
+/// Explanation for a prompt Gemini refused to answer, if it did.
+fn block_message(resp: &Value) -> Option<String> {
+    let fb = resp.get("promptFeedback")?;
+    let reason = fb.get("blockReason").and_then(Value::as_str)?;
+    let extra = fb
+        .get("blockReasonMessage")
+        .and_then(Value::as_str)
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    Some(format!(
+        "The prompt was blocked by Gemini (blockReason {reason}){extra}"
+    ))
+}
+
+/// Gemini GenerateContentResponse -> OpenAI chat.completion (model given by caller).
+pub fn gemini_response_to_openai(
+    resp: &Value,
+    model: &str,
+) -> Result<(Value, Usage), TranslateError> {
+    if let Some(e) = embedded_error(resp) {
+        return Err(TranslateError::new(e));
+    }
+    if !resp.is_object() {
+        return Err(TranslateError::new("Gemini response is not a JSON object"));
+    }
+    let (usage, reasoning_tokens) = resp
+        .get("usageMetadata")
+        .map(read_usage)
+        .unwrap_or_default();
+    let id = response_id(resp)
+        .map(|r| format!("chatcmpl-{r}"))
+        .unwrap_or_else(generated_id);
+    let salt = call_salt(resp);
+
+    let candidates = resp
+        .get("candidates")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut choices = Vec::new();
+    if candidates.is_empty() {
+        // A blocked prompt has no candidates; answer it as filtered content.
+        let refusal = block_message(resp)
+            .ok_or_else(|| TranslateError::new("Gemini returned no candidates"))?;
+        choices.push(json!({
+            "index": 0,
+            "message": { "role": "assistant", "content": null, "refusal": refusal },
+            "logprobs": null,
+            "finish_reason": "content_filter",
+        }));
+    }
+    for (pos, cand) in candidates.iter().enumerate() {
+        let index = cand
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(pos as u64);
+        let parts = read_parts(cand, 0, salt.as_deref());
+        let finish = match cand.get("finishReason").and_then(Value::as_str) {
+            Some(r) => map_finish(cand, r, !parts.calls.is_empty())?,
+            None if !parts.calls.is_empty() => "tool_calls",
+            None => "stop",
+        };
+        let mut message = Map::new();
+        message.insert("role".into(), "assistant".into());
+        let content = if parts.text.is_empty() {
+            Value::Null
+        } else {
+            Value::from(parts.text)
+        };
+        message.insert("content".into(), content);
+        if !parts.reasoning.is_empty() {
+            message.insert("reasoning_content".into(), parts.reasoning.into());
+        }
+        if !parts.calls.is_empty() {
+            let calls: Vec<Value> = parts.calls.iter().map(|c| c.to_json(None)).collect();
+            message.insert("tool_calls".into(), Value::Array(calls));
+        }
+        if let Some(sig) = &parts.text_signature {
+            message.insert("extra_content".into(), signature_json(sig));
+        }
+        choices.push(json!({
+            "index": index,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish,
+        }));
+    }
+
+    let body = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": now_secs(),
+        "model": model,
+        "choices": choices,
+        "usage": usage_json(&usage, reasoning_tokens),
+    });
+    Ok((body, usage))
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Gemini error body ({"error":{"code":400,"message":"...","status":
+/// "INVALID_ARGUMENT","details":[...]}}) -> (status, OpenAI error JSON
+/// {"error":{message,type,param,code}}). `code` is Gemini's status string,
+/// or the ErrorInfo reason (e.g. API_KEY_INVALID) for a rejected key.
+pub fn gemini_error_to_openai(status: u16, body: &[u8]) -> (u16, Value) {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    // streamGenerateContent without alt=sse wraps the error in an array.
+    let err = parsed
+        .as_ref()
+        .and_then(|v| match v {
+            Value::Array(items) => items.first(),
+            other => Some(other),
+        })
+        .and_then(|v| v.get("error"));
+
+    let message = err
+        .and_then(|e| {
+            e.get("message")
+                .and_then(Value::as_str)
+                .or_else(|| e.as_str())
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                format!("Gemini returned HTTP {status}")
+            } else {
+                let short: String = text.chars().take(500).collect();
+                format!("Gemini returned HTTP {status}: {short}")
+            }
+        });
+    let g_status = err.and_then(|e| e.get("status")).and_then(Value::as_str);
+    let key_reason = err
+        .and_then(|e| e.get("details"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("reason").and_then(Value::as_str))
+        .find(|r| matches!(*r, "API_KEY_INVALID" | "API_KEY_EXPIRED"));
+
+    let out_status = if key_reason.is_some() {
+        // Gemini says 400 INVALID_ARGUMENT for a bad key; clients and the
+        // key balancer need to see an authentication failure.
+        401
+    } else {
+        g_status
+            .and_then(status_for)
+            .or_else(|| {
+                err.and_then(|e| e.get("code"))
+                    .and_then(Value::as_u64)
+                    .and_then(|c| u16::try_from(c).ok())
+                    .filter(|c| (400..600).contains(c))
+            })
+            .unwrap_or(if (400..600).contains(&status) {
+                status
+            } else {
+                502
+            })
+    };
+    let kind = match out_status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_exceeded",
+        s if s >= 500 => "server_error",
+        _ => "invalid_request_error",
+    };
+    let code = key_reason.or(g_status);
+    (
+        out_status,
+        json!({ "error": { "message": message, "type": kind, "param": null, "code": code } }),
+    )
+}
+
+/// google.rpc.Code names -> HTTP status.
+fn status_for(s: &str) -> Option<u16> {
+    Some(match s {
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 400,
+        "UNAUTHENTICATED" => 401,
+        "PERMISSION_DENIED" => 403,
+        "NOT_FOUND" => 404,
+        "ALREADY_EXISTS" | "ABORTED" => 409,
+        "RESOURCE_EXHAUSTED" => 429,
+        "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => 500,
+        "UNIMPLEMENTED" => 501,
+        "UNAVAILABLE" => 503,
+        "DEADLINE_EXCEEDED" => 504,
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Streaming
+// ---------------------------------------------------------------------------
+
+/// Gemini SSE chunks (each `data:` is a full GenerateContentResponse) ->
+/// OpenAI chat.completion.chunk payloads.
+#[derive(Debug)]
+pub struct GeminiToOpenAiStream {
+    header: ChunkHeader,
+    /// Tool call id suffix from the first responseId.
+    salt: Option<String>,
+    choices: BTreeMap<u64, ChoiceState>,
+    usage: Usage,
+    reasoning_tokens: u64,
+    finish_seen: bool,
+    done: bool,
+}
+
+#[derive(Debug)]
+struct ChunkHeader {
+    /// Fixed by the first event: its responseId, else generated.
+    id: Option<String>,
+    created: u64,
+    model: String,
+    include_usage: bool,
+}
+
+impl ChunkHeader {
+    fn chunk(&self, index: u64, delta: Map<String, Value>, finish: Option<&str>) -> String {
+        let mut c = json!({
+            "id": self.id.as_deref().unwrap_or_default(),
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{ "index": index, "delta": delta, "logprobs": null, "finish_reason": finish }],
+        });
+        if self.include_usage {
+            // OpenAI puts usage: null on every chunk but the last.
+            if let Some(o) = c.as_object_mut() {
+                o.insert("usage".into(), Value::Null);
+            }
+        }
+        c.to_string()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ChoiceState {
+    role_sent: bool,
+    /// Tool calls streamed so far: the next call's `index`.
+    calls: usize,
+    finish_sent: bool,
+}
+
+impl ChoiceState {
+    /// A delta starting with the role on the choice's first chunk.
+    fn delta(&mut self) -> Map<String, Value> {
+        let mut d = Map::new();
+        if !self.role_sent {
+            d.insert("role".into(), "assistant".into());
+            self.role_sent = true;
+        }
+        d
+    }
+}
+
+impl GeminiToOpenAiStream {
+    pub fn new(model: &str, include_usage: bool) -> Self {
+        GeminiToOpenAiStream {
+            header: ChunkHeader {
+                id: None,
+                created: now_secs(),
+                model: model.to_string(),
+                include_usage,
+            },
+            salt: None,
+            choices: BTreeMap::new(),
+            usage: Usage::default(),
+            reasoning_tokens: 0,
+            finish_seen: false,
+            done: false,
+        }
+    }
+
+    /// One SSE data payload. Returns OpenAI `data:` payloads (JSON strings
+    /// without "data: ").
+    pub fn push(&mut self, data: &str) -> Result<Vec<String>, TranslateError> {
+        let data = data.trim();
+        if data.is_empty() || data == "[DONE]" || self.done {
+            return Ok(Vec::new());
+        }
+        let event: Value = serde_json::from_str(data).map_err(|e| {
+            TranslateError::new(format!("invalid JSON in Gemini stream event: {e}"))
+        })?;
+        if let Some(e) = embedded_error(&event) {
+            return Err(TranslateError::new(e));
+        }
+        if self.header.id.is_none() {
+            self.header.id = Some(
+                response_id(&event)
+                    .map(|r| format!("chatcmpl-{r}"))
+                    .unwrap_or_else(generated_id),
+            );
+            self.salt = call_salt(&event);
+        }
+        // Usage is cumulative on each chunk: the last report wins.
+        if let Some(meta) = event.get("usageMetadata") {
+            (self.usage, self.reasoning_tokens) = read_usage(meta);
+        }
+
+        let mut out = Vec::new();
+        let candidates = event
+            .get("candidates")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if candidates.is_empty() {
+            if let Some(refusal) = block_message(&event) {
+                let st = self.choices.entry(0).or_default();
+                if !st.finish_sent {
+                    let mut d = st.delta();
+                    d.insert("refusal".into(), refusal.into());
+                    out.push(self.header.chunk(0, d, None));
+                    out.push(self.header.chunk(0, Map::new(), Some("content_filter")));
+                    st.finish_sent = true;
+                    self.finish_seen = true;
+                }
+            }
+            return Ok(out);
+        }
+
+        for (pos, cand) in candidates.iter().enumerate() {
+            let index = cand
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(pos as u64);
+            let st = self.choices.entry(index).or_default();
+            let parts = read_parts(cand, st.calls, self.salt.as_deref());
+            let has_delta = !parts.text.is_empty()
+                || !parts.reasoning.is_empty()
+                || !parts.calls.is_empty()
+                || parts.text_signature.is_some();
+            if has_delta {
+                let mut d = st.delta();
+                if !parts.reasoning.is_empty() {
+                    d.insert("reasoning_content".into(), parts.reasoning.into());
+                }
+                if !parts.text.is_empty() {
+                    d.insert("content".into(), parts.text.into());
+                }
+                if !parts.calls.is_empty() {
+                    let calls: Vec<Value> = parts
+                        .calls
+                        .iter()
+                        .enumerate()
+                        .map(|(k, c)| c.to_json(Some(st.calls + k)))
+                        .collect();
+                    st.calls += calls.len();
+                    d.insert("tool_calls".into(), Value::Array(calls));
+                }
+                if let Some(sig) = &parts.text_signature {
+                    d.insert("extra_content".into(), signature_json(sig));
+                }
+                out.push(self.header.chunk(index, d, None));
+            }
+            if let Some(reason) = cand.get("finishReason").and_then(Value::as_str) {
+                let finish = map_finish(cand, reason, st.calls > 0)?;
+                if !st.finish_sent {
+                    let d = st.delta();
+                    out.push(self.header.chunk(index, d, Some(finish)));
+                    st.finish_sent = true;
+                }
+                self.finish_seen = true;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Upstream ended. If it ended cleanly (`clean`) and a finishReason was
+    /// seen, emit the final chunk(s): finish chunk if not sent, usage chunk
+    /// if include_usage, then "[DONE]". Otherwise the stream was truncated:
+    /// Err describes it (the caller turns it into an error event).
+    pub fn finish(&mut self, clean: bool) -> Result<Vec<String>, TranslateError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        self.done = true;
+        if !clean {
+            return Err(TranslateError::new(
+                "Gemini stream was cut off before the response finished",
+            ));
+        }
+        if !self.finish_seen {
+            return Err(TranslateError::new(
+                "Gemini stream ended without a finishReason; the response is incomplete",
+            ));
+        }
+        let mut out = Vec::new();
+        // With n > 1, a choice Gemini never finished explicitly ends here.
+        for (index, st) in &mut self.choices {
+            if !st.finish_sent {
+                let finish = if st.calls > 0 { "tool_calls" } else { "stop" };
+                let d = st.delta();
+                out.push(self.header.chunk(*index, d, Some(finish)));
+                st.finish_sent = true;
+            }
+        }
+        if self.header.include_usage {
+            let c = json!({
+                "id": self.header.id.as_deref().unwrap_or_default(),
+                "object": "chat.completion.chunk",
+                "created": self.header.created,
+                "model": self.header.model,
+                "choices": [],
+                "usage": usage_json(&self.usage, self.reasoning_tokens),
+            });
+            out.push(c.to_string());
+        }
+        out.push("[DONE]".to_string());
+        Ok(out)
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+}

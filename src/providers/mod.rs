@@ -1,0 +1,168 @@
+//! Vendor protocols behind one trait.
+//!
+//! A [`Vendor`] knows its endpoint paths, auth headers, how to turn a
+//! client's request into its own format and its answers (whole, streamed,
+//! errors) back into the client's. Same-format traffic (OpenAI client to an
+//! OpenAI-compatible vendor, Anthropic client to Anthropic) never goes
+//! through translation: the proxy relays it byte for byte. Adding a vendor
+//! means adding one module here and one variant to `ProviderKind`.
+
+pub mod anthropic;
+pub mod gemini;
+pub mod openai;
+
+use crate::config::{ApiKey, Provider, ProviderKind};
+use crate::protocol::sse::SseEvent;
+use crate::protocol::types::{TranslateError, Usage};
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use serde_json::Value;
+
+/// The API a client speaks to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientApi {
+    #[default]
+    OpenAi,
+    Anthropic,
+}
+
+impl ClientApi {
+    /// The vendor type that speaks this API natively.
+    pub fn native(self) -> ProviderKind {
+        match self {
+            ClientApi::OpenAi => ProviderKind::OpenAi,
+            ClientApi::Anthropic => ProviderKind::Anthropic,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientApi::OpenAi => "openai",
+            ClientApi::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// Turns a vendor's event stream into the client's, event by event.
+pub trait StreamTranslate: Send {
+    /// One upstream event; SSE-encoded output events are appended to `out`.
+    fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
+    /// The upstream body ended (`clean`: HTTP framing complete). Appends the
+    /// closing events, or fails when the vendor's stream was truncated.
+    fn finish(&mut self, clean: bool, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
+    fn usage(&self) -> Usage;
+}
+
+pub trait Vendor: Sync {
+    /// Path and query of the chat endpoint under the provider's base path.
+    fn chat_path(&self, p: &Provider, upstream_model: &str, stream: bool) -> String;
+    /// Authentication and protocol headers for one request.
+    fn headers(&self, p: &Provider, key: Option<&ApiKey>, req: &mut RequestHeader) -> pingora::Result<()>;
+    /// The client's (parsed) request in this vendor's format, with the
+    /// upstream model set where the format carries it.
+    fn translate_request(
+        &self,
+        client: ClientApi,
+        req: &Value,
+        p: &Provider,
+        upstream_model: &str,
+    ) -> Result<Value, TranslateError>;
+    /// A whole success body in the client's format, plus its usage.
+    fn translate_response(
+        &self,
+        client: ClientApi,
+        body: &[u8],
+        client_model: &str,
+    ) -> Result<(Bytes, Usage), TranslateError>;
+    /// A translator from this vendor's stream to the client's format.
+    fn stream(&self, client: ClientApi, client_model: &str, include_usage: bool) -> Box<dyn StreamTranslate>;
+    /// A vendor error body as `(status, OpenAI error JSON)`.
+    fn error_to_openai(&self, status: u16, body: &[u8]) -> (u16, Value);
+}
+
+pub fn vendor(kind: ProviderKind) -> &'static dyn Vendor {
+    match kind {
+        ProviderKind::OpenAi => &openai::OpenAiVendor,
+        ProviderKind::Anthropic => &anthropic::AnthropicVendor,
+        ProviderKind::Gemini => &gemini::GeminiVendor,
+    }
+}
+
+/// Set `model` in a JSON object body (formats that carry it in the body).
+pub(crate) fn set_model(mut v: Value, model: &str) -> Value {
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("model".into(), Value::String(model.to_string()));
+    }
+    v
+}
+
+pub(crate) fn to_bytes(v: &Value) -> Result<Bytes, TranslateError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| TranslateError::new(format!("cannot encode JSON: {e}")))
+}
+
+fn parse_json(body: &[u8], what: &str) -> Result<Value, TranslateError> {
+    serde_json::from_slice(body).map_err(|e| TranslateError::new(format!("the vendor's {what} is not valid JSON: {e}")))
+}
+
+/// OpenAI chunk payloads (`data:` strings) to the client: as they are for an
+/// OpenAI client, through an OpenAI->Anthropic translator otherwise.
+pub(crate) struct OpenAiOut {
+    to_anthropic: Option<crate::protocol::anthropic::OpenAiToAnthropicStream>,
+}
+
+impl OpenAiOut {
+    pub(crate) fn new(client: ClientApi, client_model: &str) -> Self {
+        OpenAiOut {
+            to_anthropic: (client == ClientApi::Anthropic)
+                .then(|| crate::protocol::anthropic::OpenAiToAnthropicStream::new(client_model)),
+        }
+    }
+
+    pub(crate) fn emit(&mut self, payloads: Vec<String>, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+        for data in payloads {
+            match &mut self.to_anthropic {
+                None => out.push(crate::protocol::sse::encode("", &data)),
+                Some(t) => {
+                    for (event, data) in t.push(&data)? {
+                        out.push(crate::protocol::sse::encode(&event, &data));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the OpenAI side ended cleanly: close the Anthropic message.
+    pub(crate) fn close(&mut self, out: &mut Vec<Bytes>) {
+        if let Some(t) = &mut self.to_anthropic {
+            for (event, data) in t.finish(true) {
+                out.push(crate::protocol::sse::encode(&event, &data));
+            }
+        }
+    }
+
+    pub(crate) fn anthropic_usage(&self) -> Option<Usage> {
+        self.to_anthropic.as_ref().map(|t| t.usage())
+    }
+}
+
+/// An OpenAI-format whole response delivered to the client.
+pub(crate) fn openai_response_for(client: ClientApi, resp: Value, usage: Usage) -> Result<(Bytes, Usage), TranslateError> {
+    match client {
+        ClientApi::OpenAi => Ok((to_bytes(&resp)?, usage)),
+        ClientApi::Anthropic => {
+            let (an, _) = crate::protocol::anthropic::openai_response_to_anthropic(&resp)?;
+            Ok((to_bytes(&an)?, usage))
+        }
+    }
+}
+
+/// The client's request as an OpenAI chat request.
+pub(crate) fn as_openai_request(client: ClientApi, req: &Value) -> Result<Value, TranslateError> {
+    match client {
+        ClientApi::OpenAi => Ok(req.clone()),
+        ClientApi::Anthropic => crate::protocol::anthropic::anthropic_request_to_openai(req),
+    }
+}

@@ -1,0 +1,118 @@
+//! OpenAI and every OpenAI-compatible server (vLLM, Ollama, DeepSeek, …).
+
+use super::{as_openai_request, parse_json, set_model, ClientApi, OpenAiOut, StreamTranslate, Vendor};
+use crate::config::{ApiKey, Provider};
+use crate::protocol::sse::SseEvent;
+use crate::protocol::types::{TranslateError, Usage};
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use serde_json::Value;
+
+pub struct OpenAiVendor;
+
+impl Vendor for OpenAiVendor {
+    fn chat_path(&self, p: &Provider, _model: &str, _stream: bool) -> String {
+        format!("{}/chat/completions", p.endpoint.base_path)
+    }
+
+    fn headers(&self, _p: &Provider, key: Option<&ApiKey>, req: &mut RequestHeader) -> pingora::Result<()> {
+        if let Some(key) = key {
+            req.insert_header("authorization", key.bearer().clone())?;
+        }
+        Ok(())
+    }
+
+    fn translate_request(&self, client: ClientApi, req: &Value, _p: &Provider, model: &str) -> Result<Value, TranslateError> {
+        Ok(set_model(as_openai_request(client, req)?, model))
+    }
+
+    fn translate_response(&self, client: ClientApi, body: &[u8], _model: &str) -> Result<(Bytes, Usage), TranslateError> {
+        let resp = parse_json(body, "response")?;
+        let usage = usage_of(&resp["usage"]);
+        match client {
+            // Same format: relayed untouched by the proxy; kept for completeness.
+            ClientApi::OpenAi => Ok((Bytes::copy_from_slice(body), usage)),
+            ClientApi::Anthropic => {
+                let (an, usage) = crate::protocol::anthropic::openai_response_to_anthropic(&resp)?;
+                Ok((super::to_bytes(&an)?, usage))
+            }
+        }
+    }
+
+    fn stream(&self, client: ClientApi, client_model: &str, _include_usage: bool) -> Box<dyn StreamTranslate> {
+        Box::new(OpenAiStream {
+            out: OpenAiOut::new(client, client_model),
+            usage: Usage::default(),
+            done: false,
+        })
+    }
+
+    fn error_to_openai(&self, status: u16, body: &[u8]) -> (u16, Value) {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) if v["error"]["message"].is_string() => (status, v),
+            _ => {
+                let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+                (
+                    status,
+                    serde_json::json!({"error": {"message": format!("vendor answered HTTP {status}: {}", text.trim()),
+                        "type": "upstream_error", "param": null, "code": null}}),
+                )
+            }
+        }
+    }
+}
+
+/// OpenAI usage object -> [`Usage`].
+pub fn usage_of(u: &Value) -> Usage {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    Usage {
+        prompt_tokens: n(&u["prompt_tokens"]),
+        completion_tokens: n(&u["completion_tokens"]),
+        total_tokens: n(&u["total_tokens"]),
+        cached_tokens: n(&u["prompt_tokens_details"]["cached_tokens"]),
+    }
+}
+
+/// OpenAI stream to an Anthropic client (the OpenAI->OpenAI case is relayed
+/// byte for byte and never built).
+struct OpenAiStream {
+    out: OpenAiOut,
+    usage: Usage,
+    done: bool,
+}
+
+impl StreamTranslate for OpenAiStream {
+    fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+        if ev.data.trim() == "[DONE]" {
+            self.done = true;
+            self.out.close(out);
+            return Ok(());
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+            if v["error"].is_object() {
+                let msg = v["error"]["message"].as_str().unwrap_or("the vendor reported an error mid-stream");
+                return Err(TranslateError::new(msg.to_string()));
+            }
+            if v["usage"].is_object() {
+                self.usage = usage_of(&v["usage"]);
+            }
+        }
+        self.out.emit(vec![ev.data.clone()], out)
+    }
+
+    fn finish(&mut self, clean: bool, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+        if self.done {
+            return Ok(());
+        }
+        if !clean {
+            return Err(TranslateError::new("the vendor's stream ended before [DONE]"));
+        }
+        // Some compatible servers omit [DONE]; a clean HTTP end is the end.
+        self.out.close(out);
+        Ok(())
+    }
+
+    fn usage(&self) -> Usage {
+        self.out.anthropic_usage().filter(|u| u.total_tokens > 0).unwrap_or(self.usage)
+    }
+}
