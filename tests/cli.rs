@@ -29,7 +29,7 @@ fn sample_config_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("configuration OK") && stdout.contains("2 providers"),
+        stdout.contains("configuration OK") && stdout.contains("4 providers"),
         "{stdout}"
     );
 }

@@ -885,3 +885,41 @@ async fn client_hanging_up_mid_stream_stops_the_vendor_stream() {
         "the vendor stream must be cut when the client leaves"
     );
 }
+
+#[tokio::test]
+async fn the_request_deadline_bounds_all_attempts() {
+    let a = MockOpenAi::start("a").await;
+    let b = MockOpenAi::start("b").await;
+    a.set_default(Reply::Hang);
+    b.set_default(Reply::Hang);
+    let toml = format!(
+        "[routing]\nrequest_timeout_secs = 1.0\n{}{}",
+        provider(
+            "a",
+            &a.base_url(),
+            &["sk-a-000000000001"],
+            "[providers.timeouts]\nfirst_byte_secs = 30.0"
+        ),
+        provider(
+            "b",
+            &b.base_url(),
+            &["sk-b-000000000001"],
+            "[providers.timeouts]\nfirst_byte_secs = 30.0"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let started = std::time::Instant::now();
+    let (status, _) = error_of(gw.chat(&hello("m")).await).await;
+    assert_eq!(status, 504);
+    // Far below the 30 s first-byte timeouts: the 1 s deadline cut it.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        a.count() + b.count(),
+        1,
+        "the deadline passed during the first attempt"
+    );
+}

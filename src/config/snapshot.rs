@@ -507,7 +507,11 @@ fn compile_provider(
     }
     let default_max_tokens = p.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     if default_max_tokens == 0 {
-        e.push(source, format!("{at}.default_max_tokens"), "must be at least 1");
+        e.push(
+            source,
+            format!("{at}.default_max_tokens"),
+            "must be at least 1",
+        );
     }
     let endpoint = parse_base_url(&p.base_url).map_err(|why| {
         e.push(source, format!("{at}.base_url"), why);
@@ -518,6 +522,8 @@ fn compile_provider(
     for (k, raw) in raw_keys.enumerate() {
         let key_at = format!("{at}.api_keys[{k}]");
         match expand_env(raw, env) {
+            // `${VAR:-}` explicitly allows an absent key.
+            Ok(secret) if secret.trim().is_empty() && raw.contains(":-") => {}
             Ok(secret) if secret.trim().is_empty() => {
                 e.push(source, key_at, "API key is empty");
             }
@@ -558,6 +564,16 @@ fn compile_provider(
         }
     }
 
+    if keys.is_empty()
+        && p.enabled
+        && matches!(kind, Some(ProviderKind::Anthropic | ProviderKind::Gemini))
+    {
+        e.push(
+            source,
+            format!("{at}.api_keys"),
+            format!("an enabled {} provider needs at least one API key", p.kind),
+        );
+    }
     if p.weight == 0 || p.weight > 1000 {
         e.push(
             source,
@@ -633,11 +649,17 @@ fn compile_provider(
     })
 }
 
-/// `${VAR}` -> the variable's value; anything else is taken literally.
+/// `${VAR}` -> the variable's value (error when unset); `${VAR:-fallback}`
+/// -> the value, or `fallback` when unset or empty; anything else literal.
 fn expand_env(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let trimmed = raw.trim();
-    if let Some(var) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-        return env(var).ok_or_else(|| var.to_string());
+    if let Some(expr) = trimmed.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        return match expr.split_once(":-") {
+            Some((var, fallback)) => Ok(env(var)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| fallback.to_string())),
+            None => env(expr).ok_or_else(|| expr.to_string()),
+        };
     }
     Ok(raw.to_string())
 }
@@ -799,6 +821,43 @@ mod tests {
         assert_eq!(p.endpoint.port, 443);
         assert_eq!(p.endpoint.base_path, "/v1");
         assert_eq!(mask_secret("short"), "…");
+    }
+
+    #[test]
+    fn env_fallbacks_and_vendor_key_rules() {
+        let (_, snap) = compile_str(
+            r#"
+            [[providers]]
+            name = "a"
+            type = "anthropic"
+            base_url = "https://api.anthropic.com/v1"
+            api_keys = ["${UNSET_VAR:-}", "${UNSET_VAR:-sk-fallback-00001}"]
+            "#,
+        )
+        .expect("valid");
+        let keys: Vec<&str> = snap.providers[0].keys.iter().map(|k| k.secret()).collect();
+        assert_eq!(keys, vec!["sk-fallback-00001"]);
+        assert_eq!(snap.providers[0].anthropic_version, "2023-06-01");
+
+        let errs = compile_str(
+            r#"
+            [[providers]]
+            name = "g"
+            type = "gemini"
+            base_url = "https://generativelanguage.googleapis.com/v1beta"
+            [[providers]]
+            name = "o"
+            type = "openai"
+            base_url = "http://127.0.0.1:9/v1"
+            anthropic_version = "2026-10-21"
+            "#,
+        )
+        .expect_err("gemini needs a key; anthropic_version is anthropic-only");
+        let keys: Vec<&str> = errs.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["providers[0].api_keys", "providers[1].anthropic_version"]
+        );
     }
 
     #[test]

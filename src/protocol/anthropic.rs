@@ -357,7 +357,10 @@ fn image_url_to_block(part: &Value, param: &str) -> Result<Value, TranslateError
         }));
     }
     if url.starts_with("data:") {
-        return Err(invalid(param, "only base64 data URLs are supported for images"));
+        return Err(invalid(
+            param,
+            "only base64 data URLs are supported for images",
+        ));
     }
     if is_http_url(url) {
         return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
@@ -530,7 +533,12 @@ fn tool_call_to_tool_use(call: &Value, param: &str) -> Result<Value, TranslateEr
 fn tool_message_to_result(msg: &Value, param: &str) -> Result<Value, TranslateError> {
     let id = str_field(msg, "tool_call_id")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| invalid(format!("{param}.tool_call_id"), "tool message has no tool_call_id"))?;
+        .ok_or_else(|| {
+            invalid(
+                format!("{param}.tool_call_id"),
+                "tool message has no tool_call_id",
+            )
+        })?;
     let mut block = Map::new();
     block.insert("type".into(), "tool_result".into());
     block.insert("tool_use_id".into(), sanitize_tool_id(id).into());
@@ -660,7 +668,9 @@ fn tool_choice_to_anthropic(tc: &Value) -> Result<Value, TranslateError> {
                 .get("function")
                 .and_then(|f| str_field(f, "name"))
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| invalid("tool_choice.function.name", "tool_choice names no function"))?;
+                .ok_or_else(|| {
+                    invalid("tool_choice.function.name", "tool_choice names no function")
+                })?;
             Ok(json!({"type": "tool", "name": name}))
         }
         _ => Err(bad()),
@@ -724,7 +734,10 @@ pub fn openai_request_to_anthropic(
             .and_then(Value::as_array)
             .is_some_and(|m| m.iter().any(|x| x == "audio"))
     {
-        return Err(invalid("modalities", "audio output is not supported by this model"));
+        return Err(invalid(
+            "modalities",
+            "audio output is not supported by this model",
+        ));
     }
 
     let messages = field(req, "messages")
@@ -794,8 +807,7 @@ pub fn openai_request_to_anthropic(
     // Decided before `turns` is consumed: see the module docs on thinking.
     let continues_turn = turns.last().is_some_and(|t| {
         t.role == "assistant"
-            || t
-                .blocks
+            || t.blocks
                 .iter()
                 .any(|b| str_field(b, "type") == Some("tool_result"))
     });
@@ -812,20 +824,21 @@ pub fn openai_request_to_anthropic(
         req.get("model").cloned().unwrap_or(Value::Null),
     );
 
-    let mut max_tokens = match field(req, "max_completion_tokens").or_else(|| field(req, "max_tokens")) {
-        None => opts.default_max_tokens,
-        Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => n,
-            _ => {
-                let name = if field(req, "max_completion_tokens").is_some() {
-                    "max_completion_tokens"
-                } else {
-                    "max_tokens"
-                };
-                return Err(invalid(name, "must be a positive integer"));
-            }
-        },
-    };
+    let mut max_tokens =
+        match field(req, "max_completion_tokens").or_else(|| field(req, "max_tokens")) {
+            None => opts.default_max_tokens,
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => n,
+                _ => {
+                    let name = if field(req, "max_completion_tokens").is_some() {
+                        "max_completion_tokens"
+                    } else {
+                        "max_tokens"
+                    };
+                    return Err(invalid(name, "must be a positive integer"));
+                }
+            },
+        };
 
     // Tools.
     let tools = match field(req, "tools") {
@@ -887,10 +900,17 @@ pub fn openai_request_to_anthropic(
                 .map(|s| {
                     s.as_str()
                         .map(|s| Value::from(s.to_string()))
-                        .ok_or_else(|| invalid("stop", "stop must be a string or an array of strings"))
+                        .ok_or_else(|| {
+                            invalid("stop", "stop must be a string or an array of strings")
+                        })
                 })
                 .collect::<Result<_, _>>()?,
-            _ => return Err(invalid("stop", "stop must be a string or an array of strings")),
+            _ => {
+                return Err(invalid(
+                    "stop",
+                    "stop must be a string or an array of strings",
+                ))
+            }
         };
         // Anthropic rejects empty stop sequences.
         let seqs: Vec<Value> = seqs
@@ -988,7 +1008,9 @@ pub fn anthropic_response_to_openai(resp: &Value) -> Result<(Value, Usage), Tran
     for block in content {
         match str_field(block, "type") {
             Some("text") => text.push_str(str_field(block, "text").unwrap_or_default()),
-            Some("thinking") => reasoning.push_str(str_field(block, "thinking").unwrap_or_default()),
+            Some("thinking") => {
+                reasoning.push_str(str_field(block, "thinking").unwrap_or_default())
+            }
             Some("tool_use") => tool_calls.push(tool_use_to_call(block)),
             // redacted_thinking is encrypted, server tool blocks ran at
             // Anthropic: nothing an OpenAI client could use.
@@ -1276,7 +1298,10 @@ fn anthropic_system_to_text(system: &Value) -> Result<String, TranslateError> {
             }
             Ok(texts.join("\n\n"))
         }
-        _ => Err(invalid("system", "system must be a string or an array of text blocks")),
+        _ => Err(invalid(
+            "system",
+            "system must be a string or an array of text blocks",
+        )),
     }
 }
 
@@ -1305,7 +1330,10 @@ pub fn anthropic_request_to_openai(req: &Value) -> Result<Value, TranslateError>
             other => {
                 return Err(invalid(
                     format!("{p}.role"),
-                    format!("message role '{}' is not supported", other.unwrap_or("(none)")),
+                    format!(
+                        "message role '{}' is not supported",
+                        other.unwrap_or("(none)")
+                    ),
                 ))
             }
         }
@@ -1608,7 +1636,6 @@ pub fn anthropic_error_to_openai(status: u16, body: &[u8]) -> (u16, Value) {
 /// Anthropic error `type` for an HTTP status, per Anthropic's error docs.
 fn anthropic_type_for_status(status: u16) -> &'static str {
     match status {
-        400 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
         403 => "permission_error",
@@ -1618,8 +1645,8 @@ fn anthropic_type_for_status(status: u16) -> &'static str {
         // Unavailable means out of capacity, which is what Anthropic calls
         // overloaded; a gateway timeout is just a failed call.
         503 | 529 => "overloaded_error",
-        // Anthropic uses invalid_request_error for other 4xx.
-        402..=499 => "invalid_request_error",
+        // 400, and the other 4xx as Anthropic documents.
+        400..=499 => "invalid_request_error",
         _ => "api_error",
     }
 }
@@ -1743,8 +1770,7 @@ impl AnthropicToOpenAiStream {
     pub fn push(&mut self, event: &str, data: &str) -> Result<Vec<String>, TranslateError> {
         let mut out = Vec::new();
         // Events without data only mean something for message_stop/error.
-        if self.finished
-            || (data.trim().is_empty() && event != "message_stop" && event != "error")
+        if self.finished || (data.trim().is_empty() && event != "message_stop" && event != "error")
         {
             return Ok(out);
         }
@@ -1897,16 +1923,24 @@ impl AnthropicToOpenAiStream {
 enum OpenBlock {
     Text(usize),
     Thinking(usize),
-    Tool { oa_index: u64, block: usize },
+    Tool(usize),
 }
 
 impl OpenBlock {
     fn index(self) -> usize {
         match self {
-            OpenBlock::Text(i) | OpenBlock::Thinking(i) => i,
-            OpenBlock::Tool { block, .. } => block,
+            OpenBlock::Text(i) | OpenBlock::Thinking(i) | OpenBlock::Tool(i) => i,
         }
     }
+}
+
+/// A streamed OpenAI tool call and the tool_use block it became.
+#[derive(Debug)]
+struct OaTool {
+    oa_index: u64,
+    /// Empty when the vendor sent none.
+    vendor_id: String,
+    block: usize,
 }
 
 /// OpenAI chat.completion.chunk payloads -> Anthropic SSE events.
@@ -1918,8 +1952,8 @@ pub struct OpenAiToAnthropicStream {
     finished: bool,
     next_block: usize,
     open: Option<OpenBlock>,
-    /// OpenAI tool index -> Anthropic block index, for every tool seen.
-    tools: Vec<(u64, usize)>,
+    /// Every tool call seen, in order.
+    tools: Vec<OaTool>,
     stop_reason: Option<&'static str>,
     usage: Usage,
 }
@@ -2051,36 +2085,44 @@ impl OpenAiToAnthropicStream {
     }
 
     fn push_tool_call(&mut self, position: usize, call: &Value, out: &mut Vec<Event>) {
+        // Gemini's endpoint may omit `index`: fall back to the position.
         let oa_index = call
             .get("index")
             .and_then(Value::as_u64)
             .unwrap_or(position as u64);
         let function = call.get("function").unwrap_or(&Value::Null);
-        let block = match self.open {
-            Some(OpenBlock::Tool { oa_index: o, block }) if o == oa_index => block,
-            _ => match self.tools.iter().find(|(o, _)| *o == oa_index) {
-                // A late delta for a tool whose block was closed (vendors
-                // interleaving parallel calls): Anthropic's protocol has no
-                // way to reopen it, so the delta goes to its old index,
-                // which the SDK accumulators still apply.
-                Some(&(_, block)) => block,
-                None => {
-                    let id = str_field(call, "id")
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .unwrap_or_else(|| {
-                            format!("toolu_{}_{oa_index}", sanitize_tool_id(&self.id))
-                        });
-                    let name = str_field(function, "name").unwrap_or_default();
-                    let block = self.open_block(
-                        json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-                        out,
-                    );
-                    self.open = Some(OpenBlock::Tool { oa_index, block });
-                    self.tools.push((oa_index, block));
-                    block
-                }
-            },
+        let vendor_id = str_field(call, "id").filter(|s| !s.is_empty());
+        // A known index continues its tool, unless the chunk names another
+        // id there (parallel calls streamed whole, each at index 0).
+        let known = self
+            .tools
+            .iter()
+            .rev()
+            .find(|t| t.oa_index == oa_index)
+            .filter(|t| vendor_id.is_none_or(|id| t.vendor_id.is_empty() || t.vendor_id == id));
+        let block = match known {
+            // Usually the open block. Otherwise a late delta for a closed
+            // one (a vendor interleaving parallel calls): Anthropic cannot
+            // reopen a block, so the delta goes to its old index, which the
+            // SDK accumulators still apply.
+            Some(t) => t.block,
+            None => {
+                let id = vendor_id.map(str::to_string).unwrap_or_else(|| {
+                    format!("toolu_{}_{}", sanitize_tool_id(&self.id), self.next_block)
+                });
+                let name = str_field(function, "name").unwrap_or_default();
+                let block = self.open_block(
+                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+                    out,
+                );
+                self.open = Some(OpenBlock::Tool(block));
+                self.tools.push(OaTool {
+                    oa_index,
+                    vendor_id: vendor_id.unwrap_or_default().to_string(),
+                    block,
+                });
+                block
+            }
         };
         if let Some(args) = str_field(function, "arguments").filter(|a| !a.is_empty()) {
             out.push(Self::block_delta(
@@ -2189,5 +2231,2139 @@ impl OpenAiToAnthropicStream {
         out.push(event("message_stop", json!({"type": "message_stop"})));
         self.finished = true;
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> RequestOptions {
+        RequestOptions {
+            default_max_tokens: 4096,
+            drop_sampling: false,
+        }
+    }
+
+    fn to_anthropic(req: Value) -> Value {
+        openai_request_to_anthropic(&req, &opts()).unwrap()
+    }
+
+    fn to_anthropic_err(req: Value) -> TranslateError {
+        openai_request_to_anthropic(&req, &opts()).unwrap_err()
+    }
+
+    // ----- OpenAI request -> Anthropic request -----
+
+    #[test]
+    fn simple_chat_request_maps_to_messages_body() {
+        let out = to_anthropic(json!({
+            "model": "claude-sonnet-4-5",
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "Hello!"}
+            ],
+            "max_tokens": 1024,
+            "temperature": 0.7,
+            "stream": true
+        }));
+        assert_eq!(
+            out,
+            json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 1024,
+                "system": "You are a helpful assistant.",
+                "messages": [{"role": "user", "content": "Hello!"}],
+                "temperature": 0.7,
+                "stream": true
+            })
+        );
+    }
+
+    #[test]
+    fn system_and_developer_messages_anywhere_are_collected_in_order() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "developer", "content": "Rule one."},
+                {"role": "user", "content": "Hi"},
+                {"role": "system", "content": [{"type": "text", "text": "Rule two."}]},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Bye"}
+            ]
+        }));
+        assert_eq!(
+            out["system"],
+            json!([
+                {"type": "text", "text": "Rule one."},
+                {"type": "text", "text": "Rule two."}
+            ])
+        );
+        assert_eq!(
+            out["messages"],
+            json!([
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Bye"}
+            ])
+        );
+    }
+
+    #[test]
+    fn system_cache_control_is_kept_and_forces_block_form() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": [
+                    {"type": "text", "text": "Long reference text...", "cache_control": {"type": "ephemeral"}}
+                ]},
+                {"role": "user", "content": "Question"}
+            ]
+        }));
+        assert_eq!(
+            out["system"],
+            json!([{"type": "text", "text": "Long reference text...", "cache_control": {"type": "ephemeral"}}])
+        );
+    }
+
+    #[test]
+    fn user_part_cache_control_is_kept() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Big doc", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "Summarise it"}
+            ]}]
+        }));
+        assert_eq!(
+            out["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "Big doc", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "Summarise it"}
+            ])
+        );
+    }
+
+    #[test]
+    fn system_with_non_text_part_is_rejected_with_path() {
+        let e = to_anthropic_err(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
+            ]
+        }));
+        assert_eq!(e.param.as_deref(), Some("messages[1].content[0]"));
+    }
+
+    #[test]
+    fn consecutive_same_role_messages_are_merged() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "First"},
+                {"role": "user", "content": "Second"},
+                {"role": "assistant", "content": "A"},
+                {"role": "assistant", "content": "B"},
+                {"role": "user", "content": "Third"}
+            ]
+        }));
+        assert_eq!(
+            out["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "text", "text": "First"},
+                    {"type": "text", "text": "Second"}
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "A"},
+                    {"type": "text", "text": "B"}
+                ]},
+                {"role": "user", "content": "Third"}
+            ])
+        );
+    }
+
+    #[test]
+    fn conversation_starting_with_assistant_gets_a_user_turn_first() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "sys"},
+                {"role": "assistant", "content": "How can I help?"},
+                {"role": "user", "content": "Tell me a joke"}
+            ]
+        }));
+        assert_eq!(out["messages"][0], json!({"role": "user", "content": "."}));
+        assert_eq!(out["messages"][1]["role"], "assistant");
+        assert_eq!(out["messages"][2]["role"], "user");
+    }
+
+    #[test]
+    fn system_only_request_still_has_a_user_turn() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "system", "content": "Say hi"}]
+        }));
+        assert_eq!(out["messages"], json!([{"role": "user", "content": "."}]));
+    }
+
+    #[test]
+    fn final_assistant_prefill_loses_trailing_whitespace() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "List three colours as JSON"},
+                {"role": "assistant", "content": "[ \n"}
+            ]
+        }));
+        assert_eq!(
+            out["messages"][1],
+            json!({"role": "assistant", "content": "["})
+        );
+    }
+
+    #[test]
+    fn empty_text_is_dropped() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": ""},
+                {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "real"}]}
+            ]
+        }));
+        assert_eq!(
+            out["messages"],
+            json!([{"role": "user", "content": "real"}])
+        );
+    }
+
+    #[test]
+    fn base64_image_becomes_base64_source() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is in this image?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}}
+            ]}]
+        }));
+        assert_eq!(
+            out["messages"][0]["content"][1],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}})
+        );
+    }
+
+    #[test]
+    fn http_image_becomes_url_source() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://upload.wikimedia.org/a.jpg"}}
+            ]}]
+        }));
+        assert_eq!(
+            out["messages"][0]["content"],
+            json!([{"type": "image", "source": {"type": "url", "url": "https://upload.wikimedia.org/a.jpg"}}])
+        );
+    }
+
+    #[test]
+    fn non_base64_data_url_and_other_schemes_are_rejected() {
+        for url in ["data:image/svg+xml,<svg/>", "ftp://host/x.png", ""] {
+            let e = to_anthropic_err(json!({
+                "model": "m",
+                "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": "x"},
+                    {"type": "image_url", "image_url": {"url": url}}
+                ]}]
+            }));
+            assert_eq!(e.param.as_deref(), Some("messages[0].content[1]"), "{url}");
+        }
+    }
+
+    #[test]
+    fn input_audio_part_is_rejected_with_param_path() {
+        let e = to_anthropic_err(json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "hi"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Transcribe"},
+                    {"type": "input_audio", "input_audio": {"data": "UklGR...", "format": "wav"}}
+                ]}
+            ]
+        }));
+        assert_eq!(e.param.as_deref(), Some("messages[2].content[1]"));
+        assert!(e.message.contains("input_audio"));
+    }
+
+    #[test]
+    fn inline_pdf_file_becomes_document() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": [
+                {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}},
+                {"type": "text", "text": "Summarise"}
+            ]}]
+        }));
+        assert_eq!(
+            out["messages"][0]["content"][0],
+            json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}})
+        );
+        let e = to_anthropic_err(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-abc"}}]}]
+        }));
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
+    }
+
+    #[test]
+    fn max_completion_tokens_wins_over_max_tokens_and_default_applies() {
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "max_tokens": 100, "max_completion_tokens": 200
+        }));
+        assert_eq!(out["max_tokens"], 200);
+        let out =
+            to_anthropic(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
+        assert_eq!(out["max_tokens"], 4096);
+        let e = to_anthropic_err(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0
+        }));
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+    }
+
+    #[test]
+    fn sampling_params_are_clamped_and_mapped() {
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "temperature": 1.6, "top_p": 0.9, "stop": "\n\nHuman:",
+            "frequency_penalty": 0.5, "presence_penalty": 0.1, "seed": 7, "logit_bias": {}
+        }));
+        assert_eq!(out["temperature"], 1.0);
+        assert_eq!(out["top_p"], 0.9);
+        assert_eq!(out["stop_sequences"], json!(["\n\nHuman:"]));
+        for k in [
+            "frequency_penalty",
+            "presence_penalty",
+            "seed",
+            "logit_bias",
+            "stop",
+        ] {
+            assert!(out.get(k).is_none(), "{k} leaked");
+        }
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "stop": ["END", "", "STOP"]
+        }));
+        assert_eq!(out["stop_sequences"], json!(["END", "STOP"]));
+    }
+
+    #[test]
+    fn drop_sampling_removes_temperature_top_p_top_k() {
+        let req = json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "temperature": 0.2, "top_p": 0.5, "top_k": 40
+        });
+        let out = openai_request_to_anthropic(
+            &req,
+            &RequestOptions {
+                default_max_tokens: 1000,
+                drop_sampling: true,
+            },
+        )
+        .unwrap();
+        for k in ["temperature", "top_p", "top_k"] {
+            assert!(out.get(k).is_none(), "{k} kept");
+        }
+        let kept = to_anthropic(req);
+        assert_eq!(kept["top_k"], 40);
+    }
+
+    #[test]
+    fn user_becomes_metadata_user_id() {
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}], "user": "user-1234"
+        }));
+        assert_eq!(out["metadata"], json!({"user_id": "user-1234"}));
+    }
+
+    #[test]
+    fn n_greater_than_one_is_rejected() {
+        let e = to_anthropic_err(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2
+        }));
+        assert_eq!(e.param.as_deref(), Some("n"));
+        let ok = to_anthropic(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 1}),
+        );
+        assert!(ok.get("n").is_none());
+    }
+
+    #[test]
+    fn response_format_json_schema_appends_system_instruction_with_schema() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "Extract the event."},
+                {"role": "user", "content": "Alice and Bob go to a science fair on Friday."}
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "calendar_event",
+                    "strict": true,
+                    "schema": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}, "date": {"type": "string"}},
+                        "required": ["name", "date"],
+                        "additionalProperties": false
+                    }
+                }
+            }
+        }));
+        let system = out["system"].as_array().unwrap();
+        assert_eq!(system.len(), 2);
+        assert_eq!(system[0]["text"], "Extract the event.");
+        let instruction = system[1]["text"].as_str().unwrap();
+        assert!(instruction.contains("calendar_event"));
+        assert!(instruction.contains(r#""required":["name","date"]"#));
+        assert!(out.get("tools").is_none());
+        assert!(out.get("response_format").is_none());
+    }
+
+    #[test]
+    fn response_format_json_object_alone_becomes_system_string() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "Give me a user"}],
+            "response_format": {"type": "json_object"}
+        }));
+        assert_eq!(out["system"], JSON_OBJECT_INSTRUCTION);
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "text"}
+        }));
+        assert!(out.get("system").is_none());
+    }
+
+    fn weather_tool() -> Value {
+        json!({
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Get the current weather in a given location",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+                        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}
+                    },
+                    "required": ["location"]
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn tools_become_input_schema_tools() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "Weather in SF?"}],
+            "tools": [
+                weather_tool(),
+                {"type": "function", "function": {"name": "get_time"}},
+                {"type": "function", "function": {"name": "lookup", "parameters": {"properties": {"q": {"type": "string"}}}}}
+            ],
+            "tool_choice": "auto"
+        }));
+        assert_eq!(
+            out["tools"][0],
+            json!({
+                "name": "get_weather",
+                "description": "Get the current weather in a given location",
+                "input_schema": weather_tool()["function"]["parameters"]
+            })
+        );
+        assert_eq!(
+            out["tools"][1],
+            json!({"name": "get_time", "input_schema": {"type": "object", "properties": {}}})
+        );
+        assert_eq!(
+            out["tools"][2]["input_schema"],
+            json!({"type": "object", "properties": {"q": {"type": "string"}}})
+        );
+        assert_eq!(out["tool_choice"], json!({"type": "auto"}));
+    }
+
+    #[test]
+    fn tool_choice_variants_map() {
+        let cases = [
+            (json!("auto"), json!({"type": "auto"})),
+            (json!("none"), json!({"type": "none"})),
+            (json!("required"), json!({"type": "any"})),
+            (
+                json!({"type": "function", "function": {"name": "get_weather"}}),
+                json!({"type": "tool", "name": "get_weather"}),
+            ),
+        ];
+        for (choice, expected) in cases {
+            let out = to_anthropic(json!({
+                "model": "m", "messages": [{"role": "user", "content": "x"}],
+                "tools": [weather_tool()], "tool_choice": choice
+            }));
+            assert_eq!(out["tool_choice"], expected);
+        }
+    }
+
+    #[test]
+    fn parallel_tool_calls_false_disables_parallel_tool_use() {
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [weather_tool()], "parallel_tool_calls": false
+        }));
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [weather_tool()], "tool_choice": "required", "parallel_tool_calls": false
+        }));
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+    }
+
+    #[test]
+    fn tool_choice_without_tools_is_dropped() {
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [], "tool_choice": "auto", "parallel_tool_calls": false
+        }));
+        assert!(out.get("tools").is_none());
+        assert!(out.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn non_function_tool_is_rejected() {
+        let e = to_anthropic_err(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [weather_tool(), {"type": "custom", "custom": {"name": "x"}}]
+        }));
+        assert_eq!(e.param.as_deref(), Some("tools[1].type"));
+    }
+
+    fn tool_conversation() -> Value {
+        json!({
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "user", "content": "What's the weather in Paris and Tokyo?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\": \"Paris\"}"}},
+                    {"id": "call_def456", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\": \"Tokyo\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_abc123", "content": "18C, cloudy"},
+                {"role": "tool", "tool_call_id": "call_def456", "content": "24C, sunny"},
+                {"role": "user", "content": "Which is warmer?"}
+            ],
+            "tools": [weather_tool()]
+        })
+    }
+
+    #[test]
+    fn assistant_tool_calls_become_tool_use_with_parsed_input() {
+        let out = to_anthropic(tool_conversation());
+        assert_eq!(
+            out["messages"][1],
+            json!({"role": "assistant", "content": [
+                {"type": "tool_use", "id": "call_abc123", "name": "get_weather", "input": {"location": "Paris"}},
+                {"type": "tool_use", "id": "call_def456", "name": "get_weather", "input": {"location": "Tokyo"}}
+            ]})
+        );
+    }
+
+    #[test]
+    fn consecutive_tool_messages_and_following_user_text_form_one_user_message() {
+        let out = to_anthropic(tool_conversation());
+        assert_eq!(out["messages"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            out["messages"][2],
+            json!({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_abc123", "content": "18C, cloudy"},
+                {"type": "tool_result", "tool_use_id": "call_def456", "content": "24C, sunny"},
+                {"type": "text", "text": "Which is warmer?"}
+            ]})
+        );
+    }
+
+    #[test]
+    fn assistant_text_precedes_tool_use_in_one_message() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "Weather?"},
+                {"role": "assistant", "content": "Let me check.", "tool_calls": [
+                    {"id": "toolu_01A09q90qw90lq917835lq9", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+                ]},
+                {"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": [{"type": "text", "text": "Sunny"}]}
+            ]
+        }));
+        assert_eq!(
+            out["messages"][1]["content"],
+            json!([
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {}}
+            ])
+        );
+        assert_eq!(
+            out["messages"][2]["content"],
+            json!([{"type": "tool_result", "tool_use_id": "toolu_01A09q90qw90lq917835lq9", "content": [{"type": "text", "text": "Sunny"}]}])
+        );
+    }
+
+    #[test]
+    fn invalid_tool_arguments_are_rejected_with_path() {
+        let e = to_anthropic_err(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": "}}
+                ]}
+            ]
+        }));
+        assert_eq!(
+            e.param.as_deref(),
+            Some("messages[1].tool_calls[0].function.arguments")
+        );
+        let e = to_anthropic_err(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "[1,2]"}}
+                ]}
+            ]
+        }));
+        assert_eq!(
+            e.param.as_deref(),
+            Some("messages[1].tool_calls[0].function.arguments")
+        );
+    }
+
+    #[test]
+    fn tool_ids_with_bad_characters_are_sanitized_consistently() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "tool_calls": [
+                    {"id": "functions.get_weather:0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}},
+                    {"id": "functions_get_weather_0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "a"},
+                {"role": "tool", "tool_call_id": "functions_get_weather_0", "content": "b"}
+            ]
+        }));
+        let use_id = out["messages"][1]["content"][0]["id"].as_str().unwrap();
+        let result_id = out["messages"][2]["content"][0]["tool_use_id"]
+            .as_str()
+            .unwrap();
+        assert_eq!(use_id, result_id);
+        assert!(use_id.chars().all(is_anthropic_id_char));
+        assert!(use_id.starts_with("functions_get_weather_0_"));
+        // The valid id that looks the same after cleaning stays distinct.
+        assert_eq!(
+            out["messages"][1]["content"][1]["id"],
+            "functions_get_weather_0"
+        );
+        assert_ne!(use_id, "functions_get_weather_0");
+    }
+
+    #[test]
+    fn tool_message_without_id_is_rejected() {
+        let e = to_anthropic_err(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "r"}]
+        }));
+        assert_eq!(e.param.as_deref(), Some("messages[1].tool_call_id"));
+    }
+
+    #[test]
+    fn reasoning_effort_enables_thinking_and_drops_sampling() {
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "Prove it"}],
+            "reasoning_effort": "medium", "max_completion_tokens": 8000, "temperature": 0.3
+        }));
+        assert_eq!(
+            out["thinking"],
+            json!({"type": "enabled", "budget_tokens": 4096})
+        );
+        assert_eq!(out["max_tokens"], 8000);
+        assert!(out.get("temperature").is_none());
+    }
+
+    #[test]
+    fn reasoning_budget_larger_than_max_tokens_raises_max_tokens() {
+        let out = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "reasoning_effort": "high", "max_tokens": 2000
+        }));
+        assert_eq!(out["thinking"]["budget_tokens"], 16384);
+        assert_eq!(out["max_tokens"], 18384);
+        let low = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "low"
+        }));
+        assert_eq!(low["thinking"]["budget_tokens"], 1024);
+        let none = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "none"
+        }));
+        assert!(none.get("thinking").is_none());
+        let e = to_anthropic_err(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "max"
+        }));
+        assert_eq!(e.param.as_deref(), Some("reasoning_effort"));
+    }
+
+    #[test]
+    fn thinking_is_left_off_where_anthropic_would_reject_it() {
+        // Forced tool use.
+        let forced = to_anthropic(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "tools": [weather_tool()], "tool_choice": "required", "reasoning_effort": "low"
+        }));
+        assert!(forced.get("thinking").is_none());
+        // Mid tool loop: the tool_use turn has no thinking signature.
+        let mut conv = tool_conversation();
+        conv["messages"].as_array_mut().unwrap().pop();
+        conv["reasoning_effort"] = json!("high");
+        let looped = to_anthropic(conv);
+        assert!(looped.get("thinking").is_none());
+        // Results plus new text in one user turn still continue the loop.
+        let mut conv = tool_conversation();
+        conv["reasoning_effort"] = json!("high");
+        assert!(to_anthropic(conv).get("thinking").is_none());
+        // A fresh user turn after the loop's final answer is fine.
+        let mut conv = tool_conversation();
+        let msgs = conv["messages"].as_array_mut().unwrap();
+        msgs.push(json!({"role": "assistant", "content": "Tokyo."}));
+        msgs.push(json!({"role": "user", "content": "And tomorrow?"}));
+        conv["reasoning_effort"] = json!("high");
+        let fresh = to_anthropic(conv);
+        assert!(fresh.get("thinking").is_some());
+    }
+
+    #[test]
+    fn echoed_reasoning_content_is_not_sent_back() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": "answer", "reasoning_content": "I thought"},
+                {"role": "user", "content": "y"}
+            ]
+        }));
+        assert_eq!(
+            out["messages"][1],
+            json!({"role": "assistant", "content": "answer"})
+        );
+    }
+
+    #[test]
+    fn malformed_requests_fail_cleanly() {
+        assert!(openai_request_to_anthropic(&json!([]), &opts()).is_err());
+        assert_eq!(
+            to_anthropic_err(json!({"model": "m"})).param.as_deref(),
+            Some("messages")
+        );
+        let e = to_anthropic_err(json!({"model": "m", "messages": [{"content": "x"}]}));
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+        let e = to_anthropic_err(
+            json!({"model": "m", "messages": [{"role": "function", "name": "f", "content": "x"}]}),
+        );
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+        let e =
+            to_anthropic_err(json!({"model": "m", "messages": [{"role": "user", "content": 5}]}));
+        assert_eq!(e.param.as_deref(), Some("messages[0].content"));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let out = to_anthropic(json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "x", "name": "alice", "x-extra": 1}],
+            "store": true, "metadata": {"k": "v"}, "service_tier": "auto",
+            "stream_options": {"include_usage": true}, "some_future_field": {"a": 1}
+        }));
+        assert_eq!(
+            out,
+            json!({"model": "m", "max_tokens": 4096, "messages": [{"role": "user", "content": "x"}]})
+        );
+    }
+
+    // ----- Anthropic response -> OpenAI response -----
+
+    #[test]
+    fn text_response_maps_to_chat_completion() {
+        let resp = json!({
+            "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "text", "text": "Hi! My name is Claude."}],
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": {"input_tokens": 2095, "output_tokens": 503, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1800}
+        });
+        let (out, usage) = anthropic_response_to_openai(&resp).unwrap();
+        assert_eq!(out["id"], "msg_013Zva2CMHLNnXjNJJKqJ2EF");
+        assert_eq!(out["object"], "chat.completion");
+        assert!(out["created"].as_u64().unwrap() > 1_600_000_000);
+        assert_eq!(out["model"], "claude-sonnet-4-5-20250929");
+        assert_eq!(
+            out["choices"][0]["message"],
+            json!({"role": "assistant", "content": "Hi! My name is Claude."})
+        );
+        assert_eq!(out["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            out["usage"],
+            json!({
+                "prompt_tokens": 3995, "completion_tokens": 503, "total_tokens": 4498,
+                "prompt_tokens_details": {"cached_tokens": 1800}
+            })
+        );
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 3995,
+                completion_tokens: 503,
+                total_tokens: 4498,
+                cached_tokens: 1800
+            }
+        );
+    }
+
+    #[test]
+    fn tool_use_response_maps_to_tool_calls() {
+        let resp = json!({
+            "id": "msg_01Aq9w938a90dw8q",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-opus-4-1",
+            "content": [
+                {"type": "text", "text": "I'll check the weather."},
+                {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {"location": "San Francisco, CA", "unit": "celsius"}}
+            ],
+            "stop_reason": "tool_use",
+            "stop_sequence": null,
+            "usage": {"input_tokens": 472, "output_tokens": 89}
+        });
+        let (out, _) = anthropic_response_to_openai(&resp).unwrap();
+        let msg = &out["choices"][0]["message"];
+        assert_eq!(msg["content"], "I'll check the weather.");
+        assert_eq!(msg["tool_calls"][0]["id"], "toolu_01A09q90qw90lq917835lq9");
+        assert_eq!(msg["tool_calls"][0]["type"], "function");
+        assert_eq!(msg["tool_calls"][0]["function"]["name"], "get_weather");
+        let args: Value = serde_json::from_str(
+            msg["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            args,
+            json!({"location": "San Francisco, CA", "unit": "celsius"})
+        );
+        assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn tool_only_response_has_null_content() {
+        let resp = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "c",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1}
+        });
+        let (out, _) = anthropic_response_to_openai(&resp).unwrap();
+        assert!(out["choices"][0]["message"]["content"].is_null());
+        assert_eq!(
+            out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{}"
+        );
+    }
+
+    #[test]
+    fn thinking_blocks_become_reasoning_content_without_signature() {
+        let resp = json!({
+            "id": "msg_2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+            "content": [
+                {"type": "thinking", "thinking": "Let me analyze this step by step...", "signature": "WaUjzkypQ2mUEVM36O2TxuC06KN8xyfbJwyem2dw3URve/op91XWHOEBLLqIOMfFG/UvLEczmEsUjavL...."},
+                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP..."},
+                {"type": "text", "text": "Based on my analysis..."}
+            ],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 20}
+        });
+        let (out, _) = anthropic_response_to_openai(&resp).unwrap();
+        let msg = &out["choices"][0]["message"];
+        assert_eq!(
+            msg["reasoning_content"],
+            "Let me analyze this step by step..."
+        );
+        assert_eq!(msg["content"], "Based on my analysis...");
+        assert!(!out.to_string().contains("signature"));
+        assert!(!out.to_string().contains("EmwKAhgB"));
+    }
+
+    #[test]
+    fn stop_reasons_map_to_finish_reasons() {
+        for (stop, finish) in [
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("max_tokens", "length"),
+            ("tool_use", "tool_calls"),
+            ("refusal", "content_filter"),
+            ("pause_turn", "stop"),
+            ("something_new", "stop"),
+        ] {
+            let resp = json!({
+                "id": "msg_x", "type": "message", "role": "assistant", "model": "c",
+                "content": [{"type": "text", "text": "t"}], "stop_reason": stop,
+                "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 1}
+            });
+            let (out, _) = anthropic_response_to_openai(&resp).unwrap();
+            assert_eq!(out["choices"][0]["finish_reason"], finish, "{stop}");
+        }
+    }
+
+    #[test]
+    fn error_shaped_or_malformed_response_is_an_error() {
+        let e = anthropic_response_to_openai(&json!({
+            "type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}
+        }))
+        .unwrap_err();
+        assert!(e.message.contains("Overloaded"));
+        assert!(anthropic_response_to_openai(&json!({"id": "x"})).is_err());
+    }
+
+    // ----- Anthropic request -> OpenAI request -----
+
+    #[test]
+    fn anthropic_request_maps_to_openai_chat_request() {
+        let req = json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 1024,
+            "system": [
+                {"type": "text", "text": "You are Claude Code."},
+                {"type": "text", "text": "Project notes...", "cache_control": {"type": "ephemeral"}}
+            ],
+            "messages": [{"role": "user", "content": "Hello, world"}],
+            "stop_sequences": ["###"],
+            "temperature": 0.5,
+            "top_k": 10,
+            "metadata": {"user_id": "u-42"},
+            "stream": true
+        });
+        let out = anthropic_request_to_openai(&req).unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "model": "claude-sonnet-4-5",
+                "messages": [
+                    {"role": "system", "content": "You are Claude Code.\n\nProject notes..."},
+                    {"role": "user", "content": "Hello, world"}
+                ],
+                "max_tokens": 1024,
+                "stop": ["###"],
+                "temperature": 0.5,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "user": "u-42"
+            })
+        );
+    }
+
+    #[test]
+    fn anthropic_tool_loop_maps_to_openai_tool_messages() {
+        let req = json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 1024,
+            "tools": [{
+                "name": "get_weather",
+                "description": "Get the current weather in a given location",
+                "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}
+            }],
+            "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+            "messages": [
+                {"role": "user", "content": "What's the weather like in San Francisco?"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "User wants weather.", "signature": "sig=="},
+                    {"type": "text", "text": "I'll check."},
+                    {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {"location": "San Francisco, CA"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01A09q90qw90lq917835lq9", "content": "15 degrees"},
+                    {"type": "text", "text": "Thanks"}
+                ]}
+            ]
+        });
+        let out = anthropic_request_to_openai(&req).unwrap();
+        assert_eq!(
+            out["tools"],
+            json!([{"type": "function", "function": {
+                "name": "get_weather",
+                "description": "Get the current weather in a given location",
+                "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}
+            }}])
+        );
+        assert_eq!(out["tool_choice"], "required");
+        assert_eq!(out["parallel_tool_calls"], false);
+        let msgs = out["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 4);
+        assert_eq!(
+            msgs[1],
+            json!({"role": "assistant", "content": "I'll check.", "tool_calls": [{
+                "id": "toolu_01A09q90qw90lq917835lq9", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"location\":\"San Francisco, CA\"}"}
+            }]})
+        );
+        assert_eq!(
+            msgs[2],
+            json!({"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "15 degrees"})
+        );
+        assert_eq!(msgs[3], json!({"role": "user", "content": "Thanks"}));
+        assert!(!out.to_string().contains("sig=="));
+    }
+
+    #[test]
+    fn anthropic_tool_choice_variants_map() {
+        for (choice, expected) in [
+            (json!({"type": "auto"}), json!("auto")),
+            (json!({"type": "none"}), json!("none")),
+            (json!({"type": "any"}), json!("required")),
+            (
+                json!({"type": "tool", "name": "f"}),
+                json!({"type": "function", "function": {"name": "f"}}),
+            ),
+        ] {
+            let out = anthropic_request_to_openai(&json!({
+                "model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": choice
+            }))
+            .unwrap();
+            assert_eq!(out["tool_choice"], expected);
+            assert!(out.get("parallel_tool_calls").is_none());
+        }
+    }
+
+    #[test]
+    fn anthropic_images_map_to_image_url_parts() {
+        let out = anthropic_request_to_openai(&json!({
+            "model": "m", "max_tokens": 5,
+            "messages": [{"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQSkZJRg=="}},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+                {"type": "text", "text": "Describe these images."}
+            ]}]
+        }))
+        .unwrap();
+        assert_eq!(
+            out["messages"][0]["content"],
+            json!([
+                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQSkZJRg=="}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                {"type": "text", "text": "Describe these images."}
+            ])
+        );
+    }
+
+    #[test]
+    fn images_round_trip_through_both_request_translations() {
+        let openai = json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Compare"},
+                {"type": "image_url", "image_url": {"url": "data:image/webp;base64,UklGRg=="}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/b.gif"}}
+            ]}]
+        });
+        let anthropic = to_anthropic(openai.clone());
+        let back = anthropic_request_to_openai(&anthropic).unwrap();
+        assert_eq!(back["messages"], openai["messages"]);
+    }
+
+    #[test]
+    fn tool_result_images_follow_the_tool_message() {
+        let out = anthropic_request_to_openai(&json!({
+            "model": "m", "max_tokens": 5,
+            "messages": [
+                {"role": "user", "content": "Take a screenshot"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "screenshot", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": false, "content": [
+                    {"type": "text", "text": "Captured."},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}
+                ]}]}
+            ]
+        }))
+        .unwrap();
+        let msgs = out["messages"].as_array().unwrap();
+        assert_eq!(msgs[1]["content"], Value::Null);
+        assert_eq!(
+            msgs[2],
+            json!({"role": "tool", "tool_call_id": "toolu_1", "content": "Captured."})
+        );
+        assert_eq!(
+            msgs[3],
+            json!({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}}]})
+        );
+    }
+
+    #[test]
+    fn tool_ids_survive_a_round_trip_unchanged() {
+        let openai = tool_conversation();
+        let anthropic = to_anthropic(openai.clone());
+        let back = anthropic_request_to_openai(&anthropic).unwrap();
+        let msgs = back["messages"].as_array().unwrap();
+        assert_eq!(msgs[1]["tool_calls"][0]["id"], "call_abc123");
+        assert_eq!(msgs[1]["tool_calls"][1]["id"], "call_def456");
+        assert_eq!(msgs[2]["tool_call_id"], "call_abc123");
+        assert_eq!(msgs[3]["tool_call_id"], "call_def456");
+        assert_eq!(
+            msgs[4],
+            json!({"role": "user", "content": "Which is warmer?"})
+        );
+    }
+
+    #[test]
+    fn server_tools_and_unknown_blocks_are_rejected_with_path() {
+        let e = anthropic_request_to_openai(&json!({
+            "model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]
+        }))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tools[0].type"));
+        let e = anthropic_request_to_openai(&json!({
+            "model": "m", "max_tokens": 5,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "container_upload", "file_id": "f"}]}]
+        }))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[1]"));
+    }
+
+    #[test]
+    fn thinking_config_is_not_forwarded_to_openai_vendors() {
+        let out = anthropic_request_to_openai(&json!({
+            "model": "m", "max_tokens": 20000,
+            "thinking": {"type": "enabled", "budget_tokens": 10000},
+            "messages": [{"role": "user", "content": "x"}]
+        }))
+        .unwrap();
+        assert!(out.get("thinking").is_none());
+        assert!(out.get("reasoning_effort").is_none());
+    }
+
+    // ----- OpenAI response -> Anthropic response -----
+
+    #[test]
+    fn openai_completion_maps_to_anthropic_message() {
+        let resp = json!({
+            "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+            "object": "chat.completion",
+            "created": 1741570283,
+            "model": "gpt-4o-2024-08-06",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": "The image shows a wooden boardwalk.", "refusal": null, "annotations": []},
+                "logprobs": null,
+                "finish_reason": "stop"
+            }],
+            "usage": {
+                "prompt_tokens": 1117, "completion_tokens": 46, "total_tokens": 1163,
+                "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0}
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_fc9f1d7035"
+        });
+        let (out, usage) = openai_response_to_anthropic(&resp).unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+                "type": "message",
+                "role": "assistant",
+                "model": "gpt-4o-2024-08-06",
+                "content": [{"type": "text", "text": "The image shows a wooden boardwalk."}],
+                "stop_reason": "end_turn",
+                "stop_sequence": null,
+                "usage": {"input_tokens": 93, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1024, "output_tokens": 46}
+            })
+        );
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 1117,
+                completion_tokens: 46,
+                total_tokens: 1163,
+                cached_tokens: 1024
+            }
+        );
+    }
+
+    #[test]
+    fn openai_tool_calls_map_to_tool_use_blocks() {
+        let resp = json!({
+            "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1699896916, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {
+                "role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_abc123", "type": "function", "function": {"name": "get_current_weather", "arguments": "{\n\"location\": \"Boston, MA\"\n}"}}]
+            }, "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 82, "completion_tokens": 17, "total_tokens": 99}
+        });
+        let (out, _) = openai_response_to_anthropic(&resp).unwrap();
+        assert_eq!(
+            out["content"],
+            json!([{"type": "tool_use", "id": "call_abc123", "name": "get_current_weather", "input": {"location": "Boston, MA"}}])
+        );
+        assert_eq!(out["stop_reason"], "tool_use");
+    }
+
+    #[test]
+    fn tool_calls_with_stop_finish_reason_still_stop_for_tool_use() {
+        let resp = json!({
+            "id": "x", "model": "gemini-2.5-flash",
+            "choices": [{"index": 0, "message": {"role": "assistant", "tool_calls": [
+                {"id": "function-call-1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ]}, "finish_reason": "stop"}]
+        });
+        let (out, _) = openai_response_to_anthropic(&resp).unwrap();
+        assert_eq!(out["stop_reason"], "tool_use");
+    }
+
+    #[test]
+    fn vendor_reasoning_becomes_leading_thinking_block() {
+        let resp = json!({
+            "id": "x", "model": "deepseek-reasoner",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "42", "reasoning_content": "Compute 6*7."}, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "prompt_cache_hit_tokens": 4}
+        });
+        let (out, usage) = openai_response_to_anthropic(&resp).unwrap();
+        assert_eq!(
+            out["content"],
+            json!([
+                {"type": "thinking", "thinking": "Compute 6*7.", "signature": ""},
+                {"type": "text", "text": "42"}
+            ])
+        );
+        assert_eq!(out["stop_reason"], "max_tokens");
+        assert_eq!(usage.cached_tokens, 4);
+    }
+
+    #[test]
+    fn finish_reasons_map_to_stop_reasons() {
+        for (finish, stop) in [
+            ("stop", "end_turn"),
+            ("length", "max_tokens"),
+            ("tool_calls", "tool_use"),
+            ("content_filter", "refusal"),
+        ] {
+            let resp = json!({"id": "x", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": "t"}, "finish_reason": finish}]});
+            let (out, _) = openai_response_to_anthropic(&resp).unwrap();
+            assert_eq!(out["stop_reason"], stop, "{finish}");
+        }
+    }
+
+    #[test]
+    fn malformed_vendor_arguments_do_not_fail_the_answer() {
+        let resp = json!({
+            "id": "x", "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1"}}
+            ]}, "finish_reason": "length"}]
+        });
+        let (out, _) = openai_response_to_anthropic(&resp).unwrap();
+        assert_eq!(
+            out["content"][0]["input"],
+            json!({"arguments": "{\"a\": 1"})
+        );
+    }
+
+    #[test]
+    fn openai_response_without_choices_is_an_error() {
+        assert!(openai_response_to_anthropic(&json!({"id": "x", "choices": []})).is_err());
+        assert!(openai_response_to_anthropic(&json!({"error": {"message": "bad"}})).is_err());
+    }
+
+    // ----- Errors -----
+
+    #[test]
+    fn anthropic_errors_map_to_openai_errors() {
+        let cases = [
+            (400, "invalid_request_error", "invalid_request_error"),
+            (401, "authentication_error", "authentication_error"),
+            (403, "permission_error", "permission_error"),
+            (404, "not_found_error", "not_found_error"),
+            (413, "request_too_large", "invalid_request_error"),
+            (429, "rate_limit_error", "rate_limit_exceeded"),
+            (500, "api_error", "server_error"),
+            (529, "overloaded_error", "server_error"),
+        ];
+        for (status, atype, otype) in cases {
+            let body = json!({
+                "type": "error",
+                "error": {"type": atype, "message": "something went wrong"},
+                "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"
+            });
+            let (s, out) = anthropic_error_to_openai(status, body.to_string().as_bytes());
+            assert_eq!(s, status);
+            assert_eq!(
+                out,
+                json!({"error": {"message": "something went wrong", "type": otype, "param": null, "code": atype}}),
+                "{atype}"
+            );
+        }
+    }
+
+    #[test]
+    fn nonsense_status_is_replaced_from_the_error_type() {
+        let body =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let (s, out) = anthropic_error_to_openai(200, body);
+        assert_eq!(s, 529);
+        assert_eq!(out["error"]["type"], "server_error");
+        let (s, _) = anthropic_error_to_openai(0, b"garbage");
+        assert_eq!(s, 502);
+    }
+
+    #[test]
+    fn non_json_vendor_error_keeps_its_text() {
+        let (s, out) =
+            anthropic_error_to_openai(502, b"<html><body>502 Bad Gateway</body></html>\n");
+        assert_eq!(s, 502);
+        assert_eq!(
+            out["error"]["message"],
+            "<html><body>502 Bad Gateway</body></html>"
+        );
+        assert_eq!(out["error"]["type"], "server_error");
+        assert!(out["error"]["code"].is_null());
+        let (_, out) = anthropic_error_to_openai(503, b"");
+        assert_eq!(out["error"]["message"], "upstream returned HTTP 503");
+    }
+
+    #[test]
+    fn openai_errors_map_to_anthropic_errors_by_status() {
+        let body = br#"{"error":{"message":"Incorrect API key provided: sk-abc.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+        for (status, atype) in [
+            (400, "invalid_request_error"),
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (404, "not_found_error"),
+            (413, "request_too_large"),
+            (422, "invalid_request_error"),
+            (429, "rate_limit_error"),
+            (500, "api_error"),
+            (502, "api_error"),
+            (503, "overloaded_error"),
+            (504, "api_error"),
+            (529, "overloaded_error"),
+        ] {
+            let out = openai_error_to_anthropic(status, body);
+            assert_eq!(
+                out,
+                json!({"type": "error", "error": {"type": atype, "message": "Incorrect API key provided: sk-abc."}}),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn gemini_and_plain_text_errors_map_to_anthropic_errors() {
+        let gemini = br#"[{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}}]"#;
+        let out = openai_error_to_anthropic(429, gemini);
+        assert_eq!(out["error"]["type"], "rate_limit_error");
+        let gemini =
+            br#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT"}}"#;
+        assert_eq!(
+            openai_error_to_anthropic(400, gemini)["error"]["message"],
+            "API key not valid."
+        );
+        let out = openai_error_to_anthropic(500, b"upstream connect error");
+        assert_eq!(
+            out,
+            json!({"type": "error", "error": {"type": "api_error", "message": "upstream connect error"}})
+        );
+    }
+
+    #[test]
+    fn stream_error_event_is_anthropic_shaped() {
+        let (name, data) = stream_error_event("upstream closed the connection");
+        assert_eq!(name, "error");
+        let v: Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "error", "error": {"type": "api_error", "message": "upstream closed the connection"}})
+        );
+    }
+
+    // ----- Stream: Anthropic -> OpenAI -----
+
+    /// Feeds `(event, data)` pairs and collects every payload.
+    fn feed(s: &mut AnthropicToOpenAiStream, events: &[(&str, &str)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (e, d) in events {
+            out.extend(s.push(e, d).unwrap());
+        }
+        out
+    }
+
+    fn parsed(payloads: &[String]) -> Vec<Value> {
+        payloads
+            .iter()
+            .filter(|p| p.as_str() != "[DONE]")
+            .map(|p| serde_json::from_str(p).unwrap())
+            .collect()
+    }
+
+    const TEXT_STREAM: &[(&str, &str)] = &[
+        (
+            "message_start",
+            r#"{"type": "message_start", "message": {"id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "type": "message", "role": "assistant", "content": [], "model": "claude-opus-4-6", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}"#,
+        ),
+        ("ping", r#"{"type": "ping"}"#),
+        (
+            "content_block_delta",
+            r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "!"}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type": "content_block_stop", "index": 0}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence":null}, "usage": {"output_tokens": 15}}"#,
+        ),
+        ("message_stop", r#"{"type": "message_stop"}"#),
+    ];
+
+    #[test]
+    fn text_stream_maps_to_openai_chunks() {
+        let mut s = AnthropicToOpenAiStream::new("claude-opus-4-6", false);
+        let out = feed(&mut s, TEXT_STREAM);
+        assert_eq!(out.last().unwrap(), "[DONE]");
+        let chunks = parsed(&out);
+        assert_eq!(chunks.len(), 4);
+        for c in &chunks {
+            assert_eq!(c["id"], "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY");
+            assert_eq!(c["object"], "chat.completion.chunk");
+            assert_eq!(c["model"], "claude-opus-4-6");
+            assert!(c["created"].as_u64().unwrap() > 0);
+            assert!(c.get("usage").is_none());
+        }
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        assert_eq!(
+            chunks[1]["choices"][0]["delta"],
+            json!({"content": "Hello"})
+        );
+        assert_eq!(chunks[2]["choices"][0]["delta"], json!({"content": "!"}));
+        assert_eq!(chunks[3]["choices"][0]["delta"], json!({}));
+        assert_eq!(chunks[3]["choices"][0]["finish_reason"], "stop");
+        assert!(s.finished());
+        assert_eq!(
+            s.usage(),
+            Usage {
+                prompt_tokens: 25,
+                completion_tokens: 15,
+                total_tokens: 40,
+                cached_tokens: 0
+            }
+        );
+    }
+
+    #[test]
+    fn text_stream_with_include_usage_ends_with_usage_chunk() {
+        let mut s = AnthropicToOpenAiStream::new("claude-opus-4-6", true);
+        let out = feed(&mut s, TEXT_STREAM);
+        let n = out.len();
+        assert_eq!(out[n - 1], "[DONE]");
+        let usage_chunk: Value = serde_json::from_str(&out[n - 2]).unwrap();
+        assert_eq!(usage_chunk["choices"], json!([]));
+        assert_eq!(
+            usage_chunk["usage"],
+            json!({"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40, "prompt_tokens_details": {"cached_tokens": 0}})
+        );
+        let first: Value = serde_json::from_str(&out[0]).unwrap();
+        assert!(first["usage"].is_null());
+    }
+
+    #[test]
+    fn stream_events_without_event_names_are_read_from_data_type() {
+        let mut s = AnthropicToOpenAiStream::new("m", false);
+        let unnamed: Vec<(&str, &str)> = TEXT_STREAM.iter().map(|(_, d)| ("", *d)).collect();
+        let out = feed(&mut s, &unnamed);
+        assert_eq!(out.last().unwrap(), "[DONE]");
+        assert_eq!(parsed(&out).len(), 4);
+    }
+
+    #[test]
+    fn tool_use_stream_arguments_concatenate_to_the_original_json() {
+        let events: &[(&str, &str)] = &[
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","type":"message","role":"assistant","model":"claude-opus-4-6","stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2},"content":[],"stop_reason":null}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
+            ("ping", r#"{"type": "ping"}"#),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Okay"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":", let's check the weather for San Francisco, CA:"}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\":"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" \"San"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" Francisc"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"o,"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" CA\""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":", "}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"unit\": \"fah"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"renheit\"}"}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":1}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":89}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ];
+        let mut s = AnthropicToOpenAiStream::new("claude-opus-4-6", false);
+        let chunks = parsed(&feed(&mut s, events));
+        let mut text = String::new();
+        let mut args = String::new();
+        let mut header = None;
+        let mut finish = None;
+        for c in &chunks {
+            let choice = &c["choices"][0];
+            if let Some(t) = choice["delta"]["content"].as_str() {
+                text.push_str(t);
+            }
+            if let Some(calls) = choice["delta"]["tool_calls"].as_array() {
+                assert_eq!(calls[0]["index"], 0);
+                if calls[0].get("id").is_some() {
+                    header = Some(calls[0].clone());
+                }
+                args.push_str(calls[0]["function"]["arguments"].as_str().unwrap());
+            }
+            if let Some(f) = choice["finish_reason"].as_str() {
+                finish = Some(f.to_string());
+            }
+        }
+        assert_eq!(text, "Okay, let's check the weather for San Francisco, CA:");
+        assert_eq!(
+            header.unwrap(),
+            json!({"index": 0, "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "type": "function", "function": {"name": "get_weather", "arguments": ""}})
+        );
+        assert_eq!(
+            args,
+            r#"{"location": "San Francisco, CA", "unit": "fahrenheit"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&args).unwrap(),
+            json!({"location": "San Francisco, CA", "unit": "fahrenheit"})
+        );
+        assert_eq!(finish.as_deref(), Some("tool_calls"));
+        // Argument deltas arrive one chunk per partial_json piece (empty skipped).
+        let arg_chunks = chunks
+            .iter()
+            .filter(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]
+                    .get("id")
+                    .is_none()
+                    && c["choices"][0]["delta"].get("tool_calls").is_some()
+            })
+            .count();
+        assert_eq!(arg_chunks, 8);
+    }
+
+    #[test]
+    fn parallel_tool_use_blocks_get_increasing_tool_indexes() {
+        let events: &[(&str, &str)] = &[
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_p","type":"message","role":"assistant","model":"c","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_a","name":"get_weather","input":{}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"location\": \"Paris\"}"}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_b","name":"get_time","input":{}}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":1}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":30}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ];
+        let mut s = AnthropicToOpenAiStream::new("c", false);
+        let chunks = parsed(&feed(&mut s, events));
+        let mut args: Vec<String> = vec![String::new(), String::new()];
+        for c in &chunks {
+            if let Some(calls) = c["choices"][0]["delta"]["tool_calls"].as_array() {
+                let i = calls[0]["index"].as_u64().unwrap() as usize;
+                args[i].push_str(calls[0]["function"]["arguments"].as_str().unwrap());
+            }
+        }
+        assert_eq!(args[0], r#"{"location": "Paris"}"#);
+        // No input deltas for a parameterless tool: still parseable.
+        assert_eq!(args[1], "{}");
+    }
+
+    #[test]
+    fn thinking_stream_maps_to_reasoning_content() {
+        let events: &[(&str, &str)] = &[
+            (
+                "message_start",
+                r#"{"type": "message_start", "message": {"id": "msg_01thinking", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5", "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 50, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 20, "output_tokens": 1}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me solve this step by step:\n\n1. First break down 27 * 453"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "\n2. 453 = 400 + 50 + 3"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type": "content_block_stop", "index": 0}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "27 * 453 = 12,231"}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type": "content_block_stop", "index": 1}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 120}}"#,
+            ),
+            ("message_stop", r#"{"type": "message_stop"}"#),
+        ];
+        let mut s = AnthropicToOpenAiStream::new("claude-sonnet-4-5", true);
+        let out = feed(&mut s, events);
+        let chunks = parsed(&out);
+        let reasoning: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+            .collect();
+        let content: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(reasoning, "Let me solve this step by step:\n\n1. First break down 27 * 453\n2. 453 = 400 + 50 + 3");
+        assert_eq!(content, "27 * 453 = 12,231");
+        assert!(!out.iter().any(|p| p.contains("EqQBCgIYAhIM")));
+        let usage = &chunks.last().unwrap()["usage"];
+        assert_eq!(
+            usage,
+            &json!({"prompt_tokens": 100, "completion_tokens": 120, "total_tokens": 220, "prompt_tokens_details": {"cached_tokens": 30}})
+        );
+    }
+
+    #[test]
+    fn stream_error_event_becomes_translate_error() {
+        let mut s = AnthropicToOpenAiStream::new("m", false);
+        feed(&mut s, &TEXT_STREAM[..4]);
+        let e = s
+            .push("error", r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#)
+            .unwrap_err();
+        assert!(e.message.contains("overloaded_error"));
+        assert!(e.message.contains("Overloaded"));
+        assert!(!s.finished());
+    }
+
+    #[test]
+    fn malformed_stream_data_is_an_error_and_unknown_events_are_ignored() {
+        let mut s = AnthropicToOpenAiStream::new("m", false);
+        assert!(s.push("content_block_delta", "{not json").is_err());
+        assert!(s
+            .push("some_new_event", r#"{"type":"some_new_event","x":1}"#)
+            .unwrap()
+            .is_empty());
+        assert!(s.push("ping", "").unwrap().is_empty());
+    }
+
+    #[test]
+    fn message_stop_without_message_delta_still_finishes() {
+        let mut s = AnthropicToOpenAiStream::new("m", false);
+        let out = feed(&mut s, &[TEXT_STREAM[0], TEXT_STREAM[3], TEXT_STREAM[7]]);
+        let chunks = parsed(&out);
+        assert_eq!(
+            chunks.last().unwrap()["choices"][0]["finish_reason"],
+            "stop"
+        );
+        assert_eq!(out.last().unwrap(), "[DONE]");
+        assert!(s
+            .push("message_stop", r#"{"type":"message_stop"}"#)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn unfinished_stream_is_not_finished() {
+        let mut s = AnthropicToOpenAiStream::new("m", false);
+        feed(&mut s, &TEXT_STREAM[..6]);
+        assert!(!s.finished());
+        assert_eq!(s.usage().prompt_tokens, 25);
+    }
+
+    // ----- Stream: OpenAI -> Anthropic -----
+
+    fn feed_openai(s: &mut OpenAiToAnthropicStream, chunks: &[Value]) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for c in chunks {
+            for (name, data) in s.push(&c.to_string()).unwrap() {
+                out.push((name, serde_json::from_str(&data).unwrap()));
+            }
+        }
+        for (name, data) in s.push("[DONE]").unwrap() {
+            out.push((name, serde_json::from_str(&data).unwrap()));
+        }
+        out
+    }
+
+    fn assert_event_types_match(events: &[(String, Value)]) {
+        for (name, data) in events {
+            assert_eq!(data["type"], name.as_str());
+        }
+    }
+
+    fn oa_chunk(delta: Value, finish: Value) -> Value {
+        json!({
+            "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190,
+            "model": "gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+        })
+    }
+
+    #[test]
+    fn openai_text_stream_maps_to_anthropic_events() {
+        let mut s = OpenAiToAnthropicStream::new("claude-compatible");
+        let events = feed_openai(
+            &mut s,
+            &[
+                oa_chunk(
+                    json!({"role": "assistant", "content": "", "refusal": null}),
+                    Value::Null,
+                ),
+                oa_chunk(json!({"content": "Hello"}), Value::Null),
+                oa_chunk(json!({"content": " there"}), Value::Null),
+                oa_chunk(json!({}), json!("stop")),
+            ],
+        );
+        assert_event_types_match(&events);
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(
+            events[0].1,
+            json!({"type": "message_start", "message": {
+                "id": "chatcmpl-123", "type": "message", "role": "assistant", "model": "claude-compatible",
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0}
+            }})
+        );
+        assert_eq!(
+            events[1].1,
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        );
+        assert_eq!(
+            events[2].1,
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}})
+        );
+        assert_eq!(
+            events[4].1,
+            json!({"type": "content_block_stop", "index": 0})
+        );
+        assert_eq!(
+            events[5].1["delta"],
+            json!({"stop_reason": "end_turn", "stop_sequence": null})
+        );
+        assert!(s.finished());
+    }
+
+    #[test]
+    fn openai_tool_call_stream_with_include_usage_round_trips() {
+        let args = r#"{"location": "Boston, MA", "unit": "celsius"}"#;
+        let pieces = [&args[..5], &args[5..20], &args[20..33], &args[33..]];
+        let mut chunks = vec![oa_chunk(
+            json!({"role": "assistant", "content": null}),
+            Value::Null,
+        )];
+        chunks.push(oa_chunk(json!({"tool_calls": [{"index": 0, "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA", "type": "function", "function": {"name": "get_current_weather", "arguments": ""}}]}), Value::Null));
+        for p in pieces {
+            chunks.push(oa_chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}),
+                Value::Null,
+            ));
+        }
+        chunks.push(oa_chunk(json!({}), json!("tool_calls")));
+        chunks.push(json!({
+            "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190, "model": "gpt-4o-mini",
+            "choices": [],
+            "usage": {"prompt_tokens": 82, "completion_tokens": 17, "total_tokens": 99, "prompt_tokens_details": {"cached_tokens": 64}}
+        }));
+
+        let mut s = OpenAiToAnthropicStream::new("gpt-4o-mini");
+        let events = feed_openai(&mut s, &chunks);
+        assert_event_types_match(&events);
+        let start = events
+            .iter()
+            .find(|(n, _)| n == "content_block_start")
+            .unwrap();
+        assert_eq!(
+            start.1["content_block"],
+            json!({"type": "tool_use", "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA", "name": "get_current_weather", "input": {}})
+        );
+        let joined: String = events
+            .iter()
+            .filter(|(n, _)| n == "content_block_delta")
+            .map(|(_, d)| {
+                assert_eq!(d["delta"]["type"], "input_json_delta");
+                d["delta"]["partial_json"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(joined, args);
+        // message_delta waited for the usage chunk that followed finish_reason.
+        let (name, delta) = &events[events.len() - 2];
+        assert_eq!(name, "message_delta");
+        assert_eq!(
+            delta,
+            &json!({
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                "usage": {"input_tokens": 18, "cache_read_input_tokens": 64, "output_tokens": 17}
+            })
+        );
+        assert_eq!(events.last().unwrap().0, "message_stop");
+        assert_eq!(
+            s.usage(),
+            Usage {
+                prompt_tokens: 82,
+                completion_tokens: 17,
+                total_tokens: 99,
+                cached_tokens: 64
+            }
+        );
+
+        // And back: the Anthropic events translate to the same tool call.
+        let mut back = AnthropicToOpenAiStream::new("gpt-4o-mini", true);
+        let mut payloads = Vec::new();
+        for (name, data) in &events {
+            payloads.extend(back.push(name, &data.to_string()).unwrap());
+        }
+        let chunks = parsed(&payloads);
+        let mut rebuilt = String::new();
+        for c in &chunks {
+            if let Some(calls) = c["choices"][0]["delta"]["tool_calls"].as_array() {
+                if let Some(id) = calls[0].get("id") {
+                    assert_eq!(id, "call_DdmO9pD3xa9XTPNJ32zg2hcA");
+                }
+                rebuilt.push_str(calls[0]["function"]["arguments"].as_str().unwrap());
+            }
+        }
+        assert_eq!(rebuilt, args);
+        let last = chunks.last().unwrap();
+        assert_eq!(last["usage"]["prompt_tokens"], 82);
+        assert_eq!(last["usage"]["prompt_tokens_details"]["cached_tokens"], 64);
+        assert_eq!(payloads.last().unwrap(), "[DONE]");
+    }
+
+    #[test]
+    fn openai_reasoning_text_and_tools_open_and_close_blocks_in_order() {
+        let mut s = OpenAiToAnthropicStream::new("deepseek-reasoner");
+        let events = feed_openai(
+            &mut s,
+            &[
+                oa_chunk(
+                    json!({"role": "assistant", "reasoning_content": "Think"}),
+                    Value::Null,
+                ),
+                oa_chunk(json!({"reasoning_content": "ing."}), Value::Null),
+                oa_chunk(json!({"content": "Calling tools."}), Value::Null),
+                oa_chunk(
+                    json!({"tool_calls": [
+                        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "a", "arguments": "{}"}},
+                        {"index": 1, "id": "call_2", "type": "function", "function": {"name": "b", "arguments": "{\"x\":1}"}}
+                    ]}),
+                    Value::Null,
+                ),
+                oa_chunk(json!({}), json!("tool_calls")),
+            ],
+        );
+        assert_event_types_match(&events);
+        let summary: Vec<String> = events
+            .iter()
+            .map(|(n, d)| match n.as_str() {
+                "content_block_start" => format!(
+                    "start{}:{}",
+                    d["index"],
+                    d["content_block"]["type"].as_str().unwrap()
+                ),
+                "content_block_delta" => format!(
+                    "delta{}:{}",
+                    d["index"],
+                    d["delta"]["type"].as_str().unwrap()
+                ),
+                "content_block_stop" => format!("stop{}", d["index"]),
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "message_start",
+                "start0:thinking",
+                "delta0:thinking_delta",
+                "delta0:thinking_delta",
+                "stop0",
+                "start1:text",
+                "delta1:text_delta",
+                "stop1",
+                "start2:tool_use",
+                "delta2:input_json_delta",
+                "stop2",
+                "start3:tool_use",
+                "delta3:input_json_delta",
+                "stop3",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(
+            events[1].1["content_block"],
+            json!({"type": "thinking", "thinking": "", "signature": ""})
+        );
+        assert_eq!(
+            events[2].1["delta"],
+            json!({"type": "thinking_delta", "thinking": "Think"})
+        );
+    }
+
+    #[test]
+    fn openai_stream_without_done_is_closed_by_finish() {
+        let mut s = OpenAiToAnthropicStream::new("m");
+        let first = s
+            .push(&oa_chunk(json!({"content": "partial"}), Value::Null).to_string())
+            .unwrap();
+        assert_eq!(first.len(), 3);
+        let end = s.finish(false);
+        let names: Vec<&str> = end.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["content_block_stop", "message_delta", "message_stop"]
+        );
+        assert!(s.finished());
+        assert!(s.finish(true).is_empty());
+        assert!(s.push("[DONE]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn openai_finish_reason_length_maps_to_max_tokens_in_stream() {
+        let mut s = OpenAiToAnthropicStream::new("m");
+        let events = feed_openai(
+            &mut s,
+            &[
+                oa_chunk(json!({"content": "abc"}), Value::Null),
+                oa_chunk(json!({}), json!("length")),
+            ],
+        );
+        let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+        assert_eq!(delta["delta"]["stop_reason"], "max_tokens");
+    }
+
+    #[test]
+    fn openai_empty_stream_still_produces_a_complete_message() {
+        let mut s = OpenAiToAnthropicStream::new("m");
+        let events = s.push("[DONE]").unwrap();
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["message_start", "message_delta", "message_stop"]);
+    }
+
+    #[test]
+    fn openai_in_band_stream_error_is_a_translate_error() {
+        let mut s = OpenAiToAnthropicStream::new("m");
+        let e = s
+            .push(r#"{"error":{"message":"The server had an error while processing your request.","type":"server_error"}}"#)
+            .unwrap_err();
+        assert!(e.message.contains("server had an error"));
+        assert!(s.push("not json").is_err());
+    }
+
+    #[test]
+    fn openai_stream_parallel_calls_without_distinct_indexes_stay_apart() {
+        // Each call streamed whole in its own chunk, all at index 0 (or with
+        // no index at all), as some OpenAI-compatible endpoints do.
+        let mut s = OpenAiToAnthropicStream::new("gemini-2.5-flash");
+        let events = feed_openai(
+            &mut s,
+            &[
+                oa_chunk(
+                    json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\":\"Paris\"}"}}]}),
+                    Value::Null,
+                ),
+                oa_chunk(
+                    json!({"tool_calls": [{"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\":\"Tokyo\"}"}}]}),
+                    Value::Null,
+                ),
+                oa_chunk(json!({}), json!("stop")),
+            ],
+        );
+        let starts: Vec<&Value> = events
+            .iter()
+            .filter(|(n, _)| n == "content_block_start")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(starts.len(), 2);
+        assert_eq!(starts[0]["content_block"]["id"], "call_a");
+        assert_eq!(starts[1]["content_block"]["id"], "call_b");
+        assert_eq!(starts[1]["index"], 1);
+        let deltas: Vec<(u64, &str)> = events
+            .iter()
+            .filter(|(n, _)| n == "content_block_delta")
+            .map(|(_, d)| {
+                (
+                    d["index"].as_u64().unwrap(),
+                    d["delta"]["partial_json"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            deltas,
+            [
+                (0, r#"{"location":"Paris"}"#),
+                (1, r#"{"location":"Tokyo"}"#)
+            ]
+        );
+        let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+        assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+    }
+
+    #[test]
+    fn openai_stream_tool_call_without_id_gets_a_generated_one() {
+        let mut s = OpenAiToAnthropicStream::new("m");
+        let events = feed_openai(
+            &mut s,
+            &[oa_chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "{}"}}]}),
+                json!("stop"),
+            )],
+        );
+        let start = &events
+            .iter()
+            .find(|(n, _)| n == "content_block_start")
+            .unwrap()
+            .1;
+        let id = start["content_block"]["id"].as_str().unwrap();
+        assert!(
+            !id.is_empty() && id.chars().all(is_anthropic_id_char),
+            "{id}"
+        );
+        let delta = &events.iter().find(|(n, _)| n == "message_delta").unwrap().1;
+        assert_eq!(delta["delta"]["stop_reason"], "tool_use");
     }
 }

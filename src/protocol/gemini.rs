@@ -10,7 +10,8 @@
 //! * Consecutive same-role turns are merged (tool results become one `user`
 //!   turn of `functionResponse` parts, and a following user message joins it).
 //! * Tool call ids are not sent to Gemini: it pairs calls and responses by
-//!   order and name, and older models reject an `id` they did not issue.
+//!   order and name, and the ids a client holds may be ones we synthesized
+//!   or another vendor issued.
 //!   Responses use Gemini's `functionCall.id` when it has one, else a
 //!   deterministic `call_<index>_<name>[_<hash of responseId>]`.
 //! * Thought signatures ride on OpenAI objects as
@@ -654,9 +655,10 @@ fn generation_config(
                     })?;
                 gc.insert("responseMimeType".into(), "application/json".into());
                 let cleaned = clean_schema(schema);
-                // An object with no properties is rejected; JSON mode alone
-                // already asks for "any object".
-                if !is_empty_object_schema(&cleaned) {
+                // An object with no properties is rejected, an untyped root
+                // says nothing; JSON mode alone already asks for "any JSON".
+                let typed = cleaned.get("type").is_some() || cleaned.get("anyOf").is_some();
+                if typed && !is_empty_object_schema(&cleaned) {
                     gc.insert("responseSchema".into(), cleaned);
                 }
             }
@@ -917,8 +919,11 @@ fn function_parameters(params: &Value) -> Option<Value> {
             }
         }
     }
-    if is_empty_object_schema(&cleaned) || !cleaned.get("properties").is_some_and(Value::is_object)
-    {
+    let no_properties = cleaned
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_none_or(Map::is_empty);
+    if no_properties {
         return None;
     }
     if let Some(obj) = cleaned.as_object_mut() {
@@ -958,9 +963,11 @@ const MAX_REF_EXPANSIONS: usize = 512;
 /// * `const` becomes a one-value `enum`; enums must be strings for Gemini, so
 ///   a non-string enum is dropped and its values are listed in the description.
 /// * Missing types are inferred (properties: object, items: array, enum:
-///   string); an array without `items` gets string items (Gemini requires
-///   them); `required` keeps only declared properties; an object without
-///   properties is kept as a bare `{"type":"object"}`.
+///   string), and a nested schema that still has none (`{}`, `true`) is
+///   declared a string, since Gemini rejects typeless nodes; an array without
+///   `items` gets string items (Gemini requires them); `required` keeps only
+///   declared properties; an object without properties is kept as a bare
+///   `{"type":"object"}`.
 pub fn clean_schema(schema: &Value) -> Value {
     let mut cleaner = SchemaCleaner {
         root: schema,
@@ -968,7 +975,35 @@ pub fn clean_schema(schema: &Value) -> Value {
         resolving: vec!["#".to_string()],
         expansions: 0,
     };
-    Value::Object(cleaner.clean(schema, 0))
+    let mut cleaned = Value::Object(cleaner.clean(schema, 0));
+    ensure_types(&mut cleaned, true);
+    cleaned
+}
+
+/// Gemini rejects a nested schema with neither `type` nor `anyOf`; what is
+/// left of "any value" (`{}`, `true`, a dangling `$ref`) is declared a
+/// string. Done as a last pass because while merging, an untyped piece must
+/// not shadow the type another piece brings.
+fn ensure_types(schema: &mut Value, is_root: bool) {
+    let Some(s) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(props) = s.get_mut("properties").and_then(Value::as_object_mut) {
+        for p in props.values_mut() {
+            ensure_types(p, false);
+        }
+    }
+    if let Some(items) = s.get_mut("items") {
+        ensure_types(items, false);
+    }
+    if let Some(branches) = s.get_mut("anyOf").and_then(Value::as_array_mut) {
+        for b in branches {
+            ensure_types(b, false);
+        }
+    }
+    if !is_root && !s.contains_key("type") && !s.contains_key("anyOf") {
+        s.insert("type".into(), "string".into());
+    }
 }
 
 struct SchemaCleaner<'a> {
@@ -1004,7 +1039,7 @@ impl SchemaCleaner<'_> {
             let mut nullable = false;
             for branch in branches {
                 let c = self.clean(branch, depth + 1);
-                if c.get("type").and_then(Value::as_str) == Some("null") {
+                if is_null_only(&c) {
                     nullable = true;
                 } else {
                     kept.push(c);
@@ -1115,6 +1150,13 @@ impl SchemaCleaner<'_> {
         self.resolving.pop();
         m
     }
+}
+
+/// A cleaned `{"type":"null"}`: only says "may be null".
+fn is_null_only(s: &Map<String, Value>) -> bool {
+    s.get("nullable") == Some(&Value::Bool(true))
+        && s.keys()
+            .all(|k| matches!(k.as_str(), "nullable" | "description" | "title"))
 }
 
 /// Keywords Gemini takes verbatim, when their value has the right shape.
@@ -1996,7 +2038,1358 @@ impl GeminiToOpenAiStream {
         Ok(out)
     }
 
+    /// Usage as last reported (Gemini's counts are cumulative per chunk).
     pub fn usage(&self) -> Usage {
         self.usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_gemini(req: Value) -> Value {
+        openai_request_to_gemini(&req, &RequestOptions::default()).expect("translates")
+    }
+
+    fn to_gemini_err(req: Value) -> TranslateError {
+        openai_request_to_gemini(&req, &RequestOptions::default()).expect_err("rejected")
+    }
+
+    fn parse_all(chunks: &[String]) -> Vec<Value> {
+        chunks
+            .iter()
+            .filter(|c| c.as_str() != "[DONE]")
+            .map(|c| serde_json::from_str(c).expect("chunk is JSON"))
+            .collect()
+    }
+
+    // ----- requests -------------------------------------------------------
+
+    #[test]
+    fn system_and_developer_messages_anywhere_become_one_system_instruction() {
+        let body = to_gemini(json!({
+            "model": "gemini-2.5-flash",
+            "messages": [
+                {"role": "system", "content": "You are a terse assistant."},
+                {"role": "user", "content": "Hi"},
+                {"role": "developer", "content": [
+                    {"type": "text", "text": "Answer in French."},
+                    {"type": "text", "text": "Never use emoji."}
+                ]},
+                {"role": "user", "content": "How are you?"}
+            ]
+        }));
+        assert_eq!(
+            body["systemInstruction"],
+            json!({"parts": [{"text": "You are a terse assistant.\n\nAnswer in French.\n\nNever use emoji."}]})
+        );
+        // The two user messages around the hoisted developer message merge.
+        assert_eq!(
+            body["contents"],
+            json!([{"role": "user", "parts": [{"text": "Hi"}, {"text": "How are you?"}]}])
+        );
+        assert!(body.get("model").is_none(), "the model goes in the URL");
+    }
+
+    #[test]
+    fn roles_map_to_user_and_model_and_same_role_turns_merge() {
+        let body = to_gemini(json!({
+            "messages": [
+                {"role": "user", "content": "Name a colour."},
+                {"role": "assistant", "content": "Blue."},
+                {"role": "assistant", "content": [{"type": "text", "text": "Or green."}]},
+                {"role": "user", "content": [{"type": "text", "text": "Another?"}]}
+            ]
+        }));
+        assert_eq!(
+            body["contents"],
+            json!([
+                {"role": "user", "parts": [{"text": "Name a colour."}]},
+                {"role": "model", "parts": [{"text": "Blue."}, {"text": "Or green."}]},
+                {"role": "user", "parts": [{"text": "Another?"}]}
+            ])
+        );
+        assert!(body.get("systemInstruction").is_none());
+    }
+
+    #[test]
+    fn empty_history_is_rejected() {
+        let e = to_gemini_err(json!({"messages": [{"role": "system", "content": "x"}]}));
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        let e = to_gemini_err(json!({"messages": [{"role": "wizard", "content": "x"}]}));
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+    }
+
+    #[test]
+    fn images_as_data_urls_and_http_urls() {
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Compare these."},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/photos/cat.WEBP?size=large#top"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/render?id=7"}},
+                {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}},
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+            ]}]
+        }));
+        assert_eq!(
+            body["contents"][0]["parts"],
+            json!([
+                {"text": "Compare these."},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+                {"fileData": {"mimeType": "image/webp", "fileUri": "https://example.com/photos/cat.WEBP?size=large#top"}},
+                {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/render?id=7"}},
+                {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0="}},
+                {"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}}
+            ])
+        );
+    }
+
+    #[test]
+    fn unsupported_parts_are_rejected_with_their_path() {
+        let e = to_gemini_err(json!({
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "first"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}
+                ]}
+            ]
+        }));
+        assert_eq!(e.param.as_deref(), Some("messages[2].content[1]"));
+
+        let e = to_gemini_err(json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "ftp://host/a.png"}}
+        ]}]}));
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
+
+        let e = to_gemini_err(json!({"messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"file_id": "file-abc"}}
+        ]}]}));
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
+
+        let e = to_gemini_err(json!({"messages": [{"role": "system", "content": [
+            {"type": "image_url", "image_url": {"url": "https://x/a.png"}}
+        ]}]}));
+        assert_eq!(e.param.as_deref(), Some("messages[0].content[0]"));
+    }
+
+    #[test]
+    fn generation_config_maps_sampling_fields() {
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 100,
+            "max_completion_tokens": 256,
+            "temperature": 0.7,
+            "top_p": 0.95,
+            "stop": ["\n\n", "END"],
+            "n": 2,
+            "seed": 42,
+            "presence_penalty": 0.5,
+            "frequency_penalty": -0.25,
+            "response_format": {"type": "json_object"},
+            "user": "ignored",
+            "stream_options": {"include_usage": true}
+        }));
+        assert_eq!(
+            body["generationConfig"],
+            json!({
+                "maxOutputTokens": 256,
+                "temperature": 0.7,
+                "topP": 0.95,
+                "presencePenalty": 0.5,
+                "frequencyPenalty": -0.25,
+                "seed": 42,
+                "candidateCount": 2,
+                "stopSequences": ["\n\n", "END"],
+                "responseMimeType": "application/json"
+            })
+        );
+        let body =
+            to_gemini(json!({"messages": [{"role": "user", "content": "hi"}], "stop": "###"}));
+        assert_eq!(body["generationConfig"]["stopSequences"], json!(["###"]));
+
+        let e = to_gemini_err(
+            json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}),
+        );
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        let e = to_gemini_err(
+            json!({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}),
+        );
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+    }
+
+    #[test]
+    fn default_max_tokens_applies_only_when_the_client_gave_none() {
+        let opts = RequestOptions {
+            default_max_tokens: Some(4096),
+        };
+        let req = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let body = openai_request_to_gemini(&req, &opts).unwrap();
+        assert_eq!(body["generationConfig"]["maxOutputTokens"], 4096);
+        let req = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10});
+        let body = openai_request_to_gemini(&req, &opts).unwrap();
+        assert_eq!(body["generationConfig"]["maxOutputTokens"], 10);
+        let req = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let body = openai_request_to_gemini(&req, &RequestOptions::default()).unwrap();
+        assert!(body.get("generationConfig").is_none());
+    }
+
+    #[test]
+    fn json_schema_response_format_sets_a_cleaned_response_schema() {
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "Extract the event."}],
+            "response_format": {"type": "json_schema", "json_schema": {
+                "name": "calendar_event",
+                "strict": true,
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "date": {"type": "string", "format": "date-time"},
+                        "participants": {"type": "array", "items": {"type": "string"}}
+                    },
+                    "required": ["name", "date", "participants"],
+                    "additionalProperties": false
+                }
+            }}
+        }));
+        assert_eq!(
+            body["generationConfig"],
+            json!({
+                "responseMimeType": "application/json",
+                "responseSchema": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "date": {"type": "string", "format": "date-time"},
+                        "participants": {"type": "array", "items": {"type": "string"}}
+                    },
+                    "required": ["name", "date", "participants"]
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn reasoning_effort_sets_a_thinking_budget_without_thought_text() {
+        for (effort, budget) in [
+            ("none", 0),
+            ("minimal", 512),
+            ("low", 1024),
+            ("medium", 8192),
+            ("high", 24576),
+        ] {
+            let body = to_gemini(json!({
+                "messages": [{"role": "user", "content": "hi"}],
+                "reasoning_effort": effort
+            }));
+            assert_eq!(
+                body["generationConfig"]["thinkingConfig"],
+                json!({"thinkingBudget": budget, "includeThoughts": false}),
+                "{effort}"
+            );
+        }
+        let e = to_gemini_err(
+            json!({"messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "max"}),
+        );
+        assert_eq!(e.param.as_deref(), Some("reasoning_effort"));
+    }
+
+    #[test]
+    fn thought_summaries_are_opt_in() {
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "reasoning_effort": "low",
+            "include_reasoning": true
+        }));
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 1024, "includeThoughts": true})
+        );
+        // Google's own extension, as its OpenAI-compatible endpoint takes it.
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "extra_body": {"google": {
+                "thinking_config": {"thinking_level": "high", "include_thoughts": true},
+                "cached_content": "cachedContents/abc123"
+            }}
+        }));
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"],
+            json!({"includeThoughts": true, "thinkingLevel": "high"})
+        );
+        assert_eq!(body["cachedContent"], "cachedContents/abc123");
+    }
+
+    fn weather_tools() -> Value {
+        json!([
+            {"type": "function", "function": {
+                "name": "get_weather",
+                "description": "Get the current weather in a city.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string", "description": "City name"},
+                        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}
+                    },
+                    "required": ["city"]
+                }
+            }},
+            {"type": "function", "function": {
+                "name": "get_time",
+                "description": "Current time in a timezone.",
+                "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}
+            }}
+        ])
+    }
+
+    #[test]
+    fn tools_become_function_declarations() {
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": weather_tools()
+        }));
+        assert_eq!(
+            body["tools"],
+            json!([{"functionDeclarations": [
+                {
+                    "name": "get_weather",
+                    "description": "Get the current weather in a city.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "city": {"type": "string", "description": "City name"},
+                            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}
+                        },
+                        "required": ["city"]
+                    }
+                },
+                {
+                    "name": "get_time",
+                    "description": "Current time in a timezone.",
+                    "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}
+                }
+            ]}])
+        );
+        assert!(
+            body.get("toolConfig").is_none(),
+            "no tool_choice: Gemini's default AUTO"
+        );
+    }
+
+    #[test]
+    fn tool_choice_maps_to_function_calling_modes() {
+        let cases = [
+            (json!("auto"), json!({"mode": "AUTO"})),
+            (json!("none"), json!({"mode": "NONE"})),
+            (json!("required"), json!({"mode": "ANY"})),
+            (
+                json!({"type": "function", "function": {"name": "get_time"}}),
+                json!({"mode": "ANY", "allowedFunctionNames": ["get_time"]}),
+            ),
+            (
+                json!({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [
+                    {"type": "function", "function": {"name": "get_weather"}}
+                ]}}),
+                json!({"mode": "ANY", "allowedFunctionNames": ["get_weather"]}),
+            ),
+        ];
+        for (choice, expected) in cases {
+            let body = to_gemini(json!({
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": weather_tools(),
+                "tool_choice": choice
+            }));
+            assert_eq!(
+                body["toolConfig"],
+                json!({"functionCallingConfig": expected})
+            );
+        }
+        // allowed_tools in auto mode narrows the declarations instead.
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": weather_tools(),
+            "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [
+                {"type": "function", "function": {"name": "get_time"}}
+            ]}}
+        }));
+        assert_eq!(
+            body["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "AUTO"}})
+        );
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"][0]["name"],
+            "get_time"
+        );
+
+        let e = to_gemini_err(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": weather_tools(),
+            "tool_choice": {"type": "function", "function": {"name": "launch_rockets"}}
+        }));
+        assert_eq!(e.param.as_deref(), Some("tool_choice"));
+        let e = to_gemini_err(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "web_search_preview"}]
+        }));
+        assert_eq!(e.param.as_deref(), Some("tools[0].type"));
+    }
+
+    #[test]
+    fn parameterless_function_is_declared_without_parameters() {
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "list"}],
+            "tools": [
+                {"type": "function", "function": {"name": "list_files", "parameters": {"type": "object", "properties": {}, "required": []}}},
+                {"type": "function", "function": {"name": "ping"}},
+                {"type": "function", "function": {"name": "set_env", "parameters": {
+                    "type": "object", "additionalProperties": {"type": "string"}
+                }}}
+            ]
+        }));
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"],
+            json!([{"name": "list_files"}, {"name": "ping"}, {"name": "set_env"}])
+        );
+    }
+
+    /// A tool schema as a coding agent's pydantic/zod models produce it.
+    #[test]
+    fn coding_agent_schema_is_cleaned_for_gemini() {
+        let params = json!({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": "EditFilesInput",
+            "type": "object",
+            "additionalProperties": false,
+            "$defs": {
+                "Edit": {
+                    "type": "object",
+                    "title": "Edit",
+                    "additionalProperties": false,
+                    "properties": {
+                        "old_string": {"type": "string", "description": "Exact text to replace", "minLength": 1},
+                        "new_string": {"type": "string"},
+                        "replace_all": {"type": "boolean", "default": false}
+                    },
+                    "required": ["old_string", "new_string"]
+                },
+                "Mode": {"type": "string", "enum": ["apply", "dry_run"], "description": "How to apply"}
+            },
+            "properties": {
+                "path": {"type": "string", "format": "uri", "examples": ["src/main.rs"]},
+                "edits": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/$defs/Edit"}
+                },
+                "mode": {"$ref": "#/$defs/Mode", "default": "apply"},
+                "encoding": {"type": ["string", "null"], "default": null},
+                "kind": {"const": "edit"},
+                "timeout_ms": {
+                    "anyOf": [{"type": "integer", "minimum": 0, "exclusiveMaximum": 600000}, {"type": "null"}],
+                    "description": "Optional timeout"
+                },
+                "options": {
+                    "type": "object",
+                    "properties": {},
+                    "additionalProperties": {"type": "string"}
+                },
+                "tags": {"type": "array"}
+            },
+            "required": ["path", "edits", "ghost_field"]
+        });
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "fix it"}],
+            "tools": [{"type": "function", "function": {"name": "edit_files", "parameters": params, "strict": true}}]
+        }));
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"][0]["parameters"],
+            json!({
+                "title": "EditFilesInput",
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "format": "uri"},
+                    "edits": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "title": "Edit",
+                            "properties": {
+                                "old_string": {"type": "string", "description": "Exact text to replace", "minLength": 1},
+                                "new_string": {"type": "string"},
+                                "replace_all": {"type": "boolean"}
+                            },
+                            "required": ["old_string", "new_string"]
+                        }
+                    },
+                    "mode": {"type": "string", "description": "How to apply", "enum": ["apply", "dry_run"]},
+                    "encoding": {"nullable": true, "type": "string"},
+                    "kind": {"type": "string", "enum": ["edit"]},
+                    "timeout_ms": {"type": "integer", "minimum": 0, "nullable": true, "description": "Optional timeout"},
+                    "options": {"type": "object"},
+                    "tags": {"type": "array", "items": {"type": "string"}}
+                },
+                "required": ["path", "edits"]
+            })
+        );
+    }
+
+    #[test]
+    fn recursive_refs_stop_at_the_referenced_type() {
+        let schema = json!({
+            "type": "object",
+            "definitions": {
+                "Node": {
+                    "type": "object",
+                    "description": "A tree node",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}
+                    }
+                }
+            },
+            "properties": {
+                "root": {"$ref": "#/definitions/Node"},
+                "missing": {"$ref": "#/definitions/Nope", "description": "dangling"},
+                "self": {"$ref": "#"}
+            }
+        });
+        assert_eq!(
+            clean_schema(&schema),
+            json!({
+                "type": "object",
+                "properties": {
+                    "root": {
+                        "type": "object",
+                        "description": "A tree node",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "children": {"type": "array", "items": {"type": "object", "description": "A tree node"}}
+                        }
+                    },
+                    "missing": {"description": "dangling", "type": "string"},
+                    "self": {"type": "object"}
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn unions_and_enums_are_reduced_to_what_gemini_accepts() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "id": {"type": ["string", "integer"], "description": "Name or number", "minLength": 1, "minimum": 1},
+                "level": {"type": "integer", "enum": [1, 2, 3], "description": "Log level."},
+                "flag": {"enum": ["on", "off", null]},
+                "target": {"oneOf": [
+                    {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
+                    {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}
+                ]},
+                "merged": {"allOf": [
+                    {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+                    {"properties": {"b": {"type": "number"}}, "required": ["b"]}
+                ]},
+                "nothing": {"type": "null"},
+                "free": true
+            }
+        });
+        assert_eq!(
+            clean_schema(&schema)["properties"],
+            json!({
+                "id": {
+                    "description": "Name or number",
+                    "anyOf": [{"minLength": 1, "type": "string"}, {"minimum": 1, "type": "integer"}]
+                },
+                "level": {"type": "integer", "description": "Log level. Allowed values: 1, 2, 3."},
+                "flag": {"nullable": true, "type": "string", "enum": ["on", "off"]},
+                "target": {"anyOf": [
+                    {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
+                    {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}
+                ]},
+                "merged": {
+                    "type": "object",
+                    "properties": {"a": {"type": "string"}, "b": {"type": "number"}},
+                    "required": ["a", "b"]
+                },
+                "nothing": {"nullable": true, "type": "string"},
+                "free": {"type": "string"}
+            })
+        );
+    }
+
+    #[test]
+    fn root_union_parameters_become_one_object() {
+        let body = to_gemini(json!({
+            "messages": [{"role": "user", "content": "go"}],
+            "tools": [{"type": "function", "function": {"name": "open", "parameters": {
+                "anyOf": [
+                    {"type": "object", "properties": {"path": {"type": "string"}, "line": {"type": "integer"}}, "required": ["path", "line"]},
+                    {"type": "object", "properties": {"path": {"type": "string"}, "url": {"type": "string"}}, "required": ["path"]}
+                ]
+            }}}]
+        }));
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"][0]["parameters"],
+            json!({
+                "properties": {"path": {"type": "string"}, "line": {"type": "integer"}, "url": {"type": "string"}},
+                "required": ["path"],
+                "type": "object"
+            })
+        );
+    }
+
+    #[test]
+    fn schema_cleaning_survives_ref_fan_out() {
+        // Each level references the next twice: 2^30 expansions unbounded.
+        let mut defs = Map::new();
+        for i in 0..30 {
+            defs.insert(
+                format!("L{i}"),
+                json!({"type": "object", "properties": {
+                    "a": {"$ref": format!("#/$defs/L{}", i + 1)},
+                    "b": {"$ref": format!("#/$defs/L{}", i + 1)}
+                }}),
+            );
+        }
+        defs.insert("L30".into(), json!({"type": "string"}));
+        let schema =
+            json!({"type": "object", "$defs": defs, "properties": {"x": {"$ref": "#/$defs/L0"}}});
+        let cleaned = clean_schema(&schema);
+        assert_eq!(cleaned["properties"]["x"]["type"], "object");
+    }
+
+    /// The Gemini 2.5/3 function-calling flow from Google's docs: the model
+    /// calls two functions in parallel (signature on the first), the client
+    /// runs them and sends the results back with the assistant turn intact.
+    #[test]
+    fn multi_turn_tools_with_thought_signatures_round_trip() {
+        let gemini_turn = json!({
+            "candidates": [{
+                "content": {"role": "model", "parts": [
+                    {"text": "Checking both cities.", "thought": true},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "CiQB0e2Kb7sigA=="},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "London", "unit": "celsius"}}}
+                ]},
+                "finishReason": "STOP",
+                "index": 0
+            }],
+            "usageMetadata": {"promptTokenCount": 70, "candidatesTokenCount": 30, "thoughtsTokenCount": 120, "totalTokenCount": 220},
+            "modelVersion": "gemini-3-pro-preview",
+            "responseId": "mCr1aP-gIqGOz7IPtcHJ6QM"
+        });
+        let (completion, usage) =
+            gemini_response_to_openai(&gemini_turn, "gemini-3-pro-preview").unwrap();
+        assert_eq!(completion["id"], "chatcmpl-mCr1aP-gIqGOz7IPtcHJ6QM");
+        assert_eq!(completion["model"], "gemini-3-pro-preview");
+        let choice = &completion["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        let msg = &choice["message"];
+        assert_eq!(msg["content"], Value::Null);
+        assert_eq!(msg["reasoning_content"], "Checking both cities.");
+        let calls = msg["tool_calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0]["type"], "function");
+        assert_eq!(calls[0]["function"]["name"], "get_weather");
+        assert_eq!(calls[0]["function"]["arguments"], r#"{"city":"Paris"}"#);
+        assert_eq!(
+            calls[0]["extra_content"],
+            json!({"google": {"thought_signature": "CiQB0e2Kb7sigA=="}})
+        );
+        assert!(calls[1].get("extra_content").is_none());
+        let id0 = calls[0]["id"].as_str().unwrap().to_string();
+        let id1 = calls[1]["id"].as_str().unwrap().to_string();
+        assert!(id0.starts_with("call_0_get_weather"), "{id0}");
+        assert!(id1.starts_with("call_1_get_weather"), "{id1}");
+        assert_eq!(usage.completion_tokens, 150);
+
+        // The client appends the assistant message as received, plus results.
+        let next = to_gemini(json!({
+            "model": "gemini-3-pro-preview",
+            "messages": [
+                {"role": "user", "content": "Weather in Paris and London?"},
+                msg.clone(),
+                {"role": "tool", "tool_call_id": id0, "content": "{\"temp_c\": 18, \"sky\": \"cloudy\"}"},
+                {"role": "tool", "tool_call_id": id1, "content": [{"type": "text", "text": "12C and raining"}]},
+                {"role": "user", "content": "Which is warmer?"}
+            ],
+            "tools": weather_tools()
+        }));
+        assert_eq!(
+            next["contents"],
+            json!([
+                {"role": "user", "parts": [{"text": "Weather in Paris and London?"}]},
+                {"role": "model", "parts": [
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "CiQB0e2Kb7sigA=="},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "London", "unit": "celsius"}}}
+                ]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "get_weather", "response": {"temp_c": 18, "sky": "cloudy"}}},
+                    {"functionResponse": {"name": "get_weather", "response": {"content": "12C and raining"}}},
+                    {"text": "Which is warmer?"}
+                ]}
+            ])
+        );
+    }
+
+    #[test]
+    fn text_part_signature_round_trips_on_the_message() {
+        let resp = json!({
+            "candidates": [{"content": {"role": "model", "parts": [
+                {"text": "Hello"},
+                {"text": " there.", "thoughtSignature": "c2lnLXRleHQ="}
+            ]}, "finishReason": "STOP"}],
+            "responseId": "r1"
+        });
+        let (completion, _) = gemini_response_to_openai(&resp, "gemini-3-pro-preview").unwrap();
+        let msg = completion["choices"][0]["message"].clone();
+        assert_eq!(msg["content"], "Hello there.");
+        assert_eq!(
+            msg["extra_content"]["google"]["thought_signature"],
+            "c2lnLXRleHQ="
+        );
+        let next = to_gemini(json!({"messages": [
+            {"role": "user", "content": "hi"}, msg, {"role": "user", "content": "and?"}
+        ]}));
+        assert_eq!(
+            next["contents"][1],
+            json!({"role": "model", "parts": [{"text": "Hello there.", "thoughtSignature": "c2lnLXRleHQ="}]})
+        );
+    }
+
+    #[test]
+    fn tool_result_needs_a_known_call_id() {
+        let e = to_gemini_err(json!({"messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_b", "content": "x"}
+        ]}));
+        assert_eq!(e.param.as_deref(), Some("messages[2].tool_call_id"));
+
+        let e = to_gemini_err(json!({"messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}
+        ]}));
+        assert_eq!(
+            e.param.as_deref(),
+            Some("messages[1].tool_calls[0].function.arguments")
+        );
+    }
+
+    #[test]
+    fn non_object_tool_results_are_wrapped() {
+        let body = to_gemini(json!({"messages": [
+            {"role": "user", "content": "count"},
+            {"role": "assistant", "content": "Counting.", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "count", "arguments": ""}}
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": "[1, 2, 3]"}
+        ]}));
+        assert_eq!(
+            body["contents"][1],
+            json!({"role": "model", "parts": [
+                {"text": "Counting."},
+                {"functionCall": {"name": "count", "args": {}}}
+            ]})
+        );
+        assert_eq!(
+            body["contents"][2]["parts"][0]["functionResponse"]["response"],
+            json!({"content": "[1, 2, 3]"})
+        );
+    }
+
+    #[test]
+    fn fill_missing_thought_signatures_marks_the_first_call_of_unsigned_turns() {
+        let mut body = to_gemini(json!({"messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "a", "content": "1"},
+            {"role": "tool", "tool_call_id": "b", "content": "2"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"},
+                 "extra_content": {"google": {"thought_signature": "real"}}}
+            ]},
+            {"role": "tool", "tool_call_id": "c", "content": "3"}
+        ]}));
+        fill_missing_thought_signatures(&mut body);
+        let c = &body["contents"];
+        assert_eq!(
+            c[1]["parts"][0]["thoughtSignature"],
+            "skip_thought_signature_validator"
+        );
+        assert!(c[1]["parts"][1].get("thoughtSignature").is_none());
+        assert_eq!(c[3]["parts"][0]["thoughtSignature"], "real");
+    }
+
+    // ----- responses ------------------------------------------------------
+
+    #[test]
+    fn text_response_becomes_a_chat_completion_with_usage() {
+        let resp = json!({
+            "candidates": [{
+                "content": {"parts": [{"text": "AI learns patterns "}, {"text": "from data."}], "role": "model"},
+                "finishReason": "STOP",
+                "avgLogprobs": -0.12,
+                "safetyRatings": [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"}],
+                "index": 0
+            }],
+            "usageMetadata": {
+                "promptTokenCount": 8,
+                "candidatesTokenCount": 12,
+                "thoughtsTokenCount": 30,
+                "cachedContentTokenCount": 4,
+                "totalTokenCount": 50,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}]
+            },
+            "modelVersion": "gemini-2.5-flash",
+            "responseId": "Aw5eaLjrHMWf1dkPkdXP4Ak"
+        });
+        let (c, usage) = gemini_response_to_openai(&resp, "gemini-2.5-flash").unwrap();
+        assert_eq!(
+            usage,
+            Usage {
+                prompt_tokens: 8,
+                completion_tokens: 42,
+                total_tokens: 50,
+                cached_tokens: 4
+            }
+        );
+        assert_eq!(c["object"], "chat.completion");
+        assert_eq!(c["id"], "chatcmpl-Aw5eaLjrHMWf1dkPkdXP4Ak");
+        assert!(c["created"].as_u64().unwrap() > 1_600_000_000);
+        assert_eq!(
+            c["choices"],
+            json!([{
+                "index": 0,
+                "message": {"role": "assistant", "content": "AI learns patterns from data."},
+                "logprobs": null,
+                "finish_reason": "stop"
+            }])
+        );
+        assert_eq!(
+            c["usage"],
+            json!({
+                "prompt_tokens": 8,
+                "completion_tokens": 42,
+                "total_tokens": 50,
+                "prompt_tokens_details": {"cached_tokens": 4},
+                "completion_tokens_details": {"reasoning_tokens": 30}
+            })
+        );
+    }
+
+    #[test]
+    fn gemini_function_call_ids_are_used_when_present() {
+        let resp = json!({"candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"id": "fc_7f3a", "name": "get_time", "args": {"tz": "UTC"}}},
+            {"functionCall": {"name": "ping"}}
+        ]}, "finishReason": "STOP"}]});
+        let (c, _) = gemini_response_to_openai(&resp, "m").unwrap();
+        let calls = &c["choices"][0]["message"]["tool_calls"];
+        assert_eq!(calls[0]["id"], "fc_7f3a");
+        // No responseId: the plain deterministic form.
+        assert_eq!(calls[1]["id"], "call_1_ping");
+        assert_eq!(calls[1]["function"]["arguments"], "{}");
+        assert!(c["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    }
+
+    #[test]
+    fn synthesized_call_ids_differ_between_responses() {
+        let turn = |rid: &str| json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {}}}]}, "finishReason": "STOP"}], "responseId": rid});
+        let (a, _) = gemini_response_to_openai(&turn("one"), "m").unwrap();
+        let (b, _) = gemini_response_to_openai(&turn("two"), "m").unwrap();
+        let (a2, _) = gemini_response_to_openai(&turn("one"), "m").unwrap();
+        let id = |v: &Value| v["choices"][0]["message"]["tool_calls"][0]["id"].clone();
+        assert_ne!(id(&a), id(&b));
+        assert_eq!(id(&a), id(&a2), "deterministic for the same response");
+    }
+
+    #[test]
+    fn finish_reasons_map_to_openai() {
+        let cases = [
+            ("STOP", "stop"),
+            ("MAX_TOKENS", "length"),
+            ("SAFETY", "content_filter"),
+            ("RECITATION", "content_filter"),
+            ("BLOCKLIST", "content_filter"),
+            ("PROHIBITED_CONTENT", "content_filter"),
+            ("SPII", "content_filter"),
+            ("IMAGE_SAFETY", "content_filter"),
+            ("OTHER", "stop"),
+            ("SOMETHING_NEW", "stop"),
+        ];
+        for (gemini, openai) in cases {
+            let resp = json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": gemini}]});
+            let (c, _) = gemini_response_to_openai(&resp, "m").unwrap();
+            assert_eq!(c["choices"][0]["finish_reason"], openai, "{gemini}");
+        }
+    }
+
+    #[test]
+    fn safety_stop_without_content_is_a_content_filter_answer() {
+        let resp = json!({
+            "candidates": [{
+                "finishReason": "SAFETY",
+                "index": 0,
+                "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": true}]
+            }],
+            "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12}
+        });
+        let (c, usage) = gemini_response_to_openai(&resp, "m").unwrap();
+        assert_eq!(c["choices"][0]["finish_reason"], "content_filter");
+        assert_eq!(c["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(usage.prompt_tokens, 12);
+        assert_eq!(usage.completion_tokens, 0);
+    }
+
+    #[test]
+    fn blocked_prompt_is_a_content_filter_answer() {
+        let resp = json!({
+            "promptFeedback": {
+                "blockReason": "SAFETY",
+                "safetyRatings": [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH"}]
+            },
+            "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
+            "modelVersion": "gemini-2.5-flash"
+        });
+        let (c, usage) = gemini_response_to_openai(&resp, "gemini-2.5-flash").unwrap();
+        let choice = &c["choices"][0];
+        assert_eq!(choice["finish_reason"], "content_filter");
+        assert_eq!(choice["message"]["content"], Value::Null);
+        assert!(choice["message"]["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("SAFETY"));
+        assert_eq!(usage.prompt_tokens, 9);
+
+        let e = gemini_response_to_openai(&json!({"candidates": []}), "m").unwrap_err();
+        assert!(e.message.contains("no candidates"));
+    }
+
+    #[test]
+    fn malformed_function_call_is_an_error() {
+        let resp = json!({"candidates": [{
+            "finishReason": "MALFORMED_FUNCTION_CALL",
+            "finishMessage": "Malformed function call: print(default_api.get_weather(city=Paris",
+            "index": 0
+        }]});
+        let e = gemini_response_to_openai(&resp, "m").unwrap_err();
+        assert!(e.message.contains("MALFORMED_FUNCTION_CALL"), "{e}");
+        assert!(e.message.contains("Malformed function call"), "{e}");
+    }
+
+    #[test]
+    fn multiple_candidates_become_choices() {
+        let resp = json!({"candidates": [
+            {"content": {"parts": [{"text": "A"}]}, "finishReason": "STOP", "index": 0},
+            {"content": {"parts": [{"text": "B"}]}, "finishReason": "MAX_TOKENS", "index": 1}
+        ]});
+        let (c, _) = gemini_response_to_openai(&resp, "m").unwrap();
+        assert_eq!(c["choices"][1]["index"], 1);
+        assert_eq!(c["choices"][1]["message"]["content"], "B");
+        assert_eq!(c["choices"][1]["finish_reason"], "length");
+    }
+
+    #[test]
+    fn error_object_in_a_response_body_is_an_error() {
+        let e = gemini_response_to_openai(
+            &json!({"error": {"code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}}),
+            "m",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("Internal error encountered."));
+    }
+
+    #[test]
+    fn unknown_parts_and_fields_are_ignored() {
+        let resp = json!({
+            "candidates": [{
+                "content": {"role": "model", "parts": [
+                    {"executableCode": {"language": "PYTHON", "code": "print(1)"}},
+                    {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "1"}},
+                    {"text": "The answer is 1."},
+                    {"someFuturePart": {"x": 1}}
+                ]},
+                "finishReason": "STOP",
+                "citationMetadata": {"citationSources": []},
+                "groundingMetadata": {"webSearchQueries": ["q"]},
+                "newCandidateField": true
+            }],
+            "usageMetadata": {"promptTokenCount": "not a number", "totalTokenCount": 5},
+            "anotherTopLevelField": [1, 2]
+        });
+        let (c, usage) = gemini_response_to_openai(&resp, "m").unwrap();
+        assert_eq!(c["choices"][0]["message"]["content"], "The answer is 1.");
+        assert_eq!(usage.prompt_tokens, 0);
+        assert_eq!(usage.total_tokens, 5);
+    }
+
+    #[test]
+    fn legacy_functions_and_tool_choice_without_tools() {
+        let body = to_gemini(json!({
+            "messages": [
+                {"role": "user", "content": "time?"},
+                {"role": "assistant", "content": null, "function_call": {"name": "get_time", "arguments": "{\"tz\":\"UTC\"}"}},
+                {"role": "function", "name": "get_time", "content": "12:00"}
+            ],
+            "functions": [{"name": "get_time", "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}],
+            "function_call": {"name": "get_time"}
+        }));
+        assert_eq!(
+            body["tools"][0]["functionDeclarations"][0]["name"],
+            "get_time"
+        );
+        assert_eq!(
+            body["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}})
+        );
+        assert_eq!(
+            body["contents"][1]["parts"][0]["functionCall"]["args"],
+            json!({"tz": "UTC"})
+        );
+        assert_eq!(
+            body["contents"][2]["parts"][0]["functionResponse"],
+            json!({"name": "get_time", "response": {"content": "12:00"}})
+        );
+
+        let body = to_gemini(
+            json!({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "auto", "tools": []}),
+        );
+        assert!(body.get("tools").is_none());
+        assert!(body.get("toolConfig").is_none());
+    }
+
+    // ----- errors ---------------------------------------------------------
+
+    #[test]
+    fn error_statuses_map_to_openai_types() {
+        let cases = [
+            (400, "INVALID_ARGUMENT", 400, "invalid_request_error"),
+            (400, "FAILED_PRECONDITION", 400, "invalid_request_error"),
+            (401, "UNAUTHENTICATED", 401, "authentication_error"),
+            (403, "PERMISSION_DENIED", 403, "permission_error"),
+            (404, "NOT_FOUND", 404, "not_found_error"),
+            (429, "RESOURCE_EXHAUSTED", 429, "rate_limit_exceeded"),
+            (500, "INTERNAL", 500, "server_error"),
+            (503, "UNAVAILABLE", 503, "server_error"),
+            (504, "DEADLINE_EXCEEDED", 504, "server_error"),
+        ];
+        for (http, status, want, kind) in cases {
+            let body = json!({"error": {"code": http, "message": format!("{status} happened"), "status": status}});
+            let (s, v) = gemini_error_to_openai(http, body.to_string().as_bytes());
+            assert_eq!(s, want, "{status}");
+            assert_eq!(
+                v,
+                json!({"error": {"message": format!("{status} happened"), "type": kind, "param": null, "code": status}})
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_api_key_is_an_authentication_error() {
+        let body = br#"{
+  "error": {
+    "code": 400,
+    "message": "API key not valid. Please pass a valid API key.",
+    "status": "INVALID_ARGUMENT",
+    "details": [
+      {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "API_KEY_INVALID",
+        "domain": "googleapis.com",
+        "metadata": {"service": "generativelanguage.googleapis.com"}
+      },
+      {
+        "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+        "locale": "en-US",
+        "message": "API key not valid. Please pass a valid API key."
+      }
+    ]
+  }
+}"#;
+        let (s, v) = gemini_error_to_openai(400, body);
+        assert_eq!(s, 401);
+        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["code"], "API_KEY_INVALID");
+        assert_eq!(
+            v["error"]["message"],
+            "API key not valid. Please pass a valid API key."
+        );
+    }
+
+    #[test]
+    fn quota_errors_and_odd_bodies() {
+        let body = br#"[{"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}]"#;
+        let (s, v) = gemini_error_to_openai(429, body);
+        assert_eq!(s, 429);
+        assert_eq!(v["error"]["type"], "rate_limit_exceeded");
+        assert_eq!(v["error"]["code"], "RESOURCE_EXHAUSTED");
+
+        let (s, v) = gemini_error_to_openai(502, b"<html>Bad Gateway</html>");
+        assert_eq!(s, 502);
+        assert_eq!(v["error"]["type"], "server_error");
+        assert_eq!(v["error"]["code"], Value::Null);
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Bad Gateway"));
+
+        let (s, v) = gemini_error_to_openai(200, b"");
+        assert_eq!(s, 502);
+        assert_eq!(v["error"]["message"], "Gemini returned HTTP 200");
+    }
+
+    // ----- streaming ------------------------------------------------------
+
+    #[test]
+    fn stream_of_a_text_answer_in_three_chunks_with_usage() {
+        let events = [
+            r#"{"candidates": [{"content": {"parts": [{"text": "The"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 8,"totalTokenCount": 8},"modelVersion": "gemini-2.5-flash","responseId": "Aw5eaLjrHMWf1dkPkdXP4Ak"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": " sky is blue because of Rayleigh"}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 8,"totalTokenCount": 8},"modelVersion": "gemini-2.5-flash","responseId": "Aw5eaLjrHMWf1dkPkdXP4Ak"}"#,
+            r#"{"candidates": [{"content": {"parts": [{"text": " scattering."}],"role": "model"},"finishReason": "STOP","index": 0}],"usageMetadata": {"promptTokenCount": 8,"candidatesTokenCount": 11,"thoughtsTokenCount": 5,"totalTokenCount": 24},"modelVersion": "gemini-2.5-flash","responseId": "Aw5eaLjrHMWf1dkPkdXP4Ak"}"#,
+        ];
+        let mut s = GeminiToOpenAiStream::new("gemini-2.5-flash", true);
+        let mut out = Vec::new();
+        for e in events {
+            out.extend(s.push(e).unwrap());
+        }
+        out.extend(s.finish(true).unwrap());
+        assert_eq!(out.last().map(String::as_str), Some("[DONE]"));
+        let chunks = parse_all(&out);
+        assert_eq!(chunks.len(), 5, "3 content + finish + usage");
+        for c in &chunks {
+            assert_eq!(c["id"], "chatcmpl-Aw5eaLjrHMWf1dkPkdXP4Ak");
+            assert_eq!(c["object"], "chat.completion.chunk");
+            assert_eq!(c["model"], "gemini-2.5-flash");
+            assert!(c["created"].is_u64());
+        }
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "The"})
+        );
+        assert_eq!(chunks[0]["usage"], Value::Null);
+        assert_eq!(
+            chunks[1]["choices"][0]["delta"],
+            json!({"content": " sky is blue because of Rayleigh"})
+        );
+        assert_eq!(
+            chunks[2]["choices"][0]["delta"],
+            json!({"content": " scattering."})
+        );
+        assert_eq!(chunks[2]["choices"][0]["finish_reason"], Value::Null);
+        assert_eq!(chunks[3]["choices"][0]["delta"], json!({}));
+        assert_eq!(chunks[3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(chunks[4]["choices"], json!([]));
+        assert_eq!(
+            chunks[4]["usage"],
+            json!({
+                "prompt_tokens": 8,
+                "completion_tokens": 16,
+                "total_tokens": 24,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 5}
+            })
+        );
+        assert_eq!(
+            s.usage(),
+            Usage {
+                prompt_tokens: 8,
+                completion_tokens: 16,
+                total_tokens: 24,
+                cached_tokens: 0
+            }
+        );
+        // Finishing twice does not emit a second [DONE].
+        assert!(s.finish(true).unwrap().is_empty());
+    }
+
+    #[test]
+    fn stream_without_include_usage_has_no_usage_chunk() {
+        let mut s = GeminiToOpenAiStream::new("m", false);
+        let out = s
+            .push(r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":1,"totalTokenCount":3}}"#)
+            .unwrap();
+        let chunks = parse_all(&out);
+        assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+        let end = s.finish(true).unwrap();
+        assert_eq!(end, vec!["[DONE]".to_string()]);
+        assert_eq!(s.usage().total_tokens, 3);
+        // Generated once, shared by every chunk.
+        let id = chunks[0]["id"].as_str().unwrap();
+        assert!(id.starts_with("chatcmpl-") && id.len() > 12);
+        assert_eq!(chunks[1]["id"], chunks[0]["id"]);
+    }
+
+    #[test]
+    fn stream_with_a_function_call_chunk() {
+        let events = [
+            r#"{"candidates":[{"content":{"parts":[{"text":"Let me check."}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":40,"totalTokenCount":40},"modelVersion":"gemini-3-pro-preview","responseId":"t0o1aZ2cAqKz"}"#,
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"get_weather","args":{"city":"Tokyo"}},"thoughtSignature":"EpcCCpQCAdHtim9"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":40,"totalTokenCount":40},"modelVersion":"gemini-3-pro-preview","responseId":"t0o1aZ2cAqKz"}"#,
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"get_time","args":{"tz":"Asia/Tokyo"}}}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":40,"candidatesTokenCount":25,"thoughtsTokenCount":60,"totalTokenCount":125},"modelVersion":"gemini-3-pro-preview","responseId":"t0o1aZ2cAqKz"}"#,
+        ];
+        let mut s = GeminiToOpenAiStream::new("gemini-3-pro-preview", false);
+        let mut out = Vec::new();
+        for e in events {
+            out.extend(s.push(e).unwrap());
+        }
+        out.extend(s.finish(true).unwrap());
+        let chunks = parse_all(&out);
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "Let me check."})
+        );
+
+        let call = &chunks[1]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(call["index"], 0);
+        assert_eq!(call["type"], "function");
+        assert_eq!(
+            call["function"],
+            json!({"name": "get_weather", "arguments": "{\"city\":\"Tokyo\"}"})
+        );
+        assert_eq!(
+            call["extra_content"]["google"]["thought_signature"],
+            "EpcCCpQCAdHtim9"
+        );
+        assert!(call["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("call_0_get_weather"));
+        assert!(chunks[1]["choices"][0]["delta"].get("role").is_none());
+
+        let call = &chunks[2]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(call["index"], 1, "index runs across the stream");
+        assert!(call["id"].as_str().unwrap().starts_with("call_1_get_time"));
+        assert!(call.get("extra_content").is_none());
+
+        assert_eq!(chunks[3]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(out.last().map(String::as_str), Some("[DONE]"));
+        assert_eq!(s.usage().completion_tokens, 85);
+
+        // The streamed calls, accumulated by a client, replay into Gemini.
+        let assistant = json!({"role": "assistant", "content": "Let me check.", "tool_calls": [
+            chunks[1]["choices"][0]["delta"]["tool_calls"][0].clone(),
+            chunks[2]["choices"][0]["delta"]["tool_calls"][0].clone()
+        ]});
+        let body =
+            to_gemini(json!({"messages": [{"role": "user", "content": "Tokyo?"}, assistant]}));
+        assert_eq!(
+            body["contents"][1]["parts"][1]["thoughtSignature"],
+            "EpcCCpQCAdHtim9"
+        );
+    }
+
+    #[test]
+    fn stream_thoughts_go_to_reasoning_content() {
+        let mut s = GeminiToOpenAiStream::new("m", false);
+        let out = s
+            .push(r#"{"candidates":[{"content":{"parts":[{"text":"**Planning** the answer","thought":true}],"role":"model"}}],"responseId":"x"}"#)
+            .unwrap();
+        let c = parse_all(&out);
+        assert_eq!(
+            c[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "reasoning_content": "**Planning** the answer"})
+        );
+        let out = s
+            .push(r#"{"candidates":[{"content":{"parts":[{"text":"42","thoughtSignature":"c2ln"}],"role":"model"},"finishReason":"STOP"}],"responseId":"x"}"#)
+            .unwrap();
+        let c = parse_all(&out);
+        assert_eq!(
+            c[0]["choices"][0]["delta"],
+            json!({"content": "42", "extra_content": {"google": {"thought_signature": "c2ln"}}})
+        );
+        assert_eq!(c[1]["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn truncated_stream_is_a_finish_error() {
+        let mut s = GeminiToOpenAiStream::new("m", true);
+        s.push(r#"{"candidates":[{"content":{"parts":[{"text":"Once upon"}],"role":"model"}}],"responseId":"r"}"#)
+            .unwrap();
+        // Connection closed cleanly, but Gemini never said it was done.
+        let e = s.finish(true).unwrap_err();
+        assert!(e.message.contains("finishReason"), "{e}");
+
+        let mut s = GeminiToOpenAiStream::new("m", true);
+        s.push(r#"{"candidates":[{"content":{"parts":[{"text":"Done."}],"role":"model"},"finishReason":"STOP"}]}"#)
+            .unwrap();
+        let e = s.finish(false).unwrap_err();
+        assert!(e.message.contains("cut off"), "{e}");
+
+        let mut s = GeminiToOpenAiStream::new("m", false);
+        assert!(s.finish(true).is_err(), "an empty stream is truncated too");
+    }
+
+    #[test]
+    fn stream_safety_block() {
+        // A blocked prompt: one event, no candidates, then the stream ends.
+        let mut s = GeminiToOpenAiStream::new("gemini-2.5-flash", true);
+        let out = s
+            .push(r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":15,"totalTokenCount":15},"modelVersion":"gemini-2.5-flash","responseId":"blk1"}"#)
+            .unwrap();
+        let c = parse_all(&out);
+        assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
+        assert!(c[0]["choices"][0]["delta"]["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("PROHIBITED_CONTENT"));
+        assert_eq!(c[1]["choices"][0]["finish_reason"], "content_filter");
+        let end = s.finish(true).unwrap();
+        assert_eq!(end.len(), 2, "usage chunk and [DONE]");
+
+        // A response stopped by the output filter mid-way.
+        let mut s = GeminiToOpenAiStream::new("m", false);
+        s.push(r#"{"candidates":[{"content":{"parts":[{"text":"Step one is"}],"role":"model"}}]}"#)
+            .unwrap();
+        let out = s
+            .push(r#"{"candidates":[{"finishReason":"SAFETY","safetyRatings":[{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"HIGH","blocked":true}]}]}"#)
+            .unwrap();
+        let c = parse_all(&out);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0]["choices"][0]["finish_reason"], "content_filter");
+        assert!(s.finish(true).is_ok());
+    }
+
+    #[test]
+    fn stream_errors_surface_as_translate_errors() {
+        let mut s = GeminiToOpenAiStream::new("m", false);
+        let e = s
+            .push(r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#)
+            .unwrap_err();
+        assert!(e.message.contains("overloaded"));
+        assert!(s.push("{not json").is_err());
+        let e = s
+            .push(r#"{"candidates":[{"finishReason":"MALFORMED_FUNCTION_CALL"}]}"#)
+            .unwrap_err();
+        assert!(e.message.contains("MALFORMED_FUNCTION_CALL"));
+        // Keep-alive blanks are not events.
+        assert!(s.push("  ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn stream_finish_only_chunk_carries_the_role() {
+        let mut s = GeminiToOpenAiStream::new("m", false);
+        let out = s
+            .push(r#"{"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"MAX_TOKENS"}]}"#)
+            .unwrap();
+        let c = parse_all(&out);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0]["choices"][0]["delta"], json!({"role": "assistant"}));
+        assert_eq!(c[0]["choices"][0]["finish_reason"], "length");
     }
 }

@@ -21,10 +21,19 @@ impl Vendor for AnthropicVendor {
         format!("{}/messages", p.endpoint.base_path)
     }
 
-    fn headers(&self, p: &Provider, key: Option<&ApiKey>, req: &mut RequestHeader) -> pingora::Result<()> {
+    fn headers(
+        &self,
+        p: &Provider,
+        key: Option<&ApiKey>,
+        req: &mut RequestHeader,
+    ) -> pingora::Result<()> {
         if let Some(key) = key {
-            let mut v = http::HeaderValue::from_str(key.secret())
-                .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "API key is not a valid header value"))?;
+            let mut v = http::HeaderValue::from_str(key.secret()).map_err(|_| {
+                pingora::Error::explain(
+                    pingora::ErrorType::InternalError,
+                    "API key is not a valid header value",
+                )
+            })?;
             v.set_sensitive(true);
             req.insert_header("x-api-key", v)?;
         }
@@ -32,7 +41,13 @@ impl Vendor for AnthropicVendor {
         Ok(())
     }
 
-    fn translate_request(&self, client: ClientApi, req: &Value, p: &Provider, model: &str) -> Result<Value, TranslateError> {
+    fn translate_request(
+        &self,
+        client: ClientApi,
+        req: &Value,
+        p: &Provider,
+        model: &str,
+    ) -> Result<Value, TranslateError> {
         match client {
             // Same format: the proxy relays it; only the model changes.
             ClientApi::Anthropic => Ok(set_model(req.clone(), model)),
@@ -41,12 +56,20 @@ impl Vendor for AnthropicVendor {
                     default_max_tokens: p.default_max_tokens,
                     drop_sampling: rejects_sampling(&p.anthropic_version),
                 };
-                Ok(set_model(wire::openai_request_to_anthropic(req, &opts)?, model))
+                Ok(set_model(
+                    wire::openai_request_to_anthropic(req, &opts)?,
+                    model,
+                ))
             }
         }
     }
 
-    fn translate_response(&self, client: ClientApi, body: &[u8], _model: &str) -> Result<(Bytes, Usage), TranslateError> {
+    fn translate_response(
+        &self,
+        client: ClientApi,
+        body: &[u8],
+        _model: &str,
+    ) -> Result<(Bytes, Usage), TranslateError> {
         let resp = parse_json(body, "response")?;
         let (oa, usage) = wire::anthropic_response_to_openai(&resp)?;
         match client {
@@ -55,9 +78,17 @@ impl Vendor for AnthropicVendor {
         }
     }
 
-    fn stream(&self, client: ClientApi, client_model: &str, include_usage: bool) -> Box<dyn StreamTranslate> {
+    fn stream(
+        &self,
+        client: ClientApi,
+        client_model: &str,
+        include_usage: bool,
+    ) -> Box<dyn StreamTranslate> {
         match client {
-            ClientApi::OpenAi => Box::new(AnthropicToOpenAi(wire::AnthropicToOpenAiStream::new(client_model, include_usage))),
+            ClientApi::OpenAi => Box::new(AnthropicToOpenAi(wire::AnthropicToOpenAiStream::new(
+                client_model,
+                include_usage,
+            ))),
             // Never built: same-format streams are relayed byte for byte.
             ClientApi::Anthropic => Box::new(AnthropicPassThrough::default()),
         }
@@ -82,7 +113,9 @@ impl StreamTranslate for AnthropicToOpenAi {
         if self.0.finished() {
             Ok(())
         } else {
-            Err(TranslateError::new("the vendor's stream ended before message_stop"))
+            Err(TranslateError::new(
+                "the vendor's stream ended before message_stop",
+            ))
         }
     }
 
@@ -114,7 +147,11 @@ impl StreamTranslate for AnthropicPassThrough {
 /// cache-creation tokens too, so they compare with OpenAI's prompt_tokens.
 pub fn merge_usage(acc: &mut Usage, u: &Value) {
     let n = |k: &str| u.get(k).and_then(Value::as_u64);
-    let input = [n("input_tokens"), n("cache_read_input_tokens"), n("cache_creation_input_tokens")];
+    let input = [
+        n("input_tokens"),
+        n("cache_read_input_tokens"),
+        n("cache_creation_input_tokens"),
+    ];
     if input.iter().any(Option::is_some) {
         acc.prompt_tokens = input.iter().flatten().sum();
         acc.cached_tokens = n("cache_read_input_tokens").unwrap_or(acc.cached_tokens);

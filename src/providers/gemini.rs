@@ -4,7 +4,10 @@
 //! Anthropic clients are served through the OpenAI format: Gemini <-> OpenAI
 //! is translated here, OpenAI <-> Anthropic by the shared translators.
 
-use super::{as_openai_request, openai_response_for, parse_json, ClientApi, OpenAiOut, StreamTranslate, Vendor};
+use super::{
+    as_openai_request, openai_response_for, parse_json, ClientApi, OpenAiOut, StreamTranslate,
+    Vendor,
+};
 use crate::config::{ApiKey, Provider};
 use crate::protocol::gemini as wire;
 use crate::protocol::sse::SseEvent;
@@ -23,23 +26,41 @@ impl Vendor for GeminiVendor {
             .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
             .collect();
         if stream {
-            format!("{}/models/{model}:streamGenerateContent?alt=sse", p.endpoint.base_path)
+            format!(
+                "{}/models/{model}:streamGenerateContent?alt=sse",
+                p.endpoint.base_path
+            )
         } else {
             format!("{}/models/{model}:generateContent", p.endpoint.base_path)
         }
     }
 
-    fn headers(&self, _p: &Provider, key: Option<&ApiKey>, req: &mut RequestHeader) -> pingora::Result<()> {
+    fn headers(
+        &self,
+        _p: &Provider,
+        key: Option<&ApiKey>,
+        req: &mut RequestHeader,
+    ) -> pingora::Result<()> {
         if let Some(key) = key {
-            let mut v = http::HeaderValue::from_str(key.secret())
-                .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "API key is not a valid header value"))?;
+            let mut v = http::HeaderValue::from_str(key.secret()).map_err(|_| {
+                pingora::Error::explain(
+                    pingora::ErrorType::InternalError,
+                    "API key is not a valid header value",
+                )
+            })?;
             v.set_sensitive(true);
             req.insert_header("x-goog-api-key", v)?;
         }
         Ok(())
     }
 
-    fn translate_request(&self, client: ClientApi, req: &Value, p: &Provider, _model: &str) -> Result<Value, TranslateError> {
+    fn translate_request(
+        &self,
+        client: ClientApi,
+        req: &Value,
+        p: &Provider,
+        _model: &str,
+    ) -> Result<Value, TranslateError> {
         let oa = as_openai_request(client, req)?;
         let opts = wire::RequestOptions {
             default_max_tokens: Some(p.default_max_tokens),
@@ -47,13 +68,23 @@ impl Vendor for GeminiVendor {
         wire::openai_request_to_gemini(&oa, &opts)
     }
 
-    fn translate_response(&self, client: ClientApi, body: &[u8], client_model: &str) -> Result<(Bytes, Usage), TranslateError> {
+    fn translate_response(
+        &self,
+        client: ClientApi,
+        body: &[u8],
+        client_model: &str,
+    ) -> Result<(Bytes, Usage), TranslateError> {
         let resp = parse_json(body, "response")?;
         let (oa, usage) = wire::gemini_response_to_openai(&resp, client_model)?;
         openai_response_for(client, oa, usage)
     }
 
-    fn stream(&self, client: ClientApi, client_model: &str, include_usage: bool) -> Box<dyn StreamTranslate> {
+    fn stream(
+        &self,
+        client: ClientApi,
+        client_model: &str,
+        include_usage: bool,
+    ) -> Box<dyn StreamTranslate> {
         // An Anthropic client always gets usage (message_delta carries it).
         let include_usage = include_usage || client == ClientApi::Anthropic;
         Box::new(GeminiStream {

@@ -57,7 +57,12 @@ pub trait Vendor: Sync {
     /// Path and query of the chat endpoint under the provider's base path.
     fn chat_path(&self, p: &Provider, upstream_model: &str, stream: bool) -> String;
     /// Authentication and protocol headers for one request.
-    fn headers(&self, p: &Provider, key: Option<&ApiKey>, req: &mut RequestHeader) -> pingora::Result<()>;
+    fn headers(
+        &self,
+        p: &Provider,
+        key: Option<&ApiKey>,
+        req: &mut RequestHeader,
+    ) -> pingora::Result<()>;
     /// The client's (parsed) request in this vendor's format, with the
     /// upstream model set where the format carries it.
     fn translate_request(
@@ -75,7 +80,12 @@ pub trait Vendor: Sync {
         client_model: &str,
     ) -> Result<(Bytes, Usage), TranslateError>;
     /// A translator from this vendor's stream to the client's format.
-    fn stream(&self, client: ClientApi, client_model: &str, include_usage: bool) -> Box<dyn StreamTranslate>;
+    fn stream(
+        &self,
+        client: ClientApi,
+        client_model: &str,
+        include_usage: bool,
+    ) -> Box<dyn StreamTranslate>;
     /// A vendor error body as `(status, OpenAI error JSON)`.
     fn error_to_openai(&self, status: u16, body: &[u8]) -> (u16, Value);
 }
@@ -103,7 +113,8 @@ pub(crate) fn to_bytes(v: &Value) -> Result<Bytes, TranslateError> {
 }
 
 fn parse_json(body: &[u8], what: &str) -> Result<Value, TranslateError> {
-    serde_json::from_slice(body).map_err(|e| TranslateError::new(format!("the vendor's {what} is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| TranslateError::new(format!("the vendor's {what} is not valid JSON: {e}")))
 }
 
 /// OpenAI chunk payloads (`data:` strings) to the client: as they are for an
@@ -120,7 +131,11 @@ impl OpenAiOut {
         }
     }
 
-    pub(crate) fn emit(&mut self, payloads: Vec<String>, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+    pub(crate) fn emit(
+        &mut self,
+        payloads: Vec<String>,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), TranslateError> {
         for data in payloads {
             match &mut self.to_anthropic {
                 None => out.push(crate::protocol::sse::encode("", &data)),
@@ -149,7 +164,11 @@ impl OpenAiOut {
 }
 
 /// An OpenAI-format whole response delivered to the client.
-pub(crate) fn openai_response_for(client: ClientApi, resp: Value, usage: Usage) -> Result<(Bytes, Usage), TranslateError> {
+pub(crate) fn openai_response_for(
+    client: ClientApi,
+    resp: Value,
+    usage: Usage,
+) -> Result<(Bytes, Usage), TranslateError> {
     match client {
         ClientApi::OpenAi => Ok((to_bytes(&resp)?, usage)),
         ClientApi::Anthropic => {

@@ -1,6 +1,8 @@
 //! OpenAI and every OpenAI-compatible server (vLLM, Ollama, DeepSeek, …).
 
-use super::{as_openai_request, parse_json, set_model, ClientApi, OpenAiOut, StreamTranslate, Vendor};
+use super::{
+    as_openai_request, parse_json, set_model, ClientApi, OpenAiOut, StreamTranslate, Vendor,
+};
 use crate::config::{ApiKey, Provider};
 use crate::protocol::sse::SseEvent;
 use crate::protocol::types::{TranslateError, Usage};
@@ -15,18 +17,34 @@ impl Vendor for OpenAiVendor {
         format!("{}/chat/completions", p.endpoint.base_path)
     }
 
-    fn headers(&self, _p: &Provider, key: Option<&ApiKey>, req: &mut RequestHeader) -> pingora::Result<()> {
+    fn headers(
+        &self,
+        _p: &Provider,
+        key: Option<&ApiKey>,
+        req: &mut RequestHeader,
+    ) -> pingora::Result<()> {
         if let Some(key) = key {
             req.insert_header("authorization", key.bearer().clone())?;
         }
         Ok(())
     }
 
-    fn translate_request(&self, client: ClientApi, req: &Value, _p: &Provider, model: &str) -> Result<Value, TranslateError> {
+    fn translate_request(
+        &self,
+        client: ClientApi,
+        req: &Value,
+        _p: &Provider,
+        model: &str,
+    ) -> Result<Value, TranslateError> {
         Ok(set_model(as_openai_request(client, req)?, model))
     }
 
-    fn translate_response(&self, client: ClientApi, body: &[u8], _model: &str) -> Result<(Bytes, Usage), TranslateError> {
+    fn translate_response(
+        &self,
+        client: ClientApi,
+        body: &[u8],
+        _model: &str,
+    ) -> Result<(Bytes, Usage), TranslateError> {
         let resp = parse_json(body, "response")?;
         let usage = usage_of(&resp["usage"]);
         match client {
@@ -39,7 +57,12 @@ impl Vendor for OpenAiVendor {
         }
     }
 
-    fn stream(&self, client: ClientApi, client_model: &str, _include_usage: bool) -> Box<dyn StreamTranslate> {
+    fn stream(
+        &self,
+        client: ClientApi,
+        client_model: &str,
+        _include_usage: bool,
+    ) -> Box<dyn StreamTranslate> {
         Box::new(OpenAiStream {
             out: OpenAiOut::new(client, client_model),
             usage: Usage::default(),
@@ -90,7 +113,9 @@ impl StreamTranslate for OpenAiStream {
         }
         if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
             if v["error"].is_object() {
-                let msg = v["error"]["message"].as_str().unwrap_or("the vendor reported an error mid-stream");
+                let msg = v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("the vendor reported an error mid-stream");
                 return Err(TranslateError::new(msg.to_string()));
             }
             if v["usage"].is_object() {
@@ -105,7 +130,9 @@ impl StreamTranslate for OpenAiStream {
             return Ok(());
         }
         if !clean {
-            return Err(TranslateError::new("the vendor's stream ended before [DONE]"));
+            return Err(TranslateError::new(
+                "the vendor's stream ended before [DONE]",
+            ));
         }
         // Some compatible servers omit [DONE]; a clean HTTP end is the end.
         self.out.close(out);
@@ -113,6 +140,9 @@ impl StreamTranslate for OpenAiStream {
     }
 
     fn usage(&self) -> Usage {
-        self.out.anthropic_usage().filter(|u| u.total_tokens > 0).unwrap_or(self.usage)
+        self.out
+            .anthropic_usage()
+            .filter(|u| u.total_tokens > 0)
+            .unwrap_or(self.usage)
     }
 }

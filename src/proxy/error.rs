@@ -93,9 +93,9 @@ impl GatewayError {
     /// client's own format is relayed unchanged.
     pub fn render(&self, api: ClientApi) -> (u16, Bytes) {
         let status = match self {
-            GatewayError::Upstream { status, body, kind, .. } if *kind != ProviderKind::OpenAi => {
-                vendor(*kind).error_to_openai(*status, body).0
-            }
+            GatewayError::Upstream {
+                status, body, kind, ..
+            } if *kind != ProviderKind::OpenAi => vendor(*kind).error_to_openai(*status, body).0,
             _ => self.status(),
         };
         match api {

@@ -12,13 +12,13 @@
 use super::upstream::{self, AttemptInput, Committed, Outcome};
 use super::{GatewayError, GatewayState, RequestCtx};
 use crate::config::{Provider, Snapshot};
-use crate::providers::{vendor, ClientApi};
-use serde_json::Value;
-use std::sync::OnceLock;
 use crate::health::{now_ms, CooldownReason};
+use crate::providers::{vendor, ClientApi};
 use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::Bytes;
+use serde_json::Value;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use tokio::time::Instant;
 
 pub struct ChatRequest<'a> {
@@ -78,7 +78,11 @@ fn key_untried(p: &Provider, tried: &Tried, now: u64) -> bool {
 fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
     let upstream_model = p.upstream_model(&req.route.model);
     let same_format = req.api.native() == p.kind;
-    if same_format && upstream_model == req.client_model && snap.overrides.is_empty() && p.overrides.is_empty() {
+    if same_format
+        && upstream_model == req.client_model
+        && snap.overrides.is_empty()
+        && p.overrides.is_empty()
+    {
         return Ok(req.body.clone());
     }
     let translated = vendor(p.kind)
@@ -154,7 +158,11 @@ pub async fn run(
         ctx.key = key.map(|k| k.masked.clone());
 
         let path = vendor(p.kind).chat_path(p, p.upstream_model(&req.route.model), req.stream);
-        let forward: &[(&'static str, http::HeaderValue)] = if req.api.native() == p.kind { &req.forward } else { &[] };
+        let forward: &[(&'static str, http::HeaderValue)] = if req.api.native() == p.kind {
+            &req.forward
+        } else {
+            &[]
+        };
         let deadline = req.deadline.min(Instant::now() + p.timeouts.total);
         let outcome = upstream::attempt(
             &state.connector,

@@ -66,7 +66,10 @@ fn client_header(
     } else {
         resp.insert_header("content-type", "application/json")?;
     }
-    let upstream_length = up.headers.get(http::header::CONTENT_LENGTH).filter(|_| passthrough && !sse);
+    let upstream_length = up
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .filter(|_| passthrough && !sse);
     match (content_length, upstream_length) {
         (Some(n), _) => resp.insert_header("content-length", n)?,
         (None, Some(len)) => resp.insert_header("content-length", len.clone())?,
@@ -99,7 +102,11 @@ pub async fn relay(
 }
 
 fn client_closed(ctx: &mut RequestCtx) -> Stop {
-    abort("client closed the connection mid-answer", ctx, "client_gone")
+    abort(
+        "client closed the connection mid-answer",
+        ctx,
+        "client_gone",
+    )
 }
 
 /// The next upstream chunk, raced against the client hanging up.
@@ -127,7 +134,14 @@ async fn passthrough(
     chosen: Chosen,
     sse: bool,
 ) -> Result<(), Stop> {
-    let header = client_header(&chosen.committed.header, &chosen.provider.name, sse, None, true).map_err(Stop::Abort)?;
+    let header = client_header(
+        &chosen.committed.header,
+        &chosen.provider.name,
+        sse,
+        None,
+        true,
+    )
+    .map_err(Stop::Abort)?;
     ctx.status = header.status.as_u16();
     let Chosen {
         provider,
@@ -174,11 +188,18 @@ async fn passthrough(
             }
         }
         if ended {
-            let tail = splitter.as_mut().map(EventSplitter::take_pending).filter(|t| !t.is_empty());
+            let tail = splitter
+                .as_mut()
+                .map(EventSplitter::take_pending)
+                .filter(|t| !t.is_empty());
             if let Some(t) = &tail {
                 sniffer.events(t);
             }
-            ctx.usage = if sse { sniffer.usage() } else { sniffer.body_usage() };
+            ctx.usage = if sse {
+                sniffer.usage()
+            } else {
+                sniffer.body_usage()
+            };
             session
                 .write_response_body(tail, true)
                 .await
@@ -229,7 +250,9 @@ fn cut(ctx: &mut RequestCtx, provider: &str, failure: &str) {
 /// An in-band error event in the client's stream format.
 fn stream_error(api: ClientApi, message: &str) -> Bytes {
     match api {
-        ClientApi::OpenAi => openai::stream_error_event(message, "upstream_error", Some("stream_interrupted")),
+        ClientApi::OpenAi => {
+            openai::stream_error_event(message, "upstream_error", Some("stream_interrupted"))
+        }
         ClientApi::Anthropic => {
             let (event, data) = anthropic::stream_error_event(message);
             encode(&event, &data)
@@ -283,10 +306,13 @@ async fn translate_whole(
         .translate_response(req.api, &body, req.client_model)
         .map_err(|e| GatewayError::UpstreamFailed {
             status: 502,
-            message: format!("provider `{provider_name}` sent an answer the gateway cannot translate: {e}"),
+            message: format!(
+                "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
+            ),
         })?;
     ctx.usage = Some(usage);
-    let header = client_header(&c.header, &provider_name, false, Some(out.len()), false).map_err(Stop::Abort)?;
+    let header = client_header(&c.header, &provider_name, false, Some(out.len()), false)
+        .map_err(Stop::Abort)?;
     ctx.status = status;
     session
         .write_response_header(Box::new(header), false)
@@ -308,7 +334,14 @@ async fn translate_stream(
     req: &ChatRequest<'_>,
     chosen: Chosen,
 ) -> Result<(), Stop> {
-    let header = client_header(&chosen.committed.header, &chosen.provider.name, true, None, false).map_err(Stop::Abort)?;
+    let header = client_header(
+        &chosen.committed.header,
+        &chosen.provider.name,
+        true,
+        None,
+        false,
+    )
+    .map_err(Stop::Abort)?;
     ctx.status = header.status.as_u16();
     let Chosen {
         provider,
@@ -353,7 +386,11 @@ async fn translate_stream(
             }
             let batch = join(&mut out);
             let last = ended && failure.is_none();
-            if session.write_response_body(Some(batch), last).await.is_err() {
+            if session
+                .write_response_body(Some(batch), last)
+                .await
+                .is_err()
+            {
                 ctx.usage = Some(translator.usage());
                 return Err(client_closed(ctx));
             }
@@ -504,7 +541,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 impl GatewayState {
     /// Return a fully read upstream connection to the pool.
-    async fn release(&self, session: pingora::protocols::http::client::HttpSession, peer: &pingora::upstreams::peer::HttpPeer) {
+    async fn release(
+        &self,
+        session: pingora::protocols::http::client::HttpSession,
+        peer: &pingora::upstreams::peer::HttpPeer,
+    ) {
         self.connector
             .release_http_session(session, peer, Some(Duration::from_secs(90)))
             .await;

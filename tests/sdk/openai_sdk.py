@@ -1,8 +1,13 @@
 """Drives the gateway with the official `openai` Python SDK.
 
-Usage: python3 openai_sdk.py <base_url ending in /v1> <token> <expected provider name>
+Usage: python3 openai_sdk.py <base_url ending in /v1> <token> <expected provider name> [--tools]
+
+With --tools the caller scripts the vendor mock so that chat requests 3 and 4
+(counted from 1) answer with a get_weather tool call, and the script checks
+the tool calls, streamed and not.
 Prints one line per check; exits non-zero on the first failure.
 """
+import json
 import sys
 
 import openai
@@ -44,6 +49,37 @@ for chunk in stream:
 assert text == f"Hello from {name}", text
 assert usage is not None and usage.total_tokens > 0, usage
 print("stream ok")
+
+if "--tools" in sys.argv:
+    r = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools,
+    )
+    call = r.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather", r
+    assert json.loads(call.function.arguments) == {"city": "Paris"}, call
+    assert r.choices[0].finish_reason == "tool_calls", r.choices[0].finish_reason
+    print("tool non-stream ok")
+
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, tools=tools,
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": call.id, "type": "function", "function": {"name": "get_weather", "arguments": call.function.arguments}}]},
+            {"role": "tool", "tool_call_id": call.id, "content": "18C, sunny"},
+        ],
+    )
+    name_seen, args, finish = None, "", None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        for tc in chunk.choices[0].delta.tool_calls or []:
+            name_seen = tc.function.name or name_seen
+            args += tc.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert name_seen == "get_weather" and json.loads(args) == {"city": "Paris"}, (name_seen, args)
+    assert finish == "tool_calls", finish
+    print("tool stream ok")
 
 # Models list.
 ids = [m.id for m in client.models.list()]
