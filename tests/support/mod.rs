@@ -2,4 +2,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod mock_anthropic;
+pub mod mock_gemini;
+pub mod mock_http;
 pub mod mock_openai;

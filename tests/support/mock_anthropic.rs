@@ -1,0 +1,365 @@
+//! A mock Anthropic vendor: the Messages API wire format over the shared raw
+//! HTTP/1.1 server in `mock_http`.
+//!
+//! Only `POST /v1/messages` consumes scripted [`Reply`]s; `GET /v1/models`
+//! and unknown paths always answer the same way. Like the real API, known
+//! paths first check the headers, without consuming a scripted reply:
+//! - no `x-api-key` (or the value `bad-key`): 401 `authentication_error`
+//!   "invalid x-api-key";
+//! - no `anthropic-version`: 400 `invalid_request_error`
+//!   "anthropic-version: header is required".
+//!
+//! The k-th request (any path) is answered with ids `msg_k`, `toolu_k`,
+//! signature `sig_k` and header `request-id: req_k`.
+//!
+//! Content replies (text "Hello from <name>", one `text_delta` per word):
+//! - `Complete`: one text block, stop_reason "end_turn".
+//! - `ToolCall`: a text block "Let me check." then a `tool_use` block
+//!   (`input` = parsed arguments), stop_reason "tool_use"; streamed as a
+//!   `tool_use` start with `input: {}`, then `input_json_delta`s: an empty
+//!   one (as the real API sends) and 3 pieces of the arguments text.
+//! - `Thinking`: a `thinking` block (signature `sig_<n>`) before the text;
+//!   streamed as `thinking_delta`s per word then one `signature_delta`.
+//! - `StreamError`: message_start, then `event: error` with an
+//!   `overloaded_error`, then the stream ends cleanly. Non-streaming: 529
+//!   with the same error body, as the API answers when overloaded.
+//! - `StreamThenDrop { events }`: the first `events` events of a text stream
+//!   (message_start, content_block_start, ping, text deltas cycling).
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+
+// Re-exported so `support::<mock>::Reply` works; not every test binary
+// uses them.
+use super::mock_http::{
+    argument_tokens, arguments_value, split_in, words, Call, Content, MockServer, Response, Route,
+    StreamEnd, Vendor,
+};
+#[allow(unused_imports)]
+pub use super::mock_http::{Recorded, Reply};
+
+/// Handle to a running mock Anthropic vendor (see [`MockServer`] for methods).
+pub type MockAnthropic = MockServer<Anthropic>;
+
+/// The Anthropic Messages API wire format.
+pub struct Anthropic;
+
+const OVERLOADED: &str =
+    r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+
+/// An Anthropic-shaped error answer.
+fn error(call: &Call<'_>, status: u16, kind: &str, message: &str) -> Response {
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    Response::full(status, &[("request-id", &req_id(call))], body.to_string())
+}
+
+fn req_id(call: &Call<'_>) -> String {
+    format!("req_{}", call.n)
+}
+
+impl Vendor for Anthropic {
+    const LABEL: &'static str = "mock_anthropic";
+    const BASE_PATH: &'static str = "/v1";
+    const REQUEST_ID_HEADER: Option<&'static str> = Some("request-id");
+    type Target = ();
+
+    fn route(call: &Call<'_>) -> Route<()> {
+        let req = call.req;
+        let known = matches!(
+            (req.method.as_str(), req.route()),
+            ("POST", "/v1/messages") | ("GET", "/v1/models")
+        );
+        if !known {
+            return Route::Fixed(error(call, 404, "not_found_error", "Not Found"));
+        }
+        if req.header("x-api-key").is_none_or(|k| k == "bad-key") {
+            return Route::Fixed(error(
+                call,
+                401,
+                "authentication_error",
+                "invalid x-api-key",
+            ));
+        }
+        if req.header("anthropic-version").is_none() {
+            return Route::Fixed(error(
+                call,
+                400,
+                "invalid_request_error",
+                "anthropic-version: header is required",
+            ));
+        }
+        if req.method == "GET" {
+            let body = json!({
+                "data": [{
+                    "type": "model",
+                    "id": "mock-model",
+                    "display_name": call.name,
+                    "created_at": "2025-01-01T00:00:00Z",
+                }],
+                "has_more": false,
+                "first_id": "mock-model",
+                "last_id": "mock-model",
+            });
+            return Route::Fixed(Response::full(
+                200,
+                &[("request-id", &req_id(call))],
+                body.to_string(),
+            ));
+        }
+        Route::Scripted(())
+    }
+
+    fn render(call: &Call<'_>, _: (), reply: Content<'_>) -> Response {
+        let msg = Message::new(call, reply);
+        let stream = call.req.json()["stream"].as_bool() == Some(true);
+        match reply {
+            Content::StreamThenDrop { events } => {
+                let head = [
+                    msg.start(),
+                    block_start(0, json!({"type": "text", "text": ""})),
+                    ping(),
+                ];
+                let deltas = (msg.answer.iter().cycle())
+                    .map(|w| block_delta(0, json!({"type": "text_delta", "text": w})));
+                let evs = head.into_iter().chain(deltas).take(events).collect();
+                msg.stream(evs, StreamEnd::Drop)
+            }
+            Content::StreamError if stream => msg.stream(
+                vec![msg.start(), event("error", OVERLOADED)],
+                StreamEnd::Finish,
+            ),
+            Content::StreamError => {
+                Response::full(529, &[("request-id", &req_id(call))], OVERLOADED)
+            }
+            _ if stream => msg.stream(msg.events(), StreamEnd::Finish),
+            _ => Response::full(
+                200,
+                &[
+                    ("request-id", &req_id(call)),
+                    ("content-type", "application/json"),
+                ],
+                msg.json().to_string(),
+            ),
+        }
+    }
+}
+
+/// One content block of the answer.
+enum Block {
+    Thinking(Vec<String>),
+    Text(Vec<String>),
+    ToolUse { name: String, arguments: String },
+}
+
+/// The answer being rendered.
+struct Message {
+    n: usize,
+    model: String,
+    input_tokens: usize,
+    /// The `Complete` answer words, also used by `StreamThenDrop`.
+    answer: Vec<String>,
+    blocks: Vec<Block>,
+    stop_reason: &'static str,
+}
+
+impl Message {
+    fn new(call: &Call<'_>, reply: Content<'_>) -> Message {
+        let answer = call.answer_words();
+        let (blocks, stop_reason) = match reply {
+            Content::ToolCall { name, arguments } => (
+                vec![
+                    Block::Text(words("Let me check.")),
+                    Block::ToolUse {
+                        name: name.to_string(),
+                        arguments: arguments.to_string(),
+                    },
+                ],
+                "tool_use",
+            ),
+            Content::Thinking { thinking } => (
+                vec![
+                    Block::Thinking(words(thinking)),
+                    Block::Text(answer.clone()),
+                ],
+                "end_turn",
+            ),
+            _ => (vec![Block::Text(answer.clone())], "end_turn"),
+        };
+        Message {
+            n: call.n,
+            model: call.req.json()["model"]
+                .as_str()
+                .unwrap_or("mock-model")
+                .to_string(),
+            input_tokens: call.prompt_tokens(),
+            answer,
+            blocks,
+            stop_reason,
+        }
+    }
+
+    fn output_tokens(&self) -> usize {
+        self.blocks
+            .iter()
+            .map(|b| match b {
+                Block::Thinking(w) | Block::Text(w) => w.len(),
+                Block::ToolUse { arguments, .. } => argument_tokens(arguments),
+            })
+            .sum()
+    }
+
+    fn signature(&self) -> String {
+        format!("sig_{}", self.n)
+    }
+
+    fn tool_id(&self) -> String {
+        format!("toolu_{}", self.n)
+    }
+
+    fn usage(&self, output_tokens: usize) -> Value {
+        json!({
+            "input_tokens": self.input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+        })
+    }
+
+    /// The message object with this content, stop reason and output tokens.
+    fn object(&self, content: Vec<Value>, stop_reason: Value, output_tokens: usize) -> Value {
+        json!({
+            "id": format!("msg_{}", self.n),
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": null,
+            "usage": self.usage(output_tokens),
+        })
+    }
+
+    /// The non-streaming answer.
+    fn json(&self) -> Value {
+        let content = self
+            .blocks
+            .iter()
+            .map(|b| match b {
+                Block::Thinking(w) => json!({
+                    "type": "thinking",
+                    "thinking": w.concat(),
+                    "signature": self.signature(),
+                }),
+                Block::Text(w) => json!({"type": "text", "text": w.concat()}),
+                Block::ToolUse { name, arguments } => json!({
+                    "type": "tool_use",
+                    "id": self.tool_id(),
+                    "name": name,
+                    "input": arguments_value(arguments),
+                }),
+            })
+            .collect();
+        self.object(content, self.stop_reason.into(), self.output_tokens())
+    }
+
+    fn start(&self) -> String {
+        // As the API does: empty content, no stop reason yet, 1 output token.
+        let message = self.object(Vec::new(), Value::Null, 1);
+        event(
+            "message_start",
+            &json!({"type": "message_start", "message": message}).to_string(),
+        )
+    }
+
+    /// The events of a normal stream, message_stop included.
+    fn events(&self) -> Vec<String> {
+        let mut evs = vec![self.start()];
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (start, deltas): (Value, Vec<Value>) = match block {
+                Block::Thinking(w) => {
+                    let mut deltas: Vec<Value> = w
+                        .iter()
+                        .map(|t| json!({"type": "thinking_delta", "thinking": t}))
+                        .collect();
+                    deltas.push(json!({"type": "signature_delta", "signature": self.signature()}));
+                    (json!({"type": "thinking", "thinking": ""}), deltas)
+                }
+                Block::Text(w) => (
+                    json!({"type": "text", "text": ""}),
+                    w.iter()
+                        .map(|t| json!({"type": "text_delta", "text": t}))
+                        .collect(),
+                ),
+                Block::ToolUse { name, arguments } => {
+                    // The API opens with an empty piece; the rest must be
+                    // concatenated to get the arguments back.
+                    let mut pieces = vec![String::new()];
+                    pieces.extend(split_in(arguments, 3));
+                    (
+                        json!({"type": "tool_use", "id": self.tool_id(), "name": name, "input": {}}),
+                        pieces
+                            .iter()
+                            .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
+                            .collect(),
+                    )
+                }
+            };
+            evs.push(block_start(i, start));
+            if i == 0 {
+                // The API sends a ping right after the first block opens.
+                evs.push(ping());
+            }
+            evs.extend(deltas.into_iter().map(|d| block_delta(i, d)));
+            evs.push(event(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": i}).to_string(),
+            ));
+        }
+        evs.push(event(
+            "message_delta",
+            &json!({
+                "type": "message_delta",
+                "delta": {"stop_reason": self.stop_reason, "stop_sequence": null},
+                "usage": {"output_tokens": self.output_tokens()},
+            })
+            .to_string(),
+        ));
+        evs.push(event("message_stop", r#"{"type":"message_stop"}"#));
+        evs
+    }
+
+    fn stream(&self, events: Vec<String>, end: StreamEnd) -> Response {
+        Response::Stream {
+            headers: vec![
+                ("content-type".to_string(), "text/event-stream".to_string()),
+                ("cache-control".to_string(), "no-cache".to_string()),
+                ("request-id".to_string(), format!("req_{}", self.n)),
+            ],
+            events,
+            end,
+        }
+    }
+}
+
+/// One named SSE event.
+fn event(name: &str, data: &str) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+fn ping() -> String {
+    event("ping", r#"{"type":"ping"}"#)
+}
+
+fn block_start(index: usize, block: Value) -> String {
+    event(
+        "content_block_start",
+        &json!({"type": "content_block_start", "index": index, "content_block": block}).to_string(),
+    )
+}
+
+fn block_delta(index: usize, delta: Value) -> String {
+    event(
+        "content_block_delta",
+        &json!({"type": "content_block_delta", "index": index, "delta": delta}).to_string(),
+    )
+}

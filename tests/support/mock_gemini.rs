@@ -1,0 +1,316 @@
+//! A mock Google Gemini vendor: the Generative Language API wire format over
+//! the shared raw HTTP/1.1 server in `mock_http`.
+//!
+//! `POST /v1beta/models/{model}:generateContent` and
+//! `POST /v1beta/models/{model}:streamGenerateContent` consume scripted
+//! [`Reply`]s; the model is taken from the path (see `Recorded::path`).
+//! Streaming with `?alt=sse` sends `data: <GenerateContentResponse>\r\n\r\n`
+//! events (Google frames SSE with CRLF); without it, a JSON array of the
+//! same responses, as the real API does. `GET /v1beta/models` and unknown
+//! paths always answer the same way. Like the real API, known paths first
+//! check the key, without consuming a scripted reply (only the
+//! `x-goog-api-key` header counts, so tests see whether the gateway sends it
+//! there rather than in `?key=`):
+//! - no `x-goog-api-key`: 403 `PERMISSION_DENIED`;
+//! - `x-goog-api-key: bad-key`: 400 `INVALID_ARGUMENT` / `API_KEY_INVALID`.
+//!
+//! The k-th request (any path) is answered with `responseId` `resp_k` and
+//! tool-call `thoughtSignature` `c2lnX<k>`.
+//!
+//! Content replies (text "Hello from <name>", one chunk per word, the last
+//! chunk carrying finishReason STOP and usageMetadata):
+//! - `ToolCall`: one `functionCall` part (`args` = parsed arguments) with a
+//!   `thoughtSignature`, finishReason STOP; streamed as a single chunk.
+//! - `Thinking`: a `{"text":..,"thought":true}` part before the answer;
+//!   streamed one thought chunk per word first; usage adds
+//!   `thoughtsTokenCount`.
+//! - `StreamError`: one chunk, then the stream ends cleanly without any
+//!   finishReason (a truncated answer). Non-streaming: 503 `UNAVAILABLE`.
+//! - `StreamThenDrop { events }`: `events` SSE chunks (answer words
+//!   cycling, no finishReason), then the connection closes abruptly.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+
+// Re-exported so `support::<mock>::Reply` works; not every test binary
+// uses them.
+use super::mock_http::{
+    argument_tokens, arguments_value, words, Call, Content, MockServer, Response, Route, StreamEnd,
+    Vendor,
+};
+#[allow(unused_imports)]
+pub use super::mock_http::{Recorded, Reply};
+
+/// Handle to a running mock Gemini vendor (see [`MockServer`] for methods).
+pub type MockGemini = MockServer<Gemini>;
+
+/// The Google Generative Language API wire format.
+pub struct Gemini;
+
+/// What Google sends as content-type for JSON.
+const JSON_TYPE: &str = "application/json; charset=UTF-8";
+
+/// How a scripted request wants its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `:generateContent`
+    Unary,
+    /// `:streamGenerateContent?alt=sse`
+    Sse,
+    /// `:streamGenerateContent` without `alt=sse`: a streamed JSON array.
+    JsonArray,
+}
+
+/// A scripted request: the model named in the path and the answer mode.
+pub struct Target {
+    model: String,
+    mode: Mode,
+}
+
+/// A Google-shaped error answer.
+fn error(code: u16, status: &str, message: &str, details: Option<Value>) -> Response {
+    let mut err = json!({"code": code, "message": message, "status": status});
+    if let Some(details) = details {
+        err["details"] = details;
+    }
+    Response::full(
+        code,
+        &[("content-type", JSON_TYPE)],
+        json!({ "error": err }).to_string(),
+    )
+}
+
+impl Vendor for Gemini {
+    const LABEL: &'static str = "mock_gemini";
+    const BASE_PATH: &'static str = "/v1beta";
+    // Google sends no request id header worth imitating.
+    const REQUEST_ID_HEADER: Option<&'static str> = None;
+    type Target = Target;
+
+    fn route(call: &Call<'_>) -> Route<Target> {
+        let req = call.req;
+        let route = req.route();
+        let target = route
+            .strip_prefix("/v1beta/models/")
+            .and_then(|rest| rest.split_once(':'))
+            .filter(|(model, _)| !model.is_empty() && !model.contains('/'));
+        let mode = match (req.method.as_str(), target) {
+            ("POST", Some((_, "generateContent"))) => Some(Mode::Unary),
+            ("POST", Some((_, "streamGenerateContent"))) => {
+                Some(if req.query("alt") == Some("sse") {
+                    Mode::Sse
+                } else {
+                    Mode::JsonArray
+                })
+            }
+            _ => None,
+        };
+        let list = req.method == "GET" && route == "/v1beta/models";
+        if mode.is_none() && !list {
+            return Route::Fixed(error(
+                404,
+                "NOT_FOUND",
+                "Requested entity was not found.",
+                None,
+            ));
+        }
+        match req.header("x-goog-api-key").as_deref() {
+            None => {
+                return Route::Fixed(error(
+                    403,
+                    "PERMISSION_DENIED",
+                    "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+                    None,
+                ))
+            }
+            Some("bad-key") => {
+                return Route::Fixed(error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "API key not valid. Please pass a valid API key.",
+                    Some(json!([{
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }])),
+                ))
+            }
+            Some(_) => {}
+        }
+        match (target, mode) {
+            (Some((model, _)), Some(mode)) => Route::Scripted(Target {
+                model: model.to_string(),
+                mode,
+            }),
+            _ => {
+                let body = json!({"models": [{
+                    "name": "models/mock-model",
+                    "version": "001",
+                    "displayName": call.name,
+                    "inputTokenLimit": 1048576,
+                    "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": ["generateContent", "streamGenerateContent"],
+                }]});
+                Route::Fixed(Response::full(
+                    200,
+                    &[("content-type", JSON_TYPE)],
+                    body.to_string(),
+                ))
+            }
+        }
+    }
+
+    fn render(call: &Call<'_>, target: Target, reply: Content<'_>) -> Response {
+        let ans = Answer::new(call, &target.model, reply);
+        match (reply, target.mode) {
+            (Content::StreamThenDrop { events }, _) => {
+                let chunks = (ans.answer.iter().cycle())
+                    .map(|w| ans.chunk(vec![json!({"text": w})], false))
+                    .take(events);
+                ans.stream(Mode::Sse, chunks.collect(), StreamEnd::Drop)
+            }
+            (Content::StreamError, Mode::Unary) => error(
+                503,
+                "UNAVAILABLE",
+                "The model is overloaded. Please try again later.",
+                None,
+            ),
+            (Content::StreamError, mode) => {
+                let first = ans.chunk(vec![json!({"text": ans.answer[0]})], false);
+                ans.stream(mode, vec![first], StreamEnd::Finish)
+            }
+            (_, Mode::Unary) => {
+                Response::full(200, &[("content-type", JSON_TYPE)], ans.json().to_string())
+            }
+            (_, mode) => ans.stream(mode, ans.chunks(), StreamEnd::Finish),
+        }
+    }
+}
+
+/// The answer being rendered.
+struct Answer {
+    n: usize,
+    model: String,
+    prompt_tokens: usize,
+    /// The `Complete` answer words ("Hello", " from", " <name>").
+    answer: Vec<String>,
+    /// Thought words (`Thinking`), sent before the answer.
+    thoughts: Vec<String>,
+    /// `(name, arguments)` when the answer is a function call.
+    tool: Option<(String, String)>,
+}
+
+impl Answer {
+    fn new(call: &Call<'_>, model: &str, reply: Content<'_>) -> Answer {
+        let (thoughts, tool) = match reply {
+            Content::Thinking { thinking } => (words(thinking), None),
+            Content::ToolCall { name, arguments } => {
+                (Vec::new(), Some((name.to_string(), arguments.to_string())))
+            }
+            _ => (Vec::new(), None),
+        };
+        Answer {
+            n: call.n,
+            model: model.to_string(),
+            prompt_tokens: call.prompt_tokens(),
+            answer: call.answer_words(),
+            thoughts,
+            tool,
+        }
+    }
+
+    fn usage(&self) -> Value {
+        let candidates = match &self.tool {
+            Some((_, arguments)) => argument_tokens(arguments),
+            None => self.answer.len(),
+        };
+        let thoughts = self.thoughts.len();
+        let mut usage = json!({
+            "promptTokenCount": self.prompt_tokens,
+            "candidatesTokenCount": candidates,
+            "totalTokenCount": self.prompt_tokens + candidates + thoughts,
+        });
+        if thoughts > 0 {
+            usage["thoughtsTokenCount"] = thoughts.into();
+        }
+        usage
+    }
+
+    fn function_call(&self, name: &str, arguments: &str) -> Value {
+        json!({
+            "functionCall": {"name": name, "args": arguments_value(arguments)},
+            "thoughtSignature": format!("c2lnX{}", self.n),
+        })
+    }
+
+    /// One GenerateContentResponse with these parts; `last` adds
+    /// finishReason STOP and usageMetadata.
+    fn chunk(&self, parts: Vec<Value>, last: bool) -> Value {
+        let mut candidate = json!({"content": {"parts": parts, "role": "model"}});
+        if last {
+            candidate["finishReason"] = "STOP".into();
+        }
+        candidate["index"] = 0.into();
+        let mut response = json!({ "candidates": [candidate] });
+        if last {
+            response["usageMetadata"] = self.usage();
+        }
+        response["modelVersion"] = self.model.as_str().into();
+        response["responseId"] = format!("resp_{}", self.n).into();
+        response
+    }
+
+    /// The non-streaming answer.
+    fn json(&self) -> Value {
+        let mut parts = Vec::new();
+        if let Some((name, arguments)) = &self.tool {
+            parts.push(self.function_call(name, arguments));
+        } else {
+            if !self.thoughts.is_empty() {
+                parts.push(json!({"text": self.thoughts.concat(), "thought": true}));
+            }
+            parts.push(json!({"text": self.answer.concat()}));
+        }
+        self.chunk(parts, true)
+    }
+
+    /// The responses of a normal stream.
+    fn chunks(&self) -> Vec<Value> {
+        if let Some((name, arguments)) = &self.tool {
+            // Gemini never splits a function call across chunks.
+            return vec![self.chunk(vec![self.function_call(name, arguments)], true)];
+        }
+        let parts: Vec<Value> = (self.thoughts.iter())
+            .map(|t| json!({"text": t, "thought": true}))
+            .chain(self.answer.iter().map(|w| json!({"text": w})))
+            .collect();
+        let last = parts.len().saturating_sub(1);
+        (parts.into_iter().enumerate())
+            .map(|(i, part)| self.chunk(vec![part], i == last))
+            .collect()
+    }
+
+    /// Frames `chunks` as SSE events or as pieces of a JSON array.
+    fn stream(&self, mode: Mode, chunks: Vec<Value>, end: StreamEnd) -> Response {
+        let (content_type, events) = if mode == Mode::JsonArray {
+            let mut pieces: Vec<String> = (chunks.iter().enumerate())
+                .map(|(i, c)| format!("{}{c}", if i == 0 { "[" } else { ",\r\n" }))
+                .collect();
+            if end == StreamEnd::Finish {
+                pieces.push(if chunks.is_empty() { "[]" } else { "]" }.to_string());
+            }
+            (JSON_TYPE, pieces)
+        } else {
+            let events = chunks
+                .iter()
+                .map(|c| format!("data: {c}\r\n\r\n"))
+                .collect();
+            ("text/event-stream", events)
+        };
+        Response::Stream {
+            headers: vec![("content-type".to_string(), content_type.to_string())],
+            events,
+            end,
+        }
+    }
+}
