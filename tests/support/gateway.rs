@@ -121,6 +121,21 @@ impl Gateway {
             .expect("request reached the gateway")
     }
 
+    /// POST JSON to `path` with exactly these headers (no auth added).
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> reqwest::Response {
+        let mut req = reqwest::Client::new().post(self.url(path)).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request reached the gateway")
+    }
+
+    /// POST an Anthropic Messages request with the test token as `x-api-key`.
+    pub async fn messages(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post("/v1/messages", &[("x-api-key", TOKEN), ("anthropic-version", "2023-06-01")], body)
+            .await
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
@@ -128,9 +143,14 @@ impl Gateway {
 
 /// A `[[providers]]` block of type openai.
 pub fn provider(name: &str, base_url: &str, keys: &[&str], extra: &str) -> String {
+    typed_provider("openai", name, base_url, keys, extra)
+}
+
+/// A `[[providers]]` block of any type.
+pub fn typed_provider(kind: &str, name: &str, base_url: &str, keys: &[&str], extra: &str) -> String {
     let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
     format!(
-        "[[providers]]\nname = {name:?}\ntype = \"openai\"\nbase_url = {base_url:?}\napi_keys = [{}]\n{extra}\n",
+        "[[providers]]\nname = {name:?}\ntype = {kind:?}\nbase_url = {base_url:?}\napi_keys = [{}]\n{extra}\n",
         keys.join(", ")
     )
 }
