@@ -1,11 +1,13 @@
-//! The official `openai` Python SDK against the running gateway (install it
-//! with `./scripts/bootstrap`).
+//! The official `openai` and `anthropic` Python SDKs against the running
+//! gateway, on every vendor type (install them with `./scripts/bootstrap`).
 
 mod support;
 
 use std::time::Duration;
-use support::gateway::{provider, Gateway, TOKEN};
-use support::mock_openai::MockOpenAi;
+use support::gateway::{provider, typed_provider, Gateway, TOKEN};
+use support::mock_anthropic::MockAnthropic;
+use support::mock_gemini::MockGemini;
+use support::mock_openai::{MockOpenAi, Reply};
 
 async fn run_python(script: &str, args: &[&str]) -> (bool, String) {
     let out = tokio::time::timeout(
@@ -50,4 +52,104 @@ async fn official_openai_python_sdk_works_through_the_gateway() {
     ] {
         assert!(output.contains(line), "missing {line:?} in:\n{output}");
     }
+}
+
+/// Chat requests 1-2 answer text, 3-4 a get_weather({"city":"Paris"}) call.
+fn script_tools(push: impl Fn(Reply)) {
+    push(Reply::Complete);
+    push(Reply::Complete);
+    push(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#));
+    push(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#));
+}
+
+fn openai_client_config(kind: &str, url: &str, key: &str) -> String {
+    format!(
+        "[aliases]\nfast = \"gpt-4o-mini\"\n{}",
+        typed_provider(kind, "p", url, &[key], "models = [\"gpt-4o-mini\"]")
+    )
+}
+
+#[tokio::test]
+async fn openai_sdk_on_anthropic_vendor_with_tools() {
+    let mock = MockAnthropic::start("claude").await;
+    script_tools(|r| mock.push(r));
+    let gw = Gateway::start(&openai_client_config(
+        "anthropic",
+        &mock.base_url(),
+        "sk-ant-000000000001",
+    ))
+    .await;
+    let (ok, output) = run_python(
+        "openai_sdk.py",
+        &[&gw.url("/v1"), TOKEN, "claude", "--tools"],
+    )
+    .await;
+    assert!(
+        ok && output.contains("tool stream ok"),
+        "SDK run failed:\n{output}\ngateway log:\n{}",
+        gw.logs()
+    );
+}
+
+#[tokio::test]
+async fn openai_sdk_on_gemini_vendor_with_tools() {
+    let mock = MockGemini::start("gem").await;
+    script_tools(|r| mock.push(r));
+    let gw = Gateway::start(&openai_client_config(
+        "gemini",
+        &mock.base_url(),
+        "AIza-000000000001",
+    ))
+    .await;
+    let (ok, output) =
+        run_python("openai_sdk.py", &[&gw.url("/v1"), TOKEN, "gem", "--tools"]).await;
+    assert!(
+        ok && output.contains("tool stream ok"),
+        "SDK run failed:\n{output}\ngateway log:\n{}",
+        gw.logs()
+    );
+}
+
+async fn anthropic_sdk_against(kind: &str, url: &str, name: &str) {
+    let toml = typed_provider(
+        kind,
+        "p",
+        url,
+        &["vendor-key-000000000001"],
+        "models = [\"claude-test\"]",
+    );
+    let gw = Gateway::start(&toml).await;
+    let (ok, output) = run_python("anthropic_sdk.py", &[&gw.base, TOKEN, name]).await;
+    assert!(ok, "SDK run failed:\n{output}\ngateway log:\n{}", gw.logs());
+    for line in [
+        "non-stream ok",
+        "stream ok",
+        "tool non-stream ok",
+        "tool stream ok",
+        "not-found ok",
+        "auth ok",
+    ] {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
+}
+
+#[tokio::test]
+async fn anthropic_sdk_on_anthropic_vendor() {
+    let mock = MockAnthropic::start("claude").await;
+    script_tools(|r| mock.push(r));
+    anthropic_sdk_against("anthropic", &mock.base_url(), "claude").await;
+}
+
+#[tokio::test]
+async fn anthropic_sdk_on_openai_vendor() {
+    let mock = MockOpenAi::start("oai").await;
+    script_tools(|r| mock.push(r));
+    anthropic_sdk_against("openai", &mock.base_url(), "oai").await;
+}
+
+#[tokio::test]
+async fn anthropic_sdk_on_gemini_vendor() {
+    let mock = MockGemini::start("gem").await;
+    script_tools(|r| mock.push(r));
+    anthropic_sdk_against("gemini", &mock.base_url(), "gem").await;
 }

@@ -43,7 +43,9 @@ fn openai_chunks(text: &str) -> (Vec<Value>, bool) {
         if data == "[DONE]" {
             done = true;
         } else {
-            chunks.push(serde_json::from_str(&data).unwrap_or_else(|e| panic!("bad chunk {data}: {e}")));
+            chunks.push(
+                serde_json::from_str(&data).unwrap_or_else(|e| panic!("bad chunk {data}: {e}")),
+            );
         }
     }
     (chunks, done)
@@ -63,7 +65,10 @@ fn anthropic_gateway_config(url: &str, extra: &str) -> String {
 #[tokio::test]
 async fn openai_client_on_anthropic_vendor_non_streaming() {
     let mock = MockAnthropic::start("claude").await;
-    let toml = anthropic_gateway_config(&mock.base_url(), "model_map = { \"gpt-4o\" = \"claude-sonnet-4-5\" }");
+    let toml = anthropic_gateway_config(
+        &mock.base_url(),
+        "model_map = { \"gpt-4o\" = \"claude-sonnet-4-5\" }",
+    );
     let gw = Gateway::start(&toml).await;
     let r = gw
         .chat(&json!({
@@ -81,19 +86,32 @@ async fn openai_client_on_anthropic_vendor_non_streaming() {
     assert_eq!(r.headers()["x-llm-orchestrator-provider"], "claude");
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["object"], "chat.completion");
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from claude");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from claude"
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert!(body["usage"]["prompt_tokens"].as_u64().unwrap_or(0) > 0);
     assert_eq!(
         body["usage"]["total_tokens"].as_u64(),
-        Some(body["usage"]["prompt_tokens"].as_u64().unwrap_or(0) + body["usage"]["completion_tokens"].as_u64().unwrap_or(0))
+        Some(
+            body["usage"]["prompt_tokens"].as_u64().unwrap_or(0)
+                + body["usage"]["completion_tokens"].as_u64().unwrap_or(0)
+        )
     );
 
     let seen = &mock.requests()[0];
     assert_eq!(seen.route(), "/v1/messages");
     assert_eq!(seen.header("x-api-key").as_deref(), Some(AN_KEY));
-    assert_eq!(seen.header("anthropic-version").as_deref(), Some("2023-06-01"));
-    assert_eq!(seen.header("authorization"), None, "the client's token never reaches the vendor");
+    assert_eq!(
+        seen.header("anthropic-version").as_deref(),
+        Some("2023-06-01")
+    );
+    assert_eq!(
+        seen.header("authorization"),
+        None,
+        "the client's token never reaches the vendor"
+    );
     let sent = seen.json();
     assert_eq!(sent["model"], "claude-sonnet-4-5");
     assert_eq!(sent["system"], "You are terse.");
@@ -101,7 +119,10 @@ async fn openai_client_on_anthropic_vendor_non_streaming() {
     assert_eq!(sent["temperature"], 1.0, "clamped to Anthropic's range");
     assert_eq!(sent["stop_sequences"], json!(["END"]));
     assert_eq!(sent["messages"][0]["role"], "user");
-    assert!(sent.get("vendor_extension").is_none(), "untranslated fields are dropped on cross-format routes");
+    assert!(
+        sent.get("vendor_extension").is_none(),
+        "untranslated fields are dropped on cross-format routes"
+    );
 }
 
 #[tokio::test]
@@ -109,28 +130,51 @@ async fn openai_client_on_anthropic_vendor_streams_text_and_usage() {
     let mock = MockAnthropic::start("claude").await;
     let gw = Gateway::start(&anthropic_gateway_config(&mock.base_url(), "")).await;
     let r = gw
-        .chat(&json!({"model": "claude-x", "stream": true, "stream_options": {"include_usage": true},
-                      "messages": [{"role": "user", "content": "Hi"}]}))
+        .chat(
+            &json!({"model": "claude-x", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "Hi"}]}),
+        )
         .await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap_or("").starts_with("text/event-stream"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/event-stream"));
     let (chunks, done) = openai_chunks(&r.text().await.expect("body"));
     assert!(done, "ends with [DONE]");
     assert_eq!(content_of(&chunks), "Hello from claude");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
-    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "stop"));
     let usage = &chunks.last().expect("usage chunk")["usage"];
-    assert!(usage["completion_tokens"].as_u64().unwrap_or(0) > 0, "{usage}");
+    assert!(
+        usage["completion_tokens"].as_u64().unwrap_or(0) > 0,
+        "{usage}"
+    );
     assert_eq!(mock.requests()[0].json()["stream"], true);
-    assert!(gw.wait_log("completion_tokens=3", Duration::from_secs(5)).await, "usage in the request log:\n{}", gw.logs());
+    assert!(
+        gw.wait_log("completion_tokens=3", Duration::from_secs(5))
+            .await,
+        "usage in the request log:\n{}",
+        gw.logs()
+    );
 }
 
 #[tokio::test]
 async fn openai_client_on_anthropic_vendor_streams_tool_call_arguments() {
     let mock = MockAnthropic::start("claude").await;
-    mock.push(Reply::tool_call("get_weather", r#"{"city":"Paris","unit":"celsius"}"#));
-    mock.push(Reply::tool_call("get_weather", r#"{"city":"Paris","unit":"celsius"}"#));
+    mock.push(Reply::tool_call(
+        "get_weather",
+        r#"{"city":"Paris","unit":"celsius"}"#,
+    ));
+    mock.push(Reply::tool_call(
+        "get_weather",
+        r#"{"city":"Paris","unit":"celsius"}"#,
+    ));
     let gw = Gateway::start(&anthropic_gateway_config(&mock.base_url(), "")).await;
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}}}}}]);
@@ -141,7 +185,8 @@ async fn openai_client_on_anthropic_vendor_streams_tool_call_arguments() {
     let body: Value = r.json().await.expect("json");
     let call = &body["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_weather");
-    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or("")).expect("arguments json");
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or(""))
+        .expect("arguments json");
     assert_eq!(args, json!({"city": "Paris", "unit": "celsius"}));
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     let sent = mock.requests()[0].json();
@@ -155,14 +200,29 @@ async fn openai_client_on_anthropic_vendor_streams_tool_call_arguments() {
     assert!(done);
     let deltas: Vec<&Value> = chunks
         .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0].as_object().map(|_| &c["choices"][0]["delta"]["tool_calls"][0]))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"][0]
+                .as_object()
+                .map(|_| &c["choices"][0]["delta"]["tool_calls"][0])
+        })
         .collect();
-    assert!(deltas.len() >= 3, "arguments streamed in pieces: {deltas:?}");
+    assert!(
+        deltas.len() >= 3,
+        "arguments streamed in pieces: {deltas:?}"
+    );
     assert_eq!(deltas[0]["function"]["name"], "get_weather");
     assert!(deltas[0]["id"].as_str().unwrap_or("").starts_with("toolu_"));
-    let joined: String = deltas.iter().filter_map(|d| d["function"]["arguments"].as_str()).collect();
-    assert_eq!(serde_json::from_str::<Value>(&joined).expect("joined json"), json!({"city": "Paris", "unit": "celsius"}));
-    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+    let joined: String = deltas
+        .iter()
+        .filter_map(|d| d["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&joined).expect("joined json"),
+        json!({"city": "Paris", "unit": "celsius"})
+    );
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
 }
 
 #[tokio::test]
@@ -180,7 +240,10 @@ async fn tool_results_keep_their_ids_across_turns() {
     assert_eq!(r.status(), 200);
     let sent = mock.requests()[0].json();
     let msgs = sent["messages"].as_array().expect("messages");
-    assert_eq!(msgs[1]["content"][0], json!({"type": "tool_use", "id": "toolu_01A", "name": "get_weather", "input": {"city": "Paris"}}));
+    assert_eq!(
+        msgs[1]["content"][0],
+        json!({"type": "tool_use", "id": "toolu_01A", "name": "get_weather", "input": {"city": "Paris"}})
+    );
     assert_eq!(msgs[2]["role"], "user");
     assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
     assert_eq!(msgs[2]["content"][0]["tool_use_id"], "toolu_01A");
@@ -192,32 +255,63 @@ async fn thinking_reaches_openai_clients_as_reasoning_content() {
     mock.push(Reply::thinking("Let me think about it"));
     mock.push(Reply::thinking("Let me think about it"));
     let gw = Gateway::start(&anthropic_gateway_config(&mock.base_url(), "")).await;
-    let body: Value = gw.chat(&json!({"model": "c", "messages": [{"role": "user", "content": "Hi"}]})).await.json().await.expect("json");
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from claude");
-    assert_eq!(body["choices"][0]["message"]["reasoning_content"], "Let me think about it");
+    let body: Value = gw
+        .chat(&json!({"model": "c", "messages": [{"role": "user", "content": "Hi"}]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from claude"
+    );
+    assert_eq!(
+        body["choices"][0]["message"]["reasoning_content"],
+        "Let me think about it"
+    );
 
-    let r = gw.chat(&json!({"model": "c", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})).await;
+    let r = gw
+        .chat(
+            &json!({"model": "c", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
     let text = r.text().await.expect("body");
     let (chunks, done) = openai_chunks(&text);
     assert!(done);
-    let reasoning: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str()).collect();
+    let reasoning: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
     assert_eq!(reasoning.trim(), "Let me think about it");
     assert_eq!(content_of(&chunks), "Hello from claude");
-    assert!(!text.contains("sig_"), "signatures have no place in the OpenAI format");
+    assert!(
+        !text.contains("sig_"),
+        "signatures have no place in the OpenAI format"
+    );
 }
 
 #[tokio::test]
 async fn anthropic_api_version_2026_drops_sampling_parameters() {
     let mock = MockAnthropic::start("claude").await;
-    let gw = Gateway::start(&anthropic_gateway_config(&mock.base_url(), "anthropic_version = \"2026-10-21\"")).await;
+    let gw = Gateway::start(&anthropic_gateway_config(
+        &mock.base_url(),
+        "anthropic_version = \"2026-10-21\"",
+    ))
+    .await;
     let r = gw
         .chat(&json!({"model": "c", "temperature": 0.7, "top_p": 0.9, "messages": [{"role": "user", "content": "Hi"}]}))
         .await;
     assert_eq!(r.status(), 200);
     let seen = &mock.requests()[0];
-    assert_eq!(seen.header("anthropic-version").as_deref(), Some("2026-10-21"));
+    assert_eq!(
+        seen.header("anthropic-version").as_deref(),
+        Some("2026-10-21")
+    );
     let sent = seen.json();
-    assert!(sent.get("temperature").is_none() && sent.get("top_p").is_none(), "{sent}");
+    assert!(
+        sent.get("temperature").is_none() && sent.get("top_p").is_none(),
+        "{sent}"
+    );
 }
 
 #[tokio::test]
@@ -228,7 +322,9 @@ async fn anthropic_vendor_errors_reach_openai_clients_in_openai_format() {
         r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate"}}"#,
     ));
     let gw = Gateway::start(&anthropic_gateway_config(&mock.base_url(), "")).await;
-    let r = gw.chat(&json!({"model": "c", "messages": [{"role": "user", "content": "Hi"}]})).await;
+    let r = gw
+        .chat(&json!({"model": "c", "messages": [{"role": "user", "content": "Hi"}]}))
+        .await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["message"], "messages: roles must alternate");
@@ -240,14 +336,31 @@ async fn anthropic_vendor_errors_reach_openai_clients_in_openai_format() {
 async fn anthropic_overloaded_529_fails_over() {
     let busy = MockAnthropic::start("busy").await;
     let spare = MockAnthropic::start("spare").await;
-    busy.set_default(Reply::status(529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#));
+    busy.set_default(Reply::status(
+        529,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    ));
     let toml = format!(
         "{}{}",
-        typed_provider("anthropic", "busy", &busy.base_url(), &[AN_KEY], "weight = 1000"),
-        typed_provider("anthropic", "spare", &spare.base_url(), &[AN_KEY], "weight = 1")
+        typed_provider(
+            "anthropic",
+            "busy",
+            &busy.base_url(),
+            &[AN_KEY],
+            "weight = 1000"
+        ),
+        typed_provider(
+            "anthropic",
+            "spare",
+            &spare.base_url(),
+            &[AN_KEY],
+            "weight = 1"
+        )
     );
     let gw = Gateway::start(&toml).await;
-    let r = gw.chat(&json!({"model": "c", "messages": [{"role": "user", "content": "Hi"}]})).await;
+    let r = gw
+        .chat(&json!({"model": "c", "messages": [{"role": "user", "content": "Hi"}]}))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-llm-orchestrator-provider"], "spare");
 }
@@ -262,22 +375,43 @@ async fn translated_streams_that_die_end_with_an_error_event() {
     an.push(Reply::StreamError);
     ge.push(Reply::StreamError);
     let gw_an = Gateway::start(&anthropic_gateway_config(&an.base_url(), "")).await;
-    let gw_ge = Gateway::start(&typed_provider("gemini", "gem", &ge.base_url(), &[GE_KEY], "")).await;
-    let req = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
-    for (gw, what) in [(&gw_an, "anthropic cut"), (&gw_an, "anthropic error event"), (&gw_ge, "gemini truncated")] {
+    let gw_ge = Gateway::start(&typed_provider(
+        "gemini",
+        "gem",
+        &ge.base_url(),
+        &[GE_KEY],
+        "",
+    ))
+    .await;
+    let req =
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    for (gw, what) in [
+        (&gw_an, "anthropic cut"),
+        (&gw_an, "anthropic error event"),
+        (&gw_ge, "gemini truncated"),
+    ] {
         let r = gw.chat(&req).await;
         assert_eq!(r.status(), 200, "{what}");
         let (chunks, done) = openai_chunks(&r.text().await.expect("body"));
         assert!(!done, "{what}: no [DONE] after a failure");
         let last = chunks.last().expect("some chunks");
-        assert!(last["error"]["message"].is_string(), "{what}: last event is an error: {last}");
+        assert!(
+            last["error"]["message"].is_string(),
+            "{what}: last event is an error: {last}"
+        );
     }
 }
 
 #[tokio::test]
 async fn openai_client_on_gemini_vendor() {
     let mock = MockGemini::start("gem").await;
-    let toml = typed_provider("gemini", "gem", &mock.base_url(), &[GE_KEY], "model_map = { \"fast\" = \"gemini-2.5-flash\" }");
+    let toml = typed_provider(
+        "gemini",
+        "gem",
+        &mock.base_url(),
+        &[GE_KEY],
+        "model_map = { \"fast\" = \"gemini-2.5-flash\" }",
+    );
     let gw = Gateway::start(&toml).await;
     let r = gw
         .chat(&json!({"model": "fast", "max_tokens": 100, "messages": [
@@ -295,26 +429,47 @@ async fn openai_client_on_gemini_vendor() {
     assert!(body["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0);
 
     let seen = &mock.requests()[0];
-    assert_eq!(seen.route(), "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(
+        seen.route(),
+        "/v1beta/models/gemini-2.5-flash:generateContent"
+    );
     assert_eq!(seen.header("x-goog-api-key").as_deref(), Some(GE_KEY));
     let sent = seen.json();
     assert_eq!(sent["systemInstruction"]["parts"][0]["text"], "Be brief.");
-    let roles: Vec<&str> = sent["contents"].as_array().expect("contents").iter().filter_map(|c| c["role"].as_str()).collect();
+    let roles: Vec<&str> = sent["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .filter_map(|c| c["role"].as_str())
+        .collect();
     assert_eq!(roles, vec!["user", "model", "user"]);
     assert_eq!(sent["generationConfig"]["maxOutputTokens"], 100);
-    assert!(sent.get("model").is_none(), "Gemini takes the model in the path");
+    assert!(
+        sent.get("model").is_none(),
+        "Gemini takes the model in the path"
+    );
 
     // Streaming uses streamGenerateContent with alt=sse.
     let r = gw
-        .chat(&json!({"model": "fast", "stream": true, "stream_options": {"include_usage": true},
-                      "messages": [{"role": "user", "content": "Hi"}]}))
+        .chat(
+            &json!({"model": "fast", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "Hi"}]}),
+        )
         .await;
     let (chunks, done) = openai_chunks(&r.text().await.expect("body"));
     assert!(done);
     assert_eq!(content_of(&chunks), "Hello from gem");
-    assert!(chunks.last().expect("usage")["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0);
+    assert!(
+        chunks.last().expect("usage")["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
     let seen = &mock.requests()[1];
-    assert_eq!(seen.route(), "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+    assert_eq!(
+        seen.route(),
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    );
     assert_eq!(seen.query("alt"), Some("sse"));
 }
 
@@ -322,7 +477,14 @@ async fn openai_client_on_gemini_vendor() {
 async fn gemini_tool_calls_keep_thought_signatures_across_turns() {
     let mock = MockGemini::start("gem").await;
     mock.push(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#));
-    let gw = Gateway::start(&typed_provider("gemini", "gem", &mock.base_url(), &[GE_KEY], "")).await;
+    let gw = Gateway::start(&typed_provider(
+        "gemini",
+        "gem",
+        &mock.base_url(),
+        &[GE_KEY],
+        "",
+    ))
+    .await;
     let tools = json!([{"type": "function", "function": {"name": "get_weather",
         "parameters": {"type": "object", "additionalProperties": false, "$schema": "http://json-schema.org/draft-07/schema#",
                        "properties": {"city": {"type": ["string", "null"]}}, "required": ["city"]}}}]);
@@ -330,64 +492,121 @@ async fn gemini_tool_calls_keep_thought_signatures_across_turns() {
     let body: Value = r.json().await.expect("json");
     let call = body["choices"][0]["message"]["tool_calls"][0].clone();
     assert_eq!(call["function"]["name"], "get_weather");
-    assert_eq!(serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap_or("")).expect("args"), json!({"city": "Paris"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap_or(""))
+            .expect("args"),
+        json!({"city": "Paris"})
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
-    let signature = call["extra_content"]["google"]["thought_signature"].as_str().expect("signature kept").to_string();
+    let signature = call["extra_content"]["google"]["thought_signature"]
+        .as_str()
+        .expect("signature kept")
+        .to_string();
 
     // The schema was cleaned of keywords Gemini rejects.
     let params = &mock.requests()[0].json()["tools"][0]["functionDeclarations"][0]["parameters"];
-    assert!(params.get("additionalProperties").is_none() && params.get("$schema").is_none(), "{params}");
+    assert!(
+        params.get("additionalProperties").is_none() && params.get("$schema").is_none(),
+        "{params}"
+    );
     assert_eq!(params["properties"]["city"]["nullable"], true);
 
     // Next turn: the signature goes back on the functionCall part.
     let r = gw
-        .chat(&json!({"model": "gemini-3-pro", "tools": tools, "messages": [
-            {"role": "user", "content": "Weather?"},
-            {"role": "assistant", "content": null, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": call["id"], "content": "{\"temp\": 18}"}
-        ]}))
+        .chat(
+            &json!({"model": "gemini-3-pro", "tools": tools, "messages": [
+                {"role": "user", "content": "Weather?"},
+                {"role": "assistant", "content": null, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": call["id"], "content": "{\"temp\": 18}"}
+            ]}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let sent = mock.requests()[1].json();
     let model_turn = &sent["contents"][1];
     assert_eq!(model_turn["role"], "model");
-    assert_eq!(model_turn["parts"][0]["functionCall"]["name"], "get_weather");
-    assert_eq!(model_turn["parts"][0]["thoughtSignature"], signature.as_str());
+    assert_eq!(
+        model_turn["parts"][0]["functionCall"]["name"],
+        "get_weather"
+    );
+    assert_eq!(
+        model_turn["parts"][0]["thoughtSignature"],
+        signature.as_str()
+    );
     let response_turn = &sent["contents"][2];
-    assert_eq!(response_turn["parts"][0]["functionResponse"]["name"], "get_weather");
-    assert_eq!(response_turn["parts"][0]["functionResponse"]["response"], json!({"temp": 18}));
+    assert_eq!(
+        response_turn["parts"][0]["functionResponse"]["name"],
+        "get_weather"
+    );
+    assert_eq!(
+        response_turn["parts"][0]["functionResponse"]["response"],
+        json!({"temp": 18})
+    );
 }
 
 #[tokio::test]
 async fn gemini_invalid_key_fails_over_to_the_next_key() {
     let mock = MockGemini::start("gem").await;
-    let gw = Gateway::start(&typed_provider("gemini", "gem", &mock.base_url(), &["bad-key", GE_KEY], "")).await;
+    let gw = Gateway::start(&typed_provider(
+        "gemini",
+        "gem",
+        &mock.base_url(),
+        &["bad-key", GE_KEY],
+        "",
+    ))
+    .await;
     for _ in 0..3 {
         let r = gw.chat(&json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "Hi"}]})).await;
         assert_eq!(r.status(), 200);
     }
-    let keys: Vec<String> = mock.requests().iter().filter_map(|r| r.header("x-goog-api-key")).collect();
-    assert_eq!(keys.iter().filter(|k| *k == "bad-key").count(), 1, "the invalid key cools down after one try: {keys:?}");
+    let keys: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("x-goog-api-key"))
+        .collect();
+    assert_eq!(
+        keys.iter().filter(|k| *k == "bad-key").count(),
+        1,
+        "the invalid key cools down after one try: {keys:?}"
+    );
 }
 
 #[tokio::test]
 async fn anthropic_client_on_openai_vendor() {
     let mock = MockOpenAi::start("oai").await;
-    let gw = Gateway::start(&typed_provider("openai", "oai", &mock.base_url(), &[OA_KEY], "")).await;
+    let gw = Gateway::start(&typed_provider(
+        "openai",
+        "oai",
+        &mock.base_url(),
+        &[OA_KEY],
+        "",
+    ))
+    .await;
     let r = gw
-        .messages(&json!({"model": "gpt-4o", "max_tokens": 50, "system": "Be brief.",
-                          "messages": [{"role": "user", "content": "Hi"}]}))
+        .messages(
+            &json!({"model": "gpt-4o", "max_tokens": 50, "system": "Be brief.",
+                          "messages": [{"role": "user", "content": "Hi"}]}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["type"], "message");
     assert_eq!(body["role"], "assistant");
-    assert_eq!(body["content"][0], json!({"type": "text", "text": "Hello from oai"}));
+    assert_eq!(
+        body["content"][0],
+        json!({"type": "text", "text": "Hello from oai"})
+    );
     assert_eq!(body["stop_reason"], "end_turn");
     assert!(body["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0);
     let sent = mock.requests()[0].json();
-    assert_eq!(sent["messages"][0], json!({"role": "system", "content": "Be brief."}));
-    assert_eq!(mock.requests()[0].header("authorization").as_deref(), Some(&*format!("Bearer {OA_KEY}")));
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    assert_eq!(
+        mock.requests()[0].header("authorization").as_deref(),
+        Some(&*format!("Bearer {OA_KEY}"))
+    );
 
     // Streaming: the documented Anthropic event sequence.
     let r = gw
@@ -397,7 +616,11 @@ async fn anthropic_client_on_openai_vendor() {
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(names.first(), Some(&"message_start"));
     assert_eq!(names.last(), Some(&"message_stop"));
-    assert!(names.contains(&"content_block_start") && names.contains(&"content_block_stop") && names.contains(&"message_delta"));
+    assert!(
+        names.contains(&"content_block_start")
+            && names.contains(&"content_block_stop")
+            && names.contains(&"message_delta")
+    );
     let text: String = events
         .iter()
         .filter(|(e, _)| e == "content_block_delta")
@@ -407,7 +630,11 @@ async fn anthropic_client_on_openai_vendor() {
     assert_eq!(text, "Hello from oai");
     for (event, data) in &events {
         let v: Value = serde_json::from_str(data).expect("event json");
-        assert_eq!(v["type"], event.as_str(), "data.type matches the event name");
+        assert_eq!(
+            v["type"],
+            event.as_str(),
+            "data.type matches the event name"
+        );
     }
 }
 
@@ -435,17 +662,35 @@ async fn anthropic_client_on_anthropic_vendor_is_a_faithful_pass_through() {
     assert_eq!(body["content"][0]["text"], "Hello from claude");
     let seen = &mock.requests()[0];
     assert_eq!(seen.body, raw, "body untouched");
-    assert_eq!(seen.header("x-api-key").as_deref(), Some(AN_KEY), "the provider's key replaces the client's token");
-    assert_eq!(seen.header("anthropic-beta").as_deref(), Some("prompt-caching-2024-07-31"));
+    assert_eq!(
+        seen.header("x-api-key").as_deref(),
+        Some(AN_KEY),
+        "the provider's key replaces the client's token"
+    );
+    assert_eq!(
+        seen.header("anthropic-beta").as_deref(),
+        Some("prompt-caching-2024-07-31")
+    );
 
     // Streams are relayed event for event.
     let r = gw.messages(&json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "Hi"}]})).await;
     let events = sse(&r.text().await.expect("body"));
     assert_eq!(events.first().map(|e| e.0.as_str()), Some("message_start"));
     assert_eq!(events.last().map(|e| e.0.as_str()), Some("message_stop"));
-    assert!(events.iter().any(|(e, _)| e == "ping"), "even pings pass through");
-    assert!(gw.wait_log("api=\"anthropic\"", Duration::from_secs(5)).await);
-    assert!(gw.wait_log("completion_tokens=3", Duration::from_secs(5)).await, "usage read from the relayed stream:\n{}", gw.logs());
+    assert!(
+        events.iter().any(|(e, _)| e == "ping"),
+        "even pings pass through"
+    );
+    assert!(
+        gw.wait_log("api=\"anthropic\"", Duration::from_secs(5))
+            .await
+    );
+    assert!(
+        gw.wait_log("completion_tokens=3", Duration::from_secs(5))
+            .await,
+        "usage read from the relayed stream:\n{}",
+        gw.logs()
+    );
 }
 
 #[tokio::test]
@@ -453,14 +698,24 @@ async fn anthropic_client_on_gemini_vendor_with_tools() {
     let mock = MockGemini::start("gem").await;
     mock.push(Reply::Complete);
     mock.push(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#));
-    let gw = Gateway::start(&typed_provider("gemini", "gem", &mock.base_url(), &[GE_KEY], "")).await;
+    let gw = Gateway::start(&typed_provider(
+        "gemini",
+        "gem",
+        &mock.base_url(),
+        &[GE_KEY],
+        "",
+    ))
+    .await;
     let r = gw
         .messages(&json!({"model": "gemini-2.5-flash", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
         .await;
     let events = sse(&r.text().await.expect("body"));
     assert_eq!(events.first().map(|e| e.0.as_str()), Some("message_start"));
     assert_eq!(events.last().map(|e| e.0.as_str()), Some("message_stop"));
-    let delta = events.iter().find(|(e, _)| e == "message_delta").expect("message_delta");
+    let delta = events
+        .iter()
+        .find(|(e, _)| e == "message_delta")
+        .expect("message_delta");
     let delta: Value = serde_json::from_str(&delta.1).expect("json");
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
     assert!(delta["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0);
@@ -471,7 +726,13 @@ async fn anthropic_client_on_gemini_vendor_with_tools() {
             "messages": [{"role": "user", "content": "Weather?"}]}))
         .await;
     let body: Value = r.json().await.expect("json");
-    let tool = body["content"].as_array().expect("content").iter().find(|b| b["type"] == "tool_use").cloned().expect("tool_use block");
+    let tool = body["content"]
+        .as_array()
+        .expect("content")
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .cloned()
+        .expect("tool_use block");
     assert_eq!(tool["name"], "get_weather");
     assert_eq!(tool["input"], json!({"city": "Paris"}));
     assert_eq!(body["stop_reason"], "tool_use");
@@ -480,28 +741,60 @@ async fn anthropic_client_on_gemini_vendor_with_tools() {
 #[tokio::test]
 async fn anthropic_clients_get_anthropic_errors_and_both_auth_forms_work() {
     let mock = MockOpenAi::start("oai").await;
-    let gw = Gateway::start(&typed_provider("openai", "oai", &mock.base_url(), &[OA_KEY], "models = [\"gpt-4o\"]")).await;
+    let gw = Gateway::start(&typed_provider(
+        "openai",
+        "oai",
+        &mock.base_url(),
+        &[OA_KEY],
+        "models = [\"gpt-4o\"]",
+    ))
+    .await;
     let req = json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]});
-    let ok = gw.post("/v1/messages", &[("authorization", &format!("Bearer {TOKEN}"))], &req).await;
+    let ok = gw
+        .post(
+            "/v1/messages",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            &req,
+        )
+        .await;
     assert_eq!(ok.status(), 200, "new SDKs send a bearer token");
     let ok = gw.post("/v1/messages", &[("x-api-key", TOKEN)], &req).await;
     assert_eq!(ok.status(), 200, "older SDKs send x-api-key");
-    let both = gw.post("/v1/messages", &[("x-api-key", TOKEN), ("authorization", "Bearer wrong")], &req).await;
+    let both = gw
+        .post(
+            "/v1/messages",
+            &[("x-api-key", TOKEN), ("authorization", "Bearer wrong")],
+            &req,
+        )
+        .await;
     assert_eq!(both.status(), 200, "x-api-key wins when both are present");
 
-    let bad = gw.post("/v1/messages", &[("x-api-key", "wrong")], &req).await;
+    let bad = gw
+        .post("/v1/messages", &[("x-api-key", "wrong")], &req)
+        .await;
     assert_eq!(bad.status(), 401);
     let body: Value = bad.json().await.expect("json");
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "authentication_error");
 
-    let unknown = gw.messages(&json!({"model": "nope", "max_tokens": 10, "messages": []})).await;
+    let unknown = gw
+        .messages(&json!({"model": "nope", "max_tokens": 10, "messages": []}))
+        .await;
     assert_eq!(unknown.status(), 404);
     let body: Value = unknown.json().await.expect("json");
     assert_eq!(body["error"]["type"], "not_found_error");
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("nope"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("nope"));
 
-    let malformed = gw.post("/v1/messages", &[("x-api-key", TOKEN), ("content-type", "application/json")], &json!("not an object")).await;
+    let malformed = gw
+        .post(
+            "/v1/messages",
+            &[("x-api-key", TOKEN), ("content-type", "application/json")],
+            &json!("not an object"),
+        )
+        .await;
     assert_eq!(malformed.status(), 400);
     let body: Value = malformed.json().await.expect("json");
     assert_eq!(body["error"]["type"], "invalid_request_error");
@@ -512,10 +805,18 @@ async fn anthropic_clients_get_anthropic_errors_and_both_auth_forms_work() {
 async fn untranslatable_requests_are_rejected_clearly() {
     let mock = MockAnthropic::start("claude").await;
     let gw = Gateway::start(&anthropic_gateway_config(&mock.base_url(), "")).await;
-    let r = gw.chat(&json!({"model": "c", "n": 3, "messages": [{"role": "user", "content": "Hi"}]})).await;
+    let r = gw
+        .chat(&json!({"model": "c", "n": 3, "messages": [{"role": "user", "content": "Hi"}]}))
+        .await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "unsupported_for_provider");
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("claude"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("claude"),
+        "{body}"
+    );
     assert_eq!(mock.count(), 0);
 }

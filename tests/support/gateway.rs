@@ -122,7 +122,12 @@ impl Gateway {
     }
 
     /// POST JSON to `path` with exactly these headers (no auth added).
-    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
         let mut req = reqwest::Client::new().post(self.url(path)).json(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -132,8 +137,12 @@ impl Gateway {
 
     /// POST an Anthropic Messages request with the test token as `x-api-key`.
     pub async fn messages(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.post("/v1/messages", &[("x-api-key", TOKEN), ("anthropic-version", "2023-06-01")], body)
-            .await
+        self.post(
+            "/v1/messages",
+            &[("x-api-key", TOKEN), ("anthropic-version", "2023-06-01")],
+            body,
+        )
+        .await
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -147,7 +156,13 @@ pub fn provider(name: &str, base_url: &str, keys: &[&str], extra: &str) -> Strin
 }
 
 /// A `[[providers]]` block of any type.
-pub fn typed_provider(kind: &str, name: &str, base_url: &str, keys: &[&str], extra: &str) -> String {
+pub fn typed_provider(
+    kind: &str,
+    name: &str,
+    base_url: &str,
+    keys: &[&str],
+    extra: &str,
+) -> String {
     let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
     format!(
         "[[providers]]\nname = {name:?}\ntype = {kind:?}\nbase_url = {base_url:?}\napi_keys = [{}]\n{extra}\n",
