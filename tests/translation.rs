@@ -820,3 +820,111 @@ async fn untranslatable_requests_are_rejected_clearly() {
     );
     assert_eq!(mock.count(), 0);
 }
+
+#[tokio::test]
+async fn anthropic_clients_get_an_anthropic_error_event_when_a_stream_dies() {
+    // Pass-through (Anthropic vendor) and translated (OpenAI vendor) streams.
+    let an = MockAnthropic::start("claude").await;
+    let oa = MockOpenAi::start("oai").await;
+    an.push(Reply::StreamThenDrop { events: 3 });
+    oa.push(Reply::StreamThenDrop { events: 2 });
+    let gw_an = Gateway::start(&anthropic_gateway_config(&an.base_url(), "")).await;
+    let gw_oa = Gateway::start(&typed_provider(
+        "openai",
+        "oai",
+        &oa.base_url(),
+        &[OA_KEY],
+        "",
+    ))
+    .await;
+    let req = json!({"model": "m", "max_tokens": 20, "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    for (gw, what) in [(&gw_an, "pass-through"), (&gw_oa, "translated")] {
+        let r = gw.messages(&req).await;
+        assert_eq!(r.status(), 200, "{what}");
+        let events = sse(&r.text().await.expect("body"));
+        let (name, data) = events.last().expect("events");
+        assert_eq!(name, "error", "{what}: {events:?}");
+        let v: Value = serde_json::from_str(data).expect("json");
+        assert_eq!(v["type"], "error");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("provider"),
+            "{what}: {v}"
+        );
+        assert!(
+            !events.iter().any(|(e, _)| e == "message_stop"),
+            "{what}: no clean end after a failure"
+        );
+    }
+}
+
+#[tokio::test]
+async fn images_reach_vendors_in_their_own_format() {
+    let an = MockAnthropic::start("claude").await;
+    let ge = MockGemini::start("gem").await;
+    let toml = format!(
+        "{}{}",
+        typed_provider(
+            "anthropic",
+            "claude",
+            &an.base_url(),
+            &[AN_KEY],
+            "models = [\"claude-x\"]"
+        ),
+        typed_provider(
+            "gemini",
+            "gem",
+            &ge.base_url(),
+            &[GE_KEY],
+            "models = [\"gemini-x\"]"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let content = json!([
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    ]);
+    for model in ["claude-x", "gemini-x"] {
+        let r = gw
+            .chat(&json!({"model": model, "messages": [{"role": "user", "content": content}]}))
+            .await;
+        assert_eq!(r.status(), 200, "{model}");
+    }
+    let block = &an.requests()[0].json()["messages"][0]["content"][1];
+    assert_eq!(
+        block,
+        &json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}})
+    );
+    let part = &ge.requests()[0].json()["contents"][0]["parts"][1];
+    assert_eq!(
+        part,
+        &json!({"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}})
+    );
+}
+
+#[tokio::test]
+async fn untranslated_fields_are_dropped_with_a_debug_log_and_kept_on_same_format_routes() {
+    let an = MockAnthropic::start("claude").await;
+    let oa = MockOpenAi::start("oai").await;
+    let toml = format!(
+        "{}{}",
+        typed_provider("anthropic", "claude", &an.base_url(), &[AN_KEY], "models = [\"claude-x\"]"),
+        typed_provider("openai", "oai", &oa.base_url(), &[OA_KEY], "models = [\"gpt-x\"]")
+    );
+    let gw = Gateway::start_with(&toml, &[("AUTH_TOKEN", TOKEN), ("LOG_LEVEL", "debug")]).await;
+    for model in ["claude-x", "gpt-x"] {
+        let r = gw
+            .chat(&json!({"model": model, "logit_bias": {"50256": -100}, "vendor_extension": 1,
+                          "messages": [{"role": "user", "content": "Hi"}]}))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let to_anthropic = an.requests()[0].json();
+    assert!(to_anthropic.get("vendor_extension").is_none() && to_anthropic.get("logit_bias").is_none());
+    let to_openai = oa.requests()[0].json();
+    assert_eq!(to_openai["vendor_extension"], 1, "same-format routes pass unknown fields through");
+    assert!(gw.wait_log("fields with no equivalent", Duration::from_secs(5)).await, "{}", gw.logs());
+    assert!(gw.logs().contains("vendor_extension"));
+}

@@ -185,3 +185,79 @@ pub(crate) fn as_openai_request(client: ClientApi, req: &Value) -> Result<Value,
         ClientApi::Anthropic => crate::protocol::anthropic::anthropic_request_to_openai(req),
     }
 }
+
+/// Top-level request fields each cross-format translation reads. Anything
+/// else a client sends has no equivalent at that vendor and is dropped; the
+/// proxy logs those names at debug level.
+pub fn translated_fields(client: ClientApi, kind: ProviderKind) -> &'static [&'static str] {
+    const OPENAI_TO_ANTHROPIC: &[&str] = &[
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "n",
+        "user",
+        "safety_identifier",
+        "metadata",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+        "modalities",
+        "audio",
+    ];
+    const OPENAI_TO_GEMINI: &[&str] = &[
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "n",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "tools",
+        "tool_choice",
+        "functions",
+        "function_call",
+        "response_format",
+        "reasoning_effort",
+        "include_reasoning",
+        "extra_body",
+    ];
+    const ANTHROPIC_TO_OPENAI: &[&str] = &[
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "tools",
+        "tool_choice",
+        "metadata",
+        "thinking",
+    ];
+    match (client, kind) {
+        (ClientApi::OpenAi, ProviderKind::Anthropic) => OPENAI_TO_ANTHROPIC,
+        (ClientApi::OpenAi, ProviderKind::Gemini) => OPENAI_TO_GEMINI,
+        (ClientApi::Anthropic, ProviderKind::OpenAi | ProviderKind::Gemini) => ANTHROPIC_TO_OPENAI,
+        // Same format: everything passes through.
+        (ClientApi::OpenAi, ProviderKind::OpenAi)
+        | (ClientApi::Anthropic, ProviderKind::Anthropic) => &[],
+    }
+}

@@ -85,8 +85,22 @@ fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Byte
     {
         return Ok(req.body.clone());
     }
+    let parsed = req.parsed()?;
+    if !same_format && tracing::enabled!(tracing::Level::DEBUG) {
+        let known = crate::providers::translated_fields(req.api, p.kind);
+        let dropped: Vec<&str> = parsed
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .map(String::as_str)
+            .filter(|k| !known.contains(k))
+            .collect();
+        if !dropped.is_empty() {
+            tracing::debug!(provider = %p.name, fields = ?dropped, "fields with no equivalent at this vendor are dropped");
+        }
+    }
     let translated = vendor(p.kind)
-        .translate_request(req.api, req.parsed()?, p, upstream_model)
+        .translate_request(req.api, parsed, p, upstream_model)
         .map_err(|e| GatewayError::Translate {
             provider: p.name.clone(),
             message: e.to_string(),
