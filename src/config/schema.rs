@@ -126,19 +126,40 @@ impl Default for RedisSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthSection {
+    /// Active checks on a timer (passive health is always on).
     pub enabled: bool,
-    pub interval_secs: u64,
+    /// Seconds between active checks.
+    pub interval_secs: f64,
+    /// Consecutive errors that make a provider unhealthy.
     pub max_errors: u32,
+    /// Hours before an unhealthy provider gets a trial request.
     pub retry_hours: f64,
+    /// The same in seconds; when set it wins over `retry_hours`.
+    pub retry_secs: Option<f64>,
+    /// Consecutive successes that make a degraded provider healthy again.
+    pub recover_successes: u32,
+    /// Share of its weight a degraded provider keeps (0 to 1).
+    pub degraded_weight: f64,
+    /// Active probe: `models` (GET the vendor's model list: free),
+    /// `connect` (TCP/TLS connect only), or `completion` (a 1-token chat
+    /// request: costs a little, proves the model answers).
+    pub probe: String,
+    /// Timeout of one probe.
+    pub probe_timeout_secs: f64,
 }
 
 impl Default for HealthSection {
     fn default() -> Self {
         HealthSection {
             enabled: true,
-            interval_secs: 300,
+            interval_secs: 300.0,
             max_errors: 5,
             retry_hours: 1.0,
+            retry_secs: None,
+            recover_successes: 3,
+            degraded_weight: 0.5,
+            probe: "models".into(),
+            probe_timeout_secs: 10.0,
         }
     }
 }

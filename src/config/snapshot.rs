@@ -6,7 +6,7 @@
 //! the data plane reads through `ArcSwap` and that later changes replace whole.
 
 use super::{ConfigErrors, FileConfig, OverridesSection, ProviderSection};
-use crate::health::{HealthRegistry, KeyState};
+use crate::health::{HealthPolicy, HealthRegistry, KeyState, ProviderHealth};
 use crate::protocol::overrides::Overrides;
 use crate::routing::{ModelPattern, Route, RouteCache};
 use bytes::Bytes;
@@ -32,10 +32,28 @@ pub struct ProcessSettings {
     pub redis_url: String,
 }
 
+/// Active health checking and the passive health policy.
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub policy: HealthPolicy,
+    pub probe: ProbeKind,
+    pub probe_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    Models,
+    Connect,
+    Completion,
+}
+
 /// The hot, immutable configuration every request reads.
 #[derive(Debug)]
 pub struct Snapshot {
     pub auth_token: Option<String>,
+    pub health: HealthSettings,
     pub max_body_bytes: usize,
     pub routing: RoutingSettings,
     pub providers: Vec<Arc<Provider>>,
@@ -148,6 +166,8 @@ pub struct Provider {
     /// `anthropic-version` header value (Anthropic providers).
     pub anthropic_version: String,
     pub default_max_tokens: u64,
+    /// Passive (and active) health, shared across snapshots.
+    pub health: Arc<ProviderHealth>,
     /// Round-robin position for key choice.
     pub next_key: AtomicUsize,
 }
@@ -265,16 +285,53 @@ pub fn compile(
     {
         e.push(source, "redis.url", "must start with redis:// or rediss://");
     }
-    if file.health.max_errors == 0 {
+    let h = &file.health;
+    if h.max_errors == 0 {
         e.push(source, "health.max_errors", "must be at least 1");
     }
-    if !(file.health.retry_hours.is_finite() && file.health.retry_hours >= 0.0) {
-        e.push(
-            source,
-            "health.retry_hours",
-            "must be a non-negative number",
-        );
+    if h.recover_successes == 0 {
+        e.push(source, "health.recover_successes", "must be at least 1");
     }
+    if !(h.degraded_weight.is_finite() && (0.0..=1.0).contains(&h.degraded_weight)) {
+        e.push(source, "health.degraded_weight", "must be between 0 and 1");
+    }
+    let retry_after = match h.retry_secs {
+        Some(secs) => secs_allow_zero(e, source, "health.retry_secs", secs),
+        None if h.retry_hours.is_finite() && (0.0..=8760.0).contains(&h.retry_hours) => {
+            Duration::from_secs_f64(h.retry_hours * 3600.0)
+        }
+        None => {
+            e.push(source, "health.retry_hours", "must be a number of hours between 0 and 8760");
+            Duration::from_secs(3600)
+        }
+    };
+    let interval = secs(e, source, "health.interval_secs", h.interval_secs);
+    let probe_timeout = secs(e, source, "health.probe_timeout_secs", h.probe_timeout_secs);
+    let probe = match h.probe.as_str() {
+        "models" => ProbeKind::Models,
+        "connect" => ProbeKind::Connect,
+        "completion" => ProbeKind::Completion,
+        other => {
+            e.push(
+                source,
+                "health.probe",
+                format!("{other:?} is not a probe; use models, connect or completion"),
+            );
+            ProbeKind::Models
+        }
+    };
+    let health = HealthSettings {
+        enabled: h.enabled,
+        interval,
+        policy: HealthPolicy {
+            max_errors: h.max_errors,
+            recover_successes: h.recover_successes,
+            retry_after,
+            degraded_weight: h.degraded_weight,
+        },
+        probe,
+        probe_timeout,
+    };
 
     // --- hot settings
     let max_body = file.server.max_body_bytes;
@@ -391,6 +448,7 @@ pub fn compile(
     let models_body = render_models(&known, &aliases, &routes);
     let snapshot = Snapshot {
         auth_token: file.server.auth_token.clone(),
+        health,
         max_body_bytes: max_body,
         routing: RoutingSettings {
             max_attempts: r.max_attempts,
@@ -419,6 +477,14 @@ fn secs(e: &mut ConfigErrors, source: &str, key: &str, v: f64) -> Duration {
             format!("{v} is not a number of seconds in (0, 86400]"),
         );
         Duration::from_secs(1)
+    }
+}
+
+fn secs_allow_zero(e: &mut ConfigErrors, source: &str, key: &str, v: f64) -> Duration {
+    if v == 0.0 {
+        Duration::ZERO
+    } else {
+        secs(e, source, key, v)
     }
 }
 
@@ -645,6 +711,7 @@ fn compile_provider(
         timeouts,
         anthropic_version,
         default_max_tokens,
+        health: registry.provider(&p.name),
         next_key: AtomicUsize::new(0),
     })
 }

@@ -1,15 +1,29 @@
-//! State that outlives a configuration snapshot: API key cooldowns.
+//! State that outlives a configuration snapshot: provider health and API
+//! key cooldowns.
 //!
 //! A snapshot is rebuilt on every config change, but a key that answered 429
-//! a second ago must stay cooling after the rebuild, so key state lives here,
-//! keyed by provider name and a fingerprint of the key, and snapshots hold
-//! `Arc`s into it. Reads on the hot path are single atomic loads.
+//! a second ago must stay cooling after the rebuild, and an unhealthy
+//! provider must stay unhealthy, so this state lives here — keyed by
+//! provider name (and a fingerprint of the key) — and snapshots hold `Arc`s
+//! into it. Reads on the hot path are single atomic loads.
+
+pub mod checker;
+mod provider;
+
+pub use provider::{Admission, HealthPolicy, HealthState, HealthView, LastError, ProviderHealth};
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Unix time in milliseconds (for display only; decisions use [`now_ms`]).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// Milliseconds on a process-local monotonic clock (never 0 after start).
 pub fn now_ms() -> u64 {
@@ -49,6 +63,12 @@ impl KeyState {
         self.cooldown_until_ms.load(Ordering::Relaxed) <= now
     }
 
+    /// Usable again at once (an active re-check succeeded).
+    pub fn clear(&self) {
+        self.cooldown_until_ms.store(0, Ordering::Relaxed);
+        self.reason.store(CooldownReason::None as u8, Ordering::Relaxed);
+    }
+
     pub fn cool_down(&self, for_: Duration, reason: CooldownReason) {
         let until = now_ms() + for_.as_millis() as u64;
         // Keep the later deadline when two requests report at once.
@@ -80,11 +100,23 @@ impl KeyState {
 #[derive(Debug, Default)]
 pub struct HealthRegistry {
     keys: Mutex<HashMap<(String, u64), Arc<KeyState>>>,
+    providers: Mutex<HashMap<String, Arc<ProviderHealth>>>,
 }
 
 impl HealthRegistry {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// The health of this provider, shared with earlier snapshots.
+    pub fn provider(&self, name: &str) -> Arc<ProviderHealth> {
+        let mut map = match self.providers.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(name.to_string())
+            .or_insert_with(|| Arc::new(ProviderHealth::new(name)))
+            .clone()
     }
 
     /// The state for this key of this provider, shared with earlier snapshots.
@@ -128,4 +160,53 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &reg.key_state("q", "sk-1")));
     }
+}
+
+/// The `GET /api/providers/health` document: every provider and key.
+pub fn report(snap: &crate::config::Snapshot) -> serde_json::Value {
+    use serde_json::json;
+    let now = now_ms();
+    let wall = wall_ms();
+    let providers: Vec<serde_json::Value> = snap
+        .providers
+        .iter()
+        .map(|p| {
+            let v = p.health.view();
+            let keys: Vec<serde_json::Value> = p
+                .keys
+                .iter()
+                .map(|k| {
+                    let reason = k.state.reason(now);
+                    let remaining = k.state.remaining_ms(now);
+                    json!({
+                        "key": k.masked,
+                        "state": match reason {
+                            CooldownReason::None => "available",
+                            CooldownReason::RateLimited => "cooling",
+                            CooldownReason::AuthFailed => "disabled",
+                        },
+                        "reason": (reason != CooldownReason::None).then(|| reason.as_str()),
+                        "cooldown_until_ms": (remaining > 0).then_some(wall + remaining),
+                        "cooldown_remaining_secs": (remaining > 0).then(|| remaining as f64 / 1000.0),
+                    })
+                })
+                .collect();
+            json!({
+                "name": p.name,
+                "type": p.kind.as_str(),
+                "enabled": p.enabled,
+                "state": v.state.as_str(),
+                "consecutive_errors": v.consecutive_errors,
+                "consecutive_successes": v.consecutive_successes,
+                "last_error": v.last_error.map(|e| json!({
+                    "status": e.status, "message": e.message, "at_ms": e.at_ms,
+                })),
+                "last_success_ms": v.last_success_ms,
+                "next_trial_ms": v.next_trial_ms,
+                "transitions": v.transitions,
+                "keys": keys,
+            })
+        })
+        .collect();
+    json!({ "providers": providers, "checked_at_ms": wall })
 }

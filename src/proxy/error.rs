@@ -6,6 +6,14 @@ use crate::protocol::{anthropic, openai};
 use crate::providers::{vendor, ClientApi};
 use bytes::Bytes;
 
+/// Why no candidate could even be tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    RateLimited,
+    KeysRejected,
+    Unhealthy,
+}
+
 #[derive(Debug)]
 pub enum GatewayError {
     Unauthorized(&'static str),
@@ -29,7 +37,7 @@ pub enum GatewayError {
     /// Nothing could be tried: every candidate's keys are cooling down.
     NoUsableProvider {
         model: String,
-        rate_limited: bool,
+        reason: Unusable,
         retry_after_secs: u64,
     },
     /// The vendor's own answer, relayed (4xx without failover, or the last
@@ -62,13 +70,10 @@ impl GatewayError {
             GatewayError::BadRequest { .. } => 400,
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::ModelNotFound(_) => 404,
-            GatewayError::NoUsableProvider { rate_limited, .. } => {
-                if *rate_limited {
-                    429
-                } else {
-                    503
-                }
-            }
+            GatewayError::NoUsableProvider { reason, .. } => match reason {
+                Unusable::RateLimited => 429,
+                Unusable::KeysRejected | Unusable::Unhealthy => 503,
+            },
             GatewayError::Upstream { status, .. } => *status,
             GatewayError::UpstreamFailed { status, .. } => *status,
             GatewayError::Translate { .. } => 400,
@@ -80,9 +85,7 @@ impl GatewayError {
         match self {
             GatewayError::MethodNotAllowed { allow, .. } => vec![("allow", allow.to_string())],
             GatewayError::NoUsableProvider {
-                rate_limited: true,
-                retry_after_secs,
-                ..
+                retry_after_secs, ..
             } => vec![("retry-after", retry_after_secs.max(&1).to_string())],
             GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
             _ => Vec::new(),
@@ -162,15 +165,23 @@ impl GatewayError {
             ),
             GatewayError::NoUsableProvider {
                 model,
-                rate_limited,
+                reason,
                 retry_after_secs,
             } => {
-                let why = if *rate_limited {
-                    format!("every API key of every provider serving `{model}` is cooling down after rate limiting (429); retry in {retry_after_secs} s")
-                } else {
-                    format!("every API key of every provider serving `{model}` is disabled after authentication failures (401/402/403) or cooling down; check the keys")
+                let (why, code) = match reason {
+                    Unusable::RateLimited => (
+                        format!("every API key of every provider serving `{model}` is cooling down after rate limiting (429); retry in {retry_after_secs} s"),
+                        "rate_limit_exceeded",
+                    ),
+                    Unusable::KeysRejected => (
+                        format!("every API key of every provider serving `{model}` was rejected by its vendor (401/402/403) and is disabled until it passes a re-check; check the keys"),
+                        "no_usable_key",
+                    ),
+                    Unusable::Unhealthy => (
+                        format!("every provider serving `{model}` is unhealthy after consecutive errors; the next trial request is due in {retry_after_secs} s (GET /api/providers/health shows why)"),
+                        "no_healthy_provider",
+                    ),
                 };
-                let code = if *rate_limited { "rate_limit_exceeded" } else { "no_usable_provider" };
                 openai::error_body(&why, "upstream_error", None, Some(code))
             }
             GatewayError::Upstream {

@@ -10,9 +10,10 @@
 //! | other 4xx (400/404/413/422 …)    | —                      | none: the request is wrong     |
 
 use super::upstream::{self, AttemptInput, Committed, Outcome};
+use super::error::Unusable;
 use super::{GatewayError, GatewayState, RequestCtx};
 use crate::config::{Provider, Snapshot};
-use crate::health::{now_ms, CooldownReason};
+use crate::health::{now_ms, Admission, CooldownReason, HealthState};
 use crate::providers::{vendor, ClientApi};
 use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::Bytes;
@@ -136,16 +137,29 @@ pub async fn run(
 
     while ctx.attempts < snap.routing.max_attempts && Instant::now() < req.deadline {
         let now = now_ms();
-        let usable =
-            |i: usize| !exhausted.contains(&i) && key_untried(&snap.providers[i], &tried, now);
+        let policy = &snap.health.policy;
+        let usable = |i: usize| {
+            let p = &snap.providers[i];
+            !exhausted.contains(&i) && p.health.selectable(now) && key_untried(p, &tried, now)
+        };
+        let keep = |i: usize| match snap.providers[i].health.state() {
+            HealthState::Degraded => policy.degraded_weight,
+            _ => 1.0,
+        };
         let index = match prefer.take().filter(|&i| usable(i)) {
             Some(i) => i,
-            None => match req.route.pick(usable) {
+            None => match req.route.pick(usable, keep) {
                 Some(i) => i,
                 None => break,
             },
         };
         let p = &snap.providers[index];
+        let admission = p.health.admit(now, policy);
+        if admission == Admission::No {
+            // Another request took the half-open trial first.
+            exhausted.push(index);
+            continue;
+        }
         let key_slot = match pick_key(p, now, |k| tried.contains(&(index, k))) {
             KeyChoice::Key(k) => Some(k),
             KeyChoice::Keyless => None,
@@ -195,6 +209,7 @@ pub async fn run(
         let key_label = key.map_or("-", |k| k.masked.as_str());
         match outcome {
             Outcome::Success(committed) => {
+                p.health.on_success(policy);
                 return Ok(Chosen {
                     provider: p.clone(),
                     committed,
@@ -242,16 +257,25 @@ pub async fn run(
                     }
                     408 | 300..=399 | 500..=599 => {
                         tracing::warn!(provider = %p.name, key = key_label, status, "provider error, failing over");
+                        p.health.on_failure(Some(status), &relayed.message(), policy);
                         exhausted.push(index);
                     }
-                    // The request itself is wrong: another vendor would say the same.
-                    _ => return Err(relayed),
+                    // The request itself is wrong: another vendor would say the
+                    // same. It never counts against the provider — though a
+                    // half-open trial that got an answer proves it is back.
+                    _ => {
+                        if admission == Admission::Trial {
+                            p.health.on_success(policy);
+                        }
+                        return Err(relayed);
+                    }
                 }
                 failures.push(format!("{}: HTTP {status}", p.name));
                 last = Some(relayed);
             }
             Outcome::Connect(why) | Outcome::Broken(why) => {
                 tracing::warn!(provider = %p.name, error = %why, "provider unreachable, failing over");
+                p.health.on_failure(None, &why, policy);
                 failures.push(format!("{}: {why}", p.name));
                 exhausted.push(index);
                 last = Some(GatewayError::UpstreamFailed {
@@ -261,6 +285,7 @@ pub async fn run(
             }
             Outcome::Timeout(why) => {
                 tracing::warn!(provider = %p.name, error = %why, "provider timed out, failing over");
+                p.health.on_failure(None, &format!("timeout: {why}"), policy);
                 failures.push(format!("{}: timeout ({why})", p.name));
                 exhausted.push(index);
                 last = Some(GatewayError::UpstreamFailed {
@@ -293,26 +318,36 @@ pub async fn run(
     })
 }
 
-/// Nothing was tried: say why (rate limits -> 429 with Retry-After).
+/// Nothing was tried: say why (all unhealthy -> 503 with the next trial
+/// time; rate limits -> 429 with Retry-After; rejected keys -> 503).
 fn no_usable_provider(snap: &Snapshot, req: &ChatRequest<'_>) -> GatewayError {
     let now = now_ms();
+    let mut any_healthy = false;
     let mut rate_limited = false;
-    let mut soonest = u64::MAX;
+    let mut soonest_key = u64::MAX;
+    let mut soonest_trial = u64::MAX;
     for &i in &req.route.candidates {
-        for k in &snap.providers[i].keys {
-            if k.state.reason(now) == CooldownReason::RateLimited {
-                rate_limited = true;
+        let p = &snap.providers[i];
+        if p.health.selectable(now) {
+            any_healthy = true;
+            for k in &p.keys {
+                if k.state.reason(now) == CooldownReason::RateLimited {
+                    rate_limited = true;
+                }
+                soonest_key = soonest_key.min(k.state.remaining_ms(now));
             }
-            soonest = soonest.min(k.state.remaining_ms(now));
+        } else if let Some(next) = p.health.view().next_trial_ms {
+            soonest_trial = soonest_trial.min(next.saturating_sub(crate::health::wall_ms()));
         }
     }
+    let (reason, wait) = match (any_healthy, rate_limited) {
+        (false, _) => (Unusable::Unhealthy, soonest_trial),
+        (true, true) => (Unusable::RateLimited, soonest_key),
+        (true, false) => (Unusable::KeysRejected, soonest_key),
+    };
     GatewayError::NoUsableProvider {
         model: req.route.model.clone(),
-        rate_limited,
-        retry_after_secs: if soonest == u64::MAX {
-            1
-        } else {
-            soonest.div_ceil(1000)
-        },
+        reason,
+        retry_after_secs: if wait == u64::MAX { 1 } else { wait.div_ceil(1000).max(1) },
     }
 }

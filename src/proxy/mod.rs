@@ -221,6 +221,15 @@ impl Gateway {
                 authorize(session, snap, ClientApi::OpenAi)?;
                 send_json(session, ctx, 200, snap.models_body.clone()).await
             }
+            "/api/providers/health" => {
+                ctx.route = "admin";
+                if method != Method::GET {
+                    return Err(not_allowed("GET", &method, &path));
+                }
+                authorize(session, snap, ClientApi::OpenAi)?;
+                let body = crate::health::report(snap).to_string();
+                send_json(session, ctx, 200, Bytes::from(body)).await
+            }
             "/v1/chat/completions" => {
                 ctx.route = "chat";
                 if method != Method::POST {

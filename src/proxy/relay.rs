@@ -13,6 +13,8 @@ use super::{abort, client_gone, GatewayError, GatewayState, RequestCtx, Stop};
 use crate::protocol::sse::{encode, EventSplitter, SseParser};
 use crate::protocol::types::Usage;
 use crate::protocol::{anthropic, openai};
+use crate::config::Provider;
+use crate::health::HealthPolicy;
 use crate::providers::{vendor, ClientApi};
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
@@ -224,7 +226,7 @@ async fn passthrough(
             Ok(Err(why)) => why,
         };
         ctx.usage = sniffer.usage();
-        cut(ctx, &provider.name, &failure);
+        cut(ctx, &provider, &state.snapshot.load().health.policy, &failure);
         if sse {
             // The partial event (if any) is dropped; the error event follows
             // the last complete one.
@@ -241,8 +243,9 @@ async fn passthrough(
     }
 }
 
-fn cut(ctx: &mut RequestCtx, provider: &str, failure: &str) {
-    tracing::warn!(provider = %provider, error = %failure, "upstream answer cut after the first byte");
+fn cut(ctx: &mut RequestCtx, provider: &Provider, policy: &HealthPolicy, failure: &str) {
+    tracing::warn!(provider = %provider.name, error = %failure, "upstream answer cut after the first byte");
+    provider.health.on_failure(None, &format!("answer cut mid-stream: {failure}"), policy);
     ctx.outcome = "stream_cut";
     ctx.error = Some(failure.to_string());
 }
@@ -432,7 +435,7 @@ async fn translate_stream(
         }
         let failure = failure.unwrap_or_default();
         ctx.usage = Some(translator.usage());
-        cut(ctx, &provider.name, &failure);
+        cut(ctx, &provider, &state.snapshot.load().health.policy, &failure);
         let event = stream_error(req.api, &format!("provider `{}`: {failure}", provider.name));
         session
             .write_response_body(Some(event), true)

@@ -136,15 +136,20 @@ impl Route {
     }
 
     /// Weighted random choice among candidates that `accept` allows (not yet
-    /// tried, has a usable key). The first draw follows the weights exactly;
+    /// tried, healthy enough, has a usable key). `keep(i)` in 0..=1 scales a
+    /// candidate's chance on the weighted passes (degraded providers keep
+    /// part of their weight). The first draw follows the weights exactly;
     /// when it is refused, pingora's iterator falls back to a uniform walk,
     /// and a final scan guarantees an acceptable candidate is never missed.
-    pub fn pick(&self, accept: impl Fn(usize) -> bool) -> Option<usize> {
+    pub fn pick(&self, accept: impl Fn(usize) -> bool, keep: impl Fn(usize) -> f64) -> Option<usize> {
         let mut iter = UniqueIterator::new(self.selector.iter(b""), self.candidates.len() * 2 + 2);
         while let Some(b) = iter.get_next() {
             if let Some(i) = index_of(&b) {
                 if accept(i) {
-                    return Some(i);
+                    let k = keep(i);
+                    if k >= 1.0 || rand::random::<f64>() < k {
+                        return Some(i);
+                    }
                 }
             }
         }
