@@ -67,11 +67,15 @@ pub fn build(
     server.bootstrap();
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(state),
+        Gateway::new(state.clone()),
         "llm-orchestrator data plane",
     );
     service.add_tcp(addr);
     server.add_service(service);
+    server.add_service(pingora::services::background::background_service(
+        "health checker",
+        crate::health::checker::HealthChecker::new(state),
+    ));
     server
 }
 

@@ -910,21 +910,45 @@ async fn untranslated_fields_are_dropped_with_a_debug_log_and_kept_on_same_forma
     let oa = MockOpenAi::start("oai").await;
     let toml = format!(
         "{}{}",
-        typed_provider("anthropic", "claude", &an.base_url(), &[AN_KEY], "models = [\"claude-x\"]"),
-        typed_provider("openai", "oai", &oa.base_url(), &[OA_KEY], "models = [\"gpt-x\"]")
+        typed_provider(
+            "anthropic",
+            "claude",
+            &an.base_url(),
+            &[AN_KEY],
+            "models = [\"claude-x\"]"
+        ),
+        typed_provider(
+            "openai",
+            "oai",
+            &oa.base_url(),
+            &[OA_KEY],
+            "models = [\"gpt-x\"]"
+        )
     );
     let gw = Gateway::start_with(&toml, &[("AUTH_TOKEN", TOKEN), ("LOG_LEVEL", "debug")]).await;
     for model in ["claude-x", "gpt-x"] {
         let r = gw
-            .chat(&json!({"model": model, "logit_bias": {"50256": -100}, "vendor_extension": 1,
-                          "messages": [{"role": "user", "content": "Hi"}]}))
+            .chat(
+                &json!({"model": model, "logit_bias": {"50256": -100}, "vendor_extension": 1,
+                          "messages": [{"role": "user", "content": "Hi"}]}),
+            )
             .await;
         assert_eq!(r.status(), 200);
     }
     let to_anthropic = an.requests()[0].json();
-    assert!(to_anthropic.get("vendor_extension").is_none() && to_anthropic.get("logit_bias").is_none());
+    assert!(
+        to_anthropic.get("vendor_extension").is_none() && to_anthropic.get("logit_bias").is_none()
+    );
     let to_openai = oa.requests()[0].json();
-    assert_eq!(to_openai["vendor_extension"], 1, "same-format routes pass unknown fields through");
-    assert!(gw.wait_log("fields with no equivalent", Duration::from_secs(5)).await, "{}", gw.logs());
+    assert_eq!(
+        to_openai["vendor_extension"], 1,
+        "same-format routes pass unknown fields through"
+    );
+    assert!(
+        gw.wait_log("fields with no equivalent", Duration::from_secs(5))
+            .await,
+        "{}",
+        gw.logs()
+    );
     assert!(gw.logs().contains("vendor_extension"));
 }

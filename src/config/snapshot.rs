@@ -301,7 +301,11 @@ pub fn compile(
             Duration::from_secs_f64(h.retry_hours * 3600.0)
         }
         None => {
-            e.push(source, "health.retry_hours", "must be a number of hours between 0 and 8760");
+            e.push(
+                source,
+                "health.retry_hours",
+                "must be a number of hours between 0 and 8760",
+            );
             Duration::from_secs(3600)
         }
     };

@@ -66,7 +66,8 @@ impl KeyState {
     /// Usable again at once (an active re-check succeeded).
     pub fn clear(&self) {
         self.cooldown_until_ms.store(0, Ordering::Relaxed);
-        self.reason.store(CooldownReason::None as u8, Ordering::Relaxed);
+        self.reason
+            .store(CooldownReason::None as u8, Ordering::Relaxed);
     }
 
     pub fn cool_down(&self, for_: Duration, reason: CooldownReason) {
@@ -135,33 +136,6 @@ impl HealthRegistry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cooldown_expires_and_reports_reason() {
-        let k = KeyState::default();
-        let now = now_ms();
-        assert!(k.available(now));
-        k.cool_down(Duration::from_secs(30), CooldownReason::RateLimited);
-        assert!(!k.available(now_ms()));
-        assert_eq!(k.reason(now_ms()), CooldownReason::RateLimited);
-        assert!(k.available(now_ms() + 31_000));
-        assert_eq!(k.reason(now_ms() + 31_000), CooldownReason::None);
-    }
-
-    #[test]
-    fn state_survives_a_rebuild() {
-        let reg = HealthRegistry::default();
-        let a = reg.key_state("p", "sk-1");
-        a.cool_down(Duration::from_secs(60), CooldownReason::AuthFailed);
-        let b = reg.key_state("p", "sk-1");
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &reg.key_state("q", "sk-1")));
-    }
-}
-
 /// The `GET /api/providers/health` document: every provider and key.
 pub fn report(snap: &crate::config::Snapshot) -> serde_json::Value {
     use serde_json::json;
@@ -209,4 +183,31 @@ pub fn report(snap: &crate::config::Snapshot) -> serde_json::Value {
         })
         .collect();
     json!({ "providers": providers, "checked_at_ms": wall })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cooldown_expires_and_reports_reason() {
+        let k = KeyState::default();
+        let now = now_ms();
+        assert!(k.available(now));
+        k.cool_down(Duration::from_secs(30), CooldownReason::RateLimited);
+        assert!(!k.available(now_ms()));
+        assert_eq!(k.reason(now_ms()), CooldownReason::RateLimited);
+        assert!(k.available(now_ms() + 31_000));
+        assert_eq!(k.reason(now_ms() + 31_000), CooldownReason::None);
+    }
+
+    #[test]
+    fn state_survives_a_rebuild() {
+        let reg = HealthRegistry::default();
+        let a = reg.key_state("p", "sk-1");
+        a.cool_down(Duration::from_secs(60), CooldownReason::AuthFailed);
+        let b = reg.key_state("p", "sk-1");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &reg.key_state("q", "sk-1")));
+    }
 }

@@ -135,7 +135,10 @@ impl ProviderHealth {
                     return Admission::No;
                 }
                 let next = now + policy.retry_after.as_millis() as u64;
-                match self.next_trial_ms.compare_exchange(due, next, Relaxed, Relaxed) {
+                match self
+                    .next_trial_ms
+                    .compare_exchange(due, next, Relaxed, Relaxed)
+                {
                     Ok(_) => Admission::Trial,
                     Err(_) => Admission::No,
                 }
@@ -151,14 +154,24 @@ impl ProviderHealth {
     pub fn on_success(&self, policy: &HealthPolicy) {
         self.last_success_ms.store(wall_ms(), Relaxed);
         self.consecutive_errors.store(0, Relaxed);
-        let successes = self.consecutive_successes.fetch_add(1, Relaxed).saturating_add(1);
+        let successes = self
+            .consecutive_successes
+            .fetch_add(1, Relaxed)
+            .saturating_add(1);
         match self.state() {
             HealthState::Healthy => {}
             // A trial answered: take traffic again, at reduced weight.
-            HealthState::Unhealthy => self.transition(HealthState::Unhealthy, HealthState::Degraded, "trial request succeeded"),
-            HealthState::Degraded if successes >= policy.recover_successes.max(1) => {
-                self.transition(HealthState::Degraded, HealthState::Healthy, "consecutive successes")
-            }
+            HealthState::Unhealthy => self.transition(
+                HealthState::Unhealthy,
+                HealthState::Degraded,
+                "trial request succeeded",
+            ),
+            HealthState::Degraded if successes >= policy.recover_successes.max(1) => self
+                .transition(
+                    HealthState::Degraded,
+                    HealthState::Healthy,
+                    "consecutive successes",
+                ),
             HealthState::Degraded => {}
         }
     }
@@ -173,7 +186,10 @@ impl ProviderHealth {
             });
         }
         self.consecutive_successes.store(0, Relaxed);
-        let errors = self.consecutive_errors.fetch_add(1, Relaxed).saturating_add(1);
+        let errors = self
+            .consecutive_errors
+            .fetch_add(1, Relaxed)
+            .saturating_add(1);
         let now = now_ms();
         match self.state() {
             HealthState::Unhealthy => {
@@ -186,7 +202,9 @@ impl ProviderHealth {
                     .store(now + policy.retry_after.as_millis() as u64, Relaxed);
                 self.transition(from, HealthState::Unhealthy, "consecutive errors");
             }
-            HealthState::Healthy => self.transition(HealthState::Healthy, HealthState::Degraded, "recent errors"),
+            HealthState::Healthy => {
+                self.transition(HealthState::Healthy, HealthState::Degraded, "recent errors")
+            }
             HealthState::Degraded => {}
         }
     }
@@ -202,8 +220,12 @@ impl ProviderHealth {
             self.transitions.fetch_add(1, Relaxed);
             let errors = self.consecutive_errors.load(Relaxed);
             match to {
-                HealthState::Healthy => tracing::info!(provider = %self.name, from = from.as_str(), to = to.as_str(), reason = why, "provider health changed"),
-                _ => tracing::warn!(provider = %self.name, from = from.as_str(), to = to.as_str(), reason = why, consecutive_errors = errors, "provider health changed"),
+                HealthState::Healthy => {
+                    tracing::info!(provider = %self.name, from = from.as_str(), to = to.as_str(), reason = why, "provider health changed")
+                }
+                _ => {
+                    tracing::warn!(provider = %self.name, from = from.as_str(), to = to.as_str(), reason = why, consecutive_errors = errors, "provider health changed")
+                }
             }
         }
     }
@@ -284,6 +306,10 @@ mod tests {
         h.on_failure(Some(503), "x", &p);
         h.on_success(&p);
         h.on_failure(Some(503), "x", &p);
-        assert_eq!(h.state(), HealthState::Degraded, "not unhealthy: the run was broken");
+        assert_eq!(
+            h.state(),
+            HealthState::Degraded,
+            "not unhealthy: the run was broken"
+        );
     }
 }

@@ -9,8 +9,8 @@
 //! | 5xx, 529, 408, 3xx               | —                      | next provider                  |
 //! | other 4xx (400/404/413/422 …)    | —                      | none: the request is wrong     |
 
-use super::upstream::{self, AttemptInput, Committed, Outcome};
 use super::error::Unusable;
+use super::upstream::{self, AttemptInput, Committed, Outcome};
 use super::{GatewayError, GatewayState, RequestCtx};
 use crate::config::{Provider, Snapshot};
 use crate::health::{now_ms, Admission, CooldownReason, HealthState};
@@ -208,8 +208,9 @@ pub async fn run(
         .await;
         let key_label = key.map_or("-", |k| k.masked.as_str());
         match outcome {
+            // Success is recorded when the answer completes (in relay), so
+            // an answer cut mid-stream is not counted as a success first.
             Outcome::Success(committed) => {
-                p.health.on_success(policy);
                 return Ok(Chosen {
                     provider: p.clone(),
                     committed,
@@ -257,7 +258,8 @@ pub async fn run(
                     }
                     408 | 300..=399 | 500..=599 => {
                         tracing::warn!(provider = %p.name, key = key_label, status, "provider error, failing over");
-                        p.health.on_failure(Some(status), &relayed.message(), policy);
+                        p.health
+                            .on_failure(Some(status), &relayed.message(), policy);
                         exhausted.push(index);
                     }
                     // The request itself is wrong: another vendor would say the
@@ -285,7 +287,8 @@ pub async fn run(
             }
             Outcome::Timeout(why) => {
                 tracing::warn!(provider = %p.name, error = %why, "provider timed out, failing over");
-                p.health.on_failure(None, &format!("timeout: {why}"), policy);
+                p.health
+                    .on_failure(None, &format!("timeout: {why}"), policy);
                 failures.push(format!("{}: timeout ({why})", p.name));
                 exhausted.push(index);
                 last = Some(GatewayError::UpstreamFailed {
@@ -348,6 +351,10 @@ fn no_usable_provider(snap: &Snapshot, req: &ChatRequest<'_>) -> GatewayError {
     GatewayError::NoUsableProvider {
         model: req.route.model.clone(),
         reason,
-        retry_after_secs: if wait == u64::MAX { 1 } else { wait.div_ceil(1000).max(1) },
+        retry_after_secs: if wait == u64::MAX {
+            1
+        } else {
+            wait.div_ceil(1000).max(1)
+        },
     }
 }

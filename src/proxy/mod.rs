@@ -10,7 +10,7 @@ mod dns;
 mod error;
 mod failover;
 mod relay;
-mod upstream;
+pub mod upstream;
 
 pub use error::GatewayError;
 
@@ -40,6 +40,11 @@ pub struct GatewayState {
 }
 
 impl GatewayState {
+    /// Run one active health probe (used by the health checker).
+    pub async fn probe(&self, req: upstream::ProbeRequest<'_>) -> upstream::ProbeResult {
+        upstream::probe(&self.connector, &self.dns, req).await
+    }
+
     pub fn new(
         snapshot: Snapshot,
         registry: Arc<HealthRegistry>,

@@ -10,11 +10,11 @@
 use super::failover::{ChatRequest, Chosen};
 use super::upstream::Committed;
 use super::{abort, client_gone, GatewayError, GatewayState, RequestCtx, Stop};
+use crate::config::Provider;
+use crate::health::HealthPolicy;
 use crate::protocol::sse::{encode, EventSplitter, SseParser};
 use crate::protocol::types::Usage;
 use crate::protocol::{anthropic, openai};
-use crate::config::Provider;
-use crate::health::HealthPolicy;
 use crate::providers::{vendor, ClientApi};
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
@@ -161,7 +161,7 @@ async fn passthrough(
         .map_err(|_| client_closed(ctx))?;
     if only_header {
         ctx.ttfb = ctx.start.map(|s| s.elapsed());
-        state.release(c.session, &c.peer).await;
+        state.complete(&provider, c.session, &c.peer).await;
         return Ok(());
     }
 
@@ -206,7 +206,7 @@ async fn passthrough(
                 .write_response_body(tail, true)
                 .await
                 .map_err(|_| client_closed(ctx))?;
-            state.release(c.session, &c.peer).await;
+            state.complete(&provider, c.session, &c.peer).await;
             return Ok(());
         }
         let failure = match next_chunk(&mut c, session, deadline).await {
@@ -226,7 +226,12 @@ async fn passthrough(
             Ok(Err(why)) => why,
         };
         ctx.usage = sniffer.usage();
-        cut(ctx, &provider, &state.snapshot.load().health.policy, &failure);
+        cut(
+            ctx,
+            &provider,
+            &state.snapshot.load().health.policy,
+            &failure,
+        );
         if sse {
             // The partial event (if any) is dropped; the error event follows
             // the last complete one.
@@ -245,7 +250,9 @@ async fn passthrough(
 
 fn cut(ctx: &mut RequestCtx, provider: &Provider, policy: &HealthPolicy, failure: &str) {
     tracing::warn!(provider = %provider.name, error = %failure, "upstream answer cut after the first byte");
-    provider.health.on_failure(None, &format!("answer cut mid-stream: {failure}"), policy);
+    provider
+        .health
+        .on_failure(None, &format!("answer cut mid-stream: {failure}"), policy);
     ctx.outcome = "stream_cut";
     ctx.error = Some(failure.to_string());
 }
@@ -304,7 +311,7 @@ async fn translate_whole(
             }
         }
     }
-    state.release(c.session, &c.peer).await;
+    state.complete(&chosen.provider, c.session, &c.peer).await;
     let (out, usage) = vendor(kind)
         .translate_response(req.api, &body, req.client_model)
         .map_err(|e| GatewayError::UpstreamFailed {
@@ -399,7 +406,7 @@ async fn translate_stream(
             }
             if last {
                 ctx.usage = Some(translator.usage());
-                state.release(c.session, &c.peer).await;
+                state.complete(&provider, c.session, &c.peer).await;
                 return Ok(());
             }
         } else if ended && failure.is_none() {
@@ -408,7 +415,7 @@ async fn translate_stream(
                 .write_response_body(None, true)
                 .await
                 .map_err(|_| client_closed(ctx))?;
-            state.release(c.session, &c.peer).await;
+            state.complete(&provider, c.session, &c.peer).await;
             return Ok(());
         }
         if failure.is_none() {
@@ -435,7 +442,12 @@ async fn translate_stream(
         }
         let failure = failure.unwrap_or_default();
         ctx.usage = Some(translator.usage());
-        cut(ctx, &provider, &state.snapshot.load().health.policy, &failure);
+        cut(
+            ctx,
+            &provider,
+            &state.snapshot.load().health.policy,
+            &failure,
+        );
         let event = stream_error(req.api, &format!("provider `{}`: {failure}", provider.name));
         session
             .write_response_body(Some(event), true)
@@ -543,6 +555,19 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 impl GatewayState {
+    /// The answer completed: count the success and pool the connection.
+    async fn complete(
+        &self,
+        provider: &Provider,
+        session: pingora::protocols::http::client::HttpSession,
+        peer: &pingora::upstreams::peer::HttpPeer,
+    ) {
+        provider
+            .health
+            .on_success(&self.snapshot.load().health.policy);
+        self.release(session, peer).await;
+    }
+
     /// Return a fully read upstream connection to the pool.
     async fn release(
         &self,

@@ -7,6 +7,7 @@
 
 use super::dns::DnsCache;
 use crate::config::{ApiKey, Provider};
+
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -229,5 +230,111 @@ async fn after_header(
         status,
         body: body.freeze(),
         retry_after: retry_after(&header),
+    }
+}
+
+/// What an active health probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeResult {
+    Ok,
+    /// The vendor answered with this non-2xx status.
+    Status(u16, Option<Duration>),
+    /// No usable answer: connect error, timeout, garbage.
+    Failed(String),
+}
+
+/// The request an active probe sends: `GET {base}/models` (free on every
+/// supported vendor), or a 1-token chat completion.
+pub struct ProbeRequest<'a> {
+    pub provider: &'a Provider,
+    pub key: Option<&'a ApiKey>,
+    /// `None` = list models; `Some((path, body))` = POST a completion.
+    pub completion: Option<(String, Bytes)>,
+    /// Only open a connection (TCP + TLS).
+    pub connect_only: bool,
+    pub timeout: Duration,
+}
+
+pub async fn probe(connector: &Connector, dns: &DnsCache, req: ProbeRequest<'_>) -> ProbeResult {
+    let p = req.provider;
+    let deadline = Instant::now() + req.timeout;
+    let addr = match timeout_at(deadline, dns.resolve(&p.endpoint)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return ProbeResult::Failed(e),
+        Err(_) => return ProbeResult::Failed("timeout resolving the host".into()),
+    };
+    let mut peer = HttpPeer::new(addr, p.endpoint.tls, p.endpoint.host.clone());
+    peer.options.connection_timeout = Some(p.timeouts.connect.min(req.timeout));
+    peer.options.total_connection_timeout = Some(p.timeouts.connect.min(req.timeout));
+    peer.options.idle_timeout = Some(POOL_IDLE);
+    let (mut session, _) = match timeout_at(deadline, connector.get_http_session(&peer)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return ProbeResult::Failed(format!("connect: {e}")),
+        Err(_) => return ProbeResult::Failed("connect timeout".into()),
+    };
+    if req.connect_only {
+        // Nothing was sent: the connection is clean and can be pooled.
+        connector
+            .release_http_session(session, &peer, Some(POOL_IDLE))
+            .await;
+        return ProbeResult::Ok;
+    }
+    let built = (|| -> pingora::Result<(Box<RequestHeader>, Option<Bytes>)> {
+        let (method, path, body) = match &req.completion {
+            Some((path, body)) => ("POST", path.clone(), Some(body.clone())),
+            None => ("GET", format!("{}/models", p.endpoint.base_path), None),
+        };
+        let mut h = RequestHeader::build(method, path.as_bytes(), Some(8))?;
+        h.insert_header("host", p.endpoint.host_header.as_str())?;
+        h.insert_header("accept", "application/json")?;
+        h.insert_header("accept-encoding", "identity")?;
+        h.insert_header(
+            "user-agent",
+            concat!(
+                "llm-orchestrator/",
+                env!("CARGO_PKG_VERSION"),
+                " health-check"
+            ),
+        )?;
+        if let Some(b) = &body {
+            h.insert_header("content-type", "application/json")?;
+            h.insert_header("content-length", b.len())?;
+        }
+        crate::providers::vendor(p.kind).headers(p, req.key, &mut h)?;
+        Ok((Box::new(h), body))
+    })();
+    let (header, body) = match built {
+        Ok(b) => b,
+        Err(e) => return ProbeResult::Failed(format!("building the probe: {e}")),
+    };
+    let exchange = async {
+        session.write_request_header(header).await?;
+        if let Some(b) = body {
+            session.write_request_body(b, true).await?;
+        }
+        session.finish_request_body().await?;
+        session.read_response_header().await?;
+        // Drain the (small) answer so the connection can be reused.
+        while session.read_response_body().await?.is_some() {}
+        Ok::<(), Box<pingora::Error>>(())
+    };
+    match timeout_at(deadline, exchange).await {
+        Err(_) => ProbeResult::Failed("probe timeout".into()),
+        Ok(Err(e)) => ProbeResult::Failed(format!("probe: {e}")),
+        Ok(Ok(())) => {
+            let Some(h) = session.response_header() else {
+                return ProbeResult::Failed("probe answer had no header".into());
+            };
+            let status = h.status.as_u16();
+            let wait = retry_after(h);
+            connector
+                .release_http_session(session, &peer, Some(POOL_IDLE))
+                .await;
+            if (200..300).contains(&status) {
+                ProbeResult::Ok
+            } else {
+                ProbeResult::Status(status, wait)
+            }
+        }
     }
 }

@@ -141,7 +141,11 @@ impl Route {
     /// part of their weight). The first draw follows the weights exactly;
     /// when it is refused, pingora's iterator falls back to a uniform walk,
     /// and a final scan guarantees an acceptable candidate is never missed.
-    pub fn pick(&self, accept: impl Fn(usize) -> bool, keep: impl Fn(usize) -> f64) -> Option<usize> {
+    pub fn pick(
+        &self,
+        accept: impl Fn(usize) -> bool,
+        keep: impl Fn(usize) -> f64,
+    ) -> Option<usize> {
         let mut iter = UniqueIterator::new(self.selector.iter(b""), self.candidates.len() * 2 + 2);
         while let Some(b) = iter.get_next() {
             if let Some(i) = index_of(&b) {
