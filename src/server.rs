@@ -74,8 +74,14 @@ pub fn build(
     server.add_service(service);
     server.add_service(pingora::services::background::background_service(
         "health checker",
-        crate::health::checker::HealthChecker::new(state),
+        crate::health::checker::HealthChecker::new(state.clone()),
     ));
+    if process.redis_enabled {
+        server.add_service(pingora::services::background::background_service(
+            "redis health sync",
+            crate::health::shared::RedisSync::new(&process.redis_url, state.registry.clone()),
+        ));
+    }
     server
 }
 

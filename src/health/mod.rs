@@ -9,11 +9,12 @@
 
 pub mod checker;
 mod provider;
+pub mod shared;
 
 pub use provider::{Admission, HealthPolicy, HealthState, HealthView, LastError, ProviderHealth};
+pub use shared::{EventSink, SharedEvent};
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -55,6 +56,21 @@ impl CooldownReason {
 pub struct KeyState {
     cooldown_until_ms: AtomicU64,
     reason: AtomicU8,
+    /// Identity for sharing between instances (never the key itself).
+    provider: String,
+    fingerprint: String,
+    sink: Arc<EventSink>,
+}
+
+/// A stable, non-reversible identifier of a key (FNV-1a 64), the same in
+/// every instance, so peers can name a key without sending it.
+pub fn fingerprint(secret: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in secret.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 impl KeyState {
@@ -71,7 +87,22 @@ impl KeyState {
     }
 
     pub fn cool_down(&self, for_: Duration, reason: CooldownReason) {
-        let until = now_ms() + for_.as_millis() as u64;
+        self.set_cooldown(for_.as_millis() as u64, reason);
+        self.sink.emit(SharedEvent::key(
+            &self.provider,
+            &self.fingerprint,
+            reason,
+            for_,
+        ));
+    }
+
+    /// A peer instance reported this key cooling: apply without re-publishing.
+    pub fn apply_remote(&self, remaining_ms: u64, reason: CooldownReason) {
+        self.set_cooldown(remaining_ms, reason);
+    }
+
+    fn set_cooldown(&self, for_ms: u64, reason: CooldownReason) {
+        let until = now_ms() + for_ms;
         // Keep the later deadline when two requests report at once.
         self.cooldown_until_ms.fetch_max(until, Ordering::Relaxed);
         self.reason.store(reason as u8, Ordering::Relaxed);
@@ -97,11 +128,14 @@ impl KeyState {
     }
 }
 
-/// Registry of key states; only touched when a snapshot is built.
+/// Registry of health states; touched when a snapshot is built and when a
+/// peer instance reports a change, never per request.
 #[derive(Debug, Default)]
 pub struct HealthRegistry {
-    keys: Mutex<HashMap<(String, u64), Arc<KeyState>>>,
+    keys: Mutex<HashMap<(String, String), Arc<KeyState>>>,
     providers: Mutex<HashMap<String, Arc<ProviderHealth>>>,
+    /// Where local state changes go to be shared (Redis), when enabled.
+    sink: Arc<EventSink>,
 }
 
 impl HealthRegistry {
@@ -116,22 +150,45 @@ impl HealthRegistry {
             Err(poisoned) => poisoned.into_inner(),
         };
         map.entry(name.to_string())
-            .or_insert_with(|| Arc::new(ProviderHealth::new(name)))
+            .or_insert_with(|| Arc::new(ProviderHealth::with_sink(name, self.sink.clone())))
             .clone()
+    }
+
+    pub fn sink(&self) -> &Arc<EventSink> {
+        &self.sink
+    }
+
+    /// A provider's state if it exists (peer reports about unknown
+    /// providers are ignored).
+    pub fn find_provider(&self, name: &str) -> Option<Arc<ProviderHealth>> {
+        self.providers.lock().ok()?.get(name).cloned()
+    }
+
+    pub fn find_key(&self, provider: &str, fingerprint: &str) -> Option<Arc<KeyState>> {
+        self.keys
+            .lock()
+            .ok()?
+            .get(&(provider.to_string(), fingerprint.to_string()))
+            .cloned()
     }
 
     /// The state for this key of this provider, shared with earlier snapshots.
     pub fn key_state(&self, provider: &str, secret: &str) -> Arc<KeyState> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        secret.hash(&mut h);
-        let fp = h.finish();
+        let fp = fingerprint(secret);
         let mut map = match self.keys.lock() {
             Ok(m) => m,
             // A panic elsewhere while holding the lock leaves plain data intact.
             Err(poisoned) => poisoned.into_inner(),
         };
-        map.entry((provider.to_string(), fp))
-            .or_insert_with(|| Arc::new(KeyState::default()))
+        map.entry((provider.to_string(), fp.clone()))
+            .or_insert_with(|| {
+                Arc::new(KeyState {
+                    provider: provider.to_string(),
+                    fingerprint: fp,
+                    sink: self.sink.clone(),
+                    ..KeyState::default()
+                })
+            })
             .clone()
     }
 }

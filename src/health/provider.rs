@@ -6,8 +6,9 @@
 //! by the health endpoint) sits behind a mutex that the hot path never
 //! touches on success.
 
-use super::{now_ms, wall_ms};
+use super::{now_ms, wall_ms, EventSink, SharedEvent};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -81,6 +82,7 @@ pub struct LastError {
 #[derive(Debug)]
 pub struct ProviderHealth {
     name: String,
+    sink: Arc<EventSink>,
     state: AtomicU8,
     consecutive_errors: AtomicU32,
     consecutive_successes: AtomicU32,
@@ -107,8 +109,13 @@ pub struct HealthView {
 
 impl ProviderHealth {
     pub fn new(name: &str) -> Self {
+        Self::with_sink(name, Arc::default())
+    }
+
+    pub fn with_sink(name: &str, sink: Arc<EventSink>) -> Self {
         ProviderHealth {
             name: name.to_string(),
+            sink,
             state: AtomicU8::new(HealthState::Healthy as u8),
             consecutive_errors: AtomicU32::new(0),
             consecutive_successes: AtomicU32::new(0),
@@ -219,6 +226,9 @@ impl ProviderHealth {
         {
             self.transitions.fetch_add(1, Relaxed);
             let errors = self.consecutive_errors.load(Relaxed);
+            let next_trial_in = self.next_trial_ms.load(Relaxed).saturating_sub(now_ms());
+            self.sink
+                .emit(SharedEvent::provider(&self.name, to, next_trial_in, why));
             match to {
                 HealthState::Healthy => {
                     tracing::info!(provider = %self.name, from = from.as_str(), to = to.as_str(), reason = why, "provider health changed")
@@ -228,6 +238,25 @@ impl ProviderHealth {
                 }
             }
         }
+    }
+
+    /// A peer instance reported a state change: adopt it (without
+    /// re-publishing). `next_trial_in_ms` matters when unhealthy.
+    pub fn apply_remote(&self, to: HealthState, next_trial_in_ms: u64, why: &str) {
+        let from = self.state();
+        if from == to {
+            return;
+        }
+        if to == HealthState::Unhealthy {
+            self.next_trial_ms
+                .store(now_ms() + next_trial_in_ms, Relaxed);
+        }
+        if to == HealthState::Healthy {
+            self.consecutive_errors.store(0, Relaxed);
+        }
+        self.state.store(to as u8, Relaxed);
+        self.transitions.fetch_add(1, Relaxed);
+        tracing::info!(provider = %self.name, from = from.as_str(), to = to.as_str(), reason = why, "provider health changed (reported by a peer instance)");
     }
 
     pub fn view(&self) -> HealthView {

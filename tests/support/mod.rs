@@ -6,3 +6,4 @@ pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_http;
 pub mod mock_openai;
+pub mod redis;

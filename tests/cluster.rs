@@ -1,0 +1,184 @@
+//! Several gateway instances sharing health through a real redis-server.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::gateway::{provider, Gateway, TOKEN};
+use support::mock_openai::{MockOpenAi, Reply};
+use support::redis::RedisServer;
+
+async fn provider_state(gw: &Gateway, name: &str) -> Value {
+    let doc: Value = reqwest::Client::new()
+        .get(gw.url("/api/providers/health"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    doc["providers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+async fn wait_for(
+    gw: &Gateway,
+    name: &str,
+    within: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let p = provider_state(gw, name).await;
+        if pred(&p) {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not reached within {within:?}: {p}\nlog:\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn hello() -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+#[tokio::test]
+async fn one_instance_finding_a_provider_unhealthy_protects_the_others() {
+    let redis = RedisServer::start().await;
+    let bad = MockOpenAi::start("bad").await;
+    let good = MockOpenAi::start("good").await;
+    bad.set_default(Reply::status(
+        503,
+        r#"{"error":{"message":"down","type":"server_error","param":null,"code":null}}"#,
+    ));
+    let toml = format!(
+        "[health]\nenabled = false\nmax_errors = 2\nretry_secs = 3600\n{}{}",
+        provider(
+            "bad",
+            &bad.base_url(),
+            &["sk-b-000000000001"],
+            "weight = 1000"
+        ),
+        provider(
+            "good",
+            &good.base_url(),
+            &["sk-g-000000000001", "sk-g-000000000002"],
+            "weight = 1"
+        )
+    );
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let one = Gateway::start_with(&toml, &env).await;
+    let two = Gateway::start_with(&toml, &env).await;
+    // No need to wait for the subscriptions: a late subscriber catches up
+    // from the state stored in Redis.
+
+    // Degraded providers keep only part of their weight, so it may take a
+    // few requests for instance one to hit the failing provider twice.
+    for _ in 0..100 {
+        if bad.count() >= 2 {
+            break;
+        }
+        assert_eq!(one.chat(&hello()).await.status(), 200);
+    }
+    assert_eq!(bad.count(), 2);
+    let p = wait_for(&two, "bad", Duration::from_secs(3), |p| {
+        p["state"] == "unhealthy"
+    })
+    .await;
+    assert!(p["next_trial_ms"].as_u64().is_some());
+    for _ in 0..5 {
+        assert_eq!(two.chat(&hello()).await.status(), 200);
+    }
+    assert_eq!(
+        bad.count(),
+        2,
+        "instance two never tried the provider instance one found unhealthy"
+    );
+    assert!(
+        two.wait_log("reported by a peer instance", Duration::from_secs(2))
+            .await
+    );
+
+    // A key rate-limited on instance two cools on instance one too.
+    good.push(Reply::Status {
+        status: 429,
+        headers: vec![("retry-after".into(), "60".into())],
+        body: r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#.into(),
+    });
+    assert_eq!(two.chat(&hello()).await.status(), 200);
+    let p = wait_for(&one, "good", Duration::from_secs(3), |p| {
+        p["keys"]
+            .as_array()
+            .is_some_and(|ks| ks.iter().any(|k| k["state"] == "cooling"))
+    })
+    .await;
+    assert!(
+        !p.to_string().contains("000000000001"),
+        "no key material in the health document"
+    );
+
+    // A third instance starting later catches up from the stored state.
+    let three = Gateway::start_with(&toml, &env).await;
+    wait_for(&three, "bad", Duration::from_secs(3), |p| {
+        p["state"] == "unhealthy"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn redis_down_never_stops_the_data_plane() {
+    let mut redis = RedisServer::start().await;
+    let url = redis.url();
+    redis.stop();
+    let mock = MockOpenAi::start("a").await;
+    mock.set_default(Reply::status(
+        503,
+        r#"{"error":{"message":"down","type":"server_error","param":null,"code":null}}"#,
+    ));
+    let good = MockOpenAi::start("b").await;
+    let toml = format!(
+        "[health]\nenabled = false\nmax_errors = 1\n{}{}",
+        provider(
+            "a",
+            &mock.base_url(),
+            &["sk-a-000000000001"],
+            "weight = 1000"
+        ),
+        provider("b", &good.base_url(), &["sk-b-000000000001"], "weight = 1")
+    );
+    let gw = Gateway::start_with(
+        &toml,
+        &[
+            ("AUTH_TOKEN", TOKEN),
+            ("REDIS_ENABLED", "true"),
+            ("REDIS_URL", &url),
+        ],
+    )
+    .await;
+    for _ in 0..20 {
+        assert_eq!(gw.chat(&hello()).await.status(), 200);
+    }
+    assert!(
+        gw.wait_log("redis unreachable", Duration::from_secs(5))
+            .await,
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(
+        gw.logs().matches("redis unreachable (subscribing)").count(),
+        1,
+        "logged once, not per retry"
+    );
+}
