@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     if snapshot.auth_token.is_none() {
         tracing::warn!("AUTH_TOKEN is not set: only loopback clients are accepted; set AUTH_TOKEN to serve other hosts");
     }
-    let server = server::build(&process, snapshot, registry, &addr);
+    let server = server::build(&process, snapshot, registry, &addr, cli.config.clone());
     tracing::info!(%addr, "listening");
     // One machine-readable line on stdout for scripts and tests.
     println!("llm-orchestrator listening on http://{addr}");

@@ -42,6 +42,7 @@ pub fn build(
     snapshot: Snapshot,
     registry: Arc<HealthRegistry>,
     addr: &str,
+    config_file: Option<std::path::PathBuf>,
 ) -> Server {
     let threads = if process.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -75,6 +76,11 @@ pub fn build(
     server.add_service(pingora::services::background::background_service(
         "health checker",
         crate::health::checker::HealthChecker::new(state.clone()),
+    ));
+    let control = crate::control::ControlPlane::new(state.clone(), config_file, process.clone());
+    server.add_service(pingora::services::background::background_service(
+        "config file watcher",
+        crate::control::FileWatcher::new(control, std::time::Duration::from_secs(1)),
     ));
     if process.redis_enabled {
         server.add_service(pingora::services::background::background_service(

@@ -411,16 +411,33 @@ async fn completion_probe_sends_a_one_token_request_in_the_vendors_format() {
     let mock = MockOpenAi::start("a").await;
     let toml = format!(
         "[health]\nenabled = true\ninterval_secs = 0.2\nprobe = \"completion\"\n{}",
-        provider("a", &mock.base_url(), &["sk-a-000000000001"], "models = [\"gpt-4o-mini\"]")
+        provider(
+            "a",
+            &mock.base_url(),
+            &["sk-a-000000000001"],
+            "models = [\"gpt-4o-mini\"]"
+        )
     );
     let gw = Gateway::start(&toml).await;
-    assert!(mock.wait_for_count(1, Duration::from_secs(10)).await, "no probe arrived");
+    assert!(
+        mock.wait_for_count(1, Duration::from_secs(10)).await,
+        "no probe arrived"
+    );
     let probe = &mock.requests()[0];
-    assert_eq!((probe.method.as_str(), probe.route()), ("POST", "/v1/chat/completions"));
+    assert_eq!(
+        (probe.method.as_str(), probe.route()),
+        ("POST", "/v1/chat/completions")
+    );
     let body = probe.json();
     assert_eq!(body["max_tokens"], 1);
     assert_eq!(body["model"], "gpt-4o-mini");
-    assert_eq!(probe.header("authorization").as_deref(), Some("Bearer sk-a-000000000001"));
-    let p = wait_state(&gw, "a", Duration::from_secs(5), |p| p["last_success_ms"].is_u64()).await;
+    assert_eq!(
+        probe.header("authorization").as_deref(),
+        Some("Bearer sk-a-000000000001")
+    );
+    let p = wait_state(&gw, "a", Duration::from_secs(5), |p| {
+        p["last_success_ms"].is_u64()
+    })
+    .await;
     assert_eq!(p["state"], "healthy");
 }

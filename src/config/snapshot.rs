@@ -52,6 +52,8 @@ pub enum ProbeKind {
 /// The hot, immutable configuration every request reads.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// Increases with every applied change (file reload or admin write).
+    pub version: u64,
     pub auth_token: Option<String>,
     pub health: HealthSettings,
     pub max_body_bytes: usize,
@@ -451,6 +453,7 @@ pub fn compile(
 
     let models_body = render_models(&known, &aliases, &routes);
     let snapshot = Snapshot {
+        version: 1,
         auth_token: file.server.auth_token.clone(),
         health,
         max_body_bytes: max_body,

@@ -65,12 +65,17 @@ pub struct KeyState {
 /// A stable, non-reversible identifier of a key (FNV-1a 64), the same in
 /// every instance, so peers can name a key without sending it.
 pub fn fingerprint(secret: &str) -> String {
+    format!("{:016x}", fingerprint_bytes(secret.as_bytes()))
+}
+
+/// FNV-1a 64 of some bytes.
+pub fn fingerprint_bytes(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in secret.bytes() {
+    for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
 }
 
 impl KeyState {

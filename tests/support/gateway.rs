@@ -90,6 +90,13 @@ impl Gateway {
         }
     }
 
+    /// Replace the config file (atomically, by rename, as editors do).
+    pub fn rewrite_config(&self, toml: &str) {
+        let tmp = self.dir.path().join("gateway.toml.tmp");
+        std::fs::write(&tmp, toml).expect("write config");
+        std::fs::rename(&tmp, self.dir.path().join("gateway.toml")).expect("replace config");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
