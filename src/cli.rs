@@ -33,4 +33,15 @@ pub enum Command {
     Serve,
     /// Validate the configuration and exit (same as --check).
     Check,
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// Create or upgrade the SQLite schema (also done automatically on start).
+    Migrate,
 }

@@ -7,6 +7,7 @@
 //! outlives snapshots; `telemetry/` logging.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -16,4 +17,5 @@ pub mod providers;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod store;
 pub mod telemetry;

@@ -1,12 +1,15 @@
 //! Building and running the Pingora server from the compiled configuration.
 
-use crate::config::{self, ProcessSettings, Snapshot};
+use crate::config::{self, FileConfig, ProcessSettings, Snapshot};
+use crate::control::api::ApiConfig;
 use crate::health::HealthRegistry;
 use crate::proxy::{Gateway, GatewayState};
+use crate::store::Store;
 use pingora::connectors::ConnectorOptions;
 use pingora::prelude::Opt;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::services::background::background_service;
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -37,10 +40,72 @@ pub fn listen_addr(process: &ProcessSettings) -> Result<String, String> {
     Ok(fmt(port))
 }
 
+/// Everything the server needs, prepared before Pingora starts.
+pub struct Boot {
+    pub file: FileConfig,
+    pub source: String,
+    pub snapshot: Snapshot,
+    pub registry: Arc<HealthRegistry>,
+    pub store: Option<Store>,
+    pub api: ApiConfig,
+}
+
+/// Open the database and merge its API-managed configuration with the
+/// file. A merge that does not compile stops the start (with every error):
+/// serving a config that silently dropped an admin's edit would be worse.
+pub async fn boot(
+    process: &ProcessSettings,
+    file: FileConfig,
+    source: String,
+    file_snapshot: Snapshot,
+    registry: Arc<HealthRegistry>,
+) -> Result<Boot, config::ConfigErrors> {
+    let store = match Store::open(&process.database_url).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(database = %process.database_url, error = %e, "cannot open the database: the admin API cannot write and request logs are not kept");
+            None
+        }
+    };
+    let api = match &store {
+        Some(s) => crate::control::load_api(s).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the API-managed configuration; starting from the file only");
+            ApiConfig::default()
+        }),
+        None => ApiConfig::default(),
+    };
+    let snapshot = if api.providers.is_empty()
+        && api.aliases.is_empty()
+        && api.settings.as_object().is_none_or(|o| o.is_empty())
+    {
+        file_snapshot
+    } else {
+        let merged = crate::control::api::merge(&file, &api).map_err(|errs| {
+            config::ConfigErrors(
+                errs.into_iter()
+                    .map(|e| config::ConfigError {
+                        source: "database".into(),
+                        key: e.field,
+                        reason: e.reason,
+                    })
+                    .collect(),
+            )
+        })?;
+        config::compile(&merged, &source, &config::process_env, &registry)?.1
+    };
+    Ok(Boot {
+        file,
+        source,
+        snapshot,
+        registry,
+        store,
+        api,
+    })
+}
+
 pub fn build(
     process: &ProcessSettings,
-    snapshot: Snapshot,
-    registry: Arc<HealthRegistry>,
+    boot: Boot,
     addr: &str,
     config_file: Option<std::path::PathBuf>,
 ) -> Server {
@@ -62,7 +127,28 @@ pub fn build(
 
     let connector =
         pingora::connectors::http::Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
+    let Boot {
+        file,
+        source,
+        snapshot,
+        registry,
+        store,
+        api,
+    } = boot;
     let state = GatewayState::new(snapshot, registry, connector);
+    let control = crate::control::ControlPlane::new(
+        state.clone(),
+        config_file,
+        file,
+        source,
+        process.clone(),
+        store.clone(),
+        api,
+    );
+    let router = crate::admin::router(control.clone());
+    if process.admin_on_main {
+        let _ = state.admin.set(router.clone());
+    }
 
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
@@ -73,30 +159,40 @@ pub fn build(
     );
     service.add_tcp(addr);
     server.add_service(service);
-    server.add_service(pingora::services::background::background_service(
+    server.add_service(background_service(
         "health checker",
         crate::health::checker::HealthChecker::new(state.clone()),
     ));
-    let control = crate::control::ControlPlane::new(state.clone(), config_file, process.clone());
-    server.add_service(pingora::services::background::background_service(
+    server.add_service(background_service(
         "config file watcher",
-        crate::control::FileWatcher::new(control, std::time::Duration::from_secs(1)),
+        crate::control::FileWatcher::new(control.clone(), std::time::Duration::from_secs(1)),
     ));
+    if let Some(listen) = &process.admin_listen {
+        server.add_service(background_service(
+            "admin API",
+            crate::admin::serve::AdminListener {
+                router,
+                addr: listen.clone(),
+            },
+        ));
+    }
+    if let Some(store) = store {
+        let (tx, rx) = tokio::sync::mpsc::channel(16 * 1024);
+        let _ = state.log_tx.set(tx);
+        server.add_service(background_service(
+            "request log writer",
+            crate::admin::serve::LogWriter {
+                store,
+                rx: tokio::sync::Mutex::new(Some(rx)),
+                retention_days: process.log_retention_days,
+            },
+        ));
+    }
     if process.redis_enabled {
-        server.add_service(pingora::services::background::background_service(
+        server.add_service(background_service(
             "redis health sync",
             crate::health::shared::RedisSync::new(&process.redis_url, state.registry.clone()),
         ));
     }
     server
-}
-
-/// Compile the configuration for `serve` and `--check`.
-pub fn load_and_compile(
-    path: Option<&std::path::Path>,
-    registry: &HealthRegistry,
-) -> Result<(ProcessSettings, Snapshot, String), config::ConfigErrors> {
-    let (file, source) = config::load(path, &config::process_env)?;
-    let (process, snapshot) = config::compile(&file, &source, &config::process_env, registry)?;
-    Ok((process, snapshot, source))
 }

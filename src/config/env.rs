@@ -28,6 +28,18 @@ pub fn apply_env(
         // An explicitly empty AUTH_TOKEN clears a token set in the file.
         cfg.server.auth_token = Some(v).filter(|v| !v.is_empty());
     }
+    if let Some(v) = env("ADMIN_LISTEN") {
+        cfg.admin.listen = v;
+    }
+    if let Some(v) = env("ADMIN_TOKEN") {
+        cfg.admin.token = Some(v).filter(|v| !v.is_empty());
+    }
+    parse_bool(
+        &get,
+        "ADMIN_ON_MAIN_PORT",
+        &mut cfg.admin.expose_on_main,
+        errs,
+    );
     if let Some(v) = get("DATABASE_TYPE") {
         cfg.database.kind = v;
     }

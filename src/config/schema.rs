@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 pub struct FileConfig {
     pub app: AppSection,
     pub server: ServerSection,
+    pub admin: AdminSection,
     pub log: LogSection,
     pub database: DatabaseSection,
     pub redis: RedisSection,
@@ -66,6 +67,30 @@ impl Default for ServerSection {
             threads: 0,
             max_body_bytes: 16 * 1024 * 1024,
             grace_period_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Address of the admin API's own listener; empty = no own listener.
+    pub listen: String,
+    /// Also serve `/api/*` and `/docs` on the main port (as the original did).
+    pub expose_on_main: bool,
+    /// Bearer token for the admin API; unset = the AUTH_TOKEN.
+    pub token: Option<String>,
+    /// Request logs older than this many days are deleted (0 = keep).
+    pub log_retention_days: u32,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: "127.0.0.1:8001".into(),
+            expose_on_main: true,
+            token: None,
+            log_retention_days: 30,
         }
     }
 }
@@ -216,6 +241,9 @@ pub struct ProviderSection {
     /// Several keys; `${VAR}` is replaced by the environment variable VAR.
     #[serde(default)]
     pub api_keys: Vec<String>,
+    /// Keys kept but not used (disabled through the admin API).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_api_keys: Vec<String>,
     #[serde(default = "one")]
     pub weight: u32,
     #[serde(default = "yes")]

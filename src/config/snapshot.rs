@@ -30,6 +30,10 @@ pub struct ProcessSettings {
     pub database_url: String,
     pub redis_enabled: bool,
     pub redis_url: String,
+    /// Admin listener address, `None` = none.
+    pub admin_listen: Option<String>,
+    pub admin_on_main: bool,
+    pub log_retention_days: u32,
 }
 
 /// Active health checking and the passive health policy.
@@ -55,6 +59,8 @@ pub struct Snapshot {
     /// Increases with every applied change (file reload or admin write).
     pub version: u64,
     pub auth_token: Option<String>,
+    /// Bearer token of the admin API (falls back to `auth_token`).
+    pub admin_token: Option<String>,
     pub health: HealthSettings,
     pub max_body_bytes: usize,
     pub routing: RoutingSettings,
@@ -340,6 +346,14 @@ pub fn compile(
     };
 
     // --- hot settings
+    let listen = file.admin.listen.trim();
+    if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+        e.push(
+            source,
+            "admin.listen",
+            format!("{listen:?} is not an address like 127.0.0.1:8001"),
+        );
+    }
     let max_body = file.server.max_body_bytes;
     if max_body == 0 || max_body > 1 << 30 {
         e.push(
@@ -430,6 +444,9 @@ pub fn compile(
         database_url: file.database.url.clone(),
         redis_enabled: file.redis.enabled,
         redis_url: file.redis.url.clone(),
+        admin_listen: Some(file.admin.listen.trim().to_string()).filter(|l| !l.is_empty()),
+        admin_on_main: file.admin.expose_on_main,
+        log_retention_days: file.admin.log_retention_days,
     };
 
     // Every name the config spells out gets its route now; the rest are
@@ -455,6 +472,11 @@ pub fn compile(
     let snapshot = Snapshot {
         version: 1,
         auth_token: file.server.auth_token.clone(),
+        admin_token: file
+            .admin
+            .token
+            .clone()
+            .or_else(|| file.server.auth_token.clone()),
         health,
         max_body_bytes: max_body,
         routing: RoutingSettings {

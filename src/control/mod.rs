@@ -7,28 +7,66 @@
 //! change that does not compile is rejected with every error logged, and
 //! the running configuration stays.
 
-use crate::config::{self, ConfigErrors, FileConfig, ProcessSettings, Snapshot};
+pub mod api;
+
+use crate::config::{self, ConfigError, ConfigErrors, FileConfig, ProcessSettings, Snapshot};
 use crate::proxy::GatewayState;
+use crate::store::{ChangeResult, ConfigChange, Store, StoreError};
+use api::{ApiConfig, FieldError};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 pub struct ControlPlane {
-    state: Arc<GatewayState>,
+    pub state: Arc<GatewayState>,
     file: Option<PathBuf>,
     process: ProcessSettings,
     version: AtomicU64,
+    store: Option<Store>,
+    /// The last file contents that compiled (with the API part).
+    file_cfg: Mutex<(FileConfig, String)>,
+    /// The API-owned part, mirrored from the store.
+    api: Mutex<ApiConfig>,
+    /// One admin write at a time: validate-then-commit must not interleave.
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// Why an admin write was refused.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Validation: 422 with field paths.
+    Invalid(Vec<FieldError>),
+    /// 409: conflicts with the file or an existing name.
+    Conflict(String),
+    NotFound(String),
+    /// No database configured or reachable.
+    Unavailable(String),
+    Internal(String),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => WriteError::Conflict(m),
+            StoreError::NotFound(m) => WriteError::NotFound(m),
+            other => WriteError::Internal(other.to_string()),
+        }
+    }
 }
 
 impl ControlPlane {
     pub fn new(
         state: Arc<GatewayState>,
         file: Option<PathBuf>,
+        file_cfg: FileConfig,
+        source: String,
         process: ProcessSettings,
+        store: Option<Store>,
+        api: ApiConfig,
     ) -> Arc<Self> {
         let version = state.snapshot.load().version;
         Arc::new(ControlPlane {
@@ -36,18 +74,63 @@ impl ControlPlane {
             file,
             process,
             version: AtomicU64::new(version),
+            store,
+            file_cfg: Mutex::new((file_cfg, source)),
+            api: Mutex::new(api),
+            writes: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Read the file again and, when it compiles, make it live.
-    pub fn reload_file(&self) -> Result<u64, ConfigErrors> {
-        let (file, source) = config::load(self.file.as_deref(), &config::process_env)?;
-        self.apply(&file, &source)
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.state.snapshot.load_full()
     }
 
-    fn apply(&self, file: &FileConfig, source: &str) -> Result<u64, ConfigErrors> {
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    pub fn file_path(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
+    }
+
+    /// Read the file again and, when it compiles (with the API part), make
+    /// it live.
+    pub fn reload_file(&self) -> Result<u64, ConfigErrors> {
+        let (file, source) = config::load(self.file.as_deref(), &config::process_env)?;
+        let api = self.api_config();
+        let version = self.apply(&file, &api, &source)?;
+        if let Ok(mut f) = self.file_cfg.lock() {
+            *f = (file, source);
+        }
+        Ok(version)
+    }
+
+    pub fn api_config(&self) -> ApiConfig {
+        self.api.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    pub fn file_config(&self) -> (FileConfig, String) {
+        self.file_cfg
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_else(|_| (FileConfig::default(), String::new()))
+    }
+
+    /// Compile file + API and swap the result in.
+    fn apply(&self, file: &FileConfig, api: &ApiConfig, source: &str) -> Result<u64, ConfigErrors> {
+        let merged = api::merge(file, api).map_err(|errs| {
+            ConfigErrors(
+                errs.into_iter()
+                    .map(|e| ConfigError {
+                        source: "admin api".into(),
+                        key: e.field,
+                        reason: e.reason,
+                    })
+                    .collect(),
+            )
+        })?;
         let (process, mut snapshot) =
-            config::compile(file, source, &config::process_env, &self.state.registry)?;
+            config::compile(&merged, source, &config::process_env, &self.state.registry)?;
         warn_restart_only(&self.process, &process);
         let version = self.version.fetch_add(1, Ordering::SeqCst) + 1;
         snapshot.version = version;
@@ -57,9 +140,141 @@ impl ControlPlane {
         Ok(version)
     }
 
-    pub fn current(&self) -> Arc<Snapshot> {
-        self.state.snapshot.load_full()
+    /// Would this API config compile together with the file? Errors in API
+    /// terms (field paths of the admin request).
+    pub fn validate(&self, api: &ApiConfig) -> Result<(), Vec<FieldError>> {
+        let (file, source) = self.file_config();
+        let merged = api::merge(&file, api)?;
+        config::compile(&merged, &source, &config::process_env, &self.state.registry)
+            .map(|_| ())
+            .map_err(|errs| {
+                errs.0
+                    .into_iter()
+                    .map(|e| FieldError {
+                        field: api::api_field(&e.key, &merged),
+                        reason: e.reason,
+                    })
+                    .collect()
+            })
     }
+
+    /// Validate, commit to SQLite, and make live — all or nothing. `build`
+    /// turns the current API config into the change list (run under the
+    /// write lock, so it sees the latest state).
+    pub async fn write<F>(&self, build: F) -> Result<(u64, Vec<ChangeResult>), WriteError>
+    where
+        F: FnOnce(&ApiConfig, &FileConfig) -> Result<Vec<ConfigChange>, WriteError>,
+    {
+        let Some(store) = self.store.clone() else {
+            return Err(WriteError::Unavailable(
+                "no database is configured (DATABASE_URL)".into(),
+            ));
+        };
+        let _guard = self.writes.lock().await;
+        let current = self.api_config();
+        let (file, source) = self.file_config();
+        let changes = build(&current, &file)?;
+        let proposed = preview(&current, &changes)?;
+        self.validate(&proposed).map_err(WriteError::Invalid)?;
+        let (_, results) = store
+            .apply(changes)
+            .await
+            .map_err(|(_, e)| WriteError::from(e))?;
+        let fresh = load_api(&store).await?;
+        let version = self.apply(&file, &fresh, &source).map_err(|e| {
+            WriteError::Internal(format!("validated change failed to compile: {e}"))
+        })?;
+        if let Ok(mut a) = self.api.lock() {
+            *a = fresh;
+        }
+        Ok((version, results))
+    }
+
+    /// Replace the whole API-owned config (import).
+    pub async fn replace(&self, proposed: ApiConfig) -> Result<u64, WriteError> {
+        let Some(store) = self.store.clone() else {
+            return Err(WriteError::Unavailable(
+                "no database is configured (DATABASE_URL)".into(),
+            ));
+        };
+        let _guard = self.writes.lock().await;
+        self.validate(&proposed).map_err(WriteError::Invalid)?;
+        let providers = proposed
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), p.doc.clone()))
+            .collect();
+        store
+            .replace_all(
+                providers,
+                proposed.aliases.clone(),
+                proposed.settings.clone(),
+            )
+            .await?;
+        let fresh = load_api(&store).await?;
+        let (file, source) = self.file_config();
+        let version = self.apply(&file, &fresh, &source).map_err(|e| {
+            WriteError::Internal(format!("validated import failed to compile: {e}"))
+        })?;
+        if let Ok(mut a) = self.api.lock() {
+            *a = fresh;
+        }
+        Ok(version)
+    }
+}
+
+/// The API config as the store holds it.
+pub async fn load_api(store: &Store) -> Result<ApiConfig, StoreError> {
+    Ok(ApiConfig {
+        providers: store.list_providers().await?,
+        aliases: store.list_aliases().await?,
+        settings: store.get_settings().await?,
+    })
+}
+
+/// Apply changes to an in-memory copy, to validate before writing.
+fn preview(current: &ApiConfig, changes: &[ConfigChange]) -> Result<ApiConfig, WriteError> {
+    let mut next = current.clone();
+    let mut fake_id = -1;
+    for c in changes {
+        match c {
+            ConfigChange::CreateProvider { name, doc } => {
+                next.providers.push(crate::store::StoredProvider {
+                    id: fake_id,
+                    name: name.clone(),
+                    doc: doc.clone(),
+                    created_ms: 0,
+                    updated_ms: 0,
+                });
+                fake_id -= 1;
+            }
+            ConfigChange::UpdateProvider { id, name, doc } => {
+                let p = next
+                    .providers
+                    .iter_mut()
+                    .find(|p| p.id == *id)
+                    .ok_or_else(|| WriteError::NotFound(format!("provider {id} does not exist")))?;
+                p.name = name.clone();
+                p.doc = doc.clone();
+            }
+            ConfigChange::DeleteProvider { id } => {
+                let before = next.providers.len();
+                next.providers.retain(|p| p.id != *id);
+                if next.providers.len() == before {
+                    return Err(WriteError::NotFound(format!(
+                        "provider {id} does not exist"
+                    )));
+                }
+            }
+            ConfigChange::SetAlias { alias, target } => {
+                next.aliases.retain(|(a, _)| a != alias);
+                next.aliases.push((alias.clone(), target.clone()));
+            }
+            ConfigChange::DeleteAlias { alias } => next.aliases.retain(|(a, _)| a != alias),
+            ConfigChange::SetSettings { doc } => next.settings = doc.clone(),
+        }
+    }
+    Ok(next)
 }
 
 /// Settings that only take effect at start: say so instead of silently

@@ -19,6 +19,7 @@ use crate::health::HealthRegistry;
 use crate::protocol::openai::ChatRequestProbe;
 use crate::protocol::types::Usage;
 use crate::providers::ClientApi;
+use crate::store::RequestLog;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -27,7 +28,8 @@ use pingora::connectors::http::Connector;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
@@ -37,6 +39,12 @@ pub struct GatewayState {
     pub registry: Arc<HealthRegistry>,
     connector: Connector,
     dns: dns::DnsCache,
+    /// The admin router, for `/api/*` and `/docs` on the main port.
+    pub admin: OnceLock<axum::Router>,
+    /// Request-log rows for the writer task (set when a database is open).
+    pub log_tx: OnceLock<tokio::sync::mpsc::Sender<RequestLog>>,
+    /// Rows dropped because the writer fell behind.
+    pub log_dropped: AtomicU64,
 }
 
 impl GatewayState {
@@ -55,6 +63,9 @@ impl GatewayState {
             registry,
             connector,
             dns: dns::DnsCache::default(),
+            admin: OnceLock::new(),
+            log_tx: OnceLock::new(),
+            log_dropped: AtomicU64::new(0),
         })
     }
 }
@@ -87,6 +98,8 @@ pub struct RequestCtx {
     /// The API the client speaks (decides the error format).
     api: ClientApi,
     usage: Option<Usage>,
+    /// Returned as `x-llm-orchestrator-request-id` and logged.
+    request_id: String,
 }
 
 /// How a request ended when it did not end normally.
@@ -129,6 +142,7 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             start: Some(Instant::now()),
             outcome: "ok",
+            request_id: format!("{:016x}", rand::random::<u64>()),
             ..Default::default()
         }
     }
@@ -169,12 +183,41 @@ impl ProxyHttp for Gateway {
             .unwrap_or(ctx.status);
         let ttfb_ms = ctx.ttfb.map(|t| t.as_micros() as f64 / 1000.0);
         let error = e.map(|e| e.to_string()).or_else(|| ctx.error.take());
-        if ctx.route == "health" {
-            tracing::debug!(target: "request", method = %req.method, path = %req.uri.path(), status, "health check");
+        if ctx.route == "health" || ctx.route == "admin" {
+            tracing::debug!(target: "request", method = %req.method, path = %req.uri.path(), status, "health check or admin call");
             return;
+        }
+        if ctx.route == "chat" || ctx.route == "messages" {
+            if let Some(tx) = self.state.log_tx.get() {
+                let row = RequestLog {
+                    id: None,
+                    ts_ms: crate::health::wall_ms() as i64,
+                    request_id: ctx.request_id.clone(),
+                    api: ctx.api.as_str().to_string(),
+                    method: req.method.to_string(),
+                    path: req.uri.path().to_string(),
+                    model: ctx.model.clone(),
+                    provider: ctx.provider.clone(),
+                    key: ctx.key.clone(),
+                    status,
+                    outcome: ctx.outcome.to_string(),
+                    attempts: ctx.attempts,
+                    stream: ctx.stream,
+                    latency_ms: latency.as_micros() as f64 / 1000.0,
+                    ttfb_ms,
+                    prompt_tokens: ctx.usage.map(|u| u.prompt_tokens),
+                    completion_tokens: ctx.usage.map(|u| u.completion_tokens),
+                    cached_tokens: ctx.usage.map(|u| u.cached_tokens),
+                    error: error.clone(),
+                };
+                if tx.try_send(row).is_err() {
+                    self.state.log_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         tracing::info!(
             target: "request",
+            request_id = %ctx.request_id,
             method = %req.method,
             path = %req.uri.path(),
             status,
@@ -226,15 +269,6 @@ impl Gateway {
                 authorize(session, snap, ClientApi::OpenAi)?;
                 send_json(session, ctx, 200, snap.models_body.clone()).await
             }
-            "/api/providers/health" => {
-                ctx.route = "admin";
-                if method != Method::GET {
-                    return Err(not_allowed("GET", &method, &path));
-                }
-                authorize(session, snap, ClientApi::OpenAi)?;
-                let body = crate::health::report(snap).to_string();
-                send_json(session, ctx, 200, Bytes::from(body)).await
-            }
             "/v1/chat/completions" => {
                 ctx.route = "chat";
                 if method != Method::POST {
@@ -252,12 +286,82 @@ impl Gateway {
                 authorize(session, snap, ClientApi::Anthropic)?;
                 self.chat(session, ctx, snap).await
             }
+            p if (p.starts_with("/api/") || p == "/docs" || p.starts_with("/docs/"))
+                && self.state.admin.get().is_some() =>
+            {
+                ctx.route = "admin";
+                self.admin(session, ctx, snap).await
+            }
             _ => Err(GatewayError::NotFound {
                 method: method.to_string(),
                 path,
             }
             .into()),
         }
+    }
+
+    /// Hand an admin call on the main port to the admin router.
+    async fn admin(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snap: &Arc<Snapshot>,
+    ) -> Result<(), Stop> {
+        use tower::ServiceExt;
+        let Some(router) = self.state.admin.get().cloned() else {
+            return Err(GatewayError::NotFound {
+                method: "-".into(),
+                path: "/api".into(),
+            }
+            .into());
+        };
+        let body = read_body(session, snap.max_body_bytes, ctx).await?;
+        let head = session.req_header();
+        let mut req = http::Request::builder()
+            .method(head.method.clone())
+            .uri(head.uri.path_and_query().map_or("/", |p| p.as_str()));
+        for (k, v) in head.headers.iter() {
+            req = req.header(k, v);
+        }
+        let req = req.body(axum::body::Body::from(body)).map_err(|e| {
+            Stop::Abort(pingora::Error::explain(
+                ErrorType::InternalError,
+                format!("admin request: {e}"),
+            ))
+        })?;
+        let resp = match router.oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
+            .await
+            .map_err(|e| {
+                Stop::Abort(pingora::Error::explain(
+                    ErrorType::InternalError,
+                    format!("admin response: {e}"),
+                ))
+            })?;
+        ctx.status = parts.status.as_u16();
+        let mut out = ResponseHeader::build(parts.status.as_u16(), Some(parts.headers.len() + 2))
+            .map_err(Stop::Abort)?;
+        for (k, v) in parts.headers.iter() {
+            if k != http::header::CONTENT_LENGTH && k != http::header::TRANSFER_ENCODING {
+                out.append_header(k.clone(), v.clone())
+                    .map_err(Stop::Abort)?;
+            }
+        }
+        out.insert_header("content-length", bytes.len())
+            .map_err(Stop::Abort)?;
+        session
+            .write_response_header(Box::new(out), false)
+            .await
+            .map_err(Stop::Abort)?;
+        session
+            .write_response_body(Some(bytes), true)
+            .await
+            .map_err(Stop::Abort)?;
+        Ok(())
     }
 
     async fn chat(

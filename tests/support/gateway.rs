@@ -13,8 +13,11 @@ pub struct Gateway {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the admin listener, when one was asked for.
+    pub admin: Option<String>,
     pub log_path: PathBuf,
     pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -25,13 +28,36 @@ impl Gateway {
 
     /// Start with exactly these extra environment variables (the test
     /// process's environment is not inherited, so a developer's AUTH_TOKEN
-    /// cannot leak in).
+    /// cannot leak in). The database lives in the gateway's temp dir and
+    /// no separate admin listener is opened unless `ADMIN_LISTEN` is given.
     pub async fn start_with(toml: &str, env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("gateway.toml"), toml).expect("write config");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, env).await
+    }
+
+    /// Kill the process (SIGKILL) and start it again on the same config
+    /// file and database.
+    pub async fn restart(mut self) -> Gateway {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        let env = std::mem::take(&mut self.env);
+        Self::spawn(dir, env).await
+    }
+
+    async fn spawn(dir: tempfile::TempDir, env: Vec<(String, String)>) -> Gateway {
         let config = dir.path().join("gateway.toml");
-        std::fs::write(&config, toml).expect("write config");
         let log_path = dir.path().join("gateway.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"));
         cmd.arg("--config")
             .arg(&config)
@@ -39,34 +65,51 @@ impl Gateway {
             .env("APP_HOST", "127.0.0.1")
             .env("APP_PORT", "0")
             .env("LOG_LEVEL", "info")
+            .env("ADMIN_LISTEN", "")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite:///{}", dir.path().join("gateway.db").display()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
-        for (k, v) in env {
+        for (k, v) in &env {
             cmd.env(k, v);
         }
+        let wants_admin = env
+            .iter()
+            .any(|(k, v)| k == "ADMIN_LISTEN" && !v.is_empty());
         let mut child = cmd.spawn().expect("spawn gateway");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("gateway printed its address in time")
-            .expect("read stdout")
-            .unwrap_or_else(|| {
-                panic!(
-                    "gateway exited before listening; log:\n{}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                )
-            });
-        let base = line
-            .strip_prefix("llm-orchestrator listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let mut base = None;
+        let mut admin = None;
+        while base.is_none() || (wants_admin && admin.is_none()) {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("gateway printed its address in time")
+                .expect("read stdout")
+                .unwrap_or_else(|| {
+                    panic!(
+                        "gateway exited before listening; log:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    )
+                });
+            if let Some(a) = line.strip_prefix("llm-orchestrator listening on ") {
+                base = Some(a.to_string());
+            } else if let Some(a) = line.strip_prefix("llm-orchestrator admin listening on ") {
+                admin = Some(a.to_string());
+            }
+        }
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let gw = Gateway {
             child,
-            base,
+            base: base.unwrap_or_default(),
+            admin,
             log_path,
             dir,
+            env,
         };
         gw.wait_ready().await;
         gw

@@ -1,0 +1,1066 @@
+//! The admin API: providers, keys, aliases, settings, batch writes,
+//! export/import, health, request logs and usage — on its own listener and,
+//! optionally, under `/api` on the main port.
+//!
+//! Every write goes through [`ControlPlane::write`]: validated into the same
+//! snapshot the data plane uses, committed to SQLite, swapped in. A
+//! rejected write changes nothing. Key material is never returned unless an
+//! export explicitly asks for it.
+
+mod docs;
+pub mod serve;
+
+use crate::control::api::{self, ApiConfig, FieldError};
+use crate::control::{ControlPlane, WriteError};
+use crate::store::{ChangeResult, ConfigChange, LogQuery, UsageQuery};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+#[derive(Clone)]
+pub struct AdminState {
+    control: Arc<ControlPlane>,
+}
+
+pub fn router(control: Arc<ControlPlane>) -> Router {
+    let state = AdminState { control };
+    let api = Router::new()
+        .route("/api/providers", get(list_providers).post(create_provider))
+        .route("/api/providers/health", get(health))
+        .route("/api/providers/batch", post(batch))
+        .route(
+            "/api/providers/{id}",
+            get(get_provider)
+                .put(put_provider)
+                .patch(patch_provider)
+                .delete(delete_provider),
+        )
+        .route("/api/providers/{id}/keys", get(list_keys).post(add_key))
+        .route(
+            "/api/providers/{id}/keys/{key}",
+            axum::routing::patch(patch_key).delete(delete_key),
+        )
+        .route("/api/aliases", get(list_aliases))
+        .route(
+            "/api/aliases/{alias}",
+            axum::routing::put(put_alias).delete(delete_alias),
+        )
+        .route("/api/settings", get(get_settings).put(put_settings))
+        .route("/api/config/export", get(export))
+        .route("/api/config/import", post(import))
+        .route("/api/reload", post(reload))
+        .route("/api/logs", get(logs))
+        .route("/api/stats/usage", get(usage))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .merge(api)
+        .route("/docs", get(docs::page))
+        .route("/docs/openapi.json", get(docs::openapi))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------- errors
+
+pub struct AdminError {
+    status: StatusCode,
+    message: String,
+    code: &'static str,
+    fields: Vec<FieldError>,
+}
+
+impl AdminError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        AdminError {
+            status,
+            message: message.into(),
+            code,
+            fields: Vec::new(),
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+    fn invalid(fields: Vec<FieldError>) -> Self {
+        let summary = fields
+            .iter()
+            .map(|f| {
+                if f.field.is_empty() {
+                    f.reason.clone()
+                } else {
+                    format!("{}: {}", f.field, f.reason)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        AdminError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: format!("validation failed: {summary}"),
+            code: "validation_failed",
+            fields,
+        }
+    }
+}
+
+impl From<WriteError> for AdminError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Invalid(fields) => AdminError::invalid(fields),
+            WriteError::Conflict(m) => AdminError::conflict(m),
+            WriteError::NotFound(m) => AdminError::not_found(m),
+            WriteError::Unavailable(m) => {
+                AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+            WriteError::Internal(m) => {
+                AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for AdminError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AdminError::from(WriteError::from(e))
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "message": self.message, "type": "admin_error", "code": self.code, "fields": self.fields,
+        }});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type AdminResult<T> = Result<T, AdminError>;
+
+async fn not_found(req: Request) -> AdminError {
+    AdminError::not_found(format!(
+        "no admin route {} {}; GET /docs lists them",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// JSON bodies with precise errors (axum's own rejection is plain text).
+fn json_body(bytes: &Bytes) -> AdminResult<Value> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| AdminError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
+// ---------------------------------------------------------------- auth
+
+async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let snap = st.control.current();
+    let Some(expected) = snap.admin_token.as_deref() else {
+        return AdminError::new(
+            StatusCode::UNAUTHORIZED,
+            "admin_token_unset",
+            "the admin API needs a token: set ADMIN_TOKEN or AUTH_TOKEN",
+        )
+        .into_response();
+    };
+    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| {
+        v.as_bytes()
+            .get(7..)
+            .filter(|_| v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer "))
+    });
+    match presented {
+        Some(t) if bool::from(t.ct_eq(expected.as_bytes())) => next.run(req).await,
+        Some(_) => AdminError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "incorrect bearer token",
+        )
+        .into_response(),
+        None => AdminError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "send `Authorization: Bearer <token>`",
+        )
+        .into_response(),
+    }
+}
+
+// ---------------------------------------------------------------- providers
+
+/// One provider as the API shows it: keys masked, source, health.
+fn view(st: &AdminState, id: Value, source: &str, name: &str, doc: &Value) -> Value {
+    let mut shown = doc.clone();
+    let keys: Vec<Value> = api::doc_keys(doc)
+        .into_iter()
+        .map(|(k, enabled)| json!({"id": key_id(&k), "key": crate::config::mask_secret(&k), "enabled": enabled}))
+        .collect();
+    api::mask_keys(&mut shown);
+    if let Some(o) = shown.as_object_mut() {
+        o.remove("api_key");
+        o.remove("api_keys");
+        o.remove("disabled_api_keys");
+        o.insert("id".into(), id);
+        o.insert("name".into(), Value::String(name.to_string()));
+        o.insert("source".into(), Value::String(source.to_string()));
+        o.insert("read_only".into(), Value::Bool(source == "file"));
+        o.insert("keys".into(), Value::Array(keys));
+        let snap = st.control.current();
+        if let Some(p) = snap.providers.iter().find(|p| p.name == name) {
+            let h = p.health.view();
+            o.insert(
+                "health".into(),
+                json!({"state": h.state.as_str(), "consecutive_errors": h.consecutive_errors,
+                       "last_error": h.last_error.map(|e| json!({"status": e.status, "message": e.message, "at_ms": e.at_ms}))}),
+            );
+        }
+    }
+    shown
+}
+
+/// Stable, public id of a key: a prefix of its fingerprint.
+fn key_id(secret: &str) -> String {
+    crate::health::fingerprint(secret)[..12].to_string()
+}
+
+enum Found {
+    File(Box<crate::config::ProviderSection>),
+    Api(crate::store::StoredProvider),
+}
+
+fn find(st: &AdminState, id: &str) -> AdminResult<Found> {
+    let api = st.control.api_config();
+    if let Ok(n) = id.parse::<i64>() {
+        if let Some(p) = api.providers.iter().find(|p| p.id == n) {
+            return Ok(Found::Api(p.clone()));
+        }
+    }
+    if let Some(p) = api.providers.iter().find(|p| p.name == id) {
+        return Ok(Found::Api(p.clone()));
+    }
+    let (file, _) = st.control.file_config();
+    if let Some(p) = file.providers.iter().find(|p| p.name == id) {
+        return Ok(Found::File(Box::new(p.clone())));
+    }
+    Err(AdminError::not_found(format!(
+        "provider `{id}` does not exist"
+    )))
+}
+
+fn file_read_only(name: &str, st: &AdminState) -> AdminError {
+    let file = st.control.file_path().map_or_else(
+        || "the configuration file".to_string(),
+        |p| p.display().to_string(),
+    );
+    AdminError::conflict(format!(
+        "provider `{name}` is declared in {file} and is read-only through the API; edit the file (it is hot-reloaded)"
+    ))
+}
+
+fn api_only(st: &AdminState, id: &str) -> AdminResult<crate::store::StoredProvider> {
+    match find(st, id)? {
+        Found::Api(p) => Ok(p),
+        Found::File(p) => Err(file_read_only(&p.name, st)),
+    }
+}
+
+async fn list_providers(State(st): State<AdminState>) -> Json<Value> {
+    let (file, _) = st.control.file_config();
+    let mut items: Vec<Value> = file
+        .providers
+        .iter()
+        .map(|p| {
+            let doc = serde_json::to_value(p).unwrap_or(Value::Null);
+            view(&st, Value::String(p.name.clone()), "file", &p.name, &doc)
+        })
+        .collect();
+    for p in st.control.api_config().providers {
+        items.push(view(&st, json!(p.id), "api", &p.name, &p.doc));
+    }
+    Json(json!({"object": "list", "data": items}))
+}
+
+async fn get_provider(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<Value>> {
+    Ok(Json(match find(&st, &id)? {
+        Found::File(p) => {
+            let doc = serde_json::to_value(&p).unwrap_or(Value::Null);
+            view(&st, Value::String(p.name.clone()), "file", &p.name, &doc)
+        }
+        Found::Api(p) => view(&st, json!(p.id), "api", &p.name, &p.doc),
+    }))
+}
+
+/// Checks shared by create and rename: a name, not owned by the file.
+fn provider_doc(st: &AdminState, body: &Value) -> AdminResult<(String, Value)> {
+    let doc = api::normalize_provider(body).map_err(AdminError::invalid)?;
+    let name = doc
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            AdminError::invalid(vec![FieldError {
+                field: "name".into(),
+                reason: "is required".into(),
+            }])
+        })?;
+    api::parse_provider(&doc).map_err(|e| AdminError::invalid(vec![e]))?;
+    let (file, _) = st.control.file_config();
+    if file.providers.iter().any(|p| p.name == name) {
+        return Err(file_read_only(&name, st));
+    }
+    Ok((name, doc))
+}
+
+fn name_taken(st: &AdminState, name: &str) -> AdminResult<()> {
+    if st
+        .control
+        .api_config()
+        .providers
+        .iter()
+        .any(|p| p.name == name)
+    {
+        return Err(AdminError::conflict(format!(
+            "provider name `{name}` already exists"
+        )));
+    }
+    Ok(())
+}
+
+async fn create_provider(
+    State(st): State<AdminState>,
+    body: Bytes,
+) -> AdminResult<impl IntoResponse> {
+    let (name, doc) = provider_doc(&st, &json_body(&body)?)?;
+    name_taken(&st, &name)?;
+    let (version, results) = st
+        .control
+        .write(|_, _| {
+            Ok(vec![ConfigChange::CreateProvider {
+                name: name.clone(),
+                doc: doc.clone(),
+            }])
+        })
+        .await?;
+    let id = match results.first() {
+        Some(ChangeResult::Created { id }) => *id,
+        _ => 0,
+    };
+    let shown = view(&st, json!(id), "api", &name, &doc);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"version": version, "provider": shown})),
+    ))
+}
+
+async fn put_provider(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult<Json<Value>> {
+    let existing = api_only(&st, &id)?;
+    let mut body = json_body(&body)?;
+    if body.get("name").is_none() {
+        if let Some(o) = body.as_object_mut() {
+            o.insert("name".into(), Value::String(existing.name.clone()));
+        }
+    }
+    let (name, doc) = provider_doc(&st, &body)?;
+    update(&st, existing.id, name, doc).await
+}
+
+async fn patch_provider(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult<Json<Value>> {
+    let existing = api_only(&st, &id)?;
+    let patch = api::normalize_provider(&json_body(&body)?).map_err(AdminError::invalid)?;
+    let mut doc = existing.doc.clone();
+    api::merge_patch(&mut doc, &patch);
+    if let Some(o) = doc.as_object_mut() {
+        o.entry("name")
+            .or_insert(Value::String(existing.name.clone()));
+    }
+    let (name, doc) = provider_doc(&st, &doc)?;
+    update(&st, existing.id, name, doc).await
+}
+
+async fn update(st: &AdminState, id: i64, name: String, doc: Value) -> AdminResult<Json<Value>> {
+    let (version, _) = st
+        .control
+        .write(|_, _| {
+            Ok(vec![ConfigChange::UpdateProvider {
+                id,
+                name: name.clone(),
+                doc: doc.clone(),
+            }])
+        })
+        .await?;
+    Ok(Json(
+        json!({"version": version, "provider": view(st, json!(id), "api", &name, &doc)}),
+    ))
+}
+
+async fn delete_provider(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<Value>> {
+    let existing = api_only(&st, &id)?;
+    let (version, _) = st
+        .control
+        .write(|_, _| Ok(vec![ConfigChange::DeleteProvider { id: existing.id }]))
+        .await?;
+    Ok(Json(json!({"version": version, "deleted": existing.id})))
+}
+
+// ---------------------------------------------------------------- keys
+
+async fn list_keys(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<Value>> {
+    let shown = get_provider(State(st), Path(id)).await?.0;
+    Ok(Json(json!({"object": "list", "data": shown["keys"]})))
+}
+
+#[derive(Deserialize)]
+struct NewKey {
+    api_key: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+fn yes() -> bool {
+    true
+}
+
+async fn add_key(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult<impl IntoResponse> {
+    let existing = api_only(&st, &id)?;
+    let new: NewKey = serde_json::from_slice(&body).map_err(|e| {
+        AdminError::invalid(vec![FieldError {
+            field: "api_key".into(),
+            reason: e.to_string(),
+        }])
+    })?;
+    let mut keys = api::doc_keys(&existing.doc);
+    if keys.iter().any(|(k, _)| *k == new.api_key) {
+        return Err(AdminError::conflict(
+            "this key is already configured for the provider",
+        ));
+    }
+    keys.push((new.api_key.clone(), new.enabled));
+    let mut doc = existing.doc.clone();
+    api::set_doc_keys(&mut doc, &keys);
+    let json = update(&st, existing.id, existing.name.clone(), doc).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"version": json.0["version"], "key": {
+        "id": key_id(&new.api_key), "key": crate::config::mask_secret(&new.api_key), "enabled": new.enabled}})),
+    ))
+}
+
+#[derive(Deserialize)]
+struct KeyPatch {
+    enabled: bool,
+}
+
+fn with_key(
+    existing: &crate::store::StoredProvider,
+    key: &str,
+) -> AdminResult<(Vec<(String, bool)>, usize)> {
+    let keys = api::doc_keys(&existing.doc);
+    let idx = keys
+        .iter()
+        .position(|(k, _)| key_id(k) == key)
+        .ok_or_else(|| {
+            AdminError::not_found(format!("provider `{}` has no key {key}", existing.name))
+        })?;
+    Ok((keys, idx))
+}
+
+async fn patch_key(
+    State(st): State<AdminState>,
+    Path((id, key)): Path<(String, String)>,
+    body: Bytes,
+) -> AdminResult<Json<Value>> {
+    let existing = api_only(&st, &id)?;
+    let patch: KeyPatch = serde_json::from_slice(&body).map_err(|e| {
+        AdminError::invalid(vec![FieldError {
+            field: "enabled".into(),
+            reason: e.to_string(),
+        }])
+    })?;
+    let (mut keys, idx) = with_key(&existing, &key)?;
+    keys[idx].1 = patch.enabled;
+    let mut doc = existing.doc.clone();
+    api::set_doc_keys(&mut doc, &keys);
+    update(&st, existing.id, existing.name.clone(), doc).await
+}
+
+async fn delete_key(
+    State(st): State<AdminState>,
+    Path((id, key)): Path<(String, String)>,
+) -> AdminResult<Json<Value>> {
+    let existing = api_only(&st, &id)?;
+    let (mut keys, idx) = with_key(&existing, &key)?;
+    keys.remove(idx);
+    let mut doc = existing.doc.clone();
+    api::set_doc_keys(&mut doc, &keys);
+    update(&st, existing.id, existing.name.clone(), doc).await
+}
+
+// ---------------------------------------------------------------- batch
+
+/// `{"create": [doc…], "update": [{"id", …doc}], "delete": [id…]}`, all
+/// or nothing; errors name the item (`create[1].weight`).
+async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Value>> {
+    let body = json_body(&body)?;
+    let items = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (creates, updates, deletes) = (items("create"), items("update"), items("delete"));
+    let mut changes = Vec::new();
+    let mut errors = Vec::new();
+    let mut labels = Vec::new();
+    // Which item a provider name came from, to name items in errors.
+    let mut origin: Vec<(String, String)> = Vec::new();
+    for (i, c) in creates.iter().enumerate() {
+        match provider_doc(&st, c)
+            .and_then(|(name, doc)| name_taken(&st, &name).map(|()| (name, doc)))
+        {
+            Ok((name, doc)) => {
+                labels.push(format!("create[{i}]"));
+                origin.push((name.clone(), format!("create[{i}]")));
+                changes.push(ConfigChange::CreateProvider { name, doc });
+            }
+            Err(e) => errors.extend(item_errors(&format!("create[{i}]"), e)),
+        }
+    }
+    for (i, u) in updates.iter().enumerate() {
+        let at = format!("update[{i}]");
+        let id = u
+            .get("id")
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .unwrap_or_default();
+        let result = api_only(&st, &id).and_then(|existing| {
+            let mut doc = existing.doc.clone();
+            let patch = api::normalize_provider(u).map_err(AdminError::invalid)?;
+            api::merge_patch(&mut doc, &patch);
+            if let Some(o) = doc.as_object_mut() {
+                o.entry("name")
+                    .or_insert(Value::String(existing.name.clone()));
+            }
+            let (name, doc) = provider_doc(&st, &doc)?;
+            Ok(ConfigChange::UpdateProvider {
+                id: existing.id,
+                name,
+                doc,
+            })
+        });
+        match result {
+            Ok(c) => {
+                if let ConfigChange::UpdateProvider { name, .. } = &c {
+                    origin.push((name.clone(), at.clone()));
+                }
+                labels.push(at);
+                changes.push(c);
+            }
+            Err(e) => errors.extend(item_errors(&at, e)),
+        }
+    }
+    for (i, d) in deletes.iter().enumerate() {
+        let at = format!("delete[{i}]");
+        let id = d.as_str().map_or_else(|| d.to_string(), str::to_string);
+        match api_only(&st, &id) {
+            Ok(existing) => {
+                labels.push(at);
+                changes.push(ConfigChange::DeleteProvider { id: existing.id });
+            }
+            Err(e) => errors.extend(item_errors(&at, e)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AdminError::invalid(errors));
+    }
+    if changes.is_empty() {
+        return Err(AdminError::bad_request(
+            "the batch is empty: give create, update and/or delete arrays",
+        ));
+    }
+    let (version, results) = st
+        .control
+        .write(|_, _| Ok(changes))
+        .await
+        .map_err(|e| match e {
+            // Name the items in validation errors of the combined result.
+            WriteError::Invalid(fields) => AdminError::invalid(
+                fields
+                    .into_iter()
+                    .map(|f| {
+                        let item = origin.iter().find_map(|(name, at)| {
+                            f.field
+                                .strip_prefix(&format!("providers[{name}]"))
+                                .map(|rest| format!("{at}{rest}"))
+                        });
+                        FieldError {
+                            field: item.unwrap_or(f.field),
+                            reason: f.reason,
+                        }
+                    })
+                    .collect(),
+            ),
+            other => AdminError::from(other),
+        })?;
+    let results: Vec<Value> = labels
+        .iter()
+        .zip(results)
+        .map(|(item, r)| json!({"item": item, "result": r}))
+        .collect();
+    Ok(Json(json!({"version": version, "results": results})))
+}
+
+fn item_errors(at: &str, e: AdminError) -> Vec<FieldError> {
+    if e.fields.is_empty() {
+        vec![FieldError {
+            field: at.to_string(),
+            reason: e.message,
+        }]
+    } else {
+        e.fields
+            .into_iter()
+            .map(|f| FieldError {
+                field: if f.field.is_empty() {
+                    at.to_string()
+                } else {
+                    format!("{at}.{}", f.field)
+                },
+                reason: f.reason,
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- aliases & settings
+
+async fn list_aliases(State(st): State<AdminState>) -> Json<Value> {
+    let (file, _) = st.control.file_config();
+    let mut data: Vec<Value> = file
+        .aliases
+        .iter()
+        .map(|(a, t)| json!({"alias": a, "target": t, "source": "file", "read_only": true}))
+        .collect();
+    for (a, t) in st.control.api_config().aliases {
+        data.push(json!({"alias": a, "target": t, "source": "api", "read_only": false}));
+    }
+    Json(json!({"object": "list", "data": data}))
+}
+
+async fn put_alias(
+    State(st): State<AdminState>,
+    Path(alias): Path<String>,
+    body: Bytes,
+) -> AdminResult<Json<Value>> {
+    let body = json_body(&body)?;
+    let target = body
+        .get("target")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            AdminError::invalid(vec![FieldError {
+                field: "target".into(),
+                reason: "a non-empty model name is required".into(),
+            }])
+        })?
+        .to_string();
+    if st.control.file_config().0.aliases.contains_key(&alias) {
+        return Err(AdminError::conflict(format!("alias `{alias}` is declared in the configuration file and is read-only through the API")));
+    }
+    let (version, _) = st
+        .control
+        .write(|_, _| {
+            Ok(vec![ConfigChange::SetAlias {
+                alias: alias.clone(),
+                target: target.clone(),
+            }])
+        })
+        .await?;
+    Ok(Json(
+        json!({"version": version, "alias": alias, "target": target}),
+    ))
+}
+
+async fn delete_alias(
+    State(st): State<AdminState>,
+    Path(alias): Path<String>,
+) -> AdminResult<Json<Value>> {
+    if st.control.file_config().0.aliases.contains_key(&alias) {
+        return Err(AdminError::conflict(format!("alias `{alias}` is declared in the configuration file and is read-only through the API")));
+    }
+    if !st
+        .control
+        .api_config()
+        .aliases
+        .iter()
+        .any(|(a, _)| *a == alias)
+    {
+        return Err(AdminError::not_found(format!(
+            "alias `{alias}` does not exist"
+        )));
+    }
+    let (version, _) = st
+        .control
+        .write(|_, _| {
+            Ok(vec![ConfigChange::DeleteAlias {
+                alias: alias.clone(),
+            }])
+        })
+        .await?;
+    Ok(Json(json!({"version": version, "deleted": alias})))
+}
+
+async fn get_settings(State(st): State<AdminState>) -> Json<Value> {
+    let (file, _) = st.control.file_config();
+    let api = st.control.api_config();
+    let mut out = serde_json::Map::new();
+    for name in api::SETTINGS_SECTIONS {
+        let from_api = api.settings.get(*name).filter(|v| !v.is_null());
+        let (value, source) = match from_api {
+            Some(v) => (v.clone(), "api"),
+            None => (
+                match *name {
+                    "overrides" => serde_json::to_value(&file.overrides),
+                    "routing" => serde_json::to_value(&file.routing),
+                    _ => serde_json::to_value(&file.health),
+                }
+                .unwrap_or(Value::Null),
+                "file",
+            ),
+        };
+        out.insert(name.to_string(), json!({"value": value, "source": source}));
+    }
+    Json(Value::Object(out))
+}
+
+/// `{"overrides": {...}, "routing": {...}, "health": {...}}`; a section set
+/// to null goes back to the file's.
+async fn put_settings(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Value>> {
+    let body = json_body(&body)?;
+    let Some(obj) = body.as_object() else {
+        return Err(AdminError::bad_request("settings must be a JSON object"));
+    };
+    let unknown: Vec<FieldError> = obj
+        .keys()
+        .filter(|k| !api::SETTINGS_SECTIONS.contains(&k.as_str()))
+        .map(|k| FieldError {
+            field: k.clone(),
+            reason: format!(
+                "unknown section; settable: {}",
+                api::SETTINGS_SECTIONS.join(", ")
+            ),
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(AdminError::invalid(unknown));
+    }
+    let (version, _) = st
+        .control
+        .write(|current, _| {
+            let mut doc = current.settings.clone();
+            if !doc.is_object() {
+                doc = json!({});
+            }
+            api::merge_patch(&mut doc, &body);
+            Ok(vec![ConfigChange::SetSettings { doc }])
+        })
+        .await?;
+    Ok(Json(
+        json!({"version": version, "settings": get_settings(State(st)).await.0}),
+    ))
+}
+
+// ---------------------------------------------------------------- export / import
+
+#[derive(Deserialize, Default)]
+struct ExportQuery {
+    format: Option<String>,
+    #[serde(default)]
+    include_keys: bool,
+}
+
+/// The whole effective configuration (file + API) as TOML or JSON.
+async fn export(
+    State(st): State<AdminState>,
+    Query(q): Query<ExportQuery>,
+) -> AdminResult<Response> {
+    let (file, _) = st.control.file_config();
+    let merged = api::merge(&file, &st.control.api_config()).map_err(AdminError::invalid)?;
+    let mut v =
+        serde_json::to_value(&merged).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    if !q.include_keys {
+        if let Some(ps) = v.get_mut("providers").and_then(Value::as_array_mut) {
+            ps.iter_mut().for_each(api::mask_keys);
+        }
+        if let Some(s) = v.get_mut("server").and_then(Value::as_object_mut) {
+            s.remove("auth_token");
+        }
+        if let Some(a) = v.get_mut("admin").and_then(Value::as_object_mut) {
+            a.remove("token");
+        }
+    }
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(v).into_response()),
+        "toml" => {
+            strip_nulls(&mut v);
+            let text = toml::to_string_pretty(&v)
+                .map_err(|e| AdminError::bad_request(format!("cannot render TOML: {e}")))?;
+            Ok((
+                [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
+                text,
+            )
+                .into_response())
+        }
+        other => Err(AdminError::bad_request(format!(
+            "format {other:?} is not toml or json"
+        ))),
+    }
+}
+
+/// TOML has no null: unset options are simply left out.
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.retain(|_, x| !x.is_null());
+            o.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ImportQuery {
+    format: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Make the document's providers, aliases and settings the API-owned
+/// configuration. Providers the file declares are skipped (the file owns
+/// them); masked keys (`sk-…abcd`) are matched to the existing keys of the
+/// provider of the same name.
+async fn import(
+    State(st): State<AdminState>,
+    Query(q): Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AdminResult<Json<Value>> {
+    let text =
+        std::str::from_utf8(&body).map_err(|_| AdminError::bad_request("the body is not UTF-8"))?;
+    let toml_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("toml"));
+    let doc: crate::config::FileConfig =
+        match q
+            .format
+            .as_deref()
+            .unwrap_or(if toml_type { "toml" } else { "json" })
+        {
+            "toml" => crate::config::parse_toml(text, "import").map_err(|e| {
+                AdminError::invalid(
+                    e.0.into_iter()
+                        .map(|e| FieldError {
+                            field: e.key,
+                            reason: format!("{}: {}", e.source, e.reason),
+                        })
+                        .collect(),
+                )
+            })?,
+            "json" => serde_json::from_str(text).map_err(|e| {
+                AdminError::invalid(vec![FieldError {
+                    field: String::new(),
+                    reason: e.to_string(),
+                }])
+            })?,
+            other => {
+                return Err(AdminError::bad_request(format!(
+                    "format {other:?} is not toml or json"
+                )))
+            }
+        };
+    let (file, _) = st.control.file_config();
+    let current = st.control.api_config();
+    let mut skipped = Vec::new();
+    let mut providers = Vec::new();
+    for (i, p) in doc.providers.iter().enumerate() {
+        if file.providers.iter().any(|f| f.name == p.name) {
+            skipped.push(p.name.clone());
+            continue;
+        }
+        let mut v = serde_json::to_value(p).map_err(|e| AdminError::bad_request(e.to_string()))?;
+        resolve_masked_keys(
+            &mut v,
+            current.providers.iter().find(|c| c.name == p.name),
+            &format!("providers[{i}]"),
+        )?;
+        providers.push(crate::store::StoredProvider {
+            id: 0,
+            name: p.name.clone(),
+            doc: v,
+            created_ms: 0,
+            updated_ms: 0,
+        });
+    }
+    let aliases: Vec<(String, String)> = doc
+        .aliases
+        .iter()
+        .filter(|(a, _)| !file.aliases.contains_key(*a))
+        .map(|(a, t)| (a.clone(), t.clone()))
+        .collect();
+    let settings = json!({
+        "overrides": serde_json::to_value(&doc.overrides).unwrap_or(Value::Null),
+        "routing": serde_json::to_value(&doc.routing).unwrap_or(Value::Null),
+        "health": serde_json::to_value(&doc.health).unwrap_or(Value::Null),
+    });
+    let proposed = ApiConfig {
+        providers,
+        aliases,
+        settings,
+    };
+    let diff = diff(&current, &proposed);
+    if q.dry_run {
+        st.control
+            .validate(&proposed)
+            .map_err(AdminError::invalid)?;
+        return Ok(Json(
+            json!({"dry_run": true, "valid": true, "changes": diff, "skipped_file_providers": skipped}),
+        ));
+    }
+    let version = st.control.replace(proposed).await?;
+    Ok(Json(
+        json!({"dry_run": false, "version": version, "changes": diff, "skipped_file_providers": skipped}),
+    ))
+}
+
+/// Turn masked keys back into the real ones already stored for the provider.
+fn resolve_masked_keys(
+    doc: &mut Value,
+    existing: Option<&crate::store::StoredProvider>,
+    at: &str,
+) -> AdminResult<()> {
+    let keys = api::doc_keys(doc);
+    if !keys.iter().any(|(k, _)| k.contains('…')) {
+        return Ok(());
+    }
+    let known = existing.map(|e| api::doc_keys(&e.doc)).unwrap_or_default();
+    let mut resolved = Vec::new();
+    for (k, enabled) in keys {
+        if k.contains('…') {
+            let real = known
+                .iter()
+                .find(|(real, _)| crate::config::mask_secret(real) == k)
+                .ok_or_else(|| AdminError::invalid(vec![FieldError {
+                    field: format!("{at}.api_keys"),
+                    reason: format!("masked key {k} matches no stored key; export with include_keys=true to move keys"),
+                }]))?;
+            resolved.push((real.0.clone(), enabled));
+        } else {
+            resolved.push((k, enabled));
+        }
+    }
+    api::set_doc_keys(doc, &resolved);
+    Ok(())
+}
+
+fn diff(current: &ApiConfig, proposed: &ApiConfig) -> Value {
+    let names = |c: &ApiConfig| {
+        c.providers
+            .iter()
+            .map(|p| (p.name.clone(), p.doc.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (before, after) = (names(current), names(proposed));
+    let added: Vec<&String> = after.keys().filter(|n| !before.contains_key(*n)).collect();
+    let removed: Vec<&String> = before.keys().filter(|n| !after.contains_key(*n)).collect();
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(n, d)| before.get(*n).is_some_and(|b| b != *d))
+        .map(|(n, _)| n)
+        .collect();
+    let aliases = |c: &ApiConfig| {
+        c.aliases
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (ab, aa) = (aliases(current), aliases(proposed));
+    json!({
+        "providers": {"added": added, "removed": removed, "changed": changed},
+        "aliases": {
+            "added": aa.keys().filter(|k| !ab.contains_key(*k)).collect::<Vec<_>>(),
+            "removed": ab.keys().filter(|k| !aa.contains_key(*k)).collect::<Vec<_>>(),
+            "changed": aa.iter().filter(|(k, v)| ab.get(*k).is_some_and(|b| b != *v)).map(|(k, _)| k).collect::<Vec<_>>(),
+        },
+        "settings_changed": current.settings != proposed.settings,
+    })
+}
+
+// ---------------------------------------------------------------- health, reload, logs
+
+async fn health(State(st): State<AdminState>) -> Json<Value> {
+    Json(crate::health::report(&st.control.current()))
+}
+
+async fn reload(State(st): State<AdminState>) -> AdminResult<Json<Value>> {
+    match st.control.reload_file() {
+        Ok(version) => Ok(Json(json!({"version": version, "reloaded": true}))),
+        Err(errs) => Err(AdminError::invalid(
+            errs.0
+                .into_iter()
+                .map(|e| FieldError {
+                    field: e.key,
+                    reason: format!("{}: {}", e.source, e.reason),
+                })
+                .collect(),
+        )),
+    }
+}
+
+async fn logs(State(st): State<AdminState>, Query(q): Query<LogQuery>) -> AdminResult<Json<Value>> {
+    let store = st.control.store().ok_or_else(|| {
+        AdminError::from(WriteError::Unavailable("no database is configured".into()))
+    })?;
+    let page = store.query_logs(q).await?;
+    Ok(Json(serde_json::to_value(page).unwrap_or(Value::Null)))
+}
+
+async fn usage(
+    State(st): State<AdminState>,
+    Query(q): Query<UsageQuery>,
+) -> AdminResult<Json<Value>> {
+    let store = st.control.store().ok_or_else(|| {
+        AdminError::from(WriteError::Unavailable("no database is configured".into()))
+    })?;
+    let rows = store.usage(q).await?;
+    Ok(Json(json!({"object": "list", "data": rows})))
+}

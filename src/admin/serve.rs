@@ -1,0 +1,106 @@
+//! Serving the admin router: on its own listener (a Pingora background
+//! service) and, when enabled, for `/api/*` and `/docs` on the main port.
+
+use crate::store::{RequestLog, Store};
+use async_trait::async_trait;
+use axum::Router;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::io::Write;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub struct AdminListener {
+    pub router: Router,
+    pub addr: String,
+}
+
+#[async_trait]
+impl BackgroundService for AdminListener {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let listener = match tokio::net::TcpListener::bind(&self.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(addr = %self.addr, error = %e, "cannot bind the admin listener; the admin API stays reachable under /api on the main port if enabled");
+                return;
+            }
+        };
+        if let Ok(a) = listener.local_addr() {
+            tracing::info!(addr = %a, "admin API listening");
+            println!("llm-orchestrator admin listening on http://{a}");
+            let _ = std::io::stdout().flush();
+        }
+        let served = axum::serve(listener, self.router.clone())
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    }
+}
+
+/// Writes request-log rows in batches, off the request path: the proxy only
+/// `try_send`s into a bounded channel (a full channel drops the row and
+/// counts it) and this task does the SQLite work.
+pub struct LogWriter {
+    pub store: Store,
+    pub rx: tokio::sync::Mutex<Option<mpsc::Receiver<RequestLog>>>,
+    pub retention_days: u32,
+}
+
+const BATCH: usize = 512;
+
+#[async_trait]
+impl BackgroundService for LogWriter {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(mut rx) = self.rx.lock().await.take() else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut prune = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    // A short pause lets a burst coalesce into one transaction.
+                    if batch.len() < BATCH {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(row) => batch.push(row),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    let rows = std::mem::take(&mut batch);
+                    let n = rows.len();
+                    if let Err(e) = self.store.insert_logs(rows).await {
+                        tracing::warn!(error = %e, rows = n, "request log rows could not be written");
+                    }
+                }
+                _ = prune.tick() => {
+                    if self.retention_days > 0 {
+                        let cutoff = crate::health::wall_ms() as i64 - i64::from(self.retention_days) * 86_400_000;
+                        if let Err(e) = self.store.prune_logs(cutoff).await {
+                            tracing::warn!(error = %e, "pruning old request logs failed");
+                        }
+                    }
+                }
+                _ = shutdown.changed() => {
+                    // Flush what is queued before exiting.
+                    while let Ok(row) = rx.try_recv() {
+                        batch.push(row);
+                    }
+                    if !batch.is_empty() {
+                        let _ = self.store.insert_logs(std::mem::take(&mut batch)).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}

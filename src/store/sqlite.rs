@@ -1,0 +1,309 @@
+//! Connection setup, schema migrations and the worker thread that owns the
+//! SQLite connection.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::StoreError;
+
+/// Where the database lives, parsed from the configured URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Location {
+    Memory,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Memory => f.write_str(":memory:"),
+            Location::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Parse `sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite::memory:`.
+///
+/// Three slashes then the path, as in SQLAlchemy: whatever follows
+/// `sqlite:///` is the filesystem path, so a fourth slash makes it absolute.
+pub(super) fn parse_url(url: &str) -> Result<Location, StoreError> {
+    let url = url.trim();
+    if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+        return Ok(Location::Memory);
+    }
+    let Some(path) = url.strip_prefix("sqlite:///") else {
+        return Err(StoreError::Url(format!(
+            "`{url}`: expected sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite::memory:"
+        )));
+    };
+    if path == ":memory:" {
+        return Ok(Location::Memory);
+    }
+    if path.is_empty() || path.ends_with('/') {
+        return Err(StoreError::Url(format!("`{url}`: no database file name")));
+    }
+    if path.contains('?') {
+        return Err(StoreError::Url(format!(
+            "`{url}`: query parameters are not supported"
+        )));
+    }
+    Ok(Location::File(PathBuf::from(path)))
+}
+
+/// Open the connection and apply the connection-level settings.
+pub(super) fn open_connection(location: &Location) -> Result<Connection, StoreError> {
+    let conn = match location {
+        Location::Memory => Connection::open_in_memory()?,
+        Location::File(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::Io(format!("create {}: {e}", parent.display())))?;
+            }
+            create_private(path)?;
+            // No URI flag: a relative path that happens to start with `file:`
+            // must stay a path.
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?
+        }
+    };
+    // Before anything else, so the journal-mode switch waits for other
+    // processes' locks instead of failing.
+    conn.busy_timeout(Duration::from_millis(5000))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if matches!(location, Location::File(_)) && !mode.eq_ignore_ascii_case("wal") {
+        // Some filesystems (network mounts) cannot do WAL; the rollback
+        // journal with synchronous=FULL is still durable, just slower.
+        tracing::warn!(journal_mode = %mode, db = %location, "SQLite refused WAL mode");
+    }
+    // FULL fsyncs the WAL on every commit: an acknowledged write survives
+    // power loss, not only a process crash.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Create the database file readable by its owner only: provider documents
+/// hold upstream API keys. SQLite gives its -wal and -shm files the same mode.
+#[cfg(unix)]
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Io(format!("create {}: {e}", path.display()))),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &std::path::Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Work sent to the worker thread.
+pub(super) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Run jobs until every sender is gone, then close the connection.
+pub(super) fn run_worker(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+        if ran.is_err() {
+            // Keep serving the other callers; make sure a half-done
+            // transaction does not linger on the shared connection.
+            tracing::error!("SQLite store job panicked");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+    // Cheap, and keeps the planner statistics fresh for the next start.
+    let _ = conn.execute_batch("PRAGMA optimize");
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the SQLite store failed");
+    }
+}
+
+/// One schema step. Append a new entry to [`MIGRATIONS`] to change the
+/// schema; never edit one that has shipped.
+pub(super) struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(super) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    sql: "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+INSERT INTO meta (key, value) VALUES ('config_version', '0');
+
+CREATE TABLE providers (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT UNIQUE NOT NULL,
+    doc        TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+
+CREATE TABLE aliases (
+    alias  TEXT PRIMARY KEY,
+    target TEXT NOT NULL
+);
+
+CREATE TABLE settings (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    doc TEXT
+);
+
+-- AUTOINCREMENT: ids are pagination cursors and must never be reused, even
+-- after pruning empties the table.
+CREATE TABLE request_logs (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms             INTEGER NOT NULL,
+    request_id        TEXT NOT NULL,
+    api               TEXT NOT NULL,
+    method            TEXT NOT NULL,
+    path              TEXT NOT NULL,
+    model             TEXT,
+    provider          TEXT,
+    key               TEXT,
+    status            INTEGER NOT NULL,
+    outcome           TEXT NOT NULL,
+    attempts          INTEGER NOT NULL,
+    stream            INTEGER NOT NULL,
+    latency_ms        REAL NOT NULL,
+    ttfb_ms           REAL,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    cached_tokens     INTEGER,
+    error             TEXT
+);
+CREATE INDEX request_logs_ts ON request_logs (ts_ms);
+CREATE INDEX request_logs_provider_ts ON request_logs (provider, ts_ms);
+CREATE INDEX request_logs_model_ts ON request_logs (model, ts_ms);
+CREATE INDEX request_logs_status_ts ON request_logs (status, ts_ms);
+",
+}];
+
+/// The newest schema version this build knows.
+pub(super) fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+pub(super) fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
+    let v: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")?
+        .query_row([], |r| r.get(0))?;
+    u32::try_from(v).map_err(|_| StoreError::Sqlite(format!("bad schema version {v}")))
+}
+
+/// Apply every migration newer than the database, each in its own
+/// transaction. Safe to run concurrently from several processes: each step
+/// re-checks under the write lock.
+pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            applied_at TEXT
+        )",
+    )?;
+    let current = schema_version(conn)?;
+    let latest = latest_version();
+    if current > latest {
+        // A newer build migrated this file; writing with an older idea of
+        // the schema could corrupt its meaning.
+        return Err(StoreError::Sqlite(format!(
+            "database schema version {current} is newer than this build supports ({latest})"
+        )));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let done = tx
+            .query_row(
+                "SELECT 1 FROM schema_migrations WHERE version = ?1",
+                [m.version],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if done {
+            continue;
+        }
+        tx.execute_batch(m.sql).map_err(|e| {
+            StoreError::Sqlite(format!("migration {} ({}): {e}", m.version, m.name))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at)
+             VALUES (?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            [m.version],
+        )?;
+        tx.commit()?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied schema migration"
+        );
+    }
+    schema_version(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_forms() {
+        assert_eq!(
+            parse_url("sqlite:///./data/llm_orchestrator.db").unwrap(),
+            Location::File(PathBuf::from("./data/llm_orchestrator.db"))
+        );
+        assert_eq!(
+            parse_url("sqlite:///data/x.db").unwrap(),
+            Location::File(PathBuf::from("data/x.db"))
+        );
+        assert_eq!(
+            parse_url("sqlite:////abs/path.db").unwrap(),
+            Location::File(PathBuf::from("/abs/path.db"))
+        );
+        assert_eq!(parse_url("sqlite::memory:").unwrap(), Location::Memory);
+        assert_eq!(parse_url("sqlite:///:memory:").unwrap(), Location::Memory);
+        for bad in [
+            "postgres://x",
+            "sqlite://rel.db",
+            "sqlite:///",
+            "sqlite:///dir/",
+            "sqlite:///x.db?mode=ro",
+            "",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(StoreError::Url(_))),
+                "{bad} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn migrations_are_ordered() {
+        let mut last = 0;
+        for m in MIGRATIONS {
+            assert_eq!(m.version, last + 1, "migration versions must be 1, 2, 3...");
+            last = m.version;
+        }
+    }
+}
