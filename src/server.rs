@@ -189,6 +189,12 @@ pub fn build(
         ));
     }
     if process.redis_enabled {
+        let handle = Arc::new(crate::control::sync::SyncHandle::default());
+        let _ = control.sync.set(handle.clone());
+        server.add_service(background_service(
+            "redis config sync",
+            crate::control::sync::ConfigSync::new(&process.redis_url, control.clone(), handle),
+        ));
         server.add_service(background_service(
             "redis health sync",
             crate::health::shared::RedisSync::new(&process.redis_url, state.registry.clone()),

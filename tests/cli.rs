@@ -163,7 +163,11 @@ async fn runs_on_embedded_defaults_and_says_how_to_add_a_provider() {
 #[test]
 fn starts_without_any_config_file() {
     use std::io::{BufRead, BufReader};
+    // Run in a scratch directory: the default database is ./data/….
+    let dir = tempfile::tempdir().expect("dir");
     let mut child = bin()
+        .current_dir(dir.path())
+        .env("ADMIN_LISTEN", "")
         .env("APP_HOST", "127.0.0.1")
         .env("APP_PORT", "0")
         .stdout(std::process::Stdio::piped())
@@ -179,4 +183,23 @@ fn starts_without_any_config_file() {
         line.starts_with("llm-orchestrator listening on http://127.0.0.1:"),
         "{line}"
     );
+}
+
+#[test]
+fn db_migrate_creates_the_schema() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite:///{}", dir.path().join("data/gw.db").display());
+    let out = bin()
+        .args(["db", "migrate"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("schema version 1"), "{stdout}");
+    assert!(dir.path().join("data/gw.db").exists());
 }

@@ -182,3 +182,71 @@ async fn redis_down_never_stops_the_data_plane() {
         "logged once, not per retry"
     );
 }
+
+async fn models(gw: &Gateway) -> Vec<String> {
+    let v: Value = reqwest::Client::new()
+        .get(gw.url("/v1/models"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    v["data"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter_map(|m| m["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn admin_changes_on_one_instance_reach_the_others_within_seconds() {
+    let redis = RedisServer::start().await;
+    let mock = MockOpenAi::start("shared").await;
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let one = Gateway::start_with("", &env).await;
+    let two = Gateway::start_with("", &env).await;
+    let created = reqwest::Client::new()
+        .post(one.url("/api/providers"))
+        .bearer_auth(TOKEN)
+        .json(
+            &json!({"name": "shared", "type": "openai", "base_url": mock.base_url(),
+                      "api_keys": ["sk-shared-0000001"], "models": ["shared-model"]}),
+        )
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let started = Instant::now();
+    while models(&two).await != ["shared-model"] {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "instance two did not converge within 2 s:\n{}",
+            two.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let r = two
+        .chat(&json!({"model": "shared-model", "messages": []}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        mock.requests()[0].header("authorization").as_deref(),
+        Some("Bearer sk-shared-0000001")
+    );
+
+    // Instance two's own SQLite copy has it: it survives a restart even
+    // without Redis.
+    drop(redis);
+    let two = two.restart().await;
+    assert_eq!(models(&two).await, vec!["shared-model"]);
+}

@@ -8,6 +8,7 @@
 //! the running configuration stays.
 
 pub mod api;
+pub mod sync;
 
 use crate::config::{self, ConfigError, ConfigErrors, FileConfig, ProcessSettings, Snapshot};
 use crate::proxy::GatewayState;
@@ -33,6 +34,8 @@ pub struct ControlPlane {
     api: Mutex<ApiConfig>,
     /// One admin write at a time: validate-then-commit must not interleave.
     writes: tokio::sync::Mutex<()>,
+    /// Set when Redis config sharing is on.
+    pub sync: std::sync::OnceLock<Arc<sync::SyncHandle>>,
 }
 
 /// Why an admin write was refused.
@@ -78,6 +81,7 @@ impl ControlPlane {
             file_cfg: Mutex::new((file_cfg, source)),
             api: Mutex::new(api),
             writes: tokio::sync::Mutex::new(()),
+            sync: std::sync::OnceLock::new(),
         })
     }
 
@@ -187,11 +191,29 @@ impl ControlPlane {
         if let Ok(mut a) = self.api.lock() {
             *a = fresh;
         }
+        self.shared();
         Ok((version, results))
+    }
+
+    fn shared(&self) {
+        if let Some(s) = self.sync.get() {
+            s.local_change();
+        }
     }
 
     /// Replace the whole API-owned config (import).
     pub async fn replace(&self, proposed: ApiConfig) -> Result<u64, WriteError> {
+        let version = self.replace_inner(proposed).await?;
+        self.shared();
+        Ok(version)
+    }
+
+    /// Adopt a peer instance's config (not re-published).
+    pub async fn replace_from_peer(&self, proposed: ApiConfig) -> Result<u64, WriteError> {
+        self.replace_inner(proposed).await
+    }
+
+    async fn replace_inner(&self, proposed: ApiConfig) -> Result<u64, WriteError> {
         let Some(store) = self.store.clone() else {
             return Err(WriteError::Unavailable(
                 "no database is configured (DATABASE_URL)".into(),
