@@ -8,43 +8,6 @@ use support::gateway::{provider, Gateway, TOKEN};
 use support::mock_openai::{MockOpenAi, Reply};
 use support::redis::RedisServer;
 
-async fn provider_state(gw: &Gateway, name: &str) -> Value {
-    let doc: Value = reqwest::Client::new()
-        .get(gw.url("/api/providers/health"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
-    doc["providers"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
-        .unwrap_or(Value::Null)
-}
-
-async fn wait_for(
-    gw: &Gateway,
-    name: &str,
-    within: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let p = provider_state(gw, name).await;
-        if pred(&p) {
-            return p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not reached within {within:?}: {p}\nlog:\n{}",
-            gw.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn hello() -> Value {
     json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]})
 }
@@ -93,10 +56,9 @@ async fn one_instance_finding_a_provider_unhealthy_protects_the_others() {
         assert_eq!(one.chat(&hello()).await.status(), 200);
     }
     assert_eq!(bad.count(), 2);
-    let p = wait_for(&two, "bad", Duration::from_secs(3), |p| {
-        p["state"] == "unhealthy"
-    })
-    .await;
+    let p = two
+        .wait_provider("bad", Duration::from_secs(3), |p| p["state"] == "unhealthy")
+        .await;
     assert!(p["next_trial_ms"].as_u64().is_some());
     for _ in 0..5 {
         assert_eq!(two.chat(&hello()).await.status(), 200);
@@ -118,12 +80,13 @@ async fn one_instance_finding_a_provider_unhealthy_protects_the_others() {
         body: r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#.into(),
     });
     assert_eq!(two.chat(&hello()).await.status(), 200);
-    let p = wait_for(&one, "good", Duration::from_secs(3), |p| {
-        p["keys"]
-            .as_array()
-            .is_some_and(|ks| ks.iter().any(|k| k["state"] == "cooling"))
-    })
-    .await;
+    let p = one
+        .wait_provider("good", Duration::from_secs(3), |p| {
+            p["keys"]
+                .as_array()
+                .is_some_and(|ks| ks.iter().any(|k| k["state"] == "cooling"))
+        })
+        .await;
     assert!(
         !p.to_string().contains("000000000001"),
         "no key material in the health document"
@@ -131,10 +94,9 @@ async fn one_instance_finding_a_provider_unhealthy_protects_the_others() {
 
     // A third instance starting later catches up from the stored state.
     let three = Gateway::start_with(&toml, &env).await;
-    wait_for(&three, "bad", Duration::from_secs(3), |p| {
-        p["state"] == "unhealthy"
-    })
-    .await;
+    three
+        .wait_provider("bad", Duration::from_secs(3), |p| p["state"] == "unhealthy")
+        .await;
 }
 
 #[tokio::test]
@@ -183,26 +145,6 @@ async fn redis_down_never_stops_the_data_plane() {
     );
 }
 
-async fn models(gw: &Gateway) -> Vec<String> {
-    let v: Value = reqwest::Client::new()
-        .get(gw.url("/v1/models"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("models")
-        .json()
-        .await
-        .expect("json");
-    v["data"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .filter_map(|m| m["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn admin_changes_on_one_instance_reach_the_others_within_seconds() {
     let redis = RedisServer::start().await;
@@ -227,7 +169,7 @@ async fn admin_changes_on_one_instance_reach_the_others_within_seconds() {
         .expect("create");
     assert_eq!(created.status(), 201);
     let started = Instant::now();
-    while models(&two).await != ["shared-model"] {
+    while two.model_ids().await != ["shared-model"] {
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "instance two did not converge within 2 s:\n{}",
@@ -248,5 +190,5 @@ async fn admin_changes_on_one_instance_reach_the_others_within_seconds() {
     // without Redis.
     drop(redis);
     let two = two.restart().await;
-    assert_eq!(models(&two).await, vec!["shared-model"]);
+    assert_eq!(two.model_ids().await, vec!["shared-model"]);
 }

@@ -35,35 +35,6 @@ async fn health(gw: &Gateway) -> Value {
     r.json().await.expect("json")
 }
 
-async fn provider_state(gw: &Gateway, name: &str) -> Value {
-    let doc = health(gw).await;
-    doc["providers"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
-        .unwrap_or_else(|| panic!("provider {name} in {doc}"))
-}
-
-/// Poll the health endpoint until `pred` holds (deadline, not a sleep).
-async fn wait_state(
-    gw: &Gateway,
-    name: &str,
-    within: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let p = provider_state(gw, name).await;
-        if pred(&p) {
-            return p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "condition not reached; last state {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn failing_provider_goes_unhealthy_stops_being_chosen_and_recovers() {
     let flaky = MockOpenAi::start("flaky").await;
@@ -97,23 +68,23 @@ async fn failing_provider_goes_unhealthy_stops_being_chosen_and_recovers() {
         3,
         "after max_errors = 3 the provider is no longer chosen"
     );
-    let p = provider_state(&gw, "flaky").await;
+    let p = gw.provider_health("flaky").await;
     assert_eq!(p["state"], "unhealthy");
     assert_eq!(p["consecutive_errors"], 3);
     assert_eq!(p["last_error"]["status"], 503);
     assert!(p["next_trial_ms"].as_u64().is_some());
-    assert_eq!(provider_state(&gw, "steady").await["state"], "healthy");
+    assert_eq!(gw.provider_health("steady").await["state"], "healthy");
 
     // The fault clears; after retry_secs one trial request goes through,
     // then recover_successes = 2 successes make it healthy again.
     flaky.set_default(Reply::Complete);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while provider_state(&gw, "flaky").await["state"] != "healthy" {
+    while gw.provider_health("flaky").await["state"] != "healthy" {
         assert!(Instant::now() < deadline, "no recovery");
         assert_eq!(gw.chat(&hello()).await.status(), 200);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let p = provider_state(&gw, "flaky").await;
+    let p = gw.provider_health("flaky").await;
     assert_eq!(
         p["transitions"], 4,
         "healthy->degraded->unhealthy->degraded->healthy: {p}"
@@ -165,7 +136,7 @@ async fn client_errors_never_count_against_a_provider() {
     for _ in 0..6 {
         assert_eq!(gw.chat(&hello()).await.status(), 400);
     }
-    let p = provider_state(&gw, "a").await;
+    let p = gw.provider_health("a").await;
     assert_eq!(p["state"], "healthy");
     assert_eq!(p["consecutive_errors"], 0);
     assert_eq!(mock.count(), 6);
@@ -191,7 +162,7 @@ async fn rate_limited_key_shows_as_cooling_and_is_never_used_while_cooling() {
     .await;
     assert_eq!(gw.chat(&hello()).await.status(), 200);
     let limited = mock.requests()[0].header("authorization").expect("auth");
-    let p = provider_state(&gw, "a").await;
+    let p = gw.provider_health("a").await;
     let cooling: Vec<&Value> = p["keys"]
         .as_array()
         .expect("keys")
@@ -234,7 +205,7 @@ async fn rejected_key_is_disabled_until_an_active_recheck_accepts_it() {
         200,
         "served by the second key"
     );
-    let p = provider_state(&gw, "a").await;
+    let p = gw.provider_health("a").await;
     assert!(
         p["keys"]
             .as_array()
@@ -245,7 +216,7 @@ async fn rejected_key_is_disabled_until_an_active_recheck_accepts_it() {
     );
     // The vendor accepts the key again (the mock's model list answers 200):
     // the next active pass re-validates it, long before the cooldown ends.
-    wait_state(&gw, "a", Duration::from_secs(10), |p| {
+    gw.wait_provider("a", Duration::from_secs(10), |p| {
         p["keys"]
             .as_array()
             .is_some_and(|ks| ks.iter().all(|k| k["state"] == "available"))
@@ -277,10 +248,11 @@ async fn active_checks_find_a_dead_provider_without_any_traffic() {
         provider("dead", &dead_url, &["sk-d-000000000001"], "")
     );
     let gw = Gateway::start(&toml).await;
-    let p = wait_state(&gw, "dead", Duration::from_secs(10), |p| {
-        p["state"] == "unhealthy"
-    })
-    .await;
+    let p = gw
+        .wait_provider("dead", Duration::from_secs(10), |p| {
+            p["state"] == "unhealthy"
+        })
+        .await;
     assert!(
         p["last_error"]["message"]
             .as_str()
@@ -307,7 +279,7 @@ async fn hang_reset_and_mid_stream_death_all_count_as_provider_errors() {
     let gw = Gateway::start(&toml).await;
     a.push(Reply::Hang);
     assert_eq!(gw.chat(&hello()).await.status(), 504);
-    let p = provider_state(&gw, "a").await;
+    let p = gw.provider_health("a").await;
     assert_eq!(
         (p["state"].as_str(), p["consecutive_errors"].as_u64()),
         (Some("degraded"), Some(1))
@@ -322,14 +294,14 @@ async fn hang_reset_and_mid_stream_death_all_count_as_provider_errors() {
 
     a.push(Reply::Reset);
     assert_eq!(gw.chat(&hello()).await.status(), 502);
-    assert_eq!(provider_state(&gw, "a").await["consecutive_errors"], 2);
+    assert_eq!(gw.provider_health("a").await["consecutive_errors"], 2);
 
     a.push(Reply::StreamThenDrop { events: 2 });
     let r = gw
         .chat(&json!({"model": "m", "stream": true, "messages": []}))
         .await;
     assert!(r.text().await.expect("body").contains("stream_interrupted"));
-    let p = provider_state(&gw, "a").await;
+    let p = gw.provider_health("a").await;
     assert_eq!(p["state"], "unhealthy", "third consecutive error: {p}");
     assert!(
         p["last_error"]["message"]
@@ -435,9 +407,10 @@ async fn completion_probe_sends_a_one_token_request_in_the_vendors_format() {
         probe.header("authorization").as_deref(),
         Some("Bearer sk-a-000000000001")
     );
-    let p = wait_state(&gw, "a", Duration::from_secs(5), |p| {
-        p["last_success_ms"].is_u64()
-    })
-    .await;
+    let p = gw
+        .wait_provider("a", Duration::from_secs(5), |p| {
+            p["last_success_ms"].is_u64()
+        })
+        .await;
     assert_eq!(p["state"], "healthy");
 }

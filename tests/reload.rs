@@ -5,33 +5,13 @@ mod support;
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::gateway::{provider, Gateway, TOKEN};
+use support::gateway::{provider, Gateway};
 use support::mock_openai::{MockOpenAi, Reply};
-
-async fn model_ids(gw: &Gateway) -> Vec<String> {
-    let v: Value = reqwest::Client::new()
-        .get(gw.url("/v1/models"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("models")
-        .json()
-        .await
-        .expect("json");
-    v["data"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .filter_map(|m| m["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 async fn wait_models(gw: &Gateway, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let ids = model_ids(gw).await;
+        let ids = gw.model_ids().await;
         if pred(&ids) {
             return ids;
         }
@@ -55,7 +35,7 @@ async fn file_edits_go_live_and_in_flight_requests_finish_on_the_old_config() {
         "models = [\"alpha\"]",
     );
     let gw = Gateway::start(&only_a).await;
-    assert_eq!(model_ids(&gw).await, vec!["alpha"]);
+    assert_eq!(gw.model_ids().await, vec!["alpha"]);
 
     // A slow stream starts on provider a...
     a.set_stream_delay(Duration::from_millis(300));
@@ -139,7 +119,7 @@ async fn a_broken_file_is_rejected_and_the_running_config_stays() {
         "{}",
         gw.logs()
     );
-    assert_eq!(model_ids(&gw).await, vec!["alpha"]);
+    assert_eq!(gw.model_ids().await, vec!["alpha"]);
 
     // Fixing the file applies it.
     gw.rewrite_config(&provider(

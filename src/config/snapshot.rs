@@ -135,6 +135,8 @@ pub struct ApiKey {
     secret: String,
     /// `Bearer <secret>`, built once and marked sensitive.
     bearer: http::HeaderValue,
+    /// The bare secret as a (sensitive) header value, for `x-api-key` style auth.
+    raw: http::HeaderValue,
     /// Masked form (`sk-…abcd`) for logs and responses.
     pub masked: String,
     pub state: Arc<KeyState>,
@@ -146,6 +148,9 @@ impl ApiKey {
     }
     pub fn bearer(&self) -> &http::HeaderValue {
         &self.bearer
+    }
+    pub fn raw_header(&self) -> &http::HeaderValue {
+        &self.raw
     }
 }
 
@@ -623,10 +628,15 @@ fn compile_provider(
                 e.push(source, key_at, "API key is empty");
             }
             Ok(secret) => {
-                let bearer = match http::HeaderValue::from_str(&format!("Bearer {secret}")) {
-                    Ok(mut v) if !secret.contains(' ') => {
-                        v.set_sensitive(true);
-                        v
+                let headers = (
+                    http::HeaderValue::from_str(&format!("Bearer {secret}")),
+                    http::HeaderValue::from_str(&secret),
+                );
+                let (bearer, raw) = match headers {
+                    (Ok(mut bearer), Ok(mut raw)) if !secret.contains(' ') => {
+                        bearer.set_sensitive(true);
+                        raw.set_sensitive(true);
+                        (bearer, raw)
                     }
                     _ => {
                         e.push(
@@ -646,6 +656,7 @@ fn compile_provider(
                 }
                 keys.push(ApiKey {
                     bearer,
+                    raw,
                     masked: mask_secret(&secret),
                     state: registry.key_state(&p.name, &secret),
                     secret,

@@ -28,14 +28,7 @@ impl Vendor for AnthropicVendor {
         req: &mut RequestHeader,
     ) -> pingora::Result<()> {
         if let Some(key) = key {
-            let mut v = http::HeaderValue::from_str(key.secret()).map_err(|_| {
-                pingora::Error::explain(
-                    pingora::ErrorType::InternalError,
-                    "API key is not a valid header value",
-                )
-            })?;
-            v.set_sensitive(true);
-            req.insert_header("x-api-key", v)?;
+            req.insert_header("x-api-key", key.raw_header().clone())?;
         }
         req.insert_header("anthropic-version", p.anthropic_version.as_str())?;
         Ok(())

@@ -195,6 +195,66 @@ impl Gateway {
         .await
     }
 
+    /// The ids `GET /v1/models` lists.
+    pub async fn model_ids(&self) -> Vec<String> {
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(self.url("/v1/models"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("models")
+            .json()
+            .await
+            .expect("json");
+        v["data"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// One provider's entry in `GET /api/providers/health` (Null if absent).
+    pub async fn provider_health(&self, name: &str) -> serde_json::Value {
+        let doc: serde_json::Value = reqwest::Client::new()
+            .get(self.url("/api/providers/health"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("health endpoint")
+            .json()
+            .await
+            .expect("json");
+        doc["providers"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Poll the health endpoint until `pred` holds for the provider.
+    pub async fn wait_provider(
+        &self,
+        name: &str,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let p = self.provider_health(name).await;
+            if pred(&p) {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not reached within {within:?}: {p}\nlog:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
