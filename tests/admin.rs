@@ -416,7 +416,8 @@ async fn export_masks_keys_and_import_has_a_dry_run() {
     doc["providers"]
         .as_array_mut()
         .expect("providers")
-        .push(json!({"name": "b", "type": "openai", "base_url": mock.base_url()}));
+        // `b` serves another model, so the request below can only go to `a`.
+        .push(json!({"name": "b", "type": "openai", "base_url": mock.base_url(), "models": ["other"]}));
     let (status, report) = admin
         .post("/api/config/import?dry_run=true", doc.clone())
         .await;
