@@ -952,3 +952,61 @@ async fn untranslated_fields_are_dropped_with_a_debug_log_and_kept_on_same_forma
     );
     assert!(gw.logs().contains("vendor_extension"));
 }
+
+#[tokio::test]
+async fn failover_across_vendor_types_retranslates_per_attempt() {
+    // OpenAI client: Anthropic (503, translated request) -> OpenAI (pass-through).
+    let an = MockAnthropic::start("claude").await;
+    let oa = MockOpenAi::start("oai").await;
+    an.set_default(Reply::status(
+        503,
+        r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"}}"#,
+    ));
+    let toml = format!(
+        "{}{}",
+        typed_provider(
+            "anthropic",
+            "claude",
+            &an.base_url(),
+            &[AN_KEY],
+            "weight = 1000"
+        ),
+        typed_provider("openai", "oai", &oa.base_url(), &[OA_KEY], "weight = 1")
+    );
+    let gw = Gateway::start(&toml).await;
+    let req = json!({"model": "m", "stream": true, "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}]});
+    for _ in 0..5 {
+        let r = gw.chat(&req).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-llm-orchestrator-provider"], "oai");
+        let (chunks, done) = openai_chunks(&r.text().await.expect("body"));
+        assert!(done);
+        assert_eq!(content_of(&chunks), "Hello from oai");
+        if an.count() > 0 {
+            break;
+        }
+    }
+    let to_anthropic = an.requests()[0].json();
+    assert_eq!(
+        to_anthropic["system"], "S",
+        "first attempt in Anthropic's format"
+    );
+    let to_openai = oa
+        .requests()
+        .last()
+        .map(|r| r.json())
+        .expect("second attempt");
+    assert_eq!(
+        to_openai["messages"][0]["role"], "system",
+        "second attempt in OpenAI's format"
+    );
+
+    // Anthropic client: Anthropic (503, pass-through) -> OpenAI (translated).
+    let r = gw
+        .messages(&json!({"model": "m", "max_tokens": 20, "messages": [{"role": "user", "content": "Hi"}]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["type"], "message");
+    assert_eq!(body["content"][0]["text"], "Hello from oai");
+}
