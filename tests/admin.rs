@@ -508,6 +508,8 @@ async fn request_logs_and_usage_are_recorded_off_the_hot_path() {
         .cloned()
         .expect("row");
     assert_eq!(logged["requests"], 5);
+    assert_eq!(logged["error_rate"], 0.0);
+    assert_eq!(usage["log_rows_dropped"], 0);
     assert!(logged["completion_tokens"].as_u64().unwrap_or(0) > 0);
 }
 

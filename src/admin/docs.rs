@@ -28,6 +28,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("post", "/api/reload", "Reload the TOML file now"),
     ("get", "/api/logs", "Request logs: ?provider&model&status&min_status&since_ms&until_ms&limit&before_id"),
     ("get", "/api/stats/usage", "Usage: ?since_ms&until_ms&bucket_secs&group_by=provider|model"),
+    ("get", "/api/stats", "Same as /api/stats/usage"),
 ];
 
 pub async fn openapi() -> Json<Value> {

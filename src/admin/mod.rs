@@ -59,6 +59,7 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/api/reload", post(reload))
         .route("/api/logs", get(logs))
         .route("/api/stats/usage", get(usage))
+        .route("/api/stats", get(usage))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .merge(api)
@@ -1062,5 +1063,27 @@ async fn usage(
         AdminError::from(WriteError::Unavailable("no database is configured".into()))
     })?;
     let rows = store.usage(q).await?;
-    Ok(Json(json!({"object": "list", "data": rows})))
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let error_rate = if r.requests == 0 {
+                0.0
+            } else {
+                r.errors as f64 / r.requests as f64
+            };
+            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("error_rate".into(), json!(error_rate));
+            }
+            v
+        })
+        .collect();
+    let dropped = st
+        .control
+        .state
+        .log_dropped
+        .load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Json(
+        json!({"object": "list", "data": data, "log_rows_dropped": dropped}),
+    ))
 }
