@@ -473,7 +473,7 @@ struct UsageSniffer {
     api: ClientApi,
     usage: Usage,
     seen: bool,
-    body: Option<BytesMut>,
+    body: Option<Vec<Bytes>>,
 }
 
 impl UsageSniffer {
@@ -482,7 +482,7 @@ impl UsageSniffer {
             api,
             usage: Usage::default(),
             seen: false,
-            body: Some(BytesMut::new()),
+            body: Some(Vec::new()),
         }
     }
 
@@ -518,12 +518,14 @@ impl UsageSniffer {
         }
     }
 
-    fn body_chunk(&mut self, chunk: &[u8]) {
-        if let Some(b) = &mut self.body {
-            if b.len() + chunk.len() > USAGE_SCAN_LIMIT {
+    /// Keep the chunk (a reference-counted handle, not a copy).
+    fn body_chunk(&mut self, chunk: &Bytes) {
+        if let Some(parts) = &mut self.body {
+            let have: usize = parts.iter().map(Bytes::len).sum();
+            if have + chunk.len() > USAGE_SCAN_LIMIT {
                 self.body = None;
             } else {
-                b.extend_from_slice(chunk);
+                parts.push(chunk.clone());
             }
         }
     }
@@ -533,12 +535,23 @@ impl UsageSniffer {
     }
 
     fn body_usage(&mut self) -> Option<Usage> {
-        let body = self.body.take()?;
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        let u = &v["usage"];
+        let mut parts = self.body.take()?;
+        let body = if parts.len() == 1 {
+            parts.pop().unwrap_or_default()
+        } else {
+            Bytes::from(parts.concat())
+        };
+        // Only the usage object is built; everything else is skipped
+        // without allocating.
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            usage: Option<serde_json::Value>,
+        }
+        let u = serde_json::from_slice::<Probe>(&body).ok()?.usage?;
         if !u.is_object() {
             return None;
         }
+        let u = &u;
         Some(match self.api {
             ClientApi::OpenAi => crate::providers::openai::usage_of(u),
             ClientApi::Anthropic => {
