@@ -192,3 +192,56 @@ async fn admin_changes_on_one_instance_reach_the_others_within_seconds() {
     let two = two.restart().await;
     assert_eq!(two.model_ids().await, vec!["shared-model"]);
 }
+
+#[tokio::test]
+async fn a_change_made_while_redis_is_down_reaches_the_others_when_it_returns() {
+    let mut redis = RedisServer::start().await;
+    let port = redis.port;
+    let mock = MockOpenAi::start("late").await;
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let one = Gateway::start_with("", &env).await;
+    let two = Gateway::start_with("", &env).await;
+    redis.stop();
+
+    // The write still commits on instance one and is live there.
+    let created = reqwest::Client::new()
+        .post(one.url("/api/providers"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "late", "type": "openai", "base_url": mock.base_url(), "models": ["late-model"]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    assert_eq!(one.model_ids().await, vec!["late-model"]);
+    assert!(
+        two.model_ids().await.is_empty(),
+        "no way to share it while Redis is down"
+    );
+    assert_eq!(
+        two.chat(&json!({"model": "late-model", "messages": []}))
+            .await
+            .status(),
+        404
+    );
+
+    // Redis returns: instance one publishes its pending change, two catches up.
+    let _redis = RedisServer::start_on(port).await;
+    let started = Instant::now();
+    while two.model_ids().await != ["late-model"] {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no catch-up after Redis returned:\n{}",
+            one.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        one.wait_log("redis unreachable (config sync)", Duration::from_secs(1))
+            .await
+    );
+}

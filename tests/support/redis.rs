@@ -14,6 +14,11 @@ impl RedisServer {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         let port = probe.local_addr().expect("addr").port();
         drop(probe);
+        Self::start_on(port).await
+    }
+
+    /// Start (again) on a given port, e.g. to bring a stopped server back.
+    pub async fn start_on(port: u16) -> RedisServer {
         let child = Command::new("redis-server")
             .args([
                 "--port",
