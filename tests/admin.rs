@@ -494,6 +494,7 @@ async fn request_logs_and_usage_are_recorded_off_the_hot_path() {
     };
     let row = &page["items"][0];
     assert_eq!(row["model"], "gpt-x");
+    assert_eq!(row["upstream_model"], "gpt-x");
     assert_eq!(row["status"], 200);
     assert_eq!(row["key"], "sk-…0001");
     assert!(row["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{row}");

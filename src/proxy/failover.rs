@@ -184,6 +184,7 @@ pub async fn run(
         let key = key_slot.map(|k| &p.keys[k]);
         ctx.provider = Some(p.name.clone());
         ctx.key = key.map(|k| k.masked.clone());
+        ctx.upstream_model = Some(p.upstream_model(&req.route.model).to_string());
 
         let path = vendor(p.kind).chat_path(p, p.upstream_model(&req.route.model), req.stream);
         let forward: &[(&'static str, http::HeaderValue)] = if req.api.native() == p.kind {

@@ -98,8 +98,10 @@ pub struct RequestCtx {
     /// The API the client speaks (decides the error format).
     api: ClientApi,
     usage: Option<Usage>,
-    /// Returned as `x-llm-orchestrator-request-id` and logged.
+    /// Logged with every request.
     request_id: String,
+    /// The model name sent upstream (after aliases and mapping).
+    upstream_model: Option<String>,
 }
 
 /// How a request ended when it did not end normally.
@@ -209,6 +211,7 @@ impl ProxyHttp for Gateway {
                     completion_tokens: ctx.usage.map(|u| u.completion_tokens),
                     cached_tokens: ctx.usage.map(|u| u.cached_tokens),
                     error: error.clone(),
+                    upstream_model: ctx.upstream_model.clone(),
                 };
                 if tx.try_send(row).is_err() {
                     self.state.log_dropped.fetch_add(1, Ordering::Relaxed);

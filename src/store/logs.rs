@@ -15,7 +15,7 @@ const PRUNE_CHUNK: usize = 5000;
 const LOG_COLUMNS: &str =
     "id, ts_ms, request_id, api, method, path, model, provider, key, status, \
      outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, \
-     cached_tokens, error";
+     cached_tokens, error, upstream_model";
 
 impl Store {
     /// Insert a batch in one transaction (one fsync for the whole batch).
@@ -82,8 +82,8 @@ fn insert_rows(c: &mut Connection, rows: &[RequestLog]) -> Result<(), StoreError
         let mut stmt = tx.prepare_cached(
             "INSERT INTO request_logs (ts_ms, request_id, api, method, path, model, provider, \
              key, status, outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, \
-             completion_tokens, cached_tokens, error) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+             completion_tokens, cached_tokens, error, upstream_model) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -105,6 +105,7 @@ fn insert_rows(c: &mut Connection, rows: &[RequestLog]) -> Result<(), StoreError
                 to_sql_u64(r.completion_tokens),
                 to_sql_u64(r.cached_tokens),
                 r.error,
+                r.upstream_model,
             ])?;
         }
     }
@@ -133,6 +134,7 @@ fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
         completion_tokens: r.get(16)?,
         cached_tokens: r.get(17)?,
         error: r.get(18)?,
+        upstream_model: r.get(19)?,
     })
 }
 
@@ -367,6 +369,7 @@ mod tests {
             completion_tokens: Some(u64::from(i % 500)),
             cached_tokens: i.is_multiple_of(5).then_some(7),
             error: (status >= 400).then(|| format!("failure {i}")),
+            upstream_model: None,
         }
     }
 

@@ -152,6 +152,9 @@ pub struct RequestLog {
     pub completion_tokens: Option<u64>,
     pub cached_tokens: Option<u64>,
     pub error: Option<String>,
+    /// The model name sent to the vendor (after aliases and mapping).
+    #[serde(default)]
+    pub upstream_model: Option<String>,
 }
 
 /// Filters for [`Store::query_logs`]; all given filters must match.

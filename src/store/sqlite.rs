@@ -143,10 +143,11 @@ pub(super) struct Migration {
     pub sql: &'static str,
 }
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: "
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT
@@ -199,7 +200,13 @@ CREATE INDEX request_logs_provider_ts ON request_logs (provider, ts_ms);
 CREATE INDEX request_logs_model_ts ON request_logs (model, ts_ms);
 CREATE INDEX request_logs_status_ts ON request_logs (status, ts_ms);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "request log: upstream model",
+        sql: "ALTER TABLE request_logs ADD COLUMN upstream_model TEXT;",
+    },
+];
 
 /// The newest schema version this build knows.
 pub(super) fn latest_version() -> u32 {
