@@ -268,6 +268,11 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
              WHERE rn = (cnt + 1) / 2 OR rn = (cnt + 2) / 2
              GROUP BY bucket, grp
          ),
+         p95 AS (
+             -- Nearest-rank 95th percentile: the ceil(0.95 * n)-th row.
+             SELECT bucket, grp, latency_ms AS p95 FROM ranked
+             WHERE rn = (95 * cnt + 99) / 100
+         ),
          agg AS (
              SELECT bucket, grp, COUNT(*) AS requests, SUM(status >= 400) AS errors,
                     COALESCE(SUM(prompt_tokens), 0) AS prompt,
@@ -276,8 +281,9 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
              FROM base GROUP BY bucket, grp
          )
          SELECT agg.bucket, agg.grp, agg.requests, agg.errors, agg.prompt, agg.completion,
-                agg.avg_latency, agg.first_ts, med.p50
+                agg.avg_latency, agg.first_ts, med.p50, p95.p95
          FROM agg LEFT JOIN med ON med.bucket = agg.bucket AND med.grp IS agg.grp
+                  LEFT JOIN p95 ON p95.bucket = agg.bucket AND p95.grp IS agg.grp
          ORDER BY agg.bucket, agg.grp",
         where_clause(&conds)
     );
@@ -293,13 +299,14 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
             r.get::<_, Option<f64>>(6)?,
             r.get::<_, i64>(7)?,
             r.get::<_, Option<f64>>(8)?,
+            r.get::<_, Option<f64>>(9)?,
         ))
     })?;
     let count = |v: i64| u64::try_from(v).unwrap_or(0);
     let mut out = Vec::new();
     let mut oldest: Option<i64> = None;
     for row in rows {
-        let (bucket, grp, requests, errors, prompt, completion, avg, first, p50) = row?;
+        let (bucket, grp, requests, errors, prompt, completion, avg, first, p50, p95) = row?;
         oldest = Some(oldest.map_or(first, |o| o.min(first)));
         out.push(UsageRow {
             bucket_start_ms: bucket,
@@ -310,6 +317,7 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
             completion_tokens: count(completion),
             avg_latency_ms: avg.unwrap_or(0.0),
             p50_latency_ms: p50,
+            p95_latency_ms: p95,
         });
     }
     if bucket_ms.is_none() {
@@ -591,6 +599,8 @@ mod tests {
                 completion_tokens: 30,
                 avg_latency_ms: 155.0 / 6.0,
                 p50_latency_ms: Some(25.0),
+                // Nearest rank: ceil(0.95 * 6) = the 6th of 5, 10, 20, 30, 40, 50.
+                p95_latency_ms: Some(50.0),
             }]
         );
 

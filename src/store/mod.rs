@@ -210,6 +210,8 @@ pub struct UsageRow {
     pub completion_tokens: u64,
     pub avg_latency_ms: f64,
     pub p50_latency_ms: Option<f64>,
+    /// Nearest-rank 95th percentile.
+    pub p95_latency_ms: Option<f64>,
 }
 
 impl Store {
