@@ -185,6 +185,7 @@ pub fn build(
                 store,
                 rx: tokio::sync::Mutex::new(Some(rx)),
                 retention_days: process.log_retention_days,
+                retention_rows: process.log_retention_rows,
             },
         ));
     }

@@ -48,6 +48,7 @@ pub struct LogWriter {
     pub store: Store,
     pub rx: tokio::sync::Mutex<Option<mpsc::Receiver<RequestLog>>>,
     pub retention_days: u32,
+    pub retention_rows: u64,
 }
 
 const BATCH: usize = 512;
@@ -87,6 +88,11 @@ impl BackgroundService for LogWriter {
                         let cutoff = crate::health::wall_ms() as i64 - i64::from(self.retention_days) * 86_400_000;
                         if let Err(e) = self.store.prune_logs(cutoff).await {
                             tracing::warn!(error = %e, "pruning old request logs failed");
+                        }
+                    }
+                    if self.retention_rows > 0 {
+                        if let Err(e) = self.store.prune_logs_to(self.retention_rows).await {
+                            tracing::warn!(error = %e, "pruning request logs to the row limit failed");
                         }
                     }
                 }

@@ -82,6 +82,8 @@ pub struct AdminSection {
     pub token: Option<String>,
     /// Request logs older than this many days are deleted (0 = keep).
     pub log_retention_days: u32,
+    /// At most this many request-log rows are kept, newest first (0 = no limit).
+    pub log_retention_rows: u64,
 }
 
 impl Default for AdminSection {
@@ -91,6 +93,7 @@ impl Default for AdminSection {
             expose_on_main: true,
             token: None,
             log_retention_days: 30,
+            log_retention_rows: 1_000_000,
         }
     }
 }

@@ -34,6 +34,7 @@ pub struct ProcessSettings {
     pub admin_listen: Option<String>,
     pub admin_on_main: bool,
     pub log_retention_days: u32,
+    pub log_retention_rows: u64,
 }
 
 /// Active health checking and the passive health policy.
@@ -452,6 +453,7 @@ pub fn compile(
         admin_listen: Some(file.admin.listen.trim().to_string()).filter(|l| !l.is_empty()),
         admin_on_main: file.admin.expose_on_main,
         log_retention_days: file.admin.log_retention_days,
+        log_retention_rows: file.admin.log_retention_rows,
     };
 
     // Every name the config spells out gets its route now; the rest are

@@ -60,6 +60,33 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Keep at most the newest `keep` rows; returns rows deleted. Deletes
+    /// in chunks like [`Store::prune_logs`].
+    pub async fn prune_logs_to(&self, keep: u64) -> Result<u64, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let mut total = 0u64;
+        loop {
+            let n = self
+                .call(move |c| {
+                    // The id of the oldest row to keep; ids only grow.
+                    Ok(c.prepare_cached(
+                        "DELETE FROM request_logs WHERE id IN
+                         (SELECT id FROM request_logs
+                          WHERE id < (SELECT id FROM request_logs ORDER BY id DESC LIMIT 1 OFFSET ?1 - 1)
+                          ORDER BY id LIMIT ?2)",
+                    )?
+                    .execute(params![keep.max(1), PRUNE_CHUNK])?)
+                })
+                .await?;
+            total += n as u64;
+            if n < PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+}
+
 /// u64 counters into SQLite's signed integers; real values never come near
 /// the limit, so saturating is enough.
 fn to_sql_u64(v: Option<u64>) -> Option<i64> {
@@ -562,6 +589,30 @@ mod tests {
             completion_tokens: Some(tokens * 2),
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn retention_by_count_keeps_the_newest_rows() {
+        let (_dir, store) = open_temp().await;
+        store
+            .insert_logs((0..25).map(sample).collect())
+            .await
+            .unwrap();
+        assert_eq!(store.prune_logs_to(10).await.unwrap(), 15);
+        let page = store
+            .query_logs(LogQuery {
+                limit: Some(100),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 10);
+        assert_eq!(
+            page.items.last().map(|r| r.request_id.as_str()),
+            Some("req-15"),
+            "the oldest kept"
+        );
+        assert_eq!(store.prune_logs_to(10).await.unwrap(), 0);
     }
 
     #[tokio::test]
