@@ -86,6 +86,31 @@ fn client_header(
     Ok(resp)
 }
 
+/// The client header for a relayed answer, and the parts of the chosen
+/// attempt the relay loop works with.
+fn open_stream(
+    ctx: &mut RequestCtx,
+    chosen: Chosen,
+    sse: bool,
+    passthrough: bool,
+) -> Result<(ResponseHeader, std::sync::Arc<Provider>, Committed, Instant), Stop> {
+    let header = client_header(
+        &chosen.committed.header,
+        &chosen.provider.name,
+        sse,
+        None,
+        passthrough,
+    )
+    .map_err(Stop::Abort)?;
+    ctx.status = header.status.as_u16();
+    let Chosen {
+        provider,
+        committed,
+        deadline,
+    } = chosen;
+    Ok((header, provider, *committed, deadline))
+}
+
 pub async fn relay(
     state: &GatewayState,
     session: &mut Session,
@@ -136,21 +161,7 @@ async fn passthrough(
     chosen: Chosen,
     sse: bool,
 ) -> Result<(), Stop> {
-    let header = client_header(
-        &chosen.committed.header,
-        &chosen.provider.name,
-        sse,
-        None,
-        true,
-    )
-    .map_err(Stop::Abort)?;
-    ctx.status = header.status.as_u16();
-    let Chosen {
-        provider,
-        committed,
-        deadline,
-    } = chosen;
-    let mut c = *committed;
+    let (header, provider, mut c, deadline) = open_stream(ctx, chosen, sse, true)?;
     let mut splitter = sse.then(EventSplitter::default);
     let mut sniffer = UsageSniffer::new(api);
 
@@ -344,21 +355,7 @@ async fn translate_stream(
     req: &ChatRequest<'_>,
     chosen: Chosen,
 ) -> Result<(), Stop> {
-    let header = client_header(
-        &chosen.committed.header,
-        &chosen.provider.name,
-        true,
-        None,
-        false,
-    )
-    .map_err(Stop::Abort)?;
-    ctx.status = header.status.as_u16();
-    let Chosen {
-        provider,
-        committed,
-        deadline,
-    } = chosen;
-    let mut c = *committed;
+    let (header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
     let mut parser = SseParser::default();
     let mut translator = vendor(provider.kind).stream(req.api, req.client_model, req.include_usage);
     session
