@@ -23,6 +23,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub check: bool,
 
+    /// Take the listening sockets over from a running instance (zero-downtime
+    /// binary upgrade): start the new binary with --upgrade, then send SIGQUIT to
+    /// the old one. Both must use the same server.upgrade_sock.
+    #[arg(long)]
+    pub upgrade: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -38,6 +44,54 @@ pub enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
+    /// Print the effective configuration (file + admin API changes), keys masked
+    /// unless --include-keys. Talks to a running gateway's admin API, or with
+    /// --offline reads the configured database directly.
+    Export {
+        /// `toml` or `json`.
+        #[arg(long, default_value = "toml")]
+        format: String,
+        /// Include the vendor keys and tokens in clear (handle the output as a secret).
+        #[arg(long)]
+        include_keys: bool,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Make a TOML/JSON document's providers, aliases and settings the API-managed
+    /// configuration (providers the file declares are skipped). --dry-run prints
+    /// what would change and changes nothing.
+    Import {
+        /// The document (`-` = standard input).
+        file: PathBuf,
+        /// `toml` or `json`; default from the file name (`.json` → json, else toml).
+        #[arg(long)]
+        format: Option<String>,
+        /// Report the changes without applying them.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+}
+
+/// Where `export`/`import` send their admin calls.
+#[derive(Debug, clap::Args)]
+pub struct AdminTarget {
+    /// The running gateway's admin API base URL (default: the configured admin
+    /// listener, http://127.0.0.1:8001).
+    #[arg(long, env = "LLM_ORCHESTRATOR_ADMIN_URL")]
+    pub url: Option<String>,
+    /// Admin bearer token (default: ADMIN_TOKEN, then AUTH_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Work on the configured database (DATABASE_URL) in this process instead of
+    /// a running gateway: for backups and seeding while the gateway is stopped.
+    /// A running gateway does not see offline imports until it restarts.
+    #[arg(long, conflicts_with = "url")]
+    pub offline: bool,
 }
 
 #[derive(Debug, Subcommand)]

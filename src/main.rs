@@ -77,6 +77,12 @@ fn main() -> ExitCode {
         };
     }
 
+    if let Some(Command::Export { .. } | Command::Import { .. }) = &cli.command {
+        return rt.block_on(admin_command(
+            &cli, &process, file, source, snapshot, registry,
+        ));
+    }
+
     let _log_guard = match telemetry::init(&process) {
         Ok(g) => g,
         Err(e) => {
@@ -115,11 +121,159 @@ fn main() -> ExitCode {
     if snapshot.auth_token.is_none() {
         tracing::warn!("AUTH_TOKEN is not set: only loopback clients are accepted; set AUTH_TOKEN to serve other hosts");
     }
-    let server = server::build(&process, boot, &addr, cli.config.clone());
+    let server = server::build(&process, boot, &addr, cli.config.clone(), cli.upgrade);
     drop(rt);
     tracing::info!(%addr, "listening");
     // One machine-readable line on stdout for scripts and tests.
     println!("llm-orchestrator listening on http://{addr}");
     let _ = std::io::stdout().flush();
     server.run_forever()
+}
+
+/// `export` and `import`: one admin call, to a running gateway or (with
+/// `--offline`) to the admin routes in this process.
+async fn admin_command(
+    cli: &Cli,
+    process: &config::ProcessSettings,
+    file: config::FileConfig,
+    source: String,
+    snapshot: config::Snapshot,
+    registry: std::sync::Arc<HealthRegistry>,
+) -> ExitCode {
+    let (target, method, path, content_type, body, output) = match &cli.command {
+        Some(Command::Export {
+            format,
+            include_keys,
+            output,
+            target,
+        }) => (
+            target,
+            "GET",
+            format!("/api/config/export?format={format}&include_keys={include_keys}"),
+            None,
+            Vec::new(),
+            output.clone(),
+        ),
+        Some(Command::Import {
+            file,
+            format,
+            dry_run,
+            target,
+        }) => {
+            let body = if file.as_os_str() == "-" {
+                let mut b = Vec::new();
+                if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut b) {
+                    eprintln!("error: cannot read standard input: {e}");
+                    return ExitCode::FAILURE;
+                }
+                b
+            } else {
+                match std::fs::read(file) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        eprintln!("error: cannot read {}: {e}", file.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            };
+            let format = format.clone().unwrap_or_else(|| {
+                if file.extension().is_some_and(|e| e == "json") {
+                    "json".into()
+                } else {
+                    "toml".into()
+                }
+            });
+            let ct = if format == "json" {
+                "application/json"
+            } else {
+                "application/toml"
+            };
+            (
+                target,
+                "POST",
+                format!("/api/config/import?format={format}&dry_run={dry_run}"),
+                Some(ct),
+                body,
+                None,
+            )
+        }
+        _ => return ExitCode::FAILURE,
+    };
+    let answer = if target.offline {
+        let boot = match server::boot(process, file, source, snapshot, registry).await {
+            Ok(b) => b,
+            Err(errs) => {
+                print_errors(&errs);
+                return ExitCode::FAILURE;
+            }
+        };
+        if boot.store.is_none() {
+            eprintln!("error: cannot open the database {}", process.database_url);
+            return ExitCode::FAILURE;
+        }
+        let control = server::offline_control(process, boot, cli.config.clone());
+        llm_orchestrator::admin::client::local(control, method, &path, content_type, body).await
+    } else {
+        let url = target.url.clone().unwrap_or_else(|| {
+            let listen = process
+                .admin_listen
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:8001".into());
+            format!("http://{}", listen.replace("0.0.0.0", "127.0.0.1"))
+        });
+        let token = target
+            .token
+            .clone()
+            .or_else(|| snapshot.admin_token.clone());
+        llm_orchestrator::admin::client::remote(
+            &url,
+            token.as_deref(),
+            method,
+            &path,
+            content_type,
+            &body,
+        )
+        .await
+        .map_err(|e| {
+            format!("{e} (is the gateway running? use --url, or --offline for a stopped one)")
+        })
+    };
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !(200..300).contains(&answer.status) {
+        eprintln!(
+            "error: the admin API answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+        return ExitCode::FAILURE;
+    }
+    let written = match output {
+        Some(path) => std::fs::write(&path, &answer.body)
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => {
+            let mut out = std::io::stdout();
+            out.write_all(&answer.body)
+                .and_then(|_| {
+                    if answer.body.last() != Some(&b'\n') {
+                        out.write_all(b"\n")
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(|e| e.to_string())
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

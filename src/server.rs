@@ -103,11 +103,63 @@ pub async fn boot(
     })
 }
 
+/// Once the server is asked to hand its sockets to a new binary (SIGQUIT)
+/// or to stop (SIGTERM), answers carry `Connection: close`, so keep-alive
+/// clients move to the new process (or go away) between requests instead
+/// of having an idle connection dropped under a request they just sent.
+fn watch_shutdown(server: &Server, state: Arc<GatewayState>) {
+    use pingora::server::ExecutionPhase;
+    let mut phases = server.watch_execution_phase();
+    let spawned = std::thread::Builder::new()
+        .name("shutdown-watch".into())
+        .spawn(move || {
+            while let Ok(phase) = phases.blocking_recv() {
+                if matches!(
+                    phase,
+                    ExecutionPhase::GracefulUpgradeTransferringFds
+                        | ExecutionPhase::GracefulUpgradeCloseTimeout
+                        | ExecutionPhase::GracefulTerminate
+                        | ExecutionPhase::ShutdownStarted
+                ) {
+                    state
+                        .draining
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(?phase, "draining: answers now close their connections");
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot watch for shutdown; keep-alive connections are dropped at shutdown");
+    }
+}
+
+/// The control plane alone, without a server: for the command line's
+/// `--offline` admin calls on the configured database.
+pub fn offline_control(
+    process: &ProcessSettings,
+    boot: Boot,
+    config_file: Option<std::path::PathBuf>,
+) -> Arc<crate::control::ControlPlane> {
+    let connector = pingora::connectors::http::Connector::new(None);
+    let state = GatewayState::new(boot.snapshot, boot.registry, connector);
+    crate::control::ControlPlane::new(
+        state,
+        config_file,
+        boot.file,
+        boot.source,
+        process.clone(),
+        boot.store,
+        boot.api,
+    )
+}
+
 pub fn build(
     process: &ProcessSettings,
     boot: Boot,
     addr: &str,
     config_file: Option<std::path::PathBuf>,
+    upgrade: bool,
 ) -> Server {
     let threads = if process.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -119,6 +171,7 @@ pub fn build(
         grace_period_seconds: Some(process.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(process.grace_period.as_secs()),
         upstream_keepalive_pool_size: 1024,
+        upgrade_sock: process.upgrade_sock.clone(),
         // Work stealing keeps long streams from pinning one thread while
         // others idle.
         work_stealing: true,
@@ -150,7 +203,12 @@ pub fn build(
         let _ = state.admin.set(router.clone());
     }
 
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    watch_shutdown(&server, state.clone());
     server.bootstrap();
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,

@@ -7,6 +7,8 @@
 //! rejected write changes nothing. Key material is never returned unless an
 //! export explicitly asks for it.
 
+pub mod client;
+mod console;
 mod docs;
 pub mod serve;
 
@@ -31,8 +33,19 @@ pub struct AdminState {
 }
 
 pub fn router(control: Arc<ControlPlane>) -> Router {
+    build(control, true)
+}
+
+/// The same routes without the bearer check, for the command line working
+/// on a stopped gateway's database (`llm-orchestrator export --offline`):
+/// whoever can run it can already read the database file.
+pub fn local_router(control: Arc<ControlPlane>) -> Router {
+    build(control, false)
+}
+
+fn build(control: Arc<ControlPlane>, authenticated: bool) -> Router {
     let state = AdminState { control };
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/providers", get(list_providers).post(create_provider))
         .route("/api/providers/health", get(health))
         .route("/api/providers/batch", post(batch))
@@ -60,11 +73,19 @@ pub fn router(control: Arc<ControlPlane>) -> Router {
         .route("/api/logs", get(logs))
         .route("/api/stats/usage", get(usage))
         .route("/api/stats", get(usage))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
+        .route("/metrics", get(metrics));
+    if authenticated {
+        api = api.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
+    }
     Router::new()
         .merge(api)
         .route("/docs", get(docs::page))
         .route("/docs/openapi.json", get(docs::openapi))
+        .route("/", get(console::index))
+        .route("/admin", get(console::redirect))
+        .route("/admin/", get(console::index))
+        .route("/admin/{file}", get(console::file))
+        .route("/{file}", get(console::file))
         .fallback(not_found)
         .with_state(state)
 }
@@ -162,6 +183,23 @@ async fn not_found(req: Request) -> AdminError {
 fn json_body(bytes: &Bytes) -> AdminResult<Value> {
     serde_json::from_slice(bytes)
         .map_err(|e| AdminError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
+/// Prometheus exposition (same bearer token as the rest of the admin API).
+async fn metrics(State(s): State<AdminState>) -> Response {
+    let state = &s.control.state;
+    let body = state.metrics.render(
+        &s.control.current(),
+        state.log_dropped.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------- auth

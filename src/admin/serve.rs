@@ -18,7 +18,7 @@ pub struct AdminListener {
 #[async_trait]
 impl BackgroundService for AdminListener {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let listener = match tokio::net::TcpListener::bind(&self.addr).await {
+        let listener = match bind_shared(&self.addr).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(addr = %self.addr, error = %e, "cannot bind the admin listener; the admin API stays reachable under /api on the main port if enabled");
@@ -39,6 +39,33 @@ impl BackgroundService for AdminListener {
             tracing::error!(error = %e, "admin listener failed");
         }
     }
+}
+
+/// Bind with `SO_REUSEPORT`: during a binary upgrade the new process binds
+/// the admin port while the old one still holds it (Pingora hands over only
+/// the data-plane sockets), and takes over when the old one exits.
+async fn bind_shared(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        socket.set_reuseport(true)?;
+        match socket.bind(a).and_then(|_| socket.listen(1024)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{addr} resolves to nothing"),
+        )
+    }))
 }
 
 /// Writes request-log rows in batches, off the request path: the proxy only

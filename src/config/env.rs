@@ -56,6 +56,19 @@ pub fn apply_env(
     if let Some(v) = env("LOG_FILE") {
         cfg.log.file = v;
     }
+    parse_into(
+        &get,
+        "GRACE_PERIOD_SECS",
+        &mut cfg.server.grace_period_secs,
+        errs,
+    );
+    if let Some(v) = get("UPGRADE_SOCK") {
+        cfg.server.upgrade_sock = v;
+    }
+    if let Some(v) = get("LOG_ROTATION") {
+        cfg.log.rotation = v;
+    }
+    parse_into(&get, "LOG_MAX_FILES", &mut cfg.log.max_files, errs);
     parse_bool(&get, "HEALTH_CHECK_ENABLED", &mut cfg.health.enabled, errs);
     parse_into(
         &get,

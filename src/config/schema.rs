@@ -56,6 +56,9 @@ pub struct ServerSection {
     pub max_body_bytes: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub grace_period_secs: u64,
+    /// Unix socket through which a new binary takes the listening sockets
+    /// over from the running one (`--upgrade`, then SIGQUIT to the old one).
+    pub upgrade_sock: String,
 }
 
 impl Default for ServerSection {
@@ -67,6 +70,7 @@ impl Default for ServerSection {
             threads: 0,
             max_body_bytes: 16 * 1024 * 1024,
             grace_period_secs: 5,
+            upgrade_sock: "/tmp/llm-orchestrator-upgrade.sock".into(),
         }
     }
 }
@@ -104,8 +108,13 @@ pub struct LogSection {
     /// `trace`, `debug`, `info`, `warn`, `error` (case-insensitive), or a
     /// `tracing` filter directive such as `info,pingora=warn`.
     pub level: String,
-    /// Log file path; empty = standard error.
+    /// Log file path; empty = standard error. With rotation the date is
+    /// put before the extension: `logs/gateway.log` → `logs/gateway.2026-11-26.log`.
     pub file: String,
+    /// `daily` (default), `hourly` or `never`.
+    pub rotation: String,
+    /// Rotated files kept (oldest deleted first); 0 = keep all.
+    pub max_files: usize,
 }
 
 impl Default for LogSection {
@@ -113,6 +122,8 @@ impl Default for LogSection {
         LogSection {
             level: "info".into(),
             file: String::new(),
+            rotation: "daily".into(),
+            max_files: 14,
         }
     }
 }

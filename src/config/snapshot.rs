@@ -16,6 +16,14 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How the log file is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRotation {
+    Daily,
+    Hourly,
+    Never,
+}
+
 /// Settings read once at start; changing them needs a restart.
 #[derive(Debug, Clone)]
 pub struct ProcessSettings {
@@ -25,8 +33,11 @@ pub struct ProcessSettings {
     pub port: u16,
     pub threads: usize,
     pub grace_period: Duration,
+    pub upgrade_sock: String,
     pub log_level: String,
     pub log_file: Option<String>,
+    pub log_rotation: LogRotation,
+    pub log_max_files: usize,
     pub database_url: String,
     pub redis_enabled: bool,
     pub redis_url: String,
@@ -266,6 +277,19 @@ pub fn compile(
             format!("{:?} is not `development` or `production`", file.app.env),
         );
     }
+    let log_rotation = match file.log.rotation.to_ascii_lowercase().as_str() {
+        "daily" | "" => LogRotation::Daily,
+        "hourly" => LogRotation::Hourly,
+        "never" | "none" => LogRotation::Never,
+        other => {
+            e.push(
+                source,
+                "log.rotation",
+                format!("{other:?} is not `daily`, `hourly` or `never`"),
+            );
+            LogRotation::Daily
+        }
+    };
     if crate::telemetry::parse_filter(&file.log.level).is_err() {
         e.push(
             source,
@@ -445,8 +469,11 @@ pub fn compile(
         port: file.server.port,
         threads: file.server.threads,
         grace_period: Duration::from_secs(file.server.grace_period_secs),
+        upgrade_sock: file.server.upgrade_sock.clone(),
         log_level: file.log.level.clone(),
         log_file: Some(file.log.file.clone()).filter(|f| !f.trim().is_empty()),
+        log_rotation,
+        log_max_files: file.log.max_files,
         database_url: file.database.url.clone(),
         redis_enabled: file.redis.enabled,
         redis_url: file.redis.url.clone(),

@@ -100,7 +100,8 @@ impl ControlPlane {
     /// Read the file again and, when it compiles (with the API part), make
     /// it live.
     pub fn reload_file(&self) -> Result<u64, ConfigErrors> {
-        let (file, source) = config::load(self.file.as_deref(), &config::process_env)?;
+        let (file, source) = config::load(self.file.as_deref(), &config::process_env)
+            .inspect_err(|_| self.state.metrics.reload(false))?;
         let api = self.api_config();
         let version = self.apply(&file, &api, &source)?;
         if let Ok(mut f) = self.file_cfg.lock() {
@@ -122,6 +123,17 @@ impl ControlPlane {
 
     /// Compile file + API and swap the result in.
     fn apply(&self, file: &FileConfig, api: &ApiConfig, source: &str) -> Result<u64, ConfigErrors> {
+        let result = self.apply_inner(file, api, source);
+        self.state.metrics.reload(result.is_ok());
+        result
+    }
+
+    fn apply_inner(
+        &self,
+        file: &FileConfig,
+        api: &ApiConfig,
+        source: &str,
+    ) -> Result<u64, ConfigErrors> {
         let merged = api::merge(file, api).map_err(|errs| {
             ConfigErrors(
                 errs.into_iter()

@@ -212,11 +212,12 @@ pub async fn run(
             // Success is recorded when the answer completes (in relay), so
             // an answer cut mid-stream is not counted as a success first.
             Outcome::Success(committed) => {
+                state.metrics.attempt(&p.name, "ok");
                 return Ok(Chosen {
                     provider: p.clone(),
                     committed,
                     deadline,
-                })
+                });
             }
             Outcome::Status {
                 status,
@@ -236,6 +237,16 @@ pub async fn run(
                     provider: p.name.clone(),
                     kind: p.kind,
                 };
+                state.metrics.attempt(
+                    &p.name,
+                    match meaning {
+                        429 => "rate_limited",
+                        401..=403 => "auth_failed",
+                        500..=599 => "status_5xx",
+                        400..=499 => "status_4xx",
+                        _ => "status_other",
+                    },
+                );
                 match meaning {
                     429 => {
                         let wait = retry_after
@@ -277,6 +288,7 @@ pub async fn run(
                 last = Some(relayed);
             }
             Outcome::Connect(why) | Outcome::Broken(why) => {
+                state.metrics.attempt(&p.name, "connect");
                 tracing::warn!(provider = %p.name, error = %why, "provider unreachable, failing over");
                 p.health.on_failure(None, &why, policy);
                 failures.push(format!("{}: {why}", p.name));
@@ -287,6 +299,7 @@ pub async fn run(
                 });
             }
             Outcome::Timeout(why) => {
+                state.metrics.attempt(&p.name, "timeout");
                 tracing::warn!(provider = %p.name, error = %why, "provider timed out, failing over");
                 p.health
                     .on_failure(None, &format!("timeout: {why}"), policy);

@@ -33,6 +33,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
+/// The response header that carries the request id (the one in the logs).
+pub const REQUEST_ID_HEADER: &str = "x-llm-orchestrator-request-id";
+
+/// Request ids taken from clients: short, and safe to echo in a header and
+/// a log line.
+fn valid_request_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 /// Shared by every request of every worker thread.
 pub struct GatewayState {
     pub snapshot: ArcSwap<Snapshot>,
@@ -45,6 +57,10 @@ pub struct GatewayState {
     pub log_tx: OnceLock<tokio::sync::mpsc::Sender<RequestLog>>,
     /// Rows dropped because the writer fell behind.
     pub log_dropped: AtomicU64,
+    /// Prometheus counters and histograms (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
+    /// Set when an upgrade or shutdown has begun (see `server::watch_shutdown`).
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl GatewayState {
@@ -66,6 +82,8 @@ impl GatewayState {
             admin: OnceLock::new(),
             log_tx: OnceLock::new(),
             log_dropped: AtomicU64::new(0),
+            metrics: crate::metrics::Metrics::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -158,8 +176,25 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        use tracing::Instrument;
+        // A caller's own request id (tracing across services) is kept when
+        // it is short and plain; anything else gets ours.
+        if let Some(id) = session
+            .req_header()
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| valid_request_id(v))
+        {
+            ctx.request_id = id.to_string();
+        }
+        if self.state.draining.load(Ordering::Relaxed) {
+            session.set_keepalive(None);
+        }
         let snap = self.state.snapshot.load_full();
-        match self.handle(session, ctx, &snap).await {
+        // Every log line written while this request runs names it.
+        let span = tracing::info_span!("request", request_id = %ctx.request_id);
+        match self.handle(session, ctx, &snap).instrument(span).await {
             Ok(()) => Ok(true),
             Err(Stop::Local(err)) => {
                 ctx.outcome = "error";
@@ -190,6 +225,19 @@ impl ProxyHttp for Gateway {
             return;
         }
         if ctx.route == "chat" || ctx.route == "messages" {
+            self.state.metrics.request(&crate::metrics::Finished {
+                api: ctx.api.as_str(),
+                provider: ctx.provider.as_deref(),
+                model: ctx.model.as_deref(),
+                status,
+                stream: ctx.stream,
+                attempts: ctx.attempts,
+                latency,
+                ttfb: ctx.ttfb,
+                prompt_tokens: ctx.usage.map_or(0, |u| u.prompt_tokens),
+                completion_tokens: ctx.usage.map_or(0, |u| u.completion_tokens),
+                cached_tokens: ctx.usage.map_or(0, |u| u.cached_tokens),
+            });
             if let Some(tx) = self.state.log_tx.get() {
                 let row = RequestLog {
                     id: None,
@@ -289,7 +337,12 @@ impl Gateway {
                 authorize(session, snap, ClientApi::Anthropic)?;
                 self.chat(session, ctx, snap).await
             }
-            p if (p.starts_with("/api/") || p == "/docs" || p.starts_with("/docs/"))
+            p if (p.starts_with("/api/")
+                || p == "/docs"
+                || p.starts_with("/docs/")
+                || p == "/admin"
+                || p.starts_with("/admin/")
+                || p == "/metrics")
                 && self.state.admin.get().is_some() =>
             {
                 ctx.route = "admin";
@@ -355,6 +408,8 @@ impl Gateway {
             }
         }
         out.insert_header("content-length", bytes.len())
+            .map_err(Stop::Abort)?;
+        out.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())
             .map_err(Stop::Abort)?;
         session
             .write_response_header(Box::new(out), false)
@@ -587,6 +642,9 @@ async fn write_whole(
         let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
         resp.insert_header("content-type", "application/json")?;
         resp.insert_header("content-length", body.len())?;
+        if ctx.route != "health" {
+            resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+        }
         for (k, v) in headers {
             resp.insert_header(*k, v.as_str())?;
         }

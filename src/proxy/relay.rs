@@ -51,8 +51,9 @@ fn client_header(
     sse: bool,
     content_length: Option<usize>,
     passthrough: bool,
+    request_id: &str,
 ) -> Result<ResponseHeader> {
-    let mut resp = ResponseHeader::build(up.status, Some(8))?;
+    let mut resp = ResponseHeader::build(up.status, Some(9))?;
     if sse {
         resp.insert_header("content-type", "text/event-stream; charset=utf-8")?;
         resp.insert_header("cache-control", "no-cache")?;
@@ -83,6 +84,7 @@ fn client_header(
         }
     }
     resp.insert_header("x-llm-orchestrator-provider", provider)?;
+    resp.insert_header(super::REQUEST_ID_HEADER, request_id)?;
     Ok(resp)
 }
 
@@ -100,6 +102,7 @@ fn open_stream(
         sse,
         None,
         passthrough,
+        &ctx.request_id,
     )
     .map_err(Stop::Abort)?;
     ctx.status = header.status.as_u16();
@@ -332,8 +335,15 @@ async fn translate_whole(
             ),
         })?;
     ctx.usage = Some(usage);
-    let header = client_header(&c.header, &provider_name, false, Some(out.len()), false)
-        .map_err(Stop::Abort)?;
+    let header = client_header(
+        &c.header,
+        &provider_name,
+        false,
+        Some(out.len()),
+        false,
+        &ctx.request_id,
+    )
+    .map_err(Stop::Abort)?;
     ctx.status = status;
     session
         .write_response_header(Box::new(header), false)

@@ -1,0 +1,71 @@
+//! The admin web console: static files from the top-level `admin/` folder,
+//! embedded in the binary so it works offline and needs no build step.
+//!
+//! Served at `/` on the admin listener and at `/admin/` on the main port.
+//! `ADMIN_CONSOLE_DIR` serves the files from disk instead — for people who
+//! customise the console, and for working on it without rebuilding.
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+/// (name, content type, bytes)
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../admin/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../admin/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../admin/style.css"),
+    ),
+];
+
+pub async fn index() -> Response {
+    serve("index.html")
+}
+
+pub async fn file(Path(name): Path<String>) -> Response {
+    serve(&name)
+}
+
+/// `/admin` without the slash: the page's relative asset links need it.
+pub async fn redirect() -> Redirect {
+    Redirect::permanent("/admin/")
+}
+
+fn serve(name: &str) -> Response {
+    let name = if name.is_empty() { "index.html" } else { name };
+    let Some((_, mime, embedded)) = FILES.iter().find(|(n, _, _)| *n == name) else {
+        return (StatusCode::NOT_FOUND, "no such console file").into_response();
+    };
+    // Only names from the fixed list are ever read from disk, so the
+    // override cannot be used to walk the file system.
+    let body = match std::env::var_os("ADMIN_CONSOLE_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            match std::fs::read(std::path::Path::new(&dir).join(name)) {
+                Ok(b) => b,
+                Err(_) => embedded.to_vec(),
+            }
+        }
+        _ => embedded.to_vec(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, *mime),
+            // The page holds no secret (the token lives in the browser's
+            // session storage); no-cache so an upgrade shows at once.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
