@@ -544,3 +544,101 @@ async fn the_admin_api_has_its_own_listener_and_needs_the_token() {
     assert!(spec["paths"]["/api/providers"]["post"].is_object());
     let _ = admin.gw;
 }
+
+/// Every route the OpenAPI document lists (generated from the code) refuses
+/// a missing and a wrong token, on the admin listener and on the main port,
+/// and changes nothing.
+#[tokio::test]
+async fn every_admin_route_refuses_missing_and_wrong_tokens() {
+    let gw = Gateway::start_with(
+        &provider(
+            "filed",
+            "http://127.0.0.1:9/v1",
+            &["sk-filed-000000001"],
+            "",
+        ),
+        &[("AUTH_TOKEN", TOKEN), ("ADMIN_LISTEN", "127.0.0.1:0")],
+    )
+    .await;
+    let admin = gw.admin.clone().expect("admin listener");
+    let client = reqwest::Client::new();
+    let spec: Value = client
+        .get(format!("{admin}/docs/openapi.json"))
+        .send()
+        .await
+        .expect("spec")
+        .json()
+        .await
+        .expect("json");
+    let paths = spec["paths"].as_object().expect("paths");
+    let mut checked = 0;
+    for (path, methods) in paths {
+        let concrete = path
+            .replace("{id}", "filed")
+            .replace("{key}", "abc")
+            .replace("{alias}", "fast");
+        for method in methods.as_object().expect("methods").keys() {
+            for base in [&admin, &gw.base] {
+                for token in [None, Some("wrong-token")] {
+                    let mut req = client
+                        .request(
+                            method.to_uppercase().parse().expect("method"),
+                            format!("{base}{concrete}"),
+                        )
+                        .json(&json!({"name": "x", "type": "openai"}));
+                    if let Some(t) = token {
+                        req = req.bearer_auth(t);
+                    }
+                    let r = req.send().await.expect("send");
+                    assert_eq!(r.status(), 401, "{method} {base}{concrete} with {token:?}");
+                    let body: Value = r.json().await.expect("JSON error");
+                    assert!(
+                        body["error"]["message"]
+                            .as_str()
+                            .is_some_and(|m| !m.is_empty()),
+                        "{method} {concrete}: {body}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 4 * 20, "only {checked} route checks");
+    // /metrics is an admin route too.
+    let r = client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    // Nothing changed.
+    let r = client
+        .get(format!("{admin}/api/providers"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("list");
+    let list: Value = r.json().await.expect("json");
+    assert_eq!(names(&list), vec!["filed"]);
+}
+
+#[tokio::test]
+async fn bad_query_strings_get_json_errors() {
+    let gw = Gateway::start("").await;
+    let admin = Admin::main_port(&gw);
+    let (status, body) = admin.get("/api/logs?status=abc").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("status")),
+        "{body}"
+    );
+    let (status, body) = admin.get("/api/stats/usage?group_by=colour").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("colour")));
+    let (status, _) = admin.get("/api/config/export?include_keys=maybe").await;
+    assert_eq!(status, 400);
+}

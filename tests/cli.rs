@@ -130,12 +130,48 @@ fn environment_errors_are_reported_by_variable() {
 #[test]
 fn help_and_version_work() {
     let out = bin().arg("--help").output().expect("run");
+    assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && help.contains("--config") && help.contains("--check"),
-        "{help}"
-    );
+    for word in [
+        "serve",
+        "check",
+        "db",
+        "export",
+        "import",
+        "--config",
+        "--check",
+        "--upgrade",
+        "--version",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+    for (sub, words) in [
+        (
+            "export",
+            &[
+                "--format",
+                "--include-keys",
+                "--output",
+                "--url",
+                "--token",
+                "--offline",
+            ][..],
+        ),
+        (
+            "import",
+            &["--format", "--dry-run", "--url", "--token", "--offline"][..],
+        ),
+        ("db", &["migrate"][..]),
+    ] {
+        let out = bin().args([sub, "--help"]).output().expect("run");
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout);
+        for w in words {
+            assert!(help.contains(w), "{sub} --help lacks {w}:\n{help}");
+        }
+    }
     let out = bin().arg("--version").output().expect("run");
+    assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
@@ -202,4 +238,178 @@ fn db_migrate_creates_the_schema() {
     );
     assert!(stdout.contains("schema version 2"), "{stdout}");
     assert!(dir.path().join("data/gw.db").exists());
+}
+
+/// `export` / `import` against a running gateway's admin listener, then
+/// `--offline` on its database once it is stopped.
+#[tokio::test]
+async fn export_and_import_through_the_admin_api_and_offline() {
+    let gw = Gateway::start_with(
+        "",
+        &[
+            ("AUTH_TOKEN", support::gateway::TOKEN),
+            ("ADMIN_LISTEN", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    let admin = gw.admin.clone().expect("admin listener");
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{admin}/api/providers"))
+        .bearer_auth(support::gateway::TOKEN)
+        .json(&serde_json::json!({"name": "first", "type": "openai",
+            "config": {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-first-secret-0001"}}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 201);
+    let run = |args: Vec<String>| {
+        let mut c = bin();
+        c.args(&args).env("AUTH_TOKEN", support::gateway::TOKEN);
+        c.output().expect("run")
+    };
+    // Export: masked by default, in clear only when asked.
+    let out = run(vec!["export".into(), "--url".into(), admin.clone()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("name = \"first\"") && text.contains("sk-…0001"),
+        "{text}"
+    );
+    assert!(!text.contains("sk-first-secret-0001"));
+    let out = run(vec![
+        "export".into(),
+        "--url".into(),
+        admin.clone(),
+        "--include-keys".into(),
+        "--format".into(),
+        "json".into(),
+    ]);
+    let full: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json export");
+    assert!(full.to_string().contains("sk-first-secret-0001"));
+
+    // Import a document with a second provider: the dry run changes nothing.
+    let dir = tempfile::tempdir().expect("dir");
+    let doc = dir.path().join("doc.toml");
+    std::fs::write(
+        &doc,
+        format!("{text}\n[[providers]]\nname = \"second\"\ntype = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_keys = [\"sk-second-secret-02\"]\n"),
+    )
+    .expect("write");
+    let out = run(vec![
+        "import".into(),
+        doc.display().to_string(),
+        "--dry-run".into(),
+        "--url".into(),
+        admin.clone(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(
+        report["changes"]["providers"]["added"],
+        serde_json::json!(["second"])
+    );
+    assert_eq!(gw.model_ids().await.len(), 0);
+    let names = |v: serde_json::Value| -> Vec<String> {
+        let list = if v["data"].is_array() {
+            &v["data"]
+        } else {
+            &v["providers"]
+        };
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let list = || async {
+        client
+            .get(format!("{admin}/api/providers"))
+            .bearer_auth(support::gateway::TOKEN)
+            .send()
+            .await
+            .expect("list")
+            .json::<serde_json::Value>()
+            .await
+            .expect("json")
+    };
+    assert_eq!(names(list().await), vec!["first"]);
+    let out = run(vec![
+        "import".into(),
+        doc.display().to_string(),
+        "--url".into(),
+        admin.clone(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut now = names(list().await);
+    now.sort();
+    assert_eq!(now, vec!["first", "second"]);
+
+    // A bad document: the admin API's 422 reaches the user, exit 1.
+    std::fs::write(
+        &doc,
+        "[[providers]]\nname = \"bad\"\ntype = \"openai\"\nbase_url = \"ftp://x\"\n",
+    )
+    .expect("write");
+    let out = run(vec![
+        "import".into(),
+        doc.display().to_string(),
+        "--url".into(),
+        admin.clone(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("422") && err.contains("base_url"), "{err}");
+    // A wrong token: 401, exit 1.
+    let out = run(vec![
+        "export".into(),
+        "--url".into(),
+        admin.clone(),
+        "--token".into(),
+        "wrong".into(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    // Nobody listening: says so.
+    let out = run(vec![
+        "export".into(),
+        "--url".into(),
+        "http://127.0.0.1:9".into(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--offline"));
+
+    // Offline, on the same database file, with the gateway stopped.
+    let db = format!("sqlite:///{}", gw.dir.path().join("gateway.db").display());
+    let _dir = gw.stop().await;
+    let out = bin()
+        .args(["export", "--offline", "--format", "json"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut offline = names(v.clone());
+    offline.sort();
+    assert_eq!(offline, vec!["first", "second"]);
+    assert!(!v.to_string().contains("sk-second-secret-02"));
 }

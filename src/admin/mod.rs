@@ -849,8 +849,9 @@ struct ExportQuery {
 /// The whole effective configuration (file + API) as TOML or JSON.
 async fn export(
     State(st): State<AdminState>,
-    Query(q): Query<ExportQuery>,
+    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult<Response> {
+    let q = query(q)?;
     let (file, _) = st.control.file_config();
     let merged = api::merge(&file, &st.control.api_config()).map_err(AdminError::invalid)?;
     let mut v =
@@ -909,10 +910,11 @@ struct ImportQuery {
 /// provider of the same name.
 async fn import(
     State(st): State<AdminState>,
-    Query(q): Query<ImportQuery>,
+    q: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> AdminResult<Json<Value>> {
+    let q = query(q)?;
     let text =
         std::str::from_utf8(&body).map_err(|_| AdminError::bad_request("the body is not UTF-8"))?;
     let toml_type = headers
@@ -1085,7 +1087,18 @@ async fn reload(State(st): State<AdminState>) -> AdminResult<Json<Value>> {
     }
 }
 
-async fn logs(State(st): State<AdminState>, Query(q): Query<LogQuery>) -> AdminResult<Json<Value>> {
+/// Query strings with precise JSON errors (axum's own rejection is plain
+/// text).
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> AdminResult<T> {
+    q.map(|Query(v)| v)
+        .map_err(|e| AdminError::bad_request(format!("bad query string: {}", e.body_text())))
+}
+
+async fn logs(
+    State(st): State<AdminState>,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> AdminResult<Json<Value>> {
+    let q = query(q)?;
     let store = st.control.store().ok_or_else(|| {
         AdminError::from(WriteError::Unavailable("no database is configured".into()))
     })?;
@@ -1095,8 +1108,16 @@ async fn logs(State(st): State<AdminState>, Query(q): Query<LogQuery>) -> AdminR
 
 async fn usage(
     State(st): State<AdminState>,
-    Query(q): Query<UsageQuery>,
+    q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult<Json<Value>> {
+    let q = query(q)?;
+    if let Some(g) = q.group_by.as_deref().map(str::trim) {
+        if !matches!(g, "" | "none" | "provider" | "model") {
+            return Err(AdminError::bad_request(format!(
+                "unknown group_by `{g}`: use `provider` or `model`"
+            )));
+        }
+    }
     let store = st.control.store().ok_or_else(|| {
         AdminError::from(WriteError::Unavailable("no database is configured".into()))
     })?;

@@ -255,6 +255,14 @@ impl Gateway {
         }
     }
 
+    /// Stop the process (SIGKILL, waited for) and keep its directory.
+    #[allow(dead_code)]
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
