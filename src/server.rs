@@ -234,6 +234,21 @@ pub fn build(
             },
         ));
     }
+    let cluster = if process.redis_enabled {
+        match crate::admin::cluster::ClusterUsage::new(&process.redis_url) {
+            Ok(c) => {
+                let c = Arc::new(c);
+                let _ = control.cluster_usage.set(c.clone());
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster usage statistics are off");
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some(store) = store {
         let (tx, rx) = tokio::sync::mpsc::channel(16 * 1024);
         let _ = state.log_tx.set(tx);
@@ -244,6 +259,7 @@ pub fn build(
                 rx: tokio::sync::Mutex::new(Some(rx)),
                 retention_days: process.log_retention_days,
                 retention_rows: process.log_retention_rows,
+                cluster,
             },
         ));
     }

@@ -245,3 +245,94 @@ async fn a_change_made_while_redis_is_down_reaches_the_others_when_it_returns() 
             .await
     );
 }
+
+/// `/api/stats?scope=cluster` sums every instance's requests (counters in
+/// Redis); the default scope is the instance's own SQLite rows.
+#[tokio::test]
+async fn usage_statistics_have_cluster_wide_totals() {
+    let redis = RedisServer::start().await;
+    let mock = MockOpenAi::start("m").await;
+    let toml = provider("m", &mock.base_url(), &["sk-m-000000000001"], "");
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let one = Gateway::start_with(&toml, &env).await;
+    let two = Gateway::start_with(&toml, &env).await;
+    for _ in 0..3 {
+        assert_eq!(one.chat(&hello()).await.status(), 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(two.chat(&hello()).await.status(), 200);
+    }
+    // One error on instance two (a vendor 400 is relayed).
+    mock.push(Reply::status(
+        400,
+        r#"{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}}"#,
+    ));
+    assert_eq!(two.chat(&hello()).await.status(), 400);
+    let client = reqwest::Client::new();
+    let stats = |gw: &Gateway, q: &str| {
+        let req = client
+            .get(gw.url(&format!("/api/stats?{q}")))
+            .bearer_auth(TOKEN);
+        async move {
+            let r = req.send().await.expect("stats");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let cluster = loop {
+        let (status, body) = stats(&one, "scope=cluster&group_by=provider").await;
+        assert_eq!(status, 200, "{body}");
+        if body["data"][0]["requests"] == 9 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster totals never reached 9: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(cluster["scope"], "cluster");
+    assert_eq!(cluster["instances"], 2, "{cluster}");
+    let row = &cluster["data"][0];
+    assert_eq!(row["group"], "m");
+    assert_eq!(row["errors"], 1);
+    assert!(row["completion_tokens"].as_u64().unwrap_or(0) > 0, "{row}");
+    assert!(row["avg_latency_ms"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+    assert!(
+        row["p95_latency_ms"].is_null(),
+        "percentiles stay per instance"
+    );
+    // The instance's own view: 3 on one, 6 on two.
+    let (_, own) = stats(&one, "group_by=provider").await;
+    assert_eq!(own["scope"], "instance");
+    assert_eq!(own["data"][0]["requests"], 3, "{own}");
+    let (_, own) = stats(&two, "").await;
+    assert_eq!(own["data"][0]["requests"], 6, "{own}");
+    let (status, body) = stats(&one, "scope=galaxy").await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn cluster_scope_without_redis_says_what_it_needs() {
+    let gw = Gateway::start("").await;
+    let r = reqwest::Client::new()
+        .get(gw.url("/api/stats?scope=cluster"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("stats");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("REDIS_ENABLED")),
+        "{body}"
+    );
+}

@@ -8,6 +8,7 @@
 //! export explicitly asks for it.
 
 pub mod client;
+pub mod cluster;
 mod console;
 mod docs;
 pub mod serve;
@@ -1118,10 +1119,34 @@ async fn usage(
             )));
         }
     }
-    let store = st.control.store().ok_or_else(|| {
-        AdminError::from(WriteError::Unavailable("no database is configured".into()))
-    })?;
-    let rows = store.usage(q).await?;
+    let cluster = match q.scope.as_deref().map(str::trim) {
+        None | Some("") | Some("instance") => false,
+        Some("cluster") => true,
+        Some(other) => {
+            return Err(AdminError::bad_request(format!(
+                "unknown scope `{other}`: use `instance` or `cluster`"
+            )))
+        }
+    };
+    let mut instances = None;
+    let rows = if cluster {
+        let Some(c) = st.control.cluster_usage.get() else {
+            return Err(AdminError::bad_request(
+                "scope=cluster needs Redis (REDIS_ENABLED=true)",
+            ));
+        };
+        let (rows, n) = c
+            .query(&q)
+            .await
+            .map_err(|e| AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+        instances = Some(n);
+        rows
+    } else {
+        let store = st.control.store().ok_or_else(|| {
+            AdminError::from(WriteError::Unavailable("no database is configured".into()))
+        })?;
+        store.usage(q).await?
+    };
     let data: Vec<Value> = rows
         .into_iter()
         .map(|r| {
@@ -1142,7 +1167,9 @@ async fn usage(
         .state
         .log_dropped
         .load(std::sync::atomic::Ordering::Relaxed);
-    Ok(Json(
-        json!({"object": "list", "data": data, "log_rows_dropped": dropped}),
-    ))
+    let mut body = json!({"object": "list", "scope": if cluster { "cluster" } else { "instance" }, "data": data, "log_rows_dropped": dropped});
+    if let Some(n) = instances {
+        body["instances"] = json!(n);
+    }
+    Ok(Json(body))
 }

@@ -76,6 +76,8 @@ pub struct LogWriter {
     pub rx: tokio::sync::Mutex<Option<mpsc::Receiver<RequestLog>>>,
     pub retention_days: u32,
     pub retention_rows: u64,
+    /// Cluster-wide counters in Redis, when Redis is on.
+    pub cluster: Option<std::sync::Arc<super::cluster::ClusterUsage>>,
 }
 
 const BATCH: usize = 512;
@@ -106,6 +108,9 @@ impl BackgroundService for LogWriter {
                     }
                     let rows = std::mem::take(&mut batch);
                     let n = rows.len();
+                    if let Some(c) = &self.cluster {
+                        c.record(&rows);
+                    }
                     if let Err(e) = self.store.insert_logs(rows).await {
                         tracing::warn!(error = %e, rows = n, "request log rows could not be written");
                     }

@@ -36,6 +36,8 @@ pub struct ControlPlane {
     writes: tokio::sync::Mutex<()>,
     /// Set when Redis config sharing is on.
     pub sync: std::sync::OnceLock<Arc<sync::SyncHandle>>,
+    /// Set when Redis is on: cluster-wide usage counters.
+    pub cluster_usage: std::sync::OnceLock<Arc<crate::admin::cluster::ClusterUsage>>,
 }
 
 /// Why an admin write was refused.
@@ -82,6 +84,7 @@ impl ControlPlane {
             api: Mutex::new(api),
             writes: tokio::sync::Mutex::new(()),
             sync: std::sync::OnceLock::new(),
+            cluster_usage: std::sync::OnceLock::new(),
         })
     }
 

@@ -691,6 +691,7 @@ mod tests {
                 until_ms: Some(minute0 + 120_000),
                 bucket_secs: Some(60),
                 group_by: Some("provider".into()),
+                scope: None,
             })
             .await
             .unwrap();

@@ -194,6 +194,10 @@ pub struct UsageQuery {
     pub bucket_secs: Option<u32>,
     /// `"provider"`, `"model"`, or none.
     pub group_by: Option<String>,
+    /// `instance` (this instance's SQLite rows, the default) or `cluster`
+    /// (every instance's counters in Redis); read by the admin API only.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// Aggregates for one (bucket, group).
