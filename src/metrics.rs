@@ -109,6 +109,13 @@ impl<T: Default> Family<T> {
     }
 }
 
+/// The request-log writer's counters.
+pub struct LogCounts {
+    pub dropped: u64,
+    pub written: u64,
+    pub batches: u64,
+}
+
 /// One finished client request, as the data plane saw it.
 pub struct Finished<'a> {
     pub api: &'a str,
@@ -212,7 +219,7 @@ impl Metrics {
     }
 
     /// The whole exposition, for `GET /metrics`.
-    pub fn render(&self, snap: &Snapshot, log_dropped: u64) -> String {
+    pub fn render(&self, snap: &Snapshot, log: LogCounts) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let requests = self.requests.snapshot();
         family(&mut out, "llm_requests_total", "counter", "Client requests by client API, provider (empty when none was reached), requested model and status.");
@@ -364,7 +371,21 @@ impl Metrics {
             "counter",
             "Request-log rows dropped because the writer fell behind (the data plane never waits).",
         );
-        let _ = writeln!(out, "llm_log_rows_dropped_total {log_dropped}");
+        let _ = writeln!(out, "llm_log_rows_dropped_total {}", log.dropped);
+        family(
+            &mut out,
+            "llm_log_rows_written_total",
+            "counter",
+            "Request-log rows committed to SQLite.",
+        );
+        let _ = writeln!(out, "llm_log_rows_written_total {}", log.written);
+        family(
+            &mut out,
+            "llm_log_batches_total",
+            "counter",
+            "Request-log write transactions (rows are written in batches).",
+        );
+        let _ = writeln!(out, "llm_log_batches_total {}", log.batches);
         family(
             &mut out,
             "llm_build_info",

@@ -259,6 +259,7 @@ pub fn build(
                 rx: tokio::sync::Mutex::new(Some(rx)),
                 retention_days: process.log_retention_days,
                 retention_rows: process.log_retention_rows,
+                state: state.clone(),
                 cluster,
             },
         ));

@@ -642,3 +642,74 @@ async fn bad_query_strings_get_json_errors() {
     let (status, _) = admin.get("/api/config/export?include_keys=maybe").await;
     assert_eq!(status, 400);
 }
+
+/// Under load, request-log rows are written in batches (far fewer
+/// transactions than rows), every request is accounted for (written or
+/// counted as dropped), and the rows are queryable.
+#[tokio::test]
+async fn request_logs_are_written_in_batches_under_load() {
+    let mock = MockOpenAi::start("load").await;
+    let gw = Gateway::start(&provider(
+        "load",
+        &mock.base_url(),
+        &["sk-load-00000001"],
+        "",
+    ))
+    .await;
+    let total = 2_000usize;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..64 {
+        let (sent, url) = (sent.clone(), gw.url("/v1/chat/completions"));
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .json(&hello("gpt-4o-mini"))
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let admin = Admin::main_port(&gw);
+    let metric = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (written, dropped, batches) = loop {
+        let (_, text) = admin.get("/metrics").await;
+        let text = text.as_str().unwrap_or_default().to_string();
+        let written = metric(&text, "llm_log_rows_written_total");
+        let dropped = metric(&text, "llm_log_rows_dropped_total");
+        if written + dropped >= total as u64 {
+            break (written, dropped, metric(&text, "llm_log_batches_total"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {written} written + {dropped} dropped of {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(written + dropped, total as u64);
+    assert_eq!(dropped, 0, "a 16k-row channel should not drop at this load");
+    assert!(
+        batches * 10 <= written,
+        "{batches} transactions for {written} rows: not batched"
+    );
+    // The rows are there: the usage query counts them all.
+    let (status, usage) = admin.get("/api/stats/usage").await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["data"][0]["requests"], total as u64, "{usage}");
+    assert_eq!(usage["log_rows_dropped"], 0);
+}

@@ -189,9 +189,14 @@ fn json_body(bytes: &Bytes) -> AdminResult<Value> {
 /// Prometheus exposition (same bearer token as the rest of the admin API).
 async fn metrics(State(s): State<AdminState>) -> Response {
     let state = &s.control.state;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let body = state.metrics.render(
         &s.control.current(),
-        state.log_dropped.load(std::sync::atomic::Ordering::Relaxed),
+        crate::metrics::LogCounts {
+            dropped: load(&state.log_dropped),
+            written: load(&state.log_written),
+            batches: load(&state.log_batches),
+        },
     );
     (
         [(

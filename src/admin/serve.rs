@@ -76,6 +76,8 @@ pub struct LogWriter {
     pub rx: tokio::sync::Mutex<Option<mpsc::Receiver<RequestLog>>>,
     pub retention_days: u32,
     pub retention_rows: u64,
+    /// Where the written/batch counters go (for `/metrics`).
+    pub state: std::sync::Arc<crate::proxy::GatewayState>,
     /// Cluster-wide counters in Redis, when Redis is on.
     pub cluster: Option<std::sync::Arc<super::cluster::ClusterUsage>>,
 }
@@ -111,8 +113,12 @@ impl BackgroundService for LogWriter {
                     if let Some(c) = &self.cluster {
                         c.record(&rows);
                     }
-                    if let Err(e) = self.store.insert_logs(rows).await {
-                        tracing::warn!(error = %e, rows = n, "request log rows could not be written");
+                    match self.store.insert_logs(rows).await {
+                        Ok(_) => {
+                            self.state.log_written.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            self.state.log_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!(error = %e, rows = n, "request log rows could not be written"),
                     }
                 }
                 _ = prune.tick() => {

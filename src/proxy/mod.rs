@@ -57,6 +57,9 @@ pub struct GatewayState {
     pub log_tx: OnceLock<tokio::sync::mpsc::Sender<RequestLog>>,
     /// Rows dropped because the writer fell behind.
     pub log_dropped: AtomicU64,
+    /// Rows and batches (transactions) the writer committed.
+    pub log_written: AtomicU64,
+    pub log_batches: AtomicU64,
     /// Prometheus counters and histograms (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
     /// Set when an upgrade or shutdown has begun (see `server::watch_shutdown`).
@@ -82,6 +85,8 @@ impl GatewayState {
             admin: OnceLock::new(),
             log_tx: OnceLock::new(),
             log_dropped: AtomicU64::new(0),
+            log_written: AtomicU64::new(0),
+            log_batches: AtomicU64::new(0),
             metrics: crate::metrics::Metrics::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
