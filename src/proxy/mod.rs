@@ -33,6 +33,19 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
+/// `tokio::time::timeout_at` on Pingora's timer wheel. Tokio's timers
+/// re-arm the I/O driver (an eventfd write) whenever a new earliest timer is
+/// registered — twice per request on this path — while Pingora's wheel
+/// shares one timer per 10 ms slot and arms nothing when the future is
+/// ready at once. 10 ms of slack is nothing against vendor timeouts.
+pub(crate) async fn within<F: std::future::Future>(
+    deadline: tokio::time::Instant,
+    f: F,
+) -> Result<F::Output, pingora_timeout::Elapsed> {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    pingora_timeout::fast_timeout::fast_timeout(left, f).await
+}
+
 /// The response header that carries the request id (the one in the logs).
 pub const REQUEST_ID_HEADER: &str = "x-llm-orchestrator-request-id";
 

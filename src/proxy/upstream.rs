@@ -8,6 +8,7 @@
 use super::dns::DnsCache;
 use crate::config::{ApiKey, Provider};
 
+use super::within as timeout_at;
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -15,7 +16,7 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 use std::time::Duration;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
 /// Largest error body kept for relaying to the client.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
