@@ -37,13 +37,14 @@ use subtle::ConstantTimeEq;
 /// re-arm the I/O driver (an eventfd write) whenever a new earliest timer is
 /// registered — twice per request on this path — while Pingora's wheel
 /// shares one timer per 10 ms slot and arms nothing when the future is
-/// ready at once. 10 ms of slack is nothing against vendor timeouts.
-pub(crate) async fn within<F: std::future::Future>(
+/// ready at once. 10 ms of slack is nothing against vendor timeouts. A plain
+/// function, not an `async fn`: that would hold `f` twice in its state.
+pub(crate) fn within<F: std::future::Future>(
     deadline: tokio::time::Instant,
     f: F,
-) -> Result<F::Output, pingora_timeout::Elapsed> {
+) -> pingora_timeout::Timeout<F, pingora_timeout::fast_timeout::FastOrTokioTimeout> {
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    pingora_timeout::fast_timeout::fast_timeout(left, f).await
+    pingora_timeout::fast_timeout::fast_timeout(left, f)
 }
 
 /// The response header that carries the request id (the one in the logs).
@@ -499,11 +500,15 @@ impl Gateway {
             forward: forwarded_headers(session, ctx.api),
             deadline,
         };
+        // The two halves are boxed: a future is moved (copied whole) at
+        // every layer above it — Pingora's boxed filter, the span, the
+        // select — so keeping this request's future small saves several
+        // kilobytes of copying per request (measured with callgrind).
         let chosen = tokio::select! {
-            r = failover::run(&self.state, snap, &request, ctx) => r?,
+            r = Box::pin(failover::run(&self.state, snap, &request, ctx)) => r?,
             _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
         };
-        relay::relay(&self.state, session, ctx, &request, chosen).await
+        Box::pin(relay::relay(&self.state, session, ctx, &request, chosen)).await
     }
 }
 

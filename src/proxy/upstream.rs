@@ -137,7 +137,10 @@ pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<
     // without counting as an attempt.
     for _ in 0..3 {
         let (mut session, reused) =
-            match timeout_at(deadline, connector.get_http_session(&peer)).await {
+            // Boxed: Pingora's connect future (TCP + TLS handshake state) is
+            // ~9 KB, and held inline it would make every future above this
+            // one that large — copied on each move, per request.
+            match timeout_at(deadline, Box::pin(connector.get_http_session(&peer))).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return classify_error(&e, "connect"),
                 Err(_) => return Outcome::Timeout("deadline passed while connecting".into()),
