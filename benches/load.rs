@@ -1,10 +1,11 @@
-//! Load benchmark: a fast mock OpenAI vendor and the real gateway on
-//! loopback, driven by a closed-loop load generator. Each scenario is run
-//! against the mock directly and through the gateway, so the table shows
-//! what the gateway adds.
+//! Load benchmark: a fast mock vendor (OpenAI, Anthropic and Gemini wire
+//! formats) and the real gateway on loopback, driven by a closed-loop load
+//! generator. Each scenario is run against the mock directly and through the
+//! gateway, so the table shows what the gateway adds.
 //!
-//!     cargo bench --bench load                # full run (~1 minute)
+//!     cargo bench --bench load                # full run (~4.5 minutes)
 //!     cargo bench --bench load -- --quick     # smoke run: asserts no errors only
+//!     cargo bench --bench load -- --soak 300  # mixed load for 300 s, RSS trend
 //!
 //! Options: `--duration <secs>` per measurement, `--no-pin` to skip CPU
 //! pinning (by default the gateway — and nginx — run on CPU 0 with one
@@ -13,6 +14,19 @@
 //! installed (Debian's `nginx-light`) the harness starts its own instance
 //! on a private prefix and measures it on the pass-through scenarios, so
 //! every figure has a yardstick measured in the same run.
+//!
+//! Mock vendor: `--mock-latency-ms <ms>` before each answer (default 0),
+//! `--stream-events <n>` content events per stream (default 5) and
+//! `--stream-gap-ms <ms>` between stream events (default 0).
+//!
+//! After the table: `--streams <n>` concurrent streams (default 1000, 200
+//! with `--quick`), each on its own connection, against a second mock that
+//! sends 20 events 25 ms apart, so all of them are open at once; every
+//! stream is read to the end and checked event by event. The admin churn
+//! scenario measures pass-through while a task PATCHes a provider's weight
+//! through the admin API every 100 ms. `--soak <secs>` runs only a mixed
+//! load (pass-through, streams, translated; concurrency 32) and samples the
+//! gateway's RSS every 10 s.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -27,13 +41,58 @@ const ANTHROPIC_MESSAGE: &str = r#"{"id":"msg_bench","type":"message","role":"as
 
 const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the benchmark mock","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":6,"total_tokens":18},"system_fingerprint":"fp_bench"}"#;
 
+const GEMINI_RESPONSE: &str = r#"{"candidates":[{"content":{"parts":[{"text":"Hello from the benchmark mock"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":6,"totalTokenCount":18},"modelVersion":"bench-gemini","responseId":"bench"}"#;
+
+/// How the mock answers: latency before the answer, and the shape of streams.
+#[derive(Clone, Copy)]
+struct MockCfg {
+    /// Always answer 503 (the failover scenario's broken provider).
+    down: bool,
+    /// Wait this long before writing the answer.
+    latency: Duration,
+    /// Content events per stream.
+    events: usize,
+    /// Pause between two stream events (0 = the whole stream in one write).
+    gap: Duration,
+}
+
+/// The text pieces of a stream of `n` content events: the classic five
+/// words, then numbered ones, so a dropped, repeated or reordered event
+/// changes the concatenated text.
+fn stream_words(n: usize) -> Vec<String> {
+    const WORDS: [&str; 5] = ["Hello", " from", " the", " benchmark", " mock"];
+    (0..n)
+        .map(|i| {
+            WORDS
+                .get(i)
+                .map_or_else(|| format!(" w{i}"), |w| w.to_string())
+        })
+        .collect()
+}
+
+/// Connections the mock vendors have accepted (the churn scenario shows
+/// whether configuration changes make the gateway reconnect upstream).
+static MOCK_ACCEPTS: AtomicU64 = AtomicU64::new(0);
+
+/// A loopback listener with a deep accept queue: the default of 128
+/// overflows when hundreds of streams connect at once, and each dropped
+/// SYN costs a one-second retransmit.
+fn bind_loopback() -> TcpListener {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    sock.listen(4096).expect("listen")
+}
+
 /// A minimal keep-alive HTTP/1.1 server answering every POST with a fixed
-/// chat completion (or a short SSE stream when the body asks for one).
-async fn mock_vendor(listener: TcpListener, down: bool) {
+/// chat completion, Anthropic message or Gemini GenerateContentResponse
+/// (by path), or with a stream when the request asks for one.
+async fn mock_vendor(listener: TcpListener, cfg: MockCfg) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
         };
+        MOCK_ACCEPTS.fetch_add(1, Ordering::Relaxed);
         let _ = sock.set_nodelay(true);
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(16 * 1024);
@@ -62,56 +121,115 @@ async fn mock_vendor(listener: TcpListener, down: bool) {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let stream =
-                    find(&buf[head_len..head_len + body_len], b"\"stream\":true").is_some();
-                let anthropic = find(&buf[..head_len], b"/v1/messages").is_some();
+                // The request line decides the wire format.
+                let line_end = find(&buf, b"\r\n").unwrap_or(head_len);
+                let gemini = find(&buf[..line_end], b"/v1beta/models/").is_some();
+                let stream = if gemini {
+                    find(&buf[..line_end], b":streamGenerateContent").is_some()
+                } else {
+                    find(&buf[head_len..head_len + body_len], b"\"stream\":true").is_some()
+                };
+                let anthropic = find(&buf[..line_end], b"/v1/messages").is_some();
                 buf.drain(..head_len + body_len);
-                let ok = if down {
+                if !cfg.latency.is_zero() {
+                    tokio::time::sleep(cfg.latency).await;
+                }
+                let words = stream_words(cfg.events);
+                let mut events: Vec<String> = Vec::new();
+                let whole = if cfg.down {
                     let body = r#"{"error":{"message":"unavailable","type":"server_error","param":null,"code":null}}"#;
-                    let out = format!("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
-                    sock.write_all(out.as_bytes()).await
+                    format!("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len())
                 } else if anthropic && stream {
-                    let mut out = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
-                    let mut events = vec![
+                    let mut named = vec![
                         ("message_start", r#"{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant","model":"bench-claude","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}"#.to_string()),
                         ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_string()),
                     ];
-                    for word in ["Hello", " from", " the", " benchmark", " mock"] {
-                        events.push(("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{word}"}}}}"#)));
+                    for word in &words {
+                        named.push(("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{word}"}}}}"#)));
                     }
-                    events.push((
+                    named.push((
                         "content_block_stop",
                         r#"{"type":"content_block_stop","index":0}"#.to_string(),
                     ));
-                    events.push(("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5}}"#.to_string()));
-                    events.push(("message_stop", r#"{"type":"message_stop"}"#.to_string()));
-                    for (name, data) in events {
-                        let ev = format!("event: {name}\ndata: {data}\n\n");
-                        out.push_str(&format!("{:x}\r\n{ev}\r\n", ev.len()));
-                    }
-                    out.push_str("0\r\n\r\n");
-                    sock.write_all(out.as_bytes()).await
+                    named.push(("message_delta", format!(r#"{{"type":"message_delta","delta":{{"stop_reason":"end_turn","stop_sequence":null}},"usage":{{"output_tokens":{}}}}}"#, words.len())));
+                    named.push(("message_stop", r#"{"type":"message_stop"}"#.to_string()));
+                    events = named
+                        .into_iter()
+                        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+                        .collect();
+                    String::new()
                 } else if anthropic {
-                    let out = format!(
+                    format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANTHROPIC_MESSAGE}",
                         ANTHROPIC_MESSAGE.len()
-                    );
-                    sock.write_all(out.as_bytes()).await
-                } else if stream {
-                    let mut out = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
-                    for word in ["Hello", " from", " the", " benchmark", " mock"] {
-                        let ev = format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}},\"finish_reason\":null}}]}}\n\n");
-                        out.push_str(&format!("{:x}\r\n{ev}\r\n", ev.len()));
+                    )
+                } else if gemini && stream {
+                    // Gemini's SSE: full GenerateContentResponse chunks,
+                    // `\r\n\r\n`-separated; the last one carries
+                    // finishReason and the complete usage.
+                    let last = words.len().saturating_sub(1);
+                    for (i, word) in words.iter().enumerate() {
+                        let tail = if i == last {
+                            format!(
+                                r#","finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":12,"candidatesTokenCount":{n},"totalTokenCount":{t}}}"#,
+                                n = words.len(),
+                                t = 12 + words.len()
+                            )
+                        } else {
+                            r#","index":0}],"usageMetadata":{"promptTokenCount":12,"totalTokenCount":12}"#.to_string()
+                        };
+                        events.push(format!("data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":\"{word}\"}}],\"role\":\"model\"}}{tail},\"modelVersion\":\"bench-gemini\",\"responseId\":\"bench\"}}\r\n\r\n"));
                     }
-                    let done = "data: [DONE]\n\n";
-                    out.push_str(&format!("{:x}\r\n{done}\r\n0\r\n\r\n", done.len()));
-                    sock.write_all(out.as_bytes()).await
+                    String::new()
+                } else if gemini {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{GEMINI_RESPONSE}",
+                        GEMINI_RESPONSE.len()
+                    )
+                } else if stream {
+                    for word in &words {
+                        events.push(format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}},\"finish_reason\":null}}]}}\n\n"));
+                    }
+                    events.push("data: [DONE]\n\n".to_string());
+                    String::new()
                 } else {
-                    let out = format!(
+                    format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{COMPLETION}",
                         COMPLETION.len()
-                    );
-                    sock.write_all(out.as_bytes()).await
+                    )
+                };
+                let ok = if events.is_empty() {
+                    sock.write_all(whole.as_bytes()).await
+                } else {
+                    let chunk = |ev: &str| format!("{:x}\r\n{ev}\r\n", ev.len());
+                    let mut out = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
+                    if cfg.gap.is_zero() {
+                        // The whole stream in one write.
+                        for ev in &events {
+                            out.push_str(&chunk(ev));
+                        }
+                        out.push_str("0\r\n\r\n");
+                        sock.write_all(out.as_bytes()).await
+                    } else {
+                        // One write per event, `gap` apart; the terminating
+                        // chunk goes with the last event.
+                        let mut res = Ok(());
+                        for (i, ev) in events.iter().enumerate() {
+                            if i > 0 {
+                                tokio::time::sleep(cfg.gap).await;
+                            }
+                            out.push_str(&chunk(ev));
+                            if i + 1 == events.len() {
+                                out.push_str("0\r\n\r\n");
+                            }
+                            res = sock.write_all(out.as_bytes()).await;
+                            out.clear();
+                            if res.is_err() {
+                                break;
+                            }
+                        }
+                        res
+                    }
                 };
                 if ok.is_err() {
                     return;
@@ -291,18 +409,38 @@ async fn drive(
 
 fn request_bytes(host: &str, path: &str, model: &str, stream: bool, pad: usize) -> Vec<u8> {
     let content = "x".repeat(pad.max(5));
-    let body = if path == "/v1/messages" {
-        format!(
-            r#"{{"model":"{model}","max_tokens":64,"messages":[{{"role":"user","content":"{content}"}}],"stream":{stream}}}"#
+    let gemini_stream_path;
+    let (path, body) = if path == "/v1/messages" {
+        (
+            path,
+            format!(
+                r#"{{"model":"{model}","max_tokens":64,"messages":[{{"role":"user","content":"{content}"}}],"stream":{stream}}}"#
+            ),
+        )
+    } else if path.starts_with("/v1beta/") {
+        // Gemini: the model and the stream flag are in the path.
+        let path = if stream {
+            gemini_stream_path = path.replace(":generateContent", ":streamGenerateContent?alt=sse");
+            gemini_stream_path.as_str()
+        } else {
+            path
+        };
+        (
+            path,
+            format!(r#"{{"contents":[{{"role":"user","parts":[{{"text":"{content}"}}]}}]}}"#),
         )
     } else {
-        format!(
-            r#"{{"model":"{model}","messages":[{{"role":"user","content":"{content}"}}],"stream":{stream}}}"#
+        (
+            path,
+            format!(
+                r#"{{"model":"{model}","messages":[{{"role":"user","content":"{content}"}}],"stream":{stream}}}"#
+            ),
         )
     };
     format!(
-        "POST {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer bench-token\r\nx-api-key: bench-token\r\nanthropic-version: 2023-06-01\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer bench-token\r\nx-api-key: bench-token\r\n{goog}anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len(),
+        goog = if path.starts_with("/v1beta/") { "x-goog-api-key: bench-token\r\n" } else { "" },
     )
     .into_bytes()
 }
@@ -338,6 +476,8 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 struct GatewayProc {
     child: Child,
     addr: SocketAddr,
+    /// The admin listener (`ADMIN_LISTEN`).
+    admin: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -348,7 +488,12 @@ impl Drop for GatewayProc {
     }
 }
 
-fn start_gateway(mock: SocketAddr, down: SocketAddr, pin: bool) -> GatewayProc {
+fn start_gateway(
+    mock: SocketAddr,
+    down: SocketAddr,
+    streams_mock: SocketAddr,
+    pin: bool,
+) -> GatewayProc {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("bench.toml");
     std::fs::write(
@@ -357,6 +502,8 @@ fn start_gateway(mock: SocketAddr, down: SocketAddr, pin: bool) -> GatewayProc {
             "[server]\nthreads = 1\n[admin]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
              [[providers]]\nname = \"mock\"\ntype = \"openai\"\nbase_url = \"http://{mock}/v1\"\napi_keys = [\"sk-bench-000000000001\"]\nmodels = [\"bench-model\", \"bench-failover\"]\n\
              [[providers]]\nname = \"mock-anthropic\"\ntype = \"anthropic\"\nbase_url = \"http://{mock}/v1\"\napi_keys = [\"sk-bench-000000000002\"]\nmodels = [\"bench-claude\"]\n\
+             [[providers]]\nname = \"mock-gemini\"\ntype = \"gemini\"\nbase_url = \"http://{mock}/v1beta\"\napi_keys = [\"bench-gemini-key-000000000004\"]\nmodels = [\"bench-gemini\"]\n\
+             [[providers]]\nname = \"mock-streams\"\ntype = \"openai\"\nbase_url = \"http://{streams_mock}/v1\"\napi_keys = [\"sk-bench-000000000005\"]\nmodels = [\"bench-streams\"]\n\
              [[providers]]\nname = \"down\"\ntype = \"openai\"\nbase_url = \"http://{down}/v1\"\napi_keys = [\"sk-bench-000000000003\"]\nmodels = [\"bench-failover\"]\nweight = 1000\n"
         ),
     )
@@ -369,12 +516,14 @@ fn start_gateway(mock: SocketAddr, down: SocketAddr, pin: bool) -> GatewayProc {
     } else {
         Command::new(bin)
     };
+    // The gateway inherits this process's RLIMIT_NOFILE, raised in main.
     let mut child = cmd
         .arg("--config")
         .arg(&config)
         .env("APP_HOST", "127.0.0.1")
         .env("APP_PORT", "0")
         .env("AUTH_TOKEN", "bench-token")
+        .env("ADMIN_LISTEN", "127.0.0.1:0")
         .env(
             "DATABASE_URL",
             format!("sqlite:///{}", dir.path().join("bench.db").display()),
@@ -383,18 +532,34 @@ fn start_gateway(mock: SocketAddr, down: SocketAddr, pin: bool) -> GatewayProc {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn gateway");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read address");
-    let addr = line
-        .trim()
-        .strip_prefix("llm-orchestrator listening on http://")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected gateway output {line:?}"));
+    // Two lines: the data plane's address, then the admin listener's.
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut addr, mut admin) = (None, None);
+    while addr.is_none() || admin.is_none() {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("gateway exited before listening"))
+            .expect("read gateway stdout");
+        if let Some(a) = line
+            .trim()
+            .strip_prefix("llm-orchestrator listening on http://")
+        {
+            addr = a.parse().ok();
+        } else if let Some(a) = line
+            .trim()
+            .strip_prefix("llm-orchestrator admin listening on http://")
+        {
+            admin = a.parse().ok();
+        } else {
+            panic!("unexpected gateway output {line:?}");
+        }
+    }
+    // Keep draining stdout: a closed pipe would make a later print fail.
+    std::thread::spawn(move || for _ in lines {});
     GatewayProc {
         child,
-        addr,
+        addr: addr.expect("gateway address"),
+        admin: admin.expect("admin address"),
         _dir: dir,
     }
 }
@@ -416,22 +581,557 @@ async fn wait_ready(addr: SocketAddr) {
     panic!("gateway did not start listening on {addr}");
 }
 
+/// Raise RLIMIT_NOFILE (soft to at least `want`, the hard limit too when
+/// allowed) for this process and so for the gateway and nginx it spawns:
+/// the concurrent-streams scenario holds thousands of sockets. The same as
+/// `ulimit -n` in the shell that starts the bench.
+#[cfg(target_os = "linux")]
+fn raise_fd_limit(want: u64) -> u64 {
+    #[repr(C)]
+    struct RLimit {
+        cur: u64,
+        max: u64,
+    }
+    extern "C" {
+        fn getrlimit(resource: i32, rlim: *mut RLimit) -> i32;
+        fn setrlimit(resource: i32, rlim: *const RLimit) -> i32;
+    }
+    const RLIMIT_NOFILE: i32 = 7;
+    let mut lim = RLimit { cur: 0, max: 0 };
+    // SAFETY: plain libc calls on a struct laid out as `struct rlimit`.
+    unsafe {
+        if getrlimit(RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.cur < want {
+            let raised = RLimit {
+                cur: want.max(lim.cur),
+                max: want.max(lim.max),
+            };
+            if setrlimit(RLIMIT_NOFILE, &raised) != 0 {
+                // Not allowed to raise the hard limit: go as far as it allows.
+                let soft = RLimit {
+                    cur: lim.max,
+                    max: lim.max,
+                };
+                let _ = setrlimit(RLIMIT_NOFILE, &soft);
+            }
+            let _ = getrlimit(RLIMIT_NOFILE, &mut lim);
+        }
+    }
+    lim.cur
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_fd_limit(_want: u64) -> u64 {
+    0
+}
+
+/// Samples a process's RSS every few milliseconds on its own thread (so a
+/// busy runtime does not delay it) and returns the peak.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid, "VmRSS:"));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak.max(rss_kib(pid, "VmRSS:"))
+        });
+        RssSampler { stop, handle }
+    }
+
+    fn peak_kib(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or(0)
+    }
+}
+
+/// What one stream of the concurrent-streams scenario delivered.
+#[derive(Default)]
+struct StreamOutcome {
+    /// No 200 answer at all (connect error, status, no head).
+    failed: bool,
+    /// Every content event, in order, then `data: [DONE]` and the end of the body.
+    complete: bool,
+    ttfe_us: Option<u64>,
+    gaps_us: Vec<u64>,
+}
+
+/// Dechunk what has arrived (`raw`) into `body`; true once the last chunk
+/// has been seen.
+fn dechunk(raw: &mut Vec<u8>, body: &mut Vec<u8>) -> bool {
+    loop {
+        let Some(line_end) = find(raw, b"\r\n") else {
+            return false;
+        };
+        let size = std::str::from_utf8(&raw[..line_end])
+            .ok()
+            .and_then(|l| usize::from_str_radix(l.split(';').next().unwrap_or("").trim(), 16).ok());
+        let Some(size) = size else {
+            // Not chunked framing: treat the rest as body.
+            body.append(raw);
+            return false;
+        };
+        if size == 0 {
+            return true;
+        }
+        if raw.len() < line_end + 2 + size + 2 {
+            return false;
+        }
+        body.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
+        raw.drain(..line_end + 2 + size + 2);
+    }
+}
+
+/// One streaming request on its own connection: connect, wait for every
+/// other stream to be connected, send, and read the stream to its end,
+/// timing each content event.
+async fn one_stream(
+    addr: SocketAddr,
+    request: Arc<Vec<u8>>,
+    gate: Arc<tokio::sync::Barrier>,
+    expected_text: Arc<String>,
+    expected_events: usize,
+) -> StreamOutcome {
+    let sock = Conn::open(addr).await;
+    gate.wait().await;
+    let Ok(Conn { mut sock, .. }) = sock else {
+        return StreamOutcome {
+            failed: true,
+            ..Default::default()
+        };
+    };
+    let read = async {
+        let mut out = StreamOutcome::default();
+        let t0 = Instant::now();
+        sock.write_all(&request).await.ok()?;
+        let mut raw = Vec::with_capacity(4096);
+        let mut chunk = vec![0u8; 16 * 1024];
+        // The head.
+        let chunked = loop {
+            let n = sock.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            raw.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head_len) = resp.parse(&raw).ok()? {
+                if resp.code != Some(200) {
+                    return None;
+                }
+                let chunked = resp.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("transfer-encoding")
+                        && h.value.eq_ignore_ascii_case(b"chunked")
+                });
+                raw.drain(..head_len);
+                break chunked;
+            }
+        };
+        // The body, event by event.
+        let mut body = Vec::new();
+        let (mut text, mut content_events, mut done, mut after_done) =
+            (String::new(), 0, false, false);
+        let mut last: Option<Instant> = None;
+        let mut ended = false;
+        loop {
+            let at = Instant::now();
+            if chunked {
+                ended |= dechunk(&mut raw, &mut body);
+            } else {
+                body.append(&mut raw);
+            }
+            while let Some((end, sep)) = [
+                find(&body, b"\n\n").map(|p| (p, 2)),
+                find(&body, b"\r\n\r\n").map(|p| (p, 4)),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            {
+                let event = String::from_utf8_lossy(&body[..end]).into_owned();
+                body.drain(..end + sep);
+                for data in event.lines().filter_map(|l| l.strip_prefix("data:")) {
+                    let data = data.trim();
+                    if data == "[DONE]" {
+                        done = true;
+                        continue;
+                    }
+                    if done {
+                        after_done = true;
+                    }
+                    content_events += 1;
+                    let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+                    text.push_str(
+                        v["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .unwrap_or("\u{fffd}"),
+                    );
+                    match last {
+                        None => out.ttfe_us = Some((at - t0).as_micros() as u64),
+                        Some(prev) => out.gaps_us.push((at - prev).as_micros() as u64),
+                    }
+                    last = Some(at);
+                }
+            }
+            if ended {
+                break;
+            }
+            match sock.read(&mut chunk).await {
+                // Without chunked framing the body ends with the connection.
+                Ok(0) if !chunked => ended = true,
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            }
+        }
+        out.complete = ended
+            && done
+            && !after_done
+            && content_events == expected_events
+            && text == *expected_text
+            && body.iter().all(|b| b.is_ascii_whitespace());
+        Some(out)
+    };
+    match tokio::time::timeout(Duration::from_secs(120), read).await {
+        Ok(Some(out)) => out,
+        Ok(None) => StreamOutcome {
+            failed: true,
+            ..Default::default()
+        },
+        // Timed out mid-stream: counted as a stream with missing events.
+        Err(_) => StreamOutcome::default(),
+    }
+}
+
+struct StreamsReport {
+    complete: usize,
+    bad: usize,
+    failed: usize,
+    ttfe_us: Vec<u64>,
+    gaps_us: Vec<u64>,
+    wall: Duration,
+    /// Peak RSS and CPU seconds of the proxy during the scenario.
+    proxy: Option<(u64, f64)>,
+}
+
+impl StreamsReport {
+    fn pct(v: &[u64], p: f64) -> f64 {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v[((v.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+    }
+    fn errors(&self) -> u64 {
+        (self.bad + self.failed) as u64
+    }
+}
+
+/// N streaming requests at once, each on its own connection, every one read
+/// to its end and checked event by event.
+async fn concurrent_streams(
+    addr: SocketAddr,
+    request: Arc<Vec<u8>>,
+    n: usize,
+    events: usize,
+    proxy_pid: Option<u32>,
+) -> StreamsReport {
+    let gate = Arc::new(tokio::sync::Barrier::new(n + 1));
+    let text = Arc::new(stream_words(events).concat());
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            tokio::spawn(one_stream(
+                addr,
+                request.clone(),
+                gate.clone(),
+                text.clone(),
+                events,
+            ))
+        })
+        .collect();
+    let sampler = proxy_pid.map(|pid| (RssSampler::start(pid), cpu_seconds(pid)));
+    gate.wait().await;
+    let start = Instant::now();
+    let mut report = StreamsReport {
+        complete: 0,
+        bad: 0,
+        failed: 0,
+        ttfe_us: Vec::with_capacity(n),
+        gaps_us: Vec::with_capacity(n * events),
+        wall: Duration::ZERO,
+        proxy: None,
+    };
+    for t in tasks {
+        let out = t.await.unwrap_or(StreamOutcome {
+            failed: true,
+            ..Default::default()
+        });
+        if out.failed {
+            report.failed += 1;
+        } else if out.complete {
+            report.complete += 1;
+        } else {
+            report.bad += 1;
+        }
+        report.ttfe_us.extend(out.ttfe_us);
+        report.gaps_us.extend(out.gaps_us);
+    }
+    report.wall = start.elapsed();
+    if let (Some((sampler, cpu0)), Some(pid)) = (sampler, proxy_pid) {
+        report.proxy = Some((sampler.peak_kib(), cpu_seconds(pid) - cpu0));
+    }
+    report.ttfe_us.sort_unstable();
+    report.gaps_us.sort_unstable();
+    report
+}
+
+/// `llm_config_version` from the admin listener's `/metrics`.
+async fn config_version(client: &reqwest::Client, admin: SocketAddr) -> Option<u64> {
+    let text = client
+        .get(format!("http://{admin}/metrics"))
+        .bearer_auth("bench-token")
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("llm_config_version "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// PATCH the `churn` provider's weight every 100 ms (alternating values)
+/// until `stop`; returns (calls, failed calls).
+async fn admin_churn(
+    client: reqwest::Client,
+    admin: SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> (u64, u64) {
+    let (mut calls, mut failed) = (0, 0);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let weight = if calls % 2 == 0 { 7 } else { 3 };
+        calls += 1;
+        let ok = client
+            .patch(format!("http://{admin}/api/providers/churn"))
+            .bearer_auth("bench-token")
+            .json(&serde_json::json!({ "weight": weight }))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if !ok {
+            failed += 1;
+        }
+    }
+    (calls, failed)
+}
+
+/// Least-squares slope of (seconds, KiB) samples, in KiB per minute.
+fn slope_kib_per_min(samples: &[(f64, u64)]) -> f64 {
+    let n = samples.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let mt = samples.iter().map(|s| s.0).sum::<f64>() / n;
+    let mr = samples.iter().map(|s| s.1 as f64).sum::<f64>() / n;
+    let num: f64 = samples.iter().map(|s| (s.0 - mt) * (s.1 as f64 - mr)).sum();
+    let den: f64 = samples.iter().map(|s| (s.0 - mt).powi(2)).sum();
+    num / den * 60.0
+}
+
+/// `--soak`: a mixed load at concurrency 32 for `secs`, the gateway's RSS
+/// sampled every 10 s; returns the errors.
+async fn soak(gw: &GatewayProc, secs: u64) -> u64 {
+    let host = gw.addr.to_string();
+    // (name, path, model, stream, connections) — 32 in all.
+    let mix: &[(&str, &str, &str, bool, usize)] = &[
+        (
+            "pass-through",
+            "/v1/chat/completions",
+            "bench-model",
+            false,
+            16,
+        ),
+        (
+            "pass-through stream",
+            "/v1/chat/completions",
+            "bench-model",
+            true,
+            8,
+        ),
+        (
+            "openai client -> anthropic",
+            "/v1/chat/completions",
+            "bench-claude",
+            false,
+            4,
+        ),
+        (
+            "openai client -> gemini stream",
+            "/v1/chat/completions",
+            "bench-gemini",
+            true,
+            4,
+        ),
+    ];
+    let pid = gw.child.id();
+    let duration = Duration::from_secs(secs);
+    println!(
+        "llm-orchestrator soak — {secs} s of mixed load at concurrency 32 ({}), gateway RSS every 10 s",
+        mix.iter().map(|m| format!("{} x{}", m.0, m.4)).collect::<Vec<_>>().join(", ")
+    );
+    let cpu0 = cpu_seconds(pid);
+    let tasks: Vec<_> = mix
+        .iter()
+        .map(|&(_, path, model, stream, conc)| {
+            let req = Arc::new(request_bytes(&host, path, model, stream, 0));
+            tokio::spawn(drive(gw.addr, req, conc, duration))
+        })
+        .collect();
+    let start = Instant::now();
+    // RSS, and its parts: heap and other anonymous memory, mapped files,
+    // shared memory (SQLite's WAL index is a mapped `-shm` file).
+    let sample = |t: u64| {
+        let rss = rss_kib(pid, "VmRSS:");
+        println!(
+            "{:>6} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            t,
+            rss as f64 / 1024.0,
+            rss_kib(pid, "RssAnon:") as f64 / 1024.0,
+            rss_kib(pid, "RssFile:") as f64 / 1024.0,
+            rss_kib(pid, "RssShmem:") as f64 / 1024.0
+        );
+        (t as f64, rss)
+    };
+    println!(
+        "{:>6} {:>10} {:>10} {:>10} {:>10}",
+        "t s", "RSS MiB", "anon", "file", "shmem"
+    );
+    let mut samples = vec![sample(0)];
+    let mut next = 10;
+    while next <= secs {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(
+            start + Duration::from_secs(next),
+        ))
+        .await;
+        samples.push(sample(next));
+        next += 10;
+    }
+    let mut errors = 0;
+    println!(
+        "{:<44} {:>5} {:>9} {:>8} {:>8} {:>9} {:>6}",
+        "scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+    );
+    for (t, &(name, _, _, _, conc)) in tasks.into_iter().zip(mix) {
+        let st = t.await.unwrap_or_default();
+        println!(
+            "{:<44} {:>5} {:>9.0} {:>8.3} {:>8.3} {:>9.3} {:>6}",
+            name,
+            conc,
+            st.rps(),
+            st.pct(0.5),
+            st.pct(0.99),
+            st.pct(0.999),
+            st.errors
+        );
+        errors += st.errors;
+    }
+    let cpu = cpu_seconds(pid) - cpu0;
+    let second_half: Vec<_> = samples
+        .iter()
+        .copied()
+        .filter(|s| s.0 >= secs as f64 / 2.0)
+        .collect();
+    let slope = slope_kib_per_min(&second_half);
+    println!(
+        "gateway CPU {:.0} % of one core; RSS first {:.1} MiB, last {:.1} MiB, peak (VmHWM) {:.1} MiB",
+        cpu / start.elapsed().as_secs_f64() * 100.0,
+        samples[0].1 as f64 / 1024.0,
+        samples.last().map_or(0, |s| s.1) as f64 / 1024.0,
+        rss_kib(pid, "VmHWM:") as f64 / 1024.0
+    );
+    let size = |suffix: &str| {
+        std::fs::metadata(gw._dir.path().join(format!("bench.db{suffix}")))
+            .map_or(0.0, |m| m.len() as f64 / 1048576.0)
+    };
+    println!(
+        "request-log database: {:.1} MiB, WAL {:.1} MiB, -shm {:.2} MiB",
+        size(""),
+        size("-wal"),
+        size("-shm")
+    );
+    println!(
+        "RSS slope over the second half ({} samples): {:+.1} KiB/min — {}",
+        second_half.len(),
+        slope,
+        if slope < 64.0 {
+            "no growth trend"
+        } else {
+            "RSS GROWING"
+        }
+    );
+    errors
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let no_nginx = args.iter().any(|a| a == "--no-nginx");
-    let pin = !args.iter().any(|a| a == "--no-pin");
-    let duration = args
-        .iter()
-        .position(|a| a == "--duration")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse::<f64>().ok())
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("{name} wants a number, not {v:?}"))
+            })
+    };
+    let quick = flag("--quick");
+    let no_nginx = flag("--no-nginx");
+    let pin = !flag("--no-pin");
+    let duration = value("--duration")
         .map(Duration::from_secs_f64)
         .unwrap_or(if quick {
-            Duration::from_secs(1)
+            Duration::from_millis(500)
         } else {
             Duration::from_secs(5)
         });
+    let warm = if quick {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_millis(200)
+    };
+    let ms = |v: f64| Duration::from_secs_f64(v / 1000.0);
+    let mock_cfg = MockCfg {
+        down: false,
+        latency: ms(value("--mock-latency-ms").unwrap_or(0.0)),
+        events: value("--stream-events").map_or(5, |v| v as usize).max(1),
+        gap: ms(value("--stream-gap-ms").unwrap_or(0.0)),
+    };
+    // The concurrent-streams scenario's own mock: 20 events 25 ms apart, so
+    // every stream stays open for half a second and all N overlap.
+    const STREAM_EVENTS: usize = 20;
+    let streams_cfg = MockCfg {
+        events: STREAM_EVENTS,
+        gap: Duration::from_millis(25),
+        ..mock_cfg
+    };
+    let streams = value("--streams").map_or(if quick { 200 } else { 1000 }, |v| v as usize);
+    let soak_secs = value("--soak").map(|v| v as u64);
+    let fd_limit = raise_fd_limit(65536);
 
     // The load generator and the mock share the CPUs the gateway is not on.
     if pin && has_taskset() {
@@ -454,19 +1154,45 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
+        let listener = bind_loopback();
         let mock_addr = listener.local_addr().expect("mock addr");
-        tokio::spawn(mock_vendor(listener, false));
-        let down_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind down mock");
+        tokio::spawn(mock_vendor(listener, mock_cfg));
+        let down_listener = bind_loopback();
         let down_addr = down_listener.local_addr().expect("down addr");
-        tokio::spawn(mock_vendor(down_listener, true));
-        let gw = start_gateway(mock_addr, down_addr, pin);
+        tokio::spawn(mock_vendor(down_listener, MockCfg { down: true, ..mock_cfg }));
+        let streams_listener = bind_loopback();
+        let streams_addr = streams_listener.local_addr().expect("streams mock addr");
+        tokio::spawn(mock_vendor(streams_listener, streams_cfg));
+        let gw = start_gateway(mock_addr, down_addr, streams_addr, pin);
         wait_ready(gw.addr).await;
         let pid = gw.child.id();
         let idle_rss = rss_kib(pid, "VmRSS:");
-        let nginx = if no_nginx { None } else { start_nginx(mock_addr, pin) };
+
+        // The admin churn scenario's provider, created through the admin API.
+        let admin = reqwest::Client::new();
+        let created = admin
+            .post(format!("http://{}/api/providers", gw.admin))
+            .bearer_auth("bench-token")
+            .json(&serde_json::json!({
+                "name": "churn", "type": "openai", "base_url": format!("http://{mock_addr}/v1"),
+                "api_key": "sk-bench", "models": ["bench-churn"]
+            }))
+            .send()
+            .await
+            .expect("admin API reachable");
+        let status = created.status();
+        assert!(status.is_success(), "creating the churn provider: {status} {}", created.text().await.unwrap_or_default());
+
+        if let Some(secs) = soak_secs {
+            let errors = soak(&gw, secs).await;
+            assert_eq!(errors, 0, "requests failed during the soak");
+            return;
+        }
+
+        let nginx = if no_nginx { None } else { start_nginx(mock_addr, streams_addr, 2 * streams + 1024, pin) };
         if let Some(n) = &nginx {
             wait_ready(n.addr).await;
+            wait_ready(n.streams_addr).await;
         }
 
         println!(
@@ -476,9 +1202,30 @@ fn main() {
             if nginx.is_some() { "nginx (1 worker, upstream keep-alive)" } else { "none (nginx not installed)" }
         );
         println!(
+            "mock: {} ms before each answer, {} events per stream, {} ms between events",
+            mock_cfg.latency.as_secs_f64() * 1000.0,
+            mock_cfg.events,
+            mock_cfg.gap.as_secs_f64() * 1000.0
+        );
+        println!(
             "{:<44} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10} {:>8} {:>6}",
             "scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "+p50 ms", "cpu us/req", "vs nginx", "errors"
         );
+        let row = |name: &str, label: &str, conc: usize, s: &Stats, added: String, cpu: String, ratio: String| {
+            println!(
+                "{:<44} {:>5} {:>9.0} {:>8.3} {:>8.3} {:>9.3} {:>9} {:>10} {:>8} {:>6}",
+                format!("{name} ({label})"),
+                conc,
+                s.rps(),
+                s.pct(0.5),
+                s.pct(0.99),
+                s.pct(0.999),
+                added,
+                cpu,
+                ratio,
+                s.errors
+            );
+        };
         let mut total_errors = 0;
         // (name, client path, client model, direct path, stream, body padding, nginx comparable)
         let scenarios: &[(&str, &str, &str, &str, bool, usize, bool)] = &[
@@ -488,14 +1235,14 @@ fn main() {
             ("1 MiB body", "/v1/chat/completions", "bench-model", "/v1/chat/completions", false, 1024 * 1024, true),
             ("openai client -> anthropic", "/v1/chat/completions", "bench-claude", "/v1/messages", false, 0, false),
             ("openai client -> anthropic stream", "/v1/chat/completions", "bench-claude", "/v1/messages", true, 0, false),
+            ("openai client -> gemini", "/v1/chat/completions", "bench-gemini", "/v1beta/models/bench-gemini:generateContent", false, 0, false),
+            ("openai client -> gemini stream", "/v1/chat/completions", "bench-gemini", "/v1beta/models/bench-gemini:generateContent", true, 0, false),
             ("anthropic client -> openai", "/v1/messages", "bench-model", "/v1/chat/completions", false, 0, false),
             ("failover (one provider 503)", "/v1/chat/completions", "bench-failover", "/v1/chat/completions", false, 0, false),
         ];
         for &(name, path, model, direct_path, stream, pad, nginx_ok) in scenarios {
-            if quick && (pad >= 1024 * 1024 || (name.contains("stream") && name.contains("anthropic"))) {
-                continue;
-            }
             for &conc in &[1usize, 32] {
+                // --quick runs every scenario, the large bodies at concurrency 1 only.
                 if quick && pad > 0 && conc == 32 {
                     continue;
                 }
@@ -503,7 +1250,7 @@ fn main() {
                 let direct_req = Arc::new(request_bytes(&mock_addr.to_string(), direct_path, direct_model, stream, pad));
                 let gw_req = Arc::new(request_bytes(&gw.addr.to_string(), path, model, stream, pad));
                 // Warm the pools (and let passive health settle on the failover scenario).
-                drive(gw.addr, gw_req.clone(), conc, Duration::from_millis(200)).await;
+                drive(gw.addr, gw_req.clone(), conc, warm).await;
                 let direct = drive(mock_addr, direct_req.clone(), conc, duration).await;
                 let cpu0 = cpu_seconds(pid);
                 let through = drive(gw.addr, gw_req, conc, duration).await;
@@ -512,7 +1259,7 @@ fn main() {
                 let reference = match (&nginx, nginx_ok) {
                     (Some(n), true) => {
                         let req = Arc::new(request_bytes(&n.addr.to_string(), path, model, stream, pad));
-                        drive(n.addr, req.clone(), conc, Duration::from_millis(200)).await;
+                        drive(n.addr, req.clone(), conc, warm).await;
                         let cpu0 = cpu_seconds(n.pid);
                         let st = drive(n.addr, req, conc, duration).await;
                         let cpu = (cpu_seconds(n.pid) - cpu0) / st.latencies_us.len().max(1) as f64 * 1e6;
@@ -520,24 +1267,9 @@ fn main() {
                     }
                     _ => None,
                 };
-                let row = |label: &str, s: &Stats, added: String, cpu: String, ratio: String| {
-                    println!(
-                        "{:<44} {:>5} {:>9.0} {:>8.3} {:>8.3} {:>9.3} {:>9} {:>10} {:>8} {:>6}",
-                        format!("{name} ({label})"),
-                        conc,
-                        s.rps(),
-                        s.pct(0.5),
-                        s.pct(0.99),
-                        s.pct(0.999),
-                        added,
-                        cpu,
-                        ratio,
-                        s.errors
-                    );
-                };
-                row("direct", &direct, String::new(), String::new(), String::new());
+                row(name, "direct", conc, &direct, String::new(), String::new(), String::new());
                 if let Some((st, cpu)) = &reference {
-                    row("nginx", st, format!("{:+.3}", st.pct(0.5) - direct.pct(0.5)), format!("{cpu:.1}"), String::new());
+                    row(name, "nginx", conc, st, format!("{:+.3}", st.pct(0.5) - direct.pct(0.5)), format!("{cpu:.1}"), String::new());
                     total_errors += st.errors;
                 }
                 let ratio = reference
@@ -545,7 +1277,9 @@ fn main() {
                     .map(|(st, _)| format!("{:.2}x", through.rps() / st.rps()))
                     .unwrap_or_default();
                 row(
+                    name,
                     "gateway",
+                    conc,
                     &through,
                     format!("{:+.3}", through.pct(0.5) - direct.pct(0.5)),
                     format!("{cpu_per_req:.1}"),
@@ -554,10 +1288,106 @@ fn main() {
                 total_errors += direct.errors + through.errors;
             }
         }
+
+        // Pass-through on the API-created provider, first calm, then while a
+        // task PATCHes its weight through the admin API every 100 ms.
+        {
+            let name = "pass-through under admin churn";
+            let conc = 32;
+            let cell = if quick { duration.max(Duration::from_secs(1)) } else { duration };
+            let direct_req = Arc::new(request_bytes(&mock_addr.to_string(), "/v1/chat/completions", "bench-model", false, 0));
+            let gw_req = Arc::new(request_bytes(&gw.addr.to_string(), "/v1/chat/completions", "bench-churn", false, 0));
+            drive(gw.addr, gw_req.clone(), conc, warm).await;
+            let direct = drive(mock_addr, direct_req, conc, cell).await;
+            let cpu0 = cpu_seconds(pid);
+            let accepts0 = MOCK_ACCEPTS.load(Ordering::Relaxed);
+            let calm = drive(gw.addr, gw_req.clone(), conc, cell).await;
+            let calm_accepts = MOCK_ACCEPTS.load(Ordering::Relaxed) - accepts0;
+            let calm_cpu = (cpu_seconds(pid) - cpu0) / calm.latencies_us.len().max(1) as f64 * 1e6;
+            let v0 = config_version(&admin, gw.admin).await;
+            let stop = Arc::new(AtomicBool::new(false));
+            let churn = tokio::spawn(admin_churn(admin.clone(), gw.admin, stop.clone()));
+            let cpu0 = cpu_seconds(pid);
+            let accepts0 = MOCK_ACCEPTS.load(Ordering::Relaxed);
+            let churned = drive(gw.addr, gw_req, conc, cell).await;
+            let churn_accepts = MOCK_ACCEPTS.load(Ordering::Relaxed) - accepts0;
+            let churn_cpu = (cpu_seconds(pid) - cpu0) / churned.latencies_us.len().max(1) as f64 * 1e6;
+            stop.store(true, Ordering::Relaxed);
+            let (calls, failed) = churn.await.unwrap_or((0, u64::MAX));
+            let v1 = config_version(&admin, gw.admin).await;
+            row(name, "direct", conc, &direct, String::new(), String::new(), String::new());
+            row(name, "gateway", conc, &calm, format!("{:+.3}", calm.pct(0.5) - direct.pct(0.5)), format!("{calm_cpu:.1}"), String::new());
+            row(name, "gateway, churn", conc, &churned, format!("{:+.3}", churned.pct(0.5) - direct.pct(0.5)), format!("{churn_cpu:.1}"), String::new());
+            let bumped = match (v0, v1) {
+                (Some(a), Some(b)) => b as i64 - a as i64,
+                _ => -1,
+            };
+            // Every accepted PATCH is one new snapshot.
+            let version_ok = bumped == (calls - failed) as i64;
+            println!(
+                "admin churn: {calls} PATCHes (one per 100 ms), {failed} failed; llm_config_version {} -> {} ({bumped:+}, {}); throughput with churn {:.2}x without; new upstream connections {calm_accepts} without churn, {churn_accepts} with",
+                v0.map_or("?".into(), |v| v.to_string()),
+                v1.map_or("?".into(), |v| v.to_string()),
+                if version_ok { "one per PATCH" } else { "MISMATCH" },
+                churned.rps() / calm.rps()
+            );
+            total_errors += direct.errors + calm.errors + churned.errors + failed + u64::from(!version_ok);
+        }
         println!(
             "gateway RSS: idle {:.1} MiB, peak {:.1} MiB",
             idle_rss as f64 / 1024.0,
             rss_kib(pid, "VmHWM:") as f64 / 1024.0
+        );
+
+        // N concurrent streams, each on its own connection.
+        println!(
+            "\n{streams} concurrent streams, one connection each, {STREAM_EVENTS} events {} ms apart (fd limit {fd_limit})",
+            streams_cfg.gap.as_millis()
+        );
+        if (2 * streams + 256) as u64 > fd_limit {
+            println!("warning: the fd limit may be too low for {streams} streams");
+        }
+        println!(
+            "{:<9} {:>7} {:>9} {:>5} {:>6} {:>9} {:>9} {:>8} {:>9} {:>8} {:>7} {:>9} {:>7} {:>6}",
+            "target", "streams", "complete", "bad", "failed", "ttfe p50", "ttfe p99", "gap p50", "+gap p50", "gap p99", "wall s", "peak RSS", "cpu s", "errors"
+        );
+        let srow = |label: &str, r: &StreamsReport, base: Option<&StreamsReport>| {
+            let gap50 = StreamsReport::pct(&r.gaps_us, 0.5);
+            println!(
+                "{:<9} {:>7} {:>9} {:>5} {:>6} {:>9.3} {:>9.3} {:>8.3} {:>9} {:>8.3} {:>7.2} {:>9} {:>7} {:>6}",
+                label,
+                streams,
+                r.complete,
+                r.bad,
+                r.failed,
+                StreamsReport::pct(&r.ttfe_us, 0.5),
+                StreamsReport::pct(&r.ttfe_us, 0.99),
+                gap50,
+                base.map(|b| format!("{:+.3}", gap50 - StreamsReport::pct(&b.gaps_us, 0.5))).unwrap_or_default(),
+                StreamsReport::pct(&r.gaps_us, 0.99),
+                r.wall.as_secs_f64(),
+                r.proxy.map(|p| format!("{:.1} MiB", p.0 as f64 / 1024.0)).unwrap_or_default(),
+                r.proxy.map(|p| format!("{:.2}", p.1)).unwrap_or_default(),
+                r.errors()
+            );
+        };
+        let req = |addr: SocketAddr, model: &str| Arc::new(request_bytes(&addr.to_string(), "/v1/chat/completions", model, true, 0));
+        let direct = concurrent_streams(streams_addr, req(streams_addr, "bench-model"), streams, STREAM_EVENTS, None).await;
+        srow("direct", &direct, None);
+        total_errors += direct.errors();
+        if let Some(n) = &nginx {
+            let r = concurrent_streams(n.streams_addr, req(n.streams_addr, "bench-model"), streams, STREAM_EVENTS, Some(n.pid)).await;
+            srow("nginx", &r, Some(&direct));
+            total_errors += r.errors();
+        }
+        let through = concurrent_streams(gw.addr, req(gw.addr, "bench-streams"), streams, STREAM_EVENTS, Some(pid)).await;
+        srow("gateway", &through, Some(&direct));
+        total_errors += through.errors();
+        println!("(ms; ttfe = request sent -> first content event; gap = between two content events; peak RSS and cpu s = the proxy's during the scenario)");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        println!(
+            "gateway RSS 1 s after the streams: {:.1} MiB",
+            rss_kib(pid, "VmRSS:") as f64 / 1024.0
         );
         assert_eq!(total_errors, 0, "requests failed during the benchmark");
     });
@@ -566,6 +1396,8 @@ fn main() {
 struct NginxProc {
     child: Child,
     addr: SocketAddr,
+    /// A second server block proxying to the concurrent-streams mock.
+    streams_addr: SocketAddr,
     pid: u32,
     _dir: tempfile::TempDir,
 }
@@ -580,14 +1412,26 @@ impl Drop for NginxProc {
 /// nginx as the yardstick: one worker, upstream keep-alive, no buffering of
 /// streams, bodies kept in memory — the closest plain reverse proxy to
 /// what the gateway does on pass-through.
-fn start_nginx(mock: SocketAddr, pin: bool) -> Option<NginxProc> {
+///
+/// A second server block proxies to the concurrent-streams mock; every
+/// stream there is one client and one upstream connection, hence
+/// `worker_connections` (at least 4096).
+fn start_nginx(
+    mock: SocketAddr,
+    streams_mock: SocketAddr,
+    worker_connections: usize,
+    pin: bool,
+) -> Option<NginxProc> {
     let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())?;
     let dir = tempfile::tempdir().ok()?;
     let probe = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
     let addr = probe.local_addr().ok()?;
-    drop(probe);
+    let probe2 = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+    let streams_addr = probe2.local_addr().ok()?;
+    drop((probe, probe2));
+    let worker_connections = worker_connections.max(4096);
     let prefix = dir.path().display().to_string();
     let user = if std::env::var("USER").as_deref() == Ok("root") || cfg!(unix) && is_root() {
         "user root;"
@@ -596,13 +1440,16 @@ fn start_nginx(mock: SocketAddr, pin: bool) -> Option<NginxProc> {
     };
     let conf = format!(
         "{user}\nworker_processes 1;\ndaemon off;\nmaster_process off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log error;\n\
-         events {{ worker_connections 4096; }}\n\
+         events {{ worker_connections {worker_connections}; }}\n\
          http {{\n access_log off;\n client_body_temp_path {prefix}/body;\n proxy_temp_path {prefix}/proxy;\n\
           fastcgi_temp_path {prefix}/fcgi; uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;\n\
           client_max_body_size 32m;\n client_body_buffer_size 2m;\n\
           keepalive_requests 100000000;\n keepalive_timeout 300s;\n\
           upstream mock {{ server {mock}; keepalive 128; keepalive_requests 100000000; }}\n\
           server {{\n  listen {addr};\n  location / {{\n   proxy_pass http://mock;\n   proxy_http_version 1.1;\n\
+           proxy_set_header Connection \"\";\n   proxy_buffering off;\n   proxy_request_buffering off;\n  }}\n }}\n\
+          upstream streams {{ server {streams_mock}; keepalive 128; keepalive_requests 100000000; }}\n\
+          server {{\n  listen {streams_addr};\n  location / {{\n   proxy_pass http://streams;\n   proxy_http_version 1.1;\n\
            proxy_set_header Connection \"\";\n   proxy_buffering off;\n   proxy_request_buffering off;\n  }}\n }}\n}}\n"
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).ok()?;
@@ -623,6 +1470,7 @@ fn start_nginx(mock: SocketAddr, pin: bool) -> Option<NginxProc> {
     Some(NginxProc {
         child,
         addr,
+        streams_addr,
         pid,
         _dir: dir,
     })
