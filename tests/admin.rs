@@ -713,3 +713,30 @@ async fn request_logs_are_written_in_batches_under_load() {
     assert_eq!(usage["data"][0]["requests"], total as u64, "{usage}");
     assert_eq!(usage["log_rows_dropped"], 0);
 }
+
+/// A provider created with the original short body shows the weight and
+/// `enabled` in force, not nothing.
+#[tokio::test]
+async fn providers_show_effective_weight_and_enabled() {
+    let gw = Gateway::start("").await;
+    let admin = Admin::main_port(&gw);
+    let (status, created) = admin
+        .post(
+            "/api/providers",
+            json!({"name": "short", "type": "openai",
+                "config": {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-short-00000001"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["provider"]["enabled"], true);
+    assert_eq!(created["provider"]["weight"], 1);
+    let (_, list) = admin.get("/api/providers").await;
+    assert_eq!(list["data"][0]["enabled"], true, "{list}");
+    assert_eq!(list["data"][0]["weight"], 1, "{list}");
+    let (status, _) = admin
+        .call("PATCH", "/api/providers/short", Some(json!({"weight": 5})))
+        .await;
+    assert_eq!(status, 200);
+    let (_, one) = admin.get("/api/providers/short").await;
+    assert_eq!(one["weight"], 5);
+}

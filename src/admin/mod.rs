@@ -262,7 +262,16 @@ fn view(st: &AdminState, id: Value, source: &str, name: &str, doc: &Value) -> Va
         o.insert("read_only".into(), Value::Bool(source == "file"));
         o.insert("keys".into(), Value::Array(keys));
         let snap = st.control.current();
-        if let Some(p) = snap.providers.iter().find(|p| p.name == name) {
+        let running = snap.providers.iter().find(|p| p.name == name);
+        // Documents created with the original short body leave these out;
+        // show the values in force, so a client never has to guess defaults.
+        if !o.contains_key("enabled") {
+            o.insert("enabled".into(), json!(running.is_none_or(|p| p.enabled)));
+        }
+        if !o.contains_key("weight") {
+            o.insert("weight".into(), json!(running.map_or(1, |p| p.weight)));
+        }
+        if let Some(p) = running {
             let h = p.health.view();
             o.insert(
                 "health".into(),
