@@ -27,8 +27,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("post", "/api/config/import", "Import API-managed config: ?format=toml|json&dry_run=true reports the changes"),
     ("post", "/api/reload", "Reload the TOML file now"),
     ("get", "/api/logs", "Request logs: ?provider&model&status&min_status&since_ms&until_ms&limit&before_id"),
-    ("get", "/api/stats/usage", "Usage: ?since_ms&until_ms&bucket_secs&group_by=provider|model"),
+    ("get", "/api/stats/usage", "Usage: ?since_ms&until_ms&bucket_secs&group_by=provider|model&scope=instance|cluster (cluster: every instance, through Redis)"),
     ("get", "/api/stats", "Same as /api/stats/usage"),
+    ("get", "/metrics", "Prometheus metrics (text exposition format)"),
 ];
 
 pub async fn openapi() -> Json<Value> {
