@@ -308,12 +308,20 @@ async fn usage_statistics_have_cluster_wide_totals() {
         row["p95_latency_ms"].is_null(),
         "percentiles stay per instance"
     );
-    // The instance's own view: 3 on one, 6 on two.
-    let (_, own) = stats(&one, "group_by=provider").await;
-    assert_eq!(own["scope"], "instance");
-    assert_eq!(own["data"][0]["requests"], 3, "{own}");
-    let (_, own) = stats(&two, "").await;
-    assert_eq!(own["data"][0]["requests"], 6, "{own}");
+    // The instance's own view: 3 on one, 6 on two (each from its SQLite
+    // rows, which the writer commits right after feeding the counters).
+    for (gw, q, want) in [(&one, "group_by=provider", 3), (&two, "", 6)] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, own) = stats(gw, q).await;
+            assert_eq!(own["scope"], "instance");
+            if own["data"][0]["requests"] == want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "expected {want}: {own}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let (status, body) = stats(&one, "scope=galaxy").await;
     assert_eq!(status, 400, "{body}");
 }

@@ -35,6 +35,18 @@ async fn metrics_text(gw: &Gateway) -> String {
     r.text().await.expect("body")
 }
 
+/// Scrape until `ready` holds (5 s at most), then return the last scrape.
+async fn metrics_until(gw: &Gateway, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = metrics_text(gw).await;
+        if ready(&text) || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The value of the series whose line starts with `prefix` (name + labels).
 fn value(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
@@ -83,7 +95,12 @@ async fn metrics_count_requests_attempts_failovers_tokens_and_health() {
     let r = reqwest::get(gw.url("/metrics")).await.expect("scrape");
     assert_eq!(r.status(), 401);
 
-    let text = metrics_text(&gw).await;
+    // Metrics are counted when Pingora's logging phase runs, just after the
+    // answer went out: wait until the stream request shows.
+    let text = metrics_until(&gw, |t| {
+        t.contains("llm_request_duration_seconds_bucket{api=\"openai\",provider=\"good\",stream=\"true\",le=\"+Inf\"} 1")
+    })
+    .await;
     let ok = value(
         &text,
         "llm_requests_total{api=\"openai\",provider=\"good\",model=\"gpt-4o\",status=\"200\"}",
@@ -137,7 +154,7 @@ async fn metrics_count_requests_attempts_failovers_tokens_and_health() {
     // An unknown model is counted without its name as a label.
     let r = gw.chat(&chat_body("no-such-model-xyz", false)).await;
     assert_eq!(r.status(), 404);
-    let text = metrics_text(&gw).await;
+    let text = metrics_until(&gw, |t| t.contains("status=\"404\"")).await;
     assert!(!text.contains("no-such-model-xyz"), "{text}");
     assert!(
         value(
