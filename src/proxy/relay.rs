@@ -9,7 +9,7 @@
 
 use super::failover::{ChatRequest, Chosen};
 use super::upstream::Committed;
-use super::within as timeout_at;
+
 use super::{abort, client_gone, GatewayError, GatewayState, RequestCtx, Stop};
 use crate::config::Provider;
 use crate::health::HealthPolicy;
@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::time::{timeout_at, Instant};
 
 /// Vendor response headers worth passing to the client. Rate-limit headers
 /// are left out: they describe one of the gateway's keys, not the client.

@@ -8,7 +8,6 @@
 use super::dns::DnsCache;
 use crate::config::{ApiKey, Provider};
 
-use super::within as timeout_at;
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -16,7 +15,10 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 use std::time::Duration;
-use tokio::time::Instant;
+// Tokio's timers, not Pingora's 10 ms wheel: the deadline is minutes away
+// and nearly always cancelled, and the wheel keeps every registered slot
+// until it expires (measured: RSS climbing ~1 MiB a minute under load).
+use tokio::time::{timeout_at, Instant};
 
 /// Largest error body kept for relaying to the client.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
