@@ -6,4 +6,5 @@ pub mod gemini;
 pub mod openai;
 pub mod overrides;
 pub mod sse;
+pub mod typed;
 pub mod types;

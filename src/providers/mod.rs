@@ -72,6 +72,20 @@ pub trait Vendor: Sync {
         p: &Provider,
         upstream_model: &str,
     ) -> Result<Value, TranslateError>;
+    /// The same translation straight from the client's bytes, when a typed
+    /// fast path (`crate::protocol::typed`) covers this request. `None`
+    /// means "take the general path": the fast paths only accept shapes they
+    /// translate exactly as [`Vendor::translate_request`] would, so an
+    /// unusual or invalid request still gets the general path's answer.
+    fn translate_request_bytes(
+        &self,
+        _client: ClientApi,
+        _body: &[u8],
+        _p: &Provider,
+        _upstream_model: &str,
+    ) -> Option<Bytes> {
+        None
+    }
     /// A whole success body in the client's format, plus its usage.
     fn translate_response(
         &self,

@@ -86,6 +86,16 @@ fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Byte
     {
         return Ok(req.body.clone());
     }
+    if !same_format && snap.overrides.is_empty() && p.overrides.is_empty() {
+        // Typed translation without a `Value` tree; falls through for any
+        // shape it does not cover (and for invalid requests, whose errors
+        // come from the general path).
+        if let Some(body) =
+            vendor(p.kind).translate_request_bytes(req.api, &req.body, p, upstream_model)
+        {
+            return Ok(body);
+        }
+    }
     let parsed = req.parsed()?;
     if !same_format && tracing::enabled!(tracing::Level::DEBUG) {
         let known = crate::providers::translated_fields(req.api, p.kind);
