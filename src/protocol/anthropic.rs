@@ -34,11 +34,13 @@
 //! - OpenAI error bodies keep `type` in OpenAI's vocabulary and put the
 //!   Anthropic error type in `code`, see [`anthropic_error_to_openai`].
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use super::typed;
 use super::types::{TranslateError, Usage};
 
 /// How an OpenAI request is adapted for Anthropic.
@@ -69,7 +71,7 @@ const JSON_OBJECT_INSTRUCTION: &str =
 // Small helpers
 // ---------------------------------------------------------------------------
 
-fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -77,7 +79,7 @@ fn now_unix() -> u64 {
 }
 
 /// An id for a message that arrived without one; unique within the process.
-fn generated_id(prefix: &str) -> String {
+pub(crate) fn generated_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
@@ -164,7 +166,7 @@ fn is_http_url(url: &str) -> bool {
 // ---------------------------------------------------------------------------
 
 /// Anthropic `stop_reason` -> OpenAI `finish_reason`.
-fn finish_reason_for(stop_reason: Option<&str>) -> &'static str {
+pub(crate) fn finish_reason_for(stop_reason: Option<&str>) -> &'static str {
     match stop_reason {
         Some("max_tokens") | Some("model_context_window_exceeded") => "length",
         Some("tool_use") => "tool_calls",
@@ -1700,6 +1702,8 @@ pub struct AnthropicToOpenAiStream {
     finished: bool,
     tools: Vec<StreamedTool>,
     usage: AnthropicUsage,
+    /// The serialised start of every chunk, see `head`.
+    head: String,
 }
 
 impl AnthropicToOpenAiStream {
@@ -1714,6 +1718,7 @@ impl AnthropicToOpenAiStream {
             finished: false,
             tools: Vec::new(),
             usage: AnthropicUsage::default(),
+            head: String::new(),
         }
     }
 
@@ -1726,25 +1731,61 @@ impl AnthropicToOpenAiStream {
         self.usage.to_usage()
     }
 
-    fn chunk_with(&self, choices: Value, usage: Option<Value>) -> String {
-        let mut c = Map::new();
-        c.insert("id".into(), self.id.clone().into());
-        c.insert("object".into(), "chat.completion.chunk".into());
-        c.insert("created".into(), self.created.into());
-        c.insert("model".into(), self.model.clone().into());
-        c.insert("choices".into(), choices);
+    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":`
+    /// — the same for every chunk of the stream once the role chunk went
+    /// out, so it is serialised once (the key order is the one a `Value`
+    /// with these fields in this order serialises to).
+    fn head(&self) -> Cow<'_, str> {
+        if !self.head.is_empty() {
+            return Cow::Borrowed(&self.head);
+        }
+        let mut h = Vec::with_capacity(96);
+        h.extend_from_slice(br#"{"id":"#);
+        typed::push_json_str(&mut h, &self.id);
+        h.extend_from_slice(br#","object":"chat.completion.chunk","created":"#);
+        h.extend_from_slice(self.created.to_string().as_bytes());
+        h.extend_from_slice(br#","model":"#);
+        typed::push_json_str(&mut h, &self.model);
+        h.extend_from_slice(br#","choices":"#);
+        Cow::Owned(String::from_utf8_lossy(&h).into_owned())
+    }
+
+    fn chunk_raw(&self, choices: &str, usage: Option<&Usage>) -> String {
+        let head = self.head();
+        let mut c = String::with_capacity(head.len() + choices.len() + 96);
+        c.push_str(&head);
+        c.push_str(choices);
         if self.include_usage {
             // OpenAI sends `usage: null` on every chunk but the last.
-            c.insert("usage".into(), usage.unwrap_or(Value::Null));
+            match usage {
+                None => c.push_str(r#","usage":null"#),
+                Some(u) => {
+                    let mut b = Vec::with_capacity(128);
+                    typed::openai_client::push_openai_usage(&mut b, u);
+                    c.push_str(r#","usage":"#);
+                    c.push_str(&String::from_utf8_lossy(&b));
+                }
+            }
         }
-        Value::Object(c).to_string()
+        c.push('}');
+        c
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
-        self.chunk_with(
-            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]),
-            None,
-        )
+        let choices =
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]);
+        self.chunk_raw(&choices.to_string(), None)
+    }
+
+    /// A content or reasoning delta chunk, without building a `Value`.
+    fn text_chunk(&self, key: &str, text: &str) -> String {
+        let mut choices = Vec::with_capacity(text.len() + 96);
+        choices.extend_from_slice(br#"[{"index":0,"delta":{"#);
+        typed::push_json_str(&mut choices, key);
+        choices.push(b':');
+        typed::push_json_str(&mut choices, text);
+        choices.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]"#);
+        self.chunk_raw(&String::from_utf8_lossy(&choices), None)
     }
 
     /// The role chunk, once, even if message_start went missing.
@@ -1756,6 +1797,8 @@ impl AnthropicToOpenAiStream {
         if self.id.is_empty() {
             self.id = generated_id("chatcmpl-");
         }
+        // id and model are settled now.
+        self.head = self.head().into_owned();
         out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
     }
 
@@ -1773,6 +1816,23 @@ impl AnthropicToOpenAiStream {
         if self.finished || (data.trim().is_empty() && event != "message_stop" && event != "error")
         {
             return Ok(out);
+        }
+        // Text and thinking deltas, nearly every event of a stream: a typed
+        // borrowing parse instead of a Value tree.
+        if event == "content_block_delta" || event.is_empty() {
+            if let Some(d) = typed::openai_client::delta_text(data) {
+                self.start(&mut out);
+                match d {
+                    typed::openai_client::DeltaText::Content(t) => {
+                        out.push(self.text_chunk("content", &t))
+                    }
+                    typed::openai_client::DeltaText::Reasoning(t) => {
+                        out.push(self.text_chunk("reasoning_content", &t))
+                    }
+                    typed::openai_client::DeltaText::Nothing => {}
+                }
+                return Ok(out);
+            }
         }
         let v: Value = if data.trim().is_empty() {
             Value::Null
@@ -1793,6 +1853,11 @@ impl AnthropicToOpenAiStream {
                 }
                 if self.model.is_empty() {
                     self.model = str_field(msg, "model").unwrap_or_default().to_string();
+                    // A late message_start changes the model of later chunks.
+                    self.head.clear();
+                    if self.started {
+                        self.head = self.head().into_owned();
+                    }
                 }
                 if let Some(u) = msg.get("usage") {
                     self.usage.update(u);
@@ -1901,8 +1966,7 @@ impl AnthropicToOpenAiStream {
                     out.push(self.chunk(json!({}), Some("stop")));
                 }
                 if self.include_usage {
-                    let usage = openai_usage_json(&self.usage.to_usage());
-                    out.push(self.chunk_with(json!([]), Some(usage)));
+                    out.push(self.chunk_raw("[]", Some(&self.usage.to_usage())));
                 }
                 out.push("[DONE]".to_string());
                 self.finished = true;
@@ -2237,6 +2301,98 @@ impl OpenAiToAnthropicStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The chunk as the stream translator built it before chunks were
+    /// serialised by hand: a `Value` map with these keys in this order.
+    fn value_chunk(s: &AnthropicToOpenAiStream, choices: Value, usage: Option<Value>) -> String {
+        let mut c = Map::new();
+        c.insert("id".into(), s.id.clone().into());
+        c.insert("object".into(), "chat.completion.chunk".into());
+        c.insert("created".into(), s.created.into());
+        c.insert("model".into(), s.model.clone().into());
+        c.insert("choices".into(), choices);
+        if s.include_usage {
+            c.insert("usage".into(), usage.unwrap_or(Value::Null));
+        }
+        Value::Object(c).to_string()
+    }
+
+    #[test]
+    fn hand_serialised_chunks_match_value_serialisation() {
+        let texts = [
+            "",
+            "plain",
+            "quote \" and \\ backslash",
+            "line\nbreak\ttab",
+            "\u{1}\u{1f}",
+            "日本語 🦀",
+            "\u{2028}",
+            "</script>",
+        ];
+        for include_usage in [false, true] {
+            for (client_model, id) in [("gpt-4o", "msg_01"), ("", "msg_\"odd\\"), ("m\n", "")] {
+                let mut s = AnthropicToOpenAiStream::new(client_model, include_usage);
+                let start = json!({"type": "message_start", "message": {"id": id, "model": "claude-\"x", "usage": {"input_tokens": 7}}});
+                let first = s
+                    .push("message_start", &start.to_string())
+                    .unwrap_or_default();
+                assert_eq!(
+                    first,
+                    vec![value_chunk(
+                        &s,
+                        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]),
+                        None
+                    )]
+                );
+                for t in texts {
+                    for (key, kind, field) in [
+                        ("content", "text_delta", "text"),
+                        ("reasoning_content", "thinking_delta", "thinking"),
+                    ] {
+                        let ev = json!({"type": "content_block_delta", "index": 0, "delta": {"type": kind, field: t}});
+                        let got = s
+                            .push("content_block_delta", &ev.to_string())
+                            .unwrap_or_default();
+                        let want: Vec<String> = if t.is_empty() {
+                            vec![]
+                        } else {
+                            vec![value_chunk(
+                                &s,
+                                json!([{"index": 0, "delta": {key: t}, "logprobs": null, "finish_reason": null}]),
+                                None,
+                            )]
+                        };
+                        assert_eq!(got, want);
+                    }
+                }
+                let delta = json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 9}});
+                let got = s
+                    .push("message_delta", &delta.to_string())
+                    .unwrap_or_default();
+                assert_eq!(
+                    got,
+                    vec![value_chunk(
+                        &s,
+                        json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "length"}]),
+                        None
+                    )]
+                );
+                let got = s
+                    .push("message_stop", r#"{"type":"message_stop"}"#)
+                    .unwrap_or_default();
+                let mut want = Vec::new();
+                if include_usage {
+                    want.push(value_chunk(
+                        &s,
+                        json!([]),
+                        Some(openai_usage_json(&s.usage())),
+                    ));
+                }
+                want.push("[DONE]".to_string());
+                assert_eq!(got, want);
+            }
+        }
+    }
 
     fn opts() -> RequestOptions {
         RequestOptions {

@@ -4,6 +4,7 @@ use super::{parse_json, set_model, to_bytes, ClientApi, StreamTranslate, Vendor}
 use crate::config::{ApiKey, Provider};
 use crate::protocol::anthropic as wire;
 use crate::protocol::sse::{encode, SseEvent};
+use crate::protocol::typed::openai_client as typed;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::Bytes;
 use pingora::http::RequestHeader;
@@ -57,12 +58,36 @@ impl Vendor for AnthropicVendor {
         }
     }
 
+    fn translate_request_bytes(
+        &self,
+        client: ClientApi,
+        body: &[u8],
+        p: &Provider,
+        upstream_model: &str,
+    ) -> Option<Bytes> {
+        match client {
+            ClientApi::OpenAi => {
+                let opts = wire::RequestOptions {
+                    default_max_tokens: p.default_max_tokens,
+                    drop_sampling: rejects_sampling(&p.anthropic_version),
+                };
+                typed::request_to_anthropic(body, &opts, upstream_model).map(Bytes::from)
+            }
+            ClientApi::Anthropic => None,
+        }
+    }
+
     fn translate_response(
         &self,
         client: ClientApi,
         body: &[u8],
         _model: &str,
     ) -> Result<(Bytes, Usage), TranslateError> {
+        if client == ClientApi::OpenAi {
+            if let Some((out, usage)) = typed::response_to_openai(body) {
+                return Ok((Bytes::from(out), usage));
+            }
+        }
         let resp = parse_json(body, "response")?;
         let (oa, usage) = wire::anthropic_response_to_openai(&resp)?;
         match client {

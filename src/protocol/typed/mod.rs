@@ -23,8 +23,11 @@ use serde_json::Number;
 /// A token count as the general path reads it: an unsigned integer, or a
 /// non-negative float truncated; anything else counts 0.
 pub(crate) fn count(n: Option<&Number>) -> u64 {
-    n.and_then(|n| n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)))
-        .unwrap_or(0)
+    n.and_then(|n| {
+        n.as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    })
+    .unwrap_or(0)
 }
 
 /// Appends `s` as a JSON string literal (serde_json's escaping, so the bytes
@@ -32,4 +35,11 @@ pub(crate) fn count(n: Option<&Number>) -> u64 {
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     // Writing to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Whether a body is a JSON object at the top. Derived `Deserialize` impls
+/// also accept a JSON array (fields by position); the general path rejects
+/// that, so the fast paths must not accept it either.
+pub(crate) fn is_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }

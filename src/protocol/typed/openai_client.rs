@@ -1,2 +1,765 @@
 //! OpenAI client -> Anthropic vendor: typed fast paths (see the module docs
-//! of `super`).
+//! of `super`). The general translators they mirror are
+//! `anthropic::openai_request_to_anthropic`,
+//! `anthropic::anthropic_response_to_openai` and the text deltas of
+//! `anthropic::AnthropicToOpenAiStream`.
+
+use super::{count, push_json_str};
+use crate::protocol::anthropic::{finish_reason_for, generated_id, now_unix, RequestOptions};
+use crate::protocol::types::Usage;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::{Number, Value};
+use std::borrow::Cow;
+
+// ---------------------------------------------------------------------------
+// Request
+// ---------------------------------------------------------------------------
+
+/// The OpenAI request fields the fast path understands. Anything else (tools,
+/// response_format, reasoning_effort, audio, …) fails the parse and the
+/// general path runs.
+// Some fields are only declared so that `deny_unknown_fields` accepts
+// them; their values are not needed.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request<'a> {
+    // Replaced by the upstream model; its value does not matter.
+    #[serde(default)]
+    model: Option<IgnoredAny>,
+    #[serde(borrow)]
+    messages: Vec<Message<'a>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    // Read by the proxy (include_usage), nothing to translate.
+    #[serde(default)]
+    stream_options: Option<IgnoredAny>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    top_k: Option<u64>,
+    #[serde(default, borrow)]
+    stop: Option<Stop<'a>>,
+    #[serde(default)]
+    n: Option<u64>,
+    #[serde(default, borrow)]
+    user: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    safety_identifier: Option<Cow<'a, str>>,
+    // OpenAI's stored-completion metadata has no Anthropic counterpart.
+    #[serde(default)]
+    metadata: Option<IgnoredAny>,
+    // Without tools it changes nothing.
+    #[serde(default)]
+    parallel_tool_calls: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop<'a> {
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+}
+
+/// A message whose content is plain text (or absent).
+// Some fields are only declared so that `deny_unknown_fields` accepts
+// them; their values are not needed.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Message<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    // A participant name: Anthropic has none, the general path drops it.
+    #[serde(default)]
+    name: Option<IgnoredAny>,
+}
+
+#[derive(PartialEq, Clone, Copy)]
+enum Role {
+    User,
+    Assistant,
+}
+
+struct Turn<'m> {
+    role: Role,
+    texts: Vec<&'m str>,
+}
+
+/// Stand-in for a missing first user turn (as the general path).
+const PLACEHOLDER_USER_TEXT: &str = ".";
+
+fn push_text_blocks(out: &mut Vec<u8>, texts: &[&str]) {
+    // One plain text block collapses to a string, as in `collapse_content`.
+    if let [only] = texts {
+        push_json_str(out, only);
+        return;
+    }
+    out.push(b'[');
+    for (i, t) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"type":"text","text":"#);
+        push_json_str(out, t);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+fn push_f64(out: &mut Vec<u8>, f: f64) {
+    // Through Value, as the general path serialises it (ryu, "1.0" style).
+    let _ = serde_json::to_writer(&mut *out, &Value::from(f));
+}
+
+/// `openai_request_to_anthropic` + `set_model`, serialised, for requests
+/// with plain-text messages and scalar options only.
+pub fn request_to_anthropic(body: &[u8], opts: &RequestOptions, model: &str) -> Option<Vec<u8>> {
+    if !super::is_object(body) {
+        return None;
+    }
+    let req: Request<'_> = serde_json::from_slice(body).ok()?;
+    if req.n.is_some_and(|n| n != 1) {
+        return None;
+    }
+    let mut system: Vec<&str> = Vec::new();
+    let mut turns: Vec<Turn<'_>> = Vec::new();
+    for m in &req.messages {
+        let text = m.content.as_deref().filter(|t| !t.is_empty());
+        let role = match m.role.as_ref() {
+            "system" | "developer" => {
+                system.extend(text);
+                continue;
+            }
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            // tool results, unknown roles (an error): the general path.
+            _ => return None,
+        };
+        let Some(text) = text else { continue };
+        match turns.last_mut() {
+            Some(last) if last.role == role => last.texts.push(text),
+            _ => turns.push(Turn {
+                role,
+                texts: vec![text],
+            }),
+        }
+    }
+    // A final assistant message is a prefill; Anthropic rejects trailing
+    // whitespace there.
+    if let Some(last) = turns.last_mut().filter(|t| t.role == Role::Assistant) {
+        if let Some(t) = last.texts.last_mut() {
+            let trimmed = t.trim_end();
+            if trimmed.is_empty() {
+                last.texts.pop();
+            } else {
+                *t = trimmed;
+            }
+        }
+        if last.texts.is_empty() {
+            turns.pop();
+        }
+    }
+    if turns.first().is_none_or(|t| t.role != Role::User) {
+        turns.insert(
+            0,
+            Turn {
+                role: Role::User,
+                texts: vec![PLACEHOLDER_USER_TEXT],
+            },
+        );
+    }
+    let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
+        None => opts.default_max_tokens,
+        Some(0) => return None,
+        Some(n) => n,
+    };
+    let stop: Vec<&str> = match &req.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s.as_ref()],
+        Some(Stop::Many(v)) => v.iter().map(|s| s.as_ref()).collect(),
+    };
+
+    let mut out = Vec::with_capacity(body.len() + 64);
+    out.extend_from_slice(br#"{"model":"#);
+    push_json_str(&mut out, model);
+    out.extend_from_slice(br#","max_tokens":"#);
+    out.extend_from_slice(max_tokens.to_string().as_bytes());
+    if !system.is_empty() {
+        out.extend_from_slice(br#","system":"#);
+        push_text_blocks(&mut out, &system);
+    }
+    out.extend_from_slice(br#","messages":["#);
+    for (i, t) in turns.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(match t.role {
+            Role::User => br#"{"role":"user","content":"#,
+            Role::Assistant => br#"{"role":"assistant","content":"#,
+        });
+        push_text_blocks(&mut out, &t.texts);
+        out.push(b'}');
+    }
+    out.push(b']');
+    if stop.iter().any(|s| !s.is_empty()) {
+        out.extend_from_slice(br#","stop_sequences":["#);
+        for (i, s) in stop.iter().filter(|s| !s.is_empty()).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_str(&mut out, s);
+        }
+        out.push(b']');
+    }
+    if !opts.drop_sampling {
+        if let Some(t) = req.temperature {
+            out.extend_from_slice(br#","temperature":"#);
+            push_f64(&mut out, t.clamp(0.0, 1.0));
+        }
+        if let Some(p) = req.top_p {
+            out.extend_from_slice(br#","top_p":"#);
+            push_f64(&mut out, p.clamp(0.0, 1.0));
+        }
+        if let Some(k) = req.top_k {
+            out.extend_from_slice(br#","top_k":"#);
+            out.extend_from_slice(k.to_string().as_bytes());
+        }
+    }
+    if let Some(s) = req.stream {
+        out.extend_from_slice(if s {
+            br#","stream":true"#
+        } else {
+            br#","stream":false"#
+        });
+    }
+    // The general path takes `user` when present and a string, else
+    // `safety_identifier`; an empty one means none.
+    let user = req
+        .user
+        .as_deref()
+        .or(req.safety_identifier.as_deref())
+        .filter(|u| !u.is_empty());
+    if let Some(u) = user {
+        out.extend_from_slice(br#","metadata":{"user_id":"#);
+        push_json_str(&mut out, u);
+        out.push(b'}');
+    }
+    out.push(b'}');
+    Some(out)
+}
+
+// ---------------------------------------------------------------------------
+// Response
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct Message2<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    content: Vec<Block<'a>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+// Some fields are only declared so that `deny_unknown_fields` accepts
+// them; their values are not needed.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+    // tool_use blocks go to the general path (arguments are re-serialised
+    // from a Value there).
+    #[serde(default)]
+    input: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct AnthropicUsage {
+    #[serde(default)]
+    input_tokens: Option<Number>,
+    #[serde(default)]
+    output_tokens: Option<Number>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<Number>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<Number>,
+}
+
+impl AnthropicUsage {
+    pub(crate) fn to_usage(&self) -> Usage {
+        let prompt = count(self.input_tokens.as_ref())
+            + count(self.cache_read_input_tokens.as_ref())
+            + count(self.cache_creation_input_tokens.as_ref());
+        let output = count(self.output_tokens.as_ref());
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: output,
+            total_tokens: prompt + output,
+            cached_tokens: count(self.cache_read_input_tokens.as_ref()),
+        }
+    }
+}
+
+pub(crate) fn push_openai_usage(out: &mut Vec<u8>, u: &Usage) {
+    out.extend_from_slice(br#"{"prompt_tokens":"#);
+    out.extend_from_slice(u.prompt_tokens.to_string().as_bytes());
+    out.extend_from_slice(br#","completion_tokens":"#);
+    out.extend_from_slice(u.completion_tokens.to_string().as_bytes());
+    out.extend_from_slice(br#","total_tokens":"#);
+    out.extend_from_slice(u.total_tokens.to_string().as_bytes());
+    out.extend_from_slice(br#","prompt_tokens_details":{"cached_tokens":"#);
+    out.extend_from_slice(u.cached_tokens.to_string().as_bytes());
+    out.extend_from_slice(b"}}");
+}
+
+/// `anthropic_response_to_openai`, serialised, for answers made of text and
+/// thinking blocks (no tool calls, not an error).
+pub fn response_to_openai(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
+    if !super::is_object(body) {
+        return None;
+    }
+    let resp: Message2<'_> = serde_json::from_slice(body).ok()?;
+    if resp.kind.as_deref() == Some("error") {
+        return None;
+    }
+    let mut text: Cow<'_, str> = Cow::Borrowed("");
+    let mut reasoning = String::new();
+    for b in &resp.content {
+        match b.kind.as_ref() {
+            "text" => {
+                let t = b.text.as_deref().unwrap_or_default();
+                if text.is_empty() {
+                    text = Cow::Borrowed(t);
+                } else {
+                    text.to_mut().push_str(t);
+                }
+            }
+            "thinking" => reasoning.push_str(b.thinking.as_deref().unwrap_or_default()),
+            "tool_use" => return None,
+            _ => {}
+        }
+    }
+    let usage = resp
+        .usage
+        .as_ref()
+        .map(AnthropicUsage::to_usage)
+        .unwrap_or_default();
+    let id = match resp.id.as_deref().filter(|s| !s.is_empty()) {
+        Some(id) => Cow::Borrowed(id),
+        None => Cow::Owned(generated_id("chatcmpl-")),
+    };
+
+    let mut out = Vec::with_capacity(body.len() + 128);
+    out.extend_from_slice(br#"{"id":"#);
+    push_json_str(&mut out, &id);
+    out.extend_from_slice(br#","object":"chat.completion","created":"#);
+    out.extend_from_slice(now_unix().to_string().as_bytes());
+    out.extend_from_slice(br#","model":"#);
+    push_json_str(&mut out, &resp.model);
+    out.extend_from_slice(br#","choices":[{"index":0,"message":{"role":"assistant","content":"#);
+    push_json_str(&mut out, &text);
+    if !reasoning.is_empty() {
+        out.extend_from_slice(br#","reasoning_content":"#);
+        push_json_str(&mut out, &reasoning);
+    }
+    out.extend_from_slice(br#"},"logprobs":null,"finish_reason":"#);
+    push_json_str(&mut out, finish_reason_for(resp.stop_reason.as_deref()));
+    out.extend_from_slice(br#"}],"usage":"#);
+    push_openai_usage(&mut out, &usage);
+    out.push(b'}');
+    Some((out, usage))
+}
+
+// ---------------------------------------------------------------------------
+// Stream: text deltas
+// ---------------------------------------------------------------------------
+
+/// A `content_block_delta` event's data, text or thinking deltas only.
+// Some fields are only declared so that `deny_unknown_fields` accepts
+// them; their values are not needed.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    index: Option<IgnoredAny>,
+    #[serde(borrow)]
+    delta: TextDelta<'a>,
+}
+
+#[derive(Deserialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+}
+
+fn non_empty(t: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    t.filter(|t| !t.is_empty())
+}
+
+/// What a text or thinking delta event becomes.
+pub enum DeltaText<'a> {
+    Content(Cow<'a, str>),
+    Reasoning(Cow<'a, str>),
+    /// Parsed and understood, nothing to send (empty text, signature).
+    Nothing,
+}
+
+/// Parses a `content_block_delta` event carrying text, thinking or a
+/// signature; `None` for anything else (input_json_delta, malformed data,
+/// another type) so the general state machine handles it.
+pub fn delta_text(data: &str) -> Option<DeltaText<'_>> {
+    let ev: DeltaEvent<'_> = serde_json::from_str(data).ok()?;
+    if ev.kind != "content_block_delta" {
+        return None;
+    }
+    match ev.delta.kind.as_ref() {
+        "text_delta" => {
+            Some(non_empty(ev.delta.text).map_or(DeltaText::Nothing, DeltaText::Content))
+        }
+        "thinking_delta" => {
+            Some(non_empty(ev.delta.thinking).map_or(DeltaText::Nothing, DeltaText::Reasoning))
+        }
+        "input_json_delta" => None,
+        // signature_delta, citations_delta and future kinds: nothing for an
+        // OpenAI client (as in the general path).
+        _ => Some(DeltaText::Nothing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::anthropic as general;
+    use serde_json::json;
+
+    /// xorshift64*: deterministic inputs without a property-testing crate.
+    pub(crate) struct Rng(u64);
+
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        pub(crate) fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+        /// Text with the characters JSON escaping and trimming care about.
+        pub(crate) fn text(&mut self) -> String {
+            const PIECES: &[&str] = &[
+                "hello",
+                " ",
+                "  ",
+                "\n",
+                "\t",
+                "\"",
+                "\\",
+                "/",
+                "é",
+                "日本",
+                "🦀",
+                "\u{1}",
+                "\u{7f}",
+                "\u{2028}",
+                "{\"a\":1}",
+                "end ",
+                "x",
+            ];
+            let n = self.below(6);
+            (0..n)
+                .map(|_| PIECES[self.below(PIECES.len() as u64) as usize])
+                .collect()
+        }
+    }
+
+    fn general_request(body: &[u8], opts: &RequestOptions, model: &str) -> Option<Vec<u8>> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        let Value::Object(mut out) = general::openai_request_to_anthropic(&v, opts).ok()? else {
+            return None;
+        };
+        out.insert("model".into(), model.into());
+        serde_json::to_vec(&out).ok()
+    }
+
+    fn random_request(rng: &mut Rng) -> Value {
+        const ROLES: &[&str] = &["system", "developer", "user", "assistant"];
+        let messages: Vec<Value> = (0..rng.below(6))
+            .map(|_| {
+                let mut m = json!({"role": ROLES[rng.below(4) as usize]});
+                match rng.below(10) {
+                    0 => {}
+                    1 => {
+                        m["content"] = Value::Null;
+                    }
+                    _ => {
+                        m["content"] = rng.text().into();
+                    }
+                }
+                if rng.chance(10) {
+                    m["name"] = "bob".into();
+                }
+                m
+            })
+            .collect();
+        let candidates = [
+            ("stream", Value::Bool(rng.chance(50))),
+            ("stream_options", json!({"include_usage": true})),
+            ("max_tokens", json!(rng.below(3) * 100)),
+            ("max_completion_tokens", json!(rng.below(3) * 50)),
+            ("temperature", json!(rng.below(30) as f64 / 10.0)),
+            ("temperature", json!(rng.below(3))),
+            ("top_p", json!(rng.below(12) as f64 / 10.0)),
+            ("top_k", json!(rng.below(50))),
+            ("stop", Value::String(rng.text())),
+            ("stop", json!([rng.text(), rng.text()])),
+            ("n", json!(rng.below(3))),
+            ("user", Value::String(rng.text())),
+            ("safety_identifier", Value::String(rng.text())),
+            ("user", Value::Null),
+            ("metadata", json!({"k": "v"})),
+            ("parallel_tool_calls", Value::Bool(false)),
+        ];
+        let mut o = serde_json::Map::new();
+        o.insert("model".into(), "gpt-4o".into());
+        o.insert("messages".into(), Value::Array(messages));
+        for (k, v) in candidates {
+            if rng.chance(30) {
+                o.insert(k.into(), v);
+            }
+        }
+        Value::Object(o)
+    }
+
+    #[test]
+    fn request_fast_path_matches_the_general_path() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut fast, mut errors) = (0, 0);
+        for i in 0..5000 {
+            let body = serde_json::to_vec(&random_request(&mut rng)).unwrap_or_default();
+            let opts = RequestOptions {
+                default_max_tokens: 1000 + i % 3,
+                drop_sampling: i % 4 == 0,
+            };
+            let want = general_request(&body, &opts, "claude-x");
+            match request_to_anthropic(&body, &opts, "claude-x") {
+                Some(got) => {
+                    fast += 1;
+                    assert_eq!(
+                        Some(String::from_utf8_lossy(&got).into_owned()),
+                        want.map(|w| String::from_utf8_lossy(&w).into_owned()),
+                        "input {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+                // Everything the fast path declines must be a request the
+                // general path rejects or one with a field it does not cover.
+                None => errors += usize::from(want.is_none()),
+            }
+        }
+        // The generator mostly makes covered requests; a fast path that
+        // declines everything must not pass.
+        assert!(fast > 3000, "fast path took only {fast} of 5000");
+        assert!(
+            errors > 100,
+            "the generator made only {errors} invalid requests"
+        );
+    }
+
+    #[test]
+    fn request_shapes_the_fast_path_leaves_to_the_general_path() {
+        let opts = RequestOptions::default();
+        for body in [
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": []}),
+            json!({"model": "m", "messages": [{"role": "tool", "tool_call_id": "a", "content": "x"}]}),
+            json!({"model": "m", "messages": [{"role": "assistant", "content": "x", "tool_calls": []}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 2}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "low"}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "unknown": 1}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}),
+            json!({"model": "m", "messages": [{"role": "wizard", "content": "hi"}]}),
+            json!({"model": "m", "messages": "hi"}),
+            json!([{"role": "user", "content": "hi"}]),
+        ] {
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            assert!(
+                request_to_anthropic(&bytes, &opts, "c").is_none(),
+                "fast path took {body}"
+            );
+        }
+    }
+
+    /// Both outputs with `created` (the clock) and generated ids cleared.
+    fn normalised(bytes: &[u8], id_generated: bool) -> Value {
+        let mut v: Value = serde_json::from_slice(bytes).unwrap_or_default();
+        v["created"] = json!(0);
+        if id_generated {
+            v["id"] = json!("generated");
+        }
+        v
+    }
+
+    fn random_response(rng: &mut Rng) -> Value {
+        let content: Vec<Value> = (0..rng.below(4))
+            .map(|_| match rng.below(5) {
+                0 => json!({"type": "thinking", "thinking": rng.text(), "signature": "sig"}),
+                1 => json!({"type": "redacted_thinking", "data": "xyz"}),
+                2 => json!({"type": "text", "text": rng.text(), "citations": null}),
+                _ => json!({"type": "text", "text": rng.text()}),
+            })
+            .collect();
+        let mut r = json!({"type": "message", "role": "assistant", "model": "claude-x", "content": content});
+        if rng.chance(85) {
+            r["id"] = json!(["msg_01", "", "msg_\"q"][rng.below(3) as usize]);
+        }
+        if rng.chance(90) {
+            const STOPS: &[&str] = &[
+                "end_turn",
+                "max_tokens",
+                "stop_sequence",
+                "refusal",
+                "pause_turn",
+                "model_context_window_exceeded",
+            ];
+            r["stop_reason"] = json!(STOPS[rng.below(STOPS.len() as u64) as usize]);
+        }
+        r["stop_sequence"] = Value::Null;
+        match rng.below(6) {
+            0 => {}
+            1 => r["usage"] = Value::Null,
+            2 => r["usage"] = json!({"input_tokens": 3.0, "output_tokens": -1}),
+            _ => {
+                r["usage"] = json!({"input_tokens": rng.below(100), "output_tokens": rng.below(100),
+                    "cache_read_input_tokens": rng.below(5), "cache_creation_input_tokens": rng.below(5)})
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn response_fast_path_matches_the_general_path() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut fast = 0;
+        for _ in 0..5000 {
+            let resp = random_response(&mut rng);
+            let body = serde_json::to_vec(&resp).unwrap_or_default();
+            let Some((got, got_usage)) = response_to_openai(&body) else {
+                continue;
+            };
+            fast += 1;
+            let (want, want_usage) =
+                general::anthropic_response_to_openai(&resp).unwrap_or_else(|e| panic!("{e}"));
+            let want = serde_json::to_vec(&want).unwrap_or_default();
+            let generated = resp["id"].as_str().is_none_or(str::is_empty);
+            assert_eq!(
+                normalised(&got, generated),
+                normalised(&want, generated),
+                "input {resp}"
+            );
+            assert_eq!(got_usage, want_usage, "input {resp}");
+            if !generated {
+                // Byte for byte, not just the same JSON value.
+                let (got, want) = (
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want),
+                );
+                let strip = |s: &str| {
+                    let i = s.find(r#""created":"#).unwrap_or(0);
+                    let j = s[i..].find(',').map_or(i, |j| i + j);
+                    format!("{}{}", &s[..i], &s[j..])
+                };
+                assert_eq!(strip(&got), strip(&want));
+            }
+        }
+        assert!(fast > 4000, "fast path took only {fast} of 5000");
+    }
+
+    #[test]
+    fn response_shapes_the_fast_path_leaves_to_the_general_path() {
+        for body in [
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}),
+            json!({"model": "c", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}),
+            json!({"model": "c", "content": [{"text": "no type"}]}),
+            json!({"model": "c", "content": "text"}),
+            json!({"content": [{"type": "text", "text": "no model"}]}),
+            json!({"model": "c", "content": [], "usage": {"input_tokens": "3"}}),
+        ] {
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            assert!(
+                response_to_openai(&bytes).is_none(),
+                "fast path took {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn delta_events_are_classified_as_the_general_path_does() {
+        let text = |d: &str| match delta_text(d) {
+            Some(DeltaText::Content(t)) => Some(format!("content:{t}")),
+            Some(DeltaText::Reasoning(t)) => Some(format!("reasoning:{t}")),
+            Some(DeltaText::Nothing) => Some("nothing".into()),
+            None => None,
+        };
+        let ev = |delta: Value| {
+            json!({"type": "content_block_delta", "index": 0, "delta": delta}).to_string()
+        };
+        assert_eq!(
+            text(&ev(json!({"type": "text_delta", "text": "a\"b"}))).as_deref(),
+            Some("content:a\"b")
+        );
+        assert_eq!(
+            text(&ev(json!({"type": "text_delta", "text": ""}))).as_deref(),
+            Some("nothing")
+        );
+        assert_eq!(
+            text(&ev(json!({"type": "thinking_delta", "thinking": "hm"}))).as_deref(),
+            Some("reasoning:hm")
+        );
+        assert_eq!(
+            text(&ev(json!({"type": "signature_delta", "signature": "s"}))).as_deref(),
+            Some("nothing")
+        );
+        assert_eq!(
+            text(&ev(
+                json!({"type": "input_json_delta", "partial_json": "{"})
+            )),
+            None
+        );
+        assert_eq!(text(&ev(json!({"text": "untyped"}))), None);
+        assert_eq!(text(r#"{"type":"ping"}"#), None);
+        assert_eq!(text("not json"), None);
+    }
+}
