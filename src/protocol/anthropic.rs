@@ -220,6 +220,19 @@ impl AnthropicUsage {
         set(&mut self.cache_creation, "cache_creation_input_tokens");
     }
 
+    /// [`Self::update`] from a typed parse (absent and null look alike).
+    fn update_typed(&mut self, u: &typed::openai_client::AnthropicUsage) {
+        let set = |slot: &mut u64, n: &Option<serde_json::Number>| {
+            if let Some(n) = n {
+                *slot = typed::count(Some(n));
+            }
+        };
+        set(&mut self.input, &u.input_tokens);
+        set(&mut self.output, &u.output_tokens);
+        set(&mut self.cache_read, &u.cache_read_input_tokens);
+        set(&mut self.cache_creation, &u.cache_creation_input_tokens);
+    }
+
     fn to_usage(self) -> Usage {
         let prompt = self.input + self.cache_read + self.cache_creation;
         Usage {
@@ -1704,6 +1717,8 @@ pub struct AnthropicToOpenAiStream {
     usage: AnthropicUsage,
     /// The serialised start of every chunk, see `head`.
     head: String,
+    /// Tests compare the typed path with this set.
+    value_only: bool,
 }
 
 impl AnthropicToOpenAiStream {
@@ -1719,6 +1734,7 @@ impl AnthropicToOpenAiStream {
             tools: Vec::new(),
             usage: AnthropicUsage::default(),
             head: String::new(),
+            value_only: false,
         }
     }
 
@@ -1739,15 +1755,15 @@ impl AnthropicToOpenAiStream {
         if !self.head.is_empty() {
             return Cow::Borrowed(&self.head);
         }
-        let mut h = Vec::with_capacity(96);
-        h.extend_from_slice(br#"{"id":"#);
+        let mut h = String::with_capacity(96);
+        h.push_str(r#"{"id":"#);
         typed::push_json_str(&mut h, &self.id);
-        h.extend_from_slice(br#","object":"chat.completion.chunk","created":"#);
-        h.extend_from_slice(self.created.to_string().as_bytes());
-        h.extend_from_slice(br#","model":"#);
+        h.push_str(r#","object":"chat.completion.chunk","created":"#);
+        h.push_str(&self.created.to_string());
+        h.push_str(r#","model":"#);
         typed::push_json_str(&mut h, &self.model);
-        h.extend_from_slice(br#","choices":"#);
-        Cow::Owned(String::from_utf8_lossy(&h).into_owned())
+        h.push_str(r#","choices":"#);
+        Cow::Owned(h)
     }
 
     fn chunk_raw(&self, choices: &str, usage: Option<&Usage>) -> String {
@@ -1760,10 +1776,8 @@ impl AnthropicToOpenAiStream {
             match usage {
                 None => c.push_str(r#","usage":null"#),
                 Some(u) => {
-                    let mut b = Vec::with_capacity(128);
-                    typed::openai_client::push_openai_usage(&mut b, u);
                     c.push_str(r#","usage":"#);
-                    c.push_str(&String::from_utf8_lossy(&b));
+                    typed::openai_client::push_openai_usage(&mut c, u);
                 }
             }
         }
@@ -1777,15 +1791,24 @@ impl AnthropicToOpenAiStream {
         self.chunk_raw(&choices.to_string(), None)
     }
 
+    /// The closing chunk: an empty delta and the finish reason.
+    fn finish_chunk(&self, finish_reason: &str) -> String {
+        let mut choices = String::with_capacity(80);
+        choices.push_str(r#"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"#);
+        typed::push_json_str(&mut choices, finish_reason);
+        choices.push_str("}]");
+        self.chunk_raw(&choices, None)
+    }
+
     /// A content or reasoning delta chunk, without building a `Value`.
     fn text_chunk(&self, key: &str, text: &str) -> String {
-        let mut choices = Vec::with_capacity(text.len() + 96);
-        choices.extend_from_slice(br#"[{"index":0,"delta":{"#);
+        let mut choices = String::with_capacity(text.len() + 96);
+        choices.push_str(r#"[{"index":0,"delta":{"#);
         typed::push_json_str(&mut choices, key);
-        choices.push(b':');
+        choices.push(':');
         typed::push_json_str(&mut choices, text);
-        choices.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]"#);
-        self.chunk_raw(&String::from_utf8_lossy(&choices), None)
+        choices.push_str(r#"},"logprobs":null,"finish_reason":null}]"#);
+        self.chunk_raw(&choices, None)
     }
 
     /// The role chunk, once, even if message_start went missing.
@@ -1799,7 +1822,10 @@ impl AnthropicToOpenAiStream {
         }
         // id and model are settled now.
         self.head = self.head().into_owned();
-        out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+        out.push(self.chunk_raw(
+            r#"[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]"#,
+            None,
+        ));
     }
 
     fn tool_args_chunk(&self, index: usize, args: &str) -> String {
@@ -1807,6 +1833,128 @@ impl AnthropicToOpenAiStream {
             json!({"tool_calls": [{"index": index, "function": {"arguments": args}}]}),
             None,
         )
+    }
+
+    /// message_start: the id (unless chunks already went out), the model
+    /// when the client gave none, the input usage.
+    fn on_message_start(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<String>) {
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            if !self.started {
+                self.id = id.to_string();
+            }
+        }
+        if self.model.is_empty() {
+            self.model = model.unwrap_or_default().to_string();
+            // A late message_start changes the model of later chunks.
+            self.head.clear();
+            if self.started {
+                self.head = self.head().into_owned();
+            }
+        }
+        self.start(out);
+    }
+
+    /// Text or thinking carried by a content_block_start or a
+    /// content_block_delta.
+    fn on_text(&mut self, text: Option<&str>, thinking: Option<&str>, out: &mut Vec<String>) {
+        if let Some(t) = text.filter(|t| !t.is_empty()) {
+            out.push(self.text_chunk("content", t));
+        }
+        if let Some(t) = thinking.filter(|t| !t.is_empty()) {
+            out.push(self.text_chunk("reasoning_content", t));
+        }
+    }
+
+    fn on_message_delta(&mut self, stop_reason: Option<&str>, out: &mut Vec<String>) {
+        if let (Some(stop), false) = (stop_reason, self.finish_sent) {
+            self.finish_sent = true;
+            out.push(self.finish_chunk(finish_reason_for(Some(stop))));
+        }
+    }
+
+    fn on_message_stop(&mut self, out: &mut Vec<String>) {
+        self.start(out);
+        if !self.finish_sent {
+            self.finish_sent = true;
+            out.push(self.finish_chunk("stop"));
+        }
+        if self.include_usage {
+            out.push(self.chunk_raw("[]", Some(&self.usage.to_usage())));
+        }
+        out.push("[DONE]".to_string());
+        self.finished = true;
+    }
+
+    /// The events of a text or thinking answer, from a typed borrowing
+    /// parse. Returns false, having changed nothing, for what it leaves to
+    /// the `Value` path: tool blocks, errors, anything with an unexpected
+    /// type.
+    fn push_typed(
+        &mut self,
+        ev: &typed::openai_client::StreamEvent<'_>,
+        out: &mut Vec<String>,
+    ) -> bool {
+        match ev.kind.as_ref() {
+            "message_start" => {
+                let msg = ev.message.as_ref();
+                if let Some(u) = msg.and_then(|m| m.usage.as_ref()) {
+                    self.usage.update_typed(u);
+                }
+                self.on_message_start(
+                    msg.and_then(|m| m.id.as_deref()),
+                    msg.and_then(|m| m.model.as_deref()),
+                    out,
+                );
+            }
+            "content_block_start" => {
+                let block = ev.content_block.as_ref();
+                match block.and_then(|b| b.kind.as_deref()) {
+                    Some("tool_use") => return false,
+                    Some("text") => {
+                        self.start(out);
+                        self.on_text(block.and_then(|b| b.text.as_deref()), None, out);
+                    }
+                    Some("thinking") => {
+                        self.start(out);
+                        self.on_text(None, block.and_then(|b| b.thinking.as_deref()), out);
+                    }
+                    _ => self.start(out),
+                }
+            }
+            "content_block_delta" => {
+                let delta = ev.delta.as_ref();
+                match delta.and_then(|d| d.kind.as_deref()) {
+                    Some("input_json_delta") => return false,
+                    Some("text_delta") => {
+                        self.start(out);
+                        self.on_text(delta.and_then(|d| d.text.as_deref()), None, out);
+                    }
+                    Some("thinking_delta") => {
+                        self.start(out);
+                        self.on_text(None, delta.and_then(|d| d.thinking.as_deref()), out);
+                    }
+                    _ => self.start(out),
+                }
+            }
+            // Closing a tool block may send its arguments: the Value path.
+            "content_block_stop" if !self.tools.is_empty() => return false,
+            "content_block_stop" => {}
+            "message_delta" => {
+                self.start(out);
+                if let Some(u) = &ev.usage {
+                    self.usage.update_typed(u);
+                }
+                self.on_message_delta(
+                    ev.delta.as_ref().and_then(|d| d.stop_reason.as_deref()),
+                    out,
+                );
+            }
+            "message_stop" => self.on_message_stop(out),
+            "error" => return false,
+            // ping and event types added later.
+            _ => {}
+        }
+        true
     }
 
     /// One SSE event (event name may be empty when absent; data is the joined data lines). Returns OpenAI `data:` payloads (JSON strings, without the "data: " prefix); after message_stop it returns the final chunks and then "[DONE]".
@@ -1817,20 +1965,10 @@ impl AnthropicToOpenAiStream {
         {
             return Ok(out);
         }
-        // Text and thinking deltas, nearly every event of a stream: a typed
-        // borrowing parse instead of a Value tree.
-        if event == "content_block_delta" || event.is_empty() {
-            if let Some(d) = typed::openai_client::delta_text(data) {
-                self.start(&mut out);
-                match d {
-                    typed::openai_client::DeltaText::Content(t) => {
-                        out.push(self.text_chunk("content", &t))
-                    }
-                    typed::openai_client::DeltaText::Reasoning(t) => {
-                        out.push(self.text_chunk("reasoning_content", &t))
-                    }
-                    typed::openai_client::DeltaText::Nothing => {}
-                }
+        // Nearly every event of a stream takes the typed path; the data's
+        // own `type` decides there as below.
+        if let Some(ev) = typed::openai_client::stream_event(data).filter(|_| !self.value_only) {
+            if self.push_typed(&ev, &mut out) {
                 return Ok(out);
             }
         }
@@ -1846,38 +1984,17 @@ impl AnthropicToOpenAiStream {
         match kind {
             "message_start" => {
                 let msg = v.get("message").unwrap_or(&Value::Null);
-                if let Some(id) = str_field(msg, "id").filter(|s| !s.is_empty()) {
-                    if !self.started {
-                        self.id = id.to_string();
-                    }
-                }
-                if self.model.is_empty() {
-                    self.model = str_field(msg, "model").unwrap_or_default().to_string();
-                    // A late message_start changes the model of later chunks.
-                    self.head.clear();
-                    if self.started {
-                        self.head = self.head().into_owned();
-                    }
-                }
                 if let Some(u) = msg.get("usage") {
                     self.usage.update(u);
                 }
-                self.start(&mut out);
+                self.on_message_start(str_field(msg, "id"), str_field(msg, "model"), &mut out);
             }
             "content_block_start" => {
                 self.start(&mut out);
                 let block = v.get("content_block").unwrap_or(&Value::Null);
                 match str_field(block, "type") {
-                    Some("text") => {
-                        if let Some(t) = str_field(block, "text").filter(|t| !t.is_empty()) {
-                            out.push(self.chunk(json!({"content": t}), None));
-                        }
-                    }
-                    Some("thinking") => {
-                        if let Some(t) = str_field(block, "thinking").filter(|t| !t.is_empty()) {
-                            out.push(self.chunk(json!({"reasoning_content": t}), None));
-                        }
-                    }
+                    Some("text") => self.on_text(str_field(block, "text"), None, &mut out),
+                    Some("thinking") => self.on_text(None, str_field(block, "thinking"), &mut out),
                     Some("tool_use") => {
                         let index = self.tools.len();
                         self.tools.push(StreamedTool {
@@ -1906,15 +2023,9 @@ impl AnthropicToOpenAiStream {
                 self.start(&mut out);
                 let delta = v.get("delta").unwrap_or(&Value::Null);
                 match str_field(delta, "type") {
-                    Some("text_delta") => {
-                        if let Some(t) = str_field(delta, "text").filter(|t| !t.is_empty()) {
-                            out.push(self.chunk(json!({"content": t}), None));
-                        }
-                    }
+                    Some("text_delta") => self.on_text(str_field(delta, "text"), None, &mut out),
                     Some("thinking_delta") => {
-                        if let Some(t) = str_field(delta, "thinking").filter(|t| !t.is_empty()) {
-                            out.push(self.chunk(json!({"reasoning_content": t}), None));
-                        }
+                        self.on_text(None, str_field(delta, "thinking"), &mut out)
                     }
                     Some("input_json_delta") => {
                         let block = count(v.get("index"));
@@ -1954,23 +2065,9 @@ impl AnthropicToOpenAiStream {
                     self.usage.update(u);
                 }
                 let stop = v.get("delta").and_then(|d| str_field(d, "stop_reason"));
-                if let (Some(stop), false) = (stop, self.finish_sent) {
-                    self.finish_sent = true;
-                    out.push(self.chunk(json!({}), Some(finish_reason_for(Some(stop)))));
-                }
+                self.on_message_delta(stop, &mut out);
             }
-            "message_stop" => {
-                self.start(&mut out);
-                if !self.finish_sent {
-                    self.finish_sent = true;
-                    out.push(self.chunk(json!({}), Some("stop")));
-                }
-                if self.include_usage {
-                    out.push(self.chunk_raw("[]", Some(&self.usage.to_usage())));
-                }
-                out.push("[DONE]".to_string());
-                self.finished = true;
-            }
+            "message_stop" => self.on_message_stop(&mut out),
             "error" => return Err(TranslateError::new(anthropic_error_text(&v))),
             // ping and event types added later.
             _ => {}
@@ -2315,6 +2412,137 @@ mod tests {
             c.insert("usage".into(), usage.unwrap_or(Value::Null));
         }
         Value::Object(c).to_string()
+    }
+
+    #[test]
+    fn typed_stream_path_matches_the_value_path() {
+        // xorshift64: random event sequences, text, thinking and tools mixed.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let texts = [
+            "",
+            "a",
+            "quote\"",
+            "back\\slash",
+            "new\nline",
+            "🦀",
+            "\u{1}",
+        ];
+        let mut typed_events = 0;
+        for round in 0..2000 {
+            let mut events: Vec<(String, String)> = Vec::new();
+            let mut ev =
+                |name: &str, data: Value| events.push((name.to_string(), data.to_string()));
+            if rnd(10) > 0 {
+                let mut msg = json!({"id": (["msg_1", ""][rnd(2) as usize]), "type": "message", "role": "assistant", "content": []});
+                if rnd(4) > 0 {
+                    msg["model"] = json!("claude-x");
+                }
+                if rnd(3) > 0 {
+                    msg["usage"] = json!({"input_tokens": rnd(50), "output_tokens": 1, "cache_read_input_tokens": ([Value::Null, json!(3)][rnd(2) as usize])});
+                }
+                ev(
+                    "message_start",
+                    json!({"type": "message_start", "message": msg}),
+                );
+            }
+            for index in 0..rnd(4) {
+                match rnd(4) {
+                    0 => {
+                        ev(
+                            "content_block_start",
+                            json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}}),
+                        );
+                        ev(
+                            "content_block_delta",
+                            json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":1}"}}),
+                        );
+                    }
+                    1 => {
+                        ev(
+                            "content_block_start",
+                            json!({"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": texts[rnd(7) as usize]}}),
+                        );
+                        ev(
+                            "content_block_delta",
+                            json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": texts[rnd(7) as usize]}}),
+                        );
+                        ev(
+                            "content_block_delta",
+                            json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": "sig"}}),
+                        );
+                    }
+                    _ => {
+                        ev(
+                            "content_block_start",
+                            json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": texts[rnd(7) as usize]}}),
+                        );
+                        for _ in 0..rnd(4) {
+                            ev(
+                                "content_block_delta",
+                                json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": texts[rnd(7) as usize]}}),
+                            );
+                        }
+                    }
+                }
+                if rnd(5) == 0 {
+                    ev("ping", json!({"type": "ping"}));
+                }
+                ev(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": index}),
+                );
+            }
+            if rnd(5) > 0 {
+                ev(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": (["end_turn", "max_tokens", "tool_use"][rnd(3) as usize]), "stop_sequence": null}, "usage": {"output_tokens": rnd(90)}}),
+                );
+            }
+            if rnd(8) == 0 {
+                ev(
+                    "error",
+                    json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}),
+                );
+            }
+            ev("message_stop", json!({"type": "message_stop"}));
+            let client_model = ["", "gpt-4o"][round % 2];
+            let mut fast = AnthropicToOpenAiStream::new(client_model, round % 3 == 0);
+            let mut slow = AnthropicToOpenAiStream::new(client_model, round % 3 == 0);
+            slow.value_only = true;
+            slow.created = fast.created;
+            for (name, data) in &events {
+                typed_events += usize::from(typed::openai_client::stream_event(data).is_some());
+                let (a, b) = (fast.push(name, data), slow.push(name, data));
+                // Generated ids differ between the two translators.
+                let norm = |r: Result<Vec<String>, TranslateError>, id: &str| {
+                    r.map(|v| {
+                        v.into_iter()
+                            .map(|c| {
+                                if id.is_empty() {
+                                    c
+                                } else {
+                                    c.replace(id, "ID")
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                };
+                let (fid, sid) = (fast.id.clone(), slow.id.clone());
+                assert_eq!(
+                    norm(a, &fid),
+                    norm(b, &sid),
+                    "event {name} {data} in {events:?}"
+                );
+            }
+            assert_eq!(fast.usage(), slow.usage());
+        }
+        assert!(typed_events > 10_000, "{typed_events}");
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl SseParser {
         }
         self.after_cr = false;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&rest[..pos]);
+            let line_bytes = &rest[..pos];
             let was_cr = rest[pos] == b'\r';
             rest = &rest[pos + 1..];
             if was_cr {
@@ -79,8 +79,20 @@ impl SseParser {
                     self.after_cr = true;
                 }
             }
-            let line = std::mem::take(&mut self.line);
-            if let Some(ev) = self.line_done(&line) {
+            // A line that arrived whole is parsed in place; only one split
+            // across reads is assembled in `self.line` (whose buffer is
+            // kept for the next one).
+            let ev = if self.line.is_empty() {
+                self.line_done(line_bytes)
+            } else {
+                self.line.extend_from_slice(line_bytes);
+                let line = std::mem::take(&mut self.line);
+                let ev = self.line_done(&line);
+                self.line = line;
+                self.line.clear();
+                ev
+            };
+            if let Some(ev) = ev {
                 out.push(ev);
             }
         }
@@ -112,9 +124,16 @@ impl SseParser {
             }
             None => (line, &b""[..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // from_utf8 has an ASCII fast path that from_utf8_lossy lacks.
+        let value = match std::str::from_utf8(value) {
+            Ok(v) => std::borrow::Cow::Borrowed(v),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match field {
-            b"event" => self.event = value.into_owned(),
+            b"event" => {
+                self.event.clear();
+                self.event.push_str(&value);
+            }
             b"data" => {
                 if self.has_data {
                     self.data.push('\n');

@@ -30,11 +30,42 @@ pub(crate) fn count(n: Option<&Number>) -> u64 {
     .unwrap_or(0)
 }
 
-/// Appends `s` as a JSON string literal (serde_json's escaping, so the bytes
-/// match what serialising a `Value` gives).
-pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+/// Appends `s` as a JSON string literal, escaped exactly as serde_json
+/// escapes it (so the bytes match what serialising a `Value` gives): `"`,
+/// `\\` and the control characters below 0x20, with the short forms for
+/// backspace, form feed, newline, carriage return and tab and `\u00xx`
+/// (lower-case hex) for the rest; everything else verbatim.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Escaped bytes are ASCII, so these are char boundaries.
+        out.push_str(&s[start..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Whether a body is a JSON object at the top. Derived `Deserialize` impls
@@ -42,4 +73,18 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
 /// that, so the fast paths must not accept it either.
 pub(crate) fn is_object(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every: String = (0u32..0x80).filter_map(char::from_u32).collect();
+        every.push_str("é日本🦀\u{2028}\u{feff}");
+        for s in [every.as_str(), "", "plain", "\"\\", "a\u{0}b"] {
+            let mut ours = String::new();
+            super::push_json_str(&mut ours, s);
+            assert_eq!(ours, serde_json::to_string(s).unwrap_or_default());
+        }
+    }
 }
