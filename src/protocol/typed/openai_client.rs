@@ -699,7 +699,7 @@ mod tests {
                     let j = s[i..].find(',').map_or(i, |j| i + j);
                     format!("{}{}", &s[..i], &s[j..])
                 };
-                assert_eq!(strip(&got), strip(&want));
+                assert_eq!(strip(got), strip(&want));
             }
         }
         assert!(fast > 4000, "fast path took only {fast} of 5000");
