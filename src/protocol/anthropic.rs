@@ -1767,10 +1767,21 @@ impl AnthropicToOpenAiStream {
     }
 
     fn chunk_raw(&self, choices: &str, usage: Option<&Usage>) -> String {
+        self.chunk_with(choices.len(), |c| c.push_str(choices), usage)
+    }
+
+    /// A chunk with `choices` written by `write` straight into it (one
+    /// allocation per chunk).
+    fn chunk_with(
+        &self,
+        size: usize,
+        write: impl FnOnce(&mut String),
+        usage: Option<&Usage>,
+    ) -> String {
         let head = self.head();
-        let mut c = String::with_capacity(head.len() + choices.len() + 96);
+        let mut c = String::with_capacity(head.len() + size + 96);
         c.push_str(&head);
-        c.push_str(choices);
+        write(&mut c);
         if self.include_usage {
             // OpenAI sends `usage: null` on every chunk but the last.
             match usage {
@@ -1793,22 +1804,30 @@ impl AnthropicToOpenAiStream {
 
     /// The closing chunk: an empty delta and the finish reason.
     fn finish_chunk(&self, finish_reason: &str) -> String {
-        let mut choices = String::with_capacity(80);
-        choices.push_str(r#"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"#);
-        typed::push_json_str(&mut choices, finish_reason);
-        choices.push_str("}]");
-        self.chunk_raw(&choices, None)
+        self.chunk_with(
+            80,
+            |c| {
+                c.push_str(r#"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"#);
+                typed::push_json_str(c, finish_reason);
+                c.push_str("}]");
+            },
+            None,
+        )
     }
 
     /// A content or reasoning delta chunk, without building a `Value`.
     fn text_chunk(&self, key: &str, text: &str) -> String {
-        let mut choices = String::with_capacity(text.len() + 96);
-        choices.push_str(r#"[{"index":0,"delta":{"#);
-        typed::push_json_str(&mut choices, key);
-        choices.push(':');
-        typed::push_json_str(&mut choices, text);
-        choices.push_str(r#"},"logprobs":null,"finish_reason":null}]"#);
-        self.chunk_raw(&choices, None)
+        self.chunk_with(
+            text.len() + 96,
+            |c| {
+                c.push_str(r#"[{"index":0,"delta":{"#);
+                typed::push_json_str(c, key);
+                c.push(':');
+                typed::push_json_str(c, text);
+                c.push_str(r#"},"logprobs":null,"finish_reason":null}]"#);
+            },
+            None,
+        )
     }
 
     /// The role chunk, once, even if message_start went missing.
@@ -1965,8 +1984,29 @@ impl AnthropicToOpenAiStream {
         {
             return Ok(out);
         }
-        // Nearly every event of a stream takes the typed path; the data's
-        // own `type` decides there as below.
+        if !self.value_only {
+            if let Some(t) = typed::openai_client::canonical_text_delta(data) {
+                self.start(&mut out);
+                self.on_text(Some(&t), None, &mut out);
+                return Ok(out);
+            }
+            // Events with nothing to translate, as Anthropic writes them.
+            match data {
+                r#"{"type":"ping"}"# => return Ok(out),
+                r#"{"type":"message_stop"}"# => {
+                    self.on_message_stop(&mut out);
+                    return Ok(out);
+                }
+                _ if self.tools.is_empty()
+                    && typed::openai_client::is_canonical_block_stop(data) =>
+                {
+                    return Ok(out)
+                }
+                _ => {}
+            }
+        }
+        // Nearly every other event takes the typed path; the data's own
+        // `type` decides there as below.
         if let Some(ev) = typed::openai_client::stream_event(data).filter(|_| !self.value_only) {
             if self.push_typed(&ev, &mut out) {
                 return Ok(out);

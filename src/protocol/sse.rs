@@ -52,23 +52,36 @@ pub struct SseParser {
     /// The previous chunk ended in `\r`: a `\n` starting the next one
     /// belongs to the same line break.
     after_cr: bool,
-    event: String,
-    data: String,
+    /// The event being assembled; its buffers are reused for the next one.
+    current: SseEvent,
     has_data: bool,
 }
 
 impl SseParser {
+    /// Every event the chunk completes, owned.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
+        self.push_each(chunk, |ev| {
+            out.push(ev.clone());
+            true
+        });
+        out
+    }
+
+    /// Calls `f` with every event the chunk completes, borrowed from the
+    /// parser (no allocation per event once its buffers have grown). `f`
+    /// returns false to stop; the rest of the chunk is then dropped and
+    /// `push_each` returns false.
+    pub fn push_each(&mut self, chunk: &[u8], mut f: impl FnMut(&SseEvent) -> bool) -> bool {
         if chunk.is_empty() {
-            return out;
+            return true;
         }
         let mut rest = chunk;
         if self.after_cr && rest.first() == Some(&b'\n') {
             rest = &rest[1..];
         }
         self.after_cr = false;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             let line_bytes = &rest[..pos];
             let was_cr = rest[pos] == b'\r';
             rest = &rest[pos + 1..];
@@ -82,22 +95,22 @@ impl SseParser {
             // A line that arrived whole is parsed in place; only one split
             // across reads is assembled in `self.line` (whose buffer is
             // kept for the next one).
-            let ev = if self.line.is_empty() {
+            let blank = if self.line.is_empty() {
                 self.line_done(line_bytes)
             } else {
                 self.line.extend_from_slice(line_bytes);
                 let line = std::mem::take(&mut self.line);
-                let ev = self.line_done(&line);
+                let blank = self.line_done(&line);
                 self.line = line;
                 self.line.clear();
-                ev
+                blank
             };
-            if let Some(ev) = ev {
-                out.push(ev);
+            if blank && !self.dispatch(&mut f) {
+                return false;
             }
         }
         self.line.extend_from_slice(rest);
-        out
+        true
     }
 
     /// The stream ended: an event missing only its final blank line is
@@ -107,17 +120,24 @@ impl SseParser {
             let line = std::mem::take(&mut self.line);
             self.line_done(&line);
         }
-        self.dispatch()
+        let mut last = None;
+        self.dispatch(|ev| {
+            last = Some(ev.clone());
+            true
+        });
+        last
     }
 
-    fn line_done(&mut self, line: &[u8]) -> Option<SseEvent> {
+    /// One line without its line end; true for the blank line that ends an
+    /// event.
+    fn line_done(&mut self, line: &[u8]) -> bool {
         if line.is_empty() {
-            return self.dispatch();
+            return true;
         }
         if line[0] == b':' {
-            return None; // comment (keep-alive)
+            return false; // comment (keep-alive)
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
@@ -131,31 +151,33 @@ impl SseParser {
         };
         match field {
             b"event" => {
-                self.event.clear();
-                self.event.push_str(&value);
+                self.current.event.clear();
+                self.current.event.push_str(&value);
             }
             b"data" => {
                 if self.has_data {
-                    self.data.push('\n');
+                    self.current.data.push('\n');
                 }
-                self.data.push_str(&value);
+                self.current.data.push_str(&value);
                 self.has_data = true;
             }
             _ => {} // id, retry, unknown: not needed by the gateway
         }
-        None
+        false
     }
 
-    fn dispatch(&mut self) -> Option<SseEvent> {
-        let event = std::mem::take(&mut self.event);
-        if !self.has_data {
-            return None;
-        }
-        self.has_data = false;
-        Some(SseEvent {
-            event,
-            data: std::mem::take(&mut self.data),
-        })
+    /// Hands the assembled event (if it has data) to `f` and starts a new
+    /// one; an event without data is dropped, as the standard says.
+    fn dispatch(&mut self, f: impl FnOnce(&SseEvent) -> bool) -> bool {
+        let go_on = if self.has_data {
+            self.has_data = false;
+            f(&self.current)
+        } else {
+            true
+        };
+        self.current.event.clear();
+        self.current.data.clear();
+        go_on
     }
 }
 
@@ -166,6 +188,13 @@ pub fn encode(event: &str, data: &str) -> Bytes {
         out.push_str("event: ");
         out.push_str(event);
         out.push('\n');
+    }
+    // Compact JSON, nearly every payload, has no line break.
+    if memchr::memchr(b'\n', data.as_bytes()).is_none() {
+        out.push_str("data: ");
+        out.push_str(data);
+        out.push_str("\n\n");
+        return Bytes::from(out);
     }
     for line in data.split('\n') {
         out.push_str("data: ");

@@ -380,12 +380,13 @@ async fn translate_stream(
     loop {
         let mut failure: Option<String> = None;
         if let Some(chunk) = next.take() {
-            for ev in parser.push(&chunk) {
-                if let Err(e) = translator.push(&ev, &mut out) {
+            parser.push_each(&chunk, |ev| match translator.push(ev, &mut out) {
+                Ok(()) => true,
+                Err(e) => {
                     failure = Some(format!("the vendor reported an error mid-stream: {e}"));
-                    break;
+                    false
                 }
-            }
+            });
         }
         if failure.is_none() && ended {
             let tail = parser.finish();

@@ -446,6 +446,38 @@ pub struct EventDelta<'a> {
     pub stop_reason: Option<Cow<'a, str>>,
 }
 
+/// A text delta exactly as Anthropic writes it,
+/// `{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"…"}}`,
+/// recognised by its fixed parts so that the commonest event of a stream
+/// costs one string parse. Anything else (other key order, whitespace,
+/// extra fields) returns `None` and takes [`stream_event`].
+pub fn canonical_text_delta(data: &str) -> Option<Cow<'_, str>> {
+    let rest = data.strip_prefix(r#"{"type":"content_block_delta","index":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let literal = rest[digits..]
+        .strip_prefix(r#","delta":{"type":"text_delta","text":"#)?
+        .strip_suffix("}}")?;
+    if !literal.starts_with('"') {
+        return None;
+    }
+    // Borrowed when the text has no escapes; from_str rejects anything
+    // after the string literal.
+    match serde_json::from_str::<&str>(literal) {
+        Ok(t) => Some(Cow::Borrowed(t)),
+        Err(_) => serde_json::from_str::<String>(literal).ok().map(Cow::Owned),
+    }
+}
+
+/// `{"type":"content_block_stop","index":N}` exactly as Anthropic writes it.
+pub fn is_canonical_block_stop(data: &str) -> bool {
+    data.strip_prefix(r#"{"type":"content_block_stop","index":"#)
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Parses one event's data; `None` when it is not a JSON object of the
 /// expected shape (the `Value` path then decides, errors included).
 pub fn stream_event(data: &str) -> Option<StreamEvent<'_>> {
@@ -720,6 +752,43 @@ mod tests {
                 response_to_openai(&bytes).is_none(),
                 "fast path took {body}"
             );
+        }
+    }
+
+    #[test]
+    fn canonical_text_deltas_are_recognised_exactly() {
+        let ev = |t: &str| {
+            json!({"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": t}}).to_string()
+        };
+        for t in ["", "plain", "q\"uote", "back\\slash}}", "🦀\n", "\u{1}"] {
+            assert_eq!(canonical_text_delta(&ev(t)).as_deref(), Some(t));
+        }
+        for other in [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","x":1}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"},"x":1}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}} "#,
+            r#"{"type":"content_block_delta","index":,"delta":{"type":"text_delta","text":"a"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","b":"c"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\x"}}"#,
+        ] {
+            assert_eq!(canonical_text_delta(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn canonical_block_stops_are_recognised_exactly() {
+        assert!(is_canonical_block_stop(
+            r#"{"type":"content_block_stop","index":12}"#
+        ));
+        for other in [
+            r#"{"type":"content_block_stop","index":}"#,
+            r#"{"type":"content_block_stop","index":1,"x":2}"#,
+            r#"{"type":"content_block_stop","index":-1}"#,
+            r#"{"type":"content_block_stop"}"#,
+        ] {
+            assert!(!is_canonical_block_stop(other), "{other}");
         }
     }
 
