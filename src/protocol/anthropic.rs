@@ -2002,6 +2002,10 @@ impl AnthropicToOpenAiStream {
                 {
                     return Ok(out)
                 }
+                _ if typed::openai_client::is_canonical_empty_text_start(data) => {
+                    self.start(&mut out);
+                    return Ok(out);
+                }
                 _ => {}
             }
         }

@@ -473,8 +473,23 @@ pub fn canonical_text_delta(data: &str) -> Option<Cow<'_, str>> {
 
 /// `{"type":"content_block_stop","index":N}` exactly as Anthropic writes it.
 pub fn is_canonical_block_stop(data: &str) -> bool {
-    data.strip_prefix(r#"{"type":"content_block_stop","index":"#)
-        .and_then(|r| r.strip_suffix('}'))
+    is_index_then(data, r#"{"type":"content_block_stop","index":"#, "}")
+}
+
+/// The start of an empty text block, exactly as Anthropic writes it:
+/// `{"type":"content_block_start","index":N,"content_block":{"type":"text","text":""}}`.
+pub fn is_canonical_empty_text_start(data: &str) -> bool {
+    is_index_then(
+        data,
+        r#"{"type":"content_block_start","index":"#,
+        r#","content_block":{"type":"text","text":""}}"#,
+    )
+}
+
+/// `data` is `prefix`, a decimal index, `suffix`.
+fn is_index_then(data: &str, prefix: &str, suffix: &str) -> bool {
+    data.strip_prefix(prefix)
+        .and_then(|r| r.strip_suffix(suffix))
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -790,6 +805,16 @@ mod tests {
         ] {
             assert!(!is_canonical_block_stop(other), "{other}");
         }
+        let start = |tail: &str| {
+            format!(
+                r#"{{"type":"content_block_start","index":0,"content_block":{{"type":"text","text":{tail}}}}}"#
+            )
+        };
+        assert!(is_canonical_empty_text_start(&start(r#""""#)));
+        assert!(!is_canonical_empty_text_start(&start(r#""a""#)));
+        assert!(!is_canonical_empty_text_start(&start(
+            r#""","citations":[]"#
+        )));
     }
 
     #[test]
