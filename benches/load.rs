@@ -1089,6 +1089,12 @@ async fn soak(gw: &GatewayProc, secs: u64) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--pingora-floor") {
+        run_pingora_floor(
+            args.get(i + 1).map_or("127.0.0.1:0", String::as_str),
+            args.get(i + 2).map_or("", String::as_str),
+        );
+    }
     let flag = |name: &str| args.iter().any(|a| a == name);
     let value = |name: &str| {
         args.iter()
@@ -1194,6 +1200,10 @@ fn main() {
             wait_ready(n.addr).await;
             wait_ready(n.streams_addr).await;
         }
+        let floor = if flag("--no-floor") { None } else { start_floor(mock_addr, pin) };
+        if let Some(f) = &floor {
+            wait_ready(f.addr).await;
+        }
 
         println!(
             "llm-orchestrator load benchmark — {} s per cell; gateway and nginx {}; reference proxy: {}",
@@ -1201,6 +1211,9 @@ fn main() {
             if pin && has_taskset() { "pinned to CPU 0 (1 worker each)" } else { "unpinned (1 worker each)" },
             if nginx.is_some() { "nginx (1 worker, upstream keep-alive)" } else { "none (nginx not installed)" }
         );
+        if floor.is_some() {
+            println!("floor: bare Pingora 0.9.1 proxy (`pingora` rows: 1 worker, pinned like the gateway, no gateway logic)");
+        }
         println!(
             "mock: {} ms before each answer, {} events per stream, {} ms between events",
             mock_cfg.latency.as_secs_f64() * 1000.0,
@@ -1209,8 +1222,9 @@ fn main() {
         );
         println!(
             "{:<44} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10} {:>8} {:>6}",
-            "scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "+p50 ms", "cpu us/req", "vs nginx", "errors"
+            "scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "+p50 ms", "cpu us/req", "ratio", "errors"
         );
+        println!("(ratio: gateway req/s over nginx's on pass-through rows, over the gateway's own pass-through (same stream mode and concurrency) on translated rows)");
         let row = |name: &str, label: &str, conc: usize, s: &Stats, added: String, cpu: String, ratio: String| {
             println!(
                 "{:<44} {:>5} {:>9.0} {:>8.3} {:>8.3} {:>9.3} {:>9} {:>10} {:>8} {:>6}",
@@ -1240,6 +1254,8 @@ fn main() {
             ("anthropic client -> openai", "/v1/messages", "bench-model", "/v1/chat/completions", false, 0, false),
             ("failover (one provider 503)", "/v1/chat/completions", "bench-failover", "/v1/chat/completions", false, 0, false),
         ];
+        // Pass-through req/s by (stream, concurrency), for the translated rows' ratio.
+        let mut pass_rps: Vec<(bool, usize, f64)> = Vec::new();
         for &(name, path, model, direct_path, stream, pad, nginx_ok) in scenarios {
             for &conc in &[1usize, 32] {
                 // --quick runs every scenario, the large bodies at concurrency 1 only.
@@ -1267,15 +1283,43 @@ fn main() {
                     }
                     _ => None,
                 };
+                let floored = match (&floor, nginx_ok) {
+                    (Some(f), true) => {
+                        let req = Arc::new(request_bytes(&f.addr.to_string(), path, model, stream, pad));
+                        drive(f.addr, req.clone(), conc, warm).await;
+                        let cpu0 = cpu_seconds(f.pid);
+                        let st = drive(f.addr, req, conc, duration).await;
+                        let cpu = (cpu_seconds(f.pid) - cpu0) / st.latencies_us.len().max(1) as f64 * 1e6;
+                        Some((st, cpu))
+                    }
+                    _ => None,
+                };
                 row(name, "direct", conc, &direct, String::new(), String::new(), String::new());
                 if let Some((st, cpu)) = &reference {
                     row(name, "nginx", conc, st, format!("{:+.3}", st.pct(0.5) - direct.pct(0.5)), format!("{cpu:.1}"), String::new());
                     total_errors += st.errors;
                 }
-                let ratio = reference
-                    .as_ref()
-                    .map(|(st, _)| format!("{:.2}x", through.rps() / st.rps()))
-                    .unwrap_or_default();
+                if let Some((st, cpu)) = &floored {
+                    let ratio = reference
+                        .as_ref()
+                        .map(|(n, _)| format!("{:.2}x", st.rps() / n.rps()))
+                        .unwrap_or_default();
+                    row(name, "pingora", conc, st, format!("{:+.3}", st.pct(0.5) - direct.pct(0.5)), format!("{cpu:.1}"), ratio);
+                    total_errors += st.errors;
+                }
+                if pad == 0 && nginx_ok {
+                    pass_rps.push((stream, conc, through.rps()));
+                }
+                let ratio = match &reference {
+                    Some((st, _)) => format!("{:.2}x", through.rps() / st.rps()),
+                    // Translated routes against the gateway's own pass-through.
+                    None if !name.starts_with("failover") => pass_rps
+                        .iter()
+                        .find(|(s, c, _)| *s == stream && *c == conc)
+                        .map(|(_, _, p)| format!("{:.2}x pt", through.rps() / p))
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
                 row(
                     name,
                     "gateway",
@@ -1391,6 +1435,84 @@ fn main() {
         );
         assert_eq!(total_errors, 0, "requests failed during the benchmark");
     });
+}
+
+/// The floor Pingora itself puts under the gateway: the harness re-runs
+/// itself with `--pingora-floor <listen> <upstream>` as a bare Pingora
+/// 0.9.1 reverse proxy — one worker, the gateway's upstream keep-alive pool,
+/// no routing, translation, logging or metrics — and measures it on the
+/// pass-through scenarios beside nginx and the gateway.
+struct Floor {
+    upstream: SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl pingora::proxy::ProxyHttp for Floor {
+    type CTX = ();
+    fn new_ctx(&self) {}
+    async fn upstream_peer(
+        &self,
+        _session: &mut pingora::proxy::Session,
+        _ctx: &mut (),
+    ) -> pingora::Result<Box<pingora::upstreams::peer::HttpPeer>> {
+        Ok(Box::new(pingora::upstreams::peer::HttpPeer::new(
+            self.upstream,
+            false,
+            String::new(),
+        )))
+    }
+}
+
+fn run_pingora_floor(listen: &str, upstream: &str) -> ! {
+    let upstream: SocketAddr = upstream.parse().expect("--pingora-floor upstream address");
+    let conf = pingora::server::configuration::ServerConf {
+        threads: 1,
+        upstream_keepalive_pool_size: 1024,
+        work_stealing: true,
+        ..Default::default()
+    };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
+    let mut service = pingora::proxy::http_proxy_service(&server.configuration, Floor { upstream });
+    service.add_tcp(listen);
+    server.add_service(service);
+    server.run_forever()
+}
+
+struct FloorProc {
+    child: Child,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+impl Drop for FloorProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_floor(mock: SocketAddr, pin: bool) -> Option<FloorProc> {
+    // A free port: bound and released (loopback, nothing else races here).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?;
+    let exe = std::env::current_exe().ok()?;
+    let mut cmd = if pin && has_taskset() {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg("0").arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    let child = cmd
+        .args(["--pingora-floor", &addr.to_string(), &mock.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let pid = child.id();
+    Some(FloorProc { child, addr, pid })
 }
 
 struct NginxProc {
