@@ -23,8 +23,11 @@ use serde_json::Number;
 /// A token count as the general path reads it: an unsigned integer, or a
 /// non-negative float truncated; anything else counts 0.
 pub(crate) fn count(n: Option<&Number>) -> u64 {
-    n.and_then(|n| n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)))
-        .unwrap_or(0)
+    n.and_then(|n| {
+        n.as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    })
+    .unwrap_or(0)
 }
 
 /// Appends `s` as a JSON string literal (serde_json's escaping, so the bytes
