@@ -5,6 +5,7 @@ use super::{
 };
 use crate::config::{ApiKey, Provider};
 use crate::protocol::sse::SseEvent;
+use crate::protocol::typed::anthropic_client;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::Bytes;
 use pingora::http::RequestHeader;
@@ -37,6 +38,22 @@ impl Vendor for OpenAiVendor {
         model: &str,
     ) -> Result<Value, TranslateError> {
         Ok(set_model(as_openai_request(client, req)?, model))
+    }
+
+    fn translate_request_bytes(
+        &self,
+        client: ClientApi,
+        body: &[u8],
+        _p: &Provider,
+        model: &str,
+    ) -> Option<Bytes> {
+        match client {
+            ClientApi::Anthropic => {
+                anthropic_client::request_to_openai(body, model).map(Bytes::from)
+            }
+            // Same format: never translated.
+            ClientApi::OpenAi => None,
+        }
     }
 
     fn translate_response(

@@ -1,2 +1,909 @@
 //! Anthropic client -> OpenAI vendor: typed fast paths (see the module docs
 //! of `super`).
+//!
+//! - [`request_to_openai`] mirrors `anthropic_request_to_openai` followed by
+//!   `set_model` and serialisation (`OpenAiVendor::translate_request`).
+//!
+//! It declines (returns `None`) for what it does not cover; the general
+//! path then runs.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Number;
+
+use super::push_json_str;
+
+// ---------------------------------------------------------------------------
+// Shared pieces
+// ---------------------------------------------------------------------------
+
+/// A JSON string, borrowed from the body unless it contains escapes. (A
+/// bare `Option<Cow<str>>` field would always allocate: serde only borrows
+/// a `Cow` that is the field's whole type, hence the newtype.)
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Str<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A JSON object read into `T`. serde's derived struct impls also accept a
+/// JSON array (fields by position) where the general path sees "not an
+/// object"; reading through `deserialize_map` refuses arrays.
+struct Obj<T>(T);
+
+impl<T> Deref for Obj<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(MapOnly(d)).map(Obj)
+    }
+}
+
+/// Routes a derived struct impl's request to `deserialize_map`.
+struct MapOnly<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
+    type Error = D::Error;
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(v)
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(v)
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// A value the general path does not read, checked as its `Value` parse
+/// checks it. (`serde::de::IgnoredAny` skips without serde_json's depth
+/// limit, number range or string checks, so it would let through bodies
+/// the general path rejects as invalid JSON.)
+#[derive(Default)]
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Skip;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_unit<E>(self) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+                while seq.next_element::<Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+                while map.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &n);
+}
+
+fn push_number(out: &mut Vec<u8>, n: &Number) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, n);
+}
+
+/// Text blocks' texts joined by `sep`, serialised as one JSON string
+/// without building the joined `String` (serde_json escapes what
+/// `collect_str` writes piece by piece, and escaping is per character, so
+/// the bytes equal those of the joined string).
+struct Joined<'b, 'a> {
+    blocks: &'b [Obj<TextBlock<'a>>],
+    sep: &'static str,
+}
+
+impl fmt::Display for Joined<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.blocks.iter().enumerate() {
+            if i > 0 {
+                f.write_str(self.sep)?;
+            }
+            f.write_str(b.text.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Joined<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn push_joined(out: &mut Vec<u8>, blocks: &[Obj<TextBlock<'_>>], sep: &'static str) {
+    match blocks {
+        [one] => push_json_str(out, one.text.as_str()),
+        _ => {
+            // Writing to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &Joined { blocks, sep });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Request: Anthropic Messages -> OpenAI chat
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request<'a> {
+    /// Replaced by the upstream model, so its value does not matter.
+    #[serde(rename = "model", default)]
+    _model: Skip,
+    #[serde(borrow)]
+    messages: Vec<Obj<Message<'a>>>,
+    #[serde(default, borrow)]
+    system: Option<Content<'a>>,
+    /// Only a non-negative integer: the general path copies anything else
+    /// as it is (for the vendor to reject), which is left to it.
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default, borrow)]
+    stop_sequences: Option<Vec<Str<'a>>>,
+    #[serde(default)]
+    temperature: Option<Number>,
+    #[serde(default)]
+    top_p: Option<Number>,
+    /// Not forwarded by the general path (OpenAI has no top_k), whatever
+    /// its value.
+    #[serde(rename = "top_k", default)]
+    _top_k: Skip,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default, borrow)]
+    metadata: Option<Obj<Metadata<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metadata<'a> {
+    #[serde(default, borrow)]
+    user_id: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Message<'a> {
+    /// A string compared by hand: a unit enum would also accept
+    /// `{"user": null}`.
+    #[serde(borrow)]
+    role: Str<'a>,
+    #[serde(borrow)]
+    content: Content<'a>,
+}
+
+/// Plain text blocks only: `cache_control`, citations and every other
+/// block type make the request take the general path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBlock<'a> {
+    /// Checked to be "text" as the array is read.
+    #[serde(rename = "type", borrow)]
+    kind: Str<'a>,
+    #[serde(borrow)]
+    text: Str<'a>,
+}
+
+/// `content` / `system`: a string or an array of text blocks.
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<Obj<TextBlock<'a>>>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    // Hand-written rather than `#[serde(untagged)]`, which buffers the
+    // value first and loses the borrowing.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of text blocks")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Cow::Owned(s)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
+                let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(b) = seq.next_element::<Obj<TextBlock<'a>>>()? {
+                    if b.kind.as_str() != "text" {
+                        return Err(de::Error::custom("not a text block"));
+                    }
+                    blocks.push(b);
+                }
+                Ok(Content::Blocks(blocks))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    User,
+    Assistant,
+}
+
+/// Opens `{"role":..,"content":` (with the separating comma after the
+/// first message); the caller writes the content and closes the object.
+fn open_message(out: &mut Vec<u8>, first: &mut bool, role: &str) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"{\"role\":\"");
+    out.extend_from_slice(role.as_bytes());
+    out.extend_from_slice(b"\",\"content\":");
+}
+
+/// The OpenAI chat request for an Anthropic Messages request, with `model`
+/// set to `model`; `None` when the request is not a covered shape.
+pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
+    let req: Obj<Request> = serde_json::from_slice(body).ok()?;
+    let mut out = Vec::with_capacity(body.len() + 96);
+    // Key order as the general path builds its map: `model` first (set
+    // again by `set_model`, which keeps its position), then the rest.
+    out.extend_from_slice(b"{\"model\":");
+    push_json_str(&mut out, model);
+    out.extend_from_slice(b",\"messages\":[");
+    let mut first = true;
+    match &req.system {
+        // An empty system prompt is left out.
+        Some(Content::Text(s)) if !s.is_empty() => {
+            open_message(&mut out, &mut first, "system");
+            push_json_str(&mut out, s);
+            out.push(b'}');
+        }
+        // Joined by blank lines; empty only when there is no separator
+        // either (no block, or one empty block).
+        Some(Content::Blocks(b))
+            if b.len() > 1 || b.first().is_some_and(|b| !b.text.0.is_empty()) =>
+        {
+            open_message(&mut out, &mut first, "system");
+            push_joined(&mut out, b, "\n\n");
+            out.push(b'}');
+        }
+        _ => {}
+    }
+    for msg in &req.messages {
+        let role = match msg.role.as_str() {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            _ => return None,
+        };
+        match (role, &msg.content) {
+            (Role::User, Content::Text(s)) => {
+                open_message(&mut out, &mut first, "user");
+                push_json_str(&mut out, s);
+                out.push(b'}');
+            }
+            // A user message without blocks disappears; text blocks join
+            // into one string (the widest vendor support).
+            (Role::User, Content::Blocks(b)) => {
+                if !b.is_empty() {
+                    open_message(&mut out, &mut first, "user");
+                    push_joined(&mut out, b, "\n\n");
+                    out.push(b'}');
+                }
+            }
+            (Role::Assistant, Content::Text(s)) => {
+                open_message(&mut out, &mut first, "assistant");
+                push_json_str(&mut out, s);
+                out.push(b'}');
+            }
+            // The general path concatenates assistant text blocks without
+            // a separator, and keeps the message even when empty.
+            (Role::Assistant, Content::Blocks(b)) => {
+                open_message(&mut out, &mut first, "assistant");
+                push_joined(&mut out, b, "");
+                out.push(b'}');
+            }
+        }
+    }
+    out.push(b']');
+    if let Some(n) = req.max_tokens {
+        out.extend_from_slice(b",\"max_tokens\":");
+        push_u64(&mut out, n);
+    }
+    if let Some(stops) = req.stop_sequences.as_deref().filter(|s| !s.is_empty()) {
+        out.extend_from_slice(b",\"stop\":[");
+        for (i, s) in stops.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_str(&mut out, s.as_str());
+        }
+        out.push(b']');
+    }
+    if let Some(t) = &req.temperature {
+        out.extend_from_slice(b",\"temperature\":");
+        push_number(&mut out, t);
+    }
+    if let Some(p) = &req.top_p {
+        out.extend_from_slice(b",\"top_p\":");
+        push_number(&mut out, p);
+    }
+    match req.stream {
+        Some(true) => {
+            out.extend_from_slice(b",\"stream\":true,\"stream_options\":{\"include_usage\":true}")
+        }
+        Some(false) => out.extend_from_slice(b",\"stream\":false"),
+        None => {}
+    }
+    if let Some(user) = req
+        .metadata
+        .as_ref()
+        .and_then(|m| m.user_id.as_ref())
+        .filter(|u| !u.0.is_empty())
+    {
+        out.extend_from_slice(b",\"user\":");
+        push_json_str(&mut out, user.as_str());
+    }
+    out.push(b'}');
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::{as_openai_request, set_model, ClientApi};
+    use serde_json::Value;
+
+    // ----- deterministic generator -----
+
+    /// xorshift64*: deterministic, no dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn chance(&mut self, pct: u64) -> bool {
+            self.next() % 100 < pct
+        }
+        fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+            xs[self.below(xs.len())]
+        }
+    }
+
+    /// A JSON document to write with random (valid) spelling: whitespace,
+    /// escapes, key order. Numbers and literals are written as given.
+    #[derive(Clone)]
+    enum J {
+        Raw(String),
+        S(String),
+        A(Vec<J>),
+        O(Vec<(String, J)>),
+    }
+
+    fn raw(s: &str) -> J {
+        J::Raw(s.to_string())
+    }
+
+    fn st(s: &str) -> J {
+        J::S(s.to_string())
+    }
+
+    /// An object of the present fields, in a shuffled order half the time.
+    fn obj(rng: &mut Rng, fields: Vec<(&str, Option<J>)>) -> J {
+        let mut f: Vec<(String, J)> = fields
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
+        if rng.chance(50) {
+            for i in (1..f.len()).rev() {
+                f.swap(i, rng.below(i + 1));
+            }
+        }
+        J::O(f)
+    }
+
+    /// Absent, null or a value.
+    fn maybe(rng: &mut Rng, f: impl FnOnce(&mut Rng) -> J) -> Option<J> {
+        match rng.below(10) {
+            0..=3 => None,
+            4 => Some(raw("null")),
+            _ => Some(f(rng)),
+        }
+    }
+
+    fn ws(rng: &mut Rng, out: &mut String) {
+        if rng.chance(10) {
+            for _ in 0..=rng.below(3) {
+                out.push(rng.pick(&[' ', '\n', '\t', '\r']));
+            }
+        }
+    }
+
+    fn hex4(rng: &mut Rng, u: u32, out: &mut String) {
+        let h = format!("{u:04x}");
+        out.push_str("\\u");
+        out.push_str(&if rng.chance(50) { h.to_uppercase() } else { h });
+    }
+
+    fn write_str(rng: &mut Rng, s: &str, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' | '\\' if rng.chance(20) => hex4(rng, c as u32, out),
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '/' if rng.chance(30) => out.push_str("\\/"),
+                '\n' if rng.chance(70) => out.push_str("\\n"),
+                '\t' if rng.chance(70) => out.push_str("\\t"),
+                '\r' if rng.chance(70) => out.push_str("\\r"),
+                '\u{8}' if rng.chance(70) => out.push_str("\\b"),
+                '\u{c}' if rng.chance(70) => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => hex4(rng, c as u32, out),
+                c if rng.chance(5) => {
+                    let mut buf = [0u16; 2];
+                    for u in c.encode_utf16(&mut buf) {
+                        hex4(rng, u32::from(*u), out);
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    fn write(rng: &mut Rng, j: &J, out: &mut String) {
+        ws(rng, out);
+        match j {
+            J::Raw(r) => out.push_str(r),
+            J::S(s) => write_str(rng, s, out),
+            J::A(xs) => {
+                out.push('[');
+                for (i, x) in xs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(rng, x, out);
+                }
+                ws(rng, out);
+                out.push(']');
+            }
+            J::O(fs) => {
+                out.push('{');
+                for (i, (k, v)) in fs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    ws(rng, out);
+                    write_str(rng, k, out);
+                    ws(rng, out);
+                    out.push(':');
+                    write(rng, v, out);
+                }
+                ws(rng, out);
+                out.push('}');
+            }
+        }
+        ws(rng, out);
+    }
+
+    fn to_text(rng: &mut Rng, j: &J) -> String {
+        let mut out = String::new();
+        write(rng, j, &mut out);
+        out
+    }
+
+    const PIECES: &[&str] = &[
+        "Hello",
+        "world",
+        " ",
+        "\"quoted\"",
+        "back\\slash",
+        "é",
+        "日本語",
+        "🎉",
+        "\u{0}",
+        "\n",
+        "\t",
+        "\r\n",
+        "\u{1f}",
+        "\u{7f}",
+        "\u{2028}",
+        "</b>",
+        "/",
+        "{\"json\": [1]}",
+        "\u{feff}",
+        "ß",
+        "x",
+        "\u{b}",
+        "\u{8}\u{c}",
+    ];
+
+    fn text(rng: &mut Rng) -> String {
+        let mut t = String::new();
+        if rng.chance(10) {
+            return t;
+        }
+        if rng.chance(10) {
+            t.push_str("  ");
+        }
+        for _ in 0..=rng.below(5) {
+            t.push_str(rng.pick(PIECES));
+        }
+        if rng.chance(10) {
+            t.push_str(" \n");
+        }
+        t
+    }
+
+    fn rtext(rng: &mut Rng) -> J {
+        J::S(text(rng))
+    }
+
+    const NUMBERS: &[&str] = &[
+        "0",
+        "1",
+        "0.7",
+        "0.70",
+        "7e-1",
+        "7E-1",
+        "1.0",
+        "1e0",
+        "0.123456789012345678",
+        "2",
+        "-0",
+        "-0.0",
+        "-0.5",
+        "100000000000000000000",
+        "1e2",
+        "0.1e1",
+        "5e-324",
+        "1.7976931348623157e308",
+    ];
+
+    // ----- requests -----
+
+    fn text_block(rng: &mut Rng) -> J {
+        let t = rtext(rng);
+        obj(rng, vec![("type", Some(st("text"))), ("text", Some(t))])
+    }
+
+    fn content(rng: &mut Rng) -> J {
+        if rng.chance(50) {
+            rtext(rng)
+        } else {
+            J::A((0..rng.below(4)).map(|_| text_block(rng)).collect())
+        }
+    }
+
+    fn gen_request(rng: &mut Rng) -> J {
+        let msgs = (0..=rng.below(6))
+            .map(|_| {
+                let role = st(rng.pick(&["user", "assistant"]));
+                let c = content(rng);
+                obj(rng, vec![("role", Some(role)), ("content", Some(c))])
+            })
+            .collect();
+        let fields = vec![
+            ("model", maybe(rng, rtext)),
+            (
+                "max_tokens",
+                maybe(rng, |r| {
+                    raw(r.pick(&["0", "1", "256", "4096", "18446744073709551615"]))
+                }),
+            ),
+            ("messages", Some(J::A(msgs))),
+            ("system", maybe(rng, content)),
+            ("temperature", maybe(rng, |r| raw(r.pick(NUMBERS)))),
+            ("top_p", maybe(rng, |r| raw(r.pick(NUMBERS)))),
+            ("top_k", maybe(rng, |r| raw(r.pick(&["0", "40", "1.5"])))),
+            (
+                "stop_sequences",
+                maybe(rng, |r| J::A((0..r.below(3)).map(|_| rtext(r)).collect())),
+            ),
+            ("stream", maybe(rng, |r| raw(r.pick(&["true", "false"])))),
+            (
+                "metadata",
+                maybe(rng, |r| {
+                    let u = maybe(r, rtext);
+                    obj(r, vec![("user_id", u)])
+                }),
+            ),
+        ];
+        obj(rng, fields)
+    }
+
+    fn field_mut<'j>(j: &'j mut J, key: &str) -> Option<&'j mut J> {
+        match j {
+            J::O(fs) => fs.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn set_field(j: &mut J, key: &str, v: J) {
+        if let J::O(fs) = j {
+            fs.retain(|(k, _)| k != key);
+            fs.push((key.to_string(), v));
+        }
+    }
+
+    /// Shapes the fast path does not cover (or the general path rejects).
+    fn mutate_request(rng: &mut Rng, j: &mut J) {
+        match rng.below(16) {
+            0 => set_field(
+                j,
+                "tools",
+                J::A(vec![J::O(vec![
+                    ("name".into(), st("get_weather")),
+                    ("input_schema".into(), J::O(vec![("type".into(), st("object"))])),
+                ])]),
+            ),
+            1 => set_field(
+                j,
+                "thinking",
+                J::O(vec![("type".into(), st("enabled")), ("budget_tokens".into(), raw("1024"))]),
+            ),
+            2 => set_field(j, "unknown_field", raw("1")),
+            3 | 4 => {
+                let block = if rng.chance(50) {
+                    J::O(vec![
+                        ("type".into(), st("image")),
+                        (
+                            "source".into(),
+                            J::O(vec![("type".into(), st("url")), ("url".into(), st("https://x/y.png"))]),
+                        ),
+                    ])
+                } else {
+                    J::O(vec![
+                        ("type".into(), st("tool_result")),
+                        ("tool_use_id".into(), st("toolu_1")),
+                        ("content".into(), st("42")),
+                    ])
+                };
+                let msg = J::O(vec![("role".into(), st("user")), ("content".into(), J::A(vec![block]))]);
+                if let Some(J::A(msgs)) = field_mut(j, "messages") {
+                    msgs.push(msg);
+                }
+            }
+            5 => set_field(
+                j,
+                "system",
+                J::A(vec![J::O(vec![
+                    ("type".into(), st("text")),
+                    ("text".into(), st("x")),
+                    ("cache_control".into(), J::O(vec![("type".into(), st("ephemeral"))])),
+                ])]),
+            ),
+            6 => set_field(j, "max_tokens", raw(rng.pick(&["-1", "1.5", "\"256\"", "-0", "1e3", "true"]))),
+            7 => {
+                if let Some(J::A(msgs)) = field_mut(j, "messages") {
+                    let c = rtext(rng);
+                    msgs.push(J::O(vec![("role".into(), st(rng.pick(&["system", "tool", "User"]))), ("content".into(), c)]));
+                }
+            }
+            8 => {
+                if let Some(J::A(msgs)) = field_mut(j, "messages") {
+                    msgs.push(J::O(vec![("role".into(), st("user")), ("content".into(), raw("5"))]));
+                }
+            }
+            9 => {
+                if let Some(J::A(msgs)) = field_mut(j, "messages") {
+                    msgs.push(J::A(vec![st("user"), st("hi")]));
+                }
+            }
+            10 => {
+                if let Some(J::A(msgs)) = field_mut(j, "messages") {
+                    msgs.push(J::O(vec![
+                        ("role".into(), J::O(vec![("user".into(), raw("null"))])),
+                        ("content".into(), st("hi")),
+                    ]));
+                }
+            }
+            11 => set_field(j, "stop_sequences", st("STOP")),
+            12 => set_field(
+                j,
+                "metadata",
+                J::O(vec![("user_id".into(), raw("5")), ("x".into(), raw("1"))]),
+            ),
+            13 => set_field(j, "top_k", raw(rng.pick(&["1e400", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"]))),
+            14 => set_field(j, "temperature", st("0.5")),
+            _ => {
+                if let Some(J::A(msgs)) = field_mut(j, "messages") {
+                    msgs.push(J::O(vec![
+                        ("role".into(), st("assistant")),
+                        ("content".into(), J::A(vec![J::O(vec![("text".into(), st("no type"))])])),
+                    ]));
+                }
+            }
+        }
+    }
+
+    /// What `body_for` sends on the general path: `translate_request`
+    /// (`set_model(as_openai_request(..))`) serialised; `None` when it fails.
+    fn general_request(body: &[u8], model: &str) -> Option<Vec<u8>> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        if !v.is_object() {
+            return None;
+        }
+        let t = as_openai_request(ClientApi::Anthropic, &v).ok()?;
+        Some(serde_json::to_vec(&set_model(t, model)).expect("a Value serialises"))
+    }
+
+    #[test]
+    fn generated_requests_translate_as_the_general_path_does() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut covered, mut mutated_taken) = (0, 0);
+        for i in 0..4000 {
+            let mut j = gen_request(&mut rng);
+            let mutated = rng.chance(30);
+            if mutated {
+                mutate_request(&mut rng, &mut j);
+            }
+            let body = to_text(&mut rng, &j);
+            let model = if rng.chance(50) {
+                "gpt-4o-mini"
+            } else {
+                "up\"stream/é"
+            };
+            let fast = request_to_openai(body.as_bytes(), model);
+            let general = general_request(body.as_bytes(), model);
+            match fast {
+                Some(fast) => {
+                    let general = general.unwrap_or_else(|| {
+                        panic!("#{i}: fast path accepted what the general path rejects: {body}")
+                    });
+                    assert_eq!(
+                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&general),
+                        "#{i}: {body}"
+                    );
+                    if mutated {
+                        mutated_taken += 1;
+                    } else {
+                        covered += 1;
+                    }
+                }
+                None => assert!(mutated, "#{i}: a covered shape was declined: {body}"),
+            }
+        }
+        // The mutations are all outside the fast path (or harmless); most
+        // inputs are covered.
+        assert!(covered > 2500, "{covered}");
+        assert_eq!(mutated_taken, 0);
+    }
+
+    #[test]
+    fn the_bench_request_translates_with_borrowed_strings() {
+        let body = br#"{"model":"claude","max_tokens":256,"messages":[{"role":"user","content":"Hello there, how are you?"}]}"#;
+        assert_eq!(
+            String::from_utf8_lossy(&request_to_openai(body, "bench-model").expect("covered")),
+            r#"{"model":"bench-model","messages":[{"role":"user","content":"Hello there, how are you?"}],"max_tokens":256}"#
+        );
+        // The point of the typed path: strings without escapes are not
+        // copied (a plain `Option<Cow<str>>` field would copy them).
+        let m: Obj<Message> =
+            serde_json::from_str(r#"{"role":"user","content":"plain"}"#).expect("parses");
+        assert!(matches!(m.role.0, Cow::Borrowed("user")));
+        assert!(matches!(m.content, Content::Text(Cow::Borrowed("plain"))));
+        let m: Obj<Metadata> = serde_json::from_str(r#"{"user_id":"u"}"#).expect("parses");
+        assert!(matches!(m.user_id, Some(Str(Cow::Borrowed("u")))));
+        let m: Obj<Message> =
+            serde_json::from_str(r#"{"role":"user","content":"a\nb"}"#).expect("parses");
+        assert!(matches!(m.content, Content::Text(Cow::Owned(ref s)) if s == "a\nb"));
+    }
+
+    #[test]
+    fn uncovered_requests_are_declined() {
+        let cases: &[&str] = &[
+            // tools, thinking, tool_choice
+            r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"f","input_schema":{"type":"object"}}]}"#,
+            r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"thinking":{"type":"enabled","budget_tokens":1024}}"#,
+            r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"tool_choice":{"type":"auto"}}"#,
+            // image, tool_use, tool_result, thinking blocks, cache_control
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://x"}}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{}}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"1"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"x","signature":"s"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]}]}"#,
+            r#"{"model":"m","system":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}],"messages":[]}"#,
+            // unknown fields, at any level
+            r#"{"model":"m","messages":[],"service_tier":"auto"}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi","name":"x"}]}"#,
+            r#"{"model":"m","messages":[],"metadata":{"user_id":"u","x":1}}"#,
+            // wrong types
+            r#"{"model":"m","messages":{"role":"user","content":"hi"}}"#,
+            r#"{"model":"m","messages":[["user","hi"]]}"#,
+            r#"{"model":"m","messages":[{"role":{"user":null},"content":"hi"}]}"#,
+            r#"{"model":"m","messages":[{"role":"system","content":"hi"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+            r#"{"model":"m","messages":[{"role":"user"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"text":"no type"}]}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":[["text","x"]]}]}"#,
+            r#"{"model":"m","messages":[],"system":5}"#,
+            r#"{"model":"m","messages":[],"stop_sequences":"STOP"}"#,
+            r#"{"model":"m","messages":[],"stream":"true"}"#,
+            r#"{"model":"m","messages":[],"temperature":"0.5"}"#,
+            r#"{"model":"m","messages":[],"metadata":{"user_id":5}}"#,
+            r#"{"model":"m"}"#,
+            r#"[{"model":"m","messages":[]}]"#,
+            // invalid max_tokens (copied as they are by the general path)
+            r#"{"model":"m","max_tokens":-1,"messages":[]}"#,
+            r#"{"model":"m","max_tokens":1.5,"messages":[]}"#,
+            r#"{"model":"m","max_tokens":"256","messages":[]}"#,
+            r#"{"model":"m","max_tokens":-0,"messages":[]}"#,
+            r#"{"model":"m","max_tokens":18446744073709551616,"messages":[]}"#,
+            // invalid JSON for the general path, even in ignored fields
+            r#"{"model":"m","messages":[],"top_k":1e400}"#,
+            r#"{"model":"m","messages":[],"top_k":"\ud800"}"#,
+            r#"{"model":"m","messages":[],"messages":[]}"#,
+            r#"{"model":"m","messages":[]} x"#,
+        ];
+        for c in cases {
+            assert!(request_to_openai(c.as_bytes(), "up").is_none(), "{c}");
+        }
+        let deep = format!(
+            r#"{{"model":"m","messages":[],"top_k":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(general_request(deep.as_bytes(), "up").is_none());
+        assert!(request_to_openai(deep.as_bytes(), "up").is_none());
+    }
+}
