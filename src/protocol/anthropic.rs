@@ -175,7 +175,7 @@ fn finish_reason_for(stop_reason: Option<&str>) -> &'static str {
 }
 
 /// OpenAI `finish_reason` -> Anthropic `stop_reason`.
-fn stop_reason_for(finish_reason: Option<&str>) -> &'static str {
+pub(crate) fn stop_reason_for(finish_reason: Option<&str>) -> &'static str {
     match finish_reason {
         Some("length") => "max_tokens",
         Some("tool_calls") | Some("function_call") => "tool_use",

@@ -62,6 +62,11 @@ impl Vendor for OpenAiVendor {
         body: &[u8],
         _model: &str,
     ) -> Result<(Bytes, Usage), TranslateError> {
+        if client == ClientApi::Anthropic {
+            if let Some((out, usage)) = anthropic_client::response_to_anthropic(body) {
+                return Ok((Bytes::from(out), usage));
+            }
+        }
         let resp = parse_json(body, "response")?;
         let usage = usage_of(&resp["usage"]);
         match client {

@@ -3,9 +3,12 @@
 //!
 //! - [`request_to_openai`] mirrors `anthropic_request_to_openai` followed by
 //!   `set_model` and serialisation (`OpenAiVendor::translate_request`).
+//! - [`response_to_anthropic`] mirrors `openai_response_to_anthropic`.
 //!
-//! It declines (returns `None`) for what it does not cover; the general
-//! path then runs.
+//! Each one declines (returns `None`) for what it does not cover; the
+//! general path then runs. Where the general path would generate an id (a
+//! response without one) the fast path declines too, which keeps it
+//! deterministic.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,9 +17,11 @@ use std::ops::Deref;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::Number;
+use serde_json::{Number, Value};
 
-use super::push_json_str;
+use super::{count, push_json_str};
+use crate::protocol::anthropic::stop_reason_for;
+use crate::protocol::types::Usage;
 
 // ---------------------------------------------------------------------------
 // Shared pieces
@@ -397,11 +402,317 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+// ---------------------------------------------------------------------------
+// Response: OpenAI chat.completion -> Anthropic message
+// ---------------------------------------------------------------------------
+
+/// OpenAI's `usage`. Unknown keys are allowed here, unlike everywhere
+/// else: the general readers (`usage_from_openai`, `usage_of`) look up
+/// these names only, and vendors add their own counters (costs, timings)
+/// that change nothing. Hand-written so that the values of those other
+/// keys are still checked ([`Skip`]) and a repeated key counts with its
+/// last value, as in a `Value`.
+#[derive(Default)]
+struct OaUsage {
+    prompt_tokens: Option<Number>,
+    completion_tokens: Option<Number>,
+    total_tokens: Option<Number>,
+    prompt_tokens_details: Option<PromptDetails>,
+    /// DeepSeek's name for cached prompt tokens.
+    prompt_cache_hit_tokens: Option<Number>,
+}
+
+#[derive(Default)]
+struct PromptDetails {
+    cached_tokens: Option<Number>,
+}
+
+impl<'de> Deserialize<'de> for OaUsage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OaUsage;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a usage object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OaUsage, A::Error> {
+                let mut u = OaUsage::default();
+                while let Some(key) = map.next_key::<Str>()? {
+                    match key.as_str() {
+                        "prompt_tokens" => u.prompt_tokens = map.next_value()?,
+                        "completion_tokens" => u.completion_tokens = map.next_value()?,
+                        "total_tokens" => u.total_tokens = map.next_value()?,
+                        "prompt_tokens_details" => u.prompt_tokens_details = map.next_value()?,
+                        "prompt_cache_hit_tokens" => {
+                            u.prompt_cache_hit_tokens = map.next_value()?
+                        }
+                        _ => {
+                            map.next_value::<Skip>()?;
+                        }
+                    }
+                }
+                Ok(u)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for PromptDetails {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PromptDetails;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a token details object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PromptDetails, A::Error> {
+                let mut p = PromptDetails::default();
+                while let Some(key) = map.next_key::<Str>()? {
+                    if key.as_str() == "cached_tokens" {
+                        p.cached_tokens = map.next_value()?;
+                    } else {
+                        map.next_value::<Skip>()?;
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl OaUsage {
+    /// As `anthropic::usage_from_openai` reads it.
+    fn to_usage(&self) -> Usage {
+        let prompt = count(self.prompt_tokens.as_ref());
+        let completion = count(self.completion_tokens.as_ref());
+        let total = match count(self.total_tokens.as_ref()) {
+            0 => prompt + completion,
+            t => t,
+        };
+        let cached = self
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens.as_ref())
+            .or(self.prompt_cache_hit_tokens.as_ref());
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: total,
+            cached_tokens: count(cached).min(prompt),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Completion<'a> {
+    #[serde(default, borrow)]
+    id: Option<Str<'a>>,
+    #[serde(rename = "object", default)]
+    _object: Skip,
+    #[serde(rename = "created", default)]
+    _created: Skip,
+    /// The general path copies `model` as it is and writes "" when it is
+    /// absent; a null would be copied as null, so this field is a plain
+    /// string (absent: "", null: declined).
+    #[serde(default, borrow)]
+    model: Str<'a>,
+    #[serde(borrow)]
+    choices: Vec<Obj<Choice<'a>>>,
+    #[serde(default)]
+    usage: Option<OaUsage>,
+    #[serde(rename = "system_fingerprint", default)]
+    _system_fingerprint: Skip,
+    #[serde(rename = "service_tier", default)]
+    _service_tier: Skip,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Choice<'a> {
+    #[serde(rename = "index", default)]
+    _index: Skip,
+    #[serde(default, borrow)]
+    message: Option<Obj<ResponseMessage<'a>>>,
+    #[serde(rename = "logprobs", default)]
+    _logprobs: Skip,
+    #[serde(default, borrow)]
+    finish_reason: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResponseMessage<'a> {
+    #[serde(rename = "role", default)]
+    _role: Skip,
+    #[serde(default, borrow)]
+    content: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    refusal: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<Obj<ToolCall<'a>>>>,
+    /// URL citations; the general path does not read them.
+    #[serde(rename = "annotations", default)]
+    _annotations: Skip,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolCall<'a> {
+    #[serde(default, borrow)]
+    id: Option<Str<'a>>,
+    #[serde(rename = "type", default)]
+    _kind: Skip,
+    #[serde(rename = "index", default)]
+    _index: Skip,
+    #[serde(default, borrow)]
+    function: Option<Obj<Function<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Function<'a> {
+    #[serde(default, borrow)]
+    name: Option<Str<'a>>,
+    /// A JSON text; an object here (some vendors) takes the general path.
+    #[serde(default, borrow)]
+    arguments: Option<Str<'a>>,
+}
+
+/// `{"type":"text","text":..}` after the blocks already written.
+fn push_text_block(out: &mut Vec<u8>, first: &mut bool, text: &str) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+    push_json_str(out, text);
+    out.push(b'}');
+}
+
+/// Tool call arguments -> `input`, as `anthropic::arguments_to_input`:
+/// the parsed object, `{}` for nothing, else the text kept under
+/// `arguments`. The object goes through a `Value` on purpose: its bytes
+/// must be the general path's re-serialisation (numbers, escapes, key
+/// de-duplication), and tool calls are not the hot path.
+fn push_tool_input(out: &mut Vec<u8>, args: Option<&str>) {
+    match args {
+        Some(s) if !s.trim().is_empty() => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => {
+                // Writing to a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, &v);
+            }
+            _ => {
+                out.extend_from_slice(b"{\"arguments\":");
+                push_json_str(out, s);
+                out.push(b'}');
+            }
+        },
+        _ => out.extend_from_slice(b"{}"),
+    }
+}
+
+/// The Anthropic message for an OpenAI chat.completion, and its usage;
+/// `None` when the body is not a covered shape (an error body, no choices,
+/// no id, content parts, …).
+pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
+    let resp: Obj<Completion> = serde_json::from_slice(body).ok()?;
+    // Without an id the general path generates one.
+    let id = resp.id.as_ref().filter(|id| !id.0.is_empty())?;
+    // Only the first choice is translated (n > 1 has no Anthropic form).
+    let choice = resp.choices.first()?;
+    let msg = choice.message.as_ref();
+
+    let mut out = Vec::with_capacity(body.len() + 160);
+    out.extend_from_slice(b"{\"id\":");
+    push_json_str(&mut out, id.as_str());
+    out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    push_json_str(&mut out, resp.model.as_str());
+    out.extend_from_slice(b",\"content\":[");
+    let mut first = true;
+    // `reasoning_content` wins over `reasoning` when it is a string, even
+    // an empty one (then there is no thinking block at all).
+    let reasoning = msg
+        .and_then(|m| m.reasoning_content.as_ref().or(m.reasoning.as_ref()))
+        .filter(|r| !r.0.is_empty());
+    if let Some(r) = reasoning {
+        first = false;
+        out.extend_from_slice(b"{\"type\":\"thinking\",\"thinking\":");
+        push_json_str(&mut out, r.as_str());
+        out.extend_from_slice(b",\"signature\":\"\"}");
+    }
+    if let Some(text) = msg
+        .and_then(|m| m.content.as_ref())
+        .filter(|t| !t.0.is_empty())
+    {
+        push_text_block(&mut out, &mut first, text.as_str());
+    }
+    let refusal = msg
+        .and_then(|m| m.refusal.as_ref())
+        .filter(|r| !r.0.is_empty());
+    if let Some(r) = refusal {
+        push_text_block(&mut out, &mut first, r.as_str());
+    }
+    let calls = msg.and_then(|m| m.tool_calls.as_deref()).unwrap_or(&[]);
+    for call in calls {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        let function = call.function.as_ref();
+        out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+        push_json_str(&mut out, call.id.as_ref().map_or("", Str::as_str));
+        out.extend_from_slice(b",\"name\":");
+        push_json_str(
+            &mut out,
+            function
+                .and_then(|f| f.name.as_ref())
+                .map_or("", Str::as_str),
+        );
+        out.extend_from_slice(b",\"input\":");
+        push_tool_input(
+            &mut out,
+            function.and_then(|f| f.arguments.as_ref()).map(Str::as_str),
+        );
+        out.push(b'}');
+    }
+    let stop_reason = match stop_reason_for(choice.finish_reason.as_ref().map(Str::as_str)) {
+        // As the general path: tool calls after a "stop" (Gemini's
+        // endpoint) still mean tool_use; a refusal is a refusal.
+        "end_turn" if !calls.is_empty() => "tool_use",
+        "end_turn" if refusal.is_some() => "refusal",
+        s => s,
+    };
+    let usage = resp
+        .usage
+        .as_ref()
+        .map(OaUsage::to_usage)
+        .unwrap_or_default();
+    out.extend_from_slice(b"],\"stop_reason\":\"");
+    out.extend_from_slice(stop_reason.as_bytes());
+    out.extend_from_slice(b"\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":");
+    push_u64(
+        &mut out,
+        usage.prompt_tokens.saturating_sub(usage.cached_tokens),
+    );
+    out.extend_from_slice(b",\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":");
+    push_u64(&mut out, usage.cached_tokens);
+    out.extend_from_slice(b",\"output_tokens\":");
+    push_u64(&mut out, usage.completion_tokens);
+    out.extend_from_slice(b"}}");
+    Some((out, usage))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{as_openai_request, set_model, ClientApi};
-    use serde_json::Value;
+    use crate::protocol::anthropic::openai_response_to_anthropic;
+    use crate::providers::openai::OpenAiVendor;
+    use crate::providers::{as_openai_request, set_model, ClientApi, Vendor};
 
     // ----- deterministic generator -----
 
@@ -905,5 +1216,294 @@ mod tests {
         );
         assert!(general_request(deep.as_bytes(), "up").is_none());
         assert!(request_to_openai(deep.as_bytes(), "up").is_none());
+    }
+
+    // ----- responses -----
+
+    fn gen_usage(rng: &mut Rng) -> J {
+        let n = |r: &mut Rng| {
+            maybe(r, |r| {
+                raw(r.pick(&[
+                    "0", "1", "2", "12", "6", "18", "100", "7.9", "3.0", "-1", "1e2",
+                ]))
+            })
+        };
+        let fields = vec![
+            ("prompt_tokens", n(rng)),
+            ("completion_tokens", n(rng)),
+            ("total_tokens", n(rng)),
+            (
+                "prompt_tokens_details",
+                maybe(rng, |r| {
+                    let c = n(r);
+                    obj(
+                        r,
+                        vec![("cached_tokens", c), ("audio_tokens", Some(raw("0")))],
+                    )
+                }),
+            ),
+            ("prompt_cache_hit_tokens", n(rng)),
+            (
+                "completion_tokens_details",
+                maybe(rng, |r| obj(r, vec![("reasoning_tokens", Some(raw("0")))])),
+            ),
+            ("cost", maybe(rng, |_| raw("0.0001"))),
+        ];
+        obj(rng, fields)
+    }
+
+    fn gen_arguments(rng: &mut Rng) -> J {
+        match rng.below(8) {
+            0 => st(""),
+            1 => st("  \n"),
+            2 => st("not json"),
+            3 => st("[1, 2]"),
+            4 => st(r#"{"a": 1, "a": 2, "b": [1.50, -0, 1e2]}"#),
+            _ => {
+                let location = rtext(rng);
+                let n = raw(rng.pick(NUMBERS));
+                let inner = obj(
+                    rng,
+                    vec![
+                        ("location", Some(location)),
+                        ("n", Some(n)),
+                        (
+                            "nested",
+                            Some(J::O(vec![("k".into(), raw("[true, null]"))])),
+                        ),
+                    ],
+                );
+                J::S(to_text(rng, &inner))
+            }
+        }
+    }
+
+    fn gen_tool_call(rng: &mut Rng) -> J {
+        let function = {
+            let name = maybe(rng, |r| st(r.pick(&["get_weather", "", "f\"n"])));
+            let args = maybe(rng, gen_arguments);
+            obj(rng, vec![("name", name), ("arguments", args)])
+        };
+        let id = maybe(rng, |r| st(r.pick(&["call_1", "", "call é/2"])));
+        obj(
+            rng,
+            vec![
+                ("id", id),
+                ("type", Some(st("function"))),
+                ("function", Some(function)),
+            ],
+        )
+    }
+
+    fn gen_response(rng: &mut Rng) -> (J, bool) {
+        let message = {
+            let fields = vec![
+                ("role", Some(st("assistant"))),
+                ("content", maybe(rng, rtext)),
+                (
+                    "refusal",
+                    maybe(rng, |r| if r.chance(50) { st("") } else { rtext(r) }),
+                ),
+                (
+                    "reasoning_content",
+                    if rng.chance(20) {
+                        maybe(rng, rtext)
+                    } else {
+                        None
+                    },
+                ),
+                (
+                    "reasoning",
+                    if rng.chance(20) {
+                        maybe(rng, rtext)
+                    } else {
+                        None
+                    },
+                ),
+                (
+                    "tool_calls",
+                    if rng.chance(30) {
+                        maybe(rng, |r| {
+                            J::A((0..r.below(3)).map(|_| gen_tool_call(r)).collect())
+                        })
+                    } else {
+                        None
+                    },
+                ),
+                (
+                    "annotations",
+                    if rng.chance(20) {
+                        Some(raw("[]"))
+                    } else {
+                        None
+                    },
+                ),
+            ];
+            obj(rng, fields)
+        };
+        let finish = maybe(rng, |r| {
+            st(r.pick(&[
+                "stop",
+                "length",
+                "tool_calls",
+                "content_filter",
+                "function_call",
+                "weird",
+            ]))
+        });
+        let message = if rng.chance(95) {
+            Some(message)
+        } else {
+            maybe(rng, |_| raw("null"))
+        };
+        let choice = obj(
+            rng,
+            vec![
+                ("index", Some(raw("0"))),
+                ("message", message),
+                ("logprobs", Some(raw("null"))),
+                ("finish_reason", finish),
+            ],
+        );
+        let mut choices = vec![choice];
+        if rng.chance(5) {
+            choices.push(J::O(vec![
+                ("index".into(), raw("1")),
+                ("message".into(), raw("null")),
+            ]));
+        }
+        let id_kind = rng.below(20);
+        let id = match id_kind {
+            0 => None,
+            1 => Some(raw("null")),
+            2 => Some(st("")),
+            _ => Some(J::S(format!("chatcmpl-{}", text(rng)))),
+        };
+        let fields = vec![
+            ("id", id),
+            ("object", Some(st("chat.completion"))),
+            ("created", Some(raw("1700000000"))),
+            (
+                "model",
+                if rng.chance(90) {
+                    Some(rtext(rng))
+                } else {
+                    None
+                },
+            ),
+            ("choices", Some(J::A(choices))),
+            ("usage", maybe(rng, gen_usage)),
+            ("system_fingerprint", maybe(rng, |_| st("fp_x"))),
+            ("service_tier", maybe(rng, |_| st("default"))),
+        ];
+        (obj(rng, fields), id_kind >= 3)
+    }
+
+    fn mutate_response(rng: &mut Rng, j: &mut J) {
+        match rng.below(8) {
+            0 => set_field(j, "error", J::O(vec![("message".into(), st("boom"))])),
+            1 => set_field(j, "prompt_filter_results", raw("[]")),
+            2 => set_field(j, "model", raw("null")),
+            3 => set_field(j, "choices", raw("[]")),
+            4 => set_field(
+                j,
+                "choices",
+                J::A(vec![J::O(vec![(
+                    "message".into(),
+                    J::O(vec![(
+                        "content".into(),
+                        raw(r#"[{"type":"text","text":"a"}]"#),
+                    )]),
+                )])]),
+            ),
+            5 => set_field(
+                j,
+                "usage",
+                J::O(vec![
+                    ("prompt_tokens".into(), st("12")),
+                    ("x".into(), raw("1e400")),
+                ]),
+            ),
+            6 => set_field(
+                j,
+                "choices",
+                J::A(vec![J::O(vec![(
+                    "message".into(),
+                    J::O(vec![(
+                        "tool_calls".into(),
+                        raw(r#"[{"id":"c","function":{"name":"f","arguments":{"a":1}}}]"#),
+                    )]),
+                )])]),
+            ),
+            _ => set_field(j, "usage", raw("[1, 2, 3]")),
+        }
+    }
+
+    #[test]
+    fn generated_responses_translate_as_the_general_path_does() {
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        let mut covered = 0;
+        for i in 0..4000 {
+            let (mut j, has_id) = gen_response(&mut rng);
+            let mutated = rng.chance(20);
+            if mutated {
+                mutate_response(&mut rng, &mut j);
+            }
+            let body = to_text(&mut rng, &j);
+            let general = serde_json::from_slice::<Value>(body.as_bytes())
+                .ok()
+                .and_then(|v| openai_response_to_anthropic(&v).ok())
+                .map(|(an, usage)| (serde_json::to_vec(&an).expect("a Value serialises"), usage));
+            match response_to_anthropic(body.as_bytes()) {
+                Some((fast, usage)) => {
+                    let (general, general_usage) = general.unwrap_or_else(|| {
+                        panic!("#{i}: fast path accepted what the general path rejects: {body}")
+                    });
+                    assert_eq!(
+                        String::from_utf8_lossy(&fast),
+                        String::from_utf8_lossy(&general),
+                        "#{i}: {body}"
+                    );
+                    assert_eq!(usage, general_usage, "#{i}: {body}");
+                    // And through the vendor hook.
+                    let (hooked, hooked_usage) = OpenAiVendor
+                        .translate_response(ClientApi::Anthropic, body.as_bytes(), "m")
+                        .expect("translates");
+                    assert_eq!(&hooked[..], &fast[..]);
+                    assert_eq!(hooked_usage, usage);
+                    assert!(!mutated, "#{i}: a mutation was taken: {body}");
+                    covered += 1;
+                }
+                None => assert!(
+                    mutated || !has_id,
+                    "#{i}: a covered shape was declined: {body}"
+                ),
+            }
+        }
+        assert!(covered > 2500, "{covered}");
+    }
+
+    #[test]
+    fn uncovered_responses_are_declined() {
+        let ok = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+        assert!(response_to_anthropic(ok.as_bytes()).is_some());
+        let cases: &[&str] = &[
+            r#"{"error":{"message":"boom","type":"server_error"}}"#,
+            r#"{"id":"c","model":"m","choices":[]}"#,
+            r#"{"model":"m","choices":[{"message":{"content":"hi"}}]}"#,
+            r#"{"id":"","model":"m","choices":[{"message":{"content":"hi"}}]}"#,
+            r#"{"id":"c","model":null,"choices":[{"message":{"content":"hi"}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"message":{"content":[{"type":"text","text":"hi"}]}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"message":{"content":"hi","audio":null}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"message":{"tool_calls":[{"id":"t","function":{"name":"f","arguments":{"a":1}}}]}}]}"#,
+            r#"{"id":"c","model":"m","choices":[["hi"]]}"#,
+            r#"{"id":"c","model":"m","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":"1"}}"#,
+            r#"{"id":"c","model":"m","choices":[{"message":{"content":"hi"}}],"usage":[1,2,3]}"#,
+            r#"{"id":"c","model":"m","choices":[{"message":{"content":"hi"}}],"usage":{"x":1e400}}"#,
+            r#"{"id":"c","model":"m","choices":[{"message":{"content":"hi"}}],"extra":1}"#,
+        ];
+        for c in cases {
+            assert!(response_to_anthropic(c.as_bytes()).is_none(), "{c}");
+        }
     }
 }
