@@ -85,11 +85,7 @@ impl Vendor for OpenAiVendor {
         client_model: &str,
         _include_usage: bool,
     ) -> Box<dyn StreamTranslate> {
-        Box::new(OpenAiStream {
-            out: OpenAiOut::new(client, client_model),
-            usage: Usage::default(),
-            done: false,
-        })
+        Box::new(OpenAiStream::new(client, client_model, true))
     }
 
     fn error_to_openai(&self, status: u16, body: &[u8]) -> (u16, Value) {
@@ -120,17 +116,42 @@ pub fn usage_of(u: &Value) -> Usage {
 
 /// OpenAI stream to an Anthropic client (the OpenAI->OpenAI case is relayed
 /// byte for byte and never built).
-struct OpenAiStream {
+pub(crate) struct OpenAiStream {
     out: OpenAiOut,
     usage: Usage,
     done: bool,
+    /// Whether the typed fast path may take a chunk; off only in the tests
+    /// that compare the two paths.
+    typed: bool,
+}
+
+impl OpenAiStream {
+    pub(crate) fn new(client: ClientApi, client_model: &str, typed: bool) -> Self {
+        OpenAiStream {
+            out: OpenAiOut::new(client, client_model),
+            usage: Usage::default(),
+            done: false,
+            typed,
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<Bytes>) {
+        if !(self.typed && self.out.close_typed(out)) {
+            self.out.close(out);
+        }
+    }
 }
 
 impl StreamTranslate for OpenAiStream {
     fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
         if ev.data.trim() == "[DONE]" {
             self.done = true;
-            self.out.close(out);
+            self.close(out);
+            return Ok(());
+        }
+        // One borrowing parse for the common chunks instead of two `Value`
+        // trees (here and in the translator).
+        if self.typed && self.out.emit_typed(&ev.data, &mut self.usage, out) {
             return Ok(());
         }
         if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
@@ -157,7 +178,7 @@ impl StreamTranslate for OpenAiStream {
             ));
         }
         // Some compatible servers omit [DONE]; a clean HTTP end is the end.
-        self.out.close(out);
+        self.close(out);
         Ok(())
     }
 

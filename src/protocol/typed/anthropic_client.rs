@@ -4,23 +4,29 @@
 //! - [`request_to_openai`] mirrors `anthropic_request_to_openai` followed by
 //!   `set_model` and serialisation (`OpenAiVendor::translate_request`).
 //! - [`response_to_anthropic`] mirrors `openai_response_to_anthropic`.
+//! - [`push_chunk`] and [`close_stream`] mirror one step of `OpenAiStream`
+//!   (its own usage reading) and `OpenAiToAnthropicStream::push` /
+//!   `finish`, on the same translator state, so a stream can take the
+//!   general path for one chunk (a tool call delta, say) and the fast path
+//!   for the next.
 //!
-//! Each one declines (returns `None`) for what it does not cover; the
-//! general path then runs. Where the general path would generate an id (a
-//! response without one) the fast path declines too, which keeps it
-//! deterministic.
+//! Each one declines (returns `None` / `false`, having changed nothing) for
+//! what it does not cover; the general path then runs. Where the general
+//! path would generate an id (a response or stream without one) the fast
+//! path declines too, which keeps it deterministic.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
+use bytes::Bytes;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Number, Value};
 
 use super::{count, push_json_str};
-use crate::protocol::anthropic::stop_reason_for;
+use crate::protocol::anthropic::{stop_reason_for, OpenAiToAnthropicStream, OpenBlock};
 use crate::protocol::types::Usage;
 
 // ---------------------------------------------------------------------------
@@ -707,12 +713,285 @@ pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
     Some((out, usage))
 }
 
+// ---------------------------------------------------------------------------
+// Stream: OpenAI chunks -> Anthropic events
+// ---------------------------------------------------------------------------
+
+impl OaUsage {
+    /// As `providers::openai::usage_of` reads it (integers only, no
+    /// fallbacks): what `OpenAiStream` keeps for streams whose translated
+    /// usage stays empty.
+    fn to_raw_usage(&self) -> Usage {
+        let n = |v: Option<&Number>| v.and_then(Number::as_u64).unwrap_or(0);
+        Usage {
+            prompt_tokens: n(self.prompt_tokens.as_ref()),
+            completion_tokens: n(self.completion_tokens.as_ref()),
+            total_tokens: n(self.total_tokens.as_ref()),
+            cached_tokens: n(self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens.as_ref())),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    id: Option<Str<'a>>,
+    #[serde(rename = "object", default)]
+    _object: Skip,
+    #[serde(rename = "created", default)]
+    _created: Skip,
+    #[serde(default, borrow)]
+    model: Option<Str<'a>>,
+    #[serde(rename = "system_fingerprint", default)]
+    _system_fingerprint: Skip,
+    #[serde(rename = "service_tier", default)]
+    _service_tier: Skip,
+    /// Random padding OpenAI adds to stream chunks.
+    #[serde(rename = "obfuscation", default)]
+    _obfuscation: Skip,
+    #[serde(default, borrow)]
+    choices: Option<Vec<Obj<ChunkChoice<'a>>>>,
+    #[serde(default)]
+    usage: Option<OaUsage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChunkChoice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    delta: Option<Obj<Delta<'a>>>,
+    #[serde(rename = "logprobs", default)]
+    _logprobs: Skip,
+    #[serde(default, borrow)]
+    finish_reason: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delta<'a> {
+    #[serde(rename = "role", default)]
+    _role: Skip,
+    #[serde(default, borrow)]
+    content: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Str<'a>>,
+    /// Any non-null value takes the general path: tool call deltas carry
+    /// the id bookkeeping it owns; a refusal is ignored there today, and
+    /// declining keeps a future change to that in one place.
+    #[serde(default)]
+    tool_calls: Option<Skip>,
+    #[serde(default)]
+    refusal: Option<Skip>,
+}
+
+/// Appends one SSE event, the bytes `sse::encode(name, data)` gives for
+/// compact JSON (which never contains a newline).
+fn push_event(out: &mut Vec<Bytes>, name: &str, data: impl FnOnce(&mut Vec<u8>)) {
+    let mut buf = Vec::with_capacity(160);
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    data(&mut buf);
+    buf.extend_from_slice(b"\n\n");
+    out.push(Bytes::from(buf));
+}
+
+fn close_block(t: &mut OpenAiToAnthropicStream, out: &mut Vec<Bytes>) {
+    if let Some(open) = t.open.take() {
+        push_event(out, "content_block_stop", |b| {
+            b.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":");
+            push_u64(b, open.index() as u64);
+            b.push(b'}');
+        });
+    }
+}
+
+/// Opens a block whose `content_block` JSON is `block` and returns its index.
+fn open_block(t: &mut OpenAiToAnthropicStream, block: &[u8], out: &mut Vec<Bytes>) -> usize {
+    close_block(t, out);
+    let index = t.next_block;
+    t.next_block += 1;
+    push_event(out, "content_block_start", |b| {
+        b.extend_from_slice(b"{\"type\":\"content_block_start\",\"index\":");
+        push_u64(b, index as u64);
+        b.extend_from_slice(b",\"content_block\":");
+        b.extend_from_slice(block);
+        b.push(b'}');
+    });
+    index
+}
+
+/// A text or thinking delta, opening its block when another kind is open.
+fn push_delta(t: &mut OpenAiToAnthropicStream, thinking: bool, text: &str, out: &mut Vec<Bytes>) {
+    let index = match (t.open, thinking) {
+        (Some(OpenBlock::Text(i)), false) | (Some(OpenBlock::Thinking(i)), true) => i,
+        (_, false) => {
+            let i = open_block(t, b"{\"type\":\"text\",\"text\":\"\"}", out);
+            t.open = Some(OpenBlock::Text(i));
+            i
+        }
+        (_, true) => {
+            let i = open_block(
+                t,
+                b"{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}",
+                out,
+            );
+            t.open = Some(OpenBlock::Thinking(i));
+            i
+        }
+    };
+    push_event(out, "content_block_delta", |b| {
+        b.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":");
+        push_u64(b, index as u64);
+        if thinking {
+            b.extend_from_slice(b",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":");
+        } else {
+            b.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
+        }
+        push_json_str(b, text);
+        b.extend_from_slice(b"}}");
+    });
+}
+
+/// One OpenAI chunk payload (not `[DONE]`) for an Anthropic client: the
+/// work of `OpenAiStream::push` plus `OpenAiToAnthropicStream::push`.
+/// `raw_usage` is `OpenAiStream`'s own usage slot. Returns `false`, having
+/// changed nothing, when the chunk is not a covered shape (an error, a tool
+/// call delta, a refusal, a first chunk without id, …).
+pub(crate) fn push_chunk(
+    t: &mut OpenAiToAnthropicStream,
+    data: &str,
+    raw_usage: &mut Usage,
+    out: &mut Vec<Bytes>,
+) -> bool {
+    let Ok(chunk) = serde_json::from_str::<Obj<Chunk>>(data) else {
+        return false;
+    };
+    let choices = chunk.choices.as_deref().unwrap_or(&[]);
+    let general_only = choices.iter().any(|c| {
+        c.delta
+            .as_ref()
+            .is_some_and(|d| d.tool_calls.is_some() || d.refusal.is_some())
+    });
+    let id = chunk.id.as_ref().filter(|id| !id.0.is_empty());
+    // The first event needs the message id; without one the general path
+    // generates it.
+    if general_only || (!t.started && !t.finished && id.is_none()) {
+        return false;
+    }
+    if let Some(u) = &chunk.usage {
+        *raw_usage = u.to_raw_usage();
+    }
+    if t.finished {
+        return true;
+    }
+    // Usage can ride on any chunk (some vendors repeat it on each).
+    if let Some(u) = &chunk.usage {
+        t.usage = u.to_usage();
+    }
+    if !t.started {
+        t.started = true;
+        if let Some(id) = id {
+            t.id = id.0.clone().into_owned();
+        }
+        if t.model.is_empty() {
+            t.model = chunk.model.as_ref().map_or("", Str::as_str).to_owned();
+        }
+        let input = t.usage.prompt_tokens.saturating_sub(t.usage.cached_tokens);
+        push_event(out, "message_start", |b| {
+            b.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":");
+            push_json_str(b, &t.id);
+            b.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+            push_json_str(b, &t.model);
+            b.extend_from_slice(
+                b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":",
+            );
+            push_u64(b, input);
+            b.extend_from_slice(b",\"output_tokens\":0}}}");
+        });
+    }
+    for choice in choices {
+        // n > 1 cannot be expressed; follow the first choice only.
+        if choice.index.unwrap_or(0) != 0 {
+            continue;
+        }
+        if let Some(d) = &choice.delta {
+            let reasoning = d
+                .reasoning_content
+                .as_ref()
+                .or(d.reasoning.as_ref())
+                .filter(|r| !r.0.is_empty());
+            if let Some(r) = reasoning {
+                push_delta(t, true, r.as_str(), out);
+            }
+            if let Some(text) = d.content.as_ref().filter(|c| !c.0.is_empty()) {
+                push_delta(t, false, text.as_str(), out);
+            }
+        }
+        if let Some(fr) = &choice.finish_reason {
+            close_block(t, out);
+            let mut reason = stop_reason_for(Some(fr.as_str()));
+            if reason == "end_turn" && !t.tools.is_empty() {
+                reason = "tool_use";
+            }
+            t.stop_reason = Some(reason);
+        }
+    }
+    true
+}
+
+/// The end of the stream (`[DONE]` or a clean end without it), as
+/// `OpenAiToAnthropicStream::finish`; `false` (nothing done) when no event
+/// was sent yet, where the general path generates an id.
+pub(crate) fn close_stream(t: &mut OpenAiToAnthropicStream, out: &mut Vec<Bytes>) -> bool {
+    if t.finished {
+        return true;
+    }
+    if !t.started {
+        return false;
+    }
+    close_block(t, out);
+    let reason = t.stop_reason.unwrap_or(if t.tools.is_empty() {
+        "end_turn"
+    } else {
+        "tool_use"
+    });
+    let u = t.usage;
+    push_event(out, "message_delta", |b| {
+        b.extend_from_slice(b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
+        b.extend_from_slice(reason.as_bytes());
+        b.extend_from_slice(b"\",\"stop_sequence\":null},\"usage\":{\"input_tokens\":");
+        push_u64(b, u.prompt_tokens.saturating_sub(u.cached_tokens));
+        if u.cached_tokens > 0 {
+            b.extend_from_slice(b",\"cache_read_input_tokens\":");
+            push_u64(b, u.cached_tokens);
+        }
+        b.extend_from_slice(b",\"output_tokens\":");
+        push_u64(b, u.completion_tokens);
+        b.extend_from_slice(b"}}");
+    });
+    push_event(out, "message_stop", |b| {
+        b.extend_from_slice(b"{\"type\":\"message_stop\"}")
+    });
+    t.finished = true;
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::anthropic::openai_response_to_anthropic;
-    use crate::providers::openai::OpenAiVendor;
-    use crate::providers::{as_openai_request, set_model, ClientApi, Vendor};
+    use crate::protocol::sse::SseEvent;
+    use crate::providers::openai::{OpenAiStream, OpenAiVendor};
+    use crate::providers::{as_openai_request, set_model, ClientApi, StreamTranslate, Vendor};
 
     // ----- deterministic generator -----
 
@@ -1504,6 +1783,344 @@ mod tests {
         ];
         for c in cases {
             assert!(response_to_anthropic(c.as_bytes()).is_none(), "{c}");
+        }
+    }
+
+    // ----- streams -----
+
+    fn gen_chunk(
+        rng: &mut Rng,
+        id: &Option<J>,
+        model: &Option<J>,
+        choices: J,
+        usage: Option<J>,
+    ) -> J {
+        let fields = vec![
+            ("id", id.clone()),
+            ("object", Some(st("chat.completion.chunk"))),
+            ("created", Some(raw("1700000000"))),
+            ("model", model.clone()),
+            ("system_fingerprint", maybe(rng, |_| st("fp_x"))),
+            ("choices", Some(choices)),
+            ("usage", usage),
+            (
+                "obfuscation",
+                if rng.chance(20) {
+                    Some(st("abc"))
+                } else {
+                    None
+                },
+            ),
+        ];
+        obj(rng, fields)
+    }
+
+    fn gen_choice(rng: &mut Rng, delta: Option<J>, finish: Option<J>) -> J {
+        let index = if rng.chance(3) { raw("1") } else { raw("0") };
+        let index = if rng.chance(10) { None } else { Some(index) };
+        obj(
+            rng,
+            vec![
+                ("index", index),
+                ("delta", delta),
+                ("logprobs", Some(raw("null"))),
+                ("finish_reason", Some(finish.unwrap_or_else(|| raw("null")))),
+            ],
+        )
+    }
+
+    struct StreamCase {
+        model: &'static str,
+        datas: Vec<String>,
+        /// How the body ends after the payloads: clean (`finish(true)`) or not.
+        clean_end: bool,
+        /// Every payload is one the fast path must take.
+        plain: bool,
+    }
+
+    fn gen_stream(rng: &mut Rng) -> StreamCase {
+        let mut plain = true;
+        let id = match rng.below(20) {
+            0 => None,
+            1 => Some(st("")),
+            2 => Some(raw("null")),
+            _ => Some(J::S(format!("chatcmpl-{}", text(rng)))),
+        };
+        // Without a usable id the general path generates one.
+        plain &= matches!(&id, Some(J::S(s)) if !s.is_empty());
+        let model = match rng.below(10) {
+            0 => None,
+            1 => Some(raw("null")),
+            _ => Some(rtext(rng)),
+        };
+        let client_model = rng.pick(&["", "claude-x", "m\"é"]);
+        let mut js: Vec<J> = Vec::new();
+        let usage_every = rng.chance(10);
+        let usage = |rng: &mut Rng| {
+            if usage_every {
+                Some(gen_usage(rng))
+            } else {
+                None
+            }
+        };
+        if rng.chance(80) {
+            let d = obj(
+                rng,
+                vec![
+                    ("role", Some(st("assistant"))),
+                    ("content", Some(st(""))),
+                    ("refusal", Some(raw("null"))),
+                ],
+            );
+            let c = gen_choice(rng, Some(d), None);
+            let u = usage(rng);
+            js.push(gen_chunk(rng, &id, &model, J::A(vec![c]), u));
+        }
+        let mut tool = 0;
+        for _ in 0..rng.below(8) {
+            let delta = match rng.below(20) {
+                0..=10 => J::O(vec![("content".into(), rtext(rng))]),
+                11 | 12 => J::O(vec![("reasoning_content".into(), rtext(rng))]),
+                13 => J::O(vec![("reasoning".into(), rtext(rng))]),
+                14 => J::O(vec![
+                    ("content".into(), raw("null")),
+                    ("reasoning_content".into(), st("")),
+                    ("reasoning".into(), rtext(rng)),
+                ]),
+                15 | 16 => {
+                    plain = false;
+                    tool += 1;
+                    J::O(vec![(
+                        "tool_calls".into(),
+                        raw(&format!(
+                            r#"[{{"index":{},"id":"call_{tool}","type":"function","function":{{"name":"f","arguments":""}}}}]"#,
+                            tool % 2
+                        )),
+                    )])
+                }
+                17 => {
+                    plain = false;
+                    J::O(vec![(
+                        "tool_calls".into(),
+                        raw(r#"[{"index":0,"function":{"arguments":"{\"a\":"}}]"#),
+                    )])
+                }
+                18 => {
+                    plain = false;
+                    J::O(vec![("refusal".into(), rtext(rng))])
+                }
+                _ => J::O(vec![]),
+            };
+            let c = gen_choice(rng, Some(delta), None);
+            let u = usage(rng);
+            js.push(gen_chunk(rng, &id, &model, J::A(vec![c]), u));
+        }
+        if rng.chance(80) {
+            let fr = st(rng.pick(&[
+                "stop",
+                "length",
+                "tool_calls",
+                "content_filter",
+                "function_call",
+                "x",
+            ]));
+            let delta = if rng.chance(20) {
+                Some(J::O(vec![("content".into(), rtext(rng))]))
+            } else {
+                Some(J::O(vec![]))
+            };
+            let c = gen_choice(rng, delta, Some(fr));
+            let u = usage(rng);
+            js.push(gen_chunk(rng, &id, &model, J::A(vec![c]), u));
+        }
+        if rng.chance(70) {
+            let u = Some(gen_usage(rng));
+            js.push(gen_chunk(rng, &id, &model, J::A(vec![]), u));
+        }
+        // An end before any chunk has no id to close the message with.
+        plain &= !js.is_empty();
+        let mut datas: Vec<String> = js
+            .iter()
+            .map(|j| {
+                let t = to_text(rng, j);
+                if rng.chance(5) {
+                    format!("  {t} ")
+                } else {
+                    t
+                }
+            })
+            .collect();
+        if rng.chance(10) {
+            plain = false;
+            let odd = rng.pick(&[
+                "",
+                "  ",
+                "not json",
+                r#"{"error":{"message":"boom"}}"#,
+                r#"{"error":"x"}"#,
+                r#"{"id":"c","choices":[],"extra":1}"#,
+                "[1]",
+                r#"{"id":"c","choices":[],"usage":[1,2,3]}"#,
+                r#"{"id":"c","choices":[{"delta":{"content":"x"},"index":0}],"usage":{"prompt_tokens":3,"total_tokens":0,"x":"\ud800"}}"#,
+                "\u{b}{\"id\":\"c\",\"choices\":[]}",
+            ]);
+            let at = rng.below(datas.len() + 1);
+            datas.insert(at, odd.to_string());
+        }
+        let clean_end = match rng.below(20) {
+            0..=13 => {
+                datas.push(if rng.chance(90) {
+                    "[DONE]".into()
+                } else {
+                    " [DONE] ".into()
+                });
+                if rng.chance(10) {
+                    let c = J::A(vec![gen_choice(
+                        rng,
+                        Some(J::O(vec![("content".into(), st("late"))])),
+                        None,
+                    )]);
+                    let late = gen_chunk(rng, &id, &model, c, None);
+                    datas.push(to_text(rng, &late));
+                }
+                true
+            }
+            14..=17 => true,
+            _ => false,
+        };
+        // The generator's choice index 1 (3 %) is fine for the fast path.
+        StreamCase {
+            model: client_model,
+            datas,
+            clean_end,
+            plain,
+        }
+    }
+
+    /// The message id in a `message_start` event.
+    fn message_id(events: &[String]) -> Option<String> {
+        const KEY: &str = r#"{"type":"message_start","message":{"id":""#;
+        let e = events.iter().find_map(|e| e.split_once(KEY))?.1;
+        Some(e[..e.find('"')?].to_string())
+    }
+
+    type Step = (Result<(), String>, Vec<String>, Usage);
+
+    fn run_stream(case: &StreamCase, typed: bool) -> Vec<Step> {
+        let mut s = OpenAiStream::new(ClientApi::Anthropic, case.model, typed);
+        let mut steps = Vec::new();
+        let text = |out: Vec<Bytes>| -> Vec<String> {
+            out.iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect()
+        };
+        for data in &case.datas {
+            let mut out = Vec::new();
+            let r = s.push(
+                &SseEvent {
+                    event: String::new(),
+                    data: data.clone(),
+                },
+                &mut out,
+            );
+            let failed = r.is_err();
+            steps.push((r.map_err(|e| e.to_string()), text(out), s.usage()));
+            if failed {
+                return steps;
+            }
+        }
+        let mut out = Vec::new();
+        let r = s.finish(case.clean_end, &mut out);
+        steps.push((r.map_err(|e| e.to_string()), text(out), s.usage()));
+        steps
+    }
+
+    /// Replaces a generated message id (and the tool ids made from it) by a
+    /// placeholder.
+    fn normalise(steps: &mut [Step]) {
+        let all: Vec<String> = steps.iter().flat_map(|s| s.1.clone()).collect();
+        if let Some(id) = message_id(&all).filter(|id| id.starts_with("msg_")) {
+            for s in steps.iter_mut() {
+                for e in &mut s.1 {
+                    *e = e.replace(&id, "msg_GENERATED");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn generated_streams_translate_as_the_general_path_does() {
+        let mut rng = Rng(0xfeed_face_cafe_beef);
+        let mut plain_cases = 0;
+        for i in 0..3000 {
+            let case = gen_stream(&mut rng);
+            let mut fast = run_stream(&case, true);
+            let mut general = run_stream(&case, false);
+            // Generated ids ("msg_…"; the generator's start "chatcmpl-")
+            // differ between any two streams.
+            normalise(&mut fast);
+            normalise(&mut general);
+            assert_eq!(fast.len(), general.len(), "#{i}: {:?}", case.datas);
+            for (k, (f, g)) in fast.iter().zip(&general).enumerate() {
+                assert_eq!(f, g, "#{i} step {k}: {:?}", case.datas);
+            }
+            if case.plain {
+                plain_cases += 1;
+                // Every payload of a plain stream is the fast path's.
+                let mut t = OpenAiToAnthropicStream::new(case.model);
+                let mut raw_usage = Usage::default();
+                let mut out = Vec::new();
+                for data in &case.datas {
+                    if data.trim() == "[DONE]" {
+                        assert!(close_stream(&mut t, &mut out), "#{i}");
+                    } else {
+                        assert!(
+                            push_chunk(&mut t, data, &mut raw_usage, &mut out),
+                            "#{i}: declined {data}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(plain_cases > 1000, "{plain_cases}");
+    }
+
+    #[test]
+    fn uncovered_chunks_are_declined_without_a_change() {
+        let mut t = OpenAiToAnthropicStream::new("m");
+        let mut raw_usage = Usage::default();
+        let mut out = Vec::new();
+        // No id to start the message with: the general path generates one.
+        assert!(!push_chunk(
+            &mut t,
+            r#"{"choices":[{"index":0,"delta":{"content":"a"}}]}"#,
+            &mut raw_usage,
+            &mut out
+        ));
+        assert!(!close_stream(&mut t, &mut out));
+        assert!(push_chunk(
+            &mut t,
+            r#"{"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}"#,
+            &mut raw_usage,
+            &mut out
+        ));
+        let before = format!("{t:?}");
+        let cases: &[&str] = &[
+            r#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":""}}]}}],"usage":{"prompt_tokens":5}}"#,
+            r#"{"id":"c","choices":[{"index":0,"delta":{"refusal":"no"}}],"usage":{"prompt_tokens":5}}"#,
+            r#"{"error":{"message":"boom"}}"#,
+            r#"{"id":"c","choices":[],"usage":{"prompt_tokens":"5"}}"#,
+            r#"{"id":"c","choices":[{"index":0,"delta":{"content":"a","audio":{}}}]}"#,
+            r#"{"id":"c","choices":[{"index":-1,"delta":{"content":"a"}}]}"#,
+            r#"{"id":"c","choices":[],"usage":{"prompt_tokens":5,"x":"\ud800"}}"#,
+            r#"{"id":"c","choices":[["x"]]}"#,
+            "[DONE]",
+            "",
+        ];
+        for c in cases {
+            assert!(!push_chunk(&mut t, c, &mut raw_usage, &mut out), "{c}");
+            assert_eq!(format!("{t:?}"), before, "{c}");
+            assert_eq!(raw_usage, Usage::default(), "{c}");
         }
     }
 }
