@@ -177,7 +177,7 @@ pub(crate) fn finish_reason_for(stop_reason: Option<&str>) -> &'static str {
 }
 
 /// OpenAI `finish_reason` -> Anthropic `stop_reason`.
-fn stop_reason_for(finish_reason: Option<&str>) -> &'static str {
+pub(crate) fn stop_reason_for(finish_reason: Option<&str>) -> &'static str {
     match finish_reason {
         Some("length") => "max_tokens",
         Some("tool_calls") | Some("function_call") => "tool_use",
@@ -2125,14 +2125,14 @@ impl AnthropicToOpenAiStream {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum OpenBlock {
+pub(crate) enum OpenBlock {
     Text(usize),
     Thinking(usize),
     Tool(usize),
 }
 
 impl OpenBlock {
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             OpenBlock::Text(i) | OpenBlock::Thinking(i) | OpenBlock::Tool(i) => i,
         }
@@ -2141,7 +2141,7 @@ impl OpenBlock {
 
 /// A streamed OpenAI tool call and the tool_use block it became.
 #[derive(Debug)]
-struct OaTool {
+pub(crate) struct OaTool {
     oa_index: u64,
     /// Empty when the vendor sent none.
     vendor_id: String,
@@ -2149,18 +2149,23 @@ struct OaTool {
 }
 
 /// OpenAI chat.completion.chunk payloads -> Anthropic SSE events.
+///
+/// The state is crate-visible because the typed fast path
+/// (`crate::protocol::typed::anthropic_client`) drives the same state for
+/// the common chunks, so a stream can switch between the two paths chunk by
+/// chunk.
 #[derive(Debug)]
 pub struct OpenAiToAnthropicStream {
-    model: String,
-    id: String,
-    started: bool,
-    finished: bool,
-    next_block: usize,
-    open: Option<OpenBlock>,
+    pub(crate) model: String,
+    pub(crate) id: String,
+    pub(crate) started: bool,
+    pub(crate) finished: bool,
+    pub(crate) next_block: usize,
+    pub(crate) open: Option<OpenBlock>,
     /// Every tool call seen, in order.
-    tools: Vec<OaTool>,
-    stop_reason: Option<&'static str>,
-    usage: Usage,
+    pub(crate) tools: Vec<OaTool>,
+    pub(crate) stop_reason: Option<&'static str>,
+    pub(crate) usage: Usage,
 }
 
 type Event = (String, String);

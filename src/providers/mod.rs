@@ -163,6 +163,33 @@ impl OpenAiOut {
         Ok(())
     }
 
+    /// One chunk payload through the typed fast path
+    /// (`crate::protocol::typed::anthropic_client::push_chunk`, which also
+    /// fills `raw_usage` as `usage_of` would); `false`, having done nothing,
+    /// when it does not cover the chunk: then [`OpenAiOut::emit`] it.
+    pub(crate) fn emit_typed(
+        &mut self,
+        data: &str,
+        raw_usage: &mut Usage,
+        out: &mut Vec<Bytes>,
+    ) -> bool {
+        match &mut self.to_anthropic {
+            Some(t) => {
+                crate::protocol::typed::anthropic_client::push_chunk(t, data, raw_usage, out)
+            }
+            None => false,
+        }
+    }
+
+    /// [`OpenAiOut::close`] through the typed fast path; `false`, having
+    /// done nothing, when it does not cover the state.
+    pub(crate) fn close_typed(&mut self, out: &mut Vec<Bytes>) -> bool {
+        match &mut self.to_anthropic {
+            Some(t) => crate::protocol::typed::anthropic_client::close_stream(t, out),
+            None => false,
+        }
+    }
+
     /// After the OpenAI side ended cleanly: close the Anthropic message.
     pub(crate) fn close(&mut self, out: &mut Vec<Bytes>) {
         if let Some(t) = &mut self.to_anthropic {

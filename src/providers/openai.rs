@@ -5,6 +5,7 @@ use super::{
 };
 use crate::config::{ApiKey, Provider};
 use crate::protocol::sse::SseEvent;
+use crate::protocol::typed::anthropic_client;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::Bytes;
 use pingora::http::RequestHeader;
@@ -39,12 +40,33 @@ impl Vendor for OpenAiVendor {
         Ok(set_model(as_openai_request(client, req)?, model))
     }
 
+    fn translate_request_bytes(
+        &self,
+        client: ClientApi,
+        body: &[u8],
+        _p: &Provider,
+        model: &str,
+    ) -> Option<Bytes> {
+        match client {
+            ClientApi::Anthropic => {
+                anthropic_client::request_to_openai(body, model).map(Bytes::from)
+            }
+            // Same format: never translated.
+            ClientApi::OpenAi => None,
+        }
+    }
+
     fn translate_response(
         &self,
         client: ClientApi,
         body: &[u8],
         _model: &str,
     ) -> Result<(Bytes, Usage), TranslateError> {
+        if client == ClientApi::Anthropic {
+            if let Some((out, usage)) = anthropic_client::response_to_anthropic(body) {
+                return Ok((Bytes::from(out), usage));
+            }
+        }
         let resp = parse_json(body, "response")?;
         let usage = usage_of(&resp["usage"]);
         match client {
@@ -63,11 +85,7 @@ impl Vendor for OpenAiVendor {
         client_model: &str,
         _include_usage: bool,
     ) -> Box<dyn StreamTranslate> {
-        Box::new(OpenAiStream {
-            out: OpenAiOut::new(client, client_model),
-            usage: Usage::default(),
-            done: false,
-        })
+        Box::new(OpenAiStream::new(client, client_model, true))
     }
 
     fn error_to_openai(&self, status: u16, body: &[u8]) -> (u16, Value) {
@@ -98,17 +116,42 @@ pub fn usage_of(u: &Value) -> Usage {
 
 /// OpenAI stream to an Anthropic client (the OpenAI->OpenAI case is relayed
 /// byte for byte and never built).
-struct OpenAiStream {
+pub(crate) struct OpenAiStream {
     out: OpenAiOut,
     usage: Usage,
     done: bool,
+    /// Whether the typed fast path may take a chunk; off only in the tests
+    /// that compare the two paths.
+    typed: bool,
+}
+
+impl OpenAiStream {
+    pub(crate) fn new(client: ClientApi, client_model: &str, typed: bool) -> Self {
+        OpenAiStream {
+            out: OpenAiOut::new(client, client_model),
+            usage: Usage::default(),
+            done: false,
+            typed,
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<Bytes>) {
+        if !(self.typed && self.out.close_typed(out)) {
+            self.out.close(out);
+        }
+    }
 }
 
 impl StreamTranslate for OpenAiStream {
     fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
         if ev.data.trim() == "[DONE]" {
             self.done = true;
-            self.out.close(out);
+            self.close(out);
+            return Ok(());
+        }
+        // One borrowing parse for the common chunks instead of two `Value`
+        // trees (here and in the translator).
+        if self.typed && self.out.emit_typed(&ev.data, &mut self.usage, out) {
             return Ok(());
         }
         if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
@@ -135,7 +178,7 @@ impl StreamTranslate for OpenAiStream {
             ));
         }
         // Some compatible servers omit [DONE]; a clean HTTP end is the end.
-        self.out.close(out);
+        self.close(out);
         Ok(())
     }
 
