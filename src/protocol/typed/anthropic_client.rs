@@ -18,120 +18,19 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::Deref;
 
 use bytes::Bytes;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Number, Value};
 
-use super::{count, push_json_str};
+use super::{count, push_json_bytes, Obj, Skip, Str};
 use crate::protocol::anthropic::{stop_reason_for, OpenAiToAnthropicStream, OpenBlock};
 use crate::protocol::types::Usage;
 
 // ---------------------------------------------------------------------------
 // Shared pieces
 // ---------------------------------------------------------------------------
-
-/// A JSON string, borrowed from the body unless it contains escapes. (A
-/// bare `Option<Cow<str>>` field would always allocate: serde only borrows
-/// a `Cow` that is the field's whole type, hence the newtype.)
-#[derive(Deserialize, Default)]
-#[serde(transparent)]
-struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
-
-impl Str<'_> {
-    fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A JSON object read into `T`. serde's derived struct impls also accept a
-/// JSON array (fields by position) where the general path sees "not an
-/// object"; reading through `deserialize_map` refuses arrays.
-struct Obj<T>(T);
-
-impl<T> Deref for Obj<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        T::deserialize(MapOnly(d)).map(Obj)
-    }
-}
-
-/// Routes a derived struct impl's request to `deserialize_map`.
-struct MapOnly<D>(D);
-
-impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
-    type Error = D::Error;
-    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, D::Error> {
-        self.0.deserialize_map(v)
-    }
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_map(v)
-    }
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map enum identifier ignored_any
-    }
-}
-
-/// A value the general path does not read, checked as its `Value` parse
-/// checks it. (`serde::de::IgnoredAny` skips without serde_json's depth
-/// limit, number range or string checks, so it would let through bodies
-/// the general path rejects as invalid JSON.)
-#[derive(Default)]
-struct Skip;
-
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Skip;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_unit<E>(self) -> Result<Skip, E> {
-                Ok(Skip)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-                while seq.next_element::<Skip>()?.is_some() {}
-                Ok(Skip)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-                while map.next_entry::<Skip, Skip>()?.is_some() {}
-                Ok(Skip)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 fn push_u64(out: &mut Vec<u8>, n: u64) {
     // Writing to a Vec cannot fail.
@@ -172,7 +71,7 @@ impl Serialize for Joined<'_, '_> {
 
 fn push_joined(out: &mut Vec<u8>, blocks: &[Obj<TextBlock<'_>>], sep: &'static str) {
     match blocks {
-        [one] => push_json_str(out, one.text.as_str()),
+        [one] => push_json_bytes(out, one.text.as_str()),
         _ => {
             // Writing to a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, &Joined { blocks, sep });
@@ -309,14 +208,14 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
     // Key order as the general path builds its map: `model` first (set
     // again by `set_model`, which keeps its position), then the rest.
     out.extend_from_slice(b"{\"model\":");
-    push_json_str(&mut out, model);
+    push_json_bytes(&mut out, model);
     out.extend_from_slice(b",\"messages\":[");
     let mut first = true;
     match &req.system {
         // An empty system prompt is left out.
         Some(Content::Text(s)) if !s.is_empty() => {
             open_message(&mut out, &mut first, "system");
-            push_json_str(&mut out, s);
+            push_json_bytes(&mut out, s);
             out.push(b'}');
         }
         // Joined by blank lines; empty only when there is no separator
@@ -339,7 +238,7 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
         match (role, &msg.content) {
             (Role::User, Content::Text(s)) => {
                 open_message(&mut out, &mut first, "user");
-                push_json_str(&mut out, s);
+                push_json_bytes(&mut out, s);
                 out.push(b'}');
             }
             // A user message without blocks disappears; text blocks join
@@ -353,7 +252,7 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
             }
             (Role::Assistant, Content::Text(s)) => {
                 open_message(&mut out, &mut first, "assistant");
-                push_json_str(&mut out, s);
+                push_json_bytes(&mut out, s);
                 out.push(b'}');
             }
             // The general path concatenates assistant text blocks without
@@ -376,7 +275,7 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
             if i > 0 {
                 out.push(b',');
             }
-            push_json_str(&mut out, s.as_str());
+            push_json_bytes(&mut out, s.as_str());
         }
         out.push(b']');
     }
@@ -402,7 +301,7 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
         .filter(|u| !u.0.is_empty())
     {
         out.extend_from_slice(b",\"user\":");
-        push_json_str(&mut out, user.as_str());
+        push_json_bytes(&mut out, user.as_str());
     }
     out.push(b'}');
     Some(out)
@@ -597,7 +496,7 @@ fn push_text_block(out: &mut Vec<u8>, first: &mut bool, text: &str) {
         out.push(b',');
     }
     out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-    push_json_str(out, text);
+    push_json_bytes(out, text);
     out.push(b'}');
 }
 
@@ -615,7 +514,7 @@ fn push_tool_input(out: &mut Vec<u8>, args: Option<&str>) {
             }
             _ => {
                 out.extend_from_slice(b"{\"arguments\":");
-                push_json_str(out, s);
+                push_json_bytes(out, s);
                 out.push(b'}');
             }
         },
@@ -636,9 +535,9 @@ pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
 
     let mut out = Vec::with_capacity(body.len() + 160);
     out.extend_from_slice(b"{\"id\":");
-    push_json_str(&mut out, id.as_str());
+    push_json_bytes(&mut out, id.as_str());
     out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-    push_json_str(&mut out, resp.model.as_str());
+    push_json_bytes(&mut out, resp.model.as_str());
     out.extend_from_slice(b",\"content\":[");
     let mut first = true;
     // `reasoning_content` wins over `reasoning` when it is a string, even
@@ -649,7 +548,7 @@ pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
     if let Some(r) = reasoning {
         first = false;
         out.extend_from_slice(b"{\"type\":\"thinking\",\"thinking\":");
-        push_json_str(&mut out, r.as_str());
+        push_json_bytes(&mut out, r.as_str());
         out.extend_from_slice(b",\"signature\":\"\"}");
     }
     if let Some(text) = msg
@@ -671,9 +570,9 @@ pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
         }
         let function = call.function.as_ref();
         out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
-        push_json_str(&mut out, call.id.as_ref().map_or("", Str::as_str));
+        push_json_bytes(&mut out, call.id.as_ref().map_or("", Str::as_str));
         out.extend_from_slice(b",\"name\":");
-        push_json_str(
+        push_json_bytes(
             &mut out,
             function
                 .and_then(|f| f.name.as_ref())
@@ -856,7 +755,7 @@ fn push_delta(t: &mut OpenAiToAnthropicStream, thinking: bool, text: &str, out: 
         } else {
             b.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
         }
-        push_json_str(b, text);
+        push_json_bytes(b, text);
         b.extend_from_slice(b"}}");
     });
 }
@@ -908,9 +807,9 @@ pub(crate) fn push_chunk(
         let input = t.usage.prompt_tokens.saturating_sub(t.usage.cached_tokens);
         push_event(out, "message_start", |b| {
             b.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":");
-            push_json_str(b, &t.id);
+            push_json_bytes(b, &t.id);
             b.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-            push_json_str(b, &t.model);
+            push_json_bytes(b, &t.model);
             b.extend_from_slice(
                 b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":",
             );

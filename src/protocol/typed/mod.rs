@@ -11,14 +11,149 @@
 //! unknown field (`deny_unknown_fields`), an unusual type, a content part
 //! other than text, an error body, an invalid value — and the caller then
 //! runs the general path. For what they do accept they must produce the
-//! bytes the general path produces; `tests` below checks that on generated
-//! inputs, so a change to a general translator that is not mirrored here
-//! fails the build's tests instead of silently diverging.
+//! bytes the general path produces; the tests of each module check that on
+//! generated inputs, so a change to a general translator that is not
+//! mirrored here fails the tests instead of silently diverging.
+//!
+//! Client requests are read with `deny_unknown_fields` and [`Skip`] for the
+//! fields a translation ignores, so what the general path rejects as
+//! invalid JSON (a number out of range, nesting past serde_json's limit) is
+//! declined here too. Vendor answers and stream events in
+//! `openai_client` are read leniently: fields the translation does not
+//! read are skipped by serde without those checks (the body's UTF-8 is
+//! still checked), so a vendor answer that is valid except for such a value
+//! in an unread field is translated where the general path would fail it.
 
 pub mod anthropic_client;
 pub mod openai_client;
 
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Number;
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+
+// ---------------------------------------------------------------------------
+// Serde pieces shared by the fast paths
+// ---------------------------------------------------------------------------
+
+/// A JSON string, borrowed from the body unless it contains escapes. (A
+/// bare `Option<Cow<str>>` field would always allocate: serde only borrows
+/// a `Cow` that is the field's whole type, hence the newtype.)
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+pub(crate) struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Str<'_> {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Str<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A JSON object read into `T`. serde's derived struct impls also accept a
+/// JSON array (fields by position) where the general path sees "not an
+/// object"; reading through `deserialize_map` refuses arrays.
+pub(crate) struct Obj<T>(pub(crate) T);
+
+impl<T> Deref for Obj<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(MapOnly(d)).map(Obj)
+    }
+}
+
+/// Routes a derived struct impl's request to `deserialize_map`.
+struct MapOnly<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapOnly<D> {
+    type Error = D::Error;
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(v)
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(v)
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// A value the general path does not read, checked as its `Value` parse
+/// checks it. (`serde::de::IgnoredAny` skips without serde_json's depth
+/// limit, number range or string checks, so it would let through bodies
+/// the general path rejects as invalid JSON.)
+#[derive(Default)]
+pub(crate) struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Skip;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_unit<E>(self) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+                while seq.next_element::<Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+                while map.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Output helpers
+// ---------------------------------------------------------------------------
 
 /// A token count as the general path reads it: an unsigned integer, or a
 /// non-negative float truncated; anything else counts 0.
@@ -37,7 +172,18 @@ pub(crate) fn count(n: Option<&Number>) -> u64 {
 /// (lower-case hex) for the rest; everything else verbatim.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
-    out.push('"');
+    escape(s, |piece| out.push_str(piece));
+}
+
+/// [`push_json_str`] for byte buffers.
+pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
+    escape(s, |piece| out.extend_from_slice(piece.as_bytes()));
+}
+
+/// Hands `s` as a quoted, escaped JSON string to `put`, in pieces.
+fn escape(s: &str, mut put: impl FnMut(&str)) {
+    put("\"");
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -53,19 +199,26 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
             _ => continue,
         };
         // Escaped bytes are ASCII, so these are char boundaries.
-        out.push_str(&s[start..i]);
+        put(&s[start..i]);
         if short.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            let code = [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ];
+            // ASCII by construction.
+            put(std::str::from_utf8(&code).unwrap_or_default());
         } else {
-            out.push_str(short);
+            put(short);
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+    put(&s[start..]);
+    put("\"");
 }
 
 /// Whether a body is a JSON object at the top. Derived `Deserialize` impls
@@ -85,6 +238,9 @@ mod tests {
             let mut ours = String::new();
             super::push_json_str(&mut ours, s);
             assert_eq!(ours, serde_json::to_string(s).unwrap_or_default());
+            let mut bytes = Vec::new();
+            super::push_json_bytes(&mut bytes, s);
+            assert_eq!(bytes, ours.as_bytes());
         }
     }
 }

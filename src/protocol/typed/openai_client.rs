@@ -4,10 +4,9 @@
 //! `anthropic::anthropic_response_to_openai` and the text deltas of
 //! `anthropic::AnthropicToOpenAiStream`.
 
-use super::{count, push_json_str};
+use super::{count, push_json_str, Obj, Skip, Str};
 use crate::protocol::anthropic::{finish_reason_for, generated_id, now_unix, RequestOptions};
 use crate::protocol::types::Usage;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{Number, Value};
 use std::borrow::Cow;
@@ -27,14 +26,14 @@ use std::borrow::Cow;
 struct Request<'a> {
     // Replaced by the upstream model; its value does not matter.
     #[serde(default)]
-    model: Option<IgnoredAny>,
+    model: Option<Skip>,
     #[serde(borrow)]
-    messages: Vec<Message<'a>>,
+    messages: Vec<Obj<Message<'a>>>,
     #[serde(default)]
     stream: Option<bool>,
     // Read by the proxy (include_usage), nothing to translate.
     #[serde(default)]
-    stream_options: Option<IgnoredAny>,
+    stream_options: Option<Skip>,
     #[serde(default)]
     max_tokens: Option<u64>,
     #[serde(default)]
@@ -50,15 +49,15 @@ struct Request<'a> {
     #[serde(default)]
     n: Option<u64>,
     #[serde(default, borrow)]
-    user: Option<Cow<'a, str>>,
+    user: Option<Str<'a>>,
     #[serde(default, borrow)]
-    safety_identifier: Option<Cow<'a, str>>,
+    safety_identifier: Option<Str<'a>>,
     // OpenAI's stored-completion metadata has no Anthropic counterpart.
     #[serde(default)]
-    metadata: Option<IgnoredAny>,
+    metadata: Option<Skip>,
     // Without tools it changes nothing.
     #[serde(default)]
-    parallel_tool_calls: Option<IgnoredAny>,
+    parallel_tool_calls: Option<Skip>,
 }
 
 #[derive(Deserialize)]
@@ -76,12 +75,12 @@ enum Stop<'a> {
 #[serde(deny_unknown_fields)]
 struct Message<'a> {
     #[serde(borrow)]
-    role: Cow<'a, str>,
+    role: Str<'a>,
     #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
+    content: Option<Str<'a>>,
     // A participant name: Anthropic has none, the general path drops it.
     #[serde(default)]
-    name: Option<IgnoredAny>,
+    name: Option<Skip>,
 }
 
 #[derive(PartialEq, Clone, Copy)]
@@ -265,17 +264,17 @@ pub fn request_to_anthropic(body: &[u8], opts: &RequestOptions, model: &str) -> 
 #[derive(Deserialize)]
 struct Message2<'a> {
     #[serde(rename = "type", default, borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Str<'a>>,
     #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Str<'a>>,
     #[serde(borrow)]
-    model: Cow<'a, str>,
+    model: Str<'a>,
     #[serde(borrow)]
-    content: Vec<Block<'a>>,
+    content: Vec<Obj<Block<'a>>>,
     #[serde(default, borrow)]
-    stop_reason: Option<Cow<'a, str>>,
+    stop_reason: Option<Str<'a>>,
     #[serde(default)]
-    usage: Option<AnthropicUsage>,
+    usage: Option<Obj<AnthropicUsage>>,
 }
 
 // Some fields are only declared so that `deny_unknown_fields` accepts
@@ -284,27 +283,27 @@ struct Message2<'a> {
 #[derive(Deserialize)]
 struct Block<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
+    kind: Str<'a>,
     #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
+    text: Option<Str<'a>>,
     #[serde(default, borrow)]
-    thinking: Option<Cow<'a, str>>,
+    thinking: Option<Str<'a>>,
     // tool_use blocks go to the general path (arguments are re-serialised
     // from a Value there).
     #[serde(default)]
-    input: Option<IgnoredAny>,
+    input: Option<Skip>,
 }
 
 #[derive(Deserialize, Default)]
-pub struct AnthropicUsage {
+pub(crate) struct AnthropicUsage {
     #[serde(default)]
-    pub input_tokens: Option<Number>,
+    pub(crate) input_tokens: Option<Number>,
     #[serde(default)]
-    pub output_tokens: Option<Number>,
+    pub(crate) output_tokens: Option<Number>,
     #[serde(default)]
-    pub cache_read_input_tokens: Option<Number>,
+    pub(crate) cache_read_input_tokens: Option<Number>,
     #[serde(default)]
-    pub cache_creation_input_tokens: Option<Number>,
+    pub(crate) cache_creation_input_tokens: Option<Number>,
 }
 
 impl AnthropicUsage {
@@ -340,7 +339,10 @@ pub fn response_to_openai(body: &[u8]) -> Option<(String, Usage)> {
     if !super::is_object(body) {
         return None;
     }
-    let resp: Message2<'_> = serde_json::from_slice(body).ok()?;
+    // Fields this path does not read are skipped unchecked; the UTF-8
+    // check keeps bytes the general path would reject out of them.
+    let text = std::str::from_utf8(body).ok()?;
+    let resp: Message2<'_> = serde_json::from_str(text).ok()?;
     if resp.kind.as_deref() == Some("error") {
         return None;
     }
@@ -364,7 +366,7 @@ pub fn response_to_openai(body: &[u8]) -> Option<(String, Usage)> {
     let usage = resp
         .usage
         .as_ref()
-        .map(AnthropicUsage::to_usage)
+        .map(|u| u.to_usage())
         .unwrap_or_default();
     let id = match resp.id.as_deref().filter(|s| !s.is_empty()) {
         Some(id) => Cow::Borrowed(id),
@@ -400,50 +402,50 @@ pub fn response_to_openai(body: &[u8]) -> Option<(String, Usage)> {
 /// for text and thinking answers. `AnthropicToOpenAiStream` handles it and
 /// leaves tool blocks and errors to its `Value` path.
 #[derive(Deserialize)]
-pub struct StreamEvent<'a> {
+pub(crate) struct StreamEvent<'a> {
     #[serde(rename = "type", borrow)]
-    pub kind: Cow<'a, str>,
+    pub(crate) kind: Str<'a>,
     #[serde(default, borrow)]
-    pub message: Option<StartMessage<'a>>,
+    pub(crate) message: Option<Obj<StartMessage<'a>>>,
     #[serde(default, borrow)]
-    pub content_block: Option<EventBlock<'a>>,
+    pub(crate) content_block: Option<Obj<EventBlock<'a>>>,
     /// content_block_delta's delta, or message_delta's.
     #[serde(default, borrow)]
-    pub delta: Option<EventDelta<'a>>,
+    pub(crate) delta: Option<Obj<EventDelta<'a>>>,
     #[serde(default)]
-    pub usage: Option<AnthropicUsage>,
+    pub(crate) usage: Option<Obj<AnthropicUsage>>,
 }
 
 #[derive(Deserialize)]
-pub struct StartMessage<'a> {
+pub(crate) struct StartMessage<'a> {
     #[serde(default, borrow)]
-    pub id: Option<Cow<'a, str>>,
+    pub(crate) id: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub model: Option<Cow<'a, str>>,
+    pub(crate) model: Option<Str<'a>>,
     #[serde(default)]
-    pub usage: Option<AnthropicUsage>,
+    pub(crate) usage: Option<Obj<AnthropicUsage>>,
 }
 
 #[derive(Deserialize)]
-pub struct EventBlock<'a> {
+pub(crate) struct EventBlock<'a> {
     #[serde(rename = "type", default, borrow)]
-    pub kind: Option<Cow<'a, str>>,
+    pub(crate) kind: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub text: Option<Cow<'a, str>>,
+    pub(crate) text: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub thinking: Option<Cow<'a, str>>,
+    pub(crate) thinking: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
-pub struct EventDelta<'a> {
+pub(crate) struct EventDelta<'a> {
     #[serde(rename = "type", default, borrow)]
-    pub kind: Option<Cow<'a, str>>,
+    pub(crate) kind: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub text: Option<Cow<'a, str>>,
+    pub(crate) text: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub thinking: Option<Cow<'a, str>>,
+    pub(crate) thinking: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub stop_reason: Option<Cow<'a, str>>,
+    pub(crate) stop_reason: Option<Str<'a>>,
 }
 
 /// A text delta exactly as Anthropic writes it,
@@ -495,7 +497,7 @@ fn is_index_then(data: &str, prefix: &str, suffix: &str) -> bool {
 
 /// Parses one event's data; `None` when it is not a JSON object of the
 /// expected shape (the `Value` path then decides, errors included).
-pub fn stream_event(data: &str) -> Option<StreamEvent<'_>> {
+pub(crate) fn stream_event(data: &str) -> Option<StreamEvent<'_>> {
     if !super::is_object(data.as_bytes()) {
         return None;
     }
@@ -661,11 +663,25 @@ mod tests {
             json!({"model": "m", "messages": [{"role": "wizard", "content": "hi"}]}),
             json!({"model": "m", "messages": "hi"}),
             json!([{"role": "user", "content": "hi"}]),
+            // Derived structs would take an array for an object.
+            json!({"model": "m", "messages": [["user", "hi"]]}),
         ] {
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
             assert!(
                 request_to_anthropic(&bytes, &opts, "c").is_none(),
                 "fast path took {body}"
+            );
+        }
+        // Values the general path's parse rejects, in fields the fast path
+        // does not read.
+        for raw in [
+            r#"{"model":1e400,"messages":[{"role":"user","content":"hi"}]}"#,
+            r#"{"model":"m","metadata":{"a":1e400},"messages":[{"role":"user","content":"hi"}]}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(raw).is_err());
+            assert!(
+                request_to_anthropic(raw.as_bytes(), &opts, "c").is_none(),
+                "fast path took {raw}"
             );
         }
     }
@@ -819,7 +835,7 @@ mod tests {
 
     #[test]
     fn stream_events_parse_or_are_left_to_the_general_path() {
-        let kind = |d: &str| stream_event(d).map(|e| e.kind.into_owned());
+        let kind = |d: &str| stream_event(d).map(|e| e.kind.to_string());
         assert_eq!(kind(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}"#).as_deref(), Some("content_block_delta"));
         assert_eq!(kind(r#"{"type":"ping"}"#).as_deref(), Some("ping"));
         // Shapes the typed parse cannot take: the Value path decides.
