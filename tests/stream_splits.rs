@@ -21,7 +21,7 @@ fn fixture(name: &str) -> Vec<u8> {
 fn run(kind: ProviderKind, client: ClientApi, chunks: &[&[u8]]) -> Vec<(String, Value)> {
     let mut parser = SseParser::default();
     let mut translator = vendor(kind).stream(client, "client-model", true);
-    let mut out = Vec::new();
+    let mut out = bytes::BytesMut::new();
     for chunk in chunks {
         for ev in parser.push(chunk) {
             translator.push(&ev, &mut out).expect("translates");
@@ -33,8 +33,8 @@ fn run(kind: ProviderKind, client: ClientApi, chunks: &[&[u8]]) -> Vec<(String, 
     translator.finish(true, &mut out).expect("ends cleanly");
     let mut events = Vec::new();
     let mut client_parser = SseParser::default();
-    for bytes in out {
-        for ev in client_parser.push(&bytes) {
+    {
+        for ev in client_parser.push(&out) {
             let mut v: Value =
                 serde_json::from_str(&ev.data).unwrap_or(Value::String(ev.data.clone()));
             if let Some(o) = v.as_object_mut() {

@@ -2006,7 +2006,16 @@ impl AnthropicToOpenAiStream {
                     self.start(&mut out);
                     return Ok(out);
                 }
-                _ => {}
+                _ => {
+                    if let Some((stop, output)) =
+                        typed::openai_client::canonical_message_delta(data)
+                    {
+                        self.start(&mut out);
+                        self.usage.output = output;
+                        self.on_message_delta(Some(stop), &mut out);
+                        return Ok(out);
+                    }
+                }
             }
         }
         // Nearly every other event takes the typed path; the data's own

@@ -181,6 +181,23 @@ impl SseParser {
     }
 }
 
+/// [`encode`] appended to a buffer (the stream translators write a whole
+/// read's worth of events into one buffer, sent as one body chunk).
+pub fn encode_into(out: &mut BytesMut, event: &str, data: &str) {
+    out.reserve(event.len() + data.len() + 16);
+    if !event.is_empty() {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(event.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    for line in data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    out.extend_from_slice(b"\n");
+}
+
 /// Serialise one event (`event:` line only when named).
 pub fn encode(event: &str, data: &str) -> Bytes {
     let mut out = String::with_capacity(event.len() + data.len() + 16);

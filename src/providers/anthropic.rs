@@ -3,10 +3,10 @@
 use super::{parse_json, set_model, to_bytes, ClientApi, StreamTranslate, Vendor};
 use crate::config::{ApiKey, Provider};
 use crate::protocol::anthropic as wire;
-use crate::protocol::sse::{encode, SseEvent};
+use crate::protocol::sse::{encode_into, SseEvent};
 use crate::protocol::typed::openai_client as typed;
 use crate::protocol::types::{TranslateError, Usage};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
 use serde_json::Value;
 
@@ -120,14 +120,14 @@ impl Vendor for AnthropicVendor {
 struct AnthropicToOpenAi(wire::AnthropicToOpenAiStream);
 
 impl StreamTranslate for AnthropicToOpenAi {
-    fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
         for data in self.0.push(&ev.event, &ev.data)? {
-            out.push(encode("", &data));
+            encode_into(out, "", &data);
         }
         Ok(())
     }
 
-    fn finish(&mut self, _clean: bool, _out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+    fn finish(&mut self, _clean: bool, _out: &mut BytesMut) -> Result<(), TranslateError> {
         if self.0.finished() {
             Ok(())
         } else {
@@ -148,11 +148,11 @@ struct AnthropicPassThrough {
 }
 
 impl StreamTranslate for AnthropicPassThrough {
-    fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
-        out.push(encode(&ev.event, &ev.data));
+    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
+        encode_into(out, &ev.event, &ev.data);
         Ok(())
     }
-    fn finish(&mut self, _clean: bool, _out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+    fn finish(&mut self, _clean: bool, _out: &mut BytesMut) -> Result<(), TranslateError> {
         Ok(())
     }
     fn usage(&self) -> Usage {

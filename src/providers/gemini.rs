@@ -12,7 +12,7 @@ use crate::config::{ApiKey, Provider};
 use crate::protocol::gemini as wire;
 use crate::protocol::sse::SseEvent;
 use crate::protocol::types::{TranslateError, Usage};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
 use serde_json::Value;
 
@@ -97,12 +97,12 @@ struct GeminiStream {
 }
 
 impl StreamTranslate for GeminiStream {
-    fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
         let payloads = self.inner.push(&ev.data)?;
         self.out.emit(payloads, out)
     }
 
-    fn finish(&mut self, clean: bool, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+    fn finish(&mut self, clean: bool, out: &mut BytesMut) -> Result<(), TranslateError> {
         let payloads = self.inner.finish(clean)?;
         self.out.emit(payloads, out)?;
         self.out.close(out);

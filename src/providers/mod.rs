@@ -14,7 +14,7 @@ pub mod openai;
 use crate::config::{ApiKey, Provider, ProviderKind};
 use crate::protocol::sse::SseEvent;
 use crate::protocol::types::{TranslateError, Usage};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
 use serde_json::Value;
 
@@ -46,10 +46,10 @@ impl ClientApi {
 /// Turns a vendor's event stream into the client's, event by event.
 pub trait StreamTranslate: Send {
     /// One upstream event; SSE-encoded output events are appended to `out`.
-    fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
+    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError>;
     /// The upstream body ended (`clean`: HTTP framing complete). Appends the
     /// closing events, or fails when the vendor's stream was truncated.
-    fn finish(&mut self, clean: bool, out: &mut Vec<Bytes>) -> Result<(), TranslateError>;
+    fn finish(&mut self, clean: bool, out: &mut BytesMut) -> Result<(), TranslateError>;
     fn usage(&self) -> Usage;
 }
 
@@ -148,14 +148,14 @@ impl OpenAiOut {
     pub(crate) fn emit(
         &mut self,
         payloads: Vec<String>,
-        out: &mut Vec<Bytes>,
+        out: &mut BytesMut,
     ) -> Result<(), TranslateError> {
         for data in payloads {
             match &mut self.to_anthropic {
-                None => out.push(crate::protocol::sse::encode("", &data)),
+                None => crate::protocol::sse::encode_into(out, "", &data),
                 Some(t) => {
                     for (event, data) in t.push(&data)? {
-                        out.push(crate::protocol::sse::encode(&event, &data));
+                        crate::protocol::sse::encode_into(out, &event, &data);
                     }
                 }
             }
@@ -171,7 +171,7 @@ impl OpenAiOut {
         &mut self,
         data: &str,
         raw_usage: &mut Usage,
-        out: &mut Vec<Bytes>,
+        out: &mut BytesMut,
     ) -> bool {
         match &mut self.to_anthropic {
             Some(t) => {
@@ -183,7 +183,7 @@ impl OpenAiOut {
 
     /// [`OpenAiOut::close`] through the typed fast path; `false`, having
     /// done nothing, when it does not cover the state.
-    pub(crate) fn close_typed(&mut self, out: &mut Vec<Bytes>) -> bool {
+    pub(crate) fn close_typed(&mut self, out: &mut BytesMut) -> bool {
         match &mut self.to_anthropic {
             Some(t) => crate::protocol::typed::anthropic_client::close_stream(t, out),
             None => false,
@@ -191,10 +191,10 @@ impl OpenAiOut {
     }
 
     /// After the OpenAI side ended cleanly: close the Anthropic message.
-    pub(crate) fn close(&mut self, out: &mut Vec<Bytes>) {
+    pub(crate) fn close(&mut self, out: &mut BytesMut) {
         if let Some(t) = &mut self.to_anthropic {
             for (event, data) in t.finish(true) {
-                out.push(crate::protocol::sse::encode(&event, &data));
+                crate::protocol::sse::encode_into(out, &event, &data);
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::config::{ApiKey, Provider};
 use crate::protocol::sse::SseEvent;
 use crate::protocol::typed::anthropic_client;
 use crate::protocol::types::{TranslateError, Usage};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
 use serde_json::Value;
 
@@ -135,7 +135,7 @@ impl OpenAiStream {
         }
     }
 
-    fn close(&mut self, out: &mut Vec<Bytes>) {
+    fn close(&mut self, out: &mut BytesMut) {
         if !(self.typed && self.out.close_typed(out)) {
             self.out.close(out);
         }
@@ -143,7 +143,7 @@ impl OpenAiStream {
 }
 
 impl StreamTranslate for OpenAiStream {
-    fn push(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
         if ev.data.trim() == "[DONE]" {
             self.done = true;
             self.close(out);
@@ -168,7 +168,7 @@ impl StreamTranslate for OpenAiStream {
         self.out.emit(vec![ev.data.clone()], out)
     }
 
-    fn finish(&mut self, clean: bool, out: &mut Vec<Bytes>) -> Result<(), TranslateError> {
+    fn finish(&mut self, clean: bool, out: &mut BytesMut) -> Result<(), TranslateError> {
         if self.done {
             return Ok(());
         }

@@ -376,7 +376,8 @@ async fn translate_stream(
 
     let mut next = c.first.take();
     let mut ended = c.done;
-    let mut out: Vec<Bytes> = Vec::new();
+    // Everything one upstream read produces goes out as one body chunk.
+    let mut out = BytesMut::new();
     loop {
         let mut failure: Option<String> = None;
         if let Some(chunk) = next.take() {
@@ -403,7 +404,7 @@ async fn translate_stream(
             if ctx.ttfb.is_none() {
                 ctx.ttfb = ctx.start.map(|s| s.elapsed());
             }
-            let batch = join(&mut out);
+            let batch = out.split().freeze();
             let last = ended && failure.is_none();
             if session
                 .write_response_body(Some(batch), last)
@@ -464,17 +465,6 @@ async fn translate_stream(
             .map_err(|_| client_closed(ctx))?;
         return Ok(());
     }
-}
-
-fn join(parts: &mut Vec<Bytes>) -> Bytes {
-    if parts.len() == 1 {
-        return parts.pop().unwrap_or_default();
-    }
-    let mut buf = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
-    for p in parts.drain(..) {
-        buf.extend_from_slice(&p);
-    }
-    buf.freeze()
 }
 
 /// Usage read off same-format answers without changing a byte of them.

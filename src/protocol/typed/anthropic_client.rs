@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Number, Value};
@@ -693,17 +693,18 @@ struct Delta<'a> {
 
 /// Appends one SSE event, the bytes `sse::encode(name, data)` gives for
 /// compact JSON (which never contains a newline).
-fn push_event(out: &mut Vec<Bytes>, name: &str, data: impl FnOnce(&mut Vec<u8>)) {
+fn push_event(out: &mut BytesMut, name: &str, data: impl FnOnce(&mut Vec<u8>)) {
     let mut buf = Vec::with_capacity(160);
-    buf.extend_from_slice(b"event: ");
-    buf.extend_from_slice(name.as_bytes());
-    buf.extend_from_slice(b"\ndata: ");
     data(&mut buf);
-    buf.extend_from_slice(b"\n\n");
-    out.push(Bytes::from(buf));
+    out.reserve(buf.len() + name.len() + 16);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(&buf);
+    out.extend_from_slice(b"\n\n");
 }
 
-fn close_block(t: &mut OpenAiToAnthropicStream, out: &mut Vec<Bytes>) {
+fn close_block(t: &mut OpenAiToAnthropicStream, out: &mut BytesMut) {
     if let Some(open) = t.open.take() {
         push_event(out, "content_block_stop", |b| {
             b.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":");
@@ -714,7 +715,7 @@ fn close_block(t: &mut OpenAiToAnthropicStream, out: &mut Vec<Bytes>) {
 }
 
 /// Opens a block whose `content_block` JSON is `block` and returns its index.
-fn open_block(t: &mut OpenAiToAnthropicStream, block: &[u8], out: &mut Vec<Bytes>) -> usize {
+fn open_block(t: &mut OpenAiToAnthropicStream, block: &[u8], out: &mut BytesMut) -> usize {
     close_block(t, out);
     let index = t.next_block;
     t.next_block += 1;
@@ -729,7 +730,7 @@ fn open_block(t: &mut OpenAiToAnthropicStream, block: &[u8], out: &mut Vec<Bytes
 }
 
 /// A text or thinking delta, opening its block when another kind is open.
-fn push_delta(t: &mut OpenAiToAnthropicStream, thinking: bool, text: &str, out: &mut Vec<Bytes>) {
+fn push_delta(t: &mut OpenAiToAnthropicStream, thinking: bool, text: &str, out: &mut BytesMut) {
     let index = match (t.open, thinking) {
         (Some(OpenBlock::Text(i)), false) | (Some(OpenBlock::Thinking(i)), true) => i,
         (_, false) => {
@@ -769,7 +770,7 @@ pub(crate) fn push_chunk(
     t: &mut OpenAiToAnthropicStream,
     data: &str,
     raw_usage: &mut Usage,
-    out: &mut Vec<Bytes>,
+    out: &mut BytesMut,
 ) -> bool {
     let Ok(chunk) = serde_json::from_str::<Obj<Chunk>>(data) else {
         return false;
@@ -850,7 +851,7 @@ pub(crate) fn push_chunk(
 /// The end of the stream (`[DONE]` or a clean end without it), as
 /// `OpenAiToAnthropicStream::finish`; `false` (nothing done) when no event
 /// was sent yet, where the general path generates an id.
-pub(crate) fn close_stream(t: &mut OpenAiToAnthropicStream, out: &mut Vec<Bytes>) -> bool {
+pub(crate) fn close_stream(t: &mut OpenAiToAnthropicStream, out: &mut BytesMut) -> bool {
     if t.finished {
         return true;
     }
@@ -1908,13 +1909,16 @@ mod tests {
     fn run_stream(case: &StreamCase, typed: bool) -> Vec<Step> {
         let mut s = OpenAiStream::new(ClientApi::Anthropic, case.model, typed);
         let mut steps = Vec::new();
-        let text = |out: Vec<Bytes>| -> Vec<String> {
-            out.iter()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
+        // One string per SSE event (events end with a blank line; compact
+        // JSON data never contains one).
+        let text = |out: BytesMut| -> Vec<String> {
+            String::from_utf8_lossy(&out)
+                .split_inclusive("\n\n")
+                .map(str::to_string)
                 .collect()
         };
         for data in &case.datas {
-            let mut out = Vec::new();
+            let mut out = BytesMut::new();
             let r = s.push(
                 &SseEvent {
                     event: String::new(),
@@ -1928,7 +1932,7 @@ mod tests {
                 return steps;
             }
         }
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let r = s.finish(case.clean_end, &mut out);
         steps.push((r.map_err(|e| e.to_string()), text(out), s.usage()));
         steps
@@ -1968,7 +1972,7 @@ mod tests {
                 // Every payload of a plain stream is the fast path's.
                 let mut t = OpenAiToAnthropicStream::new(case.model);
                 let mut raw_usage = Usage::default();
-                let mut out = Vec::new();
+                let mut out = BytesMut::new();
                 for data in &case.datas {
                     if data.trim() == "[DONE]" {
                         assert!(close_stream(&mut t, &mut out), "#{i}");
@@ -1988,7 +1992,7 @@ mod tests {
     fn uncovered_chunks_are_declined_without_a_change() {
         let mut t = OpenAiToAnthropicStream::new("m");
         let mut raw_usage = Usage::default();
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         // No id to start the message with: the general path generates one.
         assert!(!push_chunk(
             &mut t,

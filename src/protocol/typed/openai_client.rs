@@ -473,6 +473,24 @@ pub fn canonical_text_delta(data: &str) -> Option<Cow<'_, str>> {
     }
 }
 
+/// The closing `message_delta` as Anthropic writes it for a plain answer,
+/// `{"type":"message_delta","delta":{"stop_reason":"…","stop_sequence":null},"usage":{"output_tokens":N}}`:
+/// the stop reason and the output token count.
+pub fn canonical_message_delta(data: &str) -> Option<(&str, u64)> {
+    let rest = data.strip_prefix(r#"{"type":"message_delta","delta":{"stop_reason":""#)?;
+    let (reason, rest) = rest.split_once('"')?;
+    if reason.is_empty() || !reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return None;
+    }
+    let n = rest
+        .strip_prefix(r#","stop_sequence":null},"usage":{"output_tokens":"#)?
+        .strip_suffix("}}")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((reason, n.parse().ok()?))
+}
+
 /// `{"type":"content_block_stop","index":N}` exactly as Anthropic writes it.
 pub fn is_canonical_block_stop(data: &str) -> bool {
     is_index_then(data, r#"{"type":"content_block_stop","index":"#, "}")
@@ -805,6 +823,33 @@ mod tests {
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\x"}}"#,
         ] {
             assert_eq!(canonical_text_delta(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn canonical_message_deltas_are_recognised_exactly() {
+        let d = |reason: &str, usage: &str| {
+            format!(
+                r#"{{"type":"message_delta","delta":{{"stop_reason":"{reason}","stop_sequence":null}},"usage":{{{usage}}}}}"#
+            )
+        };
+        assert_eq!(
+            canonical_message_delta(&d("end_turn", r#""output_tokens":15"#)),
+            Some(("end_turn", 15))
+        );
+        assert_eq!(
+            canonical_message_delta(&d("max_tokens", r#""output_tokens":0"#)),
+            Some(("max_tokens", 0))
+        );
+        for other in [
+            d("end_turn", r#""output_tokens":15,"input_tokens":3"#),
+            d("end_turn", r#""output_tokens":"15""#),
+            d("end\"turn", r#""output_tokens":1"#),
+            d("", r#""output_tokens":1"#),
+            d("end_turn", r#""output_tokens":99999999999999999999999"#),
+            r#"{"type":"message_delta","delta":{"stop_reason":null,"stop_sequence":null},"usage":{"output_tokens":1}}"#.to_string(),
+        ] {
+            assert_eq!(canonical_message_delta(&other), None, "{other}");
         }
     }
 
