@@ -190,6 +190,13 @@ pub fn encode_into(out: &mut BytesMut, event: &str, data: &str) {
         out.extend_from_slice(event.as_bytes());
         out.extend_from_slice(b"\n");
     }
+    // Compact JSON, nearly every payload, has no line break.
+    if memchr::memchr(b'\n', data.as_bytes()).is_none() {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(data.as_bytes());
+        out.extend_from_slice(b"\n\n");
+        return;
+    }
     for line in data.split('\n') {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(line.as_bytes());
@@ -304,6 +311,20 @@ mod tests {
                 data: "[DONE]".into()
             })
         );
+    }
+
+    #[test]
+    fn encode_into_matches_encode() {
+        for (event, data) in [
+            ("", "{\"a\":1}"),
+            ("message_start", "x"),
+            ("e", "two\nlines"),
+            ("", ""),
+        ] {
+            let mut out = BytesMut::new();
+            encode_into(&mut out, event, data);
+            assert_eq!(out.freeze(), encode(event, data));
+        }
     }
 
     #[test]

@@ -381,6 +381,9 @@ async fn translate_stream(
     loop {
         let mut failure: Option<String> = None;
         if let Some(chunk) = next.take() {
+            // Translated events are somewhat larger than the vendor's; one
+            // allocation per read instead of repeated growth.
+            out.reserve(chunk.len() * 2 + 512);
             parser.push_each(&chunk, |ev| match translator.push(ev, &mut out) {
                 Ok(()) => true,
                 Err(e) => {
