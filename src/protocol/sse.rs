@@ -24,6 +24,17 @@ impl EventSplitter {
         Some(self.carry.split_to(end).freeze())
     }
 
+    /// Buffer a chunk without taking anything out (see `take_complete`).
+    pub fn extend(&mut self, chunk: &[u8]) {
+        self.carry.extend_from_slice(chunk);
+    }
+
+    /// Every complete event buffered so far (or `None`).
+    pub fn take_complete(&mut self) -> Option<Bytes> {
+        let end = last_boundary(&self.carry)?;
+        Some(self.carry.split_to(end).freeze())
+    }
+
     /// Bytes of an event that has not been terminated yet.
     pub fn pending(&self) -> &[u8] {
         &self.carry

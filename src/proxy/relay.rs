@@ -156,6 +156,22 @@ async fn next_chunk(
     }
 }
 
+/// The next body chunk if the upstream session can hand it over without
+/// waiting (already read into its buffer, e.g. the rest of a chunked
+/// answer that arrived in one segment); `None` when it would have to wait.
+/// Dropping the pending read is safe: Pingora's own proxy loop cancels
+/// these reads in `select!` the same way.
+fn ready_chunk(c: &mut Committed) -> Option<Result<Option<Bytes>, String>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let read = std::pin::pin!(c.session.read_response_body());
+    match std::future::Future::poll(read, &mut cx) {
+        std::task::Poll::Ready(r) => {
+            Some(r.map_err(|e| format!("the vendor connection failed mid-answer: {e}")))
+        }
+        std::task::Poll::Pending => None,
+    }
+}
+
 /// Same format: bytes go out as they come (whole events for streams).
 async fn passthrough(
     state: &GatewayState,
@@ -182,10 +198,29 @@ async fn passthrough(
 
     let mut next = c.first.take();
     let mut ended = c.done;
+    // A read that failed while draining what was ready; handled where the
+    // next read would be.
+    let mut read_failure: Option<String> = None;
     loop {
         if let Some(chunk) = next.take() {
             let out = match &mut splitter {
-                Some(s) => s.push(&chunk),
+                Some(s) => {
+                    s.extend(&chunk);
+                    // What the vendor already sent goes into the same
+                    // client write.
+                    while !ended && read_failure.is_none() {
+                        match ready_chunk(&mut c) {
+                            Some(Ok(Some(more))) => {
+                                ended = c.session.response_done();
+                                s.extend(&more);
+                            }
+                            Some(Ok(None)) => ended = true,
+                            Some(Err(why)) => read_failure = Some(why),
+                            None => break,
+                        }
+                    }
+                    s.take_complete()
+                }
                 None => {
                     sniffer.body_chunk(&chunk);
                     Some(chunk)
@@ -224,7 +259,11 @@ async fn passthrough(
             state.complete(&provider, c.session, &c.peer).await;
             return Ok(());
         }
-        let failure = match next_chunk(&mut c, session, deadline).await {
+        let read = match read_failure.take() {
+            Some(why) => Ok(Err(why)),
+            None => next_chunk(&mut c, session, deadline).await,
+        };
+        let failure = match read {
             Err(()) => {
                 ctx.usage = sniffer.usage();
                 return Err(client_closed(ctx));
@@ -380,7 +419,8 @@ async fn translate_stream(
     let mut out = BytesMut::new();
     loop {
         let mut failure: Option<String> = None;
-        if let Some(chunk) = next.take() {
+        let mut pending = next.take();
+        while let Some(chunk) = pending.take() {
             // Translated events are somewhat larger than the vendor's; one
             // allocation per read instead of repeated growth.
             out.reserve(chunk.len() * 2 + 512);
@@ -391,6 +431,22 @@ async fn translate_stream(
                     false
                 }
             });
+            if failure.is_some() || ended {
+                break;
+            }
+            // What the vendor already sent goes into the same client write.
+            match ready_chunk(&mut c) {
+                Some(Ok(Some(more))) => {
+                    ended = c.session.response_done();
+                    pending = Some(more);
+                }
+                Some(Ok(None)) => ended = true,
+                Some(Err(why)) => {
+                    let _ = translator.finish(false, &mut out);
+                    failure = Some(why);
+                }
+                None => {}
+            }
         }
         if failure.is_none() && ended {
             let tail = parser.finish();
