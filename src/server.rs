@@ -215,7 +215,14 @@ pub fn build(
         Gateway::new(state.clone()),
         "llm-orchestrator data plane",
     );
-    service.add_tcp(addr);
+    // No 64 KiB read buffer per client connection: Pingora's HTTP session
+    // reads the request into its own buffers anyway, and with 1,000 open
+    // streams those L4 buffers were ~60 MiB of the peak (and kept the
+    // allocator's heap from shrinking between bursts).
+    service.add_listener(
+        pingora::listeners::ListenerConfig::tcp(addr)
+            .l4_buffer(pingora::listeners::L4BufferSettings::default().read(0)),
+    );
     server.add_service(service);
     server.add_service(background_service(
         "health checker",
