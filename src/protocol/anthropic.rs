@@ -1979,41 +1979,52 @@ impl AnthropicToOpenAiStream {
     /// One SSE event (event name may be empty when absent; data is the joined data lines). Returns OpenAI `data:` payloads (JSON strings, without the "data: " prefix); after message_stop it returns the final chunks and then "[DONE]".
     pub fn push(&mut self, event: &str, data: &str) -> Result<Vec<String>, TranslateError> {
         let mut out = Vec::new();
+        self.push_into(event, data, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::push`] appending to a caller's vector (reused across events).
+    pub fn push_into(
+        &mut self,
+        event: &str,
+        data: &str,
+        out: &mut Vec<String>,
+    ) -> Result<(), TranslateError> {
         // Events without data only mean something for message_stop/error.
         if self.finished || (data.trim().is_empty() && event != "message_stop" && event != "error")
         {
-            return Ok(out);
+            return Ok(());
         }
         if !self.value_only {
             if let Some(t) = typed::openai_client::canonical_text_delta(data) {
-                self.start(&mut out);
-                self.on_text(Some(&t), None, &mut out);
-                return Ok(out);
+                self.start(out);
+                self.on_text(Some(&t), None, out);
+                return Ok(());
             }
             // Events with nothing to translate, as Anthropic writes them.
             match data {
-                r#"{"type":"ping"}"# => return Ok(out),
+                r#"{"type":"ping"}"# => return Ok(()),
                 r#"{"type":"message_stop"}"# => {
-                    self.on_message_stop(&mut out);
-                    return Ok(out);
+                    self.on_message_stop(out);
+                    return Ok(());
                 }
                 _ if self.tools.is_empty()
                     && typed::openai_client::is_canonical_block_stop(data) =>
                 {
-                    return Ok(out)
+                    return Ok(())
                 }
                 _ if typed::openai_client::is_canonical_empty_text_start(data) => {
-                    self.start(&mut out);
-                    return Ok(out);
+                    self.start(out);
+                    return Ok(());
                 }
                 _ => {
                     if let Some((stop, output)) =
                         typed::openai_client::canonical_message_delta(data)
                     {
-                        self.start(&mut out);
+                        self.start(out);
                         self.usage.output = output;
-                        self.on_message_delta(Some(stop), &mut out);
-                        return Ok(out);
+                        self.on_message_delta(Some(stop), out);
+                        return Ok(());
                     }
                 }
             }
@@ -2021,8 +2032,8 @@ impl AnthropicToOpenAiStream {
         // Nearly every other event takes the typed path; the data's own
         // `type` decides there as below.
         if let Some(ev) = typed::openai_client::stream_event(data).filter(|_| !self.value_only) {
-            if self.push_typed(&ev, &mut out) {
-                return Ok(out);
+            if self.push_typed(&ev, out) {
+                return Ok(());
             }
         }
         let v: Value = if data.trim().is_empty() {
@@ -2040,14 +2051,14 @@ impl AnthropicToOpenAiStream {
                 if let Some(u) = msg.get("usage") {
                     self.usage.update(u);
                 }
-                self.on_message_start(str_field(msg, "id"), str_field(msg, "model"), &mut out);
+                self.on_message_start(str_field(msg, "id"), str_field(msg, "model"), out);
             }
             "content_block_start" => {
-                self.start(&mut out);
+                self.start(out);
                 let block = v.get("content_block").unwrap_or(&Value::Null);
                 match str_field(block, "type") {
-                    Some("text") => self.on_text(str_field(block, "text"), None, &mut out),
-                    Some("thinking") => self.on_text(None, str_field(block, "thinking"), &mut out),
+                    Some("text") => self.on_text(str_field(block, "text"), None, out),
+                    Some("thinking") => self.on_text(None, str_field(block, "thinking"), out),
                     Some("tool_use") => {
                         let index = self.tools.len();
                         self.tools.push(StreamedTool {
@@ -2073,13 +2084,11 @@ impl AnthropicToOpenAiStream {
                 }
             }
             "content_block_delta" => {
-                self.start(&mut out);
+                self.start(out);
                 let delta = v.get("delta").unwrap_or(&Value::Null);
                 match str_field(delta, "type") {
-                    Some("text_delta") => self.on_text(str_field(delta, "text"), None, &mut out),
-                    Some("thinking_delta") => {
-                        self.on_text(None, str_field(delta, "thinking"), &mut out)
-                    }
+                    Some("text_delta") => self.on_text(str_field(delta, "text"), None, out),
+                    Some("thinking_delta") => self.on_text(None, str_field(delta, "thinking"), out),
                     Some("input_json_delta") => {
                         let block = count(v.get("index"));
                         let partial = str_field(delta, "partial_json").unwrap_or_default();
@@ -2113,19 +2122,19 @@ impl AnthropicToOpenAiStream {
                 }
             }
             "message_delta" => {
-                self.start(&mut out);
+                self.start(out);
                 if let Some(u) = v.get("usage") {
                     self.usage.update(u);
                 }
                 let stop = v.get("delta").and_then(|d| str_field(d, "stop_reason"));
-                self.on_message_delta(stop, &mut out);
+                self.on_message_delta(stop, out);
             }
-            "message_stop" => self.on_message_stop(&mut out),
+            "message_stop" => self.on_message_stop(out),
             "error" => return Err(TranslateError::new(anthropic_error_text(&v))),
             // ping and event types added later.
             _ => {}
         }
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -87,18 +87,27 @@ impl SseParser {
         if chunk.is_empty() {
             return true;
         }
+        // One UTF-8 check for the whole read (the usual case: it ends on a
+        // character boundary); lines cut at ASCII line ends are then valid
+        // and taken as `&str` slices without a check per line.
+        let text = std::str::from_utf8(chunk).ok();
         let mut rest = chunk;
+        let mut offset = 0;
         if self.after_cr && rest.first() == Some(&b'\n') {
             rest = &rest[1..];
+            offset = 1;
         }
         self.after_cr = false;
         while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             let line_bytes = &rest[..pos];
+            let line_text = text.and_then(|t| t.get(offset..offset + pos));
             let was_cr = rest[pos] == b'\r';
             rest = &rest[pos + 1..];
+            offset += pos + 1;
             if was_cr {
                 if rest.first() == Some(&b'\n') {
                     rest = &rest[1..];
+                    offset += 1;
                 } else if rest.is_empty() {
                     self.after_cr = true;
                 }
@@ -107,11 +116,11 @@ impl SseParser {
             // across reads is assembled in `self.line` (whose buffer is
             // kept for the next one).
             let blank = if self.line.is_empty() {
-                self.line_done(line_bytes)
+                self.line_done(line_bytes, line_text)
             } else {
                 self.line.extend_from_slice(line_bytes);
                 let line = std::mem::take(&mut self.line);
-                let blank = self.line_done(&line);
+                let blank = self.line_done(&line, None);
                 self.line = line;
                 self.line.clear();
                 blank
@@ -129,7 +138,7 @@ impl SseParser {
     pub fn finish(&mut self) -> Option<SseEvent> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.line_done(&line);
+            self.line_done(&line, None);
         }
         let mut last = None;
         self.dispatch(|ev| {
@@ -141,24 +150,29 @@ impl SseParser {
 
     /// One line without its line end; true for the blank line that ends an
     /// event.
-    fn line_done(&mut self, line: &[u8]) -> bool {
+    /// `text` is the same line as `&str` when already known to be UTF-8.
+    fn line_done(&mut self, line: &[u8], text: Option<&str>) -> bool {
         if line.is_empty() {
             return true;
         }
         if line[0] == b':' {
             return false; // comment (keep-alive)
         }
-        let (field, value) = match memchr::memchr(b':', line) {
+        let (field, value, start) = match memchr::memchr(b':', line) {
             Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                let skip = usize::from(line.get(i + 1) == Some(&b' '));
+                (&line[..i], &line[i + 1 + skip..], i + 1 + skip)
             }
-            None => (line, &b""[..]),
+            None => (line, &b""[..], line.len()),
         };
-        // from_utf8 has an ASCII fast path that from_utf8_lossy lacks.
-        let value = match std::str::from_utf8(value) {
-            Ok(v) => std::borrow::Cow::Borrowed(v),
-            Err(_) => String::from_utf8_lossy(value),
+        // `start` follows an ASCII byte, so it is a char boundary of `text`.
+        let value = match text.and_then(|t| t.get(start..)) {
+            Some(v) => std::borrow::Cow::Borrowed(v),
+            // from_utf8 has an ASCII fast path that from_utf8_lossy lacks.
+            None => match std::str::from_utf8(value) {
+                Ok(v) => std::borrow::Cow::Borrowed(v),
+                Err(_) => String::from_utf8_lossy(value),
+            },
         };
         match field {
             b"event" => {
@@ -322,6 +336,26 @@ mod tests {
                 data: "[DONE]".into()
             })
         );
+    }
+
+    #[test]
+    fn multibyte_text_survives_every_split() {
+        let mut stream = "event: é\ndata: {\"t\":\"日本 🦀\"}\r\n\r\ndata: a\n\n"
+            .as_bytes()
+            .to_vec();
+        // Invalid UTF-8 is replaced, as before.
+        stream.extend_from_slice(b"data: bad\xff\n\n");
+        let whole = SseParser::default().push(&stream);
+        assert_eq!(whole.len(), 3);
+        assert_eq!(whole[0].event, "é");
+        assert_eq!(whole[0].data, "{\"t\":\"日本 🦀\"}");
+        assert_eq!(whole[2].data, "bad\u{fffd}");
+        for cut in 1..stream.len() {
+            let mut p = SseParser::default();
+            let mut got = p.push(&stream[..cut]);
+            got.extend(p.push(&stream[cut..]));
+            assert_eq!(got, whole, "split at {cut}");
+        }
     }
 
     #[test]
