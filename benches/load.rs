@@ -407,6 +407,23 @@ async fn drive(
     stats
 }
 
+/// One warmed-up cell against a proxy: its stats and the proxy's CPU
+/// microseconds per request.
+async fn measure(
+    addr: SocketAddr,
+    pid: u32,
+    req: Arc<Vec<u8>>,
+    conc: usize,
+    warm: Duration,
+    duration: Duration,
+) -> (Stats, f64) {
+    drive(addr, req.clone(), conc, warm).await;
+    let cpu0 = cpu_seconds(pid);
+    let st = drive(addr, req, conc, duration).await;
+    let cpu = (cpu_seconds(pid) - cpu0) / st.latencies_us.len().max(1) as f64 * 1e6;
+    (st, cpu)
+}
+
 fn request_bytes(host: &str, path: &str, model: &str, stream: bool, pad: usize) -> Vec<u8> {
     let content = "x".repeat(pad.max(5));
     let gemini_stream_path;
@@ -1273,12 +1290,9 @@ fn main() {
                 let translated = !nginx_ok && !name.starts_with("failover");
                 let baseline = if translated {
                     let req = Arc::new(request_bytes(&gw.addr.to_string(), "/v1/chat/completions", "bench-model", stream, 0));
-                    drive(gw.addr, req.clone(), conc, warm).await;
-                    let cpu0 = cpu_seconds(pid);
-                    let st = drive(gw.addr, req, conc, duration).await;
-                    let cpu = (cpu_seconds(pid) - cpu0) / st.latencies_us.len().max(1) as f64 * 1e6;
+                    let measured = measure(gw.addr, pid, req, conc, warm, duration).await;
                     drive(gw.addr, gw_req.clone(), conc, warm).await;
-                    Some((st, cpu))
+                    Some(measured)
                 } else {
                     None
                 };
@@ -1289,22 +1303,14 @@ fn main() {
                 let reference = match (&nginx, nginx_ok) {
                     (Some(n), true) => {
                         let req = Arc::new(request_bytes(&n.addr.to_string(), path, model, stream, pad));
-                        drive(n.addr, req.clone(), conc, warm).await;
-                        let cpu0 = cpu_seconds(n.pid);
-                        let st = drive(n.addr, req, conc, duration).await;
-                        let cpu = (cpu_seconds(n.pid) - cpu0) / st.latencies_us.len().max(1) as f64 * 1e6;
-                        Some((st, cpu))
+                        Some(measure(n.addr, n.pid, req, conc, warm, duration).await)
                     }
                     _ => None,
                 };
                 let floored = match (&floor, nginx_ok) {
                     (Some(f), true) => {
                         let req = Arc::new(request_bytes(&f.addr.to_string(), path, model, stream, pad));
-                        drive(f.addr, req.clone(), conc, warm).await;
-                        let cpu0 = cpu_seconds(f.pid);
-                        let st = drive(f.addr, req, conc, duration).await;
-                        let cpu = (cpu_seconds(f.pid) - cpu0) / st.latencies_us.len().max(1) as f64 * 1e6;
-                        Some((st, cpu))
+                        Some(measure(f.addr, f.pid, req, conc, warm, duration).await)
                     }
                     _ => None,
                 };

@@ -1904,6 +1904,27 @@ impl AnthropicToOpenAiStream {
         self.finished = true;
     }
 
+    /// A block start or delta: text or thinking goes out; a tool block
+    /// (`[tool kind, text kind, thinking kind]`) is left to the `Value` path.
+    fn typed_text(
+        &mut self,
+        part: Option<&typed::openai_client::EventPart<'_>>,
+        [tool, text, thinking]: [&str; 3],
+        out: &mut Vec<String>,
+    ) -> bool {
+        let kind = part.and_then(|p| p.kind.as_deref());
+        if kind == Some(tool) {
+            return false;
+        }
+        self.start(out);
+        if kind == Some(text) {
+            self.on_text(part.and_then(|p| p.text.as_deref()), None, out);
+        } else if kind == Some(thinking) {
+            self.on_text(None, part.and_then(|p| p.thinking.as_deref()), out);
+        }
+        true
+    }
+
     /// The events of a text or thinking answer, from a typed borrowing
     /// parse. Returns false, having changed nothing, for what it leaves to
     /// the `Value` path: tool blocks, errors, anything with an unexpected
@@ -1926,34 +1947,12 @@ impl AnthropicToOpenAiStream {
                 );
             }
             "content_block_start" => {
-                let block = ev.content_block.as_ref();
-                match block.and_then(|b| b.kind.as_deref()) {
-                    Some("tool_use") => return false,
-                    Some("text") => {
-                        self.start(out);
-                        self.on_text(block.and_then(|b| b.text.as_deref()), None, out);
-                    }
-                    Some("thinking") => {
-                        self.start(out);
-                        self.on_text(None, block.and_then(|b| b.thinking.as_deref()), out);
-                    }
-                    _ => self.start(out),
-                }
+                let kinds = ["tool_use", "text", "thinking"];
+                return self.typed_text(ev.content_block.as_deref(), kinds, out);
             }
             "content_block_delta" => {
-                let delta = ev.delta.as_ref();
-                match delta.and_then(|d| d.kind.as_deref()) {
-                    Some("input_json_delta") => return false,
-                    Some("text_delta") => {
-                        self.start(out);
-                        self.on_text(delta.and_then(|d| d.text.as_deref()), None, out);
-                    }
-                    Some("thinking_delta") => {
-                        self.start(out);
-                        self.on_text(None, delta.and_then(|d| d.thinking.as_deref()), out);
-                    }
-                    _ => self.start(out),
-                }
+                let kinds = ["input_json_delta", "text_delta", "thinking_delta"];
+                return self.typed_text(ev.delta.as_deref(), kinds, out);
             }
             // Closing a tool block may send its arguments: the Value path.
             "content_block_stop" if !self.tools.is_empty() => return false,

@@ -408,10 +408,10 @@ pub(crate) struct StreamEvent<'a> {
     #[serde(default, borrow)]
     pub(crate) message: Option<Obj<StartMessage<'a>>>,
     #[serde(default, borrow)]
-    pub(crate) content_block: Option<Obj<EventBlock<'a>>>,
+    pub(crate) content_block: Option<Obj<EventPart<'a>>>,
     /// content_block_delta's delta, or message_delta's.
     #[serde(default, borrow)]
-    pub(crate) delta: Option<Obj<EventDelta<'a>>>,
+    pub(crate) delta: Option<Obj<EventPart<'a>>>,
     #[serde(default)]
     pub(crate) usage: Option<Obj<AnthropicUsage>>,
 }
@@ -426,18 +426,10 @@ pub(crate) struct StartMessage<'a> {
     pub(crate) usage: Option<Obj<AnthropicUsage>>,
 }
 
+/// A `content_block` (content_block_start) or a `delta` (content_block_delta,
+/// message_delta): the fields the translator reads from either.
 #[derive(Deserialize)]
-pub(crate) struct EventBlock<'a> {
-    #[serde(rename = "type", default, borrow)]
-    pub(crate) kind: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub(crate) text: Option<Str<'a>>,
-    #[serde(default, borrow)]
-    pub(crate) thinking: Option<Str<'a>>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct EventDelta<'a> {
+pub(crate) struct EventPart<'a> {
     #[serde(rename = "type", default, borrow)]
     pub(crate) kind: Option<Str<'a>>,
     #[serde(default, borrow)]
