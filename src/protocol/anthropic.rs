@@ -234,11 +234,16 @@ impl AnthropicUsage {
     }
 
     fn to_usage(self) -> Usage {
-        let prompt = self.input + self.cache_read + self.cache_creation;
+        // Saturating: a vendor reporting absurd counts must not wrap (or
+        // panic in a debug build).
+        let prompt = self
+            .input
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_creation);
         Usage {
             prompt_tokens: prompt,
             completion_tokens: self.output,
-            total_tokens: prompt + self.output,
+            total_tokens: prompt.saturating_add(self.output),
             cached_tokens: self.cache_read,
         }
     }
@@ -259,7 +264,7 @@ fn usage_from_openai(v: &Value) -> Usage {
     let prompt = count(v.get("prompt_tokens"));
     let completion = count(v.get("completion_tokens"));
     let total = match count(v.get("total_tokens")) {
-        0 => prompt + completion,
+        0 => prompt.saturating_add(completion),
         t => t,
     };
     let cached = v
@@ -2183,6 +2188,9 @@ pub struct OpenAiToAnthropicStream {
     pub(crate) tools: Vec<OaTool>,
     pub(crate) stop_reason: Option<&'static str>,
     pub(crate) usage: Usage,
+    /// A refusal was streamed (as text): a plain stop then reads `refusal`,
+    /// as for a whole answer.
+    pub(crate) refused: bool,
 }
 
 type Event = (String, String);
@@ -2203,7 +2211,20 @@ impl OpenAiToAnthropicStream {
             tools: Vec::new(),
             stop_reason: None,
             usage: Usage::default(),
+            refused: false,
         }
+    }
+
+    /// The Anthropic stop reason for an OpenAI finish_reason: `end_turn`
+    /// becomes `tool_use` after tool calls (some vendors say "stop" there)
+    /// and `refusal` after a refusal.
+    pub(crate) fn set_finish(&mut self, finish_reason: &str) {
+        let reason = match stop_reason_for(Some(finish_reason)) {
+            "end_turn" if !self.tools.is_empty() => "tool_use",
+            "end_turn" if self.refused => "refusal",
+            r => r,
+        };
+        self.stop_reason = Some(reason);
     }
 
     pub fn finished(&self) -> bool {
@@ -2396,6 +2417,11 @@ impl OpenAiToAnthropicStream {
                 if let Some(t) = str_field(delta, "content").filter(|t| !t.is_empty()) {
                     self.push_text(t, &mut out);
                 }
+                // A refusal goes out as text, as in a whole answer.
+                if let Some(r) = str_field(delta, "refusal").filter(|r| !r.is_empty()) {
+                    self.refused = true;
+                    self.push_text(r, &mut out);
+                }
                 if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
                     for (pos, call) in calls.iter().enumerate() {
                         self.push_tool_call(pos, call, &mut out);
@@ -2404,11 +2430,7 @@ impl OpenAiToAnthropicStream {
             }
             if let Some(fr) = str_field(choice, "finish_reason") {
                 self.close_block(&mut out);
-                let mut reason = stop_reason_for(Some(fr));
-                if reason == "end_turn" && !self.tools.is_empty() {
-                    reason = "tool_use";
-                }
-                self.stop_reason = Some(reason);
+                self.set_finish(fr);
             }
         }
         Ok(out)
@@ -2478,6 +2500,41 @@ mod tests {
             c.insert("usage".into(), usage.unwrap_or(Value::Null));
         }
         Value::Object(c).to_string()
+    }
+
+    #[test]
+    fn streamed_refusal_reaches_anthropic_clients_as_text_and_stop_reason() {
+        let mut t = OpenAiToAnthropicStream::new("gpt-4o");
+        let chunk = |delta: Value, fr: Value| {
+            json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-4o",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": fr}]})
+            .to_string()
+        };
+        let mut events = Vec::new();
+        for c in [
+            chunk(
+                json!({"role": "assistant", "content": null, "refusal": ""}),
+                Value::Null,
+            ),
+            chunk(json!({"refusal": "I can't help with that."}), Value::Null),
+            chunk(json!({}), json!("stop")),
+        ] {
+            events.extend(t.push(&c).unwrap_or_default());
+        }
+        events.extend(t.finish(true));
+        let text: String = events
+            .iter()
+            .filter(|(name, _)| name == "content_block_delta")
+            .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(text, "I can't help with that.");
+        let delta = events
+            .iter()
+            .find(|(name, _)| name == "message_delta")
+            .and_then(|(_, d)| serde_json::from_str::<Value>(d).ok())
+            .unwrap_or_default();
+        assert_eq!(delta["delta"]["stop_reason"], "refusal", "{events:?}");
     }
 
     #[test]

@@ -1453,10 +1453,10 @@ fn read_usage(meta: &Value) -> (Usage, u64) {
     let total = meta
         .get("totalTokenCount")
         .and_then(Value::as_u64)
-        .unwrap_or(prompt + candidates + thoughts);
+        .unwrap_or(prompt.saturating_add(candidates).saturating_add(thoughts));
     let usage = Usage {
         prompt_tokens: prompt,
-        completion_tokens: candidates + thoughts,
+        completion_tokens: candidates.saturating_add(thoughts),
         total_tokens: total,
         cached_tokens: u64_at(meta, "cachedContentTokenCount"),
     };

@@ -177,11 +177,14 @@ pub fn merge_usage(acc: &mut Usage, u: &Value) {
         n("cache_creation_input_tokens"),
     ];
     if input.iter().any(Option::is_some) {
-        acc.prompt_tokens = input.iter().flatten().sum();
+        acc.prompt_tokens = input
+            .iter()
+            .flatten()
+            .fold(0u64, |a, n| a.saturating_add(*n));
         acc.cached_tokens = n("cache_read_input_tokens").unwrap_or(acc.cached_tokens);
     }
     if let Some(out) = n("output_tokens") {
         acc.completion_tokens = out;
     }
-    acc.total_tokens = acc.prompt_tokens + acc.completion_tokens;
+    acc.total_tokens = acc.prompt_tokens.saturating_add(acc.completion_tokens);
 }

@@ -393,7 +393,7 @@ impl OaUsage {
         let prompt = count(self.prompt_tokens.as_ref());
         let completion = count(self.completion_tokens.as_ref());
         let total = match count(self.total_tokens.as_ref()) {
-            0 => prompt + completion,
+            0 => prompt.saturating_add(completion),
             t => t,
         };
         let cached = self
@@ -838,11 +838,7 @@ pub(crate) fn push_chunk(
         }
         if let Some(fr) = &choice.finish_reason {
             close_block(t, out);
-            let mut reason = stop_reason_for(Some(fr.as_str()));
-            if reason == "end_turn" && !t.tools.is_empty() {
-                reason = "tool_use";
-            }
-            t.stop_reason = Some(reason);
+            t.set_finish(fr.as_str());
         }
     }
     true

@@ -309,13 +309,13 @@ pub(crate) struct AnthropicUsage {
 impl AnthropicUsage {
     pub(crate) fn to_usage(&self) -> Usage {
         let prompt = count(self.input_tokens.as_ref())
-            + count(self.cache_read_input_tokens.as_ref())
-            + count(self.cache_creation_input_tokens.as_ref());
+            .saturating_add(count(self.cache_read_input_tokens.as_ref()))
+            .saturating_add(count(self.cache_creation_input_tokens.as_ref()));
         let output = count(self.output_tokens.as_ref());
         Usage {
             prompt_tokens: prompt,
             completion_tokens: output,
-            total_tokens: prompt + output,
+            total_tokens: prompt.saturating_add(output),
             cached_tokens: count(self.cache_read_input_tokens.as_ref()),
         }
     }
@@ -776,6 +776,20 @@ mod tests {
             }
         }
         assert!(fast > 4000, "fast path took only {fast} of 5000");
+    }
+
+    #[test]
+    fn absurd_token_counts_saturate_instead_of_overflowing() {
+        let resp = json!({"id": "msg_1", "type": "message", "model": "c",
+            "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": u64::MAX, "cache_read_input_tokens": 5, "output_tokens": u64::MAX}});
+        let body = serde_json::to_vec(&resp).unwrap_or_default();
+        let (_, fast) = response_to_openai(&body).unwrap_or_default();
+        let (_, general) =
+            general::anthropic_response_to_openai(&resp).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fast, general);
+        assert_eq!(fast.prompt_tokens, u64::MAX);
+        assert_eq!(fast.total_tokens, u64::MAX);
     }
 
     #[test]
