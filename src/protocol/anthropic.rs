@@ -260,7 +260,7 @@ fn openai_usage_json(u: &Usage) -> Value {
 }
 
 /// Reads OpenAI's `usage` (DeepSeek reports cache hits under its own name).
-fn usage_from_openai(v: &Value) -> Usage {
+pub(crate) fn usage_from_openai(v: &Value) -> Usage {
     let prompt = count(v.get("prompt_tokens"));
     let completion = count(v.get("completion_tokens"));
     let total = match count(v.get("total_tokens")) {

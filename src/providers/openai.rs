@@ -105,13 +105,9 @@ impl Vendor for OpenAiVendor {
 
 /// OpenAI usage object -> [`Usage`].
 pub fn usage_of(u: &Value) -> Usage {
-    let n = |v: &Value| v.as_u64().unwrap_or(0);
-    Usage {
-        prompt_tokens: n(&u["prompt_tokens"]),
-        completion_tokens: n(&u["completion_tokens"]),
-        total_tokens: n(&u["total_tokens"]),
-        cached_tokens: n(&u["prompt_tokens_details"]["cached_tokens"]),
-    }
+    // One reading everywhere (pass-through logs, streams, translation):
+    // floats tolerated, DeepSeek's cache-hit name, cached capped at prompt.
+    crate::protocol::anthropic::usage_from_openai(u)
 }
 
 /// OpenAI stream to an Anthropic client (the OpenAI->OpenAI case is relayed

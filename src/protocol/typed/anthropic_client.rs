@@ -616,24 +616,6 @@ pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
 // Stream: OpenAI chunks -> Anthropic events
 // ---------------------------------------------------------------------------
 
-impl OaUsage {
-    /// As `providers::openai::usage_of` reads it (integers only, no
-    /// fallbacks): what `OpenAiStream` keeps for streams whose translated
-    /// usage stays empty.
-    fn to_raw_usage(&self) -> Usage {
-        let n = |v: Option<&Number>| v.and_then(Number::as_u64).unwrap_or(0);
-        Usage {
-            prompt_tokens: n(self.prompt_tokens.as_ref()),
-            completion_tokens: n(self.completion_tokens.as_ref()),
-            total_tokens: n(self.total_tokens.as_ref()),
-            cached_tokens: n(self
-                .prompt_tokens_details
-                .as_ref()
-                .and_then(|d| d.cached_tokens.as_ref())),
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Chunk<'a> {
@@ -788,7 +770,7 @@ pub(crate) fn push_chunk(
         return false;
     }
     if let Some(u) = &chunk.usage {
-        *raw_usage = u.to_raw_usage();
+        *raw_usage = u.to_usage();
     }
     if t.finished {
         return true;
