@@ -1367,20 +1367,43 @@ pub fn anthropic_request_to_openai(req: &Value) -> Result<Value, TranslateError>
     out.insert("messages".into(), Value::Array(out_msgs));
     // `max_tokens` rather than `max_completion_tokens`: the one every
     // OpenAI-compatible vendor (and Gemini's endpoint) understands.
+    // Checked here: the vendor would otherwise get (and reject, in its own
+    // words) what the Anthropic API itself refuses.
     if let Some(mt) = field(req, "max_tokens") {
+        if mt.as_u64().is_none_or(|n| n == 0) {
+            return Err(invalid(
+                "max_tokens",
+                "max_tokens must be a positive integer",
+            ));
+        }
         out.insert("max_tokens".into(), mt.clone());
     }
-    if let Some(stops) = field(req, "stop_sequences").and_then(Value::as_array) {
-        if !stops.is_empty() {
-            out.insert("stop".into(), Value::Array(stops.clone()));
+    if let Some(stops) = field(req, "stop_sequences") {
+        let valid = stops
+            .as_array()
+            .filter(|a| a.iter().all(Value::is_string))
+            .ok_or_else(|| {
+                invalid(
+                    "stop_sequences",
+                    "stop_sequences must be an array of strings",
+                )
+            })?;
+        if !valid.is_empty() {
+            out.insert("stop".into(), Value::Array(valid.clone()));
         }
     }
     for key in ["temperature", "top_p"] {
         if let Some(v) = field(req, key) {
+            if !v.is_number() {
+                return Err(invalid(key, format!("{key} must be a number")));
+            }
             out.insert(key.into(), v.clone());
         }
     }
     if let Some(stream) = field(req, "stream") {
+        if !stream.is_boolean() {
+            return Err(invalid("stream", "stream must be true or false"));
+        }
         out.insert("stream".into(), stream.clone());
         if stream.as_bool() == Some(true) {
             // Anthropic clients expect token counts at the end of a stream.
@@ -2500,6 +2523,32 @@ mod tests {
             c.insert("usage".into(), usage.unwrap_or(Value::Null));
         }
         Value::Object(c).to_string()
+    }
+
+    #[test]
+    fn anthropic_requests_with_invalid_scalars_are_rejected_with_the_field() {
+        let base = json!({"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
+        for (field, value) in [
+            ("max_tokens", json!(0)),
+            ("max_tokens", json!(-1)),
+            ("max_tokens", json!("256")),
+            ("max_tokens", json!(1.5)),
+            ("temperature", json!("hot")),
+            ("top_p", json!([1])),
+            ("stream", json!("yes")),
+            ("stop_sequences", json!("END")),
+            ("stop_sequences", json!([1, 2])),
+        ] {
+            let mut req = base.clone();
+            req[field] = value.clone();
+            let err = anthropic_request_to_openai(&req).err();
+            assert_eq!(
+                err.and_then(|e| e.param).as_deref(),
+                Some(field),
+                "{field}: {value}"
+            );
+        }
+        assert!(anthropic_request_to_openai(&base).is_ok());
     }
 
     #[test]
