@@ -1,8 +1,12 @@
 //! OpenAI client -> Anthropic vendor: typed fast paths (see the module docs
 //! of `super`). The general translators they mirror are
-//! `anthropic::openai_request_to_anthropic`,
-//! `anthropic::anthropic_response_to_openai` and the text deltas of
-//! `anthropic::AnthropicToOpenAiStream`.
+//! `anthropic::openai_request_to_anthropic` ([`request_to_anthropic`]),
+//! `anthropic::anthropic_response_to_openai` ([`response_to_openai`]) and,
+//! for streams, the event parsing of `anthropic::AnthropicToOpenAiStream`:
+//! [`stream_event`] (any event, typed) and the canonical-form recognisers
+//! for Anthropic's most frequent events, which the stream state machine
+//! tries first (its `push_typed` and the shared `on_*` handlers do the
+//! translation for both paths).
 
 use super::{count, push_json_str, Obj, Skip, Str};
 use crate::protocol::anthropic::{finish_reason_for, generated_id, now_unix, RequestOptions};
