@@ -1398,7 +1398,7 @@ pub fn fill_missing_thought_signatures(body: &mut Value) {
 // Responses
 // ---------------------------------------------------------------------------
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -1407,7 +1407,7 @@ fn now_secs() -> u64 {
 
 /// A completion id for responses without `responseId`: time plus a process
 /// counter, unique enough for correlation without a random source.
-fn generated_id() -> String {
+pub(crate) fn generated_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
