@@ -234,21 +234,32 @@ pub fn request_to_gemini(body: &[u8], opts: &RequestOptions) -> Option<String> {
 
 /// A GenerateContentResponse with the fields the translation reads. Read
 /// leniently (see the module docs of `super`): other fields are skipped.
+/// Also each event of a stream, which is a whole response.
 #[derive(Deserialize)]
-struct Response<'a> {
+pub(crate) struct Response<'a> {
     // Any `error` key, even null, makes the general path fail the answer.
     #[serde(default, deserialize_with = "present")]
-    error: Option<Skip>,
+    pub(crate) error: Option<Skip>,
     #[serde(default, borrow)]
-    candidates: Option<Vec<Obj<Candidate<'a>>>>,
-    #[serde(default, rename = "usageMetadata")]
-    usage_metadata: Option<Obj<UsageMetadata>>,
+    pub(crate) candidates: Option<Vec<Obj<Candidate<'a>>>>,
+    // Outer `Some` when the key is there, null included: a stream resets
+    // its usage on `"usageMetadata": null`.
+    #[serde(default, deserialize_with = "nullable", rename = "usageMetadata")]
+    pub(crate) usage_metadata: Option<Option<Obj<UsageMetadata>>>,
     #[serde(default, borrow, rename = "responseId")]
-    response_id: Option<Str<'a>>,
+    pub(crate) response_id: Option<Str<'a>>,
+}
+
+/// `Some(None)` for null, so that `#[serde(default)]` keeps `None` for
+/// absence.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
-struct Candidate<'a> {
+pub(crate) struct Candidate<'a> {
     // `as_u64` in the general path: a float or negative index means "the
     // position", which `Number::as_u64` reproduces.
     #[serde(default)]
@@ -256,7 +267,7 @@ struct Candidate<'a> {
     #[serde(default, borrow)]
     content: Option<Obj<Content<'a>>>,
     #[serde(default, borrow, rename = "finishReason")]
-    finish_reason: Option<Str<'a>>,
+    pub(crate) finish_reason: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -280,7 +291,7 @@ struct Part<'a> {
 }
 
 #[derive(Deserialize)]
-struct UsageMetadata {
+pub(crate) struct UsageMetadata {
     #[serde(default, rename = "promptTokenCount")]
     prompt: Option<Number>,
     #[serde(default, rename = "candidatesTokenCount")]
@@ -301,7 +312,7 @@ fn u64_of(n: &Option<Number>) -> Option<u64> {
 
 impl UsageMetadata {
     /// `read_usage`: (Usage, thinking tokens); thinking counts as output.
-    fn read(&self) -> (Usage, u64) {
+    pub(crate) fn read(&self) -> (Usage, u64) {
         let prompt = u64_of(&self.prompt).unwrap_or(0);
         let candidates = u64_of(&self.candidates).unwrap_or(0);
         let thoughts = u64_of(&self.thoughts).unwrap_or(0);
@@ -319,7 +330,7 @@ impl UsageMetadata {
 
 /// `map_finish` without tool calls; `None` for the reasons the general
 /// path turns into errors.
-fn finish_reason(reason: Option<&str>) -> Option<&'static str> {
+pub(crate) fn finish_reason(reason: Option<&str>) -> Option<&'static str> {
     Some(match reason {
         Some("MAX_TOKENS") => "length",
         Some(
@@ -340,17 +351,69 @@ fn finish_reason(reason: Option<&str>) -> Option<&'static str> {
     })
 }
 
+/// A candidate's parts as `read_parts` reads them, without tool calls.
+pub(crate) struct CandidateText<'a> {
+    pub(crate) index: u64,
+    pub(crate) text: Cow<'a, str>,
+    pub(crate) reasoning: String,
+    /// The last non-empty `thoughtSignature` of the candidate.
+    pub(crate) signature: Option<&'a str>,
+}
+
+impl<'a> Candidate<'a> {
+    /// `None` when a part is a function call (the general path's).
+    pub(crate) fn read(&'a self, pos: usize) -> Option<CandidateText<'a>> {
+        let mut text: Cow<'a, str> = Cow::Borrowed("");
+        let mut reasoning = String::new();
+        let mut signature: Option<&str> = None;
+        let parts = self.content.as_ref().and_then(|c| c.parts.as_deref());
+        for p in parts.unwrap_or_default() {
+            if p.function_call.is_some() {
+                return None;
+            }
+            if let Some(t) = p.text.as_deref() {
+                if p.thought == Some(true) {
+                    reasoning.push_str(t);
+                } else if text.is_empty() {
+                    text = Cow::Borrowed(t);
+                } else {
+                    text.to_mut().push_str(t);
+                }
+            }
+            if let Some(s) = p.thought_signature.as_deref().filter(|s| !s.is_empty()) {
+                signature = Some(s);
+            }
+        }
+        let index = self
+            .index
+            .as_ref()
+            .and_then(Number::as_u64)
+            .unwrap_or(pos as u64);
+        Some(CandidateText {
+            index,
+            text,
+            reasoning,
+            signature,
+        })
+    }
+}
+
+/// Parses one response or stream event; `None` when it is not a JSON
+/// object of the expected shape.
+pub(crate) fn parse(data: &str) -> Option<Response<'_>> {
+    if !super::is_object(data.as_bytes()) {
+        return None;
+    }
+    serde_json::from_str(data).ok()
+}
+
 /// `gemini_response_to_openai`, serialised, for answers whose candidates
 /// hold text and thought parts only (no function calls, no error, not a
 /// blocked prompt).
 pub fn response_to_openai(body: &[u8], model: &str) -> Option<(String, Usage)> {
-    if !super::is_object(body) {
-        return None;
-    }
     // Fields this path does not read are skipped unchecked; the UTF-8
     // check keeps bytes the general path would reject out of them.
-    let text = std::str::from_utf8(body).ok()?;
-    let resp: Response<'_> = serde_json::from_str(text).ok()?;
+    let resp = parse(std::str::from_utf8(body).ok()?)?;
     if resp.error.is_some() {
         return None;
     }
@@ -359,6 +422,7 @@ pub fn response_to_openai(body: &[u8], model: &str) -> Option<(String, Usage)> {
     let (usage, reasoning_tokens) = resp
         .usage_metadata
         .as_ref()
+        .and_then(Option::as_ref)
         .map(|u| u.read())
         .unwrap_or_default();
 
@@ -374,34 +438,13 @@ pub fn response_to_openai(body: &[u8], model: &str) -> Option<(String, Usage)> {
     push_json_str(&mut out, model);
     out.push_str(r#","choices":["#);
     for (pos, cand) in candidates.iter().enumerate() {
-        let mut text: Cow<'_, str> = Cow::Borrowed("");
-        let mut reasoning = String::new();
-        let mut signature: Option<&str> = None;
-        let parts = cand.content.as_ref().and_then(|c| c.parts.as_deref());
-        for p in parts.unwrap_or_default() {
-            if p.function_call.is_some() {
-                return None;
-            }
-            if let Some(t) = p.text.as_deref() {
-                if p.thought == Some(true) {
-                    reasoning.push_str(t);
-                } else if text.is_empty() {
-                    text = Cow::Borrowed(t);
-                } else {
-                    text.to_mut().push_str(t);
-                }
-            }
-            // The last non-empty signature of the candidate wins.
-            if let Some(s) = p.thought_signature.as_deref().filter(|s| !s.is_empty()) {
-                signature = Some(s);
-            }
-        }
+        let CandidateText {
+            index,
+            text,
+            reasoning,
+            signature,
+        } = cand.read(pos)?;
         let finish = finish_reason(cand.finish_reason.as_deref())?;
-        let index = cand
-            .index
-            .as_ref()
-            .and_then(Number::as_u64)
-            .unwrap_or(pos as u64);
         if pos > 0 {
             out.push(',');
         }
@@ -441,13 +484,13 @@ pub fn response_to_openai(body: &[u8], model: &str) -> Option<(String, Usage)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::gemini as general;
     use serde_json::{json, Value};
 
     /// xorshift64*: deterministic inputs without a property-testing crate.
-    struct Rng(u64);
+    pub(crate) struct Rng(pub(crate) u64);
 
     impl Rng {
         fn next(&mut self) -> u64 {
@@ -728,7 +771,9 @@ mod tests {
         c
     }
 
-    fn random_response(rng: &mut Rng) -> Value {
+    /// A GenerateContentResponse (also a stream event): mostly text and
+    /// thought parts, sometimes calls, errors, blocked prompts, odd types.
+    pub(crate) fn random_response(rng: &mut Rng) -> Value {
         let n = if rng.chance(5) {
             0
         } else {
