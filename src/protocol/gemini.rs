@@ -1398,7 +1398,7 @@ pub fn fill_missing_thought_signatures(body: &mut Value) {
 // Responses
 // ---------------------------------------------------------------------------
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -1407,7 +1407,7 @@ fn now_secs() -> u64 {
 
 /// A completion id for responses without `responseId`: time plus a process
 /// counter, unique enough for correlation without a random source.
-fn generated_id() -> String {
+pub(crate) fn generated_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
@@ -1832,6 +1832,8 @@ pub struct GeminiToOpenAiStream {
     reasoning_tokens: u64,
     finish_seen: bool,
     done: bool,
+    /// Tests compare the typed path with this set.
+    value_only: bool,
 }
 
 #[derive(Debug)]
@@ -1859,6 +1861,35 @@ impl ChunkHeader {
             }
         }
         c.to_string()
+    }
+
+    /// [`Self::chunk`] written directly, for the typed path: the delta's
+    /// members are given already serialised (`"role":"assistant",…`, in
+    /// the order the `Value` path inserts them).
+    fn typed_chunk(&self, index: u64, delta: &str, finish: Option<&str>) -> String {
+        use super::typed::push_json_str;
+        let mut c = String::with_capacity(160 + delta.len() + self.model.len());
+        c.push_str(r#"{"id":"#);
+        push_json_str(&mut c, self.id.as_deref().unwrap_or_default());
+        c.push_str(r#","object":"chat.completion.chunk","created":"#);
+        c.push_str(&self.created.to_string());
+        c.push_str(r#","model":"#);
+        push_json_str(&mut c, &self.model);
+        c.push_str(r#","choices":[{"index":"#);
+        c.push_str(&index.to_string());
+        c.push_str(r#","delta":{"#);
+        c.push_str(delta);
+        c.push_str(r#"},"logprobs":null,"finish_reason":"#);
+        match finish {
+            Some(f) => push_json_str(&mut c, f),
+            None => c.push_str("null"),
+        }
+        c.push_str("}]");
+        if self.include_usage {
+            c.push_str(r#","usage":null"#);
+        }
+        c.push('}');
+        c
     }
 }
 
@@ -1897,6 +1928,7 @@ impl GeminiToOpenAiStream {
             reasoning_tokens: 0,
             finish_seen: false,
             done: false,
+            value_only: false,
         }
     }
 
@@ -1906,6 +1938,12 @@ impl GeminiToOpenAiStream {
         let data = data.trim();
         if data.is_empty() || data == "[DONE]" || self.done {
             return Ok(Vec::new());
+        }
+        if !self.value_only {
+            if let Some(out) = super::typed::gemini::parse(data).and_then(|ev| self.push_typed(&ev))
+            {
+                return Ok(out);
+            }
         }
         let event: Value = serde_json::from_str(data).map_err(|e| {
             TranslateError::new(format!("invalid JSON in Gemini stream event: {e}"))
@@ -1992,6 +2030,91 @@ impl GeminiToOpenAiStream {
             }
         }
         Ok(out)
+    }
+
+    /// [`Self::push`] for an event of text and thought parts, from a typed
+    /// borrowing parse. Returns `None`, having changed nothing, for what it
+    /// leaves to the `Value` path: errors, function calls, finish reasons
+    /// that are errors, events without candidates (blocked prompts).
+    fn push_typed(&mut self, ev: &super::typed::gemini::Response<'_>) -> Option<Vec<String>> {
+        use super::typed::{gemini::finish_reason, push_json_str};
+        if ev.error.is_some() {
+            return None;
+        }
+        let candidates = ev.candidates.as_deref().filter(|c| !c.is_empty())?;
+        // Everything is read and checked before any state changes.
+        let mut read = Vec::with_capacity(candidates.len());
+        for (pos, cand) in candidates.iter().enumerate() {
+            let reason = cand.finish_reason.as_deref();
+            let finish = match reason {
+                Some(_) => Some(finish_reason(reason)?),
+                None => None,
+            };
+            read.push((cand.read(pos)?, finish));
+        }
+
+        if self.header.id.is_none() {
+            let rid = ev.response_id.as_deref().filter(|s| !s.is_empty());
+            self.header.id = Some(rid.map_or_else(generated_id, |r| format!("chatcmpl-{r}")));
+            self.salt = rid.map(|id| format!("{:08x}", fnv1a(id.as_bytes()) as u32));
+        }
+        if let Some(meta) = &ev.usage_metadata {
+            (self.usage, self.reasoning_tokens) =
+                meta.as_ref().map(|u| u.read()).unwrap_or_default();
+        }
+        let mut out = Vec::new();
+        for (c, finish) in read {
+            let st = self.choices.entry(c.index).or_default();
+            let has_delta = !c.text.is_empty() || !c.reasoning.is_empty() || c.signature.is_some();
+            // The delta's members, in the `Value` path's insertion order.
+            let mut d = String::new();
+            let member = |d: &mut String, key: &str, value: &str| {
+                if !d.is_empty() {
+                    d.push(',');
+                }
+                d.push_str(key);
+                push_json_str(d, value);
+            };
+            // `ChoiceState::delta`: the role opens the choice's first chunk,
+            // a content one or a finish one.
+            if !st.role_sent && (has_delta || (finish.is_some() && !st.finish_sent)) {
+                member(&mut d, r#""role":"#, "assistant");
+                st.role_sent = true;
+            }
+            if has_delta {
+                if !c.reasoning.is_empty() {
+                    member(&mut d, r#""reasoning_content":"#, &c.reasoning);
+                }
+                if !c.text.is_empty() {
+                    member(&mut d, r#""content":"#, &c.text);
+                }
+                if let Some(sig) = c.signature {
+                    member(
+                        &mut d,
+                        r#""extra_content":{"google":{"thought_signature":"#,
+                        sig,
+                    );
+                    d.push_str("}}");
+                }
+                out.push(self.header.typed_chunk(c.index, &d, None));
+                d.clear();
+            }
+            if let Some(finish) = finish {
+                // Calls streamed by the `Value` path earlier make an
+                // ordinary end a tool-call end, as in `map_finish`.
+                let finish = if finish == "stop" && st.calls > 0 {
+                    "tool_calls"
+                } else {
+                    finish
+                };
+                if !st.finish_sent {
+                    out.push(self.header.typed_chunk(c.index, &d, Some(finish)));
+                    st.finish_sent = true;
+                }
+                self.finish_seen = true;
+            }
+        }
+        Some(out)
     }
 
     /// Upstream ended. If it ended cleanly (`clean`) and a finishReason was
@@ -3391,5 +3514,73 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0]["choices"][0]["delta"], json!({"role": "assistant"}));
         assert_eq!(c[0]["choices"][0]["finish_reason"], "length");
+    }
+}
+
+#[cfg(test)]
+mod typed_stream_tests {
+    use super::*;
+    use crate::protocol::typed::gemini::tests::{random_response, Rng};
+
+    /// The typed stream path against the `Value` one on generated streams:
+    /// the same chunks (ids normalised), errors, finish and usage.
+    #[test]
+    fn typed_stream_path_matches_the_value_path() {
+        let mut rng = Rng(0x0bad_5eed_1234_5678);
+        let mut typed_events = 0;
+        for round in 0..1500 {
+            let mut events: Vec<String> = (0..1 + rng.0 % 5)
+                .map(|i| {
+                    let ev = random_response(&mut rng);
+                    if i % 4 == 3 {
+                        serde_json::to_string_pretty(&ev).unwrap_or_default()
+                    } else {
+                        ev.to_string()
+                    }
+                })
+                .collect();
+            // A tool call (the `Value` path's) amid typed events: its
+            // synthesized id needs the salt the typed path set, and the
+            // choice's later "STOP" becomes tool_calls.
+            if round % 3 == 1 {
+                let at = (rng.0 % (events.len() as u64 + 1)) as usize;
+                let call = json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"a": 1}}}]}, "index": 0}]});
+                events.insert(at, call.to_string());
+            }
+            let model = ["", "gemini-x"][round % 2];
+            let mut fast = GeminiToOpenAiStream::new(model, round % 3 == 0);
+            let mut slow = GeminiToOpenAiStream::new(model, round % 3 == 0);
+            slow.value_only = true;
+            slow.header.created = fast.header.created;
+            let norm = |r: Result<Vec<String>, TranslateError>, s: &GeminiToOpenAiStream| {
+                let id = s.header.id.clone().unwrap_or_default();
+                r.map(|v| {
+                    v.into_iter()
+                        .map(|c| {
+                            if id.is_empty() {
+                                c
+                            } else {
+                                c.replace(&id, "ID")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| e.to_string())
+            };
+            for data in &events {
+                typed_events +=
+                    usize::from(crate::protocol::typed::gemini::parse(data.trim()).is_some());
+                let a = fast.push(data);
+                let b = slow.push(data);
+                assert_eq!(norm(a, &fast), norm(b, &slow), "event {data}");
+            }
+            assert_eq!(
+                norm(fast.finish(true), &fast),
+                norm(slow.finish(true), &slow),
+                "events {events:?}"
+            );
+            assert_eq!(fast.usage(), slow.usage(), "events {events:?}");
+        }
+        assert!(typed_events > 3000, "only {typed_events} typed events");
     }
 }

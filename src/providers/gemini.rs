@@ -11,6 +11,7 @@ use super::{
 use crate::config::{ApiKey, Provider};
 use crate::protocol::gemini as wire;
 use crate::protocol::sse::SseEvent;
+use crate::protocol::typed::gemini as typed;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
@@ -61,12 +62,37 @@ impl Vendor for GeminiVendor {
         wire::openai_request_to_gemini(&oa, &opts)
     }
 
+    fn translate_request_bytes(
+        &self,
+        client: ClientApi,
+        body: &[u8],
+        p: &Provider,
+        _upstream_model: &str,
+    ) -> Option<Bytes> {
+        match client {
+            // The model is in the URL path, not the body.
+            ClientApi::OpenAi => {
+                let opts = wire::RequestOptions {
+                    default_max_tokens: Some(p.default_max_tokens),
+                };
+                typed::request_to_gemini(body, &opts).map(Bytes::from)
+            }
+            // Anthropic requests go through OpenAI's shape first.
+            ClientApi::Anthropic => None,
+        }
+    }
+
     fn translate_response(
         &self,
         client: ClientApi,
         body: &[u8],
         client_model: &str,
     ) -> Result<(Bytes, Usage), TranslateError> {
+        if client == ClientApi::OpenAi {
+            if let Some((out, usage)) = typed::response_to_openai(body, client_model) {
+                return Ok((Bytes::from(out), usage));
+            }
+        }
         let resp = parse_json(body, "response")?;
         let (oa, usage) = wire::gemini_response_to_openai(&resp, client_model)?;
         openai_response_for(client, oa, usage)

@@ -19,12 +19,13 @@
 //! fields a translation ignores, so what the general path rejects as
 //! invalid JSON (a number out of range, nesting past serde_json's limit) is
 //! declined here too. Vendor answers and stream events in
-//! `openai_client` are read leniently: fields the translation does not
+//! `openai_client`, and Gemini answers in `gemini`, are read leniently: fields the translation does not
 //! read are skipped by serde without those checks (the body's UTF-8 is
 //! still checked), so a vendor answer that is valid except for such a value
 //! in an unread field is translated where the general path would fail it.
 
 pub mod anthropic_client;
+pub mod gemini;
 pub mod openai_client;
 
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
