@@ -2028,6 +2028,11 @@ impl AnthropicToOpenAiStream {
                 self.on_text(Some(&t), None, out);
                 return Ok(());
             }
+            if let Some((id, model, usage)) = typed::openai_client::canonical_message_start(data) {
+                self.usage.update_typed(&usage);
+                self.on_message_start(Some(id), Some(model), out);
+                return Ok(());
+            }
             // Events with nothing to translate, as Anthropic writes them.
             match data {
                 r#"{"type":"ping"}"# => return Ok(()),
@@ -2611,13 +2616,23 @@ mod tests {
             let mut ev =
                 |name: &str, data: Value| events.push((name.to_string(), data.to_string()));
             if rnd(10) > 0 {
-                let mut msg = json!({"id": (["msg_1", ""][rnd(2) as usize]), "type": "message", "role": "assistant", "content": []});
-                if rnd(4) > 0 {
-                    msg["model"] = json!("claude-x");
-                }
-                if rnd(3) > 0 {
-                    msg["usage"] = json!({"input_tokens": rnd(50), "output_tokens": 1, "cache_read_input_tokens": ([Value::Null, json!(3)][rnd(2) as usize])});
-                }
+                let id = ["msg_1", "", "msg_\"q"][rnd(3) as usize];
+                let usage = json!({"input_tokens": rnd(50), "output_tokens": 1, "cache_read_input_tokens": ([Value::Null, json!(3)][rnd(2) as usize])});
+                let msg = if rnd(2) == 0 {
+                    // Anthropic's own key order (the canonical fast form).
+                    json!({"id": id, "type": "message", "role": "assistant", "model": "claude-x",
+                        "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage})
+                } else {
+                    let mut msg =
+                        json!({"id": id, "type": "message", "role": "assistant", "content": []});
+                    if rnd(4) > 0 {
+                        msg["model"] = json!("claude-x");
+                    }
+                    if rnd(3) > 0 {
+                        msg["usage"] = usage;
+                    }
+                    msg
+                };
                 ev(
                     "message_start",
                     json!({"type": "message_start", "message": msg}),

@@ -469,6 +469,27 @@ pub fn canonical_text_delta(data: &str) -> Option<Cow<'_, str>> {
     }
 }
 
+/// A `message_start` as Anthropic writes it:
+/// `{"type":"message_start","message":{"id":"…","type":"message","role":"assistant","model":"…","content":[],"stop_reason":null,"stop_sequence":null,"usage":{…}}}`:
+/// the id, the model and the usage, with only the usage object parsed.
+/// `None` for any other shape (an id or model with escapes included).
+pub(crate) fn canonical_message_start(data: &str) -> Option<(&str, &str, AnthropicUsage)> {
+    let rest = data.strip_prefix(r#"{"type":"message_start","message":{"id":""#)?;
+    let (id, rest) = rest.split_once('"')?;
+    let rest = rest.strip_prefix(r#","type":"message","role":"assistant","model":""#)?;
+    let (model, rest) = rest.split_once('"')?;
+    let usage = rest
+        .strip_prefix(r#","content":[],"stop_reason":null,"stop_sequence":null,"usage":"#)?
+        .strip_suffix("}}")?;
+    // A backslash would mean an escape inside the id or model (cut at the
+    // wrong quote); those take the full parse.
+    if id.contains('\\') || model.contains('\\') || !usage.starts_with('{') {
+        return None;
+    }
+    let usage: Obj<AnthropicUsage> = serde_json::from_str(usage).ok()?;
+    Some((id, model, usage.0))
+}
+
 /// The closing `message_delta` as Anthropic writes it for a plain answer,
 /// `{"type":"message_delta","delta":{"stop_reason":"…","stop_sequence":null},"usage":{"output_tokens":N}}`:
 /// the stop reason and the output token count.
@@ -833,6 +854,33 @@ mod tests {
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\x"}}"#,
         ] {
             assert_eq!(canonical_text_delta(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn canonical_message_starts_are_recognised_exactly() {
+        let start = |id: &str, model: &str, usage: &str| {
+            format!(
+                r#"{{"type":"message_start","message":{{"id":"{id}","type":"message","role":"assistant","model":"{model}","content":[],"stop_reason":null,"stop_sequence":null,"usage":{usage}}}}}"#
+            )
+        };
+        let data = start(
+            "msg_1",
+            "claude-x",
+            r#"{"input_tokens":12,"cache_read_input_tokens":3,"output_tokens":1,"service_tier":"standard"}"#,
+        );
+        let got = canonical_message_start(&data);
+        let (id, model, u) = got.unwrap_or_else(|| panic!("not recognised"));
+        assert_eq!((id, model), ("msg_1", "claude-x"));
+        assert_eq!(u.to_usage().prompt_tokens, 15);
+        for other in [
+            start("msg_\\\"1", "claude", r#"{"input_tokens":1}"#),
+            start("msg_1", "claude", r#"{"input_tokens":"1"}"#),
+            start("msg_1", "claude", r#"[1]"#),
+            start("msg_1", "claude", r#"{"input_tokens":1},"x":1"#),
+            r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"hi"}],"stop_reason":null,"stop_sequence":null,"usage":{}}}"#.to_string(),
+        ] {
+            assert!(canonical_message_start(&other).is_none(), "{other}");
         }
     }
 
