@@ -1588,14 +1588,11 @@ fn read_parts(candidate: &Value, first_call: usize, salt: Option<&str>) -> Parts
     out
 }
 
-/// Gemini finishReason -> OpenAI finish_reason, or an error for the ones
-/// that mean the model failed to produce an answer.
-fn map_finish(
-    candidate: &Value,
-    reason: &str,
-    had_calls: bool,
-) -> Result<&'static str, TranslateError> {
-    Ok(match reason {
+/// Gemini finishReason -> OpenAI finish_reason when no tool was called;
+/// `None` for the reasons that mean the model failed to produce a valid
+/// function call (answered as an error). Shared with the typed fast path.
+pub(crate) fn plain_finish(reason: &str) -> Option<&'static str> {
+    Some(match reason {
         "MAX_TOKENS" => "length",
         "SAFETY"
         | "RECITATION"
@@ -1606,19 +1603,32 @@ fn map_finish(
         | "IMAGE_PROHIBITED_CONTENT"
         | "IMAGE_RECITATION"
         | "LANGUAGE" => "content_filter",
-        "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS" => {
+        "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS" => return None,
+        _ => "stop",
+    })
+}
+
+/// Gemini finishReason -> OpenAI finish_reason, or an error for the ones
+/// that mean the model failed to produce an answer.
+fn map_finish(
+    candidate: &Value,
+    reason: &str,
+    had_calls: bool,
+) -> Result<&'static str, TranslateError> {
+    match plain_finish(reason) {
+        None => {
             let detail = candidate
                 .get("finishMessage")
                 .and_then(Value::as_str)
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
-            return Err(TranslateError::new(format!(
+            Err(TranslateError::new(format!(
                 "Gemini failed to produce a valid function call (finishReason {reason}){detail}"
-            )));
+            )))
         }
-        _ if had_calls => "tool_calls",
-        _ => "stop",
-    })
+        Some("stop") if had_calls => Ok("tool_calls"),
+        Some(r) => Ok(r),
+    }
 }
 
 /// Explanation for a prompt Gemini refused to answer, if it did.

@@ -331,24 +331,7 @@ impl UsageMetadata {
 /// `map_finish` without tool calls; `None` for the reasons the general
 /// path turns into errors.
 pub(crate) fn finish_reason(reason: Option<&str>) -> Option<&'static str> {
-    Some(match reason {
-        Some("MAX_TOKENS") => "length",
-        Some(
-            "SAFETY"
-            | "RECITATION"
-            | "BLOCKLIST"
-            | "PROHIBITED_CONTENT"
-            | "SPII"
-            | "IMAGE_SAFETY"
-            | "IMAGE_PROHIBITED_CONTENT"
-            | "IMAGE_RECITATION"
-            | "LANGUAGE",
-        ) => "content_filter",
-        Some("MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS") => {
-            return None
-        }
-        _ => "stop",
-    })
+    reason.map_or(Some("stop"), crate::protocol::gemini::plain_finish)
 }
 
 /// A candidate's parts as `read_parts` reads them, without tool calls.
