@@ -546,7 +546,7 @@ impl UsageSniffer {
 
     /// Complete SSE events; only those mentioning usage are parsed.
     fn events(&mut self, bytes: &[u8]) {
-        if !contains(bytes, b"\"usage\"") {
+        if memchr::memmem::find(bytes, b"\"usage\"").is_none() {
             return;
         }
         let mut parser = SseParser::default();
@@ -619,10 +619,6 @@ impl UsageSniffer {
             }
         })
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 impl GatewayState {
