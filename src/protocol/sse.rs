@@ -18,10 +18,8 @@ pub struct EventSplitter {
 impl EventSplitter {
     /// Feed a chunk; get back every complete event it finishes (or `None`).
     pub fn push(&mut self, chunk: &[u8]) -> Option<Bytes> {
-        let scan_from = self.carry.len().saturating_sub(3);
-        self.carry.extend_from_slice(chunk);
-        let end = last_boundary(&self.carry[scan_from..]).map(|e| e + scan_from)?;
-        Some(self.carry.split_to(end).freeze())
+        self.extend(chunk);
+        self.take_complete()
     }
 
     /// Buffer a chunk without taking anything out (see `take_complete`).
