@@ -38,6 +38,7 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::BytesMut;
 use serde_json::{json, Map, Value};
 
 use super::typed;
@@ -1794,72 +1795,67 @@ impl AnthropicToOpenAiStream {
         Cow::Owned(h)
     }
 
-    fn chunk_raw(&self, choices: &str, usage: Option<&Usage>) -> String {
-        self.chunk_with(choices.len(), |c| c.push_str(choices), usage)
+    fn chunk_raw(&self, choices: &str, usage: Option<&Usage>, out: &mut BytesMut) {
+        self.emit(out, |c| c.extend_from_slice(choices.as_bytes()), usage);
     }
 
-    /// A chunk with `choices` written by `write` straight into it (one
-    /// allocation per chunk).
-    fn chunk_with(
-        &self,
-        size: usize,
-        write: impl FnOnce(&mut String),
-        usage: Option<&Usage>,
-    ) -> String {
-        let head = self.head();
-        let mut c = String::with_capacity(head.len() + size + 96);
-        c.push_str(&head);
-        write(&mut c);
+    /// One chunk as an SSE event, `data: {head}{choices}{usage}}` and the
+    /// blank line, with `choices` written by `write` straight into the
+    /// buffer that goes to the client (no allocation per chunk).
+    fn emit(&self, out: &mut BytesMut, write: impl FnOnce(&mut BytesMut), usage: Option<&Usage>) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(self.head().as_bytes());
+        write(out);
         if self.include_usage {
             // OpenAI sends `usage: null` on every chunk but the last.
             match usage {
-                None => c.push_str(r#","usage":null"#),
+                None => out.extend_from_slice(br#","usage":null"#),
                 Some(u) => {
-                    c.push_str(r#","usage":"#);
-                    typed::openai_client::push_openai_usage(&mut c, u);
+                    out.extend_from_slice(br#","usage":"#);
+                    typed::openai_client::push_openai_usage(out, u);
                 }
             }
         }
-        c.push('}');
-        c
+        out.extend_from_slice(b"}\n\n");
     }
 
-    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
+    fn chunk(&self, delta: Value, finish_reason: Option<&str>, out: &mut BytesMut) {
         let choices =
             json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]);
-        self.chunk_raw(&choices.to_string(), None)
+        self.chunk_raw(&choices.to_string(), None, out);
     }
 
     /// The closing chunk: an empty delta and the finish reason.
-    fn finish_chunk(&self, finish_reason: &str) -> String {
-        self.chunk_with(
-            80,
+    fn finish_chunk(&self, finish_reason: &str, out: &mut BytesMut) {
+        self.emit(
+            out,
             |c| {
-                c.push_str(r#"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"#);
+                c.extend_from_slice(br#"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"#);
                 typed::push_json_str(c, finish_reason);
-                c.push_str("}]");
+                c.extend_from_slice(b"}]");
             },
             None,
-        )
+        );
     }
 
     /// A content or reasoning delta chunk, without building a `Value`.
-    fn text_chunk(&self, key: &str, text: &str) -> String {
-        self.chunk_with(
-            text.len() + 96,
+    fn text_chunk(&self, key: &str, text: &str, out: &mut BytesMut) {
+        out.reserve(self.head.len() + text.len() + 112);
+        self.emit(
+            out,
             |c| {
-                c.push_str(r#"[{"index":0,"delta":{"#);
+                c.extend_from_slice(br#"[{"index":0,"delta":{"#);
                 typed::push_json_str(c, key);
-                c.push(':');
+                c.extend_from_slice(b":");
                 typed::push_json_str(c, text);
-                c.push_str(r#"},"logprobs":null,"finish_reason":null}]"#);
+                c.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]"#);
             },
             None,
-        )
+        );
     }
 
     /// The role chunk, once, even if message_start went missing.
-    fn start(&mut self, out: &mut Vec<String>) {
+    fn start(&mut self, out: &mut BytesMut) {
         if self.started {
             return;
         }
@@ -1869,22 +1865,24 @@ impl AnthropicToOpenAiStream {
         }
         // id and model are settled now.
         self.head = self.head().into_owned();
-        out.push(self.chunk_raw(
+        self.chunk_raw(
             r#"[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]"#,
             None,
-        ));
+            out,
+        );
     }
 
-    fn tool_args_chunk(&self, index: usize, args: &str) -> String {
+    fn tool_args_chunk(&self, index: usize, args: &str, out: &mut BytesMut) {
         self.chunk(
             json!({"tool_calls": [{"index": index, "function": {"arguments": args}}]}),
             None,
-        )
+            out,
+        );
     }
 
     /// message_start: the id (unless chunks already went out), the model
     /// when the client gave none, the input usage.
-    fn on_message_start(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<String>) {
+    fn on_message_start(&mut self, id: Option<&str>, model: Option<&str>, out: &mut BytesMut) {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             if !self.started {
                 self.id = id.to_string();
@@ -1903,32 +1901,32 @@ impl AnthropicToOpenAiStream {
 
     /// Text or thinking carried by a content_block_start or a
     /// content_block_delta.
-    fn on_text(&mut self, text: Option<&str>, thinking: Option<&str>, out: &mut Vec<String>) {
+    fn on_text(&mut self, text: Option<&str>, thinking: Option<&str>, out: &mut BytesMut) {
         if let Some(t) = text.filter(|t| !t.is_empty()) {
-            out.push(self.text_chunk("content", t));
+            self.text_chunk("content", t, out);
         }
         if let Some(t) = thinking.filter(|t| !t.is_empty()) {
-            out.push(self.text_chunk("reasoning_content", t));
+            self.text_chunk("reasoning_content", t, out);
         }
     }
 
-    fn on_message_delta(&mut self, stop_reason: Option<&str>, out: &mut Vec<String>) {
+    fn on_message_delta(&mut self, stop_reason: Option<&str>, out: &mut BytesMut) {
         if let (Some(stop), false) = (stop_reason, self.finish_sent) {
             self.finish_sent = true;
-            out.push(self.finish_chunk(finish_reason_for(Some(stop))));
+            self.finish_chunk(finish_reason_for(Some(stop)), out);
         }
     }
 
-    fn on_message_stop(&mut self, out: &mut Vec<String>) {
+    fn on_message_stop(&mut self, out: &mut BytesMut) {
         self.start(out);
         if !self.finish_sent {
             self.finish_sent = true;
-            out.push(self.finish_chunk("stop"));
+            self.finish_chunk("stop", out);
         }
         if self.include_usage {
-            out.push(self.chunk_raw("[]", Some(&self.usage.to_usage())));
+            self.chunk_raw("[]", Some(&self.usage.to_usage()), out);
         }
-        out.push("[DONE]".to_string());
+        out.extend_from_slice(b"data: [DONE]\n\n");
         self.finished = true;
     }
 
@@ -1938,7 +1936,7 @@ impl AnthropicToOpenAiStream {
         &mut self,
         part: Option<&typed::openai_client::EventPart<'_>>,
         [tool, text, thinking]: [&str; 3],
-        out: &mut Vec<String>,
+        out: &mut BytesMut,
     ) -> bool {
         let kind = part.and_then(|p| p.kind.as_deref());
         if kind == Some(tool) {
@@ -1960,7 +1958,7 @@ impl AnthropicToOpenAiStream {
     fn push_typed(
         &mut self,
         ev: &typed::openai_client::StreamEvent<'_>,
-        out: &mut Vec<String>,
+        out: &mut BytesMut,
     ) -> bool {
         match ev.kind.as_ref() {
             "message_start" => {
@@ -2005,17 +2003,37 @@ impl AnthropicToOpenAiStream {
 
     /// One SSE event (event name may be empty when absent; data is the joined data lines). Returns OpenAI `data:` payloads (JSON strings, without the "data: " prefix); after message_stop it returns the final chunks and then "[DONE]".
     pub fn push(&mut self, event: &str, data: &str) -> Result<Vec<String>, TranslateError> {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         self.push_into(event, data, &mut out)?;
-        Ok(out)
+        // Every payload is one line of compact JSON (or [DONE]).
+        Ok(String::from_utf8_lossy(&out)
+            .split_terminator("\n\n")
+            .map(|e| e.strip_prefix("data: ").unwrap_or(e).to_string())
+            .collect())
     }
 
-    /// [`Self::push`] appending to a caller's vector (reused across events).
+    /// [`Self::push`] appending the chunks SSE-encoded (`data: …` and a
+    /// blank line each) to the buffer sent to the client. A failed event
+    /// leaves the buffer as it was.
     pub fn push_into(
         &mut self,
         event: &str,
         data: &str,
-        out: &mut Vec<String>,
+        out: &mut BytesMut,
+    ) -> Result<(), TranslateError> {
+        let mark = out.len();
+        let r = self.push_event(event, data, out);
+        if r.is_err() {
+            out.truncate(mark);
+        }
+        r
+    }
+
+    fn push_event(
+        &mut self,
+        event: &str,
+        data: &str,
+        out: &mut BytesMut,
     ) -> Result<(), TranslateError> {
         // Events without data only mean something for message_stop/error.
         if self.finished || (data.trim().is_empty() && event != "message_stop" && event != "error")
@@ -2099,7 +2117,7 @@ impl AnthropicToOpenAiStream {
                             sent_args: false,
                             input: block.get("input").cloned().unwrap_or(Value::Null),
                         });
-                        out.push(self.chunk(
+                        self.chunk(
                             json!({"tool_calls": [{
                                 "index": index,
                                 "id": str_field(block, "id").unwrap_or_default(),
@@ -2110,7 +2128,8 @@ impl AnthropicToOpenAiStream {
                                 }
                             }]}),
                             None,
-                        ));
+                            out,
+                        );
                     }
                     _ => {}
                 }
@@ -2128,7 +2147,7 @@ impl AnthropicToOpenAiStream {
                         if let (Some(tool), false) = (tool, partial.is_empty()) {
                             tool.sent_args = true;
                             let index = tool.index;
-                            out.push(self.tool_args_chunk(index, partial));
+                            self.tool_args_chunk(index, partial, out);
                         }
                     }
                     // signature_delta, citations_delta and future kinds have
@@ -2150,7 +2169,7 @@ impl AnthropicToOpenAiStream {
                         _ => "{}".to_string(),
                     };
                     let index = tool.index;
-                    out.push(self.tool_args_chunk(index, &args));
+                    self.tool_args_chunk(index, &args, out);
                 }
             }
             "message_delta" => {

@@ -103,10 +103,10 @@ impl Vendor for AnthropicVendor {
         include_usage: bool,
     ) -> Box<dyn StreamTranslate> {
         match client {
-            ClientApi::OpenAi => Box::new(AnthropicToOpenAi(
-                wire::AnthropicToOpenAiStream::new(client_model, include_usage),
-                Vec::new(),
-            )),
+            ClientApi::OpenAi => Box::new(AnthropicToOpenAi(wire::AnthropicToOpenAiStream::new(
+                client_model,
+                include_usage,
+            ))),
             // Never built: same-format streams are relayed byte for byte.
             ClientApi::Anthropic => Box::new(AnthropicPassThrough::default()),
         }
@@ -117,20 +117,13 @@ impl Vendor for AnthropicVendor {
     }
 }
 
-struct AnthropicToOpenAi(wire::AnthropicToOpenAiStream, Vec<String>);
+struct AnthropicToOpenAi(wire::AnthropicToOpenAiStream);
 
 impl StreamTranslate for AnthropicToOpenAi {
     fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
-        // The chunk vector is reused from event to event; a failed event
-        // sends nothing (as before).
-        if let Err(e) = self.0.push_into(&ev.event, &ev.data, &mut self.1) {
-            self.1.clear();
-            return Err(e);
-        }
-        for data in self.1.drain(..) {
-            encode_into(out, "", &data);
-        }
-        Ok(())
+        // Chunks are written straight into `out`; a failed event sends
+        // nothing.
+        self.0.push_into(&ev.event, &ev.data, out)
     }
 
     fn finish(&mut self, _clean: bool, _out: &mut BytesMut) -> Result<(), TranslateError> {

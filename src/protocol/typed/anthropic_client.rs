@@ -24,7 +24,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Number, Value};
 
-use super::{count, push_json_bytes, Obj, Skip, Str};
+use super::{count, push_json_bytes, Canon, Obj, Skip, Str};
 use crate::protocol::anthropic::{stop_reason_for, OpenAiToAnthropicStream, OpenBlock};
 use crate::protocol::types::Usage;
 
@@ -758,6 +758,23 @@ pub(crate) fn push_chunk(
     raw_usage: &mut Usage,
     out: &mut BytesMut,
 ) -> bool {
+    if let Some((id, model, text)) = canonical_text_chunk(data) {
+        // What the parse below does with such a chunk: no usage, one
+        // choice, index 0, content only, no finish reason.
+        if !t.started && !t.finished && id.is_empty() {
+            return false;
+        }
+        if t.finished {
+            return true;
+        }
+        if !t.started {
+            start_message(t, id, model, out);
+        }
+        if !text.is_empty() {
+            push_delta(t, false, &text, out);
+        }
+        return true;
+    }
     let Ok(chunk) = serde_json::from_str::<Obj<Chunk>>(data) else {
         return false;
     };
@@ -784,25 +801,12 @@ pub(crate) fn push_chunk(
         t.usage = u.to_usage();
     }
     if !t.started {
-        t.started = true;
-        if let Some(id) = id {
-            t.id = id.0.clone().into_owned();
-        }
-        if t.model.is_empty() {
-            t.model = chunk.model.as_ref().map_or("", Str::as_str).to_owned();
-        }
-        let input = t.usage.prompt_tokens.saturating_sub(t.usage.cached_tokens);
-        push_event(out, "message_start", |b| {
-            b.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":");
-            push_json_bytes(b, &t.id);
-            b.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-            push_json_bytes(b, &t.model);
-            b.extend_from_slice(
-                b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":",
-            );
-            push_u64(b, input);
-            b.extend_from_slice(b",\"output_tokens\":0}}}");
-        });
+        start_message(
+            t,
+            id.map_or("", |id| id.as_str()),
+            chunk.model.as_ref().map_or("", Str::as_str),
+            out,
+        );
     }
     for choice in choices {
         // n > 1 cannot be expressed; follow the first choice only.
@@ -828,6 +832,75 @@ pub(crate) fn push_chunk(
         }
     }
     true
+}
+
+/// `message_start`, from the first chunk's id (not empty: the caller
+/// checked) and model (used when the client named none).
+fn start_message(t: &mut OpenAiToAnthropicStream, id: &str, model: &str, out: &mut BytesMut) {
+    t.started = true;
+    t.id = id.to_owned();
+    if t.model.is_empty() {
+        t.model = model.to_owned();
+    }
+    let input = t.usage.prompt_tokens.saturating_sub(t.usage.cached_tokens);
+    push_event(out, "message_start", |b| {
+        b.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":");
+        push_json_bytes(b, &t.id);
+        b.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+        push_json_bytes(b, &t.model);
+        b.extend_from_slice(
+            b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":",
+        );
+        push_u64(b, input);
+        b.extend_from_slice(b",\"output_tokens\":0}}}");
+    });
+}
+
+/// A text delta chunk exactly as OpenAI writes it:
+/// `{"id":"…","object":"chat.completion.chunk","created":N,"model":"…",`
+/// then optionally `"service_tier":"…",` and `"system_fingerprint":"…"`
+/// (or `null`), then `"choices":[{"index":0,"delta":{"content":"…"},`
+/// optionally `"logprobs":null,`, then `"finish_reason":null}]`, optionally
+/// `,"usage":null` and `,"obfuscation":"…"`, and `}`. Returns the id, the
+/// model and the text; `None` for anything else (whitespace, another key
+/// order, an id or model with escapes), which takes the parse in
+/// [`push_chunk`].
+pub(crate) fn canonical_text_chunk(data: &str) -> Option<(&str, &str, Cow<'_, str>)> {
+    let mut c = Canon(data);
+    if !c.lit(r#"{"id":"#) {
+        return None;
+    }
+    let id = c.plain_str()?;
+    if !c.lit(r#","object":"chat.completion.chunk","created":"#) {
+        return None;
+    }
+    c.int()?;
+    if !c.lit(r#","model":"#) {
+        return None;
+    }
+    let model = c.plain_str()?;
+    if c.lit(r#","service_tier":"#) {
+        c.plain_str()?;
+    }
+    if c.lit(r#","system_fingerprint":"#) && !c.lit("null") {
+        c.plain_str()?;
+    }
+    if !c.lit(r#","choices":[{"index":0,"delta":{"content":"#) {
+        return None;
+    }
+    let text = c.string()?;
+    if !c.lit("},") {
+        return None;
+    }
+    c.lit(r#""logprobs":null,"#);
+    if !c.lit(r#""finish_reason":null}]"#) {
+        return None;
+    }
+    c.lit(r#","usage":null"#);
+    if c.lit(r#","obfuscation":"#) {
+        c.plain_str()?;
+    }
+    (c.lit("}") && c.done()).then_some((id, model, text))
 }
 
 /// The end of the stream (`[DONE]` or a clean end without it), as
@@ -1673,6 +1746,7 @@ mod tests {
 
     fn gen_chunk(
         rng: &mut Rng,
+        canon: bool,
         id: &Option<J>,
         model: &Option<J>,
         choices: J,
@@ -1695,18 +1769,54 @@ mod tests {
                 },
             ),
         ];
-        obj(rng, fields)
+        fields_of(rng, canon, fields)
     }
 
-    fn gen_choice(rng: &mut Rng, delta: Option<J>, finish: Option<J>) -> J {
+    /// An object in the given key order (the vendor's own form) or [`obj`]'s.
+    fn fields_of(rng: &mut Rng, canon: bool, fields: Vec<(&str, Option<J>)>) -> J {
+        if canon {
+            J::O(
+                fields
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+                    .collect(),
+            )
+        } else {
+            obj(rng, fields)
+        }
+    }
+
+    /// Compact JSON with serde_json's escapes: how vendors write events.
+    fn compact(j: &J) -> String {
+        match j {
+            J::Raw(r) => r.clone(),
+            J::S(s) => serde_json::to_string(s).unwrap_or_default(),
+            J::A(xs) => format!("[{}]", xs.iter().map(compact).collect::<Vec<_>>().join(",")),
+            J::O(fs) => format!(
+                "{{{}}}",
+                fs.iter()
+                    .map(|(k, v)| format!("{}:{}", compact(&J::S(k.clone())), compact(v)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+
+    fn gen_choice(rng: &mut Rng, canon: bool, delta: Option<J>, finish: Option<J>) -> J {
         let index = if rng.chance(3) { raw("1") } else { raw("0") };
         let index = if rng.chance(10) { None } else { Some(index) };
-        obj(
+        let logprobs = if rng.chance(70) {
+            Some(raw("null"))
+        } else {
+            None
+        };
+        fields_of(
             rng,
+            canon,
             vec![
                 ("index", index),
                 ("delta", delta),
-                ("logprobs", Some(raw("null"))),
+                ("logprobs", logprobs),
                 ("finish_reason", Some(finish.unwrap_or_else(|| raw("null")))),
             ],
         )
@@ -1723,10 +1833,15 @@ mod tests {
 
     fn gen_stream(rng: &mut Rng) -> StreamCase {
         let mut plain = true;
+        // A third of the streams are written as the vendor writes them
+        // (key order, no whitespace, serde_json's escapes), which the
+        // canonical recognisers take.
+        let canon = rng.chance(33);
         let id = match rng.below(20) {
             0 => None,
             1 => Some(st("")),
             2 => Some(raw("null")),
+            3..=16 if canon => Some(J::S(format!("chatcmpl-{}", rng.below(1000)))),
             _ => Some(J::S(format!("chatcmpl-{}", text(rng)))),
         };
         // Without a usable id the general path generates one.
@@ -1734,6 +1849,7 @@ mod tests {
         let model = match rng.below(10) {
             0 => None,
             1 => Some(raw("null")),
+            2..=6 if canon => Some(st("gpt-x")),
             _ => Some(rtext(rng)),
         };
         let client_model = rng.pick(&["", "claude-x", "m\"é"]);
@@ -1755,9 +1871,9 @@ mod tests {
                     ("refusal", Some(raw("null"))),
                 ],
             );
-            let c = gen_choice(rng, Some(d), None);
+            let c = gen_choice(rng, canon, Some(d), None);
             let u = usage(rng);
-            js.push(gen_chunk(rng, &id, &model, J::A(vec![c]), u));
+            js.push(gen_chunk(rng, canon, &id, &model, J::A(vec![c]), u));
         }
         let mut tool = 0;
         for _ in 0..rng.below(8) {
@@ -1794,9 +1910,9 @@ mod tests {
                 }
                 _ => J::O(vec![]),
             };
-            let c = gen_choice(rng, Some(delta), None);
+            let c = gen_choice(rng, canon, Some(delta), None);
             let u = usage(rng);
-            js.push(gen_chunk(rng, &id, &model, J::A(vec![c]), u));
+            js.push(gen_chunk(rng, canon, &id, &model, J::A(vec![c]), u));
         }
         if rng.chance(80) {
             let fr = st(rng.pick(&[
@@ -1812,20 +1928,20 @@ mod tests {
             } else {
                 Some(J::O(vec![]))
             };
-            let c = gen_choice(rng, delta, Some(fr));
+            let c = gen_choice(rng, canon, delta, Some(fr));
             let u = usage(rng);
-            js.push(gen_chunk(rng, &id, &model, J::A(vec![c]), u));
+            js.push(gen_chunk(rng, canon, &id, &model, J::A(vec![c]), u));
         }
         if rng.chance(70) {
             let u = Some(gen_usage(rng));
-            js.push(gen_chunk(rng, &id, &model, J::A(vec![]), u));
+            js.push(gen_chunk(rng, canon, &id, &model, J::A(vec![]), u));
         }
         // An end before any chunk has no id to close the message with.
         plain &= !js.is_empty();
         let mut datas: Vec<String> = js
             .iter()
             .map(|j| {
-                let t = to_text(rng, j);
+                let t = if canon { compact(j) } else { to_text(rng, j) };
                 if rng.chance(5) {
                     format!("  {t} ")
                 } else {
@@ -1860,11 +1976,16 @@ mod tests {
                 if rng.chance(10) {
                     let c = J::A(vec![gen_choice(
                         rng,
+                        canon,
                         Some(J::O(vec![("content".into(), st("late"))])),
                         None,
                     )]);
-                    let late = gen_chunk(rng, &id, &model, c, None);
-                    datas.push(to_text(rng, &late));
+                    let late = gen_chunk(rng, canon, &id, &model, c, None);
+                    datas.push(if canon {
+                        compact(&late)
+                    } else {
+                        to_text(rng, &late)
+                    });
                 }
                 true
             }
@@ -1938,8 +2059,14 @@ mod tests {
     fn generated_streams_translate_as_the_general_path_does() {
         let mut rng = Rng(0xfeed_face_cafe_beef);
         let mut plain_cases = 0;
+        let mut canonical = 0;
         for i in 0..3000 {
             let case = gen_stream(&mut rng);
+            canonical += case
+                .datas
+                .iter()
+                .filter(|d| canonical_text_chunk(d).is_some())
+                .count();
             let mut fast = run_stream(&case, true);
             let mut general = run_stream(&case, false);
             // Generated ids ("msg_…"; the generator's start "chatcmpl-")
@@ -1969,6 +2096,61 @@ mod tests {
             }
         }
         assert!(plain_cases > 1000, "{plain_cases}");
+        // The canonical recogniser took part in the comparison.
+        assert!(canonical > 300, "{canonical}");
+    }
+
+    #[test]
+    fn canonical_text_chunks_are_openais_exact_forms() {
+        let good: &[(&str, &str, &str, &str)] = &[
+            (
+                r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}]}"#,
+                "chatcmpl-1",
+                "gpt-4o-mini",
+                "Hello",
+            ),
+            (
+                r#"{"id":"c","object":"chat.completion.chunk","created":0,"model":"m","service_tier":"default","system_fingerprint":null,"choices":[{"index":0,"delta":{"content":"a\"b\u00e9"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x9"}"#,
+                "c",
+                "m",
+                "a\"bé",
+            ),
+            (
+                r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":null}]}"#,
+                "c",
+                "m",
+                "",
+            ),
+        ];
+        for (data, id, model, text) in good {
+            let got = canonical_text_chunk(data);
+            assert_eq!(
+                got.as_ref().map(|(i, m, t)| (*i, *m, t.as_ref())),
+                Some((*id, *model, *text)),
+                "{data}"
+            );
+        }
+        let bad: &[&str] = &[
+            // Leading zero: invalid JSON.
+            r#"{"id":"c","object":"chat.completion.chunk","created":01,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#,
+            // Escapes in the id, a raw control character in the text.
+            r#"{"id":"c\u0041","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#,
+            "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\u{1}\"},\"finish_reason\":null}]}",
+            // A bad escape, an unterminated string.
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a\x"},"finish_reason":null}]}"#,
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a\"#,
+            // A finish reason, a second choice, usage, trailing bytes, whitespace.
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}"#,
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null},{"index":1,"delta":{"content":"b"},"finish_reason":null}]}"#,
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"usage":{"prompt_tokens":1}}"#,
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}x"#,
+            r#"{"id":"c", "object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#,
+            // Another delta field.
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a","refusal":null},"finish_reason":null}]}"#,
+        ];
+        for data in bad {
+            assert!(canonical_text_chunk(data).is_none(), "{data}");
+        }
     }
 
     #[test]

@@ -153,6 +153,90 @@ impl<'de> Deserialize<'de> for Skip {
 }
 
 // ---------------------------------------------------------------------------
+// Canonical forms
+// ---------------------------------------------------------------------------
+
+/// A cursor for recognising a stream event in the exact form a vendor
+/// writes it (fixed key order, no whitespace) by its literal parts, so the
+/// commonest events cost a few prefix compares and one string scan instead
+/// of a parse. Every accepted form must be one the typed parse accepts with
+/// the same result; anything else makes the recogniser return `None`.
+pub(crate) struct Canon<'a>(pub(crate) &'a str);
+
+impl<'a> Canon<'a> {
+    /// Consumes `lit` if the text continues with it.
+    pub(crate) fn lit(&mut self, lit: &str) -> bool {
+        match self.0.strip_prefix(lit) {
+            Some(rest) => {
+                self.0 = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A JSON integer (`0` or digits without a leading zero); JSON forbids
+    /// leading zeros, so a parse would reject `01`.
+    pub(crate) fn int(&mut self) -> Option<&'a str> {
+        let n = self.0.bytes().take_while(u8::is_ascii_digit).count();
+        let digits = &self.0[..n];
+        if n == 0 || (n > 1 && digits.starts_with('0')) {
+            return None;
+        }
+        self.0 = &self.0[n..];
+        Some(digits)
+    }
+
+    /// A string literal without escapes; its contents. A control character
+    /// (invalid in JSON strings) or a backslash gives `None`.
+    pub(crate) fn plain_str(&mut self) -> Option<&'a str> {
+        let rest = self.0.strip_prefix('"')?;
+        let end = memchr::memchr(b'"', rest.as_bytes())?;
+        let s = &rest[..end];
+        if s.bytes().any(|b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        self.0 = &rest[end + 1..];
+        Some(s)
+    }
+
+    /// A string literal, escapes decoded (borrowed when it has none).
+    pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
+        let rest = self.0.strip_prefix('"')?;
+        let bytes = rest.as_bytes();
+        let mut at = 0;
+        let mut escaped = false;
+        let end = loop {
+            let i = at + memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+            if bytes[i] == b'"' {
+                break i;
+            }
+            // Whatever follows the backslash is part of the escape (a
+            // quote included); serde_json checks the escape below.
+            escaped = true;
+            at = i + 2;
+        };
+        let value = if escaped {
+            // The literal with its quotes; serde_json decodes and checks it.
+            Cow::Owned(serde_json::from_str::<String>(&self.0[..end + 2]).ok()?)
+        } else {
+            let s = &rest[..end];
+            if s.bytes().any(|b| b < 0x20) {
+                return None;
+            }
+            Cow::Borrowed(s)
+        };
+        self.0 = &rest[end + 1..];
+        Some(value)
+    }
+
+    /// Whether the whole text was consumed.
+    pub(crate) fn done(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Output helpers
 // ---------------------------------------------------------------------------
 
@@ -171,15 +255,48 @@ pub(crate) fn count(n: Option<&Number>) -> u64 {
 /// `\\` and the control characters below 0x20, with the short forms for
 /// backspace, form feed, newline, carriage return and tab and `\u00xx`
 /// (lower-case hex) for the rest; everything else verbatim.
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    escape(s, |piece| out.push_str(piece));
+pub(crate) fn push_json_str(out: &mut impl TextOut, s: &str) {
+    out.reserve_more(s.len() + 2);
+    escape(s, |piece| out.put(piece));
 }
 
 /// [`push_json_str`] for byte buffers.
 pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    escape(s, |piece| out.extend_from_slice(piece.as_bytes()));
+    push_json_str(out, s);
+}
+
+/// The buffers the fast paths write JSON into: a `String`, a `Vec<u8>`, or
+/// the `BytesMut` a stream translator sends from.
+pub(crate) trait TextOut {
+    fn put(&mut self, s: &str);
+    fn reserve_more(&mut self, n: usize);
+}
+
+impl TextOut for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    fn reserve_more(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
+impl TextOut for Vec<u8> {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+    fn reserve_more(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
+impl TextOut for bytes::BytesMut {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+    fn reserve_more(&mut self, n: usize) {
+        self.reserve(n);
+    }
 }
 
 /// Hands `s` as a quoted, escaped JSON string to `put`, in pieces.

@@ -325,16 +325,16 @@ impl AnthropicUsage {
     }
 }
 
-pub(crate) fn push_openai_usage(out: &mut String, u: &Usage) {
-    out.push_str(r#"{"prompt_tokens":"#);
-    out.push_str(&u.prompt_tokens.to_string());
-    out.push_str(r#","completion_tokens":"#);
-    out.push_str(&u.completion_tokens.to_string());
-    out.push_str(r#","total_tokens":"#);
-    out.push_str(&u.total_tokens.to_string());
-    out.push_str(r#","prompt_tokens_details":{"cached_tokens":"#);
-    out.push_str(&u.cached_tokens.to_string());
-    out.push_str("}}");
+pub(crate) fn push_openai_usage(out: &mut impl super::TextOut, u: &Usage) {
+    out.put(r#"{"prompt_tokens":"#);
+    out.put(&u.prompt_tokens.to_string());
+    out.put(r#","completion_tokens":"#);
+    out.put(&u.completion_tokens.to_string());
+    out.put(r#","total_tokens":"#);
+    out.put(&u.total_tokens.to_string());
+    out.put(r#","prompt_tokens_details":{"cached_tokens":"#);
+    out.put(&u.cached_tokens.to_string());
+    out.put("}}");
 }
 
 /// `anthropic_response_to_openai`, serialised, for answers made of text and
