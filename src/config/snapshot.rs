@@ -190,6 +190,8 @@ pub struct Provider {
     pub timeouts: Timeouts,
     /// `anthropic-version` header value (Anthropic providers).
     pub anthropic_version: String,
+    /// The same, ready to insert into each upstream request.
+    pub anthropic_version_header: http::HeaderValue,
     pub default_max_tokens: u64,
     /// Passive (and active) health, shared across snapshots.
     pub health: Arc<ProviderHealth>,
@@ -778,6 +780,9 @@ fn compile_provider(
         model_map,
         overrides,
         timeouts,
+        // Validated above as digits and dashes, so a valid header value.
+        anthropic_version_header: http::HeaderValue::from_str(&anthropic_version)
+            .unwrap_or(http::HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION)),
         anthropic_version,
         default_max_tokens,
         health: registry.provider(&p.name),

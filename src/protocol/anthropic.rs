@@ -1788,7 +1788,7 @@ impl AnthropicToOpenAiStream {
         h.push_str(r#"{"id":"#);
         typed::push_json_str(&mut h, &self.id);
         h.push_str(r#","object":"chat.completion.chunk","created":"#);
-        h.push_str(&self.created.to_string());
+        typed::push_u64(&mut h, self.created);
         h.push_str(r#","model":"#);
         typed::push_json_str(&mut h, &self.model);
         h.push_str(r#","choices":"#);

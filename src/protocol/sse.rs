@@ -70,18 +70,23 @@ impl SseParser {
     /// Every event the chunk completes, owned.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
-        self.push_each(chunk, |ev| {
-            out.push(ev.clone());
+        self.push_each(chunk, |event, data| {
+            out.push(SseEvent {
+                event: event.to_string(),
+                data: data.to_string(),
+            });
             true
         });
         out
     }
 
-    /// Calls `f` with every event the chunk completes, borrowed from the
-    /// parser (no allocation per event once its buffers have grown). `f`
+    /// Calls `f(event, data)` with every event the chunk completes. An
+    /// event that arrived whole in this chunk (the usual case) is handed
+    /// out as slices of the chunk, without a copy; one split across reads
+    /// is assembled in the parser's buffers (reused for the next one). `f`
     /// returns false to stop; the rest of the chunk is then dropped and
     /// `push_each` returns false.
-    pub fn push_each(&mut self, chunk: &[u8], mut f: impl FnMut(&SseEvent) -> bool) -> bool {
+    pub fn push_each(&mut self, chunk: &[u8], mut f: impl FnMut(&str, &str) -> bool) -> bool {
         if chunk.is_empty() {
             return true;
         }
@@ -96,6 +101,9 @@ impl SseParser {
             offset = 1;
         }
         self.after_cr = false;
+        // Parts of the current event borrowed from this chunk; when set,
+        // they stand for `self.current`'s field.
+        let mut parts = Parts::default();
         while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             let line_bytes = &rest[..pos];
             let line_text = text.and_then(|t| t.get(offset..offset + pos));
@@ -112,20 +120,30 @@ impl SseParser {
             }
             // A line that arrived whole is parsed in place; only one split
             // across reads is assembled in `self.line` (whose buffer is
-            // kept for the next one).
+            // kept for the next one). That can only be the chunk's first
+            // line, before anything was borrowed.
             let blank = if self.line.is_empty() {
-                self.line_done(line_bytes, line_text)
+                self.line_done(line_bytes, line_text, &mut parts)
             } else {
                 self.line.extend_from_slice(line_bytes);
                 let line = std::mem::take(&mut self.line);
-                let blank = self.line_done(&line, None);
+                let blank = self.line_done(&line, None, &mut Parts::default());
                 self.line = line;
                 self.line.clear();
                 blank
             };
-            if blank && !self.dispatch(&mut f) {
+            if blank && !self.dispatch(&mut parts, &mut f) {
                 return false;
             }
+        }
+        // An event still open at the end of the read keeps its parts.
+        if let Some(e) = parts.event {
+            self.current.event.clear();
+            self.current.event.push_str(e);
+        }
+        if let Some(d) = parts.data {
+            self.current.data.clear();
+            self.current.data.push_str(d);
         }
         self.line.extend_from_slice(rest);
         true
@@ -136,20 +154,24 @@ impl SseParser {
     pub fn finish(&mut self) -> Option<SseEvent> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.line_done(&line, None);
+            self.line_done(&line, None, &mut Parts::default());
         }
         let mut last = None;
-        self.dispatch(|ev| {
-            last = Some(ev.clone());
+        self.dispatch(&mut Parts::default(), |event, data| {
+            last = Some(SseEvent {
+                event: event.to_string(),
+                data: data.to_string(),
+            });
             true
         });
         last
     }
 
     /// One line without its line end; true for the blank line that ends an
-    /// event.
-    /// `text` is the same line as `&str` when already known to be UTF-8.
-    fn line_done(&mut self, line: &[u8], text: Option<&str>) -> bool {
+    /// event. `text` is the same line as `&str` when known to be UTF-8 and
+    /// part of the current read: its field values are then borrowed into
+    /// `parts` instead of copied.
+    fn line_done<'c>(&mut self, line: &[u8], text: Option<&'c str>, parts: &mut Parts<'c>) -> bool {
         if line.is_empty() {
             return true;
         }
@@ -164,43 +186,72 @@ impl SseParser {
             None => (line, &b""[..], line.len()),
         };
         // `start` follows an ASCII byte, so it is a char boundary of `text`.
-        let value = match text.and_then(|t| t.get(start..)) {
-            Some(v) => std::borrow::Cow::Borrowed(v),
-            // from_utf8 has an ASCII fast path that from_utf8_lossy lacks.
-            None => match std::str::from_utf8(value) {
-                Ok(v) => std::borrow::Cow::Borrowed(v),
-                Err(_) => String::from_utf8_lossy(value),
-            },
-        };
+        let borrowed = text.and_then(|t| t.get(start..));
         match field {
-            b"event" => {
-                self.current.event.clear();
-                self.current.event.push_str(&value);
-            }
-            b"data" => {
-                if self.has_data {
-                    self.current.data.push('\n');
+            b"event" => match borrowed {
+                Some(v) => parts.event = Some(v),
+                None => {
+                    parts.event = None;
+                    self.current.event.clear();
+                    self.current.event.push_str(&utf8(value));
                 }
-                self.current.data.push_str(&value);
-                self.has_data = true;
-            }
-            _ => {} // id, retry, unknown: not needed by the gateway
+            },
+            b"data" => match (borrowed, self.has_data) {
+                (Some(v), false) => parts.data = Some(v),
+                (v, has_data) => {
+                    if let Some(d) = parts.data.take() {
+                        self.current.data.push_str(d);
+                    }
+                    if has_data {
+                        self.current.data.push('\n');
+                    }
+                    match v {
+                        Some(v) => self.current.data.push_str(v),
+                        None => self.current.data.push_str(&utf8(value)),
+                    }
+                }
+            },
+            _ => return false, // id, retry, unknown: not needed by the gateway
+        }
+        if field == b"data" {
+            self.has_data = true;
         }
         false
     }
 
     /// Hands the assembled event (if it has data) to `f` and starts a new
     /// one; an event without data is dropped, as the standard says.
-    fn dispatch(&mut self, f: impl FnOnce(&SseEvent) -> bool) -> bool {
+    fn dispatch(&mut self, parts: &mut Parts<'_>, f: impl FnOnce(&str, &str) -> bool) -> bool {
         let go_on = if self.has_data {
             self.has_data = false;
-            f(&self.current)
+            f(
+                parts.event.unwrap_or(&self.current.event),
+                parts.data.unwrap_or(&self.current.data),
+            )
         } else {
             true
         };
+        *parts = Parts::default();
         self.current.event.clear();
         self.current.data.clear();
         go_on
+    }
+}
+
+/// The fields of the event being parsed that are still slices of the
+/// current read.
+#[derive(Default)]
+struct Parts<'c> {
+    event: Option<&'c str>,
+    data: Option<&'c str>,
+}
+
+/// A field value as text; invalid UTF-8 is replaced (`from_utf8` first: it
+/// has an ASCII fast path that `from_utf8_lossy` lacks).
+fn utf8(value: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(value) {
+        Ok(v) => std::borrow::Cow::Borrowed(v),
+        Err(_) => String::from_utf8_lossy(value),
     }
 }
 

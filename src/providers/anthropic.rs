@@ -3,7 +3,7 @@
 use super::{parse_json, set_model, to_bytes, ClientApi, StreamTranslate, Vendor};
 use crate::config::{ApiKey, Provider};
 use crate::protocol::anthropic as wire;
-use crate::protocol::sse::{encode_into, SseEvent};
+use crate::protocol::sse::encode_into;
 use crate::protocol::typed::openai_client as typed;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::{Bytes, BytesMut};
@@ -31,7 +31,7 @@ impl Vendor for AnthropicVendor {
         if let Some(key) = key {
             req.insert_header("x-api-key", key.raw_header().clone())?;
         }
-        req.insert_header("anthropic-version", p.anthropic_version.as_str())?;
+        req.insert_header("anthropic-version", p.anthropic_version_header.clone())?;
         Ok(())
     }
 
@@ -120,10 +120,15 @@ impl Vendor for AnthropicVendor {
 struct AnthropicToOpenAi(wire::AnthropicToOpenAiStream);
 
 impl StreamTranslate for AnthropicToOpenAi {
-    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
+    fn push_event(
+        &mut self,
+        event: &str,
+        data: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), TranslateError> {
         // Chunks are written straight into `out`; a failed event sends
         // nothing.
-        self.0.push_into(&ev.event, &ev.data, out)
+        self.0.push_into(event, data, out)
     }
 
     fn finish(&mut self, _clean: bool, _out: &mut BytesMut) -> Result<(), TranslateError> {
@@ -147,8 +152,13 @@ struct AnthropicPassThrough {
 }
 
 impl StreamTranslate for AnthropicPassThrough {
-    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
-        encode_into(out, &ev.event, &ev.data);
+    fn push_event(
+        &mut self,
+        event: &str,
+        data: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), TranslateError> {
+        encode_into(out, event, data);
         Ok(())
     }
     fn finish(&mut self, _clean: bool, _out: &mut BytesMut) -> Result<(), TranslateError> {

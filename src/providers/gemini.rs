@@ -10,7 +10,6 @@ use super::{
 };
 use crate::config::{ApiKey, Provider};
 use crate::protocol::gemini as wire;
-use crate::protocol::sse::SseEvent;
 use crate::protocol::typed::gemini as typed;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::{Bytes, BytesMut};
@@ -123,8 +122,13 @@ struct GeminiStream {
 }
 
 impl StreamTranslate for GeminiStream {
-    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
-        let payloads = self.inner.push(&ev.data)?;
+    fn push_event(
+        &mut self,
+        _event: &str,
+        data: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), TranslateError> {
+        let payloads = self.inner.push(data)?;
         self.out.emit(payloads, out)
     }
 

@@ -45,8 +45,18 @@ impl ClientApi {
 
 /// Turns a vendor's event stream into the client's, event by event.
 pub trait StreamTranslate: Send {
-    /// One upstream event; SSE-encoded output events are appended to `out`.
-    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError>;
+    /// One upstream event (its name, empty when absent, and its data);
+    /// SSE-encoded output events are appended to `out`.
+    fn push_event(
+        &mut self,
+        event: &str,
+        data: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), TranslateError>;
+    /// [`Self::push_event`] for an owned event.
+    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
+        self.push_event(&ev.event, &ev.data, out)
+    }
     /// The upstream body ended (`clean`: HTTP framing complete). Appends the
     /// closing events, or fails when the vendor's stream was truncated.
     fn finish(&mut self, clean: bool, out: &mut BytesMut) -> Result<(), TranslateError>;

@@ -4,7 +4,6 @@ use super::{
     as_openai_request, parse_json, set_model, ClientApi, OpenAiOut, StreamTranslate, Vendor,
 };
 use crate::config::{ApiKey, Provider};
-use crate::protocol::sse::SseEvent;
 use crate::protocol::typed::anthropic_client;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::{Bytes, BytesMut};
@@ -139,18 +138,23 @@ impl OpenAiStream {
 }
 
 impl StreamTranslate for OpenAiStream {
-    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
-        if ev.data.trim() == "[DONE]" {
+    fn push_event(
+        &mut self,
+        _event: &str,
+        data: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), TranslateError> {
+        if data.trim() == "[DONE]" {
             self.done = true;
             self.close(out);
             return Ok(());
         }
         // One borrowing parse for the common chunks instead of two `Value`
         // trees (here and in the translator).
-        if self.typed && self.out.emit_typed(&ev.data, &mut self.usage, out) {
+        if self.typed && self.out.emit_typed(data, &mut self.usage, out) {
             return Ok(());
         }
-        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+        if let Ok(v) = serde_json::from_str::<Value>(data) {
             if v["error"].is_object() {
                 let msg = v["error"]["message"]
                     .as_str()
@@ -161,7 +165,7 @@ impl StreamTranslate for OpenAiStream {
                 self.usage = usage_of(&v["usage"]);
             }
         }
-        self.out.emit(vec![ev.data.clone()], out)
+        self.out.emit(vec![data.to_string()], out)
     }
 
     fn finish(&mut self, clean: bool, out: &mut BytesMut) -> Result<(), TranslateError> {

@@ -24,18 +24,13 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Number, Value};
 
-use super::{count, push_json_bytes, Canon, Obj, Skip, Str};
+use super::{count, push_json_bytes, push_json_str, push_u64, Canon, Obj, Skip, Str, TextOut};
 use crate::protocol::anthropic::{stop_reason_for, OpenAiToAnthropicStream, OpenBlock};
 use crate::protocol::types::Usage;
 
 // ---------------------------------------------------------------------------
 // Shared pieces
 // ---------------------------------------------------------------------------
-
-fn push_u64(out: &mut Vec<u8>, n: u64) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &n);
-}
 
 fn push_number(out: &mut Vec<u8>, n: &Number) {
     // Writing to a Vec cannot fail.
@@ -679,14 +674,12 @@ struct Delta<'a> {
 
 /// Appends one SSE event, the bytes `sse::encode(name, data)` gives for
 /// compact JSON (which never contains a newline).
-fn push_event(out: &mut BytesMut, name: &str, data: impl FnOnce(&mut Vec<u8>)) {
-    let mut buf = Vec::with_capacity(160);
-    data(&mut buf);
-    out.reserve(buf.len() + name.len() + 16);
+fn push_event(out: &mut BytesMut, name: &str, data: impl FnOnce(&mut BytesMut)) {
+    out.reserve(name.len() + 176);
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(&buf);
+    data(out);
     out.extend_from_slice(b"\n\n");
 }
 
@@ -695,7 +688,7 @@ fn close_block(t: &mut OpenAiToAnthropicStream, out: &mut BytesMut) {
         push_event(out, "content_block_stop", |b| {
             b.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":");
             push_u64(b, open.index() as u64);
-            b.push(b'}');
+            b.put_byte(b'}');
         });
     }
 }
@@ -710,7 +703,7 @@ fn open_block(t: &mut OpenAiToAnthropicStream, block: &[u8], out: &mut BytesMut)
         push_u64(b, index as u64);
         b.extend_from_slice(b",\"content_block\":");
         b.extend_from_slice(block);
-        b.push(b'}');
+        b.put_byte(b'}');
     });
     index
 }
@@ -742,7 +735,7 @@ fn push_delta(t: &mut OpenAiToAnthropicStream, thinking: bool, text: &str, out: 
         } else {
             b.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
         }
-        push_json_bytes(b, text);
+        push_json_str(b, text);
         b.extend_from_slice(b"}}");
     });
 }
@@ -845,9 +838,9 @@ fn start_message(t: &mut OpenAiToAnthropicStream, id: &str, model: &str, out: &m
     let input = t.usage.prompt_tokens.saturating_sub(t.usage.cached_tokens);
     push_event(out, "message_start", |b| {
         b.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":");
-        push_json_bytes(b, &t.id);
+        push_json_str(b, &t.id);
         b.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-        push_json_bytes(b, &t.model);
+        push_json_str(b, &t.model);
         b.extend_from_slice(
             b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":",
         );

@@ -257,7 +257,31 @@ pub(crate) fn count(n: Option<&Number>) -> u64 {
 /// (lower-case hex) for the rest; everything else verbatim.
 pub(crate) fn push_json_str(out: &mut impl TextOut, s: &str) {
     out.reserve_more(s.len() + 2);
-    escape(s, |piece| out.put(piece));
+    // Nearly every string (ids, model names, most text deltas) has nothing
+    // to escape: one scan, one copy.
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        escape(s, |piece| out.put(piece));
+    } else {
+        out.put_byte(b'"');
+        out.put(s);
+        out.put_byte(b'"');
+    }
+}
+
+/// A non-negative integer, as serde_json writes it, without an allocation.
+pub(crate) fn push_u64(out: &mut impl TextOut, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits by construction.
+    out.put(std::str::from_utf8(&buf[at..]).unwrap_or("0"));
 }
 
 /// [`push_json_str`] for byte buffers.
@@ -269,12 +293,17 @@ pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &str) {
 /// the `BytesMut` a stream translator sends from.
 pub(crate) trait TextOut {
     fn put(&mut self, s: &str);
+    /// One ASCII byte.
+    fn put_byte(&mut self, b: u8);
     fn reserve_more(&mut self, n: usize);
 }
 
 impl TextOut for String {
     fn put(&mut self, s: &str) {
         self.push_str(s);
+    }
+    fn put_byte(&mut self, b: u8) {
+        self.push(char::from(b));
     }
     fn reserve_more(&mut self, n: usize) {
         self.reserve(n);
@@ -285,6 +314,9 @@ impl TextOut for Vec<u8> {
     fn put(&mut self, s: &str) {
         self.extend_from_slice(s.as_bytes());
     }
+    fn put_byte(&mut self, b: u8) {
+        self.push(b);
+    }
     fn reserve_more(&mut self, n: usize) {
         self.reserve(n);
     }
@@ -293,6 +325,9 @@ impl TextOut for Vec<u8> {
 impl TextOut for bytes::BytesMut {
     fn put(&mut self, s: &str) {
         self.extend_from_slice(s.as_bytes());
+    }
+    fn put_byte(&mut self, b: u8) {
+        bytes::BufMut::put_u8(self, b);
     }
     fn reserve_more(&mut self, n: usize) {
         self.reserve(n);
@@ -348,6 +383,15 @@ pub(crate) fn is_object(body: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn integers_are_written_as_serde_json_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 1_700_000_000, u64::MAX - 1, u64::MAX] {
+            let mut s = String::new();
+            super::push_u64(&mut s, n);
+            assert_eq!(s, serde_json::to_string(&n).unwrap_or_default());
+        }
+    }
+
     #[test]
     fn json_strings_are_escaped_as_serde_json_escapes_them() {
         let mut every: String = (0u32..0x80).filter_map(char::from_u32).collect();

@@ -8,7 +8,7 @@
 //! tries first (its `push_typed` and the shared `on_*` handlers do the
 //! translation for both paths).
 
-use super::{count, push_json_str, Obj, Skip, Str};
+use super::{count, push_json_str, Canon, Obj, Skip, Str};
 use crate::protocol::anthropic::{finish_reason_for, generated_id, now_unix, RequestOptions};
 use crate::protocol::types::Usage;
 use serde::Deserialize;
@@ -327,13 +327,13 @@ impl AnthropicUsage {
 
 pub(crate) fn push_openai_usage(out: &mut impl super::TextOut, u: &Usage) {
     out.put(r#"{"prompt_tokens":"#);
-    out.put(&u.prompt_tokens.to_string());
+    super::push_u64(out, u.prompt_tokens);
     out.put(r#","completion_tokens":"#);
-    out.put(&u.completion_tokens.to_string());
+    super::push_u64(out, u.completion_tokens);
     out.put(r#","total_tokens":"#);
-    out.put(&u.total_tokens.to_string());
+    super::push_u64(out, u.total_tokens);
     out.put(r#","prompt_tokens_details":{"cached_tokens":"#);
-    out.put(&u.cached_tokens.to_string());
+    super::push_u64(out, u.cached_tokens);
     out.put("}}");
 }
 
@@ -450,23 +450,16 @@ pub(crate) struct EventPart<'a> {
 /// costs one string parse. Anything else (other key order, whitespace,
 /// extra fields) returns `None` and takes [`stream_event`].
 pub fn canonical_text_delta(data: &str) -> Option<Cow<'_, str>> {
-    let rest = data.strip_prefix(r#"{"type":"content_block_delta","index":"#)?;
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
+    let mut c = Canon(data);
+    if !c.lit(r#"{"type":"content_block_delta","index":"#) {
         return None;
     }
-    let literal = rest[digits..]
-        .strip_prefix(r#","delta":{"type":"text_delta","text":"#)?
-        .strip_suffix("}}")?;
-    if !literal.starts_with('"') {
+    c.int()?;
+    if !c.lit(r#","delta":{"type":"text_delta","text":"#) {
         return None;
     }
-    // Borrowed when the text has no escapes; from_str rejects anything
-    // after the string literal.
-    match serde_json::from_str::<&str>(literal) {
-        Ok(t) => Some(Cow::Borrowed(t)),
-        Err(_) => serde_json::from_str::<String>(literal).ok().map(Cow::Owned),
-    }
+    let text = c.string()?;
+    (c.lit("}}") && c.done()).then_some(text)
 }
 
 /// A `message_start` as Anthropic writes it:
@@ -474,16 +467,20 @@ pub fn canonical_text_delta(data: &str) -> Option<Cow<'_, str>> {
 /// the id, the model and the usage, with only the usage object parsed.
 /// `None` for any other shape (an id or model with escapes included).
 pub(crate) fn canonical_message_start(data: &str) -> Option<(&str, &str, AnthropicUsage)> {
-    let rest = data.strip_prefix(r#"{"type":"message_start","message":{"id":""#)?;
-    let (id, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(r#","type":"message","role":"assistant","model":""#)?;
-    let (model, rest) = rest.split_once('"')?;
-    let usage = rest
-        .strip_prefix(r#","content":[],"stop_reason":null,"stop_sequence":null,"usage":"#)?
-        .strip_suffix("}}")?;
-    // A backslash would mean an escape inside the id or model (cut at the
-    // wrong quote); those take the full parse.
-    if id.contains('\\') || model.contains('\\') || !usage.starts_with('{') {
+    let mut c = Canon(data);
+    if !c.lit(r#"{"type":"message_start","message":{"id":"#) {
+        return None;
+    }
+    let id = c.plain_str()?;
+    if !c.lit(r#","type":"message","role":"assistant","model":"#) {
+        return None;
+    }
+    let model = c.plain_str()?;
+    if !c.lit(r#","content":[],"stop_reason":null,"stop_sequence":null,"usage":"#) {
+        return None;
+    }
+    let usage = c.0.strip_suffix("}}")?;
+    if !usage.starts_with('{') {
         return None;
     }
     let usage: Obj<AnthropicUsage> = serde_json::from_str(usage).ok()?;
@@ -494,18 +491,19 @@ pub(crate) fn canonical_message_start(data: &str) -> Option<(&str, &str, Anthrop
 /// `{"type":"message_delta","delta":{"stop_reason":"…","stop_sequence":null},"usage":{"output_tokens":N}}`:
 /// the stop reason and the output token count.
 pub fn canonical_message_delta(data: &str) -> Option<(&str, u64)> {
-    let rest = data.strip_prefix(r#"{"type":"message_delta","delta":{"stop_reason":""#)?;
-    let (reason, rest) = rest.split_once('"')?;
+    let mut c = Canon(data);
+    if !c.lit(r#"{"type":"message_delta","delta":{"stop_reason":"#) {
+        return None;
+    }
+    let reason = c.plain_str()?;
     if reason.is_empty() || !reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
         return None;
     }
-    let n = rest
-        .strip_prefix(r#","stop_sequence":null},"usage":{"output_tokens":"#)?
-        .strip_suffix("}}")?;
-    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+    if !c.lit(r#","stop_sequence":null},"usage":{"output_tokens":"#) {
         return None;
     }
-    Some((reason, n.parse().ok()?))
+    let n = c.int()?;
+    (c.lit("}}") && c.done()).then_some((reason, n.parse().ok()?))
 }
 
 /// `{"type":"content_block_stop","index":N}` exactly as Anthropic writes it.
@@ -523,11 +521,10 @@ pub fn is_canonical_empty_text_start(data: &str) -> bool {
     )
 }
 
-/// `data` is `prefix`, a decimal index, `suffix`.
+/// `data` is `prefix`, a JSON integer, `suffix`.
 fn is_index_then(data: &str, prefix: &str, suffix: &str) -> bool {
-    data.strip_prefix(prefix)
-        .and_then(|r| r.strip_suffix(suffix))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    let mut c = Canon(data);
+    c.lit(prefix) && c.int().is_some() && c.lit(suffix) && c.done()
 }
 
 /// Parses one event's data; `None` when it is not a JSON object of the
@@ -852,6 +849,9 @@ mod tests {
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","b":"c"}}"#,
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"\x"}}"#,
+            // Leading zeros are invalid JSON; so is a raw control character.
+            r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"a"}}"#,
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\u{2}\"}}",
         ] {
             assert_eq!(canonical_text_delta(other), None, "{other}");
         }
@@ -875,6 +875,9 @@ mod tests {
         assert_eq!(u.to_usage().prompt_tokens, 15);
         for other in [
             start("msg_\\\"1", "claude", r#"{"input_tokens":1}"#),
+            // A raw control character is invalid JSON.
+            start("msg_\u{1}", "claude", r#"{"input_tokens":1}"#),
+            start("msg_1", "clau\u{1f}de", r#"{"input_tokens":1}"#),
             start("msg_1", "claude", r#"{"input_tokens":"1"}"#),
             start("msg_1", "claude", r#"[1]"#),
             start("msg_1", "claude", r#"{"input_tokens":1},"x":1"#),
