@@ -1776,7 +1776,7 @@ impl AnthropicToOpenAiStream {
         self.usage.to_usage()
     }
 
-    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":`
+    /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":`
     /// — the same for every chunk of the stream once the role chunk went
     /// out, so it is serialised once (the key order is the one a `Value`
     /// with these fields in this order serialises to).
@@ -1784,8 +1784,8 @@ impl AnthropicToOpenAiStream {
         if !self.head.is_empty() {
             return Cow::Borrowed(&self.head);
         }
-        let mut h = String::with_capacity(96);
-        h.push_str(r#"{"id":"#);
+        let mut h = String::with_capacity(112);
+        h.push_str(r#"data: {"id":"#);
         typed::push_json_str(&mut h, &self.id);
         h.push_str(r#","object":"chat.completion.chunk","created":"#);
         typed::push_u64(&mut h, self.created);
@@ -1803,7 +1803,6 @@ impl AnthropicToOpenAiStream {
     /// blank line, with `choices` written by `write` straight into the
     /// buffer that goes to the client (no allocation per chunk).
     fn emit(&self, out: &mut BytesMut, write: impl FnOnce(&mut BytesMut), usage: Option<&Usage>) {
-        out.extend_from_slice(b"data: ");
         out.extend_from_slice(self.head().as_bytes());
         write(out);
         if self.include_usage {
@@ -1838,20 +1837,22 @@ impl AnthropicToOpenAiStream {
         );
     }
 
-    /// A content or reasoning delta chunk, without building a `Value`.
-    fn text_chunk(&self, key: &str, text: &str, out: &mut BytesMut) {
+    /// A content or reasoning delta chunk, without building a `Value`: the
+    /// head, the delta and a fixed tail (these chunks never carry usage).
+    fn text_chunk(&self, reasoning: bool, text: &str, out: &mut BytesMut) {
         out.reserve(self.head.len() + text.len() + 112);
-        self.emit(
-            out,
-            |c| {
-                c.extend_from_slice(br#"[{"index":0,"delta":{"#);
-                typed::push_json_str(c, key);
-                c.extend_from_slice(b":");
-                typed::push_json_str(c, text);
-                c.extend_from_slice(br#"},"logprobs":null,"finish_reason":null}]"#);
-            },
-            None,
-        );
+        out.extend_from_slice(self.head().as_bytes());
+        out.extend_from_slice(if reasoning {
+            br#"[{"index":0,"delta":{"reasoning_content":"#
+        } else {
+            br#"[{"index":0,"delta":{"content":"#
+        });
+        typed::push_json_str(out, text);
+        out.extend_from_slice(if self.include_usage {
+            b"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n"
+        } else {
+            b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+        });
     }
 
     /// The role chunk, once, even if message_start went missing.
@@ -1903,10 +1904,10 @@ impl AnthropicToOpenAiStream {
     /// content_block_delta.
     fn on_text(&mut self, text: Option<&str>, thinking: Option<&str>, out: &mut BytesMut) {
         if let Some(t) = text.filter(|t| !t.is_empty()) {
-            self.text_chunk("content", t, out);
+            self.text_chunk(false, t, out);
         }
         if let Some(t) = thinking.filter(|t| !t.is_empty()) {
-            self.text_chunk("reasoning_content", t, out);
+            self.text_chunk(true, t, out);
         }
     }
 

@@ -104,7 +104,11 @@ impl SseParser {
         // Parts of the current event borrowed from this chunk; when set,
         // they stand for `self.current`'s field.
         let mut parts = Parts::default();
-        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
+        // A blank line (an event's end) is found without a search.
+        while let Some(pos) = match rest.first() {
+            Some(b'\n' | b'\r') => Some(0),
+            _ => memchr::memchr2(b'\n', b'\r', rest),
+        } {
             let line_bytes = &rest[..pos];
             let line_text = text.and_then(|t| t.get(offset..offset + pos));
             let was_cr = rest[pos] == b'\r';
@@ -178,13 +182,22 @@ impl SseParser {
         if line[0] == b':' {
             return false; // comment (keep-alive)
         }
-        let (field, value, start) = match memchr::memchr(b':', line) {
-            Some(i) => {
-                let skip = usize::from(line.get(i + 1) == Some(&b' '));
-                (&line[..i], &line[i + 1 + skip..], i + 1 + skip)
+        // The two fields the gateway reads, as vendors write them, before
+        // the general form.
+        let (field, start): (&[u8], usize) = if line.starts_with(b"data: ") {
+            (b"data", 6)
+        } else if line.starts_with(b"event: ") {
+            (b"event", 7)
+        } else {
+            match memchr::memchr(b':', line) {
+                Some(i) => (
+                    &line[..i],
+                    i + 1 + usize::from(line.get(i + 1) == Some(&b' ')),
+                ),
+                None => (line, line.len()),
             }
-            None => (line, &b""[..], line.len()),
         };
+        let value = &line[start..];
         // `start` follows an ASCII byte, so it is a char boundary of `text`.
         let borrowed = text.and_then(|t| t.get(start..));
         match field {
