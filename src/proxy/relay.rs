@@ -54,7 +54,9 @@ fn client_header(
     passthrough: bool,
     request_id: &str,
 ) -> Result<ResponseHeader> {
-    let mut resp = ResponseHeader::build(up.status, Some(9))?;
+    // No case map (see `upstream::build_request`): standard names go out
+    // title-cased, ours lower-case.
+    let mut resp = ResponseHeader::build_no_case(up.status, Some(9))?;
     if sse {
         resp.insert_header("content-type", "text/event-stream; charset=utf-8")?;
         resp.insert_header("cache-control", "no-cache")?;

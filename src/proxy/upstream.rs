@@ -62,7 +62,10 @@ pub struct AttemptInput<'a> {
 
 fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>> {
     let ep = &input.provider.endpoint;
-    let mut req = RequestHeader::build("POST", input.path.as_bytes(), Some(10))?;
+    // Without a case map: header names are case-insensitive on the wire,
+    // and keeping their spelling costs a second map insert (and a copy of
+    // each custom name) per header per request.
+    let mut req = RequestHeader::build_no_case("POST", input.path.as_bytes(), Some(10))?;
     req.insert_header("host", ep.host_header.as_str())?;
     req.insert_header("content-type", "application/json")?;
     req.insert_header("content-length", input.body.len())?;
