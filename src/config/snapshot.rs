@@ -188,6 +188,9 @@ pub struct Provider {
     pub model_map: HashMap<String, String>,
     pub overrides: Overrides,
     pub timeouts: Timeouts,
+    /// The vendor's chat path when fixed (see `Vendor::fixed_chat_path`);
+    /// empty when it depends on the model.
+    pub chat_path: String,
     /// `anthropic-version` header value (Anthropic providers).
     pub anthropic_version: String,
     /// The same, ready to insert into each upstream request.
@@ -772,6 +775,9 @@ fn compile_provider(
         index,
         name: p.name.clone(),
         kind: kind?,
+        chat_path: crate::providers::vendor(kind?)
+            .fixed_chat_path(&endpoint.as_ref().ok()?.base_path)
+            .unwrap_or_default(),
         endpoint: endpoint.ok()?,
         keys,
         weight: p.weight,

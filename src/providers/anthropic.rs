@@ -18,8 +18,8 @@ fn rejects_sampling(version: &str) -> bool {
 }
 
 impl Vendor for AnthropicVendor {
-    fn chat_path(&self, p: &Provider, _model: &str, _stream: bool) -> String {
-        format!("{}/messages", p.endpoint.base_path)
+    fn fixed_chat_path(&self, base_path: &str) -> Option<String> {
+        Some(format!("{base_path}/messages"))
     }
 
     fn headers(

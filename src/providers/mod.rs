@@ -65,7 +65,16 @@ pub trait StreamTranslate: Send {
 
 pub trait Vendor: Sync {
     /// Path and query of the chat endpoint under the provider's base path.
-    fn chat_path(&self, p: &Provider, upstream_model: &str, stream: bool) -> String;
+    fn chat_path(&self, p: &Provider, _upstream_model: &str, _stream: bool) -> String {
+        self.fixed_chat_path(&p.endpoint.base_path)
+            .unwrap_or_default()
+    }
+    /// The chat path when it depends on neither the model nor the stream
+    /// mode: computed once per provider (`Provider::chat_path`) instead of
+    /// formatted per request. Vendors without one override `chat_path`.
+    fn fixed_chat_path(&self, _base_path: &str) -> Option<String> {
+        None
+    }
     /// Authentication and protocol headers for one request.
     fn headers(
         &self,

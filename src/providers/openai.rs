@@ -13,8 +13,8 @@ use serde_json::Value;
 pub struct OpenAiVendor;
 
 impl Vendor for OpenAiVendor {
-    fn chat_path(&self, p: &Provider, _model: &str, _stream: bool) -> String {
-        format!("{}/chat/completions", p.endpoint.base_path)
+    fn fixed_chat_path(&self, base_path: &str) -> Option<String> {
+        Some(format!("{base_path}/chat/completions"))
     }
 
     fn headers(

@@ -196,7 +196,13 @@ pub async fn run(
         ctx.key = key.map(|k| k.masked.clone());
         ctx.upstream_model = Some(p.upstream_model(&req.route.model).to_string());
 
-        let path = vendor(p.kind).chat_path(p, p.upstream_model(&req.route.model), req.stream);
+        let path: std::borrow::Cow<'_, str> = if p.chat_path.is_empty() {
+            vendor(p.kind)
+                .chat_path(p, p.upstream_model(&req.route.model), req.stream)
+                .into()
+        } else {
+            p.chat_path.as_str().into()
+        };
         let forward: &[(&'static str, http::HeaderValue)] = if req.api.native() == p.kind {
             &req.forward
         } else {

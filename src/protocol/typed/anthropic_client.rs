@@ -198,7 +198,7 @@ fn open_message(out: &mut Vec<u8>, first: &mut bool, role: &str) {
 /// The OpenAI chat request for an Anthropic Messages request, with `model`
 /// set to `model`; `None` when the request is not a covered shape.
 pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
-    let req: Obj<Request> = serde_json::from_slice(body).ok()?;
+    let req: Obj<Request> = serde_json::from_str(super::utf8(body)?).ok()?;
     let mut out = Vec::with_capacity(body.len() + 96);
     // Key order as the general path builds its map: `model` first (set
     // again by `set_model`, which keeps its position), then the rest.
@@ -525,7 +525,7 @@ fn push_tool_input(out: &mut Vec<u8>, args: Option<&str>) {
 /// `None` when the body is not a covered shape (an error body, no choices,
 /// no id, content parts, …).
 pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
-    let resp: Obj<Completion> = serde_json::from_slice(body).ok()?;
+    let resp: Obj<Completion> = serde_json::from_str(super::utf8(body)?).ok()?;
     // Without an id the general path generates one.
     let id = resp.id.as_ref().filter(|id| !id.0.is_empty())?;
     // Only the first choice is translated (n > 1 has no Anthropic form).

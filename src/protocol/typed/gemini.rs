@@ -110,7 +110,7 @@ pub fn request_to_gemini(body: &[u8], opts: &RequestOptions) -> Option<String> {
     if !super::is_object(body) {
         return None;
     }
-    let req: Request<'_> = serde_json::from_slice(body).ok()?;
+    let req: Request<'_> = serde_json::from_str(super::utf8(body)?).ok()?;
     // candidateCount must be positive (an error in the general path).
     if req.n == Some(0) {
         return None;

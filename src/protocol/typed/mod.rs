@@ -374,6 +374,14 @@ fn escape(s: &str, mut put: impl FnMut(&str)) {
     put("\"");
 }
 
+/// The body as text, checked once: serde_json then reads strings from a
+/// `&str` without a UTF-8 check per string (`from_slice` checks each one).
+/// Invalid UTF-8 is invalid JSON either way, so nothing is accepted that
+/// `from_slice` would refuse.
+pub(crate) fn utf8(body: &[u8]) -> Option<&str> {
+    std::str::from_utf8(body).ok()
+}
+
 /// Whether a body is a JSON object at the top. Derived `Deserialize` impls
 /// also accept a JSON array (fields by position); the general path rejects
 /// that, so the fast paths must not accept it either.

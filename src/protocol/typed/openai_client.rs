@@ -130,7 +130,7 @@ pub fn request_to_anthropic(body: &[u8], opts: &RequestOptions, model: &str) -> 
     if !super::is_object(body) {
         return None;
     }
-    let req: Request<'_> = serde_json::from_slice(body).ok()?;
+    let req: Request<'_> = serde_json::from_str(super::utf8(body)?).ok()?;
     if req.n.is_some_and(|n| n != 1) {
         return None;
     }
