@@ -2030,6 +2030,23 @@ impl AnthropicToOpenAiStream {
         r
     }
 
+    /// A text delta in Anthropic's exact form
+    /// (`typed::openai_client::canonical_text_delta`), as [`Self::push_into`]
+    /// takes it; `false`, having done nothing, for any other data.
+    pub fn push_canonical_text(&mut self, data: &str, out: &mut BytesMut) -> bool {
+        if self.value_only {
+            return false;
+        }
+        let Some(t) = typed::openai_client::canonical_text_delta(data) else {
+            return false;
+        };
+        if !self.finished {
+            self.start(out);
+            self.on_text(Some(&t), None, out);
+        }
+        true
+    }
+
     fn push_event(
         &mut self,
         event: &str,
@@ -2042,9 +2059,7 @@ impl AnthropicToOpenAiStream {
             return Ok(());
         }
         if !self.value_only {
-            if let Some(t) = typed::openai_client::canonical_text_delta(data) {
-                self.start(out);
-                self.on_text(Some(&t), None, out);
+            if self.push_canonical_text(data, out) {
                 return Ok(());
             }
             if let Some((id, model, usage)) = typed::openai_client::canonical_message_start(data) {

@@ -80,13 +80,20 @@ impl SseParser {
         out
     }
 
-    /// Calls `f(event, data)` with every event the chunk completes. An
-    /// event that arrived whole in this chunk (the usual case) is handed
-    /// out as slices of the chunk, without a copy; one split across reads
-    /// is assembled in the parser's buffers (reused for the next one). `f`
-    /// returns false to stop; the rest of the chunk is then dropped and
-    /// `push_each` returns false.
-    pub fn push_each(&mut self, chunk: &[u8], mut f: impl FnMut(&str, &str) -> bool) -> bool {
+    /// Calls `f(event, data)` with every event the chunk completes (see
+    /// [`Self::push_into`]).
+    pub fn push_each(&mut self, chunk: &[u8], f: impl FnMut(&str, &str) -> bool) -> bool {
+        self.push_into(chunk, &mut Each(f))
+    }
+
+    /// Hands every event the chunk completes to `sink`. An event that
+    /// arrived whole in this chunk (the usual case) is handed out as slices
+    /// of the chunk, without a copy; one split across reads is assembled in
+    /// the parser's buffers (reused for the next one). At each event
+    /// boundary the sink is first offered the rest of the read
+    /// ([`EventSink::raw`]). The sink returns false to stop; the rest of the
+    /// chunk is then dropped and `push_into` returns false.
+    pub fn push_into(&mut self, chunk: &[u8], sink: &mut impl EventSink) -> bool {
         if chunk.is_empty() {
             return true;
         }
@@ -104,11 +111,27 @@ impl SseParser {
         // Parts of the current event borrowed from this chunk; when set,
         // they stand for `self.current`'s field.
         let mut parts = Parts::default();
-        // A blank line (an event's end) is found without a search.
-        while let Some(pos) = match rest.first() {
-            Some(b'\n' | b'\r') => Some(0),
-            _ => memchr::memchr2(b'\n', b'\r', rest),
-        } {
+        // Nothing of an event is pending: what follows starts a new one.
+        let mut boundary = self.line.is_empty() && !self.has_data && self.current.event.is_empty();
+        loop {
+            if boundary {
+                if let Some(t) = text.and_then(|t| t.get(offset..)) {
+                    let taken = sink.raw(t);
+                    if taken > 0 {
+                        rest = &rest[taken..];
+                        offset += taken;
+                        continue;
+                    }
+                }
+                boundary = false;
+            }
+            // A blank line (an event's end) is found without a search.
+            let Some(pos) = (match rest.first() {
+                Some(b'\n' | b'\r') => Some(0),
+                _ => memchr::memchr2(b'\n', b'\r', rest),
+            }) else {
+                break;
+            };
             let line_bytes = &rest[..pos];
             let line_text = text.and_then(|t| t.get(offset..offset + pos));
             let was_cr = rest[pos] == b'\r';
@@ -136,8 +159,12 @@ impl SseParser {
                 self.line.clear();
                 blank
             };
-            if blank && !self.dispatch(&mut parts, &mut f) {
-                return false;
+            if blank {
+                if !self.dispatch(&mut parts, |e, d| sink.event(e, d)) {
+                    return false;
+                }
+                // A `\r` ending the read may still pair with a `\n`.
+                boundary = !self.after_cr;
             }
         }
         // An event still open at the end of the read keeps its parts.
@@ -249,6 +276,50 @@ impl SseParser {
         self.current.data.clear();
         go_on
     }
+}
+
+/// Where [`SseParser::push_into`] delivers events.
+pub trait EventSink {
+    /// Offered the rest of a (UTF-8) read at an event boundary: may take
+    /// whole events written in a vendor's exact form, handling them as
+    /// [`Self::event`] would, and returns how many bytes it took (0: the
+    /// parser reads them). This skips the line-by-line parse for the
+    /// commonest events; see [`whole_event`].
+    fn raw(&mut self, _text: &str) -> usize {
+        0
+    }
+    /// One event (its name, empty when absent, and its data); false stops.
+    fn event(&mut self, event: &str, data: &str) -> bool;
+}
+
+/// A closure as an [`EventSink`].
+struct Each<F>(F);
+
+impl<F: FnMut(&str, &str) -> bool> EventSink for Each<F> {
+    fn event(&mut self, event: &str, data: &str) -> bool {
+        (self.0)(event, data)
+    }
+}
+
+/// The event at the start of `text` if it is exactly `event: {name}` (no
+/// such line when `name` is empty), one `data: ` line and a blank line,
+/// all ended by `\n`: its data and its length. For such an event the
+/// parser would deliver the same name and data.
+pub fn whole_event<'a>(text: &'a str, name: &str) -> Option<(&'a str, usize)> {
+    let mut rest = text;
+    if !name.is_empty() {
+        rest = rest
+            .strip_prefix("event: ")?
+            .strip_prefix(name)?
+            .strip_prefix('\n')?;
+    }
+    let data_start = text.len() - rest.len() + 6;
+    rest = rest.strip_prefix("data: ")?;
+    let end = memchr::memchr2(b'\n', b'\r', rest.as_bytes())?;
+    if !rest[end..].starts_with("\n\n") {
+        return None;
+    }
+    Some((&text[data_start..data_start + end], data_start + end + 2))
 }
 
 /// The fields of the event being parsed that are still slices of the

@@ -12,7 +12,7 @@ pub mod gemini;
 pub mod openai;
 
 use crate::config::{ApiKey, Provider, ProviderKind};
-use crate::protocol::sse::SseEvent;
+use crate::protocol::sse::{EventSink, SseEvent, SseParser};
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
@@ -53,6 +53,13 @@ pub trait StreamTranslate: Send {
         data: &str,
         out: &mut BytesMut,
     ) -> Result<(), TranslateError>;
+    /// Offered the rest of an upstream read at an event boundary (see
+    /// `sse::EventSink::raw`): takes whole events in the vendor's exact
+    /// form, with the effect `push_event` would have, and returns the bytes
+    /// taken; 0 leaves them to the SSE parser.
+    fn push_raw(&mut self, _text: &str, _out: &mut BytesMut) -> usize {
+        0
+    }
     /// [`Self::push_event`] for an owned event.
     fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
         self.push_event(&ev.event, &ev.data, out)
@@ -61,6 +68,48 @@ pub trait StreamTranslate: Send {
     /// closing events, or fails when the vendor's stream was truncated.
     fn finish(&mut self, clean: bool, out: &mut BytesMut) -> Result<(), TranslateError>;
     fn usage(&self) -> Usage;
+}
+
+/// One upstream read through `parser` into `translator`, as the relay
+/// feeds a translated stream: whole events in the vendor's exact form go
+/// straight to [`StreamTranslate::push_raw`], the rest through the parser.
+/// The first event the translator fails stops the read (what follows it is
+/// dropped) and its error is returned.
+pub fn feed(
+    parser: &mut SseParser,
+    translator: &mut dyn StreamTranslate,
+    chunk: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), TranslateError> {
+    let mut sink = Feed {
+        translator,
+        out,
+        failure: None,
+    };
+    parser.push_into(chunk, &mut sink);
+    sink.failure.map_or(Ok(()), Err)
+}
+
+struct Feed<'a> {
+    translator: &'a mut dyn StreamTranslate,
+    out: &'a mut BytesMut,
+    failure: Option<TranslateError>,
+}
+
+impl EventSink for Feed<'_> {
+    fn raw(&mut self, text: &str) -> usize {
+        self.translator.push_raw(text, self.out)
+    }
+
+    fn event(&mut self, event: &str, data: &str) -> bool {
+        match self.translator.push_event(event, data, self.out) {
+            Ok(()) => true,
+            Err(e) => {
+                self.failure = Some(e);
+                false
+            }
+        }
+    }
 }
 
 pub trait Vendor: Sync {
@@ -196,6 +245,16 @@ impl OpenAiOut {
             Some(t) => {
                 crate::protocol::typed::anthropic_client::push_chunk(t, data, raw_usage, out)
             }
+            None => false,
+        }
+    }
+
+    /// A chunk in OpenAI's exact text-delta form, for Anthropic clients
+    /// (`typed::anthropic_client::push_canonical_chunk`); `false`, having
+    /// done nothing, for anything else.
+    pub(crate) fn emit_canonical(&mut self, data: &str, out: &mut BytesMut) -> bool {
+        match &mut self.to_anthropic {
+            Some(t) => crate::protocol::typed::anthropic_client::push_canonical_chunk(t, data, out),
             None => false,
         }
     }

@@ -4,6 +4,7 @@ use super::{
     as_openai_request, parse_json, set_model, ClientApi, OpenAiOut, StreamTranslate, Vendor,
 };
 use crate::config::{ApiKey, Provider};
+use crate::protocol::sse::whole_event;
 use crate::protocol::typed::anthropic_client;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::{Bytes, BytesMut};
@@ -166,6 +167,21 @@ impl StreamTranslate for OpenAiStream {
             }
         }
         self.out.emit(vec![data.to_string()], out)
+    }
+
+    fn push_raw(&mut self, text: &str, out: &mut BytesMut) -> usize {
+        if !self.typed {
+            return 0;
+        }
+        // Text deltas as OpenAI writes them, one `data:` line each.
+        let mut taken = 0;
+        while let Some((data, len)) = whole_event(&text[taken..], "") {
+            if !self.out.emit_canonical(data, out) {
+                break;
+            }
+            taken += len;
+        }
+        taken
     }
 
     fn finish(&mut self, clean: bool, out: &mut BytesMut) -> Result<(), TranslateError> {

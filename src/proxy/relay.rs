@@ -426,15 +426,11 @@ async fn translate_stream(
             // Translated events are somewhat larger than the vendor's; one
             // allocation per read instead of repeated growth.
             out.reserve(chunk.len() * 2 + 512);
-            parser.push_each(&chunk, |event, data| {
-                match translator.push_event(event, data, &mut out) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failure = Some(format!("the vendor reported an error mid-stream: {e}"));
-                        false
-                    }
-                }
-            });
+            if let Err(e) =
+                crate::providers::feed(&mut parser, translator.as_mut(), &chunk, &mut out)
+            {
+                failure = Some(format!("the vendor reported an error mid-stream: {e}"));
+            }
             if failure.is_some() || ended {
                 break;
             }

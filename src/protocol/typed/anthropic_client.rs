@@ -751,22 +751,8 @@ pub(crate) fn push_chunk(
     raw_usage: &mut Usage,
     out: &mut BytesMut,
 ) -> bool {
-    if let Some((id, model, text)) = canonical_text_chunk(data) {
-        // What the parse below does with such a chunk: no usage, one
-        // choice, index 0, content only, no finish reason.
-        if !t.started && !t.finished && id.is_empty() {
-            return false;
-        }
-        if t.finished {
-            return true;
-        }
-        if !t.started {
-            start_message(t, id, model, out);
-        }
-        if !text.is_empty() {
-            push_delta(t, false, &text, out);
-        }
-        return true;
+    if canonical_text_chunk(data).is_some() {
+        return push_canonical_chunk(t, data, out);
     }
     let Ok(chunk) = serde_json::from_str::<Obj<Chunk>>(data) else {
         return false;
@@ -823,6 +809,34 @@ pub(crate) fn push_chunk(
             close_block(t, out);
             t.set_finish(fr.as_str());
         }
+    }
+    true
+}
+
+/// A chunk in OpenAI's exact text-delta form ([`canonical_text_chunk`]),
+/// as [`push_chunk`] takes it; `false`, having changed nothing, for any
+/// other chunk or when the general path must run (no id to start with).
+pub(crate) fn push_canonical_chunk(
+    t: &mut OpenAiToAnthropicStream,
+    data: &str,
+    out: &mut BytesMut,
+) -> bool {
+    let Some((id, model, text)) = canonical_text_chunk(data) else {
+        return false;
+    };
+    // What the parse in `push_chunk` does with such a chunk: no usage, one
+    // choice, index 0, content only, no finish reason.
+    if !t.started && !t.finished && id.is_empty() {
+        return false;
+    }
+    if t.finished {
+        return true;
+    }
+    if !t.started {
+        start_message(t, id, model, out);
+    }
+    if !text.is_empty() {
+        push_delta(t, false, &text, out);
     }
     true
 }
