@@ -10,7 +10,8 @@
 //! Options: `--duration <secs>` per measurement, `--no-pin` to skip CPU
 //! pinning (by default the gateway — and nginx — run on CPU 0 with one
 //! worker and the mock plus load generator on the remaining CPUs, via
-//! `taskset`), `--no-nginx` to skip the reference proxy. When nginx is
+//! `taskset`), `--no-nginx` to skip the reference proxy, `--only <text>` to
+//! run just the table scenarios whose name contains it. When nginx is
 //! installed (Debian's `nginx-light`) the harness starts its own instance
 //! on a private prefix and measures it on the pass-through scenarios, so
 //! every figure has a yardstick measured in the same run.
@@ -409,6 +410,37 @@ async fn drive(
 
 /// One warmed-up cell against a proxy: its stats and the proxy's CPU
 /// microseconds per request.
+/// Measurements of one target taken in slices, summed.
+#[derive(Default)]
+struct Pooled {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    elapsed: Duration,
+    cpu_us: f64,
+}
+
+impl Pooled {
+    fn add(&mut self, (st, cpu_per_req): (Stats, f64)) {
+        self.cpu_us += cpu_per_req * st.latencies_us.len() as f64;
+        self.latencies_us.extend_from_slice(&st.latencies_us);
+        self.errors += st.errors;
+        self.elapsed += st.elapsed;
+    }
+
+    fn finish(mut self) -> (Stats, f64) {
+        self.latencies_us.sort_unstable();
+        let cpu = self.cpu_us / self.latencies_us.len().max(1) as f64;
+        (
+            Stats {
+                latencies_us: self.latencies_us,
+                errors: self.errors,
+                elapsed: self.elapsed,
+            },
+            cpu,
+        )
+    }
+}
+
 async fn measure(
     addr: SocketAddr,
     pid: u32,
@@ -1123,6 +1155,12 @@ fn main() {
             })
     };
     let quick = flag("--quick");
+    // `--only <text>`: just the table scenarios whose name contains it.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let no_nginx = flag("--no-nginx");
     let pin = !flag("--no-pin");
     let duration = value("--duration")
@@ -1241,7 +1279,7 @@ fn main() {
             "{:<44} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10} {:>8} {:>6}",
             "scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "+p50 ms", "cpu us/req", "ratio", "errors"
         );
-        println!("(ratio: gateway req/s over nginx's on pass-through rows; on translated rows over the gateway's own pass-through, same stream mode and concurrency, measured just before: the `gateway pass-through` row)");
+        println!("(ratio: gateway req/s over nginx's on pass-through rows; on translated rows over the gateway's own pass-through, same stream mode and concurrency, the two alternated in three slices each: the `gateway pass-through` row)");
         let row = |name: &str, label: &str, conc: usize, s: &Stats, added: String, cpu: String, ratio: String| {
             println!(
                 "{:<44} {:>5} {:>9.0} {:>8.3} {:>8.3} {:>9.3} {:>9} {:>10} {:>8} {:>6}",
@@ -1269,9 +1307,13 @@ fn main() {
             ("openai client -> gemini", "/v1/chat/completions", "bench-gemini", "/v1beta/models/bench-gemini:generateContent", false, 0, false),
             ("openai client -> gemini stream", "/v1/chat/completions", "bench-gemini", "/v1beta/models/bench-gemini:generateContent", true, 0, false),
             ("anthropic client -> openai", "/v1/messages", "bench-model", "/v1/chat/completions", false, 0, false),
+            ("anthropic client -> openai stream", "/v1/messages", "bench-model", "/v1/chat/completions", true, 0, false),
             ("failover (one provider 503)", "/v1/chat/completions", "bench-failover", "/v1/chat/completions", false, 0, false),
         ];
         for &(name, path, model, direct_path, stream, pad, nginx_ok) in scenarios {
+            if only.as_deref().is_some_and(|o| !name.contains(o)) {
+                continue;
+            }
             for &conc in &[1usize, 32] {
                 // --quick runs every scenario, the large bodies at concurrency 1 only.
                 if quick && pad > 0 && conc == 32 {
@@ -1284,22 +1326,32 @@ fn main() {
                 drive(gw.addr, gw_req.clone(), conc, warm).await;
                 let direct = drive(mock_addr, direct_req.clone(), conc, duration).await;
                 // Translated rows are compared with the gateway's own
-                // pass-through measured right before them (same stream mode
-                // and concurrency): seconds apart rather than minutes, which
-                // matters on a shared machine.
+                // pass-through (same stream mode and concurrency) measured
+                // in alternation with them: seconds apart rather than
+                // minutes, which matters on a shared machine.
                 let translated = !nginx_ok && !name.starts_with("failover");
-                let baseline = if translated {
+                let (baseline, through, cpu_per_req) = if translated {
+                    // Pass-through and translated alternate in short
+                    // slices (A B A B A B) and are summed, so a slow
+                    // second on this shared machine hits both sides.
                     let req = Arc::new(request_bytes(&gw.addr.to_string(), "/v1/chat/completions", "bench-model", stream, 0));
-                    let measured = measure(gw.addr, pid, req, conc, warm, duration).await;
-                    drive(gw.addr, gw_req.clone(), conc, warm).await;
-                    Some(measured)
+                    let rounds = if quick { 1 } else { 3 };
+                    let slice = duration / rounds;
+                    let mut base = Pooled::default();
+                    let mut tr = Pooled::default();
+                    for _ in 0..rounds {
+                        base.add(measure(gw.addr, pid, req.clone(), conc, warm, slice).await);
+                        tr.add(measure(gw.addr, pid, gw_req.clone(), conc, warm, slice).await);
+                    }
+                    let (through, cpu) = tr.finish();
+                    (Some(base.finish()), through, cpu)
                 } else {
-                    None
+                    let cpu0 = cpu_seconds(pid);
+                    let through = drive(gw.addr, gw_req, conc, duration).await;
+                    let cpu = cpu_seconds(pid) - cpu0;
+                    let cpu_per_req = cpu / through.latencies_us.len().max(1) as f64 * 1e6;
+                    (None, through, cpu_per_req)
                 };
-                let cpu0 = cpu_seconds(pid);
-                let through = drive(gw.addr, gw_req, conc, duration).await;
-                let cpu = cpu_seconds(pid) - cpu0;
-                let cpu_per_req = cpu / through.latencies_us.len().max(1) as f64 * 1e6;
                 let reference = match (&nginx, nginx_ok) {
                     (Some(n), true) => {
                         let req = Arc::new(request_bytes(&n.addr.to_string(), path, model, stream, pad));
