@@ -2040,11 +2040,31 @@ impl AnthropicToOpenAiStream {
         let Some(t) = typed::openai_client::canonical_text_delta(data) else {
             return false;
         };
+        self.on_canonical_text(&t, out);
+        true
+    }
+
+    /// Whole text-delta events in Anthropic's exact form at the start of
+    /// `text` (`typed::openai_client::canonical_text_delta_event`), taken as
+    /// [`Self::push_into`] takes them; returns the bytes taken.
+    pub fn push_canonical_events(&mut self, text: &str, out: &mut BytesMut) -> usize {
+        if self.value_only {
+            return 0;
+        }
+        let mut taken = 0;
+        while let Some((t, len)) = typed::openai_client::canonical_text_delta_event(&text[taken..])
+        {
+            self.on_canonical_text(&t, out);
+            taken += len;
+        }
+        taken
+    }
+
+    fn on_canonical_text(&mut self, text: &str, out: &mut BytesMut) {
         if !self.finished {
             self.start(out);
-            self.on_text(Some(&t), None, out);
+            self.on_text(Some(text), None, out);
         }
-        true
     }
 
     fn push_event(

@@ -3,7 +3,7 @@
 use super::{parse_json, set_model, to_bytes, ClientApi, StreamTranslate, Vendor};
 use crate::config::{ApiKey, Provider};
 use crate::protocol::anthropic as wire;
-use crate::protocol::sse::{encode_into, whole_event};
+use crate::protocol::sse::encode_into;
 use crate::protocol::typed::openai_client as typed;
 use crate::protocol::types::{TranslateError, Usage};
 use bytes::{Bytes, BytesMut};
@@ -133,14 +133,7 @@ impl StreamTranslate for AnthropicToOpenAi {
 
     fn push_raw(&mut self, text: &str, out: &mut BytesMut) -> usize {
         // Text deltas as Anthropic writes them.
-        let mut taken = 0;
-        while let Some((data, len)) = whole_event(&text[taken..], "content_block_delta") {
-            if !self.0.push_canonical_text(data, out) {
-                break;
-            }
-            taken += len;
-        }
-        taken
+        self.0.push_canonical_events(text, out)
     }
 
     fn finish(&mut self, _clean: bool, _out: &mut BytesMut) -> Result<(), TranslateError> {

@@ -196,7 +196,7 @@ pub fn request_to_anthropic(body: &[u8], opts: &RequestOptions, model: &str) -> 
     out.push_str(r#"{"model":"#);
     push_json_str(&mut out, model);
     out.push_str(r#","max_tokens":"#);
-    out.push_str(&max_tokens.to_string());
+    super::push_u64(&mut out, max_tokens);
     if !system.is_empty() {
         out.push_str(r#","system":"#);
         push_text_blocks(&mut out, &system);
@@ -235,7 +235,7 @@ pub fn request_to_anthropic(body: &[u8], opts: &RequestOptions, model: &str) -> 
         }
         if let Some(k) = req.top_k {
             out.push_str(r#","top_k":"#);
-            out.push_str(&k.to_string());
+            super::push_u64(&mut out, k);
         }
     }
     if let Some(s) = req.stream {
@@ -381,7 +381,7 @@ pub fn response_to_openai(body: &[u8]) -> Option<(String, Usage)> {
     out.push_str(r#"{"id":"#);
     push_json_str(&mut out, &id);
     out.push_str(r#","object":"chat.completion","created":"#);
-    out.push_str(&now_unix().to_string());
+    super::push_u64(&mut out, now_unix());
     out.push_str(r#","model":"#);
     push_json_str(&mut out, &resp.model);
     out.push_str(r#","choices":[{"index":0,"message":{"role":"assistant","content":"#);
@@ -460,6 +460,24 @@ pub fn canonical_text_delta(data: &str) -> Option<Cow<'_, str>> {
     }
     let text = c.string()?;
     (c.lit("}}") && c.done()).then_some(text)
+}
+
+/// A whole text-delta SSE event as Anthropic sends it,
+/// `event: content_block_delta`, the [`canonical_text_delta`] data line
+/// and the blank line, at the start of `text`: the text and the event's
+/// length. (The string literal cannot hold a raw line break, so the data
+/// line ends exactly where the recogniser stops.)
+pub fn canonical_text_delta_event(text: &str) -> Option<(Cow<'_, str>, usize)> {
+    let mut c = Canon(text);
+    if !c.lit("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":") {
+        return None;
+    }
+    c.int()?;
+    if !c.lit(r#","delta":{"type":"text_delta","text":"#) {
+        return None;
+    }
+    let t = c.string()?;
+    c.lit("}}\n\n").then(|| (t, text.len() - c.0.len()))
 }
 
 /// A `message_start` as Anthropic writes it:
@@ -854,6 +872,29 @@ mod tests {
             "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\u{2}\"}}",
         ] {
             assert_eq!(canonical_text_delta(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn canonical_text_delta_events_are_whole_events_only() {
+        let data = r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"a\"b\nc"}}"#;
+        let event = format!("event: content_block_delta\ndata: {data}\n\nevent: ping");
+        let (t, len) = canonical_text_delta_event(&event).unwrap_or_else(|| panic!("not taken"));
+        assert_eq!(
+            (t.as_ref(), len),
+            ("a\"b\nc", event.len() - "event: ping".len())
+        );
+        // Its data alone is the data recogniser's.
+        assert_eq!(canonical_text_delta(data).as_deref(), Some("a\"b\nc"));
+        for other in [
+            format!("event: content_block_delta\r\ndata: {data}\r\n\r\n"),
+            format!("event: content_block_delta\ndata: {data}\n"),
+            format!("event: content_block_delta\ndata:{data}\n\n"),
+            format!("data: {data}\n\n"),
+            format!("event: content_block_delta\ndata: {data}\nid: 1\n\n"),
+            format!("event: content_block_delta\ndata: {} \n\n", data),
+        ] {
+            assert!(canonical_text_delta_event(&other).is_none(), "{other:?}");
         }
     }
 
