@@ -950,3 +950,106 @@ async fn the_request_deadline_bounds_all_attempts() {
         "the deadline passed during the first attempt"
     );
 }
+
+/// A vendor that keeps the first connection alive after one answer and
+/// then closes it on the next request without answering (what a vendor's
+/// idle timeout looks like to a pooled connection); later connections are
+/// served normally. Returns the base URL and every request head it read.
+async fn stale_after_one_vendor() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let answers = if std::mem::take(&mut first) {
+                1
+            } else {
+                usize::MAX
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut served = 0;
+                loop {
+                    // One request: head, then a Content-Length body.
+                    let mut buf = Vec::new();
+                    let head_end = loop {
+                        let mut chunk = [0u8; 4096];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 4096];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    seen.lock().expect("lock").push(head);
+                    if served == answers {
+                        return; // closes the connection without an answer
+                    }
+                    served += 1;
+                    let body = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if sock.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/v1"), heads)
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_by_the_vendor_is_retried_on_a_new_one() {
+    let (url, heads) = stale_after_one_vendor().await;
+    let gw = Gateway::start(&provider("a", &url, &["sk-a-000000000001"], "")).await;
+    for i in 0..2 {
+        let r = gw.chat(&hello("m")).await;
+        assert_eq!(r.status(), 200, "request {i}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["choices"][0]["message"]["content"], "fine");
+    }
+    let heads = heads.lock().expect("lock").clone();
+    // The second request went out twice: on the pooled connection (closed
+    // unanswered) and again, with the whole request rebuilt, on a new one.
+    assert_eq!(heads.len(), 3, "{heads:?}");
+    assert_eq!(heads[1], heads[2]);
+    assert!(
+        heads[2].contains("authorization: Bearer sk-a-000000000001"),
+        "{}",
+        heads[2]
+    );
+    let health = gw.provider_health("a").await;
+    assert_eq!(
+        (
+            health["state"].as_str(),
+            health["consecutive_errors"].as_u64()
+        ),
+        (Some("healthy"), Some(0)),
+        "a stale pooled connection is not a provider failure: {health}"
+    );
+}

@@ -132,8 +132,11 @@ pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<
     peer.options.idle_timeout = Some(POOL_IDLE);
     peer.options.write_timeout = Some(p.timeouts.idle);
 
-    let req = match build_request(&input) {
-        Ok(r) => r,
+    // Built once and moved into the session; only a retry on a stale
+    // pooled connection (rare) builds it again, so the common path pays no
+    // copy of the header map.
+    let mut req = match build_request(&input) {
+        Ok(r) => Some(r),
         Err(e) => return Outcome::Broken(format!("building the request: {e}")),
     };
 
@@ -150,8 +153,12 @@ pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<
                 Ok(Err(e)) => return classify_error(&e, "connect"),
                 Err(_) => return Outcome::Timeout("deadline passed while connecting".into()),
             };
+        let header = match req.take().map_or_else(|| build_request(&input), Ok) {
+            Ok(h) => h,
+            Err(e) => return Outcome::Broken(format!("building the request: {e}")),
+        };
         let sent = timeout_at(deadline, async {
-            session.write_request_header(req.clone()).await?;
+            session.write_request_header(header).await?;
             session.write_request_body(input.body.clone(), true).await?;
             session.finish_request_body().await
         })
