@@ -278,6 +278,16 @@ fn exact_form_events_are_taken_whole() {
         let five = text[at..].match_indices("\n\n").nth(4).map(|(i, _)| i + 2);
         assert_eq!(Some(taken), five, "{name}");
         // Anything else is declined.
-        assert_eq!(translator.push_raw(&text[..at], &mut out), 0, "{name}");
+        assert_eq!(translator.push_raw(": comment\n\n", &mut out), 0, "{name}");
     }
+    // Events as the documentation prints them (spaces after colons) are
+    // not the wire form: left to the parser.
+    let text = String::from_utf8(fixture("anthropic_thinking_stream.sse")).expect("UTF-8");
+    let mut translator = vendor(ProviderKind::Anthropic).stream(ClientApi::OpenAi, "m", false);
+    assert_eq!(translator.push_raw(&text, &mut bytes::BytesMut::new()), 0);
+    // The wire form's message start, block start and ping are taken too.
+    let text = String::from_utf8(fixture("anthropic_text_stream.sse")).expect("UTF-8");
+    let mut translator = vendor(ProviderKind::Anthropic).stream(ClientApi::OpenAi, "m", false);
+    let taken = translator.push_raw(&text, &mut bytes::BytesMut::new());
+    assert_eq!(&text[taken..taken + 2], ": ", "stops at the comment");
 }

@@ -2052,18 +2052,72 @@ impl AnthropicToOpenAiStream {
             return 0;
         }
         let mut taken = 0;
-        while let Some((t, len)) = typed::openai_client::canonical_text_delta_event(&text[taken..])
-        {
-            self.on_canonical_text(&t, out);
-            taken += len;
+        loop {
+            let rest = &text[taken..];
+            // The commonest event, recognised in one pass.
+            if let Some((t, len)) = typed::openai_client::canonical_text_delta_event(rest) {
+                self.on_canonical_text(&t, out);
+                taken += len;
+                continue;
+            }
+            // Any other whole event whose data is an exact form: what
+            // `push_into` does with it. (After message_stop every event
+            // is ignored there too.)
+            match super::sse::whole_named_event(rest) {
+                Some((_, data, len)) if self.finished || self.push_canonical(data, out) => {
+                    taken += len;
+                }
+                _ => return taken,
+            }
         }
-        taken
     }
 
     fn on_canonical_text(&mut self, text: &str, out: &mut BytesMut) {
         if !self.finished {
             self.start(out);
             self.on_text(Some(text), None, out);
+        }
+    }
+
+    /// An event whose data is in one of Anthropic's exact forms (text
+    /// delta, message_start, ping, message_stop, block stop, empty text
+    /// block start, closing message_delta), handled without a parse;
+    /// `false`, having done nothing, for any other data.
+    fn push_canonical(&mut self, data: &str, out: &mut BytesMut) -> bool {
+        if self.value_only {
+            return false;
+        }
+        if self.push_canonical_text(data, out) {
+            return true;
+        }
+        if let Some((id, model, usage)) = typed::openai_client::canonical_message_start(data) {
+            self.usage.update_typed(&usage);
+            self.on_message_start(Some(id), Some(model), out);
+            return true;
+        }
+        // Events with nothing to translate, as Anthropic writes them.
+        match data {
+            r#"{"type":"ping"}"# => true,
+            r#"{"type":"message_stop"}"# => {
+                self.on_message_stop(out);
+                true
+            }
+            _ if self.tools.is_empty() && typed::openai_client::is_canonical_block_stop(data) => {
+                true
+            }
+            _ if typed::openai_client::is_canonical_empty_text_start(data) => {
+                self.start(out);
+                true
+            }
+            _ => match typed::openai_client::canonical_message_delta(data) {
+                Some((stop, output)) => {
+                    self.start(out);
+                    self.usage.output = output;
+                    self.on_message_delta(Some(stop), out);
+                    true
+                }
+                None => false,
+            },
         }
     }
 
@@ -2078,42 +2132,8 @@ impl AnthropicToOpenAiStream {
         {
             return Ok(());
         }
-        if !self.value_only {
-            if self.push_canonical_text(data, out) {
-                return Ok(());
-            }
-            if let Some((id, model, usage)) = typed::openai_client::canonical_message_start(data) {
-                self.usage.update_typed(&usage);
-                self.on_message_start(Some(id), Some(model), out);
-                return Ok(());
-            }
-            // Events with nothing to translate, as Anthropic writes them.
-            match data {
-                r#"{"type":"ping"}"# => return Ok(()),
-                r#"{"type":"message_stop"}"# => {
-                    self.on_message_stop(out);
-                    return Ok(());
-                }
-                _ if self.tools.is_empty()
-                    && typed::openai_client::is_canonical_block_stop(data) =>
-                {
-                    return Ok(())
-                }
-                _ if typed::openai_client::is_canonical_empty_text_start(data) => {
-                    self.start(out);
-                    return Ok(());
-                }
-                _ => {
-                    if let Some((stop, output)) =
-                        typed::openai_client::canonical_message_delta(data)
-                    {
-                        self.start(out);
-                        self.usage.output = output;
-                        self.on_message_delta(Some(stop), out);
-                        return Ok(());
-                    }
-                }
-            }
+        if self.push_canonical(data, out) {
+            return Ok(());
         }
         // Nearly every other event takes the typed path; the data's own
         // `type` decides there as below.

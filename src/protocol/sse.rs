@@ -322,6 +322,20 @@ pub fn whole_event<'a>(text: &'a str, name: &str) -> Option<(&'a str, usize)> {
     Some((&text[data_start..data_start + end], data_start + end + 2))
 }
 
+/// The event at the start of `text` if it is exactly one `event: ` line,
+/// one `data: ` line and a blank line, all ended by `\n`: its name, its
+/// data and its length — what the parser would deliver for it.
+pub fn whole_named_event(text: &str) -> Option<(&str, &str, usize)> {
+    let rest = text.strip_prefix("event: ")?;
+    let end = memchr::memchr2(b'\n', b'\r', rest.as_bytes())?;
+    let name = &rest[..end];
+    if rest.as_bytes()[end] != b'\n' {
+        return None;
+    }
+    let (data, len) = whole_event(&rest[end + 1..], "")?;
+    Some((name, data, 7 + end + 1 + len))
+}
+
 /// The fields of the event being parsed that are still slices of the
 /// current read.
 #[derive(Default)]
