@@ -274,9 +274,14 @@ fn exact_form_events_are_taken_whole() {
         let mut parser = SseParser::default();
         feed(&mut parser, translator.as_mut(), &text.as_bytes()[..at], &mut out).expect("start");
         let taken = translator.push_raw(&text[at..], &mut out);
-        // The five text deltas in a row (the sixth follows a comment).
-        let five = text[at..].match_indices("\n\n").nth(4).map(|(i, _)| i + 2);
-        assert_eq!(Some(taken), five, "{name}");
+        let expected = if kind == ProviderKind::Anthropic {
+            // The five text deltas in a row (the sixth follows a comment).
+            text[at..].match_indices("\n\n").nth(4).map(|(i, _)| i + 2)
+        } else {
+            // Every chunk the typed path covers, through `[DONE]`.
+            Some(text.len() - at)
+        };
+        assert_eq!(Some(taken), expected, "{name}");
         // Anything else is declined.
         assert_eq!(translator.push_raw(": comment\n\n", &mut out), 0, "{name}");
     }
@@ -284,6 +289,11 @@ fn exact_form_events_are_taken_whole() {
     // not the wire form: left to the parser.
     let text = String::from_utf8(fixture("anthropic_thinking_stream.sse")).expect("UTF-8");
     let mut translator = vendor(ProviderKind::Anthropic).stream(ClientApi::OpenAi, "m", false);
+    assert_eq!(translator.push_raw(&text, &mut bytes::BytesMut::new()), 0);
+    // A tool-call chunk needs the general path: the OpenAI stream stops
+    // before it.
+    let text = String::from_utf8(fixture("openai_tool_stream.sse")).expect("UTF-8");
+    let mut translator = vendor(ProviderKind::OpenAi).stream(ClientApi::Anthropic, "m", false);
     assert_eq!(translator.push_raw(&text, &mut bytes::BytesMut::new()), 0);
     // The wire form's message start, block start and ping are taken too.
     let text = String::from_utf8(fixture("anthropic_text_stream.sse")).expect("UTF-8");

@@ -249,16 +249,6 @@ impl OpenAiOut {
         }
     }
 
-    /// A chunk in OpenAI's exact text-delta form, for Anthropic clients
-    /// (`typed::anthropic_client::push_canonical_chunk`); `false`, having
-    /// done nothing, for anything else.
-    pub(crate) fn emit_canonical(&mut self, data: &str, out: &mut BytesMut) -> bool {
-        match &mut self.to_anthropic {
-            Some(t) => crate::protocol::typed::anthropic_client::push_canonical_chunk(t, data, out),
-            None => false,
-        }
-    }
-
     /// [`OpenAiOut::close`] through the typed fast path; `false`, having
     /// done nothing, when it does not cover the state.
     pub(crate) fn close_typed(&mut self, out: &mut BytesMut) -> bool {

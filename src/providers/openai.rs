@@ -173,10 +173,15 @@ impl StreamTranslate for OpenAiStream {
         if !self.typed {
             return 0;
         }
-        // Text deltas as OpenAI writes them, one `data:` line each.
+        // Whole `data:` events the typed path covers (text deltas in
+        // OpenAI's exact form first), and `[DONE]`: what `push_event` does
+        // with them. Anything else is left to the parser.
         let mut taken = 0;
         while let Some((data, len)) = whole_event(&text[taken..], "") {
-            if !self.out.emit_canonical(data, out) {
+            if data == "[DONE]" {
+                self.done = true;
+                self.close(out);
+            } else if !self.out.emit_typed(data, &mut self.usage, out) {
                 break;
             }
             taken += len;

@@ -751,8 +751,8 @@ pub(crate) fn push_chunk(
     raw_usage: &mut Usage,
     out: &mut BytesMut,
 ) -> bool {
-    if canonical_text_chunk(data).is_some() {
-        return push_canonical_chunk(t, data, out);
+    if let Some(chunk) = canonical_text_chunk(data) {
+        return push_text_chunk(t, chunk, out);
     }
     let Ok(chunk) = serde_json::from_str::<Obj<Chunk>>(data) else {
         return false;
@@ -813,17 +813,15 @@ pub(crate) fn push_chunk(
     true
 }
 
-/// A chunk in OpenAI's exact text-delta form ([`canonical_text_chunk`]),
-/// as [`push_chunk`] takes it; `false`, having changed nothing, for any
-/// other chunk or when the general path must run (no id to start with).
-pub(crate) fn push_canonical_chunk(
+/// A chunk in OpenAI's exact text-delta form, recognised by
+/// [`canonical_text_chunk`] (id, model, text), as the parse in
+/// [`push_chunk`] would take it; `false`, having changed nothing, when the
+/// general path must run (no id to start the message with).
+fn push_text_chunk(
     t: &mut OpenAiToAnthropicStream,
-    data: &str,
+    (id, model, text): (&str, &str, Cow<'_, str>),
     out: &mut BytesMut,
 ) -> bool {
-    let Some((id, model, text)) = canonical_text_chunk(data) else {
-        return false;
-    };
     // What the parse in `push_chunk` does with such a chunk: no usage, one
     // choice, index 0, content only, no finish reason.
     if !t.started && !t.finished && id.is_empty() {
