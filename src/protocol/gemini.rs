@@ -1950,6 +1950,9 @@ impl GeminiToOpenAiStream {
             return Ok(Vec::new());
         }
         if !self.value_only {
+            if let Some(chunk) = super::typed::gemini::canonical_text_chunk(data) {
+                return Ok(self.push_canonical(chunk));
+            }
             if let Some(out) = super::typed::gemini::parse(data).and_then(|ev| self.push_typed(&ev))
             {
                 return Ok(out);
@@ -2040,6 +2043,31 @@ impl GeminiToOpenAiStream {
             }
         }
         Ok(out)
+    }
+
+    /// [`Self::push_typed`] for a text chunk in Gemini's exact form: one
+    /// candidate, index 0, one text part, usage, no finish reason.
+    fn push_canonical(&mut self, chunk: super::typed::gemini::CanonicalChunk<'_>) -> Vec<String> {
+        use super::typed::push_json_str;
+        if self.header.id.is_none() {
+            let rid = chunk.response_id.filter(|s| !s.is_empty());
+            self.header.id = Some(rid.map_or_else(generated_id, |r| format!("chatcmpl-{r}")));
+            self.salt = rid.map(|id| format!("{:08x}", fnv1a(id.as_bytes()) as u32));
+        }
+        (self.usage, self.reasoning_tokens) = chunk.usage.read();
+        let st = self.choices.entry(0).or_default();
+        if chunk.text.is_empty() {
+            return Vec::new();
+        }
+        // The delta's members as `push_typed` writes them.
+        let mut d = String::with_capacity(chunk.text.len() + 32);
+        if !st.role_sent {
+            d.push_str(r#""role":"assistant","#);
+            st.role_sent = true;
+        }
+        d.push_str(r#""content":"#);
+        push_json_str(&mut d, &chunk.text);
+        vec![self.header.typed_chunk(0, &d, None)]
     }
 
     /// [`Self::push`] for an event of text and thought parts, from a typed
@@ -3531,6 +3559,118 @@ mod tests {
 mod typed_stream_tests {
     use super::*;
     use crate::protocol::typed::gemini::tests::{random_response, Rng};
+
+    /// A text chunk as Gemini streams it (`spaced`: a space after each
+    /// colon, as the real API writes; otherwise compact).
+    fn wire_chunk(rng: &mut Rng, spaced: bool) -> String {
+        let pick = |rng: &mut Rng, xs: &[&'static str]| {
+            rng.0 = rng
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            xs[(rng.0 >> 33) as usize % xs.len()]
+        };
+        // JSON string contents, escapes included.
+        let text = pick(
+            rng,
+            &[
+                "",
+                "The",
+                " quick brown",
+                r#"q\"uote"#,
+                r#"back\\slash"#,
+                "é 日本 🦀",
+                r#"line\nbreak"#,
+                r#"\u0041\u00e9"#,
+            ],
+        );
+        let usage = pick(
+            rng,
+            &[
+                r#"{"promptTokenCount":8,"totalTokenCount":8}"#,
+                r#"{"promptTokenCount":8,"candidatesTokenCount":3,"totalTokenCount":11}"#,
+                r#"{"promptTokenCount":8,"candidatesTokenCount":3,"totalTokenCount":20,"thoughtsTokenCount":9,"promptTokensDetails":[{"modality":"TEXT","tokenCount":8}]}"#,
+                r#"{"promptTokenCount":8.0,"cachedContentTokenCount":4}"#,
+                r#"{"promptTokenCount":null}"#,
+                r#"{}"#,
+            ],
+        );
+        let tail = pick(
+            rng,
+            &[
+                r#","modelVersion":"gemini-2.5-flash","responseId":"mAitaL3yDs-DnvgP7cS2gQ0"}"#,
+                r#","responseId":"r1"}"#,
+                r#","modelVersion":"gemini-2.5-flash"}"#,
+                r#","responseId":""}"#,
+                "}",
+            ],
+        );
+        let compact = format!(
+            r#"{{"candidates":[{{"content":{{"parts":[{{"text":"{text}"}}],"role":"model"}},"index":0}}],"usageMetadata":{usage}{tail}"#
+        );
+        if spaced {
+            // Gemini's spelling: a space after every colon of the JSON
+            // structure (the texts above hold no colon).
+            compact.replace("\":", "\": ")
+        } else {
+            compact
+        }
+    }
+
+    /// Gemini's exact text chunks go through `canonical_text_chunk`; the
+    /// result must be the `Value` path's, mixed with other events.
+    #[test]
+    fn wire_form_text_chunks_match_the_value_path() {
+        let mut rng = Rng(0x005e_ed0f_9e41_1111);
+        let mut canonical = 0;
+        for round in 0..800 {
+            let mut events: Vec<String> = Vec::new();
+            for i in 0..1 + rng.0 % 6 {
+                rng.0 = rng.0.wrapping_mul(6364136223846793005).wrapping_add(1);
+                events.push(match (rng.0 >> 40) % 5 {
+                    0 => random_response(&mut rng).to_string(),
+                    1 => wire_chunk(&mut rng, false),
+                    _ => wire_chunk(&mut rng, i % 2 == 0),
+                });
+            }
+            let model = ["", "gemini-x"][round % 2];
+            let mut fast = GeminiToOpenAiStream::new(model, round % 3 == 0);
+            let mut slow = GeminiToOpenAiStream::new(model, round % 3 == 0);
+            slow.value_only = true;
+            slow.header.created = fast.header.created;
+            let norm = |r: Result<Vec<String>, TranslateError>, s: &GeminiToOpenAiStream| {
+                let id = s.header.id.clone().unwrap_or_default();
+                r.map(|v| {
+                    v.into_iter()
+                        .map(|c| {
+                            if id.is_empty() {
+                                c
+                            } else {
+                                c.replace(&id, "ID")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| e.to_string())
+            };
+            for data in &events {
+                canonical += usize::from(
+                    crate::protocol::typed::gemini::canonical_text_chunk(data).is_some(),
+                );
+                let a = fast.push(data);
+                let b = slow.push(data);
+                assert_eq!(norm(a, &fast), norm(b, &slow), "event {data}");
+                assert_eq!(fast.usage(), slow.usage(), "event {data}");
+            }
+            // The closing chunks carry the usage (reasoning tokens included).
+            assert_eq!(
+                norm(fast.finish(true), &fast),
+                norm(slow.finish(true), &slow),
+                "events {events:?}"
+            );
+        }
+        assert!(canonical > 1000, "{canonical}");
+    }
 
     /// The typed stream path against the `Value` one on generated streams:
     /// the same chunks (ids normalised), errors, finish and usage.

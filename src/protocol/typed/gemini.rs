@@ -381,6 +381,75 @@ impl<'a> Candidate<'a> {
     }
 }
 
+/// A streamed text chunk in Gemini's exact form: one candidate with one
+/// text part, `"role": "model"` and index 0, then `usageMetadata` (any
+/// object) and optionally `modelVersion` and `responseId`, in that order;
+/// a space after each colon or none (Gemini writes one, other servers
+/// none), no other whitespace. The parse below reads such a chunk as
+/// ([`CanonicalChunk::text`], usage, response id); anything else (a thought
+/// or a finish reason, other keys or order) returns `None` and takes it.
+pub(crate) struct CanonicalChunk<'a> {
+    pub(crate) text: Cow<'a, str>,
+    pub(crate) usage: UsageMetadata,
+    pub(crate) response_id: Option<&'a str>,
+}
+
+pub(crate) fn canonical_text_chunk(data: &str) -> Option<CanonicalChunk<'_>> {
+    let mut c = super::Canon(data);
+    let head = c.lit("{")
+        && c.key("candidates")
+        && c.lit("[{")
+        && c.key("content")
+        && c.lit("{")
+        && c.key("parts")
+        && c.lit("[{")
+        && c.key("text");
+    if !head {
+        return None;
+    }
+    let text = c.string()?;
+    let tail = c.lit("}],")
+        && c.key("role")
+        && c.lit("\"model\"},")
+        && c.key("index")
+        && c.lit("0}],")
+        && c.key("usageMetadata")
+        && c.0.starts_with('{');
+    if !tail {
+        return None;
+    }
+    // The usage object as the parse reads it (unknown keys skipped).
+    let mut objects = serde_json::Deserializer::from_str(c.0).into_iter::<Obj<UsageMetadata>>();
+    let usage = objects.next()?.ok()?.0;
+    c.0 = &c.0[objects.byte_offset()..];
+    if c.lit(",") {
+        if c.key("modelVersion") {
+            c.plain_str()?;
+            if !c.lit(",") {
+                return (c.lit("}") && c.done()).then_some(CanonicalChunk {
+                    text,
+                    usage,
+                    response_id: None,
+                });
+            }
+        }
+        if !c.key("responseId") {
+            return None;
+        }
+        let id = c.plain_str()?;
+        return (c.lit("}") && c.done()).then_some(CanonicalChunk {
+            text,
+            usage,
+            response_id: Some(id),
+        });
+    }
+    (c.lit("}") && c.done()).then_some(CanonicalChunk {
+        text,
+        usage,
+        response_id: None,
+    })
+}
+
 /// Parses one response or stream event; `None` when it is not a JSON
 /// object of the expected shape.
 pub(crate) fn parse(data: &str) -> Option<Response<'_>> {
@@ -471,6 +540,30 @@ pub(crate) mod tests {
     use super::*;
     use crate::protocol::gemini as general;
     use serde_json::{json, Value};
+
+    #[test]
+    fn canonical_text_chunks_are_gemini_wire_forms_only() {
+        let spaced = r#"{"candidates": [{"content": {"parts": [{"text": "The \"fox\""}],"role": "model"},"index": 0}],"usageMetadata": {"promptTokenCount": 8,"totalTokenCount": 8,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 8}]},"modelVersion": "gemini-2.5-flash","responseId": "mAitaL3yDs-DnvgP7cS2gQ0"}"#;
+        let c = canonical_text_chunk(spaced).unwrap_or_else(|| panic!("spaced form"));
+        assert_eq!(c.text, "The \"fox\"");
+        assert_eq!(c.response_id, Some("mAitaL3yDs-DnvgP7cS2gQ0"));
+        assert_eq!(c.usage.read().0.prompt_tokens, 8);
+        let compact = spaced.replace("\": ", "\":");
+        assert!(canonical_text_chunk(&compact).is_some());
+        for other in [
+            // A finish reason, a thought, a second part, another index.
+            spaced.replace(r#""index": 0"#, r#""finishReason": "STOP","index": 0"#),
+            spaced.replace(r#"{"text": "The"#, r#"{"thought": true,"text": "The"#),
+            spaced.replace(r#"}],"role""#, r#"},{"text": "x"}],"role""#),
+            spaced.replace(r#""index": 0"#, r#""index": 1"#),
+            // Whitespace elsewhere, trailing bytes, no usage.
+            spaced.replace(r#"}],"role""#, r#"}], "role""#),
+            format!("{spaced} "),
+            spaced.replace(r#""usageMetadata": {"promptTokenCount": 8,"totalTokenCount": 8,"promptTokensDetails": [{"modality": "TEXT","tokenCount": 8}]},"#, ""),
+        ] {
+            assert!(canonical_text_chunk(&other).is_none(), "{other}");
+        }
+    }
 
     /// xorshift64*: deterministic inputs without a property-testing crate.
     pub(crate) struct Rng(pub(crate) u64);

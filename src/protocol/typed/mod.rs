@@ -230,6 +230,20 @@ impl<'a> Canon<'a> {
         Some(value)
     }
 
+    /// `"name":` and, as Gemini writes its JSON, an optional space.
+    pub(crate) fn key(&mut self, name: &str) -> bool {
+        let Some(rest) = self
+            .0
+            .strip_prefix('"')
+            .and_then(|r| r.strip_prefix(name))
+            .and_then(|r| r.strip_prefix("\":"))
+        else {
+            return false;
+        };
+        self.0 = rest.strip_prefix(' ').unwrap_or(rest);
+        true
+    }
+
     /// Whether the whole text was consumed.
     pub(crate) fn done(&self) -> bool {
         self.0.is_empty()
