@@ -1882,11 +1882,11 @@ impl ChunkHeader {
         c.push_str(r#"{"id":"#);
         push_json_str(&mut c, self.id.as_deref().unwrap_or_default());
         c.push_str(r#","object":"chat.completion.chunk","created":"#);
-        c.push_str(&self.created.to_string());
+        super::typed::push_u64(&mut c, self.created);
         c.push_str(r#","model":"#);
         push_json_str(&mut c, &self.model);
         c.push_str(r#","choices":[{"index":"#);
-        c.push_str(&index.to_string());
+        super::typed::push_u64(&mut c, index);
         c.push_str(r#","delta":{"#);
         c.push_str(delta);
         c.push_str(r#"},"logprobs":null,"finish_reason":"#);
