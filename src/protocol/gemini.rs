@@ -3560,6 +3560,40 @@ mod typed_stream_tests {
     use super::*;
     use crate::protocol::typed::gemini::tests::{random_response, Rng};
 
+    /// Two translators for one stream: the fast paths on, and the `Value`
+    /// path only (same `created`).
+    fn fast_and_slow(
+        model: &str,
+        include_usage: bool,
+    ) -> (GeminiToOpenAiStream, GeminiToOpenAiStream) {
+        let fast = GeminiToOpenAiStream::new(model, include_usage);
+        let mut slow = GeminiToOpenAiStream::new(model, include_usage);
+        slow.value_only = true;
+        slow.header.created = fast.header.created;
+        (fast, slow)
+    }
+
+    /// A step's chunks (or error) with the stream's id replaced, so that
+    /// two translators' generated ids compare equal.
+    fn norm(
+        r: Result<Vec<String>, TranslateError>,
+        s: &GeminiToOpenAiStream,
+    ) -> Result<Vec<String>, String> {
+        let id = s.header.id.clone().unwrap_or_default();
+        r.map(|v| {
+            v.into_iter()
+                .map(|c| {
+                    if id.is_empty() {
+                        c
+                    } else {
+                        c.replace(&id, "ID")
+                    }
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string())
+    }
+
     /// A text chunk as Gemini streams it (`spaced`: a space after each
     /// colon, as the real API writes; otherwise compact).
     fn wire_chunk(rng: &mut Rng, spaced: bool) -> String {
@@ -3633,26 +3667,7 @@ mod typed_stream_tests {
                     _ => wire_chunk(&mut rng, i % 2 == 0),
                 });
             }
-            let model = ["", "gemini-x"][round % 2];
-            let mut fast = GeminiToOpenAiStream::new(model, round % 3 == 0);
-            let mut slow = GeminiToOpenAiStream::new(model, round % 3 == 0);
-            slow.value_only = true;
-            slow.header.created = fast.header.created;
-            let norm = |r: Result<Vec<String>, TranslateError>, s: &GeminiToOpenAiStream| {
-                let id = s.header.id.clone().unwrap_or_default();
-                r.map(|v| {
-                    v.into_iter()
-                        .map(|c| {
-                            if id.is_empty() {
-                                c
-                            } else {
-                                c.replace(&id, "ID")
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .map_err(|e| e.to_string())
-            };
+            let (mut fast, mut slow) = fast_and_slow(["", "gemini-x"][round % 2], round % 3 == 0);
             for data in &events {
                 canonical += usize::from(
                     crate::protocol::typed::gemini::canonical_text_chunk(data).is_some(),
@@ -3697,26 +3712,7 @@ mod typed_stream_tests {
                 let call = json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"a": 1}}}]}, "index": 0}]});
                 events.insert(at, call.to_string());
             }
-            let model = ["", "gemini-x"][round % 2];
-            let mut fast = GeminiToOpenAiStream::new(model, round % 3 == 0);
-            let mut slow = GeminiToOpenAiStream::new(model, round % 3 == 0);
-            slow.value_only = true;
-            slow.header.created = fast.header.created;
-            let norm = |r: Result<Vec<String>, TranslateError>, s: &GeminiToOpenAiStream| {
-                let id = s.header.id.clone().unwrap_or_default();
-                r.map(|v| {
-                    v.into_iter()
-                        .map(|c| {
-                            if id.is_empty() {
-                                c
-                            } else {
-                                c.replace(&id, "ID")
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .map_err(|e| e.to_string())
-            };
+            let (mut fast, mut slow) = fast_and_slow(["", "gemini-x"][round % 2], round % 3 == 0);
             for data in &events {
                 typed_events +=
                     usize::from(crate::protocol::typed::gemini::parse(data.trim()).is_some());
