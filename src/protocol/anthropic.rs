@@ -2030,20 +2030,6 @@ impl AnthropicToOpenAiStream {
         r
     }
 
-    /// A text delta in Anthropic's exact form
-    /// (`typed::openai_client::canonical_text_delta`), as [`Self::push_into`]
-    /// takes it; `false`, having done nothing, for any other data.
-    pub fn push_canonical_text(&mut self, data: &str, out: &mut BytesMut) -> bool {
-        if self.value_only {
-            return false;
-        }
-        let Some(t) = typed::openai_client::canonical_text_delta(data) else {
-            return false;
-        };
-        self.on_canonical_text(&t, out);
-        true
-    }
-
     /// Whole text-delta events in Anthropic's exact form at the start of
     /// `text` (`typed::openai_client::canonical_text_delta_event`), taken as
     /// [`Self::push_into`] takes them; returns the bytes taken.
@@ -2087,7 +2073,8 @@ impl AnthropicToOpenAiStream {
         if self.value_only {
             return false;
         }
-        if self.push_canonical_text(data, out) {
+        if let Some(t) = typed::openai_client::canonical_text_delta(data) {
+            self.on_canonical_text(&t, out);
             return true;
         }
         if let Some((id, model, usage)) = typed::openai_client::canonical_message_start(data) {

@@ -236,25 +236,25 @@ impl SseParser {
                     self.current.event.push_str(&utf8(value));
                 }
             },
-            b"data" => match (borrowed, self.has_data) {
-                (Some(v), false) => parts.data = Some(v),
-                (v, has_data) => {
-                    if let Some(d) = parts.data.take() {
-                        self.current.data.push_str(d);
-                    }
-                    if has_data {
-                        self.current.data.push('\n');
-                    }
-                    match v {
-                        Some(v) => self.current.data.push_str(v),
-                        None => self.current.data.push_str(&utf8(value)),
+            b"data" => {
+                match (borrowed, self.has_data) {
+                    (Some(v), false) => parts.data = Some(v),
+                    (v, has_data) => {
+                        if let Some(d) = parts.data.take() {
+                            self.current.data.push_str(d);
+                        }
+                        if has_data {
+                            self.current.data.push('\n');
+                        }
+                        match v {
+                            Some(v) => self.current.data.push_str(v),
+                            None => self.current.data.push_str(&utf8(value)),
+                        }
                     }
                 }
-            },
-            _ => return false, // id, retry, unknown: not needed by the gateway
-        }
-        if field == b"data" {
-            self.has_data = true;
+                self.has_data = true;
+            }
+            _ => {} // id, retry, unknown: not needed by the gateway
         }
         false
     }
@@ -284,7 +284,7 @@ pub trait EventSink {
     /// whole events written in a vendor's exact form, handling them as
     /// [`Self::event`] would, and returns how many bytes it took (0: the
     /// parser reads them). This skips the line-by-line parse for the
-    /// commonest events; see [`whole_event`].
+    /// commonest events; see [`whole_event`] and [`whole_named_event`].
     fn raw(&mut self, _text: &str) -> usize {
         0
     }
@@ -301,25 +301,16 @@ impl<F: FnMut(&str, &str) -> bool> EventSink for Each<F> {
     }
 }
 
-/// The event at the start of `text` if it is exactly `event: {name}` (no
-/// such line when `name` is empty), one `data: ` line and a blank line,
-/// all ended by `\n`: its data and its length. For such an event the
-/// parser would deliver the same name and data.
-pub fn whole_event<'a>(text: &'a str, name: &str) -> Option<(&'a str, usize)> {
-    let mut rest = text;
-    if !name.is_empty() {
-        rest = rest
-            .strip_prefix("event: ")?
-            .strip_prefix(name)?
-            .strip_prefix('\n')?;
-    }
-    let data_start = text.len() - rest.len() + 6;
-    rest = rest.strip_prefix("data: ")?;
+/// The event at the start of `text` if it is exactly one `data: ` line and
+/// a blank line, both ended by `\n`: its data and its length. For such an
+/// event the parser would deliver the same data (and no name).
+pub fn whole_event(text: &str) -> Option<(&str, usize)> {
+    let rest = text.strip_prefix("data: ")?;
     let end = memchr::memchr2(b'\n', b'\r', rest.as_bytes())?;
     if !rest[end..].starts_with("\n\n") {
         return None;
     }
-    Some((&text[data_start..data_start + end], data_start + end + 2))
+    Some((&rest[..end], 6 + end + 2))
 }
 
 /// The event at the start of `text` if it is exactly one `event: ` line,
@@ -332,7 +323,7 @@ pub fn whole_named_event(text: &str) -> Option<(&str, &str, usize)> {
     if rest.as_bytes()[end] != b'\n' {
         return None;
     }
-    let (data, len) = whole_event(&rest[end + 1..], "")?;
+    let (data, len) = whole_event(&rest[end + 1..])?;
     Some((name, data, 7 + end + 1 + len))
 }
 

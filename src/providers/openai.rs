@@ -177,7 +177,7 @@ impl StreamTranslate for OpenAiStream {
         // OpenAI's exact form first), and `[DONE]`: what `push_event` does
         // with them. Anything else is left to the parser.
         let mut taken = 0;
-        while let Some((data, len)) = whole_event(&text[taken..], "") {
+        while let Some((data, len)) = whole_event(&text[taken..]) {
             if data == "[DONE]" {
                 self.done = true;
                 self.close(out);

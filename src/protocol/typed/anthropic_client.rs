@@ -24,7 +24,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Number, Value};
 
-use super::{count, push_json_bytes, push_json_str, push_u64, Canon, Obj, Skip, Str, TextOut};
+use super::{count, push_json_str, push_u64, Canon, Obj, Skip, Str, TextOut};
 use crate::protocol::anthropic::{stop_reason_for, OpenAiToAnthropicStream, OpenBlock};
 use crate::protocol::types::Usage;
 
@@ -66,7 +66,7 @@ impl Serialize for Joined<'_, '_> {
 
 fn push_joined(out: &mut Vec<u8>, blocks: &[Obj<TextBlock<'_>>], sep: &'static str) {
     match blocks {
-        [one] => push_json_bytes(out, one.text.as_str()),
+        [one] => push_json_str(out, one.text.as_str()),
         _ => {
             // Writing to a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, &Joined { blocks, sep });
@@ -203,14 +203,14 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
     // Key order as the general path builds its map: `model` first (set
     // again by `set_model`, which keeps its position), then the rest.
     out.extend_from_slice(b"{\"model\":");
-    push_json_bytes(&mut out, model);
+    push_json_str(&mut out, model);
     out.extend_from_slice(b",\"messages\":[");
     let mut first = true;
     match &req.system {
         // An empty system prompt is left out.
         Some(Content::Text(s)) if !s.is_empty() => {
             open_message(&mut out, &mut first, "system");
-            push_json_bytes(&mut out, s);
+            push_json_str(&mut out, s);
             out.push(b'}');
         }
         // Joined by blank lines; empty only when there is no separator
@@ -233,7 +233,7 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
         match (role, &msg.content) {
             (Role::User, Content::Text(s)) => {
                 open_message(&mut out, &mut first, "user");
-                push_json_bytes(&mut out, s);
+                push_json_str(&mut out, s);
                 out.push(b'}');
             }
             // A user message without blocks disappears; text blocks join
@@ -247,7 +247,7 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
             }
             (Role::Assistant, Content::Text(s)) => {
                 open_message(&mut out, &mut first, "assistant");
-                push_json_bytes(&mut out, s);
+                push_json_str(&mut out, s);
                 out.push(b'}');
             }
             // The general path concatenates assistant text blocks without
@@ -274,7 +274,7 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
             if i > 0 {
                 out.push(b',');
             }
-            push_json_bytes(&mut out, s.as_str());
+            push_json_str(&mut out, s.as_str());
         }
         out.push(b']');
     }
@@ -300,7 +300,7 @@ pub fn request_to_openai(body: &[u8], model: &str) -> Option<Vec<u8>> {
         .filter(|u| !u.0.is_empty())
     {
         out.extend_from_slice(b",\"user\":");
-        push_json_bytes(&mut out, user.as_str());
+        push_json_str(&mut out, user.as_str());
     }
     out.push(b'}');
     Some(out)
@@ -495,7 +495,7 @@ fn push_text_block(out: &mut Vec<u8>, first: &mut bool, text: &str) {
         out.push(b',');
     }
     out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-    push_json_bytes(out, text);
+    push_json_str(out, text);
     out.push(b'}');
 }
 
@@ -513,7 +513,7 @@ fn push_tool_input(out: &mut Vec<u8>, args: Option<&str>) {
             }
             _ => {
                 out.extend_from_slice(b"{\"arguments\":");
-                push_json_bytes(out, s);
+                push_json_str(out, s);
                 out.push(b'}');
             }
         },
@@ -534,9 +534,9 @@ pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
 
     let mut out = Vec::with_capacity(body.len() + 160);
     out.extend_from_slice(b"{\"id\":");
-    push_json_bytes(&mut out, id.as_str());
+    push_json_str(&mut out, id.as_str());
     out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-    push_json_bytes(&mut out, resp.model.as_str());
+    push_json_str(&mut out, resp.model.as_str());
     out.extend_from_slice(b",\"content\":[");
     let mut first = true;
     // `reasoning_content` wins over `reasoning` when it is a string, even
@@ -547,7 +547,7 @@ pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
     if let Some(r) = reasoning {
         first = false;
         out.extend_from_slice(b"{\"type\":\"thinking\",\"thinking\":");
-        push_json_bytes(&mut out, r.as_str());
+        push_json_str(&mut out, r.as_str());
         out.extend_from_slice(b",\"signature\":\"\"}");
     }
     if let Some(text) = msg
@@ -569,9 +569,9 @@ pub fn response_to_anthropic(body: &[u8]) -> Option<(Vec<u8>, Usage)> {
         }
         let function = call.function.as_ref();
         out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
-        push_json_bytes(&mut out, call.id.as_ref().map_or("", Str::as_str));
+        push_json_str(&mut out, call.id.as_ref().map_or("", Str::as_str));
         out.extend_from_slice(b",\"name\":");
-        push_json_bytes(
+        push_json_str(
             &mut out,
             function
                 .and_then(|f| f.name.as_ref())

@@ -381,19 +381,19 @@ impl<'a> Candidate<'a> {
     }
 }
 
-/// A streamed text chunk in Gemini's exact form: one candidate with one
-/// text part, `"role": "model"` and index 0, then `usageMetadata` (any
-/// object) and optionally `modelVersion` and `responseId`, in that order;
-/// a space after each colon or none (Gemini writes one, other servers
-/// none), no other whitespace. The parse below reads such a chunk as
-/// ([`CanonicalChunk::text`], usage, response id); anything else (a thought
-/// or a finish reason, other keys or order) returns `None` and takes it.
+/// What [`canonical_text_chunk`] reads from a chunk.
 pub(crate) struct CanonicalChunk<'a> {
     pub(crate) text: Cow<'a, str>,
     pub(crate) usage: UsageMetadata,
     pub(crate) response_id: Option<&'a str>,
 }
 
+/// A streamed text chunk in Gemini's exact form: one candidate with one
+/// text part, `"role": "model"` and index 0, then `usageMetadata` (any
+/// object) and optionally `modelVersion` and `responseId`, in that order;
+/// a space after each colon or none (Gemini writes one, other servers
+/// none), no other whitespace. Anything else (a thought or a finish
+/// reason, other keys or order) returns `None` and takes [`parse`].
 pub(crate) fn canonical_text_chunk(data: &str) -> Option<CanonicalChunk<'_>> {
     let mut c = super::Canon(data);
     let head = c.lit("{")

@@ -298,11 +298,6 @@ pub(crate) fn push_u64(out: &mut impl TextOut, mut n: u64) {
     out.put(std::str::from_utf8(&buf[at..]).unwrap_or("0"));
 }
 
-/// [`push_json_str`] for byte buffers.
-pub(crate) fn push_json_bytes(out: &mut Vec<u8>, s: &str) {
-    push_json_str(out, s);
-}
-
 /// The buffers the fast paths write JSON into: a `String`, a `Vec<u8>`, or
 /// the `BytesMut` a stream translator sends from.
 pub(crate) trait TextOut {
@@ -423,7 +418,7 @@ mod tests {
             super::push_json_str(&mut ours, s);
             assert_eq!(ours, serde_json::to_string(s).unwrap_or_default());
             let mut bytes = Vec::new();
-            super::push_json_bytes(&mut bytes, s);
+            super::push_json_str(&mut bytes, s);
             assert_eq!(bytes, ours.as_bytes());
         }
     }
