@@ -313,6 +313,7 @@
 
   function renderProviders() {
     const body = clear($('providers-body'));
+    const readOnlyHint = 'declared in the configuration file: edit the file to change or remove it';
     show($('providers-empty'), providers.length === 0);
     for (const p of providers) {
       const { state, lastError } = healthOf(p);
@@ -336,8 +337,10 @@
           lastError ? [h('span', { class: 'status' }, lastError.status ? String(lastError.status) : ''), ' ', lastError.message || '', lastError.at_ms ? h('div', { class: 'muted small' }, fmtTime(lastError.at_ms)) : null] : ''),
         h('td', { class: 'actions' },
           h('button', { type: 'button', testid: 'provider-edit', onclick: () => openForm(p) }, 'Edit'),
-          h('button', { type: 'button', testid: 'provider-toggle', onclick: () => toggleProvider(p) }, enabled ? 'Disable' : 'Enable'),
-          h('button', { type: 'button', class: 'danger', testid: 'provider-delete', onclick: () => deleteProvider(p) }, 'Delete')));
+          // Providers declared in the file are read-only through the API
+          // (it answers 409): offer no action that cannot succeed.
+          h('button', { type: 'button', testid: 'provider-toggle', disabled: !!p.read_only, title: p.read_only ? readOnlyHint : undefined, onclick: () => toggleProvider(p) }, enabled ? 'Disable' : 'Enable'),
+          h('button', { type: 'button', class: 'danger', testid: 'provider-delete', disabled: !!p.read_only, title: p.read_only ? readOnlyHint : undefined, onclick: () => deleteProvider(p) }, 'Delete')));
       body.append(row);
     }
     // Provider names for the log filter.

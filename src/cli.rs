@@ -29,6 +29,18 @@ pub struct Cli {
     #[arg(long)]
     pub upgrade: bool,
 
+    /// Start without AUTH_TOKEN although the main port is bound to a
+    /// non-loopback address (e.g. APP_HOST=0.0.0.0). Without a token only
+    /// loopback peers are served — and a reverse proxy on the same host makes
+    /// every client a loopback peer. Also ALLOW_NO_AUTH=true.
+    #[arg(
+        long,
+        env = "ALLOW_NO_AUTH",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub allow_no_auth: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -35,6 +35,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let serving = !matches!(
+        cli.command,
+        Some(Command::Db { .. } | Command::Export { .. } | Command::Import { .. })
+    );
+    let access = server::access_review(&process, &snapshot, cli.allow_no_auth);
+    if let (Some(why), true) = (&access.refuse, serving) {
+        eprintln!("error: {why}");
+        return ExitCode::FAILURE;
+    }
     if check {
         let n = snapshot.provider_count();
         println!(
@@ -113,13 +122,31 @@ fn main() -> ExitCode {
     let snapshot = &boot.snapshot;
     tracing::info!(config = %boot.source, providers = snapshot.provider_count(), "configuration loaded");
     if snapshot.provider_count() == 0 {
+        let api = match (&process.admin_listen, &snapshot.admin_token) {
+            (Some(listen), None) => format!(
+                "or POST http://{}/api/providers on the admin listener (it accepts callers on this \
+                 machine without a token while ADMIN_TOKEN and AUTH_TOKEN are unset)",
+                listen.replace("0.0.0.0", "127.0.0.1")
+            ),
+            (Some(listen), Some(_)) => format!(
+                "or POST http://{}/api/providers on the admin listener with `Authorization: Bearer \
+                 <ADMIN_TOKEN, else AUTH_TOKEN>`",
+                listen.replace("0.0.0.0", "127.0.0.1")
+            ),
+            (None, Some(_)) if process.admin_on_main => {
+                "or POST /api/providers on this port with `Authorization: Bearer <ADMIN_TOKEN, else \
+                 AUTH_TOKEN>`"
+                    .to_string()
+            }
+            _ => "or set ADMIN_LISTEN=127.0.0.1:8001 (and ADMIN_TOKEN) to use the admin API".to_string(),
+        };
         tracing::warn!(
             "no providers are configured, so every model is unknown; add a [[providers]] block to a TOML file \
-             (see conf/gateway.toml) and start with --config <file>, or POST /api/providers"
+             (see conf/gateway.toml) and start with --config <file>, {api}"
         );
     }
-    if snapshot.auth_token.is_none() {
-        tracing::warn!("AUTH_TOKEN is not set: only loopback clients are accepted; set AUTH_TOKEN to serve other hosts");
+    for w in &access.warnings {
+        tracing::warn!("{w}");
     }
     let server = server::build(&process, boot, &addr, cli.config.clone(), cli.upgrade);
     drop(rt);
@@ -253,8 +280,15 @@ async fn admin_command(
         );
         return ExitCode::FAILURE;
     }
+    let secret = matches!(
+        cli.command,
+        Some(Command::Export {
+            include_keys: true,
+            ..
+        })
+    );
     let written = match output {
-        Some(path) => std::fs::write(&path, &answer.body)
+        Some(path) => write_output(&path, &answer.body, secret)
             .map_err(|e| format!("cannot write {}: {e}", path.display())),
         None => {
             let mut out = std::io::stdout();
@@ -276,4 +310,36 @@ async fn admin_command(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Write an export. One with keys in clear is created with mode 0600 from
+/// the start (a temporary file in the same directory, renamed over the
+/// target), so the keys are never readable by others, not even briefly and
+/// not when the target already existed with a wider mode.
+fn write_output(path: &std::path::Path, body: &[u8], secret: bool) -> std::io::Result<()> {
+    if !secret {
+        return std::fs::write(path, body);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let result = options.open(&tmp).and_then(|mut f| {
+        f.write_all(body)?;
+        f.sync_all()
+    });
+    let result = result.and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

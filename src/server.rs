@@ -40,6 +40,86 @@ pub fn listen_addr(process: &ProcessSettings) -> Result<String, String> {
     Ok(fmt(port))
 }
 
+/// Is a listen host (an IP address or `localhost`) reachable from this
+/// machine only?
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What start-up has to say about who can reach what.
+#[derive(Debug, Default)]
+pub struct AccessReview {
+    /// Why the gateway must not start (no token on a non-loopback address).
+    pub refuse: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// The access rules checked at start (and by `--check`):
+/// - without AUTH_TOKEN only loopback peers are served, so binding the main
+///   port to a non-loopback address without one is refused unless
+///   `allow_no_auth`;
+/// - an admin API reachable on a non-loopback address (its own listener, or
+///   the copy on a non-loopback main port) with the data plane's token, or
+///   with a token shorter than 16 characters, is worth a warning.
+pub fn access_review(
+    process: &ProcessSettings,
+    snapshot: &Snapshot,
+    allow_no_auth: bool,
+) -> AccessReview {
+    let mut review = AccessReview::default();
+    let main_public = !is_loopback_host(&process.host);
+    if snapshot.auth_token.is_none() {
+        if main_public && !allow_no_auth {
+            review.refuse = Some(format!(
+                "AUTH_TOKEN is not set and the main port is bound to {}, a non-loopback address; \
+                 set AUTH_TOKEN (clients send it as their bearer token or x-api-key), or bind \
+                 APP_HOST=127.0.0.1, or start with --allow-no-auth (ALLOW_NO_AUTH=true) to accept \
+                 loopback peers only anyway",
+                process.host
+            ));
+        }
+        review.warnings.push(
+            "AUTH_TOKEN is not set: only loopback peers are accepted. A reverse proxy or port \
+             forwarder on this host makes every client a loopback peer, that is everyone: set \
+             AUTH_TOKEN before putting anything in front of the gateway"
+                .into(),
+        );
+    }
+    let mut exposed = Vec::new();
+    if let Some(listen) = &process.admin_listen {
+        let loopback = listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if !loopback {
+            exposed.push(format!("the admin listener {listen}"));
+        }
+    }
+    if process.admin_on_main && main_public {
+        exposed.push(format!("/api on the main port ({})", process.host));
+    }
+    if let (Some(admin), false) = (&snapshot.admin_token, exposed.is_empty()) {
+        let at = exposed.join(" and ");
+        if snapshot.auth_token.as_ref() == Some(admin) {
+            review.warnings.push(format!(
+                "the admin API is reachable on a non-loopback address ({at}) with the same token as \
+                 the data plane (ADMIN_TOKEN unset or equal to AUTH_TOKEN): every client can change \
+                 providers and keys; set a separate ADMIN_TOKEN, or bind ADMIN_LISTEN to 127.0.0.1 \
+                 and set ADMIN_ON_MAIN_PORT=false"
+            ));
+        }
+        if admin.chars().count() < 16 {
+            review.warnings.push(format!(
+                "the admin API is reachable on a non-loopback address ({at}) with a token shorter \
+                 than 16 characters; use a long random ADMIN_TOKEN (e.g. `openssl rand -hex 32`)"
+            ));
+        }
+    }
+    review
+}
+
 /// Everything the server needs, prepared before Pingora starts.
 pub struct Boot {
     pub file: FileConfig,
@@ -198,9 +278,15 @@ pub fn build(
         store.clone(),
         api,
     );
-    let router = crate::admin::router(control.clone());
+    let (audit, audit_rx) = crate::admin::audit::Audit::new();
+    let admin_listen = process.admin_listen.as_deref();
     if process.admin_on_main {
-        let _ = state.admin.set(router.clone());
+        let _ = state.admin.set(crate::admin::router(
+            control.clone(),
+            crate::admin::Listener::Main,
+            audit.clone(),
+            admin_listen,
+        ));
     }
 
     let opt = Opt {
@@ -236,7 +322,12 @@ pub fn build(
         server.add_service(background_service(
             "admin API",
             crate::admin::serve::AdminListener {
-                router,
+                router: crate::admin::router(
+                    control.clone(),
+                    crate::admin::Listener::Admin,
+                    audit.clone(),
+                    admin_listen,
+                ),
                 addr: listen.clone(),
             },
         ));
@@ -256,6 +347,18 @@ pub fn build(
     } else {
         None
     };
+    if let Some(store) = &store {
+        server.add_service(background_service(
+            "audit log writer",
+            crate::admin::audit::AuditWriter {
+                store: store.clone(),
+                audit,
+                rx: tokio::sync::Mutex::new(Some(audit_rx)),
+                retention_days: process.log_retention_days,
+                retention_rows: process.log_retention_rows,
+            },
+        ));
+    }
     if let Some(store) = store {
         let (tx, rx) = tokio::sync::mpsc::channel(16 * 1024);
         let _ = state.log_tx.set(tx);

@@ -41,20 +41,35 @@ pub async fn redirect() -> Redirect {
     Redirect::permanent("/admin/")
 }
 
+/// `dir/name`, if it is a regular file whose real path is inside the real
+/// path of `dir`.
+fn read_inside(dir: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let root = std::fs::canonicalize(dir).ok()?;
+    let path = std::fs::canonicalize(root.join(name)).ok()?;
+    if !path.starts_with(&root) {
+        tracing::warn!(file = name, "ADMIN_CONSOLE_DIR: the console file leads outside the directory; serving the built-in one");
+        return None;
+    }
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    std::fs::read(&path).ok()
+}
+
 fn serve(name: &str) -> Response {
     let name = if name.is_empty() { "index.html" } else { name };
     let Some((_, mime, embedded)) = FILES.iter().find(|(n, _, _)| *n == name) else {
         return (StatusCode::NOT_FOUND, "no such console file").into_response();
     };
-    // Only names from the fixed list are ever read from disk, so the
-    // override cannot be used to walk the file system.
+    // Only names from the fixed list are ever read from disk, and only
+    // when the file resolves (symlinks followed) to a place inside the
+    // directory: a link named `app.js` pointing elsewhere is not served.
     let body = match std::env::var_os("ADMIN_CONSOLE_DIR") {
-        Some(dir) if !dir.is_empty() => {
-            match std::fs::read(std::path::Path::new(&dir).join(name)) {
-                Ok(b) => b,
-                Err(_) => embedded.to_vec(),
-            }
-        }
+        Some(dir) if !dir.is_empty() => match read_inside(std::path::Path::new(&dir), name) {
+            Some(b) => b,
+            None => embedded.to_vec(),
+        },
         _ => embedded.to_vec(),
     };
     (

@@ -7,6 +7,7 @@
 //! rejected write changes nothing. Key material is never returned unless an
 //! export explicitly asks for it.
 
+pub mod audit;
 pub mod client;
 pub mod cluster;
 mod console;
@@ -15,38 +16,84 @@ pub mod serve;
 
 use crate::control::api::{self, ApiConfig, FieldError};
 use crate::control::{ControlPlane, WriteError};
-use crate::store::{ChangeResult, ConfigChange, LogQuery, UsageQuery};
+use crate::store::{AuditQuery, ChangeResult, ConfigChange, LogQuery, UsageQuery};
+use audit::Audit;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// Where a copy of the admin router is served. The access rules differ:
+/// secrets in clear (an export with keys) only on the admin listener; a
+/// tokenless gateway's admin API only for loopback callers of the admin
+/// listener; `/docs` public only on the admin listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The dedicated admin listener (`ADMIN_LISTEN`, loopback by default).
+    Admin,
+    /// `/api/*`, `/docs`, `/metrics` on the main (data-plane) port.
+    Main,
+    /// The command line's `--offline` calls in its own process.
+    Local,
+}
+
+impl Listener {
+    fn label(self) -> &'static str {
+        match self {
+            Listener::Admin => "admin",
+            Listener::Main => "main",
+            Listener::Local => "local",
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct AdminState {
     control: Arc<ControlPlane>,
+    listener: Listener,
+    audit: Arc<Audit>,
+    /// The admin listener's configured address, named in refusals.
+    admin_listen: Option<Arc<str>>,
 }
 
-pub fn router(control: Arc<ControlPlane>) -> Router {
-    build(control, true)
+/// The admin routes for one listener; events go to `audit`.
+pub fn router(
+    control: Arc<ControlPlane>,
+    listener: Listener,
+    audit: Arc<Audit>,
+    admin_listen: Option<&str>,
+) -> Router {
+    build(AdminState {
+        control,
+        listener,
+        audit,
+        admin_listen: admin_listen.map(Arc::from),
+    })
 }
 
 /// The same routes without the bearer check, for the command line working
 /// on a stopped gateway's database (`llm-orchestrator export --offline`):
 /// whoever can run it can already read the database file.
 pub fn local_router(control: Arc<ControlPlane>) -> Router {
-    build(control, false)
+    build(AdminState {
+        control,
+        listener: Listener::Local,
+        audit: Audit::log_only(),
+        admin_listen: None,
+    })
 }
 
-fn build(control: Arc<ControlPlane>, authenticated: bool) -> Router {
-    let state = AdminState { control };
-    let mut api = Router::new()
+fn build(state: AdminState) -> Router {
+    let listener = state.listener;
+    let api = Router::new()
         .route("/api/providers", get(list_providers).post(create_provider))
         .route("/api/providers/health", get(health))
         .route("/api/providers/batch", post(batch))
@@ -72,16 +119,29 @@ fn build(control: Arc<ControlPlane>, authenticated: bool) -> Router {
         .route("/api/config/import", post(import))
         .route("/api/reload", post(reload))
         .route("/api/logs", get(logs))
+        .route("/api/audit", get(audit_log))
         .route("/api/stats/usage", get(usage))
         .route("/api/stats", get(usage))
         .route("/metrics", get(metrics));
-    if authenticated {
-        api = api.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth));
-    }
+    // The API description holds no secret, but on the main port (the one
+    // facing clients) it would tell anyone what answers there: it needs the
+    // admin token there and is public only on the admin listener.
+    let docs = Router::new()
+        .route("/docs", get(docs::page))
+        .route("/docs/openapi.json", get(docs::openapi));
+    let (api, docs) = if listener == Listener::Main {
+        (api.merge(docs), Router::new())
+    } else {
+        (api, docs)
+    };
+    let api = if listener == Listener::Local {
+        api
+    } else {
+        api.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+    };
     Router::new()
         .merge(api)
-        .route("/docs", get(docs::page))
-        .route("/docs/openapi.json", get(docs::openapi))
+        .merge(docs)
         .route("/", get(console::index))
         .route("/admin", get(console::redirect))
         .route("/admin/", get(console::index))
@@ -89,6 +149,20 @@ fn build(control: Arc<ControlPlane>, authenticated: bool) -> Router {
         .route("/{file}", get(console::file))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// What an audited call acted on, when the path does not say it (a created
+/// provider's name), and whether a read is audited anyway (an export with
+/// keys): put in the response's extensions by the handler.
+#[derive(Clone)]
+struct Audited {
+    action: &'static str,
+    target: Option<String>,
+}
+
+fn audited(mut resp: Response, action: &'static str, target: Option<String>) -> Response {
+    resp.extensions_mut().insert(Audited { action, target });
+    resp
 }
 
 // ---------------------------------------------------------------- errors
@@ -210,36 +284,101 @@ async fn metrics(State(s): State<AdminState>) -> Response {
 
 // ---------------------------------------------------------------- auth
 
+/// The bearer token a request presents, if any.
+fn presented_token(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, token) = (v.get(..7)?, v.get(7..)?);
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+}
+
+/// The audit target a path names: `/api/providers/{id}/…` -> the id,
+/// `/api/aliases/{alias}` -> the alias, else the resource (`settings`).
+fn path_target(path: &str) -> Option<&str> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    let first = parts.next()?;
+    let resource = if first == "api" { parts.next()? } else { first };
+    Some(parts.next().filter(|p| !p.is_empty() && *p != "batch").unwrap_or(resource))
+}
+
 async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let snap = st.control.current();
-    let Some(expected) = snap.admin_token.as_deref() else {
-        return AdminError::new(
-            StatusCode::UNAUTHORIZED,
-            "admin_token_unset",
-            "the admin API needs a token: set ADMIN_TOKEN or AUTH_TOKEN",
-        )
-        .into_response();
+    let presented = presented_token(req.headers());
+    let fail = |code: &'static str, message: String, who: &str| {
+        st.audit.auth_failure(&audit::Event {
+            action: "auth_failure",
+            who,
+            peer,
+            listener: st.listener.label(),
+            method: method.as_str(),
+            path: &path,
+            target: None,
+            status: 401,
+        });
+        AdminError::new(StatusCode::UNAUTHORIZED, code, message).into_response()
     };
-    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| {
-        v.as_bytes()
-            .get(7..)
-            .filter(|_| v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer "))
-    });
-    match presented {
-        Some(t) if bool::from(t.ct_eq(expected.as_bytes())) => next.run(req).await,
-        Some(_) => AdminError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "incorrect bearer token",
-        )
-        .into_response(),
-        None => AdminError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_token",
-            "send `Authorization: Bearer <token>`",
-        )
-        .into_response(),
+    let who = match (snap.admin_token.as_deref(), presented) {
+        (None, _) => {
+            // No token at all: like the data plane, only this machine — and
+            // only through the admin listener, which a reverse proxy in
+            // front of the main port does not reach.
+            let loopback = peer.is_some_and(|p| p.ip().is_loopback());
+            if st.listener == Listener::Admin && loopback {
+                "loopback".to_string()
+            } else {
+                let msg = match (&st.admin_listen, st.listener) {
+                    (Some(a), Listener::Main) => format!(
+                        "the admin API needs a token: set ADMIN_TOKEN or AUTH_TOKEN (without one, only loopback callers of the admin listener {a} are accepted)"
+                    ),
+                    _ => "the admin API needs a token: set ADMIN_TOKEN or AUTH_TOKEN (without one, only loopback callers of the admin listener are accepted)".to_string(),
+                };
+                let who = presented.map_or_else(|| "none".to_string(), audit::fingerprint);
+                return fail("admin_token_unset", msg, &who);
+            }
+        }
+        (Some(expected), Some(t)) if bool::from(t.ct_eq(expected.as_bytes())) => {
+            audit::fingerprint(t)
+        }
+        (Some(_), Some(t)) => {
+            return fail(
+                "invalid_token",
+                "incorrect bearer token".into(),
+                &audit::fingerprint(t),
+            )
+        }
+        (Some(_), None) => {
+            return fail(
+                "missing_token",
+                "send `Authorization: Bearer <token>`".into(),
+                "none",
+            )
+        }
+    };
+    let resp = next.run(req).await;
+    let marked = resp.extensions().get::<Audited>().cloned();
+    let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if write || marked.is_some() {
+        let (action, target) = match &marked {
+            Some(a) => (a.action, a.target.as_deref()),
+            None => ("write", None),
+        };
+        st.audit.record(&audit::Event {
+            action,
+            who: &who,
+            peer,
+            listener: st.listener.label(),
+            method: method.as_str(),
+            path: &path,
+            target: target.or_else(|| path_target(&path)),
+            status: resp.status().as_u16(),
+        });
     }
+    resp
 }
 
 // ---------------------------------------------------------------- providers
@@ -372,11 +511,35 @@ fn provider_doc(st: &AdminState, body: &Value) -> AdminResult<(String, Value)> {
             }])
         })?;
     api::parse_provider(&doc).map_err(|e| AdminError::invalid(vec![e]))?;
+    literal_keys(&doc, "")?;
     let (file, _) = st.control.file_config();
     if file.providers.iter().any(|p| p.name == name) {
         return Err(file_read_only(&name, st));
     }
     Ok((name, doc))
+}
+
+/// Keys sent through the admin API are used exactly as given: `${VAR}`
+/// references are expanded only in the configuration file, where the
+/// operator who controls the environment wrote them. One that looks like a
+/// reference is refused (without saying whether such a variable exists), so
+/// it is neither expanded — which would hand the gateway's environment, its
+/// own AUTH_TOKEN included, to any base_url — nor sent as a literal key.
+fn literal_keys(doc: &Value, at: &str) -> AdminResult<()> {
+    let errors: Vec<FieldError> = api::doc_keys(doc)
+        .iter()
+        .enumerate()
+        .filter(|(_, (k, _))| crate::config::is_env_reference(k))
+        .map(|(i, _)| FieldError {
+            field: format!("{at}api_keys[{i}]"),
+            reason: "`${VAR}` references are expanded only in the configuration file; send the key itself".into(),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AdminError::invalid(errors))
+    }
 }
 
 fn name_taken(st: &AdminState, name: &str) -> AdminResult<()> {
@@ -414,10 +577,12 @@ async fn create_provider(
         _ => 0,
     };
     let shown = view(&st, json!(id), "api", &name, &doc);
-    Ok((
+    let resp = (
         StatusCode::CREATED,
         Json(json!({"version": version, "provider": shown})),
-    ))
+    )
+        .into_response();
+    Ok(audited(resp, "write", Some(name)))
 }
 
 async fn put_provider(
@@ -513,6 +678,12 @@ async fn add_key(
             reason: e.to_string(),
         }])
     })?;
+    if crate::config::is_env_reference(&new.api_key) {
+        return Err(AdminError::invalid(vec![FieldError {
+            field: "api_key".into(),
+            reason: "`${VAR}` references are expanded only in the configuration file; send the key itself".into(),
+        }]));
+    }
     let mut keys = api::doc_keys(&existing.doc);
     if keys.iter().any(|(k, _)| *k == new.api_key) {
         return Err(AdminError::conflict(
@@ -862,42 +1033,88 @@ struct ExportQuery {
 }
 
 /// The whole effective configuration (file + API) as TOML or JSON.
+///
+/// Never in any export: the data-plane token (`server.auth_token`) and the
+/// admin token. Vendor keys (and the Redis password) in clear only with
+/// `include_keys=true`, and only on the admin listener (or the command
+/// line's `--offline`): the main port's copy answers 403, so a client of the
+/// data plane — who may hold the same token — cannot read them.
 async fn export(
     State(st): State<AdminState>,
     q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult<Response> {
     let q = query(q)?;
+    if q.include_keys && st.listener == Listener::Main {
+        let at = st
+            .admin_listen
+            .as_deref()
+            .map_or_else(|| "the admin listener (ADMIN_LISTEN)".to_string(), |a| format!("the admin listener ({a})"));
+        let resp = AdminError::new(
+            StatusCode::FORBIDDEN,
+            "keys_on_admin_listener_only",
+            format!(
+                "an export with keys in clear is served only on {at}, not on the main port; \
+                 on the gateway's host run `llm-orchestrator export --include-keys -o FILE`"
+            ),
+        )
+        .into_response();
+        return Ok(audited(resp, "export_keys", Some("config".into())));
+    }
     let (file, _) = st.control.file_config();
     let merged = api::merge(&file, &st.control.api_config()).map_err(AdminError::invalid)?;
     let mut v =
         serde_json::to_value(&merged).map_err(|e| AdminError::bad_request(e.to_string()))?;
+    if let Some(s) = v.get_mut("server").and_then(Value::as_object_mut) {
+        s.remove("auth_token");
+    }
+    if let Some(a) = v.get_mut("admin").and_then(Value::as_object_mut) {
+        a.remove("token");
+    }
     if !q.include_keys {
         if let Some(ps) = v.get_mut("providers").and_then(Value::as_array_mut) {
             ps.iter_mut().for_each(api::mask_keys);
         }
-        if let Some(s) = v.get_mut("server").and_then(Value::as_object_mut) {
-            s.remove("auth_token");
-        }
-        if let Some(a) = v.get_mut("admin").and_then(Value::as_object_mut) {
-            a.remove("token");
+        if let Some(url) = v.pointer_mut("/redis/url") {
+            if let Some(masked) = url.as_str().map(mask_url_password) {
+                *url = Value::String(masked);
+            }
         }
     }
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(v).into_response()),
+    let resp = match q.format.as_deref().unwrap_or("json") {
+        "json" => Json(v).into_response(),
         "toml" => {
             strip_nulls(&mut v);
             let text = toml::to_string_pretty(&v)
                 .map_err(|e| AdminError::bad_request(format!("cannot render TOML: {e}")))?;
-            Ok((
+            (
                 [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
                 text,
             )
-                .into_response())
+                .into_response()
         }
-        other => Err(AdminError::bad_request(format!(
-            "format {other:?} is not toml or json"
-        ))),
-    }
+        other => {
+            return Err(AdminError::bad_request(format!(
+                "format {other:?} is not toml or json"
+            )))
+        }
+    };
+    Ok(if q.include_keys {
+        audited(resp, "export_keys", Some("config".into()))
+    } else {
+        resp
+    })
+}
+
+/// `redis://user:secret@host/0` -> `redis://user:…@host/0`.
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    format!("{scheme}://{user}:…@{host}")
 }
 
 /// TOML has no null: unset options are simply left out.
@@ -979,6 +1196,7 @@ async fn import(
             current.providers.iter().find(|c| c.name == p.name),
             &format!("providers[{i}]"),
         )?;
+        literal_keys(&v, &format!("providers[{i}]."))?;
         providers.push(crate::store::StoredProvider {
             id: 0,
             name: p.name.clone(),
@@ -1119,6 +1337,21 @@ async fn logs(
     })?;
     let page = store.query_logs(q).await?;
     Ok(Json(serde_json::to_value(page).unwrap_or(Value::Null)))
+}
+
+/// `GET /api/audit?limit&before_id&action&since_ms`: the audit trail,
+/// newest first.
+async fn audit_log(
+    State(st): State<AdminState>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> AdminResult<Json<Value>> {
+    let q = query(q)?;
+    let store = st.control.store().ok_or_else(|| {
+        AdminError::from(WriteError::Unavailable("no database is configured".into()))
+    })?;
+    let page = store.query_audit(q).await?;
+    let dropped = st.audit.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Json(json!({"object": "list", "data": page.items, "next_before_id": page.next_before_id, "rows_dropped": dropped})))
 }
 
 async fn usage(

@@ -30,7 +30,13 @@ impl BackgroundService for AdminListener {
             println!("llm-orchestrator admin listening on http://{a}");
             let _ = std::io::stdout().flush();
         }
-        let served = axum::serve(listener, self.router.clone())
+        // The peer address reaches the handlers (audit log, and the
+        // loopback rule of a gateway without tokens).
+        let app = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = shutdown.changed().await;
             })

@@ -64,7 +64,10 @@ pub struct ServerSection {
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
-            host: "0.0.0.0".into(),
+            // Loopback unless configured otherwise: serving other hosts
+            // needs AUTH_TOKEN (the gateway refuses to start on a
+            // non-loopback address without one; see `--allow-no-auth`).
+            host: "127.0.0.1".into(),
             port: 8000,
             auth_token: None,
             threads: 0,
@@ -281,6 +284,11 @@ pub struct ProviderSection {
     /// (Anthropic), or as Gemini's `maxOutputTokens` default.
     #[serde(default)]
     pub default_max_tokens: Option<u64>,
+    /// The keys are used exactly as written, `${VAR}` included: set for
+    /// providers managed through the admin API (the environment is expanded
+    /// only for the file's own providers). Not part of the file format.
+    #[serde(skip)]
+    pub literal_keys: bool,
 }
 
 fn one() -> u32 {

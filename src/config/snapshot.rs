@@ -655,7 +655,12 @@ fn compile_provider(
     let raw_keys = p.api_key.iter().chain(p.api_keys.iter());
     for (k, raw) in raw_keys.enumerate() {
         let key_at = format!("{at}.api_keys[{k}]");
-        match expand_env(raw, env) {
+        let expanded = if p.literal_keys {
+            Ok(raw.clone())
+        } else {
+            expand_env(raw, env)
+        };
+        match expanded {
             // `${VAR:-}` explicitly allows an absent key.
             Ok(secret) if secret.trim().is_empty() && raw.contains(":-") => {}
             Ok(secret) if secret.trim().is_empty() => {
@@ -794,6 +799,12 @@ fn compile_provider(
         health: registry.provider(&p.name),
         next_key: AtomicUsize::new(0),
     })
+}
+
+/// Does a key have the `${VAR}` form the file's keys expand?
+pub fn is_env_reference(raw: &str) -> bool {
+    let t = raw.trim();
+    t.starts_with("${") && t.ends_with('}')
 }
 
 /// `${VAR}` -> the variable's value (error when unset); `${VAR:-fallback}`

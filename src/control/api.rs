@@ -86,6 +86,8 @@ pub fn merge(file: &FileConfig, api: &ApiConfig) -> Result<FileConfig, Vec<Field
         match parse_provider(&p.doc) {
             Ok(mut section) => {
                 section.name = p.name.clone();
+                // Keys posted through the API are taken literally.
+                section.literal_keys = true;
                 cfg.providers.push(section);
             }
             Err(mut e) => {

@@ -106,7 +106,7 @@ impl ControlPlane {
         let (file, source) = config::load(self.file.as_deref(), &config::process_env)
             .inspect_err(|_| self.state.metrics.reload(false))?;
         let api = self.api_config();
-        let version = self.apply(&file, &api, &source)?;
+        let version = self.apply(&file, &api, &source, "file")?;
         if let Ok(mut f) = self.file_cfg.lock() {
             *f = (file, source);
         }
@@ -125,8 +125,16 @@ impl ControlPlane {
     }
 
     /// Compile file + API and swap the result in.
-    fn apply(&self, file: &FileConfig, api: &ApiConfig, source: &str) -> Result<u64, ConfigErrors> {
-        let result = self.apply_inner(file, api, source);
+    /// `cause` says in the log what changed the configuration (the file or
+    /// the admin API), so an admin write is not logged as a file reload.
+    fn apply(
+        &self,
+        file: &FileConfig,
+        api: &ApiConfig,
+        source: &str,
+        cause: &str,
+    ) -> Result<u64, ConfigErrors> {
+        let result = self.apply_inner(file, api, source, cause);
         self.state.metrics.reload(result.is_ok());
         result
     }
@@ -136,6 +144,7 @@ impl ControlPlane {
         file: &FileConfig,
         api: &ApiConfig,
         source: &str,
+        cause: &str,
     ) -> Result<u64, ConfigErrors> {
         let merged = api::merge(file, api).map_err(|errs| {
             ConfigErrors(
@@ -155,7 +164,11 @@ impl ControlPlane {
         snapshot.version = version;
         let providers = snapshot.provider_count();
         self.state.snapshot.store(Arc::new(snapshot));
-        tracing::info!(config = %source, version, providers, "configuration reloaded");
+        if cause == "file" {
+            tracing::info!(config = %source, version, providers, "configuration reloaded");
+        } else {
+            tracing::info!(cause, version, providers, "configuration changed");
+        }
         Ok(version)
     }
 
@@ -200,7 +213,7 @@ impl ControlPlane {
             .await
             .map_err(|(_, e)| WriteError::from(e))?;
         let fresh = load_api(&store).await?;
-        let version = self.apply(&file, &fresh, &source).map_err(|e| {
+        let version = self.apply(&file, &fresh, &source, "admin api").map_err(|e| {
             WriteError::Internal(format!("validated change failed to compile: {e}"))
         })?;
         if let Ok(mut a) = self.api.lock() {
@@ -250,7 +263,7 @@ impl ControlPlane {
             .await?;
         let fresh = load_api(&store).await?;
         let (file, source) = self.file_config();
-        let version = self.apply(&file, &fresh, &source).map_err(|e| {
+        let version = self.apply(&file, &fresh, &source, "whole API configuration (import or cluster peer)").map_err(|e| {
             WriteError::Internal(format!("validated import failed to compile: {e}"))
         })?;
         if let Ok(mut a) = self.api.lock() {

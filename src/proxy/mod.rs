@@ -384,12 +384,17 @@ impl Gateway {
         for (k, v) in head.headers.iter() {
             req = req.header(k, v);
         }
-        let req = req.body(axum::body::Body::from(body)).map_err(|e| {
+        let mut req = req.body(axum::body::Body::from(body)).map_err(|e| {
             Stop::Abort(pingora::Error::explain(
                 ErrorType::InternalError,
                 format!("admin request: {e}"),
             ))
         })?;
+        // The peer, for the admin API's audit log.
+        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(*peer));
+        }
         let resp = match router.oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},

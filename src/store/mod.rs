@@ -6,8 +6,11 @@
 //! runtime worker ever waits on the disk. A request whose caller stops
 //! awaiting still runs to completion (a cancelled `apply` may have committed).
 
+mod audit;
 mod logs;
 mod sqlite;
+
+pub use audit::{AuditPage, AuditQuery, AuditRow};
 
 use std::collections::HashSet;
 use std::fmt;

@@ -206,6 +206,26 @@ CREATE INDEX request_logs_status_ts ON request_logs (status, ts_ms);
         name: "request log: upstream model",
         sql: "ALTER TABLE request_logs ADD COLUMN upstream_model TEXT;",
     },
+    Migration {
+        version: 3,
+        name: "admin audit log",
+        sql: "
+-- AUTOINCREMENT: ids are pagination cursors (see request_logs).
+CREATE TABLE audit (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms    INTEGER NOT NULL,
+    action   TEXT NOT NULL,
+    who      TEXT NOT NULL,
+    peer     TEXT,
+    listener TEXT NOT NULL,
+    method   TEXT NOT NULL,
+    path     TEXT NOT NULL,
+    target   TEXT,
+    status   INTEGER NOT NULL
+);
+CREATE INDEX audit_ts ON audit (ts_ms);
+",
+    },
 ];
 
 /// The newest schema version this build knows.

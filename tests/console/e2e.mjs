@@ -133,16 +133,20 @@ async function main() {
   check(stored === TOKEN, 'the token is not kept in sessionStorage');
   ok('the right token signs in (kept in sessionStorage); providers view shown');
 
-  // ---------------------------------------------------------- file-declared provider: 409
+  // ---------------------------------------------------------- file-declared provider: read-only
   if (FILE_PROVIDER) {
     const row = page.locator(providerRow(FILE_PROVIDER));
     await row.waitFor();
     check((await row.locator(sel('provider-source')).textContent()).trim() === 'file', 'file provider: source is not "file"');
-    await row.locator(sel('provider-toggle')).click();
-    await page.waitForSelector(`${sel('notice')}[data-kind="error"]:visible`);
-    const notice = await text(sel('notice'));
-    check(/409/.test(notice) && /read-only/.test(notice), `file provider: expected the 409 read-only message, got "${notice}"`);
-    ok(`disabling file-declared ${FILE_PROVIDER} shows the API's 409: "${notice.trim().slice(0, 90)}…"`);
+    // The API refuses (409) to disable or delete a provider the file
+    // declares: the console offers neither.
+    for (const id of ['provider-toggle', 'provider-delete']) {
+      const button = row.locator(sel(id));
+      check(await button.isDisabled(), `file provider: the ${id} button is enabled`);
+      const title = (await button.getAttribute('title')) || '';
+      check(/configuration file/.test(title), `file provider: the ${id} button does not say why it is disabled ("${title}")`);
+    }
+    ok(`Disable and Delete are disabled for file-declared ${FILE_PROVIDER}, with the reason as tooltip`);
   }
 
   // ---------------------------------------------------------- create a provider
@@ -163,6 +167,9 @@ async function main() {
   check((await row.locator(sel('provider-type')).textContent()).trim() === 'openai', 'type column');
   check((await row.locator(sel('provider-source')).textContent()).trim() === 'api', 'source column');
   check((await row.locator(sel('provider-models')).textContent()).includes('console-*'), 'models column');
+  for (const id of ['provider-toggle', 'provider-delete']) {
+    check(!(await row.locator(sel(id)).isDisabled()), `API provider: the ${id} button is disabled`);
+  }
   const badge = (await row.locator(sel('health-badge')).textContent()).trim();
   check(['healthy', 'degraded', 'unhealthy'].includes(badge), `health badge "${badge}"`);
   ok(`provider ${PROVIDER} created through the form: type openai, source api, key ${keysCell}, models console-*, health ${badge}`);
