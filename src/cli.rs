@@ -33,12 +33,7 @@ pub struct Cli {
     /// non-loopback address (e.g. APP_HOST=0.0.0.0). Without a token only
     /// loopback peers are served — and a reverse proxy on the same host makes
     /// every client a loopback peer. Also ALLOW_NO_AUTH=true.
-    #[arg(
-        long,
-        env = "ALLOW_NO_AUTH",
-        value_parser = clap::builder::BoolishValueParser::new(),
-        action = clap::ArgAction::SetTrue
-    )]
+    #[arg(long)]
     pub allow_no_auth: bool,
 
     #[command(subcommand)]

@@ -39,7 +39,14 @@ fn main() -> ExitCode {
         cli.command,
         Some(Command::Db { .. } | Command::Export { .. } | Command::Import { .. })
     );
-    let access = server::access_review(&process, &snapshot, cli.allow_no_auth);
+    let allow_no_auth = match allow_no_auth_env() {
+        Ok(v) => cli.allow_no_auth || v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let access = server::access_review(&process, &snapshot, allow_no_auth);
     if let (Some(why), true) = (&access.refuse, serving) {
         eprintln!("error: {why}");
         return ExitCode::FAILURE;
@@ -155,6 +162,21 @@ fn main() -> ExitCode {
     println!("llm-orchestrator listening on http://{addr}");
     let _ = std::io::stdout().flush();
     server.run_forever()
+}
+
+/// `ALLOW_NO_AUTH` (the environment form of `--allow-no-auth`): a boolean,
+/// anything else refused by name.
+fn allow_no_auth_env() -> Result<bool, String> {
+    match std::env::var("ALLOW_NO_AUTH") {
+        Err(_) => Ok(false),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" | "0" | "false" | "no" | "off" => Ok(false),
+            "1" | "true" | "yes" | "on" => Ok(true),
+            _ => Err(format!(
+                "ALLOW_NO_AUTH={v:?} is not a boolean (true/false, 1/0, yes/no, on/off)"
+            )),
+        },
+    }
 }
 
 /// `export` and `import`: one admin call, to a running gateway or (with

@@ -383,8 +383,16 @@ async fn aliases_and_settings_apply_at_once() {
 #[tokio::test]
 async fn export_masks_keys_and_import_has_a_dry_run() {
     let mock = MockOpenAi::start("a").await;
-    let gw = Gateway::start("").await;
+    let gw = Gateway::start_with(
+        "",
+        &[("AUTH_TOKEN", TOKEN), ("ADMIN_LISTEN", "127.0.0.1:0")],
+    )
+    .await;
     let admin = Admin::main_port(&gw);
+    let admin_listener = Admin {
+        gw: &gw,
+        base: gw.admin.clone().expect("admin listener"),
+    };
     admin
         .post("/api/providers", json!({"name": "a", "type": "openai", "base_url": mock.base_url(), "api_keys": ["sk-export-00000001"]}))
         .await;
@@ -393,7 +401,12 @@ async fn export_masks_keys_and_import_has_a_dry_run() {
         !exported.to_string().contains("00000001"),
         "masked by default"
     );
-    let (_, with_keys) = admin
+    // Keys in clear: only on the admin listener.
+    let (status, _) = admin
+        .get("/api/config/export?format=json&include_keys=true")
+        .await;
+    assert_eq!(status, 403);
+    let (_, with_keys) = admin_listener
         .get("/api/config/export?format=json&include_keys=true")
         .await;
     assert!(with_keys.to_string().contains("sk-export-00000001"));

@@ -23,10 +23,11 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("delete", "/api/aliases/{alias}", "Delete an API alias"),
     ("get", "/api/settings", "Effective overrides/routing/health settings and where each comes from"),
     ("put", "/api/settings", "Set settings sections (merge patch; null returns a section to the file)"),
-    ("get", "/api/config/export", "Export the effective config: ?format=toml|json&include_keys=false"),
+    ("get", "/api/config/export", "Export the effective config: ?format=toml|json&include_keys=false (include_keys=true only on the admin listener; tokens are never exported)"),
     ("post", "/api/config/import", "Import API-managed config: ?format=toml|json&dry_run=true reports the changes"),
     ("post", "/api/reload", "Reload the TOML file now"),
     ("get", "/api/logs", "Request logs: ?provider&model&status&min_status&since_ms&until_ms&limit&before_id"),
+    ("get", "/api/audit", "Audit trail of admin writes, exports with keys and auth failures: ?limit&before_id&action&since_ms"),
     ("get", "/api/stats/usage", "Usage: ?since_ms&until_ms&bucket_secs&group_by=provider|model&scope=instance|cluster (cluster: every instance, through Redis)"),
     ("get", "/api/stats", "Same as /api/stats/usage"),
     ("get", "/metrics", "Prometheus metrics (text exposition format)"),
@@ -40,7 +41,7 @@ pub async fn openapi() -> Json<Value> {
             o.insert(
                 method.to_string(),
                 json!({"summary": summary, "security": [{"bearer": []}],
-                       "responses": {"200": {"description": "OK"}, "401": {"description": "Missing or wrong token"},
+                       "responses": {"200": {"description": "OK"}, "401": {"description": "Missing or wrong token"}, "403": {"description": "Keys in clear asked for on the main port"},
                                      "409": {"description": "Read-only (declared in the file) or name taken"},
                                      "422": {"description": "Validation failed; error.fields lists field and reason"}}}),
             );
@@ -68,7 +69,8 @@ pub async fn page() -> impl IntoResponse {
     Html(format!(
         "<!doctype html><meta charset=utf-8><title>llm-orchestrator admin API</title>\
          <style>body{{font-family:system-ui;margin:2rem}}td{{padding:.2rem .6rem;vertical-align:top}}</style>\
-         <h1>llm-orchestrator admin API</h1><p>All routes need <code>Authorization: Bearer &lt;token&gt;</code>. \
+         <h1>llm-orchestrator admin API</h1><p>Every route needs <code>Authorization: Bearer &lt;ADMIN_TOKEN&gt;</code> \
+         (else AUTH_TOKEN); this page and the OpenAPI document are public on the admin listener only. \
          Machine-readable: <a href=\"/docs/openapi.json\">/docs/openapi.json</a>.</p><table>{rows}</table>"
     ))
 }

@@ -297,7 +297,12 @@ fn path_target(path: &str) -> Option<&str> {
     let mut parts = path.trim_start_matches('/').split('/');
     let first = parts.next()?;
     let resource = if first == "api" { parts.next()? } else { first };
-    Some(parts.next().filter(|p| !p.is_empty() && *p != "batch").unwrap_or(resource))
+    Some(
+        parts
+            .next()
+            .filter(|p| !p.is_empty() && *p != "batch")
+            .unwrap_or(resource),
+    )
 }
 
 async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Response {
@@ -1045,10 +1050,10 @@ async fn export(
 ) -> AdminResult<Response> {
     let q = query(q)?;
     if q.include_keys && st.listener == Listener::Main {
-        let at = st
-            .admin_listen
-            .as_deref()
-            .map_or_else(|| "the admin listener (ADMIN_LISTEN)".to_string(), |a| format!("the admin listener ({a})"));
+        let at = st.admin_listen.as_deref().map_or_else(
+            || "the admin listener (ADMIN_LISTEN)".to_string(),
+            |a| format!("the admin listener ({a})"),
+        );
         let resp = AdminError::new(
             StatusCode::FORBIDDEN,
             "keys_on_admin_listener_only",
@@ -1351,7 +1356,9 @@ async fn audit_log(
     })?;
     let page = store.query_audit(q).await?;
     let dropped = st.audit.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(Json(json!({"object": "list", "data": page.items, "next_before_id": page.next_before_id, "rows_dropped": dropped})))
+    Ok(Json(
+        json!({"object": "list", "data": page.items, "next_before_id": page.next_before_id, "rows_dropped": dropped}),
+    ))
 }
 
 async fn usage(

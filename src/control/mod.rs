@@ -213,9 +213,11 @@ impl ControlPlane {
             .await
             .map_err(|(_, e)| WriteError::from(e))?;
         let fresh = load_api(&store).await?;
-        let version = self.apply(&file, &fresh, &source, "admin api").map_err(|e| {
-            WriteError::Internal(format!("validated change failed to compile: {e}"))
-        })?;
+        let version = self
+            .apply(&file, &fresh, &source, "admin api")
+            .map_err(|e| {
+                WriteError::Internal(format!("validated change failed to compile: {e}"))
+            })?;
         if let Ok(mut a) = self.api.lock() {
             *a = fresh;
         }
@@ -263,9 +265,16 @@ impl ControlPlane {
             .await?;
         let fresh = load_api(&store).await?;
         let (file, source) = self.file_config();
-        let version = self.apply(&file, &fresh, &source, "whole API configuration (import or cluster peer)").map_err(|e| {
-            WriteError::Internal(format!("validated import failed to compile: {e}"))
-        })?;
+        let version = self
+            .apply(
+                &file,
+                &fresh,
+                &source,
+                "whole API configuration (import or cluster peer)",
+            )
+            .map_err(|e| {
+                WriteError::Internal(format!("validated import failed to compile: {e}"))
+            })?;
         if let Ok(mut a) = self.api.lock() {
             *a = fresh;
         }
