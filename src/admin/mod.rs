@@ -1427,3 +1427,36 @@ async fn usage(
     }
     Ok(Json(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_masked() {
+        assert_eq!(
+            mask_url_password("redis://:hunter2-secret@cache:6379/0"),
+            "redis://:…@cache:6379/0"
+        );
+        assert_eq!(
+            mask_url_password("redis://user:pw@host/1"),
+            "redis://user:…@host/1"
+        );
+        assert_eq!(
+            mask_url_password("redis://localhost:6379/0"),
+            "redis://localhost:6379/0"
+        );
+    }
+
+    #[test]
+    fn audit_targets_come_from_the_path() {
+        assert_eq!(
+            path_target("/api/providers/openai/keys/abc"),
+            Some("openai")
+        );
+        assert_eq!(path_target("/api/providers"), Some("providers"));
+        assert_eq!(path_target("/api/providers/batch"), Some("providers"));
+        assert_eq!(path_target("/api/settings"), Some("settings"));
+        assert_eq!(path_target("/api/aliases/fast"), Some("fast"));
+    }
+}
