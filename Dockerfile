@@ -73,10 +73,12 @@ VOLUME ["/app/data"]
 
 # APP_ENV=production: JSON logs on stderr.
 # ADMIN_LISTEN on all interfaces: inside a container the default 127.0.0.1
-# would make the admin port unreachable. Every admin API route requires a
-# bearer token (ADMIN_TOKEN, else AUTH_TOKEN; with neither, every call is
-# refused), and the same API is already served under /api on the main port;
-# docker-compose.yml publishes 8001 on the host's loopback only.
+# would make the admin port unreachable. Every admin API call from outside
+# the container needs a bearer token (ADMIN_TOKEN, else AUTH_TOKEN; the log
+# warns when they are the same), and the same API is already served under
+# /api on the main port; docker-compose.yml publishes 8001 on the host's
+# loopback only. Listening on all interfaces needs AUTH_TOKEN: without one the gateway
+# refuses to start.
 ENV APP_HOST=0.0.0.0 \
     APP_PORT=8000 \
     APP_ENV=production \
@@ -95,7 +97,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["llm-orchestrator"]
 # Embedded defaults (no providers; add them through the admin API, stored in
-# /app/data) so the image starts without secrets. conf/gateway.toml needs
+# /app/data), so the image needs no vendor key to start (AUTH_TOKEN it does
+# need). conf/gateway.toml needs
 # OPENAI_API_KEY: pass `--config /app/conf/gateway.toml` with the key set, as
 # docker-compose.yml does.
 CMD ["serve"]
