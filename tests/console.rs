@@ -5,7 +5,7 @@
 //! import, and the console on the main port under `/admin/`.
 //!
 //! Needs Node.js, npm and Chromium (`/usr/bin/chromium`, or `CHROMIUM`):
-//! `./scripts/bootstrap` installs them. Missing tools fail the test.
+//! `./scripts/bootstrap test` installs them. Missing tools fail the test.
 
 mod support;
 
@@ -16,7 +16,7 @@ use support::gateway::{provider, Gateway, TOKEN};
 use support::mock_openai::MockOpenAi;
 
 const BOOTSTRAP: &str =
-    "run ./scripts/bootstrap (it installs Node.js, npm, Chromium and the test's npm packages)";
+    "run ./scripts/bootstrap test (it installs Node.js, npm, Chromium and the test's npm packages)";
 
 /// The key `e2e.mjs` enters in the provider form.
 const FORM_KEY: &str = "sk-console-e2e-secret-0000000001";

@@ -1,5 +1,5 @@
 //! The official `openai` and `anthropic` Python SDKs against the running
-//! gateway, on every vendor type (install them with `./scripts/bootstrap`).
+//! gateway, on every vendor type (install them with `./scripts/bootstrap test`).
 
 mod support;
 
@@ -19,7 +19,7 @@ async fn run_python(script: &str, args: &[&str]) -> (bool, String) {
     )
     .await
     .expect("python finished in time")
-    .expect("python3 runs (./scripts/bootstrap installs the SDKs)");
+    .expect("python3 runs (./scripts/bootstrap test installs the SDKs)");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

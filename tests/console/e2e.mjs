@@ -94,7 +94,7 @@ async function openTab(name) {
 }
 
 async function main() {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} does not exist: run ./scripts/bootstrap`);
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} does not exist: run ./scripts/bootstrap test`);
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'console-e2e-chromium-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,

@@ -1,5 +1,5 @@
 //! A real `redis-server` on a free loopback port, stopped when dropped.
-//! (`./scripts/bootstrap` installs it when missing.)
+//! (`./scripts/bootstrap test` installs it when missing.)
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server runs (./scripts/bootstrap installs it)");
+            .expect("redis-server runs (./scripts/bootstrap test installs it)");
         let server = RedisServer { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
