@@ -499,16 +499,29 @@ impl Gateway {
 }
 
 /// Client headers that same-format vendors must see (Anthropic beta flags
-/// switch features on and change the wire format).
+/// switch features on and change the wire format). Clients such as Claude
+/// Code send several `anthropic-beta` headers; they go upstream as one,
+/// joined with ", " (the upstream request holds one value per name).
 fn forwarded_headers(session: &Session, api: ClientApi) -> Vec<(&'static str, http::HeaderValue)> {
     match api {
-        ClientApi::Anthropic => session
-            .req_header()
-            .headers
-            .get_all("anthropic-beta")
-            .iter()
-            .map(|v| ("anthropic-beta", v.clone()))
-            .collect(),
+        ClientApi::Anthropic => {
+            let mut values = session.req_header().headers.get_all("anthropic-beta").iter();
+            let Some(first) = values.next() else {
+                return Vec::new();
+            };
+            let mut joined: Option<Vec<u8>> = None;
+            for v in values {
+                let buf = joined.get_or_insert_with(|| first.as_bytes().to_vec());
+                buf.extend_from_slice(b", ");
+                buf.extend_from_slice(v.as_bytes());
+            }
+            let value = match joined {
+                // Each part was a valid header value, and ", " is too.
+                Some(buf) => http::HeaderValue::from_bytes(&buf).unwrap_or_else(|_| first.clone()),
+                None => first.clone(),
+            };
+            vec![("anthropic-beta", value)]
+        }
         ClientApi::OpenAi => Vec::new(),
     }
 }
