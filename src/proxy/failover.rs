@@ -228,12 +228,34 @@ pub async fn run(
         match outcome {
             // Success is recorded when the answer completes (in relay), so
             // an answer cut mid-stream is not counted as a success first.
-            Outcome::Success(committed) => {
-                state.metrics.attempt(&p.name, "ok");
-                return Ok(Chosen {
-                    provider: p.clone(),
-                    committed,
-                    deadline,
+            Outcome::Success(mut committed) => {
+                // Same format: the bytes are relayed as they are, so check
+                // first that they are the vendor's format (translated
+                // answers are checked by their translators).
+                let garbage = if req.api.native() == p.kind {
+                    super::relay::check_passthrough(&mut committed, deadline)
+                        .await
+                        .err()
+                } else {
+                    None
+                };
+                let Some(why) = garbage else {
+                    state.metrics.attempt(&p.name, "ok");
+                    return Ok(Chosen {
+                        provider: p.clone(),
+                        committed,
+                        deadline,
+                    });
+                };
+                let why = snap.redactor().text(&why).into_owned();
+                state.metrics.attempt(&p.name, "invalid_answer");
+                tracing::warn!(provider = %p.name, error = %why, "provider answered garbage, failing over");
+                p.health.on_failure(Some(200), &why, policy);
+                failures.push(format!("{}: {why}", p.name));
+                exhausted.push(index);
+                last = Some(GatewayError::UpstreamFailed {
+                    status: 502,
+                    message: String::new(),
                 });
             }
             Outcome::Status {

@@ -9,6 +9,7 @@
 mod dns;
 mod error;
 mod failover;
+mod framing;
 mod relay;
 pub mod upstream;
 
