@@ -65,6 +65,10 @@ pub struct GatewayState {
     pub metrics: crate::metrics::Metrics,
     /// Set when an upgrade or shutdown has begun (see `server::watch_shutdown`).
     pub draining: std::sync::atomic::AtomicBool,
+    /// Becomes true when the shutdown grace period has run out: requests
+    /// still running end now (streams with an in-band error event), so they
+    /// are logged before the runtimes stop.
+    pub grace_over: tokio::sync::watch::Sender<bool>,
 }
 
 impl GatewayState {
@@ -90,6 +94,7 @@ impl GatewayState {
             log_batches: AtomicU64::new(0),
             metrics: crate::metrics::Metrics::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            grace_over: tokio::sync::watch::Sender::new(false),
         })
     }
 }
@@ -491,11 +496,24 @@ impl Gateway {
         // every layer above it — Pingora's boxed filter, the span, the
         // select — so keeping this request's future small saves several
         // kilobytes of copying per request (measured with callgrind).
+        let mut grace = self.state.grace_over.subscribe();
         let chosen = tokio::select! {
             r = Box::pin(failover::run(&self.state, snap, &request, ctx)) => r?,
             _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
+            _ = grace_over(&mut grace) => {
+                ctx.outcome = "shutdown";
+                return Err(GatewayError::ShuttingDown.into());
+            }
         };
-        Box::pin(relay::relay(&self.state, session, ctx, &request, chosen)).await
+        Box::pin(relay::relay(&self.state, session, ctx, &request, chosen, &mut grace)).await
+    }
+}
+
+/// Resolves once the shutdown grace period has run out.
+async fn grace_over(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|&over| over).await.is_err() {
+        // The state (and its sender) outlives every request.
+        std::future::pending::<()>().await;
     }
 }
 

@@ -212,15 +212,51 @@ pub async fn relay(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
+    grace: &mut Grace,
 ) -> Result<(), Stop> {
     let sse = is_sse(&chosen.committed);
     if req.api.native() == chosen.provider.kind {
-        passthrough(state, session, ctx, req.api, chosen, sse).await
+        passthrough(state, session, ctx, req.api, chosen, sse, grace).await
     } else if sse {
-        translate_stream(state, session, ctx, req, chosen).await
+        translate_stream(state, session, ctx, req, chosen, grace).await
     } else {
-        translate_whole(state, session, ctx, req, chosen).await
+        translate_whole(state, session, ctx, req, chosen, grace).await
     }
+}
+
+/// Watches for the end of the shutdown grace period.
+type Grace = tokio::sync::watch::Receiver<bool>;
+
+/// Why the wait for the next upstream chunk stopped early.
+enum Interrupt {
+    ClientGone,
+    /// The shutdown grace period ran out.
+    Shutdown,
+}
+
+/// The end of an answer the shutdown grace period interrupted: the client
+/// is told in band on a stream (a plain body can only be cut), and the
+/// request is logged as `shutdown`. The provider did nothing wrong.
+async fn shut_down(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    api: ClientApi,
+    sse: bool,
+) -> Result<(), Stop> {
+    tracing::warn!("shutdown grace period over: ending a request still in flight");
+    ctx.outcome = "shutdown";
+    ctx.error = Some(super::error::SHUTTING_DOWN.to_string());
+    if !sse {
+        return Err(abort(
+            "shutdown grace period over mid-answer",
+            ctx,
+            "shutdown",
+        ));
+    }
+    session
+        .write_response_body(Some(stream_error_code(api, super::error::SHUTTING_DOWN, "shutting_down")), true)
+        .await
+        .map_err(|_| client_closed(ctx))
 }
 
 fn client_closed(ctx: &mut RequestCtx) -> Stop {
@@ -236,14 +272,16 @@ async fn next_chunk(
     c: &mut Committed,
     session: &mut Session,
     deadline: Instant,
-) -> Result<Result<Option<Bytes>, String>, ()> {
+    grace: &mut Grace,
+) -> Result<Result<Option<Bytes>, String>, Interrupt> {
     tokio::select! {
         r = timeout_at(deadline, c.session.read_response_body()) => Ok(match r {
             Ok(Ok(chunk)) => Ok(chunk),
             Ok(Err(e)) => Err(format!("the vendor connection failed mid-answer: {e}")),
             Err(_) => Err("the answer exceeded the provider's total timeout".to_string()),
         }),
-        _ = client_gone(session) => Err(()),
+        _ = client_gone(session) => Err(Interrupt::ClientGone),
+        _ = super::grace_over(grace) => Err(Interrupt::Shutdown),
     }
 }
 
@@ -271,6 +309,7 @@ async fn passthrough(
     api: ClientApi,
     chosen: Chosen,
     sse: bool,
+    grace: &mut Grace,
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, sse, true)?;
     let mut splitter = sse.then(EventSplitter::default);
@@ -360,12 +399,17 @@ async fn passthrough(
         }
         let read = match read_failure.take() {
             Some(why) => Ok(Err(why)),
-            None => next_chunk(&mut c, session, deadline).await,
+            None => next_chunk(&mut c, session, deadline, grace).await,
         };
         let failure = match read {
-            Err(()) => {
+            Err(Interrupt::ClientGone) => {
                 ctx.usage = sniffer.usage();
                 return Err(client_closed(ctx));
+            }
+            Err(Interrupt::Shutdown) => {
+                // The partial event (if any) is dropped.
+                ctx.usage = sniffer.usage();
+                return shut_down(session, ctx, api, sse).await;
             }
             Ok(Ok(Some(chunk))) => {
                 next = Some(chunk);
@@ -457,10 +501,12 @@ fn cut(ctx: &mut RequestCtx, provider: &Provider, snap: &Snapshot, failure: &str
 
 /// An in-band error event in the client's stream format.
 fn stream_error(api: ClientApi, message: &str) -> Bytes {
+    stream_error_code(api, message, "stream_interrupted")
+}
+
+fn stream_error_code(api: ClientApi, message: &str, code: &str) -> Bytes {
     match api {
-        ClientApi::OpenAi => {
-            openai::stream_error_event(message, "upstream_error", Some("stream_interrupted"))
-        }
+        ClientApi::OpenAi => openai::stream_error_event(message, "upstream_error", Some(code)),
         ClientApi::Anthropic => {
             let (event, data) = anthropic::stream_error_event(message);
             encode(&event, &data)
@@ -475,6 +521,7 @@ async fn translate_whole(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
+    grace: &mut Grace,
 ) -> Result<(), Stop> {
     let provider_name = chosen.provider.name.clone();
     let kind = chosen.provider.kind;
@@ -486,8 +533,13 @@ async fn translate_whole(
     }
     let mut ended = c.done;
     while !ended {
-        match next_chunk(&mut c, session, chosen.deadline).await {
-            Err(()) => return Err(client_closed(ctx)),
+        match next_chunk(&mut c, session, chosen.deadline, grace).await {
+            Err(Interrupt::ClientGone) => return Err(client_closed(ctx)),
+            Err(Interrupt::Shutdown) => {
+                // Nothing was sent yet: a whole error answer.
+                ctx.outcome = "shutdown";
+                return Err(GatewayError::ShuttingDown.into());
+            }
             Ok(Ok(Some(chunk))) => {
                 if body.len() + chunk.len() > TRANSLATE_BODY_LIMIT {
                     return Err(GatewayError::UpstreamFailed {
@@ -553,6 +605,7 @@ async fn translate_stream(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
+    grace: &mut Grace,
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
     let mut parser = SseParser::default();
@@ -635,10 +688,21 @@ async fn translate_stream(
             return Ok(());
         }
         if failure.is_none() {
-            match next_chunk(&mut c, session, deadline).await {
-                Err(()) => {
+            match next_chunk(&mut c, session, deadline, grace).await {
+                Err(Interrupt::ClientGone) => {
                     ctx.usage = Some(translator.usage());
                     return Err(client_closed(ctx));
+                }
+                Err(Interrupt::Shutdown) => {
+                    // What the translator already produced goes first.
+                    ctx.usage = Some(translator.usage());
+                    if !out.is_empty() {
+                        let batch = out.split().freeze();
+                        if session.write_response_body(Some(batch), false).await.is_err() {
+                            return Err(client_closed(ctx));
+                        }
+                    }
+                    return shut_down(session, ctx, req.api, true).await;
                 }
                 Ok(Ok(Some(chunk))) => {
                     next = Some(chunk);
