@@ -73,7 +73,7 @@ pub struct GatewayState {
 
 impl GatewayState {
     /// Run one active health probe (used by the health checker).
-    pub async fn probe(&self, req: upstream::ProbeRequest<'_>) -> upstream::ProbeResult {
+    pub async fn probe(&self, req: upstream::ProbeRequest<'_>) -> (upstream::ProbeResult, Bytes) {
         upstream::probe(&self.connector, &self.dns, req).await
     }
 
@@ -329,7 +329,7 @@ impl Gateway {
                     return Err(not_allowed("GET", &method, &path));
                 }
                 authorize(session, snap, ClientApi::OpenAi)?;
-                send_json(session, ctx, 200, snap.models_body.clone()).await
+                send_json(session, ctx, 200, crate::health::discovery::models_body(snap)).await
             }
             "/v1/chat/completions" => {
                 ctx.route = "chat";
