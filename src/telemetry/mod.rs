@@ -24,19 +24,23 @@ pub fn parse_filter(level: &str) -> Result<EnvFilter, String> {
     EnvFilter::try_new(&directive).map_err(|e| e.to_string())
 }
 
-/// Pingora's HTTP client logs, at TRACE, every upstream request head as
-/// raw bytes (`Writing request header: …`, with the vendor key in
+/// At TRACE, Pingora's HTTP client logs every upstream request head as raw
+/// bytes (`Writing request header: …`, with the vendor key in
 /// `Authorization` / `x-api-key` / `x-goog-api-key`) and every response
-/// body (which can echo a key). Those two lines are capped at DEBUG
-/// whatever the filter says; the rest of TRACE stays available.
-fn without_wire_dumps(filter: EnvFilter) -> EnvFilter {
+/// body (which can echo a key), and its proxy logs every client request
+/// head (`Request header: …`, with the client's token). Those modules are
+/// capped at DEBUG whatever the filter says; the rest of TRACE stays
+/// available.
+fn without_wire_dumps(mut filter: EnvFilter) -> EnvFilter {
     if filter.max_level_hint() != Some(tracing_subscriber::filter::LevelFilter::TRACE) {
         return filter;
     }
-    match "pingora_core::protocols::http::v1::client=debug".parse() {
-        Ok(d) => filter.add_directive(d),
-        Err(_) => filter,
+    for target in ["pingora_core::protocols::http::v1::client", "pingora_proxy"] {
+        if let Ok(d) = format!("{target}=debug").parse() {
+            filter = filter.add_directive(d);
+        }
     }
+    filter
 }
 
 /// Install the global subscriber. Keep the guard alive for the life of the
