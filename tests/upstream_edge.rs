@@ -96,7 +96,8 @@ async fn a_403_for_a_model_fails_over_without_disabling_the_key() {
     let openai_model = r#"{"error":{"message":"Project `proj_abc` does not have access to model `gpt-5`","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#;
     let openai_key = r#"{"error":{"message":"This API key has been revoked","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
     let anthropic_model = r#"{"type":"error","error":{"type":"permission_error","message":"Your API key does not have permission to use the specified resource."}}"#;
-    let anthropic_key = r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+    let anthropic_key =
+        r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
     let gemini_model = r#"{"error":{"code":403,"message":"You do not have permission to access the tuned model tunedModels/abc.","status":"PERMISSION_DENIED"}}"#;
     let gemini_key = r#"{"error":{"code":403,"message":"Requests from this API key are blocked.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_SERVICE_BLOCKED","domain":"googleapis.com"}]}}"#;
 
@@ -187,7 +188,10 @@ async fn vendor_error_text_echoing_a_key_or_the_token_is_masked_everywhere() {
             "messages": [{"role": "user", "content": "Hi"}]}))
         .await;
     let body = r.text().await.expect("body");
-    assert!(!body.contains("ECHOEDSECRET") && !body.contains(TOKEN), "{body}");
+    assert!(
+        !body.contains("ECHOEDSECRET") && !body.contains(TOKEN),
+        "{body}"
+    );
 
     // The log line, the stored row and the health endpoint.
     assert!(
@@ -203,7 +207,10 @@ async fn vendor_error_text_echoing_a_key_or_the_token_is_masked_everywhere() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(rows.contains("sk-…4242"), "the row keeps the masked text: {rows}");
+    assert!(
+        rows.contains("sk-…4242"),
+        "the row keeps the masked text: {rows}"
+    );
     let health = admin_get(&gw, "/api/providers/health").await;
     for (what, text) in [("log", gw.logs()), ("rows", rows), ("health", health)] {
         assert!(
@@ -226,8 +233,20 @@ async fn trace_level_logs_never_print_a_vendor_key_or_the_token() {
     let toml = format!(
         "[health]\nenabled = true\ninterval_secs = 0.3\n{}{}{}",
         provider("oa", &oa.base_url(), &[k_oa], "models = [\"gpt-4o\"]"),
-        typed_provider("anthropic", "an", &an.base_url(), &[k_an], "models = [\"claude-x\"]"),
-        typed_provider("gemini", "ge", &ge.base_url(), &[k_ge], "models = [\"gemini-x\"]"),
+        typed_provider(
+            "anthropic",
+            "an",
+            &an.base_url(),
+            &[k_an],
+            "models = [\"claude-x\"]"
+        ),
+        typed_provider(
+            "gemini",
+            "ge",
+            &ge.base_url(),
+            &[k_ge],
+            "models = [\"gemini-x\"]"
+        ),
     );
     let gw = Gateway::start_with(&toml, &[("AUTH_TOKEN", TOKEN), ("LOG_LEVEL", "trace")]).await;
     for model in ["gpt-4o", "claude-x", "gemini-x"] {
@@ -280,10 +299,14 @@ async fn garbage_fails_over(kind: &str, garbage: Reply, stream: bool) {
             bad.set_default(garbage.clone());
             let good_url = good.base_url();
             // The closure keeps both mocks alive for the test.
-            (bad.base_url(), good_url, Box::new(move || {
-                let _ = &good;
-                bad.count()
-            }))
+            (
+                bad.base_url(),
+                good_url,
+                Box::new(move || {
+                    let _ = &good;
+                    bad.count()
+                }),
+            )
         }
         _ => {
             let bad = MockAnthropic::start("bad").await;
@@ -291,10 +314,14 @@ async fn garbage_fails_over(kind: &str, garbage: Reply, stream: bool) {
             bad.set_default(garbage.clone());
             let good_url = good.base_url();
             // The closure keeps both mocks alive for the test.
-            (bad.base_url(), good_url, Box::new(move || {
-                let _ = &good;
-                bad.count()
-            }))
+            (
+                bad.base_url(),
+                good_url,
+                Box::new(move || {
+                    let _ = &good;
+                    bad.count()
+                }),
+            )
         }
     };
     let toml = format!(
@@ -323,7 +350,11 @@ async fn garbage_fails_over(kind: &str, garbage: Reply, stream: bool) {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let body = r.text().await.expect("body");
-        assert_eq!(provider.as_deref(), Some("good"), "{kind} {garbage:?}: {body}");
+        assert_eq!(
+            provider.as_deref(),
+            Some("good"),
+            "{kind} {garbage:?}: {body}"
+        );
         if stream {
             assert!(
                 body.contains("[DONE]") || body.contains("message_stop"),
@@ -335,8 +366,11 @@ async fn garbage_fails_over(kind: &str, garbage: Reply, stream: bool) {
         }
     }
     assert!(
-        gw.wait_log("provider answered garbage, failing over", Duration::from_secs(5))
-            .await
+        gw.wait_log(
+            "provider answered garbage, failing over",
+            Duration::from_secs(5)
+        )
+        .await
     );
 }
 
@@ -352,17 +386,28 @@ fn html() -> Reply {
 async fn garbage_before_the_first_byte_on_the_pass_through_route_fails_over() {
     garbage_fails_over("openai", html(), false).await;
     garbage_fails_over("openai", html(), true).await;
-    garbage_fails_over("openai", Reply::status(200, r#"{"id":"chatcmpl-1","choices":[{"#), false).await;
     garbage_fails_over(
         "openai",
-        Reply::status(200, r#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#),
+        Reply::status(200, r#"{"id":"chatcmpl-1","choices":[{"#),
+        false,
+    )
+    .await;
+    garbage_fails_over(
+        "openai",
+        Reply::status(
+            200,
+            r#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#,
+        ),
         false,
     )
     .await;
     garbage_fails_over(
         "openai",
         Reply::RawStream {
-            chunks: vec!["data: <html>oops</html>\n\n".into(), "data: [DONE]\n\n".into()],
+            chunks: vec![
+                "data: <html>oops</html>\n\n".into(),
+                "data: [DONE]\n\n".into(),
+            ],
         },
         true,
     )
@@ -398,7 +443,9 @@ async fn garbage_mid_stream_on_the_pass_through_route_ends_with_an_error_event()
     ))
     .await;
     let r = gw
-        .chat(&json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+        .chat(
+            &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     let body = r.text().await.expect("body");
@@ -409,7 +456,8 @@ async fn garbage_mid_stream_on_the_pass_through_route_ends_with_an_error_event()
         .collect();
     assert_eq!(events.len(), 2, "{body}");
     assert_eq!(events[0], format!("data: {good}"));
-    let err: Value = serde_json::from_str(events[1].trim_start_matches("data: ")).expect("error event");
+    let err: Value =
+        serde_json::from_str(events[1].trim_start_matches("data: ")).expect("error event");
     assert_eq!(err["error"]["code"], "stream_interrupted", "{body}");
     assert!(!body.contains("[DONE]"), "{body}");
     assert!(
@@ -440,7 +488,12 @@ async fn models_lists_what_glob_and_catch_all_providers_can_serve() {
     );
     let toml = format!(
         "[health]\nenabled = true\ninterval_secs = 0.3\n{}{}",
-        provider("oa", &oa.base_url(), &["sk-oa-000000000001"], "models = [\"gpt-4o*\", \"exact-name\"]"),
+        provider(
+            "oa",
+            &oa.base_url(),
+            &["sk-oa-000000000001"],
+            "models = [\"gpt-4o*\", \"exact-name\"]"
+        ),
         // No models list: serves whatever it is asked for.
         typed_provider("gemini", "ge", &ge.base_url(), &["AIza-ge-0000000001"], ""),
     );
@@ -455,11 +508,20 @@ async fn models_lists_what_glob_and_catch_all_providers_can_serve() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    for want in ["exact-name", "gpt-4o", "gpt-4o-mini", "gemini-2.5-pro", "gemini-2.5-flash"] {
+    for want in [
+        "exact-name",
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gemini-2.5-pro",
+        "gemini-2.5-flash",
+    ] {
         assert!(ids.iter().any(|i| i == want), "{want} missing: {ids:?}");
     }
     for not in ["o3-mini", "dall-e-3"] {
-        assert!(!ids.iter().any(|i| i == not), "{not} is not served: {ids:?}");
+        assert!(
+            !ids.iter().any(|i| i == not),
+            "{not} is not served: {ids:?}"
+        );
     }
     assert_eq!(
         ids.iter().filter(|i| *i == "gpt-4o").count(),
@@ -494,8 +556,19 @@ async fn sigterm_ends_streams_still_running_after_the_grace_period_with_an_error
         &cfg,
         format!(
             "{}{}",
-            provider("oa", &oa.base_url(), &["sk-oa-000000000001"], "models = [\"gpt-4o\"]"),
-            typed_provider("anthropic", "an", &an.base_url(), &["sk-an-000000000001"], "models = [\"claude-x\"]"),
+            provider(
+                "oa",
+                &oa.base_url(),
+                &["sk-oa-000000000001"],
+                "models = [\"gpt-4o\"]"
+            ),
+            typed_provider(
+                "anthropic",
+                "an",
+                &an.base_url(),
+                &["sk-an-000000000001"],
+                "models = [\"claude-x\"]"
+            ),
         ),
     )
     .expect("cfg");

@@ -63,7 +63,10 @@ pub fn model_ids(kind: ProviderKind, body: &[u8]) -> Vec<String> {
 /// them when it has no `models` list, else those matching one of its globs.
 fn served<'a>(p: &'a Provider, ids: &'a [String]) -> impl Iterator<Item = &'a String> + 'a {
     ids.iter().filter(move |id| {
-        p.models.is_empty() || p.models.iter().any(|m| m.exact().is_none() && m.matches(id))
+        p.models.is_empty()
+            || p.models
+                .iter()
+                .any(|m| m.exact().is_none() && m.matches(id))
     })
 }
 
@@ -112,14 +115,22 @@ mod tests {
         let oa = br#"{"object":"list","data":[{"id":"gpt-4o","object":"model"},{"id":"o3-mini"},{"id":"bad id"},{"id":""}]}"#;
         assert_eq!(model_ids(ProviderKind::OpenAi, oa), ["gpt-4o", "o3-mini"]);
         let an = br#"{"data":[{"type":"model","id":"claude-sonnet-4-5","display_name":"Claude"}],"has_more":false}"#;
-        assert_eq!(model_ids(ProviderKind::Anthropic, an), ["claude-sonnet-4-5"]);
+        assert_eq!(
+            model_ids(ProviderKind::Anthropic, an),
+            ["claude-sonnet-4-5"]
+        );
         let ge = br#"{"models":[{"name":"models/gemini-2.5-pro","displayName":"G"}],"nextPageToken":"x"}"#;
         assert_eq!(model_ids(ProviderKind::Gemini, ge), ["gemini-2.5-pro"]);
         assert!(model_ids(ProviderKind::OpenAi, b"<html>").is_empty());
         let long = format!(r#"{{"data":[{{"id":"{}"}}]}}"#, "m".repeat(MAX_ID_LEN + 1));
         assert!(model_ids(ProviderKind::OpenAi, long.as_bytes()).is_empty());
-        let many: Vec<String> = (0..MAX_IDS + 50).map(|i| format!(r#"{{"id":"m{i:05}"}}"#)).collect();
+        let many: Vec<String> = (0..MAX_IDS + 50)
+            .map(|i| format!(r#"{{"id":"m{i:05}"}}"#))
+            .collect();
         let many = format!(r#"{{"data":[{}]}}"#, many.join(","));
-        assert_eq!(model_ids(ProviderKind::OpenAi, many.as_bytes()).len(), MAX_IDS);
+        assert_eq!(
+            model_ids(ProviderKind::OpenAi, many.as_bytes()).len(),
+            MAX_IDS
+        );
     }
 }

@@ -453,22 +453,81 @@ mod denial_tests {
         use Denial::*;
         use ProviderKind::*;
         let cases: &[(ProviderKind, u16, &str, Denial)] = &[
-            (OpenAi, 401, r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#, KeyRejected),
-            (OpenAi, 403, r#"{"error":{"message":"Project `proj_1` does not have access to model `gpt-5`","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#, NotPermitted),
-            (OpenAi, 403, r#"{"error":{"message":"Country, region, or territory not supported","type":"request_forbidden","code":"unsupported_country_region_territory"}}"#, NotPermitted),
-            (OpenAi, 403, r#"{"error":{"message":"This key was revoked","type":"invalid_request_error","code":"invalid_api_key"}}"#, KeyRejected),
-            (OpenAi, 403, r#"{"error":{"message":"Your account is deactivated","type":"invalid_request_error","code":"account_deactivated"}}"#, KeyRejected),
+            (
+                OpenAi,
+                401,
+                r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+                KeyRejected,
+            ),
+            (
+                OpenAi,
+                403,
+                r#"{"error":{"message":"Project `proj_1` does not have access to model `gpt-5`","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#,
+                NotPermitted,
+            ),
+            (
+                OpenAi,
+                403,
+                r#"{"error":{"message":"Country, region, or territory not supported","type":"request_forbidden","code":"unsupported_country_region_territory"}}"#,
+                NotPermitted,
+            ),
+            (
+                OpenAi,
+                403,
+                r#"{"error":{"message":"This key was revoked","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+                KeyRejected,
+            ),
+            (
+                OpenAi,
+                403,
+                r#"{"error":{"message":"Your account is deactivated","type":"invalid_request_error","code":"account_deactivated"}}"#,
+                KeyRejected,
+            ),
             (OpenAi, 403, "<html>403 Forbidden</html>", NotPermitted),
             (OpenAi, 402, "", KeyRejected),
-            (Anthropic, 403, r#"{"type":"error","error":{"type":"permission_error","message":"Your API key does not have permission to use the specified resource."}}"#, NotPermitted),
-            (Anthropic, 403, r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, KeyRejected),
-            (Anthropic, 401, r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, KeyRejected),
-            (Gemini, 403, r#"{"error":{"code":403,"message":"You do not have permission to access tuned model tunedModels/x","status":"PERMISSION_DENIED"}}"#, NotPermitted),
-            (Gemini, 403, r#"{"error":{"code":403,"message":"Requests from this API key are blocked.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_SERVICE_BLOCKED"}]}}"#, KeyRejected),
-            (Gemini, 403, r#"[{"error":{"code":403,"message":"Permission denied: Consumer 'api_key:x' has been suspended.","status":"PERMISSION_DENIED","details":[{"reason":"CONSUMER_SUSPENDED"}]}}]"#, KeyRejected),
+            (
+                Anthropic,
+                403,
+                r#"{"type":"error","error":{"type":"permission_error","message":"Your API key does not have permission to use the specified resource."}}"#,
+                NotPermitted,
+            ),
+            (
+                Anthropic,
+                403,
+                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+                KeyRejected,
+            ),
+            (
+                Anthropic,
+                401,
+                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+                KeyRejected,
+            ),
+            (
+                Gemini,
+                403,
+                r#"{"error":{"code":403,"message":"You do not have permission to access tuned model tunedModels/x","status":"PERMISSION_DENIED"}}"#,
+                NotPermitted,
+            ),
+            (
+                Gemini,
+                403,
+                r#"{"error":{"code":403,"message":"Requests from this API key are blocked.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_SERVICE_BLOCKED"}]}}"#,
+                KeyRejected,
+            ),
+            (
+                Gemini,
+                403,
+                r#"[{"error":{"code":403,"message":"Permission denied: Consumer 'api_key:x' has been suspended.","status":"PERMISSION_DENIED","details":[{"reason":"CONSUMER_SUSPENDED"}]}}]"#,
+                KeyRejected,
+            ),
         ];
         for (kind, status, body, want) in cases {
-            assert_eq!(denial(*kind, *status, body.as_bytes()), *want, "{kind:?} {status} {body}");
+            assert_eq!(
+                denial(*kind, *status, body.as_bytes()),
+                *want,
+                "{kind:?} {status} {body}"
+            );
         }
     }
 }

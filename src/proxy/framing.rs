@@ -182,8 +182,17 @@ mod tests {
             check_body(br#"{"error":{"message":"m"}}"#),
             Err(JsonFault::VendorError)
         );
-        for bad in [&b"<html>oops</html>"[..], b"", b"[1]", br#"{"id": "#, b"{} trailing"] {
-            assert!(matches!(check_body(bad), Err(JsonFault::Malformed(_))), "{bad:?}");
+        for bad in [
+            &b"<html>oops</html>"[..],
+            b"",
+            b"[1]",
+            br#"{"id": "#,
+            b"{} trailing",
+        ] {
+            assert!(
+                matches!(check_body(bad), Err(JsonFault::Malformed(_))),
+                "{bad:?}"
+            );
         }
         assert_eq!(check_body_prefix(br#"{"id":"x","choices":[{"#), Ok(()));
         assert!(check_body_prefix(br#"{"id":"x",]"#).is_err());
@@ -198,7 +207,10 @@ mod tests {
         let mut s = first.to_vec();
         s.extend_from_slice(b"data: not json\n\ndata: {}\n\n");
         let f = check_events(&s).expect_err("garbage");
-        assert_eq!((f.valid, f.end, f.vendor_error), (first.len(), first.len() + 16, false));
+        assert_eq!(
+            (f.valid, f.end, f.vendor_error),
+            (first.len(), first.len() + 16, false)
+        );
         let f = check_events(b"<html>\n<body>502</body>\n\n").expect_err("html");
         assert!(!f.vendor_error && f.valid == 0, "{f:?}");
         let f = check_events(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n")

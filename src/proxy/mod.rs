@@ -329,7 +329,13 @@ impl Gateway {
                     return Err(not_allowed("GET", &method, &path));
                 }
                 authorize(session, snap, ClientApi::OpenAi)?;
-                send_json(session, ctx, 200, crate::health::discovery::models_body(snap)).await
+                send_json(
+                    session,
+                    ctx,
+                    200,
+                    crate::health::discovery::models_body(snap),
+                )
+                .await
             }
             "/v1/chat/completions" => {
                 ctx.route = "chat";
@@ -505,7 +511,15 @@ impl Gateway {
                 return Err(GatewayError::ShuttingDown.into());
             }
         };
-        Box::pin(relay::relay(&self.state, session, ctx, &request, chosen, &mut grace)).await
+        Box::pin(relay::relay(
+            &self.state,
+            session,
+            ctx,
+            &request,
+            chosen,
+            &mut grace,
+        ))
+        .await
     }
 }
 
@@ -524,7 +538,11 @@ async fn grace_over(rx: &mut tokio::sync::watch::Receiver<bool>) {
 fn forwarded_headers(session: &Session, api: ClientApi) -> Vec<(&'static str, http::HeaderValue)> {
     match api {
         ClientApi::Anthropic => {
-            let mut values = session.req_header().headers.get_all("anthropic-beta").iter();
+            let mut values = session
+                .req_header()
+                .headers
+                .get_all("anthropic-beta")
+                .iter();
             let Some(first) = values.next() else {
                 return Vec::new();
             };

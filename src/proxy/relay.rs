@@ -254,7 +254,14 @@ async fn shut_down(
         ));
     }
     session
-        .write_response_body(Some(stream_error_code(api, super::error::SHUTTING_DOWN, "shutting_down")), true)
+        .write_response_body(
+            Some(stream_error_code(
+                api,
+                super::error::SHUTTING_DOWN,
+                "shutting_down",
+            )),
+            true,
+        )
         .await
         .map_err(|_| client_closed(ctx))
 }
@@ -359,8 +366,10 @@ async fn passthrough(
             if let Some(out) = out {
                 if sse {
                     if let Err(fault) = super::framing::check_events(&out) {
-                        return end_with_fault(state, session, ctx, api, &provider, sniffer, out, fault)
-                            .await;
+                        return end_with_fault(
+                            state, session, ctx, api, &provider, sniffer, out, fault,
+                        )
+                        .await;
                     }
                     sniffer.events(&out);
                 }
@@ -380,8 +389,17 @@ async fn passthrough(
                 .filter(|t| !t.is_empty());
             if let Some(t) = &tail {
                 if let Err(fault) = super::framing::check_events(t) {
-                    return end_with_fault(state, session, ctx, api, &provider, sniffer, t.clone(), fault)
-                        .await;
+                    return end_with_fault(
+                        state,
+                        session,
+                        ctx,
+                        api,
+                        &provider,
+                        sniffer,
+                        t.clone(),
+                        fault,
+                    )
+                    .await;
                 }
                 sniffer.events(t);
             }
@@ -698,7 +716,11 @@ async fn translate_stream(
                     ctx.usage = Some(translator.usage());
                     if !out.is_empty() {
                         let batch = out.split().freeze();
-                        if session.write_response_body(Some(batch), false).await.is_err() {
+                        if session
+                            .write_response_body(Some(batch), false)
+                            .await
+                            .is_err()
+                        {
                             return Err(client_closed(ctx));
                         }
                     }
