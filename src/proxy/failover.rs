@@ -229,16 +229,13 @@ pub async fn run(
             // Success is recorded when the answer completes (in relay), so
             // an answer cut mid-stream is not counted as a success first.
             Outcome::Success(mut committed) => {
-                // Same format: the bytes are relayed as they are, so check
-                // first that they are the vendor's format (translated
-                // answers are checked by their translators).
-                let garbage = if req.api.native() == p.kind {
-                    super::relay::check_passthrough(&mut committed, deadline)
-                        .await
-                        .err()
-                } else {
-                    None
-                };
+                // Before anything reaches the client: is it the vendor's
+                // format at all? Same-format answers are relayed as they
+                // are, so this is their only check; for translated ones it
+                // turns garbage into a failover instead of a 502.
+                let garbage = super::relay::check_passthrough(&mut committed, deadline)
+                    .await
+                    .err();
                 let Some(why) = garbage else {
                     state.metrics.attempt(&p.name, "ok");
                     return Ok(Chosen {

@@ -42,8 +42,7 @@ const CHECK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Most stream bytes read ahead looking for the first complete event.
 const CHECK_EVENT_LIMIT: usize = 256 * 1024;
 
-/// Before a same-format answer is committed to the client: is it the
-/// vendor's format? Reads a whole answer (up to [`CHECK_BODY_LIMIT`]) or a
+/// Before an answer is committed to the client: is it the vendor's format? Reads a whole answer (up to [`CHECK_BODY_LIMIT`]) or a
 /// stream up to its first complete event, into `c.first`, and checks it
 /// (see `framing`). `Err` says why the answer is garbage or the vendor's
 /// error: the caller fails over as for a 5xx.
