@@ -290,8 +290,10 @@ async fn trace_level_logs_never_print_a_vendor_key_or_the_token() {
 
 /// Two providers of `kind` serving "m": `bad` answers `garbage` every time,
 /// `good` answers normally. Requests until `bad` was tried 3 times: every
-/// client answer must be the good vendor's, whole.
+/// client answer must be the good vendor's, whole. The client speaks the
+/// vendor's API, or the one named in `"<vendor> for <client>"`.
 async fn garbage_fails_over(kind: &str, garbage: Reply, stream: bool) {
+    let (kind, client) = kind.split_once(" for ").unwrap_or((kind, kind));
     let (bad_url, good_url, bad_count): (String, String, Box<dyn Fn() -> usize>) = match kind {
         "openai" => {
             let bad = MockOpenAi::start("bad").await;
@@ -334,7 +336,7 @@ async fn garbage_fails_over(kind: &str, garbage: Reply, stream: bool) {
     while bad_count() < 3 {
         sent += 1;
         assert!(sent < 60, "{kind}: the bad provider was never chosen");
-        let r = if kind == "openai" {
+        let r = if client == "openai" {
             gw.chat(&json!({"model": "m", "stream": stream,
                 "messages": [{"role": "user", "content": "Hi"}]}))
                 .await
@@ -413,6 +415,8 @@ async fn garbage_before_the_first_byte_on_the_pass_through_route_fails_over() {
     )
     .await;
     garbage_fails_over("anthropic", html(), false).await;
+    // Translated routes too: garbage fails over instead of becoming a 502.
+    garbage_fails_over("anthropic for openai", html(), false).await;
     garbage_fails_over(
         "anthropic",
         Reply::RawStream {
@@ -550,12 +554,21 @@ async fn sigterm_ends_streams_still_running_after_the_grace_period_with_an_error
     oa.set_stream_delay(Duration::from_millis(700));
     let an = MockAnthropic::start(name).await;
     an.set_stream_delay(Duration::from_millis(700));
+    // And a vendor that never answers.
+    let hang = MockOpenAi::start("hang").await;
+    hang.set_default(Reply::Hang);
     let dir = tempfile::tempdir().expect("dir");
     let cfg = dir.path().join("gw.toml");
     std::fs::write(
         &cfg,
         format!(
-            "{}{}",
+            "{}{}{}",
+            provider(
+                "hang",
+                &hang.base_url(),
+                &["sk-hang-0000000001"],
+                "models = [\"hang-x\"]"
+            ),
             provider(
                 "oa",
                 &oa.base_url(),
@@ -630,6 +643,15 @@ async fn sigterm_ends_streams_still_running_after_the_grace_period_with_an_error
         (openai.status().as_u16(), anthropic.status().as_u16()),
         (200, 200)
     );
+    let waiting = tokio::spawn(
+        client
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .header("x-request-id", "sigterm-waiting")
+            .json(&hello("hang-x"))
+            .send(),
+    );
+    assert!(hang.wait_for_count(1, Duration::from_secs(10)).await);
 
     let pid = child.id().expect("running");
     let st = std::process::Command::new("kill")
@@ -650,6 +672,13 @@ async fn sigterm_ends_streams_still_running_after_the_grace_period_with_an_error
         String::from_utf8_lossy(&out).into_owned()
     }
     let (openai, anthropic) = tokio::join!(all_of(openai), all_of(anthropic));
+    let waiting = waiting
+        .await
+        .expect("task")
+        .expect("the waiting request gets an answer");
+    assert_eq!(waiting.status(), 503);
+    let body: Value = waiting.json().await.expect("json error");
+    assert_eq!(body["error"]["code"], "shutting_down", "{body}");
 
     let last = openai
         .split("\n\n")
@@ -690,7 +719,7 @@ async fn sigterm_ends_streams_still_running_after_the_grace_period_with_an_error
     assert!(status.success(), "{status:?}");
 
     let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
-    for id in ["sigterm-openai", "sigterm-anthropic"] {
+    for id in ["sigterm-openai", "sigterm-anthropic", "sigterm-waiting"] {
         assert!(
             logs.lines()
                 .any(|l| l.contains(id) && l.contains("outcome=\"shutdown\"")),
@@ -710,7 +739,8 @@ async fn sigterm_ends_streams_still_running_after_the_grace_period_with_an_error
         rows,
         [
             ("sigterm-anthropic".to_string(), "shutdown".to_string()),
-            ("sigterm-openai".to_string(), "shutdown".to_string())
+            ("sigterm-openai".to_string(), "shutdown".to_string()),
+            ("sigterm-waiting".to_string(), "shutdown".to_string())
         ],
         "{logs}"
     );

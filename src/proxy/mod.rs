@@ -208,7 +208,10 @@ impl ProxyHttp for Gateway {
         match self.handle(session, ctx, &snap).instrument(span).await {
             Ok(()) => Ok(true),
             Err(Stop::Local(err)) => {
-                ctx.outcome = "error";
+                ctx.outcome = match err {
+                    GatewayError::ShuttingDown => "shutdown",
+                    _ => "error",
+                };
                 ctx.error = Some(err.message());
                 send_error(session, ctx, &err).await?;
                 Ok(true)
@@ -506,10 +509,7 @@ impl Gateway {
         let chosen = tokio::select! {
             r = Box::pin(failover::run(&self.state, snap, &request, ctx)) => r?,
             _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
-            _ = grace_over(&mut grace) => {
-                ctx.outcome = "shutdown";
-                return Err(GatewayError::ShuttingDown.into());
-            }
+            _ = grace_over(&mut grace) => return Err(GatewayError::ShuttingDown.into()),
         };
         Box::pin(relay::relay(
             &self.state,

@@ -35,18 +35,19 @@ const TRANSLATE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Whole same-format answers up to this size are also scanned for usage.
 const USAGE_SCAN_LIMIT: usize = 1024 * 1024;
 
-/// Largest same-format whole answer held back to check that it is JSON
-/// before anything reaches the client; a larger one is checked as far as
-/// this and then streamed.
+/// Largest whole answer held back to check that it is JSON before anything
+/// reaches the client; a larger one is checked as far as this and then
+/// streamed.
 const CHECK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// Most stream bytes read ahead looking for the first complete event.
 const CHECK_EVENT_LIMIT: usize = 256 * 1024;
 
-/// Before an answer is committed to the client: is it the vendor's format? Reads a whole answer (up to [`CHECK_BODY_LIMIT`]) or a
-/// stream up to its first complete event, into `c.first`, and checks it
-/// (see `framing`). `Err` says why the answer is garbage or the vendor's
-/// error: the caller fails over as for a 5xx.
-pub(super) async fn check_passthrough(c: &mut Committed, deadline: Instant) -> Result<(), String> {
+/// Before an answer is committed to the client: is it the vendor's
+/// format? Reads a whole answer (up to [`CHECK_BODY_LIMIT`]) or a stream up
+/// to its first complete event, into `c.first`, and checks it (see
+/// `framing`). `Err` says why the answer is garbage or the vendor's error:
+/// the caller fails over as for a 5xx.
+pub(super) async fn check_answer(c: &mut Committed, deadline: Instant) -> Result<(), String> {
     let content_type = c
         .header
         .headers
@@ -552,11 +553,8 @@ async fn translate_whole(
     while !ended {
         match next_chunk(&mut c, session, chosen.deadline, grace).await {
             Err(Interrupt::ClientGone) => return Err(client_closed(ctx)),
-            Err(Interrupt::Shutdown) => {
-                // Nothing was sent yet: a whole error answer.
-                ctx.outcome = "shutdown";
-                return Err(GatewayError::ShuttingDown.into());
-            }
+            // Nothing was sent yet: a whole error answer.
+            Err(Interrupt::Shutdown) => return Err(GatewayError::ShuttingDown.into()),
             Ok(Ok(Some(chunk))) => {
                 if body.len() + chunk.len() > TRANSLATE_BODY_LIMIT {
                     return Err(GatewayError::UpstreamFailed {
