@@ -212,9 +212,14 @@ pub async fn relay(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
-    grace: &mut Grace,
+    grace: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     let sse = is_sse(&chosen.committed);
+    // One wait for the whole answer, polled by every read: it registers
+    // with the channel once, not once per chunk.
+    let grace = std::pin::pin!(super::grace_over(grace));
+    let mut grace: Grace<'_> = grace;
+    let grace = &mut grace;
     if req.api.native() == chosen.provider.kind {
         passthrough(state, session, ctx, req.api, chosen, sse, grace).await
     } else if sse {
@@ -224,8 +229,9 @@ pub async fn relay(
     }
 }
 
-/// Watches for the end of the shutdown grace period.
-type Grace = tokio::sync::watch::Receiver<bool>;
+/// Resolves when the shutdown grace period has run out (see
+/// `GatewayState::grace_over`). Never polled again once it has.
+type Grace<'a> = std::pin::Pin<&'a mut (dyn std::future::Future<Output = ()> + Send + 'a)>;
 
 /// Why the wait for the next upstream chunk stopped early.
 enum Interrupt {
@@ -279,7 +285,7 @@ async fn next_chunk(
     c: &mut Committed,
     session: &mut Session,
     deadline: Instant,
-    grace: &mut Grace,
+    grace: &mut Grace<'_>,
 ) -> Result<Result<Option<Bytes>, String>, Interrupt> {
     tokio::select! {
         r = timeout_at(deadline, c.session.read_response_body()) => Ok(match r {
@@ -288,7 +294,7 @@ async fn next_chunk(
             Err(_) => Err("the answer exceeded the provider's total timeout".to_string()),
         }),
         _ = client_gone(session) => Err(Interrupt::ClientGone),
-        _ = super::grace_over(grace) => Err(Interrupt::Shutdown),
+        _ = grace.as_mut() => Err(Interrupt::Shutdown),
     }
 }
 
@@ -316,7 +322,7 @@ async fn passthrough(
     api: ClientApi,
     chosen: Chosen,
     sse: bool,
-    grace: &mut Grace,
+    grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, sse, true)?;
     let mut splitter = sse.then(EventSplitter::default);
@@ -539,7 +545,7 @@ async fn translate_whole(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
-    grace: &mut Grace,
+    grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let provider_name = chosen.provider.name.clone();
     let kind = chosen.provider.kind;
@@ -620,7 +626,7 @@ async fn translate_stream(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
-    grace: &mut Grace,
+    grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
     let mut parser = SseParser::default();
