@@ -201,7 +201,8 @@ impl Metrics {
     }
 
     /// One upstream attempt and how it ended (`ok`, `rate_limited`,
-    /// `auth_failed`, `status_4xx`, `status_5xx`, `connect`, `timeout`).
+    /// `auth_failed`, `not_permitted`, `invalid_answer`, `status_4xx`,
+    /// `status_5xx`, `connect`, `timeout`).
     pub fn attempt(&self, provider: &str, result: &'static str) {
         let labels = format!("provider=\"{}\",result=\"{result}\"", escape(provider));
         if let Some(c) = self.attempts.get(labels, String::new) {

@@ -183,11 +183,22 @@ pub async fn boot(
     })
 }
 
+/// Time between the end of the grace period and the runtimes' stop: for
+/// requests still in flight to send their error event and for their
+/// request-log rows to be written.
+const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Once the server is asked to hand its sockets to a new binary (SIGQUIT)
 /// or to stop (SIGTERM), answers carry `Connection: close`, so keep-alive
 /// clients move to the new process (or go away) between requests instead
 /// of having an idle connection dropped under a request they just sent.
-fn watch_shutdown(server: &Server, state: Arc<GatewayState>) {
+///
+/// When Pingora's grace period starts, `grace` later the requests still in
+/// flight are told to end (`GatewayState::grace_over`): streams with an
+/// in-band error event, each with its log line and request-log row.
+/// Pingora itself waits [`SHUTDOWN_FLUSH`] longer before it stops the
+/// runtimes, so that happens before they are dropped.
+fn watch_shutdown(server: &Server, state: Arc<GatewayState>, grace: std::time::Duration) {
     use pingora::server::ExecutionPhase;
     let mut phases = server.watch_execution_phase();
     let spawned = std::thread::Builder::new()
@@ -200,11 +211,16 @@ fn watch_shutdown(server: &Server, state: Arc<GatewayState>) {
                         | ExecutionPhase::GracefulUpgradeCloseTimeout
                         | ExecutionPhase::GracefulTerminate
                         | ExecutionPhase::ShutdownStarted
-                ) {
+                ) && !state.draining.load(std::sync::atomic::Ordering::Relaxed)
+                {
                     state
                         .draining
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(?phase, "draining: answers now close their connections");
+                }
+                if matches!(phase, ExecutionPhase::ShutdownGracePeriod) {
+                    std::thread::sleep(grace);
+                    state.grace_over.send_replace(true);
                     return;
                 }
             }
@@ -248,7 +264,7 @@ pub fn build(
     };
     let conf = ServerConf {
         threads,
-        grace_period_seconds: Some(process.grace_period.as_secs()),
+        grace_period_seconds: Some(process.grace_period.as_secs() + SHUTDOWN_FLUSH.as_secs()),
         graceful_shutdown_timeout_seconds: Some(process.grace_period.as_secs()),
         upstream_keepalive_pool_size: 1024,
         upgrade_sock: process.upgrade_sock.clone(),
@@ -294,7 +310,7 @@ pub fn build(
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
-    watch_shutdown(&server, state.clone());
+    watch_shutdown(&server, state.clone(), process.grace_period);
     server.bootstrap();
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,

@@ -98,6 +98,9 @@ impl BackgroundService for LogWriter {
         };
         let mut batch = Vec::with_capacity(BATCH);
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
+        // After SIGTERM, requests still finish (and end) during the grace
+        // period: keep writing their rows until the runtime stops.
+        let mut stopping = false;
         loop {
             tokio::select! {
                 n = rx.recv_many(&mut batch, BATCH) => {
@@ -140,15 +143,8 @@ impl BackgroundService for LogWriter {
                         }
                     }
                 }
-                _ = shutdown.changed() => {
-                    // Flush what is queued before exiting.
-                    while let Ok(row) = rx.try_recv() {
-                        batch.push(row);
-                    }
-                    if !batch.is_empty() {
-                        let _ = self.store.insert_logs(std::mem::take(&mut batch)).await;
-                    }
-                    return;
+                _ = shutdown.changed(), if !stopping => {
+                    stopping = true;
                 }
             }
         }

@@ -85,6 +85,9 @@ pub struct Snapshot {
     dynamic_routes: RouteCache,
     /// Pre-rendered `GET /v1/models` body.
     pub models_body: Bytes,
+    /// Masks this snapshot's secrets in vendor error text; built on the
+    /// first error that needs it (see `telemetry::Redactor`).
+    pub redactor: std::sync::OnceLock<crate::telemetry::Redactor>,
 }
 
 #[derive(Debug, Clone)]
@@ -233,6 +236,23 @@ impl Snapshot {
 
     pub fn provider_count(&self) -> usize {
         self.providers.len()
+    }
+
+    /// The masker for every secret of this snapshot: vendor keys,
+    /// `AUTH_TOKEN` and the admin token. Used on error paths only.
+    pub fn redactor(&self) -> &crate::telemetry::Redactor {
+        self.redactor.get_or_init(|| {
+            let keys = self
+                .providers
+                .iter()
+                .flat_map(|p| p.keys.iter().map(ApiKey::secret));
+            let tokens = self
+                .auth_token
+                .iter()
+                .chain(self.admin_token.iter())
+                .map(String::as_str);
+            crate::telemetry::Redactor::new(keys.chain(tokens))
+        })
     }
 }
 
@@ -531,6 +551,7 @@ pub fn compile(
         routes,
         dynamic_routes: RouteCache::default(),
         models_body,
+        redactor: std::sync::OnceLock::new(),
     };
     Ok((process, snapshot))
 }

@@ -206,7 +206,7 @@ impl HealthCheck for Probe {
             (ProbeKind::Completion, Purpose::Provider) => self.completion(p),
             _ => None,
         };
-        let result = self
+        let (result, body) = self
             .state
             .probe(ProbeRequest {
                 provider: p,
@@ -223,7 +223,17 @@ impl HealthCheck for Probe {
             .filter_map(|&i| self.snap.providers.get(i));
         match (t.purpose, &result) {
             (Purpose::Provider, ProbeResult::Ok) => {
-                providers.for_each(|p| p.health.on_success(policy))
+                // The vendor's model list: what `GET /v1/models` can offer
+                // for glob-served and catch-all providers.
+                let ids = (h.probe == ProbeKind::Models)
+                    .then(|| crate::health::discovery::model_ids(p.kind, &body))
+                    .filter(|ids| !ids.is_empty());
+                providers.for_each(|p| {
+                    p.health.on_success(policy);
+                    if let Some(ids) = &ids {
+                        p.health.set_discovered(ids.clone());
+                    }
+                })
             }
             (Purpose::Provider, ProbeResult::Failed(why)) => {
                 let why = format!("active check: {why}");
@@ -234,6 +244,15 @@ impl HealthCheck for Probe {
             {
                 let why = format!("active check: HTTP {status}");
                 providers.for_each(|p| p.health.on_failure(Some(*status), &why, policy));
+            }
+            // A 403 for a model or resource says nothing about the key.
+            (_, ProbeResult::Status(403, _))
+                if crate::providers::denial(p.kind, 403, &body)
+                    == crate::providers::Denial::NotPermitted =>
+            {
+                if t.purpose == Purpose::Provider {
+                    providers.for_each(|p| p.health.on_success(policy));
+                }
             }
             (_, ProbeResult::Status(status @ (401..=403), _)) => {
                 if let Some(k) = key {

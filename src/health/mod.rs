@@ -8,6 +8,7 @@
 //! into it. Reads on the hot path are single atomic loads.
 
 pub mod checker;
+pub mod discovery;
 mod provider;
 pub mod shared;
 

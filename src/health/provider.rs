@@ -92,6 +92,9 @@ pub struct ProviderHealth {
     last_success_ms: AtomicU64,
     transitions: AtomicU64,
     last_error: Mutex<Option<LastError>>,
+    /// Model ids the vendor's own list returned to the last `models` probe
+    /// (bounded, see `discovery`); empty until one succeeds.
+    discovered: arc_swap::ArcSwap<Vec<String>>,
 }
 
 /// What the health endpoint shows.
@@ -123,6 +126,18 @@ impl ProviderHealth {
             last_success_ms: AtomicU64::new(0),
             transitions: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            discovered: arc_swap::ArcSwap::default(),
+        }
+    }
+
+    /// The ids the vendor listed at the last `models` probe.
+    pub fn discovered(&self) -> Arc<Vec<String>> {
+        self.discovered.load_full()
+    }
+
+    pub fn set_discovered(&self, ids: Vec<String>) {
+        if **self.discovered.load() != ids {
+            self.discovered.store(Arc::new(ids));
         }
     }
 

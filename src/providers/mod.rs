@@ -370,3 +370,164 @@ pub fn translated_fields(client: ClientApi, kind: ProviderKind) -> &'static [&'s
         | (ClientApi::Anthropic, ProviderKind::Anthropic) => &[],
     }
 }
+
+/// What a vendor's 401 / 402 / 403 (or Gemini's `400 API_KEY_INVALID`)
+/// says about the key that was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The key itself is bad (invalid, revoked, suspended, out of credit):
+    /// it is disabled for every model until a re-check accepts it.
+    KeyRejected,
+    /// The key works but may not use this model or resource (a project
+    /// without access to the model, Anthropic's `permission_error`, Gemini's
+    /// `PERMISSION_DENIED` for a model): the request goes to the next
+    /// candidate and the key stays in rotation.
+    NotPermitted,
+}
+
+/// Classify a denial from the vendor's documented error codes.
+///
+/// - 401 and 402 always mean the key (authentication, billing).
+/// - 403 means the key only when the body says so: OpenAI-style `code` or
+///   `type` naming the API key, authentication or the account
+///   (`invalid_api_key`, `account_deactivated`, …); Anthropic
+///   `authentication_error`; Gemini `details[].reason` `API_KEY_*` or
+///   `CONSUMER_SUSPENDED`. Every other 403 (OpenAI `model_not_found` /
+///   "does not have access to model", Anthropic `permission_error`, Gemini
+///   `PERMISSION_DENIED` without a key reason, an HTML page from a proxy)
+///   is about the request's model or resource.
+///
+/// Only called on error answers, so parsing the (bounded) body is fine.
+pub fn denial(kind: ProviderKind, status: u16, body: &[u8]) -> Denial {
+    if status != 403 {
+        return Denial::KeyRejected;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Denial::NotPermitted;
+    };
+    // Gemini's stream endpoint without alt=sse wraps the error in an array.
+    let v = match &v {
+        Value::Array(items) => items.first().unwrap_or(&Value::Null),
+        other => other,
+    };
+    let err = v.get("error").unwrap_or(v);
+    let field = |name: &str| {
+        err.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let key_word = |s: &str| {
+        s.contains("api_key")
+            || s.contains("api key")
+            || s.contains("authentication")
+            || s.contains("account")
+    };
+    let rejected = match kind {
+        ProviderKind::Anthropic => field("type") == "authentication_error",
+        ProviderKind::Gemini => err
+            .get("details")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.get("reason").and_then(Value::as_str))
+            .any(|r| r.starts_with("API_KEY_") || r == "CONSUMER_SUSPENDED"),
+        ProviderKind::OpenAi => {
+            let (code, kind) = (field("code"), field("type"));
+            code != "model_not_found" && (key_word(&code) || key_word(&kind))
+        }
+    };
+    if rejected {
+        Denial::KeyRejected
+    } else {
+        Denial::NotPermitted
+    }
+}
+
+#[cfg(test)]
+mod denial_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_403_that_names_the_key_rejects_it() {
+        use Denial::*;
+        use ProviderKind::*;
+        let cases: &[(ProviderKind, u16, &str, Denial)] = &[
+            (
+                OpenAi,
+                401,
+                r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+                KeyRejected,
+            ),
+            (
+                OpenAi,
+                403,
+                r#"{"error":{"message":"Project `proj_1` does not have access to model `gpt-5`","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#,
+                NotPermitted,
+            ),
+            (
+                OpenAi,
+                403,
+                r#"{"error":{"message":"Country, region, or territory not supported","type":"request_forbidden","code":"unsupported_country_region_territory"}}"#,
+                NotPermitted,
+            ),
+            (
+                OpenAi,
+                403,
+                r#"{"error":{"message":"This key was revoked","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+                KeyRejected,
+            ),
+            (
+                OpenAi,
+                403,
+                r#"{"error":{"message":"Your account is deactivated","type":"invalid_request_error","code":"account_deactivated"}}"#,
+                KeyRejected,
+            ),
+            (OpenAi, 403, "<html>403 Forbidden</html>", NotPermitted),
+            (OpenAi, 402, "", KeyRejected),
+            (
+                Anthropic,
+                403,
+                r#"{"type":"error","error":{"type":"permission_error","message":"Your API key does not have permission to use the specified resource."}}"#,
+                NotPermitted,
+            ),
+            (
+                Anthropic,
+                403,
+                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+                KeyRejected,
+            ),
+            (
+                Anthropic,
+                401,
+                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+                KeyRejected,
+            ),
+            (
+                Gemini,
+                403,
+                r#"{"error":{"code":403,"message":"You do not have permission to access tuned model tunedModels/x","status":"PERMISSION_DENIED"}}"#,
+                NotPermitted,
+            ),
+            (
+                Gemini,
+                403,
+                r#"{"error":{"code":403,"message":"Requests from this API key are blocked.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_SERVICE_BLOCKED"}]}}"#,
+                KeyRejected,
+            ),
+            (
+                Gemini,
+                403,
+                r#"[{"error":{"code":403,"message":"Permission denied: Consumer 'api_key:x' has been suspended.","status":"PERMISSION_DENIED","details":[{"reason":"CONSUMER_SUSPENDED"}]}}]"#,
+                KeyRejected,
+            ),
+        ];
+        for (kind, status, body, want) in cases {
+            assert_eq!(
+                denial(*kind, *status, body.as_bytes()),
+                *want,
+                "{kind:?} {status} {body}"
+            );
+        }
+    }
+}

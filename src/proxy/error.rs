@@ -6,6 +6,10 @@ use crate::protocol::{anthropic, openai};
 use crate::providers::{vendor, ClientApi};
 use bytes::Bytes;
 
+/// What a client is told when the shutdown grace period ends its request.
+pub const SHUTTING_DOWN: &str =
+    "the gateway is shutting down and its grace period ran out before the answer was complete; retry the request";
+
 /// Why no candidate could even be tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unusable {
@@ -59,6 +63,8 @@ pub enum GatewayError {
         status: u16,
         message: String,
     },
+    /// The shutdown grace period ran out before the vendor answered.
+    ShuttingDown,
 }
 
 impl GatewayError {
@@ -77,6 +83,7 @@ impl GatewayError {
             GatewayError::Upstream { status, .. } => *status,
             GatewayError::UpstreamFailed { status, .. } => *status,
             GatewayError::Translate { .. } => 400,
+            GatewayError::ShuttingDown => 503,
         }
     }
 
@@ -209,6 +216,12 @@ impl GatewayError {
             GatewayError::UpstreamFailed { message, .. } => {
                 openai::error_body(message, "upstream_error", None, None)
             }
+            GatewayError::ShuttingDown => openai::error_body(
+                SHUTTING_DOWN,
+                "server_error",
+                None,
+                Some("shutting_down"),
+            ),
             GatewayError::Translate {
                 provider,
                 message,

@@ -5,7 +5,8 @@
 //! |----------------------------------|------------------------|--------------------------------|
 //! | connect error / timeout / broken | —                      | next provider                  |
 //! | 429                              | cooldown (Retry-After) | next key, then next provider   |
-//! | 401 / 402 / 403                  | cooldown (long)        | next key, then next provider   |
+//! | 401 / 402 / 403 naming the key   | cooldown (long)        | next key, then next provider   |
+//! | 403 for the model or resource    | —                      | next key, then next provider   |
 //! | 5xx, 529, 408, 3xx               | —                      | next provider                  |
 //! | other 4xx (400/404/413/422 …)    | —                      | none: the request is wrong     |
 
@@ -14,7 +15,7 @@ use super::upstream::{self, AttemptInput, Committed, Outcome};
 use super::{GatewayError, GatewayState, RequestCtx};
 use crate::config::{Provider, Snapshot};
 use crate::health::{now_ms, Admission, CooldownReason, HealthState};
-use crate::providers::{vendor, ClientApi};
+use crate::providers::{vendor, ClientApi, Denial};
 use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::Bytes;
 use serde_json::Value;
@@ -227,12 +228,31 @@ pub async fn run(
         match outcome {
             // Success is recorded when the answer completes (in relay), so
             // an answer cut mid-stream is not counted as a success first.
-            Outcome::Success(committed) => {
-                state.metrics.attempt(&p.name, "ok");
-                return Ok(Chosen {
-                    provider: p.clone(),
-                    committed,
-                    deadline,
+            Outcome::Success(mut committed) => {
+                // Before anything reaches the client: is it the vendor's
+                // format at all? Same-format answers are relayed as they
+                // are, so this is their only check; for translated ones it
+                // turns garbage into a failover instead of a 502.
+                let garbage = super::relay::check_answer(&mut committed, deadline)
+                    .await
+                    .err();
+                let Some(why) = garbage else {
+                    state.metrics.attempt(&p.name, "ok");
+                    return Ok(Chosen {
+                        provider: p.clone(),
+                        committed,
+                        deadline,
+                    });
+                };
+                let why = snap.redactor().text(&why).into_owned();
+                state.metrics.attempt(&p.name, "invalid_answer");
+                tracing::warn!(provider = %p.name, error = %why, "provider answered garbage, failing over");
+                p.health.on_failure(Some(200), &why, policy);
+                failures.push(format!("{}: {why}", p.name));
+                exhausted.push(index);
+                last = Some(GatewayError::UpstreamFailed {
+                    status: 502,
+                    message: String::new(),
                 });
             }
             Outcome::Status {
@@ -247,6 +267,11 @@ pub async fn run(
                 } else {
                     vendor(p.kind).error_to_openai(status, &body).0
                 };
+                // The vendor's words go to the client, the log and the
+                // health endpoint: any key they echo is masked first.
+                let body = snap.redactor().bytes(body);
+                let denial = matches!(meaning, 401..=403)
+                    .then(|| crate::providers::denial(p.kind, meaning, &body));
                 let relayed = GatewayError::Upstream {
                     status,
                     body,
@@ -257,6 +282,7 @@ pub async fn run(
                     &p.name,
                     match meaning {
                         429 => "rate_limited",
+                        403 if denial == Some(Denial::NotPermitted) => "not_permitted",
                         401..=403 => "auth_failed",
                         500..=599 => "status_5xx",
                         400..=499 => "status_4xx",
@@ -272,6 +298,11 @@ pub async fn run(
                             k.state.cool_down(wait, CooldownReason::RateLimited);
                         }
                         tracing::warn!(provider = %p.name, key = key_label, cooldown_s = wait.as_secs_f64(), "key rate limited (429), trying the next key");
+                        prefer = Some(index);
+                    }
+                    403 if denial == Some(Denial::NotPermitted) => {
+                        // The key is fine for other models: no cooldown.
+                        tracing::warn!(provider = %p.name, key = key_label, status, "key not permitted to use this model, trying the next candidate");
                         prefer = Some(index);
                     }
                     401..=403 => {

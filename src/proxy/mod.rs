@@ -9,6 +9,7 @@
 mod dns;
 mod error;
 mod failover;
+mod framing;
 mod relay;
 pub mod upstream;
 
@@ -64,11 +65,15 @@ pub struct GatewayState {
     pub metrics: crate::metrics::Metrics,
     /// Set when an upgrade or shutdown has begun (see `server::watch_shutdown`).
     pub draining: std::sync::atomic::AtomicBool,
+    /// Becomes true when the shutdown grace period has run out: requests
+    /// still running end now (streams with an in-band error event), so they
+    /// are logged before the runtimes stop.
+    pub grace_over: tokio::sync::watch::Sender<bool>,
 }
 
 impl GatewayState {
     /// Run one active health probe (used by the health checker).
-    pub async fn probe(&self, req: upstream::ProbeRequest<'_>) -> upstream::ProbeResult {
+    pub async fn probe(&self, req: upstream::ProbeRequest<'_>) -> (upstream::ProbeResult, Bytes) {
         upstream::probe(&self.connector, &self.dns, req).await
     }
 
@@ -89,6 +94,7 @@ impl GatewayState {
             log_batches: AtomicU64::new(0),
             metrics: crate::metrics::Metrics::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            grace_over: tokio::sync::watch::Sender::new(false),
         })
     }
 }
@@ -202,7 +208,10 @@ impl ProxyHttp for Gateway {
         match self.handle(session, ctx, &snap).instrument(span).await {
             Ok(()) => Ok(true),
             Err(Stop::Local(err)) => {
-                ctx.outcome = "error";
+                ctx.outcome = match err {
+                    GatewayError::ShuttingDown => "shutdown",
+                    _ => "error",
+                };
                 ctx.error = Some(err.message());
                 send_error(session, ctx, &err).await?;
                 Ok(true)
@@ -323,7 +332,13 @@ impl Gateway {
                     return Err(not_allowed("GET", &method, &path));
                 }
                 authorize(session, snap, ClientApi::OpenAi)?;
-                send_json(session, ctx, 200, snap.models_body.clone()).await
+                send_json(
+                    session,
+                    ctx,
+                    200,
+                    crate::health::discovery::models_body(snap),
+                )
+                .await
             }
             "/v1/chat/completions" => {
                 ctx.route = "chat";
@@ -495,25 +510,60 @@ impl Gateway {
         // every layer above it — Pingora's boxed filter, the span, the
         // select — so keeping this request's future small saves several
         // kilobytes of copying per request (measured with callgrind).
+        let mut grace = self.state.grace_over.subscribe();
         let chosen = tokio::select! {
             r = Box::pin(failover::run(&self.state, snap, &request, ctx)) => r?,
             _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
+            _ = grace_over(&mut grace) => return Err(GatewayError::ShuttingDown.into()),
         };
-        Box::pin(relay::relay(&self.state, session, ctx, &request, chosen)).await
+        Box::pin(relay::relay(
+            &self.state,
+            session,
+            ctx,
+            &request,
+            chosen,
+            &mut grace,
+        ))
+        .await
+    }
+}
+
+/// Resolves once the shutdown grace period has run out.
+async fn grace_over(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|&over| over).await.is_err() {
+        // The state (and its sender) outlives every request.
+        std::future::pending::<()>().await;
     }
 }
 
 /// Client headers that same-format vendors must see (Anthropic beta flags
-/// switch features on and change the wire format).
+/// switch features on and change the wire format). Clients such as Claude
+/// Code send several `anthropic-beta` headers; they go upstream as one,
+/// joined with ", " (the upstream request holds one value per name).
 fn forwarded_headers(session: &Session, api: ClientApi) -> Vec<(&'static str, http::HeaderValue)> {
     match api {
-        ClientApi::Anthropic => session
-            .req_header()
-            .headers
-            .get_all("anthropic-beta")
-            .iter()
-            .map(|v| ("anthropic-beta", v.clone()))
-            .collect(),
+        ClientApi::Anthropic => {
+            let mut values = session
+                .req_header()
+                .headers
+                .get_all("anthropic-beta")
+                .iter();
+            let Some(first) = values.next() else {
+                return Vec::new();
+            };
+            let mut joined: Option<Vec<u8>> = None;
+            for v in values {
+                let buf = joined.get_or_insert_with(|| first.as_bytes().to_vec());
+                buf.extend_from_slice(b", ");
+                buf.extend_from_slice(v.as_bytes());
+            }
+            let value = match joined {
+                // Each part was a valid header value, and ", " is too.
+                Some(buf) => http::HeaderValue::from_bytes(&buf).unwrap_or_else(|_| first.clone()),
+                None => first.clone(),
+            };
+            vec![("anthropic-beta", value)]
+        }
         ClientApi::OpenAi => Vec::new(),
     }
 }

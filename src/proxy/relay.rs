@@ -11,8 +11,7 @@ use super::failover::{ChatRequest, Chosen};
 use super::upstream::Committed;
 
 use super::{abort, client_gone, GatewayError, GatewayState, RequestCtx, Stop};
-use crate::config::Provider;
-use crate::health::HealthPolicy;
+use crate::config::{Provider, Snapshot};
 use crate::protocol::sse::{encode, EventSplitter, SseParser};
 use crate::protocol::types::Usage;
 use crate::protocol::{anthropic, openai};
@@ -35,6 +34,93 @@ const PASS_HEADERS: &[&str] = &[
 const TRANSLATE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Whole same-format answers up to this size are also scanned for usage.
 const USAGE_SCAN_LIMIT: usize = 1024 * 1024;
+
+/// Largest whole answer held back to check that it is JSON before anything
+/// reaches the client; a larger one is checked as far as this and then
+/// streamed.
+const CHECK_BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// Most stream bytes read ahead looking for the first complete event.
+const CHECK_EVENT_LIMIT: usize = 256 * 1024;
+
+/// Before an answer is committed to the client: is it the vendor's
+/// format? Reads a whole answer (up to [`CHECK_BODY_LIMIT`]) or a stream up
+/// to its first complete event, into `c.first`, and checks it (see
+/// `framing`). `Err` says why the answer is garbage or the vendor's error:
+/// the caller fails over as for a 5xx.
+pub(super) async fn check_answer(c: &mut Committed, deadline: Instant) -> Result<(), String> {
+    let content_type = c
+        .header
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
+    if content_type
+        .as_deref()
+        .is_some_and(|t| t.trim_start().starts_with("text/html"))
+    {
+        let body = c.first.as_deref().unwrap_or_default();
+        return Err(format!(
+            "answered 200 with an HTML page instead of the vendor's format: {}",
+            super::framing::preview(body)
+        ));
+    }
+    let sse = is_sse(c);
+    loop {
+        let have: &[u8] = c.first.as_deref().unwrap_or_default();
+        if sse {
+            let checked = match last_event_end(have) {
+                Some(end) => Some(&have[..end]),
+                None if c.done => Some(have),
+                None if have.len() > CHECK_EVENT_LIMIT => return Ok(()),
+                None => None,
+            };
+            if let Some(events) = checked {
+                return super::framing::check_events(events).map_err(|f| f.why);
+            }
+        } else if c.done {
+            return super::framing::check_body(have).map_err(|f| json_fault(&f));
+        } else if have.len() > CHECK_BODY_LIMIT {
+            return super::framing::check_body_prefix(have).map_err(|f| json_fault(&f));
+        }
+        let more = match timeout_at(deadline, c.session.read_response_body()).await {
+            Ok(Ok(more)) => more,
+            Ok(Err(e)) => return Err(format!("the vendor connection failed mid-answer: {e}")),
+            Err(_) => return Err("the answer exceeded the provider's total timeout".to_string()),
+        };
+        match more {
+            Some(more) => {
+                c.done = c.session.response_done();
+                c.first = Some(match c.first.take() {
+                    Some(f) if !f.is_empty() => {
+                        let mut joined = BytesMut::with_capacity(f.len() + more.len());
+                        joined.extend_from_slice(&f);
+                        joined.extend_from_slice(&more);
+                        joined.freeze()
+                    }
+                    _ => more,
+                });
+            }
+            None => c.done = true,
+        }
+    }
+}
+
+fn json_fault(f: &super::framing::JsonFault) -> String {
+    match f {
+        super::framing::JsonFault::VendorError => {
+            "answered 200 with an error object instead of an answer".to_string()
+        }
+        super::framing::JsonFault::Malformed(why) => {
+            format!("answered 200 with a body that is not the vendor's JSON: {why}")
+        }
+    }
+}
+
+/// End of the last complete event (after its blank line).
+fn last_event_end(buf: &[u8]) -> Option<usize> {
+    let a = memchr::memmem::rfind(buf, b"\n\n").map(|i| i + 2);
+    let b = memchr::memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
+    a.max(b)
+}
 
 fn is_sse(c: &Committed) -> bool {
     c.header
@@ -99,11 +185,14 @@ fn open_stream(
     sse: bool,
     passthrough: bool,
 ) -> Result<(ResponseHeader, std::sync::Arc<Provider>, Committed, Instant), Stop> {
+    // A whole answer read during the check: its exact length.
+    let whole = (passthrough && !sse && chosen.committed.done)
+        .then(|| chosen.committed.first.as_ref().map_or(0, Bytes::len));
     let header = client_header(
         &chosen.committed.header,
         &chosen.provider.name,
         sse,
-        None,
+        whole,
         passthrough,
         &ctx.request_id,
     )
@@ -123,15 +212,64 @@ pub async fn relay(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
+    grace: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     let sse = is_sse(&chosen.committed);
+    // One wait for the whole answer, polled by every read: it registers
+    // with the channel once, not once per chunk.
+    let grace = std::pin::pin!(super::grace_over(grace));
+    let mut grace: Grace<'_> = grace;
+    let grace = &mut grace;
     if req.api.native() == chosen.provider.kind {
-        passthrough(state, session, ctx, req.api, chosen, sse).await
+        passthrough(state, session, ctx, req.api, chosen, sse, grace).await
     } else if sse {
-        translate_stream(state, session, ctx, req, chosen).await
+        translate_stream(state, session, ctx, req, chosen, grace).await
     } else {
-        translate_whole(state, session, ctx, req, chosen).await
+        translate_whole(state, session, ctx, req, chosen, grace).await
     }
+}
+
+/// Resolves when the shutdown grace period has run out (see
+/// `GatewayState::grace_over`). Never polled again once it has.
+type Grace<'a> = std::pin::Pin<&'a mut (dyn std::future::Future<Output = ()> + Send + 'a)>;
+
+/// Why the wait for the next upstream chunk stopped early.
+enum Interrupt {
+    ClientGone,
+    /// The shutdown grace period ran out.
+    Shutdown,
+}
+
+/// The end of an answer the shutdown grace period interrupted: the client
+/// is told in band on a stream (a plain body can only be cut), and the
+/// request is logged as `shutdown`. The provider did nothing wrong.
+async fn shut_down(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    api: ClientApi,
+    sse: bool,
+) -> Result<(), Stop> {
+    tracing::warn!("shutdown grace period over: ending a request still in flight");
+    ctx.outcome = "shutdown";
+    ctx.error = Some(super::error::SHUTTING_DOWN.to_string());
+    if !sse {
+        return Err(abort(
+            "shutdown grace period over mid-answer",
+            ctx,
+            "shutdown",
+        ));
+    }
+    session
+        .write_response_body(
+            Some(stream_error_code(
+                api,
+                super::error::SHUTTING_DOWN,
+                "shutting_down",
+            )),
+            true,
+        )
+        .await
+        .map_err(|_| client_closed(ctx))
 }
 
 fn client_closed(ctx: &mut RequestCtx) -> Stop {
@@ -147,14 +285,16 @@ async fn next_chunk(
     c: &mut Committed,
     session: &mut Session,
     deadline: Instant,
-) -> Result<Result<Option<Bytes>, String>, ()> {
+    grace: &mut Grace<'_>,
+) -> Result<Result<Option<Bytes>, String>, Interrupt> {
     tokio::select! {
         r = timeout_at(deadline, c.session.read_response_body()) => Ok(match r {
             Ok(Ok(chunk)) => Ok(chunk),
             Ok(Err(e)) => Err(format!("the vendor connection failed mid-answer: {e}")),
             Err(_) => Err("the answer exceeded the provider's total timeout".to_string()),
         }),
-        _ = client_gone(session) => Err(()),
+        _ = client_gone(session) => Err(Interrupt::ClientGone),
+        _ = grace.as_mut() => Err(Interrupt::Shutdown),
     }
 }
 
@@ -182,6 +322,7 @@ async fn passthrough(
     api: ClientApi,
     chosen: Chosen,
     sse: bool,
+    grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, sse, true)?;
     let mut splitter = sse.then(EventSplitter::default);
@@ -230,6 +371,12 @@ async fn passthrough(
             };
             if let Some(out) = out {
                 if sse {
+                    if let Err(fault) = super::framing::check_events(&out) {
+                        return end_with_fault(
+                            state, session, ctx, api, &provider, sniffer, out, fault,
+                        )
+                        .await;
+                    }
                     sniffer.events(&out);
                 }
                 if ctx.ttfb.is_none() {
@@ -247,6 +394,19 @@ async fn passthrough(
                 .map(EventSplitter::take_pending)
                 .filter(|t| !t.is_empty());
             if let Some(t) = &tail {
+                if let Err(fault) = super::framing::check_events(t) {
+                    return end_with_fault(
+                        state,
+                        session,
+                        ctx,
+                        api,
+                        &provider,
+                        sniffer,
+                        t.clone(),
+                        fault,
+                    )
+                    .await;
+                }
                 sniffer.events(t);
             }
             ctx.usage = if sse {
@@ -263,12 +423,17 @@ async fn passthrough(
         }
         let read = match read_failure.take() {
             Some(why) => Ok(Err(why)),
-            None => next_chunk(&mut c, session, deadline).await,
+            None => next_chunk(&mut c, session, deadline, grace).await,
         };
         let failure = match read {
-            Err(()) => {
+            Err(Interrupt::ClientGone) => {
                 ctx.usage = sniffer.usage();
                 return Err(client_closed(ctx));
+            }
+            Err(Interrupt::Shutdown) => {
+                // The partial event (if any) is dropped.
+                ctx.usage = sniffer.usage();
+                return shut_down(session, ctx, api, sse).await;
             }
             Ok(Ok(Some(chunk))) => {
                 next = Some(chunk);
@@ -282,12 +447,7 @@ async fn passthrough(
             Ok(Err(why)) => why,
         };
         ctx.usage = sniffer.usage();
-        cut(
-            ctx,
-            &provider,
-            &state.snapshot.load().health.policy,
-            &failure,
-        );
+        let failure = cut(ctx, &provider, &state.snapshot.load(), &failure);
         if sse {
             // The partial event (if any) is dropped; the error event follows
             // the last complete one.
@@ -304,21 +464,73 @@ async fn passthrough(
     }
 }
 
-fn cut(ctx: &mut RequestCtx, provider: &Provider, policy: &HealthPolicy, failure: &str) {
+/// A same-format stream carried garbage or the vendor's error event after
+/// the answer was committed: relay the good events before it (and the
+/// vendor's own error event, masked, which already ends the stream in the
+/// client's format), or else end with our in-band error event.
+#[allow(clippy::too_many_arguments)]
+async fn end_with_fault(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    api: ClientApi,
+    provider: &Provider,
+    mut sniffer: UsageSniffer,
+    out: Bytes,
+    fault: super::framing::EventFault,
+) -> Result<(), Stop> {
+    let snap = state.snapshot.load();
+    let redactor = snap.redactor();
+    let mut last = BytesMut::new();
+    if fault.vendor_error {
+        let events = redactor.bytes(out.slice(..fault.end));
+        sniffer.events(&events);
+        last.extend_from_slice(&events);
+    } else {
+        let good = out.slice(..fault.valid);
+        sniffer.events(&good);
+        last.extend_from_slice(&good);
+    }
+    ctx.usage = sniffer.usage();
+    let why = cut(ctx, provider, &snap, &fault.why);
+    if !fault.vendor_error {
+        last.extend_from_slice(&stream_error(
+            api,
+            &format!("provider `{}`: {why}", provider.name),
+        ));
+    }
+    if ctx.ttfb.is_none() {
+        ctx.ttfb = ctx.start.map(|s| s.elapsed());
+    }
+    session
+        .write_response_body(Some(last.freeze()), true)
+        .await
+        .map_err(|_| client_closed(ctx))
+}
+
+/// Record an answer that failed after the first byte; returns the reason
+/// with any secret it echoes masked (vendor error events can).
+fn cut(ctx: &mut RequestCtx, provider: &Provider, snap: &Snapshot, failure: &str) -> String {
+    let failure = snap.redactor().text(failure).into_owned();
     tracing::warn!(provider = %provider.name, error = %failure, "upstream answer cut after the first byte");
-    provider
-        .health
-        .on_failure(None, &format!("answer cut mid-stream: {failure}"), policy);
+    provider.health.on_failure(
+        None,
+        &format!("answer cut mid-stream: {failure}"),
+        &snap.health.policy,
+    );
     ctx.outcome = "stream_cut";
-    ctx.error = Some(failure.to_string());
+    ctx.error = Some(failure.clone());
+    failure
 }
 
 /// An in-band error event in the client's stream format.
 fn stream_error(api: ClientApi, message: &str) -> Bytes {
+    stream_error_code(api, message, "stream_interrupted")
+}
+
+fn stream_error_code(api: ClientApi, message: &str, code: &str) -> Bytes {
     match api {
-        ClientApi::OpenAi => {
-            openai::stream_error_event(message, "upstream_error", Some("stream_interrupted"))
-        }
+        ClientApi::OpenAi => openai::stream_error_event(message, "upstream_error", Some(code)),
         ClientApi::Anthropic => {
             let (event, data) = anthropic::stream_error_event(message);
             encode(&event, &data)
@@ -333,6 +545,7 @@ async fn translate_whole(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
+    grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let provider_name = chosen.provider.name.clone();
     let kind = chosen.provider.kind;
@@ -344,8 +557,10 @@ async fn translate_whole(
     }
     let mut ended = c.done;
     while !ended {
-        match next_chunk(&mut c, session, chosen.deadline).await {
-            Err(()) => return Err(client_closed(ctx)),
+        match next_chunk(&mut c, session, chosen.deadline, grace).await {
+            Err(Interrupt::ClientGone) => return Err(client_closed(ctx)),
+            // Nothing was sent yet: a whole error answer.
+            Err(Interrupt::Shutdown) => return Err(GatewayError::ShuttingDown.into()),
             Ok(Ok(Some(chunk))) => {
                 if body.len() + chunk.len() > TRANSLATE_BODY_LIMIT {
                     return Err(GatewayError::UpstreamFailed {
@@ -372,9 +587,14 @@ async fn translate_whole(
         .translate_response(req.api, &body, req.client_model)
         .map_err(|e| GatewayError::UpstreamFailed {
             status: 502,
-            message: format!(
-                "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
-            ),
+            message: state
+                .snapshot
+                .load()
+                .redactor()
+                .text(&format!(
+                    "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
+                ))
+                .into_owned(),
         })?;
     ctx.usage = Some(usage);
     let header = client_header(
@@ -406,6 +626,7 @@ async fn translate_stream(
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
+    grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
     let mut parser = SseParser::default();
@@ -488,10 +709,25 @@ async fn translate_stream(
             return Ok(());
         }
         if failure.is_none() {
-            match next_chunk(&mut c, session, deadline).await {
-                Err(()) => {
+            match next_chunk(&mut c, session, deadline, grace).await {
+                Err(Interrupt::ClientGone) => {
                     ctx.usage = Some(translator.usage());
                     return Err(client_closed(ctx));
+                }
+                Err(Interrupt::Shutdown) => {
+                    // What the translator already produced goes first.
+                    ctx.usage = Some(translator.usage());
+                    if !out.is_empty() {
+                        let batch = out.split().freeze();
+                        if session
+                            .write_response_body(Some(batch), false)
+                            .await
+                            .is_err()
+                        {
+                            return Err(client_closed(ctx));
+                        }
+                    }
+                    return shut_down(session, ctx, req.api, true).await;
                 }
                 Ok(Ok(Some(chunk))) => {
                     next = Some(chunk);
@@ -511,12 +747,7 @@ async fn translate_stream(
         }
         let failure = failure.unwrap_or_default();
         ctx.usage = Some(translator.usage());
-        cut(
-            ctx,
-            &provider,
-            &state.snapshot.load().health.policy,
-            &failure,
-        );
+        let failure = cut(ctx, &provider, &state.snapshot.load(), &failure);
         let event = stream_error(req.api, &format!("provider `{}`: {failure}", provider.name));
         session
             .write_response_body(Some(event), true)

@@ -271,7 +271,28 @@ pub struct ProbeRequest<'a> {
     pub timeout: Duration,
 }
 
-pub async fn probe(connector: &Connector, dns: &DnsCache, req: ProbeRequest<'_>) -> ProbeResult {
+/// Largest probe answer kept (a vendor's model list; OpenRouter's, with
+/// descriptions, is a few MiB). A longer one is not read to the end.
+const PROBE_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Run one probe. Returns what it found and the answer's body (empty when
+/// it had none or was longer than [`PROBE_BODY_LIMIT`]).
+pub async fn probe(
+    connector: &Connector,
+    dns: &DnsCache,
+    req: ProbeRequest<'_>,
+) -> (ProbeResult, Bytes) {
+    let mut body = BytesMut::new();
+    let result = probe_into(connector, dns, req, &mut body).await;
+    (result, body.freeze())
+}
+
+async fn probe_into(
+    connector: &Connector,
+    dns: &DnsCache,
+    req: ProbeRequest<'_>,
+    answer: &mut BytesMut,
+) -> ProbeResult {
     let p = req.provider;
     let deadline = Instant::now() + req.timeout;
     let addr = match timeout_at(deadline, dns.resolve(&p.endpoint)).await {
@@ -298,7 +319,20 @@ pub async fn probe(connector: &Connector, dns: &DnsCache, req: ProbeRequest<'_>)
     let built = (|| -> pingora::Result<(Box<RequestHeader>, Option<Bytes>)> {
         let (method, path, body) = match &req.completion {
             Some((path, body)) => ("POST", path.clone(), Some(body.clone())),
-            None => ("GET", format!("{}/models", p.endpoint.base_path), None),
+            // The whole list in one page where the vendor pages it.
+            None => (
+                "GET",
+                format!(
+                    "{}/models{}",
+                    p.endpoint.base_path,
+                    match p.kind {
+                        crate::config::ProviderKind::Anthropic => "?limit=1000",
+                        crate::config::ProviderKind::Gemini => "?pageSize=1000",
+                        crate::config::ProviderKind::OpenAi => "",
+                    }
+                ),
+                None,
+            ),
         };
         let mut h = RequestHeader::build(method, path.as_bytes(), Some(8))?;
         h.insert_header("host", p.endpoint.host_header.as_str())?;
@@ -330,22 +364,31 @@ pub async fn probe(connector: &Connector, dns: &DnsCache, req: ProbeRequest<'_>)
         }
         session.finish_request_body().await?;
         session.read_response_header().await?;
-        // Drain the (small) answer so the connection can be reused.
-        while session.read_response_body().await?.is_some() {}
-        Ok::<(), Box<pingora::Error>>(())
+        // Keep the answer (a model list, an error) and read it to the end
+        // so the connection can be reused.
+        while let Some(chunk) = session.read_response_body().await? {
+            if answer.len() + chunk.len() > PROBE_BODY_LIMIT {
+                answer.clear();
+                return Ok::<bool, Box<pingora::Error>>(false);
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        Ok(true)
     };
     match timeout_at(deadline, exchange).await {
         Err(_) => ProbeResult::Failed("probe timeout".into()),
         Ok(Err(e)) => ProbeResult::Failed(format!("probe: {e}")),
-        Ok(Ok(())) => {
+        Ok(Ok(whole)) => {
             let Some(h) = session.response_header() else {
                 return ProbeResult::Failed("probe answer had no header".into());
             };
             let status = h.status.as_u16();
             let wait = retry_after(h);
-            connector
-                .release_http_session(session, &peer, Some(POOL_IDLE))
-                .await;
+            if whole {
+                connector
+                    .release_http_session(session, &peer, Some(POOL_IDLE))
+                    .await;
+            }
             if (200..300).contains(&status) {
                 ProbeResult::Ok
             } else {

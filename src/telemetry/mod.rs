@@ -2,6 +2,10 @@
 //! the same subscriber, written by a background thread so a slow disk or
 //! terminal never stalls a request.
 
+mod redact;
+
+pub use redact::Redactor;
+
 use crate::config::{LogRotation, ProcessSettings};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
@@ -20,10 +24,29 @@ pub fn parse_filter(level: &str) -> Result<EnvFilter, String> {
     EnvFilter::try_new(&directive).map_err(|e| e.to_string())
 }
 
+/// At TRACE, Pingora's HTTP client logs every upstream request head as raw
+/// bytes (`Writing request header: …`, with the vendor key in
+/// `Authorization` / `x-api-key` / `x-goog-api-key`) and every response
+/// body (which can echo a key), and its proxy logs every client request
+/// head (`Request header: …`, with the client's token). Those modules are
+/// capped at DEBUG whatever the filter says; the rest of TRACE stays
+/// available.
+fn without_wire_dumps(mut filter: EnvFilter) -> EnvFilter {
+    if filter.max_level_hint() != Some(tracing_subscriber::filter::LevelFilter::TRACE) {
+        return filter;
+    }
+    for target in ["pingora_core::protocols::http::v1::client", "pingora_proxy"] {
+        if let Ok(d) = format!("{target}=debug").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 /// Install the global subscriber. Keep the guard alive for the life of the
 /// process: dropping it flushes and stops the writer thread.
 pub fn init(settings: &ProcessSettings) -> Result<WorkerGuard, String> {
-    let filter = parse_filter(&settings.log_level)?;
+    let filter = without_wire_dumps(parse_filter(&settings.log_level)?);
     // The writer's queue is preallocated: the default 128,000 lines cost
     // ~4 MB of resident memory from the start. 8,192 lines still absorb a
     // burst; past that, lines are dropped rather than blocking a request

@@ -77,6 +77,10 @@ pub enum Reply {
     /// vendor's in-stream error and ends cleanly (no normal finish).
     /// Non-streaming: the vendor's matching error status (see each mock).
     StreamError,
+    /// A 200 `text/event-stream` answer made of exactly these chunks (each
+    /// already framed, e.g. `"data: {}\n\n"`), sent `stream_delay` apart,
+    /// then a clean end: for vendors that send garbage or odd events.
+    RawStream { chunks: Vec<String> },
 }
 
 impl Reply {
@@ -323,6 +327,9 @@ struct Shared {
     connections: AtomicUsize,
     /// Answers abandoned because the peer (the gateway) went away first.
     abandoned: AtomicUsize,
+    /// Fixed answers set by the test, by (method, path without query):
+    /// they take precedence over the vendor's own fixed routes.
+    fixed: Mutex<Vec<(String, String, u16, String)>>,
 }
 
 impl Shared {
@@ -380,6 +387,7 @@ impl<V: Vendor> MockServer<V> {
             recorded: Notify::new(),
             connections: AtomicUsize::new(0),
             abandoned: AtomicUsize::new(0),
+            fixed: Mutex::new(Vec::new()),
         });
         let (tx, rx) = watch::channel(());
         tokio::spawn(accept_loop::<V>(listener, shared.clone(), rx));
@@ -404,6 +412,12 @@ impl<V: Vendor> MockServer<V> {
     /// Reply used when the script is empty (initially `Reply::Complete`).
     pub fn set_default(&self, reply: Reply) {
         *lock(&self.shared.default) = reply;
+    }
+
+    /// Answer `method path` (query ignored) always with this JSON, e.g. a
+    /// vendor's model list, instead of the mock's built-in answer.
+    pub fn set_fixed(&self, method: &str, path: &str, status: u16, body: impl Into<String>) {
+        lock(&self.shared.fixed).push((method.to_string(), path.to_string(), status, body.into()));
     }
 
     /// Pause between streamed events (initially zero).
@@ -861,6 +875,14 @@ async fn respond<V: Vendor>(
         n,
         req: &req.rec,
     };
+    let fixed = lock(&shared.fixed)
+        .iter()
+        .rev()
+        .find(|(m, p, _, _)| *m == req.rec.method && p == req.rec.route())
+        .map(|(_, _, status, body)| (*status, body.clone()));
+    if let Some((status, body)) = fixed {
+        return write_response(sock, shared, Response::full(status, &[], body), keep).await;
+    }
     let target = match V::route(&call) {
         Route::Scripted(target) => target,
         Route::Fixed(response) => return write_response(sock, shared, response, keep).await,
@@ -878,6 +900,14 @@ async fn respond<V: Vendor>(
         Reply::ToolCall { name, arguments } => Content::ToolCall { name, arguments },
         Reply::Thinking { thinking } => Content::Thinking { thinking },
         Reply::StreamError => Content::StreamError,
+        Reply::RawStream { chunks } => {
+            let response = Response::Stream {
+                headers: Vec::new(),
+                events: chunks.clone(),
+                end: StreamEnd::Finish,
+            };
+            return write_response(sock, shared, response, keep).await;
+        }
         Reply::StreamThenDrop { events } => Content::StreamThenDrop { events: *events },
         Reply::Status {
             status,

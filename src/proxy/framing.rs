@@ -1,0 +1,222 @@
+//! Cheap checks that a same-format (pass-through) answer is the vendor's
+//! wire format and not garbage: a JSON object for whole answers, and for
+//! event streams, events made of SSE fields whose `data` is JSON (or
+//! OpenAI's `[DONE]`). Nothing is built: JSON is only walked
+//! (`IgnoredAny`), to tell "well-formed" and "carries a top-level `error`".
+
+use serde::de::IgnoredAny;
+
+/// Walks a JSON object, noting only whether it has a non-null `error`.
+#[derive(serde::Deserialize)]
+struct ErrorProbe {
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+/// What is wrong with a JSON document from the vendor.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JsonFault {
+    /// Not a JSON object at all.
+    Malformed(String),
+    /// Well-formed, but the vendor's error object (`{"error": …}`).
+    VendorError,
+}
+
+fn check_json(data: &[u8]) -> Result<(), JsonFault> {
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(JsonFault::Malformed(match first {
+            None => "it is empty".to_string(),
+            Some(_) => format!("it does not start with a JSON object: {}", preview(data)),
+        }));
+    }
+    match serde_json::from_slice::<ErrorProbe>(data) {
+        Ok(p) if p.error.is_some() => Err(JsonFault::VendorError),
+        Ok(_) => Ok(()),
+        Err(e) => Err(JsonFault::Malformed(format!("it is not valid JSON ({e})"))),
+    }
+}
+
+/// A whole (non-stream) answer: a JSON object without a top-level `error`.
+pub fn check_body(body: &[u8]) -> Result<(), JsonFault> {
+    check_json(body)
+}
+
+/// The first bytes of an answer too large to hold back: valid JSON so far
+/// (the document only needs more bytes to be complete).
+pub fn check_body_prefix(prefix: &[u8]) -> Result<(), JsonFault> {
+    if prefix.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(JsonFault::Malformed(format!(
+            "it does not start with a JSON object: {}",
+            preview(prefix)
+        )));
+    }
+    match serde_json::from_slice::<IgnoredAny>(prefix) {
+        Ok(_) => Ok(()),
+        Err(e) if e.classify() == serde_json::error::Category::Eof => Ok(()),
+        Err(e) => Err(JsonFault::Malformed(format!("it is not valid JSON ({e})"))),
+    }
+}
+
+/// A bad event in a stream.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventFault {
+    /// Bytes of the whole, good events before the bad one.
+    pub valid: usize,
+    /// End of the bad event.
+    pub end: usize,
+    /// The event is the vendor's own error event (well-formed): it can be
+    /// relayed as it is; otherwise it is garbage and must not be.
+    pub vendor_error: bool,
+    pub why: String,
+}
+
+/// Check every event in `buf`. Events end at a blank line; a final event
+/// without one (the end of a stream) is checked too.
+pub fn check_events(buf: &[u8]) -> Result<(), EventFault> {
+    let mut event_start = 0;
+    let mut pos = 0;
+    // The data of the current event: a slice of `buf` when it has one
+    // `data:` line (the usual case), joined into `joined` otherwise.
+    let mut data: Option<&[u8]> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut lines = 0usize;
+    let mut bad_line: Option<&[u8]> = None;
+    let finish = |start: usize,
+                  end: usize,
+                  data: Option<&[u8]>,
+                  joined: &[u8],
+                  lines: usize,
+                  bad_line: Option<&[u8]>|
+     -> Result<(), EventFault> {
+        let fault = |vendor_error: bool, why: String| EventFault {
+            valid: start,
+            end,
+            vendor_error,
+            why,
+        };
+        if let Some(line) = bad_line {
+            return Err(fault(
+                false,
+                format!("a stream line is not an SSE field: {}", preview(line)),
+            ));
+        }
+        let data = if lines > 1 { Some(joined) } else { data };
+        match data {
+            None => Ok(()),
+            Some(b"[DONE]") => Ok(()),
+            Some(d) => match check_json(d) {
+                Ok(()) => Ok(()),
+                Err(JsonFault::VendorError) => Err(fault(
+                    true,
+                    format!("the vendor sent an error event: {}", preview(d)),
+                )),
+                Err(JsonFault::Malformed(why)) => {
+                    Err(fault(false, format!("a stream event's data: {why}")))
+                }
+            },
+        }
+    };
+    while pos < buf.len() {
+        let (line, next) = match memchr::memchr(b'\n', &buf[pos..]) {
+            Some(i) => (&buf[pos..pos + i], pos + i + 1),
+            None => (&buf[pos..], buf.len()),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            finish(event_start, next, data, &joined, lines, bad_line)?;
+            event_start = next;
+            data = None;
+            joined.clear();
+            lines = 0;
+            bad_line = None;
+        } else if let Some(d) = line.strip_prefix(b"data:") {
+            let d = d.strip_prefix(b" ").unwrap_or(d);
+            lines += 1;
+            if lines == 1 {
+                data = Some(d);
+            } else {
+                if lines == 2 {
+                    joined.extend_from_slice(data.unwrap_or_default());
+                }
+                joined.push(b'\n');
+                joined.extend_from_slice(d);
+            }
+        } else if !(line[0] == b':'
+            || line.starts_with(b"event:")
+            || line.starts_with(b"id:")
+            || line.starts_with(b"retry:"))
+            && bad_line.is_none()
+        {
+            bad_line = Some(line);
+        }
+        pos = next;
+    }
+    if event_start < buf.len() {
+        finish(event_start, buf.len(), data, &joined, lines, bad_line)?;
+    }
+    Ok(())
+}
+
+/// The start of some vendor bytes, for a log line or an error message.
+pub fn preview(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(200)];
+    let text = String::from_utf8_lossy(cut);
+    let text = text.trim();
+    if bytes.len() > cut.len() {
+        format!("{text}…")
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_answers_must_be_json_objects_without_error() {
+        assert_eq!(check_body(br#" {"id":"x","choices":[]}"#), Ok(()));
+        assert_eq!(check_body(br#"{"error":null,"id":1}"#), Ok(()));
+        assert_eq!(
+            check_body(br#"{"error":{"message":"m"}}"#),
+            Err(JsonFault::VendorError)
+        );
+        for bad in [
+            &b"<html>oops</html>"[..],
+            b"",
+            b"[1]",
+            br#"{"id": "#,
+            b"{} trailing",
+        ] {
+            assert!(
+                matches!(check_body(bad), Err(JsonFault::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_body_prefix(br#"{"id":"x","choices":[{"#), Ok(()));
+        assert!(check_body_prefix(br#"{"id":"x",]"#).is_err());
+        assert!(check_body_prefix(b"<!DOCTYPE html>").is_err());
+    }
+
+    #[test]
+    fn events_need_sse_fields_and_json_data() {
+        let good = b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n: ping\n\nid: 1\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\ndata: [DONE]\n\n";
+        assert_eq!(check_events(good), Ok(()));
+        let first = b"data: {\"a\":1}\n\n";
+        let mut s = first.to_vec();
+        s.extend_from_slice(b"data: not json\n\ndata: {}\n\n");
+        let f = check_events(&s).expect_err("garbage");
+        assert_eq!(
+            (f.valid, f.end, f.vendor_error),
+            (first.len(), first.len() + 16, false)
+        );
+        let f = check_events(b"<html>\n<body>502</body>\n\n").expect_err("html");
+        assert!(!f.vendor_error && f.valid == 0, "{f:?}");
+        let f = check_events(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n")
+            .expect_err("vendor error");
+        assert!(f.vendor_error);
+        // An unterminated last event is checked too.
+        assert!(check_events(b"data: {\"a\":1}\n\ndata: {\"b\"").is_err());
+    }
+}
