@@ -169,7 +169,12 @@ impl EdgeStats {
 
     fn render(&self, out: &mut String) {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        family(out, "llm_client_connections", "gauge", "Open client connections of the data plane.");
+        family(
+            out,
+            "llm_client_connections",
+            "gauge",
+            "Open client connections of the data plane.",
+        );
         let _ = writeln!(out, "llm_client_connections {}", get(&self.open));
         family(
             out,
@@ -177,7 +182,11 @@ impl EdgeStats {
             "counter",
             "Client connections answered 503 and closed because server.max_connections were open.",
         );
-        let _ = writeln!(out, "llm_client_connections_rejected_total {}", get(&self.rejected));
+        let _ = writeln!(
+            out,
+            "llm_client_connections_rejected_total {}",
+            get(&self.rejected)
+        );
         family(
             out,
             "llm_client_requests_rejected_total",
@@ -210,14 +219,22 @@ impl EdgeStats {
             "gauge",
             "server.max_buffered_response_bytes.",
         );
-        let _ = writeln!(out, "llm_buffered_response_limit_bytes {}", get(&self.buffer_limit));
+        let _ = writeln!(
+            out,
+            "llm_buffered_response_limit_bytes {}",
+            get(&self.buffer_limit)
+        );
         family(
             out,
             "llm_buffered_responses_rejected_total",
             "counter",
             "Requests answered 503 because buffered answers had spent server.max_buffered_response_bytes.",
         );
-        let _ = writeln!(out, "llm_buffered_responses_rejected_total {}", get(&self.buffer_rejected));
+        let _ = writeln!(
+            out,
+            "llm_buffered_responses_rejected_total {}",
+            get(&self.buffer_rejected)
+        );
     }
 }
 

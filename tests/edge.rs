@@ -204,7 +204,11 @@ async fn echoes_of_paths_and_methods_are_bounded() {
         .expect("send");
     assert_eq!(r.status(), 404);
     let body = r.text().await.expect("body");
-    assert!(body.len() < 1024, "404 echo is bounded: {} bytes", body.len());
+    assert!(
+        body.len() < 1024,
+        "404 echo is bounded: {} bytes",
+        body.len()
+    );
     assert!(body.contains("pppp"), "still names the path: {body}");
 
     let method = "M".repeat(5_000);
@@ -224,8 +228,14 @@ async fn echoes_of_paths_and_methods_are_bounded() {
         gw.logs()
     );
     let logs = gw.logs();
-    assert!(!logs.contains(&"p".repeat(1_000)), "path bounded in the log");
-    assert!(!logs.contains(&"M".repeat(1_000)), "method bounded in the log");
+    assert!(
+        !logs.contains(&"p".repeat(1_000)),
+        "path bounded in the log"
+    );
+    assert!(
+        !logs.contains(&"M".repeat(1_000)),
+        "method bounded in the log"
+    );
 }
 
 // --- slow clients ----------------------------------------------------------
@@ -373,14 +383,25 @@ async fn oversized_and_malformed_heads_get_json_errors_with_a_request_id() {
 
     // A 70 KB URL.
     let url = format!("/v1/chat/completions?q={}", "u".repeat(70_000));
-    let raw = send_raw(&gw, format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await;
+    let raw = send_raw(
+        &gw,
+        format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    )
+    .await;
     assert_eq!(raw.status, 414);
-    assert_eq!(raw.assert_json_error_with_id()["error"]["code"], "uri_too_long");
+    assert_eq!(
+        raw.assert_json_error_with_id()["error"]["code"],
+        "uri_too_long"
+    );
 
     // A 70 KB header.
     let raw = send_raw(
         &gw,
-        format!("GET /health HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n", "h".repeat(70_000)).as_bytes(),
+        format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+            "h".repeat(70_000)
+        )
+        .as_bytes(),
     )
     .await;
     assert_eq!(raw.status, 431);
@@ -392,7 +413,11 @@ async fn oversized_and_malformed_heads_get_json_errors_with_a_request_id() {
     // Below the limit is fine.
     let raw = send_raw(
         &gw,
-        format!("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-big: {}\r\n\r\n", "h".repeat(30_000)).as_bytes(),
+        format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-big: {}\r\n\r\n",
+            "h".repeat(30_000)
+        )
+        .as_bytes(),
     )
     .await;
     assert_eq!(raw.status, 200);
@@ -405,13 +430,27 @@ async fn oversized_and_malformed_heads_get_json_errors_with_a_request_id() {
     many.push_str("\r\n");
     let raw = send_raw(&gw, many.as_bytes()).await;
     assert_eq!(raw.status, 431);
-    assert_eq!(raw.assert_json_error_with_id()["error"]["code"], "too_many_headers");
+    assert_eq!(
+        raw.assert_json_error_with_id()["error"]["code"],
+        "too_many_headers"
+    );
 
     // Bad bytes in a header; on /v1/messages the answer is Anthropic's shape.
-    let raw = send_raw(&gw, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-bad: a\x01b\r\n\r\n").await;
+    let raw = send_raw(
+        &gw,
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-bad: a\x01b\r\n\r\n",
+    )
+    .await;
     assert_eq!(raw.status, 400);
-    assert_eq!(raw.assert_json_error_with_id()["error"]["code"], "malformed_request");
-    let raw = send_raw(&gw, b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-\x7fbad: ab\r\n\r\n").await;
+    assert_eq!(
+        raw.assert_json_error_with_id()["error"]["code"],
+        "malformed_request"
+    );
+    let raw = send_raw(
+        &gw,
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-\x7fbad: ab\r\n\r\n",
+    )
+    .await;
     assert_eq!(raw.status, 400);
     let v = raw.assert_json_error_with_id();
     assert_eq!(v["type"], "error");
@@ -433,11 +472,17 @@ async fn oversized_and_malformed_heads_get_json_errors_with_a_request_id() {
 
     let text = scrape(&gw).await;
     assert_eq!(
-        metric(&text, "llm_client_requests_rejected_total{reason=\"head_too_large\"}"),
+        metric(
+            &text,
+            "llm_client_requests_rejected_total{reason=\"head_too_large\"}"
+        ),
         Some(2.0)
     );
     assert_eq!(
-        metric(&text, "llm_client_requests_rejected_total{reason=\"malformed\"}"),
+        metric(
+            &text,
+            "llm_client_requests_rejected_total{reason=\"malformed\"}"
+        ),
         Some(4.0)
     );
 }
@@ -493,7 +538,10 @@ async fn translated_answers_beyond_the_buffer_budget_get_503() {
     let hello = json!({"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]});
     let r = gw.chat(&hello).await;
     assert_eq!(r.status(), 503);
-    assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
     let v: Value = r.json().await.expect("OpenAI error");
     assert_eq!(v["error"]["code"], "gateway_overloaded");
 
@@ -501,7 +549,10 @@ async fn translated_answers_beyond_the_buffer_budget_get_503() {
     let r = gw.chat(&hello).await;
     assert_eq!(r.status(), 200);
     let text = scrape(&gw).await;
-    assert_eq!(metric(&text, "llm_buffered_responses_rejected_total"), Some(1.0));
+    assert_eq!(
+        metric(&text, "llm_buffered_responses_rejected_total"),
+        Some(1.0)
+    );
     assert_eq!(metric(&text, "llm_buffered_response_bytes"), Some(0.0));
     assert_eq!(
         metric(&text, "llm_buffered_response_limit_bytes"),

@@ -31,7 +31,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{timeout, timeout_at, Instant};
+// Pingora's lazy timeouts (no timer unless the read has to wait; timers
+// shared per 10 ms tick, per thread), as Pingora's own reads use.
+use pingora::prelude::timeout;
+use std::time::Instant;
 
 /// Header fields per request, as in Pingora (`MAX_HEADERS`).
 const MAX_HEADERS: usize = 256;
@@ -341,7 +344,12 @@ async fn read_head(
                     _ = shutdown.changed() => return Head::Closed,
                 }
             }
-            Some(d) => match timeout_at(d, stream.read_buf(buf)).await {
+            Some(d) => match timeout(
+                d.saturating_duration_since(Instant::now()),
+                stream.read_buf(buf),
+            )
+            .await
+            {
                 Ok(r) => r,
                 // A connection that never sent a byte is closed quietly
                 // (browsers open spare connections); a started head gets 408.
@@ -552,7 +560,10 @@ mod tests {
 
     #[test]
     fn heads_pingora_accepts_are_complete() {
-        assert_eq!(parsed(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"), "complete");
+        assert_eq!(
+            parsed(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"),
+            "complete"
+        );
         assert_eq!(parsed(b"GET /health HTTP/1.1\nHost: a\n\n"), "complete");
         assert_eq!(parsed(b"GET /health HTTP/1.1\r\nHost: a\r\n"), "partial");
         // Pingora escapes these itself.
@@ -570,14 +581,20 @@ mod tests {
 
     #[test]
     fn heads_pingora_refuses_are_invalid() {
-        assert_eq!(parsed(b"GET /x HTTP/1.1\r\nBad\x01Name: a\r\n\r\n"), "invalid");
+        assert_eq!(
+            parsed(b"GET /x HTTP/1.1\r\nBad\x01Name: a\r\n\r\n"),
+            "invalid"
+        );
         assert_eq!(parsed(b"GET /x HTTP/1.1\r\nA: b\x00c\r\n\r\n"), "invalid");
         assert_eq!(parsed(b"\x16\x03\x01\x02\x00\x01\x00"), "invalid");
         assert_eq!(
             parsed(b"POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
             "invalid"
         );
-        assert_eq!(parsed(b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), "invalid");
+        assert_eq!(
+            parsed(b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            "invalid"
+        );
         assert_eq!(
             parsed(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
             "invalid"
@@ -586,7 +603,10 @@ mod tests {
             parsed(b"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
             "invalid"
         );
-        assert_eq!(parsed(b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), "invalid");
+        assert_eq!(
+            parsed(b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            "invalid"
+        );
         let mut many = b"GET /x HTTP/1.1\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
             many.extend_from_slice(format!("x-h{i}: v\r\n").as_bytes());
