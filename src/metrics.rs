@@ -161,7 +161,7 @@ impl EdgeStats {
             Reject::HeadTimeout(_) => &self.head_timeouts,
             Reject::UriTooLong(_) | Reject::HeadTooLarge(_) => &self.heads_too_large,
             Reject::TooManyHeaders => &self.too_many_headers,
-            Reject::Malformed(_) => &self.malformed,
+            Reject::Malformed(_) | Reject::Connect => &self.malformed,
             Reject::TooManyConnections(_) => &self.rejected,
         }
         .fetch_add(1, Ordering::Relaxed);

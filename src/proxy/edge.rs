@@ -246,6 +246,8 @@ pub enum Reject {
     TooManyHeaders,
     /// Not HTTP/1 (bad bytes, broken framing headers).
     Malformed(&'static str),
+    /// `CONNECT` (this is not a forward proxy).
+    Connect,
     TooManyConnections(usize),
 }
 
@@ -256,6 +258,7 @@ impl Reject {
             Reject::UriTooLong(_) => 414,
             Reject::HeadTooLarge(_) | Reject::TooManyHeaders => 431,
             Reject::Malformed(_) => 400,
+            Reject::Connect => 405,
             Reject::TooManyConnections(_) => 503,
         }
     }
@@ -266,6 +269,7 @@ impl Reject {
             414 => "URI Too Long",
             431 => "Request Header Fields Too Large",
             503 => "Service Unavailable",
+            405 => "Method Not Allowed",
             _ => "Bad Request",
         }
     }
@@ -277,6 +281,7 @@ impl Reject {
             Reject::HeadTooLarge(_) => "request_header_too_large",
             Reject::TooManyHeaders => "too_many_headers",
             Reject::Malformed(_) => "malformed_request",
+            Reject::Connect => "method_not_allowed",
             Reject::TooManyConnections(_) => "too_many_connections",
         }
     }
@@ -297,6 +302,7 @@ impl Reject {
                 "the request has more than {MAX_HEADERS} header fields"
             ),
             Reject::Malformed(why) => format!("malformed HTTP/1 request: {why}"),
+            Reject::Connect => "CONNECT is not supported: this gateway is not a forward proxy".to_string(),
             Reject::TooManyConnections(n) => format!(
                 "the gateway has {n} open client connections, its limit (server.max_connections); retry shortly"
             ),
@@ -393,7 +399,10 @@ fn check_head(buf: &[u8]) -> Parsed {
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
         Ok(httparse::Status::Complete(_)) => match framing(&req) {
-            Ok(()) => Parsed::Complete,
+            Ok(host) => match target(&req, host) {
+                Ok(()) => Parsed::Complete,
+                Err(r) => Parsed::Invalid(r),
+            },
             Err(why) => Parsed::Invalid(Reject::Malformed(why)),
         },
         Ok(httparse::Status::Partial) => Parsed::Partial,
@@ -401,11 +410,13 @@ fn check_head(buf: &[u8]) -> Parsed {
         // Pingora percent-escapes a request line with unsafe characters
         // (spaces, quotes, controls in the URI) and parses again: let it,
         // once the head is complete.
-        Err(httparse::Error::Token | httparse::Error::Version) if escapable(buf) => {
-            if head_end(buf) {
-                Parsed::Complete
-            } else {
+        Err(httparse::Error::Token | httparse::Error::Version) if escapable(buf).is_some() => {
+            if !head_end(buf) {
                 Parsed::Partial
+            } else if escapable(buf).is_some_and(|t| !origin_form_ok(t, true)) {
+                Parsed::Invalid(Reject::Malformed("invalid character in the request target"))
+            } else {
+                Parsed::Complete
             }
         }
         Err(httparse::Error::Token) => {
@@ -428,18 +439,96 @@ fn check_head(buf: &[u8]) -> Parsed {
 }
 
 /// Pingora's request-line escape applies when the line looks like
-/// `METHOD <anything> HTTP/<digit>`.
-fn escapable(buf: &[u8]) -> bool {
+/// `METHOD <target> HTTP/<digit>` and the target holds a byte it escapes
+/// (controls, space, `<`, `>`, `"`); otherwise it answers 400.
+fn escapable(buf: &[u8]) -> Option<&[u8]> {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
-    let Some(sp) = line.iter().position(|&b| b == b' ') else {
-        return false;
-    };
-    sp > 0
-        && line[..sp]
+    let sp = line.iter().position(|&b| b == b' ')?;
+    if sp == 0
+        || !line[..sp]
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        && memchr::memmem::find_iter(&line[sp + 1..], b" HTTP/")
-            .any(|i| i > 0 && line.get(sp + 1 + i + 6).is_some_and(u8::is_ascii_digit))
+    {
+        return None;
+    }
+    let rest = &line[sp + 1..];
+    // The target runs to the last " HTTP/<digit>" (the pattern is greedy).
+    let end = memchr::memmem::rfind_iter(rest, b" HTTP/")
+        .find(|&i| i > 0 && rest.get(i + 6).is_some_and(u8::is_ascii_digit))?;
+    let target = &rest[..end];
+    target
+        .iter()
+        .any(|&b| escaped_by_pingora(b))
+        .then_some(target)
+}
+
+/// The bytes Pingora percent-escapes in a request line httparse refused.
+fn escaped_by_pingora(b: u8) -> bool {
+    b < 0x20 || matches!(b, 0x7f | b' ' | b'<' | b'>' | b'"')
+}
+
+/// Whether `http::Uri` takes `t` as an origin-form target (path and
+/// query character classes; bytes Pingora escapes first count as fine when
+/// `escaped`). Other forms are checked elsewhere.
+fn origin_form_ok(t: &[u8], escaped: bool) -> bool {
+    let t = t.split(|&b| b == b'#').next().unwrap_or_default();
+    if !matches!(t.first(), Some(b'/' | b'?')) {
+        return true;
+    }
+    let (path, query) = match t.iter().position(|&b| b == b'?') {
+        Some(q) => (&t[..q], &t[q + 1..]),
+        None => (t, &[][..]),
+    };
+    let esc = |b: u8| escaped && escaped_by_pingora(b);
+    let path_ok = |b: u8| {
+        esc(b)
+            || matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | 0x7C | 0x7E | b'"' | b'{' | b'}' | 0x80..=0xFF)
+    };
+    let query_ok =
+        |b: u8| esc(b) || matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E | 0x80..=0xFF);
+    path.iter().all(|&b| path_ok(b)) && query.iter().all(|&b| query_ok(b))
+}
+
+/// The request targets Pingora's URI parsing accepts (`http::Uri` character
+/// classes for origin-form; absolute-form only without user info and with
+/// a matching `Host`). `CONNECT` is refused with 405.
+fn target(req: &httparse::Request<'_, '_>, host: Option<&[u8]>) -> Result<(), Reject> {
+    if req.method == Some("CONNECT") {
+        return Err(Reject::Connect);
+    }
+    let t = req.path.unwrap_or_default().as_bytes();
+    let t = t.split(|&b| b == b'#').next().unwrap_or_default();
+    if t.is_empty() || t == b"*" {
+        return Ok(());
+    }
+    let bad = Err(Reject::Malformed("invalid character in the request target"));
+    if matches!(t[0], b'/' | b'?') {
+        return if origin_form_ok(t, false) {
+            Ok(())
+        } else {
+            bad
+        };
+    }
+    // Absolute-form: `scheme://authority/...`.
+    let Some(at) = memchr::memmem::find(t, b"://") else {
+        return bad;
+    };
+    let after = &t[at + 3..];
+    let authority = &after[..after
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?'))
+        .unwrap_or(after.len())];
+    if authority.is_empty() || authority.contains(&b'@') {
+        return Err(Reject::Malformed(
+            "user info or no host in the request target",
+        ));
+    }
+    if host.is_some_and(|h| h != authority) {
+        return Err(Reject::Malformed(
+            "the Host header differs from the request target's host",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the head's blank line has arrived (bare LF line ends included,
@@ -452,10 +541,10 @@ fn head_end(buf: &[u8]) -> bool {
 /// trip: `Content-Length` must be one number (identical repeats are fine),
 /// `Transfer-Encoding` must end in `chunked` and not come with HTTP/1.0,
 /// one `Host` without user info.
-fn framing(req: &httparse::Request<'_, '_>) -> Result<(), &'static str> {
+fn framing<'b>(req: &httparse::Request<'_, 'b>) -> Result<Option<&'b [u8]>, &'static str> {
     let mut length: Option<&[u8]> = None;
     let mut te: Option<&[u8]> = None;
-    let mut host = false;
+    let mut host: Option<&'b [u8]> = None;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -472,13 +561,13 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<(), &'static str> {
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te = Some(h.value);
         } else if name.eq_ignore_ascii_case(b"host") {
-            if host {
+            if host.is_some() {
                 return Err("more than one Host header");
             }
             if h.value.contains(&b'@') {
                 return Err("user info in the Host header");
             }
-            host = true;
+            host = Some(h.value);
         }
     }
     if let Some(te) = te {
@@ -490,7 +579,7 @@ fn framing(req: &httparse::Request<'_, '_>) -> Result<(), &'static str> {
             return Err("the final Transfer-Encoding is not chunked");
         }
     }
-    Ok(())
+    Ok(host)
 }
 
 fn reject_request_id() -> String {
@@ -519,7 +608,11 @@ async fn answer(stream: &mut Stream, reject: &Reject, head: &[u8], request_id: &
             reject.status(),
             reject.reason(),
             body.len(),
-            if matches!(reject, Reject::TooManyConnections(_)) { "retry-after: 1\r\n" } else { "" },
+            match reject {
+                Reject::TooManyConnections(_) => "retry-after: 1\r\n",
+                Reject::Connect => "allow: GET, POST\r\n",
+                _ => "",
+            },
         )
         .as_bytes(),
     );
@@ -566,6 +659,16 @@ mod tests {
         );
         assert_eq!(parsed(b"GET /health HTTP/1.1\nHost: a\n\n"), "complete");
         assert_eq!(parsed(b"GET /health HTTP/1.1\r\nHost: a\r\n"), "partial");
+        assert_eq!(
+            parsed(b"GET /a{b}|c^\\\"?q={x} HTTP/1.1\r\n\r\n"),
+            "complete"
+        );
+        assert_eq!(parsed(b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n"), "complete");
+        assert_eq!(parsed(b"GET * HTTP/1.1\r\n\r\n"), "complete");
+        assert_eq!(
+            parsed(b"GET http://x/health HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "complete"
+        );
         // Pingora escapes these itself.
         assert_eq!(parsed(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"), "complete");
         assert_eq!(parsed(b"GET /a\"b HTTP/1.1\r\nHost: a\r\n"), "partial");
@@ -605,6 +708,27 @@ mod tests {
         );
         assert_eq!(
             parsed(b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            "invalid"
+        );
+        // Characters `http::Uri` refuses, absolute-form mismatches, CONNECT,
+        // a version with nothing to escape.
+        assert_eq!(parsed(b"GET /a`b HTTP/1.1\r\nHost: x\r\n\r\n"), "invalid");
+        assert_eq!(
+            parsed(b"GET http://a@b/x HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "invalid"
+        );
+        assert_eq!(
+            parsed(b"GET http://other/x HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "invalid"
+        );
+        assert_eq!(
+            parsed(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"),
+            "invalid"
+        );
+        assert_eq!(parsed(b"GET /x HTTP/2.0\r\nHost: x\r\n\r\n"), "invalid");
+        assert_eq!(parsed(b"GET /a`b c HTTP/1.1\r\nHost: x\r\n\r\n"), "invalid");
+        assert_eq!(
+            parsed(b"GET /a?q=\"x\" HTTP/1.1\r\nHost: x\r\n\r\n"),
             "invalid"
         );
         let mut many = b"GET /x HTTP/1.1\r\n".to_vec();
