@@ -465,6 +465,18 @@ async fn oversized_and_malformed_heads_get_json_errors_with_a_request_id() {
     assert_eq!(raw.status, 400);
     raw.assert_json_error_with_id();
 
+    // A target `http::Uri` refuses (Pingora answered an empty 400), and
+    // CONNECT (Pingora answered an empty 405).
+    let raw = send_raw(&gw, b"GET /a`b HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(raw.status, 400);
+    raw.assert_json_error_with_id();
+    let raw = send_raw(&gw, b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").await;
+    assert_eq!(raw.status, 405);
+    assert_eq!(
+        raw.assert_json_error_with_id()["error"]["code"],
+        "method_not_allowed"
+    );
+
     // Not HTTP at all (a TLS hello on the plain port).
     let raw = send_raw(&gw, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n").await;
     assert_eq!(raw.status, 400);
@@ -483,7 +495,7 @@ async fn oversized_and_malformed_heads_get_json_errors_with_a_request_id() {
             &text,
             "llm_client_requests_rejected_total{reason=\"malformed\"}"
         ),
-        Some(4.0)
+        Some(6.0)
     );
 }
 
