@@ -217,7 +217,12 @@ pub fn build(
         process.edge.max_buffered_response_bytes as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    tracing::debug!(?limits, "client edge limits");
+    tracing::info!(
+        max_connections = limits.max_connections,
+        head_timeout_s = limits.head_timeout.as_secs_f64(),
+        max_head_bytes = limits.max_head_bytes,
+        "client connections capped (server.max_connections)"
+    );
     let proxy = pingora::proxy::http_proxy(&server.configuration, Gateway::new(state.clone()));
     let mut service = pingora::services::listening::Service::new(
         "llm-orchestrator data plane".to_string(),
