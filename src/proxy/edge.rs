@@ -334,6 +334,7 @@ async fn read_head(
         if buf.capacity() - buf.len() < 512 {
             buf.reserve(INIT_HEAD_BUF);
         }
+        let before = buf.len();
         let read = match deadline {
             None => {
                 if *shutdown.borrow() {
@@ -370,10 +371,16 @@ async fn read_head(
         if deadline.is_none() {
             deadline = Some(Instant::now() + limits.head_timeout);
         }
-        match check_head(buf) {
-            Parsed::Complete => return Head::Complete,
-            Parsed::Invalid(r) => return Head::Reject(r),
-            Parsed::Partial => {}
+        // A head can only complete, or break, at a line end: parse again
+        // only when one arrived (and on the first bytes, to spot what is
+        // not HTTP at all), so a client sending a byte at a time does not
+        // make the head be parsed once per byte.
+        if before == 0 || memchr::memchr(b'\n', &buf[before..]).is_some() {
+            match check_head(buf) {
+                Parsed::Complete => return Head::Complete,
+                Parsed::Invalid(r) => return Head::Reject(r),
+                Parsed::Partial => {}
+            }
         }
         if buf.len() >= limits.max_head_bytes {
             return Head::Reject(if memchr::memchr(b'\n', buf).is_none() {
