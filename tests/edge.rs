@@ -38,6 +38,15 @@ impl Raw {
         })
     }
 
+    /// JSON with the request id header.
+    fn assert_json_with_id_header(&self) -> Value {
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        assert!(self
+            .header("x-llm-orchestrator-request-id")
+            .is_some_and(|id| !id.is_empty()));
+        self.json()
+    }
+
     /// The request id is in the header and in the error message.
     fn assert_json_error_with_id(&self) -> Value {
         assert_eq!(self.header("content-type"), Some("application/json"));
@@ -46,7 +55,13 @@ impl Raw {
             .unwrap_or_else(|| panic!("request id header in {:?}", self.headers))
             .to_string();
         assert!(!id.is_empty());
-        self.json()
+        let v = self.json();
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("request id {id}")),
+            "request id {id} in the message: {v}"
+        );
+        v
     }
 }
 
@@ -218,7 +233,7 @@ async fn echoes_of_paths_and_methods_are_bounded() {
     )
     .await;
     assert_eq!(raw.status, 405);
-    let v = raw.assert_json_error_with_id();
+    let v = raw.assert_json_with_id_header();
     let message = v["error"]["message"].as_str().expect("message");
     assert!(message.len() < 1024, "405 echo is bounded: {message}");
 

@@ -597,7 +597,9 @@ fn reject_request_id() -> String {
 /// follows the path when the request line arrived (`/v1/messages` gets
 /// Anthropic's error shape, everything else OpenAI's).
 async fn answer(stream: &mut Stream, reject: &Reject, head: &[u8], request_id: &str) {
-    let message = reject.message();
+    // The id is in the message too: a client that only keeps the body can
+    // still quote it.
+    let message = format!("{} (request id {request_id})", reject.message());
     let body = openai::error_body(&message, "invalid_request_error", None, Some(reject.code()));
     let anthropic_client = head
         .split(|&b| b == b' ')

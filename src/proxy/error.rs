@@ -62,6 +62,7 @@ pub enum GatewayError {
     /// The client paused sending its body for longer than allowed.
     BodyTimeout {
         secs: f64,
+        request_id: String,
     },
     /// Buffered answers already take `server.max_buffered_response_bytes`.
     BufferBudget {
@@ -267,8 +268,8 @@ impl GatewayError {
                 param.as_deref().map(|p| clip(p, ECHO_LIMIT)),
                 Some("unsupported_for_provider"),
             ),
-            GatewayError::BodyTimeout { secs } => openai::error_body(
-                &format!("The request body stalled: nothing arrived for {secs} s (server.body_timeout_secs)"),
+            GatewayError::BodyTimeout { secs, request_id } => openai::error_body(
+                &format!("The request body stalled: nothing arrived for {secs} s (server.body_timeout_secs; request id {request_id})"),
                 "invalid_request_error",
                 None,
                 Some("request_timeout"),

@@ -633,7 +633,11 @@ async fn read_body(
                     .get_read_timeout()
                     .unwrap_or_default()
                     .as_secs_f64();
-                return Err(GatewayError::BodyTimeout { secs }.into());
+                return Err(GatewayError::BodyTimeout {
+                    secs,
+                    request_id: ctx.request_id.clone(),
+                }
+                .into());
             }
             Err(_) => {
                 return Err(abort(
