@@ -131,6 +131,113 @@ pub struct Finished<'a> {
     pub cached_tokens: u64,
 }
 
+/// The client edge (connections, refused request heads) and the memory of
+/// buffered answers: atomics shared with the connection wrapper
+/// (`proxy::edge`) and the relay.
+#[derive(Default)]
+pub struct EdgeStats {
+    /// Open client connections of the data plane.
+    pub open: AtomicU64,
+    /// Connections refused over `server.max_connections`.
+    pub rejected: AtomicU64,
+    pub head_timeouts: AtomicU64,
+    pub heads_too_large: AtomicU64,
+    pub too_many_headers: AtomicU64,
+    pub malformed: AtomicU64,
+    pub body_timeouts: AtomicU64,
+    /// Bytes of upstream answers held for translation right now.
+    pub buffered: AtomicU64,
+    /// `server.max_buffered_response_bytes`.
+    pub buffer_limit: AtomicU64,
+    /// Requests refused because the buffer budget was spent.
+    pub buffer_rejected: AtomicU64,
+}
+
+impl EdgeStats {
+    /// Count a refused request head.
+    pub fn count(&self, r: &crate::proxy::edge::Reject) {
+        use crate::proxy::edge::Reject;
+        match r {
+            Reject::HeadTimeout(_) => &self.head_timeouts,
+            Reject::UriTooLong(_) | Reject::HeadTooLarge(_) => &self.heads_too_large,
+            Reject::TooManyHeaders => &self.too_many_headers,
+            Reject::Malformed(_) | Reject::Connect => &self.malformed,
+            Reject::TooManyConnections(_) => &self.rejected,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        family(
+            out,
+            "llm_client_connections",
+            "gauge",
+            "Open client connections of the data plane.",
+        );
+        let _ = writeln!(out, "llm_client_connections {}", get(&self.open));
+        family(
+            out,
+            "llm_client_connections_rejected_total",
+            "counter",
+            "Client connections answered 503 and closed because server.max_connections were open.",
+        );
+        let _ = writeln!(
+            out,
+            "llm_client_connections_rejected_total {}",
+            get(&self.rejected)
+        );
+        family(
+            out,
+            "llm_client_requests_rejected_total",
+            "counter",
+            "Requests refused before routing, by reason (head_timeout, body_timeout, head_too_large, too_many_headers, malformed).",
+        );
+        for (reason, v) in [
+            ("head_timeout", &self.head_timeouts),
+            ("body_timeout", &self.body_timeouts),
+            ("head_too_large", &self.heads_too_large),
+            ("too_many_headers", &self.too_many_headers),
+            ("malformed", &self.malformed),
+        ] {
+            let _ = writeln!(
+                out,
+                "llm_client_requests_rejected_total{{reason=\"{reason}\"}} {}",
+                get(v)
+            );
+        }
+        family(
+            out,
+            "llm_buffered_response_bytes",
+            "gauge",
+            "Bytes of upstream answers held for translation right now.",
+        );
+        let _ = writeln!(out, "llm_buffered_response_bytes {}", get(&self.buffered));
+        family(
+            out,
+            "llm_buffered_response_limit_bytes",
+            "gauge",
+            "server.max_buffered_response_bytes.",
+        );
+        let _ = writeln!(
+            out,
+            "llm_buffered_response_limit_bytes {}",
+            get(&self.buffer_limit)
+        );
+        family(
+            out,
+            "llm_buffered_responses_rejected_total",
+            "counter",
+            "Requests answered 503 because buffered answers had spent server.max_buffered_response_bytes.",
+        );
+        let _ = writeln!(
+            out,
+            "llm_buffered_responses_rejected_total {}",
+            get(&self.buffer_rejected)
+        );
+    }
+}
+
 pub struct Metrics {
     requests: Family<RequestSeries>,
     latency: Family<LatencySeries>,
@@ -140,6 +247,8 @@ pub struct Metrics {
     reloads_ok: AtomicU64,
     reloads_rejected: AtomicU64,
     started: std::time::SystemTime,
+    /// Client connections, refused heads, buffered answers.
+    pub edge: Arc<EdgeStats>,
 }
 
 impl Default for Metrics {
@@ -152,6 +261,12 @@ impl Default for Metrics {
             reloads_ok: AtomicU64::new(0),
             reloads_rejected: AtomicU64::new(0),
             started: std::time::SystemTime::now(),
+            edge: Arc::new(EdgeStats {
+                buffer_limit: AtomicU64::new(
+                    crate::config::ServerSection::default().max_buffered_response_bytes as u64,
+                ),
+                ..EdgeStats::default()
+            }),
         }
     }
 }
@@ -387,6 +502,7 @@ impl Metrics {
             "Request-log write transactions (rows are written in batches).",
         );
         let _ = writeln!(out, "llm_log_batches_total {}", log.batches);
+        self.edge.render(&mut out);
         family(
             &mut out,
             "llm_build_info",

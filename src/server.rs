@@ -312,10 +312,23 @@ pub fn build(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     watch_shutdown(&server, state.clone(), process.grace_period);
     server.bootstrap();
-    let mut service = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(state.clone()),
-        "llm-orchestrator data plane",
+    // The proxy sits behind the edge checks (connection cap, head deadline
+    // and size, JSON answers for refused heads): see `proxy::edge`.
+    let limits = crate::proxy::edge::EdgeLimits::new(&process.edge);
+    state.metrics.edge.buffer_limit.store(
+        process.edge.max_buffered_response_bytes as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    tracing::info!(
+        max_connections = limits.max_connections,
+        head_timeout_s = limits.head_timeout.as_secs_f64(),
+        max_head_bytes = limits.max_head_bytes,
+        "client connections capped (server.max_connections)"
+    );
+    let proxy = pingora::proxy::http_proxy(&server.configuration, Gateway::new(state.clone()));
+    let mut service = pingora::services::listening::Service::new(
+        "llm-orchestrator data plane".to_string(),
+        crate::proxy::edge::EdgeApp::new(proxy, limits, state.metrics.edge.clone()),
     );
     // No 64 KiB read buffer per client connection: Pingora's HTTP session
     // reads the request into its own buffers anyway, and with 1,000 open

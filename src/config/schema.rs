@@ -59,6 +59,24 @@ pub struct ServerSection {
     /// Unix socket through which a new binary takes the listening sockets
     /// over from the running one (`--upgrade`, then SIGQUIT to the old one).
     pub upgrade_sock: String,
+    /// Open client connections beyond which new ones get a 503 and are
+    /// closed; 0 = automatic (half the process's file-descriptor limit, at
+    /// most 65536).
+    pub max_connections: usize,
+    /// Seconds a client gets to send a whole request head (request line and
+    /// headers); slower ones get a 408.
+    pub head_timeout_secs: f64,
+    /// Longest pause (seconds) between two pieces of a request body before
+    /// the request gets a 408.
+    pub body_timeout_secs: f64,
+    /// Seconds an idle kept-alive connection waits for its next request.
+    pub keepalive_timeout_secs: f64,
+    /// Largest request head (request line and headers) in bytes; larger
+    /// ones get 414 (request line) or 431 (headers).
+    pub max_head_bytes: usize,
+    /// Memory all buffered upstream answers (non-streamed answers that are
+    /// translated whole) may take together; beyond it requests get a 503.
+    pub max_buffered_response_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -74,6 +92,12 @@ impl Default for ServerSection {
             max_body_bytes: 16 * 1024 * 1024,
             grace_period_secs: 5,
             upgrade_sock: "/tmp/llm-orchestrator-upgrade.sock".into(),
+            max_connections: 0,
+            head_timeout_secs: 10.0,
+            body_timeout_secs: 30.0,
+            keepalive_timeout_secs: 60.0,
+            max_head_bytes: 64 * 1024,
+            max_buffered_response_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -46,7 +46,39 @@ pub struct ProcessSettings {
     pub admin_on_main: bool,
     pub log_retention_days: u32,
     pub log_retention_rows: u64,
+    /// Limits on client connections and request heads (`server.*`).
+    pub edge: EdgeSettings,
 }
+
+/// What one client may hold: connections, time to send a request, head
+/// size, and the memory buffered answers take together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeSettings {
+    /// 0 = automatic (see `server::connection_cap`).
+    pub max_connections: usize,
+    pub head_timeout: Duration,
+    pub body_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_head_bytes: usize,
+    pub max_buffered_response_bytes: usize,
+}
+
+impl Default for EdgeSettings {
+    fn default() -> Self {
+        let s = super::schema::ServerSection::default();
+        EdgeSettings {
+            max_connections: s.max_connections,
+            head_timeout: Duration::from_secs_f64(s.head_timeout_secs),
+            body_timeout: Duration::from_secs_f64(s.body_timeout_secs),
+            keepalive_timeout: Duration::from_secs_f64(s.keepalive_timeout_secs),
+            max_head_bytes: s.max_head_bytes,
+            max_buffered_response_bytes: s.max_buffered_response_bytes,
+        }
+    }
+}
+
+/// Bounds of `server.max_head_bytes`: Pingora itself stops at 1 MiB.
+pub const MAX_HEAD_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024 - 1;
 
 /// Active health checking and the passive health policy.
 #[derive(Debug, Clone)]
@@ -417,6 +449,45 @@ pub fn compile(
             "must be between 1 and 1073741824",
         );
     }
+    let sv = &file.server;
+    if sv.max_connections > 1_000_000 {
+        e.push(
+            source,
+            "server.max_connections",
+            "must be at most 1000000 (0 = automatic)",
+        );
+    }
+    if !MAX_HEAD_BYTES_RANGE.contains(&sv.max_head_bytes) {
+        e.push(
+            source,
+            "server.max_head_bytes",
+            format!(
+                "must be between {} and {}",
+                MAX_HEAD_BYTES_RANGE.start(),
+                MAX_HEAD_BYTES_RANGE.end()
+            ),
+        );
+    }
+    if sv.max_buffered_response_bytes < 1024 || sv.max_buffered_response_bytes > 1 << 40 {
+        e.push(
+            source,
+            "server.max_buffered_response_bytes",
+            "must be between 1024 and 1099511627776",
+        );
+    }
+    let edge = EdgeSettings {
+        max_connections: sv.max_connections,
+        head_timeout: secs(e, source, "server.head_timeout_secs", sv.head_timeout_secs),
+        body_timeout: secs(e, source, "server.body_timeout_secs", sv.body_timeout_secs),
+        keepalive_timeout: secs(
+            e,
+            source,
+            "server.keepalive_timeout_secs",
+            sv.keepalive_timeout_secs,
+        ),
+        max_head_bytes: sv.max_head_bytes,
+        max_buffered_response_bytes: sv.max_buffered_response_bytes,
+    };
     let r = &file.routing;
     if r.max_attempts == 0 || r.max_attempts > 20 {
         e.push(source, "routing.max_attempts", "must be between 1 and 20");
@@ -506,6 +577,7 @@ pub fn compile(
         admin_on_main: file.admin.expose_on_main,
         log_retention_days: file.admin.log_retention_days,
         log_retention_rows: file.admin.log_retention_rows,
+        edge,
     };
 
     // Every name the config spells out gets its route now; the rest are

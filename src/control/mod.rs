@@ -343,6 +343,10 @@ fn warn_restart_only(running: &ProcessSettings, new: &ProcessSettings) {
         ("server.host", running.host != new.host),
         ("server.port", running.port != new.port),
         ("server.threads", running.threads != new.threads),
+        (
+            "server connection and head limits",
+            running.edge != new.edge,
+        ),
         ("log.level", running.log_level != new.log_level),
         ("log.file", running.log_file != new.log_file),
         (

@@ -65,6 +65,42 @@ pub enum GatewayError {
     },
     /// The shutdown grace period ran out before the vendor answered.
     ShuttingDown,
+    /// The client paused sending its body for longer than allowed.
+    BodyTimeout {
+        secs: f64,
+        request_id: String,
+    },
+    /// Buffered answers already take `server.max_buffered_response_bytes`.
+    BufferBudget {
+        limit: u64,
+    },
+}
+
+/// The most of a client-supplied value (a model name, a path, a method)
+/// an error message quotes, and the longest message text an error carries
+/// into a response, a log line or a request-log row.
+pub const ECHO_LIMIT: usize = 256;
+pub const MESSAGE_LIMIT: usize = 2048;
+
+/// `s` cut to at most `max` bytes at a character boundary.
+pub fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `s` for quoting in a message: cut to [`ECHO_LIMIT`], marked when cut.
+fn echo(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= ECHO_LIMIT {
+        s.into()
+    } else {
+        format!("{}… ({} bytes)", clip(s, ECHO_LIMIT), s.len()).into()
+    }
 }
 
 impl GatewayError {
@@ -84,6 +120,8 @@ impl GatewayError {
             GatewayError::UpstreamFailed { status, .. } => *status,
             GatewayError::Translate { .. } => 400,
             GatewayError::ShuttingDown => 503,
+            GatewayError::BodyTimeout { .. } => 408,
+            GatewayError::BufferBudget { .. } => 503,
         }
     }
 
@@ -95,6 +133,7 @@ impl GatewayError {
                 retry_after_secs, ..
             } => vec![("retry-after", retry_after_secs.max(&1).to_string())],
             GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
+            GatewayError::BufferBudget { .. } => vec![("retry-after", "1".to_string())],
             _ => Vec::new(),
         }
     }
@@ -129,13 +168,17 @@ impl GatewayError {
         }
     }
 
-    /// The human-readable message of [`Self::body`], for the request log.
+    /// The human-readable message of [`Self::body`], for the request log
+    /// (at most [`MESSAGE_LIMIT`] bytes: vendors' error texts may quote
+    /// what the client sent).
     pub fn message(&self) -> String {
         let body = self.body();
-        serde_json::from_slice::<serde_json::Value>(&body)
+        let mut m = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        m.truncate(clip(&m, MESSAGE_LIMIT).len());
+        m
     }
 
     pub fn body(&self) -> Bytes {
@@ -144,20 +187,23 @@ impl GatewayError {
                 openai::error_body(why, "invalid_request_error", None, Some("invalid_api_key"))
             }
             GatewayError::NotFound { method, path } => openai::error_body(
-                &format!("Invalid URL ({method} {path}): this gateway serves POST /v1/chat/completions, GET /v1/models and GET /health"),
+                &format!("Invalid URL ({} {}): this gateway serves POST /v1/chat/completions, GET /v1/models and GET /health", echo(method), echo(path)),
                 "invalid_request_error",
                 None,
                 Some("unknown_url"),
             ),
             GatewayError::MethodNotAllowed { allow, method, path } => openai::error_body(
-                &format!("Method {method} is not allowed on {path}; use {allow}"),
+                &format!("Method {} is not allowed on {path}; use {allow}", echo(method)),
                 "invalid_request_error",
                 None,
                 Some("method_not_allowed"),
             ),
-            GatewayError::BadRequest { message, param } => {
-                openai::error_body(message, "invalid_request_error", *param, None)
-            }
+            GatewayError::BadRequest { message, param } => openai::error_body(
+                clip(message, MESSAGE_LIMIT),
+                "invalid_request_error",
+                *param,
+                None,
+            ),
             GatewayError::BodyTooLarge { limit } => openai::error_body(
                 &format!("Request body is larger than this gateway's limit of {limit} bytes (server.max_body_bytes)"),
                 "invalid_request_error",
@@ -165,7 +211,7 @@ impl GatewayError {
                 Some("request_too_large"),
             ),
             GatewayError::ModelNotFound(model) => openai::error_body(
-                &format!("The model `{model}` is not served by this gateway; GET /v1/models lists the models it serves"),
+                &format!("The model `{}` is not served by this gateway; GET /v1/models lists the models it serves", echo(model)),
                 "invalid_request_error",
                 Some("model"),
                 Some("model_not_found"),
@@ -227,10 +273,25 @@ impl GatewayError {
                 message,
                 param,
             } => openai::error_body(
-                &format!("The request cannot be sent to provider `{provider}`: {message}"),
+                &format!(
+                    "The request cannot be sent to provider `{provider}`: {}",
+                    clip(message, MESSAGE_LIMIT)
+                ),
                 "invalid_request_error",
-                param.as_deref(),
+                param.as_deref().map(|p| clip(p, ECHO_LIMIT)),
                 Some("unsupported_for_provider"),
+            ),
+            GatewayError::BodyTimeout { secs, request_id } => openai::error_body(
+                &format!("The request body stalled: nothing arrived for {secs} s (server.body_timeout_secs; request id {request_id})"),
+                "invalid_request_error",
+                None,
+                Some("request_timeout"),
+            ),
+            GatewayError::BufferBudget { limit } => openai::error_body(
+                &format!("The gateway is already holding {limit} bytes of upstream answers for translation, its limit (server.max_buffered_response_bytes); retry shortly or ask for a streamed answer"),
+                "server_error",
+                None,
+                Some("gateway_overloaded"),
             ),
         }
     }

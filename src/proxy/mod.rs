@@ -7,6 +7,7 @@
 //! configured limit be sent to as many providers as needed.
 
 mod dns;
+pub mod edge;
 mod error;
 mod failover;
 mod framing;
@@ -14,6 +15,12 @@ mod relay;
 pub mod upstream;
 
 pub use error::GatewayError;
+use error::{clip, ECHO_LIMIT};
+
+/// The longest model name a client may send (bytes). Names reach metric
+/// labels, log lines, request-log rows and the route cache, so a longer one
+/// is refused before any of them sees it.
+pub const MAX_MODEL_BYTES: usize = 256;
 
 use crate::config::Snapshot;
 use crate::health::HealthRegistry;
@@ -212,6 +219,10 @@ impl ProxyHttp for Gateway {
                     GatewayError::ShuttingDown => "shutdown",
                     _ => "error",
                 };
+                if matches!(err, GatewayError::BodyTimeout { .. }) {
+                    let edge = &self.state.metrics.edge;
+                    edge.body_timeouts.fetch_add(1, Ordering::Relaxed);
+                }
                 ctx.error = Some(err.message());
                 send_error(session, ctx, &err).await?;
                 Ok(true)
@@ -233,9 +244,15 @@ impl ProxyHttp for Gateway {
             .map(|r| r.status.as_u16())
             .unwrap_or(ctx.status);
         let ttfb_ms = ctx.ttfb.map(|t| t.as_micros() as f64 / 1000.0);
-        let error = e.map(|e| e.to_string()).or_else(|| ctx.error.take());
+        let error = e
+            .map(|e| {
+                let mut s = e.to_string();
+                s.truncate(clip(&s, error::MESSAGE_LIMIT).len());
+                s
+            })
+            .or_else(|| ctx.error.take());
         if ctx.route == "health" || ctx.route == "admin" {
-            tracing::debug!(target: "request", method = %req.method, path = %req.uri.path(), status, "health check or admin call");
+            tracing::debug!(target: "request", method = clip(req.method.as_str(), ECHO_LIMIT), path = clip(req.uri.path(), ECHO_LIMIT), status, "health check or admin call");
             return;
         }
         if ctx.route == "chat" || ctx.route == "messages" {
@@ -258,8 +275,8 @@ impl ProxyHttp for Gateway {
                     ts_ms: crate::health::wall_ms() as i64,
                     request_id: ctx.request_id.clone(),
                     api: ctx.api.as_str().to_string(),
-                    method: req.method.to_string(),
-                    path: req.uri.path().to_string(),
+                    method: clip(req.method.as_str(), ECHO_LIMIT).to_string(),
+                    path: clip(req.uri.path(), ECHO_LIMIT).to_string(),
                     model: ctx.model.clone(),
                     provider: ctx.provider.clone(),
                     key: ctx.key.clone(),
@@ -283,8 +300,8 @@ impl ProxyHttp for Gateway {
         tracing::info!(
             target: "request",
             request_id = %ctx.request_id,
-            method = %req.method,
-            path = %req.uri.path(),
+            method = clip(req.method.as_str(), ECHO_LIMIT),
+            path = clip(req.uri.path(), ECHO_LIMIT),
             status,
             model = ctx.model.as_deref().unwrap_or("-"),
             provider = ctx.provider.as_deref().unwrap_or("-"),
@@ -461,6 +478,16 @@ impl Gateway {
             })?;
         let include_usage = probe.include_usage();
         let model = match probe.model {
+            Some(serde_json::Value::String(m)) if m.len() > MAX_MODEL_BYTES => {
+                return Err(GatewayError::BadRequest {
+                    message: format!(
+                        "`model` is {} bytes long; this gateway accepts model names of at most {MAX_MODEL_BYTES} bytes",
+                        m.len()
+                    ),
+                    param: Some("model"),
+                }
+                .into())
+            }
             Some(serde_json::Value::String(m)) if !m.is_empty() => m,
             Some(_) => {
                 return Err(GatewayError::BadRequest {
@@ -655,6 +682,18 @@ async fn read_body(
                 }
             }
             Ok(None) => break,
+            Err(e) if e.etype == ErrorType::ReadTimedout => {
+                let secs = session
+                    .downstream_session
+                    .get_read_timeout()
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                return Err(GatewayError::BodyTimeout {
+                    secs,
+                    request_id: ctx.request_id.clone(),
+                }
+                .into());
+            }
             Err(_) => {
                 return Err(abort(
                     "client closed the connection while sending the body",

@@ -552,7 +552,12 @@ async fn translate_whole(
     let mut c = *chosen.committed;
     let status = c.header.status.as_u16();
     let mut body = BytesMut::new();
+    // Every buffered byte counts against the gateway-wide budget until the
+    // answer is sent (`server.max_buffered_response_bytes`).
+    let mut held = super::edge::Buffered::new(&state.metrics.edge);
+    let over_budget = |limit| Stop::from(GatewayError::BufferBudget { limit });
     if let Some(f) = c.first.take() {
+        held.grow(f.len()).map_err(over_budget)?;
         body.extend_from_slice(&f);
     }
     let mut ended = c.done;
@@ -562,6 +567,7 @@ async fn translate_whole(
             // Nothing was sent yet: a whole error answer.
             Err(Interrupt::Shutdown) => return Err(GatewayError::ShuttingDown.into()),
             Ok(Ok(Some(chunk))) => {
+                held.grow(chunk.len()).map_err(over_budget)?;
                 if body.len() + chunk.len() > TRANSLATE_BODY_LIMIT {
                     return Err(GatewayError::UpstreamFailed {
                         status: 502,
