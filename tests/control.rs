@@ -1,0 +1,386 @@
+//! Nothing silently lost, nothing silently changed: imports that are not
+//! configuration documents, imports that delete more than they keep,
+//! export/import round trips, validation of sections and ports, the admin
+//! error shape for framework-level rejections, and the store's problems
+//! made visible.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::gateway::{provider, Gateway, TOKEN};
+use support::mock_openai::MockOpenAi;
+
+/// One admin call with the test token: (status, JSON body or the text).
+async fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method.parse().expect("method"), format!("{base}{path}"))
+        .bearer_auth(TOKEN);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let r = req.send().await.expect("admin call");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn post_json(gw: &Gateway, path: &str, body: &Value) -> (u16, Value) {
+    call(
+        &gw.base,
+        "POST",
+        path,
+        Some("application/json"),
+        Some(body.to_string().into_bytes()),
+    )
+    .await
+}
+
+async fn get(gw: &Gateway, path: &str) -> (u16, Value) {
+    call(&gw.base, "GET", path, None, None).await
+}
+
+async fn provider_names(gw: &Gateway) -> Vec<String> {
+    let (_, list) = get(gw, "/api/providers").await;
+    let mut names: Vec<String> = list["data"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter_map(|p| p["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn api_provider(name: &str, base_url: &str) -> Value {
+    json!({"name": name, "type": "openai", "base_url": base_url,
+           "api_keys": [format!("sk-{name}-0000000001")], "models": [format!("{name}-model")]})
+}
+
+/// The admin API's error shape, with a message and a code.
+fn assert_admin_error(status: u16, body: &Value, want: u16) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["error"]["type"], "admin_error", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["error"]["code"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn imports_that_are_not_configuration_documents_are_refused() {
+    let mock = MockOpenAi::start("a").await;
+    let gw = Gateway::start("").await;
+    assert_eq!(
+        post_json(&gw, "/api/providers", &api_provider("a", &mock.base_url()))
+            .await
+            .0,
+        201
+    );
+    for body in [
+        "[]",
+        "{}",
+        "null",
+        "\"x\"",
+        "42",
+        r#"{"server": {"port": 1}}"#,
+    ] {
+        for q in ["", "?dry_run=true", "?replace=true"] {
+            let (status, err) = call(
+                &gw.base,
+                "POST",
+                &format!("/api/config/import{q}"),
+                Some("application/json"),
+                Some(body.as_bytes().to_vec()),
+            )
+            .await;
+            assert_admin_error(status, &err, 400);
+        }
+    }
+    // An empty TOML document is no better.
+    let (status, err) = call(
+        &gw.base,
+        "POST",
+        "/api/config/import?format=toml",
+        Some("application/toml"),
+        Some(b"# nothing\n".to_vec()),
+    )
+    .await;
+    assert_admin_error(status, &err, 400);
+    assert_eq!(provider_names(&gw).await, vec!["a"]);
+    assert_eq!(gw.model_ids().await, vec!["a-model"]);
+}
+
+#[tokio::test]
+async fn an_import_that_deletes_more_than_it_keeps_needs_replace() {
+    let mock = MockOpenAi::start("m").await;
+    let gw = Gateway::start("").await;
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            post_json(&gw, "/api/providers", &api_provider(name, &mock.base_url()))
+                .await
+                .0,
+            201
+        );
+    }
+    let only_a = json!({"providers": [api_provider("a", &mock.base_url())]});
+    let (status, report) = post_json(&gw, "/api/config/import?dry_run=true", &only_a).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["replace_required"], true, "{report}");
+    assert_eq!(report["removes"], 2);
+    assert_eq!(report["keeps"], 1);
+    assert_eq!(report["changes"]["providers"]["removed"], json!(["b", "c"]));
+
+    let (status, err) = post_json(&gw, "/api/config/import", &only_a).await;
+    assert_admin_error(status, &err, 409);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("replace=true")),
+        "{err}"
+    );
+    assert_eq!(provider_names(&gw).await, vec!["a", "b", "c"]);
+
+    // Deleting fewer than it keeps goes through without the flag.
+    let a_and_b = json!({"providers": [api_provider("a", &mock.base_url()), api_provider("b", &mock.base_url())]});
+    let (status, report) = post_json(&gw, "/api/config/import", &a_and_b).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(provider_names(&gw).await, vec!["a", "b"]);
+
+    // Emptying everything is a replace too.
+    let (status, err) = post_json(&gw, "/api/config/import", &json!({"providers": []})).await;
+    assert_admin_error(status, &err, 409);
+    let (status, report) = post_json(
+        &gw,
+        "/api/config/import?replace=true",
+        &json!({"providers": []}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert!(provider_names(&gw).await.is_empty());
+}
+
+#[tokio::test]
+async fn export_then_import_changes_nothing_and_settings_keep_following_the_file() {
+    let mock = MockOpenAi::start("m").await;
+    let toml = |attempts: u32| {
+        format!(
+            "[routing]\nmax_attempts = {attempts}\n[health]\nenabled = false\n[aliases]\nfile-alias = \"file-model\"\n{}",
+            provider(
+                "file",
+                &mock.base_url(),
+                &["sk-file-0000000001"],
+                "models = [\"file-model\"]"
+            )
+        )
+    };
+    let gw = Gateway::start(&toml(3)).await;
+    // A sparse API document, a disabled key and an alias: the export
+    // spells out every default, the store does not.
+    assert_eq!(
+        post_json(
+            &gw,
+            "/api/providers",
+            &json!({"name": "api", "type": "openai",
+            "base_url": mock.base_url(), "api_key": "sk-api-0000000001",
+            "disabled_api_keys": ["sk-api-0000000002"], "models": ["api-model"]})
+        )
+        .await
+        .0,
+        201
+    );
+    let (status, _) = call(
+        &gw.base,
+        "PUT",
+        "/api/aliases/short",
+        Some("application/json"),
+        Some(json!({"target": "api-model"}).to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, before) = get(&gw, "/api/providers").await;
+
+    for format in ["json", "toml"] {
+        let exported = reqwest::Client::new()
+            .get(gw.url(&format!("/api/config/export?format={format}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("export")
+            .bytes()
+            .await
+            .expect("body")
+            .to_vec();
+        let ct = format!("application/{format}");
+        let (status, report) = call(
+            &gw.base,
+            "POST",
+            &format!("/api/config/import?format={format}"),
+            Some(&ct),
+            Some(exported),
+        )
+        .await;
+        assert_eq!(status, 200, "{format}: {report}");
+        assert_eq!(report["unchanged"], true, "{format}: {report}");
+        for section in ["providers", "aliases"] {
+            for kind in ["added", "removed", "changed"] {
+                assert_eq!(
+                    report["changes"][section][kind],
+                    json!([]),
+                    "{format}: {report}"
+                );
+            }
+        }
+        assert_eq!(report["changes"]["settings_changed"], false, "{report}");
+        let (_, settings) = get(&gw, "/api/settings").await;
+        for section in ["routing", "health", "overrides"] {
+            assert_eq!(settings[section]["source"], "file", "{format}: {settings}");
+        }
+    }
+    let (_, after) = get(&gw, "/api/providers").await;
+    assert_eq!(before, after, "same documents, same ids, same timestamps");
+
+    // A later file edit still takes effect: nothing shadows it.
+    gw.rewrite_config(&toml(2));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, settings) = get(&gw, "/api/settings").await;
+        if settings["routing"]["value"]["max_attempts"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{settings}\n{}", gw.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A section that does differ is taken over by the API, the others not.
+    let (status, report) = post_json(
+        &gw,
+        "/api/config/import",
+        &json!({"routing": {"max_attempts": 5}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["changes"]["settings_changed"], true);
+    let (_, settings) = get(&gw, "/api/settings").await;
+    assert_eq!(settings["routing"]["source"], "api", "{settings}");
+    assert_eq!(settings["health"]["source"], "file", "{settings}");
+    assert_eq!(provider_names(&gw).await, vec!["api", "file"]);
+}
+
+#[tokio::test]
+async fn array_sections_and_out_of_range_ports_are_422_with_their_path() {
+    let mock = MockOpenAi::start("m").await;
+    let gw = Gateway::start("").await;
+    let base = mock.base_url();
+    let cases = [
+        (
+            json!({"name": "p", "type": "openai", "base_url": base, "overrides": []}),
+            "overrides",
+        ),
+        (
+            json!({"name": "p", "type": "openai", "base_url": base, "timeouts": []}),
+            "timeouts",
+        ),
+        (
+            json!({"name": "p", "type": "openai", "base_url": "http://127.0.0.1:99999/v1"}),
+            "base_url",
+        ),
+        (
+            json!({"name": "p", "type": "openai", "base_url": "http://127.0.0.1:0/v1"}),
+            "base_url",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, err) = post_json(&gw, "/api/providers", &body).await;
+        assert_admin_error(status, &err, 422);
+        let fields: Vec<&str> = err["error"]["fields"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|f| f["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            fields.iter().any(|f| f.ends_with(field)),
+            "{field} not in {err}"
+        );
+    }
+    for (body, field) in [
+        (json!({"routing": []}), "routing"),
+        (json!({"overrides": []}), "overrides"),
+    ] {
+        let (status, err) = call(
+            &gw.base,
+            "PUT",
+            "/api/settings",
+            Some("application/json"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+        assert_admin_error(status, &err, 422);
+        assert_eq!(err["error"]["fields"][0]["field"], field, "{err}");
+    }
+    let (status, err) = post_json(
+        &gw,
+        "/api/config/import",
+        &json!({"providers": [{"name": "p", "type": "openai", "base_url": base, "timeouts": []}]}),
+    )
+    .await;
+    assert_admin_error(status, &err, 422);
+    assert_eq!(
+        err["error"]["fields"][0]["field"], "providers[0].timeouts",
+        "{err}"
+    );
+    assert!(provider_names(&gw).await.is_empty());
+    let (_, settings) = get(&gw, "/api/settings").await;
+    assert_eq!(settings["routing"]["source"], "file");
+}
+
+#[tokio::test]
+async fn framework_rejections_answer_the_admin_error_shape() {
+    let gw = Gateway::start_with(
+        "",
+        &[("AUTH_TOKEN", TOKEN), ("ADMIN_LISTEN", "127.0.0.1:0")],
+    )
+    .await;
+    let admin = gw.admin.clone().expect("admin listener");
+    for base in [admin.as_str(), gw.base.as_str()] {
+        // Wrong method: 405 with Allow, in our shape.
+        let (status, err) = call(base, "DELETE", "/api/settings", None, None).await;
+        assert_admin_error(status, &err, 405);
+        assert_eq!(err["error"]["code"], "method_not_allowed");
+        // A path id that is not UTF-8.
+        let (status, err) = call(base, "GET", "/api/providers/%FF%FE", None, None).await;
+        assert_admin_error(status, &err, 400);
+        // Unknown route.
+        let (status, err) = call(base, "GET", "/api/nothing-here", None, None).await;
+        assert_admin_error(status, &err, 404);
+    }
+    // Over the admin API's body limit (on its own listener: the main
+    // port's data-plane body limit answers first there).
+    let big = vec![b' '; 3 * 1024 * 1024];
+    let (status, err) = call(
+        &admin,
+        "POST",
+        "/api/providers",
+        Some("application/json"),
+        Some(big),
+    )
+    .await;
+    assert_admin_error(status, &err, 413);
+    assert_eq!(err["error"]["code"], "payload_too_large");
+}
