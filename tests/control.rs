@@ -384,3 +384,45 @@ async fn framework_rejections_answer_the_admin_error_shape() {
     assert_admin_error(status, &err, 413);
     assert_eq!(err["error"]["code"], "payload_too_large");
 }
+
+#[tokio::test]
+async fn the_cli_import_needs_replace_to_delete_more_than_it_keeps() {
+    let mock = MockOpenAi::start("m").await;
+    let gw = Gateway::start_with(
+        "",
+        &[("AUTH_TOKEN", TOKEN), ("ADMIN_LISTEN", "127.0.0.1:0")],
+    )
+    .await;
+    let admin = gw.admin.clone().expect("admin listener");
+    for name in ["a", "b"] {
+        assert_eq!(
+            post_json(&gw, "/api/providers", &api_provider(name, &mock.base_url()))
+                .await
+                .0,
+            201
+        );
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let doc = dir.path().join("doc.json");
+    std::fs::write(&doc, json!({"providers": []}).to_string()).expect("write");
+    let run = |extra: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"));
+        c.env_clear()
+            .env("AUTH_TOKEN", TOKEN)
+            .args(["import", &doc.display().to_string(), "--url", &admin])
+            .args(extra);
+        c.output().expect("run")
+    };
+    let out = run(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("409") && err.contains("--replace"), "{err}");
+    assert_eq!(provider_names(&gw).await, vec!["a", "b"]);
+    let out = run(&["--replace"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(provider_names(&gw).await.is_empty());
+}
