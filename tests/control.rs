@@ -426,3 +426,73 @@ async fn the_cli_import_needs_replace_to_delete_more_than_it_keeps() {
     );
     assert!(provider_names(&gw).await.is_empty());
 }
+
+/// `llm_log_rows_dropped_total` from `/metrics`.
+async fn dropped_rows(gw: &Gateway) -> u64 {
+    metric(gw, "llm_log_rows_dropped_total").await
+}
+
+async fn metric(gw: &Gateway, name: &str) -> u64 {
+    let text = reqwest::Client::new()
+        .get(gw.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The database is locked by another process for longer than the busy
+/// timeout: the rows the writer cannot commit are counted as dropped, and
+/// the warning is not repeated per batch.
+#[tokio::test]
+async fn log_rows_that_fail_to_write_are_counted_and_warned_about_once() {
+    let mock = MockOpenAi::start("m").await;
+    let gw = Gateway::start(&provider("m", &mock.base_url(), &["sk-m-000000000001"], "")).await;
+    let hello = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]});
+    assert_eq!(gw.chat(&hello).await.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&gw, "llm_log_rows_written_total").await != 1 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Another process holds the write lock.
+    let db = rusqlite::Connection::open(gw.dir.path().join("gateway.db")).expect("open db");
+    db.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    // One batch or two (the rate limit itself is unit-tested in
+    // admin::serve): three rows dropped, one warning line.
+    for _ in 0..3 {
+        assert_eq!(gw.chat(&hello).await.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dropped_rows(&gw).await < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "dropped rows not counted:\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dropped_rows(&gw).await, 3);
+    assert_eq!(
+        gw.logs().matches("could not be written").count(),
+        1,
+        "one line for both batches:\n{}",
+        gw.logs()
+    );
+    db.execute_batch("ROLLBACK").expect("unlock");
+    assert_eq!(gw.chat(&hello).await.status(), 200);
+    assert!(
+        gw.wait_log("written again", Duration::from_secs(10)).await,
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(dropped_rows(&gw).await, 3);
+}
