@@ -496,3 +496,94 @@ async fn log_rows_that_fail_to_write_are_counted_and_warned_about_once() {
     );
     assert_eq!(dropped_rows(&gw).await, 3);
 }
+
+fn gateway_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"));
+    c.env_clear();
+    c
+}
+
+/// A file with a syntax error and other problems, plus bad environment
+/// values: `--check` lists all of them in one run (it used to stop at the
+/// first syntax error or unknown key).
+#[test]
+fn check_lists_syntax_errors_unknown_keys_env_and_semantic_problems_together() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"this line = = is broken
+[server]
+port = "eighty"
+wieght = 3
+
+[routing]
+max_attempts = 0
+
+[[providers]]
+name = "a"
+type = "openai"
+base_url = "http://127.0.0.1:99999/v1"
+another broken line
+
+[health]
+probe = "nonsense"
+"#,
+    )
+    .expect("write");
+    let out = gateway_command()
+        .args(["--check", "--config"])
+        .arg(&path)
+        .env("LOG_LEVEL", "verbose")
+        .env("REDIS_ENABLED", "yes")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    for want in [
+        format!("{file}:1:"),
+        format!("{file}:13:"),
+        format!("{file}:3:8: server.port:"),
+        format!("{file}:4:1: server.wieght: unknown field"),
+        format!("{file}: routing.max_attempts:"),
+        format!("{file}: providers[0].base_url:"),
+        format!("{file}: health.probe:"),
+        "environment: LOG_LEVEL: \"verbose\" is not accepted; use one of trace, debug, info, warn, error".into(),
+        "environment: REDIS_ENABLED: \"yes\" is not accepted; use true or false".into(),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    }
+}
+
+/// `LOG_LEVEL=verbose` used to pass and then silence every log line,
+/// errors included: now the gateway refuses to start and says why.
+#[test]
+fn unparsable_environment_values_stop_the_start() {
+    for (name, value, accepted) in [
+        ("LOG_LEVEL", "verbose", "trace, debug, info, warn, error"),
+        ("REDIS_ENABLED", "yes", "true or false"),
+        ("APP_PORT", "http", "a port number"),
+    ] {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = gateway_command()
+            .current_dir(dir.path())
+            .env("APP_HOST", "127.0.0.1")
+            .env("APP_PORT", "0")
+            .env("ADMIN_LISTEN", "")
+            .env(name, value)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("environment: {name}: {value:?} is not accepted"))
+                && stderr.contains(accepted),
+            "{name}={value}:\n{stderr}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).is_empty(),
+            "never listened"
+        );
+    }
+}

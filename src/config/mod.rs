@@ -69,18 +69,163 @@ impl std::error::Error for ConfigErrors {}
 
 /// Parse a TOML document into the file schema. `source` names it in errors.
 pub fn parse_toml(text: &str, source: &str) -> Result<FileConfig, ConfigErrors> {
-    toml::from_str::<FileConfig>(text).map_err(|e| {
-        let mut errs = ConfigErrors::default();
-        let location = match e.span() {
-            Some(span) => {
-                let (line, col) = line_col(text, span.start);
-                format!("{source}:{line}:{col}")
+    let (cfg, errs, _) = parse_toml_recovering(text, source);
+    if errs.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Parse as much of the document as possible and list every problem:
+/// each syntax error (the parser recovers and goes on), then each schema
+/// error (unknown key, wrong type), found by removing the offending entry
+/// and deserializing again. Returns the configuration without the bad
+/// entries, so the caller can go on to report the remaining semantic
+/// errors too, and whether an array element had to go (later indices of
+/// that array would then be off by one).
+fn parse_toml_recovering(text: &str, source: &str) -> (FileConfig, ConfigErrors, bool) {
+    use serde::Deserialize;
+    let at = |span: Option<std::ops::Range<usize>>| match span {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("{source}:{line}:{col}")
+        }
+        None => source.to_string(),
+    };
+    let mut errs = ConfigErrors::default();
+    // The parser recovers within a line but may drop the rest of the
+    // document after some errors; blanking each line with a syntax error
+    // (spaces, so offsets and line numbers stay) and parsing again finds
+    // the errors after it too.
+    let mut blanked = text.to_string();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..64 {
+        let (_, syntax) = toml::de::DeTable::parse_recoverable(&blanked);
+        let mut fresh = false;
+        let mut lines = Vec::new();
+        for e in &syntax {
+            let location = at(e.span());
+            let message = e.message().trim().to_string();
+            if seen.insert((location.clone(), message.clone())) {
+                errs.push(&location, "", message);
+                fresh = true;
             }
-            None => source.to_string(),
-        };
-        errs.push(&location, "", e.message().trim().to_string());
-        errs
-    })
+            if let Some(span) = e.span() {
+                lines.push(span.start);
+            }
+        }
+        if !fresh {
+            break;
+        }
+        for start in lines {
+            blanked = blank_line(&blanked, start);
+        }
+    }
+    let (mut root, _) = toml::de::DeTable::parse_recoverable(&blanked);
+    let mut shifted = false;
+    // Each round removes one entry; the bound only guards against a span
+    // that keeps matching (it cannot: the entry is gone).
+    for _ in 0..256 {
+        match FileConfig::deserialize(toml::de::Deserializer::from(root.clone())) {
+            Ok(cfg) => return (cfg, errs, shifted),
+            Err(e) => {
+                let removed = e
+                    .span()
+                    .and_then(|span| remove_at(root.get_mut(), &span, "", &mut shifted));
+                errs.push(
+                    &at(e.span()),
+                    removed.clone().unwrap_or_default(),
+                    e.message().trim().to_string(),
+                );
+                if removed.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    (FileConfig::default(), errs, true)
+}
+
+/// `text` with the line holding byte `offset` replaced by spaces.
+fn blank_line(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..start]);
+    out.extend(std::iter::repeat_n(' ', text[start..end].len()));
+    out.push_str(&text[end..]);
+    out
+}
+
+/// Remove the entry whose key or value sits at `span`; its dotted path.
+fn remove_at(
+    table: &mut toml::de::DeTable<'_>,
+    span: &std::ops::Range<usize>,
+    prefix: &str,
+    shifted: &mut bool,
+) -> Option<String> {
+    let path = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    let hit = table
+        .iter()
+        .find(|(k, v)| k.span() == *span || v.span() == *span)
+        .map(|(k, _)| k.get_ref().to_string());
+    if let Some(key) = hit {
+        let old = std::mem::take(table);
+        for (k, v) in old {
+            if k.get_ref().as_ref() != key.as_str() {
+                table.insert(k, v);
+            }
+        }
+        return Some(path(&key));
+    }
+    for (k, v) in table.iter_mut() {
+        let here = path(k.get_ref());
+        if let Some(p) = remove_in_value(v.get_mut(), span, &here, shifted) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn remove_in_value(
+    value: &mut toml::de::DeValue<'_>,
+    span: &std::ops::Range<usize>,
+    here: &str,
+    shifted: &mut bool,
+) -> Option<String> {
+    match value {
+        toml::de::DeValue::Table(t) => remove_at(t, span, here, shifted),
+        toml::de::DeValue::Array(items) => {
+            if let Some(i) = items.iter().position(|v| v.span() == *span) {
+                let kept: Vec<_> = items
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                *items = kept.into_iter().collect();
+                *shifted = true;
+                return Some(format!("{here}[{i}]"));
+            }
+            for (i, v) in items.iter_mut().enumerate() {
+                if let Some(p) =
+                    remove_in_value(v.get_mut(), span, &format!("{here}[{i}]"), shifted)
+                {
+                    return Some(p);
+                }
+            }
+            None
+        }
+        _ => None,
+    }
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -94,12 +239,15 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Read the file (if any), apply environment overrides, and return the
-/// merged schema plus a label for error messages.
+/// merged schema plus a label for error messages. When anything is wrong,
+/// the error lists every problem found: syntax errors, unknown keys and
+/// wrong types, bad environment values, and what compiling the rest of
+/// the configuration finds — one round of fixes, not one per run.
 pub fn load(
     path: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(FileConfig, String), ConfigErrors> {
-    let (mut file, source) = match path {
+    let (mut file, source, mut errs, shifted) = match path {
         Some(p) => {
             let source = p.display().to_string();
             let text = std::fs::read_to_string(p).map_err(|e| {
@@ -107,17 +255,29 @@ pub fn load(
                 errs.push(&source, "", format!("cannot read the file: {e}"));
                 errs
             })?;
-            (parse_toml(&text, &source)?, source)
+            let (file, errs, shifted) = parse_toml_recovering(&text, &source);
+            (file, source, errs, shifted)
         }
-        None => (FileConfig::default(), "embedded defaults".to_string()),
+        None => (
+            FileConfig::default(),
+            "embedded defaults".to_string(),
+            ConfigErrors::default(),
+            false,
+        ),
     };
-    let mut errs = ConfigErrors::default();
     apply_env(&mut file, env, &mut errs);
     if errs.is_empty() {
-        Ok((file, source))
-    } else {
-        Err(errs)
+        return Ok((file, source));
     }
+    // Indices after a removed array element would point at the wrong
+    // entry; better to list fewer problems than misplaced ones.
+    if !shifted {
+        let registry = crate::health::HealthRegistry::default();
+        if let Err(more) = compile(&file, &source, env, &registry) {
+            errs.0.extend(more.0);
+        }
+    }
+    Err(errs)
 }
 
 /// The process environment, as `load` wants it.

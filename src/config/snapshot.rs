@@ -295,15 +295,8 @@ pub fn compile(
             LogRotation::Daily
         }
     };
-    if crate::telemetry::parse_filter(&file.log.level).is_err() {
-        e.push(
-            source,
-            "log.level",
-            format!(
-                "{:?} is not a log level (trace, debug, info, warn, error) or filter directive",
-                file.log.level
-            ),
-        );
+    if let Some(why) = super::env::log_level_problem(&file.log.level) {
+        e.push(source, "log.level", why);
     }
     if !file.database.kind.eq_ignore_ascii_case("sqlite") {
         e.push(
