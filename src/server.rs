@@ -47,6 +47,8 @@ pub struct Boot {
     pub snapshot: Snapshot,
     pub registry: Arc<HealthRegistry>,
     pub store: Option<Store>,
+    /// Why the database could not be opened, when it could not.
+    pub store_error: Option<String>,
     pub api: ApiConfig,
 }
 
@@ -60,11 +62,14 @@ pub async fn boot(
     file_snapshot: Snapshot,
     registry: Arc<HealthRegistry>,
 ) -> Result<Boot, config::ConfigErrors> {
-    let store = match Store::open(&process.database_url).await {
-        Ok(s) => Some(s),
+    let (store, store_error) = match Store::open(&process.database_url).await {
+        Ok(s) => (Some(s), None),
         Err(e) => {
             tracing::error!(database = %process.database_url, error = %e, "cannot open the database: the admin API cannot write and request logs are not kept");
-            None
+            (
+                None,
+                Some(format!("cannot open {}: {e}", process.database_url)),
+            )
         }
     };
     let api = match &store {
@@ -99,6 +104,7 @@ pub async fn boot(
         snapshot,
         registry,
         store,
+        store_error,
         api,
     })
 }
@@ -186,9 +192,16 @@ pub fn build(
         snapshot,
         registry,
         store,
+        store_error,
         api,
     } = boot;
     let state = GatewayState::new(snapshot, registry, connector);
+    if store_error.is_some() {
+        state.store_condition.store(
+            crate::store::condition::UNAVAILABLE,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
     let control = crate::control::ControlPlane::new(
         state.clone(),
         config_file,
@@ -198,6 +211,9 @@ pub fn build(
         store.clone(),
         api,
     );
+    if let Some(e) = store_error {
+        let _ = control.store_error.set(e);
+    }
     let router = crate::admin::router(control.clone());
     if process.admin_on_main {
         let _ = state.admin.set(router.clone());

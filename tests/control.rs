@@ -481,6 +481,9 @@ async fn log_rows_that_fail_to_write_are_counted_and_warned_about_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(dropped_rows(&gw).await, 3);
+    let (_, health) = get(&gw, "/health").await;
+    assert_eq!(health["store"], "failing", "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(
         gw.logs().matches("could not be written").count(),
         1,
@@ -495,6 +498,9 @@ async fn log_rows_that_fail_to_write_are_counted_and_warned_about_once() {
         gw.logs()
     );
     assert_eq!(dropped_rows(&gw).await, 3);
+    let (_, health) = get(&gw, "/health").await;
+    assert_eq!(health["store"], "ok", "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
 }
 
 fn gateway_command() -> std::process::Command {
@@ -584,6 +590,46 @@ fn unparsable_environment_values_stop_the_start() {
         assert!(
             String::from_utf8_lossy(&out.stdout).is_empty(),
             "never listened"
+        );
+    }
+}
+
+/// A database that cannot be opened: the data plane still serves, the
+/// admin API says the database could not be opened (not that none is
+/// configured), and `/health` shows the store as unavailable.
+#[tokio::test]
+async fn a_database_that_cannot_be_opened_is_named_and_shown_in_health() {
+    let mock = MockOpenAi::start("m").await;
+    let blocker = tempfile::NamedTempFile::new().expect("file");
+    // A regular file where a directory should be: fails even for root.
+    let url = format!("sqlite:///{}/gateway.db", blocker.path().display());
+    let gw = Gateway::start_with(
+        &provider("m", &mock.base_url(), &["sk-m-000000000001"], ""),
+        &[("AUTH_TOKEN", TOKEN), ("DATABASE_URL", &url)],
+    )
+    .await;
+    let hello = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]});
+    assert_eq!(gw.chat(&hello).await.status(), 200);
+
+    let (status, health) = get(&gw, "/health").await;
+    assert_eq!(status, 200, "the data plane serves");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["store"], "unavailable", "{health}");
+    assert!(
+        !health.to_string().contains("gateway.db"),
+        "no detail without a token: {health}"
+    );
+
+    for (status, err) in [
+        post_json(&gw, "/api/providers", &api_provider("a", &mock.base_url())).await,
+        get(&gw, "/api/logs").await,
+        get(&gw, "/api/stats").await,
+    ] {
+        assert_admin_error(status, &err, 503);
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("could not be opened") && message.contains("gateway.db"),
+            "{err}"
         );
     }
 }

@@ -1367,9 +1367,7 @@ async fn logs(
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult<Json<Value>> {
     let q = query(q)?;
-    let store = st.control.store().ok_or_else(|| {
-        AdminError::from(WriteError::Unavailable("no database is configured".into()))
-    })?;
+    let store = st.control.store_or_unavailable()?;
     let page = store.query_logs(q).await?;
     Ok(Json(serde_json::to_value(page).unwrap_or(Value::Null)))
 }
@@ -1409,9 +1407,7 @@ async fn usage(
         instances = Some(n);
         rows
     } else {
-        let store = st.control.store().ok_or_else(|| {
-            AdminError::from(WriteError::Unavailable("no database is configured".into()))
-        })?;
+        let store = st.control.store_or_unavailable()?;
         store.usage(q).await?
     };
     let data: Vec<Value> = rows

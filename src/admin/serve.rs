@@ -165,10 +165,12 @@ impl BackgroundService for LogWriter {
                         Ok(_) => {
                             self.state.log_written.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                             self.state.log_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            self.state.store_condition.store(crate::store::condition::OK, std::sync::atomic::Ordering::Relaxed);
                             failures.recovered();
                         }
                         Err(e) => {
                             self.state.log_dropped.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            self.state.store_condition.store(crate::store::condition::FAILING, std::sync::atomic::Ordering::Relaxed);
                             let _ = failures.failed(n as u64, &e);
                         }
                     }

@@ -64,6 +64,8 @@ pub struct GatewayState {
     pub metrics: crate::metrics::Metrics,
     /// Set when an upgrade or shutdown has begun (see `server::watch_shutdown`).
     pub draining: std::sync::atomic::AtomicBool,
+    /// [`crate::store::condition`], shown by `GET /health`.
+    pub store_condition: std::sync::atomic::AtomicU8,
 }
 
 impl GatewayState {
@@ -89,6 +91,7 @@ impl GatewayState {
             log_batches: AtomicU64::new(0),
             metrics: crate::metrics::Metrics::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            store_condition: std::sync::atomic::AtomicU8::new(crate::store::condition::OK),
         })
     }
 }
@@ -310,10 +313,15 @@ impl Gateway {
                 if method != Method::GET && method != Method::HEAD {
                     return Err(not_allowed("GET", &method, &path));
                 }
+                // Still 200 when the store is down: the data plane serves.
+                // No detail here (the route needs no token); the admin API
+                // and the log say what is wrong.
+                let store = self.state.store_condition.load(Ordering::Relaxed);
                 let body = serde_json::json!({
-                    "status": "ok",
+                    "status": if store == crate::store::condition::OK { "ok" } else { "degraded" },
                     "version": env!("CARGO_PKG_VERSION"),
                     "providers": snap.provider_count(),
+                    "store": crate::store::condition::label(store),
                 });
                 send_json(session, ctx, 200, Bytes::from(body.to_string())).await
             }
