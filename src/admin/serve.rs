@@ -169,8 +169,9 @@ impl BackgroundService for LogWriter {
                             failures.recovered();
                         }
                         Err(e) => {
-                            self.state.log_dropped.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            // Condition first: whoever sees the count sees it.
                             self.state.store_condition.store(crate::store::condition::FAILING, std::sync::atomic::Ordering::Relaxed);
+                            self.state.log_dropped.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                             let _ = failures.failed(n as u64, &e);
                         }
                     }
