@@ -24,7 +24,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/settings", "Effective overrides/routing/health settings and where each comes from"),
     ("put", "/api/settings", "Set settings sections (merge patch; null returns a section to the file)"),
     ("get", "/api/config/export", "Export the effective config: ?format=toml|json&include_keys=false"),
-    ("post", "/api/config/import", "Import API-managed config: ?format=toml|json&dry_run=true reports the changes"),
+    ("post", "/api/config/import", "Import API-managed config: ?format=toml|json&dry_run=true reports the changes; &replace=true confirms deleting more than it keeps"),
     ("post", "/api/reload", "Reload the TOML file now"),
     ("get", "/api/logs", "Request logs: ?provider&model&status&min_status&since_ms&until_ms&limit&before_id"),
     ("get", "/api/stats/usage", "Usage: ?since_ms&until_ms&bucket_secs&group_by=provider|model&scope=instance|cluster (cluster: every instance, through Redis)"),
