@@ -82,9 +82,12 @@ pub fn parse_toml(text: &str, source: &str) -> Result<FileConfig, ConfigErrors> 
 /// error (unknown key, wrong type), found by removing the offending entry
 /// and deserializing again. Returns the configuration without the bad
 /// entries, so the caller can go on to report the remaining semantic
-/// errors too, and whether an array element had to go (later indices of
-/// that array would then be off by one).
-fn parse_toml_recovering(text: &str, source: &str) -> (FileConfig, ConfigErrors, bool) {
+/// errors too, and the arrays that lost an element (later indices there
+/// are off by one).
+fn parse_toml_recovering(
+    text: &str,
+    source: &str,
+) -> (FileConfig, ConfigErrors, Vec<(String, usize)>) {
     use serde::Deserialize;
     let at = |span: Option<std::ops::Range<usize>>| match span {
         Some(span) => {
@@ -123,7 +126,8 @@ fn parse_toml_recovering(text: &str, source: &str) -> (FileConfig, ConfigErrors,
         }
     }
     let (mut root, _) = toml::de::DeTable::parse_recoverable(&blanked);
-    let mut shifted = false;
+    let mut shifted = Vec::new();
+    let mut gone: Vec<String> = Vec::new();
     // Each round removes one entry; the bound only guards against a span
     // that keeps matching (it cannot: the entry is gone).
     for _ in 0..256 {
@@ -133,18 +137,27 @@ fn parse_toml_recovering(text: &str, source: &str) -> (FileConfig, ConfigErrors,
                 let removed = e
                     .span()
                     .and_then(|span| remove_at(root.get_mut(), &span, "", &mut shifted));
-                errs.push(
-                    &at(e.span()),
-                    removed.clone().unwrap_or_default(),
-                    e.message().trim().to_string(),
-                );
-                if removed.is_none() {
-                    break;
+                let message = e.message().trim().to_string();
+                // "missing field `type`" right after we removed a bad
+                // `type` is the same problem, already listed.
+                let consequence = removed.as_deref().is_some_and(|path| {
+                    message
+                        .strip_prefix("missing field `")
+                        .and_then(|m| m.split('`').next())
+                        .is_some_and(|field| gone.contains(&format!("{path}.{field}")))
+                });
+                if !consequence {
+                    errs.push(&at(e.span()), removed.clone().unwrap_or_default(), message);
+                }
+                match removed {
+                    Some(path) => gone.push(path),
+                    None => break,
                 }
             }
         }
     }
-    (FileConfig::default(), errs, true)
+    // Nothing deserialized: compiling the defaults would find nothing real.
+    (FileConfig::default(), errs, vec![(String::new(), 0)])
 }
 
 /// `text` with the line holding byte `offset` replaced by spaces.
@@ -159,12 +172,15 @@ fn blank_line(text: &str, offset: usize) -> String {
     out
 }
 
-/// Remove the entry whose key or value sits at `span`; its dotted path.
+/// Remove the entry whose key or value sits at `span` — the innermost one,
+/// so a missing field removes its table and not the array holding it —
+/// and return its dotted path. Arrays that lost an element are added to
+/// `shifted`.
 fn remove_at(
     table: &mut toml::de::DeTable<'_>,
     span: &std::ops::Range<usize>,
     prefix: &str,
-    shifted: &mut bool,
+    shifted: &mut Vec<(String, usize)>,
 ) -> Option<String> {
     let path = |k: &str| {
         if prefix.is_empty() {
@@ -173,59 +189,73 @@ fn remove_at(
             format!("{prefix}.{k}")
         }
     };
-    let hit = table
-        .iter()
-        .find(|(k, v)| k.span() == *span || v.span() == *span)
-        .map(|(k, _)| k.get_ref().to_string());
-    if let Some(key) = hit {
-        let old = std::mem::take(table);
-        for (k, v) in old {
-            if k.get_ref().as_ref() != key.as_str() {
-                table.insert(k, v);
-            }
-        }
-        return Some(path(&key));
-    }
     for (k, v) in table.iter_mut() {
         let here = path(k.get_ref());
         if let Some(p) = remove_in_value(v.get_mut(), span, &here, shifted) {
             return Some(p);
         }
     }
-    None
+    let key = table
+        .iter()
+        .find(|(k, v)| k.span() == *span || v.span() == *span)
+        .map(|(k, _)| k.get_ref().to_string())?;
+    let old = std::mem::take(table);
+    for (k, v) in old {
+        if k.get_ref().as_ref() != key.as_str() {
+            table.insert(k, v);
+        }
+    }
+    Some(path(&key))
 }
 
 fn remove_in_value(
     value: &mut toml::de::DeValue<'_>,
     span: &std::ops::Range<usize>,
     here: &str,
-    shifted: &mut bool,
+    shifted: &mut Vec<(String, usize)>,
 ) -> Option<String> {
     match value {
         toml::de::DeValue::Table(t) => remove_at(t, span, here, shifted),
         toml::de::DeValue::Array(items) => {
-            if let Some(i) = items.iter().position(|v| v.span() == *span) {
-                let kept: Vec<_> = items
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, v)| v.clone())
-                    .collect();
-                *items = kept.into_iter().collect();
-                *shifted = true;
-                return Some(format!("{here}[{i}]"));
-            }
             for (i, v) in items.iter_mut().enumerate() {
-                if let Some(p) =
-                    remove_in_value(v.get_mut(), span, &format!("{here}[{i}]"), shifted)
-                {
+                let at = format!("{here}[{}]", original_index(shifted, here, i));
+                if let Some(p) = remove_in_value(v.get_mut(), span, &at, shifted) {
                     return Some(p);
                 }
             }
-            None
+            let i = items.iter().position(|v| v.span() == *span)?;
+            let original = original_index(shifted, here, i);
+            let kept: Vec<_> = items
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, v)| v.clone())
+                .collect();
+            *items = kept.into_iter().collect();
+            shifted.push((here.to_string(), original));
+            Some(format!("{here}[{original}]"))
         }
         _ => None,
     }
+}
+
+/// The index an element had in the file, given the elements already
+/// removed from the array at `path` (by their indices in the file), so
+/// errors name `providers[1]` even after `providers[0]` was dropped.
+fn original_index(removed: &[(String, usize)], path: &str, current: usize) -> usize {
+    let mut gone: Vec<usize> = removed
+        .iter()
+        .filter(|(p, _)| p == path)
+        .map(|(_, i)| *i)
+        .collect();
+    gone.sort_unstable();
+    let mut index = current;
+    for g in gone {
+        if g <= index {
+            index += 1;
+        }
+    }
+    index
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -262,7 +292,7 @@ pub fn load(
             FileConfig::default(),
             "embedded defaults".to_string(),
             ConfigErrors::default(),
-            false,
+            Vec::new(),
         ),
     };
     apply_env(&mut file, env, &mut errs);
@@ -270,12 +300,17 @@ pub fn load(
         return Ok((file, source));
     }
     // Indices after a removed array element would point at the wrong
-    // entry; better to list fewer problems than misplaced ones.
-    if !shifted {
-        let registry = crate::health::HealthRegistry::default();
-        if let Err(more) = compile(&file, &source, env, &registry) {
-            errs.0.extend(more.0);
-        }
+    // entry: problems inside such an array are left out (better fewer than
+    // misplaced ones).
+    let misplaced = |key: &str| {
+        shifted
+            .iter()
+            .any(|(a, _)| a.is_empty() || key.starts_with(&format!("{a}[")))
+    };
+    let registry = crate::health::HealthRegistry::default();
+    if let Err(more) = compile(&file, &source, env, &registry) {
+        errs.0
+            .extend(more.0.into_iter().filter(|e| !misplaced(&e.key)));
     }
     Err(errs)
 }
@@ -283,4 +318,48 @@ pub fn load(
 /// The process environment, as `load` wants it.
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, text).expect("write");
+        let errs = load(Some(&path), &|_| None).expect_err("invalid");
+        errs.0
+            .iter()
+            .map(|e| {
+                let at = e.source.rsplit_once("t.toml").map_or("", |(_, a)| a);
+                format!("{at} {} {}", e.key, e.reason)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_the_index_it_has_in_the_file() {
+        let errs = check(
+            "[[providers]]\nname = \"a\"\nbase_url = \"http://h\"\n\
+             [[providers]]\nname = \"b\"\ntype = 5\nweight = \"x\"\nbase_url = \"http://h\"\n\
+             this is broken\n\
+             [routing]\nmax_attempts = 0\nwieght = 1\n",
+        );
+        let want = [
+            ":9:6 ",
+            ":1:1 providers[0] missing field `type`",
+            ":6:8 providers[1].type invalid type",
+            ":7:10 providers[1].weight invalid type",
+            ":12:1 routing.wieght unknown field",
+            " routing.max_attempts must be between",
+        ];
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+        for w in want {
+            assert!(
+                errs.iter().any(|e| e.starts_with(w)),
+                "{w:?} not in {errs:#?}"
+            );
+        }
+    }
 }
