@@ -55,7 +55,7 @@ pub struct GatewayState {
     pub admin: OnceLock<axum::Router>,
     /// Request-log rows for the writer task (set when a database is open).
     pub log_tx: OnceLock<tokio::sync::mpsc::Sender<RequestLog>>,
-    /// Rows dropped because the writer fell behind.
+    /// Rows dropped: the writer fell behind or the database refused them.
     pub log_dropped: AtomicU64,
     /// Rows and batches (transactions) the writer committed.
     pub log_written: AtomicU64,
