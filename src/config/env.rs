@@ -123,6 +123,21 @@ pub fn apply_env(
         &mut cfg.health.retry_hours,
         errs,
     );
+    // Documented with the others but was never read: set, it was ignored.
+    let mut retry_secs = cfg.health.retry_secs.unwrap_or_default();
+    if get("HEALTH_CHECK_RETRY_SECS").is_some() {
+        let before = errs.0.len();
+        parse_into(
+            &get,
+            "HEALTH_CHECK_RETRY_SECS",
+            "a number of seconds",
+            &mut retry_secs,
+            errs,
+        );
+        if errs.0.len() == before {
+            cfg.health.retry_secs = Some(retry_secs);
+        }
+    }
 }
 
 fn parse_into<T: FromStr>(
@@ -228,6 +243,7 @@ mod tests {
             ("REDIS_ENABLED", "true"),
             ("HEALTH_CHECK_MAX_ERRORS", "7"),
             ("HEALTH_CHECK_RETRY_HOURS", "0.5"),
+            ("HEALTH_CHECK_RETRY_SECS", "90"),
             ("LOG_LEVEL", "DEBUG"),
         ]);
         assert!(errs.is_empty(), "{errs}");
@@ -237,6 +253,7 @@ mod tests {
         assert!(cfg.redis.enabled);
         assert_eq!(cfg.health.max_errors, 7);
         assert_eq!(cfg.health.retry_hours, 0.5);
+        assert_eq!(cfg.health.retry_secs, Some(90.0));
         assert_eq!(cfg.log.level, "DEBUG");
     }
 
@@ -268,6 +285,7 @@ mod tests {
             ("DATABASE_TYPE", "postgres", "sqlite"),
             ("APP_PORT", "99999", "0 to 65535"),
             ("HEALTH_CHECK_MAX_ERRORS", "-1", "whole number"),
+            ("HEALTH_CHECK_RETRY_SECS", "soon", "number of seconds"),
         ] {
             let (_, errs) = run(&[(name, value)]);
             assert_eq!(errs.0.len(), 1, "{name}={value}: {errs}");
