@@ -126,6 +126,7 @@ pub struct ConfigSync {
     control: Arc<ControlPlane>,
     handle: Arc<SyncHandle>,
     instance: String,
+    restore_refused: AtomicBool,
 }
 
 fn encode_error(e: serde_json::Error) -> redis::RedisError {
@@ -139,6 +140,7 @@ impl ConfigSync {
             control,
             handle,
             instance: format!("{:016x}", rand::random::<u64>()),
+            restore_refused: AtomicBool::new(false),
         }
     }
 
@@ -248,8 +250,11 @@ impl ConfigSync {
             if self.handle.applied().is_some() {
                 if let Err(e) = self.restore(conn).await {
                     // EVAL may be refused by an ACL; the next change
-                    // published fills the document again.
-                    tracing::warn!(error = %e, "cannot restore the shared configuration in redis");
+                    // published fills the document again. Said once: the
+                    // poll retries every second.
+                    if !self.restore_refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "cannot restore the shared configuration in redis");
+                    }
                 }
             }
             return Ok(());
