@@ -1006,15 +1006,21 @@
         setText(errors, 'Preview the import first.');
         return;
       }
-      if (!window.confirm('Apply the import? It replaces every API-owned provider, alias and setting.')) return;
+      const question = lastDryRun.replaceRequired
+        ? `Apply the import? It deletes ${lastDryRun.removes} API-owned provider(s)/alias(es) and keeps ${lastDryRun.keeps}.`
+        : 'Apply the import? The sections it contains replace the API-owned ones.';
+      if (!window.confirm(question)) return;
     }
     const result = $('import-result');
     try {
-      const res = await api('POST', `/api/config/import${qs({ format, dry_run: dryRun ? 'true' : 'false' })}`, text,
+      // replace=true only after the dry run showed the deletions and the
+      // user confirmed them above.
+      const replace = !dryRun && lastDryRun.replaceRequired ? 'true' : 'false';
+      const res = await api('POST', `/api/config/import${qs({ format, dry_run: dryRun ? 'true' : 'false', replace })}`, text,
         { contentType: format === 'json' ? 'application/json' : 'application/toml' });
       renderImportResult(res);
       if (dryRun) {
-        lastDryRun = { text, format };
+        lastDryRun = { text, format, replaceRequired: !!res.replace_required, removes: res.removes, keeps: res.keeps };
         $('import-apply').disabled = false;
       } else {
         importInvalidated();

@@ -79,6 +79,10 @@ pub enum Command {
         /// Report the changes without applying them.
         #[arg(long)]
         dry_run: bool,
+        /// Confirm an import that deletes more API-managed providers and
+        /// aliases than it keeps (refused without it).
+        #[arg(long)]
+        replace: bool,
         #[command(flatten)]
         target: AdminTarget,
     },

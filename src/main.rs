@@ -207,6 +207,7 @@ async fn admin_command(
             file,
             format,
             dry_run,
+            replace,
             target,
         }) => {
             let body = if file.as_os_str() == "-" {
@@ -240,7 +241,7 @@ async fn admin_command(
             (
                 target,
                 "POST",
-                format!("/api/config/import?format={format}&dry_run={dry_run}"),
+                format!("/api/config/import?format={format}&dry_run={dry_run}&replace={replace}"),
                 Some(ct),
                 body,
                 None,

@@ -485,7 +485,7 @@ impl Metrics {
             &mut out,
             "llm_log_rows_dropped_total",
             "counter",
-            "Request-log rows dropped because the writer fell behind (the data plane never waits).",
+            "Request-log rows dropped: the writer fell behind (the data plane never waits) or the database refused the write (disk full, locked).",
         );
         let _ = writeln!(out, "llm_log_rows_dropped_total {}", log.dropped);
         family(

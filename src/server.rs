@@ -127,6 +127,8 @@ pub struct Boot {
     pub snapshot: Snapshot,
     pub registry: Arc<HealthRegistry>,
     pub store: Option<Store>,
+    /// Why the database could not be opened, when it could not.
+    pub store_error: Option<String>,
     pub api: ApiConfig,
 }
 
@@ -140,11 +142,14 @@ pub async fn boot(
     file_snapshot: Snapshot,
     registry: Arc<HealthRegistry>,
 ) -> Result<Boot, config::ConfigErrors> {
-    let store = match Store::open(&process.database_url).await {
-        Ok(s) => Some(s),
+    let (store, store_error) = match Store::open(&process.database_url).await {
+        Ok(s) => (Some(s), None),
         Err(e) => {
             tracing::error!(database = %process.database_url, error = %e, "cannot open the database: the admin API cannot write and request logs are not kept");
-            None
+            (
+                None,
+                Some(format!("cannot open {}: {e}", process.database_url)),
+            )
         }
     };
     let api = match &store {
@@ -179,6 +184,7 @@ pub async fn boot(
         snapshot,
         registry,
         store,
+        store_error,
         api,
     })
 }
@@ -282,9 +288,16 @@ pub fn build(
         snapshot,
         registry,
         store,
+        store_error,
         api,
     } = boot;
     let state = GatewayState::new(snapshot, registry, connector);
+    if store_error.is_some() {
+        state.store_condition.store(
+            crate::store::condition::UNAVAILABLE,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
     let control = crate::control::ControlPlane::new(
         state.clone(),
         config_file,
@@ -294,6 +307,9 @@ pub fn build(
         store.clone(),
         api,
     );
+    if let Some(e) = store_error {
+        let _ = control.store_error.set(e);
+    }
     let (audit, audit_rx) = crate::admin::audit::Audit::new();
     let admin_listen = process.admin_listen.as_deref();
     if process.admin_on_main {

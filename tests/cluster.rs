@@ -344,3 +344,68 @@ async fn cluster_scope_without_redis_says_what_it_needs() {
         "{body}"
     );
 }
+
+/// Redis killed and restarted without its data: the shared version counter
+/// starts again at 1, which instances that had seen higher versions used to
+/// ignore forever. Changes keep flowing, and an instance that joins after
+/// the restart still finds the shared configuration.
+#[tokio::test]
+async fn changes_keep_flowing_after_redis_restarts_empty() {
+    let mut redis = RedisServer::start().await;
+    let port = redis.port;
+    let first = MockOpenAi::start("first").await;
+    let second = MockOpenAi::start("second").await;
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let one = Gateway::start_with("", &env).await;
+    let two = Gateway::start_with("", &env).await;
+    let client = reqwest::Client::new();
+    let create = |gw: &Gateway, name: &str, base: String| {
+        let req = client
+            .post(gw.url("/api/providers"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"name": name, "type": "openai", "base_url": base,
+                          "api_keys": ["sk-restart-000001"], "models": [format!("{name}-model")]}));
+        async move { req.send().await.expect("create").status() }
+    };
+    assert_eq!(create(&one, "first", first.base_url()).await, 201);
+    wait_models(&two, &["first-model"]).await;
+
+    // kill -9, then an empty Redis on the same port.
+    redis.stop();
+    let _redis = RedisServer::start_on(port).await;
+
+    assert_eq!(create(&one, "second", second.base_url()).await, 201);
+    wait_models(&two, &["first-model", "second-model"]).await;
+    let r = two
+        .chat(&json!({"model": "second-model", "messages": []}))
+        .await;
+    assert_eq!(r.status(), 200);
+
+    // A third instance with an empty database joins after the restart.
+    let three = Gateway::start_with("", &env).await;
+    wait_models(&three, &["first-model", "second-model"]).await;
+}
+
+/// Poll `GET /v1/models` until it lists exactly `want` (sorted), with a
+/// deadline that covers the sync task's reconnect backoff.
+async fn wait_models(gw: &Gateway, want: &[&str]) {
+    let started = Instant::now();
+    loop {
+        let mut ids = gw.model_ids().await;
+        ids.sort();
+        if ids == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "models {ids:?}, want {want:?}:\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -24,7 +24,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/settings", "Effective overrides/routing/health settings and where each comes from"),
     ("put", "/api/settings", "Set settings sections (merge patch; null returns a section to the file)"),
     ("get", "/api/config/export", "Export the effective config: ?format=toml|json&include_keys=false (include_keys=true only on the admin listener; tokens are never exported)"),
-    ("post", "/api/config/import", "Import API-managed config: ?format=toml|json&dry_run=true reports the changes"),
+    ("post", "/api/config/import", "Import API-managed config: ?format=toml|json&dry_run=true reports the changes; &replace=true confirms deleting more than it keeps"),
     ("post", "/api/reload", "Reload the TOML file now"),
     ("get", "/api/logs", "Request logs: ?provider&model&status&min_status&since_ms&until_ms&limit&before_id"),
     ("get", "/api/audit", "Audit trail of admin writes, exports with keys and auth failures: ?limit&before_id&action&since_ms"),

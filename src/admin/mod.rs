@@ -148,6 +148,7 @@ fn build(state: AdminState) -> Router {
         .route("/admin/{file}", get(console::file))
         .route("/{file}", get(console::file))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }
 
@@ -253,6 +254,72 @@ async fn not_found(req: Request) -> AdminError {
         req.uri().path()
     ))
 }
+
+/// Errors produced by the framework rather than our handlers — an unknown
+/// method (405, empty body), a body over the size limit (413), a path
+/// segment that is not UTF-8 (400), an extractor's rejection — get the
+/// same JSON shape as every other admin error. Our own errors are JSON
+/// already and pass untouched.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection texts are short; anything longer is not worth echoing.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let allow = parts
+        .headers
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path: String = path.chars().take(200).collect();
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!(
+                "{method} is not allowed on {path}; allowed: {}",
+                allow.as_deref().unwrap_or("see GET /docs")
+            ),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!(
+                "the request body is larger than the admin API accepts ({} bytes)",
+                ADMIN_BODY_LIMIT
+            ),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        StatusCode::NOT_FOUND => ("not_found", text),
+        s if s.is_server_error() => ("internal", text),
+        _ => ("bad_request", text),
+    };
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        message.chars().take(300).collect()
+    };
+    let mut out = AdminError::new(status, code, message).into_response();
+    if let Some(a) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, a.clone());
+    }
+    out
+}
+
+/// axum's default request body limit (`DefaultBodyLimit`), named for the
+/// error message.
+const ADMIN_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// JSON bodies with precise errors (axum's own rejection is plain text).
 fn json_body(bytes: &Bytes) -> AdminResult<Value> {
@@ -1012,6 +1079,10 @@ async fn put_settings(State(st): State<AdminState>, body: Bytes) -> AdminResult<
     if !unknown.is_empty() {
         return Err(AdminError::invalid(unknown));
     }
+    let not_tables = api::table_fields(obj, "", api::SETTINGS_SECTIONS);
+    if !not_tables.is_empty() {
+        return Err(AdminError::invalid(not_tables));
+    }
     let (version, _) = st
         .control
         .write(|current, _| {
@@ -1139,12 +1210,23 @@ struct ImportQuery {
     format: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    /// Confirms an import that deletes more than it keeps.
+    #[serde(default)]
+    replace: bool,
 }
 
+/// Sections an import acts on; every other section of an export (server,
+/// admin, log, …) belongs to the file and the environment and is ignored.
+const IMPORT_SECTIONS: &[&str] = &["providers", "aliases", "overrides", "routing", "health"];
+
 /// Make the document's providers, aliases and settings the API-owned
-/// configuration. Providers the file declares are skipped (the file owns
-/// them); masked keys (`sk-…abcd`) are matched to the existing keys of the
-/// provider of the same name.
+/// configuration. A section the document leaves out stays as it is;
+/// providers the file declares are skipped (the file owns them); masked
+/// keys (`sk-…abcd`) are matched to the existing keys of the provider of
+/// the same name. What the document repeats unchanged stays unchanged —
+/// an export imported back is a no-op, and a settings section equal to the
+/// file's keeps following the file. An import that deletes more providers
+/// and aliases than it keeps needs `replace=true`.
 async fn import(
     State(st): State<AdminState>,
     q: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
@@ -1158,13 +1240,13 @@ async fn import(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("toml"));
-    let doc: crate::config::FileConfig =
-        match q
-            .format
-            .as_deref()
-            .unwrap_or(if toml_type { "toml" } else { "json" })
-        {
-            "toml" => crate::config::parse_toml(text, "import").map_err(|e| {
+    let format = q
+        .format
+        .as_deref()
+        .unwrap_or(if toml_type { "toml" } else { "json" });
+    let (doc, present): (crate::config::FileConfig, Vec<&str>) = match format {
+        "toml" => {
+            let doc = crate::config::parse_toml(text, "import").map_err(|e| {
                 AdminError::invalid(
                     e.0.into_iter()
                         .map(|e| FieldError {
@@ -1173,72 +1255,240 @@ async fn import(
                         })
                         .collect(),
                 )
-            })?,
-            "json" => serde_json::from_str(text).map_err(|e| {
+            })?;
+            // It parsed as a FileConfig, so it is a table.
+            let table: toml::Table = toml::from_str(text).unwrap_or_default();
+            let present = IMPORT_SECTIONS
+                .iter()
+                .copied()
+                .filter(|s| table.contains_key(*s))
+                .collect();
+            (doc, present)
+        }
+        "json" => {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| AdminError::bad_request(format!("the body is not valid JSON: {e}")))?;
+            let Some(obj) = value.as_object() else {
+                return Err(AdminError::bad_request(format!(
+                    "the import must be a configuration document (a JSON object with {}), not {}",
+                    IMPORT_SECTIONS.join(", "),
+                    json_kind(&value)
+                )));
+            };
+            let present = IMPORT_SECTIONS
+                .iter()
+                .copied()
+                .filter(|s| obj.contains_key(*s))
+                .collect();
+            let mut not_tables = api::table_fields(obj, "", api::SETTINGS_SECTIONS);
+            if let Some(ps) = obj.get("providers").and_then(Value::as_array) {
+                for (i, p) in ps.iter().enumerate() {
+                    if let Some(p) = p.as_object() {
+                        not_tables.extend(api::table_fields(
+                            p,
+                            &format!("providers[{i}]"),
+                            api::PROVIDER_TABLES,
+                        ));
+                    }
+                }
+            }
+            if !not_tables.is_empty() {
+                return Err(AdminError::invalid(not_tables));
+            }
+            let doc = serde_json::from_value(value).map_err(|e| {
                 AdminError::invalid(vec![FieldError {
                     field: String::new(),
                     reason: e.to_string(),
                 }])
-            })?,
-            other => {
-                return Err(AdminError::bad_request(format!(
-                    "format {other:?} is not toml or json"
-                )))
-            }
-        };
+            })?;
+            (doc, present)
+        }
+        other => {
+            return Err(AdminError::bad_request(format!(
+                "format {other:?} is not toml or json"
+            )))
+        }
+    };
+    if present.is_empty() {
+        return Err(AdminError::bad_request(format!(
+            "nothing to import: the document has none of {}",
+            IMPORT_SECTIONS.join(", ")
+        )));
+    }
     let (file, _) = st.control.file_config();
     let current = st.control.api_config();
     let mut skipped = Vec::new();
-    let mut providers = Vec::new();
-    for (i, p) in doc.providers.iter().enumerate() {
-        if file.providers.iter().any(|f| f.name == p.name) {
-            skipped.push(p.name.clone());
+    let providers = if present.contains(&"providers") {
+        let mut providers = Vec::new();
+        for (i, p) in doc.providers.iter().enumerate() {
+            if file.providers.iter().any(|f| f.name == p.name) {
+                skipped.push(p.name.clone());
+                continue;
+            }
+            let stored = current.providers.iter().find(|c| c.name == p.name);
+            let mut v =
+                serde_json::to_value(p).map_err(|e| AdminError::bad_request(e.to_string()))?;
+            resolve_masked_keys(&mut v, stored, &format!("providers[{i}]"))?;
+            literal_keys(&v, &format!("providers[{i}]."))?;
+            // An export spells out every default; the stored document
+            // may not. Same meaning = keep the stored document as is.
+            let v = match stored {
+                Some(s) if same_provider(&s.doc, &v) => s.doc.clone(),
+                _ => v,
+            };
+            providers.push(crate::store::StoredProvider {
+                id: 0,
+                name: p.name.clone(),
+                doc: v,
+                created_ms: 0,
+                updated_ms: 0,
+            });
+        }
+        providers
+    } else {
+        current.providers.clone()
+    };
+    let aliases: Vec<(String, String)> = if present.contains(&"aliases") {
+        doc.aliases
+            .iter()
+            .filter(|(a, _)| !file.aliases.contains_key(*a))
+            .map(|(a, t)| (a.clone(), t.clone()))
+            .collect()
+    } else {
+        current.aliases.clone()
+    };
+    let mut settings = current.settings.clone();
+    for name in api::SETTINGS_SECTIONS {
+        if !present.contains(name) {
             continue;
         }
-        let mut v = serde_json::to_value(p).map_err(|e| AdminError::bad_request(e.to_string()))?;
-        resolve_masked_keys(
-            &mut v,
-            current.providers.iter().find(|c| c.name == p.name),
-            &format!("providers[{i}]"),
-        )?;
-        literal_keys(&v, &format!("providers[{i}]."))?;
-        providers.push(crate::store::StoredProvider {
-            id: 0,
-            name: p.name.clone(),
-            doc: v,
-            created_ms: 0,
-            updated_ms: 0,
-        });
+        let (new, effective) = match *name {
+            "overrides" => (
+                to_json(&doc.overrides),
+                effective_section(&current, name, &file.overrides),
+            ),
+            "routing" => (
+                to_json(&doc.routing),
+                effective_section(&current, name, &file.routing),
+            ),
+            _ => (
+                to_json(&doc.health),
+                effective_section(&current, name, &file.health),
+            ),
+        };
+        if effective.as_ref() == Some(&new) {
+            continue;
+        }
+        if !settings.is_object() {
+            settings = json!({});
+        }
+        settings[*name] = new;
     }
-    let aliases: Vec<(String, String)> = doc
-        .aliases
-        .iter()
-        .filter(|(a, _)| !file.aliases.contains_key(*a))
-        .map(|(a, t)| (a.clone(), t.clone()))
-        .collect();
-    let settings = json!({
-        "overrides": serde_json::to_value(&doc.overrides).unwrap_or(Value::Null),
-        "routing": serde_json::to_value(&doc.routing).unwrap_or(Value::Null),
-        "health": serde_json::to_value(&doc.health).unwrap_or(Value::Null),
-    });
     let proposed = ApiConfig {
         providers,
         aliases,
         settings,
     };
     let diff = diff(&current, &proposed);
+    let (removed, kept) = removal_counts(&current, &proposed);
+    let replace_required = removed > kept;
+    // What is wrong with the document comes before whether to confirm it.
+    st.control
+        .validate(&proposed)
+        .map_err(AdminError::invalid)?;
     if q.dry_run {
-        st.control
-            .validate(&proposed)
-            .map_err(AdminError::invalid)?;
-        return Ok(Json(
-            json!({"dry_run": true, "valid": true, "changes": diff, "skipped_file_providers": skipped}),
-        ));
+        return Ok(Json(json!({
+            "dry_run": true, "valid": true, "changes": diff, "skipped_file_providers": skipped,
+            "removes": removed, "keeps": kept, "replace_required": replace_required,
+        })));
+    }
+    if replace_required && !q.replace {
+        return Err(AdminError::conflict(format!(
+            "this import would delete {removed} API-managed provider(s)/alias(es) and keep {kept}; \
+             add replace=true (CLI: --replace) to confirm, dry_run=true shows the changes"
+        )));
+    }
+    if !changes_anything(&diff) {
+        return Ok(Json(json!({
+            "dry_run": false, "unchanged": true, "version": st.control.current().version,
+            "changes": diff, "skipped_file_providers": skipped,
+        })));
     }
     let version = st.control.replace(proposed).await?;
     Ok(Json(
-        json!({"dry_run": false, "version": version, "changes": diff, "skipped_file_providers": skipped}),
+        json!({"dry_run": false, "unchanged": false, "version": version, "changes": diff, "skipped_file_providers": skipped}),
     ))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The section as it is in force (the API's when set, else the file's),
+/// in the canonical form an export writes. `None` when the API's stored
+/// value does not parse (then anything imported is a change).
+fn effective_section<T>(current: &ApiConfig, name: &str, file: &T) -> Option<Value>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    match current.settings.get(name).filter(|v| !v.is_null()) {
+        Some(v) => serde_json::from_value::<T>(v.clone())
+            .ok()
+            .map(|t| to_json(&t)),
+        None => Some(to_json(file)),
+    }
+}
+
+/// Two provider documents that compile to the same provider.
+fn same_provider(a: &Value, b: &Value) -> bool {
+    // `api_key = "k"` and `api_keys = ["k"]` are the same key list.
+    let canonical = |d: &Value| {
+        let mut v = api::parse_provider(d).ok().map(|p| to_json(&p))?;
+        api::set_doc_keys(&mut v, &api::doc_keys(d));
+        Some(v)
+    };
+    matches!((canonical(a), canonical(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// (providers and aliases the import deletes, those it keeps).
+fn removal_counts(current: &ApiConfig, proposed: &ApiConfig) -> (usize, usize) {
+    let mut removed = 0;
+    let mut kept = 0;
+    for p in &current.providers {
+        if proposed.providers.iter().any(|n| n.name == p.name) {
+            kept += 1;
+        } else {
+            removed += 1;
+        }
+    }
+    for (a, _) in &current.aliases {
+        if proposed.aliases.iter().any(|(n, _)| n == a) {
+            kept += 1;
+        } else {
+            removed += 1;
+        }
+    }
+    (removed, kept)
+}
+
+fn changes_anything(diff: &Value) -> bool {
+    let lists = ["providers", "aliases"].iter().any(|k| {
+        ["added", "removed", "changed"]
+            .iter()
+            .any(|c| diff[*k][*c].as_array().is_some_and(|a| !a.is_empty()))
+    });
+    lists || diff["settings_changed"] == true
 }
 
 /// Turn masked keys back into the real ones already stored for the provider.
@@ -1300,7 +1550,10 @@ fn diff(current: &ApiConfig, proposed: &ApiConfig) -> Value {
             "removed": ab.keys().filter(|k| !aa.contains_key(*k)).collect::<Vec<_>>(),
             "changed": aa.iter().filter(|(k, v)| ab.get(*k).is_some_and(|b| b != *v)).map(|(k, _)| k).collect::<Vec<_>>(),
         },
-        "settings_changed": current.settings != proposed.settings,
+        "settings_changed": api::SETTINGS_SECTIONS.iter().any(|n| {
+            let section = |c: &ApiConfig| c.settings.get(*n).filter(|v| !v.is_null()).cloned();
+            section(current) != section(proposed)
+        }),
     })
 }
 
@@ -1337,9 +1590,7 @@ async fn logs(
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult<Json<Value>> {
     let q = query(q)?;
-    let store = st.control.store().ok_or_else(|| {
-        AdminError::from(WriteError::Unavailable("no database is configured".into()))
-    })?;
+    let store = st.control.store_or_unavailable()?;
     let page = store.query_logs(q).await?;
     Ok(Json(serde_json::to_value(page).unwrap_or(Value::Null)))
 }
@@ -1396,9 +1647,7 @@ async fn usage(
         instances = Some(n);
         rows
     } else {
-        let store = st.control.store().ok_or_else(|| {
-            AdminError::from(WriteError::Unavailable("no database is configured".into()))
-        })?;
+        let store = st.control.store_or_unavailable()?;
         store.usage(q).await?
     };
     let data: Vec<Value> = rows

@@ -90,6 +90,53 @@ pub struct LogWriter {
 
 const BATCH: usize = 512;
 
+/// At most one warning per this interval while writes keep failing.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Rate-limits the "rows could not be written" warning: a full disk fails
+/// every batch, and one line per batch would flood the log (and the disk)
+/// it is complaining about. Every dropped row is counted in
+/// `llm_log_rows_dropped_total` regardless.
+#[derive(Default)]
+struct WriteFailures {
+    last_warning: Option<std::time::Instant>,
+    /// Rows and batches dropped since the last line.
+    rows: u64,
+    batches: u64,
+}
+
+impl WriteFailures {
+    /// Count a failed batch; `true` when this one was logged.
+    fn failed(&mut self, rows: u64, error: &crate::store::StoreError) -> bool {
+        self.rows += rows;
+        self.batches += 1;
+        if self.last_warning.is_some_and(|t| t.elapsed() < WARN_EVERY) {
+            return false;
+        }
+        tracing::warn!(
+            error = %error,
+            rows = self.rows,
+            batches = self.batches,
+            "request log rows could not be written and were dropped (counted in llm_log_rows_dropped_total; at most one such line every 10 s)"
+        );
+        self.last_warning = Some(std::time::Instant::now());
+        self.rows = 0;
+        self.batches = 0;
+        true
+    }
+
+    fn recovered(&mut self) {
+        if self.last_warning.take().is_some() {
+            tracing::info!(
+                rows_dropped_since_last_warning = self.rows,
+                "request log rows are written again"
+            );
+            self.rows = 0;
+            self.batches = 0;
+        }
+    }
+}
+
 #[async_trait]
 impl BackgroundService for LogWriter {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -97,6 +144,7 @@ impl BackgroundService for LogWriter {
             return;
         };
         let mut batch = Vec::with_capacity(BATCH);
+        let mut failures = WriteFailures::default();
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
         // After SIGTERM, requests still finish (and end) during the grace
         // period: keep writing their rows until the runtime stops.
@@ -126,8 +174,15 @@ impl BackgroundService for LogWriter {
                         Ok(_) => {
                             self.state.log_written.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                             self.state.log_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            self.state.store_condition.store(crate::store::condition::OK, std::sync::atomic::Ordering::Relaxed);
+                            failures.recovered();
                         }
-                        Err(e) => tracing::warn!(error = %e, rows = n, "request log rows could not be written"),
+                        Err(e) => {
+                            // Condition first: whoever sees the count sees it.
+                            self.state.store_condition.store(crate::store::condition::FAILING, std::sync::atomic::Ordering::Relaxed);
+                            self.state.log_dropped.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            let _ = failures.failed(n as u64, &e);
+                        }
                     }
                 }
                 _ = prune.tick() => {
@@ -148,5 +203,25 @@ impl BackgroundService for LogWriter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_writes_warn_once_per_interval_and_count_the_rest() {
+        let e = crate::store::StoreError::Url("x".into());
+        let mut f = WriteFailures::default();
+        assert!(f.failed(3, &e), "the first failure is logged");
+        assert!(!f.failed(5, &e), "the next one within 10 s is not");
+        assert!(!f.failed(1, &e));
+        assert_eq!((f.rows, f.batches), (6, 2), "kept for the next line");
+        f.last_warning = std::time::Instant::now().checked_sub(WARN_EVERY);
+        assert!(f.failed(1, &e), "after the interval: logged again");
+        assert_eq!((f.rows, f.batches), (0, 0));
+        f.recovered();
+        assert!(f.last_warning.is_none());
     }
 }

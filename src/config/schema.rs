@@ -10,17 +10,26 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
+    #[serde(deserialize_with = "table")]
     pub app: AppSection,
+    #[serde(deserialize_with = "table")]
     pub server: ServerSection,
+    #[serde(deserialize_with = "table")]
     pub admin: AdminSection,
+    #[serde(deserialize_with = "table")]
     pub log: LogSection,
+    #[serde(deserialize_with = "table")]
     pub database: DatabaseSection,
+    #[serde(deserialize_with = "table")]
     pub redis: RedisSection,
+    #[serde(deserialize_with = "table")]
     pub health: HealthSection,
+    #[serde(deserialize_with = "table")]
     pub routing: RoutingSection,
     /// Global model aliases: client-facing name -> model name the providers serve.
     pub aliases: BTreeMap<String, String>,
     /// Parameter overrides applied to every upstream request body.
+    #[serde(deserialize_with = "table")]
     pub overrides: OverridesSection,
     pub providers: Vec<ProviderSection>,
 }
@@ -295,9 +304,9 @@ pub struct ProviderSection {
     /// Client model name -> upstream model name (keys are served too).
     #[serde(default)]
     pub model_map: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "table")]
     pub overrides: OverridesSection,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "table")]
     pub timeouts: TimeoutsSection,
     /// `anthropic-version` sent to Anthropic providers. `2023-06-01` (the
     /// default) accepts temperature/top_p; with `2026-10-21` the gateway
@@ -313,6 +322,27 @@ pub struct ProviderSection {
     /// only for the file's own providers). Not part of the file format.
     #[serde(skip)]
     pub literal_keys: bool,
+}
+
+/// A section that must be written as a table (object). Serde would also
+/// build these structs from an array — `timeouts = []` silently became
+/// the defaults — so arrays and scalars are refused here.
+fn table<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct TableOnly<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for TableOnly<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table (an object with named keys)")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(TableOnly(std::marker::PhantomData))
 }
 
 fn one() -> u32 {

@@ -347,15 +347,8 @@ pub fn compile(
             LogRotation::Daily
         }
     };
-    if crate::telemetry::parse_filter(&file.log.level).is_err() {
-        e.push(
-            source,
-            "log.level",
-            format!(
-                "{:?} is not a log level (trace, debug, info, warn, error) or filter directive",
-                file.log.level
-            ),
-        );
+    if let Some(why) = super::env::log_level_problem(&file.log.level) {
+        e.push(source, "log.level", why);
     }
     if !file.database.kind.eq_ignore_ascii_case("sqlite") {
         e.push(
@@ -946,7 +939,30 @@ pub fn parse_base_url(url: &str) -> Result<Endpoint, String> {
     if host.is_empty() {
         return Err(format!("{url:?} has no host"));
     }
-    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    // `Authority::port()` is `None` both for "no port" and for one that
+    // does not fit a u16: `:99999` silently became the scheme's default
+    // port. Read the digits ourselves (after an IPv6 literal's `]`).
+    let after_host = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    let port = match after_host.rsplit_once(':') {
+        None => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        Some((_, digits)) => match digits.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(format!(
+                    "{url:?}: port {digits:?} is not between 1 and 65535"
+                ))
+            }
+        },
+    };
     let base_path = uri.path().trim_end_matches('/').to_string();
     Ok(Endpoint {
         tls,
@@ -1006,6 +1022,43 @@ mod tests {
         assert_eq!(process.port, 8000);
         assert_eq!(snap.provider_count(), 0);
         assert_eq!(snap.max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn base_url_ports_outside_the_u16_range_are_refused() {
+        for bad in [
+            "http://127.0.0.1:99999/v1",
+            "http://h:0/v1",
+            "https://h:65536",
+        ] {
+            let err = parse_base_url(bad).err();
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("between 1 and 65535")),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(parse_base_url("http://h:65535").map(|e| e.port), Ok(65535));
+        assert_eq!(parse_base_url("http://h/v1").map(|e| e.port), Ok(80));
+        assert_eq!(parse_base_url("https://h/v1").map(|e| e.port), Ok(443));
+        let errs = compile_str(
+            "[[providers]]\nname = \"a\"\ntype = \"openai\"\nbase_url = \"http://127.0.0.1:99999/v1\"\n",
+        )
+        .expect_err("the file is refused too");
+        assert_eq!(errs.0[0].key, "providers[0].base_url");
+    }
+
+    #[test]
+    fn sections_written_as_arrays_are_refused() {
+        for text in [
+            "overrides = []",
+            "routing = []",
+            "[[providers]]\nname = \"a\"\ntype = \"openai\"\nbase_url = \"http://h\"\ntimeouts = []",
+            "[[providers]]\nname = \"a\"\ntype = \"openai\"\nbase_url = \"http://h\"\noverrides = []",
+        ] {
+            let err = super::super::parse_toml(text, "t.toml").expect_err(text);
+            assert!(err.to_string().contains("expected a table"), "{text}: {err}");
+        }
     }
 
     #[test]

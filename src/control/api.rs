@@ -59,7 +59,43 @@ pub fn normalize_provider(body: &Value) -> Result<Value, Vec<FieldError>> {
             out.insert(k.clone(), v.clone());
         }
     }
+    let errors = table_fields(&out, "", PROVIDER_TABLES);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     Ok(Value::Object(out))
+}
+
+/// Provider fields that are tables (objects).
+pub const PROVIDER_TABLES: &[&str] = &["overrides", "timeouts", "model_map"];
+
+/// Fields among `names` that are present but not objects (null means
+/// "unset" in a merge patch and is left to the caller). Serde would build
+/// a section from an array (`timeouts: []` became the defaults), so these
+/// are refused up front, with their path.
+pub fn table_fields(obj: &Map<String, Value>, prefix: &str, names: &[&str]) -> Vec<FieldError> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let v = obj.get(*name)?;
+            (!v.is_object() && !v.is_null()).then(|| FieldError {
+                field: if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    join(prefix, name)
+                },
+                reason: format!(
+                    "must be an object with named keys, not {}",
+                    match v {
+                        Value::Array(_) => "an array",
+                        Value::String(_) => "a string",
+                        Value::Number(_) => "a number",
+                        _ => "a boolean",
+                    }
+                ),
+            })
+        })
+        .collect()
 }
 
 /// Parse a provider document, reporting serde's complaint as a field error.

@@ -38,6 +38,8 @@ pub struct ControlPlane {
     pub sync: std::sync::OnceLock<Arc<sync::SyncHandle>>,
     /// Set when Redis is on: cluster-wide usage counters.
     pub cluster_usage: std::sync::OnceLock<Arc<crate::admin::cluster::ClusterUsage>>,
+    /// Why the database could not be opened at start, if it could not.
+    pub store_error: std::sync::OnceLock<String>,
 }
 
 /// Why an admin write was refused.
@@ -85,6 +87,7 @@ impl ControlPlane {
             writes: tokio::sync::Mutex::new(()),
             sync: std::sync::OnceLock::new(),
             cluster_usage: std::sync::OnceLock::new(),
+            store_error: std::sync::OnceLock::new(),
         })
     }
 
@@ -94,6 +97,19 @@ impl ControlPlane {
 
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
+    }
+
+    /// The store, or the error that says why there is none.
+    pub fn store_or_unavailable(&self) -> Result<&Store, WriteError> {
+        self.store.as_ref().ok_or_else(|| {
+            WriteError::Unavailable(match self.store_error.get() {
+                Some(e) => format!(
+                    "the database could not be opened at start ({e}); admin writes, request logs \
+                     and usage need it: fix DATABASE_URL or the file's permissions and restart"
+                ),
+                None => "no database is configured (DATABASE_URL)".into(),
+            })
+        })
     }
 
     pub fn file_path(&self) -> Option<&std::path::Path> {
@@ -197,11 +213,7 @@ impl ControlPlane {
     where
         F: FnOnce(&ApiConfig, &FileConfig) -> Result<Vec<ConfigChange>, WriteError>,
     {
-        let Some(store) = self.store.clone() else {
-            return Err(WriteError::Unavailable(
-                "no database is configured (DATABASE_URL)".into(),
-            ));
-        };
+        let store = self.store_or_unavailable()?.clone();
         let _guard = self.writes.lock().await;
         let current = self.api_config();
         let (file, source) = self.file_config();
@@ -244,11 +256,7 @@ impl ControlPlane {
     }
 
     async fn replace_inner(&self, proposed: ApiConfig) -> Result<u64, WriteError> {
-        let Some(store) = self.store.clone() else {
-            return Err(WriteError::Unavailable(
-                "no database is configured (DATABASE_URL)".into(),
-            ));
-        };
+        let store = self.store_or_unavailable()?.clone();
         let _guard = self.writes.lock().await;
         self.validate(&proposed).map_err(WriteError::Invalid)?;
         let providers = proposed

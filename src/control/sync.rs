@@ -1,18 +1,29 @@
 //! Configuration shared between instances through Redis.
 //!
 //! Each instance keeps its own SQLite copy. After an admin write commits
-//! locally, the whole API-owned configuration is stored in Redis under a
-//! version taken from a Redis counter (`INCR`), and the version is
-//! broadcast by pub/sub. Other instances fetch it, write it to their SQLite
-//! copy and swap a new snapshot in — the same validated path as a local
-//! write. A periodic version check is the backstop for missed messages.
+//! locally, the whole API-owned configuration is stored in Redis as one
+//! document with a unique publication id, the id is stored next to it
+//! (`…:head`, cheap to poll) and announced by pub/sub. Other instances fetch
+//! it, write it to their SQLite copy and swap a new snapshot in — the same
+//! validated path as a local write. A periodic head check is the backstop
+//! for missed messages.
+//!
+//! Instances follow the document whose id differs from the one they last
+//! applied, not a "higher" version number: a Redis that restarts without
+//! its data resets any counter, and ordering by it made every instance
+//! ignore all later changes. The Redis value is always the newest write,
+//! so "different" is "newer". When the document disappears (Redis restarted
+//! empty), an instance that had been in sync publishes its copy back —
+//! only if nobody published in the meantime — so instances that join later
+//! still find the shared configuration. A document whose content equals
+//! ours is recorded without rewriting anything.
 //!
 //! Redis unreachable: instances keep serving their last good snapshot,
 //! admin writes still commit locally and are marked unpublished; when Redis
 //! returns, unpublished local changes are published (they are the newest),
-//! otherwise the instance catches up with the shared version. The outage is
-//! logged once. Note that the shared document carries the API keys: protect
-//! Redis (AUTH, `rediss://`, private network) like the database.
+//! otherwise the instance catches up with the shared document. The outage
+//! is logged once. Note that the shared document carries the API keys:
+//! protect Redis (AUTH, `rediss://`, private network) like the database.
 
 use super::api::ApiConfig;
 use super::ControlPlane;
@@ -22,16 +33,29 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
 const CHANNEL: &str = "llm-orchestrator:config";
 const DOC: &str = "llm-orchestrator:config:doc";
+/// The id of the document in [`DOC`], polled as the backstop.
+const HEAD: &str = "llm-orchestrator:config:head";
+/// A display number only (logs); never used to order documents.
 const COUNTER: &str = "llm-orchestrator:config:version";
 /// Backstop poll for missed pub/sub messages.
 const POLL: Duration = Duration::from_secs(1);
+
+/// Put the document back only if it is still missing, so a restore never
+/// overwrites a change another instance published meanwhile.
+const RESTORE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+";
 
 /// Link between admin writes and the sync task.
 #[derive(Default)]
@@ -39,8 +63,9 @@ pub struct SyncHandle {
     /// A local change is waiting to be published.
     dirty: AtomicBool,
     changed: Notify,
-    /// The shared version this instance's config corresponds to.
-    applied: AtomicU64,
+    /// The id of the shared document this instance's config corresponds
+    /// to (applied or published by us); `None` before the first one.
+    applied: Mutex<Option<String>>,
 }
 
 impl SyncHandle {
@@ -49,10 +74,24 @@ impl SyncHandle {
         self.dirty.store(true, Ordering::SeqCst);
         self.changed.notify_one();
     }
+
+    fn applied(&self) -> Option<String> {
+        self.applied.lock().ok().and_then(|a| a.clone())
+    }
+
+    fn set_applied(&self, id: String) {
+        if let Ok(mut a) = self.applied.lock() {
+            *a = Some(id);
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct SharedConfig {
+    /// Unique per publication (instance id + random); documents written by
+    /// older versions have none and are identified by origin + version.
+    #[serde(default)]
+    id: String,
     version: u64,
     origin: String,
     providers: Vec<(String, Value)>,
@@ -60,11 +99,38 @@ struct SharedConfig {
     settings: Value,
 }
 
+impl SharedConfig {
+    fn id(&self) -> String {
+        if self.id.is_empty() {
+            format!("{}#{}", self.origin, self.version)
+        } else {
+            self.id.clone()
+        }
+    }
+
+    /// Same providers, aliases and settings as `api`?
+    fn same_content(&self, api: &ApiConfig) -> bool {
+        self.aliases == api.aliases
+            && self.settings == api.settings
+            && self.providers.len() == api.providers.len()
+            && self
+                .providers
+                .iter()
+                .zip(&api.providers)
+                .all(|((n, d), p)| *n == p.name && *d == p.doc)
+    }
+}
+
 pub struct ConfigSync {
     url: String,
     control: Arc<ControlPlane>,
     handle: Arc<SyncHandle>,
     instance: String,
+    restore_refused: AtomicBool,
+}
+
+fn encode_error(e: serde_json::Error) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "encode", e.to_string()))
 }
 
 impl ConfigSync {
@@ -74,18 +140,20 @@ impl ConfigSync {
             control,
             handle,
             instance: format!("{:016x}", rand::random::<u64>()),
+            restore_refused: AtomicBool::new(false),
         }
     }
 
-    async fn publish(
+    /// Our current API config as a shared document with a fresh id.
+    async fn document(
         &self,
         conn: &mut redis::aio::MultiplexedConnection,
-    ) -> redis::RedisResult<()> {
-        // Clear first: a write landing while we publish sets it again.
-        self.handle.dirty.store(false, Ordering::SeqCst);
+    ) -> redis::RedisResult<(SharedConfig, String, String)> {
         let api = self.control.api_config();
         let version: u64 = redis::cmd("INCR").arg(COUNTER).query_async(conn).await?;
+        let id = format!("{}-{:016x}", self.instance, rand::random::<u64>());
         let doc = SharedConfig {
+            id: id.clone(),
             version,
             origin: self.instance.clone(),
             providers: api
@@ -96,25 +164,46 @@ impl ConfigSync {
             aliases: api.aliases.clone(),
             settings: api.settings.clone(),
         };
-        let payload = serde_json::to_string(&doc).map_err(|e| {
-            redis::RedisError::from((redis::ErrorKind::Io, "encode", e.to_string()))
-        })?;
-        let notice = serde_json::json!({"version": version, "origin": self.instance}).to_string();
-        let result: redis::RedisResult<()> = redis::pipe()
-            .cmd("SET")
-            .arg(DOC)
-            .arg(&payload)
-            .ignore()
-            .cmd("PUBLISH")
-            .arg(CHANNEL)
-            .arg(&notice)
-            .ignore()
-            .query_async(conn)
-            .await;
+        let payload = serde_json::to_string(&doc).map_err(encode_error)?;
+        let notice =
+            serde_json::json!({"id": id, "version": version, "origin": self.instance}).to_string();
+        Ok((doc, payload, notice))
+    }
+
+    async fn publish(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+    ) -> redis::RedisResult<()> {
+        // Clear first: a write landing while we publish sets it again.
+        self.handle.dirty.store(false, Ordering::SeqCst);
+        let result = async {
+            let (doc, payload, notice) = self.document(conn).await?;
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(DOC)
+                .arg(&payload)
+                .ignore()
+                .cmd("SET")
+                .arg(HEAD)
+                .arg(&doc.id)
+                .ignore()
+                .cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(&notice)
+                .ignore()
+                .query_async::<()>(conn)
+                .await?;
+            Ok::<_, redis::RedisError>(doc)
+        }
+        .await;
         match result {
-            Ok(()) => {
-                self.handle.applied.store(version, Ordering::SeqCst);
-                tracing::info!(version, "configuration published to peer instances");
+            Ok(doc) => {
+                self.handle.set_applied(doc.id);
+                tracing::info!(
+                    version = doc.version,
+                    "configuration published to peer instances"
+                );
                 Ok(())
             }
             Err(e) => {
@@ -124,26 +213,65 @@ impl ConfigSync {
         }
     }
 
-    /// Adopt the shared config when it is newer than ours.
+    /// Redis lost the shared document (restarted without its data): put
+    /// ours back, unless someone published meanwhile.
+    async fn restore(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+    ) -> redis::RedisResult<()> {
+        let (doc, payload, notice) = self.document(conn).await?;
+        let done: i64 = redis::cmd("EVAL")
+            .arg(RESTORE)
+            .arg(2)
+            .arg(DOC)
+            .arg(HEAD)
+            .arg(&payload)
+            .arg(&doc.id)
+            .arg(CHANNEL)
+            .arg(&notice)
+            .query_async(conn)
+            .await?;
+        if done == 1 {
+            self.handle.set_applied(doc.id);
+            tracing::warn!(
+                "the shared configuration was missing from redis (restarted without its data?); published this instance's copy again"
+            );
+        }
+        Ok(())
+    }
+
+    /// Adopt the shared config when it is not the one we last applied.
     async fn catch_up(
         &self,
         conn: &mut redis::aio::MultiplexedConnection,
     ) -> redis::RedisResult<()> {
         let payload: Option<String> = redis::cmd("GET").arg(DOC).query_async(conn).await?;
         let Some(payload) = payload else {
+            if self.handle.applied().is_some() {
+                if let Err(e) = self.restore(conn).await {
+                    // EVAL may be refused by an ACL; the next change
+                    // published fills the document again. Said once: the
+                    // poll retries every second.
+                    if !self.restore_refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "cannot restore the shared configuration in redis");
+                    }
+                }
+            }
             return Ok(());
         };
         let Ok(doc) = serde_json::from_str::<SharedConfig>(&payload) else {
             tracing::warn!("ignoring a malformed shared configuration in redis");
             return Ok(());
         };
-        if doc.version <= self.handle.applied.load(Ordering::SeqCst) {
+        let id = doc.id();
+        if self.handle.applied().as_deref() == Some(id.as_str()) {
             return Ok(());
         }
-        if doc.origin == self.instance {
-            self.handle.applied.store(doc.version, Ordering::SeqCst);
+        if doc.origin == self.instance || doc.same_content(&self.control.api_config()) {
+            self.handle.set_applied(id);
             return Ok(());
         }
+        let version = doc.version;
         let api = ApiConfig {
             providers: doc
                 .providers
@@ -161,17 +289,17 @@ impl ConfigSync {
         };
         match self.control.replace_from_peer(api).await {
             Ok(local) => {
-                self.handle.applied.store(doc.version, Ordering::SeqCst);
+                self.handle.set_applied(id);
                 tracing::info!(
-                    shared_version = doc.version,
+                    shared_version = version,
                     local_version = local,
                     "configuration received from a peer instance"
                 );
             }
             Err(e) => {
-                // Applying the same version again would fail the same way.
-                self.handle.applied.store(doc.version, Ordering::SeqCst);
-                tracing::error!(shared_version = doc.version, error = ?e, "a peer's configuration does not validate here; keeping ours");
+                // Applying the same document again would fail the same way.
+                self.handle.set_applied(id);
+                tracing::error!(shared_version = version, error = ?e, "a peer's configuration does not validate here; keeping ours");
             }
         }
         Ok(())
@@ -206,8 +334,11 @@ impl ConfigSync {
                     if self.handle.dirty.load(Ordering::SeqCst) {
                         self.publish(&mut conn).await?;
                     }
-                    let shared: Option<u64> = redis::cmd("GET").arg(COUNTER).query_async(&mut conn).await?;
-                    if shared.unwrap_or(0) > self.handle.applied.load(Ordering::SeqCst) {
+                    let head: Option<String> = redis::cmd("GET").arg(HEAD).query_async(&mut conn).await?;
+                    let applied = self.handle.applied();
+                    // A missing head with a known document: Redis lost it
+                    // (or an older instance wrote the document without one).
+                    if head != applied && (head.is_some() || applied.is_some()) {
                         self.catch_up(&mut conn).await?;
                     }
                 }

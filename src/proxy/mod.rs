@@ -63,7 +63,7 @@ pub struct GatewayState {
     pub admin: OnceLock<axum::Router>,
     /// Request-log rows for the writer task (set when a database is open).
     pub log_tx: OnceLock<tokio::sync::mpsc::Sender<RequestLog>>,
-    /// Rows dropped because the writer fell behind.
+    /// Rows dropped: the writer fell behind or the database refused them.
     pub log_dropped: AtomicU64,
     /// Rows and batches (transactions) the writer committed.
     pub log_written: AtomicU64,
@@ -76,6 +76,8 @@ pub struct GatewayState {
     /// still running end now (streams with an in-band error event), so they
     /// are logged before the runtimes stop.
     pub grace_over: tokio::sync::watch::Sender<bool>,
+    /// [`crate::store::condition`], shown by `GET /health`.
+    pub store_condition: std::sync::atomic::AtomicU8,
 }
 
 impl GatewayState {
@@ -102,6 +104,7 @@ impl GatewayState {
             metrics: crate::metrics::Metrics::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             grace_over: tokio::sync::watch::Sender::new(false),
+            store_condition: std::sync::atomic::AtomicU8::new(crate::store::condition::OK),
         })
     }
 }
@@ -336,10 +339,15 @@ impl Gateway {
                 if method != Method::GET && method != Method::HEAD {
                     return Err(not_allowed("GET", &method, &path));
                 }
+                // Still 200 when the store is down: the data plane serves.
+                // No detail here (the route needs no token); the admin API
+                // and the log say what is wrong.
+                let store = self.state.store_condition.load(Ordering::Relaxed);
                 let body = serde_json::json!({
-                    "status": "ok",
+                    "status": if store == crate::store::condition::OK { "ok" } else { "degraded" },
                     "version": env!("CARGO_PKG_VERSION"),
                     "providers": snap.provider_count(),
+                    "store": crate::store::condition::label(store),
                 });
                 send_json(session, ctx, 200, Bytes::from(body.to_string())).await
             }

@@ -43,6 +43,27 @@ impl fmt::Debug for Store {
     }
 }
 
+/// The store's condition as `GET /health` reports it: one atomic in the
+/// gateway state, written by start-up and the request-log writer, read by
+/// the health route (no I/O there).
+pub mod condition {
+    /// Open, and the last request-log write succeeded.
+    pub const OK: u8 = 0;
+    /// Could not be opened at start: admin writes, request logs and usage
+    /// are unavailable until a restart.
+    pub const UNAVAILABLE: u8 = 1;
+    /// Open, but the last request-log write failed (disk full, locked).
+    pub const FAILING: u8 = 2;
+
+    pub fn label(v: u8) -> &'static str {
+        match v {
+            OK => "ok",
+            UNAVAILABLE => "unavailable",
+            _ => "failing",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum StoreError {
     /// The database URL could not be understood.
