@@ -37,6 +37,24 @@ fn check_json(data: &[u8]) -> Result<(), JsonFault> {
     }
 }
 
+/// A stream event's data: the commonest events — OpenAI's and Anthropic's
+/// text deltas in the vendors' exact form — are well-formed JSON without an
+/// `error` when the translators' exact-form recognisers accept them (they
+/// match every byte), which costs a fraction of serde's walk (callgrind: a
+/// 6-event pass-through stream ~50k instructions with the walk per event).
+/// Everything else takes [`check_json`].
+fn check_event_data(data: &[u8]) -> Result<(), JsonFault> {
+    use crate::protocol::typed::{anthropic_client, openai_client};
+    if let Ok(text) = std::str::from_utf8(data) {
+        if anthropic_client::canonical_text_chunk(text).is_some()
+            || openai_client::canonical_text_delta(text).is_some()
+        {
+            return Ok(());
+        }
+    }
+    check_json(data)
+}
+
 /// A whole (non-stream) answer: a JSON object without a top-level `error`.
 pub fn check_body(body: &[u8]) -> Result<(), JsonFault> {
     check_json(body)
@@ -105,7 +123,7 @@ pub fn check_events(buf: &[u8]) -> Result<(), EventFault> {
         match data {
             None => Ok(()),
             Some(b"[DONE]") => Ok(()),
-            Some(d) => match check_json(d) {
+            Some(d) => match check_event_data(d) {
                 Ok(()) => Ok(()),
                 Err(JsonFault::VendorError) => Err(fault(
                     true,
@@ -218,5 +236,19 @@ mod tests {
         assert!(f.vendor_error);
         // An unterminated last event is checked too.
         assert!(check_events(b"data: {\"a\":1}\n\ndata: {\"b\"").is_err());
+        // The vendors' exact-form text deltas pass through their recognisers;
+        // a cut or altered copy still meets the JSON walk.
+        let openai = r#"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}]}"#;
+        let anthropic = r#"data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#;
+        for ev in [openai, anthropic] {
+            assert_eq!(check_events(format!("{ev}\n\n").as_bytes()), Ok(()));
+            let cut = &ev[..ev.len() - 2];
+            assert!(
+                check_events(format!("{cut}\n\n").as_bytes()).is_err(),
+                "{cut}"
+            );
+            let doubled = format!("{ev}}}\n\n");
+            assert!(check_events(doubled.as_bytes()).is_err(), "{doubled}");
+        }
     }
 }
