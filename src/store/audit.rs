@@ -9,7 +9,6 @@ use super::{Store, StoreError};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
-const PRUNE_CHUNK: usize = 5000;
 
 /// One audited admin call. Every text field is bounded by the caller
 /// ([`crate::admin::audit`]) before it gets here.
@@ -71,45 +70,26 @@ impl Store {
 
     /// Delete audit rows with `ts_ms < before_ms`.
     pub async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let n = self
-                .call(move |c| {
-                    Ok(c.prepare_cached(
-                        "DELETE FROM audit WHERE id IN
-                         (SELECT id FROM audit WHERE ts_ms < ?1 LIMIT ?2)",
-                    )?
-                    .execute(params![before_ms, PRUNE_CHUNK])?)
-                })
-                .await?;
-            total += n as u64;
-            if n < PRUNE_CHUNK {
-                return Ok(total);
-            }
-        }
+        self.delete_in_chunks(
+            "DELETE FROM audit WHERE id IN
+             (SELECT id FROM audit WHERE ts_ms < ?1 LIMIT ?2)",
+            before_ms,
+        )
+        .await
     }
 
     /// Keep at most the newest `keep` audit rows.
     pub async fn prune_audit_to(&self, keep: u64) -> Result<u64, StoreError> {
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        let mut total = 0u64;
-        loop {
-            let n = self
-                .call(move |c| {
-                    Ok(c.prepare_cached(
-                        "DELETE FROM audit WHERE id IN
-                         (SELECT id FROM audit
-                          WHERE id < (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1 - 1)
-                          ORDER BY id LIMIT ?2)",
-                    )?
-                    .execute(params![keep.max(1), PRUNE_CHUNK])?)
-                })
-                .await?;
-            total += n as u64;
-            if n < PRUNE_CHUNK {
-                return Ok(total);
-            }
-        }
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX).max(1);
+        // The id of the oldest row to keep; ids only grow.
+        self.delete_in_chunks(
+            "DELETE FROM audit WHERE id IN
+             (SELECT id FROM audit
+              WHERE id < (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1 - 1)
+              ORDER BY id LIMIT ?2)",
+            keep,
+        )
+        .await
     }
 }
 

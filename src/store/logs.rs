@@ -8,9 +8,6 @@ use super::{LogPage, LogQuery, RequestLog, Store, StoreError, UsageQuery, UsageR
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
-/// Rows deleted per prune step; each step is its own job so configuration
-/// writes queued behind a big prune are not starved.
-const PRUNE_CHUNK: usize = 5000;
 
 const LOG_COLUMNS: &str =
     "id, ts_ms, request_id, api, method, path, model, provider, key, status, \
@@ -41,22 +38,12 @@ impl Store {
 
     /// Delete logs with `ts_ms < before_ms`; returns how many were deleted.
     pub async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let n = self
-                .call(move |c| {
-                    Ok(c.prepare_cached(
-                        "DELETE FROM request_logs WHERE id IN
-                         (SELECT id FROM request_logs WHERE ts_ms < ?1 LIMIT ?2)",
-                    )?
-                    .execute(params![before_ms, PRUNE_CHUNK])?)
-                })
-                .await?;
-            total += n as u64;
-            if n < PRUNE_CHUNK {
-                return Ok(total);
-            }
-        }
+        self.delete_in_chunks(
+            "DELETE FROM request_logs WHERE id IN
+             (SELECT id FROM request_logs WHERE ts_ms < ?1 LIMIT ?2)",
+            before_ms,
+        )
+        .await
     }
 }
 
@@ -64,26 +51,16 @@ impl Store {
     /// Keep at most the newest `keep` rows; returns rows deleted. Deletes
     /// in chunks like [`Store::prune_logs`].
     pub async fn prune_logs_to(&self, keep: u64) -> Result<u64, StoreError> {
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        let mut total = 0u64;
-        loop {
-            let n = self
-                .call(move |c| {
-                    // The id of the oldest row to keep; ids only grow.
-                    Ok(c.prepare_cached(
-                        "DELETE FROM request_logs WHERE id IN
-                         (SELECT id FROM request_logs
-                          WHERE id < (SELECT id FROM request_logs ORDER BY id DESC LIMIT 1 OFFSET ?1 - 1)
-                          ORDER BY id LIMIT ?2)",
-                    )?
-                    .execute(params![keep.max(1), PRUNE_CHUNK])?)
-                })
-                .await?;
-            total += n as u64;
-            if n < PRUNE_CHUNK {
-                return Ok(total);
-            }
-        }
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX).max(1);
+        // The id of the oldest row to keep; ids only grow.
+        self.delete_in_chunks(
+            "DELETE FROM request_logs WHERE id IN
+             (SELECT id FROM request_logs
+              WHERE id < (SELECT id FROM request_logs ORDER BY id DESC LIMIT 1 OFFSET ?1 - 1)
+              ORDER BY id LIMIT ?2)",
+            keep,
+        )
+        .await
     }
 }
 

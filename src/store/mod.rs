@@ -312,6 +312,27 @@ impl Store {
         self.run(f).await?
     }
 
+    /// Run a chunked `DELETE` (`?1` = its bound, `?2` = the chunk size)
+    /// until a chunk deletes fewer rows than the chunk size. Each chunk is
+    /// its own job on the database thread, so configuration writes queued
+    /// behind a big prune are not starved. Returns the rows deleted.
+    async fn delete_in_chunks(&self, sql: &'static str, bound: i64) -> Result<u64, StoreError> {
+        const CHUNK: usize = 5000;
+        let mut total = 0u64;
+        loop {
+            let n = self
+                .call(move |c| {
+                    Ok(c.prepare_cached(sql)?
+                        .execute(rusqlite::params![bound, CHUNK])?)
+                })
+                .await?;
+            total += n as u64;
+            if n < CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Apply pending migrations (each in one transaction); returns the schema
     /// version after. Runs on every `open`; calling it again is harmless.
     pub async fn migrate(&self) -> Result<u32, StoreError> {
