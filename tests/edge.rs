@@ -355,6 +355,13 @@ async fn connections_over_the_cap_get_503_and_the_count_recovers() {
             .await
             .expect("text")
     };
+    // The start-up readiness poll's keep-alive connection may still be
+    // open: wait until it is gone, so the slots are all free.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&admin_metrics().await, "llm_client_connections") != Some(0.0) {
+        assert!(Instant::now() < deadline, "{}", admin_metrics().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Four idle connections take every slot.
     let mut idle = Vec::new();
     for _ in 0..4 {
