@@ -624,3 +624,85 @@ async fn invalid_edge_settings_are_refused() {
         assert!(text.contains(key), "{key} in {text}");
     }
 }
+
+#[tokio::test]
+async fn answers_held_for_the_vendor_format_check_count_against_the_buffer_budget() {
+    let mock = MockOpenAi::start("gpt").await;
+    let gw = Gateway::start(&format!(
+        "{}{}",
+        server("max_buffered_response_bytes = 65536"),
+        provider("gpt", &mock.base_url(), &["sk-gpt-000000000001"], "")
+    ))
+    .await;
+    // A pass-through stream whose first event takes a while to complete:
+    // the gateway holds its first 40 KB back until the event can be checked.
+    let first_half = format!("data: {{\"id\":\"c1\",\"pad\":\"{}", "x".repeat(40_000));
+    mock.set_stream_delay(Duration::from_millis(1500));
+    mock.set_default(Reply::RawStream {
+        chunks: vec![first_half, "\"}\n\n".into(), "data: [DONE]\n\n".into()],
+    });
+    let body = json!({"model": "gpt-x", "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let request = tokio::spawn({
+        let url = gw.url("/v1/chat/completions");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+                .text()
+                .await
+                .expect("body")
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let held = metric(&scrape(&gw).await, "llm_buffered_response_bytes").unwrap_or(0.0);
+        if held >= 40_000.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "held bytes never counted: {held}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = request.await.expect("request task");
+    assert!(
+        text.contains("[DONE]"),
+        "{}",
+        &text[text.len().saturating_sub(200)..]
+    );
+    // Released once checked, and nothing was refused.
+    let text = scrape(&gw).await;
+    assert_eq!(metric(&text, "llm_buffered_response_bytes"), Some(0.0));
+    assert_eq!(
+        metric(&text, "llm_buffered_responses_rejected_total"),
+        Some(0.0)
+    );
+
+    // A whole pass-through answer larger than the budget is not refused:
+    // it is checked as far as the budget allows, then relayed intact.
+    let big = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-x",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "w".repeat(200_000)}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    });
+    mock.push(Reply::status(200, big.to_string()));
+    let r = gw
+        .chat(&json!({"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let got: Value = r.json().await.expect("the vendor's answer");
+    assert_eq!(got, big);
+    let text = scrape(&gw).await;
+    assert_eq!(metric(&text, "llm_buffered_response_bytes"), Some(0.0));
+    assert_eq!(
+        metric(&text, "llm_buffered_responses_rejected_total"),
+        Some(0.0)
+    );
+}

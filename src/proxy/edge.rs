@@ -215,16 +215,26 @@ impl<'a> Buffered<'a> {
     /// Count `n` more bytes, or refuse (with the budget) when they would
     /// take the total over it.
     pub fn grow(&mut self, n: usize) -> Result<(), u64> {
+        if self.try_grow(n) {
+            return Ok(());
+        }
+        self.stats.buffer_rejected.fetch_add(1, Ordering::Relaxed);
+        Err(self.stats.buffer_limit.load(Ordering::Relaxed))
+    }
+
+    /// Count `n` more bytes if they fit in the budget; `false` (nothing
+    /// counted, no request refused) when they do not — for a caller that
+    /// can go on without holding them.
+    pub fn try_grow(&mut self, n: usize) -> bool {
         let n = n as u64;
         let limit = self.stats.buffer_limit.load(Ordering::Relaxed);
         let before = self.stats.buffered.fetch_add(n, Ordering::Relaxed);
         if before + n > limit {
             self.stats.buffered.fetch_sub(n, Ordering::Relaxed);
-            self.stats.buffer_rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(limit);
+            return false;
         }
         self.held += n;
-        Ok(())
+        true
     }
 }
 

@@ -233,9 +233,10 @@ pub async fn run(
                 // format at all? Same-format answers are relayed as they
                 // are, so this is their only check; for translated ones it
                 // turns garbage into a failover instead of a 502.
-                let garbage = super::relay::check_answer(&mut committed, deadline)
-                    .await
-                    .err();
+                let garbage =
+                    super::relay::check_answer(&mut committed, deadline, &state.metrics.edge)
+                        .await
+                        .err();
                 let Some(why) = garbage else {
                     state.metrics.attempt(&p.name, "ok");
                     return Ok(Chosen {

@@ -47,7 +47,11 @@ const CHECK_EVENT_LIMIT: usize = 256 * 1024;
 /// to its first complete event, into `c.first`, and checks it (see
 /// `framing`). `Err` says why the answer is garbage or the vendor's error:
 /// the caller fails over as for a 5xx.
-pub(super) async fn check_answer(c: &mut Committed, deadline: Instant) -> Result<(), String> {
+pub(super) async fn check_answer(
+    c: &mut Committed,
+    deadline: Instant,
+    stats: &crate::metrics::EdgeStats,
+) -> Result<(), String> {
     let content_type = c
         .header
         .headers
@@ -64,13 +68,18 @@ pub(super) async fn check_answer(c: &mut Committed, deadline: Instant) -> Result
         ));
     }
     let sse = is_sse(c);
+    // What is held back here counts against the gateway-wide budget for
+    // buffered answers while it is held; when the budget is spent, the
+    // answer is checked as far as it has arrived, like one too large to hold.
+    let mut held = super::edge::Buffered::new(stats);
+    let mut budget_spent = !held.try_grow(c.first.as_ref().map_or(0, Bytes::len));
     loop {
         let have: &[u8] = c.first.as_deref().unwrap_or_default();
         if sse {
             let checked = match last_event_end(have) {
                 Some(end) => Some(&have[..end]),
                 None if c.done => Some(have),
-                None if have.len() > CHECK_EVENT_LIMIT => return Ok(()),
+                None if have.len() > CHECK_EVENT_LIMIT || budget_spent => return Ok(()),
                 None => None,
             };
             if let Some(events) = checked {
@@ -78,7 +87,7 @@ pub(super) async fn check_answer(c: &mut Committed, deadline: Instant) -> Result
             }
         } else if c.done {
             return super::framing::check_body(have).map_err(|f| json_fault(&f));
-        } else if have.len() > CHECK_BODY_LIMIT {
+        } else if have.len() > CHECK_BODY_LIMIT || budget_spent {
             return super::framing::check_body_prefix(have).map_err(|f| json_fault(&f));
         }
         let more = match timeout_at(deadline, c.session.read_response_body()).await {
@@ -88,6 +97,7 @@ pub(super) async fn check_answer(c: &mut Committed, deadline: Instant) -> Result
         };
         match more {
             Some(more) => {
+                budget_spent |= !held.try_grow(more.len());
                 c.done = c.session.response_done();
                 c.first = Some(match c.first.take() {
                     Some(f) if !f.is_empty() => {
