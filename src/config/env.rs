@@ -46,17 +46,13 @@ pub fn apply_env(
         &mut cfg.admin.expose_on_main,
         errs,
     );
-    if let Some(v) = get("DATABASE_TYPE") {
-        if v.trim().eq_ignore_ascii_case("sqlite") {
-            cfg.database.kind = v;
-        } else {
-            errs.push(
-                SOURCE,
-                "DATABASE_TYPE",
-                format!("{v:?} is not accepted; the only type is sqlite"),
-            );
-        }
-    }
+    parse_choice(
+        &get,
+        "DATABASE_TYPE",
+        &["sqlite"],
+        &mut cfg.database.kind,
+        errs,
+    );
     if let Some(v) = get("DATABASE_URL") {
         cfg.database.url = v;
     }
@@ -83,17 +79,13 @@ pub fn apply_env(
     if let Some(v) = get("UPGRADE_SOCK") {
         cfg.server.upgrade_sock = v;
     }
-    if let Some(v) = get("LOG_ROTATION") {
-        if ["daily", "hourly", "never"].contains(&v.trim().to_ascii_lowercase().as_str()) {
-            cfg.log.rotation = v;
-        } else {
-            errs.push(
-                SOURCE,
-                "LOG_ROTATION",
-                format!("{v:?} is not accepted; use daily, hourly or never"),
-            );
-        }
-    }
+    parse_choice(
+        &get,
+        "LOG_ROTATION",
+        &["daily", "hourly", "never"],
+        &mut cfg.log.rotation,
+        errs,
+    );
     parse_into(
         &get,
         "LOG_MAX_FILES",
@@ -157,6 +149,34 @@ fn parse_into<T: FromStr>(
             ),
         }
     }
+}
+
+/// One of `choices` (any case), kept as written; anything else is an error
+/// listing them.
+fn parse_choice(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    choices: &[&str],
+    slot: &mut String,
+    errs: &mut ConfigErrors,
+) {
+    let Some(v) = get(name) else {
+        return;
+    };
+    if choices.iter().any(|c| v.trim().eq_ignore_ascii_case(c)) {
+        *slot = v;
+        return;
+    }
+    let accepted = match choices {
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+        [] => String::new(),
+    };
+    errs.push(
+        SOURCE,
+        name,
+        format!("{v:?} is not accepted; use {accepted}"),
+    );
 }
 
 /// Only `true` and `false` (any case): the original design compared the
