@@ -246,6 +246,7 @@ impl AnthropicUsage {
             completion_tokens: self.output,
             total_tokens: prompt.saturating_add(self.output),
             cached_tokens: self.cache_read,
+            ..Default::default()
         }
     }
 }
@@ -278,6 +279,7 @@ pub(crate) fn usage_from_openai(v: &Value) -> Usage {
         completion_tokens: completion,
         total_tokens: total,
         cached_tokens: count(cached).min(prompt),
+        ..Default::default()
     }
 }
 
@@ -3675,7 +3677,8 @@ mod tests {
                 prompt_tokens: 3995,
                 completion_tokens: 503,
                 total_tokens: 4498,
-                cached_tokens: 1800
+                cached_tokens: 1800,
+                ..Default::default()
             }
         );
     }
@@ -4041,7 +4044,8 @@ mod tests {
                 prompt_tokens: 1117,
                 completion_tokens: 46,
                 total_tokens: 1163,
-                cached_tokens: 1024
+                cached_tokens: 1024,
+                ..Default::default()
             }
         );
     }
@@ -4321,7 +4325,8 @@ mod tests {
                 prompt_tokens: 25,
                 completion_tokens: 15,
                 total_tokens: 40,
-                cached_tokens: 0
+                cached_tokens: 0,
+                ..Default::default()
             }
         );
     }
@@ -4779,7 +4784,8 @@ mod tests {
                 prompt_tokens: 82,
                 completion_tokens: 17,
                 total_tokens: 99,
-                cached_tokens: 64
+                cached_tokens: 64,
+                ..Default::default()
             }
         );
 

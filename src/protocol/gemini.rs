@@ -1459,6 +1459,7 @@ fn read_usage(meta: &Value) -> (Usage, u64) {
         completion_tokens: candidates.saturating_add(thoughts),
         total_tokens: total,
         cached_tokens: u64_at(meta, "cachedContentTokenCount"),
+        ..Default::default()
     };
     (usage, thoughts)
 }
@@ -3026,7 +3027,8 @@ mod tests {
                 prompt_tokens: 8,
                 completion_tokens: 42,
                 total_tokens: 50,
-                cached_tokens: 4
+                cached_tokens: 4,
+                ..Default::default()
             }
         );
         assert_eq!(c["object"], "chat.completion");
@@ -3372,7 +3374,8 @@ mod tests {
                 prompt_tokens: 8,
                 completion_tokens: 16,
                 total_tokens: 24,
-                cached_tokens: 0
+                cached_tokens: 0,
+                ..Default::default()
             }
         );
         // Finishing twice does not emit a second [DONE].

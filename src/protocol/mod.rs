@@ -2,7 +2,10 @@
 //! feeds bytes in and writes what comes out.
 
 pub mod anthropic;
+pub mod chat;
+pub mod egress;
 pub mod gemini;
+pub mod ingress;
 pub mod openai;
 pub mod overrides;
 pub mod sse;

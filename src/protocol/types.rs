@@ -10,6 +10,14 @@ pub struct Usage {
     pub total_tokens: u64,
     /// Prompt tokens served from the vendor's cache, when reported.
     pub cached_tokens: u64,
+    /// Prompt tokens written to the vendor's cache (Anthropic
+    /// `cache_creation_input_tokens`), when reported.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// Output tokens spent on reasoning (OpenAI `reasoning_tokens`, Gemini
+    /// `thoughtsTokenCount`), when reported; part of `completion_tokens`.
+    #[serde(default)]
+    pub reasoning_tokens: u64,
 }
 
 /// A request or response that cannot be expressed in the target format.

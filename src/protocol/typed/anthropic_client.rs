@@ -405,6 +405,7 @@ impl OaUsage {
             completion_tokens: completion,
             total_tokens: total,
             cached_tokens: count(cached).min(prompt),
+            ..Default::default()
         }
     }
 }

@@ -323,6 +323,7 @@ impl UsageMetadata {
             completion_tokens: output,
             total_tokens: u64_of(&self.total).unwrap_or(prompt.wrapping_add(output)),
             cached_tokens: u64_of(&self.cached).unwrap_or(0),
+            ..Default::default()
         };
         (usage, thoughts)
     }

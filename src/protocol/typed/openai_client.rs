@@ -321,6 +321,7 @@ impl AnthropicUsage {
             completion_tokens: output,
             total_tokens: prompt.saturating_add(output),
             cached_tokens: count(self.cache_read_input_tokens.as_ref()),
+            ..Default::default()
         }
     }
 }

@@ -1,0 +1,7 @@
+//! Ingress adapters: one per client API. Each decodes its API's requests
+//! into the chat model and encodes answers, stream events and errors back.
+//! Adding a client API = one module here implementing
+//! [`crate::protocol::chat::Ingress`].
+
+pub mod anthropic;
+pub mod openai;
