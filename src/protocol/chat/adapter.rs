@@ -35,8 +35,10 @@ impl<F: FnMut(Event<'_>)> EventSink for F {
 /// A vendor's stream, decoded into canonical events. One per answer.
 pub trait StreamDecoder: Send {
     /// One upstream SSE event (its name, empty when absent, and its data).
-    /// An error reported in-band is delivered as [`Event::Error`] *and*
-    /// returned, so the caller stops reading.
+    /// An error the vendor reports in-band is delivered as [`Event::Error`]
+    /// (the client gets it in its own format) and `Ok` is returned; events
+    /// after it are ignored. `Err` means the event could not be decoded at
+    /// all (garbage): the caller cuts the stream with its own error event.
     fn push(&mut self, event: &str, data: &str, sink: &mut dyn EventSink) -> Result<(), ChatError>;
     /// The upstream body ended (`clean`: HTTP framing complete). Emits what
     /// closes the answer (open blocks, `Stop`) or fails when the vendor's
@@ -96,13 +98,13 @@ pub struct Translation {
     decoder: Box<dyn StreamDecoder>,
     encoder: Box<dyn StreamEncoder>,
     usage: Usage,
-    errored: bool,
+    failure: Option<ChatError>,
 }
 
 struct Through<'e> {
     encoder: &'e mut dyn StreamEncoder,
     usage: &'e mut Usage,
-    errored: &'e mut bool,
+    failure: &'e mut Option<ChatError>,
     out: &'e mut BytesMut,
 }
 
@@ -110,7 +112,7 @@ impl EventSink for Through<'_> {
     fn event(&mut self, ev: Event<'_>) {
         match &ev {
             Event::Usage(u) => *self.usage = *u,
-            Event::Error(_) => *self.errored = true,
+            Event::Error(e) => *self.failure = Some(e.clone()),
             _ => {}
         }
         self.encoder.event(&ev, self.out);
@@ -123,16 +125,19 @@ impl Translation {
             decoder,
             encoder,
             usage: Usage::default(),
-            errored: false,
+            failure: None,
         }
     }
 
     /// One upstream event through both; output appended to `out`.
     pub fn push(&mut self, event: &str, data: &str, out: &mut BytesMut) -> Result<(), ChatError> {
+        if self.failure.is_some() {
+            return Ok(());
+        }
         let mut sink = Through {
             encoder: self.encoder.as_mut(),
             usage: &mut self.usage,
-            errored: &mut self.errored,
+            failure: &mut self.failure,
             out,
         };
         self.decoder.push(event, data, &mut sink)
@@ -143,14 +148,20 @@ impl Translation {
         let mut sink = Through {
             encoder: self.encoder.as_mut(),
             usage: &mut self.usage,
-            errored: &mut self.errored,
+            failure: &mut self.failure,
             out,
         };
         self.decoder.finish(clean, &mut sink)?;
-        if !self.errored {
+        if self.failure.is_none() {
             self.encoder.finish(out);
         }
         Ok(())
+    }
+
+    /// The error the vendor reported in-band (already encoded for the
+    /// client), if any: the answer failed.
+    pub fn failure(&self) -> Option<&ChatError> {
+        self.failure.as_ref()
     }
 
     /// The usage the vendor reported so far.

@@ -471,10 +471,14 @@ pub enum Delta<'a> {
 /// A canonical stream event. Decoders normalise each vendor's habits (OpenAI
 /// tool deltas carry only an index after the first; Gemini sends whole
 /// calls without ids; Anthropic has explicit blocks) into this one
-/// lifecycle: `Start`, then per block `BlockStart`, `Delta`*, `BlockStop`
-/// (blocks do not interleave: a new block starts only after the previous
-/// one stopped), `Usage` whenever the vendor reports it (cumulative: the
-/// latest value wins), and `Stop` last.
+/// lifecycle: `Start` first, then per block `BlockStart`, `Delta`*,
+/// `BlockStop` (indices count up from 0 in the order blocks open; blocks do
+/// not interleave: a new block starts only after the previous one stopped),
+/// `Usage` whenever the vendor reports it (cumulative totals: the latest
+/// value wins; a decoder adds up what its vendor splits), and `Stop` last —
+/// after the final `Usage` (a decoder that sees the finish reason before
+/// the usage holds `Stop` back until the usage arrives or the stream ends).
+/// A vendor's in-band error is `Error` (nothing follows it).
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
     Start {
