@@ -266,7 +266,8 @@ impl Default for RoutingSection {
     }
 }
 
-/// Edits of the JSON request body, applied global-first then per provider.
+/// Overrides of canonical request fields (`temperature`, `max_tokens`, …),
+/// applied global-first then per provider, before translation.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OverridesSection {
@@ -276,6 +277,27 @@ pub struct OverridesSection {
     pub default: BTreeMap<String, toml::Value>,
     /// Fields removed before the request leaves the gateway.
     pub drop: Vec<String>,
+    /// Per provider only: edits of the vendor's own body by dotted path
+    /// (`generationConfig.thinkingConfig.thinkingBudget`), applied after
+    /// translation, for fields only that vendor has.
+    #[serde(default, skip_serializing_if = "VendorEditsSection::is_empty")]
+    pub vendor: VendorEditsSection,
+}
+
+/// `[providers.overrides.vendor]`: `set` / `default` / `drop` by dotted path
+/// in the vendor's request body.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VendorEditsSection {
+    pub set: BTreeMap<String, toml::Value>,
+    pub default: BTreeMap<String, toml::Value>,
+    pub drop: Vec<String>,
+}
+
+impl VendorEditsSection {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.default.is_empty() && self.drop.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -7,7 +7,8 @@
 
 use super::{ConfigErrors, FileConfig, OverridesSection, ProviderSection};
 use crate::health::{HealthPolicy, HealthRegistry, KeyState, ProviderHealth};
-use crate::protocol::overrides::Overrides;
+use crate::protocol::chat::overrides::{Overrides, VendorEdits};
+use crate::protocol::chat::VendorOptions;
 use crate::routing::{ModelPattern, Route, RouteCache};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
@@ -221,8 +222,15 @@ pub struct Provider {
     pub enabled: bool,
     pub models: Vec<ModelPattern>,
     pub model_map: HashMap<String, String>,
+    /// Canonical overrides, applied after the global ones.
     pub overrides: Overrides,
+    /// Edits of the vendor's own body (`[providers.overrides.vendor]`).
+    pub vendor_edits: VendorEdits,
     pub timeouts: Timeouts,
+    /// The vendor API: endpoint, auth and its egress adapter.
+    pub vendor: &'static crate::providers::Vendor,
+    /// What the egress adapter reads of this provider's settings.
+    pub vendor_options: VendorOptions,
     /// The vendor's chat path when fixed (see `Vendor::fixed_chat_path`);
     /// empty when it depends on the model.
     pub chat_path: String,
@@ -511,6 +519,13 @@ pub fn compile(
     );
 
     let overrides = compile_overrides(e, source, "overrides", &file.overrides);
+    if !file.overrides.vendor.is_empty() {
+        e.push(
+            source,
+            "overrides.vendor",
+            "vendor edits name one vendor's body fields, so they belong to a provider: [providers.overrides.vendor]",
+        );
+    }
 
     let mut aliases = HashMap::new();
     for (alias, target) in &file.aliases {
@@ -642,32 +657,47 @@ fn secs_allow_zero(e: &mut ConfigErrors, source: &str, key: &str, v: f64) -> Dur
     }
 }
 
+/// `toml` values as JSON, for the override compilers.
+fn json_pairs(m: &std::collections::BTreeMap<String, toml::Value>) -> Vec<(String, serde_json::Value)> {
+    m.iter()
+        .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
+        .collect()
+}
+
+/// Canonical overrides (`set` / `default` / `drop`), every problem reported
+/// at its key (`overrides.set.logit_bias`) with what to write instead.
 fn compile_overrides(
     e: &mut ConfigErrors,
     source: &str,
     at: &str,
     o: &OverridesSection,
 ) -> Overrides {
-    for field in o.set.keys().chain(o.default.keys()).chain(o.drop.iter()) {
-        if field.trim().is_empty() {
-            e.push(source, at, "field names must not be empty");
-        }
-        // The gateway itself owns these two: routing and framing depend on them.
-        if field == "model" || field == "stream" {
-            e.push(
-                source,
-                format!("{at}.{field}"),
-                "cannot be overridden (use model_map / aliases to rename models)",
-            );
-        }
-    }
-    let conv =
-        |m: &std::collections::BTreeMap<String, toml::Value>| -> Vec<(String, serde_json::Value)> {
-            m.iter()
-                .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
-                .collect()
-        };
-    Overrides::new(conv(&o.set), conv(&o.default), o.drop.clone())
+    Overrides::compile(&json_pairs(&o.set), &json_pairs(&o.default), &o.drop).unwrap_or_else(
+        |problems| {
+            for (key, why) in problems {
+                e.push(source, format!("{at}.{key}"), why);
+            }
+            Overrides::default()
+        },
+    )
+}
+
+/// A provider's `[providers.overrides.vendor]` dotted-path edits.
+fn compile_vendor_edits(
+    e: &mut ConfigErrors,
+    source: &str,
+    at: &str,
+    o: &OverridesSection,
+) -> VendorEdits {
+    let v = &o.vendor;
+    VendorEdits::compile(&json_pairs(&v.set), &json_pairs(&v.default), &v.drop).unwrap_or_else(
+        |problems| {
+            for (key, why) in problems {
+                e.push(source, format!("{at}.{key}"), why);
+            }
+            VendorEdits::default()
+        },
+    )
 }
 
 fn compile_provider(
@@ -836,6 +866,7 @@ fn compile_provider(
         }
     }
     let overrides = compile_overrides(e, source, &format!("{at}.overrides"), &p.overrides);
+    let vendor_edits = compile_vendor_edits(e, source, &format!("{at}.overrides"), &p.overrides);
     let t = &p.timeouts;
     let timeouts = Timeouts {
         connect: secs(
@@ -862,11 +893,19 @@ fn compile_provider(
     if e.0.len() != before {
         return None;
     }
+    let vendor = crate::providers::by_name(kind?.as_str())?;
     Some(Provider {
         index,
         name: p.name.clone(),
         kind: kind?,
-        chat_path: crate::providers::vendor(kind?)
+        vendor,
+        vendor_options: VendorOptions {
+            // OpenAI-compatible servers decide their own limit.
+            default_max_tokens: (vendor.family() != crate::protocol::chat::Family::OpenAi)
+                .then_some(default_max_tokens),
+            anthropic_version: anthropic_version.clone(),
+        },
+        chat_path: vendor
             .fixed_chat_path(&endpoint.as_ref().ok()?.base_path)
             .unwrap_or_default(),
         endpoint: endpoint.ok()?,
@@ -876,6 +915,7 @@ fn compile_provider(
         models,
         model_map,
         overrides,
+        vendor_edits,
         timeouts,
         // Validated above as digits and dashes, so a valid header value.
         anthropic_version_header: http::HeaderValue::from_str(&anthropic_version)
@@ -1090,7 +1130,7 @@ mod tests {
             "providers[0].api_keys[0]",
             "providers[0].weight",
             "providers[1].name",
-            "providers[1].overrides.model",
+            "providers[1].overrides.set.model",
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }

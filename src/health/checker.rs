@@ -11,7 +11,7 @@
 
 use crate::config::{ProbeKind, Provider, Snapshot};
 use crate::health::{now_ms, CooldownReason};
-use crate::providers::{vendor, ClientApi};
+use crate::protocol::chat::{self, Family, Part, Role, Text, Turn};
 use crate::proxy::upstream::{ProbeRequest, ProbeResult};
 use crate::proxy::GatewayState;
 use async_trait::async_trait;
@@ -165,19 +165,18 @@ impl Probe {
             .next()
             .map(String::as_str)
             .or_else(|| p.models.iter().find_map(|m| m.exact()))?;
-        let openai = serde_json::json!({
-            "model": model,
-            "messages": [{"role": "user", "content": "ping"}],
-            "max_tokens": 1,
+        let mut req = chat::Request::new(model, Family::OpenAi);
+        req.turns.push(Turn {
+            role: Role::User,
+            parts: vec![Part::Text(Text::plain("ping"))],
         });
-        let body = vendor(p.kind)
-            .translate_request(ClientApi::OpenAi, &openai, p, model)
+        req.max_tokens = Some(1);
+        let body = p
+            .vendor
+            .egress
+            .encode_request(&req, model, &p.vendor_options)
             .ok()?;
-        let bytes = serde_json::to_vec(&body).ok()?;
-        Some((
-            vendor(p.kind).chat_path(p, model, false),
-            Bytes::from(bytes),
-        ))
+        Some((p.vendor.chat_path(&p.endpoint.base_path, model, false), body))
     }
 }
 
@@ -247,8 +246,7 @@ impl HealthCheck for Probe {
             }
             // A 403 for a model or resource says nothing about the key.
             (_, ProbeResult::Status(403, _))
-                if crate::providers::denial(p.kind, 403, &body)
-                    == crate::providers::Denial::NotPermitted =>
+                if p.vendor.denial(403, &body) == crate::providers::Denial::NotPermitted =>
             {
                 if t.purpose == Purpose::Provider {
                     providers.for_each(|p| p.health.on_success(policy));

@@ -1,13 +1,17 @@
-//! Wire formats. Pure functions and small state machines, no I/O: the proxy
-//! feeds bytes in and writes what comes out.
+//! Wire formats, around one chat model. Pure functions and small state
+//! machines, no I/O: the proxy feeds bytes in and writes what comes out.
+//!
+//! - `chat/`: the canonical model (request, answer, stream events, errors),
+//!   the adapter traits, and canonical overrides.
+//! - `ingress/`: one adapter per client API (decode requests, encode
+//!   answers, streams and errors).
+//! - `egress/`: one adapter per vendor API (encode requests, decode answers,
+//!   streams and errors); vendor quirks live there only.
+//! - `sse`: the event-stream parser and writer every adapter shares.
+//! - `types`: [`types::Usage`], token counts in every class a vendor reports.
 
-pub mod anthropic;
 pub mod chat;
 pub mod egress;
-pub mod gemini;
 pub mod ingress;
-pub mod openai;
-pub mod overrides;
 pub mod sse;
-pub mod typed;
 pub mod types;

@@ -19,37 +19,3 @@ pub struct Usage {
     #[serde(default)]
     pub reasoning_tokens: u64,
 }
-
-/// A request or response that cannot be expressed in the target format.
-/// `param` names the offending field (OpenAI's `param`), when known.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TranslateError {
-    pub message: String,
-    pub param: Option<String>,
-}
-
-impl TranslateError {
-    pub fn new(message: impl Into<String>) -> Self {
-        TranslateError {
-            message: message.into(),
-            param: None,
-        }
-    }
-    pub fn at(param: impl Into<String>, message: impl Into<String>) -> Self {
-        TranslateError {
-            message: message.into(),
-            param: Some(param.into()),
-        }
-    }
-}
-
-impl std::fmt::Display for TranslateError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.param {
-            Some(p) => write!(f, "{p}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for TranslateError {}

@@ -1,373 +1,127 @@
-//! Vendor protocols behind one trait.
+//! Vendors: where each vendor API lives and how it is authenticated.
 //!
-//! A [`Vendor`] knows its endpoint paths, auth headers, how to turn a
-//! client's request into its own format and its answers (whole, streamed,
-//! errors) back into the client's. Same-format traffic (OpenAI client to an
-//! OpenAI-compatible vendor, Anthropic client to Anthropic) never goes
-//! through translation: the proxy relays it byte for byte. Adding a vendor
-//! means adding one module here and one variant to `ProviderKind`.
+//! A [`Vendor`] is static data: its chat path, its auth header, the rules
+//! for reading its denials, and the egress adapter that speaks its body
+//! format (`crate::protocol::egress`). Translation itself lives only in the
+//! adapters. This module depends on nothing of the configuration, so a
+//! compiled `config::Provider` can hold its `&'static Vendor` directly.
+//!
+//! Adding a vendor: an egress adapter in `protocol/egress/`, one [`Vendor`]
+//! static here, and one word in `config::ProviderKind`.
 
-pub mod anthropic;
-pub mod gemini;
-pub mod openai;
-
-use crate::config::{ApiKey, Provider, ProviderKind};
-use crate::protocol::sse::{EventSink, SseEvent, SseParser};
-use crate::protocol::types::{TranslateError, Usage};
-use bytes::{Bytes, BytesMut};
-use pingora::http::RequestHeader;
+use crate::protocol::chat::{Egress, Family};
+use crate::protocol::egress;
 use serde_json::Value;
 
-/// The API a client speaks to the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClientApi {
-    #[default]
-    OpenAi,
-    Anthropic,
+/// How a vendor takes its API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// The key as the value of this header (`x-api-key`, `x-goog-api-key`).
+    Header(&'static str),
 }
 
-impl ClientApi {
-    /// The vendor type that speaks this API natively.
-    pub fn native(self) -> ProviderKind {
-        match self {
-            ClientApi::OpenAi => ProviderKind::OpenAi,
-            ClientApi::Anthropic => ProviderKind::Anthropic,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientApi::OpenAi => "openai",
-            ClientApi::Anthropic => "anthropic",
-        }
-    }
+/// Where the chat endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatPath {
+    /// `{base_path}{suffix}` whatever the model and stream mode.
+    Fixed(&'static str),
+    /// Gemini: `{base_path}/models/{model}:generateContent`, or
+    /// `:streamGenerateContent?alt=sse` for streams.
+    PerModel,
 }
 
-/// Turns a vendor's event stream into the client's, event by event.
-pub trait StreamTranslate: Send {
-    /// One upstream event (its name, empty when absent, and its data);
-    /// SSE-encoded output events are appended to `out`.
-    fn push_event(
-        &mut self,
-        event: &str,
-        data: &str,
-        out: &mut BytesMut,
-    ) -> Result<(), TranslateError>;
-    /// Offered the rest of an upstream read at an event boundary (see
-    /// `sse::EventSink::raw`): takes whole events in the vendor's exact
-    /// form, with the effect `push_event` would have, and returns the bytes
-    /// taken; 0 leaves them to the SSE parser.
-    fn push_raw(&mut self, _text: &str, _out: &mut BytesMut) -> usize {
-        0
-    }
-    /// [`Self::push_event`] for an owned event.
-    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), TranslateError> {
-        self.push_event(&ev.event, &ev.data, out)
-    }
-    /// The upstream body ended (`clean`: HTTP framing complete). Appends the
-    /// closing events, or fails when the vendor's stream was truncated.
-    fn finish(&mut self, clean: bool, out: &mut BytesMut) -> Result<(), TranslateError>;
-    fn usage(&self) -> Usage;
+/// One vendor API: endpoint, auth and the adapter for its bodies.
+pub struct Vendor {
+    pub name: &'static str,
+    pub egress: &'static dyn Egress,
+    pub chat_path: ChatPath,
+    pub auth: Auth,
+    /// Sends the provider's `anthropic-version` header.
+    pub sends_anthropic_version: bool,
+    /// Query string for the model list (`GET {base}/models`): the whole
+    /// list in one page where the vendor pages it.
+    pub models_query: &'static str,
 }
 
-/// One upstream read through `parser` into `translator`, as the relay
-/// feeds a translated stream: whole events in the vendor's exact form go
-/// straight to [`StreamTranslate::push_raw`], the rest through the parser.
-/// The first event the translator fails stops the read (what follows it is
-/// dropped) and its error is returned.
-pub fn feed(
-    parser: &mut SseParser,
-    translator: &mut dyn StreamTranslate,
-    chunk: &[u8],
-    out: &mut BytesMut,
-) -> Result<(), TranslateError> {
-    let mut sink = Feed {
-        translator,
-        out,
-        failure: None,
-    };
-    parser.push_into(chunk, &mut sink);
-    sink.failure.map_or(Ok(()), Err)
-}
-
-struct Feed<'a> {
-    translator: &'a mut dyn StreamTranslate,
-    out: &'a mut BytesMut,
-    failure: Option<TranslateError>,
-}
-
-impl EventSink for Feed<'_> {
-    fn raw(&mut self, text: &str) -> usize {
-        self.translator.push_raw(text, self.out)
-    }
-
-    fn event(&mut self, event: &str, data: &str) -> bool {
-        match self.translator.push_event(event, data, self.out) {
-            Ok(()) => true,
-            Err(e) => {
-                self.failure = Some(e);
-                false
-            }
-        }
+impl std::fmt::Debug for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
     }
 }
 
-pub trait Vendor: Sync {
-    /// Path and query of the chat endpoint under the provider's base path.
-    fn chat_path(&self, p: &Provider, _upstream_model: &str, _stream: bool) -> String {
-        self.fixed_chat_path(&p.endpoint.base_path)
-            .unwrap_or_default()
+pub static OPENAI: Vendor = Vendor {
+    name: "openai",
+    egress: &egress::openai::OpenAiChat,
+    chat_path: ChatPath::Fixed("/chat/completions"),
+    auth: Auth::Bearer,
+    sends_anthropic_version: false,
+    models_query: "",
+};
+
+pub static ANTHROPIC: Vendor = Vendor {
+    name: "anthropic",
+    egress: &egress::anthropic::AnthropicMessages,
+    chat_path: ChatPath::Fixed("/messages"),
+    auth: Auth::Header("x-api-key"),
+    sends_anthropic_version: true,
+    models_query: "?limit=1000",
+};
+
+pub static GEMINI: Vendor = Vendor {
+    name: "gemini",
+    egress: &egress::gemini::GeminiGenerate,
+    chat_path: ChatPath::PerModel,
+    auth: Auth::Header("x-goog-api-key"),
+    sends_anthropic_version: false,
+    models_query: "?pageSize=1000",
+};
+
+/// The vendor a `type = "…"` word names.
+pub fn by_name(name: &str) -> Option<&'static Vendor> {
+    [&OPENAI, &ANTHROPIC, &GEMINI]
+        .into_iter()
+        .find(|v| v.name == name)
+}
+
+impl Vendor {
+    pub fn family(&self) -> Family {
+        self.egress.family()
     }
+
     /// The chat path when it depends on neither the model nor the stream
-    /// mode: computed once per provider (`Provider::chat_path`) instead of
-    /// formatted per request. Vendors without one override `chat_path`.
-    fn fixed_chat_path(&self, _base_path: &str) -> Option<String> {
-        None
-    }
-    /// Authentication and protocol headers for one request.
-    fn headers(
-        &self,
-        p: &Provider,
-        key: Option<&ApiKey>,
-        req: &mut RequestHeader,
-    ) -> pingora::Result<()>;
-    /// The client's (parsed) request in this vendor's format, with the
-    /// upstream model set where the format carries it.
-    fn translate_request(
-        &self,
-        client: ClientApi,
-        req: &Value,
-        p: &Provider,
-        upstream_model: &str,
-    ) -> Result<Value, TranslateError>;
-    /// The same translation straight from the client's bytes, when a typed
-    /// fast path (`crate::protocol::typed`) covers this request. `None`
-    /// means "take the general path": the fast paths only accept shapes they
-    /// translate exactly as [`Vendor::translate_request`] would, so an
-    /// unusual or invalid request still gets the general path's answer.
-    fn translate_request_bytes(
-        &self,
-        _client: ClientApi,
-        _body: &[u8],
-        _p: &Provider,
-        _upstream_model: &str,
-    ) -> Option<Bytes> {
-        None
-    }
-    /// A whole success body in the client's format, plus its usage.
-    fn translate_response(
-        &self,
-        client: ClientApi,
-        body: &[u8],
-        client_model: &str,
-    ) -> Result<(Bytes, Usage), TranslateError>;
-    /// A translator from this vendor's stream to the client's format.
-    fn stream(
-        &self,
-        client: ClientApi,
-        client_model: &str,
-        include_usage: bool,
-    ) -> Box<dyn StreamTranslate>;
-    /// A vendor error body as `(status, OpenAI error JSON)`.
-    fn error_to_openai(&self, status: u16, body: &[u8]) -> (u16, Value);
-}
-
-pub fn vendor(kind: ProviderKind) -> &'static dyn Vendor {
-    match kind {
-        ProviderKind::OpenAi => &openai::OpenAiVendor,
-        ProviderKind::Anthropic => &anthropic::AnthropicVendor,
-        ProviderKind::Gemini => &gemini::GeminiVendor,
-    }
-}
-
-/// Set `model` in a JSON object body (formats that carry it in the body).
-pub(crate) fn set_model(mut v: Value, model: &str) -> Value {
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("model".into(), Value::String(model.to_string()));
-    }
-    v
-}
-
-pub(crate) fn to_bytes(v: &Value) -> Result<Bytes, TranslateError> {
-    serde_json::to_vec(v)
-        .map(Bytes::from)
-        .map_err(|e| TranslateError::new(format!("cannot encode JSON: {e}")))
-}
-
-fn parse_json(body: &[u8], what: &str) -> Result<Value, TranslateError> {
-    serde_json::from_slice(body)
-        .map_err(|e| TranslateError::new(format!("the vendor's {what} is not valid JSON: {e}")))
-}
-
-/// OpenAI chunk payloads (`data:` strings) to the client: as they are for an
-/// OpenAI client, through an OpenAI->Anthropic translator otherwise.
-pub(crate) struct OpenAiOut {
-    to_anthropic: Option<crate::protocol::anthropic::OpenAiToAnthropicStream>,
-}
-
-impl OpenAiOut {
-    pub(crate) fn new(client: ClientApi, client_model: &str) -> Self {
-        OpenAiOut {
-            to_anthropic: (client == ClientApi::Anthropic)
-                .then(|| crate::protocol::anthropic::OpenAiToAnthropicStream::new(client_model)),
+    /// mode (computed once per provider).
+    pub fn fixed_chat_path(&self, base_path: &str) -> Option<String> {
+        match self.chat_path {
+            ChatPath::Fixed(suffix) => Some(format!("{base_path}{suffix}")),
+            ChatPath::PerModel => None,
         }
     }
 
-    pub(crate) fn emit(
-        &mut self,
-        payloads: Vec<String>,
-        out: &mut BytesMut,
-    ) -> Result<(), TranslateError> {
-        for data in payloads {
-            match &mut self.to_anthropic {
-                None => crate::protocol::sse::encode_into(out, "", &data),
-                Some(t) => {
-                    for (event, data) in t.push(&data)? {
-                        crate::protocol::sse::encode_into(out, &event, &data);
-                    }
+    /// The chat path for one request.
+    pub fn chat_path(&self, base_path: &str, model: &str, stream: bool) -> String {
+        match self.chat_path {
+            ChatPath::Fixed(suffix) => format!("{base_path}{suffix}"),
+            ChatPath::PerModel => {
+                // Model names are path segments; keep only characters
+                // Google uses.
+                let model: String = model
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
+                    .collect();
+                if stream {
+                    format!("{base_path}/models/{model}:streamGenerateContent?alt=sse")
+                } else {
+                    format!("{base_path}/models/{model}:generateContent")
                 }
             }
         }
-        Ok(())
     }
 
-    /// One chunk payload through the typed fast path
-    /// (`crate::protocol::typed::anthropic_client::push_chunk`, which also
-    /// fills `raw_usage` as `usage_of` would); `false`, having done nothing,
-    /// when it does not cover the chunk: then [`OpenAiOut::emit`] it.
-    pub(crate) fn emit_typed(
-        &mut self,
-        data: &str,
-        raw_usage: &mut Usage,
-        out: &mut BytesMut,
-    ) -> bool {
-        match &mut self.to_anthropic {
-            Some(t) => {
-                crate::protocol::typed::anthropic_client::push_chunk(t, data, raw_usage, out)
-            }
-            None => false,
-        }
-    }
-
-    /// [`OpenAiOut::close`] through the typed fast path; `false`, having
-    /// done nothing, when it does not cover the state.
-    pub(crate) fn close_typed(&mut self, out: &mut BytesMut) -> bool {
-        match &mut self.to_anthropic {
-            Some(t) => crate::protocol::typed::anthropic_client::close_stream(t, out),
-            None => false,
-        }
-    }
-
-    /// After the OpenAI side ended cleanly: close the Anthropic message.
-    pub(crate) fn close(&mut self, out: &mut BytesMut) {
-        if let Some(t) = &mut self.to_anthropic {
-            for (event, data) in t.finish(true) {
-                crate::protocol::sse::encode_into(out, &event, &data);
-            }
-        }
-    }
-
-    pub(crate) fn anthropic_usage(&self) -> Option<Usage> {
-        self.to_anthropic.as_ref().map(|t| t.usage())
-    }
-}
-
-/// An OpenAI-format whole response delivered to the client.
-pub(crate) fn openai_response_for(
-    client: ClientApi,
-    resp: Value,
-    usage: Usage,
-) -> Result<(Bytes, Usage), TranslateError> {
-    match client {
-        ClientApi::OpenAi => Ok((to_bytes(&resp)?, usage)),
-        ClientApi::Anthropic => {
-            let (an, _) = crate::protocol::anthropic::openai_response_to_anthropic(&resp)?;
-            Ok((to_bytes(&an)?, usage))
-        }
-    }
-}
-
-/// The client's request as an OpenAI chat request.
-pub(crate) fn as_openai_request(client: ClientApi, req: &Value) -> Result<Value, TranslateError> {
-    match client {
-        ClientApi::OpenAi => Ok(req.clone()),
-        ClientApi::Anthropic => crate::protocol::anthropic::anthropic_request_to_openai(req),
-    }
-}
-
-/// Top-level request fields each cross-format translation reads. Anything
-/// else a client sends has no equivalent at that vendor and is dropped; the
-/// proxy logs those names at debug level.
-pub fn translated_fields(client: ClientApi, kind: ProviderKind) -> &'static [&'static str] {
-    const OPENAI_TO_ANTHROPIC: &[&str] = &[
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "top_k",
-        "stop",
-        "n",
-        "user",
-        "safety_identifier",
-        "metadata",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "reasoning_effort",
-        "modalities",
-        "audio",
-    ];
-    const OPENAI_TO_GEMINI: &[&str] = &[
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "top_k",
-        "stop",
-        "n",
-        "seed",
-        "presence_penalty",
-        "frequency_penalty",
-        "tools",
-        "tool_choice",
-        "functions",
-        "function_call",
-        "response_format",
-        "reasoning_effort",
-        "include_reasoning",
-        "extra_body",
-    ];
-    const ANTHROPIC_TO_OPENAI: &[&str] = &[
-        "model",
-        "messages",
-        "system",
-        "max_tokens",
-        "stream",
-        "temperature",
-        "top_p",
-        "top_k",
-        "stop_sequences",
-        "tools",
-        "tool_choice",
-        "metadata",
-        "thinking",
-    ];
-    match (client, kind) {
-        (ClientApi::OpenAi, ProviderKind::Anthropic) => OPENAI_TO_ANTHROPIC,
-        (ClientApi::OpenAi, ProviderKind::Gemini) => OPENAI_TO_GEMINI,
-        (ClientApi::Anthropic, ProviderKind::OpenAi | ProviderKind::Gemini) => ANTHROPIC_TO_OPENAI,
-        // Same format: everything passes through.
-        (ClientApi::OpenAi, ProviderKind::OpenAi)
-        | (ClientApi::Anthropic, ProviderKind::Anthropic) => &[],
+    /// What a 401 / 402 / 403 from this vendor says about the key.
+    pub fn denial(&self, status: u16, body: &[u8]) -> Denial {
+        denial(self.family(), status, body)
     }
 }
 
@@ -398,7 +152,7 @@ pub enum Denial {
 ///   is about the request's model or resource.
 ///
 /// Only called on error answers, so parsing the (bounded) body is fine.
-pub fn denial(kind: ProviderKind, status: u16, body: &[u8]) -> Denial {
+pub fn denial(family: Family, status: u16, body: &[u8]) -> Denial {
     if status != 403 {
         return Denial::KeyRejected;
     }
@@ -423,16 +177,16 @@ pub fn denial(kind: ProviderKind, status: u16, body: &[u8]) -> Denial {
             || s.contains("authentication")
             || s.contains("account")
     };
-    let rejected = match kind {
-        ProviderKind::Anthropic => field("type") == "authentication_error",
-        ProviderKind::Gemini => err
+    let rejected = match family {
+        Family::Anthropic => field("type") == "authentication_error",
+        Family::Gemini => err
             .get("details")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|d| d.get("reason").and_then(Value::as_str))
             .any(|r| r.starts_with("API_KEY_") || r == "CONSUMER_SUSPENDED"),
-        ProviderKind::OpenAi => {
+        Family::OpenAi => {
             let (code, kind) = (field("code"), field("type"));
             code != "model_not_found" && (key_word(&code) || key_word(&kind))
         }
@@ -451,8 +205,8 @@ mod denial_tests {
     #[test]
     fn only_a_403_that_names_the_key_rejects_it() {
         use Denial::*;
-        use ProviderKind::*;
-        let cases: &[(ProviderKind, u16, &str, Denial)] = &[
+        use Family::*;
+        let cases: &[(Family, u16, &str, Denial)] = &[
             (
                 OpenAi,
                 401,

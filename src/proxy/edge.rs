@@ -20,7 +20,6 @@
 use super::REQUEST_ID_HEADER;
 use crate::config::EdgeSettings;
 use crate::metrics::EdgeStats;
-use crate::protocol::{anthropic, openai};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::{HttpServerApp, ServerApp};
@@ -610,16 +609,23 @@ async fn answer(stream: &mut Stream, reject: &Reject, head: &[u8], request_id: &
     // The id is in the message too: a client that only keeps the body can
     // still quote it.
     let message = format!("{} (request id {request_id})", reject.message());
-    let body = openai::error_body(&message, "invalid_request_error", None, Some(reject.code()));
+    // Every rejection is about the request as sent.
+    let err = crate::protocol::chat::ChatError::new(
+        crate::protocol::chat::ErrorKind::InvalidRequest,
+        reject.status(),
+        message,
+    )
+    .with_code(reject.code());
     let anthropic_client = head
         .split(|&b| b == b' ')
         .nth(1)
         .is_some_and(|p| p.starts_with(b"/v1/messages"));
-    let body = if anthropic_client {
-        bytes::Bytes::from(anthropic::openai_error_to_anthropic(reject.status(), &body).to_string())
+    let api = if anthropic_client {
+        super::ClientApi::ANTHROPIC
     } else {
-        body
+        super::ClientApi::OPENAI
     };
+    let body = api.ingress().encode_error(&err);
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(
         format!(

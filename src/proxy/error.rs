@@ -1,9 +1,10 @@
 //! Every way a request can fail, as one value that knows its HTTP status and
-//! its OpenAI-format body. Messages say what was wrong and what to do.
+//! becomes a [`ChatError`] the client's ingress adapter renders in its own
+//! format. Messages say what was wrong and what to do.
 
-use crate::config::ProviderKind;
-use crate::protocol::{anthropic, openai};
-use crate::providers::{vendor, ClientApi};
+use super::client::ClientApi;
+use crate::protocol::chat::{ChatError, ErrorKind};
+use crate::providers::Vendor;
 use bytes::Bytes;
 
 /// What a client is told when the shutdown grace period ends its request.
@@ -34,6 +35,8 @@ pub enum GatewayError {
         message: String,
         param: Option<&'static str>,
     },
+    /// The client's request, as its ingress adapter could not decode it.
+    Client(ChatError),
     BodyTooLarge {
         limit: usize,
     },
@@ -50,7 +53,7 @@ pub enum GatewayError {
         status: u16,
         body: Bytes,
         provider: String,
-        kind: ProviderKind,
+        vendor: &'static Vendor,
     },
     /// The request cannot be expressed in the chosen vendor's format.
     Translate {
@@ -110,6 +113,7 @@ impl GatewayError {
             GatewayError::NotFound { .. } => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::BadRequest { .. } => 400,
+            GatewayError::Client(e) => e.status,
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::ModelNotFound(_) => 404,
             GatewayError::NoUsableProvider { reason, .. } => match reason {
@@ -138,161 +142,171 @@ impl GatewayError {
         }
     }
 
-    /// Status and body in the client's API format. A vendor error in the
-    /// client's own format is relayed unchanged.
+    /// Status and body in the client's API format. A vendor error of the
+    /// client's own family is relayed as the vendor sent it (masked); one of
+    /// another family is read by its egress adapter and rendered by the
+    /// client's ingress adapter.
     pub fn render(&self, api: ClientApi) -> (u16, Bytes) {
-        let status = match self {
-            GatewayError::Upstream {
-                status, body, kind, ..
-            } if *kind != ProviderKind::OpenAi => vendor(*kind).error_to_openai(*status, body).0,
-            _ => self.status(),
-        };
-        match api {
-            ClientApi::OpenAi => (status, self.body()),
-            ClientApi::Anthropic => {
-                if let GatewayError::Upstream {
-                    body,
-                    kind: ProviderKind::Anthropic,
-                    ..
-                } = self
-                {
-                    let native = serde_json::from_slice::<serde_json::Value>(body)
-                        .is_ok_and(|v| v["type"] == "error" && v["error"]["message"].is_string());
-                    if native {
-                        return (status, body.clone());
-                    }
-                }
-                let v = anthropic::openai_error_to_anthropic(status, &self.body());
-                (status, Bytes::from(v.to_string()))
+        if let GatewayError::Upstream { body, vendor, .. } = self {
+            if vendor.family() == api.family() && is_error_object(body) {
+                return (self.status(), body.clone());
             }
         }
+        let err = self.chat_error();
+        (err.status, api.ingress().encode_error(&err))
     }
 
-    /// The human-readable message of [`Self::body`], for the request log
-    /// (at most [`MESSAGE_LIMIT`] bytes: vendors' error texts may quote
-    /// what the client sent).
+    /// The human-readable message, for the request log (at most
+    /// [`MESSAGE_LIMIT`] bytes: vendors' error texts may quote what the
+    /// client sent).
     pub fn message(&self) -> String {
-        let body = self.body();
-        let mut m = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let mut m = self.chat_error().message;
         m.truncate(clip(&m, MESSAGE_LIMIT).len());
         m
     }
 
-    pub fn body(&self) -> Bytes {
+    /// The error in canonical terms.
+    pub fn chat_error(&self) -> ChatError {
+        let status = self.status();
+        let make = |kind: ErrorKind, message: String, code: Option<&str>| ChatError {
+            kind,
+            status,
+            message,
+            param: None,
+            code: code.map(str::to_string),
+            vendor_type: None,
+        };
         match self {
-            GatewayError::Unauthorized(why) => {
-                openai::error_body(why, "invalid_request_error", None, Some("invalid_api_key"))
-            }
-            GatewayError::NotFound { method, path } => openai::error_body(
-                &format!("Invalid URL ({} {}): this gateway serves POST /v1/chat/completions, GET /v1/models and GET /health", echo(method), echo(path)),
-                "invalid_request_error",
-                None,
+            GatewayError::Unauthorized(why) => make(
+                ErrorKind::Authentication,
+                why.to_string(),
+                Some("invalid_api_key"),
+            ),
+            GatewayError::NotFound { method, path } => make(
+                ErrorKind::NotFound,
+                format!("Invalid URL ({} {}): this gateway serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /health", echo(method), echo(path)),
                 Some("unknown_url"),
             ),
-            GatewayError::MethodNotAllowed { allow, method, path } => openai::error_body(
-                &format!("Method {} is not allowed on {path}; use {allow}", echo(method)),
-                "invalid_request_error",
-                None,
+            GatewayError::MethodNotAllowed { allow, method, path } => make(
+                ErrorKind::InvalidRequest,
+                format!("Method {} is not allowed on {}; use {allow}", echo(method), echo(path)),
                 Some("method_not_allowed"),
             ),
-            GatewayError::BadRequest { message, param } => openai::error_body(
-                clip(message, MESSAGE_LIMIT),
-                "invalid_request_error",
-                *param,
-                None,
-            ),
-            GatewayError::BodyTooLarge { limit } => openai::error_body(
-                &format!("Request body is larger than this gateway's limit of {limit} bytes (server.max_body_bytes)"),
-                "invalid_request_error",
-                None,
+            GatewayError::BadRequest { message, param } => ChatError {
+                param: param.map(str::to_string),
+                ..make(
+                    ErrorKind::InvalidRequest,
+                    clip(message, MESSAGE_LIMIT).to_string(),
+                    None,
+                )
+            },
+            GatewayError::Client(e) => e.clone(),
+            GatewayError::BodyTooLarge { limit } => make(
+                ErrorKind::RequestTooLarge,
+                format!("Request body is larger than this gateway's limit of {limit} bytes (server.max_body_bytes)"),
                 Some("request_too_large"),
             ),
-            GatewayError::ModelNotFound(model) => openai::error_body(
-                &format!("The model `{}` is not served by this gateway; GET /v1/models lists the models it serves", echo(model)),
-                "invalid_request_error",
-                Some("model"),
-                Some("model_not_found"),
-            ),
+            GatewayError::ModelNotFound(model) => ChatError {
+                param: Some("model".into()),
+                ..make(
+                    ErrorKind::NotFound,
+                    format!("The model `{}` is not served by this gateway; GET /v1/models lists the models it serves", echo(model)),
+                    Some("model_not_found"),
+                )
+            },
             GatewayError::NoUsableProvider {
                 model,
                 reason,
                 retry_after_secs,
             } => {
-                let (why, code) = match reason {
+                let model = echo(model);
+                let (kind, why, code) = match reason {
                     Unusable::RateLimited => (
+                        ErrorKind::RateLimited,
                         format!("every API key of every provider serving `{model}` is cooling down after rate limiting (429); retry in {retry_after_secs} s"),
                         "rate_limit_exceeded",
                     ),
                     Unusable::KeysRejected => (
+                        ErrorKind::Upstream,
                         format!("every API key of every provider serving `{model}` was rejected by its vendor (401/402/403) and is disabled until it passes a re-check; check the keys"),
                         "no_usable_key",
                     ),
                     Unusable::Unhealthy => (
+                        ErrorKind::Overloaded,
                         format!("every provider serving `{model}` is unhealthy after consecutive errors; the next trial request is due in {retry_after_secs} s (GET /api/providers/health shows why)"),
                         "no_healthy_provider",
                     ),
                 };
-                openai::error_body(&why, "upstream_error", None, Some(code))
+                make(kind, why, Some(code))
             }
             GatewayError::Upstream {
                 status,
                 body,
                 provider,
-                kind,
+                vendor,
             } => {
-                if *kind != ProviderKind::OpenAi {
-                    let (_, v) = vendor(*kind).error_to_openai(*status, body);
-                    return Bytes::from(v.to_string());
-                }
-                if openai::is_error_body(body) {
-                    body.clone()
-                } else {
+                let mut err = vendor.egress.decode_error(*status, body);
+                if err.message.is_empty() {
                     let snippet = String::from_utf8_lossy(&body[..body.len().min(512)]);
-                    openai::error_body(
-                        &format!("provider `{provider}` answered HTTP {status}: {}", snippet.trim()),
-                        "upstream_error",
-                        None,
-                        Some(&status.to_string()),
-                    )
+                    err.message = format!(
+                        "provider `{provider}` answered HTTP {status}: {}",
+                        snippet.trim()
+                    );
                 }
+                err.message.truncate(clip(&err.message, MESSAGE_LIMIT).len());
+                err
             }
             GatewayError::UpstreamFailed { message, .. } => {
-                openai::error_body(message, "upstream_error", None, None)
+                make(ErrorKind::for_status(status), message.clone(), None)
             }
-            GatewayError::ShuttingDown => openai::error_body(
-                SHUTTING_DOWN,
-                "server_error",
-                None,
+            GatewayError::ShuttingDown => make(
+                ErrorKind::Overloaded,
+                SHUTTING_DOWN.to_string(),
                 Some("shutting_down"),
             ),
             GatewayError::Translate {
                 provider,
                 message,
                 param,
-            } => openai::error_body(
-                &format!(
-                    "The request cannot be sent to provider `{provider}`: {}",
-                    clip(message, MESSAGE_LIMIT)
-                ),
-                "invalid_request_error",
-                param.as_deref().map(|p| clip(p, ECHO_LIMIT)),
-                Some("unsupported_for_provider"),
-            ),
-            GatewayError::BodyTimeout { secs, request_id } => openai::error_body(
-                &format!("The request body stalled: nothing arrived for {secs} s (server.body_timeout_secs; request id {request_id})"),
-                "invalid_request_error",
-                None,
+            } => ChatError {
+                param: param.as_deref().map(|p| clip(p, ECHO_LIMIT).to_string()),
+                ..make(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "The request cannot be sent to provider `{provider}`: {}",
+                        clip(message, MESSAGE_LIMIT)
+                    ),
+                    Some("unsupported_for_provider"),
+                )
+            },
+            GatewayError::BodyTimeout { secs, request_id } => make(
+                ErrorKind::Timeout,
+                format!("The request body stalled: nothing arrived for {secs} s (server.body_timeout_secs; request id {request_id})"),
                 Some("request_timeout"),
             ),
-            GatewayError::BufferBudget { limit } => openai::error_body(
-                &format!("The gateway is already holding {limit} bytes of upstream answers for translation, its limit (server.max_buffered_response_bytes); retry shortly or ask for a streamed answer"),
-                "server_error",
-                None,
+            GatewayError::BufferBudget { limit } => make(
+                ErrorKind::Overloaded,
+                format!("The gateway is already holding {limit} bytes of upstream answers for translation, its limit (server.max_buffered_response_bytes); retry shortly or ask for a streamed answer"),
                 Some("gateway_overloaded"),
             ),
         }
     }
+}
+
+/// Is this vendor body a JSON object with an `error` member (OpenAI
+/// `{"error":{…}}`, Anthropic `{"type":"error","error":{…}}`)? Only such a
+/// body is relayed to a same-family client as it is.
+fn is_error_object(body: &[u8]) -> bool {
+    // Parsed only to see that it fits this shape.
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        message: serde::de::IgnoredAny,
+    }
+    serde_json::from_slice::<Outer>(body).is_ok()
 }

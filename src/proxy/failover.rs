@@ -12,13 +12,14 @@
 
 use super::error::Unusable;
 use super::upstream::{self, AttemptInput, Committed, Outcome};
+use super::client::ClientApi;
 use super::{GatewayError, GatewayState, RequestCtx};
 use crate::config::{Provider, Snapshot};
 use crate::health::{now_ms, Admission, CooldownReason, HealthState};
-use crate::providers::{vendor, ClientApi, Denial};
+use crate::protocol::chat::{self, ChatError};
+use crate::providers::Denial;
 use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::Bytes;
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use tokio::time::Instant;
@@ -28,9 +29,10 @@ pub struct ChatRequest<'a> {
     pub client_model: &'a str,
     pub route: &'a Route,
     /// The client's body as received.
-    pub body: Bytes,
-    /// The body parsed, once, when a provider needs more than the raw bytes.
-    pub parsed: OnceLock<Result<Value, String>>,
+    pub body: &'a Bytes,
+    /// The body decoded, once, when a provider needs more than the raw
+    /// bytes (it borrows from `body`).
+    pub decoded: OnceLock<Result<chat::Request<'a>, ChatError>>,
     pub stream: bool,
     pub include_usage: bool,
     /// Client headers forwarded to same-format vendors (`anthropic-beta`).
@@ -38,19 +40,16 @@ pub struct ChatRequest<'a> {
     pub deadline: Instant,
 }
 
-impl ChatRequest<'_> {
-    fn parsed(&self) -> Result<&Value, GatewayError> {
-        self.parsed
-            .get_or_init(|| match serde_json::from_slice::<Value>(&self.body) {
-                Ok(v) if v.is_object() => Ok(v),
-                Ok(_) => Err("The request body must be a JSON object".to_string()),
-                Err(e) => Err(format!("The request body is not valid JSON: {e}")),
-            })
+impl<'a> ChatRequest<'a> {
+    /// The client's request in canonical terms, decoded once (failover
+    /// re-encodes it for each provider). A decode error is the client's
+    /// 400.
+    fn decoded(&self) -> Result<&chat::Request<'a>, GatewayError> {
+        let body: &'a [u8] = self.body;
+        self.decoded
+            .get_or_init(|| self.api.ingress().decode_request(body))
             .as_ref()
-            .map_err(|m| GatewayError::BadRequest {
-                message: m.clone(),
-                param: None,
-            })
+            .map_err(|e| GatewayError::Client(e.clone()))
     }
 }
 
@@ -74,58 +73,56 @@ fn key_untried(p: &Provider, tried: &Tried, now: u64) -> bool {
         .any(|(k, key)| !tried.contains(&(p.index, k)) && key.state.available(now))
 }
 
-/// The body for `p`: the client's bytes untouched when nothing changes (the
-/// fast path), else re-serialised — in the vendor's format — with the
-/// upstream model and overrides.
+/// The body for `p`: the client's bytes untouched when the provider speaks
+/// the client's API and nothing changes (the fast path); otherwise decoded
+/// (once), overridden in canonical terms (global, then the provider's),
+/// encoded by the provider's egress adapter, and edited by the provider's
+/// vendor edits. An encode error means this vendor cannot express the
+/// request (`Translate`: the next provider may).
 fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
     let upstream_model = p.upstream_model(&req.route.model);
-    let same_format = req.api.native() == p.kind;
-    if same_format
+    let same_family = req.api.family() == p.vendor.family();
+    if same_family
         && upstream_model == req.client_model
         && snap.overrides.is_empty()
         && p.overrides.is_empty()
+        && p.vendor_edits.is_empty()
     {
         return Ok(req.body.clone());
     }
-    if !same_format && snap.overrides.is_empty() && p.overrides.is_empty() {
-        // Typed translation without a `Value` tree; falls through for any
-        // shape it does not cover (and for invalid requests, whose errors
-        // come from the general path).
-        if let Some(body) =
-            vendor(p.kind).translate_request_bytes(req.api, &req.body, p, upstream_model)
-        {
-            return Ok(body);
-        }
-    }
-    let parsed = req.parsed()?;
-    if !same_format && tracing::enabled!(tracing::Level::DEBUG) {
-        let known = crate::providers::translated_fields(req.api, p.kind);
-        let dropped: Vec<&str> = parsed
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.keys())
-            .map(String::as_str)
-            .filter(|k| !known.contains(k))
-            .collect();
-        if !dropped.is_empty() {
-            tracing::debug!(provider = %p.name, fields = ?dropped, "fields with no equivalent at this vendor are dropped");
-        }
-    }
-    let translated = vendor(p.kind)
-        .translate_request(req.api, parsed, p, upstream_model)
-        .map_err(|e| GatewayError::Translate {
-            provider: p.name.clone(),
-            message: e.to_string(),
-            param: e.param,
-        })?;
-    let Value::Object(mut obj) = translated else {
-        return Err(GatewayError::UpstreamFailed {
-            status: 500,
-            message: "translated request is not a JSON object".into(),
-        });
+    let decoded = req.decoded()?;
+    let translate = |e: ChatError| GatewayError::Translate {
+        provider: p.name.clone(),
+        message: e.message,
+        param: e.param,
     };
-    snap.overrides.apply(&mut obj);
-    p.overrides.apply(&mut obj);
+    let body = if snap.overrides.is_empty() && p.overrides.is_empty() {
+        p.vendor
+            .egress
+            .encode_request(decoded, upstream_model, &p.vendor_options)
+    } else {
+        let mut edited = decoded.clone();
+        snap.overrides.apply(&mut edited);
+        p.overrides.apply(&mut edited);
+        p.vendor
+            .egress
+            .encode_request(&edited, upstream_model, &p.vendor_options)
+    }
+    .map_err(translate)?;
+    if p.vendor_edits.is_empty() {
+        return Ok(body);
+    }
+    // Vendor edits work on the vendor's JSON: rare, so a tree is fine here.
+    let mut obj = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(obj)) => obj,
+        _ => {
+            return Err(GatewayError::UpstreamFailed {
+                status: 500,
+                message: "the translated request is not a JSON object".into(),
+            })
+        }
+    };
+    p.vendor_edits.apply(&mut obj);
     serde_json::to_vec(&obj)
         .map(Bytes::from)
         .map_err(|e| GatewayError::UpstreamFailed {
@@ -198,13 +195,17 @@ pub async fn run(
         ctx.upstream_model = Some(p.upstream_model(&req.route.model).to_string());
 
         let path: std::borrow::Cow<'_, str> = if p.chat_path.is_empty() {
-            vendor(p.kind)
-                .chat_path(p, p.upstream_model(&req.route.model), req.stream)
+            p.vendor
+                .chat_path(
+                    &p.endpoint.base_path,
+                    p.upstream_model(&req.route.model),
+                    req.stream,
+                )
                 .into()
         } else {
             p.chat_path.as_str().into()
         };
-        let forward: &[(&'static str, http::HeaderValue)] = if req.api.native() == p.kind {
+        let forward: &[(&'static str, http::HeaderValue)] = if req.api.family() == p.vendor.family() {
             &req.forward
         } else {
             &[]
@@ -262,22 +263,18 @@ pub async fn run(
                 retry_after,
             } => {
                 // Classify by what the status means (Gemini reports a bad key
-                // as 400 API_KEY_INVALID, which its error mapping calls 401).
-                let meaning = if p.kind == crate::config::ProviderKind::OpenAi {
-                    status
-                } else {
-                    vendor(p.kind).error_to_openai(status, &body).0
-                };
+                // as 400 API_KEY_INVALID, which its adapter calls 401).
+                let meaning = p.vendor.egress.decode_error(status, &body).status;
                 // The vendor's words go to the client, the log and the
                 // health endpoint: any key they echo is masked first.
                 let body = snap.redactor().bytes(body);
                 let denial = matches!(meaning, 401..=403)
-                    .then(|| crate::providers::denial(p.kind, meaning, &body));
+                    .then(|| p.vendor.denial(meaning, &body));
                 let relayed = GatewayError::Upstream {
                     status,
                     body,
                     provider: p.name.clone(),
-                    kind: p.kind,
+                    vendor: p.vendor,
                 };
                 state.metrics.attempt(
                     &p.name,

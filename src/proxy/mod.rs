@@ -6,6 +6,7 @@
 //! failover of long prompts; owning the exchange lets any body up to the
 //! configured limit be sent to as many providers as needed.
 
+pub mod client;
 mod dns;
 pub mod edge;
 mod error;
@@ -14,6 +15,7 @@ mod framing;
 mod relay;
 pub mod upstream;
 
+pub use client::ClientApi;
 pub use error::GatewayError;
 use error::{clip, ECHO_LIMIT};
 
@@ -24,9 +26,7 @@ pub const MAX_MODEL_BYTES: usize = 256;
 
 use crate::config::Snapshot;
 use crate::health::HealthRegistry;
-use crate::protocol::openai::ChatRequestProbe;
-use crate::protocol::types::Usage;
-use crate::providers::ClientApi;
+use crate::protocol::chat::Usage;
 use crate::store::RequestLog;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -40,6 +40,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
+
+/// The fields routing needs; everything else is left in the raw body.
+/// Parsing into this validates the whole document (serde skips unknown
+/// fields by parsing them) without building a tree of it. Every client API
+/// served names these fields alike.
+#[derive(Debug, serde::Deserialize)]
+struct ChatRequestProbe {
+    #[serde(default)]
+    model: Option<serde_json::Value>,
+    #[serde(default)]
+    stream: Option<serde_json::Value>,
+    #[serde(default)]
+    stream_options: Option<serde_json::Value>,
+}
+
+impl ChatRequestProbe {
+    /// `stream_options.include_usage` (OpenAI clients).
+    fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.get("include_usage"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
+}
 
 /// The response header that carries the request id (the one in the logs).
 pub const REQUEST_ID_HEADER: &str = "x-llm-orchestrator-request-id";
@@ -356,7 +381,7 @@ impl Gateway {
                 if method != Method::GET {
                     return Err(not_allowed("GET", &method, &path));
                 }
-                authorize(session, snap, ClientApi::OpenAi)?;
+                authorize(session, snap, ClientApi::OPENAI)?;
                 send_json(
                     session,
                     ctx,
@@ -370,16 +395,16 @@ impl Gateway {
                 if method != Method::POST {
                     return Err(not_allowed("POST", &method, &path));
                 }
-                authorize(session, snap, ClientApi::OpenAi)?;
+                authorize(session, snap, ClientApi::OPENAI)?;
                 self.chat(session, ctx, snap).await
             }
             "/v1/messages" => {
                 ctx.route = "messages";
-                ctx.api = ClientApi::Anthropic;
+                ctx.api = ClientApi::ANTHROPIC;
                 if method != Method::POST {
                     return Err(not_allowed("POST", &method, &path));
                 }
-                authorize(session, snap, ClientApi::Anthropic)?;
+                authorize(session, snap, ClientApi::ANTHROPIC)?;
                 self.chat(session, ctx, snap).await
             }
             p if (p.starts_with("/api/")
@@ -534,8 +559,8 @@ impl Gateway {
             api: ctx.api,
             client_model: &model,
             route: &route,
-            body,
-            parsed: std::sync::OnceLock::new(),
+            body: &body,
+            decoded: std::sync::OnceLock::new(),
             stream,
             include_usage,
             forward: forwarded_headers(session, ctx.api),
@@ -571,36 +596,32 @@ async fn grace_over(rx: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// Client headers that same-format vendors must see (Anthropic beta flags
-/// switch features on and change the wire format). Clients such as Claude
-/// Code send several `anthropic-beta` headers; they go upstream as one,
-/// joined with ", " (the upstream request holds one value per name).
+/// Client headers that same-family vendors must see (Anthropic beta flags
+/// switch features on and change the wire format; see
+/// [`ClientApi::forward`]). Clients such as Claude Code send several
+/// `anthropic-beta` headers; they go upstream as one, joined with ", " (the
+/// upstream request holds one value per name).
 fn forwarded_headers(session: &Session, api: ClientApi) -> Vec<(&'static str, http::HeaderValue)> {
-    match api {
-        ClientApi::Anthropic => {
-            let mut values = session
-                .req_header()
-                .headers
-                .get_all("anthropic-beta")
-                .iter();
-            let Some(first) = values.next() else {
-                return Vec::new();
-            };
-            let mut joined: Option<Vec<u8>> = None;
-            for v in values {
-                let buf = joined.get_or_insert_with(|| first.as_bytes().to_vec());
-                buf.extend_from_slice(b", ");
-                buf.extend_from_slice(v.as_bytes());
-            }
-            let value = match joined {
-                // Each part was a valid header value, and ", " is too.
-                Some(buf) => http::HeaderValue::from_bytes(&buf).unwrap_or_else(|_| first.clone()),
-                None => first.clone(),
-            };
-            vec![("anthropic-beta", value)]
+    let mut out = Vec::new();
+    for &name in api.forward() {
+        let mut values = session.req_header().headers.get_all(name).iter();
+        let Some(first) = values.next() else {
+            continue;
+        };
+        let mut joined: Option<Vec<u8>> = None;
+        for v in values {
+            let buf = joined.get_or_insert_with(|| first.as_bytes().to_vec());
+            buf.extend_from_slice(b", ");
+            buf.extend_from_slice(v.as_bytes());
         }
-        ClientApi::OpenAi => Vec::new(),
+        let value = match joined {
+            // Each part was a valid header value, and ", " is too.
+            Some(buf) => http::HeaderValue::from_bytes(&buf).unwrap_or_else(|_| first.clone()),
+            None => first.clone(),
+        };
+        out.push((name, value));
     }
+    out
 }
 
 fn not_allowed(allow: &'static str, method: &Method, path: &str) -> Stop {
@@ -636,19 +657,15 @@ fn authorize(session: &Session, snap: &Snapshot, api: ClientApi) -> Result<(), S
             let (scheme, token) = (v.get(..7)?, v.get(7..)?);
             scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
         });
-    // Anthropic clients send `x-api-key` (SDKs before 2026-10-21) or a
-    // bearer token (newer SDKs); when both are present `x-api-key` wins, as
-    // with Anthropic's own API.
-    let presented = match api {
-        ClientApi::Anthropic => headers.get("x-api-key").map(|v| v.as_bytes()).or(bearer),
-        ClientApi::OpenAi => bearer,
-    };
+    // An API's own key header (Anthropic `x-api-key`) wins over a bearer
+    // token when both are present, as with the vendor's own API.
+    let presented = api
+        .key_header()
+        .and_then(|name| headers.get(name))
+        .map(|v| v.as_bytes())
+        .or(bearer);
     match presented {
-        None => Err(GatewayError::Unauthorized(match api {
-            ClientApi::OpenAi => "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
-            ClientApi::Anthropic => "Missing API key: send `x-api-key: <AUTH_TOKEN>` or `Authorization: Bearer <AUTH_TOKEN>`",
-        })
-        .into()),
+        None => Err(GatewayError::Unauthorized(api.missing_key()).into()),
         Some(token) if bool::from(token.ct_eq(expected.as_bytes())) => Ok(()),
         Some(_) => Err(GatewayError::Unauthorized("Incorrect API key or bearer token").into()),
     }

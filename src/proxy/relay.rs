@@ -10,12 +10,11 @@
 use super::failover::{ChatRequest, Chosen};
 use super::upstream::Committed;
 
+use super::client::ClientApi;
 use super::{abort, client_gone, GatewayError, GatewayState, RequestCtx, Stop};
 use crate::config::{Provider, Snapshot};
-use crate::protocol::sse::{encode, EventSplitter, SseParser};
-use crate::protocol::types::Usage;
-use crate::protocol::{anthropic, openai};
-use crate::providers::{vendor, ClientApi};
+use crate::protocol::chat::{ChatError, ErrorKind, Translation, Usage};
+use crate::protocol::sse::{EventSplitter, SseParser};
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
@@ -230,7 +229,7 @@ pub async fn relay(
     let grace = std::pin::pin!(super::grace_over(grace));
     let mut grace: Grace<'_> = grace;
     let grace = &mut grace;
-    if req.api.native() == chosen.provider.kind {
+    if req.api.family() == chosen.provider.vendor.family() {
         passthrough(state, session, ctx, req.api, chosen, sse, grace).await
     } else if sse {
         translate_stream(state, session, ctx, req, chosen, grace).await
@@ -539,13 +538,8 @@ fn stream_error(api: ClientApi, message: &str) -> Bytes {
 }
 
 fn stream_error_code(api: ClientApi, message: &str, code: &str) -> Bytes {
-    match api {
-        ClientApi::OpenAi => openai::stream_error_event(message, "upstream_error", Some(code)),
-        ClientApi::Anthropic => {
-            let (event, data) = anthropic::stream_error_event(message);
-            encode(&event, &data)
-        }
-    }
+    let err = ChatError::new(ErrorKind::Upstream, 502, message).with_code(code);
+    api.ingress().stream_error(&err)
 }
 
 /// Cross format, whole answer: read it all, translate, send.
@@ -558,7 +552,7 @@ async fn translate_whole(
     grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let provider_name = chosen.provider.name.clone();
-    let kind = chosen.provider.kind;
+    let egress = chosen.provider.vendor.egress;
     let mut c = *chosen.committed;
     let status = c.header.status.as_u16();
     let mut body = BytesMut::new();
@@ -599,19 +593,19 @@ async fn translate_whole(
         }
     }
     state.complete(&chosen.provider, c.session, &c.peer).await;
-    let (out, usage) = vendor(kind)
-        .translate_response(req.api, &body, req.client_model)
-        .map_err(|e| GatewayError::UpstreamFailed {
-            status: 502,
-            message: state
-                .snapshot
-                .load()
-                .redactor()
-                .text(&format!(
-                    "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
-                ))
-                .into_owned(),
-        })?;
+    let answer = egress.decode_answer(&body).map_err(|e| GatewayError::UpstreamFailed {
+        status: 502,
+        message: state
+            .snapshot
+            .load()
+            .redactor()
+            .text(&format!(
+                "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
+            ))
+            .into_owned(),
+    })?;
+    let usage = answer.usage;
+    let out = req.api.ingress().encode_answer(&answer, req.client_model);
     ctx.usage = Some(usage);
     let header = client_header(
         &c.header,
@@ -634,6 +628,43 @@ async fn translate_whole(
         .map_err(|_| client_closed(ctx))
 }
 
+/// How a translated stream ended early.
+enum Cut {
+    /// The upstream failed or sent what cannot be decoded: the client gets
+    /// our in-band error event.
+    Broken(String),
+    /// The vendor reported an error in-band: already encoded for the client
+    /// by the translation, so nothing more is written.
+    Reported(String),
+}
+
+/// One upstream read through the SSE parser into the translation; the first
+/// event it cannot decode stops the read.
+fn feed(
+    parser: &mut SseParser,
+    tr: &mut Translation,
+    chunk: &[u8],
+    out: &mut BytesMut,
+) -> Option<Cut> {
+    let mut broken = None;
+    parser.push_each(chunk, |event, data| match tr.push(event, data, out) {
+        Ok(()) => tr.failure().is_none(),
+        Err(e) => {
+            broken = Some(e);
+            false
+        }
+    });
+    match (broken, tr.failure()) {
+        (Some(e), _) => Some(Cut::Broken(format!(
+            "the vendor sent a stream event the gateway cannot translate: {e}"
+        ))),
+        (None, Some(e)) => Some(Cut::Reported(format!(
+            "the vendor reported an error mid-stream: {e}"
+        ))),
+        (None, None) => None,
+    }
+}
+
 /// Cross format, event stream: every upstream event is translated and sent
 /// as soon as it is complete.
 async fn translate_stream(
@@ -646,7 +677,12 @@ async fn translate_stream(
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
     let mut parser = SseParser::default();
-    let mut translator = vendor(provider.kind).stream(req.api, req.client_model, req.include_usage);
+    let mut tr = Translation::new(
+        provider.vendor.egress.stream_decoder(),
+        req.api
+            .ingress()
+            .stream_encoder(req.client_model, req.include_usage),
+    );
     session
         .write_response_header(Box::new(header), false)
         .await
@@ -657,17 +693,13 @@ async fn translate_stream(
     // Everything one upstream read produces goes out as one body chunk.
     let mut out = BytesMut::new();
     loop {
-        let mut failure: Option<String> = None;
+        let mut failure: Option<Cut> = None;
         let mut pending = next.take();
         while let Some(chunk) = pending.take() {
             // Translated events are somewhat larger than the vendor's; one
             // allocation per read instead of repeated growth.
             out.reserve(chunk.len() * 2 + 512);
-            if let Err(e) =
-                crate::providers::feed(&mut parser, translator.as_mut(), &chunk, &mut out)
-            {
-                failure = Some(format!("the vendor reported an error mid-stream: {e}"));
-            }
+            failure = feed(&mut parser, &mut tr, &chunk, &mut out);
             if failure.is_some() || ended {
                 break;
             }
@@ -678,71 +710,54 @@ async fn translate_stream(
                     pending = Some(more);
                 }
                 Some(Ok(None)) => ended = true,
-                Some(Err(why)) => {
-                    let _ = translator.finish(false, &mut out);
-                    failure = Some(why);
-                }
+                Some(Err(why)) => failure = Some(Cut::Broken(why)),
                 None => {}
             }
         }
         if failure.is_none() && ended {
-            let tail = parser.finish();
-            let finished = match tail {
-                Some(ev) => translator.push(&ev, &mut out),
-                None => Ok(()),
+            if let Some(ev) = parser.finish() {
+                if let Err(e) = tr.push(&ev.event, &ev.data, &mut out) {
+                    failure = Some(Cut::Broken(e.to_string()));
+                }
             }
-            .and_then(|()| translator.finish(true, &mut out));
-            if let Err(e) = finished {
-                failure = Some(e.to_string());
+            if failure.is_none() {
+                if let Err(e) = tr.finish(true, &mut out) {
+                    failure = Some(Cut::Broken(e.to_string()));
+                } else if let Some(e) = tr.failure() {
+                    failure = Some(Cut::Reported(format!(
+                        "the vendor reported an error mid-stream: {e}"
+                    )));
+                }
             }
         }
-        if !out.is_empty() {
-            if ctx.ttfb.is_none() {
+        let reported = matches!(failure, Some(Cut::Reported(_)));
+        let last = (ended && failure.is_none()) || reported;
+        if !out.is_empty() || last {
+            if ctx.ttfb.is_none() && !out.is_empty() {
                 ctx.ttfb = ctx.start.map(|s| s.elapsed());
             }
-            let batch = out.split().freeze();
-            let last = ended && failure.is_none();
-            if session
-                .write_response_body(Some(batch), last)
-                .await
-                .is_err()
-            {
-                ctx.usage = Some(translator.usage());
+            let batch = (!out.is_empty()).then(|| out.split().freeze());
+            ctx.usage = Some(tr.usage());
+            if session.write_response_body(batch, last).await.is_err() {
                 return Err(client_closed(ctx));
             }
+            if let Some(Cut::Reported(why)) = &failure {
+                cut(ctx, &provider, &state.snapshot.load(), why);
+                return Ok(());
+            }
             if last {
-                ctx.usage = Some(translator.usage());
                 state.complete(&provider, c.session, &c.peer).await;
                 return Ok(());
             }
-        } else if ended && failure.is_none() {
-            ctx.usage = Some(translator.usage());
-            session
-                .write_response_body(None, true)
-                .await
-                .map_err(|_| client_closed(ctx))?;
-            state.complete(&provider, c.session, &c.peer).await;
-            return Ok(());
         }
         if failure.is_none() {
             match next_chunk(&mut c, session, deadline, grace).await {
                 Err(Interrupt::ClientGone) => {
-                    ctx.usage = Some(translator.usage());
+                    ctx.usage = Some(tr.usage());
                     return Err(client_closed(ctx));
                 }
                 Err(Interrupt::Shutdown) => {
-                    // What the translator already produced goes first.
-                    ctx.usage = Some(translator.usage());
-                    if !out.is_empty() {
-                        let batch = out.split().freeze();
-                        if session
-                            .write_response_body(Some(batch), false)
-                            .await
-                            .is_err()
-                        {
-                            return Err(client_closed(ctx));
-                        }
-                    }
+                    ctx.usage = Some(tr.usage());
                     return shut_down(session, ctx, req.api, true).await;
                 }
                 Ok(Ok(Some(chunk))) => {
@@ -754,17 +769,16 @@ async fn translate_stream(
                     ended = true;
                     continue;
                 }
-                Ok(Err(why)) => {
-                    // Give the translator a chance to close what it can.
-                    let _ = translator.finish(false, &mut out);
-                    failure = Some(why);
-                }
+                Ok(Err(why)) => failure = Some(Cut::Broken(why)),
             }
         }
-        let failure = failure.unwrap_or_default();
-        ctx.usage = Some(translator.usage());
-        let failure = cut(ctx, &provider, &state.snapshot.load(), &failure);
-        let event = stream_error(req.api, &format!("provider `{}`: {failure}", provider.name));
+        let why = match failure {
+            Some(Cut::Broken(why) | Cut::Reported(why)) => why,
+            None => String::new(),
+        };
+        ctx.usage = Some(tr.usage());
+        let why = cut(ctx, &provider, &state.snapshot.load(), &why);
+        let event = stream_error(req.api, &format!("provider `{}`: {why}", provider.name));
         session
             .write_response_body(Some(event), true)
             .await
@@ -801,24 +815,8 @@ impl UsageSniffer {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&ev.data) else {
                 continue;
             };
-            match self.api {
-                ClientApi::OpenAi => {
-                    if v["usage"].is_object() {
-                        self.usage = crate::providers::openai::usage_of(&v["usage"]);
-                        self.seen = true;
-                    }
-                }
-                ClientApi::Anthropic => {
-                    let u = if v["type"] == "message_start" {
-                        &v["message"]["usage"]
-                    } else {
-                        &v["usage"]
-                    };
-                    if u.is_object() {
-                        crate::providers::anthropic::merge_usage(&mut self.usage, u);
-                        self.seen = true;
-                    }
-                }
+            if self.api.read_usage(&mut self.usage, &v) {
+                self.seen = true;
             }
         }
     }
@@ -853,18 +851,12 @@ impl UsageSniffer {
             usage: Option<serde_json::Value>,
         }
         let u = serde_json::from_slice::<Probe>(&body).ok()?.usage?;
-        if !u.is_object() {
-            return None;
-        }
-        let u = &u;
-        Some(match self.api {
-            ClientApi::OpenAi => crate::providers::openai::usage_of(u),
-            ClientApi::Anthropic => {
-                let mut usage = Usage::default();
-                crate::providers::anthropic::merge_usage(&mut usage, u);
-                usage
-            }
-        })
+        let mut doc = serde_json::Map::with_capacity(1);
+        doc.insert("usage".to_string(), u);
+        let mut usage = Usage::default();
+        self.api
+            .read_usage(&mut usage, &serde_json::Value::Object(doc))
+            .then_some(usage)
     }
 }
 

@@ -86,8 +86,30 @@ fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>
     for (name, value) in input.forward {
         req.insert_header(*name, value.clone())?;
     }
-    crate::providers::vendor(input.provider.kind).headers(input.provider, input.key, &mut req)?;
+    auth_headers(input.provider, input.key, &mut req)?;
     Ok(Box::new(req))
+}
+
+/// The vendor's authentication (and protocol version) headers.
+fn auth_headers(
+    p: &crate::config::Provider,
+    key: Option<&crate::config::ApiKey>,
+    req: &mut RequestHeader,
+) -> pingora::Result<()> {
+    if let Some(key) = key {
+        match p.vendor.auth {
+            crate::providers::Auth::Bearer => {
+                req.insert_header("authorization", key.bearer().clone())?
+            }
+            crate::providers::Auth::Header(name) => {
+                req.insert_header(name, key.raw_header().clone())?
+            }
+        }
+    }
+    if p.vendor.sends_anthropic_version {
+        req.insert_header("anthropic-version", p.anthropic_version_header.clone())?;
+    }
+    Ok(())
 }
 
 fn classify_error(e: &pingora::Error, stage: &str) -> Outcome {
@@ -325,11 +347,7 @@ async fn probe_into(
                 format!(
                     "{}/models{}",
                     p.endpoint.base_path,
-                    match p.kind {
-                        crate::config::ProviderKind::Anthropic => "?limit=1000",
-                        crate::config::ProviderKind::Gemini => "?pageSize=1000",
-                        crate::config::ProviderKind::OpenAi => "",
-                    }
+                    p.vendor.models_query
                 ),
                 None,
             ),
@@ -350,7 +368,7 @@ async fn probe_into(
             h.insert_header("content-type", "application/json")?;
             h.insert_header("content-length", b.len())?;
         }
-        crate::providers::vendor(p.kind).headers(p, req.key, &mut h)?;
+        auth_headers(p, req.key, &mut h)?;
         Ok((Box::new(h), body))
     })();
     let (header, body) = match built {

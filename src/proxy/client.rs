@@ -1,0 +1,215 @@
+//! The client APIs the gateway serves, one [`ClientApi`] each: the ingress
+//! adapter that speaks its body format (`crate::protocol::ingress`) plus
+//! what the data plane needs around it — how the client presents the
+//! gateway token, which of its headers same-family vendors must see, and
+//! how usage is read off a pass-through answer without translating it.
+//!
+//! Adding a client API: an ingress adapter, one `ClientSpec` static here,
+//! and its route in `proxy::Gateway::handle`.
+
+use crate::protocol::chat::{Family, Ingress, Usage};
+use crate::protocol::ingress;
+use serde_json::Value;
+
+/// A client API: a small `Copy` key to its static description.
+#[derive(Clone, Copy)]
+pub struct ClientApi(&'static ClientSpec);
+
+struct ClientSpec {
+    name: &'static str,
+    ingress: &'static dyn Ingress,
+    /// A header that carries the gateway token besides `Authorization:
+    /// Bearer` (and wins over it, as with the vendor's own API).
+    key_header: Option<&'static str>,
+    /// What a client without a token is told.
+    missing_key: &'static str,
+    /// Client headers a same-family vendor must see (feature flags that
+    /// change the wire format). Repeated headers are joined with ", ".
+    forward: &'static [&'static str],
+    /// Reads the usage in one JSON document of this API (a whole answer or
+    /// one stream event's data) into the running total; `false` when the
+    /// document carries none.
+    usage: fn(&mut Usage, &Value) -> bool,
+}
+
+static OPENAI: ClientSpec = ClientSpec {
+    name: "openai",
+    ingress: &ingress::openai::OpenAiChat,
+    key_header: None,
+    missing_key: "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
+    forward: &[],
+    usage: openai_usage,
+};
+
+static ANTHROPIC: ClientSpec = ClientSpec {
+    name: "anthropic",
+    ingress: &ingress::anthropic::AnthropicMessages,
+    // SDKs before 2026-10-21 send `x-api-key`, newer ones a bearer token.
+    key_header: Some("x-api-key"),
+    missing_key:
+        "Missing API key: send `x-api-key: <AUTH_TOKEN>` or `Authorization: Bearer <AUTH_TOKEN>`",
+    forward: &["anthropic-beta"],
+    usage: anthropic_usage,
+};
+
+impl ClientApi {
+    /// OpenAI Chat Completions (`POST /v1/chat/completions`).
+    pub const OPENAI: ClientApi = ClientApi(&OPENAI);
+    /// Anthropic Messages (`POST /v1/messages`).
+    pub const ANTHROPIC: ClientApi = ClientApi(&ANTHROPIC);
+
+    pub fn ingress(self) -> &'static dyn Ingress {
+        self.0.ingress
+    }
+
+    pub fn family(self) -> Family {
+        self.0.ingress.family()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0.name
+    }
+
+    pub fn key_header(self) -> Option<&'static str> {
+        self.0.key_header
+    }
+
+    pub fn missing_key(self) -> &'static str {
+        self.0.missing_key
+    }
+
+    pub fn forward(self) -> &'static [&'static str] {
+        self.0.forward
+    }
+
+    /// See `ClientSpec::usage`.
+    pub fn read_usage(self, acc: &mut Usage, doc: &Value) -> bool {
+        (self.0.usage)(acc, doc)
+    }
+}
+
+impl Default for ClientApi {
+    fn default() -> Self {
+        ClientApi::OPENAI
+    }
+}
+
+impl PartialEq for ClientApi {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for ClientApi {}
+
+impl std::fmt::Debug for ClientApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+/// A token count as vendors write it (some send floats).
+fn count(v: Option<&Value>) -> u64 {
+    match v {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// OpenAI `usage` (whole answers and the usage chunk of a stream): the
+/// latest one is the total. DeepSeek names cache hits
+/// `prompt_cache_hit_tokens`; cached is capped at prompt.
+fn openai_usage(acc: &mut Usage, doc: &Value) -> bool {
+    let Some(u) = doc.get("usage").filter(|u| u.is_object()) else {
+        return false;
+    };
+    let prompt = count(u.get("prompt_tokens"));
+    let completion = count(u.get("completion_tokens"));
+    let total = match count(u.get("total_tokens")) {
+        0 => prompt.saturating_add(completion),
+        t => t,
+    };
+    let cached = u
+        .get("prompt_tokens_details")
+        .and_then(|d| d.get("cached_tokens"))
+        .filter(|c| !c.is_null())
+        .or_else(|| u.get("prompt_cache_hit_tokens"));
+    let reasoning = u
+        .get("completion_tokens_details")
+        .and_then(|d| d.get("reasoning_tokens"));
+    *acc = Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: total,
+        cached_tokens: count(cached).min(prompt),
+        cache_write_tokens: 0,
+        reasoning_tokens: count(reasoning),
+    };
+    true
+}
+
+/// Anthropic `usage` (whole message, `message_start.message.usage`,
+/// `message_delta.usage`), folded into the total: prompt tokens count
+/// cache reads and writes too, so they compare with OpenAI's.
+fn anthropic_usage(acc: &mut Usage, doc: &Value) -> bool {
+    let u = match doc.get("message") {
+        Some(m) if doc.get("type").and_then(Value::as_str) == Some("message_start") => {
+            m.get("usage")
+        }
+        _ => doc.get("usage"),
+    };
+    let Some(u) = u.filter(|u| u.is_object()) else {
+        return false;
+    };
+    let n = |k: &str| u.get(k).filter(|v| v.is_number()).map(|v| count(Some(v)));
+    let input = [
+        n("input_tokens"),
+        n("cache_read_input_tokens"),
+        n("cache_creation_input_tokens"),
+    ];
+    if input.iter().any(Option::is_some) {
+        acc.prompt_tokens = input
+            .iter()
+            .flatten()
+            .fold(0u64, |a, n| a.saturating_add(*n));
+        acc.cached_tokens = n("cache_read_input_tokens").unwrap_or(acc.cached_tokens);
+        acc.cache_write_tokens = n("cache_creation_input_tokens").unwrap_or(acc.cache_write_tokens);
+    }
+    if let Some(out) = n("output_tokens") {
+        acc.completion_tokens = out;
+    }
+    acc.total_tokens = acc.prompt_tokens.saturating_add(acc.completion_tokens);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn usage_is_read_in_each_apis_shape() {
+        let mut u = Usage::default();
+        assert!(ClientApi::OPENAI.read_usage(
+            &mut u,
+            &json!({"usage": {"prompt_tokens": 10.0, "completion_tokens": 5, "prompt_cache_hit_tokens": 30}})
+        ));
+        assert_eq!((u.prompt_tokens, u.total_tokens, u.cached_tokens), (10, 15, 10));
+        assert!(!ClientApi::OPENAI.read_usage(&mut u, &json!({"usage": null})));
+
+        let mut u = Usage::default();
+        let an = ClientApi::ANTHROPIC;
+        assert!(an.read_usage(
+            &mut u,
+            &json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "cache_read_input_tokens": 7, "output_tokens": 1}}})
+        ));
+        assert!(an.read_usage(&mut u, &json!({"type": "message_delta", "usage": {"output_tokens": 9}})));
+        assert_eq!(
+            (u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.total_tokens),
+            (10, 7, 9, 19)
+        );
+    }
+}
