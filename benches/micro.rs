@@ -8,7 +8,8 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use llm_orchestrator::config::{compile, parse_toml, Snapshot};
 use llm_orchestrator::health::{now_ms, HealthRegistry};
-use llm_orchestrator::protocol::{anthropic, gemini, sse};
+use llm_orchestrator::protocol::chat::{Egress, Ingress, Translation, VendorOptions};
+use llm_orchestrator::protocol::{egress, ingress, sse};
 use llm_orchestrator::routing::pick_key;
 use serde_json::{json, Value};
 use std::hint::black_box;
@@ -45,44 +46,49 @@ fn anthropic_request() -> Value {
 }
 
 fn translate(c: &mut Criterion) {
-    let oa = chat_request();
-    let an = anthropic_request();
-    let an_opts = anthropic::RequestOptions {
-        default_max_tokens: 4096,
-        drop_sampling: false,
-    };
-    let ge_opts = gemini::RequestOptions {
+    let oa = serde_json::to_vec(&chat_request()).expect("json");
+    let an = serde_json::to_vec(&anthropic_request()).expect("json");
+    let opts = VendorOptions {
         default_max_tokens: Some(4096),
+        anthropic_version: "2023-06-01".into(),
     };
     let mut g = c.benchmark_group("translate_request");
+    let through = |body: &[u8], from: &dyn Ingress, to: &dyn Egress| {
+        let req = from.decode_request(body).expect("decodes");
+        to.encode_request(&req, "m", &opts).expect("encodes")
+    };
     g.bench_function("openai_to_anthropic", |b| {
-        b.iter(|| anthropic::openai_request_to_anthropic(black_box(&oa), &an_opts))
+        b.iter(|| through(black_box(&oa), &ingress::openai::OpenAiChat, &egress::anthropic::AnthropicMessages))
     });
     g.bench_function("openai_to_gemini", |b| {
-        b.iter(|| gemini::openai_request_to_gemini(black_box(&oa), &ge_opts))
+        b.iter(|| through(black_box(&oa), &ingress::openai::OpenAiChat, &egress::gemini::GeminiGenerate))
     });
     g.bench_function("anthropic_to_openai", |b| {
-        b.iter(|| anthropic::anthropic_request_to_openai(black_box(&an)))
+        b.iter(|| through(black_box(&an), &ingress::anthropic::AnthropicMessages, &egress::openai::OpenAiChat))
     });
     g.finish();
 
     let an_resp = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
         "content": [{"type": "text", "text": "Hello there, how can I help you today?"}],
-        "stop_reason": "end_turn", "stop_sequence": null, "usage": {"input_tokens": 12, "output_tokens": 9}});
+        "stop_reason": "end_turn", "stop_sequence": null, "usage": {"input_tokens": 12, "output_tokens": 9}}).to_string();
     let ge_resp = json!({"candidates": [{"content": {"parts": [{"text": "Hello there, how can I help you today?"}], "role": "model"},
-        "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 9, "totalTokenCount": 21}});
+        "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 9, "totalTokenCount": 21}}).to_string();
     let oa_resp = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there, how can I help you today?"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}});
+        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}}).to_string();
+    let back = |body: &[u8], from: &dyn Egress, to: &dyn Ingress| {
+        let answer = from.decode_answer(body).expect("decodes");
+        to.encode_answer(&answer, "m")
+    };
     let mut g = c.benchmark_group("translate_response");
     g.bench_function("anthropic_to_openai", |b| {
-        b.iter(|| anthropic::anthropic_response_to_openai(black_box(&an_resp)))
+        b.iter(|| back(black_box(an_resp.as_bytes()), &egress::anthropic::AnthropicMessages, &ingress::openai::OpenAiChat))
     });
     g.bench_function("gemini_to_openai", |b| {
-        b.iter(|| gemini::gemini_response_to_openai(black_box(&ge_resp), "gemini"))
+        b.iter(|| back(black_box(ge_resp.as_bytes()), &egress::gemini::GeminiGenerate, &ingress::openai::OpenAiChat))
     });
     g.bench_function("openai_to_anthropic", |b| {
-        b.iter(|| anthropic::openai_response_to_anthropic(black_box(&oa_resp)))
+        b.iter(|| back(black_box(oa_resp.as_bytes()), &egress::openai::OpenAiChat, &ingress::anthropic::AnthropicMessages))
     });
     g.finish();
 }
@@ -94,21 +100,40 @@ fn streams(c: &mut Criterion) {
         r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
     let delta =
         r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#;
+    let mut out = bytes::BytesMut::new();
     g.bench_function("anthropic_to_openai_text_delta", |b| {
-        let mut s = anthropic::AnthropicToOpenAiStream::new("claude", true);
-        let _ = s.push("message_start", start);
-        let _ = s.push("content_block_start", block);
-        b.iter(|| s.push("content_block_delta", black_box(delta)))
+        let mut t = Translation::new(
+            egress::anthropic::AnthropicMessages.stream_decoder(),
+            ingress::openai::OpenAiChat.stream_encoder("claude", true),
+        );
+        let _ = t.push("message_start", start, &mut out);
+        let _ = t.push("content_block_start", block, &mut out);
+        b.iter(|| {
+            out.clear();
+            t.push("content_block_delta", black_box(delta), &mut out)
+        })
     });
     let chunk = r#"{"candidates":[{"content":{"parts":[{"text":"Hello"}],"role":"model"},"index":0}],"responseId":"r1"}"#;
     g.bench_function("gemini_to_openai_chunk", |b| {
-        let mut s = gemini::GeminiToOpenAiStream::new("gemini", true);
-        b.iter(|| s.push(black_box(chunk)))
+        let mut t = Translation::new(
+            egress::gemini::GeminiGenerate.stream_decoder(),
+            ingress::openai::OpenAiChat.stream_encoder("gemini", true),
+        );
+        b.iter(|| {
+            out.clear();
+            t.push("", black_box(chunk), &mut out)
+        })
     });
     let oa_chunk = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}"#;
     g.bench_function("openai_to_anthropic_chunk", |b| {
-        let mut s = anthropic::OpenAiToAnthropicStream::new("gpt-4o");
-        b.iter(|| s.push(black_box(oa_chunk)))
+        let mut t = Translation::new(
+            egress::openai::OpenAiChat.stream_decoder(),
+            ingress::anthropic::AnthropicMessages.stream_encoder("gpt-4o", true),
+        );
+        b.iter(|| {
+            out.clear();
+            t.push("", black_box(oa_chunk), &mut out)
+        })
     });
     let event = format!("data: {oa_chunk}\n\n");
     g.bench_function("sse_parse_event", |b| {
