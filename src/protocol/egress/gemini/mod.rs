@@ -1,0 +1,803 @@
+//! Google Gemini `models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse` (v1beta): the chat model encoded as a
+//! `GenerateContentRequest`, answers, stream chunks and errors decoded back.
+//! The model is in the URL (built by the provider), never in the body.
+//!
+//! Decisions worth knowing (each is also noted where it is made):
+//!
+//! * System texts become one `systemInstruction` text part joined with a
+//!   blank line; turns map to `user`/`model`, consecutive same-role turns are
+//!   merged (Gemini wants them to alternate), empty text parts are dropped.
+//! * Tool call ids are not sent: Gemini pairs calls and responses by order
+//!   and name. A `functionResponse` takes its name from the call with the same
+//!   id earlier in the request, else from `ToolResult.name`.
+//! * Thought signatures: Gemini puts one on the first `functionCall` of a
+//!   model turn (parallel calls share it). That part, and only that part,
+//!   gets the call's signature when its family is Gemini, else Google's
+//!   documented placeholder (`skip_thought_signature_validator`), which lets
+//!   Gemini 3 accept histories from other vendors or clients that lost it.
+//!   Reasoning with a Gemini signature is sent back as a thought part;
+//!   unsigned or foreign reasoning is dropped (Gemini has no unsigned form).
+//! * Custom (freeform) tools are declared as functions with one required
+//!   string parameter `input`; a custom call is sent back as
+//!   `{"input": <text>}`. Answers do not know the request, so such a call
+//!   comes back as a function call whose arguments are `{"input": ...}`.
+//! * `n` > 1 is rejected (an answer carries one candidate); `n` = 1 is sent
+//!   as `candidateCount`.
+//! * Reasoning: an effort becomes a `thinkingBudget` (`chat::Effort::budget`)
+//!   with `includeThoughts: false` (OpenAI's effort alone does not ask for
+//!   text); a budget or dynamic thinking (-1) asks for thought summaries only
+//!   for Anthropic clients, which expect thinking blocks. OpenAI clients opt
+//!   in with `include_reasoning: true`, or Google's own OpenAI-compatible
+//!   convention `extra_body.google` (`thinking_config.{thinking_budget,
+//!   include_thoughts, thinking_level}`, `cached_content`), read from the
+//!   request's OpenAI extras (top level `google` when an SDK merged
+//!   `extra_body`). Extras of a Gemini-origin request are written as they are.
+//! * Answers: thought text -> reasoning; a signature on a non-thought part
+//!   becomes an empty reasoning part carrying it (sent back on the text part
+//!   before it); function calls get Gemini's `id` or a deterministic
+//!   `call_<n>_<name>[_<hash of responseId>]`; STOP with calls is ToolCalls;
+//!   a prompt blocked by `promptFeedback.blockReason` is a refusal with
+//!   ContentFilter; MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL and
+//!   TOO_MANY_TOOL_CALLS are errors (a silent empty stop would end an agent
+//!   loop without a clue). `completion_tokens` = candidates + thoughts.
+//! * A stream that ends without a finishReason is an error even when the
+//!   connection closed cleanly: Gemini always sends one, so the answer is
+//!   truncated.
+
+mod decode;
+mod schema;
+mod stream;
+
+pub use schema::clean_schema;
+
+use crate::protocol::chat::{
+    Answer, ChatError, Egress, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,
+    Request, ResponseFormat, Role, StreamDecoder, ToolChoice, ToolKind, VendorOptions,
+};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// The Gemini generateContent egress adapter.
+pub struct GeminiGenerate;
+
+/// Google's documented value for a function call whose signature is unknown.
+const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+
+impl Egress for GeminiGenerate {
+    fn family(&self) -> Family {
+        Family::Gemini
+    }
+
+    fn encode_request(
+        &self,
+        req: &Request<'_>,
+        _model: &str,
+        opts: &VendorOptions,
+    ) -> Result<Bytes, ChatError> {
+        let body = body(req, opts)?;
+        let mut out = Vec::with_capacity(512);
+        serde_json::to_writer(&mut out, &body)
+            .map_err(|e| ChatError::bad_request(format!("request cannot be encoded: {e}")))?;
+        Ok(Bytes::from(out))
+    }
+
+    fn decode_answer<'a>(&self, body: &'a [u8]) -> Result<Answer<'a>, ChatError> {
+        decode::answer(body)
+    }
+
+    fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
+        Box::<stream::Decoder>::default()
+    }
+
+    fn decode_error(&self, status: u16, body: &[u8]) -> ChatError {
+        decode::error(status, body)
+    }
+}
+
+// ---------------------------------------------------------------- body
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'r> {
+    contents: Vec<Content<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<Content<'r>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolSet<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig<'r>>,
+    #[serde(skip_serializing_if = "GenerationConfig::is_empty")]
+    generation_config: GenerationConfig<'r>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_content: Option<Cow<'r, str>>,
+    #[serde(flatten)]
+    extra: Extra<'r>,
+}
+
+#[derive(Serialize)]
+struct Content<'r> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    parts: Vec<OutPart<'r>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutPart<'r> {
+    Part(GPart<'r>),
+    /// A Gemini part the model does not know, replayed as it came.
+    Raw(&'r RawValue),
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GPart<'r> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<Cow<'r, str>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    thought: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inline_data: Option<Blob<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_data: Option<FileData<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_call: Option<FunctionCall<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_response: Option<FunctionResponse<'r>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thought_signature: Option<&'r str>,
+    /// A function call's own Gemini signature, placed by `sign_calls`.
+    #[serde(skip)]
+    call_signature: Option<&'r str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Blob<'r> {
+    mime_type: Cow<'r, str>,
+    data: &'r str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileData<'r> {
+    mime_type: Cow<'r, str>,
+    file_uri: &'r str,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'r> {
+    name: &'r str,
+    args: Obj<'r>,
+}
+
+#[derive(Serialize)]
+struct FunctionResponse<'r> {
+    name: &'r str,
+    response: Obj<'r>,
+}
+
+/// A JSON object Gemini requires (`args`, `response`).
+enum Obj<'r> {
+    Raw(&'r RawValue),
+    Owned(Box<RawValue>),
+    /// `{key: text}`: plain text where an object is needed.
+    Wrapped(&'static str, Cow<'r, str>),
+    Empty,
+}
+
+impl Serialize for Obj<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Obj::Raw(r) => r.serialize(s),
+            Obj::Owned(r) => r.serialize(s),
+            Obj::Wrapped(key, text) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry(key, text)?;
+                m.end()
+            }
+            Obj::Empty => s.serialize_map(Some(0))?.end(),
+        }
+    }
+}
+
+/// `text` as a JSON object, if it is one.
+fn object_in(text: &str) -> Option<&RawValue> {
+    let raw: &RawValue = serde_json::from_str(text).ok()?;
+    raw.get().starts_with('{').then_some(raw)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolSet<'r> {
+    function_declarations: Vec<Declaration<'r>>,
+}
+
+#[derive(Serialize)]
+struct Declaration<'r> {
+    name: &'r str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig<'r> {
+    function_calling_config: CallingConfig<'r>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallingConfig<'r> {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    allowed_function_names: Vec<&'r str>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfig<'r> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidate_count: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop_sequences: Vec<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_schema: Option<Value>,
+    #[serde(skip_serializing_if = "ThinkingConfig::is_empty")]
+    thinking_config: ThinkingConfig<'r>,
+}
+
+impl GenerationConfig<'_> {
+    fn is_empty(&self) -> bool {
+        self.max_output_tokens.is_none()
+            && self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.top_k.is_none()
+            && self.presence_penalty.is_none()
+            && self.frequency_penalty.is_none()
+            && self.seed.is_none()
+            && self.candidate_count.is_none()
+            && self.stop_sequences.is_empty()
+            && self.response_mime_type.is_none()
+            && self.response_schema.is_none()
+            && self.thinking_config.is_empty()
+    }
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfig<'r> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_budget: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    include_thoughts: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_level: Option<Cow<'r, str>>,
+}
+
+impl ThinkingConfig<'_> {
+    fn is_empty(&self) -> bool {
+        self.thinking_budget.is_none()
+            && self.include_thoughts.is_none()
+            && self.thinking_level.is_none()
+    }
+}
+
+/// Fields of a Gemini-origin request this model does not know.
+struct Extra<'r>(&'r [(Cow<'r, str>, Cow<'r, RawValue>)]);
+
+/// Top-level keys this adapter writes itself (an extra of the same name is
+/// dropped rather than duplicated).
+const OWN_KEYS: [&str; 6] = [
+    "contents",
+    "systemInstruction",
+    "tools",
+    "toolConfig",
+    "generationConfig",
+    "cachedContent",
+];
+
+impl Serialize for Extra<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.iter().filter(|(k, _)| !OWN_KEYS.contains(&k.as_ref())) {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// Google's OpenAI-compatible settings (`extra_body.google`).
+#[derive(Deserialize, Default)]
+struct GoogleExt<'x> {
+    #[serde(borrow, default)]
+    cached_content: Option<Cow<'x, str>>,
+    #[serde(borrow, default)]
+    thinking_config: Option<GoogleThinking<'x>>,
+}
+
+#[derive(Deserialize)]
+struct GoogleThinking<'x> {
+    /// Signed: -1 is Gemini's dynamic budget.
+    thinking_budget: Option<i64>,
+    include_thoughts: Option<bool>,
+    #[serde(borrow)]
+    thinking_level: Option<Cow<'x, str>>,
+}
+
+#[derive(Deserialize)]
+struct ExtraBody<'x> {
+    #[serde(borrow)]
+    google: Option<GoogleExt<'x>>,
+}
+
+/// What an OpenAI-origin request says in Google's convention.
+struct OpenAiHints<'r> {
+    google: GoogleExt<'r>,
+    include_reasoning: bool,
+}
+
+fn openai_hints<'r>(req: &'r Request<'_>) -> OpenAiHints<'r> {
+    let mut hints = OpenAiHints {
+        google: GoogleExt::default(),
+        include_reasoning: false,
+    };
+    if req.extra.origin != Family::OpenAi {
+        return hints;
+    }
+    for (k, v) in &req.extra.fields {
+        let google = match k.as_ref() {
+            "extra_body" => serde_json::from_str::<ExtraBody>(v.get()).ok().and_then(|e| e.google),
+            "google" => serde_json::from_str::<GoogleExt>(v.get()).ok(),
+            "include_reasoning" => {
+                hints.include_reasoning = v.get() == "true";
+                None
+            }
+            _ => None,
+        };
+        if let Some(g) = google {
+            hints.google = g;
+        }
+    }
+    hints
+}
+
+fn body<'r>(req: &'r Request<'_>, opts: &VendorOptions) -> Result<Body<'r>, ChatError> {
+    let contents = contents(req)?;
+    if contents.is_empty() {
+        return Err(ChatError::invalid(
+            "messages",
+            "at least one user or assistant message with content is required",
+        ));
+    }
+    let OpenAiHints {
+        google,
+        include_reasoning,
+    } = openai_hints(req);
+    let (tools, tool_config) = tools(req)?;
+    let extra = match req.extra.origin {
+        Family::Gemini => &req.extra.fields[..],
+        _ => &[],
+    };
+    Ok(Body {
+        contents,
+        system_instruction: system(req)?,
+        tools,
+        tool_config,
+        generation_config: generation_config(req, opts, include_reasoning, google.thinking_config)?,
+        cached_content: google.cached_content,
+        extra: Extra(extra),
+    })
+}
+
+fn system<'r>(req: &'r Request<'_>) -> Result<Option<Content<'r>>, ChatError> {
+    let mut text: Option<Cow<'r, str>> = None;
+    for part in &req.system {
+        let Part::Text(t) = part else {
+            return Err(ChatError::invalid(
+                "system",
+                "Gemini takes only text in system instructions",
+            ));
+        };
+        if t.text.is_empty() {
+            continue;
+        }
+        text = Some(match text {
+            None => Cow::Borrowed(t.text.as_ref()),
+            Some(prev) => Cow::Owned(format!("{prev}\n\n{}", t.text)),
+        });
+    }
+    Ok(text.map(|t| Content {
+        role: None,
+        parts: vec![OutPart::Part(GPart {
+            text: Some(t),
+            ..GPart::default()
+        })],
+    }))
+}
+
+fn contents<'r>(req: &'r Request<'_>) -> Result<Vec<Content<'r>>, ChatError> {
+    // functionResponse needs the function's name; tool results only have
+    // the call id: names are remembered from the calls before them.
+    let mut names: HashMap<&'r str, &'r str> = HashMap::new();
+    let mut out: Vec<Content<'r>> = Vec::with_capacity(req.turns.len());
+    for turn in &req.turns {
+        let role = match turn.role {
+            Role::User => "user",
+            Role::Assistant => "model",
+        };
+        let mut parts = Vec::with_capacity(turn.parts.len());
+        for part in &turn.parts {
+            encode_part(part, &mut parts, &mut names)?;
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.role == Some(role) => last.parts.extend(parts),
+            _ => out.push(Content {
+                role: Some(role),
+                parts,
+            }),
+        }
+    }
+    for turn in out.iter_mut().filter(|c| c.role == Some("model")) {
+        sign_calls(turn);
+    }
+    Ok(out)
+}
+
+/// The first functionCall of a model turn carries the turn's signature (its
+/// own Gemini one, else the placeholder); no other call carries one.
+fn sign_calls(turn: &mut Content<'_>) {
+    let mut first = true;
+    for part in &mut turn.parts {
+        if let OutPart::Part(p) = part {
+            if p.function_call.is_some() {
+                p.thought_signature = first.then(|| p.call_signature.unwrap_or(SKIP_SIGNATURE));
+                first = false;
+            }
+        }
+    }
+}
+
+fn text_part(text: &str) -> OutPart<'_> {
+    OutPart::Part(GPart {
+        text: Some(Cow::Borrowed(text)),
+        ..GPart::default()
+    })
+}
+
+fn encode_part<'r>(
+    part: &'r Part<'_>,
+    out: &mut Vec<OutPart<'r>>,
+    names: &mut HashMap<&'r str, &'r str>,
+) -> Result<(), ChatError> {
+    match part {
+        // Gemini rejects empty text parts.
+        Part::Text(t) if t.text.is_empty() => {}
+        Part::Text(t) => out.push(text_part(&t.text)),
+        Part::Refusal(r) if r.is_empty() => {}
+        Part::Refusal(r) => out.push(text_part(r)),
+        Part::Media(m) => out.push(OutPart::Part(media(m)?)),
+        Part::ToolCall(c) => {
+            names.insert(c.id.as_ref(), c.name.as_ref());
+            let args = match c.kind {
+                ToolKind::Custom => Obj::Wrapped("input", Cow::Borrowed(&c.arguments)),
+                ToolKind::Function if c.arguments.trim().is_empty() => Obj::Empty,
+                ToolKind::Function => object_in(&c.arguments).map_or_else(
+                    || {
+                        tracing::debug!(call = %c.id, "tool call arguments are not a JSON object; sending {{}}");
+                        Obj::Empty
+                    },
+                    Obj::Raw,
+                ),
+            };
+            let signature = c.signature.as_ref().filter(|s| s.family == Family::Gemini);
+            out.push(OutPart::Part(GPart {
+                function_call: Some(FunctionCall {
+                    name: &c.name,
+                    args,
+                }),
+                call_signature: signature.map(|s| s.value.as_ref()),
+                ..GPart::default()
+            }));
+        }
+        Part::ToolResult(r) => {
+            let name = names.get(r.call_id.as_ref()).copied().or(r.name.as_deref());
+            let name = name.ok_or_else(|| {
+                ChatError::invalid(
+                    "messages",
+                    format!("no earlier tool call has id {:?}; Gemini needs the function name of a tool result", r.call_id),
+                )
+            })?;
+            let texts: Vec<&'r str> = (r.content.iter())
+                .filter_map(|p| match p {
+                    Part::Text(t) => Some(t.text.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            // Gemini wants an object: a JSON object result is passed as
+            // is, anything else wrapped (`error` is Gemini's key for a
+            // failed call, `content` the one the old translator used).
+            let key = if r.is_error { "error" } else { "content" };
+            let response = match texts.as_slice() {
+                [one] => object_in(one).map_or(Obj::Wrapped(key, Cow::Borrowed(one)), Obj::Raw),
+                _ => {
+                    let all = texts.concat();
+                    match serde_json::from_str::<Box<RawValue>>(&all) {
+                        Ok(raw) if raw.get().starts_with('{') => Obj::Owned(raw),
+                        _ => Obj::Wrapped(key, Cow::Owned(all)),
+                    }
+                }
+            };
+            out.push(OutPart::Part(GPart {
+                function_response: Some(FunctionResponse { name, response }),
+                ..GPart::default()
+            }));
+            // Images a tool returned follow as parts of the same turn.
+            for p in &r.content {
+                if let Part::Media(m) = p {
+                    out.push(OutPart::Part(media(m)?));
+                }
+            }
+        }
+        Part::Reasoning(r) => {
+            let Some(sig) = r.signature.as_ref().filter(|s| s.family == Family::Gemini) else {
+                tracing::debug!("reasoning without a Gemini signature is not sent to Gemini");
+                return Ok(());
+            };
+            if r.text.is_empty() {
+                // A signature Gemini put on a non-thought part goes back
+                // on the text before it (see `decode`).
+                if let Some(OutPart::Part(prev)) = out.last_mut() {
+                    if prev.text.is_some() && !prev.thought && prev.thought_signature.is_none() {
+                        prev.thought_signature = Some(sig.value.as_ref());
+                        return Ok(());
+                    }
+                }
+            }
+            out.push(OutPart::Part(GPart {
+                text: Some(Cow::Borrowed(&r.text)),
+                thought: !r.text.is_empty(),
+                thought_signature: Some(sig.value.as_ref()),
+                ..GPart::default()
+            }));
+        }
+        Part::Opaque { family, raw } if *family == Family::Gemini => out.push(OutPart::Raw(raw)),
+        Part::Opaque { family, .. } => {
+            tracing::debug!(from = family.as_str(), "content block with no Gemini equivalent dropped");
+        }
+    }
+    Ok(())
+}
+
+/// Inline bytes or a URL / file reference Gemini fetches itself.
+fn media<'r>(m: &'r Media<'_>) -> Result<GPart<'r>, ChatError> {
+    let default = match m.kind {
+        MediaKind::Image => "image/jpeg",
+        MediaKind::Audio => "audio/wav",
+        MediaKind::Document => "application/pdf",
+    };
+    let mime = |uri: Option<&str>| -> Cow<'r, str> {
+        match (&m.mime, m.name.as_deref().and_then(mime_from_extension)) {
+            (Some(mime), _) if !mime.is_empty() => Cow::Borrowed(mime.as_ref()),
+            (_, Some(by_name)) => Cow::Borrowed(by_name),
+            _ => Cow::Borrowed(uri.and_then(mime_from_extension).unwrap_or(default)),
+        }
+    };
+    let inline = |mime_type: Cow<'r, str>, data: &'r str| GPart {
+        inline_data: Some(Blob { mime_type, data }),
+        ..GPart::default()
+    };
+    let file = |mime_type: Cow<'r, str>, file_uri: &'r str| GPart {
+        file_data: Some(FileData { mime_type, file_uri }),
+        ..GPart::default()
+    };
+    match &m.source {
+        MediaSource::Base64 { data } => Ok(inline(mime(None), data)),
+        MediaSource::Url(url) => {
+            if let Some(rest) = url.strip_prefix("data:") {
+                let (header, data) = rest
+                    .split_once(',')
+                    .ok_or_else(|| ChatError::invalid("messages", "malformed data URL"))?;
+                let Some(header) = header.strip_suffix(";base64") else {
+                    return Err(ChatError::invalid("messages", "data URLs must be base64-encoded"));
+                };
+                // Parameters such as ";charset=utf-8" are not part of the type.
+                let declared = header.split(';').next().unwrap_or("").trim();
+                let mime_type = match declared {
+                    "" => mime(None),
+                    d => Cow::Borrowed(d),
+                };
+                return Ok(inline(mime_type, data));
+            }
+            let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                return Ok(file(mime(Some(url)), url));
+            }
+            Err(ChatError::invalid("messages", "media URLs must be data: URLs or http(s) URLs"))
+        }
+        MediaSource::FileId { family: Family::Gemini, id } => Ok(file(mime(Some(id)), id)),
+        MediaSource::FileId { family, .. } => Err(ChatError::invalid(
+            "messages",
+            format!("{} file ids cannot be resolved for Gemini; send the file's data", family.as_str()),
+        )),
+    }
+}
+
+/// MIME type from a URL's or file name's extension, for the types Gemini
+/// takes as input.
+fn mime_from_extension(name: &str) -> Option<&'static str> {
+    let path = name.split(['?', '#']).next().unwrap_or(name);
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let (_, ext) = file.rsplit_once('.')?;
+    Some(match ext.to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "mp3" => "audio/mp3",
+        "wav" => "audio/wav",
+        "ogg" => "audio/ogg",
+        "flac" => "audio/flac",
+        "aac" => "audio/aac",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        _ => return None,
+    })
+}
+
+type Tools<'r> = (Vec<ToolSet<'r>>, Option<ToolConfig<'r>>);
+
+fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
+    if req.tools.is_empty() {
+        // Gemini has nothing to choose from: tool_choice says nothing.
+        return Ok((Vec::new(), None));
+    }
+    let decls = (req.tools.iter())
+        .map(|t| Declaration {
+            name: &t.name,
+            description: t.description.as_deref().filter(|d| !d.is_empty()),
+            parameters: match t.kind {
+                ToolKind::Function => t.parameters.as_deref().and_then(schema::parameters),
+                ToolKind::Custom => Some(serde_json::json!({
+                    "type": "object",
+                    "properties": {"input": {"type": "string", "description": "The tool's freeform input."}},
+                    "required": ["input"],
+                })),
+            },
+        })
+        .collect();
+    let config = |mode, allowed_function_names| ToolConfig {
+        function_calling_config: CallingConfig {
+            mode,
+            allowed_function_names,
+        },
+    };
+    let tool_config = match &req.tool_choice {
+        None => None,
+        Some(ToolChoice::Auto) => Some(config("AUTO", Vec::new())),
+        Some(ToolChoice::None) => Some(config("NONE", Vec::new())),
+        Some(ToolChoice::Required) => Some(config("ANY", Vec::new())),
+        Some(ToolChoice::Tool(name)) => {
+            if !req.tools.iter().any(|t| t.name == *name) {
+                return Err(ChatError::invalid(
+                    "tool_choice",
+                    format!("function {name:?} is not declared in tools"),
+                ));
+            }
+            Some(config("ANY", vec![name.as_ref()]))
+        }
+    };
+    let sets = vec![ToolSet {
+        function_declarations: decls,
+    }];
+    Ok((sets, tool_config))
+}
+
+fn generation_config<'r>(
+    req: &'r Request<'_>,
+    opts: &VendorOptions,
+    include_reasoning: bool,
+    google: Option<GoogleThinking<'r>>,
+) -> Result<GenerationConfig<'r>, ChatError> {
+    let s = &req.sampling;
+    let candidate_count = match req.n {
+        Some(n) if n > 1 => {
+            return Err(ChatError::invalid(
+                "n",
+                "Gemini answers are translated with one candidate: n must be 1",
+            ))
+        }
+        n => n,
+    };
+    let mut gc = GenerationConfig {
+        max_output_tokens: req.max_tokens.or(opts.default_max_tokens),
+        temperature: s.temperature,
+        top_p: s.top_p,
+        top_k: s.top_k,
+        presence_penalty: s.presence_penalty,
+        frequency_penalty: s.frequency_penalty,
+        seed: s.seed,
+        candidate_count,
+        stop_sequences: (s.stop.iter()).map(|x| x.as_ref()).filter(|x| !x.is_empty()).collect(),
+        ..GenerationConfig::default()
+    };
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => gc.response_mime_type = Some("application/json"),
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            gc.response_mime_type = Some("application/json");
+            gc.response_schema = schema.as_deref().and_then(schema::response_schema);
+        }
+    }
+    let tc = &mut gc.thinking_config;
+    // Anthropic clients that turn thinking on expect thinking blocks back.
+    let wants_text = req.extra.origin == Family::Anthropic;
+    match req.reasoning {
+        None => {}
+        Some(ReasoningConfig::Effort(e)) => {
+            tc.thinking_budget = Some(e.budget() as i64);
+            tc.include_thoughts = Some(false);
+        }
+        Some(ReasoningConfig::Budget(n)) => {
+            tc.thinking_budget = Some(i64::try_from(n).unwrap_or(i64::MAX));
+            tc.include_thoughts = Some(wants_text && n > 0);
+        }
+        Some(ReasoningConfig::Dynamic) => {
+            tc.thinking_budget = Some(-1);
+            tc.include_thoughts = Some(wants_text);
+        }
+    }
+    if include_reasoning {
+        tc.include_thoughts = Some(true);
+    }
+    if let Some(g) = google {
+        if let Some(b) = g.thinking_budget {
+            tc.thinking_budget = Some(b);
+        }
+        if let Some(inc) = g.include_thoughts {
+            tc.include_thoughts = Some(inc);
+        }
+        if let Some(level) = g.thinking_level {
+            // Gemini 3 rejects a level and a budget together.
+            tc.thinking_budget = None;
+            tc.thinking_level = Some(level);
+        }
+    }
+    Ok(gc)
+}
+
+#[cfg(test)]
+mod tests;
