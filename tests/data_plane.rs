@@ -201,13 +201,12 @@ fast = "gpt-4o-mini"
 [overrides]
 set = {{ max_tokens = 256 }}
 default = {{ temperature = 0.1 }}
-drop = ["logit_bias"]
 {}"#,
         provider(
             "a",
             &mock.base_url(),
             &["sk-a-000000000001"],
-            "model_map = { \"gpt-4o-mini\" = \"vendor-mini-2024\" }\n[providers.overrides]\nset = { user = \"gateway\" }\ndrop = [\"seed\"]"
+            "model_map = { \"gpt-4o-mini\" = \"vendor-mini-2024\" }\n[providers.overrides]\nset = { user = \"gateway\" }\ndrop = [\"seed\"]\n[providers.overrides.vendor]\ndrop = [\"logit_bias\"]"
         )
     );
     let gw = Gateway::start(&toml).await;

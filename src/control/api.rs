@@ -59,7 +59,10 @@ pub fn normalize_provider(body: &Value) -> Result<Value, Vec<FieldError>> {
             out.insert(k.clone(), v.clone());
         }
     }
-    let errors = table_fields(&out, "", PROVIDER_TABLES);
+    let mut errors = table_fields(&out, "", PROVIDER_TABLES);
+    if let Some(Value::Object(o)) = out.get("overrides") {
+        errors.extend(table_fields(o, "overrides", OVERRIDES_TABLES));
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -68,6 +71,9 @@ pub fn normalize_provider(body: &Value) -> Result<Value, Vec<FieldError>> {
 
 /// Provider fields that are tables (objects).
 pub const PROVIDER_TABLES: &[&str] = &["overrides", "timeouts", "model_map"];
+
+/// Tables inside a provider's `overrides` (the vendor's dotted-path edits).
+pub const OVERRIDES_TABLES: &[&str] = &["vendor"];
 
 /// Fields among `names` that are present but not objects (null means
 /// "unset" in a merge patch and is left to the caller). Serde would build

@@ -7,7 +7,10 @@
 //! - no `x-api-key` (or the value `bad-key`): 401 `authentication_error`
 //!   "invalid x-api-key";
 //! - no `anthropic-version`: 400 `invalid_request_error`
-//!   "anthropic-version: header is required".
+//!   "anthropic-version: header is required";
+//! - a top-level field the Messages API does not have: 400
+//!   `invalid_request_error` "<field>: Extra inputs are not permitted";
+//!   no `max_tokens`: 400 "max_tokens: Field required".
 //!
 //! The k-th request (any path) is answered with ids `msg_k`, `toolu_k`,
 //! signature `sig_k` and header `request-id: req_k`.
@@ -57,6 +60,30 @@ fn req_id(call: &Call<'_>) -> String {
     format!("req_{}", call.n)
 }
 
+/// Top-level Messages API fields: Anthropic refuses any other ("Extra
+/// inputs are not permitted") and requires `max_tokens`.
+const REQUEST_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+    "container",
+    "mcp_servers",
+    "context_management",
+    "output_format",
+    "output_config",
+];
+
 impl Vendor for Anthropic {
     const LABEL: &'static str = "mock_anthropic";
     const BASE_PATH: &'static str = "/v1";
@@ -105,6 +132,25 @@ impl Vendor for Anthropic {
                 &[("request-id", &req_id(call))],
                 body.to_string(),
             ));
+        }
+        let body = req.json();
+        if let Some(obj) = body.as_object() {
+            if let Some(k) = obj.keys().find(|k| !REQUEST_FIELDS.contains(&k.as_str())) {
+                return Route::Fixed(error(
+                    call,
+                    400,
+                    "invalid_request_error",
+                    &format!("{k}: Extra inputs are not permitted"),
+                ));
+            }
+            if !obj.contains_key("max_tokens") {
+                return Route::Fixed(error(
+                    call,
+                    400,
+                    "invalid_request_error",
+                    "max_tokens: Field required",
+                ));
+            }
         }
         Route::Scripted(())
     }

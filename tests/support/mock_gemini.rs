@@ -14,6 +14,11 @@
 //! - no `x-goog-api-key`: 403 `PERMISSION_DENIED`;
 //! - `x-goog-api-key: bad-key`: 400 `INVALID_ARGUMENT` / `API_KEY_INVALID`.
 //!
+//! Generate requests with a field Google does not know (top level or in
+//! `generationConfig`) get Google's 400 `Invalid JSON payload received.
+//! Unknown name "max_tokens": Cannot find field.`, also without consuming
+//! a reply.
+//!
 //! The k-th request (any path) is answered with `responseId` `resp_k` and
 //! tool-call `thoughtSignature` `c2lnX<k>`.
 //!
@@ -137,6 +142,19 @@ impl Vendor for Gemini {
             }
             Some(_) => {}
         }
+        if mode.is_some() {
+            if let Some(unknown) = unknown_field(&req.json()) {
+                return Route::Fixed(error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &unknown,
+                    Some(json!([{
+                        "@type": "type.googleapis.com/google.rpc.BadRequest",
+                        "fieldViolations": [{"description": unknown}],
+                    }])),
+                ));
+            }
+        }
         match (target, mode) {
             (Some((model, _)), Some(mode)) => Route::Scripted(Target {
                 model: model.to_string(),
@@ -185,6 +203,60 @@ impl Vendor for Gemini {
             (_, mode) => ans.stream(mode, ans.chunks(), StreamEnd::Finish),
         }
     }
+}
+
+/// `GenerateContentRequest` fields (v1beta).
+const REQUEST_FIELDS: &[&str] = &[
+    "contents",
+    "tools",
+    "toolConfig",
+    "safetySettings",
+    "systemInstruction",
+    "generationConfig",
+    "cachedContent",
+    "labels",
+];
+
+/// `GenerationConfig` fields (v1beta).
+const GENERATION_FIELDS: &[&str] = &[
+    "stopSequences",
+    "responseMimeType",
+    "responseSchema",
+    "responseJsonSchema",
+    "responseModalities",
+    "candidateCount",
+    "maxOutputTokens",
+    "temperature",
+    "topP",
+    "topK",
+    "seed",
+    "presencePenalty",
+    "frequencyPenalty",
+    "responseLogprobs",
+    "logprobs",
+    "enableEnhancedCivicAnswers",
+    "speechConfig",
+    "thinkingConfig",
+    "imageConfig",
+    "mediaResolution",
+];
+
+/// Google's protobuf JSON parser refuses unknown fields: the message it
+/// sends for the first one, as the real API words it.
+fn unknown_field(body: &Value) -> Option<String> {
+    let obj = body.as_object()?;
+    if let Some(k) = obj.keys().find(|k| !REQUEST_FIELDS.contains(&k.as_str())) {
+        return Some(format!(
+            "Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."
+        ));
+    }
+    let config = obj.get("generationConfig").and_then(Value::as_object)?;
+    let k = config
+        .keys()
+        .find(|k| !GENERATION_FIELDS.contains(&k.as_str()))?;
+    Some(format!(
+        "Invalid JSON payload received. Unknown name \"{k}\" at 'generation_config': Cannot find field."
+    ))
 }
 
 /// The answer being rendered.
