@@ -58,13 +58,31 @@ fn translate(c: &mut Criterion) {
         to.encode_request(&req, "m", &opts).expect("encodes")
     };
     g.bench_function("openai_to_anthropic", |b| {
-        b.iter(|| through(black_box(&oa), &ingress::openai::OpenAiChat, &egress::anthropic::AnthropicMessages))
+        b.iter(|| {
+            through(
+                black_box(&oa),
+                &ingress::openai::OpenAiChat,
+                &egress::anthropic::AnthropicMessages,
+            )
+        })
     });
     g.bench_function("openai_to_gemini", |b| {
-        b.iter(|| through(black_box(&oa), &ingress::openai::OpenAiChat, &egress::gemini::GeminiGenerate))
+        b.iter(|| {
+            through(
+                black_box(&oa),
+                &ingress::openai::OpenAiChat,
+                &egress::gemini::GeminiGenerate,
+            )
+        })
     });
     g.bench_function("anthropic_to_openai", |b| {
-        b.iter(|| through(black_box(&an), &ingress::anthropic::AnthropicMessages, &egress::openai::OpenAiChat))
+        b.iter(|| {
+            through(
+                black_box(&an),
+                &ingress::anthropic::AnthropicMessages,
+                &egress::openai::OpenAiChat,
+            )
+        })
     });
     g.finish();
 
@@ -82,13 +100,31 @@ fn translate(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("translate_response");
     g.bench_function("anthropic_to_openai", |b| {
-        b.iter(|| back(black_box(an_resp.as_bytes()), &egress::anthropic::AnthropicMessages, &ingress::openai::OpenAiChat))
+        b.iter(|| {
+            back(
+                black_box(an_resp.as_bytes()),
+                &egress::anthropic::AnthropicMessages,
+                &ingress::openai::OpenAiChat,
+            )
+        })
     });
     g.bench_function("gemini_to_openai", |b| {
-        b.iter(|| back(black_box(ge_resp.as_bytes()), &egress::gemini::GeminiGenerate, &ingress::openai::OpenAiChat))
+        b.iter(|| {
+            back(
+                black_box(ge_resp.as_bytes()),
+                &egress::gemini::GeminiGenerate,
+                &ingress::openai::OpenAiChat,
+            )
+        })
     });
     g.bench_function("openai_to_anthropic", |b| {
-        b.iter(|| back(black_box(oa_resp.as_bytes()), &egress::openai::OpenAiChat, &ingress::anthropic::AnthropicMessages))
+        b.iter(|| {
+            back(
+                black_box(oa_resp.as_bytes()),
+                &egress::openai::OpenAiChat,
+                &ingress::anthropic::AnthropicMessages,
+            )
+        })
     });
     g.finish();
 }

@@ -154,19 +154,6 @@ pub struct EdgeStats {
 }
 
 impl EdgeStats {
-    /// Count a refused request head.
-    pub fn count(&self, r: &crate::proxy::edge::Reject) {
-        use crate::proxy::edge::Reject;
-        match r {
-            Reject::HeadTimeout(_) => &self.head_timeouts,
-            Reject::UriTooLong(_) | Reject::HeadTooLarge(_) => &self.heads_too_large,
-            Reject::TooManyHeaders => &self.too_many_headers,
-            Reject::Malformed(_) | Reject::Connect => &self.malformed,
-            Reject::TooManyConnections(_) => &self.rejected,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-    }
-
     fn render(&self, out: &mut String) {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         family(

@@ -420,7 +420,7 @@ pub fn build(
         ));
     }
     if process.redis_enabled {
-        let handle = Arc::new(crate::control::sync::SyncHandle::default());
+        let handle = Arc::new(crate::control::handle::SyncHandle::default());
         let _ = control.sync.set(handle.clone());
         server.add_service(background_service(
             "redis config sync",

@@ -146,7 +146,16 @@ fn is_ident(c: char) -> bool {
 fn items(code: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for kw in [
-        "struct", "enum", "fn", "trait", "type", "const", "static", "mod", "union", "macro_rules!",
+        "struct",
+        "enum",
+        "fn",
+        "trait",
+        "type",
+        "const",
+        "static",
+        "mod",
+        "union",
+        "macro_rules!",
     ] {
         let mut at = 0;
         while let Some(i) = code[at..].find(kw) {
@@ -274,7 +283,12 @@ fn inline_paths(code: &str, children: &[String]) -> Vec<(Vec<String>, usize)> {
         while let Some(i) = code[at..].find(root) {
             let start = at + i;
             at = start + root.len();
-            if start > 0 && code[..start].chars().next_back().is_some_and(|c| is_ident(c) || c == ':') {
+            if start > 0
+                && code[..start]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| is_ident(c) || c == ':')
+            {
                 continue;
             }
             if spans.iter().any(|&(a, b)| a <= start && start < b) {
@@ -416,7 +430,11 @@ fn load() -> Crate {
     paths.sort();
     let mut files = Vec::new();
     for p in paths {
-        let rel = p.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+        let rel = p
+            .strip_prefix(root)
+            .expect("under root")
+            .to_string_lossy()
+            .replace('\\', "/");
         if rel == "src/main.rs" {
             // The binary is its own crate; it uses the library by name.
             continue;
@@ -596,12 +614,23 @@ fn no_import_cycle_between_files() {
     let text: Vec<String> = found
         .iter()
         .map(|comp| {
-            let names: Vec<&str> = a_loop(&g, comp).iter().map(|&i| c.files[i].rel.as_str()).collect();
+            let names: Vec<&str> = a_loop(&g, comp)
+                .iter()
+                .map(|&i| c.files[i].rel.as_str())
+                .collect();
             let all: Vec<&str> = comp.iter().map(|&i| c.files[i].rel.as_str()).collect();
-            format!("{}\n    (all files in this knot: {})", names.join(" -> "), all.join(", "))
+            format!(
+                "{}\n    (all files in this knot: {})",
+                names.join(" -> "),
+                all.join(", ")
+            )
         })
         .collect();
-    assert!(text.is_empty(), "import cycles between files:\n{}", text.join("\n"));
+    assert!(
+        text.is_empty(),
+        "import cycles between files:\n{}",
+        text.join("\n")
+    );
 }
 
 #[test]
@@ -612,8 +641,16 @@ fn the_checker_sees_edges_and_cycles() {
     let g = graph(&c);
     let edges: usize = g.values().map(BTreeSet::len).sum();
     assert!(edges > 50, "only {edges} edges: the parser sees nothing");
-    let relay = c.files.iter().position(|f| f.rel == "src/proxy/relay.rs").expect("relay.rs");
-    let sse = c.files.iter().position(|f| f.rel == "src/protocol/sse.rs").expect("sse.rs");
+    let relay = c
+        .files
+        .iter()
+        .position(|f| f.rel == "src/proxy/relay.rs")
+        .expect("relay.rs");
+    let sse = c
+        .files
+        .iter()
+        .position(|f| f.rel == "src/protocol/sse.rs")
+        .expect("sse.rs");
     assert!(g[&relay].contains(&sse), "relay.rs uses protocol::sse");
     let mut looped = g.clone();
     looped.entry(sse).or_default().insert(relay);
@@ -629,7 +666,11 @@ fn files_and_protocol_stay_small() {
         .filter(|f| f.lines > MAX_FILE_LINES)
         .map(|f| format!("{}: {} lines", f.rel, f.lines))
         .collect();
-    assert!(big.is_empty(), "files over {MAX_FILE_LINES} lines (split them into a folder):\n{}", big.join("\n"));
+    assert!(
+        big.is_empty(),
+        "files over {MAX_FILE_LINES} lines (split them into a folder):\n{}",
+        big.join("\n")
+    );
     let protocol: usize = c
         .files
         .iter()

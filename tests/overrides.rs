@@ -87,7 +87,11 @@ async fn anthropic_vendor_gets_canonical_overrides() {
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     let sent = mock.requests()[2].json();
-    assert_eq!((sent["max_tokens"].clone(), sent["temperature"].clone()), (json!(1024), json!(0.1)), "{sent}");
+    assert_eq!(
+        (sent["max_tokens"].clone(), sent["temperature"].clone()),
+        (json!(1024), json!(0.1)),
+        "{sent}"
+    );
 }
 
 #[tokio::test]
@@ -102,7 +106,10 @@ async fn gemini_vendor_gets_canonical_overrides_in_its_own_fields() {
         assert_eq!(gc["temperature"], 0.1, "{sent}");
         // The bug this fixes: OpenAI names next to Gemini's, which Google
         // refuses.
-        assert!(sent.get("max_tokens").is_none() && sent.get("temperature").is_none(), "{sent}");
+        assert!(
+            sent.get("max_tokens").is_none() && sent.get("temperature").is_none(),
+            "{sent}"
+        );
     }
     // An Anthropic client on Gemini too.
     let r = gw

@@ -81,11 +81,7 @@ fn tool_arguments(events: &[(String, Value)]) -> String {
 
 #[test]
 fn anthropic_tool_stream_to_openai_at_every_split() {
-    let events = every_split(
-        &ANTHROPIC,
-        ClientApi::OPENAI,
-        "anthropic_tool_stream.sse",
-    );
+    let events = every_split(&ANTHROPIC, ClientApi::OPENAI, "anthropic_tool_stream.sse");
     let args: Value = serde_json::from_str(&tool_arguments(&events)).expect("arguments are JSON");
     assert_eq!(
         args,
@@ -122,11 +118,7 @@ fn gemini_stream_to_openai_and_anthropic_at_every_split() {
         serde_json::from_str::<Value>(&tool_arguments(&events)).ok(),
         Some(serde_json::json!({"location": "Paris"}))
     );
-    let anthropic = every_split(
-        &GEMINI,
-        ClientApi::ANTHROPIC,
-        "gemini_stream.sse",
-    );
+    let anthropic = every_split(&GEMINI, ClientApi::ANTHROPIC, "gemini_stream.sse");
     assert_eq!(
         anthropic.first().map(|e| e.0.as_str()),
         Some("message_start")
@@ -136,11 +128,7 @@ fn gemini_stream_to_openai_and_anthropic_at_every_split() {
 
 #[test]
 fn openai_tool_stream_to_anthropic_at_every_split() {
-    let events = every_split(
-        &OPENAI,
-        ClientApi::ANTHROPIC,
-        "openai_tool_stream.sse",
-    );
+    let events = every_split(&OPENAI, ClientApi::ANTHROPIC, "openai_tool_stream.sse");
     let json: String = events
         .iter()
         .filter_map(|(_, v)| v["delta"]["partial_json"].as_str())
@@ -176,11 +164,7 @@ const FIXTURE_TEXT: &str =
 
 #[test]
 fn anthropic_text_stream_as_sent_on_the_wire_at_every_split() {
-    let events = every_split(
-        &ANTHROPIC,
-        ClientApi::OPENAI,
-        "anthropic_text_stream.sse",
-    );
+    let events = every_split(&ANTHROPIC, ClientApi::OPENAI, "anthropic_text_stream.sse");
     assert_eq!(openai_text(&events), format!("{FIXTURE_TEXT} Done."));
     let finish: Vec<&Value> = events
         .iter()
@@ -196,11 +180,7 @@ fn anthropic_text_stream_as_sent_on_the_wire_at_every_split() {
 
 #[test]
 fn openai_text_stream_as_sent_on_the_wire_at_every_split() {
-    let events = every_split(
-        &OPENAI,
-        ClientApi::ANTHROPIC,
-        "openai_text_stream.sse",
-    );
+    let events = every_split(&OPENAI, ClientApi::ANTHROPIC, "openai_text_stream.sse");
     let text: String = events
         .iter()
         .filter_map(|(_, v)| v["delta"]["text"].as_str())

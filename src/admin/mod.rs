@@ -12,6 +12,8 @@ pub mod client;
 pub mod cluster;
 mod console;
 mod docs;
+pub use routes::{local_router, router};
+mod routes;
 pub mod serve;
 mod transfer;
 
@@ -24,8 +26,8 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -63,94 +65,6 @@ pub struct AdminState {
     audit: Arc<Audit>,
     /// The admin listener's configured address, named in refusals.
     admin_listen: Option<Arc<str>>,
-}
-
-/// The admin routes for one listener; events go to `audit`.
-pub fn router(
-    control: Arc<ControlPlane>,
-    listener: Listener,
-    audit: Arc<Audit>,
-    admin_listen: Option<&str>,
-) -> Router {
-    build(AdminState {
-        control,
-        listener,
-        audit,
-        admin_listen: admin_listen.map(Arc::from),
-    })
-}
-
-/// The same routes without the bearer check, for the command line working
-/// on a stopped gateway's database (`llm-orchestrator export --offline`):
-/// whoever can run it can already read the database file.
-pub fn local_router(control: Arc<ControlPlane>) -> Router {
-    build(AdminState {
-        control,
-        listener: Listener::Local,
-        audit: Audit::log_only(),
-        admin_listen: None,
-    })
-}
-
-fn build(state: AdminState) -> Router {
-    let listener = state.listener;
-    let api = Router::new()
-        .route("/api/providers", get(list_providers).post(create_provider))
-        .route("/api/providers/health", get(health))
-        .route("/api/providers/batch", post(batch))
-        .route(
-            "/api/providers/{id}",
-            get(get_provider)
-                .put(put_provider)
-                .patch(patch_provider)
-                .delete(delete_provider),
-        )
-        .route("/api/providers/{id}/keys", get(list_keys).post(add_key))
-        .route(
-            "/api/providers/{id}/keys/{key}",
-            axum::routing::patch(patch_key).delete(delete_key),
-        )
-        .route("/api/aliases", get(list_aliases))
-        .route(
-            "/api/aliases/{alias}",
-            axum::routing::put(put_alias).delete(delete_alias),
-        )
-        .route("/api/settings", get(get_settings).put(put_settings))
-        .route("/api/config/export", get(transfer::export))
-        .route("/api/config/import", post(transfer::import))
-        .route("/api/reload", post(reload))
-        .route("/api/logs", get(logs))
-        .route("/api/audit", get(audit_log))
-        .route("/api/stats/usage", get(usage))
-        .route("/api/stats", get(usage))
-        .route("/metrics", get(metrics));
-    // The API description holds no secret, but on the main port (the one
-    // facing clients) it would tell anyone what answers there: it needs the
-    // admin token there and is public only on the admin listener.
-    let docs = Router::new()
-        .route("/docs", get(docs::page))
-        .route("/docs/openapi.json", get(docs::openapi));
-    let (api, docs) = if listener == Listener::Main {
-        (api.merge(docs), Router::new())
-    } else {
-        (api, docs)
-    };
-    let api = if listener == Listener::Local {
-        api
-    } else {
-        api.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth))
-    };
-    Router::new()
-        .merge(api)
-        .merge(docs)
-        .route("/", get(console::index))
-        .route("/admin", get(console::redirect))
-        .route("/admin/", get(console::index))
-        .route("/admin/{file}", get(console::file))
-        .route("/{file}", get(console::file))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn(json_errors))
-        .with_state(state)
 }
 
 /// What an audited call acted on, when the path does not say it (a created
@@ -1223,23 +1137,6 @@ async fn usage(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_passwords_are_masked() {
-        use super::transfer::mask_url_password;
-        assert_eq!(
-            mask_url_password("redis://:hunter2-secret@cache:6379/0"),
-            "redis://:…@cache:6379/0"
-        );
-        assert_eq!(
-            mask_url_password("redis://user:pw@host/1"),
-            "redis://user:…@host/1"
-        );
-        assert_eq!(
-            mask_url_password("redis://localhost:6379/0"),
-            "redis://localhost:6379/0"
-        );
-    }
 
     #[test]
     fn audit_targets_come_from_the_path() {

@@ -469,3 +469,24 @@ fn diff(current: &ApiConfig, proposed: &ApiConfig) -> Value {
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_masked() {
+        assert_eq!(
+            mask_url_password("redis://:hunter2-secret@cache:6379/0"),
+            "redis://:…@cache:6379/0"
+        );
+        assert_eq!(
+            mask_url_password("redis://user:pw@host/1"),
+            "redis://user:…@host/1"
+        );
+        assert_eq!(
+            mask_url_password("redis://localhost:6379/0"),
+            "redis://localhost:6379/0"
+        );
+    }
+}

@@ -658,7 +658,9 @@ fn secs_allow_zero(e: &mut ConfigErrors, source: &str, key: &str, v: f64) -> Dur
 }
 
 /// `toml` values as JSON, for the override compilers.
-fn json_pairs(m: &std::collections::BTreeMap<String, toml::Value>) -> Vec<(String, serde_json::Value)> {
+fn json_pairs(
+    m: &std::collections::BTreeMap<String, toml::Value>,
+) -> Vec<(String, serde_json::Value)> {
     m.iter()
         .filter_map(|(k, v)| serde_json::to_value(v).ok().map(|v| (k.clone(), v)))
         .collect()

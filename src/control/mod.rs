@@ -8,6 +8,7 @@
 //! the running configuration stays.
 
 pub mod api;
+pub mod handle;
 pub mod sync;
 
 use crate::config::{self, ConfigError, ConfigErrors, FileConfig, ProcessSettings, Snapshot};
@@ -35,7 +36,7 @@ pub struct ControlPlane {
     /// One admin write at a time: validate-then-commit must not interleave.
     writes: tokio::sync::Mutex<()>,
     /// Set when Redis config sharing is on.
-    pub sync: std::sync::OnceLock<Arc<sync::SyncHandle>>,
+    pub sync: std::sync::OnceLock<Arc<handle::SyncHandle>>,
     /// Set when Redis is on: cluster-wide usage counters.
     pub cluster_usage: std::sync::OnceLock<Arc<crate::admin::cluster::ClusterUsage>>,
     /// Why the database could not be opened at start, if it could not.

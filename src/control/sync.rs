@@ -26,6 +26,7 @@
 //! protect Redis (AUTH, `rediss://`, private network) like the database.
 
 use super::api::ApiConfig;
+use super::handle::SyncHandle;
 use super::ControlPlane;
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -34,9 +35,8 @@ use pingora::services::background::BackgroundService;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 const CHANNEL: &str = "llm-orchestrator:config";
 const DOC: &str = "llm-orchestrator:config:doc";
@@ -56,35 +56,6 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
-
-/// Link between admin writes and the sync task.
-#[derive(Default)]
-pub struct SyncHandle {
-    /// A local change is waiting to be published.
-    dirty: AtomicBool,
-    changed: Notify,
-    /// The id of the shared document this instance's config corresponds
-    /// to (applied or published by us); `None` before the first one.
-    applied: Mutex<Option<String>>,
-}
-
-impl SyncHandle {
-    /// Called after every committed local admin write.
-    pub fn local_change(&self) {
-        self.dirty.store(true, Ordering::SeqCst);
-        self.changed.notify_one();
-    }
-
-    fn applied(&self) -> Option<String> {
-        self.applied.lock().ok().and_then(|a| a.clone())
-    }
-
-    fn set_applied(&self, id: String) {
-        if let Ok(mut a) = self.applied.lock() {
-            *a = Some(id);
-        }
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 struct SharedConfig {

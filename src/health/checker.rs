@@ -176,7 +176,10 @@ impl Probe {
             .egress
             .encode_request(&req, model, &p.vendor_options)
             .ok()?;
-        Some((p.vendor.chat_path(&p.endpoint.base_path, model, false), body))
+        Some((
+            p.vendor.chat_path(&p.endpoint.base_path, model, false),
+            body,
+        ))
     }
 }
 

@@ -197,7 +197,10 @@ mod tests {
             &mut u,
             &json!({"usage": {"prompt_tokens": 10.0, "completion_tokens": 5, "prompt_cache_hit_tokens": 30}})
         ));
-        assert_eq!((u.prompt_tokens, u.total_tokens, u.cached_tokens), (10, 15, 10));
+        assert_eq!(
+            (u.prompt_tokens, u.total_tokens, u.cached_tokens),
+            (10, 15, 10)
+        );
         assert!(!ClientApi::OPENAI.read_usage(&mut u, &json!({"usage": null})));
 
         let mut u = Usage::default();
@@ -206,9 +209,17 @@ mod tests {
             &mut u,
             &json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "cache_read_input_tokens": 7, "output_tokens": 1}}})
         ));
-        assert!(an.read_usage(&mut u, &json!({"type": "message_delta", "usage": {"output_tokens": 9}})));
+        assert!(an.read_usage(
+            &mut u,
+            &json!({"type": "message_delta", "usage": {"output_tokens": 9}})
+        ));
         assert_eq!(
-            (u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.total_tokens),
+            (
+                u.prompt_tokens,
+                u.cached_tokens,
+                u.completion_tokens,
+                u.total_tokens
+            ),
             (10, 7, 9, 19)
         );
     }

@@ -17,7 +17,7 @@
 //! Only plain-text HTTP/1 is served on the data plane (no TLS, no h2c),
 //! which is what the listener is configured for.
 
-use super::REQUEST_ID_HEADER;
+use super::ctx::REQUEST_ID_HEADER;
 use crate::config::EdgeSettings;
 use crate::metrics::EdgeStats;
 use async_trait::async_trait;
@@ -163,7 +163,7 @@ where
                 Head::Complete => {}
                 Head::Closed => return None,
                 Head::Reject(reject) => {
-                    self.stats.count(&reject);
+                    reject.counter(&self.stats).fetch_add(1, Ordering::Relaxed);
                     let request_id = reject_request_id();
                     tracing::info!(
                         target: "request",
@@ -261,6 +261,17 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// The edge counter a refusal of this kind adds to.
+    fn counter<'s>(&self, s: &'s crate::metrics::EdgeStats) -> &'s std::sync::atomic::AtomicU64 {
+        match self {
+            Reject::HeadTimeout(_) => &s.head_timeouts,
+            Reject::UriTooLong(_) | Reject::HeadTooLarge(_) => &s.heads_too_large,
+            Reject::TooManyHeaders => &s.too_many_headers,
+            Reject::Malformed(_) | Reject::Connect => &s.malformed,
+            Reject::TooManyConnections(_) => &s.rejected,
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             Reject::HeadTimeout(_) => 408,
@@ -621,9 +632,9 @@ async fn answer(stream: &mut Stream, reject: &Reject, head: &[u8], request_id: &
         .nth(1)
         .is_some_and(|p| p.starts_with(b"/v1/messages"));
     let api = if anthropic_client {
-        super::ClientApi::ANTHROPIC
+        super::client::ClientApi::ANTHROPIC
     } else {
-        super::ClientApi::OPENAI
+        super::client::ClientApi::OPENAI
     };
     let body = api.ingress().encode_error(&err);
     let mut out = Vec::with_capacity(256 + body.len());

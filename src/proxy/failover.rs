@@ -10,10 +10,12 @@
 //! | 5xx, 529, 408, 3xx               | —                      | next provider                  |
 //! | other 4xx (400/404/413/422 …)    | —                      | none: the request is wrong     |
 
-use super::error::Unusable;
-use super::upstream::{self, AttemptInput, Committed, Outcome};
 use super::client::ClientApi;
-use super::{GatewayError, GatewayState, RequestCtx};
+use super::ctx::RequestCtx;
+use super::error::Unusable;
+use super::state::GatewayState;
+use super::upstream::{self, AttemptInput, Committed, Outcome};
+use super::GatewayError;
 use crate::config::{Provider, Snapshot};
 use crate::health::{now_ms, Admission, CooldownReason, HealthState};
 use crate::protocol::chat::{self, ChatError};
@@ -205,7 +207,8 @@ pub async fn run(
         } else {
             p.chat_path.as_str().into()
         };
-        let forward: &[(&'static str, http::HeaderValue)] = if req.api.family() == p.vendor.family() {
+        let forward: &[(&'static str, http::HeaderValue)] = if req.api.family() == p.vendor.family()
+        {
             &req.forward
         } else {
             &[]
@@ -235,7 +238,7 @@ pub async fn run(
                 // are, so this is their only check; for translated ones it
                 // turns garbage into a failover instead of a 502.
                 let garbage =
-                    super::relay::check_answer(&mut committed, deadline, &state.metrics.edge)
+                    super::check::check_answer(&mut committed, deadline, &state.metrics.edge)
                         .await
                         .err();
                 let Some(why) = garbage else {
@@ -268,8 +271,7 @@ pub async fn run(
                 // The vendor's words go to the client, the log and the
                 // health endpoint: any key they echo is masked first.
                 let body = snap.redactor().bytes(body);
-                let denial = matches!(meaning, 401..=403)
-                    .then(|| p.vendor.denial(meaning, &body));
+                let denial = matches!(meaning, 401..=403).then(|| p.vendor.denial(meaning, &body));
                 let relayed = GatewayError::Upstream {
                     status,
                     body,

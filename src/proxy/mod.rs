@@ -6,18 +6,24 @@
 //! failover of long prompts; owning the exchange lets any body up to the
 //! configured limit be sent to as many providers as needed.
 
+mod check;
 pub mod client;
+mod ctx;
 mod dns;
 pub mod edge;
 mod error;
 mod failover;
 mod framing;
 mod relay;
+mod state;
 pub mod upstream;
 
 pub use client::ClientApi;
+use ctx::{abort, client_gone, grace_over, Stop};
+pub use ctx::{RequestCtx, REQUEST_ID_HEADER};
 pub use error::GatewayError;
 use error::{clip, ECHO_LIMIT};
+pub use state::GatewayState;
 
 /// The longest model name a client may send (bytes). Names reach metric
 /// labels, log lines, request-log rows and the route cache, so a longer one
@@ -25,20 +31,16 @@ use error::{clip, ECHO_LIMIT};
 pub const MAX_MODEL_BYTES: usize = 256;
 
 use crate::config::Snapshot;
-use crate::health::HealthRegistry;
-use crate::protocol::chat::Usage;
 use crate::store::RequestLog;
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::Method;
-use pingora::connectors::http::Connector;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
 use subtle::ConstantTimeEq;
 
 /// The fields routing needs; everything else is left in the raw body.
@@ -66,9 +68,6 @@ impl ChatRequestProbe {
     }
 }
 
-/// The response header that carries the request id (the one in the logs).
-pub const REQUEST_ID_HEADER: &str = "x-llm-orchestrator-request-id";
-
 /// Request ids taken from clients: short, and safe to echo in a header and
 /// a log line.
 fn valid_request_id(v: &str) -> bool {
@@ -78,62 +77,6 @@ fn valid_request_id(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Shared by every request of every worker thread.
-pub struct GatewayState {
-    pub snapshot: ArcSwap<Snapshot>,
-    pub registry: Arc<HealthRegistry>,
-    connector: Connector,
-    dns: dns::DnsCache,
-    /// The admin router, for `/api/*` and `/docs` on the main port.
-    pub admin: OnceLock<axum::Router>,
-    /// Request-log rows for the writer task (set when a database is open).
-    pub log_tx: OnceLock<tokio::sync::mpsc::Sender<RequestLog>>,
-    /// Rows dropped: the writer fell behind or the database refused them.
-    pub log_dropped: AtomicU64,
-    /// Rows and batches (transactions) the writer committed.
-    pub log_written: AtomicU64,
-    pub log_batches: AtomicU64,
-    /// Prometheus counters and histograms (`GET /metrics`).
-    pub metrics: crate::metrics::Metrics,
-    /// Set when an upgrade or shutdown has begun (see `server::watch_shutdown`).
-    pub draining: std::sync::atomic::AtomicBool,
-    /// Becomes true when the shutdown grace period has run out: requests
-    /// still running end now (streams with an in-band error event), so they
-    /// are logged before the runtimes stop.
-    pub grace_over: tokio::sync::watch::Sender<bool>,
-    /// [`crate::store::condition`], shown by `GET /health`.
-    pub store_condition: std::sync::atomic::AtomicU8,
-}
-
-impl GatewayState {
-    /// Run one active health probe (used by the health checker).
-    pub async fn probe(&self, req: upstream::ProbeRequest<'_>) -> (upstream::ProbeResult, Bytes) {
-        upstream::probe(&self.connector, &self.dns, req).await
-    }
-
-    pub fn new(
-        snapshot: Snapshot,
-        registry: Arc<HealthRegistry>,
-        connector: Connector,
-    ) -> Arc<Self> {
-        Arc::new(GatewayState {
-            snapshot: ArcSwap::from_pointee(snapshot),
-            registry,
-            connector,
-            dns: dns::DnsCache::default(),
-            admin: OnceLock::new(),
-            log_tx: OnceLock::new(),
-            log_dropped: AtomicU64::new(0),
-            log_written: AtomicU64::new(0),
-            log_batches: AtomicU64::new(0),
-            metrics: crate::metrics::Metrics::default(),
-            draining: std::sync::atomic::AtomicBool::new(false),
-            grace_over: tokio::sync::watch::Sender::new(false),
-            store_condition: std::sync::atomic::AtomicU8::new(crate::store::condition::OK),
-        })
-    }
-}
-
 pub struct Gateway {
     state: Arc<GatewayState>,
 }
@@ -141,62 +84,6 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(state: Arc<GatewayState>) -> Self {
         Gateway { state }
-    }
-}
-
-/// What the per-request log line reports.
-#[derive(Debug, Default)]
-pub struct RequestCtx {
-    start: Option<Instant>,
-    route: &'static str,
-    status: u16,
-    model: Option<String>,
-    provider: Option<String>,
-    key: Option<String>,
-    attempts: u32,
-    ttfb: Option<Duration>,
-    stream: bool,
-    /// `ok`, `error`, `stream_cut`, `client_gone`, …
-    outcome: &'static str,
-    error: Option<String>,
-    /// The API the client speaks (decides the error format).
-    api: ClientApi,
-    usage: Option<Usage>,
-    /// Logged with every request.
-    request_id: String,
-    /// The model name sent upstream (after aliases and mapping).
-    upstream_model: Option<String>,
-}
-
-/// How a request ended when it did not end normally.
-enum Stop {
-    /// Answer with this error in OpenAI format.
-    Local(GatewayError),
-    /// The connection can't carry a proper answer any more: close it.
-    Abort(Box<pingora::Error>),
-}
-
-impl From<GatewayError> for Stop {
-    fn from(e: GatewayError) -> Self {
-        Stop::Local(e)
-    }
-}
-
-fn abort(why: &'static str, ctx: &mut RequestCtx, outcome: &'static str) -> Stop {
-    ctx.outcome = outcome;
-    Stop::Abort(pingora::Error::explain(ErrorType::ConnectionClosed, why))
-}
-
-/// Resolves when the client has gone away (closed or reset its connection).
-/// Racing this against upstream work stops a vendor from generating (and
-/// billing) an answer nobody will read.
-async fn client_gone(session: &mut Session) {
-    loop {
-        match session.downstream_session.read_body_or_idle(true).await {
-            Err(_) => return,
-            // Unexpected extra bytes are not a hang-up; keep watching quietly.
-            Ok(_) => std::future::pending::<()>().await,
-        }
     }
 }
 
@@ -585,14 +472,6 @@ impl Gateway {
             &mut grace,
         ))
         .await
-    }
-}
-
-/// Resolves once the shutdown grace period has run out.
-async fn grace_over(rx: &mut tokio::sync::watch::Receiver<bool>) {
-    if rx.wait_for(|&over| over).await.is_err() {
-        // The state (and its sender) outlives every request.
-        std::future::pending::<()>().await;
     }
 }
 

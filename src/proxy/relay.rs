@@ -10,8 +10,11 @@
 use super::failover::{ChatRequest, Chosen};
 use super::upstream::Committed;
 
+use super::check::is_sse;
 use super::client::ClientApi;
-use super::{abort, client_gone, GatewayError, GatewayState, RequestCtx, Stop};
+use super::ctx::{abort, client_gone, grace_over, RequestCtx, Stop, REQUEST_ID_HEADER};
+use super::state::GatewayState;
+use super::GatewayError;
 use crate::config::{Provider, Snapshot};
 use crate::protocol::chat::{ChatError, ErrorKind, Translation, Usage};
 use crate::protocol::sse::{EventSplitter, SseParser};
@@ -33,111 +36,6 @@ const PASS_HEADERS: &[&str] = &[
 const TRANSLATE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Whole same-format answers up to this size are also scanned for usage.
 const USAGE_SCAN_LIMIT: usize = 1024 * 1024;
-
-/// Largest whole answer held back to check that it is JSON before anything
-/// reaches the client; a larger one is checked as far as this and then
-/// streamed.
-const CHECK_BODY_LIMIT: usize = 4 * 1024 * 1024;
-/// Most stream bytes read ahead looking for the first complete event.
-const CHECK_EVENT_LIMIT: usize = 256 * 1024;
-
-/// Before an answer is committed to the client: is it the vendor's
-/// format? Reads a whole answer (up to [`CHECK_BODY_LIMIT`]) or a stream up
-/// to its first complete event, into `c.first`, and checks it (see
-/// `framing`). `Err` says why the answer is garbage or the vendor's error:
-/// the caller fails over as for a 5xx.
-pub(super) async fn check_answer(
-    c: &mut Committed,
-    deadline: Instant,
-    stats: &crate::metrics::EdgeStats,
-) -> Result<(), String> {
-    let content_type = c
-        .header
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
-    if content_type
-        .as_deref()
-        .is_some_and(|t| t.trim_start().starts_with("text/html"))
-    {
-        let body = c.first.as_deref().unwrap_or_default();
-        return Err(format!(
-            "answered 200 with an HTML page instead of the vendor's format: {}",
-            super::framing::preview(body)
-        ));
-    }
-    let sse = is_sse(c);
-    // What is held back here counts against the gateway-wide budget for
-    // buffered answers while it is held; when the budget is spent, the
-    // answer is checked as far as it has arrived, like one too large to hold.
-    let mut held = super::edge::Buffered::new(stats);
-    let mut budget_spent = !held.try_grow(c.first.as_ref().map_or(0, Bytes::len));
-    loop {
-        let have: &[u8] = c.first.as_deref().unwrap_or_default();
-        if sse {
-            let checked = match last_event_end(have) {
-                Some(end) => Some(&have[..end]),
-                None if c.done => Some(have),
-                None if have.len() > CHECK_EVENT_LIMIT || budget_spent => return Ok(()),
-                None => None,
-            };
-            if let Some(events) = checked {
-                return super::framing::check_events(events).map_err(|f| f.why);
-            }
-        } else if c.done {
-            return super::framing::check_body(have).map_err(|f| json_fault(&f));
-        } else if have.len() > CHECK_BODY_LIMIT || budget_spent {
-            return super::framing::check_body_prefix(have).map_err(|f| json_fault(&f));
-        }
-        let more = match timeout_at(deadline, c.session.read_response_body()).await {
-            Ok(Ok(more)) => more,
-            Ok(Err(e)) => return Err(format!("the vendor connection failed mid-answer: {e}")),
-            Err(_) => return Err("the answer exceeded the provider's total timeout".to_string()),
-        };
-        match more {
-            Some(more) => {
-                budget_spent |= !held.try_grow(more.len());
-                c.done = c.session.response_done();
-                c.first = Some(match c.first.take() {
-                    Some(f) if !f.is_empty() => {
-                        let mut joined = BytesMut::with_capacity(f.len() + more.len());
-                        joined.extend_from_slice(&f);
-                        joined.extend_from_slice(&more);
-                        joined.freeze()
-                    }
-                    _ => more,
-                });
-            }
-            None => c.done = true,
-        }
-    }
-}
-
-fn json_fault(f: &super::framing::JsonFault) -> String {
-    match f {
-        super::framing::JsonFault::VendorError => {
-            "answered 200 with an error object instead of an answer".to_string()
-        }
-        super::framing::JsonFault::Malformed(why) => {
-            format!("answered 200 with a body that is not the vendor's JSON: {why}")
-        }
-    }
-}
-
-/// End of the last complete event (after its blank line).
-fn last_event_end(buf: &[u8]) -> Option<usize> {
-    let a = memchr::memmem::rfind(buf, b"\n\n").map(|i| i + 2);
-    let b = memchr::memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
-    a.max(b)
-}
-
-fn is_sse(c: &Committed) -> bool {
-    c.header
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
-}
 
 /// The client's response header. `passthrough` keeps the vendor's content
 /// type and length; translated answers are JSON or SSE of our making.
@@ -182,7 +80,7 @@ fn client_header(
         }
     }
     resp.insert_header("x-llm-orchestrator-provider", provider)?;
-    resp.insert_header(super::REQUEST_ID_HEADER, request_id)?;
+    resp.insert_header(REQUEST_ID_HEADER, request_id)?;
     Ok(resp)
 }
 
@@ -226,7 +124,7 @@ pub async fn relay(
     let sse = is_sse(&chosen.committed);
     // One wait for the whole answer, polled by every read: it registers
     // with the channel once, not once per chunk.
-    let grace = std::pin::pin!(super::grace_over(grace));
+    let grace = std::pin::pin!(grace_over(grace));
     let mut grace: Grace<'_> = grace;
     let grace = &mut grace;
     if req.api.family() == chosen.provider.vendor.family() {
@@ -593,17 +491,19 @@ async fn translate_whole(
         }
     }
     state.complete(&chosen.provider, c.session, &c.peer).await;
-    let answer = egress.decode_answer(&body).map_err(|e| GatewayError::UpstreamFailed {
-        status: 502,
-        message: state
-            .snapshot
-            .load()
-            .redactor()
-            .text(&format!(
-                "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
-            ))
-            .into_owned(),
-    })?;
+    let answer = egress
+        .decode_answer(&body)
+        .map_err(|e| GatewayError::UpstreamFailed {
+            status: 502,
+            message: state
+                .snapshot
+                .load()
+                .redactor()
+                .text(&format!(
+                    "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
+                ))
+                .into_owned(),
+        })?;
     let usage = answer.usage;
     let out = req.api.ingress().encode_answer(&answer, req.client_model);
     ctx.usage = Some(usage);

@@ -344,11 +344,7 @@ async fn probe_into(
             // The whole list in one page where the vendor pages it.
             None => (
                 "GET",
-                format!(
-                    "{}/models{}",
-                    p.endpoint.base_path,
-                    p.vendor.models_query
-                ),
+                format!("{}/models{}", p.endpoint.base_path, p.vendor.models_query),
                 None,
             ),
         };

@@ -1,0 +1,112 @@
+//! Before an answer is committed to the client: is it the vendor's format
+//! at all? (`framing` has the pure checks; this reads far enough to apply
+//! them.)
+
+use super::upstream::Committed;
+use bytes::{Bytes, BytesMut};
+use tokio::time::{timeout_at, Instant};
+
+/// Largest whole answer held back to check that it is JSON before anything
+/// reaches the client; a larger one is checked as far as this and then
+/// streamed.
+const CHECK_BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// Most stream bytes read ahead looking for the first complete event.
+const CHECK_EVENT_LIMIT: usize = 256 * 1024;
+
+/// Before an answer is committed to the client: is it the vendor's
+/// format? Reads a whole answer (up to [`CHECK_BODY_LIMIT`]) or a stream up
+/// to its first complete event, into `c.first`, and checks it (see
+/// `framing`). `Err` says why the answer is garbage or the vendor's error:
+/// the caller fails over as for a 5xx.
+pub(super) async fn check_answer(
+    c: &mut Committed,
+    deadline: Instant,
+    stats: &crate::metrics::EdgeStats,
+) -> Result<(), String> {
+    let content_type = c
+        .header
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
+    if content_type
+        .as_deref()
+        .is_some_and(|t| t.trim_start().starts_with("text/html"))
+    {
+        let body = c.first.as_deref().unwrap_or_default();
+        return Err(format!(
+            "answered 200 with an HTML page instead of the vendor's format: {}",
+            super::framing::preview(body)
+        ));
+    }
+    let sse = is_sse(c);
+    // What is held back here counts against the gateway-wide budget for
+    // buffered answers while it is held; when the budget is spent, the
+    // answer is checked as far as it has arrived, like one too large to hold.
+    let mut held = super::edge::Buffered::new(stats);
+    let mut budget_spent = !held.try_grow(c.first.as_ref().map_or(0, Bytes::len));
+    loop {
+        let have: &[u8] = c.first.as_deref().unwrap_or_default();
+        if sse {
+            let checked = match last_event_end(have) {
+                Some(end) => Some(&have[..end]),
+                None if c.done => Some(have),
+                None if have.len() > CHECK_EVENT_LIMIT || budget_spent => return Ok(()),
+                None => None,
+            };
+            if let Some(events) = checked {
+                return super::framing::check_events(events).map_err(|f| f.why);
+            }
+        } else if c.done {
+            return super::framing::check_body(have).map_err(|f| json_fault(&f));
+        } else if have.len() > CHECK_BODY_LIMIT || budget_spent {
+            return super::framing::check_body_prefix(have).map_err(|f| json_fault(&f));
+        }
+        let more = match timeout_at(deadline, c.session.read_response_body()).await {
+            Ok(Ok(more)) => more,
+            Ok(Err(e)) => return Err(format!("the vendor connection failed mid-answer: {e}")),
+            Err(_) => return Err("the answer exceeded the provider's total timeout".to_string()),
+        };
+        match more {
+            Some(more) => {
+                budget_spent |= !held.try_grow(more.len());
+                c.done = c.session.response_done();
+                c.first = Some(match c.first.take() {
+                    Some(f) if !f.is_empty() => {
+                        let mut joined = BytesMut::with_capacity(f.len() + more.len());
+                        joined.extend_from_slice(&f);
+                        joined.extend_from_slice(&more);
+                        joined.freeze()
+                    }
+                    _ => more,
+                });
+            }
+            None => c.done = true,
+        }
+    }
+}
+
+fn json_fault(f: &super::framing::JsonFault) -> String {
+    match f {
+        super::framing::JsonFault::VendorError => {
+            "answered 200 with an error object instead of an answer".to_string()
+        }
+        super::framing::JsonFault::Malformed(why) => {
+            format!("answered 200 with a body that is not the vendor's JSON: {why}")
+        }
+    }
+}
+
+/// End of the last complete event (after its blank line).
+fn last_event_end(buf: &[u8]) -> Option<usize> {
+    let a = memchr::memmem::rfind(buf, b"\n\n").map(|i| i + 2);
+    let b = memchr::memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
+    a.max(b)
+}
+
+pub(super) fn is_sse(c: &Committed) -> bool {
+    c.header
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}

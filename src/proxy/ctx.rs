@@ -1,0 +1,75 @@
+//! One request's bookkeeping (what its log line and request-log row
+//! report) and the ways it can stop early.
+
+use super::client::ClientApi;
+use super::GatewayError;
+use crate::protocol::chat::Usage;
+use pingora::prelude::*;
+use std::time::{Duration, Instant};
+
+/// The response header that carries the request id (the one in the logs).
+pub const REQUEST_ID_HEADER: &str = "x-llm-orchestrator-request-id";
+
+/// What the per-request log line reports.
+#[derive(Debug, Default)]
+pub struct RequestCtx {
+    pub(super) start: Option<Instant>,
+    pub(super) route: &'static str,
+    pub(super) status: u16,
+    pub(super) model: Option<String>,
+    pub(super) provider: Option<String>,
+    pub(super) key: Option<String>,
+    pub(super) attempts: u32,
+    pub(super) ttfb: Option<Duration>,
+    pub(super) stream: bool,
+    /// `ok`, `error`, `stream_cut`, `client_gone`, …
+    pub(super) outcome: &'static str,
+    pub(super) error: Option<String>,
+    /// The API the client speaks (decides the error format).
+    pub(super) api: ClientApi,
+    pub(super) usage: Option<Usage>,
+    /// Logged with every request.
+    pub(super) request_id: String,
+    /// The model name sent upstream (after aliases and mapping).
+    pub(super) upstream_model: Option<String>,
+}
+
+/// How a request ended when it did not end normally.
+pub(super) enum Stop {
+    /// Answer with this error in OpenAI format.
+    Local(GatewayError),
+    /// The connection can't carry a proper answer any more: close it.
+    Abort(Box<pingora::Error>),
+}
+
+impl From<GatewayError> for Stop {
+    fn from(e: GatewayError) -> Self {
+        Stop::Local(e)
+    }
+}
+
+pub(super) fn abort(why: &'static str, ctx: &mut RequestCtx, outcome: &'static str) -> Stop {
+    ctx.outcome = outcome;
+    Stop::Abort(pingora::Error::explain(ErrorType::ConnectionClosed, why))
+}
+
+/// Resolves when the client has gone away (closed or reset its connection).
+/// Racing this against upstream work stops a vendor from generating (and
+/// billing) an answer nobody will read.
+pub(super) async fn client_gone(session: &mut Session) {
+    loop {
+        match session.downstream_session.read_body_or_idle(true).await {
+            Err(_) => return,
+            // Unexpected extra bytes are not a hang-up; keep watching quietly.
+            Ok(_) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Resolves once the shutdown grace period has run out.
+pub(super) async fn grace_over(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|&over| over).await.is_err() {
+        // The state (and its sender) outlives every request.
+        std::future::pending::<()>().await;
+    }
+}
