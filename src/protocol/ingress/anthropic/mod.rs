@@ -275,3 +275,187 @@ impl<'r> ErrorBody<'r> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::chat::{Reasoning, Signature, Text, ToolCall, ToolKind};
+
+    fn answer(parts: Vec<Part<'static>>, finish: Option<Finish>) -> Answer<'static> {
+        Answer {
+            id: "msg_1".into(),
+            model: "vendor-model".into(),
+            created: 1,
+            parts,
+            finish,
+            usage: Usage {
+                prompt_tokens: 100,
+                completion_tokens: 20,
+                total_tokens: 120,
+                cached_tokens: 30,
+                cache_write_tokens: 10,
+                reasoning_tokens: 5,
+            },
+        }
+    }
+
+    fn call(args: &'static str) -> Part<'static> {
+        Part::ToolCall(ToolCall {
+            id: "call_1".into(),
+            name: "f".into(),
+            kind: ToolKind::Function,
+            arguments: args.into(),
+            signature: None,
+        })
+    }
+
+    fn reasoning(text: &'static str, sig: Option<(Family, &'static str)>) -> Part<'static> {
+        Part::Reasoning(Reasoning {
+            text: text.into(),
+            signature: sig.map(|(family, v)| Signature {
+                family,
+                value: v.into(),
+            }),
+            redacted: None,
+        })
+    }
+
+    #[test]
+    fn answers_encode_as_anthropic_messages() {
+        const USAGE: &str = r#""usage":{"input_tokens":60,"cache_creation_input_tokens":10,"cache_read_input_tokens":30,"output_tokens":20}}"#;
+        let redacted = Part::Reasoning(Reasoning {
+            text: "".into(),
+            signature: None,
+            redacted: Some(Signature {
+                family: Family::Anthropic,
+                value: "ENC".into(),
+            }),
+        });
+        let raw = RawValue::from_string(r#"{"type":"server_tool_use","id":"s"}"#.into()).ok();
+        let cases: Vec<(Answer<'static>, &str)> = vec![
+            (
+                answer(vec![Part::Text(Text::plain("Hi"))], Some(Finish::Stop)),
+                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","stop_sequence":null,"#,
+            ),
+            (
+                answer(
+                    vec![
+                        reasoning("think", Some((Family::Anthropic, "sig"))),
+                        redacted,
+                        Part::Opaque {
+                            family: Family::Anthropic,
+                            raw: Cow::Owned(raw.unwrap_or_default()),
+                        },
+                        Part::Text(Text::plain("")),
+                        call(r#"{"a":1}"#),
+                        call(""),
+                        call("{bad"),
+                    ],
+                    Some(Finish::ToolCalls),
+                ),
+                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"thinking","thinking":"think","signature":"sig"},{"type":"redacted_thinking","data":"ENC"},{"type":"server_tool_use","id":"s"},{"type":"tool_use","id":"call_1","name":"f","input":{"a":1}},{"type":"tool_use","id":"call_1","name":"f","input":{}},{"type":"tool_use","id":"call_1","name":"f","input":{"arguments":"{bad"}}],"stop_reason":"tool_use","stop_sequence":null,"#,
+            ),
+            // Other families: readable reasoning without a signature, a
+            // "stop" after tool calls reads tool_use, a refusal is text.
+            (
+                answer(
+                    vec![reasoning("r", Some((Family::Gemini, "g"))), call("{}")],
+                    Some(Finish::Stop),
+                ),
+                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"thinking","thinking":"r","signature":""},{"type":"tool_use","id":"call_1","name":"f","input":{}}],"stop_reason":"tool_use","stop_sequence":null,"#,
+            ),
+            (
+                answer(vec![Part::Refusal("No.".into())], None),
+                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"text","text":"No."}],"stop_reason":"refusal","stop_sequence":null,"#,
+            ),
+            (
+                answer(vec![], Some(Finish::StopSequence(Some("END".into())))),
+                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[],"stop_reason":"stop_sequence","stop_sequence":"END","#,
+            ),
+        ];
+        for (a, want) in cases {
+            let got = AnthropicMessages.encode_answer(&a, "client-model");
+            assert_eq!(String::from_utf8_lossy(&got), format!("{want}{USAGE}"));
+        }
+        for (finish, reason) in [
+            (Finish::Length, "max_tokens"),
+            (Finish::ContentFilter, "refusal"),
+            (Finish::Pause, "pause_turn"),
+            (Finish::Other("x".into()), "end_turn"),
+        ] {
+            assert_eq!(stop_reason(Some(&finish), false, false).0, reason);
+        }
+    }
+
+    #[test]
+    fn errors_render_in_anthropic_shape() {
+        let cases = [
+            (
+                ChatError::invalid("messages[0].role", "bad role"),
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages[0].role: bad role"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::Authentication, 401, "no key"),
+                r#"{"type":"error","error":{"type":"authentication_error","message":"no key"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::Permission, 403, "m"),
+                r#"{"type":"error","error":{"type":"permission_error","message":"m"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::NotFound, 404, "m"),
+                r#"{"type":"error","error":{"type":"not_found_error","message":"m"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::RequestTooLarge, 413, "m"),
+                r#"{"type":"error","error":{"type":"request_too_large","message":"m"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::RateLimited, 429, "m"),
+                r#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::Overloaded, 503, "m"),
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"m"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::ContextLength, 400, "m"),
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"m"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::Upstream, 502, "m"),
+                r#"{"type":"error","error":{"type":"api_error","message":"m"}}"#,
+            ),
+            (
+                ChatError::new(ErrorKind::Timeout, 504, "m"),
+                r#"{"type":"error","error":{"type":"timeout_error","message":"m"}}"#,
+            ),
+            (
+                ChatError {
+                    vendor_type: Some("billing_error".into()),
+                    ..ChatError::new(ErrorKind::Authentication, 402, "pay")
+                },
+                r#"{"type":"error","error":{"type":"billing_error","message":"pay"}}"#,
+            ),
+            (
+                ChatError {
+                    vendor_type: Some("RESOURCE_EXHAUSTED".into()),
+                    ..ChatError::new(ErrorKind::RateLimited, 429, "m")
+                },
+                r#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#,
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(
+                String::from_utf8_lossy(&AnthropicMessages.encode_error(&err)),
+                want
+            );
+        }
+        let ev =
+            AnthropicMessages.stream_error(&ChatError::new(ErrorKind::Overloaded, 529, "busy"));
+        assert_eq!(
+            String::from_utf8_lossy(&ev),
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n"
+        );
+    }
+}

@@ -297,3 +297,194 @@ impl StreamEncoder for Encoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::chat::{Finish, Signature, ToolKind};
+
+    fn run(events: &[Event<'_>], finish: bool) -> String {
+        let mut enc = Encoder::new("client-model");
+        let mut out = BytesMut::new();
+        for ev in events {
+            enc.event(ev, &mut out);
+        }
+        if finish {
+            enc.finish(&mut out);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn usage() -> Usage {
+        Usage {
+            prompt_tokens: 25,
+            completion_tokens: 15,
+            total_tokens: 40,
+            cached_tokens: 8,
+            cache_write_tokens: 2,
+            reasoning_tokens: 0,
+        }
+    }
+
+    const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"client-model\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":15,\"cache_creation_input_tokens\":2,\"cache_read_input_tokens\":8,\"output_tokens\":0}}}\n\n";
+
+    fn delta(i: usize, d: &str) -> String {
+        format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{i},\"delta\":{d}}}\n\n")
+    }
+    fn start(i: usize, b: &str) -> String {
+        format!("event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":{i},\"content_block\":{b}}}\n\n")
+    }
+    fn stop(i: usize) -> String {
+        format!("event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":{i}}}\n\n")
+    }
+    fn end(reason: &str) -> String {
+        format!("event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"{reason}\",\"stop_sequence\":null}},\"usage\":{{\"input_tokens\":15,\"cache_creation_input_tokens\":2,\"cache_read_input_tokens\":8,\"output_tokens\":15}}}}\n\nevent: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n")
+    }
+
+    #[test]
+    fn canonical_events_encode_as_anthropic_events() {
+        let sig = |f, v: &'static str| Signature {
+            family: f,
+            value: v.into(),
+        };
+        let events = [
+            Event::Start {
+                id: "msg_1".into(),
+                model: "vendor".into(),
+            },
+            Event::Usage(usage()),
+            Event::BlockStart {
+                index: 0,
+                block: Block::Reasoning,
+            },
+            Event::Delta {
+                index: 0,
+                delta: Delta::Reasoning("Hmm".into()),
+            },
+            Event::Delta {
+                index: 0,
+                delta: Delta::Signature(sig(Family::Anthropic, "sig")),
+            },
+            Event::BlockStop { index: 0 },
+            Event::BlockStart {
+                index: 1,
+                block: Block::Reasoning,
+            },
+            Event::Delta {
+                index: 1,
+                delta: Delta::Redacted(sig(Family::Anthropic, "ENC")),
+            },
+            Event::BlockStop { index: 1 },
+            Event::BlockStart {
+                index: 2,
+                block: Block::Text,
+            },
+            Event::Delta {
+                index: 2,
+                delta: Delta::Text("Hi \"x\"\n".into()),
+            },
+            Event::BlockStop { index: 2 },
+            Event::BlockStart {
+                index: 3,
+                block: Block::ToolCall {
+                    id: "toolu_1".into(),
+                    name: "f".into(),
+                    kind: ToolKind::Function,
+                },
+            },
+            Event::Delta {
+                index: 3,
+                delta: Delta::ToolArguments("".into()),
+            },
+            Event::Delta {
+                index: 3,
+                delta: Delta::ToolArguments("{\"a\":".into()),
+            },
+            Event::Delta {
+                index: 3,
+                delta: Delta::ToolArguments("1}".into()),
+            },
+            Event::Delta {
+                index: 3,
+                delta: Delta::Signature(sig(Family::Gemini, "g")),
+            },
+            Event::BlockStop { index: 3 },
+            Event::Usage(usage()),
+            Event::Stop {
+                finish: Finish::Stop,
+            },
+        ];
+        let want = [
+            START.to_string(),
+            start(0, r#"{"type":"thinking","thinking":"","signature":""}"#),
+            delta(0, r#"{"type":"thinking_delta","thinking":"Hmm"}"#),
+            delta(0, r#"{"type":"signature_delta","signature":"sig"}"#),
+            stop(0),
+            start(1, r#"{"type":"redacted_thinking","data":"ENC"}"#),
+            stop(1),
+            start(2, r#"{"type":"text","text":""}"#),
+            delta(2, r#"{"type":"text_delta","text":"Hi \"x\"\n"}"#),
+            stop(2),
+            start(
+                3,
+                r#"{"type":"tool_use","id":"toolu_1","name":"f","input":{}}"#,
+            ),
+            delta(3, r#"{"type":"input_json_delta","partial_json":"{\"a\":"}"#),
+            delta(3, r#"{"type":"input_json_delta","partial_json":"1}"}"#),
+            stop(3),
+            end("tool_use"),
+        ]
+        .concat();
+        assert_eq!(run(&events, true), want);
+    }
+
+    #[test]
+    fn unclosed_blocks_and_missing_stop_are_closed() {
+        // No BlockStop before Stop; blocks opened without BlockStop.
+        let events = [
+            Event::Start {
+                id: "msg_1".into(),
+                model: "v".into(),
+            },
+            Event::Usage(usage()),
+            Event::BlockStart {
+                index: 0,
+                block: Block::Refusal,
+            },
+            Event::Delta {
+                index: 0,
+                delta: Delta::Refusal("No".into()),
+            },
+            Event::BlockStart {
+                index: 1,
+                block: Block::Reasoning,
+            },
+        ];
+        let want = [
+            START.to_string(),
+            start(0, r#"{"type":"text","text":""}"#),
+            delta(0, r#"{"type":"text_delta","text":"No"}"#),
+            stop(0),
+            start(1, r#"{"type":"thinking","thinking":"","signature":""}"#),
+            stop(1),
+            end("refusal"),
+        ]
+        .concat();
+        assert_eq!(run(&events, true), want);
+        // Nothing after Stop; an id is made up when the vendor gave none.
+        let out = run(
+            &[
+                Event::Stop {
+                    finish: Finish::Length,
+                },
+                Event::Stop {
+                    finish: Finish::Stop,
+                },
+            ],
+            true,
+        );
+        assert!(out.starts_with("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_"), "{out}");
+        assert_eq!(out.matches("message_stop").count(), 2, "{out}");
+        assert!(out.contains("\"stop_reason\":\"max_tokens\""), "{out}");
+    }
+}
