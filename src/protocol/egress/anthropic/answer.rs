@@ -266,3 +266,188 @@ pub(super) fn error(status: u16, body: &[u8]) -> ChatError {
         ..ChatError::new(kind, status, message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_decode_into_the_chat_model() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[
+            {"type":"thinking","thinking":"Hmm","signature":"sig"},{"type":"redacted_thinking","data":"ENC"},
+            {"type":"text","text":"I'll check.","citations":null},{"type":"tool_use","id":"toolu_1","name":"f","input":{"a":1}},
+            {"type":"server_tool_use","id":"s","name":"web_search","input":{}}],
+            "stop_reason":"tool_use","stop_sequence":null,
+            "usage":{"input_tokens":10,"cache_creation_input_tokens":2,"cache_read_input_tokens":3,"output_tokens":7.0,"service_tier":"standard"}}"#;
+        let a = decode(body).map_err(|e| e.message);
+        let a = a.as_ref().map(|a| {
+            let parts: Vec<String> = a
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text(t) => format!("text {}", t.text),
+                    Part::Reasoning(r) => format!(
+                        "reasoning {} {:?} {:?}",
+                        r.text,
+                        r.signature.as_ref().map(|s| &s.value),
+                        r.redacted.as_ref().map(|s| &s.value)
+                    ),
+                    Part::ToolCall(c) => format!("call {} {} {}", c.id, c.name, c.arguments),
+                    Part::Opaque { raw, .. } => format!("opaque {}", raw.get()),
+                    _ => "?".into(),
+                })
+                .collect();
+            (
+                a.id.to_string(),
+                a.model.to_string(),
+                parts,
+                a.finish.clone(),
+                a.usage,
+            )
+        });
+        assert_eq!(
+            a,
+            Ok((
+                "msg_1".into(),
+                "claude-x".into(),
+                vec![
+                    "reasoning Hmm Some(\"sig\") None".into(),
+                    "reasoning  None Some(\"ENC\")".into(),
+                    "text I'll check.".into(),
+                    "call toolu_1 f {\"a\":1}".into(),
+                    "opaque {\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}".into(),
+                ],
+                Some(Finish::ToolCalls),
+                Usage { prompt_tokens: 15, completion_tokens: 7, total_tokens: 22, cached_tokens: 3, cache_write_tokens: 2, reasoning_tokens: 0 },
+            ))
+        );
+        for (reason, want) in [
+            ("end_turn", Finish::Stop),
+            ("max_tokens", Finish::Length),
+            ("model_context_window_exceeded", Finish::Length),
+            ("refusal", Finish::Refusal),
+            ("pause_turn", Finish::Pause),
+            ("new_reason", Finish::Other("new_reason".into())),
+        ] {
+            assert_eq!(finish(reason, None), want);
+        }
+        // Error-shaped and malformed answers fail.
+        for body in [
+            &br#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#[..],
+            b"{}",
+            b"<html>",
+        ] {
+            assert!(decode(body).is_err());
+        }
+    }
+
+    #[test]
+    fn error_bodies_decode_into_chat_errors() {
+        let cases: &[(u16, &str, ErrorKind, u16, &str, Option<&str>)] = &[
+            (
+                529,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                ErrorKind::Overloaded,
+                529,
+                "Overloaded",
+                Some("overloaded_error"),
+            ),
+            (
+                429,
+                r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#,
+                ErrorKind::RateLimited,
+                429,
+                "slow",
+                Some("rate_limit_error"),
+            ),
+            (
+                401,
+                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+                ErrorKind::Authentication,
+                401,
+                "invalid x-api-key",
+                Some("authentication_error"),
+            ),
+            (
+                400,
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 300000 tokens > 200000 maximum"}}"#,
+                ErrorKind::ContextLength,
+                400,
+                "prompt is too long: 300000 tokens > 200000 maximum",
+                Some("invalid_request_error"),
+            ),
+            (
+                413,
+                r#"{"type":"error","error":{"type":"request_too_large","message":"big"}}"#,
+                ErrorKind::RequestTooLarge,
+                413,
+                "big",
+                Some("request_too_large"),
+            ),
+            // An error body on a 200: the status its type documents.
+            (
+                200,
+                r#"{"type":"error","error":{"type":"not_found_error","message":"no model"}}"#,
+                ErrorKind::NotFound,
+                404,
+                "no model",
+                Some("not_found_error"),
+            ),
+            (
+                0,
+                r#"{"type":"error","error":{"type":"weird","message":"w"}}"#,
+                ErrorKind::Upstream,
+                502,
+                "w",
+                Some("weird"),
+            ),
+            (
+                502,
+                "<html><body>Bad gateway</body></html>",
+                ErrorKind::Upstream,
+                502,
+                "<html><body>Bad gateway</body></html>",
+                None,
+            ),
+            (
+                503,
+                "",
+                ErrorKind::Overloaded,
+                503,
+                "upstream returned HTTP 503",
+                None,
+            ),
+            (
+                500,
+                r#"{"error":"plain text"}"#,
+                ErrorKind::Upstream,
+                500,
+                "plain text",
+                None,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"openai style","type":"invalid_request_error"}}"#,
+                ErrorKind::InvalidRequest,
+                400,
+                "openai style",
+                Some("invalid_request_error"),
+            ),
+        ];
+        for (status, body, kind, want_status, message, vendor) in cases {
+            let e = error(*status, body.as_bytes());
+            assert_eq!(
+                (
+                    e.kind,
+                    e.status,
+                    e.message.as_str(),
+                    e.vendor_type.as_deref()
+                ),
+                (*kind, *want_status, *message, *vendor),
+                "{body}"
+            );
+        }
+        let long = "x".repeat(2000);
+        assert_eq!(error(500, long.as_bytes()).message.len(), 500);
+    }
+}
