@@ -763,3 +763,433 @@ fn base64_decode(s: &str) -> Option<String> {
     }
     String::from_utf8(out).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::chat::{Effort, Extras, Ingress};
+    use crate::protocol::ingress::anthropic::AnthropicMessages as Client;
+    use serde_json::{json, Value};
+
+    fn opts(version: &str, default_max: Option<u64>) -> VendorOptions {
+        VendorOptions {
+            default_max_tokens: default_max,
+            anthropic_version: version.into(),
+        }
+    }
+
+    /// An Anthropic client's body, decoded by the real ingress, edited,
+    /// encoded for model "up".
+    fn enc(
+        body: &Value,
+        o: &VendorOptions,
+        edit: impl FnOnce(&mut Request<'_>),
+    ) -> Result<Value, ChatError> {
+        let bytes = body.to_string();
+        let mut req = Client.decode_request(bytes.as_bytes())?;
+        edit(&mut req);
+        let out = encode(&req, "up", o)?;
+        serde_json::from_slice(&out).map_err(|e| ChatError::upstream(e.to_string()))
+    }
+
+    fn user(text: &str) -> Value {
+        json!({"role": "user", "content": text})
+    }
+
+    #[test]
+    fn the_simplest_request_encodes_exactly() {
+        let body = br#"{"model":"claude","max_tokens":100,"system":"S","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
+        let req = Client.decode_request(body).map_err(|e| e.message);
+        let out =
+            req.and_then(|r| encode(&r, "up", &VendorOptions::default()).map_err(|e| e.message));
+        assert_eq!(
+            out.as_deref().map(String::from_utf8_lossy),
+            Ok(r#"{"model":"up","max_tokens":100,"system":"S","messages":[{"role":"user","content":"Hi"}],"stream":true}"#.into())
+        );
+    }
+
+    #[test]
+    fn anthropic_requests_survive_decode_and_encode() {
+        let original = json!({
+            "model": "up", "max_tokens": 4000,
+            "system": [{"type": "text", "text": "A"}, {"type": "text", "text": "B", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Look", "cache_control": {"type": "ephemeral"}},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}},
+                    {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+                    {"type": "document", "title": "Doc", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}},
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi, é!"}},
+                    {"type": "document", "source": {"type": "file", "file_id": "file_01"}},
+                    {"type": "search_result", "source": "s", "title": "t", "content": [{"type": "text", "text": "x"}]}]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Hmm", "signature": "sig=="},
+                    {"type": "redacted_thinking", "data": "ENC"},
+                    {"type": "text", "text": "I'll check."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"l": "SF"}},
+                    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+                    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "15 degrees"},
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": true, "cache_control": {"type": "ephemeral"},
+                     "content": [{"type": "text", "text": "boom"}, {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j"}}]},
+                    {"type": "text", "text": "Thanks"}]}],
+            "stop_sequences": ["END"], "temperature": 0.5, "top_p": 0.9, "top_k": 10, "stream": true,
+            "metadata": {"user_id": "u-42"},
+            "tools": [
+                {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"l": {"type": "string"}}}, "cache_control": {"type": "ephemeral"}},
+                {"name": "c", "input_schema": {"type": "object"}, "strict": true},
+                {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}],
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": true},
+            "service_tier": "auto", "container": null, "mcp_servers": [{"type": "url", "url": "https://m", "name": "m"}]
+        });
+        let o = opts("2023-06-01", None);
+        assert_eq!(enc(&original, &o, |_| {}), Ok(original.clone()));
+        // An edit changes that field only.
+        let mut edited = original.clone();
+        edited["temperature"] = json!(0.2);
+        edited["max_tokens"] = json!(77);
+        let r = enc(&original, &o, |r| {
+            r.sampling.temperature = Some(0.2);
+            r.max_tokens = Some(77);
+        });
+        assert_eq!(r, Ok(edited));
+        // Thinking configs and an unsigned-looking (but signed) tool loop.
+        for thinking in [
+            json!({"type": "enabled", "budget_tokens": 2048}),
+            json!({"type": "adaptive"}),
+            json!({"type": "disabled"}),
+            json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"}),
+        ] {
+            let mut body = original.clone();
+            for k in ["temperature", "top_p", "top_k"] {
+                body.as_object_mut().map(|o| o.remove(k));
+            }
+            body["thinking"] = thinking;
+            assert_eq!(enc(&body, &o, |_| {}), Ok(body.clone()));
+        }
+        // Metadata with more than a user id goes as it came.
+        let mut body = json!({"model": "up", "max_tokens": 5, "messages": [user("x")], "metadata": {"user_id": "u", "k": 1}});
+        assert_eq!(enc(&body, &o, |_| {}), Ok(body.clone()));
+        body["metadata"] = json!({"user_id": "u"});
+        assert_eq!(enc(&body, &o, |_| {}), Ok(body.clone()));
+    }
+
+    #[test]
+    fn requests_from_other_families_encode_as_anthropic_requires() {
+        let o = opts("2023-06-01", None);
+        let foreign = |r: &mut Request<'_>| {
+            let mut extra = Extras::new(Family::OpenAi);
+            extra.fields = std::mem::take(&mut r.extra.fields);
+            r.extra = extra;
+        };
+        let base = json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")]});
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            b
+        };
+        let expect = |patch: Value| {
+            let mut b = json!({"model": "up", "max_tokens": 100, "messages": [user("Hi")]});
+            for (k, v) in patch.as_object().into_iter().flatten() {
+                if v.is_null() {
+                    b.as_object_mut().map(|o| o.remove(k));
+                } else {
+                    b[k] = v.clone();
+                }
+            }
+            Ok(b)
+        };
+        type Edit = Box<dyn Fn(&mut Request<'_>)>;
+        let cases: Vec<(Value, VendorOptions, Edit, Result<Value, ChatError>)> = vec![
+            // Alternation, a leading user turn, merged turns, a trimmed prefill.
+            (
+                with(
+                    "messages",
+                    json!([{"role": "assistant", "content": "a"}, user("u1"), user("u2"), {"role": "assistant", "content": "p  "}]),
+                ),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(
+                    json!({"messages": [user("."), {"role": "assistant", "content": "a"},
+                    {"role": "user", "content": [{"type": "text", "text": "u1"}, {"type": "text", "text": "u2"}]},
+                    {"role": "assistant", "content": "p"}]}),
+                ),
+            ),
+            (
+                with("messages", json!([])),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(json!({"messages": [user(".")]})),
+            ),
+            // Tool results first; ids rewritten the same way; arguments
+            // that are not an object become {}.
+            (
+                with(
+                    "messages",
+                    json!([user("q"),
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call:1/x", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "tool_result", "tool_use_id": "call:1/x", "content": "r"}]}]),
+                ),
+                o.clone(),
+                Box::new(|r| {
+                    if let Some(Part::ToolCall(c)) = r.turns[1].parts.get_mut(0) {
+                        c.arguments = "[1]".into()
+                    }
+                }),
+                expect(json!({"messages": [user("q"),
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1_x_116d83dab14c0387", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1_x_116d83dab14c0387", "content": "r"}, {"type": "text", "text": "and"}]}]})),
+            ),
+            // Signed thinking of another family, strict, server tools and
+            // extras stay home; sampling clamped; user -> metadata.
+            (
+                json!({"model": "m", "max_tokens": 100, "temperature": 1.5, "top_p": 2, "messages": [user("a"),
+                    {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "b"}]}, user("c")],
+                    "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": true}, {"type": "bash_20250124", "name": "bash"}],
+                    "service_tier": "auto", "metadata": {"user_id": "u"}}),
+                o.clone(),
+                Box::new(move |r| {
+                    foreign(r);
+                    if let Some(Part::Reasoning(x)) = r.turns[1].parts.get_mut(0) {
+                        x.signature.as_mut().map(|s| s.family = Family::Gemini);
+                    }
+                }),
+                Ok(
+                    json!({"model": "up", "max_tokens": 100, "temperature": 1.0, "top_p": 1.0, "metadata": {"user_id": "u"},
+                    "messages": [user("a"), {"role": "assistant", "content": "b"}, user("c")],
+                    "tools": [{"name": "f", "input_schema": {"type": "object"}}]}),
+                ),
+            ),
+            // API versions from 2026-10-21 take no sampling parameters.
+            (
+                json!({"model": "m", "max_tokens": 100, "temperature": 0.5, "top_p": 0.5, "top_k": 5, "messages": [user("Hi")]}),
+                opts("2026-10-21", None),
+                Box::new(|_| {}),
+                expect(json!({})),
+            ),
+            // max_tokens: the client's, else the provider's, else 4096.
+            (
+                json!({"model": "m", "messages": [user("Hi")]}),
+                opts("", Some(2000)),
+                Box::new(|_| {}),
+                expect(json!({"max_tokens": 2000})),
+            ),
+            (
+                json!({"model": "m", "messages": [user("Hi")]}),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(json!({"max_tokens": 4096})),
+            ),
+            // Reasoning effort -> thinking budget, max_tokens raised, sampling dropped.
+            (
+                with("temperature", json!(0.3)),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::High))),
+                expect(
+                    json!({"max_tokens": 24676, "thinking": {"type": "enabled", "budget_tokens": 24576}}),
+                ),
+            ),
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Minimal))),
+                expect(
+                    json!({"max_tokens": 1124, "thinking": {"type": "enabled", "budget_tokens": 1024}}),
+                ),
+            ),
+            (
+                with("max_tokens", json!(30000)),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Medium))),
+                expect(
+                    json!({"max_tokens": 30000, "thinking": {"type": "enabled", "budget_tokens": 8192}}),
+                ),
+            ),
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::None))),
+                expect(json!({})),
+            ),
+            // Left off with a forced tool, and in an unsigned tool loop.
+            (
+                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}], "tool_choice": {"type": "tool", "name": "f"}}),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Low))),
+                expect(
+                    json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}}}], "tool_choice": {"type": "tool", "name": "f"}}),
+                ),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]),
+                ),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Budget(5000))),
+                expect(
+                    json!({"messages": [user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]}),
+                ),
+            ),
+            // response_format -> a system instruction.
+            (
+                with("system", json!("S")),
+                o.clone(),
+                Box::new(|r| r.response_format = Some(ResponseFormat::JsonObject)),
+                expect(
+                    json!({"system": [{"type": "text", "text": "S"}, {"type": "text", "text": JSON_OBJECT_INSTRUCTION}]}),
+                ),
+            ),
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| {
+                    r.response_format = Some(ResponseFormat::JsonSchema {
+                        name: Some("n".into()),
+                        schema: owned_raw("{\"type\":\"object\"}".into()),
+                        strict: None,
+                    })
+                }),
+                expect(
+                    json!({"system": format!("{JSON_SCHEMA_INSTRUCTION} (named \"n\"):\n{{\"type\":\"object\"}}")}),
+                ),
+            ),
+            // Tools: a schema without type gets one; tool_choice without
+            // tools is dropped; parallel calls off.
+            (
+                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "description": "", "input_schema": {"required": []}}]}),
+                o.clone(),
+                Box::new(|r| r.parallel_tool_calls = Some(false)),
+                expect(
+                    json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}, "required": []}}],
+                    "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}}),
+                ),
+            ),
+            (
+                with("tool_choice", json!({"type": "any"})),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(json!({})),
+            ),
+            // Media: data URLs become base64 sources, text documents text.
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": [
+                    {"type": "image", "source": {"type": "url", "url": "data:image/webp;base64,UklG"}},
+                    {"type": "document", "source": {"type": "url", "url": "data:text/plain;base64,aGkh"}}]}]),
+                ),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(json!({"messages": [{"role": "user", "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "UklG"}},
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi!"}}]}]})),
+            ),
+            // What Anthropic cannot take.
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| r.n = Some(2)),
+                Err(ChatError::invalid(
+                    "n",
+                    "only n=1 is supported by Anthropic",
+                )),
+            ),
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| r.max_tokens = Some(0)),
+                Err(ChatError::invalid(
+                    "max_tokens",
+                    "max_tokens must be a positive integer",
+                )),
+            ),
+            (
+                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}]}),
+                o.clone(),
+                Box::new(|r| r.tools[0].kind = ToolKind::Custom),
+                Err(ChatError::invalid(
+                    "tools[0]",
+                    "freeform (custom) tools are not supported by Anthropic",
+                )),
+            ),
+            (
+                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "input_schema": {"type": "array"}}]}),
+                o.clone(),
+                Box::new(|_| {}),
+                Err(ChatError::invalid(
+                    "tools[0].function.parameters",
+                    "parameters must be an object schema",
+                )),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {"type": "url", "url": "ftp://x"}}]}]),
+                ),
+                o.clone(),
+                Box::new(|_| {}),
+                Err(ChatError::invalid(
+                    "messages[0].content[1]",
+                    "the URL must be http(s) or a base64 data URL",
+                )),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]),
+                ),
+                o.clone(),
+                Box::new(|r| {
+                    if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
+                        m.source = MediaSource::FileId {
+                            family: Family::OpenAi,
+                            id: "f".into(),
+                        }
+                    }
+                }),
+                Err(ChatError::invalid(
+                    "messages[0].content[0]",
+                    "a file id from another vendor cannot be sent to Anthropic",
+                )),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}]),
+                ),
+                o.clone(),
+                Box::new(|r| {
+                    if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
+                        m.kind = MediaKind::Audio
+                    }
+                }),
+                Err(ChatError::invalid(
+                    "messages[0].content[0]",
+                    "audio input is not supported by Anthropic",
+                )),
+            ),
+        ];
+        for (i, (body, o, edit, want)) in cases.into_iter().enumerate() {
+            assert_eq!(enc(&body, &o, edit), want, "case {i}: {body}");
+        }
+    }
+
+    #[test]
+    fn base64_decoding_matches_the_standard() {
+        for (enc, plain) in [
+            ("", Some("")),
+            ("Zg==", Some("f")),
+            ("Zm8=", Some("fo")),
+            ("Zm9v", Some("foo")),
+            ("Zm9vYg", Some("foob")),
+            ("w6k=", Some("é")),
+            ("*", None),
+        ] {
+            assert_eq!(base64_decode(enc).as_deref(), plain);
+        }
+    }
+}
