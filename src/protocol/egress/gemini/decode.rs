@@ -276,8 +276,15 @@ pub(super) fn finish(
         "STOP" if had_calls => Finish::ToolCalls,
         "STOP" => Finish::Stop,
         "MAX_TOKENS" => Finish::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
-        | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" | "LANGUAGE" => Finish::ContentFilter,
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION"
+        | "LANGUAGE" => Finish::ContentFilter,
         "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS" => {
             let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
             return Err(ChatError::upstream(format!(
@@ -296,7 +303,9 @@ pub(super) fn block_message(fb: Option<&PromptFeedback<'_>>) -> Option<String> {
     let extra = (fb.block_reason_message.as_deref())
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
-    Some(format!("The prompt was blocked by Gemini (blockReason {reason}){extra}"))
+    Some(format!(
+        "The prompt was blocked by Gemini (blockReason {reason}){extra}"
+    ))
 }
 
 fn parse<'a>(body: &'a [u8], what: &str) -> Result<GResponse<'a>, ChatError> {
@@ -403,7 +412,10 @@ pub(super) fn google_error(err: Option<&ErrorField<'_>>, status: u16, body: &[u8
             let body = String::from_utf8_lossy(body);
             match body.trim() {
                 "" => format!("Gemini returned HTTP {status}"),
-                t => format!("Gemini returned HTTP {status}: {}", t.chars().take(500).collect::<String>()),
+                t => format!(
+                    "Gemini returned HTTP {status}: {}",
+                    t.chars().take(500).collect::<String>()
+                ),
             }
         }
     };
@@ -413,7 +425,9 @@ pub(super) fn google_error(err: Option<&ErrorField<'_>>, status: u16, body: &[u8
         .find(|r| matches!(*r, "API_KEY_INVALID" | "API_KEY_EXPIRED"));
     let by_name = g_status.and_then(|s| {
         Some(match s {
-            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => (400, ErrorKind::InvalidRequest),
+            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => {
+                (400, ErrorKind::InvalidRequest)
+            }
             "UNAUTHENTICATED" => (401, ErrorKind::Authentication),
             "PERMISSION_DENIED" => (403, ErrorKind::Permission),
             "NOT_FOUND" => (404, ErrorKind::NotFound),
@@ -434,11 +448,16 @@ pub(super) fn google_error(err: Option<&ErrorField<'_>>, status: u16, body: &[u8
         known
     } else {
         let code = e.code.map(|c| c.0).and_then(|c| u16::try_from(c).ok());
-        let s = (code.filter(|c| (400..600).contains(c)))
-            .unwrap_or(if (400..600).contains(&status) { status } else { 502 });
+        let s =
+            (code.filter(|c| (400..600).contains(c))).unwrap_or(if (400..600).contains(&status) {
+                status
+            } else {
+                502
+            });
         (s, ErrorKind::for_status(s))
     };
-    if kind == ErrorKind::InvalidRequest && message.contains("exceeds the maximum number of tokens") {
+    if kind == ErrorKind::InvalidRequest && message.contains("exceeds the maximum number of tokens")
+    {
         kind = ErrorKind::ContextLength;
     }
     ChatError {

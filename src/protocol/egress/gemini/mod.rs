@@ -325,7 +325,11 @@ impl Serialize for Extra<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
-        for (k, v) in self.0.iter().filter(|(k, _)| !OWN_KEYS.contains(&k.as_ref())) {
+        for (k, v) in self
+            .0
+            .iter()
+            .filter(|(k, _)| !OWN_KEYS.contains(&k.as_ref()))
+        {
             m.serialize_entry(k, v)?;
         }
         m.end()
@@ -372,7 +376,9 @@ fn openai_hints<'r>(req: &'r Request<'_>) -> OpenAiHints<'r> {
     }
     for (k, v) in &req.extra.fields {
         let google = match k.as_ref() {
-            "extra_body" => serde_json::from_str::<ExtraBody>(v.get()).ok().and_then(|e| e.google),
+            "extra_body" => serde_json::from_str::<ExtraBody>(v.get())
+                .ok()
+                .and_then(|e| e.google),
             "google" => serde_json::from_str::<GoogleExt>(v.get()).ok(),
             "include_reasoning" => {
                 hints.include_reasoning = v.get() == "true";
@@ -591,7 +597,10 @@ fn encode_part<'r>(
         }
         Part::Opaque { family, raw } if *family == Family::Gemini => out.push(OutPart::Raw(raw)),
         Part::Opaque { family, .. } => {
-            tracing::debug!(from = family.as_str(), "content block with no Gemini equivalent dropped");
+            tracing::debug!(
+                from = family.as_str(),
+                "content block with no Gemini equivalent dropped"
+            );
         }
     }
     Ok(())
@@ -616,7 +625,10 @@ fn media<'r>(m: &'r Media<'_>) -> Result<GPart<'r>, ChatError> {
         ..GPart::default()
     };
     let file = |mime_type: Cow<'r, str>, file_uri: &'r str| GPart {
-        file_data: Some(FileData { mime_type, file_uri }),
+        file_data: Some(FileData {
+            mime_type,
+            file_uri,
+        }),
         ..GPart::default()
     };
     match &m.source {
@@ -627,7 +639,10 @@ fn media<'r>(m: &'r Media<'_>) -> Result<GPart<'r>, ChatError> {
                     .split_once(',')
                     .ok_or_else(|| ChatError::invalid("messages", "malformed data URL"))?;
                 let Some(header) = header.strip_suffix(";base64") else {
-                    return Err(ChatError::invalid("messages", "data URLs must be base64-encoded"));
+                    return Err(ChatError::invalid(
+                        "messages",
+                        "data URLs must be base64-encoded",
+                    ));
                 };
                 // Parameters such as ";charset=utf-8" are not part of the type.
                 let declared = header.split(';').next().unwrap_or("").trim();
@@ -641,12 +656,21 @@ fn media<'r>(m: &'r Media<'_>) -> Result<GPart<'r>, ChatError> {
             if lower.starts_with("http://") || lower.starts_with("https://") {
                 return Ok(file(mime(Some(url)), url));
             }
-            Err(ChatError::invalid("messages", "media URLs must be data: URLs or http(s) URLs"))
+            Err(ChatError::invalid(
+                "messages",
+                "media URLs must be data: URLs or http(s) URLs",
+            ))
         }
-        MediaSource::FileId { family: Family::Gemini, id } => Ok(file(mime(Some(id)), id)),
+        MediaSource::FileId {
+            family: Family::Gemini,
+            id,
+        } => Ok(file(mime(Some(id)), id)),
         MediaSource::FileId { family, .. } => Err(ChatError::invalid(
             "messages",
-            format!("{} file ids cannot be resolved for Gemini; send the file's data", family.as_str()),
+            format!(
+                "{} file ids cannot be resolved for Gemini; send the file's data",
+                family.as_str()
+            ),
         )),
     }
 }
@@ -751,7 +775,10 @@ fn generation_config<'r>(
         frequency_penalty: s.frequency_penalty,
         seed: s.seed,
         candidate_count,
-        stop_sequences: (s.stop.iter()).map(|x| x.as_ref()).filter(|x| !x.is_empty()).collect(),
+        stop_sequences: (s.stop.iter())
+            .map(|x| x.as_ref())
+            .filter(|x| !x.is_empty())
+            .collect(),
         ..GenerationConfig::default()
     };
     match &req.response_format {

@@ -32,10 +32,19 @@ pub(super) fn parameters(raw: &RawValue) -> Option<Value> {
             let mut props = Map::new();
             let mut required: Option<Vec<Value>> = None;
             for b in &branches {
-                for (k, v) in b.get("properties").and_then(Value::as_object).into_iter().flatten() {
+                for (k, v) in b
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
                     props.entry(k.clone()).or_insert_with(|| v.clone());
                 }
-                let r = b.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+                let r = b
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 required = Some(match required {
                     None => r,
                     Some(prev) => prev.into_iter().filter(|n| r.contains(n)).collect(),
@@ -49,7 +58,11 @@ pub(super) fn parameters(raw: &RawValue) -> Option<Value> {
             }
         }
     }
-    if obj.get("properties").and_then(Value::as_object).is_none_or(Map::is_empty) {
+    if obj
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_none_or(Map::is_empty)
+    {
         return None;
     }
     obj.insert("type".into(), "object".into());
@@ -68,7 +81,10 @@ pub(super) fn response_schema(raw: &RawValue) -> Option<Value> {
     let cleaned = clean_schema(&schema);
     let typed = cleaned.get("type").is_some() || cleaned.get("anyOf").is_some();
     let empty_object = cleaned.get("type").and_then(Value::as_str) == Some("object")
-        && cleaned.get("properties").and_then(Value::as_object).is_none_or(Map::is_empty);
+        && cleaned
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty);
     (typed && !empty_object).then_some(cleaned)
 }
 
@@ -232,7 +248,9 @@ impl SchemaCleaner<'_> {
 
     /// The cleaned target of a local `$ref`.
     fn resolve(&mut self, reference: &str, depth: usize) -> Map<String, Value> {
-        let target = reference.strip_prefix('#').and_then(|p| self.root.pointer(p));
+        let target = reference
+            .strip_prefix('#')
+            .and_then(|p| self.root.pointer(p));
         let Some(target) = target else {
             // Remote or dangling reference: nothing to inline.
             return Map::new();
@@ -283,7 +301,9 @@ fn merge_schema(dst: &mut Map<String, Value>, src: Map<String, Value>) {
     for (k, v) in src {
         match (k.as_str(), v) {
             ("properties", Value::Object(props)) => {
-                let entry = dst.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+                let entry = dst
+                    .entry("properties")
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Some(existing) = entry.as_object_mut() {
                     for (name, s) in props {
                         existing.entry(name).or_insert(s);
@@ -299,7 +319,9 @@ fn merge_schema(dst: &mut Map<String, Value>, src: Map<String, Value>) {
 }
 
 fn union_required(dst: &mut Map<String, Value>, names: &[Value]) {
-    let entry = dst.entry("required").or_insert_with(|| Value::Array(Vec::new()));
+    let entry = dst
+        .entry("required")
+        .or_insert_with(|| Value::Array(Vec::new()));
     if let Some(list) = entry.as_array_mut() {
         for n in names.iter().filter(|n| n.is_string()) {
             if !list.contains(n) {

@@ -49,7 +49,11 @@ impl Decoder {
         match self.open {
             Some((index, r)) if r == reasoning => index,
             _ => {
-                let block = if reasoning { Block::Reasoning } else { Block::Text };
+                let block = if reasoning {
+                    Block::Reasoning
+                } else {
+                    Block::Text
+                };
                 let index = self.start_block(block, sink);
                 self.open = Some((index, reasoning));
                 index
@@ -67,16 +71,25 @@ impl Decoder {
         match item {
             Item::Text(t) => {
                 let index = self.ensure(false, sink);
-                sink.event(Event::Delta { index, delta: Delta::Text(t) });
+                sink.event(Event::Delta {
+                    index,
+                    delta: Delta::Text(t),
+                });
             }
             Item::Reasoning(text, sig) => {
                 let index = self.ensure(true, sink);
                 if !text.is_empty() {
-                    sink.event(Event::Delta { index, delta: Delta::Reasoning(text) });
+                    sink.event(Event::Delta {
+                        index,
+                        delta: Delta::Reasoning(text),
+                    });
                 }
                 if let Some(sig) = sig {
                     // The signature closes what it signs.
-                    sink.event(Event::Delta { index, delta: signature(sig) });
+                    sink.event(Event::Delta {
+                        index,
+                        delta: signature(sig),
+                    });
                     self.close(sink);
                 }
             }
@@ -90,7 +103,10 @@ impl Decoder {
                 let delta = Delta::ToolArguments(c.arguments);
                 sink.event(Event::Delta { index, delta });
                 if let Some(sig) = c.signature {
-                    sink.event(Event::Delta { index, delta: signature(sig.value) });
+                    sink.event(Event::Delta {
+                        index,
+                        delta: signature(sig.value),
+                    });
                 }
                 sink.event(Event::BlockStop { index });
             }
@@ -119,7 +135,12 @@ impl Decoder {
 }
 
 impl StreamDecoder for Decoder {
-    fn push(&mut self, _event: &str, data: &str, sink: &mut dyn EventSink) -> Result<(), ChatError> {
+    fn push(
+        &mut self,
+        _event: &str,
+        data: &str,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), ChatError> {
         let data = data.trim();
         if self.done || data.is_empty() || data == "[DONE]" {
             return Ok(());
