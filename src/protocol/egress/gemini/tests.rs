@@ -970,3 +970,132 @@ fn stream_blocks_errors_and_truncation() {
         "an empty stream is truncated too"
     );
 }
+
+// ---------------------------------------------------------------- schemas
+
+/// Function parameters as Gemini gets them.
+fn declared(params: Value) -> Value {
+    let mut r = req(vec![user(vec![t("go")])]);
+    r.tools = vec![tool("f", params)];
+    encode(&r)["tools"][0]["functionDeclarations"][0]["parameters"].take()
+}
+
+/// A tool schema as a coding agent's pydantic/zod models produce it.
+#[test]
+fn coding_agent_schema_is_cleaned() {
+    let params = json!({
+        "$schema": "http://json-schema.org/draft-07/schema#", "title": "EditFilesInput", "type": "object", "additionalProperties": false,
+        "$defs": {
+            "Edit": {"type": "object", "title": "Edit", "additionalProperties": false, "required": ["old_string", "new_string"], "properties": {
+                "old_string": {"type": "string", "description": "Exact text to replace", "minLength": 1},
+                "new_string": {"type": "string"}, "replace_all": {"type": "boolean", "default": false}}},
+            "Mode": {"type": "string", "enum": ["apply", "dry_run"], "description": "How to apply"}
+        },
+        "properties": {
+            "path": {"type": "string", "format": "uri", "examples": ["src/main.rs"]},
+            "edits": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/Edit"}},
+            "mode": {"$ref": "#/$defs/Mode", "default": "apply"},
+            "encoding": {"type": ["string", "null"], "default": null},
+            "kind": {"const": "edit"},
+            "timeout_ms": {"anyOf": [{"type": "integer", "minimum": 0, "exclusiveMaximum": 600000}, {"type": "null"}], "description": "Optional timeout"},
+            "options": {"type": "object", "properties": {}, "additionalProperties": {"type": "string"}},
+            "tags": {"type": "array"}
+        },
+        "required": ["path", "edits", "ghost_field"]
+    });
+    assert_eq!(
+        declared(params),
+        json!({"title": "EditFilesInput", "type": "object", "required": ["path", "edits"], "properties": {
+            "path": {"type": "string", "format": "uri"},
+            "edits": {"type": "array", "minItems": 1, "items": {"type": "object", "title": "Edit", "required": ["old_string", "new_string"], "properties": {
+                "old_string": {"type": "string", "description": "Exact text to replace", "minLength": 1},
+                "new_string": {"type": "string"}, "replace_all": {"type": "boolean"}}}},
+            "mode": {"type": "string", "description": "How to apply", "enum": ["apply", "dry_run"]},
+            "encoding": {"nullable": true, "type": "string"},
+            "kind": {"type": "string", "enum": ["edit"]},
+            "timeout_ms": {"type": "integer", "minimum": 0, "nullable": true, "description": "Optional timeout"},
+            "options": {"type": "object"},
+            "tags": {"type": "array", "items": {"type": "string"}}
+        }})
+    );
+}
+
+#[test]
+fn refs_unions_and_enums() {
+    let schema = json!({"type": "object",
+    "definitions": {"Node": {"type": "object", "description": "A tree node", "properties": {
+        "name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}}}},
+    "properties": {
+        "root": {"$ref": "#/definitions/Node"},
+        "missing": {"$ref": "#/definitions/Nope", "description": "dangling"},
+        "self": {"$ref": "#"},
+        "id": {"type": ["string", "integer"], "description": "Name or number", "minLength": 1, "minimum": 1},
+        "level": {"type": "integer", "enum": [1, 2, 3], "description": "Log level."},
+        "flag": {"enum": ["on", "off", null]},
+        "target": {"oneOf": [
+            {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
+            {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}]},
+        "merged": {"allOf": [
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+            {"properties": {"b": {"type": "number"}}, "required": ["b"]}]},
+        "nothing": {"type": "null"},
+        "free": true,
+        "pair": {"type": "array", "prefixItems": [{"type": "number"}, {"type": "string"}]}
+    }});
+    assert_eq!(
+        clean_schema(&schema)["properties"],
+        json!({
+            "root": {"type": "object", "description": "A tree node", "properties": {
+                "name": {"type": "string"}, "children": {"type": "array", "items": {"type": "object", "description": "A tree node"}}}},
+            "missing": {"description": "dangling", "type": "string"},
+            "self": {"type": "object"},
+            "id": {"description": "Name or number", "anyOf": [{"minLength": 1, "type": "string"}, {"minimum": 1, "type": "integer"}]},
+            "level": {"type": "integer", "description": "Log level. Allowed values: 1, 2, 3."},
+            "flag": {"nullable": true, "type": "string", "enum": ["on", "off"]},
+            "target": {"anyOf": [
+                {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
+                {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}]},
+            "merged": {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "number"}}, "required": ["a", "b"]},
+            "nothing": {"nullable": true, "type": "string"},
+            "free": {"type": "string"},
+            "pair": {"type": "array", "items": {"type": "number"}}
+        })
+    );
+    // A union at the root becomes one object: every property, the common required.
+    let root = json!({"anyOf": [
+        {"type": "object", "properties": {"path": {"type": "string"}, "line": {"type": "integer"}}, "required": ["path", "line"]},
+        {"type": "object", "properties": {"path": {"type": "string"}, "url": {"type": "string"}}, "required": ["path"]}]});
+    assert_eq!(
+        declared(root),
+        json!({"type": "object", "required": ["path"],
+            "properties": {"path": {"type": "string"}, "line": {"type": "integer"}, "url": {"type": "string"}}})
+    );
+}
+
+#[test]
+fn schema_cleaning_is_bounded() {
+    // Each level references the next twice: 2^30 expansions unbounded.
+    let mut defs = serde_json::Map::new();
+    for i in 0..30 {
+        let next = json!({"$ref": format!("#/$defs/L{}", i + 1)});
+        defs.insert(
+            format!("L{i}"),
+            json!({"type": "object", "properties": {"a": next, "b": next}}),
+        );
+    }
+    defs.insert("L30".into(), json!({"type": "string"}));
+    let schema =
+        json!({"type": "object", "$defs": defs, "properties": {"x": {"$ref": "#/$defs/L0"}}});
+    assert_eq!(clean_schema(&schema)["properties"]["x"]["type"], "object");
+    // Deep nesting stops at a bare object.
+    let mut deep = json!({"type": "string"});
+    for _ in 0..60 {
+        deep = json!({"type": "object", "properties": {"n": deep}});
+    }
+    let mut node = &clean_schema(&deep);
+    let mut depth = 0;
+    while let Some(n) = node.get("properties").and_then(|p| p.get("n")) {
+        (node, depth) = (n, depth + 1);
+    }
+    assert!(depth < 45 && node["type"] == "object", "{depth}");
+}
