@@ -126,6 +126,8 @@ struct Content<'r> {
     parts: Vec<OutPart<'r>>,
 }
 
+// Boxing the common variant would cost an allocation per part; `Raw` is rare.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize)]
 #[serde(untagged)]
 enum OutPart<'r> {
