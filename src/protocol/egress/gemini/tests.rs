@@ -114,92 +114,56 @@ fn system_turns_and_roles() {
 
 #[test]
 fn media_parts() {
-    let media = |kind, mime: Option<&'static str>, source, name: Option<&'static str>| {
-        Part::Media(Media {
+    // kind, MIME ("-": none), source (b64:, gemini:/openai: file id, else
+    // URL), name, and the part Gemini gets (or "error").
+    let cases = r#"
+        Image image/png b64:iVBO - {"inlineData":{"mimeType":"image/png","data":"iVBO"}}
+        Image - data:image/gif;charset=x;base64,R0lG - {"inlineData":{"mimeType":"image/gif","data":"R0lG"}}
+        Image - https://x.org/cat.WEBP?size=large#top - {"fileData":{"mimeType":"image/webp","fileUri":"https://x.org/cat.WEBP?size=large#top"}}
+        Image - https://x.org/render?id=7 - {"fileData":{"mimeType":"image/jpeg","fileUri":"https://x.org/render?id=7"}}
+        Document - b64:UEsD notes.txt {"inlineData":{"mimeType":"text/plain","data":"UEsD"}}
+        Audio audio/mp3 b64:SUQz - {"inlineData":{"mimeType":"audio/mp3","data":"SUQz"}}
+        Document - gemini:files/abc - {"fileData":{"mimeType":"application/pdf","fileUri":"files/abc"}}
+        Image - ftp://host/a.png - error
+        Image - data:image/png,plain - error
+        Image - openai:file-abc - error"#;
+    for line in cases.trim().lines() {
+        let f: Vec<&str> = line.trim().splitn(5, ' ').collect();
+        let kind = match f[0] {
+            "Image" => MediaKind::Image,
+            "Audio" => MediaKind::Audio,
+            _ => MediaKind::Document,
+        };
+        let source = match f[2].split_once(':') {
+            Some(("b64", data)) => MediaSource::Base64 { data: data.into() },
+            Some(("gemini", id)) => MediaSource::FileId {
+                family: Family::Gemini,
+                id: id.into(),
+            },
+            Some(("openai", id)) => MediaSource::FileId {
+                family: Family::OpenAi,
+                id: id.into(),
+            },
+            _ => MediaSource::Url(f[2].into()),
+        };
+        let some = |s: &'static str| (s != "-").then(|| Cow::Borrowed(s));
+        let (mime, name) = (some(f[1]), some(f[3]));
+        let media = Media {
             kind,
-            mime: mime.map(Into::into),
+            mime,
             source,
-            name: name.map(Into::into),
+            name,
             detail: None,
             cache: None,
-        })
-    };
-    let url = |u: &'static str| MediaSource::Url(u.into());
-    let r = req(vec![user(vec![
-        media(
-            MediaKind::Image,
-            Some("image/png"),
-            MediaSource::Base64 {
-                data: "iVBO".into(),
-            },
-            None,
-        ),
-        media(
-            MediaKind::Image,
-            None,
-            url("data:image/gif;charset=x;base64,R0lG"),
-            None,
-        ),
-        media(
-            MediaKind::Image,
-            None,
-            url("https://example.com/cat.WEBP?size=large#top"),
-            None,
-        ),
-        media(
-            MediaKind::Image,
-            None,
-            url("https://example.com/render?id=7"),
-            None,
-        ),
-        media(
-            MediaKind::Document,
-            None,
-            MediaSource::Base64 {
-                data: "UEsD".into(),
-            },
-            Some("notes.txt"),
-        ),
-        media(
-            MediaKind::Audio,
-            Some("audio/mp3"),
-            MediaSource::Base64 {
-                data: "SUQz".into(),
-            },
-            None,
-        ),
-        media(
-            MediaKind::Document,
-            None,
-            MediaSource::FileId {
-                family: Family::Gemini,
-                id: "https://generativelanguage.googleapis.com/v1beta/files/abc".into(),
-            },
-            None,
-        ),
-    ])]);
-    assert_eq!(
-        encode(&r)["contents"][0]["parts"],
-        json!([
-            {"inlineData": {"mimeType": "image/png", "data": "iVBO"}},
-            {"inlineData": {"mimeType": "image/gif", "data": "R0lG"}},
-            {"fileData": {"mimeType": "image/webp", "fileUri": "https://example.com/cat.WEBP?size=large#top"}},
-            {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/render?id=7"}},
-            {"inlineData": {"mimeType": "text/plain", "data": "UEsD"}},
-            {"inlineData": {"mimeType": "audio/mp3", "data": "SUQz"}},
-            {"fileData": {"mimeType": "application/pdf", "fileUri": "https://generativelanguage.googleapis.com/v1beta/files/abc"}}
-        ])
-    );
-    for bad in [
-        url("ftp://host/a.png"),
-        url("data:image/png,plain"),
-        MediaSource::FileId {
-            family: Family::OpenAi,
-            id: "file-abc".into(),
-        },
-    ] {
-        let r = req(vec![user(vec![media(MediaKind::Image, None, bad, None)])]);
-        assert_eq!(param(&r).as_deref(), Some("messages"));
+        };
+        let r = req(vec![user(vec![Part::Media(media)])]);
+        match f[4] {
+            "error" => assert_eq!(param(&r).as_deref(), Some("messages"), "{line}"),
+            want => {
+                let want: Value = serde_json::from_str(want).unwrap();
+                assert_eq!(encode(&r)["contents"][0]["parts"][0], want, "{line}");
+            }
+        }
     }
 }
 
@@ -262,49 +226,19 @@ fn generation_config_and_limits() {
 
 #[test]
 fn thinking_config() {
+    use ReasoningConfig::{Budget, Dynamic, Effort as E};
     let cases = [
-        (
-            Family::OpenAi,
-            ReasoningConfig::Effort(Effort::None),
-            json!({"thinkingBudget": 0, "includeThoughts": false}),
-        ),
-        (
-            Family::OpenAi,
-            ReasoningConfig::Effort(Effort::Minimal),
-            json!({"thinkingBudget": 512, "includeThoughts": false}),
-        ),
-        (
-            Family::OpenAi,
-            ReasoningConfig::Effort(Effort::Medium),
-            json!({"thinkingBudget": 8192, "includeThoughts": false}),
-        ),
-        (
-            Family::OpenAi,
-            ReasoningConfig::Effort(Effort::XHigh),
-            json!({"thinkingBudget": 24576, "includeThoughts": false}),
-        ),
-        (
-            Family::OpenAi,
-            ReasoningConfig::Budget(2048),
-            json!({"thinkingBudget": 2048, "includeThoughts": false}),
-        ),
-        (
-            Family::Anthropic,
-            ReasoningConfig::Budget(2048),
-            json!({"thinkingBudget": 2048, "includeThoughts": true}),
-        ),
-        (
-            Family::Anthropic,
-            ReasoningConfig::Budget(0),
-            json!({"thinkingBudget": 0, "includeThoughts": false}),
-        ),
-        (
-            Family::Anthropic,
-            ReasoningConfig::Dynamic,
-            json!({"thinkingBudget": -1, "includeThoughts": true}),
-        ),
+        (Family::OpenAi, E(Effort::None), 0, false),
+        (Family::OpenAi, E(Effort::Minimal), 512, false),
+        (Family::OpenAi, E(Effort::Medium), 8192, false),
+        (Family::OpenAi, E(Effort::XHigh), 24576, false),
+        (Family::OpenAi, Budget(2048), 2048, false),
+        (Family::Anthropic, Budget(2048), 2048, true),
+        (Family::Anthropic, Budget(0), 0, false),
+        (Family::Anthropic, Dynamic, -1, true),
     ];
-    for (origin, reasoning, want) in cases {
+    for (origin, reasoning, budget, include) in cases {
+        let want = json!({"thinkingBudget": budget, "includeThoughts": include});
         let mut r = req(vec![user(vec![t("hi")])]);
         r.extra.origin = origin;
         r.reasoning = Some(reasoning);
