@@ -212,7 +212,9 @@ pub(super) fn read_parts<'a>(
         // place in the chat model and are skipped.
         let text = p.text.unwrap_or_default();
         if p.thought == Some(true) {
-            f(Item::Reasoning(text, sig));
+            if !text.is_empty() || sig.is_some() {
+                f(Item::Reasoning(text, sig));
+            }
             continue;
         }
         if !text.is_empty() {

@@ -126,6 +126,8 @@ struct Content<'r> {
     parts: Vec<OutPart<'r>>,
 }
 
+// Boxing the common variant would cost an allocation per part; `Raw` is rare.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize)]
 #[serde(untagged)]
 enum OutPart<'r> {
@@ -242,7 +244,7 @@ struct CallingConfig<'r> {
     allowed_function_names: Vec<&'r str>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct GenerationConfig<'r> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,22 +275,11 @@ struct GenerationConfig<'r> {
 
 impl GenerationConfig<'_> {
     fn is_empty(&self) -> bool {
-        self.max_output_tokens.is_none()
-            && self.temperature.is_none()
-            && self.top_p.is_none()
-            && self.top_k.is_none()
-            && self.presence_penalty.is_none()
-            && self.frequency_penalty.is_none()
-            && self.seed.is_none()
-            && self.candidate_count.is_none()
-            && self.stop_sequences.is_empty()
-            && self.response_mime_type.is_none()
-            && self.response_schema.is_none()
-            && self.thinking_config.is_empty()
+        *self == GenerationConfig::default()
     }
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct ThinkingConfig<'r> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -301,9 +292,7 @@ struct ThinkingConfig<'r> {
 
 impl ThinkingConfig<'_> {
     fn is_empty(&self) -> bool {
-        self.thinking_budget.is_none()
-            && self.include_thoughts.is_none()
-            && self.thinking_level.is_none()
+        *self == ThinkingConfig::default()
     }
 }
 
@@ -360,37 +349,27 @@ struct ExtraBody<'x> {
     google: Option<GoogleExt<'x>>,
 }
 
-/// What an OpenAI-origin request says in Google's convention.
-struct OpenAiHints<'r> {
-    google: GoogleExt<'r>,
-    include_reasoning: bool,
-}
-
-fn openai_hints<'r>(req: &'r Request<'_>) -> OpenAiHints<'r> {
-    let mut hints = OpenAiHints {
-        google: GoogleExt::default(),
-        include_reasoning: false,
-    };
+/// Google's OpenAI-compatible settings in an OpenAI-origin request's
+/// extras: `extra_body.google` (or `google`, when an SDK merged `extra_body`
+/// into the top level), and whether `include_reasoning` is true.
+fn openai_hints<'r>(req: &'r Request<'_>) -> (GoogleExt<'r>, bool) {
+    let (mut google, mut include_reasoning) = (GoogleExt::default(), false);
     if req.extra.origin != Family::OpenAi {
-        return hints;
+        return (google, include_reasoning);
     }
     for (k, v) in &req.extra.fields {
-        let google = match k.as_ref() {
-            "extra_body" => serde_json::from_str::<ExtraBody>(v.get())
-                .ok()
-                .and_then(|e| e.google),
-            "google" => serde_json::from_str::<GoogleExt>(v.get()).ok(),
-            "include_reasoning" => {
-                hints.include_reasoning = v.get() == "true";
-                None
+        match k.as_ref() {
+            "extra_body" => {
+                if let Ok(ExtraBody { google: Some(g) }) = serde_json::from_str(v.get()) {
+                    google = g;
+                }
             }
-            _ => None,
-        };
-        if let Some(g) = google {
-            hints.google = g;
+            "google" => google = serde_json::from_str(v.get()).unwrap_or(google),
+            "include_reasoning" => include_reasoning = v.get() == "true",
+            _ => {}
         }
     }
-    hints
+    (google, include_reasoning)
 }
 
 fn body<'r>(req: &'r Request<'_>, opts: &VendorOptions) -> Result<Body<'r>, ChatError> {
@@ -401,10 +380,7 @@ fn body<'r>(req: &'r Request<'_>, opts: &VendorOptions) -> Result<Body<'r>, Chat
             "at least one user or assistant message with content is required",
         ));
     }
-    let OpenAiHints {
-        google,
-        include_reasoning,
-    } = openai_hints(req);
+    let (google, include_reasoning) = openai_hints(req);
     let (tools, tool_config) = tools(req)?;
     let extra = match req.extra.origin {
         Family::Gemini => &req.extra.fields[..],

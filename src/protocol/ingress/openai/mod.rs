@@ -99,7 +99,7 @@ fn located(msg: &str) -> ChatError {
     match msg.strip_prefix(MARK).and_then(|r| r.split_once(MARK)) {
         Some((path, m)) => ChatError::invalid(path, without_position(m)),
         None => ChatError::bad_request(format!(
-            "request body is not valid JSON: {}",
+            "request body is not a JSON chat request: {}",
             without_position(msg)
         )),
     }
@@ -967,3 +967,6 @@ fn response_format(f: FormatW<'_>) -> Result<ResponseFormat<'_>, ChatError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests;

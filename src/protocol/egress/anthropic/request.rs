@@ -1,0 +1,1195 @@
+//! The chat model encoded as an Anthropic Messages request.
+//!
+//! What Anthropic requires and the model does not guarantee: strict
+//! user/assistant alternation (same-role turns merged), a first user turn
+//! (a "." placeholder), tool results first in their user turn, tool ids of
+//! `[a-zA-Z0-9_-]` (others rewritten the same way wherever they appear), a
+//! `max_tokens` (the client's, else the provider's default, else 4096), no
+//! trailing whitespace in a final assistant (prefill) text, no empty text.
+//!
+//! Decisions: `response_format` becomes an instruction appended to the
+//! system prompt (a forced tool would come back as a tool call no client
+//! asked for). Reasoning becomes `thinking` (an effort through
+//! `Effort::budget`, at least Anthropic's minimum of 1024; `max_tokens` is
+//! raised by the budget when it does not exceed it); it is left off where
+//! Anthropic would reject it: a forced tool choice, or a conversation that
+//! continues an assistant turn or a tool loop whose last assistant turn
+//! carries no Anthropic thinking. Sampling parameters are dropped with
+//! thinking on and for API versions from 2026-10-21 (both reject them);
+//! temperature and top_p are clamped to 0..1. Seed and penalties have no
+//! equivalent and are dropped; freeform (custom) tools, audio, n > 1 and
+//! other vendors' file ids are rejected (`ChatError::invalid`, the proxy
+//! tries the next provider). Signatures, redacted thinking, opaque blocks,
+//! `strict`, server tools (the extra field `tools`) and other extra fields
+//! go only to Anthropic when the request came from an Anthropic client.
+
+use crate::protocol::chat::{
+    ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request,
+    ResponseFormat, Role, Str, Text, ToolChoice, ToolKind, VendorOptions,
+};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Stand-in for a missing first user turn: Anthropic rejects empty text.
+const PLACEHOLDER_USER_TEXT: &str = ".";
+const JSON_OBJECT_INSTRUCTION: &str = "Respond with a single valid JSON object only, with no text before or after it and no code fences.";
+const JSON_SCHEMA_INSTRUCTION: &str = "Respond with a single valid JSON value only, with no text before or after it and no code fences. It must conform to this JSON Schema";
+/// Anthropic's smallest thinking budget.
+const MIN_BUDGET: u64 = 1024;
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Item<'r> {
+    Block(B<'r>),
+    Raw(&'r RawValue),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum B<'r> {
+    Text {
+        text: Cow<'r, str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'r RawValue>,
+    },
+    Image {
+        source: Src<'r>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'r RawValue>,
+    },
+    Document {
+        source: Src<'r>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'r str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'r RawValue>,
+    },
+    ToolUse {
+        id: Cow<'r, str>,
+        name: &'r str,
+        input: &'r RawValue,
+    },
+    ToolResult {
+        tool_use_id: Cow<'r, str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<Content<'r>>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'r RawValue>,
+    },
+    Thinking {
+        thinking: &'r str,
+        signature: &'r str,
+    },
+    RedactedThinking {
+        data: &'r str,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Src<'r> {
+    Base64 {
+        media_type: &'r str,
+        data: &'r str,
+    },
+    Text {
+        media_type: &'static str,
+        data: String,
+    },
+    Url {
+        url: &'r str,
+    },
+    File {
+        file_id: &'r str,
+    },
+}
+
+/// A message's (or the system prompt's) content: one plain text block is
+/// sent as a string, the shape Anthropic's docs and native clients use.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'r> {
+    Text(Cow<'r, str>),
+    Blocks(Vec<Item<'r>>),
+}
+
+fn collapse(mut blocks: Vec<Item<'_>>) -> Content<'_> {
+    if let [Item::Block(B::Text {
+        cache_control: None,
+        ..
+    })] = blocks.as_slice()
+    {
+        if let Some(Item::Block(B::Text { text, .. })) = blocks.pop() {
+            return Content::Text(text);
+        }
+    }
+    Content::Blocks(blocks)
+}
+
+#[derive(Serialize)]
+struct TurnOut<'r> {
+    role: &'static str,
+    content: Content<'r>,
+}
+
+fn invalid(param: impl Into<String>, msg: impl Into<String>) -> ChatError {
+    ChatError::invalid(param, msg)
+}
+
+/// 64-bit FNV-1a: stable across releases, so a rewritten id maps the same
+/// way on every turn.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Tool ids must match `^[a-zA-Z0-9_-]+$`: others get their bad characters
+/// replaced and a hash of the original appended (no two ids collapse).
+fn sanitize_id(id: &str) -> Cow<'_, str> {
+    if !id.is_empty() && id.chars().all(id_char) {
+        return Cow::Borrowed(id);
+    }
+    let cleaned: String = id
+        .chars()
+        .map(|c| if id_char(c) { c } else { '_' })
+        .collect();
+    Cow::Owned(format!("{cleaned}_{:016x}", fnv1a(id)))
+}
+
+/// `data:<media type>[;param]*;base64,<data>` -> (media type, data).
+fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let (header, data) = url.strip_prefix("data:")?.split_once(',')?;
+    let mut params = header.split(';');
+    let media_type = params.next()?;
+    params
+        .any(|p| p.trim().eq_ignore_ascii_case("base64"))
+        .then_some((media_type, data))
+}
+
+fn is_http_url(url: &str) -> bool {
+    let head = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    head.starts_with("http://") || head.starts_with("https://")
+}
+
+/// Tool-call arguments as the `input` object Anthropic requires: empty is
+/// `{}`, and so is anything that is not a JSON object (logged; the request
+/// still goes).
+fn tool_input(args: &str) -> &RawValue {
+    let trimmed = args.trim();
+    if trimmed.starts_with('{') {
+        if let Ok(raw) = serde_json::from_str::<&RawValue>(trimmed) {
+            return raw;
+        }
+    }
+    if !trimmed.is_empty() {
+        tracing::debug!("tool call arguments are not a JSON object; sent as {{}}");
+    }
+    empty_object()
+}
+
+fn empty_object() -> &'static RawValue {
+    // A valid literal: the parse cannot fail, the fallback is never taken.
+    serde_json::from_str::<&'static RawValue>("{}").unwrap_or(RawValue::NULL)
+}
+
+fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<Item<'r>, ChatError> {
+    let (mime, data) = match &m.source {
+        MediaSource::Base64 { data } => (m.mime.as_deref(), Some(data.as_ref())),
+        MediaSource::Url(u) if u.starts_with("data:") => match parse_data_url(u) {
+            Some((mime, data)) => (Some(mime), Some(data)),
+            None => return Err(invalid(path(), "only base64 data URLs are supported")),
+        },
+        _ => (m.mime.as_deref(), None),
+    };
+    let source = match (&m.source, data) {
+        (_, Some(data)) => match m.kind {
+            MediaKind::Image => Src::Base64 { media_type: mime.unwrap_or("image/png"), data },
+            MediaKind::Document => match mime.unwrap_or("application/pdf") {
+                "application/pdf" => Src::Base64 { media_type: "application/pdf", data },
+                t if t.starts_with("text/") => match base64_decode(data) {
+                    Some(text) => Src::Text { media_type: "text/plain", data: text },
+                    None => return Err(invalid(path(), "document data is not base64 UTF-8 text")),
+                },
+                t => return Err(invalid(path(), format!("documents of type '{t}' are not supported by Anthropic (PDF and plain text are)"))),
+            },
+            MediaKind::Audio => return Err(invalid(path(), "audio input is not supported by Anthropic")),
+        },
+        (MediaSource::Url(u), None) if is_http_url(u) => Src::Url { url: u },
+        (MediaSource::Url(_), None) => {
+            return Err(invalid(path(), "the URL must be http(s) or a base64 data URL"))
+        }
+        (MediaSource::FileId { family: Family::Anthropic, id }, None) => Src::File { file_id: id },
+        _ => return Err(invalid(path(), "a file id from another vendor cannot be sent to Anthropic")),
+    };
+    let cache_control = m.cache.as_deref();
+    Ok(Item::Block(match m.kind {
+        MediaKind::Image => B::Image {
+            source,
+            cache_control,
+        },
+        _ => B::Document {
+            source,
+            title: m.name.as_deref(),
+            cache_control,
+        },
+    }))
+}
+
+fn text<'r>(t: &'r Text<'_>) -> Option<Item<'r>> {
+    (!t.text.is_empty()).then(|| {
+        Item::Block(B::Text {
+            text: Cow::Borrowed(&t.text),
+            cache_control: t.cache.as_deref(),
+        })
+    })
+}
+
+fn part<'r>(
+    p: &'r Part<'_>,
+    role: Role,
+    out: &mut Vec<Item<'r>>,
+    path: &dyn Fn() -> String,
+) -> Result<(), ChatError> {
+    match p {
+        Part::Text(t) => out.extend(text(t)),
+        Part::Refusal(r) if !r.is_empty() => out.push(Item::Block(B::Text {
+            text: Cow::Borrowed(r),
+            cache_control: None,
+        })),
+        Part::Refusal(_) => {}
+        Part::Media(m) => out.push(media(m, path)?),
+        Part::ToolCall(c) => out.push(Item::Block(B::ToolUse {
+            id: sanitize_id(&c.id),
+            name: &c.name,
+            input: tool_input(&c.arguments),
+        })),
+        Part::ToolResult(r) => {
+            let mut blocks = Vec::with_capacity(r.content.len());
+            for (k, p) in r.content.iter().enumerate() {
+                match p {
+                    Part::Text(_) | Part::Media(_) | Part::Opaque { .. } => {
+                        part(p, role, &mut blocks, &|| format!("{}.content[{k}]", path()))?
+                    }
+                    _ => {}
+                }
+            }
+            out.push(Item::Block(B::ToolResult {
+                tool_use_id: sanitize_id(&r.call_id),
+                content: (!blocks.is_empty()).then(|| collapse(blocks)),
+                is_error: r.is_error,
+                cache_control: r.cache.as_deref(),
+            }));
+        }
+        // Only Anthropic can check its signatures; it accepts no thinking
+        // without one.
+        Part::Reasoning(r) if role == Role::Assistant => {
+            if let Some(d) = r
+                .redacted
+                .as_ref()
+                .filter(|d| d.family == Family::Anthropic)
+            {
+                out.push(Item::Block(B::RedactedThinking { data: &d.value }));
+            } else if let Some(s) = r
+                .signature
+                .as_ref()
+                .filter(|s| s.family == Family::Anthropic)
+            {
+                out.push(Item::Block(B::Thinking {
+                    thinking: &r.text,
+                    signature: &s.value,
+                }));
+            }
+        }
+        Part::Reasoning(_) => {}
+        Part::Opaque {
+            family: Family::Anthropic,
+            raw,
+        } => out.push(Item::Raw(raw)),
+        Part::Opaque { .. } => {}
+    }
+    Ok(())
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+fn is_tool_result(i: &Item<'_>) -> bool {
+    matches!(i, Item::Block(B::ToolResult { .. }))
+}
+
+/// The turns Anthropic accepts (see the module docs).
+fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatError> {
+    let mut turns: Vec<(Role, Vec<Item<'r>>)> = Vec::with_capacity(req.turns.len() + 1);
+    for (i, t) in req.turns.iter().enumerate() {
+        let mut blocks = Vec::with_capacity(t.parts.len());
+        for (j, p) in t.parts.iter().enumerate() {
+            part(p, t.role, &mut blocks, &|| {
+                format!("messages[{i}].content[{j}]")
+            })?;
+        }
+        match turns.last_mut() {
+            _ if blocks.is_empty() => {}
+            Some((role, last)) if *role == t.role => last.extend(blocks),
+            _ => turns.push((t.role, blocks)),
+        }
+    }
+    // A final assistant message is a prefill; Anthropic rejects it when it
+    // ends in whitespace.
+    if let Some((Role::Assistant, blocks)) = turns.last_mut() {
+        if let Some(Item::Block(B::Text { text, .. })) = blocks.last_mut() {
+            let trimmed = text.trim_end();
+            if trimmed.is_empty() {
+                blocks.pop();
+            } else if trimmed.len() < text.len() {
+                *text = Cow::Owned(trimmed.to_string());
+            }
+        }
+        if blocks.is_empty() {
+            turns.pop();
+        }
+    }
+    if turns.first().is_none_or(|(r, _)| *r != Role::User) {
+        let placeholder = B::Text {
+            text: Cow::Borrowed(PLACEHOLDER_USER_TEXT),
+            cache_control: None,
+        };
+        turns.insert(0, (Role::User, vec![Item::Block(placeholder)]));
+    }
+    // Tool results must open the user message that answers a tool_use.
+    for (role, blocks) in turns.iter_mut() {
+        if *role == Role::User
+            && blocks
+                .iter()
+                .skip_while(|b| is_tool_result(b))
+                .any(is_tool_result)
+        {
+            let (mut results, rest): (Vec<_>, Vec<_>) = blocks.drain(..).partition(is_tool_result);
+            results.extend(rest);
+            *blocks = results;
+        }
+    }
+    Ok(turns)
+}
+
+#[derive(Serialize)]
+struct ToolOut<'r> {
+    name: &'r str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'r str>,
+    input_schema: Cow<'r, RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<&'r RawValue>,
+}
+
+#[derive(Deserialize)]
+struct SchemaHead<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    properties: Option<&'a RawValue>,
+}
+
+/// A function's parameters as Anthropic's `input_schema`: an object schema
+/// with `type: object` (JSON Schema may omit it, Anthropic may not).
+fn input_schema<'r>(
+    params: Option<&'r RawValue>,
+    i: usize,
+) -> Result<Cow<'r, RawValue>, ChatError> {
+    let bad = || {
+        invalid(
+            format!("tools[{i}].function.parameters"),
+            "parameters must be an object schema",
+        )
+    };
+    let Some(raw) = params.filter(|p| p.get() != "null") else {
+        return owned_raw(r#"{"type":"object","properties":{}}"#.to_string()).ok_or_else(bad);
+    };
+    let head: SchemaHead = serde_json::from_str(raw.get()).map_err(|_| bad())?;
+    match head.kind.map(RawValue::get) {
+        Some(r#""object""#) => Ok(Cow::Borrowed(raw)),
+        Some(_) => Err(bad()),
+        None => {
+            // `{…}` -> `{"type":"object",["properties":{},]…}`
+            let rest = raw
+                .get()
+                .trim_start()
+                .strip_prefix('{')
+                .ok_or_else(bad)?
+                .trim_start();
+            let mut s = String::with_capacity(raw.get().len() + 40);
+            s.push_str(r#"{"type":"object""#);
+            if head.properties.is_none() {
+                s.push_str(r#","properties":{}"#);
+            }
+            if !rest.starts_with('}') {
+                s.push(',');
+            }
+            s.push_str(rest);
+            owned_raw(s).ok_or_else(bad)
+        }
+    }
+}
+
+fn owned_raw(s: String) -> Option<Cow<'static, RawValue>> {
+    RawValue::from_string(s).ok().map(Cow::Owned)
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'r> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Serialize, Clone, Copy, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Thinking {
+    Enabled { budget_tokens: u64 },
+    Adaptive,
+    Disabled,
+}
+
+#[derive(Serialize)]
+struct Metadata<'r> {
+    user_id: &'r str,
+}
+
+fn response_format_instruction(rf: Option<&ResponseFormat<'_>>) -> Option<String> {
+    match rf? {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(JSON_OBJECT_INSTRUCTION.to_string()),
+        ResponseFormat::JsonSchema { name, schema, .. } => {
+            let mut s = String::from(JSON_SCHEMA_INSTRUCTION);
+            if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
+                s.push_str(&format!(" (named \"{n}\")"));
+            }
+            s.push_str(":\n");
+            s.push_str(schema.as_deref().map(RawValue::get).unwrap_or("{}"));
+            Some(s)
+        }
+    }
+}
+
+pub(super) fn encode(
+    req: &Request<'_>,
+    model: &str,
+    opts: &VendorOptions,
+) -> Result<Bytes, ChatError> {
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(invalid("n", "only n=1 is supported by Anthropic"));
+    }
+    let same_family = req.extra.origin == Family::Anthropic;
+    let extras = req.extra.for_family(Family::Anthropic);
+
+    let mut system = Vec::with_capacity(req.system.len() + 1);
+    for (i, p) in req.system.iter().enumerate() {
+        match p {
+            Part::Text(t) => system.extend(text(t)),
+            _ => {
+                return Err(invalid(
+                    format!("system[{i}]"),
+                    "system content must be text for Anthropic",
+                ))
+            }
+        }
+    }
+    if let Some(instruction) = response_format_instruction(req.response_format.as_ref()) {
+        system.push(Item::Block(B::Text {
+            text: Cow::Owned(instruction),
+            cache_control: None,
+        }));
+    }
+    let turns = turns(req)?;
+
+    // Tools: functions, then Anthropic server tools kept from the client.
+    let mut tools = Vec::with_capacity(req.tools.len());
+    for (i, t) in req.tools.iter().enumerate() {
+        if t.kind == ToolKind::Custom {
+            return Err(invalid(
+                format!("tools[{i}]"),
+                "freeform (custom) tools are not supported by Anthropic",
+            ));
+        }
+        tools.push(Item2::Tool(ToolOut {
+            name: &t.name,
+            description: t.description.as_deref().filter(|d| !d.is_empty()),
+            input_schema: input_schema(t.parameters.as_deref(), i)?,
+            strict: t.strict.filter(|_| same_family),
+            cache_control: t.cache.as_deref(),
+        }));
+    }
+    if let Some((_, raw)) = extras.iter().find(|(k, _)| k == "tools") {
+        let server: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
+        tools.extend(server.into_iter().map(Item2::Raw));
+    }
+    let tool_choice = match &req.tool_choice {
+        _ if tools.is_empty() => None,
+        None if req.parallel_tool_calls == Some(false) => Some(ChoiceOut {
+            kind: "auto",
+            name: None,
+            disable_parallel_tool_use: Some(true),
+        }),
+        None => None,
+        Some(tc) => {
+            let (kind, name) = match tc {
+                ToolChoice::Auto => ("auto", None),
+                ToolChoice::None => ("none", None),
+                ToolChoice::Required => ("any", None),
+                ToolChoice::Tool(n) => ("tool", Some(n.as_ref())),
+            };
+            let no_parallel = req.parallel_tool_calls == Some(false) && kind != "none";
+            Some(ChoiceOut {
+                kind,
+                name,
+                disable_parallel_tool_use: no_parallel.then_some(true),
+            })
+        }
+    };
+    let forced = tool_choice
+        .as_ref()
+        .is_some_and(|c| c.kind == "any" || c.kind == "tool");
+
+    // Thinking (see the module docs).
+    let mut thinking = match req.reasoning {
+        None => None,
+        Some(ReasoningConfig::Effort(e)) => match e.budget() {
+            0 => None,
+            b => Some(Thinking::Enabled {
+                budget_tokens: b.max(MIN_BUDGET),
+            }),
+        },
+        Some(ReasoningConfig::Budget(0)) => Some(Thinking::Disabled),
+        Some(ReasoningConfig::Budget(b)) => Some(Thinking::Enabled {
+            budget_tokens: b.max(MIN_BUDGET),
+        }),
+        Some(ReasoningConfig::Dynamic) => Some(Thinking::Adaptive),
+    };
+    if thinking.is_some_and(|t| t != Thinking::Disabled) {
+        let continues = turns
+            .last()
+            .is_some_and(|(r, b)| *r == Role::Assistant || b.iter().any(is_tool_result));
+        let signed = turns
+            .iter()
+            .rev()
+            .find(|(r, _)| *r == Role::Assistant)
+            .is_some_and(|(_, b)| {
+                b.iter().any(|i| {
+                    matches!(
+                        i,
+                        Item::Block(B::Thinking { .. } | B::RedactedThinking { .. })
+                    )
+                })
+            });
+        if forced || (continues && !signed) {
+            tracing::debug!("thinking left off: Anthropic rejects it with a forced tool or an unsigned tool loop");
+            thinking = None;
+        }
+    }
+    let mut max_tokens = req.max_tokens.or(opts.default_max_tokens).unwrap_or(4096);
+    if max_tokens == 0 {
+        return Err(invalid(
+            "max_tokens",
+            "max_tokens must be a positive integer",
+        ));
+    }
+    if let Some(Thinking::Enabled { budget_tokens }) = thinking {
+        if max_tokens <= budget_tokens {
+            max_tokens += budget_tokens;
+        }
+    }
+    let sampling = !(opts.anthropic_version.as_str() >= "2026-10-21"
+        || thinking.is_some_and(|t| t != Thinking::Disabled));
+    let s = &req.sampling;
+    let body = Body {
+        model,
+        max_tokens,
+        system: (!system.is_empty()).then(|| collapse(system)),
+        messages: turns
+            .into_iter()
+            .map(|(role, blocks)| TurnOut {
+                role: role_name(role),
+                content: collapse(blocks),
+            })
+            .collect(),
+        stop: s
+            .stop
+            .iter()
+            .map(|s| s.as_ref())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        temperature: s
+            .temperature
+            .filter(|_| sampling)
+            .map(|t| t.clamp(0.0, 1.0)),
+        top_p: s.top_p.filter(|_| sampling).map(|p| p.clamp(0.0, 1.0)),
+        top_k: s.top_k.filter(|_| sampling),
+        stream: req.stream,
+        metadata: req
+            .user
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .map(|user_id| Metadata { user_id }),
+        tools,
+        tool_choice,
+        thinking,
+        extras,
+    };
+    let mut out = BytesMut::with_capacity(1024).writer();
+    serde_json::to_writer(&mut out, &body).map_err(|e| ChatError::bad_request(e.to_string()))?;
+    Ok(out.into_inner().freeze())
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Item2<'r> {
+    Tool(ToolOut<'r>),
+    Raw(&'r RawValue),
+}
+
+struct Body<'r> {
+    model: &'r str,
+    max_tokens: u64,
+    system: Option<Content<'r>>,
+    messages: Vec<TurnOut<'r>>,
+    stop: Vec<&'r str>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<u64>,
+    stream: bool,
+    metadata: Option<Metadata<'r>>,
+    tools: Vec<Item2<'r>>,
+    tool_choice: Option<ChoiceOut<'r>>,
+    thinking: Option<Thinking>,
+    extras: &'r [(Str<'r>, Cow<'r, RawValue>)],
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        let mut written: Vec<&str> = Vec::with_capacity(16);
+        macro_rules! put {
+            ($k:literal, $v:expr) => {{
+                written.push($k);
+                m.serialize_entry($k, $v)?;
+            }};
+        }
+        put!("model", self.model);
+        put!("max_tokens", &self.max_tokens);
+        if let Some(sys) = &self.system {
+            put!("system", sys);
+        }
+        put!("messages", &self.messages);
+        if !self.stop.is_empty() {
+            put!("stop_sequences", &self.stop);
+        }
+        if let Some(t) = &self.temperature {
+            put!("temperature", t);
+        }
+        if let Some(p) = &self.top_p {
+            put!("top_p", p);
+        }
+        if let Some(k) = &self.top_k {
+            put!("top_k", k);
+        }
+        if self.stream {
+            put!("stream", &true);
+        }
+        // A client's own metadata object (an extra) carries the user id too.
+        if let Some(md) = self
+            .metadata
+            .as_ref()
+            .filter(|_| !self.extras.iter().any(|(k, _)| k == "metadata"))
+        {
+            put!("metadata", md);
+        }
+        if !self.tools.is_empty() {
+            put!("tools", &self.tools);
+        }
+        if let Some(tc) = &self.tool_choice {
+            put!("tool_choice", tc);
+        }
+        if let Some(t) = &self.thinking {
+            put!("thinking", t);
+        }
+        for (k, v) in self.extras {
+            // The fields this encoder wrote win over extras of that name.
+            if k != "tools" && !written.contains(&k.as_ref()) {
+                m.serialize_entry(k.as_ref(), v.as_ref())?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// Standard base64 (padding optional, whitespace ignored) -> UTF-8 text.
+fn base64_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' | b'\n' | b'\r' | b' ' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::chat::{Effort, Extras, Ingress};
+    use crate::protocol::ingress::anthropic::AnthropicMessages as Client;
+    use serde_json::{json, Value};
+
+    fn opts(version: &str, default_max: Option<u64>) -> VendorOptions {
+        VendorOptions {
+            default_max_tokens: default_max,
+            anthropic_version: version.into(),
+        }
+    }
+
+    /// An Anthropic client's body, decoded by the real ingress, edited,
+    /// encoded for model "up".
+    fn enc(
+        body: &Value,
+        o: &VendorOptions,
+        edit: impl FnOnce(&mut Request<'_>),
+    ) -> Result<Value, ChatError> {
+        let bytes = body.to_string();
+        let mut req = Client.decode_request(bytes.as_bytes())?;
+        edit(&mut req);
+        let out = encode(&req, "up", o)?;
+        serde_json::from_slice(&out).map_err(|e| ChatError::upstream(e.to_string()))
+    }
+
+    fn user(text: &str) -> Value {
+        json!({"role": "user", "content": text})
+    }
+
+    #[test]
+    fn the_simplest_request_encodes_exactly() {
+        let body = br#"{"model":"claude","max_tokens":100,"system":"S","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
+        let req = Client.decode_request(body).map_err(|e| e.message);
+        let out =
+            req.and_then(|r| encode(&r, "up", &VendorOptions::default()).map_err(|e| e.message));
+        assert_eq!(
+            out.as_deref().map(String::from_utf8_lossy),
+            Ok(r#"{"model":"up","max_tokens":100,"system":"S","messages":[{"role":"user","content":"Hi"}],"stream":true}"#.into())
+        );
+    }
+
+    #[test]
+    fn anthropic_requests_survive_decode_and_encode() {
+        let original = json!({
+            "model": "up", "max_tokens": 4000,
+            "system": [{"type": "text", "text": "A"}, {"type": "text", "text": "B", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Look", "cache_control": {"type": "ephemeral"}},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}},
+                    {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+                    {"type": "document", "title": "Doc", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}},
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi, é!"}},
+                    {"type": "document", "source": {"type": "file", "file_id": "file_01"}},
+                    {"type": "search_result", "source": "s", "title": "t", "content": [{"type": "text", "text": "x"}]}]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Hmm", "signature": "sig=="},
+                    {"type": "redacted_thinking", "data": "ENC"},
+                    {"type": "text", "text": "I'll check."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"l": "SF"}},
+                    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+                    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "15 degrees"},
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": true, "cache_control": {"type": "ephemeral"},
+                     "content": [{"type": "text", "text": "boom"}, {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j"}}]},
+                    {"type": "text", "text": "Thanks"}]}],
+            "stop_sequences": ["END"], "temperature": 0.5, "top_p": 0.9, "top_k": 10, "stream": true,
+            "metadata": {"user_id": "u-42"},
+            "tools": [
+                {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"l": {"type": "string"}}}, "cache_control": {"type": "ephemeral"}},
+                {"name": "c", "input_schema": {"type": "object"}, "strict": true},
+                {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}],
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": true},
+            "service_tier": "auto", "container": null, "mcp_servers": [{"type": "url", "url": "https://m", "name": "m"}]
+        });
+        let o = opts("2023-06-01", None);
+        assert_eq!(enc(&original, &o, |_| {}), Ok(original.clone()));
+        // An edit changes that field only.
+        let mut edited = original.clone();
+        edited["temperature"] = json!(0.2);
+        edited["max_tokens"] = json!(77);
+        let r = enc(&original, &o, |r| {
+            r.sampling.temperature = Some(0.2);
+            r.max_tokens = Some(77);
+        });
+        assert_eq!(r, Ok(edited));
+        // Thinking configs and an unsigned-looking (but signed) tool loop.
+        for thinking in [
+            json!({"type": "enabled", "budget_tokens": 2048}),
+            json!({"type": "adaptive"}),
+            json!({"type": "disabled"}),
+            json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"}),
+        ] {
+            let mut body = original.clone();
+            for k in ["temperature", "top_p", "top_k"] {
+                body.as_object_mut().map(|o| o.remove(k));
+            }
+            body["thinking"] = thinking;
+            assert_eq!(enc(&body, &o, |_| {}), Ok(body.clone()));
+        }
+        // Metadata with more than a user id goes as it came.
+        let mut body = json!({"model": "up", "max_tokens": 5, "messages": [user("x")], "metadata": {"user_id": "u", "k": 1}});
+        assert_eq!(enc(&body, &o, |_| {}), Ok(body.clone()));
+        body["metadata"] = json!({"user_id": "u"});
+        assert_eq!(enc(&body, &o, |_| {}), Ok(body.clone()));
+    }
+
+    #[test]
+    fn requests_from_other_families_encode_as_anthropic_requires() {
+        let o = opts("2023-06-01", None);
+        let foreign = |r: &mut Request<'_>| {
+            let mut extra = Extras::new(Family::OpenAi);
+            extra.fields = std::mem::take(&mut r.extra.fields);
+            r.extra = extra;
+        };
+        let base = json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")]});
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            b
+        };
+        let expect = |patch: Value| {
+            let mut b = json!({"model": "up", "max_tokens": 100, "messages": [user("Hi")]});
+            for (k, v) in patch.as_object().into_iter().flatten() {
+                if v.is_null() {
+                    b.as_object_mut().map(|o| o.remove(k));
+                } else {
+                    b[k] = v.clone();
+                }
+            }
+            Ok(b)
+        };
+        type Edit = Box<dyn Fn(&mut Request<'_>)>;
+        let cases: Vec<(Value, VendorOptions, Edit, Result<Value, ChatError>)> = vec![
+            // Alternation, a leading user turn, merged turns, a trimmed prefill.
+            (
+                with(
+                    "messages",
+                    json!([{"role": "assistant", "content": "a"}, user("u1"), user("u2"), {"role": "assistant", "content": "p  "}]),
+                ),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(
+                    json!({"messages": [user("."), {"role": "assistant", "content": "a"},
+                    {"role": "user", "content": [{"type": "text", "text": "u1"}, {"type": "text", "text": "u2"}]},
+                    {"role": "assistant", "content": "p"}]}),
+                ),
+            ),
+            (
+                with("messages", json!([])),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(json!({"messages": [user(".")]})),
+            ),
+            // Tool results first; ids rewritten the same way; arguments
+            // that are not an object become {}.
+            (
+                with(
+                    "messages",
+                    json!([user("q"),
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call:1/x", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "tool_result", "tool_use_id": "call:1/x", "content": "r"}]}]),
+                ),
+                o.clone(),
+                Box::new(|r| {
+                    if let Some(Part::ToolCall(c)) = r.turns[1].parts.get_mut(0) {
+                        c.arguments = "[1]".into()
+                    }
+                }),
+                expect(json!({"messages": [user("q"),
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1_x_116d83dab14c0387", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1_x_116d83dab14c0387", "content": "r"}, {"type": "text", "text": "and"}]}]})),
+            ),
+            // Signed thinking of another family, strict, server tools and
+            // extras stay home; sampling clamped; user -> metadata.
+            (
+                json!({"model": "m", "max_tokens": 100, "temperature": 1.5, "top_p": 2, "messages": [user("a"),
+                    {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "b"}]}, user("c")],
+                    "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": true}, {"type": "bash_20250124", "name": "bash"}],
+                    "service_tier": "auto", "metadata": {"user_id": "u"}}),
+                o.clone(),
+                Box::new(move |r| {
+                    foreign(r);
+                    if let Some(Part::Reasoning(x)) = r.turns[1].parts.get_mut(0) {
+                        x.signature.as_mut().map(|s| s.family = Family::Gemini);
+                    }
+                }),
+                Ok(
+                    json!({"model": "up", "max_tokens": 100, "temperature": 1.0, "top_p": 1.0, "metadata": {"user_id": "u"},
+                    "messages": [user("a"), {"role": "assistant", "content": "b"}, user("c")],
+                    "tools": [{"name": "f", "input_schema": {"type": "object"}}]}),
+                ),
+            ),
+            // API versions from 2026-10-21 take no sampling parameters.
+            (
+                json!({"model": "m", "max_tokens": 100, "temperature": 0.5, "top_p": 0.5, "top_k": 5, "messages": [user("Hi")]}),
+                opts("2026-10-21", None),
+                Box::new(|_| {}),
+                expect(json!({})),
+            ),
+            // max_tokens: the client's, else the provider's, else 4096.
+            (
+                json!({"model": "m", "messages": [user("Hi")]}),
+                opts("", Some(2000)),
+                Box::new(|_| {}),
+                expect(json!({"max_tokens": 2000})),
+            ),
+            (
+                json!({"model": "m", "messages": [user("Hi")]}),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(json!({"max_tokens": 4096})),
+            ),
+            // Reasoning effort -> thinking budget, max_tokens raised, sampling dropped.
+            (
+                with("temperature", json!(0.3)),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::High))),
+                expect(
+                    json!({"max_tokens": 24676, "thinking": {"type": "enabled", "budget_tokens": 24576}}),
+                ),
+            ),
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Minimal))),
+                expect(
+                    json!({"max_tokens": 1124, "thinking": {"type": "enabled", "budget_tokens": 1024}}),
+                ),
+            ),
+            (
+                with("max_tokens", json!(30000)),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Medium))),
+                expect(
+                    json!({"max_tokens": 30000, "thinking": {"type": "enabled", "budget_tokens": 8192}}),
+                ),
+            ),
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::None))),
+                expect(json!({})),
+            ),
+            // Left off with a forced tool, and in an unsigned tool loop.
+            (
+                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}], "tool_choice": {"type": "tool", "name": "f"}}),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Low))),
+                expect(
+                    json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}}}], "tool_choice": {"type": "tool", "name": "f"}}),
+                ),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]),
+                ),
+                o.clone(),
+                Box::new(|r| r.reasoning = Some(ReasoningConfig::Budget(5000))),
+                expect(
+                    json!({"messages": [user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]}),
+                ),
+            ),
+            // response_format -> a system instruction.
+            (
+                with("system", json!("S")),
+                o.clone(),
+                Box::new(|r| r.response_format = Some(ResponseFormat::JsonObject)),
+                expect(
+                    json!({"system": [{"type": "text", "text": "S"}, {"type": "text", "text": JSON_OBJECT_INSTRUCTION}]}),
+                ),
+            ),
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| {
+                    r.response_format = Some(ResponseFormat::JsonSchema {
+                        name: Some("n".into()),
+                        schema: owned_raw("{\"type\":\"object\"}".into()),
+                        strict: None,
+                    })
+                }),
+                expect(
+                    json!({"system": format!("{JSON_SCHEMA_INSTRUCTION} (named \"n\"):\n{{\"type\":\"object\"}}")}),
+                ),
+            ),
+            // Tools: a schema without type gets one; tool_choice without
+            // tools is dropped; parallel calls off.
+            (
+                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "description": "", "input_schema": {"required": []}}]}),
+                o.clone(),
+                Box::new(|r| r.parallel_tool_calls = Some(false)),
+                expect(
+                    json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}, "required": []}}],
+                    "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}}),
+                ),
+            ),
+            (
+                with("tool_choice", json!({"type": "any"})),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(json!({})),
+            ),
+            // Media: data URLs become base64 sources, text documents text.
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": [
+                    {"type": "image", "source": {"type": "url", "url": "data:image/webp;base64,UklG"}},
+                    {"type": "document", "source": {"type": "url", "url": "data:text/plain;base64,aGkh"}}]}]),
+                ),
+                o.clone(),
+                Box::new(|_| {}),
+                expect(json!({"messages": [{"role": "user", "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "UklG"}},
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi!"}}]}]})),
+            ),
+            // What Anthropic cannot take.
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| r.n = Some(2)),
+                Err(ChatError::invalid(
+                    "n",
+                    "only n=1 is supported by Anthropic",
+                )),
+            ),
+            (
+                base.clone(),
+                o.clone(),
+                Box::new(|r| r.max_tokens = Some(0)),
+                Err(ChatError::invalid(
+                    "max_tokens",
+                    "max_tokens must be a positive integer",
+                )),
+            ),
+            (
+                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}]}),
+                o.clone(),
+                Box::new(|r| r.tools[0].kind = ToolKind::Custom),
+                Err(ChatError::invalid(
+                    "tools[0]",
+                    "freeform (custom) tools are not supported by Anthropic",
+                )),
+            ),
+            (
+                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "input_schema": {"type": "array"}}]}),
+                o.clone(),
+                Box::new(|_| {}),
+                Err(ChatError::invalid(
+                    "tools[0].function.parameters",
+                    "parameters must be an object schema",
+                )),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {"type": "url", "url": "ftp://x"}}]}]),
+                ),
+                o.clone(),
+                Box::new(|_| {}),
+                Err(ChatError::invalid(
+                    "messages[0].content[1]",
+                    "the URL must be http(s) or a base64 data URL",
+                )),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]),
+                ),
+                o.clone(),
+                Box::new(|r| {
+                    if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
+                        m.source = MediaSource::FileId {
+                            family: Family::OpenAi,
+                            id: "f".into(),
+                        }
+                    }
+                }),
+                Err(ChatError::invalid(
+                    "messages[0].content[0]",
+                    "a file id from another vendor cannot be sent to Anthropic",
+                )),
+            ),
+            (
+                with(
+                    "messages",
+                    json!([{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}]),
+                ),
+                o.clone(),
+                Box::new(|r| {
+                    if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
+                        m.kind = MediaKind::Audio
+                    }
+                }),
+                Err(ChatError::invalid(
+                    "messages[0].content[0]",
+                    "audio input is not supported by Anthropic",
+                )),
+            ),
+        ];
+        for (i, (body, o, edit, want)) in cases.into_iter().enumerate() {
+            assert_eq!(enc(&body, &o, edit), want, "case {i}: {body}");
+        }
+    }
+
+    #[test]
+    fn base64_decoding_matches_the_standard() {
+        for (enc, plain) in [
+            ("", Some("")),
+            ("Zg==", Some("f")),
+            ("Zm8=", Some("fo")),
+            ("Zm9v", Some("foo")),
+            ("Zm9vYg", Some("foob")),
+            ("w6k=", Some("é")),
+            ("*", None),
+        ] {
+            assert_eq!(base64_decode(enc).as_deref(), plain);
+        }
+    }
+}

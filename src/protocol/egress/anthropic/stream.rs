@@ -1,0 +1,476 @@
+//! Anthropic's event stream decoded into canonical events.
+//!
+//! Anthropic's blocks map one to one; blocks of server tools (searches run
+//! at Anthropic) are skipped with their deltas, so canonical indices count
+//! only the blocks kept. A `tool_use` block whose `input` arrives whole in
+//! its start (no `input_json_delta`) yields that input as one arguments
+//! delta. `Stop` is held until `message_stop`, after the last `Usage`.
+
+use super::answer::{error, finish, opt_str, WireUsage};
+use crate::protocol::chat::{
+    generated_id, Block, ChatError, Delta, Event, EventSink, Family, Finish, Signature, Str,
+    StreamDecoder, ToolKind,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+#[derive(Default)]
+pub(super) struct Decoder {
+    started: bool,
+    /// `message_stop` or an error came: nothing more is read.
+    done: bool,
+    usage: WireUsage,
+    finish: Option<Finish>,
+    next: usize,
+    open: Option<Open>,
+}
+
+struct Open {
+    /// Canonical index; `None` for a skipped block.
+    index: Option<usize>,
+    tool: bool,
+    sent_args: bool,
+    /// A tool's whole input from the block start, sent if no delta comes.
+    input: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Ev<'a> {
+    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
+    kind: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    message: Option<EvMessage<'a>>,
+    #[serde(borrow, default)]
+    content_block: Option<EvBlock<'a>>,
+    #[serde(borrow, default)]
+    delta: Option<EvDelta<'a>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct EvMessage<'a> {
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    id: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    model: Option<Str<'a>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+/// A block start's block and a delta share these fields.
+#[derive(Deserialize)]
+struct EvBlock<'a> {
+    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
+    kind: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    text: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    thinking: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    signature: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    data: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    id: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    name: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct EvDelta<'a> {
+    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
+    kind: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    text: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    thinking: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    signature: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    partial_json: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    stop_reason: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    stop_sequence: Option<Str<'a>>,
+}
+
+fn anthropic(value: Str<'_>) -> Signature<'_> {
+    Signature {
+        family: Family::Anthropic,
+        value,
+    }
+}
+
+impl Decoder {
+    fn start(&mut self, id: Option<Str<'_>>, model: Option<Str<'_>>, sink: &mut dyn EventSink) {
+        if !self.started {
+            self.started = true;
+            let id = id
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(|| Cow::Owned(generated_id("msg_")));
+            sink.event(Event::Start {
+                id,
+                model: model.unwrap_or_default(),
+            });
+        }
+    }
+
+    fn close(&mut self, sink: &mut dyn EventSink) {
+        let Some(open) = self.open.take() else { return };
+        let Some(index) = open.index else { return };
+        if let (Some(input), false) = (open.input, open.sent_args) {
+            sink.event(Event::Delta {
+                index,
+                delta: Delta::ToolArguments(Cow::Owned(input)),
+            });
+        }
+        sink.event(Event::BlockStop { index });
+    }
+
+    fn block_start(&mut self, b: EvBlock<'_>, sink: &mut dyn EventSink) {
+        self.close(sink);
+        let index = self.next;
+        let mut deltas: Vec<Delta<'_>> = Vec::new();
+        let block = match b.kind.as_deref() {
+            Some("text") => {
+                deltas.extend(b.text.filter(|t| !t.is_empty()).map(Delta::Text));
+                Block::Text
+            }
+            Some("thinking") => {
+                deltas.extend(b.thinking.filter(|t| !t.is_empty()).map(Delta::Reasoning));
+                deltas.extend(
+                    b.signature
+                        .filter(|t| !t.is_empty())
+                        .map(|s| Delta::Signature(anthropic(s))),
+                );
+                Block::Reasoning
+            }
+            Some("redacted_thinking") => {
+                deltas.extend(b.data.map(|d| Delta::Redacted(anthropic(d))));
+                Block::Reasoning
+            }
+            Some("tool_use") => {
+                let input = b.input.map(RawValue::get).filter(|i| {
+                    let t: String = i.chars().filter(|c| !c.is_whitespace()).collect();
+                    t != "{}"
+                });
+                self.open = Some(Open {
+                    index: Some(index),
+                    tool: true,
+                    sent_args: false,
+                    input: input.map(str::to_string),
+                });
+                self.next += 1;
+                sink.event(Event::BlockStart {
+                    index,
+                    block: Block::ToolCall {
+                        id: b.id.unwrap_or_default(),
+                        name: b.name.unwrap_or_default(),
+                        kind: ToolKind::Function,
+                    },
+                });
+                return;
+            }
+            other => {
+                tracing::debug!(block = ?other, "Anthropic stream block with no canonical equivalent skipped");
+                self.open = Some(Open {
+                    index: None,
+                    tool: false,
+                    sent_args: false,
+                    input: None,
+                });
+                return;
+            }
+        };
+        self.open = Some(Open {
+            index: Some(index),
+            tool: false,
+            sent_args: false,
+            input: None,
+        });
+        self.next += 1;
+        sink.event(Event::BlockStart { index, block });
+        for delta in deltas {
+            sink.event(Event::Delta { index, delta });
+        }
+    }
+
+    fn delta(&mut self, d: EvDelta<'_>, sink: &mut dyn EventSink) {
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        let Some(index) = open.index else { return };
+        let delta = match d.kind.as_deref() {
+            Some("text_delta") => d.text.map(Delta::Text),
+            Some("thinking_delta") => d.thinking.map(Delta::Reasoning),
+            Some("signature_delta") => d.signature.map(|s| Delta::Signature(anthropic(s))),
+            Some("input_json_delta") if open.tool => {
+                d.partial_json.filter(|p| !p.is_empty()).map(|p| {
+                    open.sent_args = true;
+                    Delta::ToolArguments(p)
+                })
+            }
+            // citations_delta and kinds added later.
+            _ => None,
+        };
+        if let Some(delta) =
+            delta.filter(|d| !matches!(d, Delta::Text(t) | Delta::Reasoning(t) if t.is_empty()))
+        {
+            sink.event(Event::Delta { index, delta });
+        }
+    }
+}
+
+impl StreamDecoder for Decoder {
+    fn push(&mut self, event: &str, data: &str, sink: &mut dyn EventSink) -> Result<(), ChatError> {
+        if self.done || data.trim().is_empty() {
+            return Ok(());
+        }
+        let ev: Ev = serde_json::from_str(data).map_err(|e| {
+            ChatError::upstream(format!("malformed Anthropic stream event '{event}': {e}"))
+        })?;
+        // The data's own type is authoritative; the event line may be absent.
+        let kind = ev.kind.as_deref().unwrap_or(event);
+        match kind {
+            "message_start" => {
+                let (id, model, usage) = match ev.message {
+                    Some(m) => (m.id, m.model, m.usage),
+                    None => (None, None, None),
+                };
+                self.start(id, model, sink);
+                if let Some(u) = usage {
+                    self.usage.update(&u);
+                    sink.event(Event::Usage(self.usage.usage()));
+                }
+            }
+            "content_block_start" => {
+                self.start(None, None, sink);
+                if let Some(b) = ev.content_block {
+                    self.block_start(b, sink);
+                }
+            }
+            "content_block_delta" => {
+                if let Some(d) = ev.delta {
+                    self.delta(d, sink);
+                }
+            }
+            "content_block_stop" => self.close(sink),
+            "message_delta" => {
+                self.start(None, None, sink);
+                if let Some(u) = ev.usage {
+                    self.usage.update(&u);
+                    sink.event(Event::Usage(self.usage.usage()));
+                }
+                if let Some(r) = ev.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
+                    let seq = ev.delta.as_ref().and_then(|d| d.stop_sequence.as_deref());
+                    self.finish = Some(finish(r, seq));
+                }
+            }
+            "message_stop" => {
+                self.start(None, None, sink);
+                self.close(sink);
+                sink.event(Event::Stop {
+                    finish: self.finish.take().unwrap_or(Finish::Stop),
+                });
+                self.done = true;
+            }
+            "error" => {
+                // The same body an error answer has; the status its type
+                // documents (529 for overloaded_error).
+                sink.event(Event::Error(error(0, data.as_bytes())));
+                self.done = true;
+            }
+            // ping and event types added later.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, clean: bool, sink: &mut dyn EventSink) -> Result<(), ChatError> {
+        if self.done {
+            return Ok(());
+        }
+        // Only message_stop missing after the stop reason: the answer is whole.
+        if let (true, Some(finish)) = (clean, self.finish.take()) {
+            self.close(sink);
+            sink.event(Event::Stop { finish });
+            self.done = true;
+            return Ok(());
+        }
+        Err(ChatError::upstream(
+            "the Anthropic stream ended before the answer was complete",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::sse::SseParser;
+
+    /// Events in a compact golden form.
+    pub(crate) fn show(ev: &Event<'_>) -> String {
+        match ev {
+            Event::Start { id, model } => format!("start {id} {model}"),
+            Event::BlockStart { index, block } => format!("block {index} {block:?}"),
+            Event::Delta { index, delta } => format!("delta {index} {delta:?}"),
+            Event::BlockStop { index } => format!("stop {index}"),
+            Event::Usage(u) => format!(
+                "usage in={} out={} read={} write={}",
+                u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
+            ),
+            Event::Stop { finish } => format!("finish {finish:?}"),
+            Event::Error(e) => format!("error {:?} {} {}", e.kind, e.status, e.message),
+        }
+    }
+
+    /// The stream fed in `chunks`, through the SSE parser; the events and
+    /// the outcome of `finish`.
+    fn decode(chunks: &[&[u8]], clean: bool) -> (Vec<String>, Result<(), ChatError>) {
+        let mut parser = SseParser::default();
+        let mut dec = Decoder::default();
+        let mut out = Vec::new();
+        let mut sink = |ev: Event<'_>| out.push(show(&ev));
+        for c in chunks {
+            for ev in parser.push(c) {
+                if let Err(e) = dec.push(&ev.event, &ev.data, &mut sink) {
+                    return (out, Err(e));
+                }
+            }
+        }
+        let r = dec.finish(clean, &mut sink);
+        (out, r)
+    }
+
+    const TEXT: &str = include_str!("../../../../tests/fixtures/anthropic_text_stream.sse");
+    const THINKING: &str = include_str!("../../../../tests/fixtures/anthropic_thinking_stream.sse");
+    const TOOL: &str = include_str!("../../../../tests/fixtures/anthropic_tool_stream.sse");
+
+    #[test]
+    fn recorded_streams_decode_into_canonical_events() {
+        let cases: [(&str, &[&str]); 3] = [
+            (TEXT, &[
+                "start msg_01XFDUDYJgAACzvnptvVoYEL claude-sonnet-4-5-20250929",
+                "usage in=33 out=1 read=8 write=0",
+                "block 0 Text",
+                "delta 0 Text(\"Hello\")",
+                "delta 0 Text(\"! Here is a \\\"quoted\\\" word,\")",
+                "delta 0 Text(\" a backslash \\\\ and a\\nnew line;\")",
+                "delta 0 Text(\" some UTF-8: é 日本語 🦀\")",
+                "delta 0 Text(\".\")",
+                "delta 0 Text(\" Done.\")",
+                "stop 0",
+                "usage in=33 out=15 read=8 write=0",
+                "finish Stop",
+            ]),
+            (THINKING, &[
+                "start msg_01abc claude-sonnet-4-5",
+                "usage in=10 out=1 read=0 write=0",
+                "block 0 Reasoning",
+                "delta 0 Reasoning(\"I need to find the GCD of 1071 and 462 using the Euclidean algorithm.\\n\\n1071 = 2 × 462 + 147\")",
+                "delta 0 Signature(Signature { family: Anthropic, value: \"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...\" })",
+                "stop 0",
+                "block 1 Text",
+                "delta 1 Text(\"The greatest common divisor of 1071 and 462 is **21**.\")",
+                "stop 1",
+                "usage in=10 out=120 read=0 write=0",
+                "finish Stop",
+            ]),
+            (TOOL, &[
+                "start msg_014p7gG3wDgGV9EUtLvnow3U claude-sonnet-4-5",
+                "usage in=472 out=2 read=0 write=0",
+                "block 0 Text",
+                "delta 0 Text(\"Okay\")",
+                "delta 0 Text(\", let's check the weather for San Francisco, CA:\")",
+                "stop 0",
+                "block 1 ToolCall { id: \"toolu_01T1x1fJ34qAmk2tNTrN7Up6\", name: \"get_weather\", kind: Function }",
+                "delta 1 ToolArguments(\"{\\\"location\\\":\")",
+                "delta 1 ToolArguments(\" \\\"San Francisc\")",
+                "delta 1 ToolArguments(\"o, CA\\\", \\\"unit\\\": \\\"fahrenheit\\\"}\")",
+                "stop 1",
+                "usage in=472 out=89 read=0 write=0",
+                "finish ToolCalls",
+            ]),
+        ];
+        for (fixture, want) in cases {
+            let (events, r) = decode(&[fixture.as_bytes()], true);
+            assert_eq!(events, *want);
+            assert_eq!(r, Ok(()));
+            // Split at every byte: the same events.
+            let bytes = fixture.as_bytes();
+            for cut in 1..bytes.len() {
+                let (split, r) = decode(&[&bytes[..cut], &bytes[cut..]], true);
+                assert_eq!((&split, &r), (&events, &Ok(())), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn odd_streams_decode_as_anthropic_means_them() {
+        let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
+        let cases: Vec<(String, bool, &[&str], Result<(), ()>)> = vec![
+            // No message_start, no event lines, whole tool input in the
+            // start, a server tool block skipped, a stop sequence.
+            (
+                [
+                    "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}}\n\n",
+                    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n",
+                    "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+                    "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{\"a\": 1}}}\n\n",
+                    "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+                    "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"ENC\"}}\n\n",
+                    "data: {\"type\":\"content_block_stop\",\"index\":2}\n\n",
+                    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"END\"},\"usage\":{\"output_tokens\":3,\"cache_read_input_tokens\":4}}\n\n",
+                    "data: {\"type\":\"message_stop\"}\n\n",
+                    "data: {\"type\":\"message_stop\"}\n\n",
+                ]
+                .concat(),
+                true,
+                &[
+                    "start msg_",
+                    "block 0 ToolCall { id: \"t\", name: \"f\", kind: Function }",
+                    "delta 0 ToolArguments(\"{\\\"a\\\": 1}\")",
+                    "stop 0",
+                    "block 1 Reasoning",
+                    "delta 1 Redacted(Signature { family: Anthropic, value: \"ENC\" })",
+                    "stop 1",
+                    "usage in=4 out=3 read=4 write=0",
+                    "finish StopSequence(Some(\"END\"))",
+                ],
+                Ok(()),
+            ),
+            // An in-band error ends it (nothing after it is read).
+            (
+                ev("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}")
+                    + &ev("ping", "{\"type\":\"ping\"}")
+                    + &ev("error", "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}")
+                    + &ev("message_stop", "{\"type\":\"message_stop\"}"),
+                false,
+                &["start m c", "error Overloaded 529 Overloaded"],
+                Ok(()),
+            ),
+            // Cut: truncated mid-answer, or cleanly but before any finish.
+            (TEXT[..TEXT.find("event: message_delta").unwrap_or(0)].to_string(), false, &[], Err(())),
+            (TEXT[..TEXT.find("event: message_delta").unwrap_or(0)].to_string(), true, &[], Err(())),
+            // Only message_stop missing after a clean end: whole.
+            (TEXT[..TEXT.find("event: message_stop").unwrap_or(0)].to_string(), true, &[], Ok(())),
+        ];
+        for (body, clean, want, ok) in cases {
+            let (events, r) = decode(&[body.as_bytes()], clean);
+            assert_eq!(r.is_ok(), ok.is_ok(), "{body}: {r:?}");
+            for (got, want) in events.iter().zip(want.iter()) {
+                assert!(got.starts_with(want), "{got} != {want}");
+            }
+            if !want.is_empty() {
+                assert_eq!(events.len(), want.len(), "{events:?}");
+            }
+        }
+        let mut dec = Decoder::default();
+        let r = dec.push("content_block_delta", "{not json", &mut |_: Event<'_>| {});
+        assert_eq!(r.map_err(|e| e.status), Err(502));
+    }
+}
