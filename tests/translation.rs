@@ -644,7 +644,9 @@ async fn anthropic_client_on_anthropic_vendor_is_a_faithful_pass_through() {
     let gw = Gateway::start(&anthropic_gateway_config(&mock.base_url(), "")).await;
     let req = json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "metadata": {"user_id": "u1"},
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}],
-        "future_field": {"kept": true}});
+        // A field the gateway's model has no name for (the strict mock,
+        // like Anthropic, knows it): relayed with the rest, byte for byte.
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}});
     let raw = serde_json::to_vec(&req).expect("encode");
     let r = reqwest::Client::new()
         .post(gw.url("/v1/messages"))
