@@ -467,11 +467,26 @@ fn graph(c: &Crate) -> BTreeMap<usize, BTreeSet<usize>> {
     let mut g: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
     for (i, f) in c.files.iter().enumerate() {
         let mut targets = BTreeSet::new();
+        // Re-exports are followed where they are used, not counted — unless
+        // the file itself uses the name it re-exports.
+        let spans = use_spans(&f.code);
+        let outside_uses = |name: &str| {
+            let mut at = 0;
+            while let Some(i) = f.code[at..].find(name) {
+                let start = at + i;
+                at = start + name.len();
+                let bounded = !f.code[..start].chars().next_back().is_some_and(is_ident)
+                    && !f.code[at..].chars().next().is_some_and(is_ident);
+                if bounded && !spans.iter().any(|&(a, b)| a <= start && start < b) {
+                    return true;
+                }
+            }
+            false
+        };
         let uses = use_paths(&f.code)
             .into_iter()
             .filter(|(is_pub, p, _)| {
-                // Re-exports are followed where they are used, not counted.
-                !*is_pub || p.first().is_some_and(|s| s == "crate" || s == "super")
+                !*is_pub || p.last().is_some_and(|name| name != "*" && outside_uses(name))
             })
             .map(|(_, p, at)| (p, at));
         let children: Vec<String> = c

@@ -232,7 +232,7 @@ pub fn log_level_problem(level: &str) -> Option<String> {
             return Some(accepted());
         }
     }
-    if crate::telemetry::parse_filter(level).is_err() {
+    if crate::telemetry::filter::parse_filter(level).is_err() {
         return Some(accepted());
     }
     None

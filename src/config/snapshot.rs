@@ -9,7 +9,8 @@ use super::{ConfigErrors, FileConfig, OverridesSection, ProviderSection};
 use crate::health::{HealthPolicy, HealthRegistry, KeyState, ProviderHealth};
 use crate::protocol::chat::overrides::{Overrides, VendorEdits};
 use crate::protocol::chat::VendorOptions;
-use crate::routing::{ModelPattern, Route, RouteCache};
+pub use crate::telemetry::mask_secret;
+use crate::routing::route::{ModelPattern, Route, RouteCache};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -259,6 +260,17 @@ impl Provider {
     }
 }
 
+/// The enabled providers that serve `model`, as `(index, weight)`.
+fn serving<'a>(
+    providers: &'a [Arc<Provider>],
+    model: &'a str,
+) -> impl Iterator<Item = (usize, u32)> + 'a {
+    providers
+        .iter()
+        .filter(move |p| p.enabled && p.serves(model))
+        .map(|p| (p.index, p.weight))
+}
+
 impl Snapshot {
     /// Candidates for a client model name: alias resolved, then providers.
     /// `None` when no enabled provider serves it.
@@ -271,7 +283,7 @@ impl Snapshot {
             return Some(r.clone());
         }
         self.dynamic_routes
-            .get_or_build(model, || Route::build(model, &self.providers))
+            .get_or_build(model, || Route::build(model, serving(&self.providers, model)))
     }
 
     pub fn provider_count(&self) -> usize {
@@ -294,17 +306,6 @@ impl Snapshot {
             crate::telemetry::Redactor::new(keys.chain(tokens))
         })
     }
-}
-
-/// Mask a secret for display: `sk-…abcd`; short secrets are hidden entirely.
-pub fn mask_secret(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() < 12 {
-        return "…".to_string();
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail}")
 }
 
 /// Validate and compile. `source` names the origin in error messages; `env`
@@ -602,7 +603,7 @@ pub fn compile(
     known.extend(aliases.values().cloned());
     let mut routes = HashMap::new();
     for model in &known {
-        if let Some(route) = Route::build(model, &providers) {
+        if let Some(route) = Route::build(model, serving(&providers, model)) {
             routes.insert(model.clone(), Arc::new(route));
         }
     }

@@ -8,31 +8,22 @@
 //! into it. Reads on the hot path are single atomic loads.
 
 pub mod checker;
+mod clock;
 pub mod discovery;
+mod event;
 mod provider;
+mod report;
 pub mod shared;
 
+pub use clock::{fingerprint, fingerprint_bytes, now_ms, wall_ms};
+pub use event::{Change, EventSink, SharedEvent};
 pub use provider::{Admission, HealthPolicy, HealthState, HealthView, LastError, ProviderHealth};
-pub use shared::{EventSink, SharedEvent};
+pub use report::report;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
-
-/// Unix time in milliseconds (for display only; decisions use [`now_ms`]).
-pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Milliseconds on a process-local monotonic clock (never 0 after start).
-pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let start = *START.get_or_init(Instant::now);
-    start.elapsed().as_millis() as u64 + 1
-}
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Why a key is not being used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +35,14 @@ pub enum CooldownReason {
 }
 
 impl CooldownReason {
+    /// The word peers read in a shared key event.
+    pub fn shared_word(self) -> &'static str {
+        match self {
+            CooldownReason::AuthFailed => "auth_failed",
+            _ => "rate_limited",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CooldownReason::None => "available",
@@ -61,22 +60,6 @@ pub struct KeyState {
     provider: String,
     fingerprint: String,
     sink: Arc<EventSink>,
-}
-
-/// A stable, non-reversible identifier of a key (FNV-1a 64), the same in
-/// every instance, so peers can name a key without sending it.
-pub fn fingerprint(secret: &str) -> String {
-    format!("{:016x}", fingerprint_bytes(secret.as_bytes()))
-}
-
-/// FNV-1a 64 of some bytes.
-pub fn fingerprint_bytes(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 impl KeyState {
@@ -97,7 +80,7 @@ impl KeyState {
         self.sink.emit(SharedEvent::key(
             &self.provider,
             &self.fingerprint,
-            reason,
+            reason.shared_word(),
             for_,
         ));
     }
@@ -197,55 +180,6 @@ impl HealthRegistry {
             })
             .clone()
     }
-}
-
-/// The `GET /api/providers/health` document: every provider and key.
-pub fn report(snap: &crate::config::Snapshot) -> serde_json::Value {
-    use serde_json::json;
-    let now = now_ms();
-    let wall = wall_ms();
-    let providers: Vec<serde_json::Value> = snap
-        .providers
-        .iter()
-        .map(|p| {
-            let v = p.health.view();
-            let keys: Vec<serde_json::Value> = p
-                .keys
-                .iter()
-                .map(|k| {
-                    let reason = k.state.reason(now);
-                    let remaining = k.state.remaining_ms(now);
-                    json!({
-                        "key": k.masked,
-                        "state": match reason {
-                            CooldownReason::None => "available",
-                            CooldownReason::RateLimited => "cooling",
-                            CooldownReason::AuthFailed => "disabled",
-                        },
-                        "reason": (reason != CooldownReason::None).then(|| reason.as_str()),
-                        "cooldown_until_ms": (remaining > 0).then_some(wall + remaining),
-                        "cooldown_remaining_secs": (remaining > 0).then(|| remaining as f64 / 1000.0),
-                    })
-                })
-                .collect();
-            json!({
-                "name": p.name,
-                "type": p.kind.as_str(),
-                "enabled": p.enabled,
-                "state": v.state.as_str(),
-                "consecutive_errors": v.consecutive_errors,
-                "consecutive_successes": v.consecutive_successes,
-                "last_error": v.last_error.map(|e| json!({
-                    "status": e.status, "message": e.message, "at_ms": e.at_ms,
-                })),
-                "last_success_ms": v.last_success_ms,
-                "next_trial_ms": v.next_trial_ms,
-                "transitions": v.transitions,
-                "keys": keys,
-            })
-        })
-        .collect();
-    json!({ "providers": providers, "checked_at_ms": wall })
 }
 
 #[cfg(test)]

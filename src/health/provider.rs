@@ -6,7 +6,8 @@
 //! by the health endpoint) sits behind a mutex that the hot path never
 //! touches on success.
 
-use super::{now_ms, wall_ms, EventSink, SharedEvent};
+use super::clock::{now_ms, wall_ms};
+use super::event::{EventSink, SharedEvent};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -243,7 +244,7 @@ impl ProviderHealth {
             let errors = self.consecutive_errors.load(Relaxed);
             let next_trial_in = self.next_trial_ms.load(Relaxed).saturating_sub(now_ms());
             self.sink
-                .emit(SharedEvent::provider(&self.name, to, next_trial_in, why));
+                .emit(SharedEvent::provider(&self.name, to.as_str(), next_trial_in, why));
             match to {
                 HealthState::Healthy => {
                     tracing::info!(provider = %self.name, from = from.as_str(), to = to.as_str(), reason = why, "provider health changed")

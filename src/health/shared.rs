@@ -10,12 +10,13 @@
 //! events are dropped, both tasks retry with backoff and say so once in the
 //! log; every instance keeps working on its own findings.
 
-use super::{CooldownReason, HealthRegistry, HealthState};
+use super::event::{Change, EventSink, SharedEvent};
+use super::provider::HealthState;
+use super::{CooldownReason, HealthRegistry};
 use futures_util::StreamExt;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use serde::{Deserialize, Serialize};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -23,89 +24,6 @@ const CHANNEL: &str = "llm-orchestrator:health";
 const STATE_HASH: &str = "llm-orchestrator:health:state";
 /// Events waiting for the publisher; beyond this they are dropped.
 const QUEUE: usize = 4096;
-
-/// A state change, as published.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SharedEvent {
-    /// The publishing instance (its own reports are ignored on receipt).
-    #[serde(default)]
-    pub instance: String,
-    #[serde(flatten)]
-    pub change: Change,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Change {
-    Provider {
-        provider: String,
-        state: String,
-        /// Unix ms of the next trial (unhealthy only).
-        next_trial_at_ms: u64,
-        reason: String,
-    },
-    Key {
-        provider: String,
-        /// [`super::fingerprint`] of the key, never the key.
-        key: String,
-        reason: String,
-        /// Unix ms when the key is usable again.
-        until_ms: u64,
-    },
-}
-
-impl SharedEvent {
-    pub fn provider(name: &str, state: HealthState, next_trial_in_ms: u64, why: &str) -> Self {
-        SharedEvent {
-            instance: String::new(),
-            change: Change::Provider {
-                provider: name.to_string(),
-                state: state.as_str().to_string(),
-                next_trial_at_ms: super::wall_ms() + next_trial_in_ms,
-                reason: why.to_string(),
-            },
-        }
-    }
-
-    pub fn key(provider: &str, fingerprint: &str, reason: CooldownReason, for_: Duration) -> Self {
-        SharedEvent {
-            instance: String::new(),
-            change: Change::Key {
-                provider: provider.to_string(),
-                key: fingerprint.to_string(),
-                reason: match reason {
-                    CooldownReason::AuthFailed => "auth_failed",
-                    _ => "rate_limited",
-                }
-                .to_string(),
-                until_ms: super::wall_ms() + for_.as_millis() as u64,
-            },
-        }
-    }
-
-    /// The field under which the latest state of this subject is kept.
-    fn field(&self) -> String {
-        match &self.change {
-            Change::Provider { provider, .. } => format!("provider:{provider}"),
-            Change::Key { provider, key, .. } => format!("key:{provider}:{key}"),
-        }
-    }
-}
-
-/// Where local changes are queued; inert until sharing is started.
-#[derive(Debug, Default)]
-pub struct EventSink {
-    tx: OnceLock<mpsc::Sender<SharedEvent>>,
-}
-
-impl EventSink {
-    pub fn emit(&self, ev: SharedEvent) {
-        if let Some(tx) = self.tx.get() {
-            // Full queue (Redis down for long): drop rather than wait.
-            let _ = tx.try_send(ev);
-        }
-    }
-}
 
 /// Apply a peer's report to the local registry.
 pub fn apply(registry: &HealthRegistry, ev: &SharedEvent, instance: &str) {
@@ -335,7 +253,7 @@ mod tests {
         let p = reg.provider("a");
         let k = reg.key_state("a", "sk-secret-key-1");
         let mut ev =
-            SharedEvent::provider("a", HealthState::Unhealthy, 60_000, "consecutive errors");
+            SharedEvent::provider("a", HealthState::Unhealthy.as_str(), 60_000, "consecutive errors");
         ev.instance = "me".into();
         apply(&reg, &ev, "me");
         assert_eq!(p.state(), HealthState::Healthy, "own report ignored");
@@ -347,7 +265,7 @@ mod tests {
         let mut kev = SharedEvent::key(
             "a",
             &super::super::fingerprint("sk-secret-key-1"),
-            CooldownReason::RateLimited,
+            CooldownReason::RateLimited.shared_word(),
             Duration::from_secs(30),
         );
         kev.instance = "peer".into();

@@ -2,27 +2,16 @@
 //! the same subscriber, written by a background thread so a slow disk or
 //! terminal never stalls a request.
 
+pub mod filter;
 mod redact;
 
-pub use redact::Redactor;
+pub use filter::parse_filter;
+pub use redact::{mask_secret, Redactor};
 
 use crate::config::{LogRotation, ProcessSettings};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
-
-/// Accept the original `LOG_LEVEL` values (`INFO`, `debug`, …) as well as
-/// full `tracing` filter directives.
-pub fn parse_filter(level: &str) -> Result<EnvFilter, String> {
-    let lower = level.trim().to_ascii_lowercase();
-    let directive = match lower.as_str() {
-        "warning" => "warn".to_string(),
-        "critical" | "fatal" => "error".to_string(),
-        "" => "info".to_string(),
-        _ => lower,
-    };
-    EnvFilter::try_new(&directive).map_err(|e| e.to_string())
-}
 
 /// At TRACE, Pingora's HTTP client logs every upstream request head as raw
 /// bytes (`Writing request header: …`, with the vendor key in

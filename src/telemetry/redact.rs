@@ -39,7 +39,7 @@ impl Redactor {
         patterns.dedup();
         let masks = patterns
             .iter()
-            .map(|s| crate::config::mask_secret(s))
+            .map(|s| mask_secret(s))
             .collect();
         // Leftmost-longest: a key that contains another one is masked whole.
         let finder = (!patterns.is_empty())
@@ -85,6 +85,18 @@ impl Redactor {
         }
     }
 }
+
+/// Mask a secret for display: `sk-…abcd`; short secrets are hidden entirely.
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 12 {
+        return "…".to_string();
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,209 @@
+//! Routes: which providers serve a model and the weighted choice among
+//! them (through pingora-load-balancing). Plain data built from a
+//! snapshot's providers; knows nothing of the configuration types.
+
+use arc_swap::ArcSwap;
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora_load_balancing::selection::algorithms::Random;
+use pingora_load_balancing::selection::weighted::Weighted;
+use pingora_load_balancing::selection::{BackendSelection, UniqueIterator};
+use pingora_load_balancing::{Backend, Extensions};
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+/// A served-model pattern: an exact name or a glob with `*` and `?`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelPattern {
+    Exact(String),
+    Glob(String),
+}
+
+impl ModelPattern {
+    pub fn parse(s: &str) -> Option<ModelPattern> {
+        let s = s.trim();
+        if s.is_empty() {
+            None
+        } else if s.contains(['*', '?']) {
+            Some(ModelPattern::Glob(s.to_string()))
+        } else {
+            Some(ModelPattern::Exact(s.to_string()))
+        }
+    }
+
+    pub fn exact(&self) -> Option<&str> {
+        match self {
+            ModelPattern::Exact(s) => Some(s),
+            ModelPattern::Glob(_) => None,
+        }
+    }
+
+    pub fn matches(&self, model: &str) -> bool {
+        match self {
+            ModelPattern::Exact(s) => s == model,
+            ModelPattern::Glob(g) => glob_match(g.as_bytes(), model.as_bytes()),
+        }
+    }
+}
+
+/// Iterative wildcard match (`*` any run, `?` one byte) with backtracking
+/// to the last star: linear in practice, no recursion.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// The providers that can serve one model, and a weighted selector over them.
+pub struct Route {
+    /// The model name after alias resolution.
+    pub model: String,
+    /// Provider indexes into the snapshot's provider list.
+    pub candidates: Vec<usize>,
+    selector: Arc<Weighted<Random>>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("model", &self.model)
+            .field("candidates", &self.candidates)
+            .finish()
+    }
+}
+
+/// pingora-load-balancing identifies a backend by (address, weight) only, so
+/// each provider gets a synthetic address that encodes its index; the
+/// selector never connects anywhere, it only chooses.
+fn backend_for(index: usize, weight: u32) -> Backend {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, index as u16));
+    Backend {
+        addr: PingoraAddr::Inet(addr),
+        weight: weight as usize,
+        ext: Extensions::new(),
+    }
+}
+
+fn index_of(backend: &Backend) -> Option<usize> {
+    match &backend.addr {
+        PingoraAddr::Inet(a) => Some(a.port() as usize),
+        _ => None,
+    }
+}
+
+impl Route {
+    /// The route for `model` over the providers that serve it, given as
+    /// `(index, weight)`; `None` when there are none.
+    pub fn build(model: &str, serving: impl Iterator<Item = (usize, u32)>) -> Option<Route> {
+        // The selector stores indexes as u16.
+        let serving: Vec<(usize, u32)> = serving.filter(|&(i, _)| i <= u16::MAX as usize).collect();
+        if serving.is_empty() {
+            return None;
+        }
+        let candidates: Vec<usize> = serving.iter().map(|&(i, _)| i).collect();
+        let backends: BTreeSet<Backend> = serving
+            .iter()
+            .map(|&(i, weight)| backend_for(i, weight))
+            .collect();
+        Some(Route {
+            model: model.to_string(),
+            candidates,
+            selector: Arc::new(Weighted::<Random>::build(&backends)),
+        })
+    }
+
+    /// Weighted random choice among candidates that `accept` allows (not yet
+    /// tried, healthy enough, has a usable key). `keep(i)` in 0..=1 scales a
+    /// candidate's chance on the weighted passes (degraded providers keep
+    /// part of their weight). The first draw follows the weights exactly;
+    /// when it is refused, pingora's iterator falls back to a uniform walk,
+    /// and a final scan guarantees an acceptable candidate is never missed.
+    pub fn pick(
+        &self,
+        accept: impl Fn(usize) -> bool,
+        keep: impl Fn(usize) -> f64,
+    ) -> Option<usize> {
+        let mut iter = UniqueIterator::new(self.selector.iter(b""), self.candidates.len() * 2 + 2);
+        while let Some(b) = iter.get_next() {
+            if let Some(i) = index_of(&b) {
+                if accept(i) {
+                    let k = keep(i);
+                    if k >= 1.0 || rand::random::<f64>() < k {
+                        return Some(i);
+                    }
+                }
+            }
+        }
+        self.candidates.iter().copied().find(|&i| accept(i))
+    }
+}
+
+/// Lock-free read cache of routes for names not known at build time
+/// (catch-all and glob providers). Bounded so a client inventing model names
+/// cannot grow it without limit.
+#[derive(Default)]
+pub struct RouteCache {
+    map: ArcSwap<HashMap<String, Option<Arc<Route>>>>,
+}
+
+impl std::fmt::Debug for RouteCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RouteCache({} entries)", self.map.load().len())
+    }
+}
+
+const ROUTE_CACHE_LIMIT: usize = 1024;
+
+impl RouteCache {
+    pub fn get_or_build(
+        &self,
+        model: &str,
+        build: impl FnOnce() -> Option<Route>,
+    ) -> Option<Arc<Route>> {
+        if let Some(hit) = self.map.load().get(model) {
+            return hit.clone();
+        }
+        let built = build().map(Arc::new);
+        if self.map.load().len() < ROUTE_CACHE_LIMIT {
+            self.map.rcu(|m| {
+                let mut m = HashMap::clone(m);
+                m.insert(model.to_string(), built.clone());
+                m
+            });
+        }
+        built
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_shell_patterns() {
+        let g = |p: &str, t: &str| glob_match(p.as_bytes(), t.as_bytes());
+        assert!(g("gpt-4o*", "gpt-4o"));
+        assert!(g("gpt-4o*", "gpt-4o-mini"));
+        assert!(!g("gpt-4o*", "gpt-4"));
+        assert!(g("*-mini", "o3-mini"));
+        assert!(g("claude-?-opus*", "claude-3-opus-2024"));
+        assert!(g("a*b*c", "axxbyyc"));
+        assert!(!g("a*b*c", "axxbyy"));
+        assert!(g("*", ""));
+    }
+}
