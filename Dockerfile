@@ -45,6 +45,10 @@ RUN mkdir -p src benches \
 # rebuilds the gateway instead of keeping the stub binary.
 COPY src ./src
 COPY admin ./admin
+# Stream fixtures the adapters' unit tests embed (include_str!/include_bytes!,
+# compiled only for tests, but the check in tests/docker.rs wants every
+# embedded file present).
+COPY tests/fixtures ./tests/fixtures
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked
 

@@ -10,7 +10,7 @@
 //! events are dropped, both tasks retry with backoff and say so once in the
 //! log; every instance keeps working on its own findings.
 
-use super::event::{Change, EventSink, SharedEvent};
+use super::event::{Change, SharedEvent};
 use super::provider::HealthState;
 use super::{CooldownReason, HealthRegistry};
 use futures_util::StreamExt;

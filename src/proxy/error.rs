@@ -246,7 +246,9 @@ impl GatewayError {
                 vendor,
             } => {
                 let mut err = vendor.egress.decode_error(*status, body);
-                if err.message.is_empty() {
+                // A body that is not the vendor's error (an HTML page from a
+                // proxy, nothing at all): say who answered what.
+                if err.message.is_empty() || !is_error_object(body) {
                     let snippet = String::from_utf8_lossy(&body[..body.len().min(512)]);
                     err.message = format!(
                         "provider `{provider}` answered HTTP {status}: {}",
