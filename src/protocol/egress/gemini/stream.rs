@@ -100,14 +100,17 @@ impl Decoder {
                     kind: c.kind,
                 };
                 let index = self.start_block(block, sink);
-                let delta = Delta::ToolArguments(c.arguments);
-                sink.event(Event::Delta { index, delta });
+                // The signature first: encoders that hold a call's first
+                // chunk (OpenAI) put it there, with the id and name, as
+                // Google's own OpenAI endpoint does.
                 if let Some(sig) = c.signature {
                     sink.event(Event::Delta {
                         index,
                         delta: signature(sig.value),
                     });
                 }
+                let delta = Delta::ToolArguments(c.arguments);
+                sink.event(Event::Delta { index, delta });
                 sink.event(Event::BlockStop { index });
             }
         }
