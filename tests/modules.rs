@@ -6,7 +6,8 @@
 //! the file that *defines* it: `pub use` re-exports are followed, not
 //! counted, so a `mod.rs` that re-exports its children is not a hub that
 //! ties every importer to every child. `mod` declarations place files in
-//! the module tree.
+//! the module tree. `MODULES_DEBUG=<path part>` prints the edges of the
+//! matching files and what each was resolved from.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -476,7 +477,9 @@ fn graph(c: &Crate) -> BTreeMap<usize, BTreeSet<usize>> {
                 let start = at + i;
                 at = start + name.len();
                 let bounded = !f.code[..start].chars().next_back().is_some_and(is_ident)
-                    && !f.code[at..].chars().next().is_some_and(is_ident);
+                    && !f.code[at..].chars().next().is_some_and(is_ident)
+                    // `mod name;` declares, it does not use.
+                    && !f.code[..start].trim_end().ends_with("mod");
                 if bounded && !spans.iter().any(|&(a, b)| a <= start && start < b) {
                     return true;
                 }

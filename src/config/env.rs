@@ -2,7 +2,8 @@
 //! Each one has the final word over its file key, so container deployments
 //! can run an unchanged file.
 
-use super::{ConfigErrors, FileConfig};
+use super::error::ConfigErrors;
+use super::schema::FileConfig;
 use std::str::FromStr;
 
 const SOURCE: &str = "environment";

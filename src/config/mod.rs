@@ -6,67 +6,18 @@
 //! A snapshot that exists is valid; bad input never replaces a good one.
 
 mod env;
+mod error;
 mod schema;
 mod snapshot;
 
 pub use env::apply_env;
+pub use error::{ConfigError, ConfigErrors};
 pub use schema::*;
 pub use snapshot::*;
 
-use std::fmt;
 use std::path::Path;
 
 /// One problem found in the configuration: where, which key, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    /// File path (with line:column when known) or `environment`.
-    pub source: String,
-    /// Dotted key path such as `providers[0].base_url`, or the variable name.
-    pub key: String,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.source, self.reason)
-        } else {
-            write!(f, "{}: {}: {}", self.source, self.key, self.reason)
-        }
-    }
-}
-
-/// Every error found, so an operator fixes a file in one round.
-#[derive(Debug, Clone, Default)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl ConfigErrors {
-    pub fn push(&mut self, source: &str, key: impl Into<String>, reason: impl Into<String>) {
-        self.0.push(ConfigError {
-            source: source.to_string(),
-            key: key.into(),
-            reason: reason.into(),
-        });
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
 /// Parse a TOML document into the file schema. `source` names it in errors.
 pub fn parse_toml(text: &str, source: &str) -> Result<FileConfig, ConfigErrors> {
     let (cfg, errs, _) = parse_toml_recovering(text, source);

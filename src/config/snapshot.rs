@@ -5,7 +5,8 @@
 //! threads, logging) and the hot [`Snapshot`] (providers, keys, routes) that
 //! the data plane reads through `ArcSwap` and that later changes replace whole.
 
-use super::{ConfigErrors, FileConfig, OverridesSection, ProviderSection};
+use super::error::ConfigErrors;
+use super::schema::{FileConfig, OverridesSection, ProviderSection};
 use crate::health::{HealthPolicy, HealthRegistry, KeyState, ProviderHealth};
 use crate::protocol::chat::overrides::{Overrides, VendorEdits};
 use crate::protocol::chat::VendorOptions;
