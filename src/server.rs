@@ -200,11 +200,15 @@ const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 /// of having an idle connection dropped under a request they just sent.
 ///
 /// When Pingora's grace period starts, `grace` later the requests still in
-/// flight are told to end (`GatewayState::grace_over`): streams with an
+/// flight are told to end (`Live::grace_over`): streams with an
 /// in-band error event, each with its log line and request-log row.
 /// Pingora itself waits [`SHUTDOWN_FLUSH`] longer before it stops the
 /// runtimes, so that happens before they are dropped.
-fn watch_shutdown(server: &Server, state: Arc<GatewayState>, grace: std::time::Duration) {
+fn watch_shutdown(
+    server: &Server,
+    state: Arc<crate::control::live::Live>,
+    grace: std::time::Duration,
+) {
     use pingora::server::ExecutionPhase;
     let mut phases = server.watch_execution_phase();
     let spawned = std::thread::Builder::new()
@@ -243,10 +247,9 @@ pub fn offline_control(
     boot: Boot,
     config_file: Option<std::path::PathBuf>,
 ) -> Arc<crate::control::ControlPlane> {
-    let connector = pingora::connectors::http::Connector::new(None);
-    let state = GatewayState::new(boot.snapshot, boot.registry, connector);
+    let live = crate::control::live::Live::new(boot.snapshot, boot.registry);
     crate::control::ControlPlane::new(
-        state,
+        live,
         config_file,
         boot.file,
         boot.source,
@@ -291,7 +294,7 @@ pub fn build(
         store_error,
         api,
     } = boot;
-    let state = GatewayState::new(snapshot, registry, connector);
+    let state = GatewayState::new(crate::control::live::Live::new(snapshot, registry), connector);
     if store_error.is_some() {
         state.store_condition.store(
             crate::store::condition::UNAVAILABLE,
@@ -299,7 +302,7 @@ pub fn build(
         );
     }
     let control = crate::control::ControlPlane::new(
-        state.clone(),
+        state.live.clone(),
         config_file,
         file,
         source,
@@ -326,7 +329,7 @@ pub fn build(
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
-    watch_shutdown(&server, state.clone(), process.grace_period);
+    watch_shutdown(&server, state.live.clone(), process.grace_period);
     server.bootstrap();
     // The proxy sits behind the edge checks (connection cap, head deadline
     // and size, JSON answers for refused heads): see `proxy::edge`.
@@ -357,7 +360,7 @@ pub fn build(
     server.add_service(service);
     server.add_service(background_service(
         "health checker",
-        crate::health::checker::HealthChecker::new(state.clone()),
+        crate::health::checker::HealthChecker::new(state.live.clone(), state.clone()),
     ));
     server.add_service(background_service(
         "config file watcher",
@@ -414,7 +417,7 @@ pub fn build(
                 rx: tokio::sync::Mutex::new(Some(rx)),
                 retention_days: process.log_retention_days,
                 retention_rows: process.log_retention_rows,
-                state: state.clone(),
+                state: state.live.clone(),
                 cluster,
             },
         ));

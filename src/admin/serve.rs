@@ -83,7 +83,7 @@ pub struct LogWriter {
     pub retention_days: u32,
     pub retention_rows: u64,
     /// Where the written/batch counters go (for `/metrics`).
-    pub state: std::sync::Arc<crate::proxy::GatewayState>,
+    pub state: std::sync::Arc<crate::control::live::Live>,
     /// Cluster-wide counters in Redis, when Redis is on.
     pub cluster: Option<std::sync::Arc<super::cluster::ClusterUsage>>,
 }

@@ -9,10 +9,11 @@
 
 pub mod api;
 pub mod handle;
+pub mod live;
 pub mod sync;
 
 use crate::config::{self, ConfigError, ConfigErrors, FileConfig, ProcessSettings, Snapshot};
-use crate::proxy::GatewayState;
+use live::Live;
 use crate::store::{ChangeResult, ConfigChange, Store, StoreError};
 use api::{ApiConfig, FieldError};
 use async_trait::async_trait;
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 pub struct ControlPlane {
-    pub state: Arc<GatewayState>,
+    pub state: Arc<Live>,
     file: Option<PathBuf>,
     process: ProcessSettings,
     version: AtomicU64,
@@ -68,7 +69,7 @@ impl From<StoreError> for WriteError {
 
 impl ControlPlane {
     pub fn new(
-        state: Arc<GatewayState>,
+        state: Arc<Live>,
         file: Option<PathBuf>,
         file_cfg: FileConfig,
         source: String,

@@ -13,7 +13,7 @@ use crate::config::{ProbeKind, Provider, Snapshot};
 use crate::health::{now_ms, CooldownReason};
 use crate::protocol::chat::{self, Family, Part, Role, Text, Turn};
 use crate::proxy::upstream::{ProbeRequest, ProbeResult};
-use crate::proxy::GatewayState;
+use crate::control::live::Live;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
@@ -26,13 +26,20 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+/// Sends one probe (the data plane implements it with its connection pool).
+#[async_trait]
+pub trait Prober: Send + Sync {
+    async fn probe(&self, req: ProbeRequest<'_>) -> (ProbeResult, Bytes);
+}
+
 pub struct HealthChecker {
-    state: Arc<GatewayState>,
+    state: Arc<Live>,
+    prober: Arc<dyn Prober>,
 }
 
 impl HealthChecker {
-    pub fn new(state: Arc<GatewayState>) -> Self {
-        HealthChecker { state }
+    pub fn new(state: Arc<Live>, prober: Arc<dyn Prober>) -> Self {
+        HealthChecker { state, prober }
     }
 
     /// One pass over every target of the current snapshot.
@@ -53,7 +60,7 @@ impl HealthChecker {
             .collect();
         let mut backends = Backends::new(Static::new(set));
         backends.set_health_check(Box::new(Probe {
-            state: self.state.clone(),
+            prober: self.prober.clone(),
             snap,
             targets,
         }));
@@ -143,7 +150,7 @@ fn targets(snap: &Snapshot) -> Vec<Target> {
 }
 
 struct Probe {
-    state: Arc<GatewayState>,
+    prober: Arc<dyn Prober>,
     snap: Arc<Snapshot>,
     targets: Vec<Target>,
 }
@@ -209,7 +216,7 @@ impl HealthCheck for Probe {
             _ => None,
         };
         let (result, body) = self
-            .state
+            .prober
             .probe(ProbeRequest {
                 provider: p,
                 key,
