@@ -923,7 +923,7 @@ fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         .map_err(|e| ChatError::upstream(format!("malformed OpenAI answer: {e}")))?;
     if let Some(e) = c.error.filter(|e| e.get() != "null") {
         return Err(decode_error(
-            502,
+            200,
             format!("{{\"error\":{}}}", e.get()).as_bytes(),
         ));
     }
@@ -1106,3 +1106,6 @@ pub(crate) fn decode_error(status: u16, body: &[u8]) -> ChatError {
         vendor_type: kind,
     }
 }
+
+#[cfg(test)]
+mod tests;
