@@ -620,48 +620,32 @@ fn args_text<'a>(a: Option<&'a RawValue>) -> Str<'a> {
     }
 }
 
-/// Content as a string, or text parts (some servers).
-enum ContentW<'a> {
-    Text(Str<'a>),
-    Parts(Vec<TextPartW<'a>>),
-}
-
 #[derive(Deserialize)]
 struct TextPartW<'a> {
     #[serde(borrow)]
     text: Option<S<'a>>,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for ContentW<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = ContentW<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or an array of parts")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(ContentW::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(ContentW::Text(Cow::Owned(v.to_string())))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                s: A,
-            ) -> Result<Self::Value, A::Error> {
-                let d = serde::de::value::SeqAccessDeserializer::new(s);
-                Vec::<TextPartW<'a>>::deserialize(d).map(ContentW::Parts)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
+/// Content as a string, or text parts (some servers).
+fn content_text(raw: &RawValue) -> Vec<Str<'_>> {
+    let texts = if raw.get().starts_with('[') {
+        serde_json::from_str::<Vec<TextPartW<'_>>>(raw.get())
+            .map(|ps| ps.into_iter().filter_map(|p| p.text).collect::<Vec<_>>())
+    } else {
+        serde_json::from_str::<Option<S<'_>>>(raw.get()).map(|s| s.into_iter().collect())
+    };
+    texts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.0)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[derive(Deserialize)]
 struct MessageW<'a> {
     #[serde(borrow)]
-    content: Option<ContentW<'a>>,
+    content: Option<&'a RawValue>,
     #[serde(borrow)]
     reasoning_content: Option<S<'a>>,
     #[serde(borrow)]
@@ -765,15 +749,8 @@ fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
                 redacted: None,
             }));
         }
-        match m.content {
-            Some(ContentW::Text(t)) if !t.is_empty() => parts.push(Part::Text(Text::plain(t))),
-            Some(ContentW::Parts(ps)) => parts.extend(
-                ps.into_iter()
-                    .filter_map(|p| p.text)
-                    .map(|t| Part::Text(Text::plain(t.0))),
-            ),
-            _ => {}
-        }
+        let texts = m.content.map(content_text).unwrap_or_default();
+        parts.extend(texts.into_iter().map(|t| Part::Text(Text::plain(t))));
         if let Some(r) = m.refusal.filter(|r| !r.0.is_empty()) {
             refused = true;
             parts.push(Part::Refusal(r.0));
@@ -824,80 +801,31 @@ fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
 
 // ---------------------------------------------------------------- errors
 
-#[derive(Deserialize)]
-struct ErrorEnvelope<'a> {
-    #[serde(borrow)]
-    error: Option<ErrorW<'a>>,
-    #[serde(borrow)]
-    message: Option<S<'a>>,
-}
-
-/// `error` is an object, or a bare string from some servers.
-enum ErrorW<'a> {
-    Text(Str<'a>),
-    Object(ErrorObject<'a>),
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for ErrorW<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either<'a> {
-            #[serde(borrow)]
-            Text(S<'a>),
-            #[serde(borrow)]
-            Object(ErrorObject<'a>),
-        }
-        Ok(match Either::deserialize(d)? {
-            Either::Text(s) => ErrorW::Text(s.0),
-            Either::Object(o) => ErrorW::Object(o),
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorObject<'a> {
-    #[serde(borrow)]
-    message: Option<S<'a>>,
-    #[serde(borrow, rename = "type")]
-    kind: Option<S<'a>>,
-    #[serde(borrow)]
-    param: Option<S<'a>>,
-    /// A word (`context_length_exceeded`) or, from some servers, a number.
-    code: Option<serde_json::Value>,
-}
-
-/// An OpenAI-style error body (or any other body) in canonical terms.
+/// An OpenAI-style error body (`{"error":{message,type,param,code}}`,
+/// `{"error":"text"}`, `{"message":…}`) or any other body, in canonical
+/// terms. Error bodies are rare and small: read as a `Value`.
 pub(crate) fn decode_error(status: u16, body: &[u8]) -> ChatError {
-    let parsed = serde_json::from_slice::<ErrorEnvelope<'_>>(body).ok();
-    let (message, kind, param, code) = match parsed {
-        Some(ErrorEnvelope {
-            error: Some(ErrorW::Object(o)),
-            ..
-        }) => (
-            o.message.map(|m| m.0.into_owned()),
-            o.kind.map(|k| k.0.into_owned()),
-            o.param.map(|p| p.0.into_owned()),
-            match o.code {
-                Some(serde_json::Value::String(s)) => Some(s),
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                _ => None,
-            },
-        ),
-        Some(ErrorEnvelope {
-            error: Some(ErrorW::Text(t)),
-            ..
-        }) => (Some(t.into_owned()), None, None, None),
-        Some(ErrorEnvelope { message, .. }) => {
-            (message.map(|m| m.0.into_owned()), None, None, None)
-        }
-        None => {
-            // Enough of an HTML error page to diagnose it, not all of it.
-            let text = String::from_utf8_lossy(body);
-            let text: String = text.trim().chars().take(500).collect();
-            ((!text.is_empty()).then_some(text), None, None, None)
-        }
+    use serde_json::Value;
+    let v: Option<Value> = serde_json::from_slice(body).ok();
+    let err = v.as_ref().map(|v| v.get("error").unwrap_or(v));
+    let word = |k: &str| match err.and_then(|e| e.get(k)) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
     };
+    let message = match (err, &v) {
+        (Some(Value::String(s)), _) => Some(s.clone()),
+        (Some(_), _) => word("message"),
+        // Enough of an HTML error page to diagnose it, not all of it.
+        (None, _) => Some(
+            String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(500)
+                .collect(),
+        ),
+    };
+    let (kind, code) = (word("type"), word("code"));
     // A status that is no error (an error body on a 200) becomes a 502
     // unless the body's own code is an HTTP status.
     let status = if (400..=599).contains(&status) {
@@ -908,19 +836,18 @@ pub(crate) fn decode_error(status: u16, body: &[u8]) -> ChatError {
             .filter(|s| (400..=599).contains(s))
             .unwrap_or(502)
     };
-    let mut k = ErrorKind::for_status(status);
-    if code.as_deref() == Some("context_length_exceeded") {
-        k = ErrorKind::ContextLength;
-    } else if kind.as_deref() == Some("insufficient_quota") {
-        k = ErrorKind::RateLimited;
-    }
+    let k = match (code.as_deref(), kind.as_deref()) {
+        (Some("context_length_exceeded"), _) => ErrorKind::ContextLength,
+        (_, Some("insufficient_quota")) => ErrorKind::RateLimited,
+        _ => ErrorKind::for_status(status),
+    };
     ChatError {
         kind: k,
         status,
         message: message
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| format!("upstream returned HTTP {status}")),
-        param,
+        param: word("param"),
         code,
         vendor_type: kind,
     }
