@@ -12,6 +12,8 @@
 //!   issues them).
 //! - `top_k` and prompt-caching markers are not OpenAI fields: they are sent
 //!   only when the request came from an OpenAI client that wrote them.
+//! - A thinking budget (another family's client) is not sent: most
+//!   OpenAI-compatible models reject `reasoning_effort`; an effort is.
 //! - Files of other vendors (`FileId` of another family), audio by URL and
 //!   documents by URL cannot be expressed: a 400 naming the part.
 //!
@@ -22,8 +24,8 @@
 mod stream;
 
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, Effort, Egress, ErrorKind, Family, Finish, Media,
-    MediaKind, MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
+    generated_id, now_unix, Answer, ChatError, Egress, ErrorKind, Family, Finish, Media, MediaKind,
+    MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
     StreamDecoder, Text, Tool, ToolCall, ToolChoice, ToolKind, Usage, VendorOptions,
 };
 use bytes::Bytes;
@@ -157,13 +159,12 @@ fn encode(req: &Request<'_>, model: &str) -> Result<Vec<u8>, ChatError> {
             "max_tokens"
         };
         j.opt(limit, req.max_tokens);
-        let effort = match req.reasoning {
-            Some(ReasoningConfig::Effort(e)) => Some(e),
-            Some(ReasoningConfig::Budget(b)) => Some(Effort::for_budget(b)),
-            // The vendor decides: say nothing.
-            Some(ReasoningConfig::Dynamic) | None => None,
-        };
-        j.opt("reasoning_effort", effort.map(Effort::as_str));
+        // An effort (an OpenAI client's, or an override's) is sent; a
+        // thinking budget from another family's client is not: most
+        // OpenAI-compatible models reject `reasoning_effort`.
+        if let Some(ReasoningConfig::Effort(e)) = req.reasoning {
+            j.put("reasoning_effort", e.as_str());
+        }
         if let Some(f) = &req.response_format {
             j.key("response_format").obj(|j| match f {
                 ResponseFormat::Text => j.put("type", "text"),

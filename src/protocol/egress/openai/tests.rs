@@ -162,7 +162,7 @@ fn encodes_another_familys_request() {
             ],
             "tools": [{"type": "function", "function": {"name": "get"}}],
             "tool_choice": "required",
-            "max_tokens": 100, "reasoning_effort": "low",
+            "max_tokens": 100,
             "stream": true, "stream_options": {"include_usage": true}, "user": "u"
         })
     );
