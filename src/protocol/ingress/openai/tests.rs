@@ -210,118 +210,41 @@ fn unknown_tool_choice_shapes_are_kept_raw() {
     assert_eq!(req.extra.fields[0].0, "tool_choice");
 }
 
+/// `body => param: words of the message`, one case a line.
+const BAD: &str = r#"
+{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x"}}]}]} => messages[0].content[0].image_url.url: http(s) URL or a base64 data URL
+{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,AA"}}]}]} => messages[0].content[0].image_url.url: only base64 data URLs
+{"messages":[{"role":"user","content":5}]} => messages[0].content: expected a string or an array
+{"messages":[{"role":"user","content":"a"},{"role":"user","content":[{"type":"text","text":3}]}]} => messages[1].content[0].text: invalid type: integer `3`
+{"messages":[{"content":"x"}]} => messages[0].role: no role
+{"messages":[{"role":"robot","content":"x"}]} => messages[0].role: 'robot'
+{"messages":[{"role":"system","content":[{"type":"image_url","image_url":"https://a"}]}]} => messages[0].content[0].type: system messages may only contain text
+{"messages":[{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f"}}]}]} => messages[0].tool_calls[0].id: no id
+{"messages":[{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":3}}]}]} => messages[0].tool_calls[0].function.arguments: JSON string
+{"messages":[{"role":"tool","content":"x"}]} => messages[0].tool_call_id: no tool_call_id
+{"messages":[],"tools":[{"type":"web_search"}]} => tools[0].type: 'web_search'
+{"messages":[],"tools":[{"type":"function","function":{"description":"x"}}]} => tools[0].function.name: no name
+{"messages":[],"temperature":"hot"} => temperature: invalid type: string
+{"messages":[],"stop":["a",1]} => stop[1]: invalid type: integer
+{"messages":[],"reasoning_effort":"max"} => reasoning_effort: one of none
+{"messages":[],"response_format":{"type":"xml"}} => response_format.type: 'xml'
+{"messages":[],"tool_choice":"sometimes"} => tool_choice: auto, none, required
+{"model":"m"} => messages: required
+{"messages": [ => messages[0]: EOF while parsing
+[1] => : request body is not a JSON chat request: invalid type: sequence
+"#;
+
 #[test]
 fn errors_name_the_field() {
-    let cases: &[(Value, Option<&str>, &str)] = &[
-        (
-            json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}]}),
-            Some("messages[0].content[0].image_url.url"),
-            "http(s) URL or a base64 data URL",
-        ),
-        (
-            json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,AAAA"}}]}]}),
-            Some("messages[0].content[0].image_url.url"),
-            "only base64 data URLs",
-        ),
-        (
-            json!({"messages": [{"role": "user", "content": 5}]}),
-            Some("messages[0].content"),
-            "expected a string or an array",
-        ),
-        (
-            json!({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": 3}]}]}),
-            Some("messages[1].content[0].text"),
-            "invalid type: integer `3`",
-        ),
-        (
-            json!({"messages": [{"content": "x"}]}),
-            Some("messages[0].role"),
-            "no role",
-        ),
-        (
-            json!({"messages": [{"role": "robot", "content": "x"}]}),
-            Some("messages[0].role"),
-            "'robot'",
-        ),
-        (
-            json!({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": "https://a"}]}]}),
-            Some("messages[0].content[0].type"),
-            "system messages may only contain text",
-        ),
-        (
-            json!({"messages": [{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}]}),
-            Some("messages[0].tool_calls[0].id"),
-            "no id",
-        ),
-        (
-            json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": 3}}]}]}),
-            Some("messages[0].tool_calls[0].function.arguments"),
-            "JSON string",
-        ),
-        (
-            json!({"messages": [{"role": "tool", "content": "x"}]}),
-            Some("messages[0].tool_call_id"),
-            "no tool_call_id",
-        ),
-        (
-            json!({"messages": [], "tools": [{"type": "web_search"}]}),
-            Some("tools[0].type"),
-            "'web_search'",
-        ),
-        (
-            json!({"messages": [], "tools": [{"type": "function", "function": {"description": "x"}}]}),
-            Some("tools[0].function.name"),
-            "no name",
-        ),
-        (
-            json!({"messages": [], "temperature": "hot"}),
-            Some("temperature"),
-            "invalid type: string",
-        ),
-        (
-            json!({"messages": [], "stop": ["a", 1]}),
-            Some("stop[1]"),
-            "invalid type: integer",
-        ),
-        (
-            json!({"messages": [], "reasoning_effort": "max"}),
-            Some("reasoning_effort"),
-            "one of none",
-        ),
-        (
-            json!({"messages": [], "response_format": {"type": "xml"}}),
-            Some("response_format.type"),
-            "'xml'",
-        ),
-        (
-            json!({"messages": [], "tool_choice": "sometimes"}),
-            Some("tool_choice"),
-            "auto, none, required",
-        ),
-        (json!({"model": "m"}), Some("messages"), "required"),
-    ];
-    for (body, param, msg) in cases {
-        let e = decode(body).expect_err(&body.to_string());
-        assert_eq!(e.param.as_deref(), *param, "{body}: {e:?}");
+    for line in BAD.lines().filter(|l| !l.is_empty()) {
+        let (body, want) = line.split_once(" => ").expect("case");
+        let (param, msg) = want.split_once(": ").expect("case");
+        let e = OpenAiChat.decode_request(body.as_bytes()).expect_err(body);
+        assert_eq!(e.param.as_deref().unwrap_or(""), param, "{body}: {e:?}");
         assert!(e.message.contains(msg), "{body}: {}", e.message);
         assert!(!e.message.contains(" at line "), "{}", e.message);
         assert_eq!((e.status, e.kind), (400, ErrorKind::InvalidRequest));
     }
-    let e = OpenAiChat
-        .decode_request(b"{\"messages\": [")
-        .expect_err("truncated");
-    assert_eq!(e.param.as_deref(), Some("messages[0]"));
-    assert!(e.message.starts_with("EOF while parsing"), "{}", e.message);
-    let e = OpenAiChat
-        .decode_request(b"[1]")
-        .expect_err("not an object");
-    assert_eq!(e.param, None);
-    assert!(
-        e.message
-            .starts_with("request body is not a JSON chat request: invalid type: sequence"),
-        "{}",
-        e.message
-    );
 }
 
 // ---------------------------------------------------------------- encoding
@@ -330,39 +253,51 @@ fn parsed(b: &[u8]) -> Value {
     serde_json::from_slice(b).expect("JSON")
 }
 
+fn gsig(v: &'static str) -> Option<Signature<'static>> {
+    Some(Signature {
+        family: Family::Gemini,
+        value: v.into(),
+    })
+}
+
+fn call(id: &'static str, kind: ToolKind, args: &'static str, sig: &'static str) -> Part<'static> {
+    let signature = gsig(sig).filter(|_| !sig.is_empty());
+    Part::ToolCall(ToolCall {
+        id: id.into(),
+        name: "f".into(),
+        kind,
+        arguments: args.into(),
+        signature,
+    })
+}
+
 #[test]
 fn encodes_an_answer_as_a_chat_completion() {
+    let reasoning = Part::Reasoning(Reasoning {
+        text: "think".into(),
+        signature: None,
+        redacted: None,
+    });
+    let usage = Usage {
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        cached_tokens: 4,
+        reasoning_tokens: 2,
+        ..Usage::default()
+    };
+    let parts = vec![
+        reasoning,
+        Part::Text(Text::plain("Hi ")),
+        Part::Text(Text::plain("there")),
+        call("c1", ToolKind::Function, "", "SIG"),
+    ];
     let answer = Answer {
         id: "msg_1".into(),
-        model: "claude-x".into(),
+        model: "x".into(),
         created: 1_700_000_000,
-        parts: vec![
-            Part::Reasoning(Reasoning {
-                text: "think".into(),
-                signature: None,
-                redacted: None,
-            }),
-            Part::Text(Text::plain("Hi ")),
-            Part::Text(Text::plain("there")),
-            Part::ToolCall(ToolCall {
-                id: "call_1".into(),
-                name: "get".into(),
-                kind: ToolKind::Function,
-                arguments: "".into(),
-                signature: Some(Signature {
-                    family: Family::Gemini,
-                    value: "SIG".into(),
-                }),
-            }),
-        ],
+        parts,
         finish: Some(Finish::ToolCalls),
-        usage: Usage {
-            prompt_tokens: 10,
-            completion_tokens: 5,
-            cached_tokens: 4,
-            reasoning_tokens: 2,
-            ..Default::default()
-        },
+        usage,
     };
     assert_eq!(
         parsed(&OpenAiChat.encode_answer(&answer, "my-model")),
@@ -370,7 +305,7 @@ fn encodes_an_answer_as_a_chat_completion() {
             "id": "msg_1", "object": "chat.completion", "created": 1_700_000_000u64, "model": "my-model",
             "choices": [{"index": 0, "message": {
                 "role": "assistant", "content": "Hi there", "reasoning_content": "think",
-                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get", "arguments": "{}"},
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"},
                                 "extra_content": {"google": {"thought_signature": "SIG"}}}]
             }, "logprobs": null, "finish_reason": "tool_calls"}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
@@ -380,13 +315,7 @@ fn encodes_an_answer_as_a_chat_completion() {
     );
     let cases = [
         (
-            vec![Part::ToolCall(ToolCall {
-                id: "c".into(),
-                name: "f".into(),
-                kind: ToolKind::Function,
-                arguments: "{}".into(),
-                signature: None,
-            })],
+            vec![call("c", ToolKind::Custom, "diff", "")],
             None,
             Value::Null,
             "tool_calls",
@@ -427,22 +356,16 @@ fn encodes_an_answer_as_a_chat_completion() {
 /// checked and removed.
 fn chunks(out: &[u8]) -> Vec<Value> {
     let text = std::str::from_utf8(out).expect("UTF-8");
-    text.split_terminator("\n\n")
-        .map(|e| {
-            let d = e.strip_prefix("data: ").expect("data line");
-            if d == "[DONE]" {
-                return json!("[DONE]");
-            }
-            let mut v: Value = serde_json::from_str(d).expect("chunk JSON");
-            if let Some(o) = v.as_object_mut() {
-                assert!(o
-                    .remove("created")
-                    .and_then(|c| c.as_u64())
-                    .is_some_and(|c| c > 1_600_000_000));
-            }
-            v
-        })
-        .collect()
+    let chunk = |e: &str| {
+        let d = e.strip_prefix("data: ").expect("data line");
+        let mut v: Value = serde_json::from_str(d).unwrap_or(json!(d));
+        if let Some(o) = v.as_object_mut().filter(|o| o.contains_key("object")) {
+            let created = o.remove("created").and_then(|c| c.as_u64());
+            assert!(created.is_some_and(|c| c > 1_600_000_000));
+        }
+        v
+    };
+    text.split_terminator("\n\n").map(chunk).collect()
 }
 
 fn delta(d: Value, finish: Value) -> Value {
@@ -450,119 +373,91 @@ fn delta(d: Value, finish: Value) -> Value {
            "choices": [{"index": 0, "delta": d, "logprobs": null, "finish_reason": finish}], "usage": null})
 }
 
+fn encode_stream(events: &[Event<'_>], include_usage: bool) -> Vec<Value> {
+    let mut enc = OpenAiChat.stream_encoder("client-model", include_usage);
+    let mut out = BytesMut::new();
+    events.iter().for_each(|ev| enc.event(ev, &mut out));
+    enc.finish(&mut out);
+    chunks(&out)
+}
+
+fn open(index: usize, block: Block<'static>) -> Event<'static> {
+    Event::BlockStart { index, block }
+}
+
+fn tool(id: &'static str, kind: ToolKind) -> Block<'static> {
+    Block::ToolCall {
+        id: id.into(),
+        name: "f".into(),
+        kind,
+    }
+}
+
+fn d(index: usize, delta: Delta<'static>) -> Event<'static> {
+    Event::Delta { index, delta }
+}
+
+fn close(index: usize) -> Event<'static> {
+    Event::BlockStop { index }
+}
+
 #[test]
 fn encodes_a_stream_as_openai_chunks() {
-    let sig = |v: &'static str| Signature {
-        family: Family::Gemini,
-        value: v.into(),
+    let anthropic = Signature {
+        family: Family::Anthropic,
+        value: "x".into(),
     };
-    let events = vec![
+    let usage = Usage {
+        prompt_tokens: 9,
+        completion_tokens: 3,
+        total_tokens: 12,
+        ..Usage::default()
+    };
+    let events = [
         Event::Start {
             id: "chatcmpl-1".into(),
             model: "vendor-model".into(),
         },
-        Event::BlockStart {
-            index: 0,
-            block: Block::Reasoning,
-        },
-        Event::Delta {
-            index: 0,
-            delta: Delta::Reasoning("hm".into()),
-        },
-        Event::Delta {
-            index: 0,
-            delta: Delta::Signature(Signature {
-                family: Family::Anthropic,
-                value: "x".into(),
-            }),
-        },
-        Event::BlockStop { index: 0 },
-        Event::BlockStart {
-            index: 1,
-            block: Block::Text,
-        },
-        Event::Delta {
-            index: 1,
-            delta: Delta::Text("Hi \"you\"".into()),
-        },
-        Event::BlockStop { index: 1 },
-        Event::BlockStart {
-            index: 2,
-            block: Block::ToolCall {
-                id: "call_a".into(),
-                name: "get".into(),
-                kind: ToolKind::Function,
-            },
-        },
-        Event::Delta {
-            index: 2,
-            delta: Delta::Signature(sig("S1")),
-        },
-        Event::Delta {
-            index: 2,
-            delta: Delta::ToolArguments("{\"a\":".into()),
-        },
-        Event::Delta {
-            index: 2,
-            delta: Delta::ToolArguments("1}".into()),
-        },
-        Event::BlockStop { index: 2 },
-        Event::BlockStart {
-            index: 3,
-            block: Block::ToolCall {
-                id: "call_b".into(),
-                name: "now".into(),
-                kind: ToolKind::Function,
-            },
-        },
-        Event::BlockStop { index: 3 },
-        Event::BlockStart {
-            index: 4,
-            block: Block::ToolCall {
-                id: "call_c".into(),
-                name: "patch".into(),
-                kind: ToolKind::Custom,
-            },
-        },
-        Event::Delta {
-            index: 4,
-            delta: Delta::ToolArguments("diff".into()),
-        },
-        Event::BlockStop { index: 4 },
-        Event::Usage(Usage {
-            prompt_tokens: 9,
-            completion_tokens: 3,
-            total_tokens: 12,
-            ..Default::default()
-        }),
+        open(0, Block::Reasoning),
+        d(0, Delta::Reasoning("hm".into())),
+        d(0, Delta::Signature(anthropic)),
+        close(0),
+        open(1, Block::Text),
+        d(1, Delta::Text("Hi \"you\"".into())),
+        close(1),
+        open(2, tool("call_a", ToolKind::Function)),
+        d(2, Delta::Signature(gsig("S1").expect("sig"))),
+        d(2, Delta::ToolArguments("{\"a\":".into())),
+        d(2, Delta::ToolArguments("1}".into())),
+        close(2),
+        open(3, tool("call_b", ToolKind::Function)),
+        close(3),
+        open(4, tool("call_c", ToolKind::Custom)),
+        d(4, Delta::ToolArguments("diff".into())),
+        close(4),
+        Event::Usage(usage),
         Event::Stop {
             finish: Finish::ToolCalls,
         },
     ];
-    let mut enc = OpenAiChat.stream_encoder("client-model", true);
-    let mut out = BytesMut::new();
-    for ev in &events {
-        enc.event(ev, &mut out);
-    }
-    enc.finish(&mut out);
     let call = |c: Value| delta(json!({"tool_calls": [c]}), Value::Null);
     assert_eq!(
-        chunks(&out),
+        encode_stream(&events, true),
         vec![
             delta(json!({"role": "assistant", "content": ""}), Value::Null),
             delta(json!({"reasoning_content": "hm"}), Value::Null),
             delta(json!({"content": "Hi \"you\""}), Value::Null),
             call(
-                json!({"index": 0, "id": "call_a", "type": "function", "function": {"name": "get", "arguments": ""},
+                json!({"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""},
                         "extra_content": {"google": {"thought_signature": "S1"}}})
             ),
             call(json!({"index": 0, "function": {"arguments": "{\"a\":"}})),
             call(json!({"index": 0, "function": {"arguments": "1}"}})),
             call(
-                json!({"index": 1, "id": "call_b", "type": "function", "function": {"name": "now", "arguments": "{}"}})
+                json!({"index": 1, "id": "call_b", "type": "function", "function": {"name": "f", "arguments": "{}"}})
             ),
             call(
-                json!({"index": 2, "id": "call_c", "type": "custom", "custom": {"name": "patch", "input": ""}})
+                json!({"index": 2, "id": "call_c", "type": "custom", "custom": {"name": "f", "input": ""}})
             ),
             call(json!({"index": 2, "custom": {"input": "diff"}})),
             delta(json!({}), json!("tool_calls")),
@@ -575,31 +470,20 @@ fn encodes_a_stream_as_openai_chunks() {
     );
 
     // Without include_usage: no `usage` member, no usage chunk; a refusal
-    // ends with `stop`.
-    let mut enc = OpenAiChat.stream_encoder("m", false);
-    let mut out = BytesMut::new();
-    for ev in [
+    // ends with `stop`; a missing id is generated.
+    let events = [
         Event::Start {
             id: "".into(),
             model: "v".into(),
         },
-        Event::BlockStart {
-            index: 0,
-            block: Block::Refusal,
-        },
-        Event::Delta {
-            index: 0,
-            delta: Delta::Refusal("no".into()),
-        },
-        Event::BlockStop { index: 0 },
+        open(0, Block::Refusal),
+        d(0, Delta::Refusal("no".into())),
+        close(0),
         Event::Stop {
             finish: Finish::Refusal,
         },
-    ] {
-        enc.event(&ev, &mut out);
-    }
-    enc.finish(&mut out);
-    let got = chunks(&out);
+    ];
+    let got = encode_stream(&events, false);
     assert!(got[0]["id"]
         .as_str()
         .is_some_and(|i| i.starts_with("chatcmpl-")));
@@ -607,6 +491,19 @@ fn encodes_a_stream_as_openai_chunks() {
     assert_eq!(got[2]["choices"][0]["finish_reason"], "stop");
     assert!(got[2].get("usage").is_none());
     assert_eq!(got.len(), 4);
+    // An in-band error ends the stream in the client's shape.
+    let err = Event::Error(ChatError::new(ErrorKind::Overloaded, 529, "busy"));
+    let got = encode_stream(
+        &[
+            Event::Start {
+                id: "x".into(),
+                model: "v".into(),
+            },
+            err,
+        ],
+        false,
+    );
+    assert_eq!(got[1]["error"]["type"], "server_error");
 }
 
 #[test]
