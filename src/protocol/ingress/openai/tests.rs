@@ -272,33 +272,12 @@ fn call(id: &'static str, kind: ToolKind, args: &'static str, sig: &'static str)
 }
 
 #[test]
+#[rustfmt::skip]
 fn encodes_an_answer_as_a_chat_completion() {
-    let reasoning = Part::Reasoning(Reasoning {
-        text: "think".into(),
-        signature: None,
-        redacted: None,
-    });
-    let usage = Usage {
-        prompt_tokens: 10,
-        completion_tokens: 5,
-        cached_tokens: 4,
-        reasoning_tokens: 2,
-        ..Usage::default()
-    };
-    let parts = vec![
-        reasoning,
-        Part::Text(Text::plain("Hi ")),
-        Part::Text(Text::plain("there")),
-        call("c1", ToolKind::Function, "", "SIG"),
-    ];
-    let answer = Answer {
-        id: "msg_1".into(),
-        model: "x".into(),
-        created: 1_700_000_000,
-        parts,
-        finish: Some(Finish::ToolCalls),
-        usage,
-    };
+    let reasoning = Part::Reasoning(Reasoning { text: "think".into(), signature: None, redacted: None });
+    let usage = Usage { prompt_tokens: 10, completion_tokens: 5, cached_tokens: 4, reasoning_tokens: 2, ..Usage::default() };
+    let parts = vec![reasoning, Part::Text(Text::plain("Hi ")), Part::Text(Text::plain("there")), call("c1", ToolKind::Function, "", "SIG")];
+    let answer = Answer { id: "msg_1".into(), model: "x".into(), created: 1_700_000_000, parts, finish: Some(Finish::ToolCalls), usage };
     assert_eq!(
         parsed(&OpenAiChat.encode_answer(&answer, "my-model")),
         json!({
@@ -314,38 +293,14 @@ fn encodes_an_answer_as_a_chat_completion() {
         })
     );
     let cases = [
-        (
-            vec![call("c", ToolKind::Custom, "diff", "")],
-            None,
-            Value::Null,
-            "tool_calls",
-        ),
-        (
-            vec![Part::Refusal("no".into())],
-            Some(Finish::Refusal),
-            Value::Null,
-            "stop",
-        ),
+        (vec![call("c", ToolKind::Custom, "diff", "")], None, Value::Null, "tool_calls"),
+        (vec![Part::Refusal("no".into())], Some(Finish::Refusal), Value::Null, "stop"),
         (vec![], Some(Finish::Refusal), json!(""), "content_filter"),
-        (
-            vec![Part::Text(Text::plain("x"))],
-            Some(Finish::Length),
-            json!("x"),
-            "length",
-        ),
-        (
-            vec![],
-            Some(Finish::StopSequence(Some("END".into()))),
-            json!(""),
-            "stop",
-        ),
+        (vec![Part::Text(Text::plain("x"))], Some(Finish::Length), json!("x"), "length"),
+        (vec![], Some(Finish::StopSequence(Some("END".into()))), json!(""), "stop"),
     ];
     for (parts, finish, content, word) in cases {
-        let a = Answer {
-            parts,
-            finish,
-            ..answer.clone()
-        };
+        let a = Answer { parts, finish, ..answer.clone() };
         let v = parsed(&OpenAiChat.encode_answer(&a, "m"));
         assert_eq!(v["choices"][0]["message"]["content"], content, "{v}");
         assert_eq!(v["choices"][0]["finish_reason"], word, "{v}");
@@ -402,43 +357,19 @@ fn close(index: usize) -> Event<'static> {
 }
 
 #[test]
+#[rustfmt::skip]
 fn encodes_a_stream_as_openai_chunks() {
-    let anthropic = Signature {
-        family: Family::Anthropic,
-        value: "x".into(),
-    };
-    let usage = Usage {
-        prompt_tokens: 9,
-        completion_tokens: 3,
-        total_tokens: 12,
-        ..Usage::default()
-    };
+    let anthropic = Signature { family: Family::Anthropic, value: "x".into() };
+    let usage = Usage { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12, ..Usage::default() };
     let events = [
-        Event::Start {
-            id: "chatcmpl-1".into(),
-            model: "vendor-model".into(),
-        },
-        open(0, Block::Reasoning),
-        d(0, Delta::Reasoning("hm".into())),
-        d(0, Delta::Signature(anthropic)),
-        close(0),
-        open(1, Block::Text),
-        d(1, Delta::Text("Hi \"you\"".into())),
-        close(1),
-        open(2, tool("call_a", ToolKind::Function)),
-        d(2, Delta::Signature(gsig("S1").expect("sig"))),
-        d(2, Delta::ToolArguments("{\"a\":".into())),
-        d(2, Delta::ToolArguments("1}".into())),
-        close(2),
-        open(3, tool("call_b", ToolKind::Function)),
-        close(3),
-        open(4, tool("call_c", ToolKind::Custom)),
-        d(4, Delta::ToolArguments("diff".into())),
-        close(4),
-        Event::Usage(usage),
-        Event::Stop {
-            finish: Finish::ToolCalls,
-        },
+        Event::Start { id: "chatcmpl-1".into(), model: "vendor-model".into() },
+        open(0, Block::Reasoning), d(0, Delta::Reasoning("hm".into())), d(0, Delta::Signature(anthropic)), close(0),
+        open(1, Block::Text), d(1, Delta::Text("Hi \"you\"".into())), close(1),
+        open(2, tool("call_a", ToolKind::Function)), d(2, Delta::Signature(gsig("S1").expect("sig"))),
+        d(2, Delta::ToolArguments("{\"a\":".into())), d(2, Delta::ToolArguments("1}".into())), close(2),
+        open(3, tool("call_b", ToolKind::Function)), close(3),
+        open(4, tool("call_c", ToolKind::Custom)), d(4, Delta::ToolArguments("diff".into())), close(4),
+        Event::Usage(usage), Event::Stop { finish: Finish::ToolCalls },
     ];
     let call = |c: Value| delta(json!({"tool_calls": [c]}), Value::Null);
     assert_eq!(
@@ -447,18 +378,12 @@ fn encodes_a_stream_as_openai_chunks() {
             delta(json!({"role": "assistant", "content": ""}), Value::Null),
             delta(json!({"reasoning_content": "hm"}), Value::Null),
             delta(json!({"content": "Hi \"you\""}), Value::Null),
-            call(
-                json!({"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""},
-                        "extra_content": {"google": {"thought_signature": "S1"}}})
-            ),
+            call(json!({"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""},
+                        "extra_content": {"google": {"thought_signature": "S1"}}})),
             call(json!({"index": 0, "function": {"arguments": "{\"a\":"}})),
             call(json!({"index": 0, "function": {"arguments": "1}"}})),
-            call(
-                json!({"index": 1, "id": "call_b", "type": "function", "function": {"name": "f", "arguments": "{}"}})
-            ),
-            call(
-                json!({"index": 2, "id": "call_c", "type": "custom", "custom": {"name": "f", "input": ""}})
-            ),
+            call(json!({"index": 1, "id": "call_b", "type": "function", "function": {"name": "f", "arguments": "{}"}})),
+            call(json!({"index": 2, "id": "call_c", "type": "custom", "custom": {"name": "f", "input": ""}})),
             call(json!({"index": 2, "custom": {"input": "diff"}})),
             delta(json!({}), json!("tool_calls")),
             json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "client-model", "choices": [],
@@ -472,99 +397,44 @@ fn encodes_a_stream_as_openai_chunks() {
     // Without include_usage: no `usage` member, no usage chunk; a refusal
     // ends with `stop`; a missing id is generated.
     let events = [
-        Event::Start {
-            id: "".into(),
-            model: "v".into(),
-        },
-        open(0, Block::Refusal),
-        d(0, Delta::Refusal("no".into())),
-        close(0),
-        Event::Stop {
-            finish: Finish::Refusal,
-        },
+        Event::Start { id: "".into(), model: "v".into() },
+        open(0, Block::Refusal), d(0, Delta::Refusal("no".into())), close(0),
+        Event::Stop { finish: Finish::Refusal },
     ];
     let got = encode_stream(&events, false);
-    assert!(got[0]["id"]
-        .as_str()
-        .is_some_and(|i| i.starts_with("chatcmpl-")));
+    assert!(got[0]["id"].as_str().is_some_and(|i| i.starts_with("chatcmpl-")));
     assert_eq!(got[1]["choices"][0]["delta"], json!({"refusal": "no"}));
     assert_eq!(got[2]["choices"][0]["finish_reason"], "stop");
     assert!(got[2].get("usage").is_none());
     assert_eq!(got.len(), 4);
     // An in-band error ends the stream in the client's shape.
     let err = Event::Error(ChatError::new(ErrorKind::Overloaded, 529, "busy"));
-    let got = encode_stream(
-        &[
-            Event::Start {
-                id: "x".into(),
-                model: "v".into(),
-            },
-            err,
-        ],
-        false,
-    );
+    let got = encode_stream(&[Event::Start { id: "x".into(), model: "v".into() }, err], false);
     assert_eq!(got[1]["error"]["type"], "server_error");
 }
 
 #[test]
+#[rustfmt::skip]
 fn errors_in_openai_shape() {
-    let e = |kind, status| ChatError::new(kind, status, "boom");
+    // (kind, status, vendor type, code) => (type, code)
     let cases = [
-        (
-            ChatError::invalid("messages[0].role", "bad"),
-            json!({"message": "bad", "type": "invalid_request_error", "param": "messages[0].role", "code": null}),
-        ),
-        (
-            e(ErrorKind::Authentication, 401),
-            json!({"message": "boom", "type": "authentication_error", "param": null, "code": null}),
-        ),
-        (
-            e(ErrorKind::RateLimited, 429),
-            json!({"message": "boom", "type": "rate_limit_error", "param": null, "code": null}),
-        ),
-        (
-            e(ErrorKind::ContextLength, 400),
-            json!({"message": "boom", "type": "invalid_request_error", "param": null, "code": "context_length_exceeded"}),
-        ),
-        (
-            e(ErrorKind::Timeout, 504),
-            json!({"message": "boom", "type": "timeout", "param": null, "code": null}),
-        ),
-        (
-            ChatError {
-                vendor_type: Some("overloaded_error".into()),
-                ..e(ErrorKind::Overloaded, 529)
-            },
-            json!({"message": "boom", "type": "server_error", "param": null, "code": "overloaded_error"}),
-        ),
-        (
-            ChatError {
-                vendor_type: Some("RESOURCE_EXHAUSTED".into()),
-                code: Some("RESOURCE_EXHAUSTED".into()),
-                ..e(ErrorKind::RateLimited, 429)
-            },
-            json!({"message": "boom", "type": "rate_limit_error", "param": null, "code": "RESOURCE_EXHAUSTED"}),
-        ),
-        (
-            ChatError {
-                vendor_type: Some("insufficient_quota".into()),
-                code: Some("insufficient_quota".into()),
-                ..e(ErrorKind::RateLimited, 429)
-            },
-            json!({"message": "boom", "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}),
-        ),
+        (ErrorKind::InvalidRequest, 400, None, None, "invalid_request_error", None),
+        (ErrorKind::Authentication, 401, None, None, "authentication_error", None),
+        (ErrorKind::RateLimited, 429, None, None, "rate_limit_error", None),
+        (ErrorKind::ContextLength, 400, None, None, "invalid_request_error", Some("context_length_exceeded")),
+        (ErrorKind::Timeout, 504, None, None, "timeout", None),
+        (ErrorKind::Overloaded, 529, Some("overloaded_error"), None, "server_error", Some("overloaded_error")),
+        (ErrorKind::RateLimited, 429, Some("RESOURCE_EXHAUSTED"), Some("RESOURCE_EXHAUSTED"), "rate_limit_error", Some("RESOURCE_EXHAUSTED")),
+        (ErrorKind::RateLimited, 429, Some("insufficient_quota"), Some("q"), "insufficient_quota", Some("q")),
     ];
-    for (err, want) in cases {
-        assert_eq!(
-            parsed(&OpenAiChat.encode_error(&err)),
-            json!({"error": want})
-        );
+    for (kind, status, vendor, code, want_type, want_code) in cases {
+        let mut err = ChatError::new(kind, status, "boom");
+        (err.vendor_type, err.code) = (vendor.map(String::from), code.map(String::from));
+        err.param = (kind == ErrorKind::InvalidRequest).then(|| "messages[0].role".into());
+        let want = json!({"error": {"message": "boom", "type": want_type, "param": err.param, "code": want_code}});
+        assert_eq!(parsed(&OpenAiChat.encode_error(&err)), want);
         let ev = OpenAiChat.stream_error(&err);
-        let line = std::str::from_utf8(&ev).expect("UTF-8");
-        let data = line
-            .strip_prefix("data: ")
-            .and_then(|l| l.strip_suffix("\n\n"))
-            .expect("one data event");
-        assert_eq!(parsed(data.as_bytes()), json!({"error": want}));
+        let data = ev.strip_prefix(b"data: ").and_then(|l| l.strip_suffix(b"\n\n"));
+        assert_eq!(parsed(data.expect("one data event")), want);
     }
 }
