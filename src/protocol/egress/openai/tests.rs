@@ -1,7 +1,5 @@
 use super::*;
-use crate::protocol::chat::{
-    Block, Delta, Effort, Event, Extras, Ingress, Reasoning, Tool, Translation, Turn,
-};
+use crate::protocol::chat::{Block, Delta, Event, Ingress, Translation, Turn};
 use crate::protocol::ingress::openai::OpenAiChat as OpenAiClient;
 use crate::protocol::sse::SseParser;
 use bytes::BytesMut;
@@ -68,85 +66,22 @@ fn an_openai_request_round_trips_with_an_edit() {
 
 #[test]
 fn encodes_another_familys_request() {
-    let mut req = Request::new("claude-x", Family::Anthropic);
-    req.system = vec![Part::Text(Text::plain("A")), Part::Text(Text::plain("B"))];
-    let sig = |f| {
-        Some(Signature {
-            family: f,
-            value: "s".into(),
-        })
-    };
-    req.turns = vec![
-        Turn {
-            role: Role::User,
-            parts: vec![Part::Text(Text {
-                text: "hi".into(),
-                cache: Some(Cow::Borrowed(RawValue::NULL)),
-            })],
-        },
-        Turn {
-            role: Role::Assistant,
-            parts: vec![
-                Part::Reasoning(Reasoning {
-                    text: "thought".into(),
-                    signature: sig(Family::Anthropic),
-                    redacted: None,
-                }),
-                Part::Text(Text::plain("Calling.")),
-                Part::ToolCall(ToolCall {
-                    id: "toolu_1".into(),
-                    name: "get".into(),
-                    kind: ToolKind::Function,
-                    arguments: "".into(),
-                    signature: None,
-                }),
-            ],
-        },
-        Turn {
-            role: Role::User,
-            parts: vec![
-                Part::ToolResult(crate::protocol::chat::ToolResult {
-                    call_id: "toolu_1".into(),
-                    name: None,
-                    content: vec![
-                        Part::Text(Text::plain("see")),
-                        Part::Media(Media {
-                            kind: MediaKind::Image,
-                            mime: Some("image/jpeg".into()),
-                            source: MediaSource::Base64 {
-                                data: "QQ==".into(),
-                            },
-                            name: None,
-                            detail: None,
-                            cache: None,
-                        }),
-                    ],
-                    is_error: true,
-                    cache: None,
-                }),
-                Part::Text(Text::plain("next")),
-            ],
-        },
-    ];
-    req.tools = vec![Tool {
-        kind: ToolKind::Function,
-        name: "get".into(),
-        description: None,
-        parameters: None,
-        strict: None,
-        format: None,
-        cache: Some(Cow::Borrowed(RawValue::NULL)),
-    }];
-    req.tool_choice = Some(ToolChoice::Required);
-    req.sampling.top_k = Some(5);
-    req.max_tokens = Some(100);
+    // Built by the OpenAI ingress, then claimed by another family: what
+    // only an OpenAI client may send back (cache markers, top_k, echoed
+    // reasoning, extras) goes; a thinking budget is not sent.
+    let body = json!({"model": "x", "messages": [
+        {"role": "system", "content": "A"}, {"role": "system", "content": "B"},
+        {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "assistant", "content": "Calling.", "reasoning_content": "thought",
+         "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "get", "arguments": ""}}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": [{"type": "text", "text": "see"},
+            {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,QQ=="}}]},
+        {"role": "user", "content": "next"}
+    ], "tools": [{"type": "function", "function": {"name": "get"}, "cache_control": {"type": "ephemeral"}}],
+       "tool_choice": "required", "top_k": 5, "max_tokens": 100, "stream": true, "user": "u", "service_tier": "flex"});
+    let mut req = OpenAiClient.decode_request(leak(&body)).expect("decodes");
+    req.extra.origin = Family::Anthropic;
     req.reasoning = Some(ReasoningConfig::Budget(2000));
-    req.stream = true;
-    req.user = Some("u".into());
-    req.extra = Extras {
-        origin: Family::Anthropic,
-        fields: vec![("service_tier".into(), Cow::Borrowed(RawValue::NULL))],
-    };
     assert_eq!(
         encode(&req),
         json!({
@@ -169,44 +104,19 @@ fn encodes_another_familys_request() {
 }
 
 #[test]
+#[rustfmt::skip]
 fn what_cannot_be_expressed_is_a_400_naming_the_part() {
-    let media = |kind, source| {
-        Part::Media(Media {
-            kind,
-            mime: None,
-            source,
-            name: None,
-            detail: None,
-            cache: None,
-        })
-    };
+    let media = |kind, source| Part::Media(Media { kind, mime: None, source, name: None, detail: None, cache: None });
     let cases = [
-        media(
-            MediaKind::Document,
-            MediaSource::FileId {
-                family: Family::Anthropic,
-                id: "file_a".into(),
-            },
-        ),
+        media(MediaKind::Document, MediaSource::FileId { family: Family::Anthropic, id: "file_a".into() }),
         media(MediaKind::Audio, MediaSource::Url("https://a/b.wav".into())),
-        media(
-            MediaKind::Document,
-            MediaSource::Url("https://a/b.pdf".into()),
-        ),
+        media(MediaKind::Document, MediaSource::Url("https://a/b.pdf".into())),
     ];
     for p in cases {
         let mut req = Request::new("m", Family::Anthropic);
-        req.turns = vec![Turn {
-            role: Role::User,
-            parts: vec![Part::Text(Text::plain("x")), p],
-        }];
-        let e = OpenAiChat
-            .encode_request(&req, "m", &VendorOptions::default())
-            .expect_err("cannot");
-        assert_eq!(
-            (e.status, e.param.as_deref()),
-            (400, Some("messages[0].content[1]"))
-        );
+        req.turns = vec![Turn { role: Role::User, parts: vec![Part::Text(Text::plain("x")), p] }];
+        let e = OpenAiChat.encode_request(&req, "m", &VendorOptions::default()).expect_err("cannot");
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("messages[0].content[1]")));
     }
 }
 
@@ -561,5 +471,4 @@ fn an_openai_stream_reaches_an_openai_client() {
     );
     assert_eq!(chunks[chunks.len() - 1]["usage"]["prompt_tokens"], 82);
     assert!(text.ends_with("data: [DONE]\n\n"));
-    let _ = Effort::Low;
 }
