@@ -123,6 +123,7 @@ fn what_cannot_be_expressed_is_a_400_naming_the_part() {
 // ---------------------------------------------------------------- answers
 
 #[test]
+#[rustfmt::skip]
 fn decodes_answers() {
     let body = json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000u64, "model": "gpt-4o",
@@ -136,69 +137,26 @@ fn decodes_answers() {
                   "prompt_tokens_details": {"cached_tokens": 64}, "completion_tokens_details": {"reasoning_tokens": 5}}
     });
     let a = OpenAiChat.decode_answer(leak(&body)).expect("answer");
-    assert_eq!(
-        (a.id.as_ref(), a.model.as_ref(), a.created),
-        ("chatcmpl-1", "gpt-4o", 1_700_000_000)
-    );
+    assert_eq!((a.id.as_ref(), a.model.as_ref(), a.created), ("chatcmpl-1", "gpt-4o", 1_700_000_000));
     assert_eq!(a.finish, Some(Finish::ToolCalls), "a stop after tool calls");
-    assert_eq!(
-        a.usage,
-        Usage {
-            prompt_tokens: 82,
-            completion_tokens: 17,
-            total_tokens: 99,
-            cached_tokens: 64,
-            cache_write_tokens: 0,
-            reasoning_tokens: 5
-        }
-    );
+    let usage = Usage { prompt_tokens: 82, completion_tokens: 17, total_tokens: 99, cached_tokens: 64, cache_write_tokens: 0, reasoning_tokens: 5 };
+    assert_eq!(a.usage, usage);
     assert!(matches!(&a.parts[0], Part::Reasoning(r) if r.text == "why"));
-    assert!(
-        matches!(&a.parts[1], Part::Text(t) if t.text == "Hi" && matches!(t.text, Cow::Borrowed(_)))
-    );
-    assert!(
-        matches!(&a.parts[2], Part::ToolCall(c) if c.arguments == "{\"a\":1}"
-        && c.signature.as_ref().is_some_and(|s| s.family == Family::Gemini && s.value == "SIG"))
-    );
-    assert!(
-        matches!(&a.parts[3], Part::ToolCall(c) if c.kind == ToolKind::Custom && c.arguments == "diff" && !c.id.is_empty())
-    );
+    assert!(matches!(&a.parts[1], Part::Text(t) if t.text == "Hi" && matches!(t.text, Cow::Borrowed(_))));
+    assert!(matches!(&a.parts[2], Part::ToolCall(c) if c.arguments == "{\"a\":1}"
+        && c.signature.as_ref().is_some_and(|s| s.family == Family::Gemini && s.value == "SIG")));
+    assert!(matches!(&a.parts[3], Part::ToolCall(c) if c.kind == ToolKind::Custom && c.arguments == "diff" && !c.id.is_empty()));
 
     let cases = [
-        (
-            json!({"content": null, "reasoning": "vllm"}),
-            "stop",
-            "reasoning:vllm",
-            Finish::Stop,
-        ),
-        (
-            json!({"content": null, "refusal": "no"}),
-            "stop",
-            "refusal:no",
-            Finish::Refusal,
-        ),
-        (
-            json!({"content": [{"type": "text", "text": "parts"}]}),
-            "length",
-            "text:parts",
-            Finish::Length,
-        ),
-        (
-            json!({"content": "x"}),
-            "content_filter",
-            "text:x",
-            Finish::ContentFilter,
-        ),
-        (
-            json!({"content": "x"}),
-            "eos",
-            "text:x",
-            Finish::Other("eos".into()),
-        ),
+        (json!({"content": null, "reasoning": "vllm"}), "stop", "reasoning:vllm", Finish::Stop),
+        (json!({"content": null, "refusal": "no"}), "stop", "refusal:no", Finish::Refusal),
+        (json!({"content": [{"type": "text", "text": "parts"}]}), "length", "text:parts", Finish::Length),
+        (json!({"content": "x"}), "content_filter", "text:x", Finish::ContentFilter),
+        (json!({"content": "x"}), "eos", "text:x", Finish::Other("eos".into())),
     ];
     for (msg, word, first, finish) in cases {
-        let body = json!({"choices": [{"message": msg, "finish_reason": word}], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "prompt_cache_hit_tokens": 1}});
-        let a = OpenAiChat.decode_answer(leak(&body)).expect("answer");
+        let usage = json!({"prompt_tokens": 3, "completion_tokens": 2, "prompt_cache_hit_tokens": 1});
+        let a = OpenAiChat.decode_answer(leak(&json!({"choices": [{"message": msg, "finish_reason": word}], "usage": usage}))).expect("answer");
         let got = match &a.parts[0] {
             Part::Text(t) => format!("text:{}", t.text),
             Part::Reasoning(r) => format!("reasoning:{}", r.text),
@@ -211,42 +169,36 @@ fn decodes_answers() {
     }
     assert!(OpenAiChat.decode_answer(br#"{"choices": []}"#).is_err());
     assert!(OpenAiChat.decode_answer(b"<html>").is_err());
-    let e = OpenAiChat
-        .decode_answer(br#"{"error": {"message": "slow down", "type": "requests", "code": 429}}"#)
-        .expect_err("error body");
-    assert_eq!(
-        (e.status, e.kind, e.message.as_str()),
-        (429, ErrorKind::RateLimited, "slow down")
-    );
+    let e = OpenAiChat.decode_answer(br#"{"error": {"message": "slow down", "type": "requests", "code": 429}}"#).expect_err("error");
+    assert_eq!((e.status, e.kind, e.message.as_str()), (429, ErrorKind::RateLimited, "slow down"));
 }
+
+/// `status body => status kind code: message`, one case a line.
+const ERRORS: &str = r#"
+400 {"error":{"message":"too long","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}} => 400 ContextLength context_length_exceeded: too long
+429 {"error":{"message":"quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}} => 429 RateLimited insufficient_quota: quota
+401 {"error":"bad key"} => 401 Authentication -: bad key
+503 <html>Service Unavailable</html> => 503 Overloaded -: <html>Service Unavailable</html>
+500  => 500 Upstream -: upstream returned HTTP 500
+200 {"message":"odd"} => 502 Upstream -: odd
+"#;
 
 #[test]
 fn decodes_error_bodies() {
-    let cases: [(u16, &[u8], u16, ErrorKind, &str, Option<&str>); 6] = [
-        (400, br#"{"error":{"message":"too long","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
-         400, ErrorKind::ContextLength, "too long", Some("context_length_exceeded")),
-        (429, br#"{"error":{"message":"quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
-         429, ErrorKind::RateLimited, "quota", Some("insufficient_quota")),
-        (401, br#"{"error":"bad key"}"#, 401, ErrorKind::Authentication, "bad key", None),
-        (503, b"<html>Service Unavailable</html>", 503, ErrorKind::Overloaded, "<html>Service Unavailable</html>", None),
-        (500, b"", 500, ErrorKind::Upstream, "upstream returned HTTP 500", None),
-        (200, br#"{"message":"odd"}"#, 502, ErrorKind::Upstream, "odd", None),
-    ];
-    for (status, body, want_status, kind, msg, code) in cases {
-        let e = OpenAiChat.decode_error(status, body);
+    for line in ERRORS.lines().filter(|l| !l.is_empty()) {
+        let (status, rest) = line.split_once(' ').expect("case");
+        let (body, want) = rest.split_once(" => ").expect("case");
+        let e = OpenAiChat.decode_error(status.parse().expect("status"), body.as_bytes());
+        let code = e.code.as_deref().unwrap_or("-");
         assert_eq!(
-            (e.status, e.kind, e.message.as_str(), e.code.as_deref()),
-            (want_status, kind, msg, code)
+            format!("{} {:?} {code}: {}", e.status, e.kind, e.message),
+            want
         );
     }
-    let e = OpenAiChat.decode_error(
-        400,
-        br#"{"error":{"message":"m","type":"invalid_request_error","param":"tools[0]"}}"#,
-    );
-    assert_eq!(
-        (e.param.as_deref(), e.vendor_type.as_deref()),
-        (Some("tools[0]"), Some("invalid_request_error"))
-    );
+    let body = br#"{"error":{"message":"m","type":"invalid_request_error","param":"tools[0]"}}"#;
+    let e = OpenAiChat.decode_error(400, body);
+    assert_eq!(e.param.as_deref(), Some("tools[0]"));
+    assert_eq!(e.vendor_type.as_deref(), Some("invalid_request_error"));
     let long = vec![b'x'; 5000];
     assert_eq!(OpenAiChat.decode_error(502, &long).message.len(), 500);
 }
