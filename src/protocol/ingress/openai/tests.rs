@@ -9,48 +9,25 @@ fn decode(body: &Value) -> Result<Request<'static>, ChatError> {
 }
 
 /// A part, compactly: enough to compare whole conversations in one line.
+#[rustfmt::skip]
 fn part(p: &Part<'_>) -> String {
+    let sig = |s: &Option<Signature<'_>>| s.as_ref().map(|s| format!("+sig:{:?}:{}", s.family, s.value)).unwrap_or_default();
     match p {
-        Part::Text(t) => format!(
-            "text:{}{}",
-            t.text,
-            if t.cache.is_some() { "+cache" } else { "" }
-        ),
+        Part::Text(t) => format!("text:{}{}", t.text, if t.cache.is_some() { "+cache" } else { "" }),
         Part::Media(m) => {
             let src = match &m.source {
                 MediaSource::Base64 { data } => format!("b64:{data}"),
                 MediaSource::Url(u) => format!("url:{u}"),
                 MediaSource::FileId { id, .. } => format!("file:{id}"),
             };
-            let mime = m.mime.as_deref().unwrap_or("-");
-            format!(
-                "{:?}:{mime}:{src}:{}",
-                m.kind,
-                m.name.as_deref().unwrap_or("-")
-            )
+            format!("{:?}:{}:{src}:{}", m.kind, m.mime.as_deref().unwrap_or("-"), m.name.as_deref().unwrap_or("-"))
         }
-        Part::ToolCall(c) => {
-            let sig = c.signature.as_ref().map(|s| format!("+sig:{}", s.value));
-            format!(
-                "call:{}:{}:{:?}:{}{}",
-                c.id,
-                c.name,
-                c.kind,
-                c.arguments,
-                sig.unwrap_or_default()
-            )
-        }
+        Part::ToolCall(c) => format!("call:{}:{}:{:?}:{}{}", c.id, c.name, c.kind, c.arguments, sig(&c.signature)),
         Part::ToolResult(r) => {
             let inner: Vec<String> = r.content.iter().map(part).collect();
             format!("result:{}:[{}]", r.call_id, inner.join(","))
         }
-        Part::Reasoning(r) => {
-            let sig = r
-                .signature
-                .as_ref()
-                .map(|s| format!("+sig:{:?}:{}", s.family, s.value));
-            format!("reasoning:{}{}", r.text, sig.unwrap_or_default())
-        }
+        Part::Reasoning(r) => format!("reasoning:{}{}", r.text, sig(&r.signature)),
         Part::Refusal(r) => format!("refusal:{r}"),
         Part::Opaque { .. } => "opaque".into(),
     }
@@ -67,6 +44,7 @@ fn turns(req: &Request<'_>) -> Vec<String> {
 }
 
 #[test]
+#[rustfmt::skip]
 fn decodes_a_full_request() {
     let req = decode(&json!({
         "model": "gpt-4o",
@@ -115,57 +93,24 @@ fn decodes_a_full_request() {
         [
             "User text:Look+cache | Image:image/png:b64:AAAA:- | Image:-:url:https://x.test/a.png:- \
              | Audio:audio/mp3:b64:UklG:- | Document:application/pdf:b64:JVBE:a.pdf | Document:-:file:file-1:-",
-            "Assistant reasoning:hmm | reasoning:+sig:Gemini:TSIG | call:call_1:get:Function:{\"a\":1}+sig:SIG1 \
+            "Assistant reasoning:hmm | reasoning:+sig:Gemini:TSIG | call:call_1:get:Function:{\"a\":1}+sig:Gemini:SIG1 \
              | call:call_2:patch:Custom:*** Begin",
             "User result:call_1:[text:sunny] | result:call_2:[text:ok] | text:thanks",
             "Assistant text:No. | refusal:can't",
         ]
     );
-    assert_eq!(req.tools.len(), 2);
-    assert_eq!(req.tools[0].strict, Some(true));
-    assert_eq!(req.tools[1].kind, ToolKind::Custom);
-    assert_eq!(
-        req.tools[1].format.as_ref().map(|f| f.get()),
-        Some(r#"{"type":"text"}"#)
-    );
-    assert_eq!(req.tool_choice, Some(ToolChoice::Tool("get".into())));
-    assert_eq!(req.parallel_tool_calls, Some(false));
+    let tools: Vec<String> = req.tools.iter().map(|t| format!("{:?} {} {:?} {:?}", t.kind, t.name, t.strict, t.format.as_ref().map(|f| f.get()))).collect();
+    assert_eq!(tools, ["Function get Some(true) None", "Custom patch None Some(\"{\\\"type\\\":\\\"text\\\"}\")"]);
+    assert_eq!((req.tool_choice, req.parallel_tool_calls), (Some(ToolChoice::Tool("get".into())), Some(false)));
     let s = &req.sampling;
-    assert_eq!(
-        (s.temperature, s.top_p, s.top_k, s.seed),
-        (Some(0.5), Some(0.9), Some(40), Some(-3))
-    );
-    assert_eq!(
-        (s.presence_penalty, s.frequency_penalty),
-        (Some(0.1), Some(0.2))
-    );
-    assert_eq!(s.stop, ["END"]);
-    assert_eq!(req.max_tokens, Some(300));
-    assert_eq!(req.reasoning, Some(ReasoningConfig::Effort(Effort::Low)));
-    assert!(matches!(
-        req.response_format,
-        Some(ResponseFormat::JsonSchema {
-            strict: Some(true),
-            ..
-        })
-    ));
+    assert_eq!((s.temperature, s.top_p, s.top_k, s.seed), (Some(0.5), Some(0.9), Some(40), Some(-3)));
+    assert_eq!((s.presence_penalty, s.frequency_penalty, &s.stop[..]), (Some(0.1), Some(0.2), &["END".into()][..]));
+    assert_eq!((req.max_tokens, req.reasoning), (Some(300), Some(ReasoningConfig::Effort(Effort::Low))));
+    assert!(matches!(req.response_format, Some(ResponseFormat::JsonSchema { strict: Some(true), .. })));
     assert!(req.stream && req.include_usage);
     assert_eq!((req.n, req.user.as_deref()), (Some(1), Some("u-1")));
-    let extras: Vec<String> = req
-        .extra
-        .fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.get()))
-        .collect();
-    assert_eq!(
-        extras,
-        [
-            "logprobs=true",
-            "metadata={\"k\":\"v\"}",
-            "max_completion_tokens=true",
-            "safety_identifier=true"
-        ]
-    );
+    let extras: Vec<String> = req.extra.fields.iter().map(|(k, v)| format!("{k}={}", v.get())).collect();
+    assert_eq!(extras, ["logprobs=true", "metadata={\"k\":\"v\"}", "max_completion_tokens=true", "safety_identifier=true"]);
 }
 
 #[test]
