@@ -343,7 +343,8 @@ mod tests {
 
     #[test]
     fn error_bodies_decode_into_chat_errors() {
-        let cases: &[(u16, &str, ErrorKind, u16, &str, Option<&str>)] = &[
+        type Case<'c> = (u16, &'c str, ErrorKind, u16, &'c str, Option<&'c str>);
+        let cases: &[Case] = &[
             (
                 529,
                 r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,

@@ -952,7 +952,9 @@ mod tests {
                 Box::new(move |r| {
                     foreign(r);
                     if let Some(Part::Reasoning(x)) = r.turns[1].parts.get_mut(0) {
-                        x.signature.as_mut().map(|s| s.family = Family::Gemini);
+                        if let Some(s) = x.signature.as_mut() {
+                            s.family = Family::Gemini;
+                        }
                     }
                 }),
                 Ok(

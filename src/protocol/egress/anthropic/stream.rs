@@ -412,7 +412,8 @@ mod tests {
     #[test]
     fn odd_streams_decode_as_anthropic_means_them() {
         let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
-        let cases: Vec<(String, bool, &[&str], Result<(), ()>)> = vec![
+        type Case<'c> = (String, bool, &'c [&'c str], Result<(), ()>);
+        let cases: Vec<Case> = vec![
             // No message_start, no event lines, whole tool input in the
             // start, a server tool block skipped, a stop sequence.
             (

@@ -194,6 +194,7 @@ struct DeltaData<'r> {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // Anthropic's own names
 enum DeltaOut<'r> {
     TextDelta { text: &'r str },
     ThinkingDelta { thinking: &'r str },
