@@ -131,7 +131,8 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
     let msg: Message = serde_json::from_slice(body)
         .map_err(|e| ChatError::upstream(format!("malformed Anthropic answer: {e}")))?;
     if msg.kind.as_deref() == Some("error") {
-        return Err(error(502, body));
+        // An error body on a success status: the status its type documents.
+        return Err(error(0, body));
     }
     let content = msg
         .content
@@ -268,6 +269,7 @@ pub(super) fn error(status: u16, body: &[u8]) -> ChatError {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
 
@@ -286,24 +288,15 @@ mod tests {
                 .iter()
                 .map(|p| match p {
                     Part::Text(t) => format!("text {}", t.text),
-                    Part::Reasoning(r) => format!(
-                        "reasoning {} {:?} {:?}",
-                        r.text,
-                        r.signature.as_ref().map(|s| &s.value),
-                        r.redacted.as_ref().map(|s| &s.value)
-                    ),
+                    Part::Reasoning(r) => {
+                        format!("reasoning {} {:?} {:?}", r.text, r.signature.as_ref().map(|s| &s.value), r.redacted.as_ref().map(|s| &s.value))
+                    }
                     Part::ToolCall(c) => format!("call {} {} {}", c.id, c.name, c.arguments),
                     Part::Opaque { raw, .. } => format!("opaque {}", raw.get()),
                     _ => "?".into(),
                 })
                 .collect();
-            (
-                a.id.to_string(),
-                a.model.to_string(),
-                parts,
-                a.finish.clone(),
-                a.usage,
-            )
+            (a.id.to_string(), a.model.to_string(), parts, a.finish.clone(), a.usage)
         });
         assert_eq!(
             a,
@@ -332,11 +325,7 @@ mod tests {
             assert_eq!(finish(reason, None), want);
         }
         // Error-shaped and malformed answers fail.
-        for body in [
-            &br#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#[..],
-            b"{}",
-            b"<html>",
-        ] {
+        for body in [&br#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#[..], b"{}", b"<html>"] {
             assert!(decode(body).is_err());
         }
     }
@@ -394,38 +383,10 @@ mod tests {
                 "no model",
                 Some("not_found_error"),
             ),
-            (
-                0,
-                r#"{"type":"error","error":{"type":"weird","message":"w"}}"#,
-                ErrorKind::Upstream,
-                502,
-                "w",
-                Some("weird"),
-            ),
-            (
-                502,
-                "<html><body>Bad gateway</body></html>",
-                ErrorKind::Upstream,
-                502,
-                "<html><body>Bad gateway</body></html>",
-                None,
-            ),
-            (
-                503,
-                "",
-                ErrorKind::Overloaded,
-                503,
-                "upstream returned HTTP 503",
-                None,
-            ),
-            (
-                500,
-                r#"{"error":"plain text"}"#,
-                ErrorKind::Upstream,
-                500,
-                "plain text",
-                None,
-            ),
+            (0, r#"{"type":"error","error":{"type":"weird","message":"w"}}"#, ErrorKind::Upstream, 502, "w", Some("weird")),
+            (502, "<html><body>Bad gateway</body></html>", ErrorKind::Upstream, 502, "<html><body>Bad gateway</body></html>", None),
+            (503, "", ErrorKind::Overloaded, 503, "upstream returned HTTP 503", None),
+            (500, r#"{"error":"plain text"}"#, ErrorKind::Upstream, 500, "plain text", None),
             (
                 400,
                 r#"{"error":{"message":"openai style","type":"invalid_request_error"}}"#,
@@ -437,16 +398,7 @@ mod tests {
         ];
         for (status, body, kind, want_status, message, vendor) in cases {
             let e = error(*status, body.as_bytes());
-            assert_eq!(
-                (
-                    e.kind,
-                    e.status,
-                    e.message.as_str(),
-                    e.vendor_type.as_deref()
-                ),
-                (*kind, *want_status, *message, *vendor),
-                "{body}"
-            );
+            assert_eq!((e.kind, e.status, e.message.as_str(), e.vendor_type.as_deref()), (*kind, *want_status, *message, *vendor), "{body}");
         }
         let long = "x".repeat(2000);
         assert_eq!(error(500, long.as_bytes()).message.len(), 500);

@@ -308,6 +308,7 @@ impl StreamDecoder for Decoder {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
     use crate::protocol::sse::SseParser;
@@ -319,10 +320,9 @@ mod tests {
             Event::BlockStart { index, block } => format!("block {index} {block:?}"),
             Event::Delta { index, delta } => format!("delta {index} {delta:?}"),
             Event::BlockStop { index } => format!("stop {index}"),
-            Event::Usage(u) => format!(
-                "usage in={} out={} read={} write={}",
-                u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
-            ),
+            Event::Usage(u) => {
+                format!("usage in={} out={} read={} write={}", u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens)
+            }
             Event::Stop { finish } => format!("finish {finish:?}"),
             Event::Error(e) => format!("error {:?} {} {}", e.kind, e.status, e.message),
         }
@@ -353,48 +353,57 @@ mod tests {
     #[test]
     fn recorded_streams_decode_into_canonical_events() {
         let cases: [(&str, &[&str]); 3] = [
-            (TEXT, &[
-                "start msg_01XFDUDYJgAACzvnptvVoYEL claude-sonnet-4-5-20250929",
-                "usage in=33 out=1 read=8 write=0",
-                "block 0 Text",
-                "delta 0 Text(\"Hello\")",
-                "delta 0 Text(\"! Here is a \\\"quoted\\\" word,\")",
-                "delta 0 Text(\" a backslash \\\\ and a\\nnew line;\")",
-                "delta 0 Text(\" some UTF-8: é 日本語 🦀\")",
-                "delta 0 Text(\".\")",
-                "delta 0 Text(\" Done.\")",
-                "stop 0",
-                "usage in=33 out=15 read=8 write=0",
-                "finish Stop",
-            ]),
-            (THINKING, &[
-                "start msg_01abc claude-sonnet-4-5",
-                "usage in=10 out=1 read=0 write=0",
-                "block 0 Reasoning",
-                "delta 0 Reasoning(\"I need to find the GCD of 1071 and 462 using the Euclidean algorithm.\\n\\n1071 = 2 × 462 + 147\")",
-                "delta 0 Signature(Signature { family: Anthropic, value: \"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...\" })",
-                "stop 0",
-                "block 1 Text",
-                "delta 1 Text(\"The greatest common divisor of 1071 and 462 is **21**.\")",
-                "stop 1",
-                "usage in=10 out=120 read=0 write=0",
-                "finish Stop",
-            ]),
-            (TOOL, &[
-                "start msg_014p7gG3wDgGV9EUtLvnow3U claude-sonnet-4-5",
-                "usage in=472 out=2 read=0 write=0",
-                "block 0 Text",
-                "delta 0 Text(\"Okay\")",
-                "delta 0 Text(\", let's check the weather for San Francisco, CA:\")",
-                "stop 0",
-                "block 1 ToolCall { id: \"toolu_01T1x1fJ34qAmk2tNTrN7Up6\", name: \"get_weather\", kind: Function }",
-                "delta 1 ToolArguments(\"{\\\"location\\\":\")",
-                "delta 1 ToolArguments(\" \\\"San Francisc\")",
-                "delta 1 ToolArguments(\"o, CA\\\", \\\"unit\\\": \\\"fahrenheit\\\"}\")",
-                "stop 1",
-                "usage in=472 out=89 read=0 write=0",
-                "finish ToolCalls",
-            ]),
+            (
+                TEXT,
+                &[
+                    "start msg_01XFDUDYJgAACzvnptvVoYEL claude-sonnet-4-5-20250929",
+                    "usage in=33 out=1 read=8 write=0",
+                    "block 0 Text",
+                    "delta 0 Text(\"Hello\")",
+                    "delta 0 Text(\"! Here is a \\\"quoted\\\" word,\")",
+                    "delta 0 Text(\" a backslash \\\\ and a\\nnew line;\")",
+                    "delta 0 Text(\" some UTF-8: é 日本語 🦀\")",
+                    "delta 0 Text(\".\")",
+                    "delta 0 Text(\" Done.\")",
+                    "stop 0",
+                    "usage in=33 out=15 read=8 write=0",
+                    "finish Stop",
+                ],
+            ),
+            (
+                THINKING,
+                &[
+                    "start msg_01abc claude-sonnet-4-5",
+                    "usage in=10 out=1 read=0 write=0",
+                    "block 0 Reasoning",
+                    "delta 0 Reasoning(\"I need to find the GCD of 1071 and 462 using the Euclidean algorithm.\\n\\n1071 = 2 × 462 + 147\")",
+                    "delta 0 Signature(Signature { family: Anthropic, value: \"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...\" })",
+                    "stop 0",
+                    "block 1 Text",
+                    "delta 1 Text(\"The greatest common divisor of 1071 and 462 is **21**.\")",
+                    "stop 1",
+                    "usage in=10 out=120 read=0 write=0",
+                    "finish Stop",
+                ],
+            ),
+            (
+                TOOL,
+                &[
+                    "start msg_014p7gG3wDgGV9EUtLvnow3U claude-sonnet-4-5",
+                    "usage in=472 out=2 read=0 write=0",
+                    "block 0 Text",
+                    "delta 0 Text(\"Okay\")",
+                    "delta 0 Text(\", let's check the weather for San Francisco, CA:\")",
+                    "stop 0",
+                    "block 1 ToolCall { id: \"toolu_01T1x1fJ34qAmk2tNTrN7Up6\", name: \"get_weather\", kind: Function }",
+                    "delta 1 ToolArguments(\"{\\\"location\\\":\")",
+                    "delta 1 ToolArguments(\" \\\"San Francisc\")",
+                    "delta 1 ToolArguments(\"o, CA\\\", \\\"unit\\\": \\\"fahrenheit\\\"}\")",
+                    "stop 1",
+                    "usage in=472 out=89 read=0 write=0",
+                    "finish ToolCalls",
+                ],
+            ),
         ];
         for (fixture, want) in cases {
             let (events, r) = decode(&[fixture.as_bytes()], true);
