@@ -101,24 +101,32 @@ struct Message<'a> {
     usage: Option<WireUsage>,
 }
 
+/// Every field of an answer's content block, a stream's block start or
+/// delta, flat.
 #[derive(Deserialize)]
-struct Block<'a> {
+pub(super) struct Flat<'a> {
     #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
+    pub(super) kind: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
-    text: Option<Str<'a>>,
+    pub(super) text: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
-    thinking: Option<Str<'a>>,
+    pub(super) thinking: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
-    signature: Option<Str<'a>>,
+    pub(super) signature: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
-    data: Option<Str<'a>>,
+    pub(super) data: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
-    id: Option<Str<'a>>,
+    pub(super) id: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "opt_str")]
-    name: Option<Str<'a>>,
+    pub(super) name: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    pub(super) partial_json: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    pub(super) stop_reason: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    pub(super) stop_sequence: Option<Str<'a>>,
     #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
+    pub(super) input: Option<&'a RawValue>,
 }
 
 fn sig(family: Family, value: Option<Str<'_>>) -> Option<Signature<'_>> {
@@ -139,7 +147,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         .ok_or_else(|| ChatError::upstream("Anthropic answer has no content array"))?;
     let mut parts = Vec::with_capacity(content.len());
     for raw in content {
-        let b: Block = serde_json::from_str(raw.get())
+        let b: Flat = serde_json::from_str(raw.get())
             .map_err(|e| ChatError::upstream(format!("malformed Anthropic content block: {e}")))?;
         parts.push(match b.kind.as_deref() {
             Some("text") => Part::Text(Text::plain(b.text.unwrap_or_default())),

@@ -6,7 +6,7 @@
 //! its start (no `input_json_delta`) yields that input as one arguments
 //! delta. `Stop` is held until `message_stop`, after the last `Usage`.
 
-use super::answer::{error, finish, opt_str, WireUsage};
+use super::answer::{error, finish, opt_str, Flat, WireUsage};
 use crate::protocol::chat::{
     generated_id, Block, ChatError, Delta, Event, EventSink, Family, Finish, Signature, Str,
     StreamDecoder, ToolKind,
@@ -42,9 +42,9 @@ struct Ev<'a> {
     #[serde(borrow, default)]
     message: Option<EvMessage<'a>>,
     #[serde(borrow, default)]
-    content_block: Option<EvBlock<'a>>,
+    content_block: Option<Flat<'a>>,
     #[serde(borrow, default)]
-    delta: Option<EvDelta<'a>>,
+    delta: Option<Flat<'a>>,
     #[serde(default)]
     usage: Option<WireUsage>,
 }
@@ -57,45 +57,6 @@ struct EvMessage<'a> {
     model: Option<Str<'a>>,
     #[serde(default)]
     usage: Option<WireUsage>,
-}
-
-/// A block start's block and a delta share these fields.
-#[derive(Deserialize)]
-struct EvBlock<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    text: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    thinking: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    signature: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    data: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    id: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    name: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct EvDelta<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    text: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    thinking: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    signature: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    partial_json: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    stop_reason: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    stop_sequence: Option<Str<'a>>,
 }
 
 fn anthropic(value: Str<'_>) -> Signature<'_> {
@@ -131,7 +92,7 @@ impl Decoder {
         sink.event(Event::BlockStop { index });
     }
 
-    fn block_start(&mut self, b: EvBlock<'_>, sink: &mut dyn EventSink) {
+    fn block_start(&mut self, b: Flat<'_>, sink: &mut dyn EventSink) {
         self.close(sink);
         let index = self.next;
         let mut deltas: Vec<Delta<'_>> = Vec::new();
@@ -199,7 +160,7 @@ impl Decoder {
         }
     }
 
-    fn delta(&mut self, d: EvDelta<'_>, sink: &mut dyn EventSink) {
+    fn delta(&mut self, d: Flat<'_>, sink: &mut dyn EventSink) {
         let Some(open) = self.open.as_mut() else {
             return;
         };
