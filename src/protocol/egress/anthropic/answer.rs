@@ -103,7 +103,7 @@ struct Message<'a> {
 
 /// Every field of an answer's content block, a stream's block start or
 /// delta, flat.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub(super) struct Flat<'a> {
     #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
     pub(super) kind: Option<Str<'a>>,

@@ -186,9 +186,37 @@ impl Decoder {
     }
 }
 
+/// The text of a text delta written exactly as Anthropic writes it
+/// (`{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"…"}}`),
+/// else `None` (the serde parse then reads the event). Deltas go to the
+/// open block whatever their index, on both paths.
+fn fast_text_delta(data: &str) -> Option<Str<'_>> {
+    let rest = data.strip_prefix(r#"{"type":"content_block_delta","index":"#)?;
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let lit = rest
+        .strip_prefix(r#","delta":{"type":"text_delta","text":"#)?
+        .strip_suffix("}}")?;
+    let inner = lit.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    // Escapes: undone by serde_json; a literal that is not one string fails.
+    serde_json::from_str::<String>(lit).ok().map(Cow::Owned)
+}
+
 impl StreamDecoder for Decoder {
     fn push(&mut self, event: &str, data: &str, sink: &mut dyn EventSink) -> Result<(), ChatError> {
         if self.done || data.trim().is_empty() {
+            return Ok(());
+        }
+        // Most events of an answer are text deltas: read without a parse.
+        if let Some(text) = fast_text_delta(data) {
+            let d = Flat {
+                kind: Some(Cow::Borrowed("text_delta")),
+                text: Some(text),
+                ..Flat::default()
+            };
+            self.delta(d, sink);
             return Ok(());
         }
         let ev: Ev = serde_json::from_str(data).map_err(|e| {
@@ -443,5 +471,21 @@ mod tests {
         let mut dec = Decoder::default();
         let r = dec.push("content_block_delta", "{not json", &mut |_: Event<'_>| {});
         assert_eq!(r.map_err(|e| e.status), Err(502));
+    }
+
+    #[test]
+    fn the_text_delta_fast_path_reads_what_serde_reads() {
+        let mut seen = 0;
+        let extra = ["{\"type\":\"content_block_delta\",\"index\":12,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\\"b\\u00e9\"}}",
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"b\"}}",
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\",\"y\":1}}"];
+        for ev in SseParser::default().push([TEXT, THINKING, TOOL].concat().as_bytes()).iter().map(|e| e.data.as_str()).chain(extra) {
+            let slow = serde_json::from_str::<Ev>(ev).ok().and_then(|e| e.delta).filter(|d| d.kind.as_deref() == Some("text_delta")).and_then(|d| d.text);
+            if let Some(fast) = fast_text_delta(ev) {
+                seen += 1;
+                assert_eq!(Some(&fast), slow.as_ref(), "{ev}");
+            }
+        }
+        assert_eq!(seen, 9);
     }
 }
