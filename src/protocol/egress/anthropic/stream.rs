@@ -6,10 +6,9 @@
 //! its start (no `input_json_delta`) yields that input as one arguments
 //! delta. `Stop` is held until `message_stop`, after the last `Usage`.
 
-use super::answer::{error, finish, opt_str, Flat, WireUsage};
+use super::answer::{error, finish, s, sig, Flat, Key, WireUsage};
 use crate::protocol::chat::{
-    generated_id, Block, ChatError, Delta, Event, EventSink, Family, Finish, Signature, Str,
-    StreamDecoder, ToolKind,
+    generated_id, Block, ChatError, Delta, Event, EventSink, Finish, Str, StreamDecoder, ToolKind,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -36,34 +35,13 @@ struct Open {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct Ev<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    message: Option<EvMessage<'a>>,
-    #[serde(borrow, default)]
+    r#type: Option<Key<'a>>,
+    message: Option<Flat<'a>>,
     content_block: Option<Flat<'a>>,
-    #[serde(borrow, default)]
     delta: Option<Flat<'a>>,
-    #[serde(default)]
     usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
-struct EvMessage<'a> {
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    id: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    model: Option<Str<'a>>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-fn anthropic(value: Str<'_>) -> Signature<'_> {
-    Signature {
-        family: Family::Anthropic,
-        value,
-    }
 }
 
 impl Decoder {
@@ -72,7 +50,7 @@ impl Decoder {
             self.started = true;
             let id = id
                 .filter(|i| !i.is_empty())
-                .unwrap_or_else(|| Cow::Owned(generated_id("msg_")));
+                .unwrap_or_else(|| generated_id("msg_").into());
             sink.event(Event::Start {
                 id,
                 model: model.unwrap_or_default(),
@@ -81,9 +59,16 @@ impl Decoder {
     }
 
     fn close(&mut self, sink: &mut dyn EventSink) {
-        let Some(open) = self.open.take() else { return };
-        let Some(index) = open.index else { return };
-        if let (Some(input), false) = (open.input, open.sent_args) {
+        let Some(Open {
+            index: Some(index),
+            input,
+            sent_args,
+            ..
+        }) = self.open.take()
+        else {
+            return;
+        };
+        if let (Some(input), false) = (input, sent_args) {
             sink.event(Event::Delta {
                 index,
                 delta: Delta::ToolArguments(Cow::Owned(input)),
@@ -95,46 +80,34 @@ impl Decoder {
     fn block_start(&mut self, b: Flat<'_>, sink: &mut dyn EventSink) {
         self.close(sink);
         let index = self.next;
-        let mut deltas: Vec<Delta<'_>> = Vec::new();
-        let block = match b.kind.as_deref() {
+        let (mut deltas, mut input) = (Vec::new(), None);
+        let block = match s(b.r#type).as_deref() {
             Some("text") => {
-                deltas.extend(b.text.filter(|t| !t.is_empty()).map(Delta::Text));
+                deltas.extend(s(b.text).filter(|t| !t.is_empty()).map(Delta::Text));
                 Block::Text
             }
             Some("thinking") => {
-                deltas.extend(b.thinking.filter(|t| !t.is_empty()).map(Delta::Reasoning));
                 deltas.extend(
-                    b.signature
+                    s(b.thinking)
                         .filter(|t| !t.is_empty())
-                        .map(|s| Delta::Signature(anthropic(s))),
+                        .map(Delta::Reasoning),
                 );
+                deltas.extend(sig(b.signature).map(Delta::Signature));
                 Block::Reasoning
             }
             Some("redacted_thinking") => {
-                deltas.extend(b.data.map(|d| Delta::Redacted(anthropic(d))));
+                deltas.extend(sig(b.data).map(Delta::Redacted));
                 Block::Reasoning
             }
             Some("tool_use") => {
-                let input = b.input.map(RawValue::get).filter(|i| {
-                    let t: String = i.chars().filter(|c| !c.is_whitespace()).collect();
-                    t != "{}"
-                });
-                self.open = Some(Open {
-                    index: Some(index),
-                    tool: true,
-                    sent_args: false,
-                    input: input.map(str::to_string),
-                });
-                self.next += 1;
-                sink.event(Event::BlockStart {
-                    index,
-                    block: Block::ToolCall {
-                        id: b.id.unwrap_or_default(),
-                        name: b.name.unwrap_or_default(),
-                        kind: ToolKind::Function,
-                    },
-                });
-                return;
+                let whole = b.input.map(RawValue::get);
+                input = whole.filter(|i| i.chars().filter(|c| !c.is_whitespace()).ne("{}".chars()));
+                let (id, name) = (s(b.id).unwrap_or_default(), s(b.name).unwrap_or_default());
+                Block::ToolCall {
+                    id,
+                    name,
+                    kind: ToolKind::Function,
+                }
             }
             other => {
                 tracing::debug!(block = ?other, "Anthropic stream block with no canonical equivalent skipped");
@@ -147,11 +120,12 @@ impl Decoder {
                 return;
             }
         };
+        let tool = matches!(block, Block::ToolCall { .. });
         self.open = Some(Open {
             index: Some(index),
-            tool: false,
+            tool,
             sent_args: false,
-            input: None,
+            input: input.map(str::to_string),
         });
         self.next += 1;
         sink.event(Event::BlockStart { index, block });
@@ -161,17 +135,22 @@ impl Decoder {
     }
 
     fn delta(&mut self, d: Flat<'_>, sink: &mut dyn EventSink) {
-        let Some(open) = self.open.as_mut() else {
+        let Some(Open {
+            index: Some(index),
+            tool,
+            sent_args,
+            ..
+        }) = self.open.as_mut()
+        else {
             return;
         };
-        let Some(index) = open.index else { return };
-        let delta = match d.kind.as_deref() {
-            Some("text_delta") => d.text.map(Delta::Text),
-            Some("thinking_delta") => d.thinking.map(Delta::Reasoning),
-            Some("signature_delta") => d.signature.map(|s| Delta::Signature(anthropic(s))),
-            Some("input_json_delta") if open.tool => {
-                d.partial_json.filter(|p| !p.is_empty()).map(|p| {
-                    open.sent_args = true;
+        let delta = match s(d.r#type).as_deref() {
+            Some("text_delta") => s(d.text).map(Delta::Text),
+            Some("thinking_delta") => s(d.thinking).map(Delta::Reasoning),
+            Some("signature_delta") => sig(d.signature).map(Delta::Signature),
+            Some("input_json_delta") if *tool => {
+                s(d.partial_json).filter(|p| !p.is_empty()).map(|p| {
+                    *sent_args = true;
                     Delta::ToolArguments(p)
                 })
             }
@@ -181,7 +160,10 @@ impl Decoder {
         if let Some(delta) =
             delta.filter(|d| !matches!(d, Delta::Text(t) | Delta::Reasoning(t) if t.is_empty()))
         {
-            sink.event(Event::Delta { index, delta });
+            sink.event(Event::Delta {
+                index: *index,
+                delta,
+            });
         }
     }
 }
@@ -212,8 +194,8 @@ impl StreamDecoder for Decoder {
         // Most events of an answer are text deltas: read without a parse.
         if let Some(text) = fast_text_delta(data) {
             let d = Flat {
-                kind: Some(Cow::Borrowed("text_delta")),
-                text: Some(text),
+                r#type: Some(Key(Cow::Borrowed("text_delta"))),
+                text: Some(Key(text)),
                 ..Flat::default()
             };
             self.delta(d, sink);
@@ -223,21 +205,23 @@ impl StreamDecoder for Decoder {
             ChatError::upstream(format!("malformed Anthropic stream event '{event}': {e}"))
         })?;
         // The data's own type is authoritative; the event line may be absent.
-        let kind = ev.kind.as_deref().unwrap_or(event);
+        let kind = ev.r#type.as_ref().map_or(event, |k| &k.0);
+        if matches!(
+            kind,
+            "content_block_start" | "message_delta" | "message_stop"
+        ) {
+            self.start(None, None, sink);
+        }
         match kind {
             "message_start" => {
-                let (id, model, usage) = match ev.message {
-                    Some(m) => (m.id, m.model, m.usage),
-                    None => (None, None, None),
-                };
-                self.start(id, model, sink);
-                if let Some(u) = usage {
+                let m = ev.message.unwrap_or_default();
+                self.start(s(m.id), s(m.model), sink);
+                if let Some(u) = m.usage {
                     self.usage.update(&u);
                     sink.event(Event::Usage(self.usage.usage()));
                 }
             }
             "content_block_start" => {
-                self.start(None, None, sink);
                 if let Some(b) = ev.content_block {
                     self.block_start(b, sink);
                 }
@@ -249,18 +233,18 @@ impl StreamDecoder for Decoder {
             }
             "content_block_stop" => self.close(sink),
             "message_delta" => {
-                self.start(None, None, sink);
                 if let Some(u) = ev.usage {
                     self.usage.update(&u);
                     sink.event(Event::Usage(self.usage.usage()));
                 }
-                if let Some(r) = ev.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
-                    let seq = ev.delta.as_ref().and_then(|d| d.stop_sequence.as_deref());
-                    self.finish = Some(finish(r, seq));
+                if let Some(d) = ev.delta {
+                    let seq = s(d.stop_sequence);
+                    self.finish = s(d.stop_reason)
+                        .map(|r| finish(&r, seq.as_deref()))
+                        .or(self.finish.take());
                 }
             }
             "message_stop" => {
-                self.start(None, None, sink);
                 self.close(sink);
                 sink.event(Event::Stop {
                     finish: self.finish.take().unwrap_or(Finish::Stop),
@@ -480,7 +464,7 @@ mod tests {
             "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"b\"}}",
             "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\",\"y\":1}}"];
         for ev in SseParser::default().push([TEXT, THINKING, TOOL].concat().as_bytes()).iter().map(|e| e.data.as_str()).chain(extra) {
-            let slow = serde_json::from_str::<Ev>(ev).ok().and_then(|e| e.delta).filter(|d| d.kind.as_deref() == Some("text_delta")).and_then(|d| d.text);
+            let slow = serde_json::from_str::<Ev>(ev).ok().and_then(|e| e.delta).filter(|d| d.r#type.as_ref().is_some_and(|k| k.0 == "text_delta")).and_then(|d| s(d.text));
             if let Some(fast) = fast_text_delta(ev) {
                 seen += 1;
                 assert_eq!(Some(&fast), slow.as_ref(), "{ev}");
