@@ -287,32 +287,26 @@ mod tests {
     use crate::protocol::sse::SseParser;
 
     /// Events in a compact golden form.
-    pub(crate) fn show(ev: &Event<'_>) -> String {
+    fn show(ev: &Event<'_>) -> String {
         match ev {
             Event::Start { id, model } => format!("start {id} {model}"),
             Event::BlockStart { index, block } => format!("block {index} {block:?}"),
             Event::Delta { index, delta } => format!("delta {index} {delta:?}"),
             Event::BlockStop { index } => format!("stop {index}"),
-            Event::Usage(u) => {
-                format!("usage in={} out={} read={} write={}", u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens)
-            }
+            Event::Usage(u) => format!("usage in={} out={} read={} write={}", u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens),
             Event::Stop { finish } => format!("finish {finish:?}"),
             Event::Error(e) => format!("error {:?} {} {}", e.kind, e.status, e.message),
         }
     }
 
-    /// The stream fed in `chunks`, through the SSE parser; the events and
-    /// the outcome of `finish`.
+    /// The stream fed in `chunks` through the SSE parser: the events and the
+    /// outcome of `finish`.
     fn decode(chunks: &[&[u8]], clean: bool) -> (Vec<String>, Result<(), ChatError>) {
-        let mut parser = SseParser::default();
-        let mut dec = Decoder::default();
-        let mut out = Vec::new();
+        let (mut parser, mut dec, mut out) = (SseParser::default(), Decoder::default(), Vec::new());
         let mut sink = |ev: Event<'_>| out.push(show(&ev));
-        for c in chunks {
-            for ev in parser.push(c) {
-                if let Err(e) = dec.push(&ev.event, &ev.data, &mut sink) {
-                    return (out, Err(e));
-                }
+        for ev in chunks.iter().flat_map(|c| parser.push(c)) {
+            if let Err(e) = dec.push(&ev.event, &ev.data, &mut sink) {
+                return (out, Err(e));
             }
         }
         let r = dec.finish(clean, &mut sink);
@@ -326,143 +320,74 @@ mod tests {
     #[test]
     fn recorded_streams_decode_into_canonical_events() {
         let cases: [(&str, &[&str]); 3] = [
-            (
-                TEXT,
-                &[
-                    "start msg_01XFDUDYJgAACzvnptvVoYEL claude-sonnet-4-5-20250929",
-                    "usage in=33 out=1 read=8 write=0",
-                    "block 0 Text",
-                    "delta 0 Text(\"Hello\")",
-                    "delta 0 Text(\"! Here is a \\\"quoted\\\" word,\")",
-                    "delta 0 Text(\" a backslash \\\\ and a\\nnew line;\")",
-                    "delta 0 Text(\" some UTF-8: é 日本語 🦀\")",
-                    "delta 0 Text(\".\")",
-                    "delta 0 Text(\" Done.\")",
-                    "stop 0",
-                    "usage in=33 out=15 read=8 write=0",
-                    "finish Stop",
-                ],
-            ),
-            (
-                THINKING,
-                &[
-                    "start msg_01abc claude-sonnet-4-5",
-                    "usage in=10 out=1 read=0 write=0",
-                    "block 0 Reasoning",
-                    "delta 0 Reasoning(\"I need to find the GCD of 1071 and 462 using the Euclidean algorithm.\\n\\n1071 = 2 × 462 + 147\")",
-                    "delta 0 Signature(Signature { family: Anthropic, value: \"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...\" })",
-                    "stop 0",
-                    "block 1 Text",
-                    "delta 1 Text(\"The greatest common divisor of 1071 and 462 is **21**.\")",
-                    "stop 1",
-                    "usage in=10 out=120 read=0 write=0",
-                    "finish Stop",
-                ],
-            ),
-            (
-                TOOL,
-                &[
-                    "start msg_014p7gG3wDgGV9EUtLvnow3U claude-sonnet-4-5",
-                    "usage in=472 out=2 read=0 write=0",
-                    "block 0 Text",
-                    "delta 0 Text(\"Okay\")",
-                    "delta 0 Text(\", let's check the weather for San Francisco, CA:\")",
-                    "stop 0",
-                    "block 1 ToolCall { id: \"toolu_01T1x1fJ34qAmk2tNTrN7Up6\", name: \"get_weather\", kind: Function }",
-                    "delta 1 ToolArguments(\"{\\\"location\\\":\")",
-                    "delta 1 ToolArguments(\" \\\"San Francisc\")",
-                    "delta 1 ToolArguments(\"o, CA\\\", \\\"unit\\\": \\\"fahrenheit\\\"}\")",
-                    "stop 1",
-                    "usage in=472 out=89 read=0 write=0",
-                    "finish ToolCalls",
-                ],
-            ),
+            (TEXT, &["start msg_01XFDUDYJgAACzvnptvVoYEL claude-sonnet-4-5-20250929", "usage in=33 out=1 read=8 write=0", "block 0 Text", "delta 0 Text(\"Hello\")",
+                "delta 0 Text(\"! Here is a \\\"quoted\\\" word,\")", "delta 0 Text(\" a backslash \\\\ and a\\nnew line;\")", "delta 0 Text(\" some UTF-8: é 日本語 🦀\")",
+                "delta 0 Text(\".\")", "delta 0 Text(\" Done.\")", "stop 0", "usage in=33 out=15 read=8 write=0", "finish Stop"]),
+            (THINKING, &["start msg_01abc claude-sonnet-4-5", "usage in=10 out=1 read=0 write=0", "block 0 Reasoning",
+                "delta 0 Reasoning(\"I need to find the GCD of 1071 and 462 using the Euclidean algorithm.\\n\\n1071 = 2 × 462 + 147\")",
+                "delta 0 Signature(Signature { family: Anthropic, value: \"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...\" })", "stop 0",
+                "block 1 Text", "delta 1 Text(\"The greatest common divisor of 1071 and 462 is **21**.\")", "stop 1", "usage in=10 out=120 read=0 write=0", "finish Stop"]),
+            (TOOL, &["start msg_014p7gG3wDgGV9EUtLvnow3U claude-sonnet-4-5", "usage in=472 out=2 read=0 write=0", "block 0 Text", "delta 0 Text(\"Okay\")",
+                "delta 0 Text(\", let's check the weather for San Francisco, CA:\")", "stop 0",
+                "block 1 ToolCall { id: \"toolu_01T1x1fJ34qAmk2tNTrN7Up6\", name: \"get_weather\", kind: Function }", "delta 1 ToolArguments(\"{\\\"location\\\":\")",
+                "delta 1 ToolArguments(\" \\\"San Francisc\")", "delta 1 ToolArguments(\"o, CA\\\", \\\"unit\\\": \\\"fahrenheit\\\"}\")", "stop 1",
+                "usage in=472 out=89 read=0 write=0", "finish ToolCalls"]),
         ];
         for (fixture, want) in cases {
             let (events, r) = decode(&[fixture.as_bytes()], true);
-            assert_eq!(events, *want);
-            assert_eq!(r, Ok(()));
+            assert_eq!((events.iter().map(String::as_str).collect::<Vec<_>>(), r), (want.to_vec(), Ok(())));
             // Split at every byte: the same events.
             let bytes = fixture.as_bytes();
             for cut in 1..bytes.len() {
-                let (split, r) = decode(&[&bytes[..cut], &bytes[cut..]], true);
-                assert_eq!((&split, &r), (&events, &Ok(())), "cut at {cut}");
+                assert_eq!(decode(&[&bytes[..cut], &bytes[cut..]], true), (events.clone(), Ok(())), "cut at {cut}");
             }
         }
     }
 
     #[test]
     fn odd_streams_decode_as_anthropic_means_them() {
+        let data = |lines: &[&str]| lines.iter().map(|l| format!("data: {l}\n\n")).collect::<String>();
         let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
-        type Case<'c> = (String, bool, &'c [&'c str], Result<(), ()>);
-        let cases: Vec<Case> = vec![
+        let cut = |at: &str| TEXT[..TEXT.find(at).unwrap_or(0)].to_string();
+        let cases: Vec<(String, bool, &[&str], bool)> = vec![
             // No message_start, no event lines, whole tool input in the
             // start, a server tool block skipped, a stop sequence.
-            (
-                [
-                    "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}}\n\n",
-                    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n",
-                    "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
-                    "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{\"a\": 1}}}\n\n",
-                    "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
-                    "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"ENC\"}}\n\n",
-                    "data: {\"type\":\"content_block_stop\",\"index\":2}\n\n",
-                    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"END\"},\"usage\":{\"output_tokens\":3,\"cache_read_input_tokens\":4}}\n\n",
-                    "data: {\"type\":\"message_stop\"}\n\n",
-                    "data: {\"type\":\"message_stop\"}\n\n",
-                ]
-                .concat(),
-                true,
-                &[
-                    "start msg_",
-                    "block 0 ToolCall { id: \"t\", name: \"f\", kind: Function }",
-                    "delta 0 ToolArguments(\"{\\\"a\\\": 1}\")",
-                    "stop 0",
-                    "block 1 Reasoning",
-                    "delta 1 Redacted(Signature { family: Anthropic, value: \"ENC\" })",
-                    "stop 1",
-                    "usage in=4 out=3 read=4 write=0",
-                    "finish StopSequence(Some(\"END\"))",
-                ],
-                Ok(()),
-            ),
+            (data(&[r#"{"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"s","name":"web_search","input":{}}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#, r#"{"type":"content_block_stop","index":0}"#,
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{"a": 1}}}"#, r#"{"type":"content_block_stop","index":1}"#,
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"redacted_thinking","data":"ENC"}}"#, r#"{"type":"content_block_stop","index":2}"#,
+                r#"{"type":"message_delta","delta":{"stop_reason":"stop_sequence","stop_sequence":"END"},"usage":{"output_tokens":3,"cache_read_input_tokens":4}}"#,
+                r#"{"type":"message_stop"}"#, r#"{"type":"message_stop"}"#]), true,
+             &["start msg_", "block 0 ToolCall { id: \"t\", name: \"f\", kind: Function }", "delta 0 ToolArguments(\"{\\\"a\\\": 1}\")", "stop 0", "block 1 Reasoning",
+               "delta 1 Redacted(Signature { family: Anthropic, value: \"ENC\" })", "stop 1", "usage in=4 out=3 read=4 write=0", "finish StopSequence(Some(\"END\"))"], true),
             // An in-band error ends it (nothing after it is read).
-            (
-                ev("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}")
-                    + &ev("ping", "{\"type\":\"ping\"}")
-                    + &ev("error", "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}")
-                    + &ev("message_stop", "{\"type\":\"message_stop\"}"),
-                false,
-                &["start m c", "error Overloaded 529 Overloaded"],
-                Ok(()),
-            ),
+            (ev("message_start", r#"{"type":"message_start","message":{"id":"m","model":"c"}}"#) + &ev("ping", r#"{"type":"ping"}"#)
+                + &ev("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#) + &ev("message_stop", r#"{"type":"message_stop"}"#),
+             false, &["start m c", "error Overloaded 529 Overloaded"], true),
             // Cut: truncated mid-answer, or cleanly but before any finish.
-            (TEXT[..TEXT.find("event: message_delta").unwrap_or(0)].to_string(), false, &[], Err(())),
-            (TEXT[..TEXT.find("event: message_delta").unwrap_or(0)].to_string(), true, &[], Err(())),
+            (cut("event: message_delta"), false, &[], false),
+            (cut("event: message_delta"), true, &[], false),
             // Only message_stop missing after a clean end: whole.
-            (TEXT[..TEXT.find("event: message_stop").unwrap_or(0)].to_string(), true, &[], Ok(())),
+            (cut("event: message_stop"), true, &[], true),
         ];
         for (body, clean, want, ok) in cases {
             let (events, r) = decode(&[body.as_bytes()], clean);
-            assert_eq!(r.is_ok(), ok.is_ok(), "{body}: {r:?}");
+            assert_eq!(r.is_ok(), ok, "{body}: {r:?}");
             for (got, want) in events.iter().zip(want.iter()) {
                 assert!(got.starts_with(want), "{got} != {want}");
             }
-            if !want.is_empty() {
-                assert_eq!(events.len(), want.len(), "{events:?}");
-            }
+            assert!(want.is_empty() || events.len() == want.len(), "{events:?}");
         }
-        let mut dec = Decoder::default();
-        let r = dec.push("content_block_delta", "{not json", &mut |_: Event<'_>| {});
+        let r = Decoder::default().push("content_block_delta", "{not json", &mut |_: Event<'_>| {});
         assert_eq!(r.map_err(|e| e.status), Err(502));
     }
 
     #[test]
     fn the_text_delta_fast_path_reads_what_serde_reads() {
         let mut seen = 0;
-        let extra = ["{\"type\":\"content_block_delta\",\"index\":12,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\\"b\\u00e9\"}}",
-            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"b\"}}",
-            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\",\"y\":1}}"];
+        let extra = [r#"{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":"a\"b\u00e9"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"b"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","y":1}}"#];
         for ev in SseParser::default().push([TEXT, THINKING, TOOL].concat().as_bytes()).iter().map(|e| e.data.as_str()).chain(extra) {
             let slow = serde_json::from_str::<Ev>(ev).ok().and_then(|e| e.delta).filter(|d| d.r#type.as_ref().is_some_and(|k| k.0 == "text_delta")).and_then(|d| s(d.text));
             if let Some(fast) = fast_text_delta(ev) {
