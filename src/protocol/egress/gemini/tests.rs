@@ -146,7 +146,7 @@ fn media_parts() {
             },
             _ => MediaSource::Url(f[2].into()),
         };
-        let some = |s: &'static str| (s != "-").then(|| Cow::Borrowed(s));
+        let some = |s: &'static str| (s != "-").then_some(Cow::Borrowed(s));
         let (mime, name) = (some(f[1]), some(f[3]));
         let media = Media {
             kind,
