@@ -1,5 +1,17 @@
 //! Gemini's `GenerateContentResponse` (whole answers and each stream chunk)
 //! and Google error bodies, decoded with borrowing serde types.
+//!
+//! * Only the first candidate is read (requests ask for one). The answer id
+//!   is Gemini's `responseId` as it is (generated when absent).
+//! * Thought text is reasoning; a signature on another part becomes an empty
+//!   reasoning part right after it (the encoder puts it back on that part).
+//! * Function calls keep Gemini's `id`, else get `call_<n>_<name>[_<hash of
+//!   responseId>]`: deterministic per response, unique across turns.
+//! * STOP with calls is ToolCalls; MALFORMED_FUNCTION_CALL and the like are
+//!   errors (a silent empty stop would end an agent loop without a clue); a
+//!   prompt blocked by `promptFeedback.blockReason` is a refusal with
+//!   ContentFilter: the policy's answer, not a gateway fault.
+//! * completion tokens = candidates + thoughts (thinking is billed as output).
 
 use crate::protocol::chat::{
     now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Reasoning, Signature, ToolCall,
@@ -227,44 +239,25 @@ pub(super) fn read_parts<'a>(
 }
 
 /// JSON text without insignificant whitespace (Gemini pretty-prints `args`
-/// in streams); borrowed when there is none.
+/// in streams); borrowed when there is none outside strings. Function calls
+/// are rare next to text, so the re-encoding goes through a `Value`.
 fn compact(json: &str) -> Cow<'_, str> {
-    let b = json.as_bytes();
     let mut in_str = false;
     let mut esc = false;
-    let needs = b.iter().any(|&c| {
+    let spaced = json.bytes().any(|c| {
         let ws = !in_str && c.is_ascii_whitespace();
-        if esc {
-            esc = false;
-        } else if c == b'\\' {
-            esc = true;
-        } else if c == b'"' {
-            in_str = !in_str;
-        }
+        (in_str, esc) = match (in_str, esc, c) {
+            (true, false, b'\\') => (true, true),
+            (true, false, b'"') | (false, _, b'"') => (!in_str, false),
+            _ => (in_str, false),
+        };
         ws
     });
-    if !needs {
+    if !spaced {
         return Cow::Borrowed(json);
     }
-    let (mut in_str, mut esc) = (false, false);
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == '\\' {
-                esc = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-        } else if c.is_ascii_whitespace() {
-            continue;
-        } else if c == '"' {
-            in_str = true;
-        }
-        out.push(c);
-    }
-    Cow::Owned(out)
+    let value = serde_json::from_str::<serde_json::Value>(json);
+    value.map_or(Cow::Borrowed(json), |v| Cow::Owned(v.to_string()))
 }
 
 /// Gemini's finishReason in canonical terms; the reasons that mean the

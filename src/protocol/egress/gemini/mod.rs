@@ -1,49 +1,31 @@
 //! Google Gemini `models/{model}:generateContent` and
-//! `:streamGenerateContent?alt=sse` (v1beta): the chat model encoded as a
-//! `GenerateContentRequest`, answers, stream chunks and errors decoded back.
-//! The model is in the URL (built by the provider), never in the body.
+//! `:streamGenerateContent?alt=sse` (v1beta). The model is in the URL (built
+//! by the provider), never in the body. Decisions worth knowing:
 //!
-//! Decisions worth knowing (each is also noted where it is made):
-//!
-//! * System texts become one `systemInstruction` text part joined with a
-//!   blank line; turns map to `user`/`model`, consecutive same-role turns are
-//!   merged (Gemini wants them to alternate), empty text parts are dropped.
-//! * Tool call ids are not sent: Gemini pairs calls and responses by order
-//!   and name. A `functionResponse` takes its name from the call with the same
-//!   id earlier in the request, else from `ToolResult.name`.
-//! * Thought signatures: Gemini puts one on the first `functionCall` of a
-//!   model turn (parallel calls share it). That part, and only that part,
-//!   gets the call's signature when its family is Gemini, else Google's
-//!   documented placeholder (`skip_thought_signature_validator`), which lets
-//!   Gemini 3 accept histories from other vendors or clients that lost it.
-//!   Reasoning with a Gemini signature is sent back as a thought part;
-//!   unsigned or foreign reasoning is dropped (Gemini has no unsigned form).
-//! * Custom (freeform) tools are declared as functions with one required
-//!   string parameter `input`; a custom call is sent back as
-//!   `{"input": <text>}`. Answers do not know the request, so such a call
-//!   comes back as a function call whose arguments are `{"input": ...}`.
-//! * `n` > 1 is rejected (an answer carries one candidate); `n` = 1 is sent
-//!   as `candidateCount`.
-//! * Reasoning: an effort becomes a `thinkingBudget` (`chat::Effort::budget`)
-//!   with `includeThoughts: false` (OpenAI's effort alone does not ask for
-//!   text); a budget or dynamic thinking (-1) asks for thought summaries only
-//!   for Anthropic clients, which expect thinking blocks. OpenAI clients opt
-//!   in with `include_reasoning: true`, or Google's own OpenAI-compatible
-//!   convention `extra_body.google` (`thinking_config.{thinking_budget,
-//!   include_thoughts, thinking_level}`, `cached_content`), read from the
-//!   request's OpenAI extras (top level `google` when an SDK merged
-//!   `extra_body`). Extras of a Gemini-origin request are written as they are.
-//! * Answers: thought text -> reasoning; a signature on a non-thought part
-//!   becomes an empty reasoning part carrying it (sent back on the text part
-//!   before it); function calls get Gemini's `id` or a deterministic
-//!   `call_<n>_<name>[_<hash of responseId>]`; STOP with calls is ToolCalls;
-//!   a prompt blocked by `promptFeedback.blockReason` is a refusal with
-//!   ContentFilter; MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL and
-//!   TOO_MANY_TOOL_CALLS are errors (a silent empty stop would end an agent
-//!   loop without a clue). `completion_tokens` = candidates + thoughts.
-//! * A stream that ends without a finishReason is an error even when the
-//!   connection closed cleanly: Gemini always sends one, so the answer is
-//!   truncated.
+//! * System texts become one `systemInstruction` part joined with a blank
+//!   line; consecutive same-role turns merge (Gemini wants user and model to
+//!   alternate); empty text parts are dropped (Gemini rejects them).
+//! * Call ids are not sent: Gemini pairs calls and responses by order and
+//!   name. A `functionResponse` is named after the call with the same id
+//!   earlier in the request, else `ToolResult.name`.
+//! * Thought signatures: only the first `functionCall` of a model turn
+//!   carries one (where Gemini puts it; parallel calls share it): the call's
+//!   own when its family is Gemini, else Google's documented placeholder, so
+//!   Gemini 3 accepts histories from other vendors. Gemini-signed reasoning
+//!   goes back as a thought part; other reasoning is dropped.
+//! * Custom (freeform) tools are functions with one string parameter
+//!   `input`; their calls are sent as `{"input": text}` (and come back as
+//!   function calls with those arguments: answers do not know the request).
+//! * `n` > 1 is rejected (an answer carries one candidate).
+//! * An effort becomes `thinkingBudget` (`Effort::budget`) without thought
+//!   text; a budget or dynamic thinking (-1) asks for thought text only for
+//!   Anthropic clients (they expect thinking blocks). OpenAI clients opt in
+//!   with `include_reasoning: true` or Google's `extra_body.google`
+//!   (`thinking_config`, `cached_content`), read from OpenAI-origin extras;
+//!   extras of a Gemini-origin request are written as they are.
+//! * Answers: see `decode` (ids, finish reasons, blocked prompts, usage). A
+//!   stream ending without a finishReason is truncated even when the
+//!   connection closed cleanly: Gemini always sends one.
 
 mod decode;
 mod schema;
