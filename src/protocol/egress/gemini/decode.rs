@@ -370,9 +370,10 @@ pub(super) fn answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum ErrorDoc<'a> {
-    One(#[serde(borrow)] HasError<'a>),
     /// `streamGenerateContent` without `alt=sse` wraps it in an array.
+    /// (First: serde would also read a struct from a sequence.)
     Many(#[serde(borrow)] Vec<HasError<'a>>),
+    One(#[serde(borrow)] HasError<'a>),
 }
 
 #[derive(Deserialize)]

@@ -661,71 +661,54 @@ fn finish_reasons_blocks_and_failures() {
 
 // ---------------------------------------------------------------- errors
 
+/// An error as "status kind code/vendor_type: message".
+fn err_line(e: &ChatError) -> String {
+    let (code, vendor) = (e.code.as_deref(), e.vendor_type.as_deref());
+    let word = |w: Option<&str>| w.unwrap_or("-").to_string();
+    format!(
+        "{} {:?} {}/{}: {}",
+        e.status,
+        e.kind,
+        word(code),
+        word(vendor),
+        e.message
+    )
+}
+
 #[test]
 fn google_errors() {
-    for (http, status, want, kind) in [
-        (400, "INVALID_ARGUMENT", 400, ErrorKind::InvalidRequest),
-        (400, "FAILED_PRECONDITION", 400, ErrorKind::InvalidRequest),
-        (401, "UNAUTHENTICATED", 401, ErrorKind::Authentication),
-        (403, "PERMISSION_DENIED", 403, ErrorKind::Permission),
-        (404, "NOT_FOUND", 404, ErrorKind::NotFound),
-        (429, "RESOURCE_EXHAUSTED", 429, ErrorKind::RateLimited),
-        (500, "INTERNAL", 500, ErrorKind::Upstream),
-        (503, "UNAVAILABLE", 503, ErrorKind::Overloaded),
-        (504, "DEADLINE_EXCEEDED", 504, ErrorKind::Timeout),
+    for (http, status, want) in [
+        (400, "INVALID_ARGUMENT", "400 InvalidRequest"),
+        (400, "FAILED_PRECONDITION", "400 InvalidRequest"),
+        (401, "UNAUTHENTICATED", "401 Authentication"),
+        (403, "PERMISSION_DENIED", "403 Permission"),
+        (404, "NOT_FOUND", "404 NotFound"),
+        (429, "RESOURCE_EXHAUSTED", "429 RateLimited"),
+        (500, "INTERNAL", "500 Upstream"),
+        (503, "UNAVAILABLE", "503 Overloaded"),
+        (504, "DEADLINE_EXCEEDED", "504 Timeout"),
     ] {
-        let body = json!({"error": {"code": http, "message": format!("{status} happened"), "status": status}}).to_string();
-        let e = GeminiGenerate.decode_error(http, body.as_bytes());
-        let got = (
-            e.status,
-            e.kind,
-            e.message.as_str(),
-            e.code.as_deref(),
-            e.vendor_type.as_deref(),
-        );
+        let body = json!({"error": {"code": http, "message": "it happened", "status": status}});
+        let e = GeminiGenerate.decode_error(http, body.to_string().as_bytes());
         assert_eq!(
-            got,
-            (
-                want,
-                kind,
-                format!("{status} happened").as_str(),
-                Some(status),
-                Some(status)
-            )
+            err_line(&e),
+            format!("{want} {status}/{status}: it happened")
         );
     }
-    let key = br#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+    let key = r#"{"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT",
         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}"#;
-    let e = GeminiGenerate.decode_error(400, key);
-    assert_eq!(
-        (e.status, e.kind, e.code.as_deref()),
-        (401, ErrorKind::Authentication, Some("API_KEY_INVALID"))
-    );
-    assert_eq!(e.vendor_type.as_deref(), Some("INVALID_ARGUMENT"));
-    let quota = br#"[{"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED"}}]"#;
-    assert_eq!(
-        GeminiGenerate.decode_error(429, quota).kind,
-        ErrorKind::RateLimited
-    );
-    let long = br#"{"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}"#;
-    assert_eq!(
-        GeminiGenerate.decode_error(400, long).kind,
-        ErrorKind::ContextLength
-    );
-    let e = GeminiGenerate.decode_error(502, b"<html>Bad Gateway</html>");
-    assert_eq!((e.status, e.kind, e.code), (502, ErrorKind::Upstream, None));
-    assert!(e.message.contains("Bad Gateway"));
-    let e = GeminiGenerate.decode_error(200, b"");
-    assert_eq!(
-        (e.status, e.message.as_str()),
-        (502, "Gemini returned HTTP 200")
-    );
-    assert_eq!(
-        GeminiGenerate
-            .decode_error(418, br#"{"error": "teapot"}"#)
-            .message,
-        "teapot"
-    );
+    let quota = r#"[{"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED"}}]"#;
+    let long = r#"{"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}"#;
+    for (http, body, want) in [
+        (400, key, "401 Authentication API_KEY_INVALID/INVALID_ARGUMENT: API key not valid."),
+        (429, quota, "429 RateLimited RESOURCE_EXHAUSTED/RESOURCE_EXHAUSTED: You exceeded your current quota."),
+        (400, long, "400 ContextLength INVALID_ARGUMENT/INVALID_ARGUMENT: The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."),
+        (502, "<html>Bad Gateway</html>", "502 Upstream -/-: Gemini returned HTTP 502: <html>Bad Gateway</html>"),
+        (200, "", "502 Upstream -/-: Gemini returned HTTP 200"),
+        (418, r#"{"error": "teapot"}"#, "418 Upstream -/-: teapot"),
+    ] {
+        assert_eq!(err_line(&GeminiGenerate.decode_error(http, body.as_bytes())), want);
+    }
 }
 
 // ---------------------------------------------------------------- streams
