@@ -116,7 +116,7 @@ enum OutPart<'r> {
 #[serde(rename_all = "camelCase")]
 struct GPart<'r> {
     #[serde(flatten)]
-    data: Data<'r>,
+    data: Payload<'r>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     thought: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,7 +128,7 @@ struct GPart<'r> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-enum Data<'r> {
+enum Payload<'r> {
     Text(Cow<'r, str>),
     #[serde(rename_all = "camelCase")]
     InlineData {
@@ -150,7 +150,7 @@ enum Data<'r> {
     },
 }
 
-fn part(data: Data<'_>) -> OutPart<'_> {
+fn part(data: Payload<'_>) -> OutPart<'_> {
     OutPart::Part(GPart {
         data,
         thought: false,
@@ -384,7 +384,7 @@ fn system<'r>(req: &'r Request<'_>) -> Result<Option<Content<'r>>, ChatError> {
             Some(prev) => Some(Cow::Owned(format!("{prev}\n\n{}", t.text))),
         };
     }
-    let parts = |t| vec![part(Data::Text(t))];
+    let parts = |t| vec![part(Payload::Text(t))];
     Ok(text.map(|t| Content {
         role: None,
         parts: parts(t),
@@ -421,7 +421,7 @@ fn contents<'r>(req: &'r Request<'_>) -> Result<Vec<Content<'r>>, ChatError> {
         for p in &mut turn.parts {
             if let OutPart::Part(
                 p @ GPart {
-                    data: Data::FunctionCall { .. },
+                    data: Payload::FunctionCall { .. },
                     ..
                 },
             ) = p
@@ -440,8 +440,10 @@ fn encode_part<'r>(
     names: &mut HashMap<&'r str, &'r str>,
 ) -> Result<(), ChatError> {
     match p {
-        Part::Text(t) if !t.text.is_empty() => out.push(part(Data::Text(Cow::Borrowed(&t.text)))),
-        Part::Refusal(r) if !r.is_empty() => out.push(part(Data::Text(Cow::Borrowed(r)))),
+        Part::Text(t) if !t.text.is_empty() => {
+            out.push(part(Payload::Text(Cow::Borrowed(&t.text))))
+        }
+        Part::Refusal(r) if !r.is_empty() => out.push(part(Payload::Text(Cow::Borrowed(r)))),
         Part::Text(_) | Part::Refusal(_) => {}
         Part::Media(m) => out.push(part(media(m)?)),
         Part::ToolCall(c) => {
@@ -458,7 +460,7 @@ fn encode_part<'r>(
                 ),
             };
             let signature = c.signature.as_ref().filter(|s| s.family == Family::Gemini);
-            let mut call = part(Data::FunctionCall {
+            let mut call = part(Payload::FunctionCall {
                 name: &c.name,
                 args,
             });
@@ -492,7 +494,7 @@ fn encode_part<'r>(
                     _ => Obj::Wrapped(key, Cow::Owned(texts.concat())),
                 },
             };
-            out.push(part(Data::FunctionResponse { name, response }));
+            out.push(part(Payload::FunctionResponse { name, response }));
             // Images a tool returned follow as parts of the same turn.
             for p in &r.content {
                 if let Part::Media(m) = p {
@@ -508,7 +510,7 @@ fn encode_part<'r>(
             // A signature Gemini put on a non-thought part goes back on the
             // text before it (see `decode`).
             if let Some(OutPart::Part(prev)) = out.last_mut().filter(|_| r.text.is_empty()) {
-                if matches!(prev.data, Data::Text(_))
+                if matches!(prev.data, Payload::Text(_))
                     && !prev.thought
                     && prev.thought_signature.is_none()
                 {
@@ -517,7 +519,7 @@ fn encode_part<'r>(
                 }
             }
             out.push(OutPart::Part(GPart {
-                data: Data::Text(Cow::Borrowed(&r.text)),
+                data: Payload::Text(Cow::Borrowed(&r.text)),
                 thought: !r.text.is_empty(),
                 thought_signature: Some(&sig.value),
                 call_signature: None,
@@ -535,7 +537,7 @@ fn encode_part<'r>(
 }
 
 /// Inline bytes or a URL / file reference Gemini fetches itself.
-fn media<'r>(m: &'r Media<'_>) -> Result<Data<'r>, ChatError> {
+fn media<'r>(m: &'r Media<'_>) -> Result<Payload<'r>, ChatError> {
     let default = match m.kind {
         MediaKind::Image => "image/jpeg",
         MediaKind::Audio => "audio/wav",
@@ -550,7 +552,7 @@ fn media<'r>(m: &'r Media<'_>) -> Result<Data<'r>, ChatError> {
     };
     let bad = |msg: &str| Err(ChatError::invalid("messages", msg));
     match &m.source {
-        MediaSource::Base64 { data } => Ok(Data::InlineData {
+        MediaSource::Base64 { data } => Ok(Payload::InlineData {
             mime_type: mime(None),
             data,
         }),
@@ -567,13 +569,13 @@ fn media<'r>(m: &'r Media<'_>) -> Result<Data<'r>, ChatError> {
                     "" => mime(None),
                     declared => Cow::Borrowed(declared),
                 };
-                return Ok(Data::InlineData { mime_type, data });
+                return Ok(Payload::InlineData { mime_type, data });
             }
             let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
             if !lower.starts_with("http://") && !lower.starts_with("https://") {
                 return bad("media URLs must be data: URLs or http(s) URLs");
             }
-            Ok(Data::FileData {
+            Ok(Payload::FileData {
                 mime_type: mime(Some(url)),
                 file_uri: url,
             })
@@ -581,7 +583,7 @@ fn media<'r>(m: &'r Media<'_>) -> Result<Data<'r>, ChatError> {
         MediaSource::FileId {
             family: Family::Gemini,
             id,
-        } => Ok(Data::FileData {
+        } => Ok(Payload::FileData {
             mime_type: mime(Some(id)),
             file_uri: id,
         }),
