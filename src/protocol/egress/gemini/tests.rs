@@ -714,7 +714,9 @@ fn run_sse(events: &[&str], clean: bool) -> (Vec<String>, Result<(), ChatError>)
 #[test]
 fn stream_fixture_split_at_every_byte() {
     let body = include_bytes!("../../../../tests/fixtures/gemini_stream.sse");
-    let salt = decode::call_salt(Some("mAitaL3yDs-DnvgP7cS2gQ0")).unwrap();
+    let salt = decode::Read::new(Some("mAitaL3yDs-DnvgP7cS2gQ0"))
+        .salt
+        .unwrap();
     let call = format!("1+call call_0_get_weather_{salt} get_weather");
     let want = [
         "start mAitaL3yDs-DnvgP7cS2gQ0 gemini-2.5-flash|0+Text|0 Text The|usage 8/0/8 c0 r0|0 Text  quick brown fox jumps|0-",
