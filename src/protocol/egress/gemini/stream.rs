@@ -79,10 +79,13 @@ impl Decoder {
                     kind: c.kind,
                 };
                 let index = self.block(block, sink);
-                sink.event(delta(index, Delta::ToolArguments(c.arguments)));
+                // The signature first: encoders that hold a call's first
+                // chunk (OpenAI) put it there, with the id and name, as
+                // Google's own OpenAI endpoint does.
                 if let Some(sig) = c.signature {
                     sink.event(delta(index, Delta::Signature(sig)));
                 }
+                sink.event(delta(index, Delta::ToolArguments(c.arguments)));
                 sink.event(Event::BlockStop { index });
             }
             Part::Refusal(text) => {

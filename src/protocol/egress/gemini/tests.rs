@@ -721,7 +721,7 @@ fn stream_fixture_split_at_every_byte() {
     let want = [
         "start mAitaL3yDs-DnvgP7cS2gQ0 gemini-2.5-flash|0+Text|0 Text The|usage 8/0/8 c0 r0|0 Text  quick brown fox jumps|0-",
         &call,
-        r#"1 ToolArguments {"location":"Paris"}|1 sig gemini:CiQB0e2Kb2RlIHNpZ25hdHVyZQ==|1-|usage 8/24/32 c0 r12|stop ToolCalls"#,
+        r#"1 sig gemini:CiQB0e2Kb2RlIHNpZ25hdHVyZQ==|1 ToolArguments {"location":"Paris"}|1-|usage 8/24/32 c0 r12|stop ToolCalls"#,
     ]
     .join("|");
     for i in 0..=body.len() {
