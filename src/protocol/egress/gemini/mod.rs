@@ -355,7 +355,10 @@ fn body<'r>(req: &'r Request<'_>, opts: &VendorOptions) -> Result<Body<'r>, Chat
     }
     let (google, include_reasoning) = openai_hints(req);
     let (tools, tool_config) = tools(req)?;
-    let gemini_origin = req.extra.origin == Family::Gemini;
+    let extra = match req.extra.origin {
+        Family::Gemini => &req.extra.fields[..],
+        _ => &[],
+    };
     Ok(Body {
         contents,
         system_instruction: system(req)?,
@@ -363,11 +366,7 @@ fn body<'r>(req: &'r Request<'_>, opts: &VendorOptions) -> Result<Body<'r>, Chat
         tool_config,
         generation_config: generation_config(req, opts, include_reasoning, google.thinking_config)?,
         cached_content: google.cached_content,
-        extra: Extra(if gemini_origin {
-            &req.extra.fields
-        } else {
-            &[]
-        }),
+        extra: Extra(extra),
     })
 }
 
@@ -419,13 +418,8 @@ fn contents<'r>(req: &'r Request<'_>) -> Result<Vec<Content<'r>>, ChatError> {
     for turn in out.iter_mut().filter(|c| c.role == Some("model")) {
         let mut first = true;
         for p in &mut turn.parts {
-            if let OutPart::Part(
-                p @ GPart {
-                    data: Payload::FunctionCall { .. },
-                    ..
-                },
-            ) = p
-            {
+            let OutPart::Part(p) = p else { continue };
+            if matches!(p.data, Payload::FunctionCall { .. }) {
                 p.thought_signature = first.then(|| p.call_signature.unwrap_or(SKIP_SIGNATURE));
                 first = false;
             }

@@ -1,7 +1,7 @@
 //! `streamGenerateContent?alt=sse`: each `data:` is a whole
 //! `GenerateContentResponse` holding the next parts. Text and thought parts
 //! become deltas of open blocks; a function call arrives whole and becomes
-//! one block (start, its arguments, its signature, stop). Usage is
+//! one block (start, its signature, its arguments, stop). Usage is
 //! cumulative on every chunk; the chunk with the finishReason carries the
 //! final one, and `Stop` follows it.
 
