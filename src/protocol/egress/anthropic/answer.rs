@@ -8,58 +8,66 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+/// A string borrowed from the body where it has no escapes (serde borrows a
+/// `Cow<str>` only when it is a field's whole type).
 #[derive(Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+pub(super) struct Key<'a>(#[serde(borrow)] pub(super) Cow<'a, str>);
 
-/// serde borrows a `Cow<str>` only when it is the field's whole type.
-pub(super) fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Str<'a>>, D::Error> {
-    Ok(Option::<Key<'a>>::deserialize(d)?.map(|k| k.0))
+pub(super) fn s<'a>(k: Option<Key<'a>>) -> Option<Str<'a>> {
+    k.map(|k| k.0)
+}
+
+/// A token count; vendors occasionally send floats (a negative one counts
+/// as not sent).
+#[derive(Clone, Copy)]
+pub(super) struct Count(Option<u64>);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        Ok(Count(n.as_u64().or_else(|| {
+            n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)
+        })))
+    }
 }
 
 /// Anthropic's usage counters; a later report replaces what it names.
 #[derive(Deserialize, Default, Clone, Copy)]
 pub(super) struct WireUsage {
-    #[serde(default, deserialize_with = "count")]
-    input_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "count")]
-    output_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "count")]
-    cache_read_input_tokens: Option<u64>,
-    #[serde(default, deserialize_with = "count")]
-    cache_creation_input_tokens: Option<u64>,
-}
-
-/// A token count; vendors occasionally send floats or nulls.
-fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let n = Option::<serde_json::Number>::deserialize(d)?;
-    Ok(n.and_then(|n| {
-        n.as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-    }))
+    input_tokens: Option<Count>,
+    output_tokens: Option<Count>,
+    cache_read_input_tokens: Option<Count>,
+    cache_creation_input_tokens: Option<Count>,
 }
 
 impl WireUsage {
     pub(super) fn update(&mut self, u: &WireUsage) {
-        self.input_tokens = u.input_tokens.or(self.input_tokens);
-        self.output_tokens = u.output_tokens.or(self.output_tokens);
-        self.cache_read_input_tokens = u.cache_read_input_tokens.or(self.cache_read_input_tokens);
-        self.cache_creation_input_tokens = u
-            .cache_creation_input_tokens
-            .or(self.cache_creation_input_tokens);
+        for (new, old) in [
+            (u.input_tokens, &mut self.input_tokens),
+            (u.output_tokens, &mut self.output_tokens),
+            (u.cache_read_input_tokens, &mut self.cache_read_input_tokens),
+            (
+                u.cache_creation_input_tokens,
+                &mut self.cache_creation_input_tokens,
+            ),
+        ] {
+            if new.is_some_and(|c| c.0.is_some()) {
+                *old = new;
+            }
+        }
     }
 
     /// Canonical usage: the prompt counts cache reads and writes too.
     pub(super) fn usage(&self) -> Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let write = self.cache_creation_input_tokens.unwrap_or(0);
-        let prompt = self
-            .input_tokens
-            .unwrap_or(0)
+        let n = |c: Option<Count>| c.and_then(|c| c.0).unwrap_or(0);
+        let (read, write) = (
+            n(self.cache_read_input_tokens),
+            n(self.cache_creation_input_tokens),
+        );
+        let prompt = n(self.input_tokens)
             .saturating_add(read)
             .saturating_add(write);
-        let output = self.output_tokens.unwrap_or(0);
+        let output = n(self.output_tokens);
         Usage {
             prompt_tokens: prompt,
             completion_tokens: output,
@@ -83,80 +91,67 @@ pub(super) fn finish(stop_reason: &str, stop_sequence: Option<&str>) -> Finish {
     }
 }
 
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    id: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    model: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    content: Option<Vec<&'a RawValue>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    stop_reason: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    stop_sequence: Option<Str<'a>>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
+/// An answer, a stream event's `message`, a content block, a block start or
+/// a delta: every field any of them has, flat.
+#[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
+pub(super) struct Flat<'a> {
+    pub(super) r#type: Option<Key<'a>>,
+    pub(super) id: Option<Key<'a>>,
+    pub(super) model: Option<Key<'a>>,
+    pub(super) content: Option<Vec<&'a RawValue>>,
+    pub(super) stop_reason: Option<Key<'a>>,
+    pub(super) stop_sequence: Option<Key<'a>>,
+    pub(super) usage: Option<WireUsage>,
+    pub(super) text: Option<Key<'a>>,
+    pub(super) thinking: Option<Key<'a>>,
+    pub(super) signature: Option<Key<'a>>,
+    pub(super) data: Option<Key<'a>>,
+    pub(super) name: Option<Key<'a>>,
+    pub(super) partial_json: Option<Key<'a>>,
+    pub(super) input: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct Block<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    text: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    thinking: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    signature: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    data: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    id: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    name: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-}
-
-fn sig(family: Family, value: Option<Str<'_>>) -> Option<Signature<'_>> {
-    value
-        .filter(|v| !v.is_empty())
-        .map(|value| Signature { family, value })
+pub(super) fn sig(value: Option<Key<'_>>) -> Option<Signature<'_>> {
+    let value = s(value).filter(|v| !v.is_empty())?;
+    Some(Signature {
+        family: Family::Anthropic,
+        value,
+    })
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
-    let msg: Message = serde_json::from_slice(body)
-        .map_err(|e| ChatError::upstream(format!("malformed Anthropic answer: {e}")))?;
-    if msg.kind.as_deref() == Some("error") {
-        return Err(error(502, body));
+    let bad = |what: &str, e: serde_json::Error| {
+        ChatError::upstream(format!("malformed Anthropic {what}: {e}"))
+    };
+    let msg: Flat = serde_json::from_slice(body).map_err(|e| bad("answer", e))?;
+    if msg.r#type.as_ref().is_some_and(|t| t.0 == "error") {
+        // An error body on a success status: the status its type documents.
+        return Err(error(0, body));
     }
     let content = msg
         .content
         .ok_or_else(|| ChatError::upstream("Anthropic answer has no content array"))?;
     let mut parts = Vec::with_capacity(content.len());
     for raw in content {
-        let b: Block = serde_json::from_str(raw.get())
-            .map_err(|e| ChatError::upstream(format!("malformed Anthropic content block: {e}")))?;
-        parts.push(match b.kind.as_deref() {
-            Some("text") => Part::Text(Text::plain(b.text.unwrap_or_default())),
+        let b: Flat = serde_json::from_str(raw.get()).map_err(|e| bad("content block", e))?;
+        parts.push(match s(b.r#type).as_deref() {
+            Some("text") => Part::Text(Text::plain(s(b.text).unwrap_or_default())),
             Some("thinking") => Part::Reasoning(Reasoning {
-                text: b.thinking.unwrap_or_default(),
-                signature: sig(Family::Anthropic, b.signature),
+                text: s(b.thinking).unwrap_or_default(),
+                signature: sig(b.signature),
                 redacted: None,
             }),
             Some("redacted_thinking") => Part::Reasoning(Reasoning {
                 text: Cow::Borrowed(""),
                 signature: None,
-                redacted: sig(Family::Anthropic, b.data),
+                redacted: sig(b.data),
             }),
             Some("tool_use") => Part::ToolCall(ToolCall {
-                id: b.id.unwrap_or_default(),
-                name: b.name.unwrap_or_default(),
+                id: s(b.id).unwrap_or_default(),
+                name: s(b.name).unwrap_or_default(),
                 kind: ToolKind::Function,
-                arguments: Cow::Borrowed(b.input.map(RawValue::get).unwrap_or("{}")),
+                arguments: Cow::Borrowed(b.input.map_or("{}", RawValue::get)),
                 signature: None,
             }),
             // Server tool calls and results ran at Anthropic.
@@ -166,28 +161,24 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
             },
         });
     }
+    let stop_sequence = s(msg.stop_sequence);
     Ok(Answer {
-        id: msg
-            .id
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| Cow::Owned(generated_id("msg_"))),
-        model: msg.model.unwrap_or_default(),
+        id: s(msg.id)
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| generated_id("msg_").into()),
+        model: s(msg.model).unwrap_or_default(),
         created: now_unix(),
         parts,
         finish: msg
             .stop_reason
-            .map(|r| finish(&r, msg.stop_sequence.as_deref())),
+            .map(|r| finish(&r.0, stop_sequence.as_deref())),
         usage: msg.usage.unwrap_or_default().usage(),
     })
 }
 
-// ---------------------------------------------------------------- errors
-
 #[derive(Deserialize)]
 struct ErrorBody {
-    #[serde(default)]
     error: Option<ErrorInner>,
-    #[serde(default)]
     message: Option<String>,
 }
 
@@ -196,9 +187,7 @@ struct ErrorBody {
 enum ErrorInner {
     Text(String),
     Object {
-        #[serde(rename = "type", default)]
-        kind: Option<String>,
-        #[serde(default)]
+        r#type: Option<String>,
         message: Option<String>,
     },
 }
@@ -226,9 +215,9 @@ fn kind_for(t: &str) -> Option<(ErrorKind, u16)> {
 pub(super) fn error(status: u16, body: &[u8]) -> ChatError {
     let (vendor_type, message) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody {
-            error: Some(ErrorInner::Object { kind, message }),
+            error: Some(ErrorInner::Object { r#type, message }),
             message: m2,
-        }) => (kind, message.or(m2)),
+        }) => (r#type, message.or(m2)),
         Ok(ErrorBody {
             error: Some(ErrorInner::Text(t)),
             ..
@@ -238,9 +227,12 @@ pub(super) fn error(status: u16, body: &[u8]) -> ChatError {
             message,
         }) => (None, message),
         Err(_) => {
-            let text = String::from_utf8_lossy(body);
             // Enough to diagnose an HTML error page, not a whole one.
-            let cut: String = text.trim().chars().take(500).collect();
+            let cut: String = String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(500)
+                .collect();
             (None, (!cut.is_empty()).then_some(cut))
         }
     };
@@ -268,6 +260,7 @@ pub(super) fn error(status: u16, body: &[u8]) -> ChatError {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
 
@@ -279,175 +272,50 @@ mod tests {
             {"type":"server_tool_use","id":"s","name":"web_search","input":{}}],
             "stop_reason":"tool_use","stop_sequence":null,
             "usage":{"input_tokens":10,"cache_creation_input_tokens":2,"cache_read_input_tokens":3,"output_tokens":7.0,"service_tier":"standard"}}"#;
+        let show = |p: &Part<'_>| match p {
+            Part::Text(t) => format!("text {}", t.text),
+            Part::Reasoning(r) => format!("reasoning {} {:?} {:?}", r.text, r.signature.as_ref().map(|s| &s.value), r.redacted.as_ref().map(|s| &s.value)),
+            Part::ToolCall(c) => format!("call {} {} {}", c.id, c.name, c.arguments),
+            Part::Opaque { raw, .. } => format!("opaque {}", raw.get()),
+            _ => "?".into(),
+        };
         let a = decode(body).map_err(|e| e.message);
-        let a = a.as_ref().map(|a| {
-            let parts: Vec<String> = a
-                .parts
-                .iter()
-                .map(|p| match p {
-                    Part::Text(t) => format!("text {}", t.text),
-                    Part::Reasoning(r) => format!(
-                        "reasoning {} {:?} {:?}",
-                        r.text,
-                        r.signature.as_ref().map(|s| &s.value),
-                        r.redacted.as_ref().map(|s| &s.value)
-                    ),
-                    Part::ToolCall(c) => format!("call {} {} {}", c.id, c.name, c.arguments),
-                    Part::Opaque { raw, .. } => format!("opaque {}", raw.get()),
-                    _ => "?".into(),
-                })
-                .collect();
-            (
-                a.id.to_string(),
-                a.model.to_string(),
-                parts,
-                a.finish.clone(),
-                a.usage,
-            )
-        });
-        assert_eq!(
-            a,
-            Ok((
-                "msg_1".into(),
-                "claude-x".into(),
-                vec![
-                    "reasoning Hmm Some(\"sig\") None".into(),
-                    "reasoning  None Some(\"ENC\")".into(),
-                    "text I'll check.".into(),
-                    "call toolu_1 f {\"a\":1}".into(),
-                    "opaque {\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}".into(),
-                ],
-                Some(Finish::ToolCalls),
-                Usage { prompt_tokens: 15, completion_tokens: 7, total_tokens: 22, cached_tokens: 3, cache_write_tokens: 2, reasoning_tokens: 0 },
-            ))
-        );
-        for (reason, want) in [
-            ("end_turn", Finish::Stop),
-            ("max_tokens", Finish::Length),
-            ("model_context_window_exceeded", Finish::Length),
-            ("refusal", Finish::Refusal),
-            ("pause_turn", Finish::Pause),
-            ("new_reason", Finish::Other("new_reason".into())),
-        ] {
+        let a = a.as_ref().map(|a| (a.id.to_string(), a.model.to_string(), a.parts.iter().map(show).collect::<Vec<_>>(), a.finish.clone(), a.usage));
+        let parts = ["reasoning Hmm Some(\"sig\") None", "reasoning  None Some(\"ENC\")", "text I'll check.", "call toolu_1 f {\"a\":1}",
+            "opaque {\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}"].map(String::from).to_vec();
+        let usage = Usage { prompt_tokens: 15, completion_tokens: 7, total_tokens: 22, cached_tokens: 3, cache_write_tokens: 2, reasoning_tokens: 0 };
+        assert_eq!(a, Ok(("msg_1".into(), "claude-x".into(), parts, Some(Finish::ToolCalls), usage)));
+        for (reason, want) in [("end_turn", Finish::Stop), ("max_tokens", Finish::Length), ("model_context_window_exceeded", Finish::Length),
+            ("refusal", Finish::Refusal), ("pause_turn", Finish::Pause), ("new_reason", Finish::Other("new_reason".into()))] {
             assert_eq!(finish(reason, None), want);
         }
         // Error-shaped and malformed answers fail.
-        for body in [
-            &br#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#[..],
-            b"{}",
-            b"<html>",
-        ] {
+        for body in [&br#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#[..], b"{}", b"<html>"] {
             assert!(decode(body).is_err());
         }
     }
 
     #[test]
     fn error_bodies_decode_into_chat_errors() {
+        use ErrorKind::*;
         let cases: &[(u16, &str, ErrorKind, u16, &str, Option<&str>)] = &[
-            (
-                529,
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-                ErrorKind::Overloaded,
-                529,
-                "Overloaded",
-                Some("overloaded_error"),
-            ),
-            (
-                429,
-                r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#,
-                ErrorKind::RateLimited,
-                429,
-                "slow",
-                Some("rate_limit_error"),
-            ),
-            (
-                401,
-                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
-                ErrorKind::Authentication,
-                401,
-                "invalid x-api-key",
-                Some("authentication_error"),
-            ),
-            (
-                400,
-                r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 300000 tokens > 200000 maximum"}}"#,
-                ErrorKind::ContextLength,
-                400,
-                "prompt is too long: 300000 tokens > 200000 maximum",
-                Some("invalid_request_error"),
-            ),
-            (
-                413,
-                r#"{"type":"error","error":{"type":"request_too_large","message":"big"}}"#,
-                ErrorKind::RequestTooLarge,
-                413,
-                "big",
-                Some("request_too_large"),
-            ),
+            (529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, Overloaded, 529, "Overloaded", Some("overloaded_error")),
+            (429, r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#, RateLimited, 429, "slow", Some("rate_limit_error")),
+            (401, r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, Authentication, 401, "invalid x-api-key", Some("authentication_error")),
+            (400, r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 300000 tokens > 200000 maximum"}}"#, ContextLength, 400, "prompt is too long: 300000 tokens > 200000 maximum", Some("invalid_request_error")),
+            (413, r#"{"type":"error","error":{"type":"request_too_large","message":"big"}}"#, RequestTooLarge, 413, "big", Some("request_too_large")),
             // An error body on a 200: the status its type documents.
-            (
-                200,
-                r#"{"type":"error","error":{"type":"not_found_error","message":"no model"}}"#,
-                ErrorKind::NotFound,
-                404,
-                "no model",
-                Some("not_found_error"),
-            ),
-            (
-                0,
-                r#"{"type":"error","error":{"type":"weird","message":"w"}}"#,
-                ErrorKind::Upstream,
-                502,
-                "w",
-                Some("weird"),
-            ),
-            (
-                502,
-                "<html><body>Bad gateway</body></html>",
-                ErrorKind::Upstream,
-                502,
-                "<html><body>Bad gateway</body></html>",
-                None,
-            ),
-            (
-                503,
-                "",
-                ErrorKind::Overloaded,
-                503,
-                "upstream returned HTTP 503",
-                None,
-            ),
-            (
-                500,
-                r#"{"error":"plain text"}"#,
-                ErrorKind::Upstream,
-                500,
-                "plain text",
-                None,
-            ),
-            (
-                400,
-                r#"{"error":{"message":"openai style","type":"invalid_request_error"}}"#,
-                ErrorKind::InvalidRequest,
-                400,
-                "openai style",
-                Some("invalid_request_error"),
-            ),
+            (200, r#"{"type":"error","error":{"type":"not_found_error","message":"no model"}}"#, NotFound, 404, "no model", Some("not_found_error")),
+            (0, r#"{"type":"error","error":{"type":"weird","message":"w"}}"#, Upstream, 502, "w", Some("weird")),
+            (502, "<html><body>Bad gateway</body></html>", Upstream, 502, "<html><body>Bad gateway</body></html>", None),
+            (503, "", Overloaded, 503, "upstream returned HTTP 503", None),
+            (500, r#"{"error":"plain text"}"#, Upstream, 500, "plain text", None),
+            (400, r#"{"error":{"message":"openai style","type":"invalid_request_error"}}"#, InvalidRequest, 400, "openai style", Some("invalid_request_error")),
         ];
         for (status, body, kind, want_status, message, vendor) in cases {
             let e = error(*status, body.as_bytes());
-            assert_eq!(
-                (
-                    e.kind,
-                    e.status,
-                    e.message.as_str(),
-                    e.vendor_type.as_deref()
-                ),
-                (*kind, *want_status, *message, *vendor),
-                "{body}"
-            );
+            assert_eq!((e.kind, e.status, e.message.as_str(), e.vendor_type.as_deref()), (*kind, *want_status, *message, *vendor), "{body}");
         }
-        let long = "x".repeat(2000);
-        assert_eq!(error(500, long.as_bytes()).message.len(), 500);
+        assert_eq!(error(500, "x".repeat(2000).as_bytes()).message.len(), 500);
     }
 }

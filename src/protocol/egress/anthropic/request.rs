@@ -36,7 +36,8 @@ use std::borrow::Cow;
 /// Stand-in for a missing first user turn: Anthropic rejects empty text.
 const PLACEHOLDER_USER_TEXT: &str = ".";
 const JSON_OBJECT_INSTRUCTION: &str = "Respond with a single valid JSON object only, with no text before or after it and no code fences.";
-const JSON_SCHEMA_INSTRUCTION: &str = "Respond with a single valid JSON value only, with no text before or after it and no code fences. It must conform to this JSON Schema";
+const JSON_SCHEMA_INSTRUCTION: &str =
+    "Respond with a single valid JSON value only, with no text before or after it and no code fences. It must conform to this JSON Schema";
 /// Anthropic's smallest thinking budget.
 const MIN_BUDGET: u64 = 1024;
 
@@ -225,9 +226,7 @@ fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<Item<'r>, Ch
             MediaKind::Audio => return Err(invalid(path(), "audio input is not supported by Anthropic")),
         },
         (MediaSource::Url(u), None) if is_http_url(u) => Src::Url { url: u },
-        (MediaSource::Url(_), None) => {
-            return Err(invalid(path(), "the URL must be http(s) or a base64 data URL"))
-        }
+        (MediaSource::Url(_), None) => return Err(invalid(path(), "the URL must be http(s) or a base64 data URL")),
         (MediaSource::FileId { family: Family::Anthropic, id }, None) => Src::File { file_id: id },
         _ => return Err(invalid(path(), "a file id from another vendor cannot be sent to Anthropic")),
     };
@@ -765,6 +764,7 @@ fn base64_decode(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
     use crate::protocol::chat::{Effort, Extras, Ingress};
@@ -772,19 +772,12 @@ mod tests {
     use serde_json::{json, Value};
 
     fn opts(version: &str, default_max: Option<u64>) -> VendorOptions {
-        VendorOptions {
-            default_max_tokens: default_max,
-            anthropic_version: version.into(),
-        }
+        VendorOptions { default_max_tokens: default_max, anthropic_version: version.into() }
     }
 
     /// An Anthropic client's body, decoded by the real ingress, edited,
     /// encoded for model "up".
-    fn enc(
-        body: &Value,
-        o: &VendorOptions,
-        edit: impl FnOnce(&mut Request<'_>),
-    ) -> Result<Value, ChatError> {
+    fn enc(body: &Value, o: &VendorOptions, edit: impl FnOnce(&mut Request<'_>)) -> Result<Value, ChatError> {
         let bytes = body.to_string();
         let mut req = Client.decode_request(bytes.as_bytes())?;
         edit(&mut req);
@@ -800,8 +793,7 @@ mod tests {
     fn the_simplest_request_encodes_exactly() {
         let body = br#"{"model":"claude","max_tokens":100,"system":"S","messages":[{"role":"user","content":"Hi"}],"stream":true}"#;
         let req = Client.decode_request(body).map_err(|e| e.message);
-        let out =
-            req.and_then(|r| encode(&r, "up", &VendorOptions::default()).map_err(|e| e.message));
+        let out = req.and_then(|r| encode(&r, "up", &VendorOptions::default()).map_err(|e| e.message));
         assert_eq!(
             out.as_deref().map(String::from_utf8_lossy),
             Ok(r#"{"model":"up","max_tokens":100,"system":"S","messages":[{"role":"user","content":"Hi"}],"stream":true}"#.into())
@@ -904,24 +896,14 @@ mod tests {
         let cases: Vec<(Value, VendorOptions, Edit, Result<Value, ChatError>)> = vec![
             // Alternation, a leading user turn, merged turns, a trimmed prefill.
             (
-                with(
-                    "messages",
-                    json!([{"role": "assistant", "content": "a"}, user("u1"), user("u2"), {"role": "assistant", "content": "p  "}]),
-                ),
+                with("messages", json!([{"role": "assistant", "content": "a"}, user("u1"), user("u2"), {"role": "assistant", "content": "p  "}])),
                 o.clone(),
                 Box::new(|_| {}),
-                expect(
-                    json!({"messages": [user("."), {"role": "assistant", "content": "a"},
+                expect(json!({"messages": [user("."), {"role": "assistant", "content": "a"},
                     {"role": "user", "content": [{"type": "text", "text": "u1"}, {"type": "text", "text": "u2"}]},
-                    {"role": "assistant", "content": "p"}]}),
-                ),
+                    {"role": "assistant", "content": "p"}]})),
             ),
-            (
-                with("messages", json!([])),
-                o.clone(),
-                Box::new(|_| {}),
-                expect(json!({"messages": [user(".")]})),
-            ),
+            (with("messages", json!([])), o.clone(), Box::new(|_| {}), expect(json!({"messages": [user(".")]}))),
             // Tool results first; ids rewritten the same way; arguments
             // that are not an object become {}.
             (
@@ -952,14 +934,14 @@ mod tests {
                 Box::new(move |r| {
                     foreign(r);
                     if let Some(Part::Reasoning(x)) = r.turns[1].parts.get_mut(0) {
-                        x.signature.as_mut().map(|s| s.family = Family::Gemini);
+                        if let Some(s) = x.signature.as_mut() {
+                            s.family = Family::Gemini;
+                        }
                     }
                 }),
-                Ok(
-                    json!({"model": "up", "max_tokens": 100, "temperature": 1.0, "top_p": 1.0, "metadata": {"user_id": "u"},
+                Ok(json!({"model": "up", "max_tokens": 100, "temperature": 1.0, "top_p": 1.0, "metadata": {"user_id": "u"},
                     "messages": [user("a"), {"role": "assistant", "content": "b"}, user("c")],
-                    "tools": [{"name": "f", "input_schema": {"type": "object"}}]}),
-                ),
+                    "tools": [{"name": "f", "input_schema": {"type": "object"}}]})),
             ),
             // API versions from 2026-10-21 take no sampling parameters.
             (
@@ -969,49 +951,28 @@ mod tests {
                 expect(json!({})),
             ),
             // max_tokens: the client's, else the provider's, else 4096.
-            (
-                json!({"model": "m", "messages": [user("Hi")]}),
-                opts("", Some(2000)),
-                Box::new(|_| {}),
-                expect(json!({"max_tokens": 2000})),
-            ),
-            (
-                json!({"model": "m", "messages": [user("Hi")]}),
-                o.clone(),
-                Box::new(|_| {}),
-                expect(json!({"max_tokens": 4096})),
-            ),
+            (json!({"model": "m", "messages": [user("Hi")]}), opts("", Some(2000)), Box::new(|_| {}), expect(json!({"max_tokens": 2000}))),
+            (json!({"model": "m", "messages": [user("Hi")]}), o.clone(), Box::new(|_| {}), expect(json!({"max_tokens": 4096}))),
             // Reasoning effort -> thinking budget, max_tokens raised, sampling dropped.
             (
                 with("temperature", json!(0.3)),
                 o.clone(),
                 Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::High))),
-                expect(
-                    json!({"max_tokens": 24676, "thinking": {"type": "enabled", "budget_tokens": 24576}}),
-                ),
+                expect(json!({"max_tokens": 24676, "thinking": {"type": "enabled", "budget_tokens": 24576}})),
             ),
             (
                 base.clone(),
                 o.clone(),
                 Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Minimal))),
-                expect(
-                    json!({"max_tokens": 1124, "thinking": {"type": "enabled", "budget_tokens": 1024}}),
-                ),
+                expect(json!({"max_tokens": 1124, "thinking": {"type": "enabled", "budget_tokens": 1024}})),
             ),
             (
                 with("max_tokens", json!(30000)),
                 o.clone(),
                 Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Medium))),
-                expect(
-                    json!({"max_tokens": 30000, "thinking": {"type": "enabled", "budget_tokens": 8192}}),
-                ),
+                expect(json!({"max_tokens": 30000, "thinking": {"type": "enabled", "budget_tokens": 8192}})),
             ),
-            (
-                base.clone(),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::None))),
-                expect(json!({})),
-            ),
+            (base.clone(), o.clone(), Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::None))), expect(json!({}))),
             // Left off with a forced tool, and in an unsigned tool loop.
             (
                 json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}], "tool_choice": {"type": "tool", "name": "f"}}),
@@ -1029,33 +990,24 @@ mod tests {
                 ),
                 o.clone(),
                 Box::new(|r| r.reasoning = Some(ReasoningConfig::Budget(5000))),
-                expect(
-                    json!({"messages": [user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]}),
-                ),
+                expect(json!({"messages": [user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]})),
             ),
             // response_format -> a system instruction.
             (
                 with("system", json!("S")),
                 o.clone(),
                 Box::new(|r| r.response_format = Some(ResponseFormat::JsonObject)),
-                expect(
-                    json!({"system": [{"type": "text", "text": "S"}, {"type": "text", "text": JSON_OBJECT_INSTRUCTION}]}),
-                ),
+                expect(json!({"system": [{"type": "text", "text": "S"}, {"type": "text", "text": JSON_OBJECT_INSTRUCTION}]})),
             ),
             (
                 base.clone(),
                 o.clone(),
                 Box::new(|r| {
-                    r.response_format = Some(ResponseFormat::JsonSchema {
-                        name: Some("n".into()),
-                        schema: owned_raw("{\"type\":\"object\"}".into()),
-                        strict: None,
-                    })
+                    r.response_format =
+                        Some(ResponseFormat::JsonSchema { name: Some("n".into()), schema: owned_raw("{\"type\":\"object\"}".into()), strict: None })
                 }),
-                expect(
-                    json!({"system": format!("{JSON_SCHEMA_INSTRUCTION} (named \"n\"):\n{{\"type\":\"object\"}}")}),
-                ),
+                expect(json!({"system": format!("{JSON_SCHEMA_INSTRUCTION} (named \"n\"):\n{{\"type\":\"object\"}}")})),
             ),
             // Tools: a schema without type gets one; tool_choice without
             // tools is dropped; parallel calls off.
@@ -1063,17 +1015,10 @@ mod tests {
                 json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "description": "", "input_schema": {"required": []}}]}),
                 o.clone(),
                 Box::new(|r| r.parallel_tool_calls = Some(false)),
-                expect(
-                    json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}, "required": []}}],
-                    "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}}),
-                ),
+                expect(json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}, "required": []}}],
+                    "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}})),
             ),
-            (
-                with("tool_choice", json!({"type": "any"})),
-                o.clone(),
-                Box::new(|_| {}),
-                expect(json!({})),
-            ),
+            (with("tool_choice", json!({"type": "any"})), o.clone(), Box::new(|_| {}), expect(json!({}))),
             // Media: data URLs become base64 sources, text documents text.
             (
                 with(
@@ -1089,41 +1034,24 @@ mod tests {
                     {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi!"}}]}]})),
             ),
             // What Anthropic cannot take.
-            (
-                base.clone(),
-                o.clone(),
-                Box::new(|r| r.n = Some(2)),
-                Err(ChatError::invalid(
-                    "n",
-                    "only n=1 is supported by Anthropic",
-                )),
-            ),
+            (base.clone(), o.clone(), Box::new(|r| r.n = Some(2)), Err(ChatError::invalid("n", "only n=1 is supported by Anthropic"))),
             (
                 base.clone(),
                 o.clone(),
                 Box::new(|r| r.max_tokens = Some(0)),
-                Err(ChatError::invalid(
-                    "max_tokens",
-                    "max_tokens must be a positive integer",
-                )),
+                Err(ChatError::invalid("max_tokens", "max_tokens must be a positive integer")),
             ),
             (
                 json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}]}),
                 o.clone(),
                 Box::new(|r| r.tools[0].kind = ToolKind::Custom),
-                Err(ChatError::invalid(
-                    "tools[0]",
-                    "freeform (custom) tools are not supported by Anthropic",
-                )),
+                Err(ChatError::invalid("tools[0]", "freeform (custom) tools are not supported by Anthropic")),
             ),
             (
                 json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "input_schema": {"type": "array"}}]}),
                 o.clone(),
                 Box::new(|_| {}),
-                Err(ChatError::invalid(
-                    "tools[0].function.parameters",
-                    "parameters must be an object schema",
-                )),
+                Err(ChatError::invalid("tools[0].function.parameters", "parameters must be an object schema")),
             ),
             (
                 with(
@@ -1132,45 +1060,27 @@ mod tests {
                 ),
                 o.clone(),
                 Box::new(|_| {}),
-                Err(ChatError::invalid(
-                    "messages[0].content[1]",
-                    "the URL must be http(s) or a base64 data URL",
-                )),
+                Err(ChatError::invalid("messages[0].content[1]", "the URL must be http(s) or a base64 data URL")),
             ),
             (
-                with(
-                    "messages",
-                    json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]),
-                ),
+                with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}])),
                 o.clone(),
                 Box::new(|r| {
                     if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
-                        m.source = MediaSource::FileId {
-                            family: Family::OpenAi,
-                            id: "f".into(),
-                        }
+                        m.source = MediaSource::FileId { family: Family::OpenAi, id: "f".into() }
                     }
                 }),
-                Err(ChatError::invalid(
-                    "messages[0].content[0]",
-                    "a file id from another vendor cannot be sent to Anthropic",
-                )),
+                Err(ChatError::invalid("messages[0].content[0]", "a file id from another vendor cannot be sent to Anthropic")),
             ),
             (
-                with(
-                    "messages",
-                    json!([{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}]),
-                ),
+                with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}])),
                 o.clone(),
                 Box::new(|r| {
                     if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
                         m.kind = MediaKind::Audio
                     }
                 }),
-                Err(ChatError::invalid(
-                    "messages[0].content[0]",
-                    "audio input is not supported by Anthropic",
-                )),
+                Err(ChatError::invalid("messages[0].content[0]", "audio input is not supported by Anthropic")),
             ),
         ];
         for (i, (body, o, edit, want)) in cases.into_iter().enumerate() {

@@ -6,10 +6,9 @@
 //! its start (no `input_json_delta`) yields that input as one arguments
 //! delta. `Stop` is held until `message_stop`, after the last `Usage`.
 
-use super::answer::{error, finish, opt_str, WireUsage};
+use super::answer::{error, finish, s, sig, Flat, Key, WireUsage};
 use crate::protocol::chat::{
-    generated_id, Block, ChatError, Delta, Event, EventSink, Family, Finish, Signature, Str,
-    StreamDecoder, ToolKind,
+    generated_id, Block, ChatError, Delta, Event, EventSink, Finish, Str, StreamDecoder, ToolKind,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -36,73 +35,13 @@ struct Open {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct Ev<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    message: Option<EvMessage<'a>>,
-    #[serde(borrow, default)]
-    content_block: Option<EvBlock<'a>>,
-    #[serde(borrow, default)]
-    delta: Option<EvDelta<'a>>,
-    #[serde(default)]
+    r#type: Option<Key<'a>>,
+    message: Option<Flat<'a>>,
+    content_block: Option<Flat<'a>>,
+    delta: Option<Flat<'a>>,
     usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
-struct EvMessage<'a> {
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    id: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    model: Option<Str<'a>>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-/// A block start's block and a delta share these fields.
-#[derive(Deserialize)]
-struct EvBlock<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    text: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    thinking: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    signature: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    data: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    id: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    name: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    input: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct EvDelta<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    text: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    thinking: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    signature: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    partial_json: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    stop_reason: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    stop_sequence: Option<Str<'a>>,
-}
-
-fn anthropic(value: Str<'_>) -> Signature<'_> {
-    Signature {
-        family: Family::Anthropic,
-        value,
-    }
 }
 
 impl Decoder {
@@ -111,7 +50,7 @@ impl Decoder {
             self.started = true;
             let id = id
                 .filter(|i| !i.is_empty())
-                .unwrap_or_else(|| Cow::Owned(generated_id("msg_")));
+                .unwrap_or_else(|| generated_id("msg_").into());
             sink.event(Event::Start {
                 id,
                 model: model.unwrap_or_default(),
@@ -120,9 +59,16 @@ impl Decoder {
     }
 
     fn close(&mut self, sink: &mut dyn EventSink) {
-        let Some(open) = self.open.take() else { return };
-        let Some(index) = open.index else { return };
-        if let (Some(input), false) = (open.input, open.sent_args) {
+        let Some(Open {
+            index: Some(index),
+            input,
+            sent_args,
+            ..
+        }) = self.open.take()
+        else {
+            return;
+        };
+        if let (Some(input), false) = (input, sent_args) {
             sink.event(Event::Delta {
                 index,
                 delta: Delta::ToolArguments(Cow::Owned(input)),
@@ -131,49 +77,37 @@ impl Decoder {
         sink.event(Event::BlockStop { index });
     }
 
-    fn block_start(&mut self, b: EvBlock<'_>, sink: &mut dyn EventSink) {
+    fn block_start(&mut self, b: Flat<'_>, sink: &mut dyn EventSink) {
         self.close(sink);
         let index = self.next;
-        let mut deltas: Vec<Delta<'_>> = Vec::new();
-        let block = match b.kind.as_deref() {
+        let (mut deltas, mut input) = (Vec::new(), None);
+        let block = match s(b.r#type).as_deref() {
             Some("text") => {
-                deltas.extend(b.text.filter(|t| !t.is_empty()).map(Delta::Text));
+                deltas.extend(s(b.text).filter(|t| !t.is_empty()).map(Delta::Text));
                 Block::Text
             }
             Some("thinking") => {
-                deltas.extend(b.thinking.filter(|t| !t.is_empty()).map(Delta::Reasoning));
                 deltas.extend(
-                    b.signature
+                    s(b.thinking)
                         .filter(|t| !t.is_empty())
-                        .map(|s| Delta::Signature(anthropic(s))),
+                        .map(Delta::Reasoning),
                 );
+                deltas.extend(sig(b.signature).map(Delta::Signature));
                 Block::Reasoning
             }
             Some("redacted_thinking") => {
-                deltas.extend(b.data.map(|d| Delta::Redacted(anthropic(d))));
+                deltas.extend(sig(b.data).map(Delta::Redacted));
                 Block::Reasoning
             }
             Some("tool_use") => {
-                let input = b.input.map(RawValue::get).filter(|i| {
-                    let t: String = i.chars().filter(|c| !c.is_whitespace()).collect();
-                    t != "{}"
-                });
-                self.open = Some(Open {
-                    index: Some(index),
-                    tool: true,
-                    sent_args: false,
-                    input: input.map(str::to_string),
-                });
-                self.next += 1;
-                sink.event(Event::BlockStart {
-                    index,
-                    block: Block::ToolCall {
-                        id: b.id.unwrap_or_default(),
-                        name: b.name.unwrap_or_default(),
-                        kind: ToolKind::Function,
-                    },
-                });
-                return;
+                let whole = b.input.map(RawValue::get);
+                input = whole.filter(|i| i.chars().filter(|c| !c.is_whitespace()).ne("{}".chars()));
+                let (id, name) = (s(b.id).unwrap_or_default(), s(b.name).unwrap_or_default());
+                Block::ToolCall {
+                    id,
+                    name,
+                    kind: ToolKind::Function,
+                }
             }
             other => {
                 tracing::debug!(block = ?other, "Anthropic stream block with no canonical equivalent skipped");
@@ -186,11 +120,12 @@ impl Decoder {
                 return;
             }
         };
+        let tool = matches!(block, Block::ToolCall { .. });
         self.open = Some(Open {
             index: Some(index),
-            tool: false,
+            tool,
             sent_args: false,
-            input: None,
+            input: input.map(str::to_string),
         });
         self.next += 1;
         sink.event(Event::BlockStart { index, block });
@@ -199,18 +134,23 @@ impl Decoder {
         }
     }
 
-    fn delta(&mut self, d: EvDelta<'_>, sink: &mut dyn EventSink) {
-        let Some(open) = self.open.as_mut() else {
+    fn delta(&mut self, d: Flat<'_>, sink: &mut dyn EventSink) {
+        let Some(Open {
+            index: Some(index),
+            tool,
+            sent_args,
+            ..
+        }) = self.open.as_mut()
+        else {
             return;
         };
-        let Some(index) = open.index else { return };
-        let delta = match d.kind.as_deref() {
-            Some("text_delta") => d.text.map(Delta::Text),
-            Some("thinking_delta") => d.thinking.map(Delta::Reasoning),
-            Some("signature_delta") => d.signature.map(|s| Delta::Signature(anthropic(s))),
-            Some("input_json_delta") if open.tool => {
-                d.partial_json.filter(|p| !p.is_empty()).map(|p| {
-                    open.sent_args = true;
+        let delta = match s(d.r#type).as_deref() {
+            Some("text_delta") => s(d.text).map(Delta::Text),
+            Some("thinking_delta") => s(d.thinking).map(Delta::Reasoning),
+            Some("signature_delta") => sig(d.signature).map(Delta::Signature),
+            Some("input_json_delta") if *tool => {
+                s(d.partial_json).filter(|p| !p.is_empty()).map(|p| {
+                    *sent_args = true;
                     Delta::ToolArguments(p)
                 })
             }
@@ -220,9 +160,30 @@ impl Decoder {
         if let Some(delta) =
             delta.filter(|d| !matches!(d, Delta::Text(t) | Delta::Reasoning(t) if t.is_empty()))
         {
-            sink.event(Event::Delta { index, delta });
+            sink.event(Event::Delta {
+                index: *index,
+                delta,
+            });
         }
     }
+}
+
+/// The text of a text delta written exactly as Anthropic writes it
+/// (`{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"…"}}`),
+/// else `None` (the serde parse then reads the event). Deltas go to the
+/// open block whatever their index, on both paths.
+fn fast_text_delta(data: &str) -> Option<Str<'_>> {
+    let rest = data.strip_prefix(r#"{"type":"content_block_delta","index":"#)?;
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let lit = rest
+        .strip_prefix(r#","delta":{"type":"text_delta","text":"#)?
+        .strip_suffix("}}")?;
+    let inner = lit.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    // Escapes: undone by serde_json; a literal that is not one string fails.
+    serde_json::from_str::<String>(lit).ok().map(Cow::Owned)
 }
 
 impl StreamDecoder for Decoder {
@@ -230,25 +191,37 @@ impl StreamDecoder for Decoder {
         if self.done || data.trim().is_empty() {
             return Ok(());
         }
+        // Most events of an answer are text deltas: read without a parse.
+        if let Some(text) = fast_text_delta(data) {
+            let d = Flat {
+                r#type: Some(Key(Cow::Borrowed("text_delta"))),
+                text: Some(Key(text)),
+                ..Flat::default()
+            };
+            self.delta(d, sink);
+            return Ok(());
+        }
         let ev: Ev = serde_json::from_str(data).map_err(|e| {
             ChatError::upstream(format!("malformed Anthropic stream event '{event}': {e}"))
         })?;
         // The data's own type is authoritative; the event line may be absent.
-        let kind = ev.kind.as_deref().unwrap_or(event);
+        let kind = ev.r#type.as_ref().map_or(event, |k| &k.0);
+        if matches!(
+            kind,
+            "content_block_start" | "message_delta" | "message_stop"
+        ) {
+            self.start(None, None, sink);
+        }
         match kind {
             "message_start" => {
-                let (id, model, usage) = match ev.message {
-                    Some(m) => (m.id, m.model, m.usage),
-                    None => (None, None, None),
-                };
-                self.start(id, model, sink);
-                if let Some(u) = usage {
+                let m = ev.message.unwrap_or_default();
+                self.start(s(m.id), s(m.model), sink);
+                if let Some(u) = m.usage {
                     self.usage.update(&u);
                     sink.event(Event::Usage(self.usage.usage()));
                 }
             }
             "content_block_start" => {
-                self.start(None, None, sink);
                 if let Some(b) = ev.content_block {
                     self.block_start(b, sink);
                 }
@@ -260,18 +233,18 @@ impl StreamDecoder for Decoder {
             }
             "content_block_stop" => self.close(sink),
             "message_delta" => {
-                self.start(None, None, sink);
                 if let Some(u) = ev.usage {
                     self.usage.update(&u);
                     sink.event(Event::Usage(self.usage.usage()));
                 }
-                if let Some(r) = ev.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
-                    let seq = ev.delta.as_ref().and_then(|d| d.stop_sequence.as_deref());
-                    self.finish = Some(finish(r, seq));
+                if let Some(d) = ev.delta {
+                    let seq = s(d.stop_sequence);
+                    self.finish = s(d.stop_reason)
+                        .map(|r| finish(&r, seq.as_deref()))
+                        .or(self.finish.take());
                 }
             }
             "message_stop" => {
-                self.start(None, None, sink);
                 self.close(sink);
                 sink.event(Event::Stop {
                     finish: self.finish.take().unwrap_or(Finish::Stop),
@@ -308,38 +281,32 @@ impl StreamDecoder for Decoder {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
     use crate::protocol::sse::SseParser;
 
     /// Events in a compact golden form.
-    pub(crate) fn show(ev: &Event<'_>) -> String {
+    fn show(ev: &Event<'_>) -> String {
         match ev {
             Event::Start { id, model } => format!("start {id} {model}"),
             Event::BlockStart { index, block } => format!("block {index} {block:?}"),
             Event::Delta { index, delta } => format!("delta {index} {delta:?}"),
             Event::BlockStop { index } => format!("stop {index}"),
-            Event::Usage(u) => format!(
-                "usage in={} out={} read={} write={}",
-                u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens
-            ),
+            Event::Usage(u) => format!("usage in={} out={} read={} write={}", u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens),
             Event::Stop { finish } => format!("finish {finish:?}"),
             Event::Error(e) => format!("error {:?} {} {}", e.kind, e.status, e.message),
         }
     }
 
-    /// The stream fed in `chunks`, through the SSE parser; the events and
-    /// the outcome of `finish`.
+    /// The stream fed in `chunks` through the SSE parser: the events and the
+    /// outcome of `finish`.
     fn decode(chunks: &[&[u8]], clean: bool) -> (Vec<String>, Result<(), ChatError>) {
-        let mut parser = SseParser::default();
-        let mut dec = Decoder::default();
-        let mut out = Vec::new();
+        let (mut parser, mut dec, mut out) = (SseParser::default(), Decoder::default(), Vec::new());
         let mut sink = |ev: Event<'_>| out.push(show(&ev));
-        for c in chunks {
-            for ev in parser.push(c) {
-                if let Err(e) = dec.push(&ev.event, &ev.data, &mut sink) {
-                    return (out, Err(e));
-                }
+        for ev in chunks.iter().flat_map(|c| parser.push(c)) {
+            if let Err(e) = dec.push(&ev.event, &ev.data, &mut sink) {
+                return (out, Err(e));
             }
         }
         let r = dec.finish(clean, &mut sink);
@@ -353,124 +320,81 @@ mod tests {
     #[test]
     fn recorded_streams_decode_into_canonical_events() {
         let cases: [(&str, &[&str]); 3] = [
-            (TEXT, &[
-                "start msg_01XFDUDYJgAACzvnptvVoYEL claude-sonnet-4-5-20250929",
-                "usage in=33 out=1 read=8 write=0",
-                "block 0 Text",
-                "delta 0 Text(\"Hello\")",
-                "delta 0 Text(\"! Here is a \\\"quoted\\\" word,\")",
-                "delta 0 Text(\" a backslash \\\\ and a\\nnew line;\")",
-                "delta 0 Text(\" some UTF-8: é 日本語 🦀\")",
-                "delta 0 Text(\".\")",
-                "delta 0 Text(\" Done.\")",
-                "stop 0",
-                "usage in=33 out=15 read=8 write=0",
-                "finish Stop",
-            ]),
-            (THINKING, &[
-                "start msg_01abc claude-sonnet-4-5",
-                "usage in=10 out=1 read=0 write=0",
-                "block 0 Reasoning",
+            (TEXT, &["start msg_01XFDUDYJgAACzvnptvVoYEL claude-sonnet-4-5-20250929", "usage in=33 out=1 read=8 write=0", "block 0 Text", "delta 0 Text(\"Hello\")",
+                "delta 0 Text(\"! Here is a \\\"quoted\\\" word,\")", "delta 0 Text(\" a backslash \\\\ and a\\nnew line;\")", "delta 0 Text(\" some UTF-8: é 日本語 🦀\")",
+                "delta 0 Text(\".\")", "delta 0 Text(\" Done.\")", "stop 0", "usage in=33 out=15 read=8 write=0", "finish Stop"]),
+            (THINKING, &["start msg_01abc claude-sonnet-4-5", "usage in=10 out=1 read=0 write=0", "block 0 Reasoning",
                 "delta 0 Reasoning(\"I need to find the GCD of 1071 and 462 using the Euclidean algorithm.\\n\\n1071 = 2 × 462 + 147\")",
-                "delta 0 Signature(Signature { family: Anthropic, value: \"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...\" })",
-                "stop 0",
-                "block 1 Text",
-                "delta 1 Text(\"The greatest common divisor of 1071 and 462 is **21**.\")",
-                "stop 1",
-                "usage in=10 out=120 read=0 write=0",
-                "finish Stop",
-            ]),
-            (TOOL, &[
-                "start msg_014p7gG3wDgGV9EUtLvnow3U claude-sonnet-4-5",
-                "usage in=472 out=2 read=0 write=0",
-                "block 0 Text",
-                "delta 0 Text(\"Okay\")",
-                "delta 0 Text(\", let's check the weather for San Francisco, CA:\")",
-                "stop 0",
-                "block 1 ToolCall { id: \"toolu_01T1x1fJ34qAmk2tNTrN7Up6\", name: \"get_weather\", kind: Function }",
-                "delta 1 ToolArguments(\"{\\\"location\\\":\")",
-                "delta 1 ToolArguments(\" \\\"San Francisc\")",
-                "delta 1 ToolArguments(\"o, CA\\\", \\\"unit\\\": \\\"fahrenheit\\\"}\")",
-                "stop 1",
-                "usage in=472 out=89 read=0 write=0",
-                "finish ToolCalls",
-            ]),
+                "delta 0 Signature(Signature { family: Anthropic, value: \"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...\" })", "stop 0",
+                "block 1 Text", "delta 1 Text(\"The greatest common divisor of 1071 and 462 is **21**.\")", "stop 1", "usage in=10 out=120 read=0 write=0", "finish Stop"]),
+            (TOOL, &["start msg_014p7gG3wDgGV9EUtLvnow3U claude-sonnet-4-5", "usage in=472 out=2 read=0 write=0", "block 0 Text", "delta 0 Text(\"Okay\")",
+                "delta 0 Text(\", let's check the weather for San Francisco, CA:\")", "stop 0",
+                "block 1 ToolCall { id: \"toolu_01T1x1fJ34qAmk2tNTrN7Up6\", name: \"get_weather\", kind: Function }", "delta 1 ToolArguments(\"{\\\"location\\\":\")",
+                "delta 1 ToolArguments(\" \\\"San Francisc\")", "delta 1 ToolArguments(\"o, CA\\\", \\\"unit\\\": \\\"fahrenheit\\\"}\")", "stop 1",
+                "usage in=472 out=89 read=0 write=0", "finish ToolCalls"]),
         ];
         for (fixture, want) in cases {
             let (events, r) = decode(&[fixture.as_bytes()], true);
-            assert_eq!(events, *want);
-            assert_eq!(r, Ok(()));
+            assert_eq!((events.iter().map(String::as_str).collect::<Vec<_>>(), r), (want.to_vec(), Ok(())));
             // Split at every byte: the same events.
             let bytes = fixture.as_bytes();
             for cut in 1..bytes.len() {
-                let (split, r) = decode(&[&bytes[..cut], &bytes[cut..]], true);
-                assert_eq!((&split, &r), (&events, &Ok(())), "cut at {cut}");
+                assert_eq!(decode(&[&bytes[..cut], &bytes[cut..]], true), (events.clone(), Ok(())), "cut at {cut}");
             }
         }
     }
 
     #[test]
     fn odd_streams_decode_as_anthropic_means_them() {
+        let data = |lines: &[&str]| lines.iter().map(|l| format!("data: {l}\n\n")).collect::<String>();
         let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
-        let cases: Vec<(String, bool, &[&str], Result<(), ()>)> = vec![
+        let cut = |at: &str| TEXT[..TEXT.find(at).unwrap_or(0)].to_string();
+        let cases: Vec<(String, bool, &[&str], bool)> = vec![
             // No message_start, no event lines, whole tool input in the
             // start, a server tool block skipped, a stop sequence.
-            (
-                [
-                    "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}}\n\n",
-                    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n",
-                    "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
-                    "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{\"a\": 1}}}\n\n",
-                    "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
-                    "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"ENC\"}}\n\n",
-                    "data: {\"type\":\"content_block_stop\",\"index\":2}\n\n",
-                    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"END\"},\"usage\":{\"output_tokens\":3,\"cache_read_input_tokens\":4}}\n\n",
-                    "data: {\"type\":\"message_stop\"}\n\n",
-                    "data: {\"type\":\"message_stop\"}\n\n",
-                ]
-                .concat(),
-                true,
-                &[
-                    "start msg_",
-                    "block 0 ToolCall { id: \"t\", name: \"f\", kind: Function }",
-                    "delta 0 ToolArguments(\"{\\\"a\\\": 1}\")",
-                    "stop 0",
-                    "block 1 Reasoning",
-                    "delta 1 Redacted(Signature { family: Anthropic, value: \"ENC\" })",
-                    "stop 1",
-                    "usage in=4 out=3 read=4 write=0",
-                    "finish StopSequence(Some(\"END\"))",
-                ],
-                Ok(()),
-            ),
+            (data(&[r#"{"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"s","name":"web_search","input":{}}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#, r#"{"type":"content_block_stop","index":0}"#,
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{"a": 1}}}"#, r#"{"type":"content_block_stop","index":1}"#,
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"redacted_thinking","data":"ENC"}}"#, r#"{"type":"content_block_stop","index":2}"#,
+                r#"{"type":"message_delta","delta":{"stop_reason":"stop_sequence","stop_sequence":"END"},"usage":{"output_tokens":3,"cache_read_input_tokens":4}}"#,
+                r#"{"type":"message_stop"}"#, r#"{"type":"message_stop"}"#]), true,
+             &["start msg_", "block 0 ToolCall { id: \"t\", name: \"f\", kind: Function }", "delta 0 ToolArguments(\"{\\\"a\\\": 1}\")", "stop 0", "block 1 Reasoning",
+               "delta 1 Redacted(Signature { family: Anthropic, value: \"ENC\" })", "stop 1", "usage in=4 out=3 read=4 write=0", "finish StopSequence(Some(\"END\"))"], true),
             // An in-band error ends it (nothing after it is read).
-            (
-                ev("message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}")
-                    + &ev("ping", "{\"type\":\"ping\"}")
-                    + &ev("error", "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}")
-                    + &ev("message_stop", "{\"type\":\"message_stop\"}"),
-                false,
-                &["start m c", "error Overloaded 529 Overloaded"],
-                Ok(()),
-            ),
+            (ev("message_start", r#"{"type":"message_start","message":{"id":"m","model":"c"}}"#) + &ev("ping", r#"{"type":"ping"}"#)
+                + &ev("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#) + &ev("message_stop", r#"{"type":"message_stop"}"#),
+             false, &["start m c", "error Overloaded 529 Overloaded"], true),
             // Cut: truncated mid-answer, or cleanly but before any finish.
-            (TEXT[..TEXT.find("event: message_delta").unwrap_or(0)].to_string(), false, &[], Err(())),
-            (TEXT[..TEXT.find("event: message_delta").unwrap_or(0)].to_string(), true, &[], Err(())),
+            (cut("event: message_delta"), false, &[], false),
+            (cut("event: message_delta"), true, &[], false),
             // Only message_stop missing after a clean end: whole.
-            (TEXT[..TEXT.find("event: message_stop").unwrap_or(0)].to_string(), true, &[], Ok(())),
+            (cut("event: message_stop"), true, &[], true),
         ];
         for (body, clean, want, ok) in cases {
             let (events, r) = decode(&[body.as_bytes()], clean);
-            assert_eq!(r.is_ok(), ok.is_ok(), "{body}: {r:?}");
+            assert_eq!(r.is_ok(), ok, "{body}: {r:?}");
             for (got, want) in events.iter().zip(want.iter()) {
                 assert!(got.starts_with(want), "{got} != {want}");
             }
-            if !want.is_empty() {
-                assert_eq!(events.len(), want.len(), "{events:?}");
+            assert!(want.is_empty() || events.len() == want.len(), "{events:?}");
+        }
+        let r = Decoder::default().push("content_block_delta", "{not json", &mut |_: Event<'_>| {});
+        assert_eq!(r.map_err(|e| e.status), Err(502));
+    }
+
+    #[test]
+    fn the_text_delta_fast_path_reads_what_serde_reads() {
+        let mut seen = 0;
+        let extra = [r#"{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":"a\"b\u00e9"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"b"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","y":1}}"#];
+        for ev in SseParser::default().push([TEXT, THINKING, TOOL].concat().as_bytes()).iter().map(|e| e.data.as_str()).chain(extra) {
+            let slow = serde_json::from_str::<Ev>(ev).ok().and_then(|e| e.delta).filter(|d| d.r#type.as_ref().is_some_and(|k| k.0 == "text_delta")).and_then(|d| s(d.text));
+            if let Some(fast) = fast_text_delta(ev) {
+                seen += 1;
+                assert_eq!(Some(&fast), slow.as_ref(), "{ev}");
             }
         }
-        let mut dec = Decoder::default();
-        let r = dec.push("content_block_delta", "{not json", &mut |_: Event<'_>| {});
-        assert_eq!(r.map_err(|e| e.status), Err(502));
+        assert_eq!(seen, 9);
     }
 }

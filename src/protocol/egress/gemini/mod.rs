@@ -1,49 +1,28 @@
 //! Google Gemini `models/{model}:generateContent` and
-//! `:streamGenerateContent?alt=sse` (v1beta): the chat model encoded as a
-//! `GenerateContentRequest`, answers, stream chunks and errors decoded back.
-//! The model is in the URL (built by the provider), never in the body.
+//! `:streamGenerateContent?alt=sse` (v1beta); the model is in the URL (built
+//! by the provider), never in the body. Gemini's quirks handled here:
 //!
-//! Decisions worth knowing (each is also noted where it is made):
-//!
-//! * System texts become one `systemInstruction` text part joined with a
-//!   blank line; turns map to `user`/`model`, consecutive same-role turns are
-//!   merged (Gemini wants them to alternate), empty text parts are dropped.
-//! * Tool call ids are not sent: Gemini pairs calls and responses by order
-//!   and name. A `functionResponse` takes its name from the call with the same
-//!   id earlier in the request, else from `ToolResult.name`.
-//! * Thought signatures: Gemini puts one on the first `functionCall` of a
-//!   model turn (parallel calls share it). That part, and only that part,
-//!   gets the call's signature when its family is Gemini, else Google's
-//!   documented placeholder (`skip_thought_signature_validator`), which lets
-//!   Gemini 3 accept histories from other vendors or clients that lost it.
-//!   Reasoning with a Gemini signature is sent back as a thought part;
-//!   unsigned or foreign reasoning is dropped (Gemini has no unsigned form).
-//! * Custom (freeform) tools are declared as functions with one required
-//!   string parameter `input`; a custom call is sent back as
-//!   `{"input": <text>}`. Answers do not know the request, so such a call
-//!   comes back as a function call whose arguments are `{"input": ...}`.
-//! * `n` > 1 is rejected (an answer carries one candidate); `n` = 1 is sent
-//!   as `candidateCount`.
-//! * Reasoning: an effort becomes a `thinkingBudget` (`chat::Effort::budget`)
-//!   with `includeThoughts: false` (OpenAI's effort alone does not ask for
-//!   text); a budget or dynamic thinking (-1) asks for thought summaries only
-//!   for Anthropic clients, which expect thinking blocks. OpenAI clients opt
-//!   in with `include_reasoning: true`, or Google's own OpenAI-compatible
-//!   convention `extra_body.google` (`thinking_config.{thinking_budget,
-//!   include_thoughts, thinking_level}`, `cached_content`), read from the
-//!   request's OpenAI extras (top level `google` when an SDK merged
-//!   `extra_body`). Extras of a Gemini-origin request are written as they are.
-//! * Answers: thought text -> reasoning; a signature on a non-thought part
-//!   becomes an empty reasoning part carrying it (sent back on the text part
-//!   before it); function calls get Gemini's `id` or a deterministic
-//!   `call_<n>_<name>[_<hash of responseId>]`; STOP with calls is ToolCalls;
-//!   a prompt blocked by `promptFeedback.blockReason` is a refusal with
-//!   ContentFilter; MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL and
-//!   TOO_MANY_TOOL_CALLS are errors (a silent empty stop would end an agent
-//!   loop without a clue). `completion_tokens` = candidates + thoughts.
-//! * A stream that ends without a finishReason is an error even when the
-//!   connection closed cleanly: Gemini always sends one, so the answer is
-//!   truncated.
+//! * System texts become one `systemInstruction` (joined with a blank line);
+//!   same-role turns merge (user and model must alternate); empty text parts
+//!   are dropped (Gemini rejects them).
+//! * Call ids are not sent (Gemini pairs calls and responses by order and
+//!   name): a `functionResponse` is named after the earlier call with the
+//!   same id, else `ToolResult.name`.
+//! * Only the first `functionCall` of a model turn carries a thought
+//!   signature (parallel calls share it): its own Gemini one, else Google's
+//!   documented placeholder, so Gemini 3 accepts other vendors' histories.
+//!   Gemini-signed reasoning goes back as a thought part; other is dropped.
+//! * Custom (freeform) tools are functions with one string parameter
+//!   `input`; their calls are sent (and come back) as `{"input": text}`.
+//! * `n` > 1 is rejected (an answer carries one candidate).
+//! * An effort becomes `thinkingBudget` without thought text; a budget or
+//!   dynamic thinking (-1) asks for thought text only for Anthropic clients
+//!   (they expect thinking blocks). OpenAI clients opt in with
+//!   `include_reasoning: true` or Google's `extra_body.google`
+//!   (`thinking_config`, `cached_content`); extras of a Gemini-origin
+//!   request are written as they are.
+//! * A stream ending without a finishReason is truncated even when the
+//!   connection closed cleanly: Gemini always sends one.
 
 mod decode;
 mod schema;
@@ -79,9 +58,8 @@ impl Egress for GeminiGenerate {
         _model: &str,
         opts: &VendorOptions,
     ) -> Result<Bytes, ChatError> {
-        let body = body(req, opts)?;
         let mut out = Vec::with_capacity(512);
-        serde_json::to_writer(&mut out, &body)
+        serde_json::to_writer(&mut out, &body(req, opts)?)
             .map_err(|e| ChatError::bad_request(format!("request cannot be encoded: {e}")))?;
         Ok(Bytes::from(out))
     }
@@ -126,8 +104,6 @@ struct Content<'r> {
     parts: Vec<OutPart<'r>>,
 }
 
-// Boxing the common variant would cost an allocation per part; `Raw` is rare.
-#[allow(clippy::large_enum_variant)]
 #[derive(Serialize)]
 #[serde(untagged)]
 enum OutPart<'r> {
@@ -136,21 +112,13 @@ enum OutPart<'r> {
     Raw(&'r RawValue),
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GPart<'r> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<Cow<'r, str>>,
+    #[serde(flatten)]
+    data: Payload<'r>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     thought: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    inline_data: Option<Blob<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file_data: Option<FileData<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function_call: Option<FunctionCall<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function_response: Option<FunctionResponse<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thought_signature: Option<&'r str>,
     /// A function call's own Gemini signature, placed by `sign_calls`.
@@ -160,28 +128,35 @@ struct GPart<'r> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Blob<'r> {
-    mime_type: Cow<'r, str>,
-    data: &'r str,
+enum Payload<'r> {
+    Text(Cow<'r, str>),
+    #[serde(rename_all = "camelCase")]
+    InlineData {
+        mime_type: Cow<'r, str>,
+        data: &'r str,
+    },
+    #[serde(rename_all = "camelCase")]
+    FileData {
+        mime_type: Cow<'r, str>,
+        file_uri: &'r str,
+    },
+    FunctionCall {
+        name: &'r str,
+        args: Obj<'r>,
+    },
+    FunctionResponse {
+        name: &'r str,
+        response: Obj<'r>,
+    },
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FileData<'r> {
-    mime_type: Cow<'r, str>,
-    file_uri: &'r str,
-}
-
-#[derive(Serialize)]
-struct FunctionCall<'r> {
-    name: &'r str,
-    args: Obj<'r>,
-}
-
-#[derive(Serialize)]
-struct FunctionResponse<'r> {
-    name: &'r str,
-    response: Obj<'r>,
+fn part(data: Payload<'_>) -> OutPart<'_> {
+    OutPart::Part(GPart {
+        data,
+        thought: false,
+        thought_signature: None,
+        call_signature: None,
+    })
 }
 
 /// A JSON object Gemini requires (`args`, `response`).
@@ -240,8 +215,8 @@ struct ToolConfig<'r> {
 #[serde(rename_all = "camelCase")]
 struct CallingConfig<'r> {
     mode: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    allowed_function_names: Vec<&'r str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_function_names: Option<[&'r str; 1]>,
 }
 
 #[derive(Serialize, Default, PartialEq)]
@@ -269,14 +244,8 @@ struct GenerationConfig<'r> {
     response_mime_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_schema: Option<Value>,
-    #[serde(skip_serializing_if = "ThinkingConfig::is_empty")]
+    #[serde(skip_serializing_if = "is_default")]
     thinking_config: ThinkingConfig<'r>,
-}
-
-impl GenerationConfig<'_> {
-    fn is_empty(&self) -> bool {
-        *self == GenerationConfig::default()
-    }
 }
 
 #[derive(Serialize, Default, PartialEq)]
@@ -290,17 +259,20 @@ struct ThinkingConfig<'r> {
     thinking_level: Option<Cow<'r, str>>,
 }
 
-impl ThinkingConfig<'_> {
+impl GenerationConfig<'_> {
     fn is_empty(&self) -> bool {
-        *self == ThinkingConfig::default()
+        is_default(self)
     }
 }
 
-/// Fields of a Gemini-origin request this model does not know.
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
+}
+
+/// Fields of a Gemini-origin request this model does not know; keys this
+/// adapter writes itself are dropped rather than duplicated.
 struct Extra<'r>(&'r [(Cow<'r, str>, Cow<'r, RawValue>)]);
 
-/// Top-level keys this adapter writes itself (an extra of the same name is
-/// dropped rather than duplicated).
 const OWN_KEYS: [&str; 6] = [
     "contents",
     "systemInstruction",
@@ -328,9 +300,9 @@ impl Serialize for Extra<'_> {
 /// Google's OpenAI-compatible settings (`extra_body.google`).
 #[derive(Deserialize, Default)]
 struct GoogleExt<'x> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     cached_content: Option<Cow<'x, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     thinking_config: Option<GoogleThinking<'x>>,
 }
 
@@ -349,9 +321,10 @@ struct ExtraBody<'x> {
     google: Option<GoogleExt<'x>>,
 }
 
-/// Google's OpenAI-compatible settings in an OpenAI-origin request's
-/// extras: `extra_body.google` (or `google`, when an SDK merged `extra_body`
-/// into the top level), and whether `include_reasoning` is true.
+/// Google's settings in an OpenAI-origin request's extras: `extra_body.google`
+/// (or `google`, when an SDK merged `extra_body` into the top level), and
+/// whether `include_reasoning` is true. Read here rather than through
+/// `for_family`, which would log them as dropped.
 fn openai_hints<'r>(req: &'r Request<'_>) -> (GoogleExt<'r>, bool) {
     let (mut google, mut include_reasoning) = (GoogleExt::default(), false);
     if req.extra.origin != Family::OpenAi {
@@ -401,25 +374,19 @@ fn system<'r>(req: &'r Request<'_>) -> Result<Option<Content<'r>>, ChatError> {
     let mut text: Option<Cow<'r, str>> = None;
     for part in &req.system {
         let Part::Text(t) = part else {
-            return Err(ChatError::invalid(
-                "system",
-                "Gemini takes only text in system instructions",
-            ));
+            let msg = "Gemini takes only text in system instructions";
+            return Err(ChatError::invalid("system", msg));
         };
-        if t.text.is_empty() {
-            continue;
-        }
-        text = Some(match text {
-            None => Cow::Borrowed(t.text.as_ref()),
-            Some(prev) => Cow::Owned(format!("{prev}\n\n{}", t.text)),
-        });
+        text = match text {
+            _ if t.text.is_empty() => text,
+            None => Some(Cow::Borrowed(&t.text)),
+            Some(prev) => Some(Cow::Owned(format!("{prev}\n\n{}", t.text))),
+        };
     }
+    let parts = |t| vec![part(Payload::Text(t))];
     Ok(text.map(|t| Content {
         role: None,
-        parts: vec![OutPart::Part(GPart {
-            text: Some(t),
-            ..GPart::default()
-        })],
+        parts: parts(t),
     }))
 }
 
@@ -434,13 +401,11 @@ fn contents<'r>(req: &'r Request<'_>) -> Result<Vec<Content<'r>>, ChatError> {
             Role::Assistant => "model",
         };
         let mut parts = Vec::with_capacity(turn.parts.len());
-        for part in &turn.parts {
-            encode_part(part, &mut parts, &mut names)?;
-        }
-        if parts.is_empty() {
-            continue;
+        for p in &turn.parts {
+            encode_part(p, &mut parts, &mut names)?;
         }
         match out.last_mut() {
+            _ if parts.is_empty() => {}
             Some(last) if last.role == Some(role) => last.parts.extend(parts),
             _ => out.push(Content {
                 role: Some(role),
@@ -448,47 +413,35 @@ fn contents<'r>(req: &'r Request<'_>) -> Result<Vec<Content<'r>>, ChatError> {
             }),
         }
     }
+    // The first functionCall of a model turn carries the turn's signature
+    // (its own Gemini one, else the placeholder); no other call carries one.
     for turn in out.iter_mut().filter(|c| c.role == Some("model")) {
-        sign_calls(turn);
-    }
-    Ok(out)
-}
-
-/// The first functionCall of a model turn carries the turn's signature (its
-/// own Gemini one, else the placeholder); no other call carries one.
-fn sign_calls(turn: &mut Content<'_>) {
-    let mut first = true;
-    for part in &mut turn.parts {
-        if let OutPart::Part(p) = part {
-            if p.function_call.is_some() {
+        let mut first = true;
+        for p in &mut turn.parts {
+            let OutPart::Part(p) = p else { continue };
+            if matches!(p.data, Payload::FunctionCall { .. }) {
                 p.thought_signature = first.then(|| p.call_signature.unwrap_or(SKIP_SIGNATURE));
                 first = false;
             }
         }
     }
-}
-
-fn text_part(text: &str) -> OutPart<'_> {
-    OutPart::Part(GPart {
-        text: Some(Cow::Borrowed(text)),
-        ..GPart::default()
-    })
+    Ok(out)
 }
 
 fn encode_part<'r>(
-    part: &'r Part<'_>,
+    p: &'r Part<'_>,
     out: &mut Vec<OutPart<'r>>,
     names: &mut HashMap<&'r str, &'r str>,
 ) -> Result<(), ChatError> {
-    match part {
-        // Gemini rejects empty text parts.
-        Part::Text(t) if t.text.is_empty() => {}
-        Part::Text(t) => out.push(text_part(&t.text)),
-        Part::Refusal(r) if r.is_empty() => {}
-        Part::Refusal(r) => out.push(text_part(r)),
-        Part::Media(m) => out.push(OutPart::Part(media(m)?)),
+    match p {
+        Part::Text(t) if !t.text.is_empty() => {
+            out.push(part(Payload::Text(Cow::Borrowed(&t.text))))
+        }
+        Part::Refusal(r) if !r.is_empty() => out.push(part(Payload::Text(Cow::Borrowed(r)))),
+        Part::Text(_) | Part::Refusal(_) => {}
+        Part::Media(m) => out.push(part(media(m)?)),
         Part::ToolCall(c) => {
-            names.insert(c.id.as_ref(), c.name.as_ref());
+            names.insert(&c.id, &c.name);
             let args = match c.kind {
                 ToolKind::Custom => Obj::Wrapped("input", Cow::Borrowed(&c.arguments)),
                 ToolKind::Function if c.arguments.trim().is_empty() => Obj::Empty,
@@ -501,14 +454,14 @@ fn encode_part<'r>(
                 ),
             };
             let signature = c.signature.as_ref().filter(|s| s.family == Family::Gemini);
-            out.push(OutPart::Part(GPart {
-                function_call: Some(FunctionCall {
-                    name: &c.name,
-                    args,
-                }),
-                call_signature: signature.map(|s| s.value.as_ref()),
-                ..GPart::default()
-            }));
+            let mut call = part(Payload::FunctionCall {
+                name: &c.name,
+                args,
+            });
+            if let OutPart::Part(g) = &mut call {
+                g.call_signature = signature.map(|s| s.value.as_ref());
+            }
+            out.push(call);
         }
         Part::ToolResult(r) => {
             let name = names.get(r.call_id.as_ref()).copied().or(r.name.as_deref());
@@ -530,22 +483,16 @@ fn encode_part<'r>(
             let key = if r.is_error { "error" } else { "content" };
             let response = match texts.as_slice() {
                 [one] => object_in(one).map_or(Obj::Wrapped(key, Cow::Borrowed(one)), Obj::Raw),
-                _ => {
-                    let all = texts.concat();
-                    match serde_json::from_str::<Box<RawValue>>(&all) {
-                        Ok(raw) if raw.get().starts_with('{') => Obj::Owned(raw),
-                        _ => Obj::Wrapped(key, Cow::Owned(all)),
-                    }
-                }
+                _ => match serde_json::from_str::<Box<RawValue>>(&texts.concat()) {
+                    Ok(raw) if raw.get().starts_with('{') => Obj::Owned(raw),
+                    _ => Obj::Wrapped(key, Cow::Owned(texts.concat())),
+                },
             };
-            out.push(OutPart::Part(GPart {
-                function_response: Some(FunctionResponse { name, response }),
-                ..GPart::default()
-            }));
+            out.push(part(Payload::FunctionResponse { name, response }));
             // Images a tool returned follow as parts of the same turn.
             for p in &r.content {
                 if let Part::Media(m) = p {
-                    out.push(OutPart::Part(media(m)?));
+                    out.push(part(media(m)?));
                 }
             }
         }
@@ -554,21 +501,22 @@ fn encode_part<'r>(
                 tracing::debug!("reasoning without a Gemini signature is not sent to Gemini");
                 return Ok(());
             };
-            if r.text.is_empty() {
-                // A signature Gemini put on a non-thought part goes back
-                // on the text before it (see `decode`).
-                if let Some(OutPart::Part(prev)) = out.last_mut() {
-                    if prev.text.is_some() && !prev.thought && prev.thought_signature.is_none() {
-                        prev.thought_signature = Some(sig.value.as_ref());
-                        return Ok(());
-                    }
+            // A signature Gemini put on a non-thought part goes back on the
+            // text before it (see `decode`).
+            if let Some(OutPart::Part(prev)) = out.last_mut().filter(|_| r.text.is_empty()) {
+                if matches!(prev.data, Payload::Text(_))
+                    && !prev.thought
+                    && prev.thought_signature.is_none()
+                {
+                    prev.thought_signature = Some(&sig.value);
+                    return Ok(());
                 }
             }
             out.push(OutPart::Part(GPart {
-                text: Some(Cow::Borrowed(&r.text)),
+                data: Payload::Text(Cow::Borrowed(&r.text)),
                 thought: !r.text.is_empty(),
-                thought_signature: Some(sig.value.as_ref()),
-                ..GPart::default()
+                thought_signature: Some(&sig.value),
+                call_signature: None,
             }));
         }
         Part::Opaque { family, raw } if *family == Family::Gemini => out.push(OutPart::Raw(raw)),
@@ -583,7 +531,7 @@ fn encode_part<'r>(
 }
 
 /// Inline bytes or a URL / file reference Gemini fetches itself.
-fn media<'r>(m: &'r Media<'_>) -> Result<GPart<'r>, ChatError> {
+fn media<'r>(m: &'r Media<'_>) -> Result<Payload<'r>, ChatError> {
     let default = match m.kind {
         MediaKind::Image => "image/jpeg",
         MediaKind::Audio => "audio/wav",
@@ -591,91 +539,70 @@ fn media<'r>(m: &'r Media<'_>) -> Result<GPart<'r>, ChatError> {
     };
     let mime = |uri: Option<&str>| -> Cow<'r, str> {
         match (&m.mime, m.name.as_deref().and_then(mime_from_extension)) {
-            (Some(mime), _) if !mime.is_empty() => Cow::Borrowed(mime.as_ref()),
+            (Some(mime), _) if !mime.is_empty() => Cow::Borrowed(mime),
             (_, Some(by_name)) => Cow::Borrowed(by_name),
             _ => Cow::Borrowed(uri.and_then(mime_from_extension).unwrap_or(default)),
         }
     };
-    let inline = |mime_type: Cow<'r, str>, data: &'r str| GPart {
-        inline_data: Some(Blob { mime_type, data }),
-        ..GPart::default()
-    };
-    let file = |mime_type: Cow<'r, str>, file_uri: &'r str| GPart {
-        file_data: Some(FileData {
-            mime_type,
-            file_uri,
-        }),
-        ..GPart::default()
-    };
+    let bad = |msg: &str| Err(ChatError::invalid("messages", msg));
     match &m.source {
-        MediaSource::Base64 { data } => Ok(inline(mime(None), data)),
+        MediaSource::Base64 { data } => Ok(Payload::InlineData {
+            mime_type: mime(None),
+            data,
+        }),
         MediaSource::Url(url) => {
             if let Some(rest) = url.strip_prefix("data:") {
-                let (header, data) = rest
-                    .split_once(',')
-                    .ok_or_else(|| ChatError::invalid("messages", "malformed data URL"))?;
+                let Some((header, data)) = rest.split_once(',') else {
+                    return bad("malformed data URL");
+                };
                 let Some(header) = header.strip_suffix(";base64") else {
-                    return Err(ChatError::invalid(
-                        "messages",
-                        "data URLs must be base64-encoded",
-                    ));
+                    return bad("data URLs must be base64-encoded");
                 };
                 // Parameters such as ";charset=utf-8" are not part of the type.
-                let declared = header.split(';').next().unwrap_or("").trim();
-                let mime_type = match declared {
+                let mime_type = match header.split(';').next().unwrap_or("").trim() {
                     "" => mime(None),
-                    d => Cow::Borrowed(d),
+                    declared => Cow::Borrowed(declared),
                 };
-                return Ok(inline(mime_type, data));
+                return Ok(Payload::InlineData { mime_type, data });
             }
             let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-            if lower.starts_with("http://") || lower.starts_with("https://") {
-                return Ok(file(mime(Some(url)), url));
+            if !lower.starts_with("http://") && !lower.starts_with("https://") {
+                return bad("media URLs must be data: URLs or http(s) URLs");
             }
-            Err(ChatError::invalid(
-                "messages",
-                "media URLs must be data: URLs or http(s) URLs",
-            ))
+            Ok(Payload::FileData {
+                mime_type: mime(Some(url)),
+                file_uri: url,
+            })
         }
         MediaSource::FileId {
             family: Family::Gemini,
             id,
-        } => Ok(file(mime(Some(id)), id)),
-        MediaSource::FileId { family, .. } => Err(ChatError::invalid(
-            "messages",
-            format!(
-                "{} file ids cannot be resolved for Gemini; send the file's data",
-                family.as_str()
-            ),
+        } => Ok(Payload::FileData {
+            mime_type: mime(Some(id)),
+            file_uri: id,
+        }),
+        MediaSource::FileId { family, .. } => bad(&format!(
+            "{} file ids cannot be resolved for Gemini; send the file's data",
+            family.as_str()
         )),
     }
 }
 
-/// MIME type from a URL's or file name's extension, for the types Gemini
-/// takes as input.
+/// Extension -> MIME type, for the types Gemini takes as input.
+const MIME_BY_EXTENSION: &str = "jpg:image/jpeg jpeg:image/jpeg png:image/png gif:image/gif \
+    webp:image/webp heic:image/heic heif:image/heif pdf:application/pdf txt:text/plain \
+    mp3:audio/mp3 wav:audio/wav ogg:audio/ogg flac:audio/flac aac:audio/aac mp4:video/mp4 \
+    mov:video/quicktime webm:video/webm";
+
+/// MIME type from a URL's or file name's extension.
 fn mime_from_extension(name: &str) -> Option<&'static str> {
     let path = name.split(['?', '#']).next().unwrap_or(name);
     let file = path.rsplit('/').next().unwrap_or(path);
-    let (_, ext) = file.rsplit_once('.')?;
-    Some(match ext.to_ascii_lowercase().as_str() {
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "heic" => "image/heic",
-        "heif" => "image/heif",
-        "pdf" => "application/pdf",
-        "txt" => "text/plain",
-        "mp3" => "audio/mp3",
-        "wav" => "audio/wav",
-        "ogg" => "audio/ogg",
-        "flac" => "audio/flac",
-        "aac" => "audio/aac",
-        "mp4" => "video/mp4",
-        "mov" => "video/quicktime",
-        "webm" => "video/webm",
-        _ => return None,
-    })
+    let ext = file.rsplit_once('.')?.1.to_ascii_lowercase();
+    (MIME_BY_EXTENSION
+        .split(' ')
+        .filter_map(|p| p.split_once(':')))
+    .find_map(|(e, mime)| (e == ext).then_some(mime))
 }
 
 type Tools<'r> = (Vec<ToolSet<'r>>, Option<ToolConfig<'r>>);
@@ -685,7 +612,7 @@ fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
         // Gemini has nothing to choose from: tool_choice says nothing.
         return Ok((Vec::new(), None));
     }
-    let decls = (req.tools.iter())
+    let function_declarations = (req.tools.iter())
         .map(|t| Declaration {
             name: &t.name,
             description: t.description.as_deref().filter(|d| !d.is_empty()),
@@ -699,31 +626,39 @@ fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
             },
         })
         .collect();
-    let config = |mode, allowed_function_names| ToolConfig {
-        function_calling_config: CallingConfig {
-            mode,
-            allowed_function_names,
-        },
-    };
-    let tool_config = match &req.tool_choice {
-        None => None,
-        Some(ToolChoice::Auto) => Some(config("AUTO", Vec::new())),
-        Some(ToolChoice::None) => Some(config("NONE", Vec::new())),
-        Some(ToolChoice::Required) => Some(config("ANY", Vec::new())),
+    let (mode, allowed_function_names) = match &req.tool_choice {
+        None => {
+            return Ok((
+                vec![ToolSet {
+                    function_declarations,
+                }],
+                None,
+            ))
+        }
+        Some(ToolChoice::Auto) => ("AUTO", None),
+        Some(ToolChoice::None) => ("NONE", None),
+        Some(ToolChoice::Required) => ("ANY", None),
+        Some(ToolChoice::Tool(name)) if req.tools.iter().any(|t| t.name == *name) => {
+            ("ANY", Some([name.as_ref()]))
+        }
         Some(ToolChoice::Tool(name)) => {
-            if !req.tools.iter().any(|t| t.name == *name) {
-                return Err(ChatError::invalid(
-                    "tool_choice",
-                    format!("function {name:?} is not declared in tools"),
-                ));
-            }
-            Some(config("ANY", vec![name.as_ref()]))
+            let msg = format!("function {name:?} is not declared in tools");
+            return Err(ChatError::invalid("tool_choice", msg));
         }
     };
-    let sets = vec![ToolSet {
-        function_declarations: decls,
-    }];
-    Ok((sets, tool_config))
+    let function_calling_config = CallingConfig {
+        mode,
+        allowed_function_names,
+    };
+    let config = ToolConfig {
+        function_calling_config,
+    };
+    Ok((
+        vec![ToolSet {
+            function_declarations,
+        }],
+        Some(config),
+    ))
 }
 
 fn generation_config<'r>(
@@ -732,16 +667,11 @@ fn generation_config<'r>(
     include_reasoning: bool,
     google: Option<GoogleThinking<'r>>,
 ) -> Result<GenerationConfig<'r>, ChatError> {
+    if req.n.is_some_and(|n| n > 1) {
+        let msg = "Gemini answers are translated with one candidate: n must be 1";
+        return Err(ChatError::invalid("n", msg));
+    }
     let s = &req.sampling;
-    let candidate_count = match req.n {
-        Some(n) if n > 1 => {
-            return Err(ChatError::invalid(
-                "n",
-                "Gemini answers are translated with one candidate: n must be 1",
-            ))
-        }
-        n => n,
-    };
     let mut gc = GenerationConfig {
         max_output_tokens: req.max_tokens.or(opts.default_max_tokens),
         temperature: s.temperature,
@@ -750,53 +680,48 @@ fn generation_config<'r>(
         presence_penalty: s.presence_penalty,
         frequency_penalty: s.frequency_penalty,
         seed: s.seed,
-        candidate_count,
-        stop_sequences: (s.stop.iter())
+        candidate_count: req.n,
+        stop_sequences: s
+            .stop
+            .iter()
             .map(|x| x.as_ref())
             .filter(|x| !x.is_empty())
             .collect(),
         ..GenerationConfig::default()
     };
-    match &req.response_format {
-        None | Some(ResponseFormat::Text) => {}
-        Some(ResponseFormat::JsonObject) => gc.response_mime_type = Some("application/json"),
-        Some(ResponseFormat::JsonSchema { schema, .. }) => {
-            gc.response_mime_type = Some("application/json");
-            gc.response_schema = schema.as_deref().and_then(schema::response_schema);
-        }
+    if let Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }) =
+        &req.response_format
+    {
+        gc.response_mime_type = Some("application/json");
+    }
+    if let Some(ResponseFormat::JsonSchema {
+        schema: Some(schema),
+        ..
+    }) = &req.response_format
+    {
+        gc.response_schema = schema::response_schema(schema);
     }
     let tc = &mut gc.thinking_config;
     // Anthropic clients that turn thinking on expect thinking blocks back.
     let wants_text = req.extra.origin == Family::Anthropic;
-    match req.reasoning {
-        None => {}
-        Some(ReasoningConfig::Effort(e)) => {
-            tc.thinking_budget = Some(e.budget() as i64);
-            tc.include_thoughts = Some(false);
-        }
-        Some(ReasoningConfig::Budget(n)) => {
-            tc.thinking_budget = Some(i64::try_from(n).unwrap_or(i64::MAX));
-            tc.include_thoughts = Some(wants_text && n > 0);
-        }
-        Some(ReasoningConfig::Dynamic) => {
-            tc.thinking_budget = Some(-1);
-            tc.include_thoughts = Some(wants_text);
-        }
-    }
+    (tc.thinking_budget, tc.include_thoughts) = match req.reasoning {
+        None => (None, None),
+        Some(ReasoningConfig::Effort(e)) => (Some(e.budget() as i64), Some(false)),
+        Some(ReasoningConfig::Budget(n)) => (
+            Some(i64::try_from(n).unwrap_or(i64::MAX)),
+            Some(wants_text && n > 0),
+        ),
+        Some(ReasoningConfig::Dynamic) => (Some(-1), Some(wants_text)),
+    };
     if include_reasoning {
         tc.include_thoughts = Some(true);
     }
     if let Some(g) = google {
-        if let Some(b) = g.thinking_budget {
-            tc.thinking_budget = Some(b);
-        }
-        if let Some(inc) = g.include_thoughts {
-            tc.include_thoughts = Some(inc);
-        }
+        tc.thinking_budget = g.thinking_budget.or(tc.thinking_budget);
+        tc.include_thoughts = g.include_thoughts.or(tc.include_thoughts);
         if let Some(level) = g.thinking_level {
             // Gemini 3 rejects a level and a budget together.
-            tc.thinking_budget = None;
-            tc.thinking_level = Some(level);
+            (tc.thinking_budget, tc.thinking_level) = (None, Some(level));
         }
     }
     Ok(gc)

@@ -15,56 +15,52 @@ const MAX_SCHEMA_DEPTH: usize = 40;
 /// cannot make us build an exponentially large tree.
 const MAX_REF_EXPANSIONS: usize = 512;
 
+/// `raw` cleaned, if it is a JSON object.
+fn cleaned(raw: &RawValue) -> Option<Value> {
+    let schema: Value = serde_json::from_str(raw.get()).ok()?;
+    schema.is_object().then(|| clean_schema(&schema))
+}
+
+fn has_properties(schema: &Value) -> bool {
+    let props = schema.get("properties").and_then(Value::as_object);
+    props.is_some_and(|p| !p.is_empty())
+}
+
 /// Cleaned `parameters` of a function declaration, or `None` for a function
 /// without parameters (Gemini rejects an OBJECT schema with no properties, so
 /// such a function is declared without `parameters`).
 pub(super) fn parameters(raw: &RawValue) -> Option<Value> {
-    let params: Value = serde_json::from_str(raw.get()).ok()?;
-    if !params.is_object() {
-        return None;
-    }
-    let mut cleaned = clean_schema(&params);
+    let mut cleaned = cleaned(raw)?;
     let obj = cleaned.as_object_mut()?;
     // A union at the root cannot be an OBJECT: declare the union of the
     // branches' properties, requiring only what every branch requires.
-    if !obj.contains_key("properties") {
-        if let Some(Value::Array(branches)) = obj.remove("anyOf") {
-            let mut props = Map::new();
-            let mut required: Option<Vec<Value>> = None;
-            for b in &branches {
-                for (k, v) in b
-                    .get("properties")
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flatten()
-                {
-                    props.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-                let r = b
-                    .get("required")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                required = Some(match required {
-                    None => r,
-                    Some(prev) => prev.into_iter().filter(|n| r.contains(n)).collect(),
-                });
+    let union = (!obj.contains_key("properties")).then(|| obj.remove("anyOf"));
+    if let Some(Some(Value::Array(branches))) = union {
+        let mut props = Map::new();
+        let mut required: Option<Vec<Value>> = None;
+        for b in &branches {
+            if let Some(Value::Object(p)) = b.get("properties") {
+                p.iter()
+                    .for_each(|(k, v)| _ = props.entry(k).or_insert_with(|| v.clone()));
             }
-            if !props.is_empty() {
-                obj.insert("properties".into(), Value::Object(props));
-                if let Some(r) = required.filter(|r| !r.is_empty()) {
-                    obj.insert("required".into(), Value::Array(r));
-                }
+            let r = b.get("required").and_then(Value::as_array).cloned();
+            let r = r.unwrap_or_default();
+            required = Some(match required {
+                None => r,
+                Some(prev) => prev.into_iter().filter(|n| r.contains(n)).collect(),
+            });
+        }
+        if !props.is_empty() {
+            obj.insert("properties".into(), Value::Object(props));
+            if let Some(r) = required.filter(|r| !r.is_empty()) {
+                obj.insert("required".into(), Value::Array(r));
             }
         }
     }
-    if obj
-        .get("properties")
-        .and_then(Value::as_object)
-        .is_none_or(Map::is_empty)
-    {
+    if !has_properties(&cleaned) {
         return None;
     }
+    let obj = cleaned.as_object_mut()?;
     obj.insert("type".into(), "object".into());
     obj.remove("nullable");
     Some(cleaned)
@@ -74,17 +70,9 @@ pub(super) fn parameters(raw: &RawValue) -> Option<Value> {
 /// accepts (an untyped root, an object without properties): JSON mode alone
 /// already asks for "any JSON".
 pub(super) fn response_schema(raw: &RawValue) -> Option<Value> {
-    let schema: Value = serde_json::from_str(raw.get()).ok()?;
-    if !schema.is_object() {
-        return None;
-    }
-    let cleaned = clean_schema(&schema);
+    let cleaned = cleaned(raw)?;
     let typed = cleaned.get("type").is_some() || cleaned.get("anyOf").is_some();
-    let empty_object = cleaned.get("type").and_then(Value::as_str) == Some("object")
-        && cleaned
-            .get("properties")
-            .and_then(Value::as_object)
-            .is_none_or(Map::is_empty);
+    let empty_object = cleaned["type"] == "object" && !has_properties(&cleaned);
     (typed && !empty_object).then_some(cleaned)
 }
 
@@ -153,9 +141,7 @@ impl SchemaCleaner<'_> {
             return Map::new();
         };
         if depth > MAX_SCHEMA_DEPTH {
-            let mut m = Map::new();
-            m.insert("type".into(), "object".into());
-            return m;
+            return Map::from_iter([("type".into(), "object".into())]);
         }
         let mut out = Map::new();
         if let Some(r) = src.get("$ref").and_then(Value::as_str) {

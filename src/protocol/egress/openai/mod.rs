@@ -12,6 +12,8 @@
 //!   issues them).
 //! - `top_k` and prompt-caching markers are not OpenAI fields: they are sent
 //!   only when the request came from an OpenAI client that wrote them.
+//! - A thinking budget (another family's client) is not sent: most
+//!   OpenAI-compatible models reject `reasoning_effort`; an effort is.
 //! - Files of other vendors (`FileId` of another family), audio by URL and
 //!   documents by URL cannot be expressed: a 400 naming the part.
 //!
@@ -24,10 +26,9 @@ mod stream;
 use crate::protocol::chat::{
     generated_id, now_unix, Answer, ChatError, Egress, ErrorKind, Family, Finish, Media, MediaKind,
     MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
-    StreamDecoder, Text, ToolCall, ToolChoice, ToolKind, Usage, VendorOptions,
+    StreamDecoder, Text, Tool, ToolCall, ToolChoice, ToolKind, Usage, VendorOptions,
 };
 use bytes::Bytes;
-use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -44,10 +45,7 @@ impl Egress for OpenAiChat {
         model: &str,
         _opts: &VendorOptions,
     ) -> Result<Bytes, ChatError> {
-        let body = Body::new(req, model)?;
-        serde_json::to_vec(&body)
-            .map(Bytes::from)
-            .map_err(|e| ChatError::bad_request(format!("request cannot be encoded: {e}")))
+        encode(req, model).map(Bytes::from)
     }
     fn decode_answer<'a>(&self, body: &'a [u8]) -> Result<Answer<'a>, ChatError> {
         decode_answer(body)
@@ -62,594 +60,416 @@ impl Egress for OpenAiChat {
 
 // ---------------------------------------------------------------- request
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Content<'r> {
-    Null,
-    Text(Cow<'r, str>),
-    Parts(Vec<PartOut<'r>>),
-}
+/// A JSON writer. A separator goes before a member or element unless the
+/// byte before opens an object or array, ends a key or is a separator:
+/// no state to get wrong.
+struct J(Vec<u8>);
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum PartOut<'r> {
-    Text {
-        text: &'r str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
-    },
-    ImageUrl {
-        image_url: UrlOut<'r>,
-    },
-    InputAudio {
-        input_audio: AudioOut<'r>,
-    },
-    File {
-        file: FileOut<'r>,
-    },
-}
-
-#[derive(Serialize)]
-struct UrlOut<'r> {
-    url: Cow<'r, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'r str>,
-}
-
-#[derive(Serialize)]
-struct AudioOut<'r> {
-    data: &'r str,
-    format: &'r str,
-}
-
-#[derive(Serialize)]
-struct FileOut<'r> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filename: Option<&'r str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file_data: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file_id: Option<&'r str>,
-}
-
-#[derive(Serialize)]
-struct Message<'r> {
-    role: &'static str,
-    content: Content<'r>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<Cow<'r, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refusal: Option<Cow<'r, str>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<CallOut<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<&'r str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extra_content: Option<Extra<'r>>,
-}
-
-impl<'r> Message<'r> {
-    fn new(role: &'static str, content: Content<'r>) -> Self {
-        Message {
-            role,
-            content,
-            reasoning_content: None,
-            refusal: None,
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-            extra_content: None,
+impl J {
+    fn sep(&mut self) {
+        if !matches!(self.0.last(), None | Some(b'{' | b'[' | b':' | b',')) {
+            self.0.push(b',');
         }
     }
-}
-
-#[derive(Serialize)]
-struct CallOut<'r> {
-    id: &'r str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function: Option<FnOut<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    custom: Option<FnOut<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extra_content: Option<Extra<'r>>,
-}
-
-#[derive(Serialize)]
-struct FnOut<'r> {
-    name: &'r str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arguments: Option<&'r str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    input: Option<&'r str>,
-}
-
-#[derive(Serialize)]
-struct Extra<'r> {
-    google: Google<'r>,
-}
-
-#[derive(Serialize)]
-struct Google<'r> {
-    thought_signature: &'r str,
-}
-
-fn extra<'r>(sig: Option<&'r Signature<'_>>) -> Option<Extra<'r>> {
-    sig.filter(|s| s.family == Family::Gemini).map(|s| Extra {
-        google: Google {
-            thought_signature: &s.value,
-        },
-    })
-}
-
-#[derive(Serialize)]
-struct ToolOut<'r> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function: Option<ToolDef<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    custom: Option<ToolDef<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cache_control: Option<&'r RawValue>,
-}
-
-#[derive(Serialize)]
-struct ToolDef<'r> {
-    name: &'r str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'r str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<&'r RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    strict: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    format: Option<&'r RawValue>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ChoiceOut<'r> {
-    Word(&'static str),
-    Named {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        function: Option<Name<'r>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        custom: Option<Name<'r>>,
-    },
-}
-
-#[derive(Serialize)]
-struct Name<'r> {
-    name: &'r str,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum FormatOut<'r> {
-    Text,
-    JsonObject,
-    JsonSchema { json_schema: SchemaOut<'r> },
-}
-
-#[derive(Serialize)]
-struct SchemaOut<'r> {
-    name: &'r str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    schema: Option<&'r RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    strict: Option<bool>,
-}
-
-/// The request body: fixed fields, then the client's extras (same family
-/// only) as they came.
-struct Body<'r, 'a> {
-    req: &'r Request<'a>,
-    model: &'r str,
-    messages: Vec<Message<'r>>,
-    tools: Vec<ToolOut<'r>>,
-    extras: &'r [(Str<'a>, Cow<'a, RawValue>)],
-    /// The client's own cache markers and `top_k` may go back to it.
-    same_family: bool,
+    fn val<T: Serialize + ?Sized>(&mut self, v: &T) {
+        self.sep();
+        // Writing into memory cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, v);
+    }
+    fn raw(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.sep();
+        self.0.extend_from_slice(v.as_bytes());
+    }
+    fn key(&mut self, k: &str) -> &mut Self {
+        self.val(k);
+        self.0.push(b':');
+        self
+    }
+    fn put<T: Serialize + ?Sized>(&mut self, k: &str, v: &T) {
+        self.key(k).val(v);
+    }
+    fn opt<T: Serialize>(&mut self, k: &str, v: Option<T>) {
+        if let Some(v) = v {
+            self.put(k, &v);
+        }
+    }
+    fn wrap<R>(&mut self, open: u8, close: u8, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.sep();
+        self.0.push(open);
+        let r = f(self);
+        self.0.push(close);
+        r
+    }
+    fn obj<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.wrap(b'{', b'}', f)
+    }
+    fn arr<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.wrap(b'[', b']', f)
+    }
 }
 
 /// Names an OpenAI client used for fields the chat model holds under one
 /// name (see the ingress adapter): markers, not fields.
 const SPELLINGS: [&str; 2] = ["max_completion_tokens", "safety_identifier"];
 
-fn spelled(extras: &[(Str<'_>, Cow<'_, RawValue>)], name: &str) -> bool {
-    extras.iter().any(|(k, _)| k == name)
-}
-
-impl<'r, 'a> Body<'r, 'a> {
-    fn new(req: &'r Request<'a>, model: &'r str) -> Result<Self, ChatError> {
-        let same_family = req.extra.origin == Family::OpenAi;
-        let mut messages = Vec::with_capacity(req.turns.len() + 1);
-        let system: Vec<&Text<'_>> = req
-            .system
-            .iter()
-            .filter_map(|p| match p {
-                Part::Text(t) => Some(t),
-                _ => None,
-            })
-            .collect();
-        if !system.is_empty() {
-            messages.push(Message::new("system", texts(&system, same_family)));
-        }
-        for (i, turn) in req.turns.iter().enumerate() {
-            match turn.role {
-                Role::User => user(&turn.parts, i, same_family, &mut messages)?,
-                Role::Assistant => messages.push(assistant(&turn.parts, same_family)),
-            }
-        }
-        let tools = req
-            .tools
-            .iter()
-            .map(|t| {
-                let custom = t.kind == ToolKind::Custom;
-                let def = ToolDef {
-                    name: &t.name,
-                    description: t.description.as_deref(),
-                    parameters: t.parameters.as_deref().filter(|_| !custom),
-                    strict: t.strict.filter(|_| !custom),
-                    format: t.format.as_deref().filter(|_| custom),
-                };
-                let (function, custom_def) = if custom {
-                    (None, Some(def))
-                } else {
-                    (Some(def), None)
-                };
-                ToolOut {
-                    kind: if custom { "custom" } else { "function" },
-                    function,
-                    custom: custom_def,
-                    cache_control: t.cache.as_deref().filter(|_| same_family),
-                }
-            })
-            .collect();
-        Ok(Body {
-            req,
-            model,
-            messages,
-            tools,
-            extras: req.extra.for_family(Family::OpenAi),
-            same_family,
-        })
-    }
-}
-
-impl Serialize for Body<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.req;
-        let sm = &r.sampling;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("model", self.model)?;
-        m.serialize_entry("messages", &self.messages)?;
-        if !self.tools.is_empty() {
-            m.serialize_entry("tools", &self.tools)?;
+fn encode(req: &Request<'_>, model: &str) -> Result<Vec<u8>, ChatError> {
+    // The client's own cache markers and `top_k` may go back to it.
+    let same = req.extra.origin == Family::OpenAi;
+    let extras = req.extra.for_family(Family::OpenAi);
+    let spelled = |name: &str| extras.iter().any(|(k, _)| k == name);
+    let mut j = J(Vec::with_capacity(1024));
+    j.obj(|j| {
+        j.put("model", model);
+        j.key("messages").arr(|j| messages(j, req, same))?;
+        if !req.tools.is_empty() {
+            j.key("tools")
+                .arr(|j| req.tools.iter().for_each(|t| tool(j, t, same)));
             // OpenAI rejects parallel_tool_calls without tools.
-            if let Some(p) = r.parallel_tool_calls {
-                m.serialize_entry("parallel_tool_calls", &p)?;
+            j.opt("parallel_tool_calls", req.parallel_tool_calls);
+        }
+        if let Some(tc) = &req.tool_choice {
+            j.key("tool_choice");
+            match tc {
+                ToolChoice::Auto => j.val("auto"),
+                ToolChoice::None => j.val("none"),
+                ToolChoice::Required => j.val("required"),
+                ToolChoice::Tool(n) => j.obj(|j| {
+                    let custom = req
+                        .tools
+                        .iter()
+                        .any(|t| t.name == *n && t.kind == ToolKind::Custom);
+                    let kind = if custom { "custom" } else { "function" };
+                    j.put("type", kind);
+                    j.key(kind).obj(|j| j.put("name", n));
+                }),
             }
         }
-        if let Some(tc) = &r.tool_choice {
-            let custom = |n: &str| {
-                r.tools
-                    .iter()
-                    .any(|t| t.name == n && t.kind == ToolKind::Custom)
-            };
-            let out = match tc {
-                ToolChoice::Auto => ChoiceOut::Word("auto"),
-                ToolChoice::None => ChoiceOut::Word("none"),
-                ToolChoice::Required => ChoiceOut::Word("required"),
-                ToolChoice::Tool(n) if custom(n) => ChoiceOut::Named {
-                    kind: "custom",
-                    function: None,
-                    custom: Some(Name { name: n }),
-                },
-                ToolChoice::Tool(n) => ChoiceOut::Named {
-                    kind: "function",
-                    function: Some(Name { name: n }),
-                    custom: None,
-                },
-            };
-            m.serialize_entry("tool_choice", &out)?;
-        }
-        let opt = |m: &mut S::SerializeMap, k: &str, v: Option<f64>| match v {
-            Some(v) => m.serialize_entry(k, &v),
-            None => Ok(()),
+        let sm = &req.sampling;
+        j.opt("temperature", sm.temperature);
+        j.opt("top_p", sm.top_p);
+        j.opt("top_k", sm.top_k.filter(|_| same));
+        j.opt("seed", sm.seed);
+        j.opt("presence_penalty", sm.presence_penalty);
+        j.opt("frequency_penalty", sm.frequency_penalty);
+        j.opt("stop", Some(&sm.stop).filter(|s| !s.is_empty()));
+        let limit = if spelled("max_completion_tokens") {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
         };
-        opt(&mut m, "temperature", sm.temperature)?;
-        opt(&mut m, "top_p", sm.top_p)?;
-        if let Some(k) = sm.top_k.filter(|_| self.same_family) {
-            m.serialize_entry("top_k", &k)?;
+        j.opt(limit, req.max_tokens);
+        // An effort (an OpenAI client's, or an override's) is sent; a
+        // thinking budget from another family's client is not: most
+        // OpenAI-compatible models reject `reasoning_effort`.
+        if let Some(ReasoningConfig::Effort(e)) = req.reasoning {
+            j.put("reasoning_effort", e.as_str());
         }
-        if let Some(seed) = sm.seed {
-            m.serialize_entry("seed", &seed)?;
-        }
-        opt(&mut m, "presence_penalty", sm.presence_penalty)?;
-        opt(&mut m, "frequency_penalty", sm.frequency_penalty)?;
-        if !sm.stop.is_empty() {
-            m.serialize_entry("stop", &sm.stop)?;
-        }
-        if let Some(n) = r.max_tokens {
-            let key = if spelled(self.extras, "max_completion_tokens") {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            m.serialize_entry(key, &n)?;
-        }
-        let effort = match r.reasoning {
-            Some(ReasoningConfig::Effort(e)) => Some(e),
-            Some(ReasoningConfig::Budget(b)) => Some(crate::protocol::chat::Effort::for_budget(b)),
-            // The vendor decides: say nothing.
-            Some(ReasoningConfig::Dynamic) | None => None,
-        };
-        if let Some(e) = effort {
-            m.serialize_entry("reasoning_effort", e.as_str())?;
-        }
-        if let Some(f) = &r.response_format {
-            let out = match f {
-                ResponseFormat::Text => FormatOut::Text,
-                ResponseFormat::JsonObject => FormatOut::JsonObject,
+        if let Some(f) = &req.response_format {
+            j.key("response_format").obj(|j| match f {
+                ResponseFormat::Text => j.put("type", "text"),
+                ResponseFormat::JsonObject => j.put("type", "json_object"),
                 ResponseFormat::JsonSchema {
                     name,
                     schema,
                     strict,
-                } => FormatOut::JsonSchema {
-                    json_schema: SchemaOut {
+                } => {
+                    j.put("type", "json_schema");
+                    j.key("json_schema").obj(|j| {
                         // OpenAI requires a name.
-                        name: name.as_deref().unwrap_or("response"),
-                        schema: schema.as_deref(),
-                        strict: *strict,
-                    },
-                },
-            };
-            m.serialize_entry("response_format", &out)?;
+                        j.put("name", name.as_deref().unwrap_or("response"));
+                        j.opt("schema", schema.as_deref());
+                        j.opt("strict", *strict);
+                    });
+                }
+            });
         }
-        if r.stream {
-            m.serialize_entry("stream", &true)?;
+        if req.stream {
+            j.put("stream", &true);
             // Always: the gateway counts usage from the stream.
-            m.serialize_entry(
-                "stream_options",
-                &IncludeUsage {
-                    include_usage: true,
-                },
-            )?;
+            j.raw("stream_options", r#"{"include_usage":true}"#);
         }
-        if let Some(n) = r.n {
-            m.serialize_entry("n", &n)?;
+        j.opt("n", req.n);
+        let user = if spelled("safety_identifier") {
+            "safety_identifier"
+        } else {
+            "user"
+        };
+        j.opt(user, req.user.as_deref());
+        for (k, v) in extras
+            .iter()
+            .filter(|(k, _)| !SPELLINGS.contains(&k.as_ref()))
+        {
+            j.raw(k, v.get());
         }
-        if let Some(u) = &r.user {
-            let key = if spelled(self.extras, "safety_identifier") {
-                "safety_identifier"
+        Ok(())
+    })?;
+    Ok(j.0)
+}
+
+fn tool(j: &mut J, t: &Tool<'_>, same: bool) {
+    j.obj(|j| {
+        let custom = t.kind == ToolKind::Custom;
+        let kind = if custom { "custom" } else { "function" };
+        j.put("type", kind);
+        j.key(kind).obj(|j| {
+            j.put("name", &t.name);
+            j.opt("description", t.description.as_deref());
+            if custom {
+                j.opt("format", t.format.as_deref());
             } else {
-                "user"
-            };
-            m.serialize_entry(key, u)?;
-        }
-        for (k, v) in self.extras {
-            if !SPELLINGS.contains(&k.as_ref()) {
-                m.serialize_entry(k, v)?;
+                j.opt("parameters", t.parameters.as_deref());
+                j.opt("strict", t.strict);
             }
+        });
+        j.opt("cache_control", t.cache.as_deref().filter(|_| same));
+    });
+}
+
+fn messages(j: &mut J, req: &Request<'_>, same: bool) -> Result<(), ChatError> {
+    let system: Vec<&Text<'_>> = req
+        .system
+        .iter()
+        .filter_map(|p| match p {
+            Part::Text(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    if !system.is_empty() {
+        j.obj(|j| {
+            j.put("role", "system");
+            match system.as_slice() {
+                [one] if !(same && one.cache.is_some()) => j.put("content", &one.text),
+                _ => j
+                    .key("content")
+                    .arr(|j| system.iter().for_each(|t| text(j, t, same))),
+            }
+        });
+    }
+    for (i, turn) in req.turns.iter().enumerate() {
+        match turn.role {
+            Role::User => user(j, &turn.parts, i, same)?,
+            Role::Assistant => assistant(j, &turn.parts, same),
         }
-        m.end()
     }
+    Ok(())
 }
 
-#[derive(Serialize)]
-struct IncludeUsage {
-    include_usage: bool,
+fn text(j: &mut J, t: &Text<'_>, same: bool) {
+    j.obj(|j| {
+        j.put("type", "text");
+        j.put("text", &t.text);
+        j.opt("cache_control", t.cache.as_deref().filter(|_| same));
+    });
 }
 
-/// Text parts as a string (one) or text parts (several, or cache markers
-/// to keep).
-fn texts<'r>(parts: &[&'r Text<'_>], keep_cache: bool) -> Content<'r> {
-    match parts {
-        [one] if !(keep_cache && one.cache.is_some()) => Content::Text(Cow::Borrowed(&one.text)),
-        _ => Content::Parts(
-            parts
-                .iter()
-                .map(|t| PartOut::Text {
-                    text: &t.text,
-                    cache_control: t.cache.as_deref().filter(|_| keep_cache),
-                })
-                .collect(),
-        ),
-    }
-}
-
-fn media<'r>(m: &'r Media<'_>, path: &str) -> Result<PartOut<'r>, ChatError> {
+/// A media part; `path` names it in the error when it cannot be sent.
+fn media(j: &mut J, m: &Media<'_>, path: impl Fn() -> String) -> Result<(), ChatError> {
     let mime = m.mime.as_deref();
     let data_url =
         |data: &str, default: &str| format!("data:{};base64,{data}", mime.unwrap_or(default));
     let cannot = |what: &str| {
-        ChatError::invalid(
-            path,
-            format!("{what} cannot be sent to an OpenAI-compatible vendor"),
-        )
+        let msg = format!("{what} cannot be sent to an OpenAI-compatible vendor");
+        Err(ChatError::invalid(path(), msg))
     };
-    Ok(match (m.kind, &m.source) {
-        (MediaKind::Image, MediaSource::Base64 { data }) => PartOut::ImageUrl {
-            image_url: UrlOut {
-                url: Cow::Owned(data_url(data, "image/png")),
-                detail: m.detail.as_deref(),
-            },
-        },
-        (MediaKind::Image, MediaSource::Url(u)) => PartOut::ImageUrl {
-            image_url: UrlOut {
-                url: Cow::Borrowed(u),
-                detail: m.detail.as_deref(),
-            },
-        },
-        (MediaKind::Audio, MediaSource::Base64 { data }) => PartOut::InputAudio {
-            input_audio: AudioOut {
-                data,
-                format: match mime.and_then(|m| m.strip_prefix("audio/")) {
+    match (m.kind, &m.source) {
+        (MediaKind::Audio, MediaSource::Base64 { .. }) => {}
+        (MediaKind::Audio, _) => return cannot("audio by URL or file id"),
+        (_, MediaSource::FileId { family, .. }) if *family != Family::OpenAi => {
+            return cannot("another vendor's file id")
+        }
+        (MediaKind::Document, MediaSource::Url(_)) => return cannot("a document by URL"),
+        _ => {}
+    }
+    j.obj(|j| match (m.kind, &m.source) {
+        (MediaKind::Image, MediaSource::Base64 { data }) => {
+            j.put("type", "image_url");
+            j.key("image_url").obj(|j| {
+                j.put("url", &data_url(data, "image/png"));
+                j.opt("detail", m.detail.as_deref());
+            });
+        }
+        (MediaKind::Image, MediaSource::Url(u)) => {
+            j.put("type", "image_url");
+            j.key("image_url").obj(|j| {
+                j.put("url", u);
+                j.opt("detail", m.detail.as_deref());
+            });
+        }
+        (MediaKind::Audio, MediaSource::Base64 { data }) => {
+            j.put("type", "input_audio");
+            j.key("input_audio").obj(|j| {
+                j.put("data", data);
+                let format = match mime.and_then(|m| m.strip_prefix("audio/")) {
                     Some("mpeg" | "mp3") => "mp3",
                     Some(f) => f,
                     None => "wav",
-                },
-            },
-        },
-        (MediaKind::Audio, _) => return Err(cannot("audio by URL or file id")),
-        (_, MediaSource::Base64 { data }) => PartOut::File {
-            file: FileOut {
-                filename: m.name.as_deref().or(match mime {
-                    Some("application/pdf") | None => Some("document.pdf"),
-                    _ => None,
-                }),
-                file_data: Some(data_url(data, "application/pdf")),
-                file_id: None,
-            },
-        },
-        (
-            _,
-            MediaSource::FileId {
-                family: Family::OpenAi,
-                id,
-            },
-        ) => PartOut::File {
-            file: FileOut {
-                filename: None,
-                file_data: None,
-                file_id: Some(id),
-            },
-        },
-        (_, MediaSource::FileId { .. }) => return Err(cannot("another vendor's file id")),
-        (MediaKind::Document, MediaSource::Url(_)) => return Err(cannot("a document by URL")),
-    })
+                };
+                j.put("format", format);
+            });
+        }
+        (_, source) => {
+            j.put("type", "file");
+            j.key("file").obj(|j| match source {
+                MediaSource::FileId { id, .. } => j.put("file_id", id),
+                MediaSource::Base64 { data } => {
+                    let pdf = matches!(mime, Some("application/pdf") | None);
+                    j.opt(
+                        "filename",
+                        m.name.as_deref().or(pdf.then_some("document.pdf")),
+                    );
+                    j.put("file_data", &data_url(data, "application/pdf"));
+                }
+                // Excluded above.
+                MediaSource::Url(_) => {}
+            });
+        }
+    });
+    Ok(())
 }
 
 /// A user turn: one `tool` message per tool result, then one user message
 /// with the rest (and the tool results' media, which tool messages cannot
 /// carry).
-fn user<'r>(
-    parts: &'r [Part<'_>],
-    turn: usize,
-    keep_cache: bool,
-    out: &mut Vec<Message<'r>>,
-) -> Result<(), ChatError> {
-    let mut rest: Vec<PartOut<'r>> = Vec::new();
-    let mut only_text = true;
-    for (j, p) in parts.iter().enumerate() {
-        let path = format!("messages[{turn}].content[{j}]");
+fn user(j: &mut J, parts: &[Part<'_>], turn: usize, same: bool) -> Result<(), ChatError> {
+    // The parts of the user message, with where they were (for errors).
+    let mut rest: Vec<(&Part<'_>, usize, Option<usize>)> = Vec::new();
+    let mut results = false;
+    for (n, p) in parts.iter().enumerate() {
         match p {
             Part::ToolResult(r) => {
-                let mut text: Option<Cow<'r, str>> = None;
+                results = true;
+                let mut texts = Vec::new();
                 for (k, c) in r.content.iter().enumerate() {
                     match c {
-                        Part::Text(t) => match &mut text {
-                            None => text = Some(Cow::Borrowed(&t.text)),
-                            Some(acc) => {
-                                let acc = acc.to_mut();
-                                acc.push_str("\n\n");
-                                acc.push_str(&t.text);
-                            }
-                        },
-                        Part::Media(m) => {
-                            only_text = false;
-                            rest.push(media(m, &format!("{path}.content[{k}]"))?);
-                        }
+                        Part::Text(t) => texts.push(t.text.as_ref()),
+                        Part::Media(_) => rest.push((c, n, Some(k))),
                         _ => {}
                     }
                 }
-                let mut msg = Message::new("tool", Content::Text(text.unwrap_or_default()));
-                msg.tool_call_id = Some(&r.call_id);
-                out.push(msg);
-            }
-            Part::Text(t) => {
-                only_text &= !(keep_cache && t.cache.is_some());
-                rest.push(PartOut::Text {
-                    text: &t.text,
-                    cache_control: t.cache.as_deref().filter(|_| keep_cache),
+                j.obj(|j| {
+                    j.put("role", "tool");
+                    match texts.as_slice() {
+                        [one] => j.put("content", one),
+                        _ => j.put("content", &texts.join("\n\n")),
+                    }
+                    j.put("tool_call_id", &r.call_id);
                 });
             }
-            Part::Media(m) => {
-                only_text = false;
-                rest.push(media(m, &path)?);
-            }
+            Part::Text(_) | Part::Media(_) => rest.push((p, n, None)),
             // Reasoning, refusals and opaque blocks do not belong in a user
             // message; nothing an OpenAI vendor could read.
             _ => {}
         }
     }
-    let has_results = parts.iter().any(|p| matches!(p, Part::ToolResult(_)));
-    if rest.is_empty() && has_results {
+    if rest.is_empty() && results {
         return Ok(());
     }
-    let content = match rest.as_slice() {
-        [] => Content::Text(Cow::Borrowed("")),
-        [PartOut::Text { text, .. }] if only_text => Content::Text(Cow::Borrowed(text)),
-        _ => Content::Parts(rest),
-    };
-    out.push(Message::new("user", content));
-    Ok(())
+    j.obj(|j| {
+        j.put("role", "user");
+        match rest.as_slice() {
+            [] => j.put("content", ""),
+            [(Part::Text(t), ..)] if !(same && t.cache.is_some()) => j.put("content", &t.text),
+            _ => j.key("content").arr(|j| {
+                for (p, n, k) in &rest {
+                    match p {
+                        Part::Text(t) => text(j, t, same),
+                        Part::Media(m) => media(j, m, || match k {
+                            Some(k) => format!("messages[{turn}].content[{n}].content[{k}]"),
+                            None => format!("messages[{turn}].content[{n}]"),
+                        })?,
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })?,
+        }
+        Ok(())
+    })
 }
 
-fn assistant<'r>(parts: &'r [Part<'_>], same_family: bool) -> Message<'r> {
-    let mut text: Option<Cow<'r, str>> = None;
-    let mut msg = Message::new("assistant", Content::Null);
-    let join = |acc: &mut Option<Cow<'r, str>>, s: &'r str| match acc {
-        None => *acc = Some(Cow::Borrowed(s)),
-        Some(a) => a.to_mut().push_str(s),
-    };
-    let mut reasoning = None;
-    let mut refusal = None;
+fn assistant(j: &mut J, parts: &[Part<'_>], same: bool) {
+    let mut text = String::new();
+    let mut refusal = String::new();
+    let mut reasoning = String::new();
+    let mut signature = None;
     for p in parts {
         match p {
-            Part::Text(t) => join(&mut text, &t.text),
-            Part::Refusal(r) => join(&mut refusal, r),
+            Part::Text(t) => text.push_str(&t.text),
+            Part::Refusal(r) => refusal.push_str(r),
+            // Only what the client itself echoed goes back (see the module
+            // doc); a Gemini signature rides on the message.
             Part::Reasoning(r) => {
-                if r.signature.is_none()
-                    && r.redacted.is_none()
-                    && same_family
-                    && !r.text.is_empty()
-                {
-                    join(&mut reasoning, &r.text);
+                if r.signature.is_none() && r.redacted.is_none() && same {
+                    reasoning.push_str(&r.text);
                 }
-                if let Some(e) = extra(r.signature.as_ref()) {
-                    msg.extra_content = Some(e);
-                }
+                signature = r
+                    .signature
+                    .as_ref()
+                    .filter(|s| s.family == Family::Gemini)
+                    .or(signature);
             }
-            Part::ToolCall(c) => msg.tool_calls.push(call(c)),
             _ => {}
         }
     }
-    msg.content = match text {
-        Some(t) => Content::Text(t),
-        None if msg.tool_calls.is_empty() && refusal.is_none() => Content::Text(Cow::Borrowed("")),
-        None => Content::Null,
-    };
-    msg.reasoning_content = reasoning;
-    msg.refusal = refusal;
-    msg
+    let calls = parts.iter().filter_map(|p| match p {
+        Part::ToolCall(c) => Some(c),
+        _ => None,
+    });
+    j.obj(|j| {
+        j.put("role", "assistant");
+        let calls_or_refusal = calls.clone().next().is_some() || !refusal.is_empty();
+        match text.as_str() {
+            "" if calls_or_refusal => j.put("content", &()),
+            t => j.put("content", t),
+        }
+        j.opt(
+            "reasoning_content",
+            Some(&reasoning).filter(|r| !r.is_empty()),
+        );
+        j.opt("refusal", Some(&refusal).filter(|r| !r.is_empty()));
+        if calls.clone().next().is_some() {
+            j.key("tool_calls").arr(|j| calls.for_each(|c| call(j, c)));
+        }
+        if let Some(s) = signature {
+            j.key("extra_content").obj(|j| {
+                j.key("google")
+                    .obj(|j| j.put("thought_signature", &s.value))
+            });
+        }
+    });
 }
 
-fn call<'r>(c: &'r ToolCall<'_>) -> CallOut<'r> {
-    let custom = c.kind == ToolKind::Custom;
-    CallOut {
-        id: &c.id,
-        kind: if custom { "custom" } else { "function" },
-        function: (!custom).then(|| FnOut {
-            name: &c.name,
-            arguments: Some(if c.arguments.trim().is_empty() {
-                "{}"
-            } else {
-                &c.arguments
-            }),
-            input: None,
-        }),
-        custom: custom.then(|| FnOut {
-            name: &c.name,
-            arguments: None,
-            input: Some(&c.arguments),
-        }),
-        extra_content: extra(c.signature.as_ref()),
-    }
+fn call(j: &mut J, c: &ToolCall<'_>) {
+    j.obj(|j| {
+        j.put("id", &c.id);
+        match c.kind {
+            ToolKind::Function => {
+                j.put("type", "function");
+                j.key("function").obj(|j| {
+                    j.put("name", &c.name);
+                    let args = c.arguments.trim();
+                    j.put(
+                        "arguments",
+                        if args.is_empty() { "{}" } else { &c.arguments },
+                    );
+                });
+            }
+            ToolKind::Custom => {
+                j.put("type", "custom");
+                j.key("custom").obj(|j| {
+                    j.put("name", &c.name);
+                    j.put("input", &c.arguments);
+                });
+            }
+        }
+        if let Some(s) = c.signature.as_ref().filter(|s| s.family == Family::Gemini) {
+            j.key("extra_content").obj(|j| {
+                j.key("google")
+                    .obj(|j| j.put("thought_signature", &s.value))
+            });
+        }
+    });
 }
 
 // ---------------------------------------------------------------- wire (read)
@@ -801,48 +621,32 @@ fn args_text<'a>(a: Option<&'a RawValue>) -> Str<'a> {
     }
 }
 
-/// Content as a string, or text parts (some servers).
-enum ContentW<'a> {
-    Text(Str<'a>),
-    Parts(Vec<TextPartW<'a>>),
-}
-
 #[derive(Deserialize)]
 struct TextPartW<'a> {
     #[serde(borrow)]
     text: Option<S<'a>>,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for ContentW<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = ContentW<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or an array of parts")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(ContentW::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(ContentW::Text(Cow::Owned(v.to_string())))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                s: A,
-            ) -> Result<Self::Value, A::Error> {
-                let d = serde::de::value::SeqAccessDeserializer::new(s);
-                Vec::<TextPartW<'a>>::deserialize(d).map(ContentW::Parts)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
+/// Content as a string, or text parts (some servers).
+fn content_text(raw: &RawValue) -> Vec<Str<'_>> {
+    let texts = if raw.get().starts_with('[') {
+        serde_json::from_str::<Vec<TextPartW<'_>>>(raw.get())
+            .map(|ps| ps.into_iter().filter_map(|p| p.text).collect::<Vec<_>>())
+    } else {
+        serde_json::from_str::<Option<S<'_>>>(raw.get()).map(|s| s.into_iter().collect())
+    };
+    texts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.0)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[derive(Deserialize)]
 struct MessageW<'a> {
     #[serde(borrow)]
-    content: Option<ContentW<'a>>,
+    content: Option<&'a RawValue>,
     #[serde(borrow)]
     reasoning_content: Option<S<'a>>,
     #[serde(borrow)]
@@ -923,7 +727,7 @@ fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         .map_err(|e| ChatError::upstream(format!("malformed OpenAI answer: {e}")))?;
     if let Some(e) = c.error.filter(|e| e.get() != "null") {
         return Err(decode_error(
-            502,
+            200,
             format!("{{\"error\":{}}}", e.get()).as_bytes(),
         ));
     }
@@ -946,15 +750,8 @@ fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
                 redacted: None,
             }));
         }
-        match m.content {
-            Some(ContentW::Text(t)) if !t.is_empty() => parts.push(Part::Text(Text::plain(t))),
-            Some(ContentW::Parts(ps)) => parts.extend(
-                ps.into_iter()
-                    .filter_map(|p| p.text)
-                    .map(|t| Part::Text(Text::plain(t.0))),
-            ),
-            _ => {}
-        }
+        let texts = m.content.map(content_text).unwrap_or_default();
+        parts.extend(texts.into_iter().map(|t| Part::Text(Text::plain(t))));
         if let Some(r) = m.refusal.filter(|r| !r.0.is_empty()) {
             refused = true;
             parts.push(Part::Refusal(r.0));
@@ -1005,80 +802,31 @@ fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
 
 // ---------------------------------------------------------------- errors
 
-#[derive(Deserialize)]
-struct ErrorEnvelope<'a> {
-    #[serde(borrow)]
-    error: Option<ErrorW<'a>>,
-    #[serde(borrow)]
-    message: Option<S<'a>>,
-}
-
-/// `error` is an object, or a bare string from some servers.
-enum ErrorW<'a> {
-    Text(Str<'a>),
-    Object(ErrorObject<'a>),
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for ErrorW<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either<'a> {
-            #[serde(borrow)]
-            Text(S<'a>),
-            #[serde(borrow)]
-            Object(ErrorObject<'a>),
-        }
-        Ok(match Either::deserialize(d)? {
-            Either::Text(s) => ErrorW::Text(s.0),
-            Either::Object(o) => ErrorW::Object(o),
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorObject<'a> {
-    #[serde(borrow)]
-    message: Option<S<'a>>,
-    #[serde(borrow, rename = "type")]
-    kind: Option<S<'a>>,
-    #[serde(borrow)]
-    param: Option<S<'a>>,
-    /// A word (`context_length_exceeded`) or, from some servers, a number.
-    code: Option<serde_json::Value>,
-}
-
-/// An OpenAI-style error body (or any other body) in canonical terms.
+/// An OpenAI-style error body (`{"error":{message,type,param,code}}`,
+/// `{"error":"text"}`, `{"message":…}`) or any other body, in canonical
+/// terms. Error bodies are rare and small: read as a `Value`.
 pub(crate) fn decode_error(status: u16, body: &[u8]) -> ChatError {
-    let parsed = serde_json::from_slice::<ErrorEnvelope<'_>>(body).ok();
-    let (message, kind, param, code) = match parsed {
-        Some(ErrorEnvelope {
-            error: Some(ErrorW::Object(o)),
-            ..
-        }) => (
-            o.message.map(|m| m.0.into_owned()),
-            o.kind.map(|k| k.0.into_owned()),
-            o.param.map(|p| p.0.into_owned()),
-            match o.code {
-                Some(serde_json::Value::String(s)) => Some(s),
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                _ => None,
-            },
-        ),
-        Some(ErrorEnvelope {
-            error: Some(ErrorW::Text(t)),
-            ..
-        }) => (Some(t.into_owned()), None, None, None),
-        Some(ErrorEnvelope { message, .. }) => {
-            (message.map(|m| m.0.into_owned()), None, None, None)
-        }
-        None => {
-            // Enough of an HTML error page to diagnose it, not all of it.
-            let text = String::from_utf8_lossy(body);
-            let text: String = text.trim().chars().take(500).collect();
-            ((!text.is_empty()).then_some(text), None, None, None)
-        }
+    use serde_json::Value;
+    let v: Option<Value> = serde_json::from_slice(body).ok();
+    let err = v.as_ref().map(|v| v.get("error").unwrap_or(v));
+    let word = |k: &str| match err.and_then(|e| e.get(k)) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
     };
+    let message = match (err, &v) {
+        (Some(Value::String(s)), _) => Some(s.clone()),
+        (Some(_), _) => word("message"),
+        // Enough of an HTML error page to diagnose it, not all of it.
+        (None, _) => Some(
+            String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(500)
+                .collect(),
+        ),
+    };
+    let (kind, code) = (word("type"), word("code"));
     // A status that is no error (an error body on a 200) becomes a 502
     // unless the body's own code is an HTTP status.
     let status = if (400..=599).contains(&status) {
@@ -1089,20 +837,22 @@ pub(crate) fn decode_error(status: u16, body: &[u8]) -> ChatError {
             .filter(|s| (400..=599).contains(s))
             .unwrap_or(502)
     };
-    let mut k = ErrorKind::for_status(status);
-    if code.as_deref() == Some("context_length_exceeded") {
-        k = ErrorKind::ContextLength;
-    } else if kind.as_deref() == Some("insufficient_quota") {
-        k = ErrorKind::RateLimited;
-    }
+    let k = match (code.as_deref(), kind.as_deref()) {
+        (Some("context_length_exceeded"), _) => ErrorKind::ContextLength,
+        (_, Some("insufficient_quota")) => ErrorKind::RateLimited,
+        _ => ErrorKind::for_status(status),
+    };
     ChatError {
         kind: k,
         status,
         message: message
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| format!("upstream returned HTTP {status}")),
-        param,
+        param: word("param"),
         code,
         vendor_type: kind,
     }
 }
+
+#[cfg(test)]
+mod tests;

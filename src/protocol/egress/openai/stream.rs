@@ -231,7 +231,7 @@ impl StreamDecoder for ChunkDecoder {
         if let Some(e) = chunk.error.filter(|e| e.get() != "null") {
             self.done = true;
             let body = format!("{{\"error\":{}}}", e.get());
-            sink.event(Event::Error(decode_error(502, body.as_bytes())));
+            sink.event(Event::Error(decode_error(200, body.as_bytes())));
             return Ok(());
         }
         self.start(

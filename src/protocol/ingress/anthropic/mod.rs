@@ -277,6 +277,7 @@ impl<'r> ErrorBody<'r> {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
     use crate::protocol::chat::{Reasoning, Signature, Text, ToolCall, ToolKind};
@@ -300,24 +301,11 @@ mod tests {
     }
 
     fn call(args: &'static str) -> Part<'static> {
-        Part::ToolCall(ToolCall {
-            id: "call_1".into(),
-            name: "f".into(),
-            kind: ToolKind::Function,
-            arguments: args.into(),
-            signature: None,
-        })
+        Part::ToolCall(ToolCall { id: "call_1".into(), name: "f".into(), kind: ToolKind::Function, arguments: args.into(), signature: None })
     }
 
     fn reasoning(text: &'static str, sig: Option<(Family, &'static str)>) -> Part<'static> {
-        Part::Reasoning(Reasoning {
-            text: text.into(),
-            signature: sig.map(|(family, v)| Signature {
-                family,
-                value: v.into(),
-            }),
-            redacted: None,
-        })
+        Part::Reasoning(Reasoning { text: text.into(), signature: sig.map(|(family, v)| Signature { family, value: v.into() }), redacted: None })
     }
 
     #[test]
@@ -326,10 +314,7 @@ mod tests {
         let redacted = Part::Reasoning(Reasoning {
             text: "".into(),
             signature: None,
-            redacted: Some(Signature {
-                family: Family::Anthropic,
-                value: "ENC".into(),
-            }),
+            redacted: Some(Signature { family: Family::Anthropic, value: "ENC".into() }),
         });
         let raw = RawValue::from_string(r#"{"type":"server_tool_use","id":"s"}"#.into()).ok();
         let cases: Vec<(Answer<'static>, &str)> = vec![
@@ -342,10 +327,7 @@ mod tests {
                     vec![
                         reasoning("think", Some((Family::Anthropic, "sig"))),
                         redacted,
-                        Part::Opaque {
-                            family: Family::Anthropic,
-                            raw: Cow::Owned(raw.unwrap_or_default()),
-                        },
+                        Part::Opaque { family: Family::Anthropic, raw: Cow::Owned(raw.unwrap_or_default()) },
                         Part::Text(Text::plain("")),
                         call(r#"{"a":1}"#),
                         call(""),
@@ -358,10 +340,7 @@ mod tests {
             // Other families: readable reasoning without a signature, a
             // "stop" after tool calls reads tool_use, a refusal is text.
             (
-                answer(
-                    vec![reasoning("r", Some((Family::Gemini, "g"))), call("{}")],
-                    Some(Finish::Stop),
-                ),
+                answer(vec![reasoning("r", Some((Family::Gemini, "g"))), call("{}")], Some(Finish::Stop)),
                 r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"thinking","thinking":"r","signature":""},{"type":"tool_use","id":"call_1","name":"f","input":{}}],"stop_reason":"tool_use","stop_sequence":null,"#,
             ),
             (
@@ -398,61 +377,27 @@ mod tests {
                 ChatError::new(ErrorKind::Authentication, 401, "no key"),
                 r#"{"type":"error","error":{"type":"authentication_error","message":"no key"}}"#,
             ),
+            (ChatError::new(ErrorKind::Permission, 403, "m"), r#"{"type":"error","error":{"type":"permission_error","message":"m"}}"#),
+            (ChatError::new(ErrorKind::NotFound, 404, "m"), r#"{"type":"error","error":{"type":"not_found_error","message":"m"}}"#),
+            (ChatError::new(ErrorKind::RequestTooLarge, 413, "m"), r#"{"type":"error","error":{"type":"request_too_large","message":"m"}}"#),
+            (ChatError::new(ErrorKind::RateLimited, 429, "m"), r#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#),
+            (ChatError::new(ErrorKind::Overloaded, 503, "m"), r#"{"type":"error","error":{"type":"overloaded_error","message":"m"}}"#),
+            (ChatError::new(ErrorKind::ContextLength, 400, "m"), r#"{"type":"error","error":{"type":"invalid_request_error","message":"m"}}"#),
+            (ChatError::new(ErrorKind::Upstream, 502, "m"), r#"{"type":"error","error":{"type":"api_error","message":"m"}}"#),
+            (ChatError::new(ErrorKind::Timeout, 504, "m"), r#"{"type":"error","error":{"type":"timeout_error","message":"m"}}"#),
             (
-                ChatError::new(ErrorKind::Permission, 403, "m"),
-                r#"{"type":"error","error":{"type":"permission_error","message":"m"}}"#,
-            ),
-            (
-                ChatError::new(ErrorKind::NotFound, 404, "m"),
-                r#"{"type":"error","error":{"type":"not_found_error","message":"m"}}"#,
-            ),
-            (
-                ChatError::new(ErrorKind::RequestTooLarge, 413, "m"),
-                r#"{"type":"error","error":{"type":"request_too_large","message":"m"}}"#,
-            ),
-            (
-                ChatError::new(ErrorKind::RateLimited, 429, "m"),
-                r#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#,
-            ),
-            (
-                ChatError::new(ErrorKind::Overloaded, 503, "m"),
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"m"}}"#,
-            ),
-            (
-                ChatError::new(ErrorKind::ContextLength, 400, "m"),
-                r#"{"type":"error","error":{"type":"invalid_request_error","message":"m"}}"#,
-            ),
-            (
-                ChatError::new(ErrorKind::Upstream, 502, "m"),
-                r#"{"type":"error","error":{"type":"api_error","message":"m"}}"#,
-            ),
-            (
-                ChatError::new(ErrorKind::Timeout, 504, "m"),
-                r#"{"type":"error","error":{"type":"timeout_error","message":"m"}}"#,
-            ),
-            (
-                ChatError {
-                    vendor_type: Some("billing_error".into()),
-                    ..ChatError::new(ErrorKind::Authentication, 402, "pay")
-                },
+                ChatError { vendor_type: Some("billing_error".into()), ..ChatError::new(ErrorKind::Authentication, 402, "pay") },
                 r#"{"type":"error","error":{"type":"billing_error","message":"pay"}}"#,
             ),
             (
-                ChatError {
-                    vendor_type: Some("RESOURCE_EXHAUSTED".into()),
-                    ..ChatError::new(ErrorKind::RateLimited, 429, "m")
-                },
+                ChatError { vendor_type: Some("RESOURCE_EXHAUSTED".into()), ..ChatError::new(ErrorKind::RateLimited, 429, "m") },
                 r#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#,
             ),
         ];
         for (err, want) in cases {
-            assert_eq!(
-                String::from_utf8_lossy(&AnthropicMessages.encode_error(&err)),
-                want
-            );
+            assert_eq!(String::from_utf8_lossy(&AnthropicMessages.encode_error(&err)), want);
         }
-        let ev =
-            AnthropicMessages.stream_error(&ChatError::new(ErrorKind::Overloaded, 529, "busy"));
+        let ev = AnthropicMessages.stream_error(&ChatError::new(ErrorKind::Overloaded, 529, "busy"));
         assert_eq!(
             String::from_utf8_lossy(&ev),
             "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n"

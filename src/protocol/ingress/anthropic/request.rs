@@ -665,6 +665,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
     use crate::protocol::chat::ResponseFormat;
@@ -675,14 +676,7 @@ mod tests {
             let cache = |c: &Option<Cow<'_, RawValue>>| c.as_ref().map(|_| "+cache").unwrap_or("");
             match p {
                 Part::Text(t) => format!("text({}){}", t.text, cache(&t.cache)),
-                Part::Media(m) => format!(
-                    "{:?}({:?},{:?},{:?}){}",
-                    m.kind,
-                    m.mime,
-                    m.source,
-                    m.name,
-                    cache(&m.cache)
-                ),
+                Part::Media(m) => format!("{:?}({:?},{:?},{:?}){}", m.kind, m.mime, m.source, m.name, cache(&m.cache)),
                 Part::ToolCall(c) => format!("call({},{},{})", c.id, c.name, c.arguments),
                 Part::ToolResult(r) => format!(
                     "result({},err={},[{}]){}",
@@ -691,12 +685,9 @@ mod tests {
                     r.content.iter().map(part).collect::<Vec<_>>().join(" "),
                     cache(&r.cache)
                 ),
-                Part::Reasoning(r) => format!(
-                    "reasoning({},{:?},{:?})",
-                    r.text,
-                    r.signature.as_ref().map(|s| &s.value),
-                    r.redacted.as_ref().map(|s| &s.value)
-                ),
+                Part::Reasoning(r) => {
+                    format!("reasoning({},{:?},{:?})", r.text, r.signature.as_ref().map(|s| &s.value), r.redacted.as_ref().map(|s| &s.value))
+                }
                 Part::Refusal(t) => format!("refusal({t})"),
                 Part::Opaque { raw, .. } => format!("opaque({})", raw.get()),
             }
@@ -718,12 +709,7 @@ mod tests {
                 t.cache.as_ref().map(|_| " +cache").unwrap_or("")
             );
         }
-        let extra: Vec<String> = r
-            .extra
-            .fields
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.get()))
-            .collect();
+        let extra: Vec<String> = r.extra.fields.iter().map(|(k, v)| format!("{k}={}", v.get())).collect();
         s += &format!(
             "\nchoice={:?} parallel={:?} max={:?} t={:?} p={:?} k={:?} stop={:?} stream={} usage={} user={:?} reasoning={:?} format={} extra=[{}]",
             r.tool_choice,
@@ -814,88 +800,39 @@ mod tests {
             (r#"{"temperature":"hot","messages":[]}"#, "temperature"),
             (r#"{"top_p":[1],"messages":[]}"#, "top_p"),
             (r#"{"stream":"yes","messages":[]}"#, "stream"),
-            (
-                r#"{"stop_sequences":"END","messages":[]}"#,
-                "stop_sequences",
-            ),
-            (
-                r#"{"stop_sequences":[1,2],"messages":[]}"#,
-                "stop_sequences",
-            ),
+            (r#"{"stop_sequences":"END","messages":[]}"#, "stop_sequences"),
+            (r#"{"stop_sequences":[1,2],"messages":[]}"#, "stop_sequences"),
             (r#"{"model":"m"}"#, "messages"),
             (r#"{"messages":{}}"#, "messages"),
-            (
-                r#"{"messages":[{"role":"user","content":"a"},{"role":"system","content":"x"}]}"#,
-                "messages[1].role",
-            ),
+            (r#"{"messages":[{"role":"user","content":"a"},{"role":"system","content":"x"}]}"#, "messages[1].role"),
             (r#"{"messages":[{"role":"user"}]}"#, "messages[0]"),
-            (
-                r#"{"messages":[{"role":"user","content":5}]}"#,
-                "messages[0]",
-            ),
-            (
-                r#"{"messages":[{"role":"user","content":[{"text":"x"}]}]}"#,
-                "messages[0].content[0].type",
-            ),
-            (
-                r#"{"messages":[{"role":"user","content":[{"type":"text","text":1}]}]}"#,
-                "messages[0].content[0]",
-            ),
-            (
-                r#"{"messages":[{"role":"user","content":[{"type":"text"}]}]}"#,
-                "messages[0].content[0].text",
-            ),
+            (r#"{"messages":[{"role":"user","content":5}]}"#, "messages[0]"),
+            (r#"{"messages":[{"role":"user","content":[{"text":"x"}]}]}"#, "messages[0].content[0].type"),
+            (r#"{"messages":[{"role":"user","content":[{"type":"text","text":1}]}]}"#, "messages[0].content[0]"),
+            (r#"{"messages":[{"role":"user","content":[{"type":"text"}]}]}"#, "messages[0].content[0].text"),
             (
                 r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image","source":{"type":"ftp"}}]}]}"#,
                 "messages[0].content[1].source",
             ),
-            (
-                r#"{"messages":[{"role":"user","content":[{"type":"image"}]}]}"#,
-                "messages[0].content[0].source",
-            ),
-            (
-                r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","name":"f","input":{}}]}]}"#,
-                "messages[0].content[0].id",
-            ),
+            (r#"{"messages":[{"role":"user","content":[{"type":"image"}]}]}"#, "messages[0].content[0].source"),
+            (r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","name":"f","input":{}}]}]}"#, "messages[0].content[0].id"),
             (
                 r#"{"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":2}]}]}]}"#,
                 "messages[0].content[0].content[0]",
             ),
-            (
-                r#"{"messages":[{"role":"user","content":[{"type":"tool_result","content":"x"}]}]}"#,
-                "messages[0].content[0].tool_use_id",
-            ),
-            (
-                r#"{"system":[{"type":"image"}],"messages":[]}"#,
-                "system[0]",
-            ),
+            (r#"{"messages":[{"role":"user","content":[{"type":"tool_result","content":"x"}]}]}"#, "messages[0].content[0].tool_use_id"),
+            (r#"{"system":[{"type":"image"}],"messages":[]}"#, "system[0]"),
             (r#"{"system":5,"messages":[]}"#, "system"),
-            (
-                r#"{"tools":[{"description":"x"}],"messages":[]}"#,
-                "tools[0].name",
-            ),
+            (r#"{"tools":[{"description":"x"}],"messages":[]}"#, "tools[0].name"),
             (r#"{"tools":{},"messages":[]}"#, "tools"),
-            (
-                r#"{"tool_choice":{"type":"some"},"messages":[]}"#,
-                "tool_choice.type",
-            ),
-            (
-                r#"{"tool_choice":{"type":"tool"},"messages":[]}"#,
-                "tool_choice.name",
-            ),
-            (
-                r#"{"thinking":{"type":"enabled"},"messages":[]}"#,
-                "thinking.budget_tokens",
-            ),
+            (r#"{"tool_choice":{"type":"some"},"messages":[]}"#, "tool_choice.type"),
+            (r#"{"tool_choice":{"type":"tool"},"messages":[]}"#, "tool_choice.name"),
+            (r#"{"thinking":{"type":"enabled"},"messages":[]}"#, "thinking.budget_tokens"),
             (r#"{"metadata":{"user_id":5},"messages":[]}"#, "metadata"),
         ];
         for (body, param) in cases {
             let err = decode_str(body).err();
-            assert_eq!(
-                err.as_ref().and_then(|e| e.param.as_deref()),
-                Some(*param),
-                "{body}: {err:?}"
-            );
+            assert_eq!(err.as_ref().and_then(|e| e.param.as_deref()), Some(*param), "{body}: {err:?}");
             assert_eq!(err.map(|e| e.status), Some(400));
         }
         for body in ["", "[1]", "{\"messages\":[]} x", "{\"messages\":["] {
@@ -918,13 +855,7 @@ mod tests {
 
     #[test]
     fn base64_encoding_matches_the_standard() {
-        for (plain, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-        ] {
+        for (plain, enc) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
             assert_eq!(base64_encode(plain.as_bytes()), enc);
         }
     }

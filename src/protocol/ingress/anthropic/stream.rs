@@ -37,6 +37,8 @@ enum Open {
 pub(super) struct Encoder {
     model: String,
     id: Option<String>,
+    /// `Start` came; `message_start` is not written yet.
+    pending: bool,
     started: bool,
     stopped: bool,
     usage: Usage,
@@ -52,6 +54,7 @@ impl Encoder {
         Encoder {
             model: model.to_string(),
             id: None,
+            pending: false,
             started: false,
             stopped: false,
             usage: Usage::default(),
@@ -73,7 +76,7 @@ impl Encoder {
             "message": {
                 "id": id, "type": "message", "role": "assistant", "model": self.model,
                 "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": UsageOut { output_tokens: 0, ..UsageOut::from(&self.usage) },
+                "usage": UsageOut::from(&self.usage),
             }
         });
         write_event(out, "message_start", &data);
@@ -194,6 +197,7 @@ struct DeltaData<'r> {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // Anthropic's own names
 enum DeltaOut<'r> {
     TextDelta { text: &'r str },
     ThinkingDelta { thinking: &'r str },
@@ -227,14 +231,21 @@ impl StreamEncoder for Encoder {
                 if !self.started && !id.is_empty() {
                     self.id = Some(id.to_string());
                 }
+                self.pending = !self.started;
                 return;
             }
             Event::Usage(u) => {
                 self.usage = *u;
                 return;
             }
-            Event::Error(_) => {
-                // Written by the caller through `stream_error`.
+            Event::Error(e) => {
+                // The vendor's in-band error: Anthropic's `event: error`
+                // ends the stream, with or without a message_start before.
+                if self.pending {
+                    self.start(out);
+                }
+                write_event(out, "error", &super::ErrorBody::new(e));
+                self.stopped = true;
                 return;
             }
             _ => self.start(out),
@@ -299,6 +310,7 @@ impl StreamEncoder for Encoder {
 }
 
 #[cfg(test)]
+#[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
     use crate::protocol::chat::{Finish, Signature, ToolKind};
@@ -316,17 +328,10 @@ mod tests {
     }
 
     fn usage() -> Usage {
-        Usage {
-            prompt_tokens: 25,
-            completion_tokens: 15,
-            total_tokens: 40,
-            cached_tokens: 8,
-            cache_write_tokens: 2,
-            reasoning_tokens: 0,
-        }
+        Usage { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40, cached_tokens: 8, cache_write_tokens: 2, reasoning_tokens: 0 }
     }
 
-    const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"client-model\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":15,\"cache_creation_input_tokens\":2,\"cache_read_input_tokens\":8,\"output_tokens\":0}}}\n\n";
+    const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"client-model\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":15,\"cache_creation_input_tokens\":2,\"cache_read_input_tokens\":8,\"output_tokens\":15}}}\n\n";
 
     fn delta(i: usize, d: &str) -> String {
         format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{i},\"delta\":{d}}}\n\n")
@@ -343,76 +348,28 @@ mod tests {
 
     #[test]
     fn canonical_events_encode_as_anthropic_events() {
-        let sig = |f, v: &'static str| Signature {
-            family: f,
-            value: v.into(),
-        };
+        let sig = |f, v: &'static str| Signature { family: f, value: v.into() };
         let events = [
-            Event::Start {
-                id: "msg_1".into(),
-                model: "vendor".into(),
-            },
+            Event::Start { id: "msg_1".into(), model: "vendor".into() },
             Event::Usage(usage()),
-            Event::BlockStart {
-                index: 0,
-                block: Block::Reasoning,
-            },
-            Event::Delta {
-                index: 0,
-                delta: Delta::Reasoning("Hmm".into()),
-            },
-            Event::Delta {
-                index: 0,
-                delta: Delta::Signature(sig(Family::Anthropic, "sig")),
-            },
+            Event::BlockStart { index: 0, block: Block::Reasoning },
+            Event::Delta { index: 0, delta: Delta::Reasoning("Hmm".into()) },
+            Event::Delta { index: 0, delta: Delta::Signature(sig(Family::Anthropic, "sig")) },
             Event::BlockStop { index: 0 },
-            Event::BlockStart {
-                index: 1,
-                block: Block::Reasoning,
-            },
-            Event::Delta {
-                index: 1,
-                delta: Delta::Redacted(sig(Family::Anthropic, "ENC")),
-            },
+            Event::BlockStart { index: 1, block: Block::Reasoning },
+            Event::Delta { index: 1, delta: Delta::Redacted(sig(Family::Anthropic, "ENC")) },
             Event::BlockStop { index: 1 },
-            Event::BlockStart {
-                index: 2,
-                block: Block::Text,
-            },
-            Event::Delta {
-                index: 2,
-                delta: Delta::Text("Hi \"x\"\n".into()),
-            },
+            Event::BlockStart { index: 2, block: Block::Text },
+            Event::Delta { index: 2, delta: Delta::Text("Hi \"x\"\n".into()) },
             Event::BlockStop { index: 2 },
-            Event::BlockStart {
-                index: 3,
-                block: Block::ToolCall {
-                    id: "toolu_1".into(),
-                    name: "f".into(),
-                    kind: ToolKind::Function,
-                },
-            },
-            Event::Delta {
-                index: 3,
-                delta: Delta::ToolArguments("".into()),
-            },
-            Event::Delta {
-                index: 3,
-                delta: Delta::ToolArguments("{\"a\":".into()),
-            },
-            Event::Delta {
-                index: 3,
-                delta: Delta::ToolArguments("1}".into()),
-            },
-            Event::Delta {
-                index: 3,
-                delta: Delta::Signature(sig(Family::Gemini, "g")),
-            },
+            Event::BlockStart { index: 3, block: Block::ToolCall { id: "toolu_1".into(), name: "f".into(), kind: ToolKind::Function } },
+            Event::Delta { index: 3, delta: Delta::ToolArguments("".into()) },
+            Event::Delta { index: 3, delta: Delta::ToolArguments("{\"a\":".into()) },
+            Event::Delta { index: 3, delta: Delta::ToolArguments("1}".into()) },
+            Event::Delta { index: 3, delta: Delta::Signature(sig(Family::Gemini, "g")) },
             Event::BlockStop { index: 3 },
             Event::Usage(usage()),
-            Event::Stop {
-                finish: Finish::Stop,
-            },
+            Event::Stop { finish: Finish::Stop },
         ];
         let want = [
             START.to_string(),
@@ -425,10 +382,7 @@ mod tests {
             start(2, r#"{"type":"text","text":""}"#),
             delta(2, r#"{"type":"text_delta","text":"Hi \"x\"\n"}"#),
             stop(2),
-            start(
-                3,
-                r#"{"type":"tool_use","id":"toolu_1","name":"f","input":{}}"#,
-            ),
+            start(3, r#"{"type":"tool_use","id":"toolu_1","name":"f","input":{}}"#),
             delta(3, r#"{"type":"input_json_delta","partial_json":"{\"a\":"}"#),
             delta(3, r#"{"type":"input_json_delta","partial_json":"1}"}"#),
             stop(3),
@@ -442,23 +396,11 @@ mod tests {
     fn unclosed_blocks_and_missing_stop_are_closed() {
         // No BlockStop before Stop; blocks opened without BlockStop.
         let events = [
-            Event::Start {
-                id: "msg_1".into(),
-                model: "v".into(),
-            },
+            Event::Start { id: "msg_1".into(), model: "v".into() },
             Event::Usage(usage()),
-            Event::BlockStart {
-                index: 0,
-                block: Block::Refusal,
-            },
-            Event::Delta {
-                index: 0,
-                delta: Delta::Refusal("No".into()),
-            },
-            Event::BlockStart {
-                index: 1,
-                block: Block::Reasoning,
-            },
+            Event::BlockStart { index: 0, block: Block::Refusal },
+            Event::Delta { index: 0, delta: Delta::Refusal("No".into()) },
+            Event::BlockStart { index: 1, block: Block::Reasoning },
         ];
         let want = [
             START.to_string(),
@@ -472,19 +414,45 @@ mod tests {
         .concat();
         assert_eq!(run(&events, true), want);
         // Nothing after Stop; an id is made up when the vendor gave none.
-        let out = run(
-            &[
-                Event::Stop {
-                    finish: Finish::Length,
-                },
-                Event::Stop {
-                    finish: Finish::Stop,
-                },
-            ],
-            true,
-        );
+        let out = run(&[Event::Stop { finish: Finish::Length }, Event::Stop { finish: Finish::Stop }], true);
         assert!(out.starts_with("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_"), "{out}");
         assert_eq!(out.matches("message_stop").count(), 2, "{out}");
         assert!(out.contains("\"stop_reason\":\"max_tokens\""), "{out}");
+    }
+
+    /// Anthropic -> chat model -> Anthropic: the re-encoded stream decodes
+    /// into the events the recorded one did (the model named as the client
+    /// asked), in-band errors included.
+    #[test]
+    fn recorded_streams_survive_translation_back_to_anthropic() {
+        use crate::protocol::chat::{Egress, Translation};
+        use crate::protocol::egress::anthropic::AnthropicMessages as Vendor;
+        use crate::protocol::sse::SseParser;
+        let events = |sse: &[u8]| {
+            let mut dec = Vendor.stream_decoder();
+            let mut got = Vec::new();
+            let mut sink = |ev: Event<'_>| got.push(match ev { Event::Start { .. } => "start".to_string(), ev => format!("{ev:?}") });
+            for ev in SseParser::default().push(sse) {
+                assert_eq!(dec.push(&ev.event, &ev.data, &mut sink), Ok(()));
+            }
+            let _ = dec.finish(true, &mut sink);
+            got
+        };
+        let error = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":3}}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        for fixture in [
+            include_str!("../../../../tests/fixtures/anthropic_text_stream.sse"),
+            include_str!("../../../../tests/fixtures/anthropic_thinking_stream.sse"),
+            include_str!("../../../../tests/fixtures/anthropic_tool_stream.sse"),
+            error,
+        ] {
+            let mut t = Translation::new(Vendor.stream_decoder(), Box::new(Encoder::new("client-model")));
+            let mut out = BytesMut::new();
+            for ev in SseParser::default().push(fixture.as_bytes()) {
+                assert_eq!(t.push(&ev.event, &ev.data, &mut out), Ok(()));
+            }
+            assert_eq!(t.finish(true, &mut out), Ok(()));
+            assert_eq!(events(&out), events(fixture.as_bytes()), "{}", String::from_utf8_lossy(&out));
+            assert!(String::from_utf8_lossy(&out).contains("\"model\":\"client-model\"") || t.failure().is_some());
+        }
     }
 }

@@ -37,7 +37,7 @@ use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::marker::PhantomData;
 
 pub struct OpenAiChat;
@@ -495,8 +495,12 @@ fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Res
     let mut tool_turn = false;
     // The id given to the last legacy function call, for its result.
     let mut legacy_call: Option<String> = None;
+    let mut path = String::with_capacity(24);
     for (i, m) in messages.into_iter().enumerate() {
-        let p = format!("messages[{i}]");
+        // One buffer for every message's path (it names errors only).
+        path.clear();
+        let _ = write!(path, "messages[{i}]");
+        let p = path.as_str();
         let role = m
             .role
             .as_ref()
@@ -580,8 +584,11 @@ fn content<'a>(
         Some(OneOrList::List(parts)) => parts,
     };
     let mut out = Vec::with_capacity(parts.len());
+    let mut pp = String::with_capacity(p.len() + 16);
     for (j, part) in parts.into_iter().enumerate() {
-        let pp = format!("{p}.content[{j}]");
+        pp.clear();
+        let _ = write!(pp, "{p}.content[{j}]");
+        let pp = pp.as_str();
         let kind = part
             .kind
             .as_ref()
