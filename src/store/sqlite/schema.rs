@@ -226,6 +226,11 @@ CREATE TABLE audit (
 CREATE INDEX audit_ts ON audit (ts_ms);
 ",
     },
+    Migration {
+        version: 4,
+        name: "request log: writing instance",
+        sql: "ALTER TABLE request_logs ADD COLUMN instance TEXT;",
+    },
 ];
 
 /// The newest schema version this build knows.
