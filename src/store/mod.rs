@@ -13,7 +13,7 @@
 //! operations are a fixed set owned here, every caller keeps one concrete
 //! type, and no future is boxed per call.
 
-mod backlog;
+pub mod backlog;
 mod sql;
 mod sqlite;
 mod types;
@@ -21,7 +21,7 @@ mod url;
 
 pub use backlog::LogBacklog;
 pub use types::*;
-pub use url::{check_settings, mask_url, Backend as BackendKind};
+pub use url::{backend_of, check_settings, mask_url, Backend as BackendKind};
 
 use std::sync::Arc;
 
@@ -74,7 +74,9 @@ impl Store {
     /// password never appears in errors or logs.
     pub async fn open_as(url: &str, instance: &str) -> Result<Store, StoreError> {
         let backend = match url::parse(url)? {
-            url::Parsed::Sqlite => Backend::Sqlite(sqlite::SqliteStore::open_as(url, instance).await?),
+            url::Parsed::Sqlite => {
+                Backend::Sqlite(sqlite::SqliteStore::open_as(url, instance).await?)
+            }
             url::Parsed::Server(target) => {
                 Backend::Sql(Arc::new(sql::SqlStore::open(target, instance).await?))
             }

@@ -266,4 +266,3 @@ pub struct AuditPage {
     pub items: Vec<AuditRow>,
     pub next_before_id: Option<i64>,
 }
-

@@ -189,7 +189,13 @@ mod tests {
         assert!(!m.contains("hunter2"), "{m}");
         let (key, why) = check_settings("mysql", "postgres://u:hunter2@h/d").unwrap_err();
         assert_eq!(key, "database.url");
-        assert!(!why.contains("hunter2") && why.contains("mysql://"), "{why}");
-        assert_eq!(check_settings("oracle", "x").unwrap_err().0, "database.type");
+        assert!(
+            !why.contains("hunter2") && why.contains("mysql://"),
+            "{why}"
+        );
+        assert_eq!(
+            check_settings("oracle", "x").unwrap_err().0,
+            "database.type"
+        );
     }
 }

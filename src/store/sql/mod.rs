@@ -359,9 +359,8 @@ impl SqlStore {
         };
         let pool = match url.kind {
             Backend::MySql => {
-                let opts = MySqlConnectOptions::from_str(&url.driver_url).map_err(|e| {
-                    StoreError::Url(scrub(format!("`{}`: {e}", url.masked)))
-                })?;
+                let opts = MySqlConnectOptions::from_str(&url.driver_url)
+                    .map_err(|e| StoreError::Url(scrub(format!("`{}`: {e}", url.masked))))?;
                 let mut conn = tokio::time::timeout(
                     CONNECT_TIMEOUT,
                     sqlx::MySqlConnection::connect_with(&opts),
@@ -381,9 +380,8 @@ impl SqlStore {
                 )
             }
             _ => {
-                let opts = PgConnectOptions::from_str(&url.driver_url).map_err(|e| {
-                    StoreError::Url(scrub(format!("`{}`: {e}", url.masked)))
-                })?;
+                let opts = PgConnectOptions::from_str(&url.driver_url)
+                    .map_err(|e| StoreError::Url(scrub(format!("`{}`: {e}", url.masked))))?;
                 let mut conn =
                     tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(&opts))
                         .await
@@ -833,28 +831,40 @@ async fn migrate_mysql(conn: &mut sqlx::MySqlConnection) -> Result<u32, sqlx::Er
         )
         .execute(&mut *conn)
         .await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(version), 0) AS SIGNED) FROM schema_migrations")
-                .fetch_one(&mut *conn)
-                .await?;
+        let current: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(version), 0) AS SIGNED) FROM schema_migrations",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
         let latest = schema::MYSQL.last().map_or(0, |m| m.version);
         check_not_newer(current, latest)?;
-        for m in schema::MYSQL.iter().filter(|m| i64::from(m.version) > current) {
+        for m in schema::MYSQL
+            .iter()
+            .filter(|m| i64::from(m.version) > current)
+        {
             for statement in m.statements {
-                sqlx::raw_sql(statement).execute(&mut *conn).await.map_err(|e| {
-                    sqlx::Error::Protocol(format!("migration {} ({}): {e}", m.version, m.name))
-                })?;
+                sqlx::raw_sql(statement)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        sqlx::Error::Protocol(format!("migration {} ({}): {e}", m.version, m.name))
+                    })?;
             }
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
                 .bind(i64::from(m.version))
                 .bind(applied_at())
                 .execute(&mut *conn)
                 .await?;
-            tracing::info!(version = m.version, name = m.name, "applied MySQL schema migration");
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "applied MySQL schema migration"
+            );
         }
-        let v: i64 = sqlx::query_scalar("SELECT CAST(MAX(version) AS SIGNED) FROM schema_migrations")
-            .fetch_one(&mut *conn)
-            .await?;
+        let v: i64 =
+            sqlx::query_scalar("SELECT CAST(MAX(version) AS SIGNED) FROM schema_migrations")
+                .fetch_one(&mut *conn)
+                .await?;
         Ok(u32::try_from(v).unwrap_or(0))
     }
     .await;
@@ -878,10 +888,11 @@ async fn migrate_postgres(conn: &mut sqlx::PgConnection) -> Result<u32, sqlx::Er
         )
         .execute(&mut *conn)
         .await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations")
-                .fetch_one(&mut *conn)
-                .await?;
+        let current: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
         let latest = schema::POSTGRES.last().map_or(0, |m| m.version);
         check_not_newer(current, latest)?;
         for m in schema::POSTGRES
@@ -891,9 +902,12 @@ async fn migrate_postgres(conn: &mut sqlx::PgConnection) -> Result<u32, sqlx::Er
             // Transactional DDL: a migration applies completely or not at all.
             let mut tx = conn.begin().await?;
             for statement in m.statements {
-                sqlx::raw_sql(statement).execute(&mut *tx).await.map_err(|e| {
-                    sqlx::Error::Protocol(format!("migration {} ({}): {e}", m.version, m.name))
-                })?;
+                sqlx::raw_sql(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        sqlx::Error::Protocol(format!("migration {} ({}): {e}", m.version, m.name))
+                    })?;
             }
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(i64::from(m.version))
@@ -901,11 +915,16 @@ async fn migrate_postgres(conn: &mut sqlx::PgConnection) -> Result<u32, sqlx::Er
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            tracing::info!(version = m.version, name = m.name, "applied PostgreSQL schema migration");
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "applied PostgreSQL schema migration"
+            );
         }
-        let v: i64 = sqlx::query_scalar("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
-            .fetch_one(&mut *conn)
-            .await?;
+        let v: i64 =
+            sqlx::query_scalar("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+                .fetch_one(&mut *conn)
+                .await?;
         Ok(u32::try_from(v).unwrap_or(0))
     }
     .await;

@@ -479,6 +479,7 @@ fn replace_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RequestLog;
     use serde_json::json;
 
     fn url_for(path: &std::path::Path) -> String {
