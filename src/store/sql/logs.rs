@@ -46,16 +46,32 @@ fn finite(v: f64) -> f64 {
     }
 }
 
-fn log_columns(d: &Dialect) -> &'static str {
-    // `key` is reserved in MySQL.
+const INSERT_COLUMNS: &str = "ts_ms, request_id, api, method, path, model, provider, key, \
+     status, outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, \
+     cached_tokens, error, upstream_model, instance";
+
+fn log_columns(d: &Dialect) -> String {
     if d.postgres {
-        "id, ts_ms, request_id, api, method, path, model, provider, key, status, outcome, \
-         attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, cached_tokens, \
-         error, upstream_model, instance"
+        format!("id, {INSERT_COLUMNS}")
     } else {
-        "id, ts_ms, request_id, api, method, path, model, provider, `key`, status, outcome, \
-         attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, cached_tokens, \
-         error, upstream_model, instance"
+        // MariaDB flags some text columns as binary in prepared-statement
+        // results (binary collations, TEXT); the driver decodes only
+        // non-binary text as a string. `key` is reserved in MySQL.
+        format!(
+            "id, ts_ms, {}, {}, {}, {}, {}, {}, {}, status, {}, attempts, stream, latency_ms, \
+             ttfb_ms, prompt_tokens, completion_tokens, cached_tokens, {}, {}, {}",
+            d.text("request_id"),
+            d.text("api"),
+            d.text("method"),
+            d.text("path"),
+            d.text("model"),
+            d.text("provider"),
+            d.text("`key`"),
+            d.text("outcome"),
+            d.text("error"),
+            d.text("upstream_model"),
+            d.text("instance"),
+        )
     }
 }
 
@@ -105,7 +121,7 @@ impl SqlStore {
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(format!(
                         "INSERT INTO request_logs ({}) ",
-                        &log_columns(d)[4..]
+                        INSERT_COLUMNS.replace("key", if d.postgres { "key" } else { "`key`" })
                     ));
                     qb.push_values(chunk, |mut b, r| {
                         b.push_bind(r.ts_ms)
@@ -257,7 +273,7 @@ impl SqlStore {
                                     AVG(latency_ms) AS avg_latency, MIN(ts_ms) AS first_ts
                              FROM base GROUP BY bucket, grp
                          )
-                         SELECT agg.bucket, agg.grp, agg.requests, agg.errors, agg.prompt,
+                         SELECT agg.bucket, {grp_out}, agg.requests, agg.errors, agg.prompt,
                                 agg.completion, agg.avg_latency, agg.first_ts, med.p50, p95.p95
                          FROM agg LEFT JOIN med ON med.bucket = agg.bucket AND {med_join}
                                   LEFT JOIN p95 ON p95.bucket = agg.bucket AND {p95_join}
@@ -272,6 +288,7 @@ impl SqlStore {
                         med_join = d.same("med.grp", "agg.grp"),
                         p95_join = d.same("p95.grp", "agg.grp"),
                         nulls = d.nulls_first(),
+                        grp_out = d.text("agg.grp"),
                     ));
                     qb.build_query_as().fetch_all(p).await.map_err(db_error)?
                 });
@@ -396,10 +413,17 @@ impl SqlStore {
     pub async fn query_audit(&self, q: AuditQuery) -> Result<AuditPage, StoreError> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         self.bounded(async {
-            let mut items: Vec<AuditRow> = on_pool!(self, p, _d => {
-                let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(
-                    "SELECT id, ts_ms, action, who, peer, listener, method, path, target, status FROM audit",
-                );
+            let mut items: Vec<AuditRow> = on_pool!(self, p, d => {
+                let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(format!(
+                    "SELECT id, ts_ms, {}, {}, {}, {}, {}, {}, {}, status FROM audit",
+                    d.text("action"),
+                    d.text("who"),
+                    d.text("peer"),
+                    d.text("listener"),
+                    d.text("method"),
+                    d.text("path"),
+                    d.text("target"),
+                ));
                 let mut sep = " WHERE ";
                 if let Some(v) = q.before_id {
                     qb.push(sep).push("id < ").push_bind(v);

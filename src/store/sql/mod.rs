@@ -130,6 +130,18 @@ impl Dialect {
         }
     }
 
+    /// A text column read as text: MariaDB flags binary-collation and some
+    /// TEXT columns as binary in prepared-statement results, which the
+    /// driver will not decode as a string. Order by the table column, not
+    /// by this expression.
+    pub fn text(&self, column: &str) -> String {
+        if self.postgres {
+            column.to_owned()
+        } else {
+            format!("CONVERT({column} USING utf8mb4)")
+        }
+    }
+
     /// A typed NULL text column.
     pub fn null_text(&self) -> &'static str {
         if self.postgres {
@@ -497,10 +509,12 @@ impl SqlStore {
 
     pub async fn list_providers(&self) -> Result<Vec<StoredProvider>, StoreError> {
         self.bounded(async {
-            let rows: Vec<(i64, String, String, i64, i64)> = on_pool!(self, p, _d => {
-                sqlx::query_as(
-                    "SELECT id, name, doc, created_ms, updated_ms FROM providers ORDER BY id",
-                )
+            let rows: Vec<(i64, String, String, i64, i64)> = on_pool!(self, p, d => {
+                sqlx::query_as(&format!(
+                    "SELECT id, {}, {}, created_ms, updated_ms FROM providers ORDER BY id",
+                    d.text("name"),
+                    d.text("doc")
+                ))
                 .fetch_all(p)
                 .await
             })
@@ -513,9 +527,11 @@ impl SqlStore {
     pub async fn get_provider(&self, id: i64) -> Result<Option<StoredProvider>, StoreError> {
         self.bounded(async {
             let row: Option<(i64, String, String, i64, i64)> = on_pool!(self, p, d => {
-                sqlx::query_as(&d.sql(
-                    "SELECT id, name, doc, created_ms, updated_ms FROM providers WHERE id = ?",
-                ))
+                sqlx::query_as(&d.sql(&format!(
+                    "SELECT id, {}, {}, created_ms, updated_ms FROM providers WHERE id = ?",
+                    d.text("name"),
+                    d.text("doc")
+                )))
                 .bind(id)
                 .fetch_optional(p)
                 .await
@@ -528,10 +544,14 @@ impl SqlStore {
 
     pub async fn list_aliases(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.bounded(async {
-            on_pool!(self, p, _d => {
-                sqlx::query_as("SELECT alias, target FROM aliases ORDER BY alias")
-                    .fetch_all(p)
-                    .await
+            on_pool!(self, p, d => {
+                sqlx::query_as(&format!(
+                    "SELECT {}, {} FROM aliases ORDER BY aliases.alias",
+                    d.text("alias"),
+                    d.text("target")
+                ))
+                .fetch_all(p)
+                .await
             })
             .map_err(db_error)
         })
@@ -540,8 +560,8 @@ impl SqlStore {
 
     pub async fn get_settings(&self) -> Result<Value, StoreError> {
         self.bounded(async {
-            let doc: Option<Option<String>> = on_pool!(self, p, _d => {
-                sqlx::query_scalar("SELECT doc FROM settings WHERE id = 1")
+            let doc: Option<Option<String>> = on_pool!(self, p, d => {
+                sqlx::query_scalar(&format!("SELECT {} FROM settings WHERE id = 1", d.text("doc")))
                     .fetch_optional(p)
                     .await
             })
@@ -721,7 +741,11 @@ impl SqlStore {
                 let mut tx = p.begin().await.map_err(db_error)?;
                 lock_version!(&mut *tx)?;
                 let existing: Vec<(i64, String, String)> =
-                    sqlx::query_as("SELECT id, name, doc FROM providers")
+                    sqlx::query_as(&format!(
+                        "SELECT id, {}, {} FROM providers",
+                        d.text("name"),
+                        d.text("doc")
+                    ))
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(db_error)?;

@@ -11,9 +11,11 @@
 //! - `audit (ts_ms)`: audit retention and `since_ms`.
 //!
 //! Keyset pages (`ORDER BY id DESC … id < cursor`) and retention by row
-//! count use the primary key. Text that is compared or ordered uses binary
-//! collation (`utf8mb4_bin`, `COLLATE "C"`) so names sort and compare as in
-//! SQLite: byte order, case-sensitive.
+//! count use the primary key. Text that is compared or ordered (provider
+//! names, aliases, the logs' provider and model) uses binary collation
+//! (`utf8mb4_bin`, `COLLATE "C"`) so it sorts and compares as in SQLite:
+//! byte order, case-sensitive. MySQL flags such columns as binary in
+//! results, so their reads go through [`super::Dialect::text`].
 
 pub(super) struct Migration {
     pub version: u32,
@@ -24,7 +26,7 @@ pub(super) struct Migration {
 }
 
 #[cfg(test)]
-const MYSQL_TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+const MYSQL_TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
 
 macro_rules! mysql_table {
     ($body:literal) => {
@@ -49,7 +51,7 @@ pub(super) const MYSQL: &[Migration] = &[Migration {
         mysql_table!(
             "CREATE TABLE providers (
                 id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-                name       VARCHAR(255) NOT NULL,
+                name       VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
                 doc        LONGTEXT NOT NULL,
                 created_ms BIGINT NOT NULL,
                 updated_ms BIGINT NOT NULL,
@@ -58,7 +60,7 @@ pub(super) const MYSQL: &[Migration] = &[Migration {
         ),
         mysql_table!(
             "CREATE TABLE aliases (
-                alias  VARCHAR(512) NOT NULL PRIMARY KEY,
+                alias  VARCHAR(512) COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
                 target TEXT NOT NULL
             )"
         ),
@@ -78,8 +80,8 @@ pub(super) const MYSQL: &[Migration] = &[Migration {
                 api               VARCHAR(255) NOT NULL,
                 method            VARCHAR(255) NOT NULL,
                 path              TEXT NOT NULL,
-                model             VARCHAR(255),
-                provider          VARCHAR(255),
+                model             VARCHAR(255) COLLATE utf8mb4_bin,
+                provider          VARCHAR(255) COLLATE utf8mb4_bin,
                 `key`             VARCHAR(255),
                 status            BIGINT NOT NULL,
                 outcome           VARCHAR(255) NOT NULL,
