@@ -46,6 +46,21 @@ fn finite(v: f64) -> f64 {
     }
 }
 
+/// One usage row as selected: bucket, group, requests, errors, prompt,
+/// completion, average latency, oldest time, p50, p95.
+type UsageTuple = (
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<f64>,
+    i64,
+    Option<f64>,
+    Option<f64>,
+);
+
 const INSERT_COLUMNS: &str = "ts_ms, request_id, api, method, path, model, provider, key, \
      status, outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, \
      cached_tokens, error, upstream_model, instance";
@@ -228,7 +243,7 @@ impl SqlStore {
             .filter(|s| *s > 0)
             .map(|s| i64::from(s) * 1000);
         self.bounded(async {
-            let rows: Vec<(i64, Option<String>, i64, i64, i64, i64, Option<f64>, i64, Option<f64>, Option<f64>)> =
+            let rows: Vec<UsageTuple> =
                 on_pool!(self, p, d => {
                     let grp = group.unwrap_or(d.null_text());
                     // A number we computed, not client text: safe inline.
