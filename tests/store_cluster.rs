@@ -1,6 +1,7 @@
 //! Several gateway instances on one shared database (a real MariaDB and a
-//! real PostgreSQL started by the test), without Redis: a change made on
-//! one reaches the other through the version-row poll within 5 s; 50
+//! real PostgreSQL started by the test), with and without Redis: a change
+//! made on one reaches the other within 2 s with Redis, within 5 s without
+//! (the version-row poll); 50
 //! admin writes split across both lose nothing and duplicate nothing;
 //! request logs and stats are cluster-wide with an `instance` column. And
 //! outages: the data plane keeps serving, admin writes answer 503 at once,
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use support::db::{MariaDb, Postgres, PASSWORD};
 use support::gateway::{Gateway, TOKEN};
 use support::mock_openai::MockOpenAi;
+use support::redis::RedisServer;
 
 async fn call(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut req = reqwest::Client::new()
@@ -105,12 +107,19 @@ async fn wait_logs(gw: &Gateway, n: usize, within: Duration) -> Vec<Value> {
     }
 }
 
-async fn two_instances(kind: &str, url: &str) {
+/// `redis`: the URL of a Redis both instances use, or none. Changes must
+/// converge within 2 s with Redis (pub/sub), 5 s without (the poll).
+async fn two_instances(kind: &str, url: &str, redis: Option<&str>) {
     let mock = MockOpenAi::start("shared").await;
-    let a = start(kind, url, "gw-a", &[]).await;
-    let b = start(kind, url, "gw-b", &[]).await;
+    let extra: Vec<(&str, &str)> = match redis {
+        Some(r) => vec![("REDIS_ENABLED", "true"), ("REDIS_URL", r)],
+        None => vec![],
+    };
+    let within = Duration::from_secs(if redis.is_some() { 2 } else { 5 });
+    let a = start(kind, url, "gw-a", &extra).await;
+    let b = start(kind, url, "gw-b", &extra).await;
 
-    // A change on A is live on B within 5 s, without Redis.
+    // A change on A is live on B in time.
     assert_eq!(b.chat(&hello()).await.status(), 404);
     let (status, created) = call(
         &a,
@@ -126,8 +135,8 @@ async fn two_instances(kind: &str, url: &str) {
             break;
         }
         assert!(
-            made.elapsed() < Duration::from_secs(5),
-            "instance B did not see A's provider within 5 s:\n{}",
+            made.elapsed() < within,
+            "instance B did not see A's provider within {within:?}:\n{}",
             b.logs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -217,13 +226,27 @@ async fn two_instances(kind: &str, url: &str) {
 #[tokio::test]
 async fn two_instances_share_one_mariadb_without_redis() {
     let db = MariaDb::start().await;
-    two_instances("mysql", &db.url()).await;
+    two_instances("mysql", &db.url(), None).await;
+}
+
+#[tokio::test]
+async fn two_instances_share_one_mariadb_with_redis() {
+    let db = MariaDb::start().await;
+    let redis = RedisServer::start().await;
+    two_instances("mysql", &db.url(), Some(&redis.url())).await;
 }
 
 #[tokio::test]
 async fn two_instances_share_one_postgres_without_redis() {
     let db = Postgres::start().await;
-    two_instances("postgres", &db.url()).await;
+    two_instances("postgres", &db.url(), None).await;
+}
+
+#[tokio::test]
+async fn two_instances_share_one_postgres_with_redis() {
+    let db = Postgres::start().await;
+    let redis = RedisServer::start().await;
+    two_instances("postgres", &db.url(), Some(&redis.url())).await;
 }
 
 /// The database server under test, stopped and started by the test.
