@@ -69,9 +69,8 @@ fn log_columns(d: &Dialect) -> String {
     if d.postgres {
         format!("id, {INSERT_COLUMNS}")
     } else {
-        // MariaDB flags some text columns as binary in prepared-statement
-        // results (binary collations, TEXT); the driver decodes only
-        // non-binary text as a string. `key` is reserved in MySQL.
+        // Binary-collation text comes back flagged as binary (see
+        // `Dialect::text`). `key` is reserved in MySQL.
         format!(
             "id, ts_ms, {}, {}, {}, {}, {}, {}, {}, status, {}, attempts, stream, latency_ms, \
              ttfb_ms, prompt_tokens, completion_tokens, cached_tokens, {}, {}, {}",

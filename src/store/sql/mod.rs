@@ -130,10 +130,10 @@ impl Dialect {
         }
     }
 
-    /// A text column read as text: MariaDB flags binary-collation and some
-    /// TEXT columns as binary in prepared-statement results, which the
-    /// driver will not decode as a string. Order by the table column, not
-    /// by this expression.
+    /// A text column read as text: MySQL flags binary-collation columns
+    /// (`utf8mb4_bin`, every text column here) as binary in results, which
+    /// the driver will not decode as a string. Order by the table column,
+    /// not by this expression.
     pub fn text(&self, column: &str) -> String {
         if self.postgres {
             column.to_owned()

@@ -11,11 +11,12 @@
 //! - `audit (ts_ms)`: audit retention and `since_ms`.
 //!
 //! Keyset pages (`ORDER BY id DESC … id < cursor`) and retention by row
-//! count use the primary key. Text that is compared or ordered (provider
-//! names, aliases, the logs' provider and model) uses binary collation
-//! (`utf8mb4_bin`, `COLLATE "C"`) so it sorts and compares as in SQLite:
-//! byte order, case-sensitive. MySQL flags such columns as binary in
-//! results, so their reads go through [`super::Dialect::text`].
+//! count use the primary key. Text compares and sorts as in SQLite — byte
+//! order, case-sensitive: MySQL tables default to `utf8mb4_bin`, and the
+//! PostgreSQL columns that are compared or ordered (provider names,
+//! aliases, the logs' provider and model) are `COLLATE "C"`. MySQL flags
+//! binary-collation columns as binary in results, so text reads go through
+//! [`super::Dialect::text`].
 
 pub(super) struct Migration {
     pub version: u32,
@@ -26,7 +27,7 @@ pub(super) struct Migration {
 }
 
 #[cfg(test)]
-const MYSQL_TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
+const MYSQL_TABLE: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
 macro_rules! mysql_table {
     ($body:literal) => {
