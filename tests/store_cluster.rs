@@ -393,6 +393,28 @@ async fn start_with_a_wrong_password_or_no_server_stops_and_says_why() {
     let err = run(db.url().replace(&db.port.to_string(), &closed.to_string()));
     assert!(err.contains("cannot reach the server"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
+    // `db migrate` on the shared database: the schema, the URL masked.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"))
+        .env_clear()
+        .env("DATABASE_TYPE", "mysql")
+        .env(
+            "DATABASE_URL",
+            db.url().replacen("mysql://", "mysql+asyncmy://", 1),
+        )
+        .args(["db", "migrate"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("schema version 1"), "{stdout}");
+    assert!(
+        stdout.contains("llm:…@") && !stdout.contains(PASSWORD),
+        "{stdout}"
+    );
     // And a type that does not match the URL is a configuration error.
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"));
     let out = c
