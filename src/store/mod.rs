@@ -235,3 +235,40 @@ pub fn instance_name(env: &dyn Fn(&str) -> Option<String>, port: u16) -> String 
     let host: String = host.trim().chars().take(180).collect();
     format!("{host}:{port}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_names() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            instance_name(
+                &env(&[("INSTANCE_NAME", " gw-1 "), ("HOSTNAME", "h")]),
+                8000
+            ),
+            "gw-1"
+        );
+        assert_eq!(
+            instance_name(&env(&[("HOSTNAME", "box7")]), 8000),
+            "box7:8000"
+        );
+        assert_eq!(
+            instance_name(&env(&[("INSTANCE_NAME", ""), ("HOSTNAME", "box7")]), 9),
+            "box7:9",
+            "an empty INSTANCE_NAME is unset"
+        );
+        let many = "x".repeat(500);
+        let long = instance_name(&|k: &str| (k == "INSTANCE_NAME").then(|| many.clone()), 1);
+        assert_eq!(long.chars().count(), 200, "bounded");
+        // No variables: the host file or `localhost`, always with the port.
+        assert!(instance_name(&env(&[]), 8000).ends_with(":8000"));
+    }
+}
