@@ -16,6 +16,11 @@
 //! on a private prefix and measures it on the pass-through scenarios, so
 //! every figure has a yardstick measured in the same run.
 //!
+//! `BENCH_DATABASE_URL` runs the gateway on that database instead of a
+//! private SQLite file (e.g. a MariaDB or PostgreSQL started for the run),
+//! to compare: the request path never waits on the store, so the figures
+//! should match SQLite's within noise.
+//!
 //! Mock vendor: `--mock-latency-ms <ms>` before each answer (default 0),
 //! `--stream-events <n>` content events per stream (default 5) and
 //! `--stream-gap-ms <ms>` between stream events (default 0).
@@ -557,6 +562,13 @@ fn start_gateway(
         ),
     )
     .expect("write config");
+    let database = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite:///{}", dir.path().join("bench.db").display()));
+    let database_type = match database.split(':').next() {
+        Some("postgres" | "postgresql") => "postgres",
+        Some(s) if s.starts_with("mysql") || s == "mariadb" => "mysql",
+        _ => "sqlite",
+    };
     let bin = env!("CARGO_BIN_EXE_llm-orchestrator");
     let mut cmd = if pin && has_taskset() {
         let mut c = Command::new("taskset");
@@ -573,10 +585,8 @@ fn start_gateway(
         .env("APP_PORT", "0")
         .env("AUTH_TOKEN", "bench-token")
         .env("ADMIN_LISTEN", "127.0.0.1:0")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite:///{}", dir.path().join("bench.db").display()),
-        )
+        .env("DATABASE_URL", &database)
+        .env("DATABASE_TYPE", database_type)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -78,7 +78,10 @@ fn main() -> ExitCode {
         return match rt.block_on(store::Store::open(&process.database_url)) {
             Ok(s) => match rt.block_on(s.schema_version()) {
                 Ok(v) => {
-                    println!("database {} is at schema version {v}", process.database_url);
+                    println!(
+                        "database {} is at schema version {v}",
+                        store::mask_url(&process.database_url)
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -87,7 +90,10 @@ fn main() -> ExitCode {
                 }
             },
             Err(e) => {
-                eprintln!("error: cannot open {}: {e}", process.database_url);
+                eprintln!(
+                    "error: cannot open {}: {e}",
+                    store::mask_url(&process.database_url)
+                );
                 ExitCode::FAILURE
             }
         };
@@ -258,7 +264,10 @@ async fn admin_command(
             }
         };
         if boot.store.is_none() {
-            eprintln!("error: cannot open the database {}", process.database_url);
+            eprintln!(
+                "error: cannot open the database {}",
+                llm_orchestrator::store::mask_url(&process.database_url)
+            );
             return ExitCode::FAILURE;
         }
         let control = server::offline_control(process, boot, cli.config.clone());

@@ -142,14 +142,26 @@ pub async fn boot(
     file_snapshot: Snapshot,
     registry: Arc<HealthRegistry>,
 ) -> Result<Boot, config::ConfigErrors> {
-    let (store, store_error) = match Store::open(&process.database_url).await {
+    let instance = crate::store::instance_name(&config::process_env, process.port);
+    let masked = crate::store::mask_url(&process.database_url);
+    let (store, store_error) = match Store::open_as(&process.database_url, &instance).await {
         Ok(s) => (Some(s), None),
+        // A shared database (MySQL, PostgreSQL) holds the configuration the
+        // other instances serve: starting without it would serve a
+        // different one. Stop and say why (wrong password, unreachable).
+        Err(e)
+            if crate::store::backend_of(&process.database_url)
+                .is_some_and(|b| b != crate::store::BackendKind::Sqlite) =>
+        {
+            return Err(config::ConfigErrors(vec![config::ConfigError {
+                source: "database".into(),
+                key: "DATABASE_URL".into(),
+                reason: e.to_string(),
+            }]));
+        }
         Err(e) => {
-            tracing::error!(database = %process.database_url, error = %e, "cannot open the database: the admin API cannot write and request logs are not kept");
-            (
-                None,
-                Some(format!("cannot open {}: {e}", process.database_url)),
-            )
+            tracing::error!(database = %masked, error = %e, "cannot open the database: the admin API cannot write and request logs are not kept");
+            (None, Some(format!("cannot open {masked}: {e}")))
         }
     };
     let api = match &store {
@@ -187,6 +199,22 @@ pub async fn boot(
         store_error,
         api,
     })
+}
+
+/// `DATABASE_LOG_BACKLOG_ROWS`: request-log rows kept in memory while the
+/// database does not take them (see [`crate::store::LogBacklog`]). Not a
+/// file setting: only outages of unusual length need it changed.
+fn log_backlog_rows() -> usize {
+    match config::process_env("DATABASE_LOG_BACKLOG_ROWS") {
+        None => crate::store::backlog::DEFAULT_BOUND,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => {
+                tracing::warn!(value = %v, "DATABASE_LOG_BACKLOG_ROWS is not a whole number; using the default");
+                crate::store::backlog::DEFAULT_BOUND
+            }
+        },
+    }
 }
 
 /// Time between the end of the grace period and the runtimes' stop: for
@@ -407,6 +435,12 @@ pub fn build(
             },
         ));
     }
+    if store.as_ref().is_some_and(|s| s.is_shared()) {
+        server.add_service(background_service(
+            "shared configuration poll",
+            crate::control::poll::VersionPoller::new(control.clone(), crate::control::poll::POLL),
+        ));
+    }
     if let Some(store) = store {
         let (tx, rx) = tokio::sync::mpsc::channel(16 * 1024);
         let _ = state.log_tx.set(tx);
@@ -419,6 +453,7 @@ pub fn build(
                 retention_rows: process.log_retention_rows,
                 state: state.live.clone(),
                 cluster,
+                backlog_rows: log_backlog_rows(),
             },
         ));
     }

@@ -21,6 +21,8 @@ const PACKAGES: &[(&str, &[&str])] = &[
     ("cmake", &["cmake"]),
     ("build-essential", &["cc", "make"]),
     ("redis-server", &["redis-server"]),
+    ("mariadb-server", &["mariadb-install-db"]),
+    ("postgresql", &["pg_ctlcluster"]),
     ("procps", &["kill"]),
     ("python3", &["python3"]),
     ("nodejs", &["node"]),
@@ -33,6 +35,8 @@ const BASE_TOOLS: &[&str] = &["sed", "head", "sort", "dirname", "env", "cat", "l
 const BUILD_PACKAGES: &[&str] = &["cmake", "build-essential"];
 const TEST_PACKAGES: &[&str] = &[
     "redis-server",
+    "mariadb-server",
+    "postgresql",
     "procps",
     "python3",
     "python3-pip",
@@ -130,7 +134,16 @@ for p in "$@"; do
 done"#
             ),
         );
-        for c in ["cmake", "cc", "make", "redis-server", "kill", "chromium"] {
+        for c in [
+            "cmake",
+            "cc",
+            "make",
+            "redis-server",
+            "mariadb-install-db",
+            "pg_ctlcluster",
+            "kill",
+            "chromium",
+        ] {
             self.stub(c, "exit 0");
         }
         self.stub(

@@ -449,12 +449,18 @@ async fn metric(gw: &Gateway, name: &str) -> u64 {
 }
 
 /// The database is locked by another process for longer than the busy
-/// timeout: the rows the writer cannot commit are counted as dropped, and
-/// the warning is not repeated per batch.
+/// timeout: the rows the writer cannot commit are kept in memory up to
+/// `DATABASE_LOG_BACKLOG_ROWS` and written when the lock goes; those over
+/// the bound are counted as dropped, and the warning is not repeated per
+/// batch.
 #[tokio::test]
-async fn log_rows_that_fail_to_write_are_counted_and_warned_about_once() {
+async fn log_rows_that_fail_to_write_are_kept_then_written_and_overflow_counted() {
     let mock = MockOpenAi::start("m").await;
-    let gw = Gateway::start(&provider("m", &mock.base_url(), &["sk-m-000000000001"], "")).await;
+    let gw = Gateway::start_with(
+        &provider("m", &mock.base_url(), &["sk-m-000000000001"], ""),
+        &[("AUTH_TOKEN", TOKEN), ("DATABASE_LOG_BACKLOG_ROWS", "1")],
+    )
+    .await;
     let hello = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]});
     assert_eq!(gw.chat(&hello).await.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -467,12 +473,13 @@ async fn log_rows_that_fail_to_write_are_counted_and_warned_about_once() {
     let db = rusqlite::Connection::open(gw.dir.path().join("gateway.db")).expect("open db");
     db.execute_batch("BEGIN EXCLUSIVE").expect("lock");
     // One batch or two (the rate limit itself is unit-tested in
-    // admin::serve): three rows dropped, one warning line.
+    // admin::serve): one row kept, two over the bound dropped, one
+    // warning line.
     for _ in 0..3 {
         assert_eq!(gw.chat(&hello).await.status(), 200);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while dropped_rows(&gw).await < 3 {
+    while dropped_rows(&gw).await < 2 {
         assert!(
             Instant::now() < deadline,
             "dropped rows not counted:\n{}",
@@ -480,7 +487,7 @@ async fn log_rows_that_fail_to_write_are_counted_and_warned_about_once() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(dropped_rows(&gw).await, 3);
+    assert_eq!(dropped_rows(&gw).await, 2);
     let (_, health) = get(&gw, "/health").await;
     assert_eq!(health["store"], "failing", "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
@@ -491,13 +498,22 @@ async fn log_rows_that_fail_to_write_are_counted_and_warned_about_once() {
         gw.logs()
     );
     db.execute_batch("ROLLBACK").expect("unlock");
-    assert_eq!(gw.chat(&hello).await.status(), 200);
     assert!(
-        gw.wait_log("written again", Duration::from_secs(10)).await,
+        gw.wait_log("written again", Duration::from_secs(15)).await,
         "{}",
         gw.logs()
     );
-    assert_eq!(dropped_rows(&gw).await, 3);
+    assert_eq!(gw.chat(&hello).await.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&gw, "llm_log_rows_written_total").await != 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the kept row and the new one are written:\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dropped_rows(&gw).await, 2);
     let (_, health) = get(&gw, "/health").await;
     assert_eq!(health["store"], "ok", "{health}");
     assert_eq!(health["status"], "ok", "{health}");

@@ -86,6 +86,9 @@ pub struct LogWriter {
     pub state: std::sync::Arc<crate::control::live::Live>,
     /// Cluster-wide counters in Redis, when Redis is on.
     pub cluster: Option<std::sync::Arc<super::cluster::ClusterUsage>>,
+    /// Rows kept in memory while the database refuses them (then written
+    /// when it answers again); beyond this they are dropped and counted.
+    pub backlog_rows: usize,
 }
 
 const BATCH: usize = 512;
@@ -117,7 +120,7 @@ impl WriteFailures {
             error = %error,
             rows = self.rows,
             batches = self.batches,
-            "request log rows could not be written and were dropped (counted in llm_log_rows_dropped_total; at most one such line every 10 s)"
+            "request log rows could not be written: kept in memory up to DATABASE_LOG_BACKLOG_ROWS and written when the database answers, beyond that dropped and counted in llm_log_rows_dropped_total (at most one such line every 10 s)"
         );
         self.last_warning = Some(std::time::Instant::now());
         self.rows = 0;
@@ -137,6 +140,61 @@ impl WriteFailures {
     }
 }
 
+/// How often rows kept through an outage are offered to the database again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+impl LogWriter {
+    fn dropped(&self, rows: u64) {
+        if rows > 0 {
+            self.state
+                .log_dropped
+                .fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Write one batch; on failure keep it for a retry (what does not fit
+    /// is dropped and counted).
+    async fn write(
+        &self,
+        rows: Vec<RequestLog>,
+        backlog: &mut crate::store::LogBacklog,
+        failures: &mut WriteFailures,
+    ) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = rows.len() as u64;
+        match self.store.insert_logs(rows.clone()).await {
+            Ok(_) => {
+                self.state.log_written.fetch_add(n, Relaxed);
+                self.state.log_batches.fetch_add(1, Relaxed);
+                self.state
+                    .store_condition
+                    .store(crate::store::condition::OK, Relaxed);
+                failures.recovered();
+                true
+            }
+            Err(e) => {
+                // Condition first: whoever sees the count sees it.
+                self.state
+                    .store_condition
+                    .store(crate::store::condition::FAILING, Relaxed);
+                self.dropped(backlog.put_back(rows));
+                let _ = failures.failed(n, &e);
+                false
+            }
+        }
+    }
+
+    /// Write kept rows, oldest first, until done or the database refuses.
+    async fn drain(&self, backlog: &mut crate::store::LogBacklog, failures: &mut WriteFailures) {
+        while !backlog.is_empty() {
+            let rows = backlog.take(BATCH);
+            if !self.write(rows, backlog, failures).await {
+                return;
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl BackgroundService for LogWriter {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -145,6 +203,9 @@ impl BackgroundService for LogWriter {
         };
         let mut batch = Vec::with_capacity(BATCH);
         let mut failures = WriteFailures::default();
+        let mut backlog = crate::store::LogBacklog::new(self.backlog_rows);
+        let mut retry = tokio::time::interval(RETRY_EVERY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
         // After SIGTERM, requests still finish (and end) during the grace
         // period: keep writing their rows until the runtime stops.
@@ -153,6 +214,9 @@ impl BackgroundService for LogWriter {
             tokio::select! {
                 n = rx.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
+                        // Last chance for rows kept through an outage.
+                        self.drain(&mut backlog, &mut failures).await;
+                        self.dropped(backlog.len() as u64);
                         return;
                     }
                     // A short pause lets a burst coalesce into one transaction.
@@ -166,24 +230,19 @@ impl BackgroundService for LogWriter {
                         }
                     }
                     let rows = std::mem::take(&mut batch);
-                    let n = rows.len();
                     if let Some(c) = &self.cluster {
                         c.record(&rows);
                     }
-                    match self.store.insert_logs(rows).await {
-                        Ok(_) => {
-                            self.state.log_written.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                            self.state.log_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            self.state.store_condition.store(crate::store::condition::OK, std::sync::atomic::Ordering::Relaxed);
-                            failures.recovered();
-                        }
-                        Err(e) => {
-                            // Condition first: whoever sees the count sees it.
-                            self.state.store_condition.store(crate::store::condition::FAILING, std::sync::atomic::Ordering::Relaxed);
-                            self.state.log_dropped.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                            let _ = failures.failed(n as u64, &e);
-                        }
+                    if backlog.is_empty() {
+                        self.write(rows, &mut backlog, &mut failures).await;
+                    } else {
+                        // Older rows first: queue behind them, then retry.
+                        self.dropped(backlog.keep(rows));
+                        self.drain(&mut backlog, &mut failures).await;
                     }
+                }
+                _ = retry.tick(), if !backlog.is_empty() => {
+                    self.drain(&mut backlog, &mut failures).await;
                 }
                 _ = prune.tick() => {
                     if self.retention_days > 0 {

@@ -50,7 +50,7 @@ pub fn apply_env(
     parse_choice(
         &get,
         "DATABASE_TYPE",
-        &["sqlite"],
+        &["sqlite", "mysql", "postgres"],
         &mut cfg.database.kind,
         errs,
     );
@@ -303,7 +303,7 @@ mod tests {
             ("HEALTH_CHECK_ENABLED", "1", "true or false"),
             ("ADMIN_ON_MAIN_PORT", "on", "true or false"),
             ("LOG_ROTATION", "weekly", "daily, hourly or never"),
-            ("DATABASE_TYPE", "postgres", "sqlite"),
+            ("DATABASE_TYPE", "oracle", "sqlite, mysql or postgres"),
             ("APP_PORT", "99999", "0 to 65535"),
             ("HEALTH_CHECK_MAX_ERRORS", "-1", "whole number"),
             ("HEALTH_CHECK_RETRY_SECS", "soon", "number of seconds"),

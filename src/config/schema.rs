@@ -167,7 +167,7 @@ impl Default for LogSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
-    /// `sqlite` is the only supported type.
+    /// `sqlite`, `mysql` or `postgres`; must agree with the URL's scheme.
     #[serde(rename = "type")]
     pub kind: String,
     pub url: String,

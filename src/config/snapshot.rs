@@ -360,22 +360,8 @@ pub fn compile(
     if let Some(why) = super::env::log_level_problem(&file.log.level) {
         e.push(source, "log.level", why);
     }
-    if !file.database.kind.eq_ignore_ascii_case("sqlite") {
-        e.push(
-            source,
-            "database.type",
-            format!(
-                "{:?} is not supported; the only type is `sqlite`",
-                file.database.kind
-            ),
-        );
-    }
-    if !file.database.url.starts_with("sqlite:") {
-        e.push(
-            source,
-            "database.url",
-            "must look like sqlite:///./data/llm_orchestrator.db",
-        );
+    if let Err((key, why)) = crate::store::check_settings(&file.database.kind, &file.database.url) {
+        e.push(source, key, why);
     }
     if file.redis.enabled
         && !file.redis.url.starts_with("redis://")

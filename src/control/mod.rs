@@ -10,6 +10,7 @@
 pub mod api;
 pub mod handle;
 pub mod live;
+pub mod poll;
 pub mod sync;
 
 use crate::config::{self, ConfigError, ConfigErrors, FileConfig, ProcessSettings, Snapshot};
@@ -62,6 +63,8 @@ impl From<StoreError> for WriteError {
         match e {
             StoreError::Conflict(m) => WriteError::Conflict(m),
             StoreError::NotFound(m) => WriteError::NotFound(m),
+            // Database down or unreachable: 503, the caller may retry.
+            e @ StoreError::Unavailable(_) => WriteError::Unavailable(e.to_string()),
             other => WriteError::Internal(other.to_string()),
         }
     }
@@ -217,7 +220,13 @@ impl ControlPlane {
     {
         let store = self.store_or_unavailable()?.clone();
         let _guard = self.writes.lock().await;
-        let current = self.api_config();
+        // A shared database may hold other instances' changes this one has
+        // not polled yet: build and validate against the stored state.
+        let current = if store.is_shared() {
+            load_api(&store).await?
+        } else {
+            self.api_config()
+        };
         let (file, source) = self.file_config();
         let changes = build(&current, &file)?;
         let proposed = preview(&current, &changes)?;
@@ -290,6 +299,43 @@ impl ControlPlane {
         }
         Ok(version)
     }
+}
+
+impl ControlPlane {
+    /// Make the stored API config live if it differs from the running one:
+    /// another instance changed the shared database. Returns whether it
+    /// changed. A stored config that does not compile here (e.g. it names a
+    /// provider type this build lacks) is refused and the running one stays.
+    pub async fn reload_from_store(&self) -> Result<bool, WriteError> {
+        let store = self.store_or_unavailable()?.clone();
+        let _guard = self.writes.lock().await;
+        let fresh = load_api(&store).await?;
+        if same_api(&fresh, &self.api_config()) {
+            return Ok(false);
+        }
+        let (file, source) = self.file_config();
+        self.apply(&file, &fresh, &source, "another instance (shared database)")
+            .map_err(|e| {
+                WriteError::Internal(format!(
+                    "the shared configuration does not compile here: {e}"
+                ))
+            })?;
+        if let Ok(mut a) = self.api.lock() {
+            *a = fresh;
+        }
+        Ok(true)
+    }
+}
+
+/// Same providers (ids, names, documents), aliases and settings.
+fn same_api(a: &ApiConfig, b: &ApiConfig) -> bool {
+    a.aliases == b.aliases
+        && a.settings == b.settings
+        && a.providers.len() == b.providers.len()
+        && a.providers
+            .iter()
+            .zip(&b.providers)
+            .all(|(x, y)| x.id == y.id && x.name == y.name && x.doc == y.doc)
 }
 
 /// The API config as the store holds it.

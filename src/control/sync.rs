@@ -1,5 +1,9 @@
 //! Configuration shared between instances through Redis.
 //!
+//! (On a shared MySQL/PostgreSQL database the database itself is the
+//! shared copy: a peer's announcement only makes this instance reload it,
+//! sooner than the version poll in [`super::poll`] would.)
+//!
 //! Each instance keeps its own SQLite copy. After an admin write commits
 //! locally, the whole API-owned configuration is stored in Redis as one
 //! document with a unique publication id, the id is stored next to it
@@ -243,6 +247,23 @@ impl ConfigSync {
             return Ok(());
         }
         let version = doc.version;
+        if self.control.store().is_some_and(|s| s.is_shared()) {
+            // On a shared database the publisher already committed the
+            // change there: the document only announces it. Writing the
+            // document back would race with newer changes from others.
+            match self.control.reload_from_store().await {
+                Ok(_) => self.handle.set_applied(id),
+                // Retried on the next poll (the id stays unapplied).
+                Err(super::WriteError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, "cannot reload the shared configuration announced by a peer");
+                }
+                Err(e) => {
+                    self.handle.set_applied(id);
+                    tracing::error!(shared_version = version, error = ?e, "the shared configuration does not validate here; keeping ours");
+                }
+            }
+            return Ok(());
+        }
         let api = ApiConfig {
             providers: doc
                 .providers

@@ -1,6 +1,7 @@
 //! Test support: scripted mock vendors and a real gateway process.
 #![allow(dead_code)]
 
+pub mod db;
 pub mod gateway;
 pub mod mock_anthropic;
 pub mod mock_gemini;

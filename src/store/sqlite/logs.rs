@@ -4,7 +4,8 @@
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, TransactionBehavior};
 
-use super::{LogPage, LogQuery, RequestLog, Store, StoreError, UsageQuery, UsageRow};
+use super::SqliteStore;
+use crate::store::{LogEntry, LogPage, LogQuery, RequestLog, StoreError, UsageQuery, UsageRow};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
@@ -12,16 +13,17 @@ const MAX_LIMIT: u32 = 1000;
 const LOG_COLUMNS: &str =
     "id, ts_ms, request_id, api, method, path, model, provider, key, status, \
      outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, \
-     cached_tokens, error, upstream_model";
+     cached_tokens, error, upstream_model, instance";
 
-impl Store {
+impl SqliteStore {
     /// Insert a batch in one transaction (one fsync for the whole batch).
     /// The rows' `id` is ignored; the database assigns it.
     pub async fn insert_logs(&self, rows: Vec<RequestLog>) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.call(move |c| insert_rows(c, &rows)).await
+        let instance = self.inner.instance.clone();
+        self.call(move |c| insert_rows(c, &rows, &instance)).await
     }
 
     /// One page of logs matching every given filter, newest (highest id) first.
@@ -47,9 +49,9 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Keep at most the newest `keep` rows; returns rows deleted. Deletes
-    /// in chunks like [`Store::prune_logs`].
+    /// in chunks like [`SqliteStore::prune_logs`].
     pub async fn prune_logs_to(&self, keep: u64) -> Result<u64, StoreError> {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX).max(1);
         // The id of the oldest row to keep; ids only grow.
@@ -80,14 +82,14 @@ fn finite(v: f64) -> f64 {
     }
 }
 
-fn insert_rows(c: &mut Connection, rows: &[RequestLog]) -> Result<(), StoreError> {
+fn insert_rows(c: &mut Connection, rows: &[RequestLog], instance: &str) -> Result<(), StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO request_logs (ts_ms, request_id, api, method, path, model, provider, \
              key, status, outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, \
-             completion_tokens, cached_tokens, error, upstream_model) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+             completion_tokens, cached_tokens, error, upstream_model, instance) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -110,6 +112,7 @@ fn insert_rows(c: &mut Connection, rows: &[RequestLog]) -> Result<(), StoreError
                 to_sql_u64(r.cached_tokens),
                 r.error,
                 r.upstream_model,
+                instance,
             ])?;
         }
     }
@@ -117,8 +120,8 @@ fn insert_rows(c: &mut Connection, rows: &[RequestLog]) -> Result<(), StoreError
     Ok(())
 }
 
-fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
-    Ok(RequestLog {
+fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
+    let row = RequestLog {
         id: r.get(0)?,
         ts_ms: r.get(1)?,
         request_id: r.get(2)?,
@@ -139,6 +142,10 @@ fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestLog> {
         cached_tokens: r.get(17)?,
         error: r.get(18)?,
         upstream_model: r.get(19)?,
+    };
+    Ok(LogEntry {
+        row,
+        instance: r.get(20)?,
     })
 }
 
@@ -217,7 +224,7 @@ fn query_page(c: &Connection, q: &LogQuery) -> Result<LogPage, StoreError> {
         .collect::<Result<Vec<_>, _>>()?;
     let next_before_id = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().and_then(|r| r.id)
+        items.last().and_then(|r| r.row.id)
     } else {
         None
     };
@@ -339,10 +346,10 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
 mod tests {
     use super::*;
 
-    async fn open_temp() -> (tempfile::TempDir, Store) {
+    async fn open_temp() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:///{}", dir.path().join("logs.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let store = SqliteStore::open(&url).await.unwrap();
         (dir, store)
     }
 
@@ -386,7 +393,7 @@ mod tests {
     }
 
     /// Follow `next_before_id` to the end, checking the page invariants.
-    async fn walk(store: &Store, mut q: LogQuery) -> Vec<RequestLog> {
+    async fn walk(store: &SqliteStore, mut q: LogQuery) -> Vec<RequestLog> {
         let mut all: Vec<RequestLog> = Vec::new();
         loop {
             let page = store.query_logs(q.clone()).await.unwrap();
@@ -395,12 +402,12 @@ mod tests {
             match page.next_before_id {
                 Some(next) => {
                     assert_eq!(page.items.len(), limit, "only full pages have a cursor");
-                    assert_eq!(Some(next), page.items.last().and_then(|r| r.id));
-                    all.extend(page.items);
+                    assert_eq!(Some(next), page.items.last().and_then(|r| r.row.id));
+                    all.extend(page.items.into_iter().map(|e| e.row));
                     q.before_id = Some(next);
                 }
                 None => {
-                    all.extend(page.items);
+                    all.extend(page.items.into_iter().map(|e| e.row));
                     return all;
                 }
             }
@@ -433,7 +440,8 @@ mod tests {
 
         // Default page: 50 newest, full round trip of every field.
         let page = store.query_logs(LogQuery::default()).await.unwrap();
-        assert_eq!(page.items, expect(&|_| true)[..50]);
+        let rows: Vec<RequestLog> = page.items.into_iter().map(|e| e.row).collect();
+        assert_eq!(rows, expect(&|_| true)[..50]);
         assert_eq!(page.next_before_id, Some(10_000 - 49));
 
         let cases: Vec<(LogQuery, Filter)> = vec![
@@ -525,7 +533,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let ids: Vec<_> = page.items.iter().filter_map(|r| r.id).collect();
+        let ids: Vec<_> = page.items.iter().filter_map(|r| r.row.id).collect();
         assert_eq!(ids, [5000, 4999, 4998]);
         assert_eq!(page.next_before_id, Some(4998));
 
@@ -585,7 +593,7 @@ mod tests {
             .unwrap();
         assert_eq!(page.items.len(), 10);
         assert_eq!(
-            page.items.last().map(|r| r.request_id.as_str()),
+            page.items.last().map(|r| r.row.request_id.as_str()),
             Some("req-15"),
             "the oldest kept"
         );
@@ -777,12 +785,12 @@ mod tests {
             .await
             .unwrap();
         let page = store.query_logs(LogQuery::default()).await.unwrap();
-        assert_eq!(page.items[0].id, Some(12_001));
+        assert_eq!(page.items[0].row.id, Some(12_001));
     }
 
     #[tokio::test]
     async fn non_finite_timings_do_not_sink_a_batch() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
         store
             .insert_logs(vec![
                 RequestLog {
@@ -796,7 +804,7 @@ mod tests {
             .unwrap();
         let page = store.query_logs(LogQuery::default()).await.unwrap();
         assert_eq!(page.items.len(), 2);
-        assert_eq!(page.items[1].latency_ms, 0.0);
-        assert_eq!(page.items[1].ttfb_ms, None);
+        assert_eq!(page.items[1].row.latency_ms, 0.0);
+        assert_eq!(page.items[1].row.ttfb_ms, None);
     }
 }

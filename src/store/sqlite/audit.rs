@@ -5,56 +5,13 @@
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, TransactionBehavior};
 
-use super::{Store, StoreError};
+use super::SqliteStore;
+use crate::store::{AuditPage, AuditQuery, AuditRow, StoreError};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
 
-/// One audited admin call. Every text field is bounded by the caller
-/// ([`crate::admin::audit`]) before it gets here.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default, PartialEq)]
-pub struct AuditRow {
-    /// Assigned by the database (ignored on insert).
-    pub id: Option<i64>,
-    pub ts_ms: i64,
-    /// `write`, `export_keys`, `auth_failure` or `auth_failures_suppressed`.
-    pub action: String,
-    /// Fingerprint of the presented token (first 8 hex digits of its
-    /// SHA-256), `loopback` for a tokenless loopback caller, `none` when no
-    /// token was sent. Never the token.
-    pub who: String,
-    /// Peer address (`ip:port`), when known.
-    pub peer: Option<String>,
-    /// `admin` (the admin listener) or `main` (the copy on the main port).
-    pub listener: String,
-    pub method: String,
-    pub path: String,
-    /// What the call acted on: a provider name or id, an alias, a section.
-    pub target: Option<String>,
-    /// HTTP status of the answer.
-    pub status: u16,
-}
-
-/// Filters for [`Store::query_audit`].
-#[derive(Debug, Clone, serde::Deserialize, Default)]
-pub struct AuditQuery {
-    /// Default 50, at most 1000.
-    pub limit: Option<u32>,
-    /// Keyset cursor: only rows with a smaller id (pages go newest first).
-    pub before_id: Option<i64>,
-    /// Only this action.
-    pub action: Option<String>,
-    /// Inclusive.
-    pub since_ms: Option<i64>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditPage {
-    pub items: Vec<AuditRow>,
-    pub next_before_id: Option<i64>,
-}
-
-impl Store {
+impl SqliteStore {
     /// Insert a batch in one transaction.
     pub async fn insert_audit(&self, rows: Vec<AuditRow>) -> Result<(), StoreError> {
         if rows.is_empty() {
@@ -190,7 +147,7 @@ mod tests {
     async fn pages_filters_and_prunes() {
         let dir = tempfile::tempdir().expect("dir");
         let url = format!("sqlite:///{}", dir.path().join("a.db").display());
-        let store = Store::open(&url).await.expect("open");
+        let store = SqliteStore::open(&url).await.expect("open");
         store
             .insert_audit((0..25).map(row).collect())
             .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::error::StoreError;
+use super::StoreError;
 
 /// Where the database lives, parsed from the configured URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +225,11 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_ts ON audit (ts_ms);
 ",
+    },
+    Migration {
+        version: 4,
+        name: "request log: writing instance",
+        sql: "ALTER TABLE request_logs ADD COLUMN instance TEXT;",
     },
 ];
 
