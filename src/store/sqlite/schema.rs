@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// Where the database lives, parsed from the configured URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
