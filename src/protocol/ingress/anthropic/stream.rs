@@ -9,7 +9,7 @@
 //! (`thinking`) or encrypted (`redacted_thinking`, whose data Anthropic
 //! sends in the block start).
 
-use super::{stop_reason, UsageOut};
+use super::wire::{stop_reason, ErrorBody, UsageOut};
 use crate::protocol::chat::{generated_id, Block, Delta, Event, Family, StreamEncoder, Usage};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
@@ -244,7 +244,7 @@ impl StreamEncoder for Encoder {
                 if self.pending {
                     self.start(out);
                 }
-                write_event(out, "error", &super::ErrorBody::new(e));
+                write_event(out, "error", &ErrorBody::new(e));
                 self.stopped = true;
                 return;
             }
