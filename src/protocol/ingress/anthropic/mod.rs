@@ -13,9 +13,7 @@ mod request;
 mod stream;
 mod wire;
 
-use crate::protocol::chat::{
-    Answer, ChatError, Family, Ingress, Part, Request, StreamEncoder,
-};
+use crate::protocol::chat::{Answer, ChatError, Family, Ingress, Part, Request, StreamEncoder};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
