@@ -508,17 +508,17 @@ fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Res
             .ok_or_else(|| invalid(format!("{p}.role"), "message has no role"))?;
         match role.as_ref() {
             "system" | "developer" => {
-                for part in content(m.content, &p, Allowed::Text)? {
+                for part in content(m.content, p, Allowed::Text)? {
                     req.system.push(part);
                 }
             }
             "user" => {
-                let parts = content(m.content, &p, Allowed::User)?;
+                let parts = content(m.content, p, Allowed::User)?;
                 push_turn(req, Role::User, parts, tool_turn);
                 tool_turn = false;
             }
             "assistant" => {
-                let parts = assistant(m, &p, i, &mut legacy_call)?;
+                let parts = assistant(m, p, i, &mut legacy_call)?;
                 push_turn(req, Role::Assistant, parts, false);
                 tool_turn = false;
             }
@@ -541,7 +541,7 @@ fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Res
                 let result = ToolResult {
                     call_id,
                     name: s(m.name),
-                    content: content(m.content, &p, Allowed::User)?,
+                    content: content(m.content, p, Allowed::User)?,
                     is_error: false,
                     cache: None,
                 };
@@ -622,7 +622,7 @@ fn content<'a>(
                 cache: raw(part.cache_control),
             }),
             "refusal" => Part::Refusal(s(part.refusal).unwrap_or_default()),
-            "image_url" => image(part, &pp)?,
+            "image_url" => image(part, pp)?,
             "input_audio" => {
                 let a = part.input_audio.ok_or_else(|| {
                     invalid(format!("{pp}.input_audio"), "input_audio is required")
@@ -639,7 +639,7 @@ fn content<'a>(
                     cache: raw(part.cache_control),
                 })
             }
-            _ => file(part, &pp)?,
+            _ => file(part, pp)?,
         });
     }
     Ok(out)
