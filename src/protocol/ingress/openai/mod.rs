@@ -280,7 +280,7 @@ wire!(PartW {
     "type" => kind: S<'a>,
     "text" => text: S<'a>,
     "refusal" => refusal: S<'a>,
-    "image_url" => image_url: ImageUrlW<'a>,
+    "image_url" => image_url: OneOrObject<'a, UrlW<'a>>,
     "input_audio" => input_audio: AudioW<'a>,
     "file" => file: FileW<'a>,
     "cache_control" => cache_control: &'a RawValue,
@@ -331,21 +331,8 @@ wire!(SchemaW {
 });
 wire!(StreamOptionsW { "include_usage" => include_usage: bool });
 
-/// `image_url` is `{url, detail}`; some clients send the bare string.
-enum ImageUrlW<'a> {
-    Bare(S<'a>),
-    Object(UrlW<'a>),
-}
-
-impl<'de> Deserialize<'de> for ImageUrlW<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match OneOrObject::<UrlW<'de>>::deserialize(d)? {
-            OneOrObject::One(s) => Ok(ImageUrlW::Bare(s)),
-            OneOrObject::Object(o) => Ok(ImageUrlW::Object(o)),
-        }
-    }
-}
-
+/// A string or an object: `image_url` is `{url, detail}` or, from some
+/// clients, the bare URL; `tool_choice` is a word or names a tool.
 enum OneOrObject<'a, T> {
     One(S<'a>),
     Object(T),
@@ -678,8 +665,8 @@ fn is_http(url: &str) -> bool {
 
 fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
     let (url, detail) = match part.image_url {
-        Some(ImageUrlW::Bare(u)) => (Some(u.0), None),
-        Some(ImageUrlW::Object(o)) => (s(o.url), s(o.detail)),
+        Some(OneOrObject::One(u)) => (Some(u.0), None),
+        Some(OneOrObject::Object(o)) => (s(o.url), s(o.detail)),
         None => (None, None),
     };
     let path = format!("{pp}.image_url.url");
