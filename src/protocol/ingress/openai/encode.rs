@@ -406,8 +406,15 @@ impl ChunkEncoder {
                     return;
                 }
                 self.flush(out, "");
-                match self.call_at(block).map(|c| c.index) {
-                    Some(index) => self.call_chunk(out, index, |o| signature_member(o, &sig.value)),
+                match self.call_at(block).map(|c| (c.index, c.kind)) {
+                    // Clients (the openai SDK) read `function` on every tool-call delta.
+                    Some((index, kind)) => self.call_chunk(out, index, |o| {
+                        o.extend_from_slice(match kind {
+                            ToolKind::Function => br#","function":{"arguments":""}"#,
+                            ToolKind::Custom => br#","custom":{"input":""}"#,
+                        });
+                        signature_member(o, &sig.value)
+                    }),
                     None => self.chunk(out, None, |o| {
                         o.extend_from_slice(br#""extra_content":{"google":{"thought_signature":"#);
                         js(o, &sig.value);
