@@ -385,24 +385,12 @@ fn request(top: Top<'_>) -> Result<Request<'_>, ChatError> {
         .ok_or_else(|| ChatError::invalid("messages", "messages is required"))?;
     decode_messages(messages.0, &mut req)?;
 
-    for (i, t) in top
-        .tools
-        .map(|l| l.0)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
+    for (i, t) in top.tools.into_iter().flat_map(|l| l.0).enumerate() {
         req.tools.push(tool(t, i)?);
     }
-    for (i, f) in top
-        .functions
-        .map(|l| l.0)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        req.tools
-            .push(function_tool(f, &format!("functions[{i}]"), None)?);
+    for (i, f) in top.functions.into_iter().flat_map(|l| l.0).enumerate() {
+        let path = format!("functions[{i}]");
+        req.tools.push(function_tool(f, &path, None)?);
     }
     if let Some(tc) = top.tool_choice {
         match tool_choice(tc, "tool_choice")? {
@@ -418,12 +406,9 @@ fn request(top: Top<'_>) -> Result<Request<'_>, ChatError> {
     req.parallel_tool_calls = top.parallel_tool_calls;
 
     let sm = &mut req.sampling;
-    sm.temperature = top.temperature;
-    sm.top_p = top.top_p;
-    sm.top_k = top.top_k;
-    sm.seed = top.seed;
-    sm.presence_penalty = top.presence_penalty;
-    sm.frequency_penalty = top.frequency_penalty;
+    (sm.temperature, sm.top_p, sm.top_k, sm.seed) =
+        (top.temperature, top.top_p, top.top_k, top.seed);
+    (sm.presence_penalty, sm.frequency_penalty) = (top.presence_penalty, top.frequency_penalty);
     sm.stop = match top.stop {
         None => Vec::new(),
         Some(OneOrList::One(x)) => vec![x.0],
