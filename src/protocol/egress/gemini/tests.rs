@@ -37,9 +37,10 @@ fn request(spec: &str) -> Request<'static> {
     r.system = list("system").iter().map(part).collect();
     for turn in list("turns") {
         let turn = turn.as_array().unwrap();
-        let role = (turn[0] == "user")
-            .then_some(Role::User)
-            .unwrap_or(Role::Assistant);
+        let role = match turn[0].as_str() {
+            Some("user") => Role::User,
+            _ => Role::Assistant,
+        };
         let parts = turn[1..].iter().map(part).collect();
         r.turns.push(Turn { role, parts });
     }
