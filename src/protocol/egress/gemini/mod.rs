@@ -37,7 +37,7 @@ use crate::protocol::chat::{
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -88,7 +88,7 @@ struct Body<'r> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<ToolSet<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_config: Option<ToolConfig<'r>>,
+    tool_config: Option<Value>,
     #[serde(skip_serializing_if = "GenerationConfig::is_empty")]
     generation_config: GenerationConfig<'r>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,20 +203,6 @@ struct Declaration<'r> {
     description: Option<&'r str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<Value>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolConfig<'r> {
-    function_calling_config: CallingConfig<'r>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CallingConfig<'r> {
-    mode: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    allowed_function_names: Option<[&'r str; 1]>,
 }
 
 #[derive(Serialize, Default, PartialEq)]
@@ -605,7 +591,9 @@ fn mime_from_extension(name: &str) -> Option<&'static str> {
     .find_map(|(e, mime)| (e == ext).then_some(mime))
 }
 
-type Tools<'r> = (Vec<ToolSet<'r>>, Option<ToolConfig<'r>>);
+/// The declarations, and the `toolConfig` for `tool_choice` (small and
+/// rare enough for `json!`).
+type Tools<'r> = (Vec<ToolSet<'r>>, Option<Value>);
 
 fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
     if req.tools.is_empty() {
@@ -618,7 +606,7 @@ fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
             description: t.description.as_deref().filter(|d| !d.is_empty()),
             parameters: match t.kind {
                 ToolKind::Function => t.parameters.as_deref().and_then(schema::parameters),
-                ToolKind::Custom => Some(serde_json::json!({
+                ToolKind::Custom => Some(json!({
                     "type": "object",
                     "properties": {"input": {"type": "string", "description": "The tool's freeform input."}},
                     "required": ["input"],
@@ -626,38 +614,25 @@ fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
             },
         })
         .collect();
-    let (mode, allowed_function_names) = match &req.tool_choice {
-        None => {
-            return Ok((
-                vec![ToolSet {
-                    function_declarations,
-                }],
-                None,
-            ))
-        }
-        Some(ToolChoice::Auto) => ("AUTO", None),
-        Some(ToolChoice::None) => ("NONE", None),
-        Some(ToolChoice::Required) => ("ANY", None),
+    let mode = |mode: &str| json!({ "functionCallingConfig": { "mode": mode } });
+    let tool_config = match &req.tool_choice {
+        None => None,
+        Some(ToolChoice::Auto) => Some(mode("AUTO")),
+        Some(ToolChoice::None) => Some(mode("NONE")),
+        Some(ToolChoice::Required) => Some(mode("ANY")),
         Some(ToolChoice::Tool(name)) if req.tools.iter().any(|t| t.name == *name) => {
-            ("ANY", Some([name.as_ref()]))
+            Some(json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}))
         }
         Some(ToolChoice::Tool(name)) => {
             let msg = format!("function {name:?} is not declared in tools");
             return Err(ChatError::invalid("tool_choice", msg));
         }
     };
-    let function_calling_config = CallingConfig {
-        mode,
-        allowed_function_names,
-    };
-    let config = ToolConfig {
-        function_calling_config,
-    };
     Ok((
         vec![ToolSet {
             function_declarations,
         }],
-        Some(config),
+        tool_config,
     ))
 }
 

@@ -500,17 +500,7 @@ fn text_answer_with_usage() {
         parts(&a),
         ["text AI learns ", "text from data.", "think  [gemini:c2ln]"]
     );
-    let (prompt_tokens, completion_tokens, total_tokens) = (8, 42, 50);
-    let (cached_tokens, cache_write_tokens, reasoning_tokens) = (4, 0, 30);
-    let want = Usage {
-        prompt_tokens,
-        completion_tokens,
-        total_tokens,
-        cached_tokens,
-        cache_write_tokens,
-        reasoning_tokens,
-    };
-    assert_eq!(a.usage, want);
+    assert_eq!(usage(&a.usage), "usage 8/42/50 c4 w0 r30");
     // Unknown parts and fields are ignored, malformed counts read as 0.
     let a = answer(
         r#"{"candidates": [{"content": {"parts": [{"executableCode": {"code": "print(1)"}}, {"text": "1."}, {"someFuturePart": {}}]},
@@ -652,6 +642,12 @@ fn google_errors() {
 
 // ---------------------------------------------------------------- streams
 
+fn usage(u: &Usage) -> String {
+    let (p, c, t) = (u.prompt_tokens, u.completion_tokens, u.total_tokens);
+    let (cached, write, reasoning) = (u.cached_tokens, u.cache_write_tokens, u.reasoning_tokens);
+    format!("usage {p}/{c}/{t} c{cached} w{write} r{reasoning}")
+}
+
 fn render(ev: &Event<'_>) -> String {
     match ev {
         Event::Start { id, model } => format!("start {id} {model}"),
@@ -670,13 +666,7 @@ fn render(ev: &Event<'_>) -> String {
             }
         },
         Event::BlockStop { index } => format!("{index}-"),
-        Event::Usage(u) => {
-            let (p, c, t) = (u.prompt_tokens, u.completion_tokens, u.total_tokens);
-            format!(
-                "usage {p}/{c}/{t} c{} r{}",
-                u.cached_tokens, u.reasoning_tokens
-            )
-        }
+        Event::Usage(u) => usage(u),
         Event::Stop { finish } => format!("stop {finish:?}"),
         Event::Error(e) => format!("error {} {:?} {}", e.status, e.kind, e.message),
     }
@@ -719,9 +709,9 @@ fn stream_fixture_split_at_every_byte() {
         .unwrap();
     let call = format!("1+call call_0_get_weather_{salt} get_weather");
     let want = [
-        "start mAitaL3yDs-DnvgP7cS2gQ0 gemini-2.5-flash|0+Text|0 Text The|usage 8/0/8 c0 r0|0 Text  quick brown fox jumps|0-",
+        "start mAitaL3yDs-DnvgP7cS2gQ0 gemini-2.5-flash|0+Text|0 Text The|usage 8/0/8 c0 w0 r0|0 Text  quick brown fox jumps|0-",
         &call,
-        r#"1 sig gemini:CiQB0e2Kb2RlIHNpZ25hdHVyZQ==|1 ToolArguments {"location":"Paris"}|1-|usage 8/24/32 c0 r12|stop ToolCalls"#,
+        r#"1 sig gemini:CiQB0e2Kb2RlIHNpZ25hdHVyZQ==|1 ToolArguments {"location":"Paris"}|1-|usage 8/24/32 c0 w0 r12|stop ToolCalls"#,
     ]
     .join("|");
     for i in 0..=body.len() {
@@ -746,7 +736,7 @@ fn stream_thoughts_signatures_and_held_stop() {
         true,
     );
     let want = "start x |0+Reasoning|0 Reasoning **Plan**|0 Reasoning  more|0 sig gemini:dA==|0-|1+Text|1 Text 42|1-\
-        |2+Reasoning|2 sig gemini:c2ln|2-|usage 3/6/9 c0 r4|stop Length";
+        |2+Reasoning|2 sig gemini:c2ln|2-|usage 3/6/9 c0 w0 r4|stop Length";
     assert_eq!(
         events.join("|"),
         want,
@@ -772,7 +762,7 @@ fn stream_blocks_errors_and_truncation() {
         true,
     );
     let want = "start b |0+Refusal|0 Refusal The prompt was blocked by Gemini (blockReason PROHIBITED_CONTENT)|0-\
-        |usage 15/0/15 c0 r0|stop ContentFilter";
+        |usage 15/0/15 c0 w0 r0|stop ContentFilter";
     assert_eq!(events.join("|"), want);
     assert!(end.is_ok());
     let first = r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}],"responseId":"r"}"#;
