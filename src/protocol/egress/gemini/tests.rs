@@ -449,9 +449,6 @@ fn gemini_tool_loop_keeps_signatures() {
 fn answer(body: &str) -> Answer<'_> {
     GeminiGenerate.decode_answer(body.as_bytes()).unwrap()
 }
-fn answer_err(body: &str) -> ChatError {
-    GeminiGenerate.decode_answer(body.as_bytes()).unwrap_err()
-}
 /// Parts as short strings, for golden comparisons.
 fn parts(a: &Answer<'_>) -> Vec<String> {
     let sig = |s: &Option<Signature<'_>>| {
@@ -464,135 +461,101 @@ fn parts(a: &Answer<'_>) -> Vec<String> {
         .map(|p| match p {
             Part::Text(t) => format!("text {}", t.text),
             Part::Reasoning(r) => format!("think {}{}", r.text, sig(&r.signature)),
-            Part::ToolCall(c) => format!(
-                "call {} {} {}{}",
-                c.id,
-                c.name,
-                c.arguments,
-                sig(&c.signature)
-            ),
+            Part::ToolCall(c) => {
+                let (id, name, args) = (&c.id, &c.name, &c.arguments);
+                format!("call {id} {name} {args}{}", sig(&c.signature))
+            }
             Part::Refusal(r) => format!("refusal {r}"),
             other => format!("{other:?}"),
         })
         .collect()
 }
+/// An answer as "finish|parts|usage", or its error as `err_line`.
+fn outcome(body: &str) -> String {
+    match GeminiGenerate.decode_answer(body.as_bytes()) {
+        Ok(a) => {
+            let finish = a
+                .finish
+                .as_ref()
+                .map(|f| format!("{f:?}"))
+                .unwrap_or_default();
+            [vec![finish], parts(&a), vec![usage(&a.usage)]]
+                .concat()
+                .join("|")
+        }
+        Err(e) => err_line(&e),
+    }
+}
 
+/// Answer bodies and what they decode to (a `*` at the end: a prefix).
 #[test]
-fn text_answer_with_usage() {
-    let a = answer(
-        r#"{"candidates": [{"content": {"parts": [{"text": "AI learns "}, {"text": "from data.", "thoughtSignature": "c2ln"}], "role": "model"},
+fn answers() {
+    let calls = r#"{"candidates": [{"content": {"parts": [
+        {"functionCall": {"id": "fc_7f3a", "name": "get_time", "args": { "tz" : "UTC", "q": "a \" b" }}},
+        {"functionCall": {"name": "ping"}}, {"functionCall": {"name": "f", "args": null}, "thoughtSignature": "s"}]}}]}"#;
+    let none = "usage 0/0/0 c0 w0 r0";
+    let mut cases = vec![
+        // A signature on a text part: an empty reasoning part after it.
+        (r#"{"candidates": [{"content": {"parts": [{"text": "AI learns "}, {"text": "from data.", "thoughtSignature": "c2ln"}], "role": "model"},
             "finishReason": "STOP", "avgLogprobs": -0.12, "safetyRatings": [], "index": 0}],
           "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 12, "thoughtsTokenCount": 30, "cachedContentTokenCount": 4,
             "totalTokenCount": 50, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}]},
-          "modelVersion": "gemini-2.5-flash", "responseId": "Aw5eaLjrHMWf1dkPkdXP4Ak"}"#,
-    );
-    let head = (a.id.as_ref(), a.model.as_ref(), a.finish.clone());
-    assert_eq!(
-        head,
-        (
-            "Aw5eaLjrHMWf1dkPkdXP4Ak",
-            "gemini-2.5-flash",
-            Some(Finish::Stop)
-        )
-    );
-    assert!(a.created > 1_600_000_000);
-    assert_eq!(
-        parts(&a),
-        ["text AI learns ", "text from data.", "think  [gemini:c2ln]"]
-    );
-    assert_eq!(usage(&a.usage), "usage 8/42/50 c4 w0 r30");
-    // Unknown parts and fields are ignored, malformed counts read as 0.
-    let a = answer(
-        r#"{"candidates": [{"content": {"parts": [{"executableCode": {"code": "print(1)"}}, {"text": "1."}, {"someFuturePart": {}}]},
-            "finishReason": "STOP", "groundingMetadata": {}}], "usageMetadata": {"promptTokenCount": "x", "totalTokenCount": 5}, "other": [1]}"#,
-    );
-    assert_eq!(parts(&a), ["text 1."]);
-    assert_eq!((a.usage.prompt_tokens, a.usage.total_tokens), (0, 5));
-    assert!(
-        a.id.starts_with("chatcmpl-"),
-        "generated when Gemini gives none"
-    );
-}
-
-#[test]
-fn function_call_ids_and_arguments() {
-    let body = |rid: &str| {
-        format!(
-            r#"{{"candidates": [{{"content": {{"parts": [
-                {{"functionCall": {{"id": "fc_7f3a", "name": "get_time", "args": {{ "tz" : "UTC", "q": "a \" b" }}}}}},
-                {{"functionCall": {{"name": "ping"}}}}, {{"functionCall": {{"name": "f", "args": null}}, "thoughtSignature": "s"}}]}}}}]{rid}}}"#
-        )
-    };
-    let plain = body("");
-    let a = answer(&plain);
-    let want = [
-        r#"call fc_7f3a get_time {"tz":"UTC","q":"a \" b"}"#,
-        "call call_1_ping ping {}",
-        "call call_2_f f {} [gemini:s]",
+          "modelVersion": "gemini-2.5-flash", "responseId": "Aw5eaLjrHMWf1dkPkdXP4Ak"}"#.to_string(),
+         "Stop|text AI learns |text from data.|think  [gemini:c2ln]|usage 8/42/50 c4 w0 r30".to_string()),
+        // Unknown parts and fields are ignored, malformed counts read as 0.
+        (r#"{"candidates": [{"content": {"parts": [{"executableCode": {"code": "print(1)"}}, {"text": "1."}, {"someFuturePart": {}}]},
+            "finishReason": "STOP", "groundingMetadata": {}}], "usageMetadata": {"promptTokenCount": "x", "totalTokenCount": 5}, "other": [1]}"#.into(),
+         "Stop|text 1.|usage 0/0/5 c0 w0 r0".into()),
+        // Gemini's call id kept, others synthesized; compact arguments; no
+        // finishReason with calls: ToolCalls.
+        (calls.into(), format!(r#"ToolCalls|call fc_7f3a get_time {{"tz":"UTC","q":"a \" b"}}|call call_1_ping ping {{}}|call call_2_f f {{}} [gemini:s]|{none}"#)),
+        (r#"{"candidates": [{"finishReason": "SAFETY", "safetyRatings": [{"blocked": true}]}], "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12}}"#.into(),
+         "ContentFilter|usage 12/0/12 c0 w0 r0".into()),
+        // A blocked prompt is the policy's answer, not a failure.
+        (r#"{"promptFeedback": {"blockReason": "SAFETY", "blockReasonMessage": "no"}, "usageMetadata": {"promptTokenCount": 9}}"#.into(),
+         "ContentFilter|refusal The prompt was blocked by Gemini (blockReason SAFETY): no|usage 9/0/9 c0 w0 r0".into()),
+        (r#"{"candidates": []}"#.into(), "502 Upstream -/-: Gemini returned no candidates".into()),
+        (r#"{"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "finishMessage": "Malformed function call: print(x"}]}"#.into(),
+         "502 Upstream MALFORMED_FUNCTION_CALL/-: Gemini failed to produce a valid function call (finishReason MALFORMED_FUNCTION_CALL): Malformed function call: print(x".into()),
+        (r#"{"error": {"code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}}"#.into(),
+         "500 Upstream INTERNAL/INTERNAL: Internal error encountered.".into()),
+        ("{not json".into(), "502 Upstream -/-: Gemini answer is not valid: *".into()),
     ];
-    assert_eq!(parts(&a), want);
-    assert_eq!(
-        a.finish,
-        Some(Finish::ToolCalls),
-        "no finishReason with calls"
-    );
-    let id = |rid: &str| parts(&answer(&body(&format!(r#","responseId":"{rid}""#))))[1].clone();
-    assert_ne!(id("one"), id("two"));
-    assert_eq!(id("one"), id("one"), "deterministic for one response");
-    assert!(id("one").starts_with("call call_1_ping_"));
-}
-
-#[test]
-fn finish_reasons_blocks_and_failures() {
-    let filter = Finish::ContentFilter;
-    for (reason, want) in [
-        ("STOP", Finish::Stop),
-        ("MAX_TOKENS", Finish::Length),
-        ("SAFETY", filter.clone()),
-        ("RECITATION", filter.clone()),
-        ("BLOCKLIST", filter.clone()),
-        ("PROHIBITED_CONTENT", filter.clone()),
-        ("SPII", filter.clone()),
-        ("IMAGE_SAFETY", filter.clone()),
-        ("OTHER", Finish::Other("OTHER".into())),
+    for (reason, finish) in [
+        ("STOP", "Stop"),
+        ("MAX_TOKENS", "Length"),
+        ("SAFETY", "ContentFilter"),
+        ("RECITATION", "ContentFilter"),
+        ("BLOCKLIST", "ContentFilter"),
+        ("PROHIBITED_CONTENT", "ContentFilter"),
+        ("SPII", "ContentFilter"),
+        ("IMAGE_SAFETY", "ContentFilter"),
+        ("OTHER", r#"Other("OTHER")"#),
     ] {
         let body = format!(
             r#"{{"candidates": [{{"content": {{"parts": [{{"text": "x"}}]}}, "finishReason": "{reason}"}}]}}"#
         );
-        assert_eq!(answer(&body).finish, Some(want), "{reason}");
+        cases.push((body, format!("{finish}|text x|{none}")));
     }
-    let a = answer(
-        r#"{"candidates": [{"finishReason": "SAFETY", "safetyRatings": [{"blocked": true}]}], "usageMetadata": {"promptTokenCount": 12, "totalTokenCount": 12}}"#,
-    );
-    assert_eq!(
-        (a.parts.len(), a.finish, a.usage.prompt_tokens),
-        (0, Some(filter.clone()), 12)
-    );
-    // A blocked prompt is the policy's answer, not a failure.
-    let a = answer(
-        r#"{"promptFeedback": {"blockReason": "SAFETY", "blockReasonMessage": "no"}, "usageMetadata": {"promptTokenCount": 9}}"#,
-    );
-    assert_eq!(
-        parts(&a),
-        ["refusal The prompt was blocked by Gemini (blockReason SAFETY): no"]
-    );
-    assert_eq!((a.finish, a.usage.total_tokens), (Some(filter), 9));
-    assert!(answer_err(r#"{"candidates": []}"#)
-        .message
-        .contains("no candidates"));
-    let e = answer_err(
-        r#"{"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "finishMessage": "Malformed function call: print(x"}]}"#,
-    );
-    let explained = e.message.contains("MALFORMED_FUNCTION_CALL") && e.message.contains("print(x");
-    assert!(explained, "{e}");
-    let e = answer_err(
-        r#"{"error": {"code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}}"#,
-    );
-    assert_eq!(
-        err_line(&e),
-        "500 Upstream INTERNAL/INTERNAL: Internal error encountered."
-    );
-    assert_eq!(answer_err("{not json").kind, ErrorKind::Upstream);
+    for (body, want) in &cases {
+        match want.strip_suffix('*') {
+            Some(prefix) => assert!(outcome(body).starts_with(prefix), "{body}"),
+            None => assert_eq!(&outcome(body), want, "{body}"),
+        }
+    }
+    let a = answer(&cases[0].0);
+    let head = (a.id.as_ref(), a.model.as_ref(), a.created > 1_600_000_000);
+    assert_eq!(head, ("Aw5eaLjrHMWf1dkPkdXP4Ak", "gemini-2.5-flash", true));
+    let generated = answer(&cases[1].0).id.starts_with("chatcmpl-");
+    assert!(generated, "generated when Gemini gives none");
+    // Synthesized call ids: unique across responses, deterministic for one.
+    let id = |rid: &str| {
+        let body = calls.replace("]}}]}", &format!(r#"]}}}}], "responseId": "{rid}"}}"#));
+        parts(&answer(&body))[1].clone()
+    };
+    assert_ne!(id("one"), id("two"));
+    assert_eq!(id("one"), id("one"), "deterministic for one response");
+    assert!(id("one").starts_with("call call_1_ping_"), "{}", id("one"));
 }
 
 // ---------------------------------------------------------------- errors
