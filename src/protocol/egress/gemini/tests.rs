@@ -655,13 +655,21 @@ fn run(chunks: &[&[u8]], clean: bool) -> (Vec<String>, Result<(), ChatError>) {
     (out, end)
 }
 
-/// `run` over `data:` events, whole.
-fn run_sse(events: &[&str], clean: bool) -> (Vec<String>, Result<(), ChatError>) {
+/// `data:` events through `run`, whole: the events, then how the stream
+/// ended ("ok" or `err_line`), joined with `|`.
+fn stream(events: &[&str], clean: bool) -> String {
     let body: String = events
         .iter()
         .map(|c| format!("data: {c}\r\n\r\n"))
         .collect();
-    run(&[body.as_bytes()], clean)
+    let (mut out, end) = run(&[body.as_bytes()], clean);
+    out.push(end.map_or_else(|e| err_line(&e), |()| "ok".into()));
+    let out = out.join("|");
+    match out.strip_prefix("start chatcmpl-") {
+        // A generated id differs every time.
+        Some(rest) => format!("start chatcmpl-? {}", rest.split_once(' ').unwrap().1),
+        None => out,
+    }
 }
 
 #[test]
@@ -670,13 +678,9 @@ fn stream_fixture_split_at_every_byte() {
     let salt = decode::Read::new(Some("mAitaL3yDs-DnvgP7cS2gQ0"))
         .salt
         .unwrap();
-    let call = format!("1+call call_0_get_weather_{salt} get_weather");
-    let want = [
-        "start mAitaL3yDs-DnvgP7cS2gQ0 gemini-2.5-flash|0+Text|0 Text The|usage 8/0/8 c0 w0 r0|0 Text  quick brown fox jumps|0-",
-        &call,
-        r#"1 sig gemini:CiQB0e2Kb2RlIHNpZ25hdHVyZQ==|1 ToolArguments {"location":"Paris"}|1-|usage 8/24/32 c0 w0 r12|stop ToolCalls"#,
-    ]
-    .join("|");
+    let want = format!(
+        r#"start mAitaL3yDs-DnvgP7cS2gQ0 gemini-2.5-flash|0+Text|0 Text The|usage 8/0/8 c0 w0 r0|0 Text  quick brown fox jumps|0-|1+call call_0_get_weather_{salt} get_weather|1 sig gemini:CiQB0e2Kb2RlIHNpZ25hdHVyZQ==|1 ToolArguments {{"location":"Paris"}}|1-|usage 8/24/32 c0 w0 r12|stop ToolCalls"#
+    );
     for i in 0..=body.len() {
         let (events, end) = run(&[&body[..i], &body[i..]], true);
         assert_eq!(events.join("|"), want, "split at {i}");
@@ -687,76 +691,43 @@ fn stream_fixture_split_at_every_byte() {
     assert!(end.is_ok());
 }
 
+/// Streams (the `data:` events, whether the connection closed cleanly) and
+/// what they decode to (a `*` at the end: a prefix).
 #[test]
-fn stream_thoughts_signatures_and_held_stop() {
-    let (events, end) = run_sse(
-        &[
-            r#"{"candidates":[{"content":{"parts":[{"text":"**Plan**","thought":true}],"role":"model"}}],"responseId":"x"}"#,
-            r#"{"candidates":[{"content":{"parts":[{"text":" more","thought":true,"thoughtSignature":"dA=="},{"text":"42"}]}}]}"#,
-            r#"{"candidates":[{"content":{"parts":[{"text":"","thoughtSignature":"c2ln"}]},"finishReason":"MAX_TOKENS"}]}"#,
-            r#"{"candidates":[],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2,"thoughtsTokenCount":4,"totalTokenCount":9}}"#,
-        ],
-        true,
-    );
-    let want = "start x |0+Reasoning|0 Reasoning **Plan**|0 Reasoning  more|0 sig gemini:dA==|0-|1+Text|1 Text 42|1-\
-        |2+Reasoning|2 sig gemini:c2ln|2-|usage 3/6/9 c0 w0 r4|stop Length";
-    assert_eq!(
-        events.join("|"),
-        want,
-        "the Stop waits for the usage after the finish"
-    );
-    assert!(end.is_ok());
-    // Without usage after the finish, Stop comes at the end.
-    let (events, end) = run_sse(
-        &[r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]},"finishReason":"STOP"}]}"#],
-        true,
-    );
-    assert!(events[0].starts_with("start chatcmpl-"));
-    assert_eq!(events[1..].join("|"), "0+Text|0 Text Hi|0-|stop Stop");
-    assert!(end.is_ok());
-}
-
-#[test]
-fn stream_blocks_errors_and_truncation() {
-    let (events, end) = run_sse(
-        &[
-            r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":15,"totalTokenCount":15},"responseId":"b"}"#,
-        ],
-        true,
-    );
-    let want = "start b |0+Refusal|0 Refusal The prompt was blocked by Gemini (blockReason PROHIBITED_CONTENT)|0-\
-        |usage 15/0/15 c0 w0 r0|stop ContentFilter";
-    assert_eq!(events.join("|"), want);
-    assert!(end.is_ok());
-    let first = r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}],"responseId":"r"}"#;
-    for (bad, want) in [
-        (r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#, "error 503 Overloaded The model is overloaded."),
-        (r#"{"candidates":[{"finishReason":"MALFORMED_FUNCTION_CALL"}]}"#, "error 502 Upstream Gemini failed to produce a valid function call (finishReason MALFORMED_FUNCTION_CALL)"),
-    ] {
-        let (events, end) = run_sse(&[first, bad, first], true);
-        assert_eq!(events[1..], ["0+Text", "0 Text Hi", want], "nothing follows an error");
-        assert!(end.is_ok());
+fn streams() {
+    let hi = r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}],"responseId":"r"}"#;
+    let cases: [(&[&str], bool, &str); 9] = [
+        // Signatures close their reasoning block; the Stop waits for the
+        // usage after the finish.
+        (&[r#"{"candidates":[{"content":{"parts":[{"text":"**Plan**","thought":true}],"role":"model"}}],"responseId":"x"}"#,
+           r#"{"candidates":[{"content":{"parts":[{"text":" more","thought":true,"thoughtSignature":"dA=="},{"text":"42"}]}}]}"#,
+           r#"{"candidates":[{"content":{"parts":[{"text":"","thoughtSignature":"c2ln"}]},"finishReason":"MAX_TOKENS"}]}"#,
+           r#"{"candidates":[],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2,"thoughtsTokenCount":4,"totalTokenCount":9}}"#], true,
+         "start x |0+Reasoning|0 Reasoning **Plan**|0 Reasoning  more|0 sig gemini:dA==|0-|1+Text|1 Text 42|1-|2+Reasoning|2 sig gemini:c2ln|2-|usage 3/6/9 c0 w0 r4|stop Length|ok"),
+        // Without usage after the finish, Stop comes at the end.
+        (&[r#"{"candidates":[{"content":{"parts":[{"text":"Hi"}]},"finishReason":"STOP"}]}"#], true,
+         "start chatcmpl-? |0+Text|0 Text Hi|0-|stop Stop|ok"),
+        (&[r#"{"promptFeedback":{"blockReason":"PROHIBITED_CONTENT"},"usageMetadata":{"promptTokenCount":15,"totalTokenCount":15},"responseId":"b"}"#], true,
+         "start b |0+Refusal|0 Refusal The prompt was blocked by Gemini (blockReason PROHIBITED_CONTENT)|0-|usage 15/0/15 c0 w0 r0|stop ContentFilter|ok"),
+        // Nothing follows an in-band error.
+        (&[hi, r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#, hi], true,
+         "start r |0+Text|0 Text Hi|error 503 Overloaded The model is overloaded.|ok"),
+        (&[hi, r#"{"candidates":[{"finishReason":"MALFORMED_FUNCTION_CALL"}]}"#, hi], true,
+         "start r |0+Text|0 Text Hi|error 502 Upstream Gemini failed to produce a valid function call (finishReason MALFORMED_FUNCTION_CALL)|ok"),
+        (&["{not json"], true, "502 Upstream -/-: Gemini stream event is not valid: *"),
+        // A clean end without a finish is truncated too, and so is an empty stream.
+        (&[r#"{"candidates":[{"content":{"parts":[{"text":"Once"}]}}]}"#], true,
+         "start chatcmpl-? |0+Text|0 Text Once|502 Upstream -/-: Gemini stream ended without a finishReason; the response is incomplete"),
+        (&[r#"{"candidates":[{"content":{"parts":[{"text":"Done."}]},"finishReason":"STOP"}]}"#], false,
+         "start chatcmpl-? |0+Text|0 Text Done.|0-|502 Upstream -/-: Gemini stream was cut off before the response finished"),
+        (&[], true, "502 Upstream -/-: Gemini stream ended without a finishReason; the response is incomplete"),
+    ];
+    for (events, clean, want) in cases {
+        match want.strip_suffix('*') {
+            Some(prefix) => assert!(stream(events, clean).starts_with(prefix), "{events:?}"),
+            None => assert_eq!(stream(events, clean), want, "{events:?}"),
+        }
     }
-    let (_, end) = run(&[b"data: {not json\n\n"], true);
-    assert_eq!(end.unwrap_err().kind, ErrorKind::Upstream);
-    let (_, end) = run_sse(
-        &[r#"{"candidates":[{"content":{"parts":[{"text":"Once"}]}}]}"#],
-        true,
-    );
-    let e = end.unwrap_err();
-    assert!(
-        e.message.contains("finishReason"),
-        "clean end without a finish: truncated ({e})"
-    );
-    let (_, end) = run_sse(
-        &[r#"{"candidates":[{"content":{"parts":[{"text":"Done."}]},"finishReason":"STOP"}]}"#],
-        false,
-    );
-    assert!(end.unwrap_err().message.contains("cut off"));
-    assert!(
-        run(&[b""], true).1.is_err(),
-        "an empty stream is truncated too"
-    );
 }
 
 // ---------------------------------------------------------------- schemas
