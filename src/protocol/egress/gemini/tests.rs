@@ -1,7 +1,7 @@
 use super::*;
 use crate::protocol::chat::{
-    Block, Delta, Effort, ErrorKind, Event, Finish, Reasoning, Signature, Text, Tool, ToolCall,
-    ToolResult, Turn, Usage,
+    Block, Delta, Effort, Event, Finish, Reasoning, Signature, Text, Tool, ToolCall, ToolResult,
+    Turn, Usage,
 };
 use crate::protocol::sse::SseParser;
 use serde_json::{json, Value};
