@@ -168,7 +168,7 @@ fn gemini(value: Str<'_>) -> Signature<'_> {
     }
 }
 
-/// What `read` found besides the parts.
+/// Reading one answer's parts: state shared by the chunks of a stream.
 #[derive(Default)]
 pub(super) struct Read {
     /// Function calls seen so far in the answer: synthesized ids stay

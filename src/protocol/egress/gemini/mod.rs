@@ -89,7 +89,7 @@ struct Body<'r> {
     tools: Vec<ToolSet<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_config: Option<Value>,
-    #[serde(skip_serializing_if = "GenerationConfig::is_empty")]
+    #[serde(skip_serializing_if = "is_default")]
     generation_config: GenerationConfig<'r>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cached_content: Option<Cow<'r, str>>,
@@ -121,7 +121,7 @@ struct GPart<'r> {
     thought: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     thought_signature: Option<&'r str>,
-    /// A function call's own Gemini signature, placed by `sign_calls`.
+    /// A function call's own Gemini signature, placed by `contents`.
     #[serde(skip)]
     call_signature: Option<&'r str>,
 }
@@ -243,12 +243,6 @@ struct ThinkingConfig<'r> {
     include_thoughts: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking_level: Option<Cow<'r, str>>,
-}
-
-impl GenerationConfig<'_> {
-    fn is_empty(&self) -> bool {
-        is_default(self)
-    }
 }
 
 fn is_default<T: Default + PartialEq>(t: &T) -> bool {
