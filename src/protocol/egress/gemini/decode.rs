@@ -169,7 +169,6 @@ fn gemini(value: Str<'_>) -> Signature<'_> {
 }
 
 /// Reading one answer's parts: state shared by the chunks of a stream.
-#[derive(Default)]
 pub(super) struct Read {
     /// Function calls seen so far in the answer: synthesized ids stay
     /// unique across a stream.
