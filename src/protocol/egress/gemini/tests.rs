@@ -289,6 +289,7 @@ fn generation_config_and_limits() {
 #[test]
 fn thinking_config() {
     use ReasoningConfig::{Budget, Dynamic, Effort as E};
+    let thinking = |r: &Request<'_>| encode(r)["generationConfig"]["thinkingConfig"].take();
     let (o, a) = (Family::OpenAi, Family::Anthropic);
     for (origin, reasoning, budget, include) in [
         (o, E(Effort::None), 0, false),
@@ -303,46 +304,44 @@ fn thinking_config() {
         let mut r = hi();
         (r.extra.origin, r.reasoning) = (origin, Some(reasoning));
         let want = json!({"thinkingBudget": budget, "includeThoughts": include});
-        assert_eq!(
-            encode(&r)["generationConfig"]["thinkingConfig"],
-            want,
-            "{reasoning:?}"
-        );
+        assert_eq!(thinking(&r), want, "{reasoning:?}");
     }
+    // Extras as a JSON object.
+    let extras = |fields: &str| -> Vec<_> {
+        let fields: serde_json::Map<String, Value> = serde_json::from_str(fields).unwrap();
+        fields
+            .iter()
+            .map(|(k, v)| (Cow::Owned(k.clone()), raw(v)))
+            .collect()
+    };
     // OpenAI clients opt in to thought text; Google's extra_body convention.
     let mut r = hi();
     r.reasoning = Some(ReasoningConfig::Effort(Effort::Low));
-    r.extra.fields = vec![("include_reasoning".into(), raw(&json!(true)))];
-    let want = json!({"thinkingBudget": 1024, "includeThoughts": true});
-    assert_eq!(encode(&r)["generationConfig"]["thinkingConfig"], want);
-    let google = json!({"thinking_config": {"thinking_level": "high", "include_thoughts": true}, "cached_content": "cachedContents/abc"});
-    for (key, value) in [
-        ("extra_body", json!({ "google": google })),
-        ("google", google),
+    r.extra.fields = extras(r#"{"include_reasoning": true}"#);
+    assert_eq!(
+        thinking(&r),
+        json!({"thinkingBudget": 1024, "includeThoughts": true})
+    );
+    let google = r#"{"thinking_config": {"thinking_level": "high", "include_thoughts": true}, "cached_content": "cachedContents/abc"}"#;
+    for fields in [
+        format!(r#"{{"extra_body": {{"google": {google}}}, "safetySettings": []}}"#),
+        format!(r#"{{"google": {google}, "safetySettings": []}}"#),
     ] {
-        r.extra.fields = vec![
-            (key.into(), raw(&value)),
-            ("safetySettings".into(), raw(&json!([]))),
-        ];
+        r.extra.fields = extras(&fields);
         let body = encode(&r);
         let want = json!({"includeThoughts": true, "thinkingLevel": "high"});
         assert_eq!(body["generationConfig"]["thinkingConfig"], want);
         assert_eq!(body["cachedContent"], "cachedContents/abc");
-        let leaked = body.get("safetySettings").is_some() || body.get(key).is_some();
-        assert!(!leaked, "OpenAI extras are not Gemini fields");
+        let leaked = ["safetySettings", "extra_body", "google"].map(|k| body.get(k).is_some());
+        assert_eq!(leaked, [false; 3], "OpenAI extras are not Gemini fields");
     }
     // A Gemini-origin request's own fields go through as they are.
     r.extra.origin = Family::Gemini;
-    r.extra.fields = vec![
-        ("safetySettings".into(), raw(&json!([{"category": "X"}]))),
-        ("contents".into(), raw(&json!([]))),
-    ];
+    r.extra.fields = extras(r#"{"safetySettings": [{"category": "X"}], "contents": []}"#);
     let body = encode(&r);
     assert_eq!(body["safetySettings"], json!([{"category": "X"}]));
-    assert_eq!(
-        body["contents"][0]["parts"][0]["text"], "hi",
-        "own keys are not overwritten"
-    );
+    let own = &body["contents"][0]["parts"][0]["text"];
+    assert_eq!(own, "hi", "own keys are not overwritten");
 }
 
 #[test]
