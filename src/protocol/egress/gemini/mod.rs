@@ -159,29 +159,18 @@ fn part(data: Payload<'_>) -> OutPart<'_> {
     })
 }
 
-/// A JSON object Gemini requires (`args`, `response`).
+/// A JSON object Gemini requires (`args`, `response`); plain text where an
+/// object is needed is wrapped (`error` is Gemini's key for a failed call,
+/// `content` the one the old translator used, `input` a custom tool's).
+#[derive(Serialize)]
+#[serde(untagged)]
 enum Obj<'r> {
     Raw(&'r RawValue),
     Owned(Box<RawValue>),
-    /// `{key: text}`: plain text where an object is needed.
-    Wrapped(&'static str, Cow<'r, str>),
-    Empty,
-}
-
-impl Serialize for Obj<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        match self {
-            Obj::Raw(r) => r.serialize(s),
-            Obj::Owned(r) => r.serialize(s),
-            Obj::Wrapped(key, text) => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry(key, text)?;
-                m.end()
-            }
-            Obj::Empty => s.serialize_map(Some(0))?.end(),
-        }
-    }
+    Content { content: Cow<'r, str> },
+    Error { error: Cow<'r, str> },
+    Input { input: Cow<'r, str> },
+    Empty {},
 }
 
 /// `text` as a JSON object, if it is one.
@@ -423,12 +412,14 @@ fn encode_part<'r>(
         Part::ToolCall(c) => {
             names.insert(&c.id, &c.name);
             let args = match c.kind {
-                ToolKind::Custom => Obj::Wrapped("input", Cow::Borrowed(&c.arguments)),
-                ToolKind::Function if c.arguments.trim().is_empty() => Obj::Empty,
+                ToolKind::Custom => Obj::Input {
+                    input: Cow::Borrowed(&c.arguments),
+                },
+                ToolKind::Function if c.arguments.trim().is_empty() => Obj::Empty {},
                 ToolKind::Function => object_in(&c.arguments).map_or_else(
                     || {
                         tracing::debug!(call = %c.id, "tool call arguments are not a JSON object; sending {{}}");
-                        Obj::Empty
+                        Obj::Empty {}
                     },
                     Obj::Raw,
                 ),
@@ -457,15 +448,16 @@ fn encode_part<'r>(
                     _ => None,
                 })
                 .collect();
-            // Gemini wants an object: a JSON object result is passed as
-            // is, anything else wrapped (`error` is Gemini's key for a
-            // failed call, `content` the one the old translator used).
-            let key = if r.is_error { "error" } else { "content" };
+            // Gemini wants an object: a JSON object result is passed as is.
+            let wrap = |text| match r.is_error {
+                true => Obj::Error { error: text },
+                false => Obj::Content { content: text },
+            };
             let response = match texts.as_slice() {
-                [one] => object_in(one).map_or(Obj::Wrapped(key, Cow::Borrowed(one)), Obj::Raw),
+                [one] => object_in(one).map_or(wrap(Cow::Borrowed(one)), Obj::Raw),
                 _ => match serde_json::from_str::<Box<RawValue>>(&texts.concat()) {
                     Ok(raw) if raw.get().starts_with('{') => Obj::Owned(raw),
-                    _ => Obj::Wrapped(key, Cow::Owned(texts.concat())),
+                    _ => wrap(Cow::Owned(texts.concat())),
                 },
             };
             out.push(part(Payload::FunctionResponse { name, response }));
