@@ -25,7 +25,7 @@
 
 use crate::protocol::chat::{
     ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request,
-    ResponseFormat, Role, Str, Text, ToolChoice, ToolKind, VendorOptions,
+    ResponseFormat, Role, Str, ToolChoice, ToolKind, VendorOptions,
 };
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::ser::{SerializeMap, Serializer};
@@ -41,12 +41,7 @@ const JSON_SCHEMA_INSTRUCTION: &str =
 /// Anthropic's smallest thinking budget.
 const MIN_BUDGET: u64 = 1024;
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Item<'r> {
-    Block(B<'r>),
-    Raw(&'r RawValue),
-}
+type Cache<'r> = Option<&'r RawValue>;
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -54,19 +49,19 @@ enum B<'r> {
     Text {
         text: Cow<'r, str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
+        cache_control: Cache<'r>,
     },
     Image {
         source: Src<'r>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
+        cache_control: Cache<'r>,
     },
     Document {
         source: Src<'r>,
         #[serde(skip_serializing_if = "Option::is_none")]
         title: Option<&'r str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
+        cache_control: Cache<'r>,
     },
     ToolUse {
         id: Cow<'r, str>,
@@ -80,7 +75,7 @@ enum B<'r> {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         is_error: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
+        cache_control: Cache<'r>,
     },
     Thinking {
         thinking: &'r str,
@@ -89,6 +84,15 @@ enum B<'r> {
     RedactedThinking {
         data: &'r str,
     },
+    #[serde(untagged)]
+    Raw(&'r RawValue),
+}
+
+fn text<'r>(text: Cow<'r, str>, cache_control: Cache<'r>) -> B<'r> {
+    B::Text {
+        text,
+        cache_control,
+    }
 }
 
 #[derive(Serialize)]
@@ -116,20 +120,20 @@ enum Src<'r> {
 #[serde(untagged)]
 enum Content<'r> {
     Text(Cow<'r, str>),
-    Blocks(Vec<Item<'r>>),
+    Blocks(Vec<B<'r>>),
 }
 
-fn collapse(mut blocks: Vec<Item<'_>>) -> Content<'_> {
-    if let [Item::Block(B::Text {
-        cache_control: None,
-        ..
-    })] = blocks.as_slice()
-    {
-        if let Some(Item::Block(B::Text { text, .. })) = blocks.pop() {
-            return Content::Text(text);
-        }
+fn collapse(mut blocks: Vec<B<'_>>) -> Content<'_> {
+    match blocks.as_slice() {
+        [B::Text {
+            cache_control: None,
+            ..
+        }] => match blocks.pop() {
+            Some(B::Text { text, .. }) => Content::Text(text),
+            _ => Content::Blocks(blocks),
+        },
+        _ => Content::Blocks(blocks),
     }
-    Content::Blocks(blocks)
 }
 
 #[derive(Serialize)]
@@ -142,29 +146,20 @@ fn invalid(param: impl Into<String>, msg: impl Into<String>) -> ChatError {
     ChatError::invalid(param, msg)
 }
 
-/// 64-bit FNV-1a: stable across releases, so a rewritten id maps the same
-/// way on every turn.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-fn id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
-}
-
 /// Tool ids must match `^[a-zA-Z0-9_-]+$`: others get their bad characters
-/// replaced and a hash of the original appended (no two ids collapse).
+/// replaced and a 64-bit FNV-1a hash of the original appended (stable
+/// across releases, so a rewritten id maps the same way on every turn; no
+/// two ids collapse).
 fn sanitize_id(id: &str) -> Cow<'_, str> {
-    if !id.is_empty() && id.chars().all(id_char) {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !id.is_empty() && id.chars().all(ok) {
         return Cow::Borrowed(id);
     }
-    let cleaned: String = id
-        .chars()
-        .map(|c| if id_char(c) { c } else { '_' })
-        .collect();
-    Cow::Owned(format!("{cleaned}_{:016x}", fnv1a(id)))
+    let cleaned: String = id.chars().map(|c| if ok(c) { c } else { '_' }).collect();
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    Cow::Owned(format!("{cleaned}_{hash:016x}"))
 }
 
 /// `data:<media type>[;param]*;base64,<data>` -> (media type, data).
@@ -177,61 +172,79 @@ fn parse_data_url(url: &str) -> Option<(&str, &str)> {
         .then_some((media_type, data))
 }
 
-fn is_http_url(url: &str) -> bool {
-    let head = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    head.starts_with("http://") || head.starts_with("https://")
-}
-
 /// Tool-call arguments as the `input` object Anthropic requires: empty is
 /// `{}`, and so is anything that is not a JSON object (logged; the request
 /// still goes).
 fn tool_input(args: &str) -> &RawValue {
     let trimmed = args.trim();
-    if trimmed.starts_with('{') {
-        if let Ok(raw) = serde_json::from_str::<&RawValue>(trimmed) {
-            return raw;
-        }
+    if let Some(Ok(raw)) = trimmed
+        .starts_with('{')
+        .then(|| serde_json::from_str(trimmed))
+    {
+        return raw;
     }
     if !trimmed.is_empty() {
         tracing::debug!("tool call arguments are not a JSON object; sent as {{}}");
     }
-    empty_object()
+    // A valid literal: the fallback is never taken.
+    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
 }
 
-fn empty_object() -> &'static RawValue {
-    // A valid literal: the parse cannot fail, the fallback is never taken.
-    serde_json::from_str::<&'static RawValue>("{}").unwrap_or(RawValue::NULL)
-}
-
-fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<Item<'r>, ChatError> {
+fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<B<'r>, ChatError> {
+    let fail = |msg: String| Err(invalid(path(), msg));
     let (mime, data) = match &m.source {
         MediaSource::Base64 { data } => (m.mime.as_deref(), Some(data.as_ref())),
         MediaSource::Url(u) if u.starts_with("data:") => match parse_data_url(u) {
             Some((mime, data)) => (Some(mime), Some(data)),
-            None => return Err(invalid(path(), "only base64 data URLs are supported")),
+            None => return fail("only base64 data URLs are supported".into()),
         },
         _ => (m.mime.as_deref(), None),
     };
-    let source = match (&m.source, data) {
-        (_, Some(data)) => match m.kind {
-            MediaKind::Image => Src::Base64 { media_type: mime.unwrap_or("image/png"), data },
-            MediaKind::Document => match mime.unwrap_or("application/pdf") {
-                "application/pdf" => Src::Base64 { media_type: "application/pdf", data },
-                t if t.starts_with("text/") => match base64_decode(data) {
-                    Some(text) => Src::Text { media_type: "text/plain", data: text },
-                    None => return Err(invalid(path(), "document data is not base64 UTF-8 text")),
-                },
-                t => return Err(invalid(path(), format!("documents of type '{t}' are not supported by Anthropic (PDF and plain text are)"))),
-            },
-            MediaKind::Audio => return Err(invalid(path(), "audio input is not supported by Anthropic")),
+    let http = |u: &str| {
+        ["http://", "https://"]
+            .iter()
+            .any(|p| u.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+    };
+    let source = match (&m.source, data, m.kind) {
+        (_, Some(_), MediaKind::Audio) => {
+            return fail("audio input is not supported by Anthropic".into())
+        }
+        (_, Some(data), MediaKind::Image) => Src::Base64 {
+            media_type: mime.unwrap_or("image/png"),
+            data,
         },
-        (MediaSource::Url(u), None) if is_http_url(u) => Src::Url { url: u },
-        (MediaSource::Url(_), None) => return Err(invalid(path(), "the URL must be http(s) or a base64 data URL")),
-        (MediaSource::FileId { family: Family::Anthropic, id }, None) => Src::File { file_id: id },
-        _ => return Err(invalid(path(), "a file id from another vendor cannot be sent to Anthropic")),
+        (_, Some(data), MediaKind::Document) => match mime.unwrap_or("application/pdf") {
+            "application/pdf" => Src::Base64 {
+                media_type: "application/pdf",
+                data,
+            },
+            t if t.starts_with("text/") => match base64_decode(data) {
+                Some(data) => Src::Text {
+                    media_type: "text/plain",
+                    data,
+                },
+                None => return fail("document data is not base64 UTF-8 text".into()),
+            },
+            t => return fail(format!(
+                "documents of type '{t}' are not supported by Anthropic (PDF and plain text are)"
+            )),
+        },
+        (MediaSource::Url(u), None, _) if http(u) => Src::Url { url: u },
+        (MediaSource::Url(_), None, _) => {
+            return fail("the URL must be http(s) or a base64 data URL".into())
+        }
+        (
+            MediaSource::FileId {
+                family: Family::Anthropic,
+                id,
+            },
+            None,
+            _,
+        ) => Src::File { file_id: id },
+        _ => return fail("a file id from another vendor cannot be sent to Anthropic".into()),
     };
     let cache_control = m.cache.as_deref();
-    Ok(Item::Block(match m.kind {
+    Ok(match m.kind {
         MediaKind::Image => B::Image {
             source,
             cache_control,
@@ -241,98 +254,67 @@ fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<Item<'r>, Ch
             title: m.name.as_deref(),
             cache_control,
         },
-    }))
-}
-
-fn text<'r>(t: &'r Text<'_>) -> Option<Item<'r>> {
-    (!t.text.is_empty()).then(|| {
-        Item::Block(B::Text {
-            text: Cow::Borrowed(&t.text),
-            cache_control: t.cache.as_deref(),
-        })
     })
 }
 
 fn part<'r>(
     p: &'r Part<'_>,
     role: Role,
-    out: &mut Vec<Item<'r>>,
+    out: &mut Vec<B<'r>>,
     path: &dyn Fn() -> String,
 ) -> Result<(), ChatError> {
+    let anthropic = |f: Family| f == Family::Anthropic;
     match p {
-        Part::Text(t) => out.extend(text(t)),
-        Part::Refusal(r) if !r.is_empty() => out.push(Item::Block(B::Text {
-            text: Cow::Borrowed(r),
-            cache_control: None,
-        })),
-        Part::Refusal(_) => {}
+        Part::Text(t) if !t.text.is_empty() => {
+            out.push(text(Cow::Borrowed(&t.text), t.cache.as_deref()))
+        }
+        Part::Refusal(r) if !r.is_empty() => out.push(text(Cow::Borrowed(r), None)),
         Part::Media(m) => out.push(media(m, path)?),
-        Part::ToolCall(c) => out.push(Item::Block(B::ToolUse {
+        Part::ToolCall(c) => out.push(B::ToolUse {
             id: sanitize_id(&c.id),
             name: &c.name,
             input: tool_input(&c.arguments),
-        })),
+        }),
         Part::ToolResult(r) => {
             let mut blocks = Vec::with_capacity(r.content.len());
             for (k, p) in r.content.iter().enumerate() {
-                match p {
-                    Part::Text(_) | Part::Media(_) | Part::Opaque { .. } => {
-                        part(p, role, &mut blocks, &|| format!("{}.content[{k}]", path()))?
-                    }
-                    _ => {}
+                if matches!(p, Part::Text(_) | Part::Media(_) | Part::Opaque { .. }) {
+                    part(p, role, &mut blocks, &|| format!("{}.content[{k}]", path()))?;
                 }
             }
-            out.push(Item::Block(B::ToolResult {
+            out.push(B::ToolResult {
                 tool_use_id: sanitize_id(&r.call_id),
                 content: (!blocks.is_empty()).then(|| collapse(blocks)),
                 is_error: r.is_error,
                 cache_control: r.cache.as_deref(),
-            }));
+            });
         }
         // Only Anthropic can check its signatures; it accepts no thinking
         // without one.
-        Part::Reasoning(r) if role == Role::Assistant => {
-            if let Some(d) = r
-                .redacted
-                .as_ref()
-                .filter(|d| d.family == Family::Anthropic)
-            {
-                out.push(Item::Block(B::RedactedThinking { data: &d.value }));
-            } else if let Some(s) = r
-                .signature
-                .as_ref()
-                .filter(|s| s.family == Family::Anthropic)
-            {
-                out.push(Item::Block(B::Thinking {
-                    thinking: &r.text,
-                    signature: &s.value,
-                }));
-            }
-        }
-        Part::Reasoning(_) => {}
+        Part::Reasoning(r) if role == Role::Assistant => match (&r.redacted, &r.signature) {
+            (Some(d), _) if anthropic(d.family) => out.push(B::RedactedThinking { data: &d.value }),
+            (_, Some(s)) if anthropic(s.family) => out.push(B::Thinking {
+                thinking: &r.text,
+                signature: &s.value,
+            }),
+            _ => {}
+        },
         Part::Opaque {
             family: Family::Anthropic,
             raw,
-        } => out.push(Item::Raw(raw)),
-        Part::Opaque { .. } => {}
+        } => out.push(B::Raw(raw)),
+        _ => {}
     }
     Ok(())
 }
 
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
-}
-
-fn is_tool_result(i: &Item<'_>) -> bool {
-    matches!(i, Item::Block(B::ToolResult { .. }))
+fn is_tool_result(b: &B<'_>) -> bool {
+    matches!(b, B::ToolResult { .. })
 }
 
 /// The turns Anthropic accepts (see the module docs).
-fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatError> {
-    let mut turns: Vec<(Role, Vec<Item<'r>>)> = Vec::with_capacity(req.turns.len() + 1);
+fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<B<'r>>)>, ChatError> {
+    let mut turns: Vec<(Role, Vec<B<'r>>)> = Vec::with_capacity(req.turns.len() + 1);
     for (i, t) in req.turns.iter().enumerate() {
         let mut blocks = Vec::with_capacity(t.parts.len());
         for (j, p) in t.parts.iter().enumerate() {
@@ -349,12 +331,11 @@ fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatErr
     // A final assistant message is a prefill; Anthropic rejects it when it
     // ends in whitespace.
     if let Some((Role::Assistant, blocks)) = turns.last_mut() {
-        if let Some(Item::Block(B::Text { text, .. })) = blocks.last_mut() {
-            let trimmed = text.trim_end();
-            if trimmed.is_empty() {
-                blocks.pop();
-            } else if trimmed.len() < text.len() {
-                *text = Cow::Owned(trimmed.to_string());
+        if let Some(B::Text { text, .. }) = blocks.last_mut() {
+            match text.trim_end() {
+                "" => drop(blocks.pop()),
+                t if t.len() < text.len() => *text = Cow::Owned(t.to_string()),
+                _ => {}
             }
         }
         if blocks.is_empty() {
@@ -362,11 +343,13 @@ fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatErr
         }
     }
     if turns.first().is_none_or(|(r, _)| *r != Role::User) {
-        let placeholder = B::Text {
-            text: Cow::Borrowed(PLACEHOLDER_USER_TEXT),
-            cache_control: None,
-        };
-        turns.insert(0, (Role::User, vec![Item::Block(placeholder)]));
+        turns.insert(
+            0,
+            (
+                Role::User,
+                vec![text(Cow::Borrowed(PLACEHOLDER_USER_TEXT), None)],
+            ),
+        );
     }
     // Tool results must open the user message that answers a tool_use.
     for (role, blocks) in turns.iter_mut() {
@@ -385,31 +368,31 @@ fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatErr
 }
 
 #[derive(Serialize)]
-struct ToolOut<'r> {
-    name: &'r str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'r str>,
-    input_schema: Cow<'r, RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    strict: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cache_control: Option<&'r RawValue>,
+#[serde(untagged)]
+enum ToolOut<'r> {
+    Function {
+        name: &'r str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<&'r str>,
+        input_schema: Cow<'r, RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Cache<'r>,
+    },
+    Raw(&'r RawValue),
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct SchemaHead<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    r#type: Option<&'a RawValue>,
     properties: Option<&'a RawValue>,
 }
 
 /// A function's parameters as Anthropic's `input_schema`: an object schema
 /// with `type: object` (JSON Schema may omit it, Anthropic may not).
-fn input_schema<'r>(
-    params: Option<&'r RawValue>,
-    i: usize,
-) -> Result<Cow<'r, RawValue>, ChatError> {
+fn input_schema(params: Option<&RawValue>, i: usize) -> Result<Cow<'_, RawValue>, ChatError> {
     let bad = || {
         invalid(
             format!("tools[{i}].function.parameters"),
@@ -420,7 +403,7 @@ fn input_schema<'r>(
         return owned_raw(r#"{"type":"object","properties":{}}"#.to_string()).ok_or_else(bad);
     };
     let head: SchemaHead = serde_json::from_str(raw.get()).map_err(|_| bad())?;
-    match head.kind.map(RawValue::get) {
+    match head.r#type.map(RawValue::get) {
         Some(r#""object""#) => Ok(Cow::Borrowed(raw)),
         Some(_) => Err(bad()),
         None => {
@@ -431,16 +414,13 @@ fn input_schema<'r>(
                 .strip_prefix('{')
                 .ok_or_else(bad)?
                 .trim_start();
-            let mut s = String::with_capacity(raw.get().len() + 40);
-            s.push_str(r#"{"type":"object""#);
-            if head.properties.is_none() {
-                s.push_str(r#","properties":{}"#);
-            }
-            if !rest.starts_with('}') {
-                s.push(',');
-            }
-            s.push_str(rest);
-            owned_raw(s).ok_or_else(bad)
+            let props = if head.properties.is_none() {
+                r#","properties":{}"#
+            } else {
+                ""
+            };
+            let comma = if rest.starts_with('}') { "" } else { "," };
+            owned_raw(format!(r#"{{"type":"object"{props}{comma}{rest}"#)).ok_or_else(bad)
         }
     }
 }
@@ -451,8 +431,7 @@ fn owned_raw(s: String) -> Option<Cow<'static, RawValue>> {
 
 #[derive(Serialize)]
 struct ChoiceOut<'r> {
-    #[serde(rename = "type")]
-    kind: &'static str,
+    r#type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'r str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -477,13 +456,12 @@ fn response_format_instruction(rf: Option<&ResponseFormat<'_>>) -> Option<String
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(JSON_OBJECT_INSTRUCTION.to_string()),
         ResponseFormat::JsonSchema { name, schema, .. } => {
-            let mut s = String::from(JSON_SCHEMA_INSTRUCTION);
-            if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
-                s.push_str(&format!(" (named \"{n}\")"));
-            }
-            s.push_str(":\n");
-            s.push_str(schema.as_deref().map(RawValue::get).unwrap_or("{}"));
-            Some(s)
+            let named = match name.as_deref().filter(|n| !n.is_empty()) {
+                Some(n) => format!(" (named \"{n}\")"),
+                None => String::new(),
+            };
+            let schema = schema.as_deref().map_or("{}", RawValue::get);
+            Some(format!("{JSON_SCHEMA_INSTRUCTION}{named}:\n{schema}"))
         }
     }
 }
@@ -502,7 +480,8 @@ pub(super) fn encode(
     let mut system = Vec::with_capacity(req.system.len() + 1);
     for (i, p) in req.system.iter().enumerate() {
         match p {
-            Part::Text(t) => system.extend(text(t)),
+            Part::Text(t) if t.text.is_empty() => {}
+            Part::Text(t) => system.push(text(Cow::Borrowed(&t.text), t.cache.as_deref())),
             _ => {
                 return Err(invalid(
                     format!("system[{i}]"),
@@ -512,10 +491,7 @@ pub(super) fn encode(
         }
     }
     if let Some(instruction) = response_format_instruction(req.response_format.as_ref()) {
-        system.push(Item::Block(B::Text {
-            text: Cow::Owned(instruction),
-            cache_control: None,
-        }));
+        system.push(text(Cow::Owned(instruction), None));
     }
     let turns = turns(req)?;
 
@@ -528,76 +504,59 @@ pub(super) fn encode(
                 "freeform (custom) tools are not supported by Anthropic",
             ));
         }
-        tools.push(Item2::Tool(ToolOut {
+        tools.push(ToolOut::Function {
             name: &t.name,
             description: t.description.as_deref().filter(|d| !d.is_empty()),
             input_schema: input_schema(t.parameters.as_deref(), i)?,
             strict: t.strict.filter(|_| same_family),
             cache_control: t.cache.as_deref(),
-        }));
+        });
     }
     if let Some((_, raw)) = extras.iter().find(|(k, _)| k == "tools") {
         let server: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
-        tools.extend(server.into_iter().map(Item2::Raw));
+        tools.extend(server.into_iter().map(ToolOut::Raw));
     }
-    let tool_choice = match &req.tool_choice {
-        _ if tools.is_empty() => None,
-        None if req.parallel_tool_calls == Some(false) => Some(ChoiceOut {
-            kind: "auto",
-            name: None,
-            disable_parallel_tool_use: Some(true),
-        }),
-        None => None,
-        Some(tc) => {
-            let (kind, name) = match tc {
-                ToolChoice::Auto => ("auto", None),
-                ToolChoice::None => ("none", None),
-                ToolChoice::Required => ("any", None),
-                ToolChoice::Tool(n) => ("tool", Some(n.as_ref())),
-            };
-            let no_parallel = req.parallel_tool_calls == Some(false) && kind != "none";
-            Some(ChoiceOut {
-                kind,
-                name,
-                disable_parallel_tool_use: no_parallel.then_some(true),
-            })
-        }
+    let no_parallel = req.parallel_tool_calls == Some(false);
+    let (r#type, name) = match &req.tool_choice {
+        _ if tools.is_empty() => ("", None),
+        None if no_parallel => ("auto", None),
+        None => ("", None),
+        Some(ToolChoice::Auto) => ("auto", None),
+        Some(ToolChoice::None) => ("none", None),
+        Some(ToolChoice::Required) => ("any", None),
+        Some(ToolChoice::Tool(n)) => ("tool", Some(n.as_ref())),
     };
-    let forced = tool_choice
-        .as_ref()
-        .is_some_and(|c| c.kind == "any" || c.kind == "tool");
+    let disable_parallel_tool_use = (no_parallel && r#type != "none").then_some(true);
+    let tool_choice = (!r#type.is_empty()).then_some(ChoiceOut {
+        r#type,
+        name,
+        disable_parallel_tool_use,
+    });
+    let forced = r#type == "any" || r#type == "tool";
 
     // Thinking (see the module docs).
+    let enabled = |b: u64| {
+        Some(Thinking::Enabled {
+            budget_tokens: b.max(MIN_BUDGET),
+        })
+    };
     let mut thinking = match req.reasoning {
         None => None,
-        Some(ReasoningConfig::Effort(e)) => match e.budget() {
-            0 => None,
-            b => Some(Thinking::Enabled {
-                budget_tokens: b.max(MIN_BUDGET),
-            }),
-        },
+        Some(ReasoningConfig::Effort(e)) => Some(e.budget()).filter(|b| *b > 0).and_then(enabled),
         Some(ReasoningConfig::Budget(0)) => Some(Thinking::Disabled),
-        Some(ReasoningConfig::Budget(b)) => Some(Thinking::Enabled {
-            budget_tokens: b.max(MIN_BUDGET),
-        }),
+        Some(ReasoningConfig::Budget(b)) => enabled(b),
         Some(ReasoningConfig::Dynamic) => Some(Thinking::Adaptive),
     };
-    if thinking.is_some_and(|t| t != Thinking::Disabled) {
+    let on = |t: Option<Thinking>| t.is_some_and(|t| t != Thinking::Disabled);
+    if on(thinking) {
         let continues = turns
             .last()
             .is_some_and(|(r, b)| *r == Role::Assistant || b.iter().any(is_tool_result));
-        let signed = turns
-            .iter()
-            .rev()
-            .find(|(r, _)| *r == Role::Assistant)
-            .is_some_and(|(_, b)| {
-                b.iter().any(|i| {
-                    matches!(
-                        i,
-                        Item::Block(B::Thinking { .. } | B::RedactedThinking { .. })
-                    )
-                })
-            });
+        let last_assistant = turns.iter().rev().find(|(r, _)| *r == Role::Assistant);
+        let signed = last_assistant.is_some_and(|(_, b)| {
+            b.iter()
+                .any(|b| matches!(b, B::Thinking { .. } | B::RedactedThinking { .. }))
+        });
         if forced || (continues && !signed) {
             tracing::debug!("thinking left off: Anthropic rejects it with a forced tool or an unsigned tool loop");
             thinking = None;
@@ -615,8 +574,7 @@ pub(super) fn encode(
             max_tokens += budget_tokens;
         }
     }
-    let sampling = !(opts.anthropic_version.as_str() >= "2026-10-21"
-        || thinking.is_some_and(|t| t != Thinking::Disabled));
+    let sampling = !(opts.anthropic_version.as_str() >= "2026-10-21" || on(thinking));
     let s = &req.sampling;
     let body = Body {
         model,
@@ -624,9 +582,16 @@ pub(super) fn encode(
         system: (!system.is_empty()).then(|| collapse(system)),
         messages: turns
             .into_iter()
-            .map(|(role, blocks)| TurnOut {
-                role: role_name(role),
-                content: collapse(blocks),
+            .map(|(role, blocks)| {
+                let role = if role == Role::User {
+                    "user"
+                } else {
+                    "assistant"
+                };
+                TurnOut {
+                    role,
+                    content: collapse(blocks),
+                }
             })
             .collect(),
         stop: s
@@ -657,13 +622,6 @@ pub(super) fn encode(
     Ok(out.into_inner().freeze())
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Item2<'r> {
-    Tool(ToolOut<'r>),
-    Raw(&'r RawValue),
-}
-
 struct Body<'r> {
     model: &'r str,
     max_tokens: u64,
@@ -675,7 +633,7 @@ struct Body<'r> {
     top_k: Option<u64>,
     stream: bool,
     metadata: Option<Metadata<'r>>,
-    tools: Vec<Item2<'r>>,
+    tools: Vec<ToolOut<'r>>,
     tool_choice: Option<ChoiceOut<'r>>,
     thinking: Option<Thinking>,
     extras: &'r [(Str<'r>, Cow<'r, RawValue>)],
@@ -686,49 +644,28 @@ impl Serialize for Body<'_> {
         let mut m = s.serialize_map(None)?;
         let mut written: Vec<&str> = Vec::with_capacity(16);
         macro_rules! put {
-            ($k:literal, $v:expr) => {{
-                written.push($k);
-                m.serialize_entry($k, $v)?;
-            }};
+            ($k:literal, $v:expr) => {
+                if let Some(v) = $v {
+                    written.push($k);
+                    m.serialize_entry($k, v)?;
+                }
+            };
         }
-        put!("model", self.model);
-        put!("max_tokens", &self.max_tokens);
-        if let Some(sys) = &self.system {
-            put!("system", sys);
-        }
-        put!("messages", &self.messages);
-        if !self.stop.is_empty() {
-            put!("stop_sequences", &self.stop);
-        }
-        if let Some(t) = &self.temperature {
-            put!("temperature", t);
-        }
-        if let Some(p) = &self.top_p {
-            put!("top_p", p);
-        }
-        if let Some(k) = &self.top_k {
-            put!("top_k", k);
-        }
-        if self.stream {
-            put!("stream", &true);
-        }
+        put!("model", Some(self.model));
+        put!("max_tokens", Some(&self.max_tokens));
+        put!("system", &self.system);
+        put!("messages", Some(&self.messages));
+        put!("stop_sequences", Some(&self.stop).filter(|s| !s.is_empty()));
+        put!("temperature", &self.temperature);
+        put!("top_p", &self.top_p);
+        put!("top_k", &self.top_k);
+        put!("stream", self.stream.then_some(&true));
         // A client's own metadata object (an extra) carries the user id too.
-        if let Some(md) = self
-            .metadata
-            .as_ref()
-            .filter(|_| !self.extras.iter().any(|(k, _)| k == "metadata"))
-        {
-            put!("metadata", md);
-        }
-        if !self.tools.is_empty() {
-            put!("tools", &self.tools);
-        }
-        if let Some(tc) = &self.tool_choice {
-            put!("tool_choice", tc);
-        }
-        if let Some(t) = &self.thinking {
-            put!("thinking", t);
-        }
+        let own_metadata = self.extras.iter().any(|(k, _)| k == "metadata");
+        put!("metadata", self.metadata.as_ref().filter(|_| !own_metadata));
+        put!("tools", Some(&self.tools).filter(|t| !t.is_empty()));
+        put!("tool_choice", &self.tool_choice);
+        put!("thinking", &self.thinking);
         for (k, v) in self.extras {
             // The fields this encoder wrote win over extras of that name.
             if k != "tools" && !written.contains(&k.as_ref()) {
