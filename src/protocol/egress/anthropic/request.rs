@@ -806,219 +806,84 @@ mod tests {
 
     #[test]
     fn requests_from_other_families_encode_as_anthropic_requires() {
-        let o = opts("2023-06-01", None);
+        type Edit = Box<dyn Fn(&mut Request<'_>)>;
+        let (o, none): (VendorOptions, fn() -> Edit) = (opts("2023-06-01", None), || Box::new(|_| {}));
+        let e = |f: fn(&mut Request<'_>)| -> Edit { Box::new(f) };
         let foreign = |r: &mut Request<'_>| {
             let mut extra = Extras::new(Family::OpenAi);
             extra.fields = std::mem::take(&mut r.extra.fields);
             r.extra = extra;
         };
         let base = json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")]});
-        let with = |k: &str, v: Value| {
-            let mut b = base.clone();
-            b[k] = v;
-            b
-        };
+        let with = |k: &str, v: Value| { let mut b = base.clone(); b[k] = v; b };
         let expect = |patch: Value| {
             let mut b = json!({"model": "up", "max_tokens": 100, "messages": [user("Hi")]});
-            for (k, v) in patch.as_object().into_iter().flatten() {
-                if v.is_null() {
-                    b.as_object_mut().map(|o| o.remove(k));
-                } else {
-                    b[k] = v.clone();
-                }
-            }
+            for (k, v) in patch.as_object().into_iter().flatten() { b[k] = v.clone(); }
             Ok(b)
         };
-        type Edit = Box<dyn Fn(&mut Request<'_>)>;
+        let effort = |x: Effort| -> Edit { Box::new(move |r| r.reasoning = Some(ReasoningConfig::Effort(x))) };
+        let tool_loop = json!([user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}, {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]);
         let cases: Vec<(Value, VendorOptions, Edit, Result<Value, ChatError>)> = vec![
             // Alternation, a leading user turn, merged turns, a trimmed prefill.
-            (
-                with("messages", json!([{"role": "assistant", "content": "a"}, user("u1"), user("u2"), {"role": "assistant", "content": "p  "}])),
-                o.clone(),
-                Box::new(|_| {}),
-                expect(json!({"messages": [user("."), {"role": "assistant", "content": "a"},
-                    {"role": "user", "content": [{"type": "text", "text": "u1"}, {"type": "text", "text": "u2"}]},
-                    {"role": "assistant", "content": "p"}]})),
-            ),
-            (with("messages", json!([])), o.clone(), Box::new(|_| {}), expect(json!({"messages": [user(".")]}))),
+            (with("messages", json!([{"role": "assistant", "content": "a"}, user("u1"), user("u2"), {"role": "assistant", "content": "p  "}])), o.clone(), none(),
+             expect(json!({"messages": [user("."), {"role": "assistant", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": "u1"}, {"type": "text", "text": "u2"}]}, {"role": "assistant", "content": "p"}]}))),
+            (with("messages", json!([])), o.clone(), none(), expect(json!({"messages": [user(".")]}))),
             // Tool results first; ids rewritten the same way; arguments
             // that are not an object become {}.
-            (
-                with(
-                    "messages",
-                    json!([user("q"),
-                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call:1/x", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "tool_result", "tool_use_id": "call:1/x", "content": "r"}]}]),
-                ),
-                o.clone(),
-                Box::new(|r| {
-                    if let Some(Part::ToolCall(c)) = r.turns[1].parts.get_mut(0) {
-                        c.arguments = "[1]".into()
-                    }
-                }),
-                expect(json!({"messages": [user("q"),
-                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1_x_116d83dab14c0387", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1_x_116d83dab14c0387", "content": "r"}, {"type": "text", "text": "and"}]}]})),
-            ),
+            (with("messages", json!([user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "call:1/x", "name": "f", "input": {}}]},
+                {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "tool_result", "tool_use_id": "call:1/x", "content": "r"}]}])),
+             o.clone(), e(|r| if let Some(Part::ToolCall(c)) = r.turns[1].parts.get_mut(0) { c.arguments = "[1]".into() }),
+             expect(json!({"messages": [user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1_x_116d83dab14c0387", "name": "f", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1_x_116d83dab14c0387", "content": "r"}, {"type": "text", "text": "and"}]}]}))),
             // Signed thinking of another family, strict, server tools and
             // extras stay home; sampling clamped; user -> metadata.
-            (
-                json!({"model": "m", "max_tokens": 100, "temperature": 1.5, "top_p": 2, "messages": [user("a"),
-                    {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "b"}]}, user("c")],
-                    "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": true}, {"type": "bash_20250124", "name": "bash"}],
-                    "service_tier": "auto", "metadata": {"user_id": "u"}}),
-                o.clone(),
-                Box::new(move |r| {
-                    foreign(r);
-                    if let Some(Part::Reasoning(x)) = r.turns[1].parts.get_mut(0) {
-                        if let Some(s) = x.signature.as_mut() {
-                            s.family = Family::Gemini;
-                        }
-                    }
-                }),
-                Ok(json!({"model": "up", "max_tokens": 100, "temperature": 1.0, "top_p": 1.0, "metadata": {"user_id": "u"},
-                    "messages": [user("a"), {"role": "assistant", "content": "b"}, user("c")],
-                    "tools": [{"name": "f", "input_schema": {"type": "object"}}]})),
-            ),
+            (json!({"model": "m", "max_tokens": 100, "temperature": 1.5, "top_p": 2, "messages": [user("a"), {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "b"}]}, user("c")],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": true}, {"type": "bash_20250124", "name": "bash"}], "service_tier": "auto", "metadata": {"user_id": "u"}}),
+             o.clone(), Box::new(move |r| { foreign(r); if let Some(Part::Reasoning(x)) = r.turns[1].parts.get_mut(0) { if let Some(s) = x.signature.as_mut() { s.family = Family::Gemini } } }),
+             Ok(json!({"model": "up", "max_tokens": 100, "temperature": 1.0, "top_p": 1.0, "metadata": {"user_id": "u"}, "messages": [user("a"), {"role": "assistant", "content": "b"}, user("c")],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}}]}))),
             // API versions from 2026-10-21 take no sampling parameters.
-            (
-                json!({"model": "m", "max_tokens": 100, "temperature": 0.5, "top_p": 0.5, "top_k": 5, "messages": [user("Hi")]}),
-                opts("2026-10-21", None),
-                Box::new(|_| {}),
-                expect(json!({})),
-            ),
+            (json!({"model": "m", "max_tokens": 100, "temperature": 0.5, "top_p": 0.5, "top_k": 5, "messages": [user("Hi")]}), opts("2026-10-21", None), none(), expect(json!({}))),
             // max_tokens: the client's, else the provider's, else 4096.
-            (json!({"model": "m", "messages": [user("Hi")]}), opts("", Some(2000)), Box::new(|_| {}), expect(json!({"max_tokens": 2000}))),
-            (json!({"model": "m", "messages": [user("Hi")]}), o.clone(), Box::new(|_| {}), expect(json!({"max_tokens": 4096}))),
+            (json!({"model": "m", "messages": [user("Hi")]}), opts("", Some(2000)), none(), expect(json!({"max_tokens": 2000}))),
+            (json!({"model": "m", "messages": [user("Hi")]}), o.clone(), none(), expect(json!({"max_tokens": 4096}))),
             // Reasoning effort -> thinking budget, max_tokens raised, sampling dropped.
-            (
-                with("temperature", json!(0.3)),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::High))),
-                expect(json!({"max_tokens": 24676, "thinking": {"type": "enabled", "budget_tokens": 24576}})),
-            ),
-            (
-                base.clone(),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Minimal))),
-                expect(json!({"max_tokens": 1124, "thinking": {"type": "enabled", "budget_tokens": 1024}})),
-            ),
-            (
-                with("max_tokens", json!(30000)),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Medium))),
-                expect(json!({"max_tokens": 30000, "thinking": {"type": "enabled", "budget_tokens": 8192}})),
-            ),
-            (base.clone(), o.clone(), Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::None))), expect(json!({}))),
+            (with("temperature", json!(0.3)), o.clone(), effort(Effort::High), expect(json!({"max_tokens": 24676, "thinking": {"type": "enabled", "budget_tokens": 24576}}))),
+            (base.clone(), o.clone(), effort(Effort::Minimal), expect(json!({"max_tokens": 1124, "thinking": {"type": "enabled", "budget_tokens": 1024}}))),
+            (with("max_tokens", json!(30000)), o.clone(), effort(Effort::Medium), expect(json!({"max_tokens": 30000, "thinking": {"type": "enabled", "budget_tokens": 8192}}))),
+            (base.clone(), o.clone(), effort(Effort::None), expect(json!({}))),
             // Left off with a forced tool, and in an unsigned tool loop.
-            (
-                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}], "tool_choice": {"type": "tool", "name": "f"}}),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Low))),
-                expect(
-                    json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}}}], "tool_choice": {"type": "tool", "name": "f"}}),
-                ),
-            ),
-            (
-                with(
-                    "messages",
-                    json!([user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]),
-                ),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Budget(5000))),
-                expect(json!({"messages": [user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]})),
-            ),
+            (json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}], "tool_choice": {"type": "tool", "name": "f"}}), o.clone(), effort(Effort::Low),
+             expect(json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}}}], "tool_choice": {"type": "tool", "name": "f"}}))),
+            (with("messages", tool_loop.clone()), o.clone(), e(|r| r.reasoning = Some(ReasoningConfig::Budget(5000))), expect(json!({"messages": tool_loop}))),
             // response_format -> a system instruction.
-            (
-                with("system", json!("S")),
-                o.clone(),
-                Box::new(|r| r.response_format = Some(ResponseFormat::JsonObject)),
-                expect(json!({"system": [{"type": "text", "text": "S"}, {"type": "text", "text": JSON_OBJECT_INSTRUCTION}]})),
-            ),
-            (
-                base.clone(),
-                o.clone(),
-                Box::new(|r| {
-                    r.response_format =
-                        Some(ResponseFormat::JsonSchema { name: Some("n".into()), schema: owned_raw("{\"type\":\"object\"}".into()), strict: None })
-                }),
-                expect(json!({"system": format!("{JSON_SCHEMA_INSTRUCTION} (named \"n\"):\n{{\"type\":\"object\"}}")})),
-            ),
+            (with("system", json!("S")), o.clone(), e(|r| r.response_format = Some(ResponseFormat::JsonObject)),
+             expect(json!({"system": [{"type": "text", "text": "S"}, {"type": "text", "text": JSON_OBJECT_INSTRUCTION}]}))),
+            (base.clone(), o.clone(), e(|r| r.response_format = Some(ResponseFormat::JsonSchema { name: Some("n".into()), schema: owned_raw("{\"type\":\"object\"}".into()), strict: None })),
+             expect(json!({"system": format!("{JSON_SCHEMA_INSTRUCTION} (named \"n\"):\n{{\"type\":\"object\"}}")}))),
             // Tools: a schema without type gets one; tool_choice without
             // tools is dropped; parallel calls off.
-            (
-                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "description": "", "input_schema": {"required": []}}]}),
-                o.clone(),
-                Box::new(|r| r.parallel_tool_calls = Some(false)),
-                expect(json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}, "required": []}}],
-                    "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}})),
-            ),
-            (with("tool_choice", json!({"type": "any"})), o.clone(), Box::new(|_| {}), expect(json!({}))),
+            (json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "description": "", "input_schema": {"required": []}}]}), o.clone(), e(|r| r.parallel_tool_calls = Some(false)),
+             expect(json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}, "required": []}}], "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}}))),
+            (with("tool_choice", json!({"type": "any"})), o.clone(), none(), expect(json!({}))),
             // Media: data URLs become base64 sources, text documents text.
-            (
-                with(
-                    "messages",
-                    json!([{"role": "user", "content": [
-                    {"type": "image", "source": {"type": "url", "url": "data:image/webp;base64,UklG"}},
-                    {"type": "document", "source": {"type": "url", "url": "data:text/plain;base64,aGkh"}}]}]),
-                ),
-                o.clone(),
-                Box::new(|_| {}),
-                expect(json!({"messages": [{"role": "user", "content": [
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "UklG"}},
-                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi!"}}]}]})),
-            ),
+            (with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "data:image/webp;base64,UklG"}}, {"type": "document", "source": {"type": "url", "url": "data:text/plain;base64,aGkh"}}]}])), o.clone(), none(),
+             expect(json!({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "UklG"}}, {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi!"}}]}]}))),
             // What Anthropic cannot take.
-            (base.clone(), o.clone(), Box::new(|r| r.n = Some(2)), Err(ChatError::invalid("n", "only n=1 is supported by Anthropic"))),
-            (
-                base.clone(),
-                o.clone(),
-                Box::new(|r| r.max_tokens = Some(0)),
-                Err(ChatError::invalid("max_tokens", "max_tokens must be a positive integer")),
-            ),
-            (
-                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}]}),
-                o.clone(),
-                Box::new(|r| r.tools[0].kind = ToolKind::Custom),
-                Err(ChatError::invalid("tools[0]", "freeform (custom) tools are not supported by Anthropic")),
-            ),
-            (
-                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "input_schema": {"type": "array"}}]}),
-                o.clone(),
-                Box::new(|_| {}),
-                Err(ChatError::invalid("tools[0].function.parameters", "parameters must be an object schema")),
-            ),
-            (
-                with(
-                    "messages",
-                    json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {"type": "url", "url": "ftp://x"}}]}]),
-                ),
-                o.clone(),
-                Box::new(|_| {}),
-                Err(ChatError::invalid("messages[0].content[1]", "the URL must be http(s) or a base64 data URL")),
-            ),
-            (
-                with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}])),
-                o.clone(),
-                Box::new(|r| {
-                    if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
-                        m.source = MediaSource::FileId { family: Family::OpenAi, id: "f".into() }
-                    }
-                }),
-                Err(ChatError::invalid("messages[0].content[0]", "a file id from another vendor cannot be sent to Anthropic")),
-            ),
-            (
-                with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}])),
-                o.clone(),
-                Box::new(|r| {
-                    if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
-                        m.kind = MediaKind::Audio
-                    }
-                }),
-                Err(ChatError::invalid("messages[0].content[0]", "audio input is not supported by Anthropic")),
-            ),
+            (base.clone(), o.clone(), e(|r| r.n = Some(2)), Err(ChatError::invalid("n", "only n=1 is supported by Anthropic"))),
+            (base.clone(), o.clone(), e(|r| r.max_tokens = Some(0)), Err(ChatError::invalid("max_tokens", "max_tokens must be a positive integer"))),
+            (json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}]}), o.clone(), e(|r| r.tools[0].kind = ToolKind::Custom),
+             Err(ChatError::invalid("tools[0]", "freeform (custom) tools are not supported by Anthropic"))),
+            (json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "input_schema": {"type": "array"}}]}), o.clone(), none(),
+             Err(ChatError::invalid("tools[0].function.parameters", "parameters must be an object schema"))),
+            (with("messages", json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {"type": "url", "url": "ftp://x"}}]}])), o.clone(), none(),
+             Err(ChatError::invalid("messages[0].content[1]", "the URL must be http(s) or a base64 data URL"))),
+            (with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}])), o.clone(),
+             e(|r| if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) { m.source = MediaSource::FileId { family: Family::OpenAi, id: "f".into() } }),
+             Err(ChatError::invalid("messages[0].content[0]", "a file id from another vendor cannot be sent to Anthropic"))),
+            (with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}])), o.clone(),
+             e(|r| if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) { m.kind = MediaKind::Audio }),
+             Err(ChatError::invalid("messages[0].content[0]", "audio input is not supported by Anthropic"))),
         ];
         for (i, (body, o, edit, want)) in cases.into_iter().enumerate() {
             assert_eq!(enc(&body, &o, edit), want, "case {i}: {body}");
