@@ -295,10 +295,13 @@ mod tests {
         }
     }
 
+    /// (status, body, kind, status out, message, vendor type).
+    type ErrorCase<'a> = (u16, &'a str, ErrorKind, u16, &'a str, Option<&'a str>);
+
     #[test]
     fn error_bodies_decode_into_chat_errors() {
         use ErrorKind::*;
-        let cases: &[(u16, &str, ErrorKind, u16, &str, Option<&str>)] = &[
+        let cases: &[ErrorCase<'_>] = &[
             (529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, Overloaded, 529, "Overloaded", Some("overloaded_error")),
             (429, r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#, RateLimited, 429, "slow", Some("rate_limit_error")),
             (401, r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, Authentication, 401, "invalid x-api-key", Some("authentication_error")),
