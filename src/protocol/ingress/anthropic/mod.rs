@@ -11,6 +11,7 @@
 
 mod request;
 mod stream;
+mod wire;
 
 use crate::protocol::chat::{
     Answer, ChatError, Family, Ingress, Part, Reasoning, Request, StreamEncoder,
@@ -19,7 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use stream::{error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
+use wire::{error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
 
 pub struct AnthropicMessages;
 
@@ -129,7 +130,7 @@ fn tool_input(args: &str) -> Cow<'_, RawValue> {
         ),
     };
     let raw = RawValue::from_string(text);
-    Cow::Owned(raw.unwrap_or_else(|_| stream::empty().to_owned()))
+    Cow::Owned(raw.unwrap_or_else(|_| wire::empty().to_owned()))
 }
 
 #[cfg(test)]
