@@ -225,9 +225,11 @@ fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<B<'r>, ChatE
                 },
                 None => return fail("document data is not base64 UTF-8 text".into()),
             },
-            t => return fail(format!(
+            t => {
+                return fail(format!(
                 "documents of type '{t}' are not supported by Anthropic (PDF and plain text are)"
-            )),
+            ))
+            }
         },
         (MediaSource::Url(u), None, _) if http(u) => Src::Url { url: u },
         (MediaSource::Url(_), None, _) => {
