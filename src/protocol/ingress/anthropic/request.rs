@@ -526,62 +526,30 @@ mod tests {
     use crate::protocol::chat::ResponseFormat;
 
     /// A compact, readable rendering of a decoded request (golden form).
-    pub(crate) fn show(r: &Request<'_>) -> String {
+    fn show(r: &Request<'_>) -> String {
         fn part(p: &Part<'_>) -> String {
-            let cache = |c: &Option<Cow<'_, RawValue>>| c.as_ref().map(|_| "+cache").unwrap_or("");
+            let cache = |c: &Option<Cow<'_, RawValue>>| if c.is_some() { "+cache" } else { "" };
             match p {
                 Part::Text(t) => format!("text({}){}", t.text, cache(&t.cache)),
                 Part::Media(m) => format!("{:?}({:?},{:?},{:?}){}", m.kind, m.mime, m.source, m.name, cache(&m.cache)),
                 Part::ToolCall(c) => format!("call({},{},{})", c.id, c.name, c.arguments),
-                Part::ToolResult(r) => format!(
-                    "result({},err={},[{}]){}",
-                    r.call_id,
-                    r.is_error,
-                    r.content.iter().map(part).collect::<Vec<_>>().join(" "),
-                    cache(&r.cache)
-                ),
-                Part::Reasoning(r) => {
-                    format!("reasoning({},{:?},{:?})", r.text, r.signature.as_ref().map(|s| &s.value), r.redacted.as_ref().map(|s| &s.value))
-                }
+                Part::ToolResult(r) => format!("result({},err={},[{}]){}", r.call_id, r.is_error, list(&r.content), cache(&r.cache)),
+                Part::Reasoning(r) => format!("reasoning({},{:?},{:?})", r.text, r.signature.as_ref().map(|s| &s.value), r.redacted.as_ref().map(|s| &s.value)),
                 Part::Refusal(t) => format!("refusal({t})"),
                 Part::Opaque { raw, .. } => format!("opaque({})", raw.get()),
             }
         }
-        let mut s = format!("model={} system=[", r.model);
-        s += &r.system.iter().map(part).collect::<Vec<_>>().join(" ");
-        s += "]";
-        for t in &r.turns {
-            let parts: Vec<String> = t.parts.iter().map(part).collect();
-            s += &format!("\n{:?}: {}", t.role, parts.join(" "));
-        }
+        fn list(parts: &[Part<'_>]) -> String { parts.iter().map(part).collect::<Vec<_>>().join(" ") }
+        let mut s = format!("model={} system=[{}]", r.model, list(&r.system));
+        r.turns.iter().for_each(|t| s += &format!("\n{:?}: {}", t.role, list(&t.parts)));
         for t in &r.tools {
-            s += &format!(
-                "\ntool {} {:?} {} strict={:?}{}",
-                t.name,
-                t.description,
-                t.parameters.as_ref().map(|p| p.get()).unwrap_or("-"),
-                t.strict,
-                t.cache.as_ref().map(|_| " +cache").unwrap_or("")
-            );
+            let params = t.parameters.as_ref().map_or("-", |p| p.get());
+            s += &format!("\ntool {} {:?} {params} strict={:?}{}", t.name, t.description, t.strict, if t.cache.is_some() { " +cache" } else { "" });
         }
         let extra: Vec<String> = r.extra.fields.iter().map(|(k, v)| format!("{k}={}", v.get())).collect();
-        s += &format!(
-            "\nchoice={:?} parallel={:?} max={:?} t={:?} p={:?} k={:?} stop={:?} stream={} usage={} user={:?} reasoning={:?} format={} extra=[{}]",
-            r.tool_choice,
-            r.parallel_tool_calls,
-            r.max_tokens,
-            r.sampling.temperature,
-            r.sampling.top_p,
-            r.sampling.top_k,
-            r.sampling.stop,
-            r.stream,
-            r.include_usage,
-            r.user,
-            r.reasoning,
-            matches!(r.response_format, None | Some(ResponseFormat::Text)),
-            extra.join(" ")
-        );
-        s
+        let (sm, format) = (&r.sampling, matches!(r.response_format, None | Some(ResponseFormat::Text)));
+        s + &format!("\nchoice={:?} parallel={:?} max={:?} t={:?} p={:?} k={:?} stop={:?} stream={} usage={} user={:?} reasoning={:?} format={format} extra=[{}]",
+            r.tool_choice, r.parallel_tool_calls, r.max_tokens, sm.temperature, sm.top_p, sm.top_k, sm.stop, r.stream, r.include_usage, r.user, r.reasoning, extra.join(" "))
     }
 
     fn decode_str(body: &str) -> Result<Request<'_>, ChatError> {
