@@ -778,24 +778,12 @@ mod tests {
         assert_eq!(enc(&original, &o, |_| {}), Ok(original.clone()));
         // An edit changes that field only.
         let mut edited = original.clone();
-        edited["temperature"] = json!(0.2);
-        edited["max_tokens"] = json!(77);
-        let r = enc(&original, &o, |r| {
-            r.sampling.temperature = Some(0.2);
-            r.max_tokens = Some(77);
-        });
-        assert_eq!(r, Ok(edited));
+        (edited["temperature"], edited["max_tokens"]) = (json!(0.2), json!(77));
+        assert_eq!(enc(&original, &o, |r| (r.sampling.temperature, r.max_tokens) = (Some(0.2), Some(77))), Ok(edited));
         // Thinking configs and an unsigned-looking (but signed) tool loop.
-        for thinking in [
-            json!({"type": "enabled", "budget_tokens": 2048}),
-            json!({"type": "adaptive"}),
-            json!({"type": "disabled"}),
-            json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"}),
-        ] {
+        for thinking in [json!({"type": "enabled", "budget_tokens": 2048}), json!({"type": "adaptive"}), json!({"type": "disabled"}), json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"})] {
             let mut body = original.clone();
-            for k in ["temperature", "top_p", "top_k"] {
-                body.as_object_mut().map(|o| o.remove(k));
-            }
+            for k in ["temperature", "top_p", "top_k"] { body.as_object_mut().map(|o| o.remove(k)); }
             body["thinking"] = thinking;
             assert_eq!(enc(&body, &o, |_| {}), Ok(body.clone()));
         }
