@@ -322,7 +322,10 @@ pub fn build(
         store_error,
         api,
     } = boot;
-    let state = GatewayState::new(crate::control::live::Live::new(snapshot, registry), connector);
+    let state = GatewayState::new(
+        crate::control::live::Live::new(snapshot, registry),
+        connector,
+    );
     if store_error.is_some() {
         state.store_condition.store(
             crate::store::condition::UNAVAILABLE,

@@ -489,7 +489,9 @@ fn graph(c: &Crate) -> BTreeMap<usize, BTreeSet<usize>> {
         let uses = use_paths(&f.code)
             .into_iter()
             .filter(|(is_pub, p, _)| {
-                !*is_pub || p.last().is_some_and(|name| name != "*" && outside_uses(name))
+                !*is_pub
+                    || p.last()
+                        .is_some_and(|name| name != "*" && outside_uses(name))
             })
             .map(|(_, p, at)| (p, at));
         let children: Vec<String> = c

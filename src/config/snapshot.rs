@@ -10,8 +10,8 @@ use super::schema::{FileConfig, OverridesSection, ProviderSection};
 use crate::health::{HealthPolicy, HealthRegistry, KeyState, ProviderHealth};
 use crate::protocol::chat::overrides::{Overrides, VendorEdits};
 use crate::protocol::chat::VendorOptions;
-pub use crate::telemetry::mask_secret;
 use crate::routing::route::{ModelPattern, Route, RouteCache};
+pub use crate::telemetry::mask_secret;
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -283,8 +283,9 @@ impl Snapshot {
         if let Some(r) = self.routes.get(model) {
             return Some(r.clone());
         }
-        self.dynamic_routes
-            .get_or_build(model, || Route::build(model, serving(&self.providers, model)))
+        self.dynamic_routes.get_or_build(model, || {
+            Route::build(model, serving(&self.providers, model))
+        })
     }
 
     pub fn provider_count(&self) -> usize {

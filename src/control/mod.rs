@@ -14,10 +14,10 @@ pub mod poll;
 pub mod sync;
 
 use crate::config::{self, ConfigError, ConfigErrors, FileConfig, ProcessSettings, Snapshot};
-use live::Live;
 use crate::store::{ChangeResult, ConfigChange, Store, StoreError};
 use api::{ApiConfig, FieldError};
 use async_trait::async_trait;
+use live::Live;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::PathBuf;

@@ -10,10 +10,10 @@
 //! it back in rotation at once.
 
 use crate::config::{ProbeKind, Provider, Snapshot};
+use crate::control::live::Live;
 use crate::health::{now_ms, CooldownReason};
 use crate::protocol::chat::{self, Family, Part, Role, Text, Turn};
 use crate::proxy::upstream::{ProbeRequest, ProbeResult};
-use crate::control::live::Live;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;

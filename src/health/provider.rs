@@ -243,8 +243,12 @@ impl ProviderHealth {
             self.transitions.fetch_add(1, Relaxed);
             let errors = self.consecutive_errors.load(Relaxed);
             let next_trial_in = self.next_trial_ms.load(Relaxed).saturating_sub(now_ms());
-            self.sink
-                .emit(SharedEvent::provider(&self.name, to.as_str(), next_trial_in, why));
+            self.sink.emit(SharedEvent::provider(
+                &self.name,
+                to.as_str(),
+                next_trial_in,
+                why,
+            ));
             match to {
                 HealthState::Healthy => {
                     tracing::info!(provider = %self.name, from = from.as_str(), to = to.as_str(), reason = why, "provider health changed")

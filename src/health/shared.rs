@@ -252,8 +252,12 @@ mod tests {
         let reg = HealthRegistry::default();
         let p = reg.provider("a");
         let k = reg.key_state("a", "sk-secret-key-1");
-        let mut ev =
-            SharedEvent::provider("a", HealthState::Unhealthy.as_str(), 60_000, "consecutive errors");
+        let mut ev = SharedEvent::provider(
+            "a",
+            HealthState::Unhealthy.as_str(),
+            60_000,
+            "consecutive errors",
+        );
         ev.instance = "me".into();
         apply(&reg, &ev, "me");
         assert_eq!(p.state(), HealthState::Healthy, "own report ignored");

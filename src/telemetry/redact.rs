@@ -37,10 +37,7 @@ impl Redactor {
             .collect();
         patterns.sort_unstable();
         patterns.dedup();
-        let masks = patterns
-            .iter()
-            .map(|s| mask_secret(s))
-            .collect();
+        let masks = patterns.iter().map(|s| mask_secret(s)).collect();
         // Leftmost-longest: a key that contains another one is masked whole.
         let finder = (!patterns.is_empty())
             .then(|| {
@@ -96,7 +93,6 @@ pub fn mask_secret(secret: &str) -> String {
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("{head}…{tail}")
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -214,18 +214,11 @@ fn kind_for(t: &str) -> Option<(ErrorKind, u16)> {
 /// status (an error body on a 200, say): then the type's status, else 502.
 pub(super) fn error(status: u16, body: &[u8]) -> ChatError {
     let (vendor_type, message) = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody {
-            error: Some(ErrorInner::Object { r#type, message }),
-            message: m2,
-        }) => (r#type, message.or(m2)),
-        Ok(ErrorBody {
-            error: Some(ErrorInner::Text(t)),
-            ..
-        }) => (None, Some(t)),
-        Ok(ErrorBody {
-            error: None,
-            message,
-        }) => (None, message),
+        Ok(b) => match b.error {
+            Some(ErrorInner::Object { r#type, message }) => (r#type, message.or(b.message)),
+            Some(ErrorInner::Text(t)) => (None, Some(t)),
+            None => (None, b.message),
+        },
         Err(_) => {
             // Enough to diagnose an HTML error page, not a whole one.
             let cut: String = String::from_utf8_lossy(body)
@@ -295,10 +288,13 @@ mod tests {
         }
     }
 
+    /// (status, body, kind, status out, message, vendor type).
+    type ErrorCase<'a> = (u16, &'a str, ErrorKind, u16, &'a str, Option<&'a str>);
+
     #[test]
     fn error_bodies_decode_into_chat_errors() {
         use ErrorKind::*;
-        let cases: &[(u16, &str, ErrorKind, u16, &str, Option<&str>)] = &[
+        let cases: &[ErrorCase<'_>] = &[
             (529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, Overloaded, 529, "Overloaded", Some("overloaded_error")),
             (429, r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#, RateLimited, 429, "slow", Some("rate_limit_error")),
             (401, r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, Authentication, 401, "invalid x-api-key", Some("authentication_error")),

@@ -25,7 +25,7 @@
 
 use crate::protocol::chat::{
     ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request,
-    ResponseFormat, Role, Str, Text, ToolChoice, ToolKind, VendorOptions,
+    ResponseFormat, Role, Str, ToolChoice, ToolKind, VendorOptions,
 };
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::ser::{SerializeMap, Serializer};
@@ -41,12 +41,7 @@ const JSON_SCHEMA_INSTRUCTION: &str =
 /// Anthropic's smallest thinking budget.
 const MIN_BUDGET: u64 = 1024;
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Item<'r> {
-    Block(B<'r>),
-    Raw(&'r RawValue),
-}
+type Cache<'r> = Option<&'r RawValue>;
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -54,19 +49,19 @@ enum B<'r> {
     Text {
         text: Cow<'r, str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
+        cache_control: Cache<'r>,
     },
     Image {
         source: Src<'r>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
+        cache_control: Cache<'r>,
     },
     Document {
         source: Src<'r>,
         #[serde(skip_serializing_if = "Option::is_none")]
         title: Option<&'r str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
+        cache_control: Cache<'r>,
     },
     ToolUse {
         id: Cow<'r, str>,
@@ -80,7 +75,7 @@ enum B<'r> {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         is_error: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
-        cache_control: Option<&'r RawValue>,
+        cache_control: Cache<'r>,
     },
     Thinking {
         thinking: &'r str,
@@ -89,6 +84,15 @@ enum B<'r> {
     RedactedThinking {
         data: &'r str,
     },
+    #[serde(untagged)]
+    Raw(&'r RawValue),
+}
+
+fn text<'r>(text: Cow<'r, str>, cache_control: Cache<'r>) -> B<'r> {
+    B::Text {
+        text,
+        cache_control,
+    }
 }
 
 #[derive(Serialize)]
@@ -116,20 +120,20 @@ enum Src<'r> {
 #[serde(untagged)]
 enum Content<'r> {
     Text(Cow<'r, str>),
-    Blocks(Vec<Item<'r>>),
+    Blocks(Vec<B<'r>>),
 }
 
-fn collapse(mut blocks: Vec<Item<'_>>) -> Content<'_> {
-    if let [Item::Block(B::Text {
-        cache_control: None,
-        ..
-    })] = blocks.as_slice()
-    {
-        if let Some(Item::Block(B::Text { text, .. })) = blocks.pop() {
-            return Content::Text(text);
-        }
+fn collapse(mut blocks: Vec<B<'_>>) -> Content<'_> {
+    match blocks.as_slice() {
+        [B::Text {
+            cache_control: None,
+            ..
+        }] => match blocks.pop() {
+            Some(B::Text { text, .. }) => Content::Text(text),
+            _ => Content::Blocks(blocks),
+        },
+        _ => Content::Blocks(blocks),
     }
-    Content::Blocks(blocks)
 }
 
 #[derive(Serialize)]
@@ -142,29 +146,20 @@ fn invalid(param: impl Into<String>, msg: impl Into<String>) -> ChatError {
     ChatError::invalid(param, msg)
 }
 
-/// 64-bit FNV-1a: stable across releases, so a rewritten id maps the same
-/// way on every turn.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-fn id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
-}
-
 /// Tool ids must match `^[a-zA-Z0-9_-]+$`: others get their bad characters
-/// replaced and a hash of the original appended (no two ids collapse).
+/// replaced and a 64-bit FNV-1a hash of the original appended (stable
+/// across releases, so a rewritten id maps the same way on every turn; no
+/// two ids collapse).
 fn sanitize_id(id: &str) -> Cow<'_, str> {
-    if !id.is_empty() && id.chars().all(id_char) {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !id.is_empty() && id.chars().all(ok) {
         return Cow::Borrowed(id);
     }
-    let cleaned: String = id
-        .chars()
-        .map(|c| if id_char(c) { c } else { '_' })
-        .collect();
-    Cow::Owned(format!("{cleaned}_{:016x}", fnv1a(id)))
+    let cleaned: String = id.chars().map(|c| if ok(c) { c } else { '_' }).collect();
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    Cow::Owned(format!("{cleaned}_{hash:016x}"))
 }
 
 /// `data:<media type>[;param]*;base64,<data>` -> (media type, data).
@@ -177,61 +172,81 @@ fn parse_data_url(url: &str) -> Option<(&str, &str)> {
         .then_some((media_type, data))
 }
 
-fn is_http_url(url: &str) -> bool {
-    let head = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    head.starts_with("http://") || head.starts_with("https://")
-}
-
 /// Tool-call arguments as the `input` object Anthropic requires: empty is
 /// `{}`, and so is anything that is not a JSON object (logged; the request
 /// still goes).
 fn tool_input(args: &str) -> &RawValue {
     let trimmed = args.trim();
-    if trimmed.starts_with('{') {
-        if let Ok(raw) = serde_json::from_str::<&RawValue>(trimmed) {
-            return raw;
-        }
+    if let Some(Ok(raw)) = trimmed
+        .starts_with('{')
+        .then(|| serde_json::from_str(trimmed))
+    {
+        return raw;
     }
     if !trimmed.is_empty() {
         tracing::debug!("tool call arguments are not a JSON object; sent as {{}}");
     }
-    empty_object()
+    // A valid literal: the fallback is never taken.
+    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
 }
 
-fn empty_object() -> &'static RawValue {
-    // A valid literal: the parse cannot fail, the fallback is never taken.
-    serde_json::from_str::<&'static RawValue>("{}").unwrap_or(RawValue::NULL)
-}
-
-fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<Item<'r>, ChatError> {
+fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<B<'r>, ChatError> {
+    let fail = |msg: String| Err(invalid(path(), msg));
     let (mime, data) = match &m.source {
         MediaSource::Base64 { data } => (m.mime.as_deref(), Some(data.as_ref())),
         MediaSource::Url(u) if u.starts_with("data:") => match parse_data_url(u) {
             Some((mime, data)) => (Some(mime), Some(data)),
-            None => return Err(invalid(path(), "only base64 data URLs are supported")),
+            None => return fail("only base64 data URLs are supported".into()),
         },
         _ => (m.mime.as_deref(), None),
     };
-    let source = match (&m.source, data) {
-        (_, Some(data)) => match m.kind {
-            MediaKind::Image => Src::Base64 { media_type: mime.unwrap_or("image/png"), data },
-            MediaKind::Document => match mime.unwrap_or("application/pdf") {
-                "application/pdf" => Src::Base64 { media_type: "application/pdf", data },
-                t if t.starts_with("text/") => match base64_decode(data) {
-                    Some(text) => Src::Text { media_type: "text/plain", data: text },
-                    None => return Err(invalid(path(), "document data is not base64 UTF-8 text")),
-                },
-                t => return Err(invalid(path(), format!("documents of type '{t}' are not supported by Anthropic (PDF and plain text are)"))),
-            },
-            MediaKind::Audio => return Err(invalid(path(), "audio input is not supported by Anthropic")),
+    let http = |u: &str| {
+        ["http://", "https://"]
+            .iter()
+            .any(|p| u.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+    };
+    let source = match (&m.source, data, m.kind) {
+        (_, Some(_), MediaKind::Audio) => {
+            return fail("audio input is not supported by Anthropic".into())
+        }
+        (_, Some(data), MediaKind::Image) => Src::Base64 {
+            media_type: mime.unwrap_or("image/png"),
+            data,
         },
-        (MediaSource::Url(u), None) if is_http_url(u) => Src::Url { url: u },
-        (MediaSource::Url(_), None) => return Err(invalid(path(), "the URL must be http(s) or a base64 data URL")),
-        (MediaSource::FileId { family: Family::Anthropic, id }, None) => Src::File { file_id: id },
-        _ => return Err(invalid(path(), "a file id from another vendor cannot be sent to Anthropic")),
+        (_, Some(data), MediaKind::Document) => match mime.unwrap_or("application/pdf") {
+            "application/pdf" => Src::Base64 {
+                media_type: "application/pdf",
+                data,
+            },
+            t if t.starts_with("text/") => match base64_decode(data) {
+                Some(data) => Src::Text {
+                    media_type: "text/plain",
+                    data,
+                },
+                None => return fail("document data is not base64 UTF-8 text".into()),
+            },
+            t => {
+                return fail(format!(
+                "documents of type '{t}' are not supported by Anthropic (PDF and plain text are)"
+            ))
+            }
+        },
+        (MediaSource::Url(u), None, _) if http(u) => Src::Url { url: u },
+        (MediaSource::Url(_), None, _) => {
+            return fail("the URL must be http(s) or a base64 data URL".into())
+        }
+        (
+            MediaSource::FileId {
+                family: Family::Anthropic,
+                id,
+            },
+            None,
+            _,
+        ) => Src::File { file_id: id },
+        _ => return fail("a file id from another vendor cannot be sent to Anthropic".into()),
     };
     let cache_control = m.cache.as_deref();
-    Ok(Item::Block(match m.kind {
+    Ok(match m.kind {
         MediaKind::Image => B::Image {
             source,
             cache_control,
@@ -241,98 +256,67 @@ fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<Item<'r>, Ch
             title: m.name.as_deref(),
             cache_control,
         },
-    }))
-}
-
-fn text<'r>(t: &'r Text<'_>) -> Option<Item<'r>> {
-    (!t.text.is_empty()).then(|| {
-        Item::Block(B::Text {
-            text: Cow::Borrowed(&t.text),
-            cache_control: t.cache.as_deref(),
-        })
     })
 }
 
 fn part<'r>(
     p: &'r Part<'_>,
     role: Role,
-    out: &mut Vec<Item<'r>>,
+    out: &mut Vec<B<'r>>,
     path: &dyn Fn() -> String,
 ) -> Result<(), ChatError> {
+    let anthropic = |f: Family| f == Family::Anthropic;
     match p {
-        Part::Text(t) => out.extend(text(t)),
-        Part::Refusal(r) if !r.is_empty() => out.push(Item::Block(B::Text {
-            text: Cow::Borrowed(r),
-            cache_control: None,
-        })),
-        Part::Refusal(_) => {}
+        Part::Text(t) if !t.text.is_empty() => {
+            out.push(text(Cow::Borrowed(&t.text), t.cache.as_deref()))
+        }
+        Part::Refusal(r) if !r.is_empty() => out.push(text(Cow::Borrowed(r), None)),
         Part::Media(m) => out.push(media(m, path)?),
-        Part::ToolCall(c) => out.push(Item::Block(B::ToolUse {
+        Part::ToolCall(c) => out.push(B::ToolUse {
             id: sanitize_id(&c.id),
             name: &c.name,
             input: tool_input(&c.arguments),
-        })),
+        }),
         Part::ToolResult(r) => {
             let mut blocks = Vec::with_capacity(r.content.len());
             for (k, p) in r.content.iter().enumerate() {
-                match p {
-                    Part::Text(_) | Part::Media(_) | Part::Opaque { .. } => {
-                        part(p, role, &mut blocks, &|| format!("{}.content[{k}]", path()))?
-                    }
-                    _ => {}
+                if matches!(p, Part::Text(_) | Part::Media(_) | Part::Opaque { .. }) {
+                    part(p, role, &mut blocks, &|| format!("{}.content[{k}]", path()))?;
                 }
             }
-            out.push(Item::Block(B::ToolResult {
+            out.push(B::ToolResult {
                 tool_use_id: sanitize_id(&r.call_id),
                 content: (!blocks.is_empty()).then(|| collapse(blocks)),
                 is_error: r.is_error,
                 cache_control: r.cache.as_deref(),
-            }));
+            });
         }
         // Only Anthropic can check its signatures; it accepts no thinking
         // without one.
-        Part::Reasoning(r) if role == Role::Assistant => {
-            if let Some(d) = r
-                .redacted
-                .as_ref()
-                .filter(|d| d.family == Family::Anthropic)
-            {
-                out.push(Item::Block(B::RedactedThinking { data: &d.value }));
-            } else if let Some(s) = r
-                .signature
-                .as_ref()
-                .filter(|s| s.family == Family::Anthropic)
-            {
-                out.push(Item::Block(B::Thinking {
-                    thinking: &r.text,
-                    signature: &s.value,
-                }));
-            }
-        }
-        Part::Reasoning(_) => {}
+        Part::Reasoning(r) if role == Role::Assistant => match (&r.redacted, &r.signature) {
+            (Some(d), _) if anthropic(d.family) => out.push(B::RedactedThinking { data: &d.value }),
+            (_, Some(s)) if anthropic(s.family) => out.push(B::Thinking {
+                thinking: &r.text,
+                signature: &s.value,
+            }),
+            _ => {}
+        },
         Part::Opaque {
             family: Family::Anthropic,
             raw,
-        } => out.push(Item::Raw(raw)),
-        Part::Opaque { .. } => {}
+        } => out.push(B::Raw(raw)),
+        _ => {}
     }
     Ok(())
 }
 
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
-}
-
-fn is_tool_result(i: &Item<'_>) -> bool {
-    matches!(i, Item::Block(B::ToolResult { .. }))
+fn is_tool_result(b: &B<'_>) -> bool {
+    matches!(b, B::ToolResult { .. })
 }
 
 /// The turns Anthropic accepts (see the module docs).
-fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatError> {
-    let mut turns: Vec<(Role, Vec<Item<'r>>)> = Vec::with_capacity(req.turns.len() + 1);
+fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<B<'r>>)>, ChatError> {
+    let mut turns: Vec<(Role, Vec<B<'r>>)> = Vec::with_capacity(req.turns.len() + 1);
     for (i, t) in req.turns.iter().enumerate() {
         let mut blocks = Vec::with_capacity(t.parts.len());
         for (j, p) in t.parts.iter().enumerate() {
@@ -349,12 +333,11 @@ fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatErr
     // A final assistant message is a prefill; Anthropic rejects it when it
     // ends in whitespace.
     if let Some((Role::Assistant, blocks)) = turns.last_mut() {
-        if let Some(Item::Block(B::Text { text, .. })) = blocks.last_mut() {
-            let trimmed = text.trim_end();
-            if trimmed.is_empty() {
-                blocks.pop();
-            } else if trimmed.len() < text.len() {
-                *text = Cow::Owned(trimmed.to_string());
+        if let Some(B::Text { text, .. }) = blocks.last_mut() {
+            match text.trim_end() {
+                "" => drop(blocks.pop()),
+                t if t.len() < text.len() => *text = Cow::Owned(t.to_string()),
+                _ => {}
             }
         }
         if blocks.is_empty() {
@@ -362,11 +345,13 @@ fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatErr
         }
     }
     if turns.first().is_none_or(|(r, _)| *r != Role::User) {
-        let placeholder = B::Text {
-            text: Cow::Borrowed(PLACEHOLDER_USER_TEXT),
-            cache_control: None,
-        };
-        turns.insert(0, (Role::User, vec![Item::Block(placeholder)]));
+        turns.insert(
+            0,
+            (
+                Role::User,
+                vec![text(Cow::Borrowed(PLACEHOLDER_USER_TEXT), None)],
+            ),
+        );
     }
     // Tool results must open the user message that answers a tool_use.
     for (role, blocks) in turns.iter_mut() {
@@ -385,31 +370,31 @@ fn turns<'r>(req: &'r Request<'_>) -> Result<Vec<(Role, Vec<Item<'r>>)>, ChatErr
 }
 
 #[derive(Serialize)]
-struct ToolOut<'r> {
-    name: &'r str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'r str>,
-    input_schema: Cow<'r, RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    strict: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cache_control: Option<&'r RawValue>,
+#[serde(untagged)]
+enum ToolOut<'r> {
+    Function {
+        name: &'r str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<&'r str>,
+        input_schema: Cow<'r, RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Cache<'r>,
+    },
+    Raw(&'r RawValue),
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct SchemaHead<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    r#type: Option<&'a RawValue>,
     properties: Option<&'a RawValue>,
 }
 
 /// A function's parameters as Anthropic's `input_schema`: an object schema
 /// with `type: object` (JSON Schema may omit it, Anthropic may not).
-fn input_schema<'r>(
-    params: Option<&'r RawValue>,
-    i: usize,
-) -> Result<Cow<'r, RawValue>, ChatError> {
+fn input_schema(params: Option<&RawValue>, i: usize) -> Result<Cow<'_, RawValue>, ChatError> {
     let bad = || {
         invalid(
             format!("tools[{i}].function.parameters"),
@@ -420,7 +405,7 @@ fn input_schema<'r>(
         return owned_raw(r#"{"type":"object","properties":{}}"#.to_string()).ok_or_else(bad);
     };
     let head: SchemaHead = serde_json::from_str(raw.get()).map_err(|_| bad())?;
-    match head.kind.map(RawValue::get) {
+    match head.r#type.map(RawValue::get) {
         Some(r#""object""#) => Ok(Cow::Borrowed(raw)),
         Some(_) => Err(bad()),
         None => {
@@ -431,16 +416,13 @@ fn input_schema<'r>(
                 .strip_prefix('{')
                 .ok_or_else(bad)?
                 .trim_start();
-            let mut s = String::with_capacity(raw.get().len() + 40);
-            s.push_str(r#"{"type":"object""#);
-            if head.properties.is_none() {
-                s.push_str(r#","properties":{}"#);
-            }
-            if !rest.starts_with('}') {
-                s.push(',');
-            }
-            s.push_str(rest);
-            owned_raw(s).ok_or_else(bad)
+            let props = if head.properties.is_none() {
+                r#","properties":{}"#
+            } else {
+                ""
+            };
+            let comma = if rest.starts_with('}') { "" } else { "," };
+            owned_raw(format!(r#"{{"type":"object"{props}{comma}{rest}"#)).ok_or_else(bad)
         }
     }
 }
@@ -451,8 +433,7 @@ fn owned_raw(s: String) -> Option<Cow<'static, RawValue>> {
 
 #[derive(Serialize)]
 struct ChoiceOut<'r> {
-    #[serde(rename = "type")]
-    kind: &'static str,
+    r#type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'r str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -477,13 +458,12 @@ fn response_format_instruction(rf: Option<&ResponseFormat<'_>>) -> Option<String
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(JSON_OBJECT_INSTRUCTION.to_string()),
         ResponseFormat::JsonSchema { name, schema, .. } => {
-            let mut s = String::from(JSON_SCHEMA_INSTRUCTION);
-            if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
-                s.push_str(&format!(" (named \"{n}\")"));
-            }
-            s.push_str(":\n");
-            s.push_str(schema.as_deref().map(RawValue::get).unwrap_or("{}"));
-            Some(s)
+            let named = match name.as_deref().filter(|n| !n.is_empty()) {
+                Some(n) => format!(" (named \"{n}\")"),
+                None => String::new(),
+            };
+            let schema = schema.as_deref().map_or("{}", RawValue::get);
+            Some(format!("{JSON_SCHEMA_INSTRUCTION}{named}:\n{schema}"))
         }
     }
 }
@@ -502,7 +482,8 @@ pub(super) fn encode(
     let mut system = Vec::with_capacity(req.system.len() + 1);
     for (i, p) in req.system.iter().enumerate() {
         match p {
-            Part::Text(t) => system.extend(text(t)),
+            Part::Text(t) if t.text.is_empty() => {}
+            Part::Text(t) => system.push(text(Cow::Borrowed(&t.text), t.cache.as_deref())),
             _ => {
                 return Err(invalid(
                     format!("system[{i}]"),
@@ -512,10 +493,7 @@ pub(super) fn encode(
         }
     }
     if let Some(instruction) = response_format_instruction(req.response_format.as_ref()) {
-        system.push(Item::Block(B::Text {
-            text: Cow::Owned(instruction),
-            cache_control: None,
-        }));
+        system.push(text(Cow::Owned(instruction), None));
     }
     let turns = turns(req)?;
 
@@ -528,76 +506,59 @@ pub(super) fn encode(
                 "freeform (custom) tools are not supported by Anthropic",
             ));
         }
-        tools.push(Item2::Tool(ToolOut {
+        tools.push(ToolOut::Function {
             name: &t.name,
             description: t.description.as_deref().filter(|d| !d.is_empty()),
             input_schema: input_schema(t.parameters.as_deref(), i)?,
             strict: t.strict.filter(|_| same_family),
             cache_control: t.cache.as_deref(),
-        }));
+        });
     }
     if let Some((_, raw)) = extras.iter().find(|(k, _)| k == "tools") {
         let server: Vec<&RawValue> = serde_json::from_str(raw.get()).unwrap_or_default();
-        tools.extend(server.into_iter().map(Item2::Raw));
+        tools.extend(server.into_iter().map(ToolOut::Raw));
     }
-    let tool_choice = match &req.tool_choice {
-        _ if tools.is_empty() => None,
-        None if req.parallel_tool_calls == Some(false) => Some(ChoiceOut {
-            kind: "auto",
-            name: None,
-            disable_parallel_tool_use: Some(true),
-        }),
-        None => None,
-        Some(tc) => {
-            let (kind, name) = match tc {
-                ToolChoice::Auto => ("auto", None),
-                ToolChoice::None => ("none", None),
-                ToolChoice::Required => ("any", None),
-                ToolChoice::Tool(n) => ("tool", Some(n.as_ref())),
-            };
-            let no_parallel = req.parallel_tool_calls == Some(false) && kind != "none";
-            Some(ChoiceOut {
-                kind,
-                name,
-                disable_parallel_tool_use: no_parallel.then_some(true),
-            })
-        }
+    let no_parallel = req.parallel_tool_calls == Some(false);
+    let (r#type, name) = match &req.tool_choice {
+        _ if tools.is_empty() => ("", None),
+        None if no_parallel => ("auto", None),
+        None => ("", None),
+        Some(ToolChoice::Auto) => ("auto", None),
+        Some(ToolChoice::None) => ("none", None),
+        Some(ToolChoice::Required) => ("any", None),
+        Some(ToolChoice::Tool(n)) => ("tool", Some(n.as_ref())),
     };
-    let forced = tool_choice
-        .as_ref()
-        .is_some_and(|c| c.kind == "any" || c.kind == "tool");
+    let disable_parallel_tool_use = (no_parallel && r#type != "none").then_some(true);
+    let tool_choice = (!r#type.is_empty()).then_some(ChoiceOut {
+        r#type,
+        name,
+        disable_parallel_tool_use,
+    });
+    let forced = r#type == "any" || r#type == "tool";
 
     // Thinking (see the module docs).
+    let enabled = |b: u64| {
+        Some(Thinking::Enabled {
+            budget_tokens: b.max(MIN_BUDGET),
+        })
+    };
     let mut thinking = match req.reasoning {
         None => None,
-        Some(ReasoningConfig::Effort(e)) => match e.budget() {
-            0 => None,
-            b => Some(Thinking::Enabled {
-                budget_tokens: b.max(MIN_BUDGET),
-            }),
-        },
+        Some(ReasoningConfig::Effort(e)) => Some(e.budget()).filter(|b| *b > 0).and_then(enabled),
         Some(ReasoningConfig::Budget(0)) => Some(Thinking::Disabled),
-        Some(ReasoningConfig::Budget(b)) => Some(Thinking::Enabled {
-            budget_tokens: b.max(MIN_BUDGET),
-        }),
+        Some(ReasoningConfig::Budget(b)) => enabled(b),
         Some(ReasoningConfig::Dynamic) => Some(Thinking::Adaptive),
     };
-    if thinking.is_some_and(|t| t != Thinking::Disabled) {
+    let on = |t: Option<Thinking>| t.is_some_and(|t| t != Thinking::Disabled);
+    if on(thinking) {
         let continues = turns
             .last()
             .is_some_and(|(r, b)| *r == Role::Assistant || b.iter().any(is_tool_result));
-        let signed = turns
-            .iter()
-            .rev()
-            .find(|(r, _)| *r == Role::Assistant)
-            .is_some_and(|(_, b)| {
-                b.iter().any(|i| {
-                    matches!(
-                        i,
-                        Item::Block(B::Thinking { .. } | B::RedactedThinking { .. })
-                    )
-                })
-            });
+        let last_assistant = turns.iter().rev().find(|(r, _)| *r == Role::Assistant);
+        let signed = last_assistant.is_some_and(|(_, b)| {
+            b.iter()
+                .any(|b| matches!(b, B::Thinking { .. } | B::RedactedThinking { .. }))
+        });
         if forced || (continues && !signed) {
             tracing::debug!("thinking left off: Anthropic rejects it with a forced tool or an unsigned tool loop");
             thinking = None;
@@ -615,8 +576,7 @@ pub(super) fn encode(
             max_tokens += budget_tokens;
         }
     }
-    let sampling = !(opts.anthropic_version.as_str() >= "2026-10-21"
-        || thinking.is_some_and(|t| t != Thinking::Disabled));
+    let sampling = !(opts.anthropic_version.as_str() >= "2026-10-21" || on(thinking));
     let s = &req.sampling;
     let body = Body {
         model,
@@ -624,9 +584,16 @@ pub(super) fn encode(
         system: (!system.is_empty()).then(|| collapse(system)),
         messages: turns
             .into_iter()
-            .map(|(role, blocks)| TurnOut {
-                role: role_name(role),
-                content: collapse(blocks),
+            .map(|(role, blocks)| {
+                let role = if role == Role::User {
+                    "user"
+                } else {
+                    "assistant"
+                };
+                TurnOut {
+                    role,
+                    content: collapse(blocks),
+                }
             })
             .collect(),
         stop: s
@@ -657,13 +624,6 @@ pub(super) fn encode(
     Ok(out.into_inner().freeze())
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Item2<'r> {
-    Tool(ToolOut<'r>),
-    Raw(&'r RawValue),
-}
-
 struct Body<'r> {
     model: &'r str,
     max_tokens: u64,
@@ -675,7 +635,7 @@ struct Body<'r> {
     top_k: Option<u64>,
     stream: bool,
     metadata: Option<Metadata<'r>>,
-    tools: Vec<Item2<'r>>,
+    tools: Vec<ToolOut<'r>>,
     tool_choice: Option<ChoiceOut<'r>>,
     thinking: Option<Thinking>,
     extras: &'r [(Str<'r>, Cow<'r, RawValue>)],
@@ -686,49 +646,28 @@ impl Serialize for Body<'_> {
         let mut m = s.serialize_map(None)?;
         let mut written: Vec<&str> = Vec::with_capacity(16);
         macro_rules! put {
-            ($k:literal, $v:expr) => {{
-                written.push($k);
-                m.serialize_entry($k, $v)?;
-            }};
+            ($k:literal, $v:expr) => {
+                if let Some(v) = $v {
+                    written.push($k);
+                    m.serialize_entry($k, v)?;
+                }
+            };
         }
-        put!("model", self.model);
-        put!("max_tokens", &self.max_tokens);
-        if let Some(sys) = &self.system {
-            put!("system", sys);
-        }
-        put!("messages", &self.messages);
-        if !self.stop.is_empty() {
-            put!("stop_sequences", &self.stop);
-        }
-        if let Some(t) = &self.temperature {
-            put!("temperature", t);
-        }
-        if let Some(p) = &self.top_p {
-            put!("top_p", p);
-        }
-        if let Some(k) = &self.top_k {
-            put!("top_k", k);
-        }
-        if self.stream {
-            put!("stream", &true);
-        }
+        put!("model", Some(self.model));
+        put!("max_tokens", Some(&self.max_tokens));
+        put!("system", &self.system);
+        put!("messages", Some(&self.messages));
+        put!("stop_sequences", Some(&self.stop).filter(|s| !s.is_empty()));
+        put!("temperature", &self.temperature);
+        put!("top_p", &self.top_p);
+        put!("top_k", &self.top_k);
+        put!("stream", self.stream.then_some(&true));
         // A client's own metadata object (an extra) carries the user id too.
-        if let Some(md) = self
-            .metadata
-            .as_ref()
-            .filter(|_| !self.extras.iter().any(|(k, _)| k == "metadata"))
-        {
-            put!("metadata", md);
-        }
-        if !self.tools.is_empty() {
-            put!("tools", &self.tools);
-        }
-        if let Some(tc) = &self.tool_choice {
-            put!("tool_choice", tc);
-        }
-        if let Some(t) = &self.thinking {
-            put!("thinking", t);
-        }
+        let own_metadata = self.extras.iter().any(|(k, _)| k == "metadata");
+        put!("metadata", self.metadata.as_ref().filter(|_| !own_metadata));
+        put!("tools", Some(&self.tools).filter(|t| !t.is_empty()));
+        put!("tool_choice", &self.tool_choice);
+        put!("thinking", &self.thinking);
         for (k, v) in self.extras {
             // The fields this encoder wrote win over extras of that name.
             if k != "tools" && !written.contains(&k.as_ref()) {
@@ -839,24 +778,12 @@ mod tests {
         assert_eq!(enc(&original, &o, |_| {}), Ok(original.clone()));
         // An edit changes that field only.
         let mut edited = original.clone();
-        edited["temperature"] = json!(0.2);
-        edited["max_tokens"] = json!(77);
-        let r = enc(&original, &o, |r| {
-            r.sampling.temperature = Some(0.2);
-            r.max_tokens = Some(77);
-        });
-        assert_eq!(r, Ok(edited));
+        (edited["temperature"], edited["max_tokens"]) = (json!(0.2), json!(77));
+        assert_eq!(enc(&original, &o, |r| (r.sampling.temperature, r.max_tokens) = (Some(0.2), Some(77))), Ok(edited));
         // Thinking configs and an unsigned-looking (but signed) tool loop.
-        for thinking in [
-            json!({"type": "enabled", "budget_tokens": 2048}),
-            json!({"type": "adaptive"}),
-            json!({"type": "disabled"}),
-            json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"}),
-        ] {
+        for thinking in [json!({"type": "enabled", "budget_tokens": 2048}), json!({"type": "adaptive"}), json!({"type": "disabled"}), json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"})] {
             let mut body = original.clone();
-            for k in ["temperature", "top_p", "top_k"] {
-                body.as_object_mut().map(|o| o.remove(k));
-            }
+            for k in ["temperature", "top_p", "top_k"] { body.as_object_mut().map(|o| o.remove(k)); }
             body["thinking"] = thinking;
             assert_eq!(enc(&body, &o, |_| {}), Ok(body.clone()));
         }
@@ -869,219 +796,84 @@ mod tests {
 
     #[test]
     fn requests_from_other_families_encode_as_anthropic_requires() {
-        let o = opts("2023-06-01", None);
+        type Edit = Box<dyn Fn(&mut Request<'_>)>;
+        let (o, none): (VendorOptions, fn() -> Edit) = (opts("2023-06-01", None), || Box::new(|_| {}));
+        let e = |f: fn(&mut Request<'_>)| -> Edit { Box::new(f) };
         let foreign = |r: &mut Request<'_>| {
             let mut extra = Extras::new(Family::OpenAi);
             extra.fields = std::mem::take(&mut r.extra.fields);
             r.extra = extra;
         };
         let base = json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")]});
-        let with = |k: &str, v: Value| {
-            let mut b = base.clone();
-            b[k] = v;
-            b
-        };
+        let with = |k: &str, v: Value| { let mut b = base.clone(); b[k] = v; b };
         let expect = |patch: Value| {
             let mut b = json!({"model": "up", "max_tokens": 100, "messages": [user("Hi")]});
-            for (k, v) in patch.as_object().into_iter().flatten() {
-                if v.is_null() {
-                    b.as_object_mut().map(|o| o.remove(k));
-                } else {
-                    b[k] = v.clone();
-                }
-            }
+            for (k, v) in patch.as_object().into_iter().flatten() { b[k] = v.clone(); }
             Ok(b)
         };
-        type Edit = Box<dyn Fn(&mut Request<'_>)>;
+        let effort = |x: Effort| -> Edit { Box::new(move |r| r.reasoning = Some(ReasoningConfig::Effort(x))) };
+        let tool_loop = json!([user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}, {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]);
         let cases: Vec<(Value, VendorOptions, Edit, Result<Value, ChatError>)> = vec![
             // Alternation, a leading user turn, merged turns, a trimmed prefill.
-            (
-                with("messages", json!([{"role": "assistant", "content": "a"}, user("u1"), user("u2"), {"role": "assistant", "content": "p  "}])),
-                o.clone(),
-                Box::new(|_| {}),
-                expect(json!({"messages": [user("."), {"role": "assistant", "content": "a"},
-                    {"role": "user", "content": [{"type": "text", "text": "u1"}, {"type": "text", "text": "u2"}]},
-                    {"role": "assistant", "content": "p"}]})),
-            ),
-            (with("messages", json!([])), o.clone(), Box::new(|_| {}), expect(json!({"messages": [user(".")]}))),
+            (with("messages", json!([{"role": "assistant", "content": "a"}, user("u1"), user("u2"), {"role": "assistant", "content": "p  "}])), o.clone(), none(),
+             expect(json!({"messages": [user("."), {"role": "assistant", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": "u1"}, {"type": "text", "text": "u2"}]}, {"role": "assistant", "content": "p"}]}))),
+            (with("messages", json!([])), o.clone(), none(), expect(json!({"messages": [user(".")]}))),
             // Tool results first; ids rewritten the same way; arguments
             // that are not an object become {}.
-            (
-                with(
-                    "messages",
-                    json!([user("q"),
-                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call:1/x", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "tool_result", "tool_use_id": "call:1/x", "content": "r"}]}]),
-                ),
-                o.clone(),
-                Box::new(|r| {
-                    if let Some(Part::ToolCall(c)) = r.turns[1].parts.get_mut(0) {
-                        c.arguments = "[1]".into()
-                    }
-                }),
-                expect(json!({"messages": [user("q"),
-                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1_x_116d83dab14c0387", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1_x_116d83dab14c0387", "content": "r"}, {"type": "text", "text": "and"}]}]})),
-            ),
+            (with("messages", json!([user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "call:1/x", "name": "f", "input": {}}]},
+                {"role": "user", "content": [{"type": "text", "text": "and"}, {"type": "tool_result", "tool_use_id": "call:1/x", "content": "r"}]}])),
+             o.clone(), e(|r| if let Some(Part::ToolCall(c)) = r.turns[1].parts.get_mut(0) { c.arguments = "[1]".into() }),
+             expect(json!({"messages": [user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1_x_116d83dab14c0387", "name": "f", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1_x_116d83dab14c0387", "content": "r"}, {"type": "text", "text": "and"}]}]}))),
             // Signed thinking of another family, strict, server tools and
             // extras stay home; sampling clamped; user -> metadata.
-            (
-                json!({"model": "m", "max_tokens": 100, "temperature": 1.5, "top_p": 2, "messages": [user("a"),
-                    {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "b"}]}, user("c")],
-                    "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": true}, {"type": "bash_20250124", "name": "bash"}],
-                    "service_tier": "auto", "metadata": {"user_id": "u"}}),
-                o.clone(),
-                Box::new(move |r| {
-                    foreign(r);
-                    if let Some(Part::Reasoning(x)) = r.turns[1].parts.get_mut(0) {
-                        if let Some(s) = x.signature.as_mut() {
-                            s.family = Family::Gemini;
-                        }
-                    }
-                }),
-                Ok(json!({"model": "up", "max_tokens": 100, "temperature": 1.0, "top_p": 1.0, "metadata": {"user_id": "u"},
-                    "messages": [user("a"), {"role": "assistant", "content": "b"}, user("c")],
-                    "tools": [{"name": "f", "input_schema": {"type": "object"}}]})),
-            ),
+            (json!({"model": "m", "max_tokens": 100, "temperature": 1.5, "top_p": 2, "messages": [user("a"), {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "b"}]}, user("c")],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": true}, {"type": "bash_20250124", "name": "bash"}], "service_tier": "auto", "metadata": {"user_id": "u"}}),
+             o.clone(), Box::new(move |r| { foreign(r); if let Some(Part::Reasoning(x)) = r.turns[1].parts.get_mut(0) { if let Some(s) = x.signature.as_mut() { s.family = Family::Gemini } } }),
+             Ok(json!({"model": "up", "max_tokens": 100, "temperature": 1.0, "top_p": 1.0, "metadata": {"user_id": "u"}, "messages": [user("a"), {"role": "assistant", "content": "b"}, user("c")],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}}]}))),
             // API versions from 2026-10-21 take no sampling parameters.
-            (
-                json!({"model": "m", "max_tokens": 100, "temperature": 0.5, "top_p": 0.5, "top_k": 5, "messages": [user("Hi")]}),
-                opts("2026-10-21", None),
-                Box::new(|_| {}),
-                expect(json!({})),
-            ),
+            (json!({"model": "m", "max_tokens": 100, "temperature": 0.5, "top_p": 0.5, "top_k": 5, "messages": [user("Hi")]}), opts("2026-10-21", None), none(), expect(json!({}))),
             // max_tokens: the client's, else the provider's, else 4096.
-            (json!({"model": "m", "messages": [user("Hi")]}), opts("", Some(2000)), Box::new(|_| {}), expect(json!({"max_tokens": 2000}))),
-            (json!({"model": "m", "messages": [user("Hi")]}), o.clone(), Box::new(|_| {}), expect(json!({"max_tokens": 4096}))),
+            (json!({"model": "m", "messages": [user("Hi")]}), opts("", Some(2000)), none(), expect(json!({"max_tokens": 2000}))),
+            (json!({"model": "m", "messages": [user("Hi")]}), o.clone(), none(), expect(json!({"max_tokens": 4096}))),
             // Reasoning effort -> thinking budget, max_tokens raised, sampling dropped.
-            (
-                with("temperature", json!(0.3)),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::High))),
-                expect(json!({"max_tokens": 24676, "thinking": {"type": "enabled", "budget_tokens": 24576}})),
-            ),
-            (
-                base.clone(),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Minimal))),
-                expect(json!({"max_tokens": 1124, "thinking": {"type": "enabled", "budget_tokens": 1024}})),
-            ),
-            (
-                with("max_tokens", json!(30000)),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Medium))),
-                expect(json!({"max_tokens": 30000, "thinking": {"type": "enabled", "budget_tokens": 8192}})),
-            ),
-            (base.clone(), o.clone(), Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::None))), expect(json!({}))),
+            (with("temperature", json!(0.3)), o.clone(), effort(Effort::High), expect(json!({"max_tokens": 24676, "thinking": {"type": "enabled", "budget_tokens": 24576}}))),
+            (base.clone(), o.clone(), effort(Effort::Minimal), expect(json!({"max_tokens": 1124, "thinking": {"type": "enabled", "budget_tokens": 1024}}))),
+            (with("max_tokens", json!(30000)), o.clone(), effort(Effort::Medium), expect(json!({"max_tokens": 30000, "thinking": {"type": "enabled", "budget_tokens": 8192}}))),
+            (base.clone(), o.clone(), effort(Effort::None), expect(json!({}))),
             // Left off with a forced tool, and in an unsigned tool loop.
-            (
-                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}], "tool_choice": {"type": "tool", "name": "f"}}),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Effort(Effort::Low))),
-                expect(
-                    json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}}}], "tool_choice": {"type": "tool", "name": "f"}}),
-                ),
-            ),
-            (
-                with(
-                    "messages",
-                    json!([user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]),
-                ),
-                o.clone(),
-                Box::new(|r| r.reasoning = Some(ReasoningConfig::Budget(5000))),
-                expect(json!({"messages": [user("q"), {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
-                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]})),
-            ),
+            (json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}], "tool_choice": {"type": "tool", "name": "f"}}), o.clone(), effort(Effort::Low),
+             expect(json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}}}], "tool_choice": {"type": "tool", "name": "f"}}))),
+            (with("messages", tool_loop.clone()), o.clone(), e(|r| r.reasoning = Some(ReasoningConfig::Budget(5000))), expect(json!({"messages": tool_loop}))),
             // response_format -> a system instruction.
-            (
-                with("system", json!("S")),
-                o.clone(),
-                Box::new(|r| r.response_format = Some(ResponseFormat::JsonObject)),
-                expect(json!({"system": [{"type": "text", "text": "S"}, {"type": "text", "text": JSON_OBJECT_INSTRUCTION}]})),
-            ),
-            (
-                base.clone(),
-                o.clone(),
-                Box::new(|r| {
-                    r.response_format =
-                        Some(ResponseFormat::JsonSchema { name: Some("n".into()), schema: owned_raw("{\"type\":\"object\"}".into()), strict: None })
-                }),
-                expect(json!({"system": format!("{JSON_SCHEMA_INSTRUCTION} (named \"n\"):\n{{\"type\":\"object\"}}")})),
-            ),
+            (with("system", json!("S")), o.clone(), e(|r| r.response_format = Some(ResponseFormat::JsonObject)),
+             expect(json!({"system": [{"type": "text", "text": "S"}, {"type": "text", "text": JSON_OBJECT_INSTRUCTION}]}))),
+            (base.clone(), o.clone(), e(|r| r.response_format = Some(ResponseFormat::JsonSchema { name: Some("n".into()), schema: owned_raw("{\"type\":\"object\"}".into()), strict: None })),
+             expect(json!({"system": format!("{JSON_SCHEMA_INSTRUCTION} (named \"n\"):\n{{\"type\":\"object\"}}")}))),
             // Tools: a schema without type gets one; tool_choice without
             // tools is dropped; parallel calls off.
-            (
-                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "description": "", "input_schema": {"required": []}}]}),
-                o.clone(),
-                Box::new(|r| r.parallel_tool_calls = Some(false)),
-                expect(json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}, "required": []}}],
-                    "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}})),
-            ),
-            (with("tool_choice", json!({"type": "any"})), o.clone(), Box::new(|_| {}), expect(json!({}))),
+            (json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "description": "", "input_schema": {"required": []}}]}), o.clone(), e(|r| r.parallel_tool_calls = Some(false)),
+             expect(json!({"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {}, "required": []}}], "tool_choice": {"type": "auto", "disable_parallel_tool_use": true}}))),
+            (with("tool_choice", json!({"type": "any"})), o.clone(), none(), expect(json!({}))),
             // Media: data URLs become base64 sources, text documents text.
-            (
-                with(
-                    "messages",
-                    json!([{"role": "user", "content": [
-                    {"type": "image", "source": {"type": "url", "url": "data:image/webp;base64,UklG"}},
-                    {"type": "document", "source": {"type": "url", "url": "data:text/plain;base64,aGkh"}}]}]),
-                ),
-                o.clone(),
-                Box::new(|_| {}),
-                expect(json!({"messages": [{"role": "user", "content": [
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "UklG"}},
-                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi!"}}]}]})),
-            ),
+            (with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "data:image/webp;base64,UklG"}}, {"type": "document", "source": {"type": "url", "url": "data:text/plain;base64,aGkh"}}]}])), o.clone(), none(),
+             expect(json!({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": "UklG"}}, {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi!"}}]}]}))),
             // What Anthropic cannot take.
-            (base.clone(), o.clone(), Box::new(|r| r.n = Some(2)), Err(ChatError::invalid("n", "only n=1 is supported by Anthropic"))),
-            (
-                base.clone(),
-                o.clone(),
-                Box::new(|r| r.max_tokens = Some(0)),
-                Err(ChatError::invalid("max_tokens", "max_tokens must be a positive integer")),
-            ),
-            (
-                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}]}),
-                o.clone(),
-                Box::new(|r| r.tools[0].kind = ToolKind::Custom),
-                Err(ChatError::invalid("tools[0]", "freeform (custom) tools are not supported by Anthropic")),
-            ),
-            (
-                json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "input_schema": {"type": "array"}}]}),
-                o.clone(),
-                Box::new(|_| {}),
-                Err(ChatError::invalid("tools[0].function.parameters", "parameters must be an object schema")),
-            ),
-            (
-                with(
-                    "messages",
-                    json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {"type": "url", "url": "ftp://x"}}]}]),
-                ),
-                o.clone(),
-                Box::new(|_| {}),
-                Err(ChatError::invalid("messages[0].content[1]", "the URL must be http(s) or a base64 data URL")),
-            ),
-            (
-                with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}])),
-                o.clone(),
-                Box::new(|r| {
-                    if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
-                        m.source = MediaSource::FileId { family: Family::OpenAi, id: "f".into() }
-                    }
-                }),
-                Err(ChatError::invalid("messages[0].content[0]", "a file id from another vendor cannot be sent to Anthropic")),
-            ),
-            (
-                with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}])),
-                o.clone(),
-                Box::new(|r| {
-                    if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) {
-                        m.kind = MediaKind::Audio
-                    }
-                }),
-                Err(ChatError::invalid("messages[0].content[0]", "audio input is not supported by Anthropic")),
-            ),
+            (base.clone(), o.clone(), e(|r| r.n = Some(2)), Err(ChatError::invalid("n", "only n=1 is supported by Anthropic"))),
+            (base.clone(), o.clone(), e(|r| r.max_tokens = Some(0)), Err(ChatError::invalid("max_tokens", "max_tokens must be a positive integer"))),
+            (json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f"}]}), o.clone(), e(|r| r.tools[0].kind = ToolKind::Custom),
+             Err(ChatError::invalid("tools[0]", "freeform (custom) tools are not supported by Anthropic"))),
+            (json!({"model": "m", "max_tokens": 100, "messages": [user("Hi")], "tools": [{"name": "f", "input_schema": {"type": "array"}}]}), o.clone(), none(),
+             Err(ChatError::invalid("tools[0].function.parameters", "parameters must be an object schema"))),
+            (with("messages", json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image", "source": {"type": "url", "url": "ftp://x"}}]}])), o.clone(), none(),
+             Err(ChatError::invalid("messages[0].content[1]", "the URL must be http(s) or a base64 data URL"))),
+            (with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}])), o.clone(),
+             e(|r| if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) { m.source = MediaSource::FileId { family: Family::OpenAi, id: "f".into() } }),
+             Err(ChatError::invalid("messages[0].content[0]", "a file id from another vendor cannot be sent to Anthropic"))),
+            (with("messages", json!([{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}])), o.clone(),
+             e(|r| if let Some(Part::Media(m)) = r.turns[0].parts.get_mut(0) { m.kind = MediaKind::Audio }),
+             Err(ChatError::invalid("messages[0].content[0]", "audio input is not supported by Anthropic"))),
         ];
         for (i, (body, o, edit, want)) in cases.into_iter().enumerate() {
             assert_eq!(enc(&body, &o, edit), want, "case {i}: {body}");

@@ -397,4 +397,34 @@ mod tests {
         }
         assert_eq!(seen, 9);
     }
+
+    /// Anthropic -> chat model -> Anthropic: the re-encoded stream decodes
+    /// into the events the recorded one did (the model named as the client
+    /// asked), in-band errors included.
+    #[test]
+    fn recorded_streams_survive_translation_back_to_anthropic() {
+        use crate::protocol::chat::{Ingress, Translation};
+        use crate::protocol::ingress::anthropic::AnthropicMessages as Client;
+        use bytes::BytesMut;
+        let events = |sse: &[u8]| {
+            let (mut dec, mut got) = (Decoder::default(), Vec::new());
+            let mut sink = |ev: Event<'_>| got.push(match ev { Event::Start { .. } => "start".to_string(), ev => format!("{ev:?}") });
+            for ev in SseParser::default().push(sse) {
+                assert_eq!(dec.push(&ev.event, &ev.data, &mut sink), Ok(()));
+            }
+            let _ = dec.finish(true, &mut sink);
+            got
+        };
+        let error = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":3}}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        for fixture in [TEXT, THINKING, TOOL, error] {
+            let mut t = Translation::new(Box::new(Decoder::default()), Client.stream_encoder("client-model", true));
+            let mut out = BytesMut::new();
+            for ev in SseParser::default().push(fixture.as_bytes()) {
+                assert_eq!(t.push(&ev.event, &ev.data, &mut out), Ok(()));
+            }
+            assert_eq!(t.finish(true, &mut out), Ok(()));
+            assert_eq!(events(&out), events(fixture.as_bytes()), "{}", String::from_utf8_lossy(&out));
+            assert!(String::from_utf8_lossy(&out).contains("\"model\":\"client-model\"") || t.failure().is_some());
+        }
+    }
 }

@@ -168,8 +168,7 @@ fn gemini(value: Str<'_>) -> Signature<'_> {
     }
 }
 
-/// What `read` found besides the parts.
-#[derive(Default)]
+/// Reading one answer's parts: state shared by the chunks of a stream.
 pub(super) struct Read {
     /// Function calls seen so far in the answer: synthesized ids stay
     /// unique across a stream.

@@ -37,7 +37,7 @@ use crate::protocol::chat::{
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -88,8 +88,8 @@ struct Body<'r> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<ToolSet<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_config: Option<ToolConfig<'r>>,
-    #[serde(skip_serializing_if = "GenerationConfig::is_empty")]
+    tool_config: Option<Value>,
+    #[serde(skip_serializing_if = "is_default")]
     generation_config: GenerationConfig<'r>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cached_content: Option<Cow<'r, str>>,
@@ -121,7 +121,7 @@ struct GPart<'r> {
     thought: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     thought_signature: Option<&'r str>,
-    /// A function call's own Gemini signature, placed by `sign_calls`.
+    /// A function call's own Gemini signature, placed by `contents`.
     #[serde(skip)]
     call_signature: Option<&'r str>,
 }
@@ -159,29 +159,18 @@ fn part(data: Payload<'_>) -> OutPart<'_> {
     })
 }
 
-/// A JSON object Gemini requires (`args`, `response`).
+/// A JSON object Gemini requires (`args`, `response`); plain text where an
+/// object is needed is wrapped (`error` is Gemini's key for a failed call,
+/// `content` the one the old translator used, `input` a custom tool's).
+#[derive(Serialize)]
+#[serde(untagged)]
 enum Obj<'r> {
     Raw(&'r RawValue),
     Owned(Box<RawValue>),
-    /// `{key: text}`: plain text where an object is needed.
-    Wrapped(&'static str, Cow<'r, str>),
-    Empty,
-}
-
-impl Serialize for Obj<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        match self {
-            Obj::Raw(r) => r.serialize(s),
-            Obj::Owned(r) => r.serialize(s),
-            Obj::Wrapped(key, text) => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry(key, text)?;
-                m.end()
-            }
-            Obj::Empty => s.serialize_map(Some(0))?.end(),
-        }
-    }
+    Content { content: Cow<'r, str> },
+    Error { error: Cow<'r, str> },
+    Input { input: Cow<'r, str> },
+    Empty {},
 }
 
 /// `text` as a JSON object, if it is one.
@@ -203,20 +192,6 @@ struct Declaration<'r> {
     description: Option<&'r str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<Value>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolConfig<'r> {
-    function_calling_config: CallingConfig<'r>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CallingConfig<'r> {
-    mode: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    allowed_function_names: Option<[&'r str; 1]>,
 }
 
 #[derive(Serialize, Default, PartialEq)]
@@ -257,12 +232,6 @@ struct ThinkingConfig<'r> {
     include_thoughts: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking_level: Option<Cow<'r, str>>,
-}
-
-impl GenerationConfig<'_> {
-    fn is_empty(&self) -> bool {
-        is_default(self)
-    }
 }
 
 fn is_default<T: Default + PartialEq>(t: &T) -> bool {
@@ -443,12 +412,14 @@ fn encode_part<'r>(
         Part::ToolCall(c) => {
             names.insert(&c.id, &c.name);
             let args = match c.kind {
-                ToolKind::Custom => Obj::Wrapped("input", Cow::Borrowed(&c.arguments)),
-                ToolKind::Function if c.arguments.trim().is_empty() => Obj::Empty,
+                ToolKind::Custom => Obj::Input {
+                    input: Cow::Borrowed(&c.arguments),
+                },
+                ToolKind::Function if c.arguments.trim().is_empty() => Obj::Empty {},
                 ToolKind::Function => object_in(&c.arguments).map_or_else(
                     || {
                         tracing::debug!(call = %c.id, "tool call arguments are not a JSON object; sending {{}}");
-                        Obj::Empty
+                        Obj::Empty {}
                     },
                     Obj::Raw,
                 ),
@@ -477,15 +448,16 @@ fn encode_part<'r>(
                     _ => None,
                 })
                 .collect();
-            // Gemini wants an object: a JSON object result is passed as
-            // is, anything else wrapped (`error` is Gemini's key for a
-            // failed call, `content` the one the old translator used).
-            let key = if r.is_error { "error" } else { "content" };
+            // Gemini wants an object: a JSON object result is passed as is.
+            let wrap = |text| match r.is_error {
+                true => Obj::Error { error: text },
+                false => Obj::Content { content: text },
+            };
             let response = match texts.as_slice() {
-                [one] => object_in(one).map_or(Obj::Wrapped(key, Cow::Borrowed(one)), Obj::Raw),
+                [one] => object_in(one).map_or(wrap(Cow::Borrowed(one)), Obj::Raw),
                 _ => match serde_json::from_str::<Box<RawValue>>(&texts.concat()) {
                     Ok(raw) if raw.get().starts_with('{') => Obj::Owned(raw),
-                    _ => Obj::Wrapped(key, Cow::Owned(texts.concat())),
+                    _ => wrap(Cow::Owned(texts.concat())),
                 },
             };
             out.push(part(Payload::FunctionResponse { name, response }));
@@ -605,7 +577,9 @@ fn mime_from_extension(name: &str) -> Option<&'static str> {
     .find_map(|(e, mime)| (e == ext).then_some(mime))
 }
 
-type Tools<'r> = (Vec<ToolSet<'r>>, Option<ToolConfig<'r>>);
+/// The declarations, and the `toolConfig` for `tool_choice` (small and
+/// rare enough for `json!`).
+type Tools<'r> = (Vec<ToolSet<'r>>, Option<Value>);
 
 fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
     if req.tools.is_empty() {
@@ -618,7 +592,7 @@ fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
             description: t.description.as_deref().filter(|d| !d.is_empty()),
             parameters: match t.kind {
                 ToolKind::Function => t.parameters.as_deref().and_then(schema::parameters),
-                ToolKind::Custom => Some(serde_json::json!({
+                ToolKind::Custom => Some(json!({
                     "type": "object",
                     "properties": {"input": {"type": "string", "description": "The tool's freeform input."}},
                     "required": ["input"],
@@ -626,38 +600,25 @@ fn tools<'r>(req: &'r Request<'_>) -> Result<Tools<'r>, ChatError> {
             },
         })
         .collect();
-    let (mode, allowed_function_names) = match &req.tool_choice {
-        None => {
-            return Ok((
-                vec![ToolSet {
-                    function_declarations,
-                }],
-                None,
-            ))
-        }
-        Some(ToolChoice::Auto) => ("AUTO", None),
-        Some(ToolChoice::None) => ("NONE", None),
-        Some(ToolChoice::Required) => ("ANY", None),
+    let mode = |mode: &str| json!({ "functionCallingConfig": { "mode": mode } });
+    let tool_config = match &req.tool_choice {
+        None => None,
+        Some(ToolChoice::Auto) => Some(mode("AUTO")),
+        Some(ToolChoice::None) => Some(mode("NONE")),
+        Some(ToolChoice::Required) => Some(mode("ANY")),
         Some(ToolChoice::Tool(name)) if req.tools.iter().any(|t| t.name == *name) => {
-            ("ANY", Some([name.as_ref()]))
+            Some(json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}))
         }
         Some(ToolChoice::Tool(name)) => {
             let msg = format!("function {name:?} is not declared in tools");
             return Err(ChatError::invalid("tool_choice", msg));
         }
     };
-    let function_calling_config = CallingConfig {
-        mode,
-        allowed_function_names,
-    };
-    let config = ToolConfig {
-        function_calling_config,
-    };
     Ok((
         vec![ToolSet {
             function_declarations,
         }],
-        Some(config),
+        tool_config,
     ))
 }
 

@@ -12,7 +12,7 @@
 //! The usage chunk comes after the finish chunk: `Stop` waits for usage
 //! (or `[DONE]`, or the end of the body).
 
-use super::{decode_error, finish, gemini_sig, CallW, ExtraW, UsageW, S};
+use super::read::{args_text, decode_error, finish, gemini_sig, CallW, ExtraW, UsageW, S};
 use crate::protocol::chat::{
     generated_id, Block, ChatError, Delta, Event, EventSink, Finish, StreamDecoder, ToolKind,
 };
@@ -182,7 +182,7 @@ impl ChunkDecoder {
         }
         let args = match (c.function, c.custom) {
             (_, Some(f)) => f.input.map(|i| i.0),
-            (Some(f), None) => f.arguments.map(|a| super::args_text(Some(a))),
+            (Some(f), None) => f.arguments.map(|a| args_text(Some(a))),
             (None, None) => None,
         };
         if let Some(a) = args.filter(|a| !a.is_empty()) {

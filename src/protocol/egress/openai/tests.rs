@@ -1,9 +1,11 @@
 use super::*;
+use crate::protocol::chat::*;
 use crate::protocol::chat::{Block, Delta, Event, Ingress, Translation, Turn};
 use crate::protocol::ingress::openai::OpenAiChat as OpenAiClient;
 use crate::protocol::sse::SseParser;
 use bytes::BytesMut;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 fn encode(req: &Request<'_>) -> Value {
     let body = OpenAiChat

@@ -11,14 +11,16 @@
 
 mod request;
 mod stream;
+mod wire;
 
 use crate::protocol::chat::{
-    Answer, ChatError, ErrorKind, Family, Finish, Ingress, Part, Request, StreamEncoder, Usage,
+    Answer, ChatError, Family, Ingress, Part, Reasoning, Request, StreamEncoder,
 };
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use wire::{error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
 
 pub struct AnthropicMessages;
 
@@ -33,48 +35,42 @@ impl Ingress for AnthropicMessages {
 
     fn encode_answer(&self, answer: &Answer<'_>, model: &str) -> Bytes {
         let mut content = Vec::with_capacity(answer.parts.len());
-        let mut tools = false;
-        let mut refused = false;
+        let (mut tools, mut refused) = (false, false);
         for part in &answer.parts {
-            match part {
-                Part::Text(t) if !t.text.is_empty() => {
-                    content.push(Item::Block(Block::Text { text: &t.text }))
-                }
+            content.extend(match part {
+                Part::Text(t) if !t.text.is_empty() => Some(BlockOut::Text { text: &t.text }),
                 Part::Refusal(r) => {
                     refused = true;
-                    content.push(Item::Block(Block::Text { text: r }));
+                    Some(BlockOut::Text { text: r })
                 }
-                Part::Reasoning(r) => content.extend(reasoning_block(r)),
+                Part::Reasoning(r) => reasoning_block(r),
                 Part::ToolCall(c) => {
                     tools = true;
-                    content.push(Item::Block(Block::ToolUse {
+                    let input = tool_input(&c.arguments);
+                    Some(BlockOut::ToolUse {
                         id: &c.id,
                         name: &c.name,
-                        input: tool_input(&c.arguments),
-                    }));
+                        input,
+                    })
                 }
                 Part::Opaque {
                     family: Family::Anthropic,
                     raw,
-                } => content.push(Item::Raw(raw)),
-                _ => {}
-            }
+                } => Some(BlockOut::Raw(raw)),
+                _ => None,
+            });
         }
-        let (stop_reason, stop_sequence) = stop_reason(answer.finish.as_ref(), tools, refused);
-        let msg = Message {
-            id: &answer.id,
-            kind: "message",
-            role: "assistant",
+        let (reason, stop_sequence) = stop_reason(answer.finish.as_ref(), tools, refused);
+        let usage = UsageOut::from(&answer.usage);
+        let msg = MessageOut::new(
+            &answer.id,
             model,
             content,
-            stop_reason,
+            Some(reason),
             stop_sequence,
-            usage: UsageOut::from(&answer.usage),
-        };
-        let mut out = BytesMut::with_capacity(256).writer();
-        // Serialising borrowed strings into memory cannot fail.
-        let _ = serde_json::to_writer(&mut out, &msg);
-        out.into_inner().freeze()
+            usage,
+        );
+        to_bytes(&msg, 256)
     }
 
     fn stream_encoder(&self, model: &str, _include_usage: bool) -> Box<dyn StreamEncoder> {
@@ -82,325 +78,126 @@ impl Ingress for AnthropicMessages {
     }
 
     fn encode_error(&self, err: &ChatError) -> Bytes {
-        let mut out = BytesMut::with_capacity(128).writer();
-        let _ = serde_json::to_writer(&mut out, &ErrorBody::new(err));
-        out.into_inner().freeze()
+        to_bytes(&error_body(err), 128)
     }
 
     fn stream_error(&self, err: &ChatError) -> Bytes {
         let mut out = BytesMut::with_capacity(128);
-        stream::write_event(&mut out, "error", &ErrorBody::new(err));
+        write_event(&mut out, "error", &error_body(err));
         out.freeze()
     }
 }
 
-#[derive(Serialize)]
-struct Message<'r> {
-    id: &'r str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    role: &'static str,
-    model: &'r str,
-    content: Vec<Item<'r>>,
-    stop_reason: &'static str,
-    stop_sequence: Option<&'r str>,
-    usage: UsageOut,
+fn to_bytes(v: &impl Serialize, capacity: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(capacity).writer();
+    // Serialising borrowed strings into memory cannot fail.
+    let _ = serde_json::to_writer(&mut out, v);
+    out.into_inner().freeze()
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Item<'r> {
-    Block(Block<'r>),
-    Raw(&'r RawValue),
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Block<'r> {
-    Thinking {
-        thinking: &'r str,
-        signature: &'r str,
-    },
-    RedactedThinking {
-        data: &'r str,
-    },
-    Text {
-        text: &'r str,
-    },
-    ToolUse {
-        id: &'r str,
-        name: &'r str,
-        input: Cow<'r, RawValue>,
-    },
-}
-
-fn reasoning_block<'r>(r: &'r crate::protocol::chat::Reasoning<'_>) -> Option<Item<'r>> {
-    if let Some(d) = r
-        .redacted
-        .as_ref()
-        .filter(|d| d.family == Family::Anthropic)
-    {
-        return Some(Item::Block(Block::RedactedThinking { data: &d.value }));
+fn reasoning_block<'r>(r: &'r Reasoning<'_>) -> Option<BlockOut<'r>> {
+    let (thinking, anthropic) = (&r.text, Some(Family::Anthropic));
+    match (&r.redacted, &r.signature) {
+        (Some(d), _) if Some(d.family) == anthropic => {
+            Some(BlockOut::RedactedThinking { data: &d.value })
+        }
+        (_, Some(s)) if Some(s.family) == anthropic => Some(BlockOut::Thinking {
+            thinking,
+            signature: &s.value,
+        }),
+        _ if r.text.is_empty() => None,
+        _ => Some(BlockOut::Thinking {
+            thinking,
+            signature: "",
+        }),
     }
-    let signature = match &r.signature {
-        Some(s) if s.family == Family::Anthropic => &s.value,
-        _ if r.text.is_empty() => return None,
-        _ => "",
-    };
-    Some(Item::Block(Block::Thinking {
-        thinking: &r.text,
-        signature,
-    }))
 }
 
 /// Tool-call arguments as Anthropic's `input` object (see the module docs).
 fn tool_input(args: &str) -> Cow<'_, RawValue> {
     let trimmed = args.trim();
-    if trimmed.starts_with('{') {
-        if let Ok(raw) = serde_json::from_str::<&RawValue>(trimmed) {
-            return Cow::Borrowed(raw);
-        }
+    if let Some(Ok(raw)) = trimmed
+        .starts_with('{')
+        .then(|| serde_json::from_str(trimmed))
+    {
+        return Cow::Borrowed(raw);
     }
-    let text = if trimmed.is_empty() {
-        "{}".to_string()
-    } else {
-        let mut s = String::from(r#"{"arguments":"#);
-        s.push_str(&serde_json::to_string(args).unwrap_or_default());
-        s.push('}');
-        s
+    let text = match trimmed {
+        "" => "{}".to_string(),
+        _ => format!(
+            r#"{{"arguments":{}}}"#,
+            serde_json::to_string(args).unwrap_or_default()
+        ),
     };
-    match RawValue::from_string(text) {
-        Ok(raw) => Cow::Owned(raw),
-        Err(_) => Cow::Owned(RawValue::from_string("{}".into()).unwrap_or_default()),
-    }
-}
-
-/// Anthropic's `stop_reason` (and `stop_sequence`) for a finish. Some
-/// vendors say "stop" after tool calls or a refusal; Anthropic clients run
-/// tools only on `tool_use`.
-fn stop_reason(
-    finish: Option<&Finish>,
-    tools: bool,
-    refused: bool,
-) -> (&'static str, Option<&str>) {
-    match finish {
-        Some(Finish::StopSequence(seq)) => ("stop_sequence", seq.as_deref()),
-        Some(Finish::Length) => ("max_tokens", None),
-        Some(Finish::ToolCalls) => ("tool_use", None),
-        Some(Finish::ContentFilter) | Some(Finish::Refusal) => ("refusal", None),
-        Some(Finish::Pause) => ("pause_turn", None),
-        _ if tools => ("tool_use", None),
-        _ if refused => ("refusal", None),
-        _ => ("end_turn", None),
-    }
-}
-
-/// Anthropic's usage: input tokens exclude the cache reads and writes it
-/// reports apart.
-#[derive(Serialize, Default, Clone, Copy)]
-struct UsageOut {
-    input_tokens: u64,
-    cache_creation_input_tokens: u64,
-    cache_read_input_tokens: u64,
-    output_tokens: u64,
-}
-
-impl From<&Usage> for UsageOut {
-    fn from(u: &Usage) -> Self {
-        UsageOut {
-            input_tokens: u
-                .prompt_tokens
-                .saturating_sub(u.cached_tokens)
-                .saturating_sub(u.cache_write_tokens),
-            cache_creation_input_tokens: u.cache_write_tokens,
-            cache_read_input_tokens: u.cached_tokens,
-            output_tokens: u.completion_tokens,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'r> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    error: ErrorInner<'r>,
-}
-
-#[derive(Serialize)]
-struct ErrorInner<'r> {
-    #[serde(rename = "type")]
-    kind: &'r str,
-    message: Cow<'r, str>,
-}
-
-/// Anthropic's error types (a vendor's own word is kept when it is one).
-const TYPES: [&str; 11] = [
-    "invalid_request_error",
-    "authentication_error",
-    "billing_error",
-    "permission_error",
-    "not_found_error",
-    "request_too_large",
-    "rate_limit_error",
-    "api_error",
-    "timeout_error",
-    "overloaded_error",
-    "error",
-];
-
-impl<'r> ErrorBody<'r> {
-    fn new(err: &'r ChatError) -> Self {
-        let kind = match err.vendor_type.as_deref() {
-            Some(t) if TYPES[..10].contains(&t) => t,
-            _ => match err.kind {
-                ErrorKind::InvalidRequest | ErrorKind::ContextLength => "invalid_request_error",
-                ErrorKind::Authentication => "authentication_error",
-                ErrorKind::Permission => "permission_error",
-                ErrorKind::NotFound => "not_found_error",
-                ErrorKind::RequestTooLarge => "request_too_large",
-                ErrorKind::RateLimited => "rate_limit_error",
-                ErrorKind::Overloaded => "overloaded_error",
-                ErrorKind::Timeout => "timeout_error",
-                ErrorKind::Upstream => "api_error",
-            },
-        };
-        // Anthropic has no `param`: the field goes in front of the message.
-        let message = match &err.param {
-            Some(p) => Cow::Owned(format!("{p}: {}", err.message)),
-            None => Cow::Borrowed(err.message.as_str()),
-        };
-        ErrorBody {
-            kind: "error",
-            error: ErrorInner { kind, message },
-        }
-    }
+    let raw = RawValue::from_string(text);
+    Cow::Owned(raw.unwrap_or_else(|_| wire::empty().to_owned()))
 }
 
 #[cfg(test)]
 #[rustfmt::skip] // golden tables: one case a line
 mod tests {
     use super::*;
-    use crate::protocol::chat::{Reasoning, Signature, Text, ToolCall, ToolKind};
+    use crate::protocol::chat::{ErrorKind, Finish, Signature, Text, ToolCall, ToolKind, Usage};
 
     fn answer(parts: Vec<Part<'static>>, finish: Option<Finish>) -> Answer<'static> {
-        Answer {
-            id: "msg_1".into(),
-            model: "vendor-model".into(),
-            created: 1,
-            parts,
-            finish,
-            usage: Usage {
-                prompt_tokens: 100,
-                completion_tokens: 20,
-                total_tokens: 120,
-                cached_tokens: 30,
-                cache_write_tokens: 10,
-                reasoning_tokens: 5,
-            },
-        }
+        let usage = Usage { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, cached_tokens: 30, cache_write_tokens: 10, reasoning_tokens: 5 };
+        Answer { id: "msg_1".into(), model: "vendor-model".into(), created: 1, parts, finish, usage }
     }
-
     fn call(args: &'static str) -> Part<'static> {
         Part::ToolCall(ToolCall { id: "call_1".into(), name: "f".into(), kind: ToolKind::Function, arguments: args.into(), signature: None })
     }
-
-    fn reasoning(text: &'static str, sig: Option<(Family, &'static str)>) -> Part<'static> {
-        Part::Reasoning(Reasoning { text: text.into(), signature: sig.map(|(family, v)| Signature { family, value: v.into() }), redacted: None })
+    fn sig(family: Family, v: &'static str) -> Option<Signature<'static>> { Some(Signature { family, value: v.into() }) }
+    fn reasoning(text: &'static str, signature: Option<Signature<'static>>, redacted: Option<Signature<'static>>) -> Part<'static> {
+        Part::Reasoning(Reasoning { text: text.into(), signature, redacted })
     }
 
     #[test]
     fn answers_encode_as_anthropic_messages() {
-        const USAGE: &str = r#""usage":{"input_tokens":60,"cache_creation_input_tokens":10,"cache_read_input_tokens":30,"output_tokens":20}}"#;
-        let redacted = Part::Reasoning(Reasoning {
-            text: "".into(),
-            signature: None,
-            redacted: Some(Signature { family: Family::Anthropic, value: "ENC".into() }),
-        });
-        let raw = RawValue::from_string(r#"{"type":"server_tool_use","id":"s"}"#.into()).ok();
-        let cases: Vec<(Answer<'static>, &str)> = vec![
-            (
-                answer(vec![Part::Text(Text::plain("Hi"))], Some(Finish::Stop)),
-                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","stop_sequence":null,"#,
-            ),
-            (
-                answer(
-                    vec![
-                        reasoning("think", Some((Family::Anthropic, "sig"))),
-                        redacted,
-                        Part::Opaque { family: Family::Anthropic, raw: Cow::Owned(raw.unwrap_or_default()) },
-                        Part::Text(Text::plain("")),
-                        call(r#"{"a":1}"#),
-                        call(""),
-                        call("{bad"),
-                    ],
-                    Some(Finish::ToolCalls),
-                ),
-                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"thinking","thinking":"think","signature":"sig"},{"type":"redacted_thinking","data":"ENC"},{"type":"server_tool_use","id":"s"},{"type":"tool_use","id":"call_1","name":"f","input":{"a":1}},{"type":"tool_use","id":"call_1","name":"f","input":{}},{"type":"tool_use","id":"call_1","name":"f","input":{"arguments":"{bad"}}],"stop_reason":"tool_use","stop_sequence":null,"#,
-            ),
+        let raw = RawValue::from_string(r#"{"type":"server_tool_use","id":"s"}"#.into()).unwrap_or_default();
+        let opaque = Part::Opaque { family: Family::Anthropic, raw: Cow::Owned(raw) };
+        let cases: Vec<(Answer<'static>, &str, &str)> = vec![
+            (answer(vec![Part::Text(Text::plain("Hi"))], Some(Finish::Stop)), r#"[{"type":"text","text":"Hi"}]"#, r#""end_turn","stop_sequence":null"#),
+            (answer(vec![reasoning("think", sig(Family::Anthropic, "sig"), None), reasoning("", None, sig(Family::Anthropic, "ENC")), opaque, Part::Text(Text::plain("")), call(r#"{"a":1}"#), call(""), call("{bad")], Some(Finish::ToolCalls)),
+             r#"[{"type":"thinking","thinking":"think","signature":"sig"},{"type":"redacted_thinking","data":"ENC"},{"type":"server_tool_use","id":"s"},{"type":"tool_use","id":"call_1","name":"f","input":{"a":1}},{"type":"tool_use","id":"call_1","name":"f","input":{}},{"type":"tool_use","id":"call_1","name":"f","input":{"arguments":"{bad"}}]"#, r#""tool_use","stop_sequence":null"#),
             // Other families: readable reasoning without a signature, a
             // "stop" after tool calls reads tool_use, a refusal is text.
-            (
-                answer(vec![reasoning("r", Some((Family::Gemini, "g"))), call("{}")], Some(Finish::Stop)),
-                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"thinking","thinking":"r","signature":""},{"type":"tool_use","id":"call_1","name":"f","input":{}}],"stop_reason":"tool_use","stop_sequence":null,"#,
-            ),
-            (
-                answer(vec![Part::Refusal("No.".into())], None),
-                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[{"type":"text","text":"No."}],"stop_reason":"refusal","stop_sequence":null,"#,
-            ),
-            (
-                answer(vec![], Some(Finish::StopSequence(Some("END".into())))),
-                r#"{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":[],"stop_reason":"stop_sequence","stop_sequence":"END","#,
-            ),
+            (answer(vec![reasoning("r", sig(Family::Gemini, "g"), None), call("{}")], Some(Finish::Stop)),
+             r#"[{"type":"thinking","thinking":"r","signature":""},{"type":"tool_use","id":"call_1","name":"f","input":{}}]"#, r#""tool_use","stop_sequence":null"#),
+            (answer(vec![Part::Refusal("No.".into())], None), r#"[{"type":"text","text":"No."}]"#, r#""refusal","stop_sequence":null"#),
+            (answer(vec![], Some(Finish::StopSequence(Some("END".into())))), "[]", r#""stop_sequence","stop_sequence":"END""#),
         ];
-        for (a, want) in cases {
-            let got = AnthropicMessages.encode_answer(&a, "client-model");
-            assert_eq!(String::from_utf8_lossy(&got), format!("{want}{USAGE}"));
+        for (a, content, stop) in cases {
+            let want = format!(r#"{{"id":"msg_1","type":"message","role":"assistant","model":"client-model","content":{content},"stop_reason":{stop},"usage":{{"input_tokens":60,"cache_creation_input_tokens":10,"cache_read_input_tokens":30,"output_tokens":20}}}}"#);
+            assert_eq!(String::from_utf8_lossy(&AnthropicMessages.encode_answer(&a, "client-model")), want);
         }
-        for (finish, reason) in [
-            (Finish::Length, "max_tokens"),
-            (Finish::ContentFilter, "refusal"),
-            (Finish::Pause, "pause_turn"),
-            (Finish::Other("x".into()), "end_turn"),
-        ] {
+        for (finish, reason) in [(Finish::Length, "max_tokens"), (Finish::ContentFilter, "refusal"), (Finish::Pause, "pause_turn"), (Finish::Other("x".into()), "end_turn")] {
             assert_eq!(stop_reason(Some(&finish), false, false).0, reason);
         }
     }
 
     #[test]
     fn errors_render_in_anthropic_shape() {
+        use ErrorKind::*;
+        let vendor = |t: &str, e: ChatError| ChatError { vendor_type: Some(t.into()), ..e };
         let cases = [
-            (
-                ChatError::invalid("messages[0].role", "bad role"),
-                r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages[0].role: bad role"}}"#,
-            ),
-            (
-                ChatError::new(ErrorKind::Authentication, 401, "no key"),
-                r#"{"type":"error","error":{"type":"authentication_error","message":"no key"}}"#,
-            ),
-            (ChatError::new(ErrorKind::Permission, 403, "m"), r#"{"type":"error","error":{"type":"permission_error","message":"m"}}"#),
-            (ChatError::new(ErrorKind::NotFound, 404, "m"), r#"{"type":"error","error":{"type":"not_found_error","message":"m"}}"#),
-            (ChatError::new(ErrorKind::RequestTooLarge, 413, "m"), r#"{"type":"error","error":{"type":"request_too_large","message":"m"}}"#),
-            (ChatError::new(ErrorKind::RateLimited, 429, "m"), r#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#),
-            (ChatError::new(ErrorKind::Overloaded, 503, "m"), r#"{"type":"error","error":{"type":"overloaded_error","message":"m"}}"#),
-            (ChatError::new(ErrorKind::ContextLength, 400, "m"), r#"{"type":"error","error":{"type":"invalid_request_error","message":"m"}}"#),
-            (ChatError::new(ErrorKind::Upstream, 502, "m"), r#"{"type":"error","error":{"type":"api_error","message":"m"}}"#),
-            (ChatError::new(ErrorKind::Timeout, 504, "m"), r#"{"type":"error","error":{"type":"timeout_error","message":"m"}}"#),
-            (
-                ChatError { vendor_type: Some("billing_error".into()), ..ChatError::new(ErrorKind::Authentication, 402, "pay") },
-                r#"{"type":"error","error":{"type":"billing_error","message":"pay"}}"#,
-            ),
-            (
-                ChatError { vendor_type: Some("RESOURCE_EXHAUSTED".into()), ..ChatError::new(ErrorKind::RateLimited, 429, "m") },
-                r#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#,
-            ),
+            (ChatError::invalid("messages[0].role", "bad role"), "invalid_request_error", "messages[0].role: bad role"),
+            (ChatError::new(Authentication, 401, "no key"), "authentication_error", "no key"),
+            (ChatError::new(Permission, 403, "m"), "permission_error", "m"),
+            (ChatError::new(NotFound, 404, "m"), "not_found_error", "m"),
+            (ChatError::new(RequestTooLarge, 413, "m"), "request_too_large", "m"),
+            (ChatError::new(RateLimited, 429, "m"), "rate_limit_error", "m"),
+            (ChatError::new(Overloaded, 503, "m"), "overloaded_error", "m"),
+            (ChatError::new(ContextLength, 400, "m"), "invalid_request_error", "m"),
+            (ChatError::new(Upstream, 502, "m"), "api_error", "m"),
+            (ChatError::new(Timeout, 504, "m"), "timeout_error", "m"),
+            (vendor("billing_error", ChatError::new(Authentication, 402, "pay")), "billing_error", "pay"),
+            (vendor("RESOURCE_EXHAUSTED", ChatError::new(RateLimited, 429, "m")), "rate_limit_error", "m"),
         ];
-        for (err, want) in cases {
+        for (err, kind, message) in cases {
+            let want = format!(r#"{{"type":"error","error":{{"type":"{kind}","message":"{message}"}}}}"#);
             assert_eq!(String::from_utf8_lossy(&AnthropicMessages.encode_error(&err)), want);
         }
-        let ev = AnthropicMessages.stream_error(&ChatError::new(ErrorKind::Overloaded, 529, "busy"));
-        assert_eq!(
-            String::from_utf8_lossy(&ev),
-            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n"
-        );
+        let ev = AnthropicMessages.stream_error(&ChatError::new(Overloaded, 529, "busy"));
+        assert_eq!(String::from_utf8_lossy(&ev), "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n");
     }
 }

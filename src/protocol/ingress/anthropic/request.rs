@@ -1,10 +1,9 @@
 //! An Anthropic Messages request body decoded into the chat model.
 //!
-//! One borrowing pass over the body: the top level and the message list
-//! are read by hand-written visitors that know the field path of whatever
-//! fails, so errors name it (`messages[2].content[0].source.type`); blocks
-//! are taken raw and then read into one flat struct, which keeps the raw
-//! text for blocks the model does not know (`Part::Opaque`).
+//! The top level is read as raw fields, each then read into its typed
+//! shape, so an error names the field at fault with Anthropic's path
+//! (`messages[2].content[0].source`); blocks are read into one flat struct,
+//! and blocks the model does not know are kept raw (`Part::Opaque`).
 //!
 //! Kept for Anthropic vendors only (see `Extras`): unknown top-level
 //! fields, a `thinking` or `metadata` object of a shape the model cannot
@@ -19,7 +18,7 @@ use crate::protocol::chat::{
     ChatError, Family, Media, MediaKind, MediaSource, Part, Reasoning, ReasoningConfig, Request,
     Role, Signature, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -27,51 +26,235 @@ use std::fmt;
 
 type Raw<'a> = &'a RawValue;
 
-pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
-    let mut slot = None;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let res = Top { slot: &mut slot }
-        .deserialize(&mut de)
-        .and_then(|r| de.end().map(|_| r));
-    res.map_err(|e| {
-        // Broken JSON is no one field's fault (checked again on this rare
-        // path: an inner failure has already been turned into a custom one).
-        if let Err(syntax) = serde_json::from_slice::<de::IgnoredAny>(body) {
-            return ChatError::bad_request(format!("request body is not valid JSON: {syntax}"));
-        }
-        slot.take()
-            .unwrap_or_else(|| ChatError::bad_request(format!("invalid request: {}", plain(&e))))
-    })
-}
-
-/// serde's message without its position (meaningless inside a sub-value).
-fn plain(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
-/// Records `err` as the reason for the failure (innermost wins) and
-/// returns the error that unwinds serde.
-fn fail<E: de::Error>(slot: &mut Option<ChatError>, err: ChatError) -> E {
-    let msg = err.message.clone();
-    slot.get_or_insert(err);
-    E::custom(msg)
-}
-
-fn at(path: impl FnOnce() -> String) -> impl FnOnce(serde_json::Error) -> ChatError {
-    move |e| ChatError::invalid(path(), plain(&e))
-}
-
+/// A string borrowed from the body where it has no escapes (serde borrows a
+/// `Cow<str>` only when it is a field's whole type).
 #[derive(Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
-/// serde borrows a `Cow<str>` only when it is the field's whole type: an
-/// optional one goes through [`Key`].
-fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Str<'a>>, D::Error> {
-    Ok(Option::<Key<'a>>::deserialize(d)?.map(|k| k.0))
+fn s<'a>(k: Option<Key<'a>>) -> Option<Str<'a>> {
+    k.map(|k| k.0)
+}
+
+fn invalid(path: impl Into<String>, msg: impl Into<String>) -> ChatError {
+    ChatError::invalid(path, msg)
+}
+
+/// `raw` read as a `T`; an error names `path` (serde's position is
+/// meaningless inside a sub-value and is cut).
+fn get<'a, T: Deserialize<'a>>(raw: Raw<'a>, path: impl Fn() -> String) -> Result<T, ChatError> {
+    serde_json::from_str(raw.get()).map_err(|e| {
+        let msg = e.to_string();
+        invalid(
+            path(),
+            msg.rfind(" at line ").map_or(&msg[..], |i| &msg[..i]),
+        )
+    })
+}
+
+/// The top-level fields in order, values raw.
+struct Fields<'a>(Vec<(Str<'a>, Raw<'a>)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((Key(k), v)) = map.next_entry()? {
+                    fields.push((k, v));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Message<'a> {
+    role: Key<'a>,
+    content: Raw<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct Meta<'a> {
+    user_id: Option<Key<'a>>,
+}
+
+/// Metadata with nothing but a user id (other metadata is also kept raw).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserIdOnly {
+    #[serde(rename = "user_id")]
+    _id: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "'de: 'a"))]
+struct Thinking<'a> {
+    r#type: Key<'a>,
+    budget_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct WireToolChoice<'a> {
+    r#type: Key<'a>,
+    name: Option<Key<'a>>,
+    disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct WireTool<'a> {
+    r#type: Option<Key<'a>>,
+    name: Option<Key<'a>>,
+    description: Option<Key<'a>>,
+    input_schema: Option<Raw<'a>>,
+    cache_control: Option<Raw<'a>>,
+    strict: Option<bool>,
+}
+
+pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
+    let Fields(fields) = serde_json::from_slice(body).map_err(|e| {
+        // Broken JSON is no one field's fault.
+        match serde_json::from_slice::<IgnoredAny>(body) {
+            Err(syntax) => {
+                ChatError::bad_request(format!("request body is not valid JSON: {syntax}"))
+            }
+            Ok(_) => ChatError::bad_request(format!("invalid request: {e}")),
+        }
+    })?;
+    let mut req = Request::new("", Family::Anthropic);
+    // Anthropic streams always end with the token counts.
+    req.include_usage = true;
+    let mut server_tools: Vec<&str> = Vec::new();
+    let mut saw_messages = false;
+    for (key, raw) in fields {
+        let at = || key.to_string();
+        match key.as_ref() {
+            "model" => req.model = get::<Key>(raw, at)?.0,
+            "messages" => {
+                saw_messages = true;
+                req.turns = messages(raw)?;
+            }
+            "system" => req.system = system(raw)?,
+            "max_tokens" => {
+                req.max_tokens = get(raw, at)?;
+                if req.max_tokens == Some(0) {
+                    return Err(invalid(
+                        "max_tokens",
+                        "max_tokens must be a positive integer",
+                    ));
+                }
+            }
+            "temperature" => req.sampling.temperature = get(raw, at)?,
+            "top_p" => req.sampling.top_p = get(raw, at)?,
+            "top_k" => req.sampling.top_k = get(raw, at)?,
+            "stop_sequences" => {
+                let v: Option<Vec<Key>> = get(raw, at)?;
+                req.sampling.stop = v.unwrap_or_default().into_iter().map(|k| k.0).collect();
+            }
+            "stream" => req.stream = get::<Option<bool>>(raw, at)?.unwrap_or(false),
+            "metadata" => {
+                if let Some(m) = get::<Option<Meta>>(raw, at)? {
+                    req.user = s(m.user_id);
+                    // Other metadata goes to Anthropic vendors as it came.
+                    if get::<UserIdOnly>(raw, at).is_err() {
+                        req.extra.fields.push((key, Cow::Borrowed(raw)));
+                    }
+                }
+            }
+            "tools" => {
+                for (i, raw) in get::<Option<Vec<Raw>>>(raw, at)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
+                {
+                    let t: WireTool = get(raw, || format!("tools[{i}]"))?;
+                    if t.r#type.as_ref().is_some_and(|k| k.0 != "custom") {
+                        server_tools.push(raw.get());
+                        continue;
+                    }
+                    let name = s(t.name).filter(|n| !n.is_empty());
+                    req.tools.push(Tool {
+                        kind: ToolKind::Function,
+                        name: name.ok_or_else(|| {
+                            invalid(format!("tools[{i}].name"), "tool has no name")
+                        })?,
+                        description: s(t.description),
+                        parameters: t.input_schema.map(Cow::Borrowed),
+                        strict: t.strict,
+                        format: None,
+                        cache: t.cache_control.map(Cow::Borrowed),
+                    });
+                }
+            }
+            "tool_choice" => {
+                let Some(tc) = get::<Option<WireToolChoice>>(raw, at)? else {
+                    continue;
+                };
+                req.tool_choice = Some(match tc.r#type.0.as_ref() {
+                    "auto" => ToolChoice::Auto,
+                    "any" => ToolChoice::Required,
+                    "none" => ToolChoice::None,
+                    "tool" => match s(tc.name).filter(|n| !n.is_empty()) {
+                        Some(n) => ToolChoice::Tool(n),
+                        None => {
+                            return Err(invalid("tool_choice.name", "tool_choice names no tool"))
+                        }
+                    },
+                    other => {
+                        let msg = format!(
+                            "tool_choice type '{other}' is not one of auto, any, tool, none"
+                        );
+                        return Err(invalid("tool_choice.type", msg));
+                    }
+                });
+                if tc.disable_parallel_tool_use == Some(true) {
+                    req.parallel_tool_calls = Some(false);
+                }
+            }
+            "thinking" => {
+                if raw.get() == "null" {
+                    continue;
+                }
+                let t = serde_json::from_str::<Thinking>(raw.get()).ok();
+                req.reasoning = match t.as_ref().map(|t| (t.r#type.0.as_ref(), t.budget_tokens)) {
+                    Some(("enabled", Some(b))) => Some(ReasoningConfig::Budget(b)),
+                    Some(("enabled", None)) => {
+                        let msg = "thinking of type enabled needs budget_tokens";
+                        return Err(invalid("thinking.budget_tokens", msg));
+                    }
+                    Some(("adaptive", None)) => Some(ReasoningConfig::Dynamic),
+                    Some(("disabled", None)) => Some(ReasoningConfig::Budget(0)),
+                    // A shape the model cannot hold: for Anthropic vendors only.
+                    _ => {
+                        req.extra.fields.push((key, Cow::Borrowed(raw)));
+                        None
+                    }
+                };
+            }
+            _ => req.extra.fields.push((key, Cow::Borrowed(raw))),
+        }
+    }
+    if !saw_messages {
+        return Err(invalid("messages", "messages is required"));
+    }
+    if !server_tools.is_empty() {
+        let raw = RawValue::from_string(format!("[{}]", server_tools.join(",")));
+        let raw = raw.map_err(|e| invalid("tools", e.to_string()))?;
+        req.extra
+            .fields
+            .push((Cow::Borrowed("tools"), Cow::Owned(raw)));
+    }
+    Ok(req)
 }
 
 /// A string, or an array of blocks taken raw.
@@ -80,430 +263,111 @@ enum Content<'a> {
     Blocks(Vec<Raw<'a>>),
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Content<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or an array of content blocks")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Content::Text(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Content::Text(Cow::Owned(s.to_string())))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
-                Ok(Content::Text(Cow::Owned(s)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(4));
-                while let Some(raw) = seq.next_element::<Raw<'de>>()? {
-                    v.push(raw);
-                }
-                Ok(Content::Blocks(v))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
+fn content<'a>(raw: Raw<'a>, path: impl Fn() -> String) -> Result<Content<'a>, ChatError> {
+    match raw.get().starts_with('"') {
+        true => Ok(Content::Text(get::<Key>(raw, path)?.0)),
+        false => Ok(Content::Blocks(get(raw, path)?)),
     }
 }
 
-// ---------------------------------------------------------------- top level
-
-struct Top<'s> {
-    slot: &'s mut Option<ChatError>,
-}
-
-impl<'de> DeserializeSeed<'de> for Top<'_> {
-    type Value = Request<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+fn system(raw: Raw<'_>) -> Result<Vec<Part<'_>>, ChatError> {
+    if raw.get() == "null" {
+        return Ok(Vec::new());
     }
-}
-
-impl<'de> Visitor<'de> for Top<'_> {
-    type Value = Request<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut req = Request::new("", Family::Anthropic);
-        // Anthropic streams always end with the token counts.
-        req.include_usage = true;
-        let mut server_tools: Vec<Raw<'de>> = Vec::new();
-        let mut saw_messages = false;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            saw_messages |= key == "messages";
-            let r = field(&key, &mut map, &mut req, &mut server_tools, self.slot);
-            if let Err(e) = r {
-                let param = key.into_owned();
-                self.slot
-                    .get_or_insert_with(|| ChatError::invalid(param, plain_de(&e)));
-                return Err(e);
-            }
-        }
-        if !saw_messages {
-            return Err(fail(
-                self.slot,
-                ChatError::invalid("messages", "messages is required"),
-            ));
-        }
-        if !server_tools.is_empty() {
-            let joined: Vec<&str> = server_tools.iter().map(|r| r.get()).collect();
-            let raw = RawValue::from_string(format!("[{}]", joined.join(",")))
-                .map_err(|e| fail(self.slot, ChatError::invalid("tools", e.to_string())))?;
-            req.extra
-                .fields
-                .push((Cow::Borrowed("tools"), Cow::Owned(raw)));
-        }
-        Ok(req)
-    }
-}
-
-fn plain_de<E: fmt::Display>(e: &E) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
-#[derive(Deserialize)]
-struct Meta<'a> {
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    user_id: Option<Str<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // read only to see whether anything else is there
-struct MetaOnly<'a> {
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    user_id: Option<Str<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Thinking<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Str<'a>,
-    budget_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct WireToolChoice<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Str<'a>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    name: Option<Str<'a>>,
-    #[serde(default)]
-    disable_parallel_tool_use: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct WireTool<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    name: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    description: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    input_schema: Option<Raw<'a>>,
-    #[serde(borrow, default)]
-    cache_control: Option<Raw<'a>>,
-    #[serde(default)]
-    strict: Option<bool>,
-}
-
-fn field<'de, A: MapAccess<'de>>(
-    key: &str,
-    map: &mut A,
-    req: &mut Request<'de>,
-    server_tools: &mut Vec<Raw<'de>>,
-    slot: &mut Option<ChatError>,
-) -> Result<(), A::Error> {
-    match key {
-        "model" => req.model = map.next_value::<Key<'de>>()?.0,
-        "messages" => req.turns = map.next_value_seed(Messages { slot })?,
-        "system" => {
-            if let Some(c) = map.next_value::<Option<Content<'de>>>()? {
-                req.system = system(c).map_err(|e| fail(slot, e))?;
-            }
-        }
-        "max_tokens" => {
-            req.max_tokens = map.next_value()?;
-            if req.max_tokens == Some(0) {
-                let e = ChatError::invalid("max_tokens", "max_tokens must be a positive integer");
-                return Err(fail(slot, e));
-            }
-        }
-        "temperature" => req.sampling.temperature = map.next_value()?,
-        "top_p" => req.sampling.top_p = map.next_value()?,
-        "top_k" => req.sampling.top_k = map.next_value()?,
-        "stop_sequences" => {
-            let v: Option<Vec<Key<'de>>> = map.next_value()?;
-            req.sampling.stop = v.unwrap_or_default().into_iter().map(|k| k.0).collect();
-        }
-        "stream" => req.stream = map.next_value::<Option<bool>>()?.unwrap_or(false),
-        "metadata" => {
-            let Some(raw) = map.next_value::<Option<Raw<'de>>>()? else {
-                return Ok(());
-            };
-            let m: Meta = serde_json::from_str(raw.get())
-                .map_err(|e| fail(slot, at(|| "metadata".into())(e)))?;
-            req.user = m.user_id;
-            // Other metadata goes to Anthropic vendors as it came.
-            if serde_json::from_str::<MetaOnly>(raw.get()).is_err() {
-                push_extra(req, "metadata", raw);
-            }
-        }
-        "tools" => {
-            let tools: Option<Vec<Raw<'de>>> = map.next_value()?;
-            for (i, raw) in tools.unwrap_or_default().into_iter().enumerate() {
-                let t: WireTool = serde_json::from_str(raw.get())
-                    .map_err(|e| fail(slot, at(|| format!("tools[{i}]"))(e)))?;
-                if t.kind.as_deref().is_some_and(|k| k != "custom") {
-                    server_tools.push(raw);
-                    continue;
-                }
-                let name = t.name.filter(|n| !n.is_empty()).ok_or_else(|| {
-                    fail(
-                        slot,
-                        ChatError::invalid(format!("tools[{i}].name"), "tool has no name"),
-                    )
-                })?;
-                req.tools.push(Tool {
-                    kind: ToolKind::Function,
-                    name,
-                    description: t.description,
-                    parameters: t.input_schema.map(Cow::Borrowed),
-                    strict: t.strict,
-                    format: None,
-                    cache: t.cache_control.map(Cow::Borrowed),
-                });
-            }
-        }
-        "tool_choice" => {
-            let Some(tc) = map.next_value::<Option<WireToolChoice<'de>>>()? else {
-                return Ok(());
-            };
-            req.tool_choice = Some(match tc.kind.as_ref() {
-                "auto" => ToolChoice::Auto,
-                "any" => ToolChoice::Required,
-                "none" => ToolChoice::None,
-                "tool" => match tc.name.filter(|n| !n.is_empty()) {
-                    Some(n) => ToolChoice::Tool(n),
-                    None => {
-                        let e = ChatError::invalid("tool_choice.name", "tool_choice names no tool");
-                        return Err(fail(slot, e));
-                    }
-                },
-                other => {
-                    let e = ChatError::invalid(
-                        "tool_choice.type",
-                        format!("tool_choice type '{other}' is not one of auto, any, tool, none"),
-                    );
-                    return Err(fail(slot, e));
-                }
-            });
-            if tc.disable_parallel_tool_use == Some(true) {
-                req.parallel_tool_calls = Some(false);
-            }
-        }
-        "thinking" => {
-            let Some(raw) = map.next_value::<Option<Raw<'de>>>()? else {
-                return Ok(());
-            };
-            let t = serde_json::from_str::<Thinking>(raw.get()).ok();
-            req.reasoning = match t.as_ref().map(|t| (t.kind.as_ref(), t.budget_tokens)) {
-                Some(("enabled", Some(b))) => Some(ReasoningConfig::Budget(b)),
-                Some(("enabled", None)) => {
-                    let e = ChatError::invalid(
-                        "thinking.budget_tokens",
-                        "thinking of type enabled needs budget_tokens",
-                    );
-                    return Err(fail(slot, e));
-                }
-                Some(("adaptive", None)) => Some(ReasoningConfig::Dynamic),
-                Some(("disabled", None)) => Some(ReasoningConfig::Budget(0)),
-                // A shape the model cannot hold: for Anthropic vendors only.
-                _ => {
-                    push_extra(req, "thinking", raw);
-                    None
-                }
-            };
-        }
-        _ => {
-            let raw: Raw<'de> = map.next_value()?;
-            push_extra(req, key, raw);
-        }
-    }
-    Ok(())
-}
-
-fn push_extra<'de>(req: &mut Request<'de>, key: &str, raw: Raw<'de>) {
-    req.extra
-        .fields
-        .push((Cow::Owned(key.to_string()), Cow::Borrowed(raw)));
-}
-
-fn system(c: Content<'_>) -> Result<Vec<Part<'_>>, ChatError> {
-    match c {
+    match content(raw, || "system".into())? {
         Content::Text(t) => Ok(vec![Part::Text(Text::plain(t))]),
-        Content::Blocks(blocks) => {
-            let mut out = Vec::with_capacity(blocks.len());
-            for (i, raw) in blocks.into_iter().enumerate() {
+        Content::Blocks(blocks) => blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
                 let path = || format!("system[{i}]");
-                let b: Block = serde_json::from_str(raw.get()).map_err(at(path))?;
-                match (b.kind.as_deref(), b.text) {
-                    (Some("text"), Some(text)) => out.push(Part::Text(Text {
+                let b: Block = get(raw, path)?;
+                match (s(b.r#type).as_deref(), s(b.text)) {
+                    (Some("text"), Some(text)) => Ok(Part::Text(Text {
                         text,
                         cache: b.cache_control.map(Cow::Borrowed),
                     })),
-                    _ => return Err(ChatError::invalid(path(), "system blocks must be text")),
+                    _ => Err(invalid(path(), "system blocks must be text")),
                 }
+            })
+            .collect(),
+    }
+}
+
+fn messages(raw: Raw<'_>) -> Result<Vec<Turn<'_>>, ChatError> {
+    let list: Vec<Message> = match serde_json::from_str(raw.get()) {
+        Ok(list) => list,
+        Err(_) => {
+            // Find the message at fault (a rare path: parsed again).
+            for (i, m) in get::<Vec<Raw>>(raw, || "messages".into())?
+                .into_iter()
+                .enumerate()
+            {
+                get::<Message>(m, || format!("messages[{i}]"))?;
             }
-            Ok(out)
-        }
-    }
-}
-
-// ---------------------------------------------------------------- messages
-
-struct Messages<'s> {
-    slot: &'s mut Option<ChatError>,
-}
-
-impl<'de> DeserializeSeed<'de> for Messages<'_> {
-    type Value = Vec<Turn<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow)]
-    role: Str<'a>,
-    #[serde(borrow)]
-    content: Content<'a>,
-}
-
-impl<'de> Visitor<'de> for Messages<'_> {
-    type Value = Vec<Turn<'de>>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of messages")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut turns = Vec::with_capacity(seq.size_hint().unwrap_or(8));
-        let mut i = 0;
-        loop {
-            let m = match seq.next_element::<Message<'de>>() {
-                Ok(Some(m)) => m,
-                Ok(None) => return Ok(turns),
-                Err(e) => {
-                    let err = ChatError::invalid(format!("messages[{i}]"), plain_de(&e));
-                    return Err(fail(self.slot, err));
-                }
-            };
-            turns.push(turn(m, i).map_err(|e| fail(self.slot, e))?);
-            i += 1;
-        }
-    }
-}
-
-fn turn(m: Message<'_>, i: usize) -> Result<Turn<'_>, ChatError> {
-    let role = match m.role.as_ref() {
-        "user" => Role::User,
-        "assistant" => Role::Assistant,
-        other => {
-            return Err(ChatError::invalid(
-                format!("messages[{i}].role"),
-                format!("role '{other}' is not one of user, assistant"),
-            ))
+            return Err(invalid("messages", "messages is not a list of messages"));
         }
     };
-    let parts = match m.content {
-        Content::Text(t) => vec![Part::Text(Text::plain(t))],
-        Content::Blocks(blocks) => {
-            let mut parts = Vec::with_capacity(blocks.len());
-            for (j, raw) in blocks.into_iter().enumerate() {
-                parts.push(block(raw, &|| format!("messages[{i}].content[{j}]"))?);
+    let mut turns = Vec::with_capacity(list.len());
+    for (i, m) in list.into_iter().enumerate() {
+        let role = match m.role.0.as_ref() {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => {
+                let msg = format!("role '{other}' is not one of user, assistant");
+                return Err(invalid(format!("messages[{i}].role"), msg));
             }
-            parts
-        }
-    };
-    Ok(Turn { role, parts })
+        };
+        let parts = match content(m.content, || format!("messages[{i}]"))? {
+            Content::Text(t) => vec![Part::Text(Text::plain(t))],
+            Content::Blocks(blocks) => blocks
+                .into_iter()
+                .enumerate()
+                .map(|(j, raw)| block(raw, &|| format!("messages[{i}].content[{j}]")))
+                .collect::<Result<_, _>>()?,
+        };
+        turns.push(Turn { role, parts });
+    }
+    Ok(turns)
 }
-
-// ---------------------------------------------------------------- blocks
 
 /// Every field of every block type this model reads, flat.
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct Block<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    text: Option<Str<'a>>,
-    #[serde(borrow, default)]
+    r#type: Option<Key<'a>>,
+    text: Option<Key<'a>>,
     cache_control: Option<Raw<'a>>,
-    #[serde(borrow, default)]
     source: Option<Raw<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    title: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    id: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    name: Option<Str<'a>>,
-    #[serde(borrow, default)]
+    title: Option<Key<'a>>,
+    id: Option<Key<'a>>,
+    name: Option<Key<'a>>,
     input: Option<Raw<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    tool_use_id: Option<Str<'a>>,
-    #[serde(borrow, default)]
+    tool_use_id: Option<Key<'a>>,
     content: Option<Raw<'a>>,
-    #[serde(default)]
     is_error: Option<bool>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    thinking: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    signature: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    data: Option<Str<'a>>,
+    thinking: Option<Key<'a>>,
+    signature: Option<Key<'a>>,
+    data: Option<Key<'a>>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct Source<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Str<'a>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    media_type: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    data: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    url: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
-    file_id: Option<Str<'a>>,
+    r#type: Key<'a>,
+    media_type: Option<Key<'a>>,
+    data: Option<Key<'a>>,
+    url: Option<Key<'a>>,
+    file_id: Option<Key<'a>>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct TypeOnly<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "opt_str")]
-    kind: Option<Str<'a>>,
+    r#type: Option<Key<'a>>,
 }
 
-const KNOWN: [&str; 7] = [
-    "text",
-    "image",
-    "document",
-    "tool_use",
-    "tool_result",
-    "thinking",
-    "redacted_thinking",
-];
+const KNOWN: &str = "text image document tool_use tool_result thinking redacted_thinking";
 
 fn opaque(raw: Raw<'_>) -> Part<'_> {
     Part::Opaque {
@@ -512,44 +376,44 @@ fn opaque(raw: Raw<'_>) -> Part<'_> {
     }
 }
 
+fn anthropic(value: Str<'_>) -> Signature<'_> {
+    Signature {
+        family: Family::Anthropic,
+        value,
+    }
+}
+
 fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatError> {
-    let b: Block<'a> = match serde_json::from_str(raw.get()) {
+    let b: Block<'a> = match get(raw, path) {
         Ok(b) => b,
-        Err(e) => {
-            // A block of a type this model does not read may use these
-            // field names differently: it is kept whole.
-            return match serde_json::from_str::<TypeOnly>(raw.get()) {
-                Ok(TypeOnly { kind: Some(k) }) if !KNOWN.contains(&k.as_ref()) => Ok(opaque(raw)),
-                _ => Err(ChatError::invalid(path(), plain(&e))),
-            };
-        }
+        // A block of a type this model does not read may use these field
+        // names differently: it is kept whole.
+        Err(e) => match serde_json::from_str::<TypeOnly>(raw.get()) {
+            Ok(TypeOnly { r#type: Some(k) }) if !KNOWN.split(' ').any(|x| x == k.0) => {
+                return Ok(opaque(raw))
+            }
+            _ => return Err(e),
+        },
     };
     let cache = b.cache_control.map(Cow::Borrowed);
-    let need = |v: Option<Str<'a>>, f: &str| {
-        v.ok_or_else(|| ChatError::invalid(format!("{}.{f}", path()), format!("{f} is required")))
+    let sub = |f: &str| format!("{}.{f}", path());
+    let need = |v: Option<Key<'a>>, f: &str| {
+        s(v).ok_or_else(|| invalid(sub(f), format!("{f} is required")))
     };
-    Ok(match b.kind.as_deref() {
-        None => {
-            return Err(ChatError::invalid(
-                format!("{}.type", path()),
-                "content block has no type",
-            ))
-        }
+    Ok(match s(b.r#type).as_deref() {
+        None => return Err(invalid(sub("type"), "content block has no type")),
         Some("text") => Part::Text(Text {
             text: need(b.text, "text")?,
             cache,
         }),
         Some(kind @ ("image" | "document")) => {
-            let Some(src) = b.source else {
-                return Err(ChatError::invalid(
-                    format!("{}.source", path()),
-                    "source is required",
-                ));
-            };
-            let src: Source =
-                serde_json::from_str(src.get()).map_err(at(|| format!("{}.source", path())))?;
+            let src = b
+                .source
+                .ok_or_else(|| invalid(sub("source"), "source is required"))?;
+            let src: Source = get(src, || sub("source"))?;
             let image = kind == "image";
-            let source = match (src.kind.as_ref(), src.data, src.url, src.file_id) {
+            let (data, url, file_id) = (s(src.data), s(src.url), s(src.file_id));
+            let source = match (src.r#type.0.as_ref(), data, url, file_id) {
                 ("base64", Some(data), _, _) => MediaSource::Base64 { data },
                 // Plain text travels base64 like every other inline document.
                 ("text", Some(data), _, _) if !image => MediaSource::Base64 {
@@ -563,25 +427,25 @@ fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatEr
                 // Custom content documents and sources added later.
                 ("content", ..) if !image => return Ok(opaque(raw)),
                 (other, ..) => {
-                    return Err(ChatError::invalid(
-                        format!("{}.source", path()),
-                        format!("{kind} source '{other}' is not supported or misses its data"),
-                    ))
+                    let msg =
+                        format!("{kind} source '{other}' is not supported or misses its data");
+                    return Err(invalid(sub("source"), msg));
                 }
             };
-            let mime = match src.kind.as_ref() {
-                "text" => Some(src.media_type.unwrap_or(Cow::Borrowed("text/plain"))),
-                _ => src.media_type,
+            let mime = match src.r#type.0.as_ref() {
+                "text" => Some(s(src.media_type).unwrap_or(Cow::Borrowed("text/plain"))),
+                _ => s(src.media_type),
+            };
+            let kind = if image {
+                MediaKind::Image
+            } else {
+                MediaKind::Document
             };
             Part::Media(Media {
-                kind: if image {
-                    MediaKind::Image
-                } else {
-                    MediaKind::Document
-                },
+                kind,
                 mime,
                 source,
-                name: b.title,
+                name: s(b.title),
                 detail: None,
                 cache,
             })
@@ -594,51 +458,42 @@ fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatEr
             signature: None,
         }),
         Some("tool_result") => {
-            let content = match b.content {
+            let content = match b.content.filter(|c| c.get() != "null") {
                 None => Vec::new(),
-                Some(c) => {
-                    let cpath = || format!("{}.content", path());
-                    match serde_json::from_str::<Option<Content>>(c.get()).map_err(at(cpath))? {
-                        None => Vec::new(),
-                        Some(Content::Text(t)) => vec![Part::Text(Text::plain(t))],
-                        Some(Content::Blocks(items)) => {
-                            let mut out = Vec::with_capacity(items.len());
-                            for (k, item) in items.into_iter().enumerate() {
-                                let p = || format!("{}.content[{k}]", path());
-                                out.push(block(item, &p)?);
-                            }
-                            out
-                        }
-                    }
-                }
+                Some(c) => match content(c, || sub("content"))? {
+                    Content::Text(t) => vec![Part::Text(Text::plain(t))],
+                    Content::Blocks(items) => items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, item)| block(item, &|| format!("{}.content[{k}]", path())))
+                        .collect::<Result<_, _>>()?,
+                },
             };
+            let (call_id, is_error) = (
+                need(b.tool_use_id, "tool_use_id")?,
+                b.is_error.unwrap_or(false),
+            );
             Part::ToolResult(ToolResult {
-                call_id: need(b.tool_use_id, "tool_use_id")?,
+                call_id,
                 name: None,
                 content,
-                is_error: b.is_error.unwrap_or(false),
+                is_error,
                 cache,
             })
         }
         Some("thinking") => Part::Reasoning(Reasoning {
-            text: b.thinking.unwrap_or_default(),
-            signature: b
-                .signature
-                .filter(|s| !s.is_empty())
-                .map(|value| Signature {
-                    family: Family::Anthropic,
-                    value,
-                }),
+            text: s(b.thinking).unwrap_or_default(),
+            signature: s(b.signature).filter(|s| !s.is_empty()).map(anthropic),
             redacted: None,
         }),
-        Some("redacted_thinking") => Part::Reasoning(Reasoning {
-            text: Cow::Borrowed(""),
-            signature: None,
-            redacted: Some(Signature {
-                family: Family::Anthropic,
-                value: need(b.data, "data")?,
-            }),
-        }),
+        Some("redacted_thinking") => {
+            let redacted = Some(anthropic(need(b.data, "data")?));
+            Part::Reasoning(Reasoning {
+                text: Cow::Borrowed(""),
+                signature: None,
+                redacted,
+            })
+        }
         // Server tool calls and results, search results, containers, …:
         // replayed to Anthropic vendors only.
         Some(_) => opaque(raw),
@@ -671,62 +526,30 @@ mod tests {
     use crate::protocol::chat::ResponseFormat;
 
     /// A compact, readable rendering of a decoded request (golden form).
-    pub(crate) fn show(r: &Request<'_>) -> String {
+    fn show(r: &Request<'_>) -> String {
         fn part(p: &Part<'_>) -> String {
-            let cache = |c: &Option<Cow<'_, RawValue>>| c.as_ref().map(|_| "+cache").unwrap_or("");
+            let cache = |c: &Option<Cow<'_, RawValue>>| if c.is_some() { "+cache" } else { "" };
             match p {
                 Part::Text(t) => format!("text({}){}", t.text, cache(&t.cache)),
                 Part::Media(m) => format!("{:?}({:?},{:?},{:?}){}", m.kind, m.mime, m.source, m.name, cache(&m.cache)),
                 Part::ToolCall(c) => format!("call({},{},{})", c.id, c.name, c.arguments),
-                Part::ToolResult(r) => format!(
-                    "result({},err={},[{}]){}",
-                    r.call_id,
-                    r.is_error,
-                    r.content.iter().map(part).collect::<Vec<_>>().join(" "),
-                    cache(&r.cache)
-                ),
-                Part::Reasoning(r) => {
-                    format!("reasoning({},{:?},{:?})", r.text, r.signature.as_ref().map(|s| &s.value), r.redacted.as_ref().map(|s| &s.value))
-                }
+                Part::ToolResult(r) => format!("result({},err={},[{}]){}", r.call_id, r.is_error, list(&r.content), cache(&r.cache)),
+                Part::Reasoning(r) => format!("reasoning({},{:?},{:?})", r.text, r.signature.as_ref().map(|s| &s.value), r.redacted.as_ref().map(|s| &s.value)),
                 Part::Refusal(t) => format!("refusal({t})"),
                 Part::Opaque { raw, .. } => format!("opaque({})", raw.get()),
             }
         }
-        let mut s = format!("model={} system=[", r.model);
-        s += &r.system.iter().map(part).collect::<Vec<_>>().join(" ");
-        s += "]";
-        for t in &r.turns {
-            let parts: Vec<String> = t.parts.iter().map(part).collect();
-            s += &format!("\n{:?}: {}", t.role, parts.join(" "));
-        }
+        fn list(parts: &[Part<'_>]) -> String { parts.iter().map(part).collect::<Vec<_>>().join(" ") }
+        let mut s = format!("model={} system=[{}]", r.model, list(&r.system));
+        r.turns.iter().for_each(|t| s += &format!("\n{:?}: {}", t.role, list(&t.parts)));
         for t in &r.tools {
-            s += &format!(
-                "\ntool {} {:?} {} strict={:?}{}",
-                t.name,
-                t.description,
-                t.parameters.as_ref().map(|p| p.get()).unwrap_or("-"),
-                t.strict,
-                t.cache.as_ref().map(|_| " +cache").unwrap_or("")
-            );
+            let params = t.parameters.as_ref().map_or("-", |p| p.get());
+            s += &format!("\ntool {} {:?} {params} strict={:?}{}", t.name, t.description, t.strict, if t.cache.is_some() { " +cache" } else { "" });
         }
         let extra: Vec<String> = r.extra.fields.iter().map(|(k, v)| format!("{k}={}", v.get())).collect();
-        s += &format!(
-            "\nchoice={:?} parallel={:?} max={:?} t={:?} p={:?} k={:?} stop={:?} stream={} usage={} user={:?} reasoning={:?} format={} extra=[{}]",
-            r.tool_choice,
-            r.parallel_tool_calls,
-            r.max_tokens,
-            r.sampling.temperature,
-            r.sampling.top_p,
-            r.sampling.top_k,
-            r.sampling.stop,
-            r.stream,
-            r.include_usage,
-            r.user,
-            r.reasoning,
-            matches!(r.response_format, None | Some(ResponseFormat::Text)),
-            extra.join(" ")
-        );
-        s
+        let (sm, format) = (&r.sampling, matches!(r.response_format, None | Some(ResponseFormat::Text)));
+        s + &format!("\nchoice={:?} parallel={:?} max={:?} t={:?} p={:?} k={:?} stop={:?} stream={} usage={} user={:?} reasoning={:?} format={format} extra=[{}]",
+            r.tool_choice, r.parallel_tool_calls, r.max_tokens, sm.temperature, sm.top_p, sm.top_k, sm.stop, r.stream, r.include_usage, r.user, r.reasoning, extra.join(" "))
     }
 
     fn decode_str(body: &str) -> Result<Request<'_>, ChatError> {

@@ -79,81 +79,43 @@ fn finish_word(finish: Option<&Finish>, has_calls: bool, refused: bool) -> &'sta
 
 // ---------------------------------------------------------------- whole answers
 
-#[derive(Serialize)]
-struct Completion<'r> {
-    id: Cow<'r, str>,
-    object: &'static str,
-    created: u64,
-    model: &'r str,
-    choices: [ChoiceOut<'r>; 1],
-    usage: UsageOut,
+/// A tool call object's members: id, type, the function or custom input
+/// and (Google's codec for a Gemini thought signature) `extra_content`.
+fn call_members(
+    o: &mut BytesMut,
+    id: &str,
+    kind: ToolKind,
+    name: &str,
+    args: &str,
+    sig: Option<&str>,
+) {
+    o.extend_from_slice(br#""id":"#);
+    js(o, id);
+    o.extend_from_slice(match kind {
+        ToolKind::Function => br#","type":"function","function":{"name":"#,
+        ToolKind::Custom => br#","type":"custom","custom":{"name":"#,
+    });
+    js(o, name);
+    o.extend_from_slice(match kind {
+        ToolKind::Function => br#","arguments":"#,
+        ToolKind::Custom => br#","input":"#,
+    });
+    js(o, args);
+    o.extend_from_slice(b"}");
+    if let Some(sig) = sig {
+        signature_member(o, sig);
+    }
 }
 
-#[derive(Serialize)]
-struct ChoiceOut<'r> {
-    index: u32,
-    message: MessageOut<'r>,
-    logprobs: Option<()>,
-    finish_reason: &'static str,
+fn signature_member(o: &mut BytesMut, sig: &str) {
+    o.extend_from_slice(br#","extra_content":{"google":{"thought_signature":"#);
+    js(o, sig);
+    o.extend_from_slice(b"}}");
 }
 
-#[derive(Serialize)]
-struct MessageOut<'r> {
-    role: &'static str,
-    content: Option<Cow<'r, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<Cow<'r, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refusal: Option<Cow<'r, str>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<CallOut<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extra_content: Option<ExtraOut<'r>>,
-}
-
-#[derive(Serialize)]
-struct CallOut<'r> {
-    id: &'r str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function: Option<FnOut<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    custom: Option<CustomOut<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extra_content: Option<ExtraOut<'r>>,
-}
-
-#[derive(Serialize)]
-struct FnOut<'r> {
-    name: &'r str,
-    arguments: &'r str,
-}
-
-#[derive(Serialize)]
-struct CustomOut<'r> {
-    name: &'r str,
-    input: &'r str,
-}
-
-/// Google's codec for a Gemini thought signature on an OpenAI object.
-#[derive(Serialize)]
-struct ExtraOut<'r> {
-    google: GoogleOut<'r>,
-}
-
-#[derive(Serialize)]
-struct GoogleOut<'r> {
-    thought_signature: &'r str,
-}
-
-fn extra<'r>(sig: Option<&'r Signature<'_>>) -> Option<ExtraOut<'r>> {
+fn gemini<'r>(sig: Option<&'r Signature<'_>>) -> Option<&'r str> {
     sig.filter(|s| s.family == Family::Gemini)
-        .map(|s| ExtraOut {
-            google: GoogleOut {
-                thought_signature: &s.value,
-            },
-        })
+        .map(|s| s.value.as_ref())
 }
 
 /// Pieces of one kind joined (borrowed when there is only one).
@@ -165,11 +127,8 @@ fn join<'r>(acc: &mut Option<Cow<'r, str>>, piece: &'r str) {
 }
 
 pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
-    let mut text = None;
-    let mut reasoning = None;
-    let mut refusal = None;
+    let (mut text, mut reasoning, mut refusal, mut signature) = (None, None, None, None);
     let mut calls = Vec::new();
-    let mut signature = None;
     for p in &a.parts {
         match p {
             Part::Text(t) => join(&mut text, &t.text),
@@ -177,68 +136,75 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
                 if !r.text.is_empty() {
                     join(&mut reasoning, &r.text);
                 }
-                signature = extra(r.signature.as_ref()).or(signature);
+                signature = gemini(r.signature.as_ref()).or(signature);
             }
             Part::Refusal(r) => join(&mut refusal, r),
-            Part::ToolCall(c) => calls.push(CallOut {
-                id: &c.id,
-                kind: match c.kind {
-                    ToolKind::Function => "function",
-                    ToolKind::Custom => "custom",
-                },
-                function: (c.kind == ToolKind::Function).then(|| FnOut {
-                    name: &c.name,
-                    arguments: if c.arguments.is_empty() {
-                        "{}"
-                    } else {
-                        &c.arguments
-                    },
-                }),
-                custom: (c.kind == ToolKind::Custom).then(|| CustomOut {
-                    name: &c.name,
-                    input: &c.arguments,
-                }),
-                extra_content: extra(c.signature.as_ref()),
-            }),
+            Part::ToolCall(c) => calls.push(c),
             // Media, tool results and other families' blocks have no place
             // in an OpenAI answer.
             _ => {}
         }
     }
     let finish = finish_word(a.finish.as_ref(), !calls.is_empty(), refusal.is_some());
-    let content = match text {
-        None if calls.is_empty() && refusal.is_none() => Some(Cow::Borrowed("")),
-        t => t,
+    let mut o = BytesMut::with_capacity(320 + text.as_ref().map_or(0, |t: &Cow<str>| t.len()));
+    o.extend_from_slice(br#"{"id":"#);
+    match a.id.as_ref() {
+        "" => js(&mut o, &generated_id("chatcmpl-")),
+        id => js(&mut o, id),
+    }
+    o.extend_from_slice(br#","object":"chat.completion","created":"#);
+    let created = if a.created == 0 {
+        now_unix()
+    } else {
+        a.created
     };
-    let body = Completion {
-        id: if a.id.is_empty() {
-            Cow::Owned(generated_id("chatcmpl-"))
+    o.extend_from_slice(created.to_string().as_bytes());
+    o.extend_from_slice(br#","model":"#);
+    js(&mut o, model);
+    o.extend_from_slice(br#","choices":[{"index":0,"message":{"role":"assistant","content":"#);
+    match text {
+        Some(t) => js(&mut o, &t),
+        None if calls.is_empty() && refusal.is_none() => js(&mut o, ""),
+        None => o.extend_from_slice(b"null"),
+    }
+    for (key, v) in [
+        (&br#","reasoning_content":"#[..], &reasoning),
+        (br#","refusal":"#, &refusal),
+    ] {
+        if let Some(v) = v {
+            o.extend_from_slice(key);
+            js(&mut o, v);
+        }
+    }
+    for (i, c) in calls.iter().enumerate() {
+        o.extend_from_slice(if i == 0 {
+            br#","tool_calls":[{"#
         } else {
-            Cow::Borrowed(&a.id)
-        },
-        object: "chat.completion",
-        created: if a.created == 0 {
-            now_unix()
-        } else {
-            a.created
-        },
-        model,
-        choices: [ChoiceOut {
-            index: 0,
-            message: MessageOut {
-                role: "assistant",
-                content,
-                reasoning_content: reasoning,
-                refusal,
-                tool_calls: calls,
-                extra_content: signature,
-            },
-            logprobs: None,
-            finish_reason: finish,
-        }],
-        usage: usage_out(&a.usage),
-    };
-    json_bytes(&body)
+            b",{"
+        });
+        let args = match (c.kind, c.arguments.as_ref()) {
+            (ToolKind::Function, "") => "{}",
+            (_, args) => args,
+        };
+        call_members(
+            &mut o,
+            &c.id,
+            c.kind,
+            &c.name,
+            args,
+            gemini(c.signature.as_ref()),
+        );
+        o.extend_from_slice(if i + 1 == calls.len() { b"}]" } else { b"}" });
+    }
+    if let Some(sig) = signature {
+        signature_member(&mut o, sig);
+    }
+    o.extend_from_slice(br#"},"logprobs":null,"finish_reason":"#);
+    js(&mut o, finish);
+    o.extend_from_slice(br#"}],"usage":"#);
+    let _ = serde_json::to_writer((&mut o).writer(), &usage_out(&a.usage));
+    o.extend_from_slice(b"}");
+    o.freeze()
 }
 
 // ---------------------------------------------------------------- errors
@@ -412,12 +378,6 @@ impl ChunkEncoder {
         });
     }
 
-    fn signature_member(o: &mut BytesMut, sig: &str) {
-        o.extend_from_slice(br#","extra_content":{"google":{"thought_signature":"#);
-        js(o, sig);
-        o.extend_from_slice(b"}}");
-    }
-
     /// The held first chunk of the last tool call, if any; `args` are sent
     /// in it (a call that ends without arguments gets `{}`).
     fn flush(&mut self, out: &mut BytesMut, args: &str) {
@@ -428,25 +388,8 @@ impl ChunkEncoder {
         call.args_sent |= !args.is_empty();
         let (index, kind) = (call.index, call.kind);
         self.call_chunk(out, index, |o| {
-            o.extend_from_slice(br#","id":"#);
-            js(o, &p.id);
-            match kind {
-                ToolKind::Function => {
-                    o.extend_from_slice(br#","type":"function","function":{"name":"#);
-                    js(o, &p.name);
-                    o.extend_from_slice(br#","arguments":"#);
-                }
-                ToolKind::Custom => {
-                    o.extend_from_slice(br#","type":"custom","custom":{"name":"#);
-                    js(o, &p.name);
-                    o.extend_from_slice(br#","input":"#);
-                }
-            }
-            js(o, args);
-            o.extend_from_slice(b"}");
-            if let Some(sig) = &p.signature {
-                Self::signature_member(o, sig);
-            }
+            o.extend_from_slice(b",");
+            call_members(o, &p.id, kind, &p.name, args, p.signature.as_deref());
         });
     }
 
@@ -463,10 +406,15 @@ impl ChunkEncoder {
                     return;
                 }
                 self.flush(out, "");
-                match self.call_at(block).map(|c| c.index) {
-                    Some(index) => {
-                        self.call_chunk(out, index, |o| Self::signature_member(o, &sig.value))
-                    }
+                match self.call_at(block).map(|c| (c.index, c.kind)) {
+                    // Clients (the openai SDK) read `function` on every tool-call delta.
+                    Some((index, kind)) => self.call_chunk(out, index, |o| {
+                        o.extend_from_slice(match kind {
+                            ToolKind::Function => br#","function":{"arguments":""}"#,
+                            ToolKind::Custom => br#","custom":{"input":""}"#,
+                        });
+                        signature_member(o, &sig.value)
+                    }),
                     None => self.chunk(out, None, |o| {
                         o.extend_from_slice(br#""extra_content":{"google":{"thought_signature":"#);
                         js(o, &sig.value);

@@ -280,7 +280,7 @@ wire!(PartW {
     "type" => kind: S<'a>,
     "text" => text: S<'a>,
     "refusal" => refusal: S<'a>,
-    "image_url" => image_url: ImageUrlW<'a>,
+    "image_url" => image_url: OneOrObject<'a, UrlW<'a>>,
     "input_audio" => input_audio: AudioW<'a>,
     "file" => file: FileW<'a>,
     "cache_control" => cache_control: &'a RawValue,
@@ -331,21 +331,8 @@ wire!(SchemaW {
 });
 wire!(StreamOptionsW { "include_usage" => include_usage: bool });
 
-/// `image_url` is `{url, detail}`; some clients send the bare string.
-enum ImageUrlW<'a> {
-    Bare(S<'a>),
-    Object(UrlW<'a>),
-}
-
-impl<'de> Deserialize<'de> for ImageUrlW<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match OneOrObject::<UrlW<'de>>::deserialize(d)? {
-            OneOrObject::One(s) => Ok(ImageUrlW::Bare(s)),
-            OneOrObject::Object(o) => Ok(ImageUrlW::Object(o)),
-        }
-    }
-}
-
+/// A string or an object: `image_url` is `{url, detail}` or, from some
+/// clients, the bare URL; `tool_choice` is a word or names a tool.
 enum OneOrObject<'a, T> {
     One(S<'a>),
     Object(T),
@@ -398,24 +385,12 @@ fn request(top: Top<'_>) -> Result<Request<'_>, ChatError> {
         .ok_or_else(|| ChatError::invalid("messages", "messages is required"))?;
     decode_messages(messages.0, &mut req)?;
 
-    for (i, t) in top
-        .tools
-        .map(|l| l.0)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
+    for (i, t) in top.tools.into_iter().flat_map(|l| l.0).enumerate() {
         req.tools.push(tool(t, i)?);
     }
-    for (i, f) in top
-        .functions
-        .map(|l| l.0)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        req.tools
-            .push(function_tool(f, &format!("functions[{i}]"), None)?);
+    for (i, f) in top.functions.into_iter().flat_map(|l| l.0).enumerate() {
+        let path = format!("functions[{i}]");
+        req.tools.push(function_tool(f, &path, None)?);
     }
     if let Some(tc) = top.tool_choice {
         match tool_choice(tc, "tool_choice")? {
@@ -431,12 +406,9 @@ fn request(top: Top<'_>) -> Result<Request<'_>, ChatError> {
     req.parallel_tool_calls = top.parallel_tool_calls;
 
     let sm = &mut req.sampling;
-    sm.temperature = top.temperature;
-    sm.top_p = top.top_p;
-    sm.top_k = top.top_k;
-    sm.seed = top.seed;
-    sm.presence_penalty = top.presence_penalty;
-    sm.frequency_penalty = top.frequency_penalty;
+    (sm.temperature, sm.top_p, sm.top_k, sm.seed) =
+        (top.temperature, top.top_p, top.top_k, top.seed);
+    (sm.presence_penalty, sm.frequency_penalty) = (top.presence_penalty, top.frequency_penalty);
     sm.stop = match top.stop {
         None => Vec::new(),
         Some(OneOrList::One(x)) => vec![x.0],
@@ -508,17 +480,17 @@ fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Res
             .ok_or_else(|| invalid(format!("{p}.role"), "message has no role"))?;
         match role.as_ref() {
             "system" | "developer" => {
-                for part in content(m.content, &p, Allowed::Text)? {
+                for part in content(m.content, p, Allowed::Text)? {
                     req.system.push(part);
                 }
             }
             "user" => {
-                let parts = content(m.content, &p, Allowed::User)?;
+                let parts = content(m.content, p, Allowed::User)?;
                 push_turn(req, Role::User, parts, tool_turn);
                 tool_turn = false;
             }
             "assistant" => {
-                let parts = assistant(m, &p, i, &mut legacy_call)?;
+                let parts = assistant(m, p, i, &mut legacy_call)?;
                 push_turn(req, Role::Assistant, parts, false);
                 tool_turn = false;
             }
@@ -541,7 +513,7 @@ fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Res
                 let result = ToolResult {
                     call_id,
                     name: s(m.name),
-                    content: content(m.content, &p, Allowed::User)?,
+                    content: content(m.content, p, Allowed::User)?,
                     is_error: false,
                     cache: None,
                 };
@@ -622,7 +594,7 @@ fn content<'a>(
                 cache: raw(part.cache_control),
             }),
             "refusal" => Part::Refusal(s(part.refusal).unwrap_or_default()),
-            "image_url" => image(part, &pp)?,
+            "image_url" => image(part, pp)?,
             "input_audio" => {
                 let a = part.input_audio.ok_or_else(|| {
                     invalid(format!("{pp}.input_audio"), "input_audio is required")
@@ -639,7 +611,7 @@ fn content<'a>(
                     cache: raw(part.cache_control),
                 })
             }
-            _ => file(part, &pp)?,
+            _ => file(part, pp)?,
         });
     }
     Ok(out)
@@ -678,8 +650,8 @@ fn is_http(url: &str) -> bool {
 
 fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
     let (url, detail) = match part.image_url {
-        Some(ImageUrlW::Bare(u)) => (Some(u.0), None),
-        Some(ImageUrlW::Object(o)) => (s(o.url), s(o.detail)),
+        Some(OneOrObject::One(u)) => (Some(u.0), None),
+        Some(OneOrObject::Object(o)) => (s(o.url), s(o.detail)),
         None => (None, None),
     };
     let path = format!("{pp}.image_url.url");

@@ -314,6 +314,7 @@ fn encodes_a_stream_as_openai_chunks() {
         d(2, Delta::ToolArguments("{\"a\":".into())), d(2, Delta::ToolArguments("1}".into())), close(2),
         open(3, tool("call_b", ToolKind::Function)), close(3),
         open(4, tool("call_c", ToolKind::Custom)), d(4, Delta::ToolArguments("diff".into())), close(4),
+        open(5, tool("call_d", ToolKind::Function)), d(5, Delta::ToolArguments("{}".into())), d(5, Delta::Signature(gsig("S2").expect("sig"))), close(5),
         Event::Usage(usage), Event::Stop { finish: Finish::ToolCalls },
     ];
     let call = |c: Value| delta(json!({"tool_calls": [c]}), Value::Null);
@@ -330,6 +331,10 @@ fn encodes_a_stream_as_openai_chunks() {
             call(json!({"index": 1, "id": "call_b", "type": "function", "function": {"name": "f", "arguments": "{}"}})),
             call(json!({"index": 2, "id": "call_c", "type": "custom", "custom": {"name": "f", "input": ""}})),
             call(json!({"index": 2, "custom": {"input": "diff"}})),
+            call(json!({"index": 3, "id": "call_d", "type": "function", "function": {"name": "f", "arguments": ""}})),
+            call(json!({"index": 3, "function": {"arguments": "{}"}})),
+            // A late signature still carries `function` (the openai SDK reads it on every delta).
+            call(json!({"index": 3, "function": {"arguments": ""}, "extra_content": {"google": {"thought_signature": "S2"}}})),
             delta(json!({}), json!("tool_calls")),
             json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "client-model", "choices": [],
                    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12,

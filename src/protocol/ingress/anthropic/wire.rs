@@ -1,0 +1,165 @@
+//! Shapes both the whole answer (`mod.rs`) and the stream encoder
+//! (`stream.rs`) write: blocks, the message, stop reasons, usage and error
+//! bodies. A leaf, so neither file imports the other.
+
+use crate::protocol::chat::{ChatError, ErrorKind, Finish, Usage};
+use bytes::{BufMut, BytesMut};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// One SSE event with its JSON data, written straight into `out`.
+pub(super) fn write_event(out: &mut BytesMut, name: &str, data: &impl Serialize) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    // Compact JSON has no line break; writing into memory cannot fail.
+    let _ = serde_json::to_writer((&mut *out).writer(), data);
+    out.extend_from_slice(b"\n\n");
+}
+
+pub(super) fn empty() -> &'static RawValue {
+    // A valid literal: the fallback is never taken.
+    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum BlockOut<'r> {
+    Text {
+        text: &'r str,
+    },
+    Thinking {
+        thinking: &'r str,
+        signature: &'r str,
+    },
+    RedactedThinking {
+        data: &'r str,
+    },
+    ToolUse {
+        id: &'r str,
+        name: &'r str,
+        input: Cow<'r, RawValue>,
+    },
+    #[serde(untagged)]
+    Raw(&'r RawValue),
+}
+
+#[derive(Serialize)]
+pub(super) struct MessageOut<'r, C: Serialize> {
+    id: &'r str,
+    r#type: &'static str,
+    role: &'static str,
+    model: &'r str,
+    content: C,
+    stop_reason: Option<&'static str>,
+    stop_sequence: Option<&'r str>,
+    usage: UsageOut,
+}
+
+impl<'r, C: Serialize> MessageOut<'r, C> {
+    pub(super) fn new(
+        id: &'r str,
+        model: &'r str,
+        content: C,
+        stop_reason: Option<&'static str>,
+        stop_sequence: Option<&'r str>,
+        usage: UsageOut,
+    ) -> Self {
+        let (r#type, role) = ("message", "assistant");
+        MessageOut {
+            id,
+            r#type,
+            role,
+            model,
+            content,
+            stop_reason,
+            stop_sequence,
+            usage,
+        }
+    }
+}
+
+/// Anthropic's `stop_reason` (and `stop_sequence`) for a finish. Some
+/// vendors say "stop" after tool calls or a refusal; Anthropic clients run
+/// tools only on `tool_use`.
+pub(super) fn stop_reason(
+    finish: Option<&Finish>,
+    tools: bool,
+    refused: bool,
+) -> (&'static str, Option<&str>) {
+    match finish {
+        Some(Finish::StopSequence(seq)) => ("stop_sequence", seq.as_deref()),
+        Some(Finish::Length) => ("max_tokens", None),
+        Some(Finish::ToolCalls) => ("tool_use", None),
+        Some(Finish::ContentFilter | Finish::Refusal) => ("refusal", None),
+        Some(Finish::Pause) => ("pause_turn", None),
+        _ if tools => ("tool_use", None),
+        _ if refused => ("refusal", None),
+        _ => ("end_turn", None),
+    }
+}
+
+/// Anthropic's usage: input tokens exclude the cache reads and writes it
+/// reports apart.
+#[derive(Serialize, Clone, Copy)]
+pub(super) struct UsageOut {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+}
+
+impl From<&Usage> for UsageOut {
+    fn from(u: &Usage) -> Self {
+        let (read, write) = (u.cached_tokens, u.cache_write_tokens);
+        UsageOut {
+            input_tokens: u.prompt_tokens.saturating_sub(read).saturating_sub(write),
+            cache_creation_input_tokens: write,
+            cache_read_input_tokens: read,
+            output_tokens: u.completion_tokens,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct ErrorBody<'r> {
+    r#type: &'static str,
+    error: ErrorInner<'r>,
+}
+
+#[derive(Serialize)]
+struct ErrorInner<'r> {
+    r#type: &'r str,
+    message: Cow<'r, str>,
+}
+
+/// Anthropic's error types: a vendor's own word is kept when it is one.
+const TYPES: &str = "invalid_request_error authentication_error billing_error permission_error \
+    not_found_error request_too_large rate_limit_error api_error timeout_error overloaded_error";
+
+pub(super) fn error_body(err: &ChatError) -> ErrorBody<'_> {
+    let r#type = match err.vendor_type.as_deref() {
+        Some(t) if TYPES.split_whitespace().any(|x| x == t) => t,
+        _ => match err.kind {
+            ErrorKind::InvalidRequest | ErrorKind::ContextLength => "invalid_request_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::Permission => "permission_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::Overloaded => "overloaded_error",
+            ErrorKind::Timeout => "timeout_error",
+            ErrorKind::Upstream => "api_error",
+        },
+    };
+    // Anthropic has no `param`: the field goes in front of the message.
+    let message = match &err.param {
+        Some(p) => Cow::Owned(format!("{p}: {}", err.message)),
+        None => Cow::Borrowed(err.message.as_str()),
+    };
+    ErrorBody {
+        r#type: "error",
+        error: ErrorInner { r#type, message },
+    }
+}
