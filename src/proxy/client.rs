@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn usage_is_read_in_each_apis_shape() {
         let mut u = Usage::default();
-        assert!(ClientApi::OPENAI.read_usage(
+        assert!(ClientApi::OPENAI.read_event_usage(
             &mut u,
             &json!({"usage": {"prompt_tokens": 10.0, "completion_tokens": 5, "prompt_cache_hit_tokens": 30}})
         ));
@@ -218,15 +218,15 @@ mod tests {
             (u.prompt_tokens, u.total_tokens, u.cached_tokens),
             (10, 15, 10)
         );
-        assert!(!ClientApi::OPENAI.read_usage(&mut u, &json!({"usage": null})));
+        assert!(!ClientApi::OPENAI.read_event_usage(&mut u, &json!({"usage": null})));
 
         let mut u = Usage::default();
         let an = ClientApi::ANTHROPIC;
-        assert!(an.read_usage(
+        assert!(an.read_event_usage(
             &mut u,
             &json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "cache_read_input_tokens": 7, "output_tokens": 1}}})
         ));
-        assert!(an.read_usage(
+        assert!(an.read_event_usage(
             &mut u,
             &json!({"type": "message_delta", "usage": {"output_tokens": 9}})
         ));
@@ -239,5 +239,9 @@ mod tests {
             ),
             (10, 7, 9, 19)
         );
+        // A whole answer's usage object.
+        let mut u = Usage::default();
+        assert!(an.read_usage(&mut u, &json!({"input_tokens": 4, "output_tokens": 2})));
+        assert_eq!(u.total_tokens, 6);
     }
 }
