@@ -26,9 +26,10 @@ struct ClientSpec {
     /// Client headers a same-family vendor must see (feature flags that
     /// change the wire format). Repeated headers are joined with ", ".
     forward: &'static [&'static str],
-    /// Reads the usage in one JSON document of this API (a whole answer or
-    /// one stream event's data) into the running total; `false` when the
-    /// document carries none.
+    /// Where a stream event's data keeps its usage object, if anywhere.
+    event_usage: fn(&Value) -> Option<&Value>,
+    /// Folds a usage object of this API into the running total; `false`
+    /// when it is not one.
     usage: fn(&mut Usage, &Value) -> bool,
 }
 
@@ -38,6 +39,7 @@ static OPENAI: ClientSpec = ClientSpec {
     key_header: None,
     missing_key: "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
     forward: &[],
+    event_usage: top_level_usage,
     usage: openai_usage,
 };
 
@@ -49,6 +51,7 @@ static ANTHROPIC: ClientSpec = ClientSpec {
     missing_key:
         "Missing API key: send `x-api-key: <AUTH_TOKEN>` or `Authorization: Bearer <AUTH_TOKEN>`",
     forward: &["anthropic-beta"],
+    event_usage: anthropic_event_usage,
     usage: anthropic_usage,
 };
 
@@ -82,9 +85,15 @@ impl ClientApi {
         self.0.forward
     }
 
-    /// See `ClientSpec::usage`.
-    pub fn read_usage(self, acc: &mut Usage, doc: &Value) -> bool {
-        (self.0.usage)(acc, doc)
+    /// Folds the usage one stream event's data carries (if any) into
+    /// `acc`; `false` when it carries none.
+    pub fn read_event_usage(self, acc: &mut Usage, event: &Value) -> bool {
+        (self.0.event_usage)(event).is_some_and(|u| (self.0.usage)(acc, u))
+    }
+
+    /// Folds a whole answer's `usage` object into `acc`.
+    pub fn read_usage(self, acc: &mut Usage, usage: &Value) -> bool {
+        (self.0.usage)(acc, usage)
     }
 }
 
@@ -119,13 +128,27 @@ fn count(v: Option<&Value>) -> u64 {
     }
 }
 
+fn top_level_usage(event: &Value) -> Option<&Value> {
+    event.get("usage")
+}
+
+/// Anthropic events: `message_start.message.usage`, `message_delta.usage`.
+fn anthropic_event_usage(event: &Value) -> Option<&Value> {
+    match event.get("message") {
+        Some(m) if event.get("type").and_then(Value::as_str) == Some("message_start") => {
+            m.get("usage")
+        }
+        _ => event.get("usage"),
+    }
+}
+
 /// OpenAI `usage` (whole answers and the usage chunk of a stream): the
 /// latest one is the total. DeepSeek names cache hits
 /// `prompt_cache_hit_tokens`; cached is capped at prompt.
-fn openai_usage(acc: &mut Usage, doc: &Value) -> bool {
-    let Some(u) = doc.get("usage").filter(|u| u.is_object()) else {
+fn openai_usage(acc: &mut Usage, u: &Value) -> bool {
+    if !u.is_object() {
         return false;
-    };
+    }
     let prompt = count(u.get("prompt_tokens"));
     let completion = count(u.get("completion_tokens"));
     let total = match count(u.get("total_tokens")) {
@@ -154,16 +177,10 @@ fn openai_usage(acc: &mut Usage, doc: &Value) -> bool {
 /// Anthropic `usage` (whole message, `message_start.message.usage`,
 /// `message_delta.usage`), folded into the total: prompt tokens count
 /// cache reads and writes too, so they compare with OpenAI's.
-fn anthropic_usage(acc: &mut Usage, doc: &Value) -> bool {
-    let u = match doc.get("message") {
-        Some(m) if doc.get("type").and_then(Value::as_str) == Some("message_start") => {
-            m.get("usage")
-        }
-        _ => doc.get("usage"),
-    };
-    let Some(u) = u.filter(|u| u.is_object()) else {
+fn anthropic_usage(acc: &mut Usage, u: &Value) -> bool {
+    if !u.is_object() {
         return false;
-    };
+    }
     let n = |k: &str| u.get(k).filter(|v| v.is_number()).map(|v| count(Some(v)));
     let input = [
         n("input_tokens"),
@@ -193,7 +210,7 @@ mod tests {
     #[test]
     fn usage_is_read_in_each_apis_shape() {
         let mut u = Usage::default();
-        assert!(ClientApi::OPENAI.read_usage(
+        assert!(ClientApi::OPENAI.read_event_usage(
             &mut u,
             &json!({"usage": {"prompt_tokens": 10.0, "completion_tokens": 5, "prompt_cache_hit_tokens": 30}})
         ));
@@ -201,15 +218,15 @@ mod tests {
             (u.prompt_tokens, u.total_tokens, u.cached_tokens),
             (10, 15, 10)
         );
-        assert!(!ClientApi::OPENAI.read_usage(&mut u, &json!({"usage": null})));
+        assert!(!ClientApi::OPENAI.read_event_usage(&mut u, &json!({"usage": null})));
 
         let mut u = Usage::default();
         let an = ClientApi::ANTHROPIC;
-        assert!(an.read_usage(
+        assert!(an.read_event_usage(
             &mut u,
             &json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "cache_read_input_tokens": 7, "output_tokens": 1}}})
         ));
-        assert!(an.read_usage(
+        assert!(an.read_event_usage(
             &mut u,
             &json!({"type": "message_delta", "usage": {"output_tokens": 9}})
         ));
@@ -222,5 +239,9 @@ mod tests {
             ),
             (10, 7, 9, 19)
         );
+        // A whole answer's usage object.
+        let mut u = Usage::default();
+        assert!(an.read_usage(&mut u, &json!({"input_tokens": 4, "output_tokens": 2})));
+        assert_eq!(u.total_tokens, 6);
     }
 }

@@ -36,7 +36,7 @@ pub enum GatewayError {
         param: Option<&'static str>,
     },
     /// The client's request, as its ingress adapter could not decode it.
-    Client(ChatError),
+    Client(Box<ChatError>),
     BodyTooLarge {
         limit: usize,
     },
@@ -200,7 +200,7 @@ impl GatewayError {
                     None,
                 )
             },
-            GatewayError::Client(e) => e.clone(),
+            GatewayError::Client(e) => ChatError::clone(e),
             GatewayError::BodyTooLarge { limit } => make(
                 ErrorKind::RequestTooLarge,
                 format!("Request body is larger than this gateway's limit of {limit} bytes (server.max_body_bytes)"),

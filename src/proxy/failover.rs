@@ -34,7 +34,10 @@ pub struct ChatRequest<'a> {
     pub body: &'a Bytes,
     /// The body decoded, once, when a provider needs more than the raw
     /// bytes (it borrows from `body`).
-    pub decoded: OnceLock<Result<chat::Request<'a>, ChatError>>,
+    /// Boxed: the request lives in the request's future, which is moved
+    /// whole at every layer; the decoded request is only there when a
+    /// translation needs it.
+    pub decoded: OnceLock<Box<Result<chat::Request<'a>, ChatError>>>,
     pub stream: bool,
     pub include_usage: bool,
     /// Client headers forwarded to same-format vendors (`anthropic-beta`).
@@ -49,9 +52,10 @@ impl<'a> ChatRequest<'a> {
     fn decoded(&self) -> Result<&chat::Request<'a>, GatewayError> {
         let body: &'a [u8] = self.body;
         self.decoded
-            .get_or_init(|| self.api.ingress().decode_request(body))
+            .get_or_init(|| Box::new(self.api.ingress().decode_request(body)))
             .as_ref()
-            .map_err(|e| GatewayError::Client(e.clone()))
+            .as_ref()
+            .map_err(|e| GatewayError::Client(Box::new(e.clone())))
     }
 }
 

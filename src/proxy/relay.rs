@@ -715,7 +715,7 @@ impl UsageSniffer {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&ev.data) else {
                 continue;
             };
-            if self.api.read_usage(&mut self.usage, &v) {
+            if self.api.read_event_usage(&mut self.usage, &v) {
                 self.seen = true;
             }
         }
@@ -751,12 +751,8 @@ impl UsageSniffer {
             usage: Option<serde_json::Value>,
         }
         let u = serde_json::from_slice::<Probe>(&body).ok()?.usage?;
-        let mut doc = serde_json::Map::with_capacity(1);
-        doc.insert("usage".to_string(), u);
         let mut usage = Usage::default();
-        self.api
-            .read_usage(&mut usage, &serde_json::Value::Object(doc))
-            .then_some(usage)
+        self.api.read_usage(&mut usage, &u).then_some(usage)
     }
 }
 

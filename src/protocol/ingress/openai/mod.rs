@@ -461,6 +461,22 @@ fn invalid(path: String, msg: impl Into<String>) -> ChatError {
     ChatError::invalid(path, msg)
 }
 
+/// A non-empty name.
+fn name(v: Option<S<'_>>) -> Option<Str<'_>> {
+    v.map(|s| s.0).filter(|n| !n.is_empty())
+}
+
+/// A required value, else a 400 at `{p}.{field}` (the path is built only then).
+trait Need<T> {
+    fn need(self, p: &str, field: &str, msg: &str) -> Result<T, ChatError>;
+}
+
+impl<T> Need<T> for Option<T> {
+    fn need(self, p: &str, field: &str, msg: &str) -> Result<T, ChatError> {
+        self.ok_or_else(|| invalid(format!("{p}.{field}"), msg))
+    }
+}
+
 fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Result<(), ChatError> {
     // The user turn that tool results are being collected into (a user
     // message right after them joins it).
@@ -477,7 +493,7 @@ fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Res
             .role
             .as_ref()
             .map(|r| r.0.clone())
-            .ok_or_else(|| invalid(format!("{p}.role"), "message has no role"))?;
+            .need(p, "role", "message has no role")?;
         match role.as_ref() {
             "system" | "developer" => {
                 for part in content(m.content, p, Allowed::Text)? {
@@ -496,19 +512,17 @@ fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Res
             }
             "tool" | "function" => {
                 let call_id = if role == "tool" {
-                    m.tool_call_id.clone().map(|x| x.0).ok_or_else(|| {
-                        invalid(
-                            format!("{p}.tool_call_id"),
-                            "tool message has no tool_call_id",
-                        )
-                    })?
+                    m.tool_call_id.clone().map(|x| x.0).need(
+                        p,
+                        "tool_call_id",
+                        "tool message has no tool_call_id",
+                    )?
                 } else {
-                    legacy_call.take().map(Cow::Owned).ok_or_else(|| {
-                        invalid(
-                            format!("{p}.role"),
-                            "function message does not follow an assistant function_call",
-                        )
-                    })?
+                    legacy_call.take().map(Cow::Owned).need(
+                        p,
+                        "role",
+                        "function message does not follow an assistant function_call",
+                    )?
                 };
                 let result = ToolResult {
                     call_id,
@@ -561,11 +575,11 @@ fn content<'a>(
         pp.clear();
         let _ = write!(pp, "{p}.content[{j}]");
         let pp = pp.as_str();
-        let kind = part
-            .kind
-            .as_ref()
-            .map(|k| k.0.clone())
-            .ok_or_else(|| invalid(format!("{pp}.type"), "content part has no type"))?;
+        let kind =
+            part.kind
+                .as_ref()
+                .map(|k| k.0.clone())
+                .need(pp, "type", "content part has no type")?;
         let ok = match (kind.as_ref(), allowed) {
             ("text", _) => true,
             ("refusal", a) => a == Allowed::Assistant,
@@ -590,17 +604,16 @@ fn content<'a>(
                 text: part
                     .text
                     .map(|t| t.0)
-                    .ok_or_else(|| invalid(format!("{pp}.text"), "text part has no text"))?,
+                    .need(pp, "text", "text part has no text")?,
                 cache: raw(part.cache_control),
             }),
             "refusal" => Part::Refusal(s(part.refusal).unwrap_or_default()),
             "image_url" => image(part, pp)?,
             "input_audio" => {
-                let a = part.input_audio.ok_or_else(|| {
-                    invalid(format!("{pp}.input_audio"), "input_audio is required")
-                })?;
-                let data = s(a.data)
-                    .ok_or_else(|| invalid(format!("{pp}.input_audio.data"), "data is required"))?;
+                let a = part
+                    .input_audio
+                    .need(pp, "input_audio", "input_audio is required")?;
+                let data = s(a.data).need(pp, "input_audio.data", "data is required")?;
                 let format = s(a.format).unwrap_or(Cow::Borrowed("wav"));
                 Part::Media(Media {
                     kind: MediaKind::Audio,
@@ -682,9 +695,7 @@ fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
 }
 
 fn file<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
-    let f = part
-        .file
-        .ok_or_else(|| invalid(format!("{pp}.file"), "file is required"))?;
+    let f = part.file.need(pp, "file", "file is required")?;
     let (mime, source) = match (f.file_data, f.file_id) {
         (Some(d), _) => match data_url(&d.0) {
             Some((mime, data)) => (Some(mime), MediaSource::Base64 { data }),
@@ -783,36 +794,28 @@ fn assistant<'a>(
         .into_iter()
         .enumerate()
     {
-        let cp = format!("{p}.tool_calls[{k}]");
-        let id = s(c.id)
-            .filter(|x| !x.is_empty())
-            .ok_or_else(|| invalid(format!("{cp}.id"), "tool call has no id"))?;
+        let cp = &format!("{p}.tool_calls[{k}]");
+        let id = name(c.id).need(cp, "id", "tool call has no id")?;
         let kind = s(c.kind).unwrap_or(Cow::Borrowed("function"));
         let signature = gemini_signature(c.extra_content);
         let call = match kind.as_ref() {
             "function" => {
-                let f = c.function.ok_or_else(|| {
-                    invalid(format!("{cp}.function"), "tool call has no function")
-                })?;
+                let f = c
+                    .function
+                    .need(cp, "function", "tool call has no function")?;
                 ToolCall {
                     id,
-                    name: s(f.name).filter(|n| !n.is_empty()).ok_or_else(|| {
-                        invalid(format!("{cp}.function.name"), "tool call has no name")
-                    })?,
+                    name: name(f.name).need(cp, "function.name", "tool call has no name")?,
                     kind: ToolKind::Function,
                     arguments: arguments(f.arguments, format!("{cp}.function.arguments"))?,
                     signature,
                 }
             }
             "custom" => {
-                let f = c
-                    .custom
-                    .ok_or_else(|| invalid(format!("{cp}.custom"), "tool call has no custom"))?;
+                let f = c.custom.need(cp, "custom", "tool call has no custom")?;
                 ToolCall {
                     id,
-                    name: s(f.name).filter(|n| !n.is_empty()).ok_or_else(|| {
-                        invalid(format!("{cp}.custom.name"), "tool call has no name")
-                    })?,
+                    name: name(f.name).need(cp, "custom.name", "tool call has no name")?,
                     kind: ToolKind::Custom,
                     arguments: s(f.input).unwrap_or_default(),
                     signature,
@@ -832,12 +835,7 @@ fn assistant<'a>(
         *legacy_call = Some(id.clone());
         parts.push(Part::ToolCall(ToolCall {
             id: Cow::Owned(id),
-            name: s(f.name).filter(|n| !n.is_empty()).ok_or_else(|| {
-                invalid(
-                    format!("{p}.function_call.name"),
-                    "function_call has no name",
-                )
-            })?,
+            name: name(f.name).need(p, "function_call.name", "function_call has no name")?,
             kind: ToolKind::Function,
             arguments: arguments(f.arguments, format!("{p}.function_call.arguments"))?,
             signature: None,
@@ -853,9 +851,7 @@ fn function_tool<'a>(
 ) -> Result<Tool<'a>, ChatError> {
     Ok(Tool {
         kind: ToolKind::Function,
-        name: s(f.name)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| invalid(format!("{p}.name"), "tool has no name"))?,
+        name: name(f.name).need(p, "name", "tool has no name")?,
         description: s(f.description),
         parameters: raw(f.parameters),
         strict: f.strict,
@@ -865,23 +861,17 @@ fn function_tool<'a>(
 }
 
 fn tool(t: ToolW<'_>, i: usize) -> Result<Tool<'_>, ChatError> {
-    let p = format!("tools[{i}]");
+    let p = &format!("tools[{i}]");
     match t.kind.as_ref().map(|k| k.0.as_ref()).unwrap_or("function") {
         "function" => {
-            let f = t
-                .function
-                .ok_or_else(|| invalid(format!("{p}.function"), "tool has no function"))?;
+            let f = t.function.need(p, "function", "tool has no function")?;
             function_tool(f, &format!("{p}.function"), t.cache_control)
         }
         "custom" => {
-            let c = t
-                .custom
-                .ok_or_else(|| invalid(format!("{p}.custom"), "tool has no custom"))?;
+            let c = t.custom.need(p, "custom", "tool has no custom")?;
             Ok(Tool {
                 kind: ToolKind::Custom,
-                name: s(c.name)
-                    .filter(|n| !n.is_empty())
-                    .ok_or_else(|| invalid(format!("{p}.custom.name"), "tool has no name"))?,
+                name: name(c.name).need(p, "custom.name", "tool has no name")?,
                 description: s(c.description),
                 parameters: None,
                 strict: None,
