@@ -375,18 +375,6 @@ impl Effort {
             Effort::High | Effort::XHigh => 24576,
         }
     }
-
-    /// The effort whose budget is closest below `budget` (for vendors that
-    /// only take an effort).
-    pub fn for_budget(budget: u64) -> Effort {
-        match budget {
-            0 => Effort::None,
-            1..=767 => Effort::Minimal,
-            768..=4095 => Effort::Low,
-            4096..=16383 => Effort::Medium,
-            _ => Effort::High,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

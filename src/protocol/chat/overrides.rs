@@ -144,6 +144,42 @@ fn unknown(name: &str) -> String {
     )
 }
 
+/// Compiled `set` / `default` / `drop` lists: `key` checks a name, `value`
+/// a value for that key. Every problem is collected (key under `prefix`),
+/// not just the first.
+#[allow(clippy::type_complexity)]
+fn compile_rules<K, V>(
+    prefix: &str,
+    set: &[(String, Value)],
+    default: &[(String, Value)],
+    drop: &[String],
+    key: impl Fn(&str) -> Result<K, String>,
+    value: impl Fn(&K, &Value) -> Result<V, String>,
+) -> Result<(Vec<(K, V)>, Vec<(K, V)>, Vec<K>), Vec<OverrideProblem>> {
+    let mut problems = Vec::new();
+    let mut lists = [Vec::new(), Vec::new()];
+    for (section, list, into) in [("set", set, 0), ("default", default, 1)] {
+        for (name, v) in list {
+            match key(name).and_then(|k| value(&k, v).map(|v| (k, v))) {
+                Ok(kv) => lists[into].push(kv),
+                Err(m) => problems.push((format!("{prefix}{section}.{name}"), m)),
+            }
+        }
+    }
+    let mut dropped = Vec::new();
+    for name in drop {
+        match key(name) {
+            Ok(k) => dropped.push(k),
+            Err(m) => problems.push((format!("{prefix}drop.{name}"), m)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let [set, default] = lists;
+    Ok((set, default, dropped))
+}
+
 impl Overrides {
     /// Check and compile `set` / `default` / `drop`; every problem is
     /// reported, not just the first.
@@ -152,34 +188,15 @@ impl Overrides {
         default: &[(String, Value)],
         drop: &[String],
     ) -> Result<Overrides, Vec<OverrideProblem>> {
-        let mut problems = Vec::new();
-        let mut out = Overrides::default();
-        for (section, list, into) in [
-            ("set", set, &mut out.set),
-            ("default", default, &mut out.default),
-        ] {
-            for (name, v) in list {
-                let Some(field) = Field::parse(name) else {
-                    problems.push((format!("{section}.{name}"), unknown(name)));
-                    continue;
-                };
-                match setting(field, v) {
-                    Ok(s) => into.push((field, s)),
-                    Err(m) => problems.push((format!("{section}.{name}"), m)),
-                }
-            }
-        }
-        for name in drop {
-            match Field::parse(name) {
-                Some(f) => out.drop.push(f),
-                None => problems.push((format!("drop.{name}"), unknown(name))),
-            }
-        }
-        if problems.is_empty() {
-            Ok(out)
-        } else {
-            Err(problems)
-        }
+        let (set, default, drop) = compile_rules(
+            "",
+            set,
+            default,
+            drop,
+            |name| Field::parse(name).ok_or_else(|| unknown(name)),
+            |field, v| setting(*field, v),
+        )?;
+        Ok(Overrides { set, default, drop })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -287,30 +304,9 @@ impl VendorEdits {
         default: &[(String, Value)],
         drop: &[String],
     ) -> Result<VendorEdits, Vec<OverrideProblem>> {
-        let mut problems = Vec::new();
-        let mut out = VendorEdits::default();
-        for (section, list, into) in [
-            ("set", set, &mut out.set),
-            ("default", default, &mut out.default),
-        ] {
-            for (name, v) in list {
-                match path_of(name) {
-                    Ok(p) => into.push((p, v.clone())),
-                    Err(m) => problems.push((format!("vendor.{section}.{name}"), m)),
-                }
-            }
-        }
-        for name in drop {
-            match path_of(name) {
-                Ok(p) => out.drop.push(p),
-                Err(m) => problems.push((format!("vendor.drop.{name}"), m)),
-            }
-        }
-        if problems.is_empty() {
-            Ok(out)
-        } else {
-            Err(problems)
-        }
+        let (set, default, drop) =
+            compile_rules("vendor.", set, default, drop, path_of, |_, v| Ok(v.clone()))?;
+        Ok(VendorEdits { set, default, drop })
     }
 
     pub fn is_empty(&self) -> bool {
