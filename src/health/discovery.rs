@@ -106,6 +106,158 @@ pub fn models_body(snap: &Snapshot) -> Bytes {
     Bytes::from(doc.to_string())
 }
 
+/// The client API whose model list a request wants: Anthropic's when it
+/// carries `anthropic-version` (every Anthropic SDK sends it), OpenAI's
+/// otherwise. Auth follows the same API (`x-api-key` or a bearer token).
+pub fn models_api(req: &pingora::http::RequestHeader) -> crate::proxy::ClientApi {
+    if req.headers.contains_key("anthropic-version") {
+        crate::proxy::ClientApi::ANTHROPIC
+    } else {
+        crate::proxy::ClientApi::OPENAI
+    }
+}
+
+/// One listed model: its id and, for an alias, the model it names.
+struct Entry {
+    id: String,
+    alias_of: Option<String>,
+}
+
+/// The ids `GET /v1/models` lists, in its order (configured names, then
+/// aliases, then discovered ids).
+fn entries(snap: &Snapshot) -> Vec<Entry> {
+    #[derive(Deserialize)]
+    struct Item {
+        id: String,
+        #[serde(default)]
+        alias_of: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Doc {
+        data: Vec<Item>,
+    }
+    serde_json::from_slice::<Doc>(&models_body(snap))
+        .map(|d| d.data)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| Entry {
+            id: i.id,
+            alias_of: i.alias_of,
+        })
+        .collect()
+}
+
+/// Anthropic's model object. The gateway knows no release dates: every
+/// model is dated the Unix epoch (RFC 3339), and named by its id.
+fn anthropic_model(e: &Entry) -> serde_json::Value {
+    let display = match &e.alias_of {
+        Some(target) => format!("{} (alias of {target})", e.id),
+        None => e.id.clone(),
+    };
+    serde_json::json!({
+        "type": "model",
+        "id": e.id,
+        "display_name": display,
+        "created_at": "1970-01-01T00:00:00Z",
+    })
+}
+
+fn openai_model(e: &Entry) -> serde_json::Value {
+    let mut m = serde_json::json!({
+        "id": e.id, "object": "model", "created": 0, "owned_by": "llm-orchestrator"
+    });
+    if let Some(target) = &e.alias_of {
+        m["alias_of"] = target.as_str().into();
+    }
+    m
+}
+
+/// Anthropic's paging parameters (`limit` 1-1000, `after_id`, `before_id`);
+/// without `limit` the whole list is one page.
+#[derive(Deserialize, Default)]
+pub struct AnthropicPage {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    after_id: Option<String>,
+    #[serde(default)]
+    before_id: Option<String>,
+}
+
+impl AnthropicPage {
+    /// Read from a query string; unknown or malformed parameters are
+    /// ignored (as the list is small, a bad `limit` just means one page).
+    pub fn from_query(query: Option<&str>) -> AnthropicPage {
+        let mut page = AnthropicPage::default();
+        for (k, v) in query
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+        {
+            match k {
+                "limit" => page.limit = v.parse().ok().filter(|n| (1..=1000).contains(n)),
+                "after_id" if v.len() <= MAX_ID_LEN => page.after_id = Some(v.to_string()),
+                "before_id" if v.len() <= MAX_ID_LEN => page.before_id = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        page
+    }
+}
+
+/// `GET /v1/models` in Anthropic's shape: `data[]` of model objects,
+/// `has_more`, `first_id`, `last_id` (null when the page is empty).
+pub fn anthropic_models_body(snap: &Snapshot, page: &AnthropicPage) -> Bytes {
+    let all = entries(snap);
+    let pos = |id: &Option<String>| {
+        id.as_ref()
+            .and_then(|id| all.iter().position(|e| &e.id == id))
+    };
+    let (mut start, mut end) = (0, all.len());
+    if let Some(i) = pos(&page.after_id) {
+        start = i + 1;
+    }
+    if let Some(i) = pos(&page.before_id) {
+        end = i.max(start);
+    }
+    let window = &all[start.min(end)..end];
+    let limit = page.limit.unwrap_or(window.len());
+    // `before_id` pages backwards: the page ends right before it.
+    let shown = if page.before_id.is_some() && page.after_id.is_none() {
+        &window[window.len().saturating_sub(limit)..]
+    } else {
+        &window[..limit.min(window.len())]
+    };
+    let has_more = shown.len() < window.len();
+    let body = serde_json::json!({
+        "data": shown.iter().map(anthropic_model).collect::<Vec<_>>(),
+        "has_more": has_more,
+        "first_id": shown.first().map(|e| e.id.as_str()),
+        "last_id": shown.last().map(|e| e.id.as_str()),
+    });
+    Bytes::from(body.to_string())
+}
+
+/// `GET /v1/models/{id}` in the client API's shape: a listed id, or a name
+/// some provider serves (a glob or catch-all provider); `None` otherwise.
+pub fn model_body(snap: &Snapshot, api: crate::proxy::ClientApi, id: &str) -> Option<Bytes> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return None;
+    }
+    let entry = entries(snap).into_iter().find(|e| e.id == id).or_else(|| {
+        snap.route(id).map(|_| Entry {
+            id: id.to_string(),
+            alias_of: None,
+        })
+    })?;
+    let doc = if api == crate::proxy::ClientApi::ANTHROPIC {
+        anthropic_model(&entry)
+    } else {
+        openai_model(&entry)
+    };
+    Some(Bytes::from(doc.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

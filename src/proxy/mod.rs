@@ -8,6 +8,7 @@
 
 mod check;
 pub mod client;
+pub mod count;
 mod ctx;
 mod dns;
 pub mod edge;
@@ -268,14 +269,39 @@ impl Gateway {
                 if method != Method::GET {
                     return Err(not_allowed("GET", &method, &path));
                 }
-                authorize(session, snap, ClientApi::OPENAI)?;
-                send_json(
-                    session,
-                    ctx,
-                    200,
-                    crate::health::discovery::models_body(snap),
-                )
-                .await
+                // Anthropic's SDKs send `anthropic-version` on every call:
+                // they get Anthropic's list shape and auth rules.
+                let api = crate::health::discovery::models_api(session.req_header());
+                ctx.api = api;
+                authorize(session, snap, api)?;
+                let body = match api == ClientApi::ANTHROPIC {
+                    true => {
+                        let query = session.req_header().uri.query();
+                        let page = crate::health::discovery::AnthropicPage::from_query(query);
+                        crate::health::discovery::anthropic_models_body(snap, &page)
+                    }
+                    false => crate::health::discovery::models_body(snap),
+                };
+                send_json(session, ctx, 200, body).await
+            }
+            "/v1/messages/count_tokens" => {
+                ctx.route = "count_tokens";
+                ctx.api = ClientApi::ANTHROPIC;
+                count::messages_count_tokens(&self.state, session, ctx, snap).await
+            }
+            p if p.starts_with("/v1/models/") => {
+                ctx.route = "models";
+                if method != Method::GET {
+                    return Err(not_allowed("GET", &method, &path));
+                }
+                let api = crate::health::discovery::models_api(session.req_header());
+                ctx.api = api;
+                authorize(session, snap, api)?;
+                let id = &path["/v1/models/".len()..];
+                match crate::health::discovery::model_body(snap, api, id) {
+                    Some(body) => send_json(session, ctx, 200, body).await,
+                    None => Err(GatewayError::ModelNotFound(id.to_string()).into()),
+                }
             }
             "/v1/chat/completions" => {
                 ctx.route = "chat";
