@@ -339,6 +339,10 @@ pub struct ProviderSection {
     /// (Anthropic), or as Gemini's `maxOutputTokens` default.
     #[serde(default)]
     pub default_max_tokens: Option<u64>,
+    /// `anthropic-beta` flags removed from what a client sent before it
+    /// goes to this (Anthropic) provider, for upstreams that reject them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strip_betas: Vec<String>,
     /// The keys are used exactly as written, `${VAR}` included: set for
     /// providers managed through the admin API (the environment is expanded
     /// only for the file's own providers). Not part of the file format.

@@ -164,6 +164,8 @@ impl ProviderKind {
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 /// `max_tokens` for vendors that require it when the client gave none.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+/// Most `strip_betas` entries per provider.
+pub const MAX_STRIP_BETAS: usize = 64;
 
 /// Where a provider lives: parsed once from `base_url`.
 #[derive(Debug, Clone)]
@@ -241,6 +243,8 @@ pub struct Provider {
     /// The same, ready to insert into each upstream request.
     pub anthropic_version_header: http::HeaderValue,
     pub default_max_tokens: u64,
+    /// `anthropic-beta` flags never forwarded to this provider.
+    pub strip_betas: Vec<String>,
     /// Passive (and active) health, shared across snapshots.
     pub health: Arc<ProviderHealth>,
     /// Round-robin position for key choice.
@@ -746,6 +750,36 @@ fn compile_provider(
             "only applies to providers of type anthropic",
         );
     }
+    if !p.strip_betas.is_empty() && kind != Some(ProviderKind::Anthropic) {
+        e.push(
+            source,
+            format!("{at}.strip_betas"),
+            "only applies to providers of type anthropic",
+        );
+    }
+    if p.strip_betas.len() > MAX_STRIP_BETAS {
+        e.push(
+            source,
+            format!("{at}.strip_betas"),
+            format!("at most {MAX_STRIP_BETAS} flags"),
+        );
+    }
+    for (i, flag) in p.strip_betas.iter().enumerate() {
+        // Beta names are like `prompt-caching-2024-07-31`: one token of a
+        // comma-separated header value.
+        let ok = !flag.is_empty()
+            && flag.len() <= 128
+            && flag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !ok {
+            e.push(
+                source,
+                format!("{at}.strip_betas[{i}]"),
+                format!("{flag:?} is not a beta flag name (1-128 characters of A-Z a-z 0-9 - _ .)"),
+            );
+        }
+    }
     let default_max_tokens = p.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     if default_max_tokens == 0 {
         e.push(
@@ -913,6 +947,7 @@ fn compile_provider(
             .unwrap_or(http::HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION)),
         anthropic_version,
         default_max_tokens,
+        strip_betas: p.strip_betas.clone(),
         health: registry.provider(&p.name),
         next_key: AtomicUsize::new(0),
     })

@@ -50,7 +50,9 @@ static ANTHROPIC: ClientSpec = ClientSpec {
     key_header: Some("x-api-key"),
     missing_key:
         "Missing API key: send `x-api-key: <AUTH_TOKEN>` or `Authorization: Bearer <AUTH_TOKEN>`",
-    forward: &["anthropic-beta"],
+    // The client's version is the wire format it speaks: forwarded as sent
+    // (the provider's configured one is used only when it sent none).
+    forward: &["anthropic-beta", "anthropic-version"],
     event_usage: anthropic_event_usage,
     usage: anthropic_usage,
 };

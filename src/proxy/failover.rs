@@ -90,6 +90,7 @@ fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Byte
     let same_family = req.api.family() == p.vendor.family();
     if same_family
         && upstream_model == req.client_model
+        && !carries_gemini_signature(p, req.body)
         && snap.overrides.is_empty()
         && p.overrides.is_empty()
         && p.vendor_edits.is_empty()
@@ -102,17 +103,32 @@ fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Byte
         message: e.message,
         param: e.param,
     };
+    // The version rules the egress applies must be those of the version
+    // actually sent: the client's own, when it is forwarded.
+    let client_version = req
+        .forward
+        .iter()
+        .find(|(name, _)| same_family && *name == "anthropic-version")
+        .and_then(|(_, v)| v.to_str().ok())
+        .filter(|v| *v != p.vendor_options.anthropic_version);
+    let options = match client_version {
+        Some(v) => std::borrow::Cow::Owned(chat::VendorOptions {
+            anthropic_version: v.to_string(),
+            ..p.vendor_options.clone()
+        }),
+        None => std::borrow::Cow::Borrowed(&p.vendor_options),
+    };
     let body = if snap.overrides.is_empty() && p.overrides.is_empty() {
         p.vendor
             .egress
-            .encode_request(decoded, upstream_model, &p.vendor_options)
+            .encode_request(decoded, upstream_model, &options)
     } else {
         let mut edited = decoded.clone();
         snap.overrides.apply(&mut edited);
         p.overrides.apply(&mut edited);
         p.vendor
             .egress
-            .encode_request(&edited, upstream_model, &p.vendor_options)
+            .encode_request(&edited, upstream_model, &options)
     }
     .map_err(translate)?;
     if p.vendor_edits.is_empty() {
@@ -135,6 +151,15 @@ fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Byte
             status: 500,
             message: format!("cannot encode the upstream request: {e}"),
         })
+}
+
+/// Does an Anthropic client's body hold a Gemini thought signature (a
+/// `"gemini:…"` string, see `ingress::anthropic`)? Anthropic would reject
+/// it, so such a body is decoded and re-encoded, which drops it. A false
+/// positive (a text starting so) only costs the translation.
+fn carries_gemini_signature(p: &Provider, body: &[u8]) -> bool {
+    p.vendor.family() == chat::Family::Anthropic
+        && memchr::memmem::find(body, b"\"gemini:").is_some()
 }
 
 pub async fn run(

@@ -83,11 +83,42 @@ fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>
         "user-agent",
         concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION")),
     )?;
-    for (name, value) in input.forward {
-        req.insert_header(*name, value.clone())?;
-    }
     auth_headers(input.provider, input.key, &mut req)?;
+    // After the provider's own headers: a client's `anthropic-version`
+    // replaces the configured default (forwarded names are feature and
+    // version flags only, never credentials).
+    for (name, value) in input.forward {
+        if *name == "anthropic-beta" && !input.provider.strip_betas.is_empty() {
+            match strip_betas(value, &input.provider.strip_betas) {
+                Some(kept) => req.insert_header(*name, kept)?,
+                None => continue,
+            }
+        } else {
+            req.insert_header(*name, value.clone())?;
+        }
+    }
     Ok(Box::new(req))
+}
+
+/// An `anthropic-beta` value without the flags in `strip`: unchanged (the
+/// same bytes) when none of them is there, `None` when nothing is left.
+fn strip_betas(value: &http::HeaderValue, strip: &[String]) -> Option<http::HeaderValue> {
+    let Ok(text) = value.to_str() else {
+        return Some(value.clone());
+    };
+    let flags: Vec<&str> = text.split(',').map(str::trim).collect();
+    if !flags.iter().any(|f| strip.iter().any(|s| s == f)) {
+        return Some(value.clone());
+    }
+    let kept: Vec<&str> = flags
+        .into_iter()
+        .filter(|f| !f.is_empty() && !strip.iter().any(|s| s == f))
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    // Parts of a valid header value joined with ", ": still valid.
+    http::HeaderValue::from_str(&kept.join(", ")).ok()
 }
 
 /// The vendor's authentication (and protocol version) headers.
@@ -409,5 +440,24 @@ async fn probe_into(
                 ProbeResult::Status(status, wait)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_betas;
+
+    #[test]
+    fn strip_betas_removes_only_listed_flags() {
+        let strip = ["files-api-2025-04-14".to_string()];
+        let v = |s: &'static str| http::HeaderValue::from_static(s);
+        // Nothing to strip: the very same bytes, spacing included.
+        let same = v("a-1,b-2 ,  c-3");
+        assert_eq!(strip_betas(&same, &strip), Some(same.clone()));
+        assert_eq!(
+            strip_betas(&v("a-1, files-api-2025-04-14,b-2"), &strip),
+            Some(v("a-1, b-2"))
+        );
+        assert_eq!(strip_betas(&v("files-api-2025-04-14"), &strip), None);
     }
 }

@@ -12,6 +12,18 @@
 //!   `invalid_request_error` "<field>: Extra inputs are not permitted";
 //!   no `max_tokens`: 400 "max_tokens: Field required".
 //!
+//! `POST /v1/messages/count_tokens` (same header checks; its own field
+//! list: no `max_tokens`, `model` and `messages` required) answers
+//! `{"input_tokens": <body bytes / 4>}` without consuming a reply.
+//!
+//! Thinking, as the API enforces it (documented): when a request enables
+//! `thinking` and its last assistant message holds a `tool_use` (a tool
+//! loop in progress), that message must start with a `thinking` or
+//! `redacted_thinking` block; and every `thinking` block sent back must
+//! carry a signature this mock issued (`sig_<k>`), else 400
+//! `invalid_request_error`. With thinking enabled, a `ToolCall` reply
+//! starts with a signed thinking block ("Checking the tool.").
+//!
 //! The k-th request (any path) is answered with ids `msg_k`, `toolu_k`,
 //! signature `sig_k` and header `request-id: req_k`.
 //!
@@ -94,7 +106,9 @@ impl Vendor for Anthropic {
         let req = call.req;
         let known = matches!(
             (req.method.as_str(), req.route()),
-            ("POST", "/v1/messages") | ("GET", "/v1/models")
+            ("POST", "/v1/messages")
+                | ("GET", "/v1/models")
+                | ("POST", "/v1/messages/count_tokens")
         );
         if !known {
             return Route::Fixed(error(call, 404, "not_found_error", "Not Found"));
@@ -134,6 +148,12 @@ impl Vendor for Anthropic {
             ));
         }
         let body = req.json();
+        if req.route() == "/v1/messages/count_tokens" {
+            return Route::Fixed(count_tokens(call, &body));
+        }
+        if let Some(why) = thinking_violation(&body) {
+            return Route::Fixed(error(call, 400, "invalid_request_error", &why));
+        }
         if let Some(obj) = body.as_object() {
             if let Some(k) = obj.keys().find(|k| !REQUEST_FIELDS.contains(&k.as_str())) {
                 return Route::Fixed(error(
@@ -211,15 +231,19 @@ struct Message {
 impl Message {
     fn new(call: &Call<'_>, reply: Content<'_>) -> Message {
         let answer = call.answer_words();
+        let thinking_on = call.req.json()["thinking"]["type"] == "enabled";
         let (blocks, stop_reason) = match reply {
             Content::ToolCall { name, arguments } => (
-                vec![
-                    Block::Text(words("Let me check.")),
-                    Block::ToolUse {
-                        name: name.to_string(),
-                        arguments: arguments.to_string(),
-                    },
-                ],
+                (thinking_on.then(|| Block::Thinking(words("Checking the tool."))))
+                    .into_iter()
+                    .chain([
+                        Block::Text(words("Let me check.")),
+                        Block::ToolUse {
+                            name: name.to_string(),
+                            arguments: arguments.to_string(),
+                        },
+                    ])
+                    .collect(),
                 "tool_use",
             ),
             Content::Thinking { thinking } => (
@@ -408,4 +432,83 @@ fn block_delta(index: usize, delta: Value) -> String {
         "content_block_delta",
         &json!({"type": "content_block_delta", "index": index, "delta": delta}).to_string(),
     )
+}
+
+/// Top-level fields of a count_tokens request (the endpoint refuses others).
+const COUNT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "mcp_servers",
+    "context_management",
+    "output_config",
+    "output_format",
+];
+
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}`, N = body bytes / 4.
+fn count_tokens(call: &Call<'_>, body: &Value) -> Response {
+    let Some(obj) = body.as_object() else {
+        return error(
+            call,
+            400,
+            "invalid_request_error",
+            "Input should be an object",
+        );
+    };
+    if let Some(k) = obj.keys().find(|k| !COUNT_FIELDS.contains(&k.as_str())) {
+        let msg = format!("{k}: Extra inputs are not permitted");
+        return error(call, 400, "invalid_request_error", &msg);
+    }
+    for field in ["model", "messages"] {
+        if !obj.contains_key(field) {
+            let msg = format!("{field}: Field required");
+            return error(call, 400, "invalid_request_error", &msg);
+        }
+    }
+    let body = json!({ "input_tokens": call.prompt_tokens() });
+    Response::full(200, &[("request-id", &req_id(call))], body.to_string())
+}
+
+/// The API's thinking rules (see the module docs), or `None` when met.
+fn thinking_violation(body: &Value) -> Option<String> {
+    let messages = body["messages"].as_array()?;
+    for (i, m) in messages.iter().enumerate() {
+        for (j, b) in m["content"].as_array().into_iter().flatten().enumerate() {
+            if b["type"] != "thinking" {
+                continue;
+            }
+            let signed = b["signature"]
+                .as_str()
+                .and_then(|s| s.strip_prefix("sig_"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
+            if !signed {
+                return Some(format!(
+                    "messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                ));
+            }
+        }
+    }
+    if body["thinking"]["type"] != "enabled" {
+        return None;
+    }
+    let (i, last) = messages
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, m)| m["role"] == "assistant")?;
+    let blocks = last["content"].as_array()?;
+    let in_tool_loop = blocks.iter().any(|b| b["type"] == "tool_use");
+    let first = blocks
+        .first()
+        .and_then(|b| b["type"].as_str())
+        .unwrap_or("");
+    if in_tool_loop && first != "thinking" && first != "redacted_thinking" {
+        return Some(format!(
+            "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+        ));
+    }
+    None
 }

@@ -95,6 +95,9 @@ impl Vendor for Gemini {
     fn route(call: &Call<'_>) -> Route<Target> {
         let req = call.req;
         let route = req.route();
+        if let Some(fixed) = count_tokens(call) {
+            return Route::Fixed(fixed);
+        }
         let target = route
             .strip_prefix("/v1beta/models/")
             .and_then(|rest| rest.split_once(':'))
@@ -143,6 +146,9 @@ impl Vendor for Gemini {
             Some(_) => {}
         }
         if mode.is_some() {
+            if let Some(why) = signature_violation(&req.json()) {
+                return Route::Fixed(error(400, "INVALID_ARGUMENT", &why, None));
+            }
             if let Some(unknown) = unknown_field(&req.json()) {
                 return Route::Fixed(error(
                     400,
@@ -385,4 +391,135 @@ impl Answer {
             end,
         }
     }
+}
+
+// ------------------------------------------------------------ countTokens
+
+/// `POST /v1beta/models/{model}:countTokens` (same key checks as the other
+/// routes): a documented `CountTokensRequest` — `contents`, or a
+/// `generateContentRequest` naming `models/{model}` (never both; unknown
+/// fields refused as for generate) — answered `{"totalTokens": N,
+/// "promptTokensDetails": [...]}` with N = body bytes / 4. `None` for other
+/// paths.
+fn count_tokens(call: &Call<'_>) -> Option<Response> {
+    let req = call.req;
+    let model = req
+        .route()
+        .strip_prefix("/v1beta/models/")?
+        .strip_suffix(":countTokens")?;
+    if req.method != "POST" || model.is_empty() || model.contains('/') {
+        return None;
+    }
+    match req.header("x-goog-api-key").as_deref() {
+        None => return Some(error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.", None)),
+        Some("bad-key") => return Some(error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", Some(json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])))),
+        Some(_) => {}
+    }
+    let body = req.json();
+    let invalid = |msg: &str| Some(error(400, "INVALID_ARGUMENT", msg, None));
+    let Some(obj) = body.as_object() else {
+        return invalid("Invalid JSON payload received.");
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["contents", "generateContentRequest"].contains(&k.as_str()))
+    {
+        return invalid(&format!(
+            "Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."
+        ));
+    }
+    match (obj.get("contents"), obj.get("generateContentRequest")) {
+        (Some(_), Some(_)) => {
+            return invalid("generateContentRequest and contents are mutually exclusive.")
+        }
+        (None, None) => return invalid("contents or generateContentRequest is required."),
+        (None, Some(inner)) => {
+            let mut inner = inner.clone();
+            let named = inner.as_object_mut().and_then(|o| o.remove("model"));
+            if named.as_ref().and_then(Value::as_str) != Some(&format!("models/{model}")) {
+                return invalid(
+                    "generateContentRequest.model must name the model in the URL (models/{model}).",
+                );
+            }
+            if let Some(unknown) = unknown_field(&inner) {
+                return invalid(&unknown);
+            }
+        }
+        (Some(_), None) => {}
+    }
+    let n = call.prompt_tokens();
+    let body = json!({
+        "totalTokens": n,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}],
+    });
+    Some(Response::full(
+        200,
+        &[("content-type", JSON_TYPE)],
+        body.to_string(),
+    ))
+}
+
+// ------------------------------------------------------------ thought signatures
+
+/// Google's documented placeholders for a call whose signature is unknown.
+const PLACEHOLDERS: [&str; 2] = [
+    "skip_thought_signature_validator",
+    "context_engineering_is_the_way_to_go",
+];
+
+/// The documented thought-signature rules (Gemini 3 function calling), or
+/// `None` when met:
+/// - in the current turn (the model contents after the last user content
+///   with ordinary parts, i.e. not only functionResponses), the first
+///   functionCall part of each model step carries a `thoughtSignature`;
+/// - a signature goes back on the kind of part it came on: this mock
+///   issues `c2lnX<k>` on functionCall parts only, so one on another part
+///   (or a value it never issued, other than the placeholders) is
+///   corrupted.
+fn signature_violation(body: &Value) -> Option<String> {
+    let contents = body["contents"].as_array()?;
+    let issued = |s: &str| {
+        s.strip_prefix("c2lnX")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+    };
+    for content in contents {
+        for part in content["parts"].as_array().into_iter().flatten() {
+            let Some(sig) = part["thoughtSignature"].as_str() else {
+                continue;
+            };
+            let on_call = part.get("functionCall").is_some();
+            let ok = (on_call && (issued(sig) || PLACEHOLDERS.contains(&sig)))
+                || (!on_call && PLACEHOLDERS.contains(&sig));
+            if !ok {
+                return Some("Corrupted thought signature.".to_string());
+            }
+        }
+    }
+    let turn_start = contents
+        .iter()
+        .rposition(|c| {
+            c["role"] == "user"
+                && (c["parts"].as_array().into_iter().flatten())
+                    .any(|p| p.get("functionResponse").is_none())
+        })
+        .map_or(0, |i| i + 1);
+    for (i, content) in contents.iter().enumerate().skip(turn_start) {
+        if content["role"] != "model" {
+            continue;
+        }
+        let parts = content["parts"].as_array().into_iter().flatten();
+        let first_call = parts
+            .enumerate()
+            .find(|(_, p)| p.get("functionCall").is_some());
+        if let Some((j, call)) = first_call {
+            if call.get("thoughtSignature").is_none() {
+                let name = call["functionCall"]["name"].as_str().unwrap_or("");
+                return Some(format!(
+                    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                    i * 100 + j + 1
+                ));
+            }
+        }
+    }
+    None
 }

@@ -4,7 +4,11 @@
 //!
 //! Answers from other families: reasoning without an Anthropic signature
 //! becomes a `thinking` block with an empty signature (readable, not
-//! replayable), other families' encrypted reasoning is dropped, a refusal
+//! replayable); a Gemini thought signature travels in a `thinking` block's
+//! signature, marked (`wire::GEMINI_SIGNATURE`) — a call's in an empty
+//! block right before its `tool_use` — so the client's next turn gives it
+//! back to Gemini on the part it came on (Anthropic vendors never see it:
+//! it decodes as Gemini's); other families' encrypted reasoning is dropped, a refusal
 //! is text with `stop_reason: refusal`, and tool-call arguments that are not
 //! a JSON object are kept as `{"arguments": "<text>"}` (the client's tool
 //! validation then tells the model, rather than a paid answer failing).
@@ -20,7 +24,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use wire::{error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
+use wire::{
+    error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut, GEMINI_SIGNATURE,
+};
 
 pub struct AnthropicMessages;
 
@@ -37,7 +43,7 @@ impl Ingress for AnthropicMessages {
         let mut content = Vec::with_capacity(answer.parts.len());
         let (mut tools, mut refused) = (false, false);
         for part in &answer.parts {
-            content.extend(match part {
+            let block = match part {
                 Part::Text(t) if !t.text.is_empty() => Some(BlockOut::Text { text: &t.text }),
                 Part::Refusal(r) => {
                     refused = true;
@@ -46,6 +52,12 @@ impl Ingress for AnthropicMessages {
                 Part::Reasoning(r) => reasoning_block(r),
                 Part::ToolCall(c) => {
                     tools = true;
+                    if let Some(s) = c.signature.as_ref().filter(|s| s.family == Family::Gemini) {
+                        content.push(BlockOut::Thinking {
+                            thinking: "",
+                            signature: Cow::Owned(format!("{GEMINI_SIGNATURE}{}", s.value)),
+                        });
+                    }
                     let input = tool_input(&c.arguments);
                     Some(BlockOut::ToolUse {
                         id: &c.id,
@@ -58,7 +70,8 @@ impl Ingress for AnthropicMessages {
                     raw,
                 } => Some(BlockOut::Raw(raw)),
                 _ => None,
-            });
+            };
+            content.extend(block);
         }
         let (reason, stop_sequence) = stop_reason(answer.finish.as_ref(), tools, refused);
         let usage = UsageOut::from(&answer.usage);
@@ -103,12 +116,16 @@ fn reasoning_block<'r>(r: &'r Reasoning<'_>) -> Option<BlockOut<'r>> {
         }
         (_, Some(s)) if Some(s.family) == anthropic => Some(BlockOut::Thinking {
             thinking,
-            signature: &s.value,
+            signature: Cow::Borrowed(&s.value),
+        }),
+        (_, Some(s)) if s.family == Family::Gemini => Some(BlockOut::Thinking {
+            thinking,
+            signature: Cow::Owned(format!("{GEMINI_SIGNATURE}{}", s.value)),
         }),
         _ if r.text.is_empty() => None,
         _ => Some(BlockOut::Thinking {
             thinking,
-            signature: "",
+            signature: Cow::Borrowed(""),
         }),
     }
 }
@@ -161,8 +178,12 @@ mod tests {
              r#"[{"type":"thinking","thinking":"think","signature":"sig"},{"type":"redacted_thinking","data":"ENC"},{"type":"server_tool_use","id":"s"},{"type":"tool_use","id":"call_1","name":"f","input":{"a":1}},{"type":"tool_use","id":"call_1","name":"f","input":{}},{"type":"tool_use","id":"call_1","name":"f","input":{"arguments":"{bad"}}]"#, r#""tool_use","stop_sequence":null"#),
             // Other families: readable reasoning without a signature, a
             // "stop" after tool calls reads tool_use, a refusal is text.
-            (answer(vec![reasoning("r", sig(Family::Gemini, "g"), None), call("{}")], Some(Finish::Stop)),
+            (answer(vec![reasoning("r", sig(Family::OpenAi, "o"), None), call("{}")], Some(Finish::Stop)),
              r#"[{"type":"thinking","thinking":"r","signature":""},{"type":"tool_use","id":"call_1","name":"f","input":{}}]"#, r#""tool_use","stop_sequence":null"#),
+            // Gemini signatures travel marked: on reasoning, and a call's in
+            // an empty thinking block before its tool_use.
+            (answer(vec![reasoning("r", sig(Family::Gemini, "g"), None), Part::ToolCall(ToolCall { signature: sig(Family::Gemini, "c"), ..match call("{}") { Part::ToolCall(c) => c, _ => unreachable!() } })], Some(Finish::ToolCalls)),
+             r#"[{"type":"thinking","thinking":"r","signature":"gemini:g"},{"type":"thinking","thinking":"","signature":"gemini:c"},{"type":"tool_use","id":"call_1","name":"f","input":{}}]"#, r#""tool_use","stop_sequence":null"#),
             (answer(vec![Part::Refusal("No.".into())], None), r#"[{"type":"text","text":"No."}]"#, r#""refusal","stop_sequence":null"#),
             (answer(vec![], Some(Finish::StopSequence(Some("END".into())))), "[]", r#""stop_sequence","stop_sequence":"END""#),
         ];

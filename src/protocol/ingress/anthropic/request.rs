@@ -318,7 +318,7 @@ fn messages(raw: Raw<'_>) -> Result<Vec<Turn<'_>>, ChatError> {
                 return Err(invalid(format!("messages[{i}].role"), msg));
             }
         };
-        let parts = match content(m.content, || format!("messages[{i}]"))? {
+        let mut parts = match content(m.content, || format!("messages[{i}]"))? {
             Content::Text(t) => vec![Part::Text(Text::plain(t))],
             Content::Blocks(blocks) => blocks
                 .into_iter()
@@ -326,6 +326,9 @@ fn messages(raw: Raw<'_>) -> Result<Vec<Turn<'_>>, ChatError> {
                 .map(|(j, raw)| block(raw, &|| format!("messages[{i}].content[{j}]")))
                 .collect::<Result<_, _>>()?,
         };
+        if role == Role::Assistant {
+            attach_call_signatures(&mut parts);
+        }
         turns.push(Turn { role, parts });
     }
     Ok(turns)
@@ -373,6 +376,49 @@ fn opaque(raw: Raw<'_>) -> Part<'_> {
     Part::Opaque {
         family: Family::Anthropic,
         raw: Cow::Borrowed(raw),
+    }
+}
+
+/// A Gemini thought signature the Anthropic ingress put in a `thinking`
+/// block (see `wire::GEMINI_SIGNATURE`).
+fn gemini<'a>(value: &Str<'a>) -> Option<Signature<'a>> {
+    let rest = value.strip_prefix(super::wire::GEMINI_SIGNATURE)?;
+    let value = match value {
+        Cow::Borrowed(v) => Cow::Borrowed(&v[super::wire::GEMINI_SIGNATURE.len()..]),
+        Cow::Owned(_) => Cow::Owned(rest.to_string()),
+    };
+    Some(Signature {
+        family: Family::Gemini,
+        value,
+    })
+}
+
+/// An empty thinking block with a Gemini signature right before a
+/// `tool_use` carries that call's signature: it goes back on the call.
+fn attach_call_signatures(parts: &mut Vec<Part<'_>>) {
+    let mut i = 0;
+    while i + 1 < parts.len() {
+        let carried = match (&parts[i], &parts[i + 1]) {
+            (Part::Reasoning(r), Part::ToolCall(c))
+                if r.text.is_empty()
+                    && r.redacted.is_none()
+                    && c.signature.is_none()
+                    && r.signature
+                        .as_ref()
+                        .is_some_and(|s| s.family == Family::Gemini) =>
+            {
+                true
+            }
+            _ => false,
+        };
+        if carried {
+            if let Part::Reasoning(r) = parts.remove(i) {
+                if let Part::ToolCall(c) = &mut parts[i] {
+                    c.signature = r.signature;
+                }
+            }
+        }
+        i += 1;
     }
 }
 
@@ -483,7 +529,9 @@ fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatEr
         }
         Some("thinking") => Part::Reasoning(Reasoning {
             text: s(b.thinking).unwrap_or_default(),
-            signature: s(b.signature).filter(|s| !s.is_empty()).map(anthropic),
+            signature: s(b.signature)
+                .filter(|s| !s.is_empty())
+                .map(|v| gemini(&v).unwrap_or_else(|| anthropic(v))),
             redacted: None,
         }),
         Some("redacted_thinking") => {
@@ -609,6 +657,25 @@ mod tests {
             let got = decode_str(body).map(|r| show(&r));
             assert_eq!(got.as_deref(), Ok(*want), "{body}");
         }
+    }
+
+    #[test]
+    fn marked_gemini_signatures_go_back_to_their_parts() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[
+            {"type":"thinking","thinking":"T","signature":"gemini:s1"},{"type":"text","text":"ok"},
+            {"type":"thinking","thinking":"","signature":"gemini:s2"},{"type":"tool_use","id":"t1","name":"f","input":{}},
+            {"type":"thinking","thinking":"","signature":"sig=="},{"type":"tool_use","id":"t2","name":"f","input":{}}]}]}"#;
+        let r = decode_str(body).expect("decodes");
+        let parts = &r.turns[1].parts;
+        let sigs: Vec<String> = parts.iter().map(|p| match p {
+            Part::Reasoning(r) => format!("reasoning:{:?}", r.signature.as_ref().map(|s| (s.family, s.value.as_ref()))),
+            Part::ToolCall(c) => format!("call:{:?}", c.signature.as_ref().map(|s| (s.family, s.value.as_ref()))),
+            _ => "other".into(),
+        }).collect();
+        assert_eq!(sigs, [
+            r#"reasoning:Some((Gemini, "s1"))"#, "other", r#"call:Some((Gemini, "s2"))"#,
+            r#"reasoning:Some((Anthropic, "sig=="))"#, "call:None",
+        ]);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! (`thinking`) or encrypted (`redacted_thinking`, whose data Anthropic
 //! sends in the block start).
 
-use super::wire::{empty, error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
+use super::wire::{
+    empty, error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut, GEMINI_SIGNATURE,
+};
 use crate::protocol::chat::{
     generated_id, Block, Delta, Event, Family, Finish, StreamEncoder, Usage,
 };
@@ -92,6 +94,8 @@ pub(super) struct Encoder {
     next: usize,
     tools: bool,
     refused: bool,
+    /// A tool call whose `tool_use` block is not written yet (id, name).
+    pending_tool: Option<(String, String)>,
 }
 
 impl Encoder {
@@ -138,12 +142,45 @@ impl Encoder {
     fn thinking(&mut self, out: &mut BytesMut) -> usize {
         let block = BlockOut::Thinking {
             thinking: "",
-            signature: "",
+            signature: Cow::Borrowed(""),
         };
         self.block_start(Open::Thinking, block, out)
     }
 
+    /// Opens a tool call's `tool_use` block, held back until its first
+    /// delta: a Gemini call signature (which Gemini's decoder sends first)
+    /// goes out before it, in an empty signed `thinking` block.
+    fn open_tool(&mut self, signature: Option<&str>, out: &mut BytesMut) {
+        let Some((id, name)) = self.pending_tool.take() else {
+            return;
+        };
+        if let Some(sig) = signature {
+            let index = self.thinking(out);
+            self.signature(index, sig, out);
+            self.close(out);
+        }
+        let input = Cow::Borrowed(empty());
+        let block = BlockOut::ToolUse {
+            id: &id,
+            name: &name,
+            input,
+        };
+        self.block_start(Open::Tool, block, out);
+    }
+
+    /// A Gemini signature as a marked `signature_delta`.
+    fn signature(&mut self, index: usize, sig: &str, out: &mut BytesMut) {
+        let marked = format!("{GEMINI_SIGNATURE}{sig}");
+        let data = Ev {
+            index: Some(index),
+            delta: Some(DeltaOut::SignatureDelta { signature: &marked }),
+            ..ev("content_block_delta")
+        };
+        write_event(out, data.r#type, &data);
+    }
+
     fn close(&mut self, out: &mut BytesMut) {
+        self.open_tool(None, out);
         match self.open {
             None => {}
             Some((Open::PendingReasoning, _)) => {
@@ -162,6 +199,15 @@ impl Encoder {
     }
 
     fn delta(&mut self, delta: &Delta<'_>, out: &mut BytesMut) {
+        if self.pending_tool.is_some() {
+            if let Delta::Signature(s) = delta {
+                if s.family == Family::Gemini {
+                    self.open_tool(Some(&s.value), out);
+                    return;
+                }
+            }
+            self.open_tool(None, out);
+        }
         let Some((open, mut index)) = self.open else {
             return;
         };
@@ -184,6 +230,18 @@ impl Encoder {
                 DeltaOut::SignatureDelta {
                     signature: &s.value,
                 }
+            }
+            // A Gemini signature on reasoning (or on the text before it).
+            Delta::Signature(s)
+                if pending || (s.family == Family::Gemini && open == Open::Thinking) =>
+            {
+                if pending {
+                    index = self.thinking(out);
+                }
+                if s.family == Family::Gemini {
+                    self.signature(index, &s.value, out);
+                }
+                return;
             }
             Delta::Redacted(r) if r.family == Family::Anthropic && pending => {
                 let block = BlockOut::RedactedThinking { data: &r.value };
@@ -242,8 +300,7 @@ impl StreamEncoder for Encoder {
                     }
                     Block::ToolCall { id, name, .. } => {
                         self.tools = true;
-                        let input = Cow::Borrowed(empty());
-                        self.block_start(Open::Tool, BlockOut::ToolUse { id, name, input }, out);
+                        self.pending_tool = Some((id.to_string(), name.to_string()));
                     }
                     Block::Reasoning => {
                         self.open = Some((Open::PendingReasoning, self.next));
@@ -344,6 +401,31 @@ mod tests {
             open(2, r#"{"type":"text","text":""}"#), delta(2, r#"{"type":"text_delta","text":"Hi \"x\"\n"}"#), stop(2),
             open(3, r#"{"type":"tool_use","id":"toolu_1","name":"f","input":{}}"#), delta(3, r#"{"type":"input_json_delta","partial_json":"{\"a\":"}"#),
             delta(3, r#"{"type":"input_json_delta","partial_json":"1}"}"#), stop(3),
+            end("tool_use"),
+        ];
+        assert_eq!(run(&events), want.concat());
+    }
+
+    #[test]
+    fn gemini_signatures_travel_in_marked_thinking_blocks() {
+        // A call's signature comes first (Gemini's decoder): an empty
+        // signed thinking block goes out before the tool_use block.
+        let events = [
+            Event::Start { id: "msg_1".into(), model: "vendor".into() }, usage(),
+            bs(0, Block::Text), d(0, Delta::Text("Hi".into())), Event::BlockStop { index: 0 },
+            bs(1, Block::Reasoning), d(1, Delta::Signature(sig(Family::Gemini, "t"))), Event::BlockStop { index: 1 },
+            bs(2, Block::ToolCall { id: "toolu_1".into(), name: "f".into(), kind: ToolKind::Function }), d(2, Delta::Signature(sig(Family::Gemini, "c"))),
+            d(2, Delta::ToolArguments("{}".into())), Event::BlockStop { index: 2 },
+            bs(3, Block::ToolCall { id: "toolu_2".into(), name: "f".into(), kind: ToolKind::Function }), Event::BlockStop { index: 3 },
+            usage(), Event::Stop { finish: Finish::ToolCalls },
+        ];
+        let want = [
+            start(),
+            open(0, r#"{"type":"text","text":""}"#), delta(0, r#"{"type":"text_delta","text":"Hi"}"#), stop(0),
+            open(1, r#"{"type":"thinking","thinking":"","signature":""}"#), delta(1, r#"{"type":"signature_delta","signature":"gemini:t"}"#), stop(1),
+            open(2, r#"{"type":"thinking","thinking":"","signature":""}"#), delta(2, r#"{"type":"signature_delta","signature":"gemini:c"}"#), stop(2),
+            open(3, r#"{"type":"tool_use","id":"toolu_1","name":"f","input":{}}"#), delta(3, r#"{"type":"input_json_delta","partial_json":"{}"}"#), stop(3),
+            open(4, r#"{"type":"tool_use","id":"toolu_2","name":"f","input":{}}"#), stop(4),
             end("tool_use"),
         ];
         assert_eq!(run(&events), want.concat());

@@ -18,6 +18,13 @@ pub(super) fn write_event(out: &mut BytesMut, name: &str, data: &impl Serialize)
     out.extend_from_slice(b"\n\n");
 }
 
+/// Marks a Gemini thought signature carried in a `thinking` block's
+/// `signature` (Anthropic's are base64, which has no `:`), so it survives
+/// the Anthropic client's round trip: the client sends it back unchanged
+/// and the decoder returns it to the Gemini family. An empty `thinking`
+/// block holding one right before a `tool_use` is that call's signature.
+pub(super) const GEMINI_SIGNATURE: &str = "gemini:";
+
 pub(super) fn empty() -> &'static RawValue {
     // A valid literal: the fallback is never taken.
     serde_json::from_str("{}").unwrap_or(RawValue::NULL)
@@ -31,7 +38,7 @@ pub(super) enum BlockOut<'r> {
     },
     Thinking {
         thinking: &'r str,
-        signature: &'r str,
+        signature: Cow<'r, str>,
     },
     RedactedThinking {
         data: &'r str,
