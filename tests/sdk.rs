@@ -153,3 +153,62 @@ async fn anthropic_sdk_on_gemini_vendor() {
     script_tools(|r| mock.push(r));
     anthropic_sdk_against("gemini", &mock.base_url(), "gem").await;
 }
+
+/// The routes and shapes Claude Code relies on (`--claude-code`), per
+/// vendor type: `count_tokens`, `models.list` / `retrieve`, and a thinking
+/// + tools loop whose signed thinking blocks go back as they came (the
+/// Anthropic and Gemini mocks reject them otherwise). `signed` is whether
+/// that vendor's answer carries signed thinking.
+async fn anthropic_sdk_claude_code(kind: &str, url: &str, name: &str, signed: bool) {
+    let toml = typed_provider(
+        kind,
+        "p",
+        url,
+        &["vendor-key-000000000001"],
+        "models = [\"claude-test\"]",
+    );
+    let gw = Gateway::start(&toml).await;
+    let (ok, output) = run_python(
+        "anthropic_sdk.py",
+        &[&gw.base, TOKEN, name, "--claude-code"],
+    )
+    .await;
+    assert!(ok, "SDK run failed:\n{output}\ngateway log:\n{}", gw.logs());
+    for line in ["count_tokens ok", "models ok", "thinking tools ok"] {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
+    let want = if signed {
+        "thinking signatures: 1"
+    } else {
+        "thinking signatures: 0"
+    };
+    assert!(output.contains(want), "missing {want:?} in:\n{output}");
+}
+
+/// `script_tools`, then a tool call and a text answer for the thinking loop.
+fn script_claude_code(push: impl Fn(Reply)) {
+    script_tools(&push);
+    push(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#));
+    push(Reply::Complete);
+}
+
+#[tokio::test]
+async fn anthropic_sdk_claude_code_on_anthropic_vendor() {
+    let mock = MockAnthropic::start("claude").await;
+    script_claude_code(|r| mock.push(r));
+    anthropic_sdk_claude_code("anthropic", &mock.base_url(), "claude", true).await;
+}
+
+#[tokio::test]
+async fn anthropic_sdk_claude_code_on_openai_vendor() {
+    let mock = MockOpenAi::start("oai").await;
+    script_claude_code(|r| mock.push(r));
+    anthropic_sdk_claude_code("openai", &mock.base_url(), "oai", false).await;
+}
+
+#[tokio::test]
+async fn anthropic_sdk_claude_code_on_gemini_vendor() {
+    let mock = MockGemini::start("gem").await;
+    script_claude_code(|r| mock.push(r));
+    anthropic_sdk_claude_code("gemini", &mock.base_url(), "gem", true).await;
+}

@@ -1,9 +1,12 @@
 """Drives the gateway's /v1/messages with the official `anthropic` Python SDK.
 
-Usage: python3 anthropic_sdk.py <gateway base url> <token> <expected provider name>
+Usage: python3 anthropic_sdk.py <gateway base url> <token> <expected provider name> [--claude-code]
 
 The caller scripts the vendor mock so that chat requests 3 and 4 (counted
-from 1, in the order below) answer with a get_weather tool call.
+from 1, in the order below) answer with a get_weather tool call. With
+--claude-code, the routes Claude Code uses follow: count_tokens and the
+model list (no scripted reply), then a thinking + tools loop for which
+chat request 5 answers with a get_weather call and request 6 with text.
 Prints one line per check; exits non-zero on the first failure.
 """
 import json
@@ -12,6 +15,7 @@ import sys
 import anthropic
 
 base_url, token, name = sys.argv[1], sys.argv[2], sys.argv[3]
+claude_code = "--claude-code" in sys.argv[4:]
 client = anthropic.Anthropic(base_url=base_url, api_key=token, max_retries=0)
 tools = [{
     "name": "get_weather",
@@ -83,3 +87,44 @@ try:
 except anthropic.AuthenticationError:
     pass
 print("auth ok")
+
+if not claude_code:
+    raise SystemExit(0)
+
+# 6. Token counting (each vendor type: forwarded, countTokens, estimate).
+count = client.messages.count_tokens(
+    model="claude-test", system="Be brief.", tools=tools,
+    messages=[{"role": "user", "content": "Weather in Paris?"}],
+)
+assert count.input_tokens > 0, count
+print("count_tokens ok")
+
+# 7. The model list and one model, in Anthropic's shape.
+ids = [m.id for m in client.models.list()]
+assert "claude-test" in ids, ids
+one = client.models.retrieve("claude-test")
+assert one.id == "claude-test" and one.type == "model", one
+assert one.created_at.year == 1970, one
+print("models ok")
+
+# 8. Thinking + tools: the assistant content goes back as it came.
+thinking = {"type": "enabled", "budget_tokens": 1024}
+question = {"role": "user", "content": "Weather in Paris?"}
+m = client.messages.create(
+    model="claude-test", max_tokens=2048, thinking=thinking, tools=tools, messages=[question],
+)
+assert m.stop_reason == "tool_use", m
+use = next(b for b in m.content if b.type == "tool_use")
+signed = [b.signature for b in m.content if b.type == "thinking" and b.signature]
+print("thinking signatures:", len(signed))
+final = client.messages.create(
+    model="claude-test", max_tokens=2048, thinking=thinking, tools=tools,
+    messages=[
+        question,
+        {"role": "assistant", "content": m.content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C"}]},
+    ],
+)
+text = "".join(b.text for b in final.content if b.type == "text")
+assert text == f"Hello from {name}", final
+print("thinking tools ok")
