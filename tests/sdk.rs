@@ -156,7 +156,7 @@ async fn anthropic_sdk_on_gemini_vendor() {
 
 /// The routes and shapes Claude Code relies on (`--claude-code`), per
 /// vendor type: `count_tokens`, `models.list` / `retrieve`, and a thinking
-/// + tools loop whose signed thinking blocks go back as they came (the
+/// and tools loop whose signed thinking blocks go back as they came (the
 /// Anthropic and Gemini mocks reject them otherwise). `signed` is whether
 /// that vendor's answer carries signed thinking.
 async fn anthropic_sdk_claude_code(kind: &str, url: &str, name: &str, signed: bool) {

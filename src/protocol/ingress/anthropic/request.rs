@@ -398,19 +398,14 @@ fn gemini<'a>(value: &Str<'a>) -> Option<Signature<'a>> {
 fn attach_call_signatures(parts: &mut Vec<Part<'_>>) {
     let mut i = 0;
     while i + 1 < parts.len() {
-        let carried = match (&parts[i], &parts[i + 1]) {
+        let carried = matches!(
+            (&parts[i], &parts[i + 1]),
             (Part::Reasoning(r), Part::ToolCall(c))
                 if r.text.is_empty()
                     && r.redacted.is_none()
                     && c.signature.is_none()
-                    && r.signature
-                        .as_ref()
-                        .is_some_and(|s| s.family == Family::Gemini) =>
-            {
-                true
-            }
-            _ => false,
-        };
+                    && r.signature.as_ref().is_some_and(|s| s.family == Family::Gemini)
+        );
         if carried {
             if let Part::Reasoning(r) = parts.remove(i) {
                 if let Part::ToolCall(c) = &mut parts[i] {
