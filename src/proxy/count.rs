@@ -15,17 +15,14 @@
 //! count is not an answer), though a 429 cools the key down as for chat.
 
 use super::ctx::RequestCtx;
+use super::error::GatewayError;
+use super::state::GatewayState;
 use super::upstream::{self, AttemptInput, Committed, Outcome};
-use super::{authorize, not_allowed, read_body, send_json, ClientApi, GatewayError, Stop};
-use super::{GatewayState, MAX_MODEL_BYTES};
 use crate::config::{ApiKey, Provider, Snapshot};
 use crate::health::{now_ms, CooldownReason};
 use crate::protocol::chat::{self, Family, Part, Request};
 use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::{Bytes, BytesMut};
-use http::Method;
-use pingora::proxy::Session;
-use std::sync::Arc;
 use tokio::time::{timeout_at, Instant};
 
 /// Largest count answer read from a vendor (a few dozen bytes in practice).
@@ -245,54 +242,6 @@ pub async fn count_on_route(
     }))
 }
 
-/// `POST /v1/messages/count_tokens`: Anthropic's request (no `max_tokens`
-/// needed), answered `{"input_tokens": N}`.
-pub(super) async fn messages_count_tokens(
-    state: &GatewayState,
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    snap: &Arc<Snapshot>,
-) -> Result<(), Stop> {
-    let method = session.req_header().method.clone();
-    if method != Method::POST {
-        return Err(not_allowed(
-            "POST",
-            &method,
-            session.req_header().uri.path(),
-        ));
-    }
-    authorize(session, snap, ClientApi::ANTHROPIC)?;
-    let body = read_body(session, snap.max_body_bytes, ctx).await?;
-    let request = ClientApi::ANTHROPIC
-        .ingress()
-        .decode_request(&body)
-        .map_err(|e| GatewayError::Client(Box::new(e)))?;
-    let model = request.model.to_string();
-    if model.is_empty() || model.len() > MAX_MODEL_BYTES {
-        return Err(GatewayError::BadRequest {
-            message: format!(
-                "`model` must be a non-empty string of at most {MAX_MODEL_BYTES} bytes"
-            ),
-            param: Some("model"),
-        }
-        .into());
-    }
-    ctx.model = Some(model.clone());
-    let route = snap
-        .route(&model)
-        .ok_or(GatewayError::ModelNotFound(model))?;
-    let forward = super::forwarded_headers(session, ClientApi::ANTHROPIC);
-    let req = CountRequest {
-        request: &request,
-        raw: Some((Family::Anthropic, &body)),
-        forward: &forward,
-        deadline: Instant::now() + snap.routing.request_timeout,
-    };
-    let n = count_on_route(state, snap, &route, &req, ctx).await?;
-    let out = format!(r#"{{"input_tokens":{n}}}"#);
-    send_json(session, ctx, 200, Bytes::from(out)).await
-}
-
 /// The Anthropic body: the client's bytes when it speaks Anthropic (the
 /// model swapped only when the provider maps it), else the Anthropic
 /// egress's Messages body cut to the count_tokens fields.
@@ -451,7 +400,7 @@ mod tests {
               {"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]},
             {"role":"assistant","content":[{"type":"tool_use","id":"t","name":"fn","input":{"a":1}}]}],
             "tools":[{"name":"fn","description":"dd","input_schema":{"type":"object"}}]}"#;
-        let req = ClientApi::ANTHROPIC
+        let req = crate::proxy::ClientApi::ANTHROPIC
             .ingress()
             .decode_request(body)
             .expect("decodes");

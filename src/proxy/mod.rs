@@ -287,7 +287,7 @@ impl Gateway {
             "/v1/messages/count_tokens" => {
                 ctx.route = "count_tokens";
                 ctx.api = ClientApi::ANTHROPIC;
-                count::messages_count_tokens(&self.state, session, ctx, snap).await
+                self.count_tokens(session, ctx, snap).await
             }
             p if p.starts_with("/v1/models/") => {
                 ctx.route = "models";
@@ -337,6 +337,54 @@ impl Gateway {
             }
             .into()),
         }
+    }
+
+    /// `POST /v1/messages/count_tokens`: Anthropic's request (no
+    /// `max_tokens` needed), counted where routing sends the model (see
+    /// `count`), answered `{"input_tokens": N}`.
+    async fn count_tokens(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snap: &Arc<Snapshot>,
+    ) -> Result<(), Stop> {
+        let method = session.req_header().method.clone();
+        if method != Method::POST {
+            return Err(not_allowed(
+                "POST",
+                &method,
+                session.req_header().uri.path(),
+            ));
+        }
+        authorize(session, snap, ClientApi::ANTHROPIC)?;
+        let body = read_body(session, snap.max_body_bytes, ctx).await?;
+        let request = (ClientApi::ANTHROPIC.ingress())
+            .decode_request(&body)
+            .map_err(|e| GatewayError::Client(Box::new(e)))?;
+        let model = request.model.to_string();
+        if model.is_empty() || model.len() > MAX_MODEL_BYTES {
+            return Err(GatewayError::BadRequest {
+                message: format!(
+                    "`model` must be a non-empty string of at most {MAX_MODEL_BYTES} bytes"
+                ),
+                param: Some("model"),
+            }
+            .into());
+        }
+        ctx.model = Some(model.clone());
+        let route = snap
+            .route(&model)
+            .ok_or(GatewayError::ModelNotFound(model))?;
+        let forward = forwarded_headers(session, ClientApi::ANTHROPIC);
+        let req = count::CountRequest {
+            request: &request,
+            raw: Some((crate::protocol::chat::Family::Anthropic, &body)),
+            forward: &forward,
+            deadline: tokio::time::Instant::now() + snap.routing.request_timeout,
+        };
+        let n = count::count_on_route(&self.state, snap, &route, &req, ctx).await?;
+        let out = Bytes::from(format!(r#"{{"input_tokens":{n}}}"#));
+        send_json(session, ctx, 200, out).await
     }
 
     /// Hand an admin call on the main port to the admin router.

@@ -4,11 +4,7 @@
 //!
 //! Answers from other families: reasoning without an Anthropic signature
 //! becomes a `thinking` block with an empty signature (readable, not
-//! replayable); a Gemini thought signature travels in a `thinking` block's
-//! signature, marked (`wire::GEMINI_SIGNATURE`) — a call's in an empty
-//! block right before its `tool_use` — so the client's next turn gives it
-//! back to Gemini on the part it came on (Anthropic vendors never see it:
-//! it decodes as Gemini's); other families' encrypted reasoning is dropped, a refusal
+//! replayable; Gemini's travel marked, see `wire::GEMINI_SIGNATURE`); other families' encrypted reasoning is dropped, a refusal
 //! is text with `stop_reason: refusal`, and tool-call arguments that are not
 //! a JSON object are kept as `{"arguments": "<text>"}` (the client's tool
 //! validation then tells the model, rather than a paid answer failing).
@@ -24,9 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use wire::{
-    error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut, GEMINI_SIGNATURE,
-};
+use wire::{error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
 
 pub struct AnthropicMessages;
 
@@ -52,12 +46,12 @@ impl Ingress for AnthropicMessages {
                 Part::Reasoning(r) => reasoning_block(r),
                 Part::ToolCall(c) => {
                     tools = true;
-                    if let Some(s) = c.signature.as_ref().filter(|s| s.family == Family::Gemini) {
-                        content.push(BlockOut::Thinking {
-                            thinking: "",
-                            signature: Cow::Owned(format!("{GEMINI_SIGNATURE}{}", s.value)),
-                        });
-                    }
+                    let signed = c.signature.as_ref().filter(|s| s.family == Family::Gemini);
+                    let thinking = |signature| BlockOut::Thinking {
+                        thinking: "",
+                        signature,
+                    };
+                    content.extend(signed.and_then(wire::client_signature).map(thinking));
                     let input = tool_input(&c.arguments);
                     Some(BlockOut::ToolUse {
                         id: &c.id,
@@ -110,17 +104,16 @@ fn to_bytes(v: &impl Serialize, capacity: usize) -> Bytes {
 
 fn reasoning_block<'r>(r: &'r Reasoning<'_>) -> Option<BlockOut<'r>> {
     let (thinking, anthropic) = (&r.text, Some(Family::Anthropic));
-    match (&r.redacted, &r.signature) {
+    match (
+        &r.redacted,
+        r.signature.as_ref().and_then(wire::client_signature),
+    ) {
         (Some(d), _) if Some(d.family) == anthropic => {
             Some(BlockOut::RedactedThinking { data: &d.value })
         }
-        (_, Some(s)) if Some(s.family) == anthropic => Some(BlockOut::Thinking {
+        (_, Some(signature)) => Some(BlockOut::Thinking {
             thinking,
-            signature: Cow::Borrowed(&s.value),
-        }),
-        (_, Some(s)) if s.family == Family::Gemini => Some(BlockOut::Thinking {
-            thinking,
-            signature: Cow::Owned(format!("{GEMINI_SIGNATURE}{}", s.value)),
+            signature,
         }),
         _ if r.text.is_empty() => None,
         _ => Some(BlockOut::Thinking {

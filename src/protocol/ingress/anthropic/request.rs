@@ -379,41 +379,33 @@ fn opaque(raw: Raw<'_>) -> Part<'_> {
     }
 }
 
-/// A Gemini thought signature the Anthropic ingress put in a `thinking`
-/// block (see `wire::GEMINI_SIGNATURE`).
-fn gemini<'a>(value: &Str<'a>) -> Option<Signature<'a>> {
-    let rest = value.strip_prefix(super::wire::GEMINI_SIGNATURE)?;
-    let value = match value {
-        Cow::Borrowed(v) => Cow::Borrowed(&v[super::wire::GEMINI_SIGNATURE.len()..]),
-        Cow::Owned(_) => Cow::Owned(rest.to_string()),
+/// A marked Gemini signature (see `wire::GEMINI_SIGNATURE`) or Anthropic's.
+fn signature(v: Str<'_>) -> Signature<'_> {
+    let family = match v.strip_prefix(super::wire::GEMINI_SIGNATURE) {
+        Some(_) => Family::Gemini,
+        None => return anthropic(v),
     };
-    Some(Signature {
-        family: Family::Gemini,
-        value,
-    })
+    let value = match v {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[super::wire::GEMINI_SIGNATURE.len()..]),
+        Cow::Owned(o) => Cow::Owned(o[super::wire::GEMINI_SIGNATURE.len()..].to_string()),
+    };
+    Signature { family, value }
 }
 
 /// An empty thinking block with a Gemini signature right before a
-/// `tool_use` carries that call's signature: it goes back on the call.
+/// `tool_use` holds that call's signature: it goes back on the call.
 fn attach_call_signatures(parts: &mut Vec<Part<'_>>) {
-    let mut i = 0;
-    while i + 1 < parts.len() {
-        let carried = matches!(
-            (&parts[i], &parts[i + 1]),
-            (Part::Reasoning(r), Part::ToolCall(c))
-                if r.text.is_empty()
-                    && r.redacted.is_none()
-                    && c.signature.is_none()
-                    && r.signature.as_ref().is_some_and(|s| s.family == Family::Gemini)
-        );
-        if carried {
-            if let Part::Reasoning(r) = parts.remove(i) {
-                if let Part::ToolCall(c) = &mut parts[i] {
-                    c.signature = r.signature;
-                }
+    for i in (1..parts.len()).rev() {
+        if let [Part::Reasoning(r), Part::ToolCall(c)] = &mut parts[i - 1..=i] {
+            if r.text.is_empty()
+                && r.signature
+                    .as_ref()
+                    .is_some_and(|s| s.family == Family::Gemini)
+            {
+                c.signature = r.signature.take();
+                parts.remove(i - 1);
             }
         }
-        i += 1;
     }
 }
 
@@ -524,9 +516,7 @@ fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatEr
         }
         Some("thinking") => Part::Reasoning(Reasoning {
             text: s(b.thinking).unwrap_or_default(),
-            signature: s(b.signature)
-                .filter(|s| !s.is_empty())
-                .map(|v| gemini(&v).unwrap_or_else(|| anthropic(v))),
+            signature: s(b.signature).filter(|s| !s.is_empty()).map(signature),
             redacted: None,
         }),
         Some("redacted_thinking") => {
@@ -656,21 +646,12 @@ mod tests {
 
     #[test]
     fn marked_gemini_signatures_go_back_to_their_parts() {
-        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[
-            {"type":"thinking","thinking":"T","signature":"gemini:s1"},{"type":"text","text":"ok"},
-            {"type":"thinking","thinking":"","signature":"gemini:s2"},{"type":"tool_use","id":"t1","name":"f","input":{}},
-            {"type":"thinking","thinking":"","signature":"sig=="},{"type":"tool_use","id":"t2","name":"f","input":{}}]}]}"#;
+        let body = r#"{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"T","signature":"gemini:s1"},
+            {"type":"thinking","thinking":"","signature":"gemini:s2"},{"type":"tool_use","id":"t1","name":"f","input":{}},{"type":"thinking","thinking":"","signature":"sig"},{"type":"tool_use","id":"t2","name":"f","input":{}}]}]}"#;
         let r = decode_str(body).expect("decodes");
-        let parts = &r.turns[1].parts;
-        let sigs: Vec<String> = parts.iter().map(|p| match p {
-            Part::Reasoning(r) => format!("reasoning:{:?}", r.signature.as_ref().map(|s| (s.family, s.value.as_ref()))),
-            Part::ToolCall(c) => format!("call:{:?}", c.signature.as_ref().map(|s| (s.family, s.value.as_ref()))),
-            _ => "other".into(),
-        }).collect();
-        assert_eq!(sigs, [
-            r#"reasoning:Some((Gemini, "s1"))"#, "other", r#"call:Some((Gemini, "s2"))"#,
-            r#"reasoning:Some((Anthropic, "sig=="))"#, "call:None",
-        ]);
+        let sig = |s: &Option<Signature>| s.as_ref().map(|s| format!("{:?} {}", s.family, s.value));
+        let sigs: Vec<_> = r.turns[0].parts.iter().map(|p| match p { Part::Reasoning(r) => sig(&r.signature), Part::ToolCall(c) => sig(&c.signature), _ => None }).collect();
+        assert_eq!(sigs, [Some("Gemini s1".into()), Some("Gemini s2".into()), Some("Anthropic sig".into()), None]);
     }
 
     #[test]

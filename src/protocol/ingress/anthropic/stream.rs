@@ -10,7 +10,7 @@
 //! sends in the block start).
 
 use super::wire::{
-    empty, error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut, GEMINI_SIGNATURE,
+    client_signature, empty, error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut,
 };
 use crate::protocol::chat::{
     generated_id, Block, Delta, Event, Family, Finish, StreamEncoder, Usage,
@@ -43,7 +43,7 @@ enum DeltaOut<'r> {
 }
 
 /// Every event's data: `type` and the fields that event has.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Ev<'r> {
     r#type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,15 +59,8 @@ struct Ev<'r> {
 }
 
 fn ev(r#type: &'static str) -> Ev<'static> {
-    let (message, index, content_block, delta, usage) = (None, None, None, None, None);
-    Ev {
-        r#type,
-        message,
-        index,
-        content_block,
-        delta,
-        usage,
-    }
+    let ev = Ev::default();
+    Ev { r#type, ..ev }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -147,40 +140,15 @@ impl Encoder {
         self.block_start(Open::Thinking, block, out)
     }
 
-    /// Opens a tool call's `tool_use` block, held back until its first
-    /// delta: a Gemini call signature (which Gemini's decoder sends first)
-    /// goes out before it, in an empty signed `thinking` block.
-    fn open_tool(&mut self, signature: Option<&str>, out: &mut BytesMut) {
-        let Some((id, name)) = self.pending_tool.take() else {
-            return;
-        };
-        if let Some(sig) = signature {
-            let index = self.thinking(out);
-            self.signature(index, sig, out);
-            self.close(out);
-        }
+    fn tool_start(&mut self, id: &str, name: &str, out: &mut BytesMut) {
         let input = Cow::Borrowed(empty());
-        let block = BlockOut::ToolUse {
-            id: &id,
-            name: &name,
-            input,
-        };
-        self.block_start(Open::Tool, block, out);
-    }
-
-    /// A Gemini signature as a marked `signature_delta`.
-    fn signature(&mut self, index: usize, sig: &str, out: &mut BytesMut) {
-        let marked = format!("{GEMINI_SIGNATURE}{sig}");
-        let data = Ev {
-            index: Some(index),
-            delta: Some(DeltaOut::SignatureDelta { signature: &marked }),
-            ..ev("content_block_delta")
-        };
-        write_event(out, data.r#type, &data);
+        self.block_start(Open::Tool, BlockOut::ToolUse { id, name, input }, out);
     }
 
     fn close(&mut self, out: &mut BytesMut) {
-        self.open_tool(None, out);
+        if let Some((id, name)) = self.pending_tool.take() {
+            self.tool_start(&id, &name, out);
+        }
         match self.open {
             None => {}
             Some((Open::PendingReasoning, _)) => {
@@ -199,19 +167,25 @@ impl Encoder {
     }
 
     fn delta(&mut self, delta: &Delta<'_>, out: &mut BytesMut) {
-        if self.pending_tool.is_some() {
-            if let Delta::Signature(s) = delta {
-                if s.family == Family::Gemini {
-                    self.open_tool(Some(&s.value), out);
-                    return;
-                }
+        if let Some((id, name)) = self.pending_tool.take() {
+            // A Gemini call's signature (its decoder sends it first) goes
+            // out before the tool_use block, in an empty thinking block.
+            let signed = matches!(delta, Delta::Signature(s) if s.family == Family::Gemini);
+            if signed {
+                self.thinking(out);
+                self.delta(delta, out);
+                self.close(out);
             }
-            self.open_tool(None, out);
+            self.tool_start(&id, &name, out);
+            if signed {
+                return;
+            }
         }
         let Some((open, mut index)) = self.open else {
             return;
         };
         let pending = open == Open::PendingReasoning;
+        let signature;
         let d = match delta {
             Delta::Text(t) | Delta::Refusal(t) => DeltaOut::TextDelta { text: t },
             Delta::ToolArguments(a) if !a.is_empty() => {
@@ -223,25 +197,16 @@ impl Encoder {
                 }
                 DeltaOut::ThinkingDelta { thinking: t }
             }
-            Delta::Signature(s) if s.family == Family::Anthropic => {
-                if pending {
-                    index = self.thinking(out);
-                }
-                DeltaOut::SignatureDelta {
-                    signature: &s.value,
-                }
-            }
-            // A Gemini signature on reasoning (or on the text before it).
             Delta::Signature(s)
-                if pending || (s.family == Family::Gemini && open == Open::Thinking) =>
+                if s.family != Family::OpenAi && (pending || open == Open::Thinking) =>
             {
                 if pending {
                     index = self.thinking(out);
                 }
-                if s.family == Family::Gemini {
-                    self.signature(index, &s.value, out);
+                signature = client_signature(s);
+                DeltaOut::SignatureDelta {
+                    signature: signature.as_deref().unwrap_or(""),
                 }
-                return;
             }
             Delta::Redacted(r) if r.family == Family::Anthropic && pending => {
                 let block = BlockOut::RedactedThinking { data: &r.value };
@@ -408,26 +373,11 @@ mod tests {
 
     #[test]
     fn gemini_signatures_travel_in_marked_thinking_blocks() {
-        // A call's signature comes first (Gemini's decoder): an empty
-        // signed thinking block goes out before the tool_use block.
-        let events = [
-            Event::Start { id: "msg_1".into(), model: "vendor".into() }, usage(),
-            bs(0, Block::Text), d(0, Delta::Text("Hi".into())), Event::BlockStop { index: 0 },
-            bs(1, Block::Reasoning), d(1, Delta::Signature(sig(Family::Gemini, "t"))), Event::BlockStop { index: 1 },
-            bs(2, Block::ToolCall { id: "toolu_1".into(), name: "f".into(), kind: ToolKind::Function }), d(2, Delta::Signature(sig(Family::Gemini, "c"))),
-            d(2, Delta::ToolArguments("{}".into())), Event::BlockStop { index: 2 },
-            bs(3, Block::ToolCall { id: "toolu_2".into(), name: "f".into(), kind: ToolKind::Function }), Event::BlockStop { index: 3 },
-            usage(), Event::Stop { finish: Finish::ToolCalls },
-        ];
-        let want = [
-            start(),
-            open(0, r#"{"type":"text","text":""}"#), delta(0, r#"{"type":"text_delta","text":"Hi"}"#), stop(0),
-            open(1, r#"{"type":"thinking","thinking":"","signature":""}"#), delta(1, r#"{"type":"signature_delta","signature":"gemini:t"}"#), stop(1),
-            open(2, r#"{"type":"thinking","thinking":"","signature":""}"#), delta(2, r#"{"type":"signature_delta","signature":"gemini:c"}"#), stop(2),
-            open(3, r#"{"type":"tool_use","id":"toolu_1","name":"f","input":{}}"#), delta(3, r#"{"type":"input_json_delta","partial_json":"{}"}"#), stop(3),
-            open(4, r#"{"type":"tool_use","id":"toolu_2","name":"f","input":{}}"#), stop(4),
-            end("tool_use"),
-        ];
+        let events = [Event::Start { id: "msg_1".into(), model: "v".into() }, usage(), bs(0, Block::Reasoning), d(0, Delta::Signature(sig(Family::Gemini, "t"))),
+            bs(1, Block::ToolCall { id: "toolu_1".into(), name: "f".into(), kind: ToolKind::Function }), d(1, Delta::Signature(sig(Family::Gemini, "c"))), d(1, Delta::ToolArguments("{}".into()))];
+        let (think, sig) = (r#"{"type":"thinking","thinking":"","signature":""}"#, |s| format!(r#"{{"type":"signature_delta","signature":"gemini:{s}"}}"#));
+        let want = [start(), open(0, think), delta(0, &sig("t")), stop(0), open(1, think), delta(1, &sig("c")), stop(1),
+            open(2, r#"{"type":"tool_use","id":"toolu_1","name":"f","input":{}}"#), delta(2, r#"{"type":"input_json_delta","partial_json":"{}"}"#), stop(2), end("tool_use")];
         assert_eq!(run(&events), want.concat());
     }
 

@@ -2,7 +2,7 @@
 //! (`stream.rs`) write: blocks, the message, stop reasons, usage and error
 //! bodies. A leaf, so neither file imports the other.
 
-use crate::protocol::chat::{ChatError, ErrorKind, Finish, Usage};
+use crate::protocol::chat::{ChatError, ErrorKind, Family, Finish, Signature, Usage};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -18,12 +18,21 @@ pub(super) fn write_event(out: &mut BytesMut, name: &str, data: &impl Serialize)
     out.extend_from_slice(b"\n\n");
 }
 
-/// Marks a Gemini thought signature carried in a `thinking` block's
-/// `signature` (Anthropic's are base64, which has no `:`), so it survives
-/// the Anthropic client's round trip: the client sends it back unchanged
-/// and the decoder returns it to the Gemini family. An empty `thinking`
-/// block holding one right before a `tool_use` is that call's signature.
+/// Marks a Gemini thought signature in a `thinking` block's `signature`
+/// (Anthropic's are base64: no `:`), so the client's next turn gives it
+/// back to Gemini. An empty such block right before a `tool_use` holds
+/// that call's signature.
 pub(super) const GEMINI_SIGNATURE: &str = "gemini:";
+
+/// A signature as an Anthropic client keeps it (Gemini's marked); `None`
+/// for other families'.
+pub(super) fn client_signature<'r>(s: &'r Signature<'_>) -> Option<Cow<'r, str>> {
+    match s.family {
+        Family::Anthropic => Some(Cow::Borrowed(&s.value)),
+        Family::Gemini => Some(Cow::Owned(format!("{GEMINI_SIGNATURE}{}", s.value))),
+        Family::OpenAi => None,
+    }
+}
 
 pub(super) fn empty() -> &'static RawValue {
     // A valid literal: the fallback is never taken.
