@@ -693,3 +693,97 @@ async fn gemini_signatures_are_not_replayed_to_anthropic() {
     assert!(!sent.contains("gemini:"), "{sent}");
     assert!(sent.contains("toolu_g"), "{sent}");
 }
+
+// ------------------------------------------------------------ the real Claude Code
+
+/// The real Claude Code CLI (`claude -p`, headless) through the gateway in
+/// front of the Anthropic mock. Runs only when `LLMO_AGENTS_BIN` names the
+/// directory holding the `claude` executable (e.g.
+/// `node_modules/.bin` of `npm i @anthropic-ai/claude-code`); skipped
+/// (passing) when it is unset.
+#[tokio::test]
+async fn real_claude_code_completes_a_prompt_through_the_gateway() {
+    let Ok(bin) = std::env::var("LLMO_AGENTS_BIN") else {
+        eprintln!("LLMO_AGENTS_BIN is not set: the real Claude Code test is skipped");
+        return;
+    };
+    let anthropic = MockAnthropic::start("claude").await;
+    let gemini = MockGemini::start("gem").await;
+    let openai = MockOpenAi::start("oai").await;
+    let vendors = [
+        ("anthropic", anthropic.base_url(), "claude"),
+        ("gemini", gemini.base_url(), "gem"),
+        ("openai", openai.base_url(), "oai"),
+    ];
+    for (kind, url, name) in vendors {
+        let requests = || match kind {
+            "anthropic" => anthropic.requests(),
+            "gemini" => gemini.requests(),
+            _ => openai.requests(),
+        };
+        run_claude_code(&bin, kind, &url, name, requests).await;
+    }
+}
+
+async fn run_claude_code(
+    bin: &str,
+    kind: &str,
+    url: &str,
+    name: &str,
+    requests: impl Fn() -> Vec<Recorded>,
+) {
+    let gw = Gateway::start(&typed_provider(
+        kind,
+        "p",
+        url,
+        &["vendor-key-000000000001"],
+        "",
+    ))
+    .await;
+    let home = tempfile::tempdir().expect("home");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new(format!("{bin}/claude"))
+            .args(["-p", "say hi"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("ANTHROPIC_BASE_URL", &gw.base)
+            .env("ANTHROPIC_AUTH_TOKEN", TOKEN)
+            .env("DISABLE_TELEMETRY", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("DISABLE_ERROR_REPORTING", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("claude finished within 2 minutes")
+    .expect("claude runs");
+    let seen: Vec<String> = requests()
+        .iter()
+        .map(|r| {
+            let keys: Vec<String> = (r.json().as_object())
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            let headers: Vec<String> = (r.headers.iter())
+                .filter(|(k, _)| k.starts_with("anthropic") || k == "x-api-key")
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            format!(
+                "{} {} fields {keys:?} headers {headers:?}",
+                r.method, r.path
+            )
+        })
+        .collect();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(&format!("Hello from {name}")),
+        "{kind}: claude: {:?}\nstdout: {stdout}\nstderr: {}\nmock saw:\n{}\ngateway log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        seen.join("\n"),
+        gw.logs()
+    );
+    eprintln!("{kind} mock saw:\n{}", seen.join("\n"));
+}

@@ -135,14 +135,14 @@ pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
     // Anthropic streams always end with the token counts.
     req.include_usage = true;
     let mut server_tools: Vec<&str> = Vec::new();
-    let mut saw_messages = false;
+    let (mut saw_messages, mut later_system) = (false, Vec::new());
     for (key, raw) in fields {
         let at = || key.to_string();
         match key.as_ref() {
             "model" => req.model = get::<Key>(raw, at)?.0,
             "messages" => {
                 saw_messages = true;
-                req.turns = messages(raw)?;
+                req.turns = messages(raw, &mut later_system)?;
             }
             "system" => req.system = system(raw)?,
             "max_tokens" => {
@@ -247,6 +247,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
     if !saw_messages {
         return Err(invalid("messages", "messages is required"));
     }
+    req.system.extend(later_system);
     if !server_tools.is_empty() {
         let raw = RawValue::from_string(format!("[{}]", server_tools.join(",")));
         let raw = raw.map_err(|e| invalid("tools", e.to_string()))?;
@@ -294,7 +295,10 @@ fn system(raw: Raw<'_>) -> Result<Vec<Part<'_>>, ChatError> {
     }
 }
 
-fn messages(raw: Raw<'_>) -> Result<Vec<Turn<'_>>, ChatError> {
+/// The turns; `role: "system"` messages (mid-conversation system
+/// instructions, as Claude Code sends) join `system` (the model keeps
+/// system text apart, as for OpenAI `developer` messages anywhere).
+fn messages<'a>(raw: Raw<'a>, system_out: &mut Vec<Part<'a>>) -> Result<Vec<Turn<'a>>, ChatError> {
     let list: Vec<Message> = match serde_json::from_str(raw.get()) {
         Ok(list) => list,
         Err(_) => {
@@ -313,8 +317,12 @@ fn messages(raw: Raw<'_>) -> Result<Vec<Turn<'_>>, ChatError> {
         let role = match m.role.0.as_ref() {
             "user" => Role::User,
             "assistant" => Role::Assistant,
+            "system" => {
+                system_out.extend(system(m.content)?);
+                continue;
+            }
             other => {
-                let msg = format!("role '{other}' is not one of user, assistant");
+                let msg = format!("role '{other}' is not one of user, assistant, system");
                 return Err(invalid(format!("messages[{i}].role"), msg));
             }
         };
@@ -593,8 +601,8 @@ mod tests {
     fn requests_decode_into_the_chat_model() {
         let cases: &[(&str, &str)] = &[
             (
-                r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"system":"Be brief.","messages":[{"role":"user","content":"Hello"}],"stream":true,"temperature":0.5,"top_p":0.9,"top_k":10,"stop_sequences":["END"],"metadata":{"user_id":"u-42"}}"#,
-                "model=claude-sonnet-4-5 system=[text(Be brief.)]\nUser: text(Hello)\nchoice=None parallel=None max=Some(1024) t=Some(0.5) p=Some(0.9) k=Some(10) stop=[\"END\"] stream=true usage=true user=Some(\"u-42\") reasoning=None format=true extra=[]",
+                r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"system":"Be brief.","messages":[{"role":"user","content":"Hello"},{"role":"system","content":"In French."}],"stream":true,"temperature":0.5,"top_p":0.9,"top_k":10,"stop_sequences":["END"],"metadata":{"user_id":"u-42"}}"#,
+                "model=claude-sonnet-4-5 system=[text(Be brief.) text(In French.)]\nUser: text(Hello)\nchoice=None parallel=None max=Some(1024) t=Some(0.5) p=Some(0.9) k=Some(10) stop=[\"END\"] stream=true usage=true user=Some(\"u-42\") reasoning=None format=true extra=[]",
             ),
             (
                 r#"{"model":"m","max_tokens":64,"system":[{"type":"text","text":"A"},{"type":"text","text":"B","cache_control":{"type":"ephemeral"}}],
@@ -670,7 +678,7 @@ mod tests {
             (r#"{"stop_sequences":[1,2],"messages":[]}"#, "stop_sequences"),
             (r#"{"model":"m"}"#, "messages"),
             (r#"{"messages":{}}"#, "messages"),
-            (r#"{"messages":[{"role":"user","content":"a"},{"role":"system","content":"x"}]}"#, "messages[1].role"),
+            (r#"{"messages":[{"role":"user","content":"a"},{"role":"tool","content":"x"}]}"#, "messages[1].role"),
             (r#"{"messages":[{"role":"user"}]}"#, "messages[0]"),
             (r#"{"messages":[{"role":"user","content":5}]}"#, "messages[0]"),
             (r#"{"messages":[{"role":"user","content":[{"text":"x"}]}]}"#, "messages[0].content[0].type"),
