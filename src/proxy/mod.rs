@@ -14,6 +14,7 @@ pub mod edge;
 mod error;
 mod failover;
 mod framing;
+mod gemini_native;
 mod relay;
 mod state;
 pub mod upstream;
@@ -170,7 +171,7 @@ impl ProxyHttp for Gateway {
             tracing::debug!(target: "request", method = clip(req.method.as_str(), ECHO_LIMIT), path = clip(req.uri.path(), ECHO_LIMIT), status, "health check or admin call");
             return;
         }
-        if ctx.route == "chat" || ctx.route == "messages" {
+        if ctx.route == "chat" || ctx.route == "messages" || ctx.route == "gemini" {
             self.state.metrics.request(&crate::metrics::Finished {
                 api: ctx.api.as_str(),
                 provider: ctx.provider.as_deref(),
@@ -293,6 +294,9 @@ impl Gateway {
                 }
                 authorize(session, snap, ClientApi::ANTHROPIC)?;
                 self.chat(session, ctx, snap).await
+            }
+            p if p.starts_with("/v1beta/") || gemini_native::is_v1_route(p) => {
+                self.gemini(session, ctx, snap, &method, p).await
             }
             p if (p.starts_with("/api/")
                 || p == "/docs"
