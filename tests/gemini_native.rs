@@ -189,7 +189,7 @@ async fn function_calling_over_two_turns_on_every_vendor_type() {
         assert_eq!(fc["name"], "get_weather", "{kind}: {v}");
         assert_eq!(fc["args"], json!({"city": "Paris"}), "{kind}: {v}");
         if kind == "gemini" {
-            assert_eq!(part["thoughtSignature"], "c2lnX1", "{v}");
+            assert_eq!(part["thoughtSignature"], "c2lnX001", "{v}");
         } else {
             assert!(fc["id"].is_string(), "{kind}: the call's id is kept: {v}");
             assert!(part.get("thoughtSignature").is_none(), "{kind}: {v}");
@@ -247,7 +247,7 @@ async fn function_calling_over_two_turns_on_every_vendor_type() {
             }
             _ => {
                 assert_eq!(
-                    two["contents"][1]["parts"][0]["thoughtSignature"], "c2lnX1",
+                    two["contents"][1]["parts"][0]["thoughtSignature"], "c2lnX001",
                     "the signature goes back to Gemini: {two}"
                 );
             }

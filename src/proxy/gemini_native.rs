@@ -41,6 +41,13 @@ pub(super) fn is_v1_route(path: &str) -> bool {
         .is_some_and(|rest| rest.contains(':'))
 }
 
+/// A call made the way Google's clients make them (`x-goog-api-key` or
+/// `?key=`), for the one path Gemini shares with OpenAI (`/v1/models`).
+pub(super) fn is_google_call(session: &Session) -> bool {
+    let head = session.req_header();
+    head.headers.contains_key("x-goog-api-key") || query(head.uri.query(), "key").is_some()
+}
+
 /// The call a path names.
 enum Call<'p> {
     List,

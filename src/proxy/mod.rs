@@ -264,6 +264,11 @@ impl Gateway {
                 });
                 send_json(session, ctx, 200, Bytes::from(body.to_string())).await
             }
+            // Google's SDKs list models at /v1/models too (their api_version
+            // "v1"): their key header or `?key=` says which shape they want.
+            "/v1/models" if gemini_native::is_google_call(session) => {
+                self.gemini(session, ctx, snap, &method, &path).await
+            }
             "/v1/models" => {
                 ctx.route = "models";
                 if method != Method::GET {

@@ -28,7 +28,8 @@
 //! scripted reply is consumed.
 //!
 //! The k-th request (any path) is answered with `responseId` `resp_k` and
-//! tool-call `thoughtSignature` `c2lnX<k>`.
+//! tool-call `thoughtSignature` `c2lnX<kkk>` (k zero-padded to three
+//! digits: valid base64, which Google's SDKs insist on).
 //!
 //! Content replies (text "Hello from <name>", one chunk per word, the last
 //! chunk carrying finishReason STOP and usageMetadata):
@@ -363,7 +364,7 @@ impl Answer {
     fn function_call(&self, name: &str, arguments: &str) -> Value {
         json!({
             "functionCall": {"name": name, "args": arguments_value(arguments)},
-            "thoughtSignature": format!("c2lnX{}", self.n),
+            "thoughtSignature": format!("c2lnX{:03}", self.n),
         })
     }
 
