@@ -18,9 +18,12 @@
 //! `?key=` (the SDKs' and curl's ways); request logs record the path only,
 //! never the query, so a key in the URL is not logged.
 
+use super::client::ClientApi;
 use super::ctx::{abort, client_gone, grace_over, RequestCtx, Stop};
+use super::error::GatewayError;
+use super::state::GatewayState;
 use super::upstream::{self, AttemptInput, Outcome};
-use super::{failover, read_body, relay, send_json, ClientApi, Gateway, GatewayError};
+use super::{failover, relay};
 use crate::config::Snapshot;
 use crate::health::now_ms;
 use crate::protocol::chat::Family;
@@ -49,14 +52,61 @@ pub(super) fn is_google_call(session: &Session) -> bool {
 }
 
 /// The call a path names.
-enum Call<'p> {
+pub(super) enum Call<'p> {
     List,
     Get(&'p str),
     Generate { model: &'p str, stream: bool },
     CountTokens(&'p str),
 }
 
-fn parse(path: &str) -> Option<Call<'_>> {
+impl<'p> Call<'p> {
+    /// The call `method path` names (`/v1/models` counts as Google's list
+    /// here), or the client's 404 / 405 / 400.
+    pub(super) fn parse(method: &Method, path: &'p str, max_model: usize) -> Result<Self, Stop> {
+        let not_found = || -> Stop {
+            GatewayError::NotFound {
+                method: method.to_string(),
+                path: path.to_string(),
+            }
+            .into()
+        };
+        let call = parse_path(path).ok_or_else(not_found)?;
+        let (want, allow) = match call {
+            Call::List | Call::Get(_) => (Method::GET, "GET"),
+            _ => (Method::POST, "POST"),
+        };
+        if *method != want {
+            return Err(GatewayError::MethodNotAllowed {
+                allow,
+                method: method.to_string(),
+                path: path.to_string(),
+            }
+            .into());
+        }
+        let model = match call {
+            Call::List => "",
+            Call::Get(m) | Call::Generate { model: m, .. } | Call::CountTokens(m) => m,
+        };
+        if model.len() > max_model {
+            return Err(GatewayError::BadRequest {
+                message: format!(
+                    "the model name is {} bytes long; this gateway accepts model names of at most {max_model} bytes",
+                    model.len()
+                ),
+                param: Some("model"),
+            }
+            .into());
+        }
+        Ok(call)
+    }
+
+    /// The call has a request body to read.
+    pub(super) fn has_body(&self) -> bool {
+        matches!(self, Call::Generate { .. } | Call::CountTokens(_))
+    }
+}
+
+fn parse_path(path: &str) -> Option<Call<'_>> {
     let rest = path
         .strip_prefix("/v1beta/")
         .or_else(|| path.strip_prefix("/v1/"))?;
@@ -91,8 +141,10 @@ fn query<'q>(q: Option<&'q str>, name: &str) -> Option<&'q str> {
         .find_map(|(k, v)| (k == name).then_some(v))
 }
 
-/// The gateway token from a header (as for every API) or from `?key=`.
-fn authorize(session: &Session, snap: &Snapshot) -> Result<(), Stop> {
+/// `?key=`: `Ok(true)` when it carries the gateway token and no header
+/// does (a header is checked as for every API: `Ok(false)`), the client's
+/// 401 when it is wrong.
+pub(super) fn key_in_query(session: &Session, snap: &Snapshot) -> Result<bool, Stop> {
     let head = session.req_header();
     let in_header = head.headers.contains_key("x-goog-api-key")
         || head.headers.contains_key(http::header::AUTHORIZATION);
@@ -100,7 +152,7 @@ fn authorize(session: &Session, snap: &Snapshot) -> Result<(), Stop> {
     match (snap.auth_token.as_deref(), key) {
         (Some(expected), Some(key)) if !in_header => {
             if bool::from(key.as_bytes().ct_eq(expected.as_bytes())) {
-                Ok(())
+                Ok(true)
             } else {
                 Err(
                     GatewayError::Unauthorized("API key not valid. Please pass a valid API key.")
@@ -108,251 +160,202 @@ fn authorize(session: &Session, snap: &Snapshot) -> Result<(), Stop> {
                 )
             }
         }
-        _ => super::authorize(session, snap, ClientApi::GEMINI),
+        _ => Ok(false),
     }
 }
 
-fn model_name(model: &str) -> Result<(), Stop> {
-    if model.len() > super::MAX_MODEL_BYTES {
-        return Err(GatewayError::BadRequest {
-            message: format!(
-                "the model name is {} bytes long; this gateway accepts model names of at most {} bytes",
-                model.len(),
-                super::MAX_MODEL_BYTES
-            ),
-            param: Some("model"),
-        }
-        .into());
-    }
-    Ok(())
-}
-
-impl Gateway {
-    pub(super) async fn gemini(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        snap: &Arc<Snapshot>,
-        method: &Method,
-        path: &str,
-    ) -> Result<(), Stop> {
-        ctx.api = ClientApi::GEMINI;
-        ctx.route = "models";
-        let not_found = || -> Stop {
-            GatewayError::NotFound {
-                method: method.to_string(),
-                path: path.to_string(),
+/// Serves an authorized call: `Some(body)` is a JSON answer for the caller
+/// to send with status 200; `None` means the answer was relayed already.
+pub(super) async fn serve(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Arc<Snapshot>,
+    call: Call<'_>,
+    body: &Bytes,
+) -> Result<Option<Bytes>, Stop> {
+    ctx.route = "models";
+    match call {
+        Call::List => Ok(Some(models(snap, None))),
+        Call::Get(model) => {
+            if snap.route(model).is_none() {
+                return Err(GatewayError::ModelNotFound(model.to_string()).into());
             }
-            .into()
-        };
-        let call = parse(path).ok_or_else(not_found)?;
-        let want = match call {
-            Call::List | Call::Get(_) => Method::GET,
-            _ => Method::POST,
-        };
-        if *method != want {
-            return Err(super::not_allowed(
-                if want == Method::GET { "GET" } else { "POST" },
-                method,
-                path,
-            ));
+            Ok(Some(models(snap, Some(model))))
         }
-        authorize(session, snap)?;
-        match call {
-            Call::List => send_json(session, ctx, 200, models(snap, None)).await,
-            Call::Get(model) => {
-                model_name(model)?;
-                if snap.route(model).is_none() {
-                    return Err(GatewayError::ModelNotFound(model.to_string()).into());
+        Call::Generate { model, stream } => {
+            ctx.route = "gemini";
+            let sse = query(session.req_header().uri.query(), "alt") == Some("sse");
+            generate(state, session, ctx, snap, model, stream, sse, body).await?;
+            Ok(None)
+        }
+        Call::CountTokens(model) => {
+            ctx.route = "count_tokens";
+            count_tokens(state, ctx, snap, model, body).await.map(Some)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn generate(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Arc<Snapshot>,
+    model: &str,
+    stream: bool,
+    sse: bool,
+    body: &Bytes,
+) -> Result<(), Stop> {
+    let api = if stream && !sse {
+        ClientApi::GEMINI_ARRAY
+    } else {
+        ClientApi::GEMINI
+    };
+    ctx.api = api;
+    ctx.stream = stream;
+    ctx.model = Some(model.to_string());
+    let route = snap
+        .route(model)
+        .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
+    // Decoded here rather than lazily by the failover: the body has no
+    // model (it is in the path), and a malformed body is the client's 400
+    // before any vendor is tried.
+    let mut decoded = api
+        .ingress()
+        .decode_request(body)
+        .map_err(|e| GatewayError::Client(Box::new(e)))?;
+    decoded.model = model.into();
+    decoded.stream = stream;
+    let request = failover::ChatRequest {
+        api,
+        client_model: model,
+        route: &route,
+        body,
+        decoded: std::sync::OnceLock::from(Box::new(Ok(decoded))),
+        stream,
+        include_usage: true,
+        forward: Vec::new(),
+        deadline: tokio::time::Instant::now() + snap.routing.request_timeout,
+    };
+    let mut grace = state.grace_over.subscribe();
+    let chosen = tokio::select! {
+        r = Box::pin(failover::run(state, snap, &request, ctx)) => r?,
+        _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
+        _ = grace_over(&mut grace) => return Err(GatewayError::ShuttingDown.into()),
+    };
+    Box::pin(relay::relay(
+        state, session, ctx, &request, chosen, &mut grace,
+    ))
+    .await
+}
+
+/// `countTokens`, passed to the route's Gemini providers in order until
+/// one answers (a vendor's own 4xx is relayed as it is).
+async fn count_tokens(
+    state: &GatewayState,
+    ctx: &mut RequestCtx,
+    snap: &Arc<Snapshot>,
+    model: &str,
+    body: &Bytes,
+) -> Result<Bytes, Stop> {
+    ctx.model = Some(model.to_string());
+    let route = snap
+        .route(model)
+        .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
+    let deadline = tokio::time::Instant::now() + snap.routing.request_timeout;
+    let now = now_ms();
+    let mut last: Option<GatewayError> = None;
+    let gemini = (route.candidates.iter().map(|&i| &snap.providers[i]))
+        .filter(|p| p.vendor.family() == Family::Gemini);
+    for p in gemini {
+        if !p.enabled || !p.health.selectable(now) {
+            continue;
+        }
+        let key = match pick_key(p, now, |_| false) {
+            KeyChoice::Key(k) => Some(&p.keys[k]),
+            KeyChoice::Keyless => None,
+            KeyChoice::Exhausted => continue,
+        };
+        let upstream_model = p.upstream_model(&route.model);
+        // The vendor's generate path, with the method swapped.
+        let path = p
+            .vendor
+            .chat_path(&p.endpoint.base_path, upstream_model, false);
+        let Some(path) = path.strip_suffix(":generateContent") else {
+            continue;
+        };
+        let path = format!("{path}:countTokens");
+        ctx.attempts += 1;
+        ctx.provider = Some(p.name.clone());
+        ctx.key = key.map(|k| k.masked.clone());
+        ctx.upstream_model = Some(upstream_model.to_string());
+        let input = AttemptInput {
+            provider: p,
+            key,
+            path: &path,
+            body: body.clone(),
+            stream: false,
+            forward: &[],
+            deadline: deadline.min(tokio::time::Instant::now() + p.timeouts.total),
+        };
+        match upstream::attempt(&state.connector, &state.dns, input).await {
+            Outcome::Success(mut c) => {
+                let mut out = BytesMut::new();
+                if let Some(first) = c.first.take() {
+                    out.extend_from_slice(&first);
                 }
-                send_json(session, ctx, 200, models(snap, Some(model))).await
-            }
-            Call::Generate { model, stream } => {
-                ctx.route = "gemini";
-                let sse = query(session.req_header().uri.query(), "alt") == Some("sse");
-                self.generate(session, ctx, snap, model, stream, sse).await
-            }
-            Call::CountTokens(model) => {
-                ctx.route = "count_tokens";
-                self.count_tokens(session, ctx, snap, model).await
-            }
-        }
-    }
-
-    async fn generate(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        snap: &Arc<Snapshot>,
-        model: &str,
-        stream: bool,
-        sse: bool,
-    ) -> Result<(), Stop> {
-        model_name(model)?;
-        let api = if stream && !sse {
-            ClientApi::GEMINI_ARRAY
-        } else {
-            ClientApi::GEMINI
-        };
-        ctx.api = api;
-        ctx.stream = stream;
-        ctx.model = Some(model.to_string());
-        let body = read_body(session, snap.max_body_bytes, ctx).await?;
-        let route = snap
-            .route(model)
-            .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
-        // Decoded here rather than lazily by the failover: the body has no
-        // model (it is in the path), and a malformed body is the client's
-        // 400 before any vendor is tried.
-        let mut decoded = api
-            .ingress()
-            .decode_request(&body)
-            .map_err(|e| GatewayError::Client(Box::new(e)))?;
-        decoded.model = model.into();
-        decoded.stream = stream;
-        let request = failover::ChatRequest {
-            api,
-            client_model: model,
-            route: &route,
-            body: &body,
-            decoded: std::sync::OnceLock::from(Box::new(Ok(decoded))),
-            stream,
-            include_usage: true,
-            forward: Vec::new(),
-            deadline: tokio::time::Instant::now() + snap.routing.request_timeout,
-        };
-        let mut grace = self.state.grace_over.subscribe();
-        let chosen = tokio::select! {
-            r = Box::pin(failover::run(&self.state, snap, &request, ctx)) => r?,
-            _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
-            _ = grace_over(&mut grace) => return Err(GatewayError::ShuttingDown.into()),
-        };
-        Box::pin(relay::relay(
-            &self.state,
-            session,
-            ctx,
-            &request,
-            chosen,
-            &mut grace,
-        ))
-        .await
-    }
-
-    /// `countTokens`, passed to the route's Gemini providers in order until
-    /// one answers (a vendor's own 4xx is relayed as it is).
-    async fn count_tokens(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        snap: &Arc<Snapshot>,
-        model: &str,
-    ) -> Result<(), Stop> {
-        model_name(model)?;
-        ctx.model = Some(model.to_string());
-        let body = read_body(session, snap.max_body_bytes, ctx).await?;
-        let route = snap
-            .route(model)
-            .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
-        let deadline = tokio::time::Instant::now() + snap.routing.request_timeout;
-        let now = now_ms();
-        let mut last: Option<GatewayError> = None;
-        let gemini = (route.candidates.iter().map(|&i| &snap.providers[i]))
-            .filter(|p| p.vendor.family() == Family::Gemini);
-        for p in gemini {
-            if !p.enabled || !p.health.selectable(now) {
-                continue;
-            }
-            let key = match pick_key(p, now, |_| false) {
-                KeyChoice::Key(k) => Some(&p.keys[k]),
-                KeyChoice::Keyless => None,
-                KeyChoice::Exhausted => continue,
-            };
-            let upstream_model = p.upstream_model(&route.model);
-            // The vendor's generate path, with the method swapped.
-            let path = p
-                .vendor
-                .chat_path(&p.endpoint.base_path, upstream_model, false);
-            let Some(path) = path.strip_suffix(":generateContent") else {
-                continue;
-            };
-            let path = format!("{path}:countTokens");
-            ctx.attempts += 1;
-            ctx.provider = Some(p.name.clone());
-            ctx.key = key.map(|k| k.masked.clone());
-            ctx.upstream_model = Some(upstream_model.to_string());
-            let input = AttemptInput {
-                provider: p,
-                key,
-                path: &path,
-                body: body.clone(),
-                stream: false,
-                forward: &[],
-                deadline: deadline.min(tokio::time::Instant::now() + p.timeouts.total),
-            };
-            match upstream::attempt(&self.state.connector, &self.state.dns, input).await {
-                Outcome::Success(mut c) => {
-                    let mut out = BytesMut::new();
-                    if let Some(first) = c.first.take() {
-                        out.extend_from_slice(&first);
-                    }
-                    let mut done = c.done;
-                    while !done {
-                        match tokio::time::timeout_at(deadline, c.session.read_response_body())
-                            .await
-                        {
-                            Ok(Ok(Some(chunk))) if out.len() + chunk.len() <= COUNT_BODY_LIMIT => {
-                                out.extend_from_slice(&chunk);
-                                done = c.session.response_done();
+                let mut done = c.done;
+                while !done {
+                    match tokio::time::timeout_at(deadline, c.session.read_response_body()).await {
+                        Ok(Ok(Some(chunk))) if out.len() + chunk.len() <= COUNT_BODY_LIMIT => {
+                            out.extend_from_slice(&chunk);
+                            done = c.session.response_done();
+                        }
+                        Ok(Ok(None)) => done = true,
+                        _ => {
+                            return Err(GatewayError::UpstreamFailed {
+                                status: 502,
+                                message: format!(
+                                    "provider `{}` did not finish its countTokens answer",
+                                    p.name
+                                ),
                             }
-                            Ok(Ok(None)) => done = true,
-                            _ => {
-                                return Err(GatewayError::UpstreamFailed {
-                                    status: 502,
-                                    message: format!(
-                                        "provider `{}` did not finish its countTokens answer",
-                                        p.name
-                                    ),
-                                }
-                                .into())
-                            }
+                            .into())
                         }
                     }
-                    return send_json(session, ctx, 200, out.freeze()).await;
                 }
-                Outcome::Status { status, body, .. } if status < 500 && status != 429 => {
-                    return Err(GatewayError::Upstream {
-                        status,
-                        body: snap.redactor().bytes(body),
-                        provider: p.name.clone(),
-                        vendor: p.vendor,
-                    }
-                    .into());
+                return Ok(out.freeze());
+            }
+            Outcome::Status { status, body, .. } => {
+                let err = GatewayError::Upstream {
+                    status,
+                    body: snap.redactor().bytes(body),
+                    provider: p.name.clone(),
+                    vendor: p.vendor,
+                };
+                // The request itself is wrong: another provider would agree.
+                if status < 500 && status != 429 {
+                    return Err(err.into());
                 }
-                Outcome::Status { status, body, .. } => {
-                    last = Some(GatewayError::Upstream {
-                        status,
-                        body: snap.redactor().bytes(body),
-                        provider: p.name.clone(),
-                        vendor: p.vendor,
-                    });
-                }
-                Outcome::Connect(why) | Outcome::Timeout(why) | Outcome::Broken(why) => {
-                    last = Some(GatewayError::UpstreamFailed {
-                        status: 502,
-                        message: format!("provider `{}`: {why}", p.name),
-                    });
-                }
+                last = Some(err);
+            }
+            Outcome::Connect(why) | Outcome::Timeout(why) | Outcome::Broken(why) => {
+                last = Some(GatewayError::UpstreamFailed {
+                    status: 502,
+                    message: format!("provider `{}`: {why}", p.name),
+                });
             }
         }
-        Err(last
-            .unwrap_or_else(|| GatewayError::BadRequest {
-                message: format!(
-                    "countTokens is served only by Gemini providers, and model `{model}` has no usable Gemini provider"
-                ),
-                param: Some("model"),
-            })
-            .into())
     }
+    Err(last
+        .unwrap_or_else(|| GatewayError::BadRequest {
+            message: format!(
+                "countTokens is served only by Gemini providers, and model `{model}` has no usable Gemini provider"
+            ),
+            param: Some("model"),
+        })
+        .into())
 }
 
 /// The served models in Google's `ListModelsResponse` / `Model` shape

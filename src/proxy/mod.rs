@@ -264,10 +264,25 @@ impl Gateway {
                 });
                 send_json(session, ctx, 200, Bytes::from(body.to_string())).await
             }
-            // Google's SDKs list models at /v1/models too (their api_version
-            // "v1"): their key header or `?key=` says which shape they want.
-            "/v1/models" if gemini_native::is_google_call(session) => {
-                self.gemini(session, ctx, snap, &method, &path).await
+            // Google's Gemini API; its SDKs also list models at /v1/models
+            // (api_version "v1"): their key header or `?key=` says so.
+            p if p.starts_with("/v1beta/")
+                || gemini_native::is_v1_route(p)
+                || (p == "/v1/models" && gemini_native::is_google_call(session)) =>
+            {
+                ctx.api = ClientApi::GEMINI;
+                let call = gemini_native::Call::parse(&method, p, MAX_MODEL_BYTES)?;
+                if !gemini_native::key_in_query(session, snap)? {
+                    authorize(session, snap, ClientApi::GEMINI)?;
+                }
+                let body = match call.has_body() {
+                    true => read_body(session, snap.max_body_bytes, ctx).await?,
+                    false => Bytes::new(),
+                };
+                match gemini_native::serve(&self.state, session, ctx, snap, call, &body).await? {
+                    Some(answer) => send_json(session, ctx, 200, answer).await,
+                    None => Ok(()),
+                }
             }
             "/v1/models" => {
                 ctx.route = "models";
@@ -299,9 +314,6 @@ impl Gateway {
                 }
                 authorize(session, snap, ClientApi::ANTHROPIC)?;
                 self.chat(session, ctx, snap).await
-            }
-            p if p.starts_with("/v1beta/") || gemini_native::is_v1_route(p) => {
-                self.gemini(session, ctx, snap, &method, p).await
             }
             p if (p.starts_with("/api/")
                 || p == "/docs"

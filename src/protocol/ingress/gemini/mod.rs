@@ -17,6 +17,7 @@
 
 mod encode;
 mod request;
+mod signature;
 
 use crate::protocol::chat::{Answer, ChatError, Family, Ingress, Request, StreamEncoder};
 use bytes::Bytes;

@@ -29,7 +29,7 @@
 //!   Gemini extras: re-emitted to Gemini vendors only.
 //! * `candidateCount` > 1 is refused (one candidate is translated).
 
-use super::encode::decode_signature;
+use super::signature::{decode_signature, REDACTED};
 use crate::protocol::chat::{
     ChatError, Effort, Family, Media, MediaKind, MediaSource, Part, Reasoning, ReasoningConfig,
     Request, ResponseFormat, Role, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult,
@@ -537,7 +537,3 @@ fn reasoning<'a>(
         redacted,
     }));
 }
-
-/// Marks a signature value that is encrypted reasoning, not a signature
-/// (see `encode::encode_signature`).
-pub(super) const REDACTED: &str = "redacted:";

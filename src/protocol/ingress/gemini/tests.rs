@@ -125,16 +125,16 @@ fn other_vendors_signatures_round_trip_as_base64() {
         family: Family::Anthropic,
         value: Cow::Borrowed("EqQBCgIYAhIM+/sig=="),
     };
-    let wire = encode::encode_signature(&sig, false).into_owned();
+    let wire = signature::encode_signature(&sig, false).into_owned();
     assert!(wire.starts_with("bGxtbz"), "{wire}");
     assert_eq!(wire.len() % 4, 0);
     // Google's SDK sends bytes back URL-safe.
-    let back = encode::decode_signature(Cow::Owned(wire.replace('+', "-").replace('/', "_")));
+    let back = signature::decode_signature(Cow::Owned(wire.replace('+', "-").replace('/', "_")));
     assert_eq!(
         (back.family, &*back.value),
         (Family::Anthropic, "EqQBCgIYAhIM+/sig==")
     );
-    let gemini = encode::decode_signature(Cow::Borrowed("c2lnX001"));
+    let gemini = signature::decode_signature(Cow::Borrowed("c2lnX001"));
     assert_eq!(
         (gemini.family, &*gemini.value),
         (Family::Gemini, "c2lnX001")
