@@ -522,3 +522,75 @@ async fn models_are_listed_in_googles_shape() {
         .expect("sent");
     assert_eq!(r.status(), 401, "listing needs the token too");
 }
+
+#[tokio::test]
+async fn a_gemini_client_through_an_alias_is_re_encoded_for_gemini() {
+    let mock = MockGemini::start("gemini").await;
+    mock.push(Reply::Complete);
+    let toml = format!(
+        "[aliases]\nfast = \"m-test\"\n{}",
+        typed_provider(
+            "gemini",
+            "p",
+            &mock.base_url(),
+            &[KEYS[2].1],
+            "models = [\"m-test\"]"
+        )
+    );
+    let gw = Gateway::start(&toml).await;
+    let body = json!({
+        "contents": [
+            {"role": "user", "parts": [{"text": "Weather?"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "c2lnX009"}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temperature": 21}}}]},
+        ],
+        "tools": weather_tools(),
+        "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+        "generationConfig": {"maxOutputTokens": 32},
+    });
+    let r = call(&gw, "/v1beta/models/fast:generateContent", &body).await;
+    assert_eq!(r.status(), 200, "{}", gw.logs());
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(texts(&v), "Hello from gemini");
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.route(), "/v1beta/models/m-test:generateContent");
+    let sent = seen.json();
+    let parts = &sent["contents"][1]["parts"][0];
+    assert_eq!(parts["thoughtSignature"], "c2lnX009", "{sent}");
+    assert_eq!(
+        sent["contents"][2]["parts"][0]["functionResponse"]["name"],
+        "get_weather"
+    );
+    assert_eq!(
+        sent["safetySettings"], body["safetySettings"],
+        "Gemini extras reach Gemini"
+    );
+    assert_eq!(sent["generationConfig"]["maxOutputTokens"], 32);
+}
+
+#[tokio::test]
+async fn usage_of_a_passed_through_gemini_answer_is_recorded() {
+    let (_mock, gw) = setup("gemini").await;
+    let r = call(
+        &gw,
+        "/v1beta/models/m-test:streamGenerateContent?alt=sse",
+        &hello(),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await;
+    let seen = |gw: &Gateway| {
+        gw.logs()
+            .lines()
+            .any(|l| l.contains(":streamGenerateContent") && l.contains("completion_tokens=3"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !seen(&gw) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen(&gw),
+        "usageMetadata read off the relayed stream:\n{}",
+        gw.logs()
+    );
+}
