@@ -594,3 +594,91 @@ async fn usage_of_a_passed_through_gemini_answer_is_recorded() {
         gw.logs()
     );
 }
+
+/// The real `@google/gemini-cli`, non-interactive, through the gateway in
+/// front of the Gemini mock (temporary HOME, telemetry off, every endpoint
+/// on loopback). Runs only when `LLMO_AGENTS_BIN` names the folder holding
+/// the `gemini` executable (e.g. `node_modules/.bin`); skipped otherwise.
+#[tokio::test]
+async fn gemini_cli_completes_a_prompt_through_the_gateway() {
+    let Ok(bin) = std::env::var("LLMO_AGENTS_BIN") else {
+        eprintln!("LLMO_AGENTS_BIN is not set: the real gemini-cli test is skipped");
+        return;
+    };
+    for (kind, key) in KEYS {
+        gemini_cli_against(&bin, kind, key).await;
+    }
+}
+
+async fn gemini_cli_against(bin: &str, kind: &str, key: &str) {
+    let mock = Mock::start(kind, "gemini").await;
+    let toml = typed_provider(
+        kind,
+        "p",
+        &mock.base_url(),
+        &[key],
+        "models = [\"gemini-*\"]",
+    );
+    let gw = Gateway::start(&toml).await;
+    let home = tempfile::tempdir().expect("temp dir");
+    let settings = home.path().join(".gemini");
+    std::fs::create_dir_all(&settings).expect("settings dir");
+    std::fs::write(
+        settings.join("settings.json"),
+        json!({
+            "privacy": {"usageStatisticsEnabled": false},
+            "telemetry": {"enabled": false},
+            "security": {"auth": {"selectedType": "gemini-api-key"}},
+        })
+        .to_string(),
+    )
+    .expect("settings");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new(format!("{bin}/gemini"))
+            .args([
+                "-p",
+                "Say hello",
+                "-m",
+                "gemini-2.5-flash",
+                "--output-format",
+                "text",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("GEMINI_API_KEY", TOKEN)
+            .env("GOOGLE_GEMINI_BASE_URL", &gw.base)
+            .env("GEMINI_TELEMETRY_ENABLED", "false")
+            .env("NO_BROWSER", "true")
+            .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+            .current_dir(home.path())
+            .output(),
+    )
+    .await
+    .expect("gemini-cli finished in time")
+    .expect("gemini-cli runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let seen: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        out.status.success() && stdout.contains("Hello from gemini"),
+        "gemini-cli on {kind} failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nmock saw: {seen:?}\ngateway log:\n{}",
+        gw.logs()
+    );
+    if kind == "gemini" {
+        for r in mock.requests() {
+            assert_eq!(
+                r.header("x-goog-api-key").as_deref(),
+                Some(key),
+                "{}",
+                r.path
+            );
+        }
+    }
+    eprintln!("gemini-cli on {kind}: the vendor saw {seen:?}");
+}
