@@ -316,7 +316,8 @@ fn the_test_setup_adds_the_test_tools_once() {
         [
             "apt-get update -qq".to_string(),
             install_line(&packages),
-            "pip install --quiet --disable-pip-version-check openai anthropic".to_string(),
+            "pip install --quiet --disable-pip-version-check openai anthropic google-genai"
+                .to_string(),
             "npm ci --no-audit --no-fund --loglevel=error (in console)".to_string(),
         ],
         "one update, one install of every missing package, the SDKs, the console's npm packages"

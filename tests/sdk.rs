@@ -1,4 +1,4 @@
-//! The official `openai` and `anthropic` Python SDKs against the running
+//! The official `openai`, `anthropic` and `google-genai` Python SDKs against the running
 //! gateway, on every vendor type (install them with `./scripts/bootstrap test`).
 
 mod support;
@@ -211,4 +211,60 @@ async fn anthropic_sdk_claude_code_on_gemini_vendor() {
     let mock = MockGemini::start("gem").await;
     script_claude_code(|r| mock.push(r));
     anthropic_sdk_claude_code("gemini", &mock.base_url(), "gem", true).await;
+}
+
+/// The `google-genai` SDK against the gateway's Gemini-native API, with
+/// a provider of `kind` behind it (`count`: check count_tokens too).
+async fn genai_sdk_against(kind: &str, url: &str, name: &str, count: bool) {
+    let toml = typed_provider(
+        kind,
+        "p",
+        url,
+        &["vendor-key-000000000001"],
+        "models = [\"m-test\"]",
+    );
+    let gw = Gateway::start(&toml).await;
+    let mut args = vec![gw.base.as_str(), TOKEN, name];
+    if count {
+        args.push("--count");
+    }
+    let (ok, output) = run_python("genai_sdk.py", &args).await;
+    assert!(ok, "SDK run failed:\n{output}\ngateway log:\n{}", gw.logs());
+    let mut expected = vec![
+        "generate ok",
+        "stream ok",
+        "function call ok",
+        "function call stream ok",
+        "function response ok",
+        "not-found ok",
+        "auth ok",
+        "models ok",
+    ];
+    if count {
+        expected.push("count tokens ok");
+    }
+    for line in expected {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
+}
+
+#[tokio::test]
+async fn genai_sdk_on_gemini_vendor() {
+    let mock = MockGemini::start("gem").await;
+    script_tools(|r| mock.push(r));
+    genai_sdk_against("gemini", &mock.base_url(), "gem", true).await;
+}
+
+#[tokio::test]
+async fn genai_sdk_on_openai_vendor() {
+    let mock = MockOpenAi::start("oai").await;
+    script_tools(|r| mock.push(r));
+    genai_sdk_against("openai", &mock.base_url(), "oai", false).await;
+}
+
+#[tokio::test]
+async fn genai_sdk_on_anthropic_vendor() {
+    let mock = MockAnthropic::start("claude").await;
+    script_tools(|r| mock.push(r));
+    genai_sdk_against("anthropic", &mock.base_url(), "claude", false).await;
 }

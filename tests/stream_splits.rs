@@ -206,3 +206,111 @@ fn openai_text_stream_as_sent_on_the_wire_at_every_split() {
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
     assert_eq!(delta["usage"]["output_tokens"], 10);
 }
+
+/// The client's bytes for `chunks`, whole (Gemini-native output carries no
+/// per-run field, so runs compare byte for byte).
+fn translated(vendor: &Vendor, client: ClientApi, chunks: &[&[u8]]) -> Vec<u8> {
+    let mut parser = SseParser::default();
+    let mut tr = Translation::new(
+        vendor.egress.stream_decoder(),
+        client.ingress().stream_encoder("client-model", true),
+    );
+    let mut out = bytes::BytesMut::new();
+    for chunk in chunks {
+        for ev in parser.push(chunk) {
+            tr.push(&ev.event, &ev.data, &mut out).expect("translates");
+        }
+    }
+    if let Some(ev) = parser.finish() {
+        tr.push(&ev.event, &ev.data, &mut out).expect("translates");
+    }
+    tr.finish(true, &mut out).expect("ends cleanly");
+    assert!(tr.failure().is_none(), "{:?}", tr.failure());
+    out.to_vec()
+}
+
+/// Gemini-native chunks (SSE `data:` events, or the JSON array), after
+/// checking that every split of the fixture gives the same bytes.
+fn gemini_chunks_at_every_split(vendor: &Vendor, client: ClientApi, name: &str) -> Vec<Value> {
+    let bytes = fixture(name);
+    let whole = translated(vendor, client, &[&bytes]);
+    for cut in 1..bytes.len() {
+        let split = translated(vendor, client, &[&bytes[..cut], &bytes[cut..]]);
+        assert!(
+            split == whole,
+            "{name} -> {client:?}: different output when split at byte {cut}"
+        );
+    }
+    let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+    assert!(
+        translated(vendor, client, &singles) == whole,
+        "{name}: byte-by-byte"
+    );
+    let text = String::from_utf8(whole).expect("UTF-8");
+    if client.reframes_streams() {
+        serde_json::from_str(&text).expect("one JSON array")
+    } else {
+        (text.split("\r\n\r\n").filter(|e| !e.is_empty()))
+            .map(|e| {
+                serde_json::from_str(e.strip_prefix("data: ").expect("data event")).expect("JSON")
+            })
+            .collect()
+    }
+}
+
+fn gemini_parts(chunks: &[Value]) -> Vec<&Value> {
+    chunks
+        .iter()
+        .flat_map(|c| {
+            c["candidates"][0]["content"]["parts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn vendor_streams_to_gemini_native_clients_at_every_split() {
+    let chunks = gemini_chunks_at_every_split(&OPENAI, ClientApi::GEMINI, "openai_tool_stream.sse");
+    let calls: Vec<&Value> = gemini_parts(&chunks)
+        .into_iter()
+        .filter_map(|p| p.get("functionCall"))
+        .collect();
+    assert_eq!(calls.len(), 1, "a call arrives whole: {chunks:?}");
+    assert_eq!(calls[0]["args"], serde_json::json!({"location": "Paris"}));
+    let last = chunks.last().expect("chunks");
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 17);
+
+    let chunks = gemini_chunks_at_every_split(
+        &ANTHROPIC,
+        ClientApi::GEMINI,
+        "anthropic_thinking_stream.sse",
+    );
+    let parts = gemini_parts(&chunks);
+    let thought: String = (parts.iter())
+        .filter(|p| p["thought"] == true)
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert!(thought.contains("Euclidean"), "{thought}");
+    assert!(
+        parts.iter().any(|p| p["thoughtSignature"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("bGxtbz"))),
+        "the Anthropic signature travels in the codec: {parts:?}"
+    );
+
+    let chunks = gemini_chunks_at_every_split(
+        &ANTHROPIC,
+        ClientApi::GEMINI_ARRAY,
+        "anthropic_text_stream.sse",
+    );
+    let text: String = (gemini_parts(&chunks).iter())
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert_eq!(text, format!("{FIXTURE_TEXT} Done."));
+    let usage = &chunks.last().expect("chunks")["usageMetadata"];
+    assert_eq!(usage["promptTokenCount"], 33);
+    assert_eq!(usage["cachedContentTokenCount"], 8);
+}

@@ -57,6 +57,51 @@ static ANTHROPIC: ClientSpec = ClientSpec {
     usage: anthropic_usage,
 };
 
+const GEMINI_SPEC: ClientSpec = ClientSpec {
+    name: "gemini",
+    ingress: &ingress::gemini::GeminiNative::SSE,
+    // Google's SDKs send `x-goog-api-key`; `?key=` is read by the route
+    // (`proxy::gemini_native`).
+    key_header: Some("x-goog-api-key"),
+    missing_key: "Missing API key: send `x-goog-api-key: <AUTH_TOKEN>` or `?key=<AUTH_TOKEN>`",
+    forward: &[],
+    event_usage: gemini_event_usage,
+    usage: gemini_usage,
+};
+static GEMINI: ClientSpec = GEMINI_SPEC;
+
+/// Gemini streams without `alt=sse`: the same API, streamed as a JSON
+/// array. The gateway always asks Gemini vendors for SSE, so these streams
+/// are re-encoded even from a Gemini vendor.
+static GEMINI_ARRAY: ClientSpec = ClientSpec {
+    name: "gemini",
+    ingress: &ingress::gemini::GeminiNative::ARRAY,
+    ..GEMINI_SPEC
+};
+
+impl ClientApi {
+    /// Gemini `generateContent` / `streamGenerateContent?alt=sse`
+    /// (`POST /v1beta/models/{model}:...`).
+    pub const GEMINI: ClientApi = ClientApi(&GEMINI);
+    /// Gemini `streamGenerateContent` without `alt=sse` (a JSON array).
+    pub const GEMINI_ARRAY: ClientApi = ClientApi(&GEMINI_ARRAY);
+
+    /// Streams of this API are never relayed as the vendor framed them,
+    /// even from a same-family vendor (see [`ClientApi::GEMINI_ARRAY`]).
+    pub fn reframes_streams(self) -> bool {
+        self == ClientApi::GEMINI_ARRAY
+    }
+
+    /// What a translated stream of this API is sent as.
+    pub fn stream_content_type(self) -> &'static str {
+        if self.reframes_streams() {
+            "application/json; charset=UTF-8"
+        } else {
+            "text/event-stream; charset=utf-8"
+        }
+    }
+}
+
 impl ClientApi {
     /// OpenAI Chat Completions (`POST /v1/chat/completions`).
     pub const OPENAI: ClientApi = ClientApi(&OPENAI);
@@ -142,6 +187,35 @@ fn anthropic_event_usage(event: &Value) -> Option<&Value> {
         }
         _ => event.get("usage"),
     }
+}
+
+/// Gemini chunks and answers keep theirs in `usageMetadata`.
+fn gemini_event_usage(event: &Value) -> Option<&Value> {
+    event.get("usageMetadata")
+}
+
+/// Gemini `usageMetadata` (cumulative on every chunk): thinking is billed
+/// as output, as the Gemini egress adapter counts it.
+fn gemini_usage(acc: &mut Usage, u: &Value) -> bool {
+    if !u.is_object() {
+        return false;
+    }
+    let prompt = count(u.get("promptTokenCount"));
+    let thoughts = count(u.get("thoughtsTokenCount"));
+    let completion = count(u.get("candidatesTokenCount")).saturating_add(thoughts);
+    let total = match count(u.get("totalTokenCount")) {
+        0 => prompt.saturating_add(completion),
+        t => t,
+    };
+    *acc = Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: total,
+        cached_tokens: count(u.get("cachedContentTokenCount")).min(prompt),
+        cache_write_tokens: 0,
+        reasoning_tokens: thoughts,
+    };
+    true
 }
 
 /// OpenAI `usage` (whole answers and the usage chunk of a stream): the
@@ -245,5 +319,22 @@ mod tests {
         let mut u = Usage::default();
         assert!(an.read_usage(&mut u, &json!({"input_tokens": 4, "output_tokens": 2})));
         assert_eq!(u.total_tokens, 6);
+
+        // Gemini: usageMetadata on a chunk, thoughts billed as output.
+        let mut u = Usage::default();
+        assert!(ClientApi::GEMINI.read_event_usage(
+            &mut u,
+            &json!({"usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "thoughtsTokenCount": 2, "totalTokenCount": 10}})
+        ));
+        assert_eq!(
+            (
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.reasoning_tokens,
+                u.total_tokens
+            ),
+            (5, 5, 2, 10)
+        );
+        assert!(!ClientApi::GEMINI.read_event_usage(&mut u, &json!({"usage": {}})));
     }
 }

@@ -15,6 +15,7 @@ pub mod edge;
 mod error;
 mod failover;
 mod framing;
+mod gemini_native;
 mod relay;
 mod state;
 pub mod upstream;
@@ -171,7 +172,7 @@ impl ProxyHttp for Gateway {
             tracing::debug!(target: "request", method = clip(req.method.as_str(), ECHO_LIMIT), path = clip(req.uri.path(), ECHO_LIMIT), status, "health check or admin call");
             return;
         }
-        if ctx.route == "chat" || ctx.route == "messages" {
+        if ctx.route == "chat" || ctx.route == "messages" || ctx.route == "gemini" {
             self.state.metrics.request(&crate::metrics::Finished {
                 api: ctx.api.as_str(),
                 provider: ctx.provider.as_deref(),
@@ -263,6 +264,26 @@ impl Gateway {
                     "store": crate::store::condition::label(store),
                 });
                 send_json(session, ctx, 200, Bytes::from(body.to_string())).await
+            }
+            // Google's Gemini API; its SDKs also list models at /v1/models
+            // (api_version "v1"): their key header or `?key=` says so.
+            p if p.starts_with("/v1beta/")
+                || gemini_native::is_v1_route(p)
+                || (p == "/v1/models" && gemini_native::is_google_call(session)) =>
+            {
+                ctx.api = ClientApi::GEMINI;
+                let call = gemini_native::Call::parse(&method, p, MAX_MODEL_BYTES)?;
+                if !gemini_native::key_in_query(session, snap)? {
+                    authorize(session, snap, ClientApi::GEMINI)?;
+                }
+                let body = match call.has_body() {
+                    true => read_body(session, snap.max_body_bytes, ctx).await?,
+                    false => Bytes::new(),
+                };
+                match gemini_native::serve(&self.state, session, ctx, snap, call, &body).await? {
+                    Some(answer) => send_json(session, ctx, 200, answer).await,
+                    None => Ok(()),
+                }
             }
             "/v1/models" => {
                 ctx.route = "models";

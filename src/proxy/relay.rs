@@ -127,7 +127,7 @@ pub async fn relay(
     let grace = std::pin::pin!(grace_over(grace));
     let mut grace: Grace<'_> = grace;
     let grace = &mut grace;
-    if req.api.family() == chosen.provider.vendor.family() {
+    if req.api.family() == chosen.provider.vendor.family() && !(sse && req.api.reframes_streams()) {
         passthrough(state, session, ctx, req.api, chosen, sse, grace).await
     } else if sse {
         translate_stream(state, session, ctx, req, chosen, grace).await
@@ -575,7 +575,12 @@ async fn translate_stream(
     chosen: Chosen,
     grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
-    let (header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
+    let (mut header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
+    if req.api.reframes_streams() {
+        header
+            .insert_header("content-type", req.api.stream_content_type())
+            .map_err(Stop::Abort)?;
+    }
     let mut parser = SseParser::default();
     let mut tr = Translation::new(
         provider.vendor.egress.stream_decoder(),
@@ -707,7 +712,8 @@ impl UsageSniffer {
 
     /// Complete SSE events; only those mentioning usage are parsed.
     fn events(&mut self, bytes: &[u8]) {
-        if memchr::memmem::find(bytes, b"\"usage\"").is_none() {
+        // `"usage` also finds Gemini's `"usageMetadata"`.
+        if memchr::memmem::find(bytes, b"\"usage").is_none() {
             return;
         }
         let mut parser = SseParser::default();
@@ -748,6 +754,7 @@ impl UsageSniffer {
         // without allocating.
         #[derive(serde::Deserialize)]
         struct Probe {
+            #[serde(alias = "usageMetadata")]
             usage: Option<serde_json::Value>,
         }
         let u = serde_json::from_slice::<Probe>(&body).ok()?.usage?;

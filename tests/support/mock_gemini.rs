@@ -19,8 +19,17 @@
 //! Unknown name "max_tokens": Cannot find field.`, also without consuming
 //! a reply.
 //!
+//! `POST /v1beta/models/{model}:countTokens` (after the same key check)
+//! answers Google's `CountTokensResponse`,
+//! `{"totalTokens": N, "promptTokensDetails": [{"modality": "TEXT",
+//! "tokenCount": N}]}` with N = body bytes / 4; the body must hold exactly
+//! one of `contents` and `generateContentRequest` (Google's 400 otherwise),
+//! and a `generateContentRequest` is checked like a generate body. No
+//! scripted reply is consumed.
+//!
 //! The k-th request (any path) is answered with `responseId` `resp_k` and
-//! tool-call `thoughtSignature` `c2lnX<k>`.
+//! tool-call `thoughtSignature` `c2lnX<kkk>` (k zero-padded to three
+//! digits: valid base64, which Google's SDKs insist on).
 //!
 //! Content replies (text "Hello from <name>", one chunk per word, the last
 //! chunk carrying finishReason STOP and usageMetadata):
@@ -114,7 +123,8 @@ impl Vendor for Gemini {
             _ => None,
         };
         let list = req.method == "GET" && route == "/v1beta/models";
-        if mode.is_none() && !list {
+        let count = req.method == "POST" && matches!(target, Some((_, "countTokens")));
+        if mode.is_none() && !list && !count {
             return Route::Fixed(error(
                 404,
                 "NOT_FOUND",
@@ -160,6 +170,9 @@ impl Vendor for Gemini {
                     }])),
                 ));
             }
+        }
+        if count {
+            return Route::Fixed(count_tokens(call));
         }
         match (target, mode) {
             (Some((model, _)), Some(mode)) => Route::Scripted(Target {
@@ -209,6 +222,46 @@ impl Vendor for Gemini {
             (_, mode) => ans.stream(mode, ans.chunks(), StreamEnd::Finish),
         }
     }
+}
+
+/// `countTokens`: Google's `CountTokensResponse`, or its 400 for a body
+/// that is not a `CountTokensRequest`.
+fn count_tokens(call: &Call<'_>) -> Response {
+    let body = call.req.json();
+    let bad = |message: &str| error(400, "INVALID_ARGUMENT", message, None);
+    let Some(obj) = body.as_object() else {
+        return bad("Invalid JSON payload received.");
+    };
+    if let Some(k) =
+        (obj.keys()).find(|k| !["contents", "generateContentRequest"].contains(&k.as_str()))
+    {
+        return bad(&format!(
+            "Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."
+        ));
+    }
+    match (obj.get("contents"), obj.get("generateContentRequest")) {
+        (Some(_), None) => {}
+        (None, Some(inner)) => {
+            // Here the request names its model ("models/..."), as Google
+            // requires.
+            let mut inner = inner.clone();
+            if let Some(o) = inner.as_object_mut() {
+                o.remove("model");
+            }
+            if let Some(unknown) = unknown_field(&inner) {
+                return bad(&unknown);
+            }
+        }
+        _ => {
+            return bad("Exactly one of contents or generateContentRequest must be set.");
+        }
+    }
+    let n = call.prompt_tokens();
+    let out = json!({
+        "totalTokens": n,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}],
+    });
+    Response::full(200, &[("content-type", JSON_TYPE)], out.to_string())
 }
 
 /// `GenerateContentRequest` fields (v1beta).
@@ -317,7 +370,7 @@ impl Answer {
     fn function_call(&self, name: &str, arguments: &str) -> Value {
         json!({
             "functionCall": {"name": name, "args": arguments_value(arguments)},
-            "thoughtSignature": format!("c2lnX{}", self.n),
+            "thoughtSignature": format!("c2lnX{:03}", self.n),
         })
     }
 

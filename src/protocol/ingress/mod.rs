@@ -4,4 +4,5 @@
 //! [`crate::protocol::chat::Ingress`].
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;

@@ -13,151 +13,16 @@
 //!   ContentFilter: the policy's answer, not a gateway fault.
 //! * completion tokens = candidates + thoughts (thinking is billed as output).
 
+use super::wire::{by_name, ErrorField, GError, GResponse, PromptFeedback};
 use crate::protocol::chat::{
     generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Reasoning,
-    Signature, Text, ToolCall, ToolKind, Usage,
+    Signature, Text, ToolCall, ToolKind,
 };
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 type Str<'a> = Cow<'a, str>;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct GResponse<'a> {
-    #[serde(borrow, default)]
-    candidates: Vec<Candidate<'a>>,
-    #[serde(borrow)]
-    prompt_feedback: Option<PromptFeedback<'a>>,
-    pub usage_metadata: Option<UsageMetadata>,
-    #[serde(borrow)]
-    pub response_id: Option<Str<'a>>,
-    #[serde(borrow)]
-    model_version: Option<Str<'a>>,
-    #[serde(borrow)]
-    pub error: Option<ErrorField<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Candidate<'a> {
-    #[serde(borrow)]
-    content: Option<GContent<'a>>,
-    #[serde(borrow)]
-    finish_reason: Option<Str<'a>>,
-    #[serde(borrow)]
-    finish_message: Option<Str<'a>>,
-}
-
-#[derive(Deserialize)]
-struct GContent<'a> {
-    #[serde(borrow, default)]
-    parts: Vec<InPart<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct InPart<'a> {
-    #[serde(borrow)]
-    text: Option<Str<'a>>,
-    thought: Option<bool>,
-    #[serde(borrow)]
-    thought_signature: Option<Str<'a>>,
-    #[serde(borrow)]
-    function_call: Option<InCall<'a>>,
-}
-
-#[derive(Deserialize)]
-struct InCall<'a> {
-    #[serde(borrow)]
-    id: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    name: Str<'a>,
-    #[serde(borrow)]
-    args: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PromptFeedback<'a> {
-    #[serde(borrow)]
-    block_reason: Option<Str<'a>>,
-    #[serde(borrow)]
-    block_reason_message: Option<Str<'a>>,
-}
-
-#[derive(Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "camelCase", default)]
-pub(super) struct UsageMetadata {
-    prompt_token_count: Count,
-    candidates_token_count: Count,
-    thoughts_token_count: Count,
-    cached_content_token_count: Count,
-    total_token_count: Option<Count>,
-}
-
-/// A token count; anything but a non-negative integer reads as 0 (a
-/// malformed count must not fail an answer that is otherwise fine).
-#[derive(Default, Clone, Copy)]
-struct Count(u64);
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum N {
-            U(u64),
-            Other(serde::de::IgnoredAny),
-        }
-        Ok(Count(match N::deserialize(d)? {
-            N::U(n) => n,
-            N::Other(_) => 0,
-        }))
-    }
-}
-
-impl UsageMetadata {
-    /// Thinking is billed as output: completion = candidates + thoughts.
-    pub fn usage(&self) -> Usage {
-        let (prompt, thoughts) = (self.prompt_token_count.0, self.thoughts_token_count.0);
-        let completion = self.candidates_token_count.0.saturating_add(thoughts);
-        let total = self.total_token_count.map(|c| c.0);
-        Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: total.unwrap_or(prompt.saturating_add(completion)),
-            cached_tokens: self.cached_content_token_count.0,
-            cache_write_tokens: 0,
-            reasoning_tokens: thoughts,
-        }
-    }
-}
-
-/// `error`: Google's object, or (rarely) a bare message.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum ErrorField<'a> {
-    Object(#[serde(borrow)] GError<'a>),
-    Text(#[serde(borrow)] Str<'a>),
-}
-
-#[derive(Deserialize, Default)]
-pub(super) struct GError<'a> {
-    code: Option<Count>,
-    #[serde(borrow)]
-    message: Option<Str<'a>>,
-    #[serde(borrow)]
-    status: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    details: Vec<Detail<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Detail<'a> {
-    #[serde(borrow)]
-    reason: Option<Str<'a>>,
-}
 
 // ---------------------------------------------------------------- parts
 
@@ -388,25 +253,6 @@ pub(super) fn error(status: u16, body: &[u8]) -> ChatError {
         Err(_) => None,
     };
     google_error(err.as_ref(), status, body)
-}
-
-/// Google's status names: the HTTP status and kind each stands for.
-fn by_name(status: &str) -> Option<(u16, ErrorKind)> {
-    Some(match status {
-        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => {
-            (400, ErrorKind::InvalidRequest)
-        }
-        "UNAUTHENTICATED" => (401, ErrorKind::Authentication),
-        "PERMISSION_DENIED" => (403, ErrorKind::Permission),
-        "NOT_FOUND" => (404, ErrorKind::NotFound),
-        "ALREADY_EXISTS" | "ABORTED" => (409, ErrorKind::InvalidRequest),
-        "RESOURCE_EXHAUSTED" => (429, ErrorKind::RateLimited),
-        "INTERNAL" | "UNKNOWN" | "DATA_LOSS" => (500, ErrorKind::Upstream),
-        "UNIMPLEMENTED" => (501, ErrorKind::Upstream),
-        "UNAVAILABLE" => (503, ErrorKind::Overloaded),
-        "DEADLINE_EXCEEDED" => (504, ErrorKind::Timeout),
-        _ => return None,
-    })
 }
 
 /// `status`: the HTTP status, or the fallback for an error inside a 200.

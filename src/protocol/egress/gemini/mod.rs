@@ -27,6 +27,7 @@
 mod decode;
 mod schema;
 mod stream;
+pub mod wire;
 
 pub use schema::clean_schema;
 

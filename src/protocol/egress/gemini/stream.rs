@@ -5,7 +5,8 @@
 //! cumulative on every chunk; the chunk with the finishReason carries the
 //! final one, and `Stop` follows it.
 
-use super::decode::{google_error, GResponse, Read};
+use super::decode::{google_error, Read};
+use super::wire::GResponse;
 use crate::protocol::chat::{
     Block, ChatError, Delta, Event, EventSink, Finish, Part, StreamDecoder, Usage,
 };

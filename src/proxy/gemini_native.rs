@@ -1,0 +1,410 @@
+//! Google's Gemini API as a client API: the routes under `/v1beta/` (and
+//! the generate routes under `/v1/`).
+//!
+//! - `POST .../models/{model}:generateContent` and `:streamGenerateContent`
+//!   go through the same failover and relay as every chat request. The
+//!   model comes from the path: the body is decoded here (a malformed one is
+//!   the client's 400 before any vendor is tried) and the canonical request
+//!   gets the path's model. Gemini vendors get the client's bytes as they
+//!   are (key swapped, the routed model in the URL) and their SSE answers
+//!   relayed untouched; streams asked for without `alt=sse` are Google's
+//!   JSON array, re-encoded from the vendor's SSE (`ClientApi::GEMINI_ARRAY`).
+//! - `POST .../models/{model}:countTokens` is passed to the route's first
+//!   usable Gemini provider; other vendors have no such call (a clear 400).
+//! - `GET /v1beta/models` and `GET /v1beta/models/{model}` list what the
+//!   gateway serves in Google's shape.
+//!
+//! The token is accepted as `x-goog-api-key`, `Authorization: Bearer`, or
+//! `?key=` (the SDKs' and curl's ways); request logs record the path only,
+//! never the query, so a key in the URL is not logged.
+
+use super::client::ClientApi;
+use super::ctx::{abort, client_gone, grace_over, RequestCtx, Stop};
+use super::error::GatewayError;
+use super::state::GatewayState;
+use super::upstream::{self, AttemptInput, Outcome};
+use super::{failover, relay};
+use crate::config::Snapshot;
+use crate::health::now_ms;
+use crate::protocol::chat::Family;
+use crate::routing::{pick_key, KeyChoice};
+use bytes::{Bytes, BytesMut};
+use http::Method;
+use pingora::prelude::*;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Largest countTokens answer relayed (it is a few numbers).
+const COUNT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// `/v1/models/{model}:{method}`: the `/v1/` spelling of a Gemini call
+/// (`GET /v1/models` stays OpenAI's list).
+pub(super) fn is_v1_route(path: &str) -> bool {
+    path.strip_prefix("/v1/models/")
+        .is_some_and(|rest| rest.contains(':'))
+}
+
+/// A call made the way Google's clients make them (`x-goog-api-key` or
+/// `?key=`), for the one path Gemini shares with OpenAI (`/v1/models`).
+pub(super) fn is_google_call(session: &Session) -> bool {
+    let head = session.req_header();
+    head.headers.contains_key("x-goog-api-key") || query(head.uri.query(), "key").is_some()
+}
+
+/// The call a path names.
+pub(super) enum Call<'p> {
+    List,
+    Get(&'p str),
+    Generate { model: &'p str, stream: bool },
+    CountTokens(&'p str),
+}
+
+impl<'p> Call<'p> {
+    /// The call `method path` names (`/v1/models` counts as Google's list
+    /// here), or the client's 404 / 405 / 400.
+    pub(super) fn parse(method: &Method, path: &'p str, max_model: usize) -> Result<Self, Stop> {
+        let not_found = || -> Stop {
+            GatewayError::NotFound {
+                method: method.to_string(),
+                path: path.to_string(),
+            }
+            .into()
+        };
+        let call = parse_path(path).ok_or_else(not_found)?;
+        let (want, allow) = match call {
+            Call::List | Call::Get(_) => (Method::GET, "GET"),
+            _ => (Method::POST, "POST"),
+        };
+        if *method != want {
+            return Err(GatewayError::MethodNotAllowed {
+                allow,
+                method: method.to_string(),
+                path: path.to_string(),
+            }
+            .into());
+        }
+        let model = match call {
+            Call::List => "",
+            Call::Get(m) | Call::Generate { model: m, .. } | Call::CountTokens(m) => m,
+        };
+        if model.len() > max_model {
+            return Err(GatewayError::BadRequest {
+                message: format!(
+                    "the model name is {} bytes long; this gateway accepts model names of at most {max_model} bytes",
+                    model.len()
+                ),
+                param: Some("model"),
+            }
+            .into());
+        }
+        Ok(call)
+    }
+
+    /// The call has a request body to read.
+    pub(super) fn has_body(&self) -> bool {
+        matches!(self, Call::Generate { .. } | Call::CountTokens(_))
+    }
+}
+
+fn parse_path(path: &str) -> Option<Call<'_>> {
+    let rest = path
+        .strip_prefix("/v1beta/")
+        .or_else(|| path.strip_prefix("/v1/"))?;
+    if rest == "models" {
+        return Some(Call::List);
+    }
+    let rest = rest.strip_prefix("models/")?;
+    let Some((model, method)) = rest.rsplit_once(':') else {
+        return (!rest.is_empty() && !rest.contains('/')).then_some(Call::Get(rest));
+    };
+    if model.is_empty() || model.contains('/') {
+        return None;
+    }
+    Some(match method {
+        "generateContent" => Call::Generate {
+            model,
+            stream: false,
+        },
+        "streamGenerateContent" => Call::Generate {
+            model,
+            stream: true,
+        },
+        "countTokens" => Call::CountTokens(model),
+        _ => return None,
+    })
+}
+
+/// A query parameter's raw value.
+fn query<'q>(q: Option<&'q str>, name: &str) -> Option<&'q str> {
+    q?.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// `?key=`: `Ok(true)` when it carries the gateway token and no header
+/// does (a header is checked as for every API: `Ok(false)`), the client's
+/// 401 when it is wrong.
+pub(super) fn key_in_query(session: &Session, snap: &Snapshot) -> Result<bool, Stop> {
+    let head = session.req_header();
+    let in_header = head.headers.contains_key("x-goog-api-key")
+        || head.headers.contains_key(http::header::AUTHORIZATION);
+    let key = query(head.uri.query(), "key");
+    match (snap.auth_token.as_deref(), key) {
+        (Some(expected), Some(key)) if !in_header => {
+            if bool::from(key.as_bytes().ct_eq(expected.as_bytes())) {
+                Ok(true)
+            } else {
+                Err(
+                    GatewayError::Unauthorized("API key not valid. Please pass a valid API key.")
+                        .into(),
+                )
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Serves an authorized call: `Some(body)` is a JSON answer for the caller
+/// to send with status 200; `None` means the answer was relayed already.
+pub(super) async fn serve(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Arc<Snapshot>,
+    call: Call<'_>,
+    body: &Bytes,
+) -> Result<Option<Bytes>, Stop> {
+    ctx.route = "models";
+    match call {
+        Call::List => Ok(Some(models(snap, None))),
+        Call::Get(model) => {
+            if snap.route(model).is_none() {
+                return Err(GatewayError::ModelNotFound(model.to_string()).into());
+            }
+            Ok(Some(models(snap, Some(model))))
+        }
+        Call::Generate { model, stream } => {
+            ctx.route = "gemini";
+            let sse = query(session.req_header().uri.query(), "alt") == Some("sse");
+            generate(state, session, ctx, snap, model, stream, sse, body).await?;
+            Ok(None)
+        }
+        Call::CountTokens(model) => {
+            ctx.route = "count_tokens";
+            count_tokens(state, ctx, snap, model, body).await.map(Some)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn generate(
+    state: &GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Arc<Snapshot>,
+    model: &str,
+    stream: bool,
+    sse: bool,
+    body: &Bytes,
+) -> Result<(), Stop> {
+    let api = if stream && !sse {
+        ClientApi::GEMINI_ARRAY
+    } else {
+        ClientApi::GEMINI
+    };
+    ctx.api = api;
+    ctx.stream = stream;
+    ctx.model = Some(model.to_string());
+    let route = snap
+        .route(model)
+        .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
+    // Decoded here rather than lazily by the failover: the body has no
+    // model (it is in the path), and a malformed body is the client's 400
+    // before any vendor is tried.
+    let mut decoded = api
+        .ingress()
+        .decode_request(body)
+        .map_err(|e| GatewayError::Client(Box::new(e)))?;
+    decoded.model = model.into();
+    decoded.stream = stream;
+    let request = failover::ChatRequest {
+        api,
+        client_model: model,
+        route: &route,
+        body,
+        decoded: std::sync::OnceLock::from(Box::new(Ok(decoded))),
+        stream,
+        include_usage: true,
+        forward: Vec::new(),
+        deadline: tokio::time::Instant::now() + snap.routing.request_timeout,
+    };
+    let mut grace = state.grace_over.subscribe();
+    let chosen = tokio::select! {
+        r = Box::pin(failover::run(state, snap, &request, ctx)) => r?,
+        _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
+        _ = grace_over(&mut grace) => return Err(GatewayError::ShuttingDown.into()),
+    };
+    Box::pin(relay::relay(
+        state, session, ctx, &request, chosen, &mut grace,
+    ))
+    .await
+}
+
+/// `countTokens`, passed to the route's Gemini providers in order until
+/// one answers (a vendor's own 4xx is relayed as it is).
+async fn count_tokens(
+    state: &GatewayState,
+    ctx: &mut RequestCtx,
+    snap: &Arc<Snapshot>,
+    model: &str,
+    body: &Bytes,
+) -> Result<Bytes, Stop> {
+    ctx.model = Some(model.to_string());
+    let route = snap
+        .route(model)
+        .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
+    let deadline = tokio::time::Instant::now() + snap.routing.request_timeout;
+    let now = now_ms();
+    let mut last: Option<GatewayError> = None;
+    let gemini = (route.candidates.iter().map(|&i| &snap.providers[i]))
+        .filter(|p| p.vendor.family() == Family::Gemini);
+    for p in gemini {
+        if !p.enabled || !p.health.selectable(now) {
+            continue;
+        }
+        let key = match pick_key(p, now, |_| false) {
+            KeyChoice::Key(k) => Some(&p.keys[k]),
+            KeyChoice::Keyless => None,
+            KeyChoice::Exhausted => continue,
+        };
+        let upstream_model = p.upstream_model(&route.model);
+        // The vendor's generate path, with the method swapped.
+        let path = p
+            .vendor
+            .chat_path(&p.endpoint.base_path, upstream_model, false);
+        let Some(path) = path.strip_suffix(":generateContent") else {
+            continue;
+        };
+        let path = format!("{path}:countTokens");
+        ctx.attempts += 1;
+        ctx.provider = Some(p.name.clone());
+        ctx.key = key.map(|k| k.masked.clone());
+        ctx.upstream_model = Some(upstream_model.to_string());
+        let input = AttemptInput {
+            provider: p,
+            key,
+            path: &path,
+            body: body.clone(),
+            stream: false,
+            forward: &[],
+            deadline: deadline.min(tokio::time::Instant::now() + p.timeouts.total),
+        };
+        match upstream::attempt(&state.connector, &state.dns, input).await {
+            Outcome::Success(mut c) => {
+                let mut out = BytesMut::new();
+                if let Some(first) = c.first.take() {
+                    out.extend_from_slice(&first);
+                }
+                let mut done = c.done;
+                while !done {
+                    match tokio::time::timeout_at(deadline, c.session.read_response_body()).await {
+                        Ok(Ok(Some(chunk))) if out.len() + chunk.len() <= COUNT_BODY_LIMIT => {
+                            out.extend_from_slice(&chunk);
+                            done = c.session.response_done();
+                        }
+                        Ok(Ok(None)) => done = true,
+                        _ => {
+                            return Err(GatewayError::UpstreamFailed {
+                                status: 502,
+                                message: format!(
+                                    "provider `{}` did not finish its countTokens answer",
+                                    p.name
+                                ),
+                            }
+                            .into())
+                        }
+                    }
+                }
+                return Ok(out.freeze());
+            }
+            Outcome::Status { status, body, .. } => {
+                let err = GatewayError::Upstream {
+                    status,
+                    body: snap.redactor().bytes(body),
+                    provider: p.name.clone(),
+                    vendor: p.vendor,
+                };
+                // The request itself is wrong: another provider would agree.
+                if status < 500 && status != 429 {
+                    return Err(err.into());
+                }
+                last = Some(err);
+            }
+            Outcome::Connect(why) | Outcome::Timeout(why) | Outcome::Broken(why) => {
+                last = Some(GatewayError::UpstreamFailed {
+                    status: 502,
+                    message: format!("provider `{}`: {why}", p.name),
+                });
+            }
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| GatewayError::BadRequest {
+            message: format!(
+                "countTokens is served only by Gemini providers, and model `{model}` has no usable Gemini provider"
+            ),
+            param: Some("model"),
+        })
+        .into())
+}
+
+/// The served models in Google's `ListModelsResponse` / `Model` shape
+/// (one model when `only` is given).
+fn models(snap: &Snapshot, only: Option<&str>) -> Bytes {
+    #[derive(serde::Deserialize)]
+    struct List {
+        #[serde(default)]
+        data: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        id: String,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Model<'a> {
+        name: String,
+        base_model_id: &'a str,
+        version: &'static str,
+        display_name: &'a str,
+        description: &'static str,
+        supported_generation_methods: [&'static str; 3],
+    }
+    let list = crate::health::discovery::models_body(snap);
+    let ids: Vec<String> = match only {
+        Some(m) => vec![m.to_string()],
+        None => serde_json::from_slice::<List>(&list)
+            .map(|l| l.data.into_iter().map(|i| i.id).collect())
+            .unwrap_or_default(),
+    };
+    let out: Vec<Model<'_>> = ids
+        .iter()
+        .map(|id| Model {
+            name: format!("models/{id}"),
+            base_model_id: id,
+            version: "001",
+            display_name: id,
+            description: "Served by llm-orchestrator",
+            supported_generation_methods: [
+                "generateContent",
+                "streamGenerateContent",
+                "countTokens",
+            ],
+        })
+        .collect();
+    let body = match (only, out.first()) {
+        (Some(_), Some(one)) => serde_json::to_vec(one),
+        _ => serde_json::to_vec(&serde_json::json!({ "models": out })),
+    };
+    Bytes::from(body.unwrap_or_default())
+}
