@@ -623,7 +623,10 @@ async fn gemini_thought_signatures_survive_an_anthropic_clients_tool_loop() {
             .collect();
         assert_eq!(types, ["thinking", "tool_use"], "turn {turn}: {content:?}");
         assert_eq!(content[0]["thinking"], "");
-        assert_eq!(content[0]["signature"], format!("gemini:c2lnX{}", turn + 1));
+        assert_eq!(
+            content[0]["signature"],
+            format!("gemini:c2lnX{:03}", turn + 1)
+        );
     }
     // Gemini got each back on its functionCall part, and nowhere else.
     let third = mock.requests()[2].json();
@@ -639,7 +642,10 @@ async fn gemini_thought_signatures_survive_an_anthropic_clients_tool_loop() {
         .collect();
     assert_eq!(
         signed,
-        [("c2lnX1".to_string(), true), ("c2lnX2".to_string(), true)],
+        [
+            ("c2lnX001".to_string(), true),
+            ("c2lnX002".to_string(), true)
+        ],
         "{third}"
     );
 }

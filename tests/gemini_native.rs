@@ -442,7 +442,7 @@ async fn key_via_header_or_query_and_google_errors() {
 }
 
 #[tokio::test]
-async fn count_tokens_passes_through_to_gemini_providers_only() {
+async fn count_tokens_is_served_on_every_vendor_type() {
     let (mock, gw) = setup("gemini").await;
     let body =
         json!({"contents": [{"role": "user", "parts": [{"text": "How many tokens is this?"}]}]});
@@ -450,7 +450,6 @@ async fn count_tokens_passes_through_to_gemini_providers_only() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.expect("json");
     assert!(v["totalTokens"].as_u64().unwrap_or(0) > 0, "{v}");
-    assert_eq!(v["promptTokensDetails"][0]["modality"], "TEXT", "{v}");
     let seen = &mock.requests()[0];
     assert_eq!(seen.route(), "/v1beta/models/m-test:countTokens");
     assert_eq!(seen.header("x-goog-api-key").as_deref(), Some(KEYS[2].1));
@@ -466,16 +465,30 @@ async fn count_tokens_passes_through_to_gemini_providers_only() {
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["status"], "INVALID_ARGUMENT", "{v}");
 
-    let (_oai, gw) = setup("openai").await;
+    // OpenAI-compatible vendors have no counting call: the documented
+    // estimate, nothing sent upstream.
+    let (oai, gw) = setup("openai").await;
     let r = call(&gw, "/v1beta/models/m-test:countTokens", &body).await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 200);
     let v: Value = r.json().await.expect("json");
+    // "How many tokens is this?" = 24 bytes -> 6, + 3 per turn + 3.
+    assert_eq!(v["totalTokens"], 12, "{v}");
+    assert!(oai.requests().is_empty(), "no vendor call for an estimate");
+    // Anthropic vendors count with their own count_tokens, translated.
+    let (ant, gw) = setup("anthropic").await;
+    let wrapped =
+        json!({"generateContentRequest": {"model": "models/m-test", "contents": body["contents"]}});
+    let r = call(&gw, "/v1beta/models/m-test:countTokens", &wrapped).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert!(v["totalTokens"].as_u64().unwrap_or(0) > 0, "{v}");
+    let seen = &ant.requests()[0];
+    assert_eq!(seen.route(), "/v1/messages/count_tokens");
+    let sent = seen.json();
+    assert_eq!(sent["messages"][0]["role"], "user", "{sent}");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("only by Gemini providers"),
-        "{v}"
+        sent.to_string().contains("How many tokens is this?"),
+        "{sent}"
     );
 }
 

@@ -5,7 +5,7 @@
 //! | provider  | how the prompt is counted                                        |
 //! |-----------|------------------------------------------------------------------|
 //! | anthropic | `POST {base}/messages/count_tokens` (same family: client's bytes) |
-//! | gemini    | `POST {base}/models/{m}:countTokens` with a `generateContentRequest` |
+//! | gemini    | `POST {base}/models/{m}:countTokens` with a `generateContentRequest` (same family: client's bytes) |
 //! | openai    | [`estimate`]: no vendor endpoint exists, nothing is sent          |
 //!
 //! Provider choice is routing's (weights, health, key cooldowns); failover
@@ -285,6 +285,13 @@ fn gemini_body(
     model: &str,
     req: &CountRequest<'_, '_>,
 ) -> Result<Bytes, GatewayError> {
+    // A Gemini client's own CountTokensRequest goes as it is when the
+    // provider serves the model under the client's name.
+    if let Some((Family::Gemini, raw)) = req.raw {
+        if req.request.model == model {
+            return Ok(raw.clone());
+        }
+    }
     let inner = encode(p, model, req.request)?;
     let Some(rest) = inner.strip_prefix(b"{") else {
         return Err(GatewayError::UpstreamFailed {

@@ -9,8 +9,8 @@
 //!   are (key swapped, the routed model in the URL) and their SSE answers
 //!   relayed untouched; streams asked for without `alt=sse` are Google's
 //!   JSON array, re-encoded from the vendor's SSE (`ClientApi::GEMINI_ARRAY`).
-//! - `POST .../models/{model}:countTokens` is passed to the route's first
-//!   usable Gemini provider; other vendors have no such call (a clear 400).
+//! - `POST .../models/{model}:countTokens` is counted by the shared counter
+//!   (`proxy::count`) on whichever provider routing picks.
 //! - `GET /v1beta/models` and `GET /v1beta/models/{model}` list what the
 //!   gateway serves in Google's shape.
 //!
@@ -22,20 +22,14 @@ use super::client::ClientApi;
 use super::ctx::{abort, client_gone, grace_over, RequestCtx, Stop};
 use super::error::GatewayError;
 use super::state::GatewayState;
-use super::upstream::{self, AttemptInput, Outcome};
 use super::{failover, relay};
 use crate::config::Snapshot;
-use crate::health::now_ms;
 use crate::protocol::chat::Family;
-use crate::routing::{pick_key, KeyChoice};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::Method;
 use pingora::prelude::*;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-
-/// Largest countTokens answer relayed (it is a few numbers).
-const COUNT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// `/v1/models/{model}:{method}`: the `/v1/` spelling of a Gemini call
 /// (`GET /v1/models` stays OpenAI's list).
@@ -250,8 +244,11 @@ async fn generate(
     .await
 }
 
-/// `countTokens`, passed to the route's Gemini providers in order until
-/// one answers (a vendor's own 4xx is relayed as it is).
+/// `countTokens` on every provider type through the shared counter
+/// (`proxy::count`): Gemini providers get the client's body when the model
+/// is not mapped, Anthropic providers their `count_tokens`, OpenAI-compatible
+/// ones the documented estimate. The body is Google's `CountTokensRequest`:
+/// `contents`, or a whole `generateContentRequest`.
 async fn count_tokens(
     state: &GatewayState,
     ctx: &mut RequestCtx,
@@ -259,103 +256,35 @@ async fn count_tokens(
     model: &str,
     body: &Bytes,
 ) -> Result<Bytes, Stop> {
+    #[derive(serde::Deserialize)]
+    struct CountBody<'a> {
+        #[serde(borrow, default, alias = "generate_content_request")]
+        #[serde(rename = "generateContentRequest")]
+        inner: Option<&'a serde_json::value::RawValue>,
+    }
     ctx.model = Some(model.to_string());
     let route = snap
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
-    let deadline = tokio::time::Instant::now() + snap.routing.request_timeout;
-    let now = now_ms();
-    let mut last: Option<GatewayError> = None;
-    let gemini = (route.candidates.iter().map(|&i| &snap.providers[i]))
-        .filter(|p| p.vendor.family() == Family::Gemini);
-    for p in gemini {
-        if !p.enabled || !p.health.selectable(now) {
-            continue;
-        }
-        let key = match pick_key(p, now, |_| false) {
-            KeyChoice::Key(k) => Some(&p.keys[k]),
-            KeyChoice::Keyless => None,
-            KeyChoice::Exhausted => continue,
-        };
-        let upstream_model = p.upstream_model(&route.model);
-        // The vendor's generate path, with the method swapped.
-        let path = p
-            .vendor
-            .chat_path(&p.endpoint.base_path, upstream_model, false);
-        let Some(path) = path.strip_suffix(":generateContent") else {
-            continue;
-        };
-        let path = format!("{path}:countTokens");
-        ctx.attempts += 1;
-        ctx.provider = Some(p.name.clone());
-        ctx.key = key.map(|k| k.masked.clone());
-        ctx.upstream_model = Some(upstream_model.to_string());
-        let input = AttemptInput {
-            provider: p,
-            key,
-            path: &path,
-            body: body.clone(),
-            stream: false,
-            forward: &[],
-            deadline: deadline.min(tokio::time::Instant::now() + p.timeouts.total),
-        };
-        match upstream::attempt(&state.connector, &state.dns, input).await {
-            Outcome::Success(mut c) => {
-                let mut out = BytesMut::new();
-                if let Some(first) = c.first.take() {
-                    out.extend_from_slice(&first);
-                }
-                let mut done = c.done;
-                while !done {
-                    match tokio::time::timeout_at(deadline, c.session.read_response_body()).await {
-                        Ok(Ok(Some(chunk))) if out.len() + chunk.len() <= COUNT_BODY_LIMIT => {
-                            out.extend_from_slice(&chunk);
-                            done = c.session.response_done();
-                        }
-                        Ok(Ok(None)) => done = true,
-                        _ => {
-                            return Err(GatewayError::UpstreamFailed {
-                                status: 502,
-                                message: format!(
-                                    "provider `{}` did not finish its countTokens answer",
-                                    p.name
-                                ),
-                            }
-                            .into())
-                        }
-                    }
-                }
-                return Ok(out.freeze());
-            }
-            Outcome::Status { status, body, .. } => {
-                let err = GatewayError::Upstream {
-                    status,
-                    body: snap.redactor().bytes(body),
-                    provider: p.name.clone(),
-                    vendor: p.vendor,
-                };
-                // The request itself is wrong: another provider would agree.
-                if status < 500 && status != 429 {
-                    return Err(err.into());
-                }
-                last = Some(err);
-            }
-            Outcome::Connect(why) | Outcome::Timeout(why) | Outcome::Broken(why) => {
-                last = Some(GatewayError::UpstreamFailed {
-                    status: 502,
-                    message: format!("provider `{}`: {why}", p.name),
-                });
-            }
-        }
-    }
-    Err(last
-        .unwrap_or_else(|| GatewayError::BadRequest {
-            message: format!(
-                "countTokens is served only by Gemini providers, and model `{model}` has no usable Gemini provider"
-            ),
-            param: Some("model"),
-        })
-        .into())
+    let bad = |message: String| GatewayError::BadRequest {
+        message,
+        param: None,
+    };
+    let wrapper: CountBody<'_> = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("the body is not a CountTokensRequest: {e}")))?;
+    let generate = wrapper.inner.map_or(&body[..], |raw| raw.get().as_bytes());
+    let mut request = (ClientApi::GEMINI.ingress())
+        .decode_request(generate)
+        .map_err(|e| GatewayError::Client(Box::new(e)))?;
+    request.model = model.into();
+    let req = super::count::CountRequest {
+        request: &request,
+        raw: Some((Family::Gemini, body)),
+        forward: &[],
+        deadline: tokio::time::Instant::now() + snap.routing.request_timeout,
+    };
+    let n = super::count::count_on_route(state, snap, &route, &req, ctx).await?;
+    Ok(Bytes::from(format!(r#"{{"totalTokens":{n}}}"#)))
 }
 
 /// The served models in Google's `ListModelsResponse` / `Model` shape

@@ -123,8 +123,7 @@ impl Vendor for Gemini {
             _ => None,
         };
         let list = req.method == "GET" && route == "/v1beta/models";
-        let count = req.method == "POST" && matches!(target, Some((_, "countTokens")));
-        if mode.is_none() && !list && !count {
+        if mode.is_none() && !list {
             return Route::Fixed(error(
                 404,
                 "NOT_FOUND",
@@ -170,9 +169,6 @@ impl Vendor for Gemini {
                     }])),
                 ));
             }
-        }
-        if count {
-            return Route::Fixed(count_tokens(call));
         }
         match (target, mode) {
             (Some((model, _)), Some(mode)) => Route::Scripted(Target {
@@ -222,46 +218,6 @@ impl Vendor for Gemini {
             (_, mode) => ans.stream(mode, ans.chunks(), StreamEnd::Finish),
         }
     }
-}
-
-/// `countTokens`: Google's `CountTokensResponse`, or its 400 for a body
-/// that is not a `CountTokensRequest`.
-fn count_tokens(call: &Call<'_>) -> Response {
-    let body = call.req.json();
-    let bad = |message: &str| error(400, "INVALID_ARGUMENT", message, None);
-    let Some(obj) = body.as_object() else {
-        return bad("Invalid JSON payload received.");
-    };
-    if let Some(k) =
-        (obj.keys()).find(|k| !["contents", "generateContentRequest"].contains(&k.as_str()))
-    {
-        return bad(&format!(
-            "Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."
-        ));
-    }
-    match (obj.get("contents"), obj.get("generateContentRequest")) {
-        (Some(_), None) => {}
-        (None, Some(inner)) => {
-            // Here the request names its model ("models/..."), as Google
-            // requires.
-            let mut inner = inner.clone();
-            if let Some(o) = inner.as_object_mut() {
-                o.remove("model");
-            }
-            if let Some(unknown) = unknown_field(&inner) {
-                return bad(&unknown);
-            }
-        }
-        _ => {
-            return bad("Exactly one of contents or generateContentRequest must be set.");
-        }
-    }
-    let n = call.prompt_tokens();
-    let out = json!({
-        "totalTokens": n,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}],
-    });
-    Response::full(200, &[("content-type", JSON_TYPE)], out.to_string())
 }
 
 /// `GenerateContentRequest` fields (v1beta).
