@@ -66,14 +66,35 @@ struct Routes {
     confirmed: HashSet<String>,
 }
 
+/// What the connection's push handler shares with the service.
+#[derive(Default)]
+struct Inner {
+    routes: Mutex<Routes>,
+    /// In an outage (logged once when it starts, once when it ends).
+    down: AtomicBool,
+    redacted: String,
+}
+
+impl Inner {
+    fn failed(&self, e: &dyn std::fmt::Display) {
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(redis = %self.redacted, error = %e, "redis unreachable; configuration, health and cluster counters are not shared until it returns, retrying with backoff");
+        }
+    }
+
+    fn ok(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("redis reachable again");
+        }
+    }
+}
+
 /// The shared connection. Built at start (no I/O); connected by
 /// [`RedisService`] once the runtime runs.
 pub struct SharedRedis {
     client: redis::Client,
-    redacted: String,
-    routes: Arc<Mutex<Routes>>,
+    inner: Arc<Inner>,
     manager: watch::Sender<Option<ConnectionManager>>,
-    down: AtomicBool,
 }
 
 impl SharedRedis {
@@ -90,10 +111,11 @@ impl SharedRedis {
             .map_err(|e| format!("invalid REDIS_URL {redacted}: {e}"))?;
         Ok(Arc::new(SharedRedis {
             client,
-            redacted,
-            routes: Arc::default(),
+            inner: Arc::new(Inner {
+                redacted,
+                ..Inner::default()
+            }),
             manager: watch::channel(None).0,
-            down: AtomicBool::new(false),
         }))
     }
 
@@ -122,36 +144,16 @@ impl SharedRedis {
     /// soon as Redis is reachable); one subscriber per channel.
     pub fn subscribe(&self, channel: &str) -> mpsc::Receiver<Push> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        if let Ok(mut r) = self.routes.lock() {
+        if let Ok(mut r) = self.inner.routes.lock() {
             r.senders.insert(channel.to_string(), tx);
             r.confirmed.remove(channel);
         }
         rx
     }
 
-    /// The URL without its password, for logs.
-    pub fn redacted_url(&self) -> &str {
-        &self.redacted
-    }
-
-    fn outcome(&self, r: &redis::RedisResult<()>) {
-        match r {
-            Ok(()) => {
-                if self.down.swap(false, Ordering::Relaxed) {
-                    tracing::info!("redis reachable again");
-                }
-            }
-            Err(e) => {
-                if !self.down.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(redis = %self.redacted, error = %e, "redis unreachable; configuration, health and cluster counters are not shared until it returns, retrying with backoff");
-                }
-            }
-        }
-    }
-
     /// One tick: subscribe what is not confirmed, else ping.
     async fn tick(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
-        let pending: Vec<String> = match self.routes.lock() {
+        let pending: Vec<String> = match self.inner.routes.lock() {
             Ok(r) => r
                 .senders
                 .keys()
@@ -167,7 +169,7 @@ impl SharedRedis {
             conn.subscribe(&channel).await?;
             // Confirmed here too, not only by the push frame: whichever
             // comes first; a second catch-up is harmless.
-            confirm(&self.routes, &channel);
+            confirm(&self.inner.routes, &channel);
         }
         Ok(())
     }
@@ -187,7 +189,8 @@ fn text(v: Option<&Value>) -> Option<String> {
 }
 
 /// Route one push frame (called by the connection's reader: never waits).
-fn route(routes: &Mutex<Routes>, push: PushInfo) {
+fn route(inner: &Inner, push: PushInfo) {
+    let routes = &inner.routes;
     match push.kind {
         PushKind::Message => {
             let (Some(channel), Some(payload)) = (text(push.data.first()), text(push.data.get(1)))
@@ -210,6 +213,9 @@ fn route(routes: &Mutex<Routes>, push: PushInfo) {
             if let Ok(mut r) = routes.lock() {
                 r.confirmed.clear();
             }
+            // Said now, not when a command next fails: a short outage may
+            // end before any command notices it.
+            inner.failed(&"connection lost");
         }
         _ => {}
     }
@@ -222,7 +228,7 @@ pub struct RedisService(pub Arc<SharedRedis>);
 impl BackgroundService for RedisService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let shared = &self.0;
-        let routes = shared.routes.clone();
+        let inner = shared.inner.clone();
         let config = ConnectionManagerConfig::new()
             .set_min_delay(MIN_DELAY)
             .set_max_delay(MAX_DELAY)
@@ -231,7 +237,7 @@ impl BackgroundService for RedisService {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_push_sender(move |push: PushInfo| {
-                route(&routes, push);
+                route(&inner, push);
                 Ok::<(), std::convert::Infallible>(())
             })
             .set_automatic_resubscription();
@@ -240,7 +246,7 @@ impl BackgroundService for RedisService {
         {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(redis = %shared.redacted, error = %e, "cannot set up the redis connection; nothing is shared");
+                tracing::error!(redis = %shared.inner.redacted, error = %e, "cannot set up the redis connection; nothing is shared");
                 return;
             }
         };
@@ -256,7 +262,10 @@ impl BackgroundService for RedisService {
                 r = shared.tick(&mut conn) => r,
                 _ = shutdown.changed() => return,
             };
-            shared.outcome(&r);
+            match r {
+                Ok(()) => shared.inner.ok(),
+                Err(e) => shared.inner.failed(&e),
+            }
         }
     }
 }
@@ -279,16 +288,16 @@ mod tests {
 
     #[test]
     fn pushes_reach_their_channel_and_disconnects_unconfirm() {
-        let routes = Mutex::new(Routes::default());
+        let inner = Inner::default();
         let (tx, mut rx) = mpsc::channel(4);
         let (other_tx, mut other_rx) = mpsc::channel(4);
         {
-            let mut r = routes.lock().expect("lock");
+            let mut r = inner.routes.lock().expect("lock");
             r.senders.insert("a".into(), tx);
             r.senders.insert("b".into(), other_tx);
         }
         route(
-            &routes,
+            &inner,
             PushInfo {
                 kind: PushKind::Subscribe,
                 data: vec![bulk("a"), Value::Int(1)],
@@ -296,7 +305,7 @@ mod tests {
         );
         assert_eq!(rx.try_recv().ok(), Some(Push::Subscribed));
         route(
-            &routes,
+            &inner,
             PushInfo {
                 kind: PushKind::Message,
                 data: vec![bulk("a"), bulk("hello")],
@@ -307,15 +316,19 @@ mod tests {
             other_rx.try_recv().is_err(),
             "only the channel's subscriber"
         );
-        assert!(routes.lock().expect("lock").confirmed.contains("a"));
+        assert!(inner.routes.lock().expect("lock").confirmed.contains("a"));
         route(
-            &routes,
+            &inner,
             PushInfo {
                 kind: PushKind::Disconnection,
                 data: vec![],
             },
         );
-        assert!(routes.lock().expect("lock").confirmed.is_empty());
+        assert!(inner.routes.lock().expect("lock").confirmed.is_empty());
+        assert!(
+            inner.down.load(Ordering::Relaxed),
+            "a lost connection is an outage"
+        );
     }
 
     #[test]
