@@ -35,7 +35,11 @@ pub async fn remote(
     }
     let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    // Straight to the admin listener, as before: no HTTP(S)_PROXY from the
+    // environment, which would see the admin token (over http://) and
+    // usually cannot reach a loopback listener anyway.
     let client = reqwest::Client::builder()
+        .no_proxy()
         .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(std::time::Duration::from_secs(60))
         .build()
