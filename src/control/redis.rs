@@ -73,6 +73,8 @@ struct Inner {
     /// In an outage (logged once when it starts, once when it ends).
     down: AtomicBool,
     redacted: String,
+    /// A new subscriber: subscribe now rather than at the next tick.
+    wake: tokio::sync::Notify,
 }
 
 impl Inner {
@@ -148,6 +150,7 @@ impl SharedRedis {
             r.senders.insert(channel.to_string(), tx);
             r.confirmed.remove(channel);
         }
+        self.inner.wake.notify_one();
         rx
     }
 
@@ -256,6 +259,7 @@ impl BackgroundService for RedisService {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = shared.inner.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
             let r = tokio::select! {
