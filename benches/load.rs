@@ -16,9 +16,12 @@
 //! on a private prefix and measures it on the pass-through scenarios, so
 //! every figure has a yardstick measured in the same run.
 //!
-//! `BENCH_DATABASE_URL` runs the gateway on that database instead of a
-//! private SQLite file (e.g. a MariaDB or PostgreSQL started for the run),
-//! to compare: the request path never waits on the store, so the figures
+//! `--database mysql` / `--database postgres` runs the gateway on a
+//! MariaDB or PostgreSQL server the bench starts itself (the same way the
+//! tests do, tests/support/db.rs: free loopback port, private data
+//! directory, removed afterwards) instead of a private SQLite file;
+//! `BENCH_DATABASE_URL` points it at an existing server instead. To
+//! compare: the request path never waits on the store, so the figures
 //! should match SQLite's within noise.
 //!
 //! Mock vendor: `--mock-latency-ms <ms>` before each answer (default 0),
@@ -42,6 +45,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+#[allow(dead_code)]
+#[path = "../tests/support/db.rs"]
+mod db;
 
 const ANTHROPIC_MESSAGE: &str = r#"{"id":"msg_bench","type":"message","role":"assistant","model":"bench-claude","content":[{"type":"text","text":"Hello from the benchmark mock"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":6}}"#;
 
@@ -542,11 +549,18 @@ impl Drop for GatewayProc {
     }
 }
 
+/// A database server the bench started (stopped when dropped).
+enum DbServer {
+    Maria(#[allow(dead_code)] db::MariaDb),
+    Pg(#[allow(dead_code)] db::Postgres),
+}
+
 fn start_gateway(
     mock: SocketAddr,
     down: SocketAddr,
     streams_mock: SocketAddr,
     pin: bool,
+    database: Option<String>,
 ) -> GatewayProc {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("bench.toml");
@@ -562,8 +576,8 @@ fn start_gateway(
         ),
     )
     .expect("write config");
-    let database = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite:///{}", dir.path().join("bench.db").display()));
+    let database =
+        database.unwrap_or_else(|| format!("sqlite:///{}", dir.path().join("bench.db").display()));
     let database_type = match database.split(':').next() {
         Some("postgres" | "postgresql") => "postgres",
         Some(s) if s.starts_with("mysql") || s == "mariadb" => "mysql",
@@ -1172,6 +1186,12 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     let no_nginx = flag("--no-nginx");
+    // `--database sqlite|mysql|postgres`: the store the gateway runs on.
+    let database_kind = args
+        .iter()
+        .position(|a| a == "--database")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let pin = !flag("--no-pin");
     let duration = value("--duration")
         .map(Duration::from_secs_f64)
@@ -1234,7 +1254,30 @@ fn main() {
         let streams_listener = bind_loopback();
         let streams_addr = streams_listener.local_addr().expect("streams mock addr");
         tokio::spawn(mock_vendor(streams_listener, streams_cfg));
-        let gw = start_gateway(mock_addr, down_addr, streams_addr, pin);
+        // Kept alive (and stopped on drop) for the whole run.
+        let (_server, database) = match (database_kind.as_deref(), std::env::var("BENCH_DATABASE_URL")) {
+            (_, Ok(url)) => (None, Some(url)),
+            (Some("mysql" | "mariadb"), _) => {
+                let m = db::MariaDb::start().await;
+                let url = m.url();
+                (Some(DbServer::Maria(m)), Some(url))
+            }
+            (Some("postgres" | "postgresql"), _) => {
+                let p = db::Postgres::start().await;
+                let url = p.url();
+                (Some(DbServer::Pg(p)), Some(url))
+            }
+            (Some("sqlite") | None, _) => (None, None),
+            (Some(other), _) => panic!("--database wants sqlite, mysql or postgres, not {other:?}"),
+        };
+        println!(
+            "store: {}",
+            database
+                .as_deref()
+                .and_then(|u| u.split(':').next())
+                .unwrap_or("sqlite")
+        );
+        let gw = start_gateway(mock_addr, down_addr, streams_addr, pin, database);
         wait_ready(gw.addr).await;
         let pid = gw.child.id();
         let idle_rss = rss_kib(pid, "VmRSS:");

@@ -411,21 +411,30 @@ pub fn build(
             },
         ));
     }
-    let cluster = if process.redis_enabled {
-        match crate::admin::cluster::ClusterUsage::new(&process.redis_url) {
-            Ok(c) => {
-                let c = Arc::new(c);
-                let _ = control.cluster_usage.set(c.clone());
-                Some(c)
+    // One Redis connection for config sync, health sync and cluster
+    // counters (control/redis.rs), connected by its own background service.
+    let redis = if process.redis_enabled {
+        match crate::control::redis::SharedRedis::new(&process.redis_url) {
+            Ok(r) => {
+                server.add_service(background_service(
+                    "redis connection",
+                    crate::control::redis::RedisService(r.clone()),
+                ));
+                Some(r)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cluster usage statistics are off");
+                tracing::error!(error = %e, "nothing is shared through redis");
                 None
             }
         }
     } else {
         None
     };
+    let cluster = redis.as_ref().map(|r| {
+        let c = Arc::new(crate::admin::cluster::ClusterUsage::new(r.clone()));
+        let _ = control.cluster_usage.set(c.clone());
+        c
+    });
     if let Some(store) = &store {
         server.add_service(background_service(
             "audit log writer",
@@ -460,16 +469,16 @@ pub fn build(
             },
         ));
     }
-    if process.redis_enabled {
+    if let Some(redis) = redis {
         let handle = Arc::new(crate::control::handle::SyncHandle::default());
         let _ = control.sync.set(handle.clone());
         server.add_service(background_service(
             "redis config sync",
-            crate::control::sync::ConfigSync::new(&process.redis_url, control.clone(), handle),
+            crate::control::sync::ConfigSync::new(redis.clone(), control.clone(), handle),
         ));
         server.add_service(background_service(
             "redis health sync",
-            crate::health::shared::RedisSync::new(&process.redis_url, state.registry.clone()),
+            crate::health::shared::RedisSync::new(redis, state.registry.clone()),
         ));
     }
     server

@@ -236,7 +236,7 @@ fn db_migrate_creates_the_schema() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("schema version 4"), "{stdout}");
+    assert!(stdout.contains("schema version 5"), "{stdout}");
     assert!(dir.path().join("data/gw.db").exists());
 }
 
@@ -393,6 +393,39 @@ async fn export_and_import_through_the_admin_api_and_offline() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--offline"));
+    // Neither the token nor a password in the URL ever reaches an error
+    // message: not when nobody listens, not on a 401.
+    for url in [
+        "http://admin:url-Secret-99@127.0.0.1:9".to_string(),
+        admin.replace("http://", "http://admin:url-Secret-99@"),
+    ] {
+        let out = run(vec![
+            "export".into(),
+            "--url".into(),
+            url,
+            "--token".into(),
+            "tok-Secret-4711".into(),
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("tok-Secret-4711") && !err.contains("url-Secret-99"),
+            "{err}"
+        );
+    }
+    // https:// URLs are spoken (TLS): against the plain-HTTP listener the
+    // handshake fails, and the error says so instead of refusing the scheme.
+    let out = run(vec![
+        "export".into(),
+        "--url".into(),
+        admin.replace("http://", "https://"),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach https://") && !err.contains("only http://"),
+        "{err}"
+    );
 
     // Offline, on the same database file, with the gateway stopped.
     let db = format!("sqlite:///{}", gw.dir.path().join("gateway.db").display());

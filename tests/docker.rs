@@ -547,11 +547,11 @@ fn files_under(root: &Path, dir: &Path) -> Vec<String> {
     out
 }
 
-// ================================================================ compose (YAML subset)
+// ================================================================ compose (YAML)
 
-/// The YAML the compose file uses: block maps and lists, `- key: value`
-/// list items, flow lists `[a, "b"]`, quoted and plain scalars, comments,
-/// and block scalars (`|`, `>`, with `-`). Anything else is an error.
+/// The compose file as the checks read it: maps (in file order), lists and
+/// scalars. Parsed by a YAML crate ([`parse_yaml`]), so anything YAML
+/// allows — flow maps, anchors, every scalar style — is understood.
 #[derive(Debug, Clone)]
 enum Yaml {
     Str(String),
@@ -594,247 +594,36 @@ impl Yaml {
     }
 }
 
+/// Parse with yaml-rust2 (a maintained, pure-Rust YAML 1.2 parser; see
+/// Cargo.toml) and keep the first document as the small tree the checks
+/// below read: scalars as their text (compose's `"8080:8080"` and
+/// `8080` alike), `null` / an empty value as "".
 fn parse_yaml(text: &str) -> Result<Yaml, String> {
-    let mut p = YamlParser {
-        lines: text.lines().collect(),
-        pos: 0,
-    };
-    let doc = p.block(0)?;
-    if p.peek().is_some() {
-        return Err(format!("line {}: unexpected indentation", p.pos + 1));
-    }
-    Ok(doc)
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| e.to_string())?;
+    let first = docs.into_iter().next().ok_or("empty document")?;
+    from_yaml(first)
 }
 
-struct YamlParser<'a> {
-    lines: Vec<&'a str>,
-    pos: usize,
-}
-
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
-}
-
-fn is_item(content: &str) -> bool {
-    content == "-" || content.starts_with("- ")
-}
-
-/// Cut a `# comment` (at the start or after a space, outside quotes).
-fn strip_comment(s: &str) -> &str {
-    let mut quote: Option<char> = None;
-    let mut prev = ' ';
-    for (i, c) in s.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '#' && prev.is_whitespace() => return s[..i].trim_end(),
-            None => {}
-        }
-        prev = c;
-    }
-    s.trim_end()
-}
-
-/// `key: rest` (a colon followed by a space or the end, outside quotes).
-fn split_key(s: &str) -> Option<(&str, &str)> {
-    let mut quote: Option<char> = None;
-    for (i, c) in s.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == ':' => {
-                let next = s[i + 1..].chars().next();
-                if next.is_none_or(char::is_whitespace) {
-                    return Some((s[..i].trim(), &s[i + 1..]));
-                }
+fn from_yaml(y: yaml_rust2::Yaml) -> Result<Yaml, String> {
+    use yaml_rust2::Yaml as Y;
+    Ok(match y {
+        Y::String(s) | Y::Real(s) => Yaml::Str(s),
+        Y::Integer(i) => Yaml::Str(i.to_string()),
+        Y::Boolean(b) => Yaml::Str(b.to_string()),
+        Y::Null => Yaml::Str(String::new()),
+        Y::Array(items) => Yaml::List(items.into_iter().map(from_yaml).collect::<Result<_, _>>()?),
+        Y::Hash(map) => {
+            let mut out = Vec::with_capacity(map.len());
+            for (k, v) in map {
+                let Yaml::Str(key) = from_yaml(k)? else {
+                    return Err("a mapping key that is not a scalar".into());
+                };
+                out.push((key, from_yaml(v)?));
             }
-            None => {}
+            Yaml::Map(out)
         }
-    }
-    None
-}
-
-fn unquote(s: &str) -> String {
-    let s = s.trim();
-    if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
-        return s[1..s.len() - 1].replace("''", "'");
-    }
-    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
-        let mut out = String::new();
-        let mut chars = s[1..s.len() - 1].chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('r') => out.push('\r'),
-                Some('t') => out.push('\t'),
-                Some(other) => out.push(other),
-                None => out.push('\\'),
-            }
-        }
-        return out;
-    }
-    s.to_string()
-}
-
-/// Items of a one-line flow list's inside, split on commas outside quotes.
-fn flow_items(inner: &str) -> Vec<Yaml> {
-    let mut items = Vec::new();
-    let mut quote: Option<char> = None;
-    let mut start = 0;
-    for (i, c) in inner.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == ',' => {
-                items.push(Yaml::Str(unquote(&inner[start..i])));
-                start = i + 1;
-            }
-            None => {}
-        }
-    }
-    if !inner[start..].trim().is_empty() {
-        items.push(Yaml::Str(unquote(&inner[start..])));
-    }
-    items
-}
-
-impl<'a> YamlParser<'a> {
-    /// The next line with content: (indent, trimmed content).
-    fn peek(&mut self) -> Option<(usize, &'a str)> {
-        while let Some(line) = self.lines.get(self.pos) {
-            let t = line.trim();
-            if t.is_empty() || t.starts_with('#') {
-                self.pos += 1;
-            } else {
-                return Some((indent_of(line), t));
-            }
-        }
-        None
-    }
-
-    fn block(&mut self, min_indent: usize) -> Result<Yaml, String> {
-        match self.peek() {
-            Some((ind, c)) if ind >= min_indent => {
-                if is_item(c) {
-                    self.list(ind)
-                } else {
-                    self.map(ind)
-                }
-            }
-            _ => Ok(Yaml::Str(String::new())),
-        }
-    }
-
-    fn map(&mut self, ind: usize) -> Result<Yaml, String> {
-        let mut out = Vec::new();
-        while let Some((i, c)) = self.peek() {
-            if i < ind || (i == ind && is_item(c)) {
-                break;
-            }
-            let line_no = self.pos + 1;
-            if i > ind {
-                return Err(format!("line {line_no}: unexpected indentation"));
-            }
-            let (key, rest) = split_key(strip_comment(c))
-                .ok_or_else(|| format!("line {line_no}: expected `key: value`"))?;
-            self.pos += 1;
-            let value = self.value(rest, ind, line_no)?;
-            out.push((unquote(key), value));
-        }
-        Ok(Yaml::Map(out))
-    }
-
-    fn list(&mut self, ind: usize) -> Result<Yaml, String> {
-        let mut out = Vec::new();
-        while let Some((i, c)) = self.peek() {
-            if i != ind || !is_item(c) {
-                if i > ind {
-                    return Err(format!("line {}: unexpected indentation", self.pos + 1));
-                }
-                break;
-            }
-            let line_no = self.pos + 1;
-            let item = c[1..].trim_start();
-            let item_col = ind + (c.len() - item.len());
-            let item = strip_comment(item);
-            self.pos += 1;
-            let quoted = item.starts_with(['"', '\'', '[']);
-            match split_key(item) {
-                Some((key, rest)) if !quoted => {
-                    // `- key: value`: a map whose keys line up at item_col.
-                    let first = (unquote(key), self.value(rest, item_col, line_no)?);
-                    let mut pairs = vec![first];
-                    if let Yaml::Map(more) = self.map(item_col)? {
-                        pairs.extend(more);
-                    }
-                    out.push(Yaml::Map(pairs));
-                }
-                _ => out.push(self.value(item, ind, line_no)?),
-            }
-        }
-        Ok(Yaml::List(out))
-    }
-
-    /// The value after `key:` or `- ` on a line indented `ind`.
-    fn value(&mut self, rest: &str, ind: usize, line_no: usize) -> Result<Yaml, String> {
-        let rest = strip_comment(rest).trim();
-        if rest.is_empty() {
-            return match self.peek() {
-                Some((i, _)) if i > ind => self.block(i),
-                Some((i, c)) if i == ind && is_item(c) => self.list(i),
-                _ => Ok(Yaml::Str(String::new())),
-            };
-        }
-        if rest.starts_with('|') || rest.starts_with('>') {
-            let folded = rest.starts_with('>');
-            let mut body: Vec<&str> = Vec::new();
-            while let Some(line) = self.lines.get(self.pos) {
-                if !line.trim().is_empty() && indent_of(line) <= ind {
-                    break;
-                }
-                body.push(line);
-                self.pos += 1;
-            }
-            while body.last().is_some_and(|l| l.trim().is_empty()) {
-                body.pop();
-            }
-            let common = body
-                .iter()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| indent_of(l))
-                .min()
-                .unwrap_or(0);
-            let lines: Vec<&str> = body
-                .iter()
-                .map(|l| l.get(common..).unwrap_or("").trim_end())
-                .collect();
-            let text = if folded {
-                lines.join(" ")
-            } else {
-                lines.join("\n")
-            };
-            return Ok(Yaml::Str(text));
-        }
-        if let Some(inner) = rest.strip_prefix('[') {
-            let inner = inner
-                .strip_suffix(']')
-                .ok_or_else(|| format!("line {line_no}: a flow list must end on its line"))?;
-            return Ok(Yaml::List(flow_items(inner)));
-        }
-        if rest.starts_with(['{', '&', '*', '!']) {
-            return Err(format!(
-                "line {line_no}: flow maps, anchors, aliases and tags are not supported by this check"
-            ));
-        }
-        Ok(Yaml::Str(unquote(rest)))
-    }
+        Y::Alias(_) | Y::BadValue => return Err("an alias to an unknown anchor".into()),
+    })
 }
 
 /// The service built from the Dockerfile.
@@ -2401,7 +2190,7 @@ fn dockerignore_matching_follows_docker_rules() {
 }
 
 #[test]
-fn yaml_subset_parses_what_compose_files_use() {
+fn yaml_parses_what_compose_files_use() {
     let doc = parse_yaml(
         "a:\n  b: \"x # not a comment\" # comment\n  l:\n    - one\n    - 'two'\n  f: [\"p\", q]\n  m:\n  - k: v\n    k2: v2\n  s: >-\n    folded\n    text\n",
     )
@@ -2421,5 +2210,18 @@ fn yaml_subset_parses_what_compose_files_use() {
     };
     assert_eq!(m[0].get("k2").and_then(Yaml::as_str), Some("v2"));
     assert_eq!(a.get("s").and_then(Yaml::as_str), Some("folded text"));
-    assert!(parse_yaml("a: {b: c}\n").is_err());
+    // Beyond the subset the hand-written parser knew: flow maps, anchors
+    // and merge-free aliases, numbers as their text.
+    let doc = parse_yaml("x: &p {b: c, n: 8080}\ny: *p\n").expect("flow map and alias");
+    assert_eq!(
+        doc.get("y").and_then(|y| y.get("n")).and_then(Yaml::as_str),
+        Some("8080")
+    );
+    assert_eq!(
+        doc.get("x").and_then(|x| x.get("b")).and_then(Yaml::as_str),
+        Some("c")
+    );
+    // Not YAML: an error, not a guess.
+    assert!(parse_yaml("a: [b\n").is_err());
+    assert!(parse_yaml("a: b\n  c: d\n").is_err());
 }

@@ -423,6 +423,8 @@ async fn matrix(url: &str) {
             path: "/api/providers".into(),
             target: Some(format!("p{i}")),
             status: 201,
+            // The store names its own instance; a caller's value is ignored.
+            instance: Some("not-me".into()),
         })
         .collect();
     store.insert_audit(audit).await.unwrap();
@@ -435,6 +437,14 @@ async fn matrix(url: &str) {
         .unwrap();
     assert_eq!(first.items.len(), 10);
     assert_eq!(first.items[0].target.as_deref(), Some("p24"));
+    assert!(
+        first
+            .items
+            .iter()
+            .all(|r| r.instance.as_deref() == Some("node-a:8000")),
+        "audit rows name their instance like request-log rows: {:?}",
+        first.items[0]
+    );
     let writes = store
         .query_audit(AuditQuery {
             action: Some("write".into()),
@@ -479,6 +489,22 @@ async fn matrix(url: &str) {
         "log ids (page cursors) continue after the table was emptied"
     );
     assert_eq!(page.items[0].instance.as_deref(), Some("node-b:8000"));
+    store
+        .insert_audit(vec![AuditRow {
+            ts_ms: 5_000,
+            action: "write".into(),
+            who: "0123abcd".into(),
+            listener: "admin".into(),
+            method: "DELETE".into(),
+            path: "/api/providers/1".into(),
+            status: 204,
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+    let audit = store.query_audit(AuditQuery::default()).await.unwrap();
+    assert_eq!(audit.items[0].instance.as_deref(), Some("node-b:8000"));
+    assert_eq!(audit.items[1].instance.as_deref(), Some("node-a:8000"));
     assert_eq!(
         store.migrate().await.unwrap(),
         store.schema_version().await.unwrap()
@@ -521,7 +547,7 @@ async fn concurrent_first_start(url: &str) {
     let stores = futures_util::future::join_all(opens).await;
     for s in &stores {
         let s = s.as_ref().expect("every instance opens");
-        assert_eq!(s.schema_version().await.unwrap(), 1);
+        assert_eq!(s.schema_version().await.unwrap(), 2);
     }
     let first = stores[0].as_ref().unwrap();
     assert_eq!(first.config_version().await.unwrap(), 0, "one version row");

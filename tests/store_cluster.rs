@@ -179,6 +179,28 @@ async fn two_instances(kind: &str, url: &str, redis: Option<&str>) {
         .collect();
     assert_eq!(ids.len(), 51, "51 distinct ids");
 
+    // The audit trail is shared too, and each row names the instance that
+    // took the write: A's first create + 25, B's 25.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, audit) = call(&b, "GET", "/api/audit?action=write&limit=1000", None).await;
+        assert_eq!(status, 200, "{audit}");
+        let rows = audit["data"].as_array().cloned().unwrap_or_default();
+        let named = |name: &str| rows.iter().filter(|r| r["instance"] == name).count();
+        if (named("gw-a"), named("gw-b")) == (26, 25) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit rows per instance: a {}, b {}, of {}: {:?}",
+            named("gw-a"),
+            named("gw-b"),
+            rows.len(),
+            rows.first()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Request logs and stats are cluster-wide.
     for _ in 0..3 {
         assert_eq!(a.chat(&hello()).await.status(), 200);
@@ -410,7 +432,7 @@ async fn start_with_a_wrong_password_or_no_server_stops_and_says_why() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("schema version 1"), "{stdout}");
+    assert!(stdout.contains("schema version 2"), "{stdout}");
     assert!(
         stdout.contains("llm:…@") && !stdout.contains(PASSWORD),
         "{stdout}"

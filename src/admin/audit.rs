@@ -198,6 +198,8 @@ impl Audit {
             path: bound(e.path, MAX_PATH),
             target: e.target.map(|t| bound(t, MAX_TARGET)),
             status: e.status,
+            // The store names its instance on insert.
+            instance: None,
         };
         if tx.try_send(row).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);

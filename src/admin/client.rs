@@ -4,7 +4,6 @@
 //! gateway. Both go through the same handlers, so the answers are the same.
 
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An admin call's answer: status and body.
 pub struct Answer {
@@ -12,8 +11,14 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// One call to a running gateway's admin API. Plain HTTP/1.0 (the admin
-/// listener is loopback by default); for TLS, run it on the host itself.
+/// The largest admin answer read (an export of a big configuration is a
+/// few MiB; the in-process path below has the same bound).
+const MAX_ANSWER: usize = 256 * 1024 * 1024;
+
+/// One call to a running gateway's admin API over `http://` or `https://`
+/// (reqwest with rustls and the system's trust store). Errors never carry
+/// the token (it travels in a header marked sensitive) or a password in
+/// the URL.
 pub async fn remote(
     base: &str,
     token: Option<&str>,
@@ -22,95 +27,66 @@ pub async fn remote(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Answer, String> {
-    let rest = base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base}: only http:// admin URLs are supported"))?;
-    let (authority, prefix) = match rest.split_once('/') {
-        Some((a, p)) => (a, format!("/{}", p.trim_end_matches('/'))),
-        None => (rest, String::new()),
-    };
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let mut stream = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::net::TcpStream::connect(&addr),
-    )
-    .await
-    .map_err(|_| format!("connecting to {addr} timed out"))?
-    .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let mut head = format!(
-        "{method} {prefix}{path_and_query} HTTP/1.0\r\nHost: {authority}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let shown = crate::control::redis::redacted(base);
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(format!(
+            "{shown}: the admin URL must start with http:// or https://"
+        ));
+    }
+    let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    // Straight to the admin listener, as before: no HTTP(S)_PROXY from the
+    // environment, which would see the admin token (over http://) and
+    // usually cannot reach a loopback listener anyway.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {}", cause(&e)))?;
+    let mut req = client.request(method, &url).body(body.to_vec());
     if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        req = req.bearer_auth(t);
     }
     if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+        req = req.header(reqwest::header::CONTENT_TYPE, ct);
     }
-    head.push_str("\r\n");
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.write_all(body).await.map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        stream.read_to_end(&mut raw),
-    )
-    .await
-    .map_err(|_| "the admin API did not answer within 60 s".to_string())?
-    .map_err(|e| e.to_string())?;
-    parse_response(&raw)
-}
-
-/// Status and body of an HTTP/1.x answer read to the end of the connection.
-fn parse_response(raw: &[u8]) -> Result<Answer, String> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("the admin API sent no complete HTTP header")?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {:?}", head.lines().next()))?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = &raw[end + 4..];
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Ok(Answer { status, body })
-}
-
-fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunked body")?;
-        let size_text = String::from_utf8_lossy(&b[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Ok(out);
+    let mut resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("{shown}: the admin API did not answer within 60 s")
+        } else {
+            format!("cannot reach {shown}: {}", cause(&e))
         }
-        let chunk = b.get(..size).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        b = b.get(size + 2..).ok_or("truncated chunk")?;
+    })?;
+    let status = resp.status().as_u16();
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("{shown}: reading the answer: {}", cause(&e)))?
+    {
+        if out.len() + chunk.len() > MAX_ANSWER {
+            return Err(format!("{shown}: the answer is larger than 256 MiB"));
+        }
+        out.extend_from_slice(&chunk);
     }
+    Ok(Answer { status, body: out })
+}
+
+/// The error and its causes without the URL reqwest puts in front (it may
+/// hold a password).
+fn cause(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.dedup();
+    parts.join(": ")
 }
 
 /// The same call answered in this process by the admin routes (no token:
@@ -142,21 +118,4 @@ pub async fn local(
         status,
         body: body.to_vec(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_plain_and_chunked_answers() {
-        let a = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi").expect("plain");
-        assert_eq!((a.status, a.body.as_slice()), (200, &b"hi"[..]));
-        let a = parse_response(
-            b"HTTP/1.1 422 Unprocessable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-        )
-        .expect("chunked");
-        assert_eq!((a.status, a.body.as_slice()), (422, &b"abcde"[..]));
-        assert!(parse_response(b"garbage").is_err());
-    }
 }

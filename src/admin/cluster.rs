@@ -7,8 +7,9 @@
 //! requests, errors, tokens and the mean latency; percentiles stay
 //! per instance (they need the individual rows).
 
+use crate::control::redis::SharedRedis;
 use crate::store::{RequestLog, UsageQuery, UsageRow};
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,12 +19,14 @@ const INSTANCES: &str = "llm-orchestrator:usage-instances";
 const MINUTE_MS: i64 = 60_000;
 /// Counters are kept this long (and a query window is capped to it).
 const KEEP_MS: i64 = 8 * 86_400_000;
+/// How long `/api/stats?scope=cluster` waits for Redis.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Field separator: a control character no provider or model name holds.
 const SEP: char = '\u{1f}';
 
 pub struct ClusterUsage {
-    client: redis::Client,
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The process's shared connection (`control/redis.rs`).
+    redis: Arc<SharedRedis>,
     instance: String,
     /// Log a Redis failure once per outage, not once per batch.
     failing: AtomicBool,
@@ -43,34 +46,21 @@ struct Sums {
 }
 
 impl ClusterUsage {
-    pub fn new(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad REDIS_URL: {e}"))?;
-        Ok(ClusterUsage {
-            client,
-            conn: tokio::sync::Mutex::new(None),
+    pub fn new(redis: Arc<SharedRedis>) -> Self {
+        ClusterUsage {
+            redis,
             instance: format!("{:016x}", rand::random::<u64>()),
             failing: AtomicBool::new(false),
             retry_after_ms: AtomicU64::new(0),
-        })
-    }
-
-    async fn conn(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
         }
-        let c = tokio::time::timeout(
-            std::time::Duration::from_secs(3),
-            self.client.get_multiplexed_async_connection(),
-        )
-        .await
-        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
-        *slot = Some(c.clone());
-        Ok(c)
     }
 
-    async fn forget(&self) {
-        *self.conn.lock().await = None;
+    /// The shared connection, or an error before it is built (just after
+    /// start): nothing here waits for it.
+    fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        self.redis.manager_now().ok_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::Io, "redis connection not set up yet"))
+        })
     }
 
     fn outcome<T>(&self, r: &redis::RedisResult<T>, what: &str) {
@@ -139,12 +129,11 @@ impl ClusterUsage {
             .ignore();
         let me = self.clone();
         tokio::spawn(async move {
-            let result: redis::RedisResult<()> = match me.conn().await {
+            let result: redis::RedisResult<()> = match me.conn() {
                 Ok(mut c) => pipe.query_async(&mut c).await,
                 Err(e) => Err(e),
             };
             if result.is_err() {
-                me.forget().await;
                 me.retry_after_ms
                     .store(crate::health::wall_ms() + 5_000, Ordering::Relaxed);
             }
@@ -177,13 +166,19 @@ impl ClusterUsage {
             pipe.hgetall(format!("{PREFIX}{m}"));
         }
         pipe.hgetall(INSTANCES);
-        let result: redis::RedisResult<Vec<HashMap<String, i64>>> = match self.conn().await {
-            Ok(mut c) => pipe.query_async(&mut c).await,
+        // An admin request waits here: bounded, so a Redis outage answers
+        // an error quickly instead of waiting out the reconnect backoff.
+        let result: redis::RedisResult<Vec<HashMap<String, i64>>> = match self.conn() {
+            Ok(mut c) => tokio::time::timeout(QUERY_TIMEOUT, pipe.query_async(&mut c))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "no answer within 3 s",
+                    )))
+                }),
             Err(e) => Err(e),
         };
-        if result.is_err() {
-            self.forget().await;
-        }
         self.outcome(&result, "read");
         let mut maps = result.map_err(|e| format!("Redis: {e}"))?;
         let seen = maps.pop().unwrap_or_default();

@@ -11,6 +11,7 @@ pub mod api;
 pub mod handle;
 pub mod live;
 pub mod poll;
+pub mod redis;
 pub mod sync;
 
 use crate::config::{self, ConfigError, ConfigErrors, FileConfig, ProcessSettings, Snapshot};

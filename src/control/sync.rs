@@ -24,18 +24,20 @@
 //!
 //! Redis unreachable: instances keep serving their last good snapshot,
 //! admin writes still commit locally and are marked unpublished; when Redis
-//! returns, unpublished local changes are published (they are the newest),
-//! otherwise the instance catches up with the shared document. The outage
-//! is logged once. Note that the shared document carries the API keys:
+//! returns (the shared connection in [`super::redis`] reconnects and
+//! subscribes again), unpublished local changes are published (they are
+//! the newest), otherwise the instance catches up with the shared
+//! document. The outage is logged once, by the shared connection. Note that the shared document carries the API keys:
 //! protect Redis (AUTH, `rediss://`, private network) like the database.
 
 use super::api::ApiConfig;
 use super::handle::SyncHandle;
+use super::redis::{Push, SharedRedis};
 use super::ControlPlane;
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,7 +99,7 @@ impl SharedConfig {
 }
 
 pub struct ConfigSync {
-    url: String,
+    redis: Arc<SharedRedis>,
     control: Arc<ControlPlane>,
     handle: Arc<SyncHandle>,
     instance: String,
@@ -109,9 +111,13 @@ fn encode_error(e: serde_json::Error) -> redis::RedisError {
 }
 
 impl ConfigSync {
-    pub fn new(url: &str, control: Arc<ControlPlane>, handle: Arc<SyncHandle>) -> Self {
+    pub fn new(
+        redis: Arc<SharedRedis>,
+        control: Arc<ControlPlane>,
+        handle: Arc<SyncHandle>,
+    ) -> Self {
         ConfigSync {
-            url: url.to_string(),
+            redis,
             control,
             handle,
             instance: format!("{:016x}", rand::random::<u64>()),
@@ -122,7 +128,7 @@ impl ConfigSync {
     /// Our current API config as a shared document with a fresh id.
     async fn document(
         &self,
-        conn: &mut redis::aio::MultiplexedConnection,
+        conn: &mut ConnectionManager,
     ) -> redis::RedisResult<(SharedConfig, String, String)> {
         let api = self.control.api_config();
         let version: u64 = redis::cmd("INCR").arg(COUNTER).query_async(conn).await?;
@@ -145,10 +151,7 @@ impl ConfigSync {
         Ok((doc, payload, notice))
     }
 
-    async fn publish(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-    ) -> redis::RedisResult<()> {
+    async fn publish(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
         // Clear first: a write landing while we publish sets it again.
         self.handle.dirty.store(false, Ordering::SeqCst);
         let result = async {
@@ -190,10 +193,7 @@ impl ConfigSync {
 
     /// Redis lost the shared document (restarted without its data): put
     /// ours back, unless someone published meanwhile.
-    async fn restore(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-    ) -> redis::RedisResult<()> {
+    async fn restore(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
         let (doc, payload, notice) = self.document(conn).await?;
         let done: i64 = redis::cmd("EVAL")
             .arg(RESTORE)
@@ -216,10 +216,7 @@ impl ConfigSync {
     }
 
     /// Adopt the shared config when it is not the one we last applied.
-    async fn catch_up(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-    ) -> redis::RedisResult<()> {
+    async fn catch_up(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
         let payload: Option<String> = redis::cmd("GET").arg(DOC).query_async(conn).await?;
         let Some(payload) = payload else {
             if self.handle.applied().is_some() {
@@ -297,81 +294,71 @@ impl ConfigSync {
         Ok(())
     }
 
-    async fn run(&self, client: &redis::Client) -> redis::RedisResult<()> {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(CHANNEL).await?;
+    /// Publish a pending local change, else adopt the shared document:
+    /// what an instance does when it (re)connects.
+    async fn sync_now(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
         if self.handle.dirty.load(Ordering::SeqCst) {
-            self.publish(&mut conn).await?;
+            self.publish(conn).await
         } else {
-            self.catch_up(&mut conn).await?;
+            self.catch_up(conn).await
         }
-        tracing::debug!("configuration sync connected to redis");
-        let mut messages = pubsub.on_message();
-        let mut poll = tokio::time::interval(POLL);
-        loop {
-            tokio::select! {
-                msg = messages.next() => {
-                    if msg.is_none() {
-                        return Err(redis::RedisError::from((redis::ErrorKind::Io, "subscription closed")));
-                    }
-                    self.catch_up(&mut conn).await?;
-                }
-                _ = self.handle.changed.notified() => {
-                    if self.handle.dirty.load(Ordering::SeqCst) {
-                        self.publish(&mut conn).await?;
-                    }
-                }
-                _ = poll.tick() => {
-                    if self.handle.dirty.load(Ordering::SeqCst) {
-                        self.publish(&mut conn).await?;
-                    }
-                    let head: Option<String> = redis::cmd("GET").arg(HEAD).query_async(&mut conn).await?;
-                    let applied = self.handle.applied();
-                    // A missing head with a known document: Redis lost it
-                    // (or an older instance wrote the document without one).
-                    if head != applied && (head.is_some() || applied.is_some()) {
-                        self.catch_up(&mut conn).await?;
-                    }
-                }
-            }
+    }
+
+    /// The backstop poll: publish what is pending, and catch up when the
+    /// head moved without a message reaching us.
+    async fn poll(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+        if self.handle.dirty.load(Ordering::SeqCst) {
+            self.publish(conn).await?;
         }
+        let head: Option<String> = redis::cmd("GET").arg(HEAD).query_async(conn).await?;
+        let applied = self.handle.applied();
+        // A missing head with a known document: Redis lost it (or an older
+        // instance wrote the document without one).
+        if head != applied && (head.is_some() || applied.is_some()) {
+            self.catch_up(conn).await?;
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl BackgroundService for ConfigSync {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let client = match redis::Client::open(self.url.as_str()) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "invalid REDIS_URL; configuration is not shared");
-                return;
-            }
+        // Reconnects and the outage log are the shared connection's
+        // (`super::redis`); a failed step here is retried by the next
+        // message or poll.
+        let mut pushes = self.redis.subscribe(CHANNEL);
+        let mut conn = tokio::select! {
+            c = self.redis.manager() => c,
+            _ = shutdown.changed() => return,
         };
-        let mut down = false;
-        let mut attempt = 0u32;
+        let mut poll = tokio::time::interval(POLL);
+        let mut failing = false;
         loop {
             let result = tokio::select! {
-                r = self.run(&client) => r,
+                push = pushes.recv() => match push {
+                    Some(Push::Subscribed) => self.sync_now(&mut conn).await,
+                    Some(Push::Message(_)) => self.catch_up(&mut conn).await,
+                    None => return,
+                },
+                _ = self.handle.changed.notified() => {
+                    if self.handle.dirty.load(Ordering::SeqCst) {
+                        self.publish(&mut conn).await
+                    } else {
+                        Ok(())
+                    }
+                }
+                _ = poll.tick() => self.poll(&mut conn).await,
                 _ = shutdown.changed() => return,
             };
-            if let Err(e) = result {
-                if !down {
-                    tracing::warn!(error = %e, "redis unreachable (config sync); serving the last good configuration, retrying with backoff");
-                    down = true;
+            match result {
+                Ok(()) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        tracing::debug!(error = %e, "config sync step failed; serving the last good configuration");
+                        failing = true;
+                    }
                 }
-            }
-            let wait = Duration::from_millis((250u64 << attempt.min(7)).min(30_000));
-            attempt += 1;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
-            }
-            if down && client.get_multiplexed_async_connection().await.is_ok() {
-                tracing::info!("redis reachable again (config sync)");
-                down = false;
-                attempt = 0;
             }
         }
     }

@@ -7,17 +7,18 @@
 //! of the latest state, so an instance that starts or reconnects catches
 //! up). Another background task subscribes and applies peers' reports to
 //! the local state machines without re-publishing them. Redis unreachable:
-//! events are dropped, both tasks retry with backoff and say so once in the
-//! log; every instance keeps working on its own findings.
+//! events are dropped, the shared connection (`control/redis.rs`)
+//! reconnects with backoff and says so once in the log; every instance
+//! keeps working on its own findings.
 
 use super::event::{Change, SharedEvent};
 use super::provider::HealthState;
 use super::{CooldownReason, HealthRegistry};
-use futures_util::StreamExt;
+use crate::control::redis::{Push, SharedRedis};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use redis::aio::ConnectionManager;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 const CHANNEL: &str = "llm-orchestrator:health";
@@ -70,110 +71,47 @@ pub fn apply(registry: &HealthRegistry, ev: &SharedEvent, instance: &str) {
     }
 }
 
-/// The background service that publishes and subscribes.
+/// The background service that publishes and subscribes, on the process's
+/// shared Redis connection (`control/redis.rs`: reconnects and outage
+/// logging are there).
 pub struct RedisSync {
-    url: String,
+    redis: Arc<SharedRedis>,
     registry: Arc<HealthRegistry>,
     instance: String,
 }
 
 impl RedisSync {
-    pub fn new(url: &str, registry: Arc<HealthRegistry>) -> Self {
+    pub fn new(redis: Arc<SharedRedis>, registry: Arc<HealthRegistry>) -> Self {
         let instance = format!("{:016x}", rand::random::<u64>());
         RedisSync {
-            url: url.to_string(),
+            redis,
             registry,
             instance,
         }
     }
 }
 
-/// Log a Redis outage once, and its end once.
-struct Outage {
-    what: &'static str,
-    down: bool,
-}
-
-impl Outage {
-    fn failed(&mut self, url: &str, e: &dyn std::fmt::Display) {
-        if !self.down {
-            tracing::warn!(redis = %redacted(url), error = %e, "redis unreachable ({}); health is not shared until it returns, retrying with backoff", self.what);
-            self.down = true;
-        }
-    }
-    fn ok(&mut self) {
-        if self.down {
-            tracing::info!("redis reachable again ({})", self.what);
-            self.down = false;
-        }
-    }
-}
-
-/// The URL without a password, for logs.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
-    }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((250u64 << attempt.min(7)).min(30_000))
-}
-
 #[async_trait::async_trait]
 impl BackgroundService for RedisSync {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let client = match redis::Client::open(self.url.as_str()) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(redis = %redacted(&self.url), error = %e, "invalid REDIS_URL; health is not shared");
-                return;
-            }
-        };
         let (tx, rx) = mpsc::channel(QUEUE);
         let _ = self.registry.sink().tx.set(tx);
+        let pushes = self.redis.subscribe(CHANNEL);
+        let conn = self.redis.manager().await;
         tokio::select! {
-            _ = publish(client.clone(), rx, &self.instance, &self.url) => {}
-            _ = subscribe(client, &self.registry, &self.instance, &self.url) => {}
+            _ = publish(conn.clone(), rx, &self.instance) => {}
+            _ = subscribe(conn, pushes, &self.registry, &self.instance) => {}
             _ = shutdown.changed() => {}
         }
     }
 }
 
-async fn publish(
-    client: redis::Client,
-    mut rx: mpsc::Receiver<SharedEvent>,
-    instance: &str,
-    url: &str,
-) {
-    let mut outage = Outage {
-        what: "publishing",
-        down: false,
-    };
-    let mut attempt = 0;
-    let mut conn = None;
+async fn publish(mut conn: ConnectionManager, mut rx: mpsc::Receiver<SharedEvent>, instance: &str) {
     while let Some(mut ev) = rx.recv().await {
         ev.instance = instance.to_string();
         let Ok(payload) = serde_json::to_string(&ev) else {
             continue;
         };
-        if conn.is_none() {
-            match client.get_multiplexed_async_connection().await {
-                Ok(c) => {
-                    conn = Some(c);
-                    attempt = 0;
-                }
-                Err(e) => {
-                    outage.failed(url, &e);
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                    // This event is lost; newer ones carry the latest state.
-                    continue;
-                }
-            }
-        }
-        let Some(c) = conn.as_mut() else { continue };
         let sent: redis::RedisResult<()> = redis::pipe()
             .cmd("HSET")
             .arg(STATE_HASH)
@@ -184,68 +122,53 @@ async fn publish(
             .arg(CHANNEL)
             .arg(&payload)
             .ignore()
-            .query_async(c)
+            .query_async(&mut conn)
             .await;
-        match sent {
-            Ok(()) => outage.ok(),
-            Err(e) => {
-                outage.failed(url, &e);
-                conn = None;
-            }
+        if let Err(e) = sent {
+            // Lost; newer events carry the latest state. The outage itself
+            // is logged once by the shared connection.
+            tracing::debug!(error = %e, "health event not published");
         }
     }
 }
 
-async fn subscribe(client: redis::Client, registry: &HealthRegistry, instance: &str, url: &str) {
-    let mut outage = Outage {
-        what: "subscribing",
-        down: false,
-    };
-    let mut attempt = 0;
-    loop {
-        let result: redis::RedisResult<()> = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
-            // Catch up with what peers found while we were away.
-            let mut conn = client.get_multiplexed_async_connection().await?;
-            let all: Vec<(String, String)> = redis::cmd("HGETALL")
-                .arg(STATE_HASH)
-                .query_async(&mut conn)
-                .await?;
-            for (_, payload) in all {
-                if let Ok(ev) = serde_json::from_str::<SharedEvent>(&payload) {
-                    apply(registry, &ev, instance);
+async fn subscribe(
+    mut conn: ConnectionManager,
+    mut pushes: mpsc::Receiver<Push>,
+    registry: &HealthRegistry,
+    instance: &str,
+) {
+    while let Some(push) = pushes.recv().await {
+        match push {
+            // (Re)subscribed: catch up with what peers found meanwhile.
+            Push::Subscribed => {
+                let all: redis::RedisResult<Vec<(String, String)>> = redis::cmd("HGETALL")
+                    .arg(STATE_HASH)
+                    .query_async(&mut conn)
+                    .await;
+                match all {
+                    Ok(all) => {
+                        for (_, payload) in all {
+                            if let Ok(ev) = serde_json::from_str::<SharedEvent>(&payload) {
+                                apply(registry, &ev, instance);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "health catch-up failed"),
                 }
             }
-            outage.ok();
-            attempt = 0;
-            let mut messages = pubsub.on_message();
-            while let Some(msg) = messages.next().await {
-                let Ok(payload) = msg.get_payload::<String>() else {
-                    continue;
-                };
-                match serde_json::from_str::<SharedEvent>(&payload) {
-                    Ok(ev) => apply(registry, &ev, instance),
-                    Err(e) => tracing::debug!(error = %e, "ignoring a malformed health message"),
-                }
-            }
-            Err(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "subscription closed",
-            )))
+            Push::Message(payload) => match serde_json::from_str::<SharedEvent>(&payload) {
+                Ok(ev) => apply(registry, &ev, instance),
+                Err(e) => tracing::debug!(error = %e, "ignoring a malformed health message"),
+            },
         }
-        .await;
-        if let Err(e) = result {
-            outage.failed(url, &e);
-        }
-        tokio::time::sleep(backoff(attempt)).await;
-        attempt += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn peer_reports_apply_and_own_reports_are_ignored() {
@@ -279,18 +202,6 @@ mod tests {
         assert_eq!(
             k.reason(super::super::now_ms()),
             CooldownReason::RateLimited
-        );
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redacted("redis://:hunter2@cache:6379/0"),
-            "redis://…@cache:6379/0"
-        );
-        assert_eq!(
-            redacted("redis://localhost:6379/0"),
-            "redis://localhost:6379/0"
         );
     }
 }

@@ -246,6 +246,11 @@ pub struct AuditRow {
     pub target: Option<String>,
     /// HTTP status of the answer.
     pub status: u16,
+    /// The writing instance's name, like request-log rows: set by the store
+    /// on insert (what the caller puts here is ignored); `None` for rows
+    /// written before the column existed.
+    #[serde(default)]
+    pub instance: Option<String>,
 }
 
 /// Filters for [`Store::query_audit`].

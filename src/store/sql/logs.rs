@@ -398,12 +398,13 @@ impl SqlStore {
         if rows.is_empty() {
             return Ok(());
         }
+        let instance = text(&self.instance, SHORT);
         self.bounded(async {
             on_pool!(self, p, _d => {
                 let mut tx = p.begin().await.map_err(db_error)?;
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(
-                        "INSERT INTO audit (ts_ms, action, who, peer, listener, method, path, target, status) ",
+                        "INSERT INTO audit (ts_ms, action, who, peer, listener, method, path, target, status, instance) ",
                     );
                     qb.push_values(chunk, |mut b, r| {
                         b.push_bind(r.ts_ms)
@@ -414,7 +415,8 @@ impl SqlStore {
                             .push_bind(text(&r.method, SHORT))
                             .push_bind(text(&r.path, LONG))
                             .push_bind(opt_text(&r.target, LONG))
-                            .push_bind(i64::from(r.status));
+                            .push_bind(i64::from(r.status))
+                            .push_bind(instance.clone());
                     });
                     qb.build().execute(&mut *tx).await.map_err(db_error)?;
                 }
@@ -429,7 +431,7 @@ impl SqlStore {
         self.bounded(async {
             let mut items: Vec<AuditRow> = on_pool!(self, p, d => {
                 let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(format!(
-                    "SELECT id, ts_ms, {}, {}, {}, {}, {}, {}, {}, status FROM audit",
+                    "SELECT id, ts_ms, {}, {}, {}, {}, {}, {}, {}, status, {} FROM audit",
                     d.text("action"),
                     d.text("who"),
                     d.text("peer"),
@@ -437,6 +439,7 @@ impl SqlStore {
                     d.text("method"),
                     d.text("path"),
                     d.text("target"),
+                    d.text("instance"),
                 ));
                 let mut sep = " WHERE ";
                 if let Some(v) = q.before_id {
@@ -464,6 +467,7 @@ impl SqlStore {
                         path: r.try_get(7)?,
                         target: r.try_get(8)?,
                         status: u16::try_from(r.try_get::<i64, _>(9)?).unwrap_or(0),
+                        instance: r.try_get(10)?,
                     })
                 };
                 rows.iter().map(decode).collect::<Result<Vec<_>, _>>().map_err(db_error)?

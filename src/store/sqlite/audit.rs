@@ -17,7 +17,8 @@ impl SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        self.call(move |c| insert_rows(c, &rows)).await
+        let instance = self.inner.instance.clone();
+        self.call(move |c| insert_rows(c, &rows, &instance)).await
     }
 
     /// One page, newest first.
@@ -50,16 +51,17 @@ impl SqliteStore {
     }
 }
 
-fn insert_rows(c: &mut Connection, rows: &[AuditRow]) -> Result<(), StoreError> {
+fn insert_rows(c: &mut Connection, rows: &[AuditRow], instance: &str) -> Result<(), StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO audit (ts_ms, action, who, peer, listener, method, path, target, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO audit (ts_ms, action, who, peer, listener, method, path, target, status, instance)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for r in rows {
             stmt.execute(params![
-                r.ts_ms, r.action, r.who, r.peer, r.listener, r.method, r.path, r.target, r.status
+                r.ts_ms, r.action, r.who, r.peer, r.listener, r.method, r.path, r.target, r.status,
+                instance
             ])?;
         }
     }
@@ -91,7 +93,7 @@ fn query_page(c: &Connection, q: &AuditQuery) -> Result<AuditPage, StoreError> {
     // One row more than asked tells whether there is a next page.
     args.push(Sql::Integer(i64::from(limit) + 1));
     let sql = format!(
-        "SELECT id, ts_ms, action, who, peer, listener, method, path, target, status
+        "SELECT id, ts_ms, action, who, peer, listener, method, path, target, status, instance
          FROM audit {filter} ORDER BY id DESC LIMIT ?{}",
         args.len()
     );
@@ -109,6 +111,7 @@ fn query_page(c: &Connection, q: &AuditQuery) -> Result<AuditPage, StoreError> {
                 path: r.get(7)?,
                 target: r.get(8)?,
                 status: r.get(9)?,
+                instance: r.get(10)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -140,6 +143,7 @@ mod tests {
             path: "/api/providers".into(),
             target: Some(format!("p{i}")),
             status: 201,
+            instance: None,
         }
     }
 

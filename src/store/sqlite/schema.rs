@@ -231,6 +231,11 @@ CREATE INDEX audit_ts ON audit (ts_ms);
         name: "request log: writing instance",
         sql: "ALTER TABLE request_logs ADD COLUMN instance TEXT;",
     },
+    Migration {
+        version: 5,
+        name: "audit: writing instance",
+        sql: "ALTER TABLE audit ADD COLUMN instance TEXT;",
+    },
 ];
 
 /// The newest schema version this build knows.
