@@ -8,6 +8,7 @@
 //! export explicitly asks for it.
 
 pub mod audit;
+mod bodies;
 pub mod client;
 pub mod cluster;
 mod console;
@@ -17,6 +18,7 @@ mod routes;
 pub mod serve;
 mod transfer;
 
+use crate::config::ProviderSection;
 use crate::control::api::{self, FieldError};
 use crate::control::{ControlPlane, WriteError};
 use crate::store::{AuditQuery, ChangeResult, ConfigChange, LogQuery, UsageQuery};
@@ -28,7 +30,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -153,9 +154,14 @@ impl From<crate::store::StoreError> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {
-            "message": self.message, "type": "admin_error", "code": self.code, "fields": self.fields,
-        }});
+        let body = bodies::ErrorBody {
+            error: bodies::ErrorDetail {
+                message: self.message,
+                kind: "admin_error",
+                code: self.code,
+                fields: self.fields,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -243,6 +249,15 @@ fn json_body(bytes: &Bytes) -> AdminResult<Value> {
 }
 
 /// Prometheus exposition (same bearer token as the rest of the admin API).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "observability",
+    responses(
+        (status = 200, description = "Prometheus metrics (text exposition format 0.0.4)", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+    ),
+    security(("bearer" = [])),
+)]
 async fn metrics(State(s): State<AdminState>) -> Response {
     let state = &s.control.state;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -455,6 +470,15 @@ fn api_only(st: &AdminState, id: &str) -> AdminResult<crate::store::StoredProvid
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/providers",
+    tag = "providers",
+    responses(
+        (status = 200, description = "`{object: list, data: [provider…]}`: file-declared and API-managed providers, keys masked, with health", body = serde_json::Value),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list_providers(State(st): State<AdminState>) -> Json<Value> {
     let (file, _) = st.control.file_config();
     let mut items: Vec<Value> = file
@@ -471,6 +495,19 @@ async fn list_providers(State(st): State<AdminState>) -> Json<Value> {
     Json(json!({"object": "list", "data": items}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/providers/{id}",
+    tag = "providers",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    responses(
+        (status = 200, description = "The provider, keys masked, with `source`, `read_only` and health", body = serde_json::Value),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn get_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -544,6 +581,20 @@ fn name_taken(st: &AdminState, name: &str) -> AdminResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/providers",
+    tag = "providers",
+    request_body(content = ProviderSection, description = "A provider document (every option of a `[[providers]]` table), or the original short form `{\"name\", \"type\", \"config\": {\"base_url\", \"api_key\"}}` whose `config` object holds any of them. Unknown fields are refused."),
+    responses(
+        (status = 201, description = "Created: `{version, provider}`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn create_provider(
     State(st): State<AdminState>,
     body: Bytes,
@@ -572,6 +623,24 @@ async fn create_provider(
     Ok(audited(resp, "write", Some(name)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/providers/{id}",
+    tag = "providers",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    request_body(content = ProviderSection, description = "The whole provider document (as for create; `name` defaults to the current one). Unknown fields are refused."),
+    responses(
+        (status = 200, description = "Replaced: `{version, provider}`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn put_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -588,6 +657,24 @@ async fn put_provider(
     update(&st, existing.id, name, doc).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/providers/{id}",
+    tag = "providers",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    request_body(content = bodies::ProviderPatch, description = "JSON merge patch of the provider document"),
+    responses(
+        (status = 200, description = "Changed: `{version, provider}`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn patch_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -621,6 +708,21 @@ async fn update(st: &AdminState, id: i64, name: String, doc: Value) -> AdminResu
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/providers/{id}",
+    tag = "providers",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    responses(
+        (status = 200, description = "Deleted: `{version, deleted}`", body = serde_json::Value),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn delete_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -635,6 +737,19 @@ async fn delete_provider(
 
 // ---------------------------------------------------------------- keys
 
+#[utoipa::path(
+    get,
+    path = "/api/providers/{id}/keys",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    responses(
+        (status = 200, description = "`{object: list, data: [{id, key (masked), enabled}]}`", body = serde_json::Value),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list_keys(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -643,28 +758,31 @@ async fn list_keys(
     Ok(Json(json!({"object": "list", "data": shown["keys"]})))
 }
 
-#[derive(Deserialize)]
-struct NewKey {
-    api_key: String,
-    #[serde(default = "yes")]
-    enabled: bool,
-}
-fn yes() -> bool {
-    true
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/providers/{id}/keys",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    request_body = bodies::NewKey,
+    responses(
+        (status = 201, description = "Added: `{version, key: {id, key (masked), enabled}}`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn add_key(
     State(st): State<AdminState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> AdminResult<impl IntoResponse> {
     let existing = api_only(&st, &id)?;
-    let new: NewKey = serde_json::from_slice(&body).map_err(|e| {
-        AdminError::invalid(vec![FieldError {
-            field: "api_key".into(),
-            reason: e.to_string(),
-        }])
-    })?;
+    let new: bodies::NewKey = bodies::json_typed(&body)?;
     if crate::config::is_env_reference(&new.api_key) {
         return Err(AdminError::invalid(vec![FieldError {
             field: "api_key".into(),
@@ -688,11 +806,6 @@ async fn add_key(
     ))
 }
 
-#[derive(Deserialize)]
-struct KeyPatch {
-    enabled: bool,
-}
-
 fn with_key(
     existing: &crate::store::StoredProvider,
     key: &str,
@@ -707,18 +820,32 @@ fn with_key(
     Ok((keys, idx))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/providers/{id}/keys/{key}",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+        ("key" = String, Path, description = "The key's id (from the key list; a prefix of its fingerprint, never the key)"),
+    ),
+    request_body = bodies::KeyPatch,
+    responses(
+        (status = 200, description = "Changed: `{version, provider}`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn patch_key(
     State(st): State<AdminState>,
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
 ) -> AdminResult<Json<Value>> {
     let existing = api_only(&st, &id)?;
-    let patch: KeyPatch = serde_json::from_slice(&body).map_err(|e| {
-        AdminError::invalid(vec![FieldError {
-            field: "enabled".into(),
-            reason: e.to_string(),
-        }])
-    })?;
+    let patch: bodies::KeyPatch = bodies::json_typed(&body)?;
     let (mut keys, idx) = with_key(&existing, &key)?;
     keys[idx].1 = patch.enabled;
     let mut doc = existing.doc.clone();
@@ -726,6 +853,23 @@ async fn patch_key(
     update(&st, existing.id, existing.name.clone(), doc).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/providers/{id}/keys/{key}",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+        ("key" = String, Path, description = "The key's id (from the key list; a prefix of its fingerprint, never the key)"),
+    ),
+    responses(
+        (status = 200, description = "Removed: `{version, provider}`", body = serde_json::Value),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn delete_key(
     State(st): State<AdminState>,
     Path((id, key)): Path<(String, String)>,
@@ -742,15 +886,26 @@ async fn delete_key(
 
 /// `{"create": [doc…], "update": [{"id", …doc}], "delete": [id…]}`, all
 /// or nothing; errors name the item (`create[1].weight`).
+#[utoipa::path(
+    post,
+    path = "/api/providers/batch",
+    tag = "providers",
+    request_body = bodies::BatchBody,
+    responses(
+        (status = 200, description = "All applied: `{version, results: [{item, result}]}`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Value>> {
-    let body = json_body(&body)?;
-    let items = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (creates, updates, deletes) = (items("create"), items("update"), items("delete"));
+    let bodies::BatchBody {
+        create: creates,
+        update: updates,
+        delete: deletes,
+    } = bodies::json_typed(&body)?;
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     let mut labels = Vec::new();
@@ -802,8 +957,7 @@ async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Va
     }
     for (i, d) in deletes.iter().enumerate() {
         let at = format!("delete[{i}]");
-        let id = d.as_str().map_or_else(|| d.to_string(), str::to_string);
-        match api_only(&st, &id) {
+        match api_only(&st, &d.as_key()) {
             Ok(existing) => {
                 labels.push(at);
                 changes.push(ConfigChange::DeleteProvider { id: existing.id });
@@ -874,6 +1028,15 @@ fn item_errors(at: &str, e: AdminError) -> Vec<FieldError> {
 
 // ---------------------------------------------------------------- aliases & settings
 
+#[utoipa::path(
+    get,
+    path = "/api/aliases",
+    tag = "aliases",
+    responses(
+        (status = 200, description = "`{object: list, data: [{alias, target, source, read_only}]}`", body = serde_json::Value),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list_aliases(State(st): State<AdminState>) -> Json<Value> {
     let (file, _) = st.control.file_config();
     let mut data: Vec<Value> = file
@@ -887,23 +1050,35 @@ async fn list_aliases(State(st): State<AdminState>) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/aliases/{alias}",
+    tag = "aliases",
+    params(
+        ("alias" = String, Path, description = "The alias (a model name clients send)"),
+    ),
+    request_body = bodies::AliasBody,
+    responses(
+        (status = 200, description = "Set: `{version, alias, target}`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn put_alias(
     State(st): State<AdminState>,
     Path(alias): Path<String>,
     body: Bytes,
 ) -> AdminResult<Json<Value>> {
-    let body = json_body(&body)?;
-    let target = body
-        .get("target")
-        .and_then(Value::as_str)
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| {
-            AdminError::invalid(vec![FieldError {
-                field: "target".into(),
-                reason: "a non-empty model name is required".into(),
-            }])
-        })?
-        .to_string();
+    let bodies::AliasBody { target } = bodies::json_typed(&body)?;
+    if target.trim().is_empty() {
+        return Err(AdminError::invalid(vec![FieldError {
+            field: "target".into(),
+            reason: "a non-empty model name is required".into(),
+        }]));
+    }
     if st.control.file_config().0.aliases.contains_key(&alias) {
         return Err(AdminError::conflict(format!("alias `{alias}` is declared in the configuration file and is read-only through the API")));
     }
@@ -921,6 +1096,21 @@ async fn put_alias(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/aliases/{alias}",
+    tag = "aliases",
+    params(
+        ("alias" = String, Path, description = "The alias (a model name clients send)"),
+    ),
+    responses(
+        (status = 200, description = "Deleted: `{version, deleted}`", body = serde_json::Value),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn delete_alias(
     State(st): State<AdminState>,
     Path(alias): Path<String>,
@@ -950,6 +1140,15 @@ async fn delete_alias(
     Ok(Json(json!({"version": version, "deleted": alias})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/settings",
+    tag = "settings",
+    responses(
+        (status = 200, description = "Each of `overrides`, `routing`, `health`: `{value, source: file|api}`", body = serde_json::Value),
+    ),
+    security(("bearer" = [])),
+)]
 async fn get_settings(State(st): State<AdminState>) -> Json<Value> {
     let (file, _) = st.control.file_config();
     let api = st.control.api_config();
@@ -975,6 +1174,19 @@ async fn get_settings(State(st): State<AdminState>) -> Json<Value> {
 
 /// `{"overrides": {...}, "routing": {...}, "health": {...}}`; a section set
 /// to null goes back to the file's.
+#[utoipa::path(
+    put,
+    path = "/api/settings",
+    tag = "settings",
+    request_body = bodies::SettingsPatch,
+    responses(
+        (status = 200, description = "Set: `{version, settings}` (as `GET /api/settings`)", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn put_settings(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Value>> {
     let body = json_body(&body)?;
     let Some(obj) = body.as_object() else {
@@ -1006,6 +1218,7 @@ async fn put_settings(State(st): State<AdminState>, body: Bytes) -> AdminResult<
                 doc = json!({});
             }
             api::merge_patch(&mut doc, &body);
+            typed_settings(&doc)?;
             Ok(vec![ConfigChange::SetSettings { doc }])
         })
         .await?;
@@ -1014,12 +1227,63 @@ async fn put_settings(State(st): State<AdminState>, body: Bytes) -> AdminResult<
     ))
 }
 
+/// The settings after a merge, each section typed: a wrong field is named
+/// by its path in the body (`routing.max_attempts`).
+fn typed_settings(doc: &Value) -> Result<(), WriteError> {
+    use crate::config::{HealthSection, OverridesSection, RoutingSection};
+    let mut errors = Vec::new();
+    for name in api::SETTINGS_SECTIONS {
+        let Some(v) = doc.get(*name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let checked = match *name {
+            "overrides" => api::typed::<OverridesSection>(v).map(drop),
+            "routing" => api::typed::<RoutingSection>(v).map(drop),
+            _ => api::typed::<HealthSection>(v).map(drop),
+        };
+        if let Err(e) = checked {
+            errors.push(FieldError {
+                field: if e.field.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}.{}", e.field)
+                },
+                reason: e.reason,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(WriteError::Invalid(errors))
+    }
+}
+
 // ---------------------------------------------------------------- health, reload, logs
 
+#[utoipa::path(
+    get,
+    path = "/api/providers/health",
+    tag = "providers",
+    responses(
+        (status = 200, description = "Health of every provider and key", body = serde_json::Value),
+    ),
+    security(("bearer" = [])),
+)]
 async fn health(State(st): State<AdminState>) -> Json<Value> {
     Json(crate::health::report(&st.control.current()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/reload",
+    tag = "config",
+    responses(
+        (status = 200, description = "`{version, reloaded: true}`", body = serde_json::Value),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn reload(State(st): State<AdminState>) -> AdminResult<Json<Value>> {
     match st.control.reload_file() {
         Ok(version) => Ok(Json(json!({"version": version, "reloaded": true}))),
@@ -1042,6 +1306,27 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Ad
         .map_err(|e| AdminError::bad_request(format!("bad query string: {}", e.body_text())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/logs",
+    tag = "observability",
+    params(
+        ("provider" = Option<String>, Query, description = "Only this provider"),
+        ("model" = Option<String>, Query, description = "Only this model"),
+        ("status" = Option<u16>, Query, description = "Only this HTTP status"),
+        ("min_status" = Option<u16>, Query, description = "Only statuses at or above (400: errors)"),
+        ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
+        ("until_ms" = Option<i64>, Query, description = "Until (exclusive), Unix ms"),
+        ("limit" = Option<u32>, Query, description = "Rows per page: default 50, at most 1000"),
+        ("before_id" = Option<i64>, Query, description = "Keyset cursor: rows with a smaller id (pages go newest first)"),
+    ),
+    responses(
+        (status = 200, description = "A page of request-log rows, newest first, with the cursor of the next", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn logs(
     State(st): State<AdminState>,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
@@ -1054,6 +1339,23 @@ async fn logs(
 
 /// `GET /api/audit?limit&before_id&action&since_ms`: the audit trail,
 /// newest first.
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "observability",
+    params(
+        ("limit" = Option<u32>, Query, description = "Rows per page: default 50, at most 1000"),
+        ("before_id" = Option<i64>, Query, description = "Keyset cursor: rows with a smaller id"),
+        ("action" = Option<String>, Query, description = "Only this action (`write`, `export_keys`, `auth_failure`)"),
+        ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
+    ),
+    responses(
+        (status = 200, description = "`{object: list, data, next_before_id, rows_dropped}`, newest first", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn audit_log(
     State(st): State<AdminState>,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
@@ -1069,11 +1371,58 @@ async fn audit_log(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/stats/usage",
+    tag = "observability",
+    params(
+        ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
+        ("until_ms" = Option<i64>, Query, description = "Until (exclusive), Unix ms"),
+        ("bucket_secs" = Option<u32>, Query, description = "Bucket width in seconds, aligned to the Unix epoch; none or 0: one bucket"),
+        ("group_by" = Option<String>, Query, description = "`provider` or `model`"),
+        ("scope" = Option<String>, Query, description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
+    ),
+    responses(
+        (status = 200, description = "`{object: list, scope, data: [usage row…], log_rows_dropped}` (and `instances` for the cluster)", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn usage(
     State(st): State<AdminState>,
     q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult<Json<Value>> {
-    let q = query(q)?;
+    usage_of(st, query(q)?).await
+}
+
+/// The same as `/api/stats/usage` (the original design's path).
+#[utoipa::path(
+    get,
+    path = "/api/stats",
+    tag = "observability",
+    params(
+        ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
+        ("until_ms" = Option<i64>, Query, description = "Until (exclusive), Unix ms"),
+        ("bucket_secs" = Option<u32>, Query, description = "Bucket width in seconds, aligned to the Unix epoch; none or 0: one bucket"),
+        ("group_by" = Option<String>, Query, description = "`provider` or `model`"),
+        ("scope" = Option<String>, Query, description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
+    ),
+    responses(
+        (status = 200, description = "As `GET /api/stats/usage`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn stats(
+    State(st): State<AdminState>,
+    q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> AdminResult<Json<Value>> {
+    usage_of(st, query(q)?).await
+}
+
+async fn usage_of(st: AdminState, q: UsageQuery) -> AdminResult<Json<Value>> {
     if let Some(g) = q.group_by.as_deref().map(str::trim) {
         if !matches!(g, "" | "none" | "provider" | "model") {
             return Err(AdminError::bad_request(format!(
