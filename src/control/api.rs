@@ -41,15 +41,14 @@ pub fn typed<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<T, FieldErro
         let reason = e.inner().to_string();
         let at = e.path().to_string();
         let at = if at == "." { String::new() } else { at };
-        // For an unknown or missing field the path ends at the object that
-        // has (or lacks) it; the field itself is named in the message.
-        let named = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|p| reason.strip_prefix(p))
+        // For a missing field the path ends at the object that lacks it;
+        // the field itself is named in the message.
+        let missing = reason
+            .strip_prefix("missing field `")
             .and_then(|rest| rest.split('`').next())
-            .map(str::to_string);
-        let field = match named {
-            Some(name) if at.is_empty() => name,
+            .filter(|name| !at.ends_with(name));
+        let field = match missing {
+            Some(name) if at.is_empty() => name.to_string(),
             Some(name) => format!("{at}.{name}"),
             None => at,
         };
