@@ -184,6 +184,7 @@ pub struct KeyPatch {
 #[derive(Deserialize, ToSchema)]
 pub struct AliasBody {
     /// The model (or another alias) requests for the alias go to; not empty.
+    #[schema(pattern = "\\S")]
     pub target: String,
 }
 
@@ -192,6 +193,7 @@ pub struct AliasBody {
 /// the file's section as a whole); `null` returns a section to the file.
 /// Any other top-level field is refused.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // A schema: the handler merges the raw patch, then types each section.
 pub struct SettingsPatch {
     #[schema(nullable)]
@@ -202,10 +204,14 @@ pub struct SettingsPatch {
     health: Option<HealthSection>,
 }
 
-/// `POST /api/config/import` as JSON: the sections an import acts on. An
-/// export's other sections (`server`, `admin`, `log`, …) are accepted and
-/// ignored; a section left out stays as it is.
+/// `POST /api/config/import` as JSON: a configuration document as an
+/// export writes it. The import acts on `providers`, `aliases`,
+/// `overrides`, `routing` and `health`; a section left out stays as it is.
+/// The sections the file and the environment own are accepted and ignored;
+/// any other field is refused.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 #[allow(dead_code)] // A schema: the import parses the whole configuration type.
 pub struct ImportDoc {
     providers: Option<Vec<ProviderSection>>,
@@ -213,6 +219,24 @@ pub struct ImportDoc {
     overrides: Option<OverridesSection>,
     routing: Option<RoutingSection>,
     health: Option<HealthSection>,
+    /// Ignored by an import.
+    #[schema(value_type = Option<Object>)]
+    app: Option<Value>,
+    /// Ignored by an import.
+    #[schema(value_type = Option<Object>)]
+    server: Option<Value>,
+    /// Ignored by an import.
+    #[schema(value_type = Option<Object>)]
+    admin: Option<Value>,
+    /// Ignored by an import.
+    #[schema(value_type = Option<Object>)]
+    log: Option<Value>,
+    /// Ignored by an import.
+    #[schema(value_type = Option<Object>)]
+    database: Option<Value>,
+    /// Ignored by an import.
+    #[schema(value_type = Option<Object>)]
+    redis: Option<Value>,
 }
 
 /// Names of the properties of a schema object (for tests keeping schema-only
@@ -235,10 +259,17 @@ mod tests {
             property_names(SettingsPatch::schema()),
             api::SETTINGS_SECTIONS.to_vec()
         );
-        assert_eq!(
-            property_names(ImportDoc::schema()),
-            super::super::transfer::IMPORT_SECTIONS.to_vec()
-        );
+        // The import's sections, then the configuration file's others
+        // (the configuration type refuses any other field).
+        let import = property_names(ImportDoc::schema());
+        let sections = super::super::transfer::IMPORT_SECTIONS;
+        assert_eq!(&import[..sections.len()], sections);
+        let whole = serde_json::to_value(crate::config::FileConfig::default()).expect("config");
+        let mut all: Vec<&String> = whole.as_object().expect("object").keys().collect();
+        let mut documented: Vec<&String> = import.iter().collect();
+        all.sort();
+        documented.sort();
+        assert_eq!(documented, all);
     }
 
     #[test]

@@ -1313,8 +1313,8 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Ad
     params(
         ("provider" = Option<String>, Query, description = "Only this provider"),
         ("model" = Option<String>, Query, description = "Only this model"),
-        ("status" = Option<u16>, Query, description = "Only this HTTP status"),
-        ("min_status" = Option<u16>, Query, description = "Only statuses at or above (400: errors)"),
+        ("status" = Option<u16>, Query, maximum = 65535, description = "Only this HTTP status"),
+        ("min_status" = Option<u16>, Query, maximum = 65535, description = "Only statuses at or above (400: errors)"),
         ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
         ("until_ms" = Option<i64>, Query, description = "Until (exclusive), Unix ms"),
         ("limit" = Option<u32>, Query, description = "Rows per page: default 50, at most 1000"),
@@ -1379,8 +1379,8 @@ async fn audit_log(
         ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
         ("until_ms" = Option<i64>, Query, description = "Until (exclusive), Unix ms"),
         ("bucket_secs" = Option<u32>, Query, description = "Bucket width in seconds, aligned to the Unix epoch; none or 0: one bucket"),
-        ("group_by" = Option<String>, Query, description = "`provider` or `model`"),
-        ("scope" = Option<String>, Query, description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
+        ("group_by" = Option<String>, Query, pattern = "^\\s*(none|provider|model)?\\s*$", description = "`provider` or `model`"),
+        ("scope" = Option<String>, Query, pattern = "^\\s*(instance|cluster)?\\s*$", description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
     ),
     responses(
         (status = 200, description = "`{object: list, scope, data: [usage row…], log_rows_dropped}` (and `instances` for the cluster)", body = serde_json::Value),
@@ -1405,8 +1405,8 @@ async fn usage(
         ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
         ("until_ms" = Option<i64>, Query, description = "Until (exclusive), Unix ms"),
         ("bucket_secs" = Option<u32>, Query, description = "Bucket width in seconds, aligned to the Unix epoch; none or 0: one bucket"),
-        ("group_by" = Option<String>, Query, description = "`provider` or `model`"),
-        ("scope" = Option<String>, Query, description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
+        ("group_by" = Option<String>, Query, pattern = "^\\s*(none|provider|model)?\\s*$", description = "`provider` or `model`"),
+        ("scope" = Option<String>, Query, pattern = "^\\s*(instance|cluster)?\\s*$", description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
     ),
     responses(
         (status = 200, description = "As `GET /api/stats/usage`", body = serde_json::Value),

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 #[into_params(parameter_in = Query)]
 pub(super) struct ExportQuery {
     /// `json` (the default) or `toml`.
+    #[param(pattern = "^(json|toml)$")]
     format: Option<String>,
     /// Vendor keys in clear: only on the admin listener (403 on the main
     /// port); audited.
@@ -143,6 +144,7 @@ fn strip_nulls(v: &mut Value) {
 pub(super) struct ImportQuery {
     /// `json` or `toml`; by default TOML when the content type says so,
     /// else JSON.
+    #[param(pattern = "^(json|toml)$")]
     format: Option<String>,
     /// Validate and report the changes without applying them.
     #[serde(default)]

@@ -307,9 +307,13 @@ impl VendorEditsSection {
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSection {
+    #[schema(min_length = 1)]
     pub name: String,
+    /// `openai`, `anthropic` or `gemini`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^(openai|anthropic|gemini)$")]
     pub kind: String,
+    #[schema(pattern = "^https?://[^/]")]
     pub base_url: String,
     /// One key; merged with `api_keys`.
     #[serde(default)]
@@ -321,6 +325,7 @@ pub struct ProviderSection {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled_api_keys: Vec<String>,
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub weight: u32,
     #[serde(default = "yes")]
     pub enabled: bool,
