@@ -4,7 +4,7 @@
 
 use super::audit::Audit;
 use super::*;
-use super::{console, docs, transfer};
+use super::{console, docs, observe, settings, transfer};
 use crate::control::ControlPlane;
 use axum::Router;
 use std::sync::Arc;
@@ -54,17 +54,17 @@ fn api_routes() -> OpenApiRouter<AdminState> {
         ))
         .routes(routes!(list_keys, add_key))
         .routes(routes!(patch_key, delete_key))
-        .routes(routes!(list_aliases))
-        .routes(routes!(put_alias, delete_alias))
-        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(settings::list_aliases))
+        .routes(routes!(settings::put_alias, settings::delete_alias))
+        .routes(routes!(settings::get_settings, settings::put_settings))
         .routes(routes!(transfer::export))
         .routes(routes!(transfer::import))
         .routes(routes!(reload))
-        .routes(routes!(logs))
-        .routes(routes!(audit_log))
-        .routes(routes!(usage))
-        .routes(routes!(stats))
-        .routes(routes!(metrics))
+        .routes(routes!(observe::logs))
+        .routes(routes!(observe::audit_log))
+        .routes(routes!(observe::usage))
+        .routes(routes!(observe::stats))
+        .routes(routes!(observe::metrics))
 }
 
 /// The API description: public on the admin listener, behind the token on
