@@ -214,29 +214,193 @@ pub struct SettingsPatch {
 #[schema(min_properties = 1)]
 #[allow(dead_code)] // A schema: the import parses the whole configuration type.
 pub struct ImportDoc {
-    providers: Option<Vec<ProviderSection>>,
-    aliases: Option<BTreeMap<String, String>>,
-    overrides: Option<OverridesSection>,
-    routing: Option<RoutingSection>,
-    health: Option<HealthSection>,
-    /// Ignored by an import.
-    #[schema(value_type = Option<Object>)]
-    app: Option<Value>,
-    /// Ignored by an import.
-    #[schema(value_type = Option<Object>)]
-    server: Option<Value>,
-    /// Ignored by an import.
-    #[schema(value_type = Option<Object>)]
-    admin: Option<Value>,
-    /// Ignored by an import.
-    #[schema(value_type = Option<Object>)]
-    log: Option<Value>,
-    /// Ignored by an import.
-    #[schema(value_type = Option<Object>)]
-    database: Option<Value>,
-    /// Ignored by an import.
-    #[schema(value_type = Option<Object>)]
-    redis: Option<Value>,
+    #[serde(default)]
+    providers: Vec<ProviderSection>,
+    #[serde(default)]
+    aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    overrides: OverridesSection,
+    #[serde(default)]
+    routing: RoutingSection,
+    #[serde(default)]
+    health: HealthSection,
+    /// Not imported (the file and the environment own it); checked like the file's section.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    app: Value,
+    /// Not imported (the file and the environment own it); checked like the file's section.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    server: Value,
+    /// Not imported (the file and the environment own it); checked like the file's section.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    admin: Value,
+    /// Not imported (the file and the environment own it); checked like the file's section.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    log: Value,
+    /// Not imported (the file and the environment own it); checked like the file's section.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    database: Value,
+    /// Not imported (the file and the environment own it); checked like the file's section.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    redis: Value,
+}
+
+// ---------------------------------------------------------------- responses
+
+/// A key as the API shows it: never the key itself.
+#[derive(Serialize, ToSchema)]
+pub struct KeyView {
+    /// Stable public id: a prefix of the key's fingerprint.
+    pub id: String,
+    /// Masked (`sk-…abcd`).
+    pub key: String,
+    pub enabled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    #[schema(value_type = String, example = "list")]
+    pub object: &'static str,
+    pub data: Vec<KeyView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyAdded {
+    pub version: u64,
+    pub key: KeyView,
+}
+
+/// A provider's health as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct HealthView {
+    /// `healthy`, `degraded` or `unhealthy`.
+    pub state: String,
+    pub consecutive_errors: u32,
+    pub last_error: Option<LastErrorView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LastErrorView {
+    /// HTTP status; none for connection errors and timeouts.
+    pub status: Option<u16>,
+    pub message: String,
+    /// Unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// One provider as the API shows it: the provider document without its
+/// keys, plus `id`, `source`, `read_only`, the masked `keys` and (when
+/// running) `health`. Its schema is derived from [`ProviderSection`]'s.
+pub struct ProviderView;
+
+impl PartialSchema for ProviderView {
+    fn schema() -> RefOr<Schema> {
+        let schema = ProviderSection::schema();
+        let RefOr::T(Schema::Object(mut obj)) = schema else {
+            return schema;
+        };
+        for secret in ["api_key", "api_keys", "disabled_api_keys"] {
+            obj.properties.shift_remove(secret);
+            obj.required.retain(|r| r != secret);
+        }
+        let mut add = |name: &str, schema: RefOr<Schema>, required: bool| {
+            obj.properties.insert(name.to_string(), schema);
+            if required && !obj.required.iter().any(|r| r == name) {
+                obj.required.push(name.to_string());
+            }
+        };
+        add("id", IdOrName::schema(), true);
+        add(
+            "source",
+            utoipa::openapi::schema::Object::builder()
+                .schema_type(Type::String)
+                .enum_values(Some(["file", "api"]))
+                .description(Some("`file`: declared in the configuration file (read-only here); `api`: managed through the API"))
+                .into(),
+            true,
+        );
+        add("read_only", bool::schema(), true);
+        add("keys", Vec::<KeyView>::schema(), true);
+        add("health", HealthView::schema(), false);
+        add("enabled", bool::schema(), true);
+        add("weight", u32::schema(), true);
+        obj.description = Some("A provider: its document (keys masked, listed in `keys`), where it comes from, and its health.".into());
+        RefOr::T(Schema::Object(obj))
+    }
+}
+
+impl ToSchema for ProviderView {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        ProviderSection::schemas(schemas);
+        schemas.push((KeyView::name().into(), KeyView::schema()));
+        schemas.push((HealthView::name().into(), HealthView::schema()));
+        schemas.push((LastErrorView::name().into(), LastErrorView::schema()));
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProviderList {
+    #[schema(value_type = String, example = "list")]
+    pub object: &'static str,
+    #[schema(value_type = Vec<ProviderView>)]
+    pub data: Vec<Value>,
+}
+
+/// A provider written (created, replaced, patched, a key changed).
+#[derive(Serialize, ToSchema)]
+pub struct ProviderWritten {
+    /// The configuration version now in force.
+    pub version: u64,
+    #[schema(value_type = ProviderView)]
+    pub provider: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProviderDeleted {
+    pub version: u64,
+    /// The deleted provider's id.
+    pub deleted: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasEntry {
+    pub alias: String,
+    pub target: String,
+    /// `file` or `api`.
+    #[schema(value_type = String)]
+    pub source: &'static str,
+    pub read_only: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasList {
+    #[schema(value_type = String, example = "list")]
+    pub object: &'static str,
+    pub data: Vec<AliasEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasSet {
+    pub version: u64,
+    pub alias: String,
+    pub target: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasDeleted {
+    pub version: u64,
+    pub deleted: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Reloaded {
+    pub version: u64,
+    pub reloaded: bool,
 }
 
 /// Names of the properties of a schema object (for tests keeping schema-only

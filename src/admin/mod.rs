@@ -359,10 +359,7 @@ async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Respons
 /// One provider as the API shows it: keys masked, source, health.
 fn view(st: &AdminState, id: Value, source: &str, name: &str, doc: &Value) -> Value {
     let mut shown = doc.clone();
-    let keys: Vec<Value> = api::doc_keys(doc)
-        .into_iter()
-        .map(|(k, enabled)| json!({"id": key_id(&k), "key": crate::config::mask_secret(&k), "enabled": enabled}))
-        .collect();
+    let keys = serde_json::to_value(key_views(doc)).unwrap_or(Value::Null);
     api::mask_keys(&mut shown);
     if let Some(o) = shown.as_object_mut() {
         o.remove("api_key");
@@ -372,7 +369,7 @@ fn view(st: &AdminState, id: Value, source: &str, name: &str, doc: &Value) -> Va
         o.insert("name".into(), Value::String(name.to_string()));
         o.insert("source".into(), Value::String(source.to_string()));
         o.insert("read_only".into(), Value::Bool(source == "file"));
-        o.insert("keys".into(), Value::Array(keys));
+        o.insert("keys".into(), keys);
         let snap = st.control.current();
         let running = snap.providers.iter().find(|p| p.name == name);
         // Documents created with the original short body leave these out;
@@ -385,14 +382,34 @@ fn view(st: &AdminState, id: Value, source: &str, name: &str, doc: &Value) -> Va
         }
         if let Some(p) = running {
             let h = p.health.view();
+            let health = bodies::HealthView {
+                state: h.state.as_str().to_string(),
+                consecutive_errors: h.consecutive_errors,
+                last_error: h.last_error.map(|e| bodies::LastErrorView {
+                    status: e.status,
+                    message: e.message,
+                    at_ms: e.at_ms,
+                }),
+            };
             o.insert(
                 "health".into(),
-                json!({"state": h.state.as_str(), "consecutive_errors": h.consecutive_errors,
-                       "last_error": h.last_error.map(|e| json!({"status": e.status, "message": e.message, "at_ms": e.at_ms}))}),
+                serde_json::to_value(health).unwrap_or(Value::Null),
             );
         }
     }
     shown
+}
+
+/// A provider document's keys as the API shows them (masked, with ids).
+fn key_views(doc: &Value) -> Vec<bodies::KeyView> {
+    api::doc_keys(doc)
+        .into_iter()
+        .map(|(k, enabled)| bodies::KeyView {
+            id: key_id(&k),
+            key: crate::config::mask_secret(&k),
+            enabled,
+        })
+        .collect()
 }
 
 /// Stable, public id of a key: a prefix of its fingerprint.
@@ -446,11 +463,11 @@ fn api_only(st: &AdminState, id: &str) -> AdminResult<crate::store::StoredProvid
     path = "/api/providers",
     tag = "providers",
     responses(
-        (status = 200, description = "`{object: list, data: [provider…]}`: file-declared and API-managed providers, keys masked, with health", body = serde_json::Value),
+        (status = 200, description = "`{object: list, data: [provider…]}`: file-declared and API-managed providers, keys masked, with health", body = bodies::ProviderList),
     ),
     security(("bearer" = [])),
 )]
-async fn list_providers(State(st): State<AdminState>) -> Json<Value> {
+async fn list_providers(State(st): State<AdminState>) -> Json<bodies::ProviderList> {
     let (file, _) = st.control.file_config();
     let mut items: Vec<Value> = file
         .providers
@@ -463,7 +480,10 @@ async fn list_providers(State(st): State<AdminState>) -> Json<Value> {
     for p in st.control.api_config().providers {
         items.push(view(&st, json!(p.id), "api", &p.name, &p.doc));
     }
-    Json(json!({"object": "list", "data": items}))
+    Json(bodies::ProviderList {
+        object: "list",
+        data: items,
+    })
 }
 
 #[utoipa::path(
@@ -474,7 +494,7 @@ async fn list_providers(State(st): State<AdminState>) -> Json<Value> {
         ("id" = String, Path, description = "The provider's numeric id or its name"),
     ),
     responses(
-        (status = 200, description = "The provider, keys masked, with `source`, `read_only` and health", body = serde_json::Value),
+        (status = 200, description = "The provider, keys masked, with `source`, `read_only` and health", body = bodies::ProviderView),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -558,7 +578,7 @@ fn name_taken(st: &AdminState, name: &str) -> AdminResult<()> {
     tag = "providers",
     request_body(content = ProviderSection, description = "A provider document (every option of a `[[providers]]` table), or the original short form `{\"name\", \"type\", \"config\": {\"base_url\", \"api_key\"}}` whose `config` object holds any of them. Unknown fields are refused."),
     responses(
-        (status = 201, description = "Created: `{version, provider}`", body = serde_json::Value),
+        (status = 201, description = "Created: `{version, provider}`", body = bodies::ProviderWritten),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
@@ -588,7 +608,10 @@ async fn create_provider(
     let shown = view(&st, json!(id), "api", &name, &doc);
     let resp = (
         StatusCode::CREATED,
-        Json(json!({"version": version, "provider": shown})),
+        Json(bodies::ProviderWritten {
+            version,
+            provider: shown,
+        }),
     )
         .into_response();
     Ok(audited(resp, "write", Some(name)))
@@ -603,7 +626,7 @@ async fn create_provider(
     ),
     request_body(content = ProviderSection, description = "The whole provider document (as for create; `name` defaults to the current one). Unknown fields are refused."),
     responses(
-        (status = 200, description = "Replaced: `{version, provider}`", body = serde_json::Value),
+        (status = 200, description = "Replaced: `{version, provider}`", body = bodies::ProviderWritten),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
@@ -616,7 +639,7 @@ async fn put_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
     let mut body = json_body(&body)?;
     if body.get("name").is_none() {
@@ -637,7 +660,7 @@ async fn put_provider(
     ),
     request_body(content = bodies::ProviderPatch, description = "JSON merge patch of the provider document"),
     responses(
-        (status = 200, description = "Changed: `{version, provider}`", body = serde_json::Value),
+        (status = 200, description = "Changed: `{version, provider}`", body = bodies::ProviderWritten),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
@@ -650,7 +673,7 @@ async fn patch_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
     let patch = api::normalize_provider(&json_body(&body)?).map_err(AdminError::invalid)?;
     let mut doc = existing.doc.clone();
@@ -663,7 +686,12 @@ async fn patch_provider(
     update(&st, existing.id, name, doc).await
 }
 
-async fn update(st: &AdminState, id: i64, name: String, doc: Value) -> AdminResult<Json<Value>> {
+async fn update(
+    st: &AdminState,
+    id: i64,
+    name: String,
+    doc: Value,
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let (version, _) = st
         .control
         .write(|_, _| {
@@ -674,9 +702,10 @@ async fn update(st: &AdminState, id: i64, name: String, doc: Value) -> AdminResu
             }])
         })
         .await?;
-    Ok(Json(
-        json!({"version": version, "provider": view(st, json!(id), "api", &name, &doc)}),
-    ))
+    Ok(Json(bodies::ProviderWritten {
+        version,
+        provider: view(st, json!(id), "api", &name, &doc),
+    }))
 }
 
 #[utoipa::path(
@@ -687,7 +716,7 @@ async fn update(st: &AdminState, id: i64, name: String, doc: Value) -> AdminResu
         ("id" = String, Path, description = "The provider's numeric id or its name"),
     ),
     responses(
-        (status = 200, description = "Deleted: `{version, deleted}`", body = serde_json::Value),
+        (status = 200, description = "Deleted: `{version, deleted}`", body = bodies::ProviderDeleted),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
@@ -697,13 +726,16 @@ async fn update(st: &AdminState, id: i64, name: String, doc: Value) -> AdminResu
 async fn delete_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderDeleted>> {
     let existing = api_only(&st, &id)?;
     let (version, _) = st
         .control
         .write(|_, _| Ok(vec![ConfigChange::DeleteProvider { id: existing.id }]))
         .await?;
-    Ok(Json(json!({"version": version, "deleted": existing.id})))
+    Ok(Json(bodies::ProviderDeleted {
+        version,
+        deleted: existing.id,
+    }))
 }
 
 // ---------------------------------------------------------------- keys
@@ -716,7 +748,7 @@ async fn delete_provider(
         ("id" = String, Path, description = "The provider's numeric id or its name"),
     ),
     responses(
-        (status = 200, description = "`{object: list, data: [{id, key (masked), enabled}]}`", body = serde_json::Value),
+        (status = 200, description = "`{object: list, data: [{id, key (masked), enabled}]}`", body = bodies::KeyList),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -724,9 +756,15 @@ async fn delete_provider(
 async fn list_keys(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-) -> AdminResult<Json<Value>> {
-    let shown = get_provider(State(st), Path(id)).await?.0;
-    Ok(Json(json!({"object": "list", "data": shown["keys"]})))
+) -> AdminResult<Json<bodies::KeyList>> {
+    let data = match find(&st, &id)? {
+        Found::File(p) => key_views(&serde_json::to_value(&p).unwrap_or(Value::Null)),
+        Found::Api(p) => key_views(&p.doc),
+    };
+    Ok(Json(bodies::KeyList {
+        object: "list",
+        data,
+    }))
 }
 
 #[utoipa::path(
@@ -738,7 +776,7 @@ async fn list_keys(
     ),
     request_body = bodies::NewKey,
     responses(
-        (status = 201, description = "Added: `{version, key: {id, key (masked), enabled}}`", body = serde_json::Value),
+        (status = 201, description = "Added: `{version, key: {id, key (masked), enabled}}`", body = bodies::KeyAdded),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
@@ -769,11 +807,17 @@ async fn add_key(
     keys.push((new.api_key.clone(), new.enabled));
     let mut doc = existing.doc.clone();
     api::set_doc_keys(&mut doc, &keys);
-    let json = update(&st, existing.id, existing.name.clone(), doc).await?;
+    let written = update(&st, existing.id, existing.name.clone(), doc).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"version": json.0["version"], "key": {
-        "id": key_id(&new.api_key), "key": crate::config::mask_secret(&new.api_key), "enabled": new.enabled}})),
+        Json(bodies::KeyAdded {
+            version: written.0.version,
+            key: bodies::KeyView {
+                id: key_id(&new.api_key),
+                key: crate::config::mask_secret(&new.api_key),
+                enabled: new.enabled,
+            },
+        }),
     ))
 }
 
@@ -801,7 +845,7 @@ fn with_key(
     ),
     request_body = bodies::KeyPatch,
     responses(
-        (status = 200, description = "Changed: `{version, provider}`", body = serde_json::Value),
+        (status = 200, description = "Changed: `{version, provider}`", body = bodies::ProviderWritten),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
@@ -814,7 +858,7 @@ async fn patch_key(
     State(st): State<AdminState>,
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
     let patch: bodies::KeyPatch = bodies::json_typed(&body)?;
     let (mut keys, idx) = with_key(&existing, &key)?;
@@ -833,7 +877,7 @@ async fn patch_key(
         ("key" = String, Path, description = "The key's id (from the key list; a prefix of its fingerprint, never the key)"),
     ),
     responses(
-        (status = 200, description = "Removed: `{version, provider}`", body = serde_json::Value),
+        (status = 200, description = "Removed: `{version, provider}`", body = bodies::ProviderWritten),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
@@ -844,7 +888,7 @@ async fn patch_key(
 async fn delete_key(
     State(st): State<AdminState>,
     Path((id, key)): Path<(String, String)>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
     let (mut keys, idx) = with_key(&existing, &key)?;
     keys.remove(idx);
@@ -1017,14 +1061,17 @@ async fn health(State(st): State<AdminState>) -> Json<Value> {
     path = "/api/reload",
     tag = "config",
     responses(
-        (status = 200, description = "`{version, reloaded: true}`", body = serde_json::Value),
+        (status = 200, description = "`{version, reloaded: true}`", body = bodies::Reloaded),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
-async fn reload(State(st): State<AdminState>) -> AdminResult<Json<Value>> {
+async fn reload(State(st): State<AdminState>) -> AdminResult<Json<bodies::Reloaded>> {
     match st.control.reload_file() {
-        Ok(version) => Ok(Json(json!({"version": version, "reloaded": true}))),
+        Ok(version) => Ok(Json(bodies::Reloaded {
+            version,
+            reloaded: true,
+        })),
         Err(errs) => Err(AdminError::invalid(
             errs.0
                 .into_iter()

@@ -7,21 +7,34 @@ use super::*;
     path = "/api/aliases",
     tag = "aliases",
     responses(
-        (status = 200, description = "`{object: list, data: [{alias, target, source, read_only}]}`", body = serde_json::Value),
+        (status = 200, description = "`{object: list, data: [{alias, target, source, read_only}]}`", body = bodies::AliasList),
     ),
     security(("bearer" = [])),
 )]
-pub(super) async fn list_aliases(State(st): State<AdminState>) -> Json<Value> {
+pub(super) async fn list_aliases(State(st): State<AdminState>) -> Json<bodies::AliasList> {
     let (file, _) = st.control.file_config();
-    let mut data: Vec<Value> = file
+    let mut data: Vec<bodies::AliasEntry> = file
         .aliases
         .iter()
-        .map(|(a, t)| json!({"alias": a, "target": t, "source": "file", "read_only": true}))
+        .map(|(a, t)| bodies::AliasEntry {
+            alias: a.clone(),
+            target: t.clone(),
+            source: "file",
+            read_only: true,
+        })
         .collect();
     for (a, t) in st.control.api_config().aliases {
-        data.push(json!({"alias": a, "target": t, "source": "api", "read_only": false}));
+        data.push(bodies::AliasEntry {
+            alias: a,
+            target: t,
+            source: "api",
+            read_only: false,
+        });
     }
-    Json(json!({"object": "list", "data": data}))
+    Json(bodies::AliasList {
+        object: "list",
+        data,
+    })
 }
 
 #[utoipa::path(
@@ -33,7 +46,7 @@ pub(super) async fn list_aliases(State(st): State<AdminState>) -> Json<Value> {
     ),
     request_body = bodies::AliasBody,
     responses(
-        (status = 200, description = "Set: `{version, alias, target}`", body = serde_json::Value),
+        (status = 200, description = "Set: `{version, alias, target}`", body = bodies::AliasSet),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
@@ -45,7 +58,7 @@ pub(super) async fn put_alias(
     State(st): State<AdminState>,
     Path(alias): Path<String>,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::AliasSet>> {
     let bodies::AliasBody { target } = bodies::json_typed(&body)?;
     if target.trim().is_empty() {
         return Err(AdminError::invalid(vec![FieldError {
@@ -65,9 +78,11 @@ pub(super) async fn put_alias(
             }])
         })
         .await?;
-    Ok(Json(
-        json!({"version": version, "alias": alias, "target": target}),
-    ))
+    Ok(Json(bodies::AliasSet {
+        version,
+        alias,
+        target,
+    }))
 }
 
 #[utoipa::path(
@@ -78,7 +93,7 @@ pub(super) async fn put_alias(
         ("alias" = String, Path, description = "The alias (a model name clients send)"),
     ),
     responses(
-        (status = 200, description = "Deleted: `{version, deleted}`", body = serde_json::Value),
+        (status = 200, description = "Deleted: `{version, deleted}`", body = bodies::AliasDeleted),
         (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
@@ -88,7 +103,7 @@ pub(super) async fn put_alias(
 pub(super) async fn delete_alias(
     State(st): State<AdminState>,
     Path(alias): Path<String>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::AliasDeleted>> {
     if st.control.file_config().0.aliases.contains_key(&alias) {
         return Err(AdminError::conflict(format!("alias `{alias}` is declared in the configuration file and is read-only through the API")));
     }
@@ -111,7 +126,10 @@ pub(super) async fn delete_alias(
             }])
         })
         .await?;
-    Ok(Json(json!({"version": version, "deleted": alias})))
+    Ok(Json(bodies::AliasDeleted {
+        version,
+        deleted: alias,
+    }))
 }
 
 #[utoipa::path(
