@@ -378,3 +378,143 @@ async fn validation_errors_name_each_field_by_its_path() {
     let (_, settings) = api.call("GET", "/api/settings", None).await;
     assert_eq!(settings["routing"]["source"], "file", "{settings}");
 }
+
+/// Run `python3 -c script` with `input` on stdin: (success, stdout+stderr).
+fn python(script: &str, input: &Value) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/bootstrap test installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Real answers of the running gateway validate against the schemas the
+/// document gives for them (JSON Schema 2020-12, as OpenAPI 3.1 uses), with
+/// the `jsonschema` package openapi-spec-validator brings.
+#[tokio::test]
+async fn answers_match_their_documented_schemas() {
+    let gw = Gateway::start_with(
+        &support::gateway::provider(
+            "filed",
+            "http://127.0.0.1:9/v1",
+            &["sk-filed-000000001"],
+            "",
+        ),
+        &[("AUTH_TOKEN", TOKEN), ("ADMIN_LISTEN", "127.0.0.1:0")],
+    )
+    .await;
+    let admin = gw.admin.clone().expect("admin listener");
+    let api = Api {
+        gw,
+        admin,
+        client: reqwest::Client::new(),
+    };
+    let spec = api.spec().await;
+    let mut samples = Vec::new();
+    let mut sample = |path: &str, method: &str, status: u16, body: Value| {
+        samples.push(
+            json!({"path": path, "method": method, "status": status.to_string(), "body": body}),
+        );
+    };
+    let (status, body) = api
+        .json(
+            "POST",
+            "/api/providers",
+            json!({"name": "p1", "type": "openai", "config": {"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-openapi-00000001"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    sample("/api/providers", "post", status, body);
+    for (method, path, doc_path, request) in [
+        ("GET", "/api/providers", "/api/providers", None),
+        ("GET", "/api/providers/p1", "/api/providers/{id}", None),
+        ("GET", "/api/providers/filed", "/api/providers/{id}", None),
+        (
+            "GET",
+            "/api/providers/p1/keys",
+            "/api/providers/{id}/keys",
+            None,
+        ),
+        ("GET", "/api/providers/nothing", "/api/providers/{id}", None),
+        (
+            "PATCH",
+            "/api/providers/p1",
+            "/api/providers/{id}",
+            Some(json!({"weight": 3, "models": null})),
+        ),
+        (
+            "POST",
+            "/api/providers/p1/keys",
+            "/api/providers/{id}/keys",
+            Some(json!({"api_key": "sk-openapi-00000002", "enabled": false})),
+        ),
+        (
+            "PUT",
+            "/api/aliases/fast",
+            "/api/aliases/{alias}",
+            Some(json!({"target": "gpt-4o"})),
+        ),
+        ("GET", "/api/aliases", "/api/aliases", None),
+        ("DELETE", "/api/aliases/fast", "/api/aliases/{alias}", None),
+        (
+            "POST",
+            "/api/providers",
+            "/api/providers",
+            Some(json!({"name": "p2", "type": "openai", "base_url": "ftp://x"})),
+        ),
+        (
+            "PATCH",
+            "/api/providers/filed",
+            "/api/providers/{id}",
+            Some(json!({"weight": 2})),
+        ),
+        ("POST", "/api/reload", "/api/reload", None),
+        ("DELETE", "/api/providers/p1", "/api/providers/{id}", None),
+    ] {
+        let (status, body) = match request {
+            Some(b) => api.json(method, path, b).await,
+            None => api.call(method, path, None).await,
+        };
+        sample(doc_path, &method.to_lowercase(), status, body);
+    }
+    let (ok, out) = python(
+        "import json, sys\n\
+         from jsonschema import Draft202012Validator\n\
+         d = json.load(sys.stdin)\n\
+         spec = d['spec']\n\
+         bad = []\n\
+         for s in d['samples']:\n\
+         \x20   op = spec['paths'][s['path']][s['method']]\n\
+         \x20   r = op['responses'].get(s['status'])\n\
+         \x20   if r is None:\n\
+         \x20       bad.append(f\"{s['method']} {s['path']}: status {s['status']} is not documented\")\n\
+         \x20       continue\n\
+         \x20   schema = dict(r['content']['application/json']['schema'])\n\
+         \x20   schema['components'] = spec['components']\n\
+         \x20   for e in Draft202012Validator(schema).iter_errors(s['body']):\n\
+         \x20       bad.append(f\"{s['method']} {s['path']} {s['status']}: {e.message} at {list(e.absolute_path)}\")\n\
+         print('\\n'.join(bad) if bad else f\"{len(d['samples'])} answers valid\")\n\
+         sys.exit(1 if bad else 0)",
+        &json!({"spec": spec, "samples": samples}),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("15 answers valid"), "{out}");
+}
