@@ -1,23 +1,31 @@
 //! `/docs`: the admin API described in OpenAPI 3.1, and a small HTML index.
 //!
-//! The document is derived from the router itself ([`super::routes`]
-//! registers every handler through `utoipa-axum`, with the path and method
-//! its `#[utoipa::path]` names) and from the typed bodies: there is no
-//! second route list to keep in step.
+//! The document is derived from the router itself (`routes.rs` registers
+//! every handler through `utoipa-axum`, with the path and method its
+//! `#[utoipa::path]` names, and hands the result to these handlers) and
+//! from the typed bodies: there is no second route list to keep in step.
 
 use axum::response::{Html, IntoResponse};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::Value;
-use std::sync::LazyLock;
+use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
 
-/// Built once: the routes and types are fixed at compile time.
-static DOCUMENT: LazyLock<Value> = LazyLock::new(|| render(document()));
+/// The served document, as JSON: the router's paths and schemas with the
+/// API's title, version and security scheme.
+#[derive(Clone)]
+pub struct Document(pub Arc<Value>);
 
-/// The admin API's OpenAPI document.
-pub fn document() -> OpenApi {
-    let mut doc = super::routes::described();
+impl Document {
+    pub fn new(described: OpenApi) -> Document {
+        Document(Arc::new(render(complete(described))))
+    }
+}
+
+/// The router's description with what no route says: title, version,
+/// description and the bearer scheme.
+fn complete(mut doc: OpenApi) -> OpenApi {
     doc.info = InfoBuilder::new()
         .title("llm-orchestrator admin API")
         .version(env!("CARGO_PKG_VERSION"))
@@ -71,8 +79,8 @@ fn render(doc: OpenApi) -> Value {
     responses((status = 200, description = "This document (OpenAPI 3.1)", body = serde_json::Value)),
     security((), ("bearer" = [])),
 )]
-pub async fn openapi() -> Json<Value> {
-    Json(DOCUMENT.clone())
+pub async fn openapi(Extension(doc): Extension<Document>) -> Json<Value> {
+    Json(doc.0.as_ref().clone())
 }
 
 /// A human-readable index of the routes.
@@ -83,9 +91,9 @@ pub async fn openapi() -> Json<Value> {
     responses((status = 200, description = "An HTML table of every route", body = String, content_type = "text/html")),
     security((), ("bearer" = [])),
 )]
-pub async fn page() -> impl IntoResponse {
+pub async fn page(Extension(doc): Extension<Document>) -> impl IntoResponse {
     let mut rows = String::new();
-    if let Some(paths) = DOCUMENT["paths"].as_object() {
+    if let Some(paths) = doc.0["paths"].as_object() {
         for (path, item) in paths {
             let Some(ops) = item.as_object() else {
                 continue;

@@ -244,6 +244,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
 /// error message.
 const ADMIN_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
+/// A typed JSON body: not JSON at all is 400 (as for every body), JSON of
+/// the wrong shape is 422 naming the field by its path.
+fn json_typed<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> AdminResult<T> {
+    let value = json_body(bytes)?;
+    api::typed(&value).map_err(|e| AdminError::invalid(vec![e]))
+}
+
 /// JSON bodies with precise errors (axum's own rejection is plain text).
 fn json_body(bytes: &Bytes) -> AdminResult<Value> {
     serde_json::from_slice(bytes)
@@ -791,7 +798,7 @@ async fn add_key(
     body: Bytes,
 ) -> AdminResult<impl IntoResponse> {
     let existing = api_only(&st, &id)?;
-    let new: bodies::NewKey = bodies::json_typed(&body)?;
+    let new: bodies::NewKey = json_typed(&body)?;
     if crate::config::is_env_reference(&new.api_key) {
         return Err(AdminError::invalid(vec![FieldError {
             field: "api_key".into(),
@@ -860,7 +867,7 @@ async fn patch_key(
     body: Bytes,
 ) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
-    let patch: bodies::KeyPatch = bodies::json_typed(&body)?;
+    let patch: bodies::KeyPatch = json_typed(&body)?;
     let (mut keys, idx) = with_key(&existing, &key)?;
     keys[idx].1 = patch.enabled;
     let mut doc = existing.doc.clone();
@@ -920,7 +927,7 @@ async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Va
         create: creates,
         update: updates,
         delete: deletes,
-    } = bodies::json_typed(&body)?;
+    } = json_typed(&body)?;
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     let mut labels = Vec::new();

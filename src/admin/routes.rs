@@ -7,7 +7,7 @@ use super::*;
 use super::{console, docs, observe, settings, transfer};
 use crate::control::ControlPlane;
 use axum::Router;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -86,13 +86,16 @@ fn console_routes() -> OpenApiRouter<AdminState> {
 }
 
 /// The OpenAPI paths and schemas of every route [`build`] serves.
-pub(super) fn described() -> utoipa::openapi::OpenApi {
+fn described() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AdminState>::new()
         .merge(api_routes())
         .merge(docs_routes())
         .merge(console_routes())
         .into_openapi()
 }
+
+/// Built once: the routes and types are fixed at compile time.
+static DOCUMENT: LazyLock<docs::Document> = LazyLock::new(|| docs::Document::new(described()));
 
 fn build(state: AdminState) -> Router {
     let listener = state.listener;
@@ -117,6 +120,7 @@ fn build(state: AdminState) -> Router {
         .merge(docs)
         .merge(console)
         .fallback(not_found)
+        .layer(axum::Extension(DOCUMENT.clone()))
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }

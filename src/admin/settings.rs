@@ -59,7 +59,7 @@ pub(super) async fn put_alias(
     Path(alias): Path<String>,
     body: Bytes,
 ) -> AdminResult<Json<bodies::AliasSet>> {
-    let bodies::AliasBody { target } = bodies::json_typed(&body)?;
+    let bodies::AliasBody { target } = json_typed(&body)?;
     if target.trim().is_empty() {
         return Err(AdminError::invalid(vec![FieldError {
             field: "target".into(),

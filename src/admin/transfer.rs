@@ -515,6 +515,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_import_schema_names_the_configuration_sections() {
+        use utoipa::PartialSchema;
+        // The import's sections, then the configuration file's others
+        // (the configuration type refuses any other field).
+        let import =
+            super::super::bodies::property_names(super::super::bodies::ImportDoc::schema());
+        assert_eq!(&import[..IMPORT_SECTIONS.len()], IMPORT_SECTIONS);
+        let whole = serde_json::to_value(crate::config::FileConfig::default()).expect("config");
+        let mut all: Vec<&String> = whole.as_object().expect("object").keys().collect();
+        let mut documented: Vec<&String> = import.iter().collect();
+        all.sort();
+        documented.sort();
+        assert_eq!(documented, all);
+    }
+
+    #[test]
     fn url_passwords_are_masked() {
         assert_eq!(
             mask_url_password("redis://:hunter2-secret@cache:6379/0"),
