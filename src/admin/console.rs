@@ -28,15 +28,50 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// The console page (on the admin listener).
+#[utoipa::path(get, path = "/", tag = "console", responses(
+    (status = 200, description = "The console's HTML page", body = String, content_type = "text/html"),
+))]
 pub async fn index() -> Response {
     serve("index.html")
 }
 
+/// The console page (on the main port).
+#[utoipa::path(get, path = "/admin/", tag = "console", responses(
+    (status = 200, description = "The console's HTML page", body = String, content_type = "text/html"),
+))]
+pub async fn admin_index() -> Response {
+    serve("index.html")
+}
+
+/// A console file (`index.html`, `app.js`, `style.css`), on the main port.
+#[utoipa::path(get, path = "/admin/{file}", tag = "console",
+    params(("file" = String, Path, description = "`index.html`, `app.js` or `style.css`")),
+    responses(
+        (status = 200, description = "The file", body = String, content_type = "text/html"),
+        (status = 404, description = "No such console file", body = super::bodies::ErrorBody),
+    ),
+)]
 pub async fn file(Path(name): Path<String>) -> Response {
     serve(&name)
 }
 
+/// A console file (`index.html`, `app.js`, `style.css`), on the admin listener.
+#[utoipa::path(get, path = "/{file}", tag = "console",
+    params(("file" = String, Path, description = "`index.html`, `app.js` or `style.css`")),
+    responses(
+        (status = 200, description = "The file", body = String, content_type = "text/html"),
+        (status = 404, description = "No such console file", body = super::bodies::ErrorBody),
+    ),
+)]
+pub async fn root_file(Path(name): Path<String>) -> Response {
+    serve(&name)
+}
+
 /// `/admin` without the slash: the page's relative asset links need it.
+#[utoipa::path(get, path = "/admin", tag = "console", responses(
+    (status = 308, description = "To `/admin/`", headers(("location" = String, description = "/admin/"))),
+))]
 pub async fn redirect() -> Redirect {
     Redirect::permanent("/admin/")
 }

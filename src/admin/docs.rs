@@ -1,77 +1,130 @@
 //! `/docs`: the admin API described in OpenAPI 3.1, and a small HTML index.
+//!
+//! The document is derived from the router itself (`routes.rs` registers
+//! every handler through `utoipa-axum`, with the path and method its
+//! `#[utoipa::path]` names, and hands the result to these handlers) and
+//! from the typed bodies: there is no second route list to keep in step.
 
 use axum::response::{Html, IntoResponse};
-use axum::Json;
-use serde_json::{json, Value};
+use axum::{Extension, Json};
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, OpenApi};
 
-/// (method, path, summary)
-const ROUTES: &[(&str, &str, &str)] = &[
-    ("get", "/api/providers", "List providers (file-declared and API-managed), keys masked, with health"),
-    ("post", "/api/providers", "Create a provider: {\"name\",\"type\",\"config\":{\"base_url\",\"api_key\"}} or the flat form with every option"),
-    ("get", "/api/providers/{id}", "One provider (numeric id or name)"),
-    ("put", "/api/providers/{id}", "Replace an API-managed provider (file-declared ones answer 409)"),
-    ("patch", "/api/providers/{id}", "JSON merge patch of an API-managed provider"),
-    ("delete", "/api/providers/{id}", "Delete an API-managed provider"),
-    ("get", "/api/providers/{id}/keys", "The provider's keys (masked, with ids)"),
-    ("post", "/api/providers/{id}/keys", "Add a key: {\"api_key\", \"enabled\"}"),
-    ("patch", "/api/providers/{id}/keys/{key}", "Enable or disable a key: {\"enabled\": false}"),
-    ("delete", "/api/providers/{id}/keys/{key}", "Remove a key"),
-    ("post", "/api/providers/batch", "All-or-nothing batch: {\"create\":[…],\"update\":[{\"id\",…}],\"delete\":[id…]}"),
-    ("get", "/api/providers/health", "Health of every provider and key"),
-    ("get", "/api/aliases", "Model aliases (file and API)"),
-    ("put", "/api/aliases/{alias}", "Set an alias: {\"target\": \"model\"}"),
-    ("delete", "/api/aliases/{alias}", "Delete an API alias"),
-    ("get", "/api/settings", "Effective overrides/routing/health settings and where each comes from"),
-    ("put", "/api/settings", "Set settings sections (merge patch; null returns a section to the file)"),
-    ("get", "/api/config/export", "Export the effective config: ?format=toml|json&include_keys=false (include_keys=true only on the admin listener; tokens are never exported)"),
-    ("post", "/api/config/import", "Import API-managed config: ?format=toml|json&dry_run=true reports the changes; &replace=true confirms deleting more than it keeps"),
-    ("post", "/api/reload", "Reload the TOML file now"),
-    ("get", "/api/logs", "Request logs: ?provider&model&status&min_status&since_ms&until_ms&limit&before_id"),
-    ("get", "/api/audit", "Audit trail of admin writes, exports with keys and auth failures: ?limit&before_id&action&since_ms"),
-    ("get", "/api/stats/usage", "Usage: ?since_ms&until_ms&bucket_secs&group_by=provider|model&scope=instance|cluster (cluster: every instance, through Redis)"),
-    ("get", "/api/stats", "Same as /api/stats/usage"),
-    ("get", "/metrics", "Prometheus metrics (text exposition format)"),
-];
+/// The served document, as JSON: the router's paths and schemas with the
+/// API's title, version and security scheme.
+#[derive(Clone)]
+pub struct Document(pub Arc<Value>);
 
-pub async fn openapi() -> Json<Value> {
-    let mut paths = serde_json::Map::new();
-    for (method, path, summary) in ROUTES {
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        if let Some(o) = entry.as_object_mut() {
-            o.insert(
-                method.to_string(),
-                json!({"summary": summary, "security": [{"bearer": []}],
-                       "responses": {"200": {"description": "OK"}, "401": {"description": "Missing or wrong token"}, "403": {"description": "Keys in clear asked for on the main port"},
-                                     "409": {"description": "Read-only (declared in the file) or name taken"},
-                                     "422": {"description": "Validation failed; error.fields lists field and reason"}}}),
-            );
-        }
+impl Document {
+    pub fn new(described: OpenApi) -> Document {
+        Document(Arc::new(render(complete(described))))
     }
-    Json(json!({
-        "openapi": "3.1.0",
-        "info": {"title": "llm-orchestrator admin API", "version": env!("CARGO_PKG_VERSION")},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "paths": paths,
-    }))
 }
 
-pub async fn page() -> impl IntoResponse {
-    let rows: String = ROUTES
-        .iter()
-        .map(|(m, p, s)| {
-            format!(
-                "<tr><td><code>{}</code></td><td><code>{p}</code></td><td>{}</td></tr>",
-                m.to_uppercase(),
-                html_escape(s)
-            )
-        })
-        .collect();
+/// The router's description with what no route says: title, version,
+/// description and the bearer scheme.
+fn complete(mut doc: OpenApi) -> OpenApi {
+    doc.info = InfoBuilder::new()
+        .title("llm-orchestrator admin API")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "Every `/api/*` route and `/metrics` need `Authorization: Bearer <ADMIN_TOKEN>` \
+             (else AUTH_TOKEN). `/docs` and this document are public on the admin listener and \
+             need the token on the main port; the console's static files are public. Errors \
+             are JSON (`ErrorBody`) whatever the status.",
+        ))
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    doc
+}
+
+/// The document as JSON, with the one response every route behind the
+/// bearer check shares (401) added to each, rather than repeated in every
+/// `#[utoipa::path]`.
+fn render(doc: OpenApi) -> Value {
+    let mut v = serde_json::to_value(&doc).unwrap_or(Value::Null);
+    let unauthorized = serde_json::json!({
+        "description": "Missing or wrong token (`missing_token`, `invalid_token`, `admin_token_unset`)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    });
+    if let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) {
+        for op in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in op.values_mut() {
+                let guarded = op["security"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+                if let (true, Some(r)) = (
+                    guarded,
+                    op.get_mut("responses").and_then(Value::as_object_mut),
+                ) {
+                    r.entry("401").or_insert_with(|| unauthorized.clone());
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/docs/openapi.json",
+    tag = "docs",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = serde_json::Value)),
+    security((), ("bearer" = [])),
+)]
+pub async fn openapi(Extension(doc): Extension<Document>) -> Json<Value> {
+    Json(doc.0.as_ref().clone())
+}
+
+/// A human-readable index of the routes.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "docs",
+    responses((status = 200, description = "An HTML table of every route", body = String, content_type = "text/html")),
+    security((), ("bearer" = [])),
+)]
+pub async fn page(Extension(doc): Extension<Document>) -> impl IntoResponse {
+    let mut rows = String::new();
+    if let Some(paths) = doc.0["paths"].as_object() {
+        for (path, item) in paths {
+            let Some(ops) = item.as_object() else {
+                continue;
+            };
+            for (method, op) in ops {
+                // The summary (a handler's first doc line), else what its
+                // success answers.
+                let what = op["summary"]
+                    .as_str()
+                    .or_else(|| {
+                        op["responses"]
+                            .as_object()
+                            .and_then(|r| r.values().next())
+                            .and_then(|r| r["description"].as_str())
+                    })
+                    .unwrap_or("");
+                rows.push_str(&format!(
+                    "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+                    method.to_uppercase(),
+                    html_escape(path),
+                    html_escape(what)
+                ));
+            }
+        }
+    }
     Html(format!(
         "<!doctype html><meta charset=utf-8><title>llm-orchestrator admin API</title>\
          <style>body{{font-family:system-ui;margin:2rem}}td{{padding:.2rem .6rem;vertical-align:top}}</style>\
-         <h1>llm-orchestrator admin API</h1><p>Every route needs <code>Authorization: Bearer &lt;ADMIN_TOKEN&gt;</code> \
+         <h1>llm-orchestrator admin API</h1><p>Every <code>/api</code> route needs <code>Authorization: Bearer &lt;ADMIN_TOKEN&gt;</code> \
          (else AUTH_TOKEN); this page and the OpenAPI document are public on the admin listener only. \
-         Machine-readable: <a href=\"/docs/openapi.json\">/docs/openapi.json</a>.</p><table>{rows}</table>"
+         Machine-readable, with every body's schema: <a href=\"/docs/openapi.json\">/docs/openapi.json</a>.</p><table>{rows}</table>"
     ))
 }
 

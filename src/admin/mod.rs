@@ -8,15 +8,19 @@
 //! export explicitly asks for it.
 
 pub mod audit;
+mod bodies;
 pub mod client;
 pub mod cluster;
 mod console;
 mod docs;
 pub use routes::{local_router, router};
+mod observe;
 mod routes;
 pub mod serve;
+mod settings;
 mod transfer;
 
+use crate::config::ProviderSection;
 use crate::control::api::{self, FieldError};
 use crate::control::{ControlPlane, WriteError};
 use crate::store::{AuditQuery, ChangeResult, ConfigChange, LogQuery, UsageQuery};
@@ -28,7 +32,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -153,9 +156,14 @@ impl From<crate::store::StoreError> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {
-            "message": self.message, "type": "admin_error", "code": self.code, "fields": self.fields,
-        }});
+        let body = bodies::ErrorBody {
+            error: bodies::ErrorDetail {
+                message: self.message,
+                kind: "admin_error",
+                code: self.code,
+                fields: self.fields,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -236,32 +244,17 @@ async fn json_errors(req: Request, next: Next) -> Response {
 /// error message.
 const ADMIN_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
+/// A typed JSON body: not JSON at all is 400 (as for every body), JSON of
+/// the wrong shape is 422 naming the field by its path.
+fn json_typed<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> AdminResult<T> {
+    let value = json_body(bytes)?;
+    api::typed(&value).map_err(|e| AdminError::invalid(vec![e]))
+}
+
 /// JSON bodies with precise errors (axum's own rejection is plain text).
 fn json_body(bytes: &Bytes) -> AdminResult<Value> {
     serde_json::from_slice(bytes)
         .map_err(|e| AdminError::bad_request(format!("the body is not valid JSON: {e}")))
-}
-
-/// Prometheus exposition (same bearer token as the rest of the admin API).
-async fn metrics(State(s): State<AdminState>) -> Response {
-    let state = &s.control.state;
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    let body = state.metrics.render(
-        &s.control.current(),
-        crate::metrics::LogCounts {
-            dropped: load(&state.log_dropped),
-            written: load(&state.log_written),
-            batches: load(&state.log_batches),
-        },
-    );
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
 }
 
 // ---------------------------------------------------------------- auth
@@ -373,10 +366,7 @@ async fn auth(State(st): State<AdminState>, req: Request, next: Next) -> Respons
 /// One provider as the API shows it: keys masked, source, health.
 fn view(st: &AdminState, id: Value, source: &str, name: &str, doc: &Value) -> Value {
     let mut shown = doc.clone();
-    let keys: Vec<Value> = api::doc_keys(doc)
-        .into_iter()
-        .map(|(k, enabled)| json!({"id": key_id(&k), "key": crate::config::mask_secret(&k), "enabled": enabled}))
-        .collect();
+    let keys = serde_json::to_value(key_views(doc)).unwrap_or(Value::Null);
     api::mask_keys(&mut shown);
     if let Some(o) = shown.as_object_mut() {
         o.remove("api_key");
@@ -386,7 +376,7 @@ fn view(st: &AdminState, id: Value, source: &str, name: &str, doc: &Value) -> Va
         o.insert("name".into(), Value::String(name.to_string()));
         o.insert("source".into(), Value::String(source.to_string()));
         o.insert("read_only".into(), Value::Bool(source == "file"));
-        o.insert("keys".into(), Value::Array(keys));
+        o.insert("keys".into(), keys);
         let snap = st.control.current();
         let running = snap.providers.iter().find(|p| p.name == name);
         // Documents created with the original short body leave these out;
@@ -399,14 +389,34 @@ fn view(st: &AdminState, id: Value, source: &str, name: &str, doc: &Value) -> Va
         }
         if let Some(p) = running {
             let h = p.health.view();
+            let health = bodies::HealthView {
+                state: h.state.as_str().to_string(),
+                consecutive_errors: h.consecutive_errors,
+                last_error: h.last_error.map(|e| bodies::LastErrorView {
+                    status: e.status,
+                    message: e.message,
+                    at_ms: e.at_ms,
+                }),
+            };
             o.insert(
                 "health".into(),
-                json!({"state": h.state.as_str(), "consecutive_errors": h.consecutive_errors,
-                       "last_error": h.last_error.map(|e| json!({"status": e.status, "message": e.message, "at_ms": e.at_ms}))}),
+                serde_json::to_value(health).unwrap_or(Value::Null),
             );
         }
     }
     shown
+}
+
+/// A provider document's keys as the API shows them (masked, with ids).
+fn key_views(doc: &Value) -> Vec<bodies::KeyView> {
+    api::doc_keys(doc)
+        .into_iter()
+        .map(|(k, enabled)| bodies::KeyView {
+            id: key_id(&k),
+            key: crate::config::mask_secret(&k),
+            enabled,
+        })
+        .collect()
 }
 
 /// Stable, public id of a key: a prefix of its fingerprint.
@@ -455,7 +465,16 @@ fn api_only(st: &AdminState, id: &str) -> AdminResult<crate::store::StoredProvid
     }
 }
 
-async fn list_providers(State(st): State<AdminState>) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/api/providers",
+    tag = "providers",
+    responses(
+        (status = 200, description = "`{object: list, data: [provider…]}`: file-declared and API-managed providers, keys masked, with health", body = bodies::ProviderList),
+    ),
+    security(("bearer" = [])),
+)]
+async fn list_providers(State(st): State<AdminState>) -> Json<bodies::ProviderList> {
     let (file, _) = st.control.file_config();
     let mut items: Vec<Value> = file
         .providers
@@ -468,9 +487,25 @@ async fn list_providers(State(st): State<AdminState>) -> Json<Value> {
     for p in st.control.api_config().providers {
         items.push(view(&st, json!(p.id), "api", &p.name, &p.doc));
     }
-    Json(json!({"object": "list", "data": items}))
+    Json(bodies::ProviderList {
+        object: "list",
+        data: items,
+    })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/providers/{id}",
+    tag = "providers",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    responses(
+        (status = 200, description = "The provider, keys masked, with `source`, `read_only` and health", body = bodies::ProviderView),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn get_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -544,6 +579,20 @@ fn name_taken(st: &AdminState, name: &str) -> AdminResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/providers",
+    tag = "providers",
+    request_body(content = ProviderSection, description = "A provider document (every option of a `[[providers]]` table), or the original short form `{\"name\", \"type\", \"config\": {\"base_url\", \"api_key\"}}` whose `config` object holds any of them. Unknown fields are refused."),
+    responses(
+        (status = 201, description = "Created: `{version, provider}`", body = bodies::ProviderWritten),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn create_provider(
     State(st): State<AdminState>,
     body: Bytes,
@@ -566,17 +615,38 @@ async fn create_provider(
     let shown = view(&st, json!(id), "api", &name, &doc);
     let resp = (
         StatusCode::CREATED,
-        Json(json!({"version": version, "provider": shown})),
+        Json(bodies::ProviderWritten {
+            version,
+            provider: shown,
+        }),
     )
         .into_response();
     Ok(audited(resp, "write", Some(name)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/providers/{id}",
+    tag = "providers",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    request_body(content = ProviderSection, description = "The whole provider document (as for create; `name` defaults to the current one). Unknown fields are refused."),
+    responses(
+        (status = 200, description = "Replaced: `{version, provider}`", body = bodies::ProviderWritten),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn put_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
     let mut body = json_body(&body)?;
     if body.get("name").is_none() {
@@ -588,11 +658,29 @@ async fn put_provider(
     update(&st, existing.id, name, doc).await
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/providers/{id}",
+    tag = "providers",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    request_body(content = bodies::ProviderPatch, description = "JSON merge patch of the provider document"),
+    responses(
+        (status = 200, description = "Changed: `{version, provider}`", body = bodies::ProviderWritten),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn patch_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
     let patch = api::normalize_provider(&json_body(&body)?).map_err(AdminError::invalid)?;
     let mut doc = existing.doc.clone();
@@ -605,7 +693,12 @@ async fn patch_provider(
     update(&st, existing.id, name, doc).await
 }
 
-async fn update(st: &AdminState, id: i64, name: String, doc: Value) -> AdminResult<Json<Value>> {
+async fn update(
+    st: &AdminState,
+    id: i64,
+    name: String,
+    doc: Value,
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let (version, _) = st
         .control
         .write(|_, _| {
@@ -616,55 +709,96 @@ async fn update(st: &AdminState, id: i64, name: String, doc: Value) -> AdminResu
             }])
         })
         .await?;
-    Ok(Json(
-        json!({"version": version, "provider": view(st, json!(id), "api", &name, &doc)}),
-    ))
+    Ok(Json(bodies::ProviderWritten {
+        version,
+        provider: view(st, json!(id), "api", &name, &doc),
+    }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/providers/{id}",
+    tag = "providers",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    responses(
+        (status = 200, description = "Deleted: `{version, deleted}`", body = bodies::ProviderDeleted),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn delete_provider(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderDeleted>> {
     let existing = api_only(&st, &id)?;
     let (version, _) = st
         .control
         .write(|_, _| Ok(vec![ConfigChange::DeleteProvider { id: existing.id }]))
         .await?;
-    Ok(Json(json!({"version": version, "deleted": existing.id})))
+    Ok(Json(bodies::ProviderDeleted {
+        version,
+        deleted: existing.id,
+    }))
 }
 
 // ---------------------------------------------------------------- keys
 
+#[utoipa::path(
+    get,
+    path = "/api/providers/{id}/keys",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    responses(
+        (status = 200, description = "`{object: list, data: [{id, key (masked), enabled}]}`", body = bodies::KeyList),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list_keys(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-) -> AdminResult<Json<Value>> {
-    let shown = get_provider(State(st), Path(id)).await?.0;
-    Ok(Json(json!({"object": "list", "data": shown["keys"]})))
+) -> AdminResult<Json<bodies::KeyList>> {
+    let data = match find(&st, &id)? {
+        Found::File(p) => key_views(&serde_json::to_value(&p).unwrap_or(Value::Null)),
+        Found::Api(p) => key_views(&p.doc),
+    };
+    Ok(Json(bodies::KeyList {
+        object: "list",
+        data,
+    }))
 }
 
-#[derive(Deserialize)]
-struct NewKey {
-    api_key: String,
-    #[serde(default = "yes")]
-    enabled: bool,
-}
-fn yes() -> bool {
-    true
-}
-
+#[utoipa::path(
+    post,
+    path = "/api/providers/{id}/keys",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+    ),
+    request_body = bodies::NewKey,
+    responses(
+        (status = 201, description = "Added: `{version, key: {id, key (masked), enabled}}`", body = bodies::KeyAdded),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn add_key(
     State(st): State<AdminState>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> AdminResult<impl IntoResponse> {
     let existing = api_only(&st, &id)?;
-    let new: NewKey = serde_json::from_slice(&body).map_err(|e| {
-        AdminError::invalid(vec![FieldError {
-            field: "api_key".into(),
-            reason: e.to_string(),
-        }])
-    })?;
+    let new: bodies::NewKey = json_typed(&body)?;
     if crate::config::is_env_reference(&new.api_key) {
         return Err(AdminError::invalid(vec![FieldError {
             field: "api_key".into(),
@@ -680,17 +814,18 @@ async fn add_key(
     keys.push((new.api_key.clone(), new.enabled));
     let mut doc = existing.doc.clone();
     api::set_doc_keys(&mut doc, &keys);
-    let json = update(&st, existing.id, existing.name.clone(), doc).await?;
+    let written = update(&st, existing.id, existing.name.clone(), doc).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"version": json.0["version"], "key": {
-        "id": key_id(&new.api_key), "key": crate::config::mask_secret(&new.api_key), "enabled": new.enabled}})),
+        Json(bodies::KeyAdded {
+            version: written.0.version,
+            key: bodies::KeyView {
+                id: key_id(&new.api_key),
+                key: crate::config::mask_secret(&new.api_key),
+                enabled: new.enabled,
+            },
+        }),
     ))
-}
-
-#[derive(Deserialize)]
-struct KeyPatch {
-    enabled: bool,
 }
 
 fn with_key(
@@ -707,18 +842,32 @@ fn with_key(
     Ok((keys, idx))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/providers/{id}/keys/{key}",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+        ("key" = String, Path, description = "The key's id (from the key list; a prefix of its fingerprint, never the key)"),
+    ),
+    request_body = bodies::KeyPatch,
+    responses(
+        (status = 200, description = "Changed: `{version, provider}`", body = bodies::ProviderWritten),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn patch_key(
     State(st): State<AdminState>,
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
-    let patch: KeyPatch = serde_json::from_slice(&body).map_err(|e| {
-        AdminError::invalid(vec![FieldError {
-            field: "enabled".into(),
-            reason: e.to_string(),
-        }])
-    })?;
+    let patch: bodies::KeyPatch = json_typed(&body)?;
     let (mut keys, idx) = with_key(&existing, &key)?;
     keys[idx].1 = patch.enabled;
     let mut doc = existing.doc.clone();
@@ -726,10 +875,27 @@ async fn patch_key(
     update(&st, existing.id, existing.name.clone(), doc).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/providers/{id}/keys/{key}",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The provider's numeric id or its name"),
+        ("key" = String, Path, description = "The key's id (from the key list; a prefix of its fingerprint, never the key)"),
+    ),
+    responses(
+        (status = 200, description = "Removed: `{version, provider}`", body = bodies::ProviderWritten),
+        (status = 404, description = "No such provider, key or alias", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn delete_key(
     State(st): State<AdminState>,
     Path((id, key)): Path<(String, String)>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<bodies::ProviderWritten>> {
     let existing = api_only(&st, &id)?;
     let (mut keys, idx) = with_key(&existing, &key)?;
     keys.remove(idx);
@@ -742,15 +908,26 @@ async fn delete_key(
 
 /// `{"create": [doc…], "update": [{"id", …doc}], "delete": [id…]}`, all
 /// or nothing; errors name the item (`create[1].weight`).
+#[utoipa::path(
+    post,
+    path = "/api/providers/batch",
+    tag = "providers",
+    request_body = bodies::BatchBody,
+    responses(
+        (status = 200, description = "All applied: `{version, results: [{item, result}]}`", body = serde_json::Value),
+        (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
+        (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Value>> {
-    let body = json_body(&body)?;
-    let items = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (creates, updates, deletes) = (items("create"), items("update"), items("delete"));
+    let bodies::BatchBody {
+        create: creates,
+        update: updates,
+        delete: deletes,
+    } = json_typed(&body)?;
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     let mut labels = Vec::new();
@@ -802,8 +979,7 @@ async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Va
     }
     for (i, d) in deletes.iter().enumerate() {
         let at = format!("delete[{i}]");
-        let id = d.as_str().map_or_else(|| d.to_string(), str::to_string);
-        match api_only(&st, &id) {
+        match api_only(&st, &d.as_key()) {
             Ok(existing) => {
                 labels.push(at);
                 changes.push(ConfigChange::DeleteProvider { id: existing.id });
@@ -872,157 +1048,37 @@ fn item_errors(at: &str, e: AdminError) -> Vec<FieldError> {
     }
 }
 
-// ---------------------------------------------------------------- aliases & settings
+// ---------------------------------------------------------------- health, reload
 
-async fn list_aliases(State(st): State<AdminState>) -> Json<Value> {
-    let (file, _) = st.control.file_config();
-    let mut data: Vec<Value> = file
-        .aliases
-        .iter()
-        .map(|(a, t)| json!({"alias": a, "target": t, "source": "file", "read_only": true}))
-        .collect();
-    for (a, t) in st.control.api_config().aliases {
-        data.push(json!({"alias": a, "target": t, "source": "api", "read_only": false}));
-    }
-    Json(json!({"object": "list", "data": data}))
-}
-
-async fn put_alias(
-    State(st): State<AdminState>,
-    Path(alias): Path<String>,
-    body: Bytes,
-) -> AdminResult<Json<Value>> {
-    let body = json_body(&body)?;
-    let target = body
-        .get("target")
-        .and_then(Value::as_str)
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| {
-            AdminError::invalid(vec![FieldError {
-                field: "target".into(),
-                reason: "a non-empty model name is required".into(),
-            }])
-        })?
-        .to_string();
-    if st.control.file_config().0.aliases.contains_key(&alias) {
-        return Err(AdminError::conflict(format!("alias `{alias}` is declared in the configuration file and is read-only through the API")));
-    }
-    let (version, _) = st
-        .control
-        .write(|_, _| {
-            Ok(vec![ConfigChange::SetAlias {
-                alias: alias.clone(),
-                target: target.clone(),
-            }])
-        })
-        .await?;
-    Ok(Json(
-        json!({"version": version, "alias": alias, "target": target}),
-    ))
-}
-
-async fn delete_alias(
-    State(st): State<AdminState>,
-    Path(alias): Path<String>,
-) -> AdminResult<Json<Value>> {
-    if st.control.file_config().0.aliases.contains_key(&alias) {
-        return Err(AdminError::conflict(format!("alias `{alias}` is declared in the configuration file and is read-only through the API")));
-    }
-    if !st
-        .control
-        .api_config()
-        .aliases
-        .iter()
-        .any(|(a, _)| *a == alias)
-    {
-        return Err(AdminError::not_found(format!(
-            "alias `{alias}` does not exist"
-        )));
-    }
-    let (version, _) = st
-        .control
-        .write(|_, _| {
-            Ok(vec![ConfigChange::DeleteAlias {
-                alias: alias.clone(),
-            }])
-        })
-        .await?;
-    Ok(Json(json!({"version": version, "deleted": alias})))
-}
-
-async fn get_settings(State(st): State<AdminState>) -> Json<Value> {
-    let (file, _) = st.control.file_config();
-    let api = st.control.api_config();
-    let mut out = serde_json::Map::new();
-    for name in api::SETTINGS_SECTIONS {
-        let from_api = api.settings.get(*name).filter(|v| !v.is_null());
-        let (value, source) = match from_api {
-            Some(v) => (v.clone(), "api"),
-            None => (
-                match *name {
-                    "overrides" => serde_json::to_value(&file.overrides),
-                    "routing" => serde_json::to_value(&file.routing),
-                    _ => serde_json::to_value(&file.health),
-                }
-                .unwrap_or(Value::Null),
-                "file",
-            ),
-        };
-        out.insert(name.to_string(), json!({"value": value, "source": source}));
-    }
-    Json(Value::Object(out))
-}
-
-/// `{"overrides": {...}, "routing": {...}, "health": {...}}`; a section set
-/// to null goes back to the file's.
-async fn put_settings(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Value>> {
-    let body = json_body(&body)?;
-    let Some(obj) = body.as_object() else {
-        return Err(AdminError::bad_request("settings must be a JSON object"));
-    };
-    let unknown: Vec<FieldError> = obj
-        .keys()
-        .filter(|k| !api::SETTINGS_SECTIONS.contains(&k.as_str()))
-        .map(|k| FieldError {
-            field: k.clone(),
-            reason: format!(
-                "unknown section; settable: {}",
-                api::SETTINGS_SECTIONS.join(", ")
-            ),
-        })
-        .collect();
-    if !unknown.is_empty() {
-        return Err(AdminError::invalid(unknown));
-    }
-    let not_tables = api::table_fields(obj, "", api::SETTINGS_SECTIONS);
-    if !not_tables.is_empty() {
-        return Err(AdminError::invalid(not_tables));
-    }
-    let (version, _) = st
-        .control
-        .write(|current, _| {
-            let mut doc = current.settings.clone();
-            if !doc.is_object() {
-                doc = json!({});
-            }
-            api::merge_patch(&mut doc, &body);
-            Ok(vec![ConfigChange::SetSettings { doc }])
-        })
-        .await?;
-    Ok(Json(
-        json!({"version": version, "settings": get_settings(State(st)).await.0}),
-    ))
-}
-
-// ---------------------------------------------------------------- health, reload, logs
-
+#[utoipa::path(
+    get,
+    path = "/api/providers/health",
+    tag = "providers",
+    responses(
+        (status = 200, description = "Health of every provider and key", body = serde_json::Value),
+    ),
+    security(("bearer" = [])),
+)]
 async fn health(State(st): State<AdminState>) -> Json<Value> {
     Json(crate::health::report(&st.control.current()))
 }
 
-async fn reload(State(st): State<AdminState>) -> AdminResult<Json<Value>> {
+#[utoipa::path(
+    post,
+    path = "/api/reload",
+    tag = "config",
+    responses(
+        (status = 200, description = "`{version, reloaded: true}`", body = bodies::Reloaded),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+async fn reload(State(st): State<AdminState>) -> AdminResult<Json<bodies::Reloaded>> {
     match st.control.reload_file() {
-        Ok(version) => Ok(Json(json!({"version": version, "reloaded": true}))),
+        Ok(version) => Ok(Json(bodies::Reloaded {
+            version,
+            reloaded: true,
+        })),
         Err(errs) => Err(AdminError::invalid(
             errs.0
                 .into_iter()
@@ -1040,98 +1096,6 @@ async fn reload(State(st): State<AdminState>) -> AdminResult<Json<Value>> {
 fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> AdminResult<T> {
     q.map(|Query(v)| v)
         .map_err(|e| AdminError::bad_request(format!("bad query string: {}", e.body_text())))
-}
-
-async fn logs(
-    State(st): State<AdminState>,
-    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult<Json<Value>> {
-    let q = query(q)?;
-    let store = st.control.store_or_unavailable()?;
-    let page = store.query_logs(q).await?;
-    Ok(Json(serde_json::to_value(page).unwrap_or(Value::Null)))
-}
-
-/// `GET /api/audit?limit&before_id&action&since_ms`: the audit trail,
-/// newest first.
-async fn audit_log(
-    State(st): State<AdminState>,
-    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult<Json<Value>> {
-    let q = query(q)?;
-    let store = st.control.store().ok_or_else(|| {
-        AdminError::from(WriteError::Unavailable("no database is configured".into()))
-    })?;
-    let page = store.query_audit(q).await?;
-    let dropped = st.audit.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(Json(
-        json!({"object": "list", "data": page.items, "next_before_id": page.next_before_id, "rows_dropped": dropped}),
-    ))
-}
-
-async fn usage(
-    State(st): State<AdminState>,
-    q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult<Json<Value>> {
-    let q = query(q)?;
-    if let Some(g) = q.group_by.as_deref().map(str::trim) {
-        if !matches!(g, "" | "none" | "provider" | "model") {
-            return Err(AdminError::bad_request(format!(
-                "unknown group_by `{g}`: use `provider` or `model`"
-            )));
-        }
-    }
-    let cluster = match q.scope.as_deref().map(str::trim) {
-        None | Some("") | Some("instance") => false,
-        Some("cluster") => true,
-        Some(other) => {
-            return Err(AdminError::bad_request(format!(
-                "unknown scope `{other}`: use `instance` or `cluster`"
-            )))
-        }
-    };
-    let mut instances = None;
-    let rows = if cluster {
-        let Some(c) = st.control.cluster_usage.get() else {
-            return Err(AdminError::bad_request(
-                "scope=cluster needs Redis (REDIS_ENABLED=true)",
-            ));
-        };
-        let (rows, n) = c
-            .query(&q)
-            .await
-            .map_err(|e| AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
-        instances = Some(n);
-        rows
-    } else {
-        let store = st.control.store_or_unavailable()?;
-        store.usage(q).await?
-    };
-    let data: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            let error_rate = if r.requests == 0 {
-                0.0
-            } else {
-                r.errors as f64 / r.requests as f64
-            };
-            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("error_rate".into(), json!(error_rate));
-            }
-            v
-        })
-        .collect();
-    let dropped = st
-        .control
-        .state
-        .log_dropped
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let mut body = json!({"object": "list", "scope": if cluster { "cluster" } else { "instance" }, "data": data, "log_rows_dropped": dropped});
-    if let Some(n) = instances {
-        body["instances"] = json!(n);
-    }
-    Ok(Json(body))
 }
 
 #[cfg(test)]

@@ -4,11 +4,12 @@
 
 use super::audit::Audit;
 use super::*;
-use super::{console, docs, transfer};
+use super::{console, docs, observe, settings, transfer};
 use crate::control::ControlPlane;
-use axum::routing::{get, post};
 use axum::Router;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The admin routes for one listener; events go to `audit`.
 pub fn router(
@@ -37,44 +38,73 @@ pub fn local_router(control: Arc<ControlPlane>) -> Router {
     })
 }
 
+/// Every route that needs the bearer token (the admin API proper). Each
+/// handler is registered with the path and method of its
+/// `#[utoipa::path]`, which is also what the OpenAPI document lists.
+fn api_routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_providers, create_provider))
+        .routes(routes!(health))
+        .routes(routes!(batch))
+        .routes(routes!(
+            get_provider,
+            put_provider,
+            patch_provider,
+            delete_provider
+        ))
+        .routes(routes!(list_keys, add_key))
+        .routes(routes!(patch_key, delete_key))
+        .routes(routes!(settings::list_aliases))
+        .routes(routes!(settings::put_alias, settings::delete_alias))
+        .routes(routes!(settings::get_settings, settings::put_settings))
+        .routes(routes!(transfer::export))
+        .routes(routes!(transfer::import))
+        .routes(routes!(reload))
+        .routes(routes!(observe::logs))
+        .routes(routes!(observe::audit_log))
+        .routes(routes!(observe::usage))
+        .routes(routes!(observe::stats))
+        .routes(routes!(observe::metrics))
+}
+
+/// The API description: public on the admin listener, behind the token on
+/// the main port.
+fn docs_routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(docs::page))
+        .routes(routes!(docs::openapi))
+}
+
+/// The web console's static files (public: the page holds no secret).
+fn console_routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(console::index))
+        .routes(routes!(console::redirect))
+        .routes(routes!(console::admin_index))
+        .routes(routes!(console::file))
+        .routes(routes!(console::root_file))
+}
+
+/// The OpenAPI paths and schemas of every route [`build`] serves.
+fn described() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AdminState>::new()
+        .merge(api_routes())
+        .merge(docs_routes())
+        .merge(console_routes())
+        .into_openapi()
+}
+
+/// Built once: the routes and types are fixed at compile time.
+static DOCUMENT: LazyLock<docs::Document> = LazyLock::new(|| docs::Document::new(described()));
+
 fn build(state: AdminState) -> Router {
     let listener = state.listener;
-    let api = Router::new()
-        .route("/api/providers", get(list_providers).post(create_provider))
-        .route("/api/providers/health", get(health))
-        .route("/api/providers/batch", post(batch))
-        .route(
-            "/api/providers/{id}",
-            get(get_provider)
-                .put(put_provider)
-                .patch(patch_provider)
-                .delete(delete_provider),
-        )
-        .route("/api/providers/{id}/keys", get(list_keys).post(add_key))
-        .route(
-            "/api/providers/{id}/keys/{key}",
-            axum::routing::patch(patch_key).delete(delete_key),
-        )
-        .route("/api/aliases", get(list_aliases))
-        .route(
-            "/api/aliases/{alias}",
-            axum::routing::put(put_alias).delete(delete_alias),
-        )
-        .route("/api/settings", get(get_settings).put(put_settings))
-        .route("/api/config/export", get(transfer::export))
-        .route("/api/config/import", post(transfer::import))
-        .route("/api/reload", post(reload))
-        .route("/api/logs", get(logs))
-        .route("/api/audit", get(audit_log))
-        .route("/api/stats/usage", get(usage))
-        .route("/api/stats", get(usage))
-        .route("/metrics", get(metrics));
+    let (api, _) = api_routes().split_for_parts();
+    let (docs, _) = docs_routes().split_for_parts();
+    let (console, _) = console_routes().split_for_parts();
     // The API description holds no secret, but on the main port (the one
     // facing clients) it would tell anyone what answers there: it needs the
     // admin token there and is public only on the admin listener.
-    let docs = Router::new()
-        .route("/docs", get(docs::page))
-        .route("/docs/openapi.json", get(docs::openapi));
     let (api, docs) = if listener == Listener::Main {
         (api.merge(docs), Router::new())
     } else {
@@ -88,12 +118,9 @@ fn build(state: AdminState) -> Router {
     Router::new()
         .merge(api)
         .merge(docs)
-        .route("/", get(console::index))
-        .route("/admin", get(console::redirect))
-        .route("/admin/", get(console::index))
-        .route("/admin/{file}", get(console::file))
-        .route("/{file}", get(console::file))
+        .merge(console)
         .fallback(not_found)
+        .layer(axum::Extension(DOCUMENT.clone()))
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }

@@ -14,9 +14,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ExportQuery {
+    /// `json` (the default) or `toml`.
+    #[param(pattern = "^(json|toml)$")]
     format: Option<String>,
+    /// Vendor keys in clear: only on the admin listener (403 on the main
+    /// port); audited.
     #[serde(default)]
     include_keys: bool,
 }
@@ -28,6 +33,22 @@ pub(super) struct ExportQuery {
 /// `include_keys=true`, and only on the admin listener (or the command
 /// line's `--offline`): the main port's copy answers 403, so a client of the
 /// data plane — who may hold the same token — cannot read them.
+#[utoipa::path(
+    get,
+    path = "/api/config/export",
+    tag = "config",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The effective configuration (file + API); keys masked unless include_keys=true; tokens never", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/toml"),
+        )),
+        (status = 400, description = "Unknown format", body = super::bodies::ErrorBody),
+        (status = 403, description = "Keys in clear asked for on the main port", body = super::bodies::ErrorBody),
+        (status = 422, description = "The stored configuration does not merge", body = super::bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn export(
     State(st): State<AdminState>,
     q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
@@ -118,9 +139,14 @@ fn strip_nulls(v: &mut Value) {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ImportQuery {
+    /// `json` or `toml`; by default TOML when the content type says so,
+    /// else JSON.
+    #[param(pattern = "^(json|toml)$")]
     format: Option<String>,
+    /// Validate and report the changes without applying them.
     #[serde(default)]
     dry_run: bool,
     /// Confirms an import that deletes more than it keeps.
@@ -130,7 +156,8 @@ pub(super) struct ImportQuery {
 
 /// Sections an import acts on; every other section of an export (server,
 /// admin, log, …) belongs to the file and the environment and is ignored.
-const IMPORT_SECTIONS: &[&str] = &["providers", "aliases", "overrides", "routing", "health"];
+pub(super) const IMPORT_SECTIONS: &[&str] =
+    &["providers", "aliases", "overrides", "routing", "health"];
 
 /// Make the document's providers, aliases and settings the API-owned
 /// configuration. A section the document leaves out stays as it is;
@@ -140,6 +167,24 @@ const IMPORT_SECTIONS: &[&str] = &["providers", "aliases", "overrides", "routing
 /// an export imported back is a no-op, and a settings section equal to the
 /// file's keeps following the file. An import that deletes more providers
 /// and aliases than it keeps needs `replace=true`.
+#[utoipa::path(
+    post,
+    path = "/api/config/import",
+    tag = "config",
+    params(ImportQuery),
+    request_body(description = "A configuration document, as an export writes it", content(
+        (super::bodies::ImportDoc = "application/json"),
+        (String = "application/toml"),
+    )),
+    responses(
+        (status = 200, description = "`{dry_run, changes, skipped_file_providers, …}`: what changed (or would, with dry_run=true)", body = serde_json::Value),
+        (status = 400, description = "Not JSON/TOML, unknown format, or no importable section", body = super::bodies::ErrorBody),
+        (status = 409, description = "Deletes more than it keeps: confirm with replace=true", body = super::bodies::ErrorBody),
+        (status = 422, description = "Validation failed: `error.fields` names each field by its path (`providers[0].base_url`)", body = super::bodies::ErrorBody),
+        (status = 503, description = "The database is unavailable or not configured", body = super::bodies::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn import(
     State(st): State<AdminState>,
     q: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
@@ -208,12 +253,7 @@ pub(super) async fn import(
             if !not_tables.is_empty() {
                 return Err(AdminError::invalid(not_tables));
             }
-            let doc = serde_json::from_value(value).map_err(|e| {
-                AdminError::invalid(vec![FieldError {
-                    field: String::new(),
-                    reason: e.to_string(),
-                }])
-            })?;
+            let doc = api::typed(&value).map_err(|e| AdminError::invalid(vec![e]))?;
             (doc, present)
         }
         other => {
@@ -473,6 +513,22 @@ fn diff(current: &ApiConfig, proposed: &ApiConfig) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_import_schema_names_the_configuration_sections() {
+        use utoipa::PartialSchema;
+        // The import's sections, then the configuration file's others
+        // (the configuration type refuses any other field).
+        let import =
+            super::super::bodies::property_names(super::super::bodies::ImportDoc::schema());
+        assert_eq!(&import[..IMPORT_SECTIONS.len()], IMPORT_SECTIONS);
+        let whole = serde_json::to_value(crate::config::FileConfig::default()).expect("config");
+        let mut all: Vec<&String> = whole.as_object().expect("object").keys().collect();
+        let mut documented: Vec<&String> = import.iter().collect();
+        all.sort();
+        documented.sort();
+        assert_eq!(documented, all);
+    }
 
     #[test]
     fn url_passwords_are_masked() {

@@ -198,7 +198,7 @@ impl Default for RedisSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthSection {
     /// Active checks on a timer (passive health is always on).
@@ -239,7 +239,7 @@ impl Default for HealthSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingSection {
     /// Upstream attempts per request, failovers included.
@@ -268,12 +268,14 @@ impl Default for RoutingSection {
 
 /// Overrides of canonical request fields (`temperature`, `max_tokens`, …),
 /// applied global-first then per provider, before translation.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OverridesSection {
     /// Fields forced to a value (replacing what the client sent).
+    #[schema(value_type = Object)]
     pub set: BTreeMap<String, toml::Value>,
     /// Fields given a value only when the client sent none.
+    #[schema(value_type = Object)]
     pub default: BTreeMap<String, toml::Value>,
     /// Fields removed before the request leaves the gateway.
     pub drop: Vec<String>,
@@ -286,10 +288,12 @@ pub struct OverridesSection {
 
 /// `[providers.overrides.vendor]`: `set` / `default` / `drop` by dotted path
 /// in the vendor's request body.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct VendorEditsSection {
+    #[schema(value_type = Object)]
     pub set: BTreeMap<String, toml::Value>,
+    #[schema(value_type = Object)]
     pub default: BTreeMap<String, toml::Value>,
     pub drop: Vec<String>,
 }
@@ -300,12 +304,16 @@ impl VendorEditsSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSection {
+    #[schema(min_length = 1)]
     pub name: String,
+    /// `openai`, `anthropic` or `gemini`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^(openai|anthropic|gemini)$")]
     pub kind: String,
+    #[schema(pattern = "^https?://[^/]")]
     pub base_url: String,
     /// One key; merged with `api_keys`.
     #[serde(default)]
@@ -317,6 +325,7 @@ pub struct ProviderSection {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disabled_api_keys: Vec<String>,
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub weight: u32,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -378,7 +387,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsSection {
     /// TCP (and TLS) connection establishment.

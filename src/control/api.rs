@@ -25,10 +25,35 @@ pub struct ApiConfig {
 
 /// A validation problem in API terms: `field` is a path in the request
 /// body (`providers[gpt-4].weight`, `base_url`, …).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// Where in the request body (or configuration) the problem is;
+    /// empty when it is about the whole body.
     pub field: String,
     pub reason: String,
+}
+
+/// Deserialize `T` from a JSON document, naming the offending field by its
+/// full path (`timeouts.connect_secs`, `models[2]`, `providers[0].base_url`):
+/// serde's own message names at most the last key, and not which item.
+pub fn typed<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let reason = e.inner().to_string();
+        let at = e.path().to_string();
+        let at = if at == "." { String::new() } else { at };
+        // For a missing field the path ends at the object that lacks it;
+        // the field itself is named in the message.
+        let missing = reason
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .filter(|name| !at.ends_with(name));
+        let field = match missing {
+            Some(name) if at.is_empty() => name.to_string(),
+            Some(name) => format!("{at}.{name}"),
+            None => at,
+        };
+        FieldError { field, reason }
+    })
 }
 
 /// Settings sections the API may set.
@@ -106,17 +131,7 @@ pub fn table_fields(obj: &Map<String, Value>, prefix: &str, names: &[&str]) -> V
 
 /// Parse a provider document, reporting serde's complaint as a field error.
 pub fn parse_provider(doc: &Value) -> Result<ProviderSection, FieldError> {
-    serde_json::from_value::<ProviderSection>(doc.clone()).map_err(|e| {
-        let msg = e.to_string();
-        // serde names the field in backticks; use it as the path when present.
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|f| !f.contains(' '))
-            .unwrap_or("")
-            .to_string();
-        FieldError { field, reason: msg }
-    })
+    typed::<ProviderSection>(doc)
 }
 
 /// File + API, merged into one schema for `compile`. `Err` lists documents
@@ -141,27 +156,27 @@ pub fn merge(file: &FileConfig, api: &ApiConfig) -> Result<FileConfig, Vec<Field
     for (alias, target) in &api.aliases {
         cfg.aliases.insert(alias.clone(), target.clone());
     }
-    let section = |name: &str| api.settings.get(name).filter(|v| !v.is_null()).cloned();
-    let mut bad = |name: &str, e: serde_json::Error| {
+    let section = |name: &str| api.settings.get(name).filter(|v| !v.is_null());
+    let mut bad = |name: &str, e: FieldError| {
         errors.push(FieldError {
-            field: format!("settings.{name}"),
-            reason: e.to_string(),
+            field: join(&format!("settings.{name}"), &e.field),
+            reason: e.reason,
         })
     };
     if let Some(v) = section("overrides") {
-        match serde_json::from_value::<OverridesSection>(v) {
+        match typed::<OverridesSection>(v) {
             Ok(o) => cfg.overrides = o,
             Err(e) => bad("overrides", e),
         }
     }
     if let Some(v) = section("routing") {
-        match serde_json::from_value::<RoutingSection>(v) {
+        match typed::<RoutingSection>(v) {
             Ok(r) => cfg.routing = r,
             Err(e) => bad("routing", e),
         }
     }
     if let Some(v) = section("health") {
-        match serde_json::from_value::<HealthSection>(v) {
+        match typed::<HealthSection>(v) {
             Ok(h) => cfg.health = h,
             Err(e) => bad("health", e),
         }
@@ -311,6 +326,20 @@ mod tests {
             parse_provider(&json!({"name": "a", "type": "openai", "base_url": "x", "wieght": 3}))
                 .expect_err("typo");
         assert_eq!(e.field, "wieght");
+        // Nested problems are named by their whole path.
+        let e = parse_provider(&json!({"name": "a", "type": "openai", "base_url": "x",
+            "timeouts": {"connect_secs": "soon"}, "models": ["a", 3]}))
+        .expect_err("wrong type");
+        assert!(
+            e.field == "timeouts.connect_secs" || e.field == "models[1]",
+            "{e:?}"
+        );
+        let e = parse_provider(&json!({"name": "a", "type": "openai", "base_url": "x",
+            "overrides": {"vendor": {"sett": {}}}}))
+        .expect_err("typo");
+        assert_eq!(e.field, "overrides.vendor.sett", "{e:?}");
+        let e = parse_provider(&json!({"type": "openai", "base_url": "x"})).expect_err("no name");
+        assert_eq!(e.field, "name", "{e:?}");
     }
 
     #[test]
