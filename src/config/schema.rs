@@ -339,6 +339,12 @@ pub struct ProviderSection {
     /// (Anthropic), or as Gemini's `maxOutputTokens` default.
     #[serde(default)]
     pub default_max_tokens: Option<u64>,
+    /// How Responses API clients (`/v1/responses`) are served: `"native"`
+    /// passes their body through to `{base_url}/responses`, `"chat"`
+    /// translates to the vendor's chat API. Default: native for type
+    /// `openai` at `api.openai.com`, chat otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<String>,
     /// The keys are used exactly as written, `${VAR}` included: set for
     /// providers managed through the admin API (the environment is expanded
     /// only for the file's own providers). Not part of the file format.

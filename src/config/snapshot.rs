@@ -241,6 +241,9 @@ pub struct Provider {
     /// The same, ready to insert into each upstream request.
     pub anthropic_version_header: http::HeaderValue,
     pub default_max_tokens: u64,
+    /// Speaks the OpenAI Responses API itself: Responses clients' bodies
+    /// pass through to `{base_path}/responses` (`responses = "native"`).
+    pub responses_native: bool,
     /// Passive (and active) health, shared across snapshots.
     pub health: Arc<ProviderHealth>,
     /// Round-robin position for key choice.
@@ -757,6 +760,34 @@ fn compile_provider(
     let endpoint = parse_base_url(&p.base_url).map_err(|why| {
         e.push(source, format!("{at}.base_url"), why);
     });
+    let responses_native = match p.responses.as_deref() {
+        Some("native") if kind == Some(ProviderKind::OpenAi) => true,
+        Some("native") => {
+            e.push(
+                source,
+                format!("{at}.responses"),
+                "only providers of type openai can speak the Responses API natively",
+            );
+            false
+        }
+        Some("chat") => false,
+        Some(other) => {
+            e.push(
+                source,
+                format!("{at}.responses"),
+                format!("{other:?} is not one of \"native\", \"chat\""),
+            );
+            false
+        }
+        // vLLM, DeepSeek and most OpenAI-compatible servers have no
+        // /responses: only OpenAI's own API is native by default.
+        None => {
+            kind == Some(ProviderKind::OpenAi)
+                && endpoint
+                    .as_ref()
+                    .is_ok_and(|ep| ep.host.eq_ignore_ascii_case("api.openai.com"))
+        }
+    };
 
     let mut keys = Vec::new();
     let raw_keys = p.api_key.iter().chain(p.api_keys.iter());
@@ -913,6 +944,7 @@ fn compile_provider(
             .unwrap_or(http::HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION)),
         anthropic_version,
         default_max_tokens,
+        responses_native,
         health: registry.provider(&p.name),
         next_key: AtomicUsize::new(0),
     })
