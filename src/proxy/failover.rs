@@ -161,7 +161,11 @@ fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Byte
 /// (Responses-native): the client's bytes, with `model` rewritten only when
 /// aliasing maps it and the provider's vendor edits applied. Canonical
 /// overrides need the chat model, which this body never enters.
-fn native_body(req: &ChatRequest<'_>, upstream_model: &str, p: &Provider) -> Result<Bytes, GatewayError> {
+fn native_body(
+    req: &ChatRequest<'_>,
+    upstream_model: &str,
+    p: &Provider,
+) -> Result<Bytes, GatewayError> {
     if upstream_model == req.client_model && p.vendor_edits.is_empty() {
         return Ok(req.body.clone());
     }

@@ -296,7 +296,11 @@ impl Gateway {
             }
             "/v1/responses" | "/v1/responses/compact" => {
                 let compact = path.ends_with("/compact");
-                ctx.route = if compact { "responses_compact" } else { "responses" };
+                ctx.route = if compact {
+                    "responses_compact"
+                } else {
+                    "responses"
+                };
                 ctx.api = if compact {
                     ClientApi::RESPONSES_COMPACT
                 } else {

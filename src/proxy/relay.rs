@@ -579,11 +579,9 @@ async fn translate_stream(
     let mut parser = SseParser::default();
     let mut tr = Translation::new(
         provider.vendor.egress.stream_decoder(),
-        req.api.ingress().stream_encoder_for(
-            req.decoded_ok(),
-            req.client_model,
-            req.include_usage,
-        ),
+        req.api
+            .ingress()
+            .stream_encoder_for(req.decoded_ok(), req.client_model, req.include_usage),
     );
     session
         .write_response_header(Box::new(header), false)

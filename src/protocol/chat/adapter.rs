@@ -81,7 +81,12 @@ pub trait Ingress: Sync {
     /// [`Ingress::encode_answer`] with the client's decoded request at hand,
     /// for APIs whose answers echo it (Responses: which tools were
     /// freeform, what `include` asked for).
-    fn encode_answer_for(&self, _req: Option<&Request<'_>>, answer: &Answer<'_>, model: &str) -> Bytes {
+    fn encode_answer_for(
+        &self,
+        _req: Option<&Request<'_>>,
+        answer: &Answer<'_>,
+        model: &str,
+    ) -> Bytes {
         self.encode_answer(answer, model)
     }
     /// [`Ingress::stream_encoder`] with the client's decoded request at hand.

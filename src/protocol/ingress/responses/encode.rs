@@ -48,9 +48,17 @@ impl Echo {
 // ---------------------------------------------------------------- items
 
 enum Kind {
-    Message { refusal: bool },
-    Reasoning { encrypted: Option<String> },
-    Call { call_id: String, name: String, custom: bool },
+    Message {
+        refusal: bool,
+    },
+    Reasoning {
+        encrypted: Option<String>,
+    },
+    Call {
+        call_id: String,
+        name: String,
+        custom: bool,
+    },
 }
 
 /// One output item and the text it holds so far.
@@ -343,7 +351,16 @@ pub(super) fn answer(a: &Answer<'_>, model: &str, echo: &Echo) -> Bytes {
         model,
     };
     let mut o = BytesMut::with_capacity(512 + items.iter().map(|i| i.text.len()).sum::<usize>());
-    response(&mut o, &head, st, incomplete, None, &items, Some(&a.usage), echo);
+    response(
+        &mut o,
+        &head,
+        st,
+        incomplete,
+        None,
+        &items,
+        Some(&a.usage),
+        echo,
+    );
     o.freeze()
 }
 
@@ -563,7 +580,9 @@ impl EventEncoder {
         let (kind, text): (&str, &str) = match (&mut item.kind, d) {
             (Kind::Message { refusal: false }, Delta::Text(t)) => ("response.output_text.delta", t),
             (Kind::Message { refusal: true }, Delta::Refusal(t)) => ("response.refusal.delta", t),
-            (Kind::Reasoning { .. }, Delta::Reasoning(t)) => ("response.reasoning_summary_text.delta", t),
+            (Kind::Reasoning { .. }, Delta::Reasoning(t)) => {
+                ("response.reasoning_summary_text.delta", t)
+            }
             (Kind::Reasoning { encrypted }, Delta::Redacted(s)) => {
                 *encrypted = self::encrypted(s, true);
                 return;
@@ -596,7 +615,9 @@ impl EventEncoder {
             if first {
                 self.begin(o, "response.reasoning_summary_part.added");
                 self.at(o);
-                o.extend_from_slice(br#","summary_index":0,"part":{"type":"summary_text","text":""}"#);
+                o.extend_from_slice(
+                    br#","summary_index":0,"part":{"type":"summary_text","text":""}"#,
+                );
                 Self::end(o);
             }
             self.begin(o, kind);

@@ -61,7 +61,12 @@ impl Ingress for OpenAiResponses {
     fn encode_answer(&self, answer: &Answer<'_>, model: &str) -> Bytes {
         encode::answer(answer, model, &encode::Echo::default())
     }
-    fn encode_answer_for(&self, req: Option<&Request<'_>>, answer: &Answer<'_>, model: &str) -> Bytes {
+    fn encode_answer_for(
+        &self,
+        req: Option<&Request<'_>>,
+        answer: &Answer<'_>,
+        model: &str,
+    ) -> Bytes {
         encode::answer(answer, model, &encode::Echo::of(req))
     }
     fn stream_encoder(&self, model: &str, _include_usage: bool) -> Box<dyn StreamEncoder> {
@@ -313,7 +318,9 @@ fn need<'a>(v: Option<S<'a>>, param: impl FnOnce() -> String) -> Result<Str<'a>,
 
 fn raw_extra<'a>(req: &mut Request<'a>, key: &'static str, v: Option<&'a RawValue>) {
     if let Some(v) = v {
-        req.extra.fields.push((Cow::Borrowed(key), Cow::Borrowed(v)));
+        req.extra
+            .fields
+            .push((Cow::Borrowed(key), Cow::Borrowed(v)));
     }
 }
 
@@ -399,7 +406,9 @@ fn request(top: Top<'_>) -> Result<Request<'_>, ChatError> {
     if let Some(inc) = top.include {
         let list: Vec<&str> = inc.iter().map(|x| x.0.as_ref()).collect();
         if let Ok(v) = serde_json::value::to_raw_value(&list) {
-            req.extra.fields.push((Cow::Borrowed("include"), Cow::Owned(v)));
+            req.extra
+                .fields
+                .push((Cow::Borrowed("include"), Cow::Owned(v)));
         }
     }
     raw_extra(&mut req, "metadata", top.metadata);
@@ -419,7 +428,11 @@ fn push<'a>(req: &mut Request<'a>, role: Role, part: Part<'a>) {
 
 fn input_item<'a>(req: &mut Request<'a>, item: Item<'a>, i: usize) -> Result<(), ChatError> {
     let p = |f: &str| format!("input[{i}].{f}");
-    let kind = item.kind.as_ref().map(|k| k.0.as_ref()).unwrap_or("message");
+    let kind = item
+        .kind
+        .as_ref()
+        .map(|k| k.0.as_ref())
+        .unwrap_or("message");
     match kind {
         "message" => {
             let role = need(item.role, || p("role"))?;
@@ -610,7 +623,11 @@ fn data_url<'a>(url: &Str<'a>) -> Option<(Str<'a>, Str<'a>)> {
     let rest = url.strip_prefix("data:")?;
     let comma = rest.find(',')?;
     let header = &rest[..comma];
-    if !header.split(';').skip(1).any(|x| x.eq_ignore_ascii_case("base64")) {
+    if !header
+        .split(';')
+        .skip(1)
+        .any(|x| x.eq_ignore_ascii_case("base64"))
+    {
         return None;
     }
     let mime_end = 5 + header.find(';').unwrap_or(header.len());
@@ -636,7 +653,8 @@ fn media_source<'a>(
         };
         return Ok((None, src));
     }
-    let url = url.ok_or_else(|| ChatError::invalid(path.clone(), "a URL or file_id is required"))?;
+    let url =
+        url.ok_or_else(|| ChatError::invalid(path.clone(), "a URL or file_id is required"))?;
     if let Some((mime, data)) = data_url(&url) {
         return Ok((Some(mime), MediaSource::Base64 { data }));
     }
@@ -698,7 +716,10 @@ fn tool(t: ToolW<'_>, i: usize) -> Result<Option<Tool<'_>>, ChatError> {
         "function" => false,
         "custom" => true,
         other => {
-            tracing::debug!(tool = other, "server-side tool dropped: no translated vendor runs it");
+            tracing::debug!(
+                tool = other,
+                "server-side tool dropped: no translated vendor runs it"
+            );
             return Ok(None);
         }
     };
@@ -713,7 +734,10 @@ fn tool(t: ToolW<'_>, i: usize) -> Result<Option<Tool<'_>>, ChatError> {
             t.parameters.map(Cow::Borrowed)
         },
         strict: if custom { None } else { t.strict },
-        format: custom.then(|| t.format.map_or_else(|| static_raw(TEXT_FORMAT), Cow::Borrowed)),
+        format: custom.then(|| {
+            t.format
+                .map_or_else(|| static_raw(TEXT_FORMAT), Cow::Borrowed)
+        }),
         cache: None,
     }))
 }
