@@ -383,6 +383,14 @@ mod responses {
                 return bad(k.clone(), "Unrecognized request argument supplied");
             }
         }
+        // The mock keeps no responses: every id is unknown, as OpenAI
+        // answers for one it does not have.
+        if let Some(id) = body["previous_response_id"].as_str() {
+            return Err((
+                "previous_response_id".into(),
+                format!("Previous response with id '{id}' not found."),
+            ));
+        }
         if !body["model"].is_string() {
             return bad("model".into(), "Missing required parameter: 'model'.");
         }
