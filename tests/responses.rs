@@ -648,3 +648,57 @@ async fn post_to(gw: &Gateway, path: &str, body: &Value) -> reqwest::Response {
     gw.post(path, &[("authorization", &format!("Bearer {TOKEN}"))], body)
         .await
 }
+
+#[tokio::test]
+async fn a_codex_turn_is_served_by_every_vendor_and_passed_through_natively() {
+    let body: Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/codex_responses_request.json"
+        ))
+        .expect("fixture"),
+    )
+    .expect("json");
+    let v = vendors().await;
+    for (kind, gw) in &v.gws {
+        let r = post(gw, &body).await;
+        assert_eq!(r.status(), 200, "{kind}");
+        let evs = events(&r.text().await.expect("body"));
+        check_sequence(kind, &evs);
+        let sent = v.last_sent(kind);
+        let text = sent.to_string();
+        // OpenAI's own encrypted reasoning is not for another vendor; the
+        // hosted web_search tool cannot run there.
+        assert!(!text.contains("gAAAAA"), "{kind}: {text}");
+        assert!(!text.contains("web_search"), "{kind}: {text}");
+        for want in [
+            "Begin Patch",
+            "README.md\\nsrc",
+            "You are Codex",
+            "permissions instructions",
+            "Thanks, now run the tests.",
+        ] {
+            assert!(text.contains(want), "{kind}: {want} missing in {text}");
+        }
+        let tools = match *kind {
+            "gemini" => sent["tools"][0]["functionDeclarations"].clone(),
+            _ => sent["tools"].clone(),
+        };
+        assert_eq!(tools.as_array().map(Vec::len), Some(3), "{kind}: {tools}");
+    }
+    // Sent unchanged to a Responses-native provider.
+    let oa = MockOpenAi::start("oai").await;
+    let toml = typed_provider(
+        "openai",
+        "oai",
+        &oa.base_url(),
+        &[OA_KEY],
+        "responses = \"native\"",
+    );
+    let gw = Gateway::start(&toml).await;
+    let r = post(&gw, &body).await;
+    assert_eq!(r.status(), 200);
+    let evs = events(&r.text().await.expect("body"));
+    assert_eq!(evs.last().map(|e| e.0.as_str()), Some("response.completed"));
+    assert_eq!(oa.requests()[0].json(), body);
+}
