@@ -335,4 +335,32 @@ mod tests {
         assert!(an.read_usage(&mut u, &json!({"input_tokens": 4, "output_tokens": 2})));
         assert_eq!(u.total_tokens, 6);
     }
+
+    #[test]
+    fn responses_usage_is_read_from_the_final_event_and_whole_answers() {
+        let r = ClientApi::RESPONSES;
+        let mut u = Usage::default();
+        assert!(!r.read_event_usage(
+            &mut u,
+            &json!({"type": "response.created", "response": {"usage": null}})
+        ));
+        assert!(r.read_event_usage(
+            &mut u,
+            &json!({"type": "response.completed", "response": {"usage": {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4},
+                "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 15}}})
+        ));
+        assert_eq!(
+            (
+                u.prompt_tokens,
+                u.cached_tokens,
+                u.completion_tokens,
+                u.reasoning_tokens,
+                u.total_tokens
+            ),
+            (10, 4, 5, 2, 15)
+        );
+        let mut u = Usage::default();
+        assert!(r.read_usage(&mut u, &json!({"input_tokens": 3, "output_tokens": 1})));
+        assert_eq!(u.total_tokens, 4);
+    }
 }

@@ -507,7 +507,11 @@ fn input_item<'a>(req: &mut Request<'a>, item: Item<'a>, i: usize) -> Result<(),
             for piece in pieces.chain(content).filter_map(|x| s(x.text)) {
                 match &mut text {
                     None => text = Some(piece),
-                    Some(t) => t.to_mut().push_str(&piece),
+                    Some(t) => {
+                        // Summary parts are paragraphs.
+                        t.to_mut().push_str("\n\n");
+                        t.to_mut().push_str(&piece);
+                    }
                 }
             }
             let (signature, redacted) = match s(item.encrypted_content) {
