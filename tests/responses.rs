@@ -703,3 +703,121 @@ async fn a_codex_turn_is_served_by_every_vendor_and_passed_through_natively() {
     assert_eq!(evs.last().map(|e| e.0.as_str()), Some("response.completed"));
     assert_eq!(oa.requests()[0].json(), body);
 }
+
+/// The real Codex CLI (`codex exec`, a prompt with one tool round) against
+/// the gateway in front of each vendor mock: OpenAI chat (the vLLM /
+/// DeepSeek case), Anthropic and Gemini translated, and a Responses-native
+/// OpenAI passed through. Runs when `LLMO_AGENTS_BIN` names the folder
+/// holding `codex` (e.g. `node_modules/.bin` of `npm i @openai/codex`);
+/// skipped, saying so, when it is unset.
+#[tokio::test]
+async fn codex_cli_completes_a_prompt_through_the_gateway() {
+    let Ok(bin) = std::env::var("LLMO_AGENTS_BIN") else {
+        eprintln!("skipped: LLMO_AGENTS_BIN is unset (the folder holding the codex binary)");
+        return;
+    };
+    let v = vendors().await;
+    for (kind, gw) in &v.gws {
+        // A tool loop: the model runs a command, then answers.
+        v.push(
+            kind,
+            Reply::tool_call("exec_command", r#"{"cmd":"echo codex-was-here"}"#),
+        );
+        v.push(kind, Reply::Complete);
+        let before = match *kind {
+            "openai" => v.oa.count(),
+            "anthropic" => v.an.count(),
+            _ => v.ge.count(),
+        };
+        let text = codex(&bin, gw).await;
+        let name = match *kind {
+            "openai" => "oai",
+            "anthropic" => "claude",
+            _ => "gem",
+        };
+        assert!(
+            text.contains(&format!("Hello from {name}")),
+            "{kind}: codex output:\n{text}\ngateway log:\n{}",
+            gw.logs()
+        );
+        let reqs = match *kind {
+            "openai" => v.oa.requests(),
+            "anthropic" => v.an.requests(),
+            _ => v.ge.requests(),
+        };
+        assert_eq!(reqs.len(), before + 2, "{kind}: two model calls");
+        let second = reqs[before + 1].json().to_string();
+        assert!(
+            second.contains("codex-was-here"),
+            "{kind}: the command's output went back: {second}"
+        );
+    }
+    // Responses-native: the body passes through to /v1/responses.
+    let oa = MockOpenAi::start("oai").await;
+    oa.push(Reply::tool_call(
+        "exec_command",
+        r#"{"cmd":"echo codex-was-here"}"#,
+    ));
+    oa.push(Reply::Complete);
+    let toml = typed_provider(
+        "openai",
+        "oai",
+        &oa.base_url(),
+        &[OA_KEY],
+        "responses = \"native\"",
+    );
+    let gw = Gateway::start(&toml).await;
+    let text = codex(&bin, &gw).await;
+    assert!(
+        text.contains("Hello from oai"),
+        "native: codex output:\n{text}\ngateway log:\n{}",
+        gw.logs()
+    );
+    let reqs = oa.requests();
+    assert!(reqs.iter().all(|r| r.route() == "/v1/responses"), "native");
+    assert!(
+        reqs.len() >= 2 && reqs[1].json().to_string().contains("codex-was-here"),
+        "native"
+    );
+}
+
+/// `codex exec "Say hello"` with a temporary home whose config points a
+/// model provider at `gw` (`wire_api = "responses"`); its output.
+async fn codex(bin: &str, gw: &Gateway) -> String {
+    let home = tempfile::tempdir().expect("tempdir");
+    let codex_home = home.path().join(".codex");
+    std::fs::create_dir_all(&codex_home).expect("mkdir");
+    let config = format!(
+        "model = \"gpt-5-codex\"\nmodel_provider = \"gateway\"\n\n[model_providers.gateway]\nname = \"gateway\"\nbase_url = {:?}\nenv_key = \"LLMO_TEST_TOKEN\"\nwire_api = \"responses\"\n\n[analytics]\nenabled = false\n",
+        gw.url("/v1")
+    );
+    std::fs::write(codex_home.join("config.toml"), config).expect("config");
+    let work = tempfile::tempdir().expect("workdir");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new(format!("{bin}/codex"))
+            .args([
+                "exec",
+                "--skip-git-repo-check",
+                "--sandbox",
+                "read-only",
+                "Say hello",
+            ])
+            .current_dir(work.path())
+            .env("HOME", home.path())
+            .env("CODEX_HOME", &codex_home)
+            .env("LLMO_TEST_TOKEN", TOKEN)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("codex finished in time")
+    .expect("codex runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
