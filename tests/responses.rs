@@ -821,3 +821,45 @@ async fn codex(bin: &str, gw: &Gateway) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+#[tokio::test]
+async fn namespace_tools_are_flattened_for_vendors_and_split_back() {
+    let v = vendors().await;
+    let tools = json!([{"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents",
+        "tools": [{"type": "function", "name": "close_agent", "parameters": {"type": "object", "properties": {"target": {"type": "string"}}}}]}]);
+    for (kind, gw) in &v.gws {
+        v.push(
+            kind,
+            Reply::tool_call("multi_agent_v1__close_agent", r#"{"target":"a1"}"#),
+        );
+        let r = post(
+            gw,
+            &json!({"model": "m", "input": "Close it", "tools": tools}),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{kind}");
+        let body: Value = r.json().await.expect("json");
+        let call = item_of(&body["output"], "function_call").clone();
+        assert_eq!(call["namespace"], "multi_agent_v1", "{kind}: {body}");
+        assert_eq!(call["name"], "close_agent", "{kind}: {body}");
+        let sent = v.last_sent(kind).to_string();
+        assert!(
+            sent.contains("multi_agent_v1__close_agent"),
+            "{kind}: {sent}"
+        );
+
+        let r = post(
+            gw,
+            &json!({"model": "m", "tools": tools, "input": [
+                {"role": "user", "content": "Close it"}, call,
+                {"type": "function_call_output", "call_id": call["call_id"], "output": "closed"}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{kind}");
+        let sent = v.last_sent(kind).to_string();
+        assert!(
+            sent.matches("multi_agent_v1__close_agent").count() >= 2,
+            "{kind}: the call went back under the flat name: {sent}"
+        );
+    }
+}

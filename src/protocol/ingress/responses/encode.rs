@@ -28,6 +28,8 @@ pub(super) struct Echo {
     custom: Vec<String>,
     /// `include` asked for `reasoning.encrypted_content`.
     encrypted: bool,
+    /// Namespaces whose members were sent as `<ns>__<name>`.
+    namespaces: Vec<String>,
 }
 
 impl Echo {
@@ -41,7 +43,15 @@ impl Echo {
             .collect();
         let encrypted = (req.extra.fields.iter())
             .any(|(k, v)| k == "include" && v.get().contains("\"reasoning.encrypted_content\""));
-        Echo { custom, encrypted }
+        let namespaces = (req.extra.fields.iter())
+            .find(|(k, _)| k == "namespaces")
+            .and_then(|(_, v)| serde_json::from_str(v.get()).ok())
+            .unwrap_or_default();
+        Echo {
+            custom,
+            encrypted,
+            namespaces,
+        }
     }
 }
 
@@ -57,6 +67,7 @@ enum Kind {
     Call {
         call_id: String,
         name: String,
+        namespace: Option<String>,
         custom: bool,
     },
 }
@@ -94,11 +105,23 @@ fn custom_input(args: &str) -> String {
 impl Item {
     fn call(id: &str, name: &str, kind: ToolKind, echo: &Echo) -> Item {
         let custom = kind == ToolKind::Custom || echo.custom.iter().any(|c| c == name);
+        // `<ns>__<member>` of a namespace the client declared.
+        let split = (echo.namespaces.iter()).find_map(|ns| {
+            let member = name
+                .strip_prefix(ns.as_str())?
+                .strip_prefix(super::NS_SEP)?;
+            Some((ns.clone(), member))
+        });
+        let (namespace, name) = match split {
+            Some((ns, member)) => (Some(ns), member),
+            None => (None, name),
+        };
         Item {
             id: format!("{}_{id}", if custom { "ctc" } else { "fc" }),
             kind: Kind::Call {
                 call_id: id.to_string(),
                 name: name.to_string(),
+                namespace,
                 custom,
             },
             text: String::new(),
@@ -149,6 +172,7 @@ impl Item {
             Kind::Call {
                 call_id,
                 name,
+                namespace,
                 custom,
             } => {
                 o.extend_from_slice(if *custom {
@@ -161,6 +185,10 @@ impl Item {
                 js(o, call_id);
                 o.extend_from_slice(br#","name":"#);
                 js(o, name);
+                if let Some(ns) = namespace {
+                    o.extend_from_slice(br#","namespace":"#);
+                    js(o, ns);
+                }
                 o.extend_from_slice(if *custom {
                     br#","input":"#
                 } else {
@@ -654,6 +682,7 @@ impl EventEncoder {
             Kind::Call { custom, .. } => Kind::Call {
                 call_id: String::new(),
                 name: String::new(),
+                namespace: None,
                 custom: *custom,
             },
         };

@@ -213,6 +213,8 @@ struct Item<'a> {
     summary: Option<Vec<PartW<'a>>>,
     #[serde(borrow)]
     encrypted_content: Option<S<'a>>,
+    #[serde(borrow)]
+    namespace: Option<S<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -252,6 +254,9 @@ struct ToolW<'a> {
     strict: Option<bool>,
     #[serde(borrow)]
     format: Option<&'a RawValue>,
+    /// A `namespace` tool's members.
+    #[serde(borrow)]
+    tools: Option<Vec<ToolW<'a>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -293,6 +298,8 @@ struct NamedW<'a> {
 
 /// The parameters a freeform tool gets at vendors without freeform tools.
 const INPUT_SCHEMA: &str = r#"{"type":"object","properties":{"input":{"type":"string","description":"The tool's freeform input."}},"required":["input"]}"#;
+/// Joins a namespace and a member's name in the name vendors see.
+pub(super) const NS_SEP: &str = "__";
 /// `Tool.format` of a freeform tool sent without a format of its own.
 const TEXT_FORMAT: &str = r#"{"type":"text"}"#;
 
@@ -360,10 +367,29 @@ fn request(top: Top<'_>) -> Result<Request<'_>, ChatError> {
             }
         }
     }
+    let mut namespaces: Vec<String> = Vec::new();
     for (i, t) in top.tools.unwrap_or_default().into_iter().enumerate() {
-        if let Some(t) = tool(t, i)? {
+        if t.kind.as_ref().is_some_and(|k| k.0 == "namespace") {
+            // Vendors have no namespaces: members become `<ns>__<name>`
+            // (the answer side splits such names back).
+            let ns = need(t.name, || format!("tools[{i}].name"))?;
+            for (j, member) in t.tools.unwrap_or_default().into_iter().enumerate() {
+                if let Some(mut m) = tool(member, i)? {
+                    m.name = Cow::Owned(format!("{ns}{NS_SEP}{}", m.name));
+                    req.tools.push(m);
+                } else {
+                    tracing::debug!(namespace = %ns, member = j, "namespace member dropped");
+                }
+            }
+            namespaces.push(ns.into_owned());
+        } else if let Some(t) = tool(t, i)? {
             req.tools.push(t);
         }
+    }
+    if let Ok(v) = serde_json::value::to_raw_value(&namespaces) {
+        req.extra
+            .fields
+            .push((Cow::Borrowed("namespaces"), Cow::Owned(v)));
     }
     if let Some(tc) = top.tool_choice {
         req.tool_choice = tool_choice(tc)?;
@@ -459,7 +485,10 @@ fn input_item<'a>(req: &mut Request<'a>, item: Item<'a>, i: usize) -> Result<(),
         "function_call" | "custom_tool_call" => {
             let custom = kind == "custom_tool_call";
             let id = need(item.call_id, || p("call_id"))?;
-            let name = need(item.name, || p("name"))?;
+            let mut name = need(item.name, || p("name"))?;
+            if let Some(ns) = s(item.namespace).filter(|n| !n.is_empty()) {
+                name = Cow::Owned(format!("{ns}{NS_SEP}{name}"));
+            }
             let arguments = if custom {
                 // Sent to vendors as a function with one `input` parameter.
                 let input = s(item.input).unwrap_or_default();
