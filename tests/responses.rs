@@ -617,7 +617,7 @@ async fn native_providers_get_the_body_unchanged_at_responses() {
         json!({"model": "gpt-5", "input": "Hi", "stream": true})
     );
     // The request log has the usage of the relayed `response.completed`.
-    gw.wait_log("completion_tokens=3", std::time::Duration::from_secs(5))
+    gw.wait_log("prompt_tokens=11", std::time::Duration::from_secs(5))
         .await;
     assert!(
         gw.logs().lines().any(|l| l.contains("stream=true")
