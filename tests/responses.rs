@@ -863,3 +863,54 @@ async fn namespace_tools_are_flattened_for_vendors_and_split_back() {
         );
     }
 }
+
+#[tokio::test]
+async fn gemini_call_signatures_ride_in_a_reasoning_item_and_go_back_on_the_call() {
+    let v = vendors().await;
+    let gw = &v.gws[2].1;
+    let tools = json!([{"type": "function", "name": "f", "parameters": {"type": "object"}}]);
+    for stream in [false, true] {
+        v.ge.push(Reply::tool_call("f", r#"{"a":1}"#));
+        let r = post(
+            gw,
+            &json!({"model": "m", "input": "Hi", "tools": tools, "stream": stream,
+                    "include": ["reasoning.encrypted_content"], "store": false}),
+        )
+        .await;
+        let text = r.text().await.expect("body");
+        let output = if stream {
+            let evs = events(&text);
+            check_sequence("gemini", &evs);
+            evs[evs.len() - 1].1["response"]["output"].clone()
+        } else {
+            serde_json::from_str::<Value>(&text).expect("json")["output"].clone()
+        };
+        let items = output.as_array().expect("output");
+        let at = items
+            .iter()
+            .position(|i| i["type"] == "function_call")
+            .expect("call");
+        let sig = &items[at + 1];
+        assert_eq!(sig["type"], "reasoning", "{output}");
+        let enc = sig["encrypted_content"].as_str().unwrap_or("");
+        assert!(enc.starts_with("gw1:gemini:c:c2lnX"), "{output}");
+
+        // Back to Gemini: the signature is on the functionCall part.
+        let mut input = vec![json!({"role": "user", "content": "Hi"})];
+        input.extend(items.iter().cloned());
+        input.push(json!({"type": "function_call_output", "call_id": items[at]["call_id"], "output": "ok"}));
+        let r = post(gw, &json!({"model": "m", "input": input, "tools": tools})).await;
+        assert_eq!(r.status(), 200);
+        let sent = v.last_sent("gemini");
+        let part = &sent["contents"][1]["parts"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p.get("functionCall").is_some()))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            part["thoughtSignature"].as_str(),
+            enc.strip_prefix("gw1:gemini:c:"),
+            "{sent}"
+        );
+    }
+}

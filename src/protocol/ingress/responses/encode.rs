@@ -93,6 +93,13 @@ fn encrypted(sig: &Signature<'_>, redacted: bool) -> Option<String> {
     Some(format!("gw1:{family}:{kind}:{}", sig.value))
 }
 
+/// A function call's Gemini thought signature, carried in a reasoning item
+/// right after the call (`gw1:gemini:c:<value>`): Responses calls have no
+/// place for it.
+fn call_signature(sig: &Signature<'_>) -> Option<String> {
+    (sig.family == Family::Gemini).then(|| format!("gw1:gemini:c:{}", sig.value))
+}
+
 /// The input of a freeform call sent as a function: `{"input": "…"}`.
 fn custom_input(args: &str) -> String {
     #[derive(serde::Deserialize)]
@@ -363,6 +370,17 @@ pub(super) fn answer(a: &Answer<'_>, model: &str, echo: &Echo) -> Bytes {
                 item.text = c.arguments.to_string();
                 item.finish_call(c.kind == ToolKind::Function);
                 items.push(item);
+                if let Some(enc) =
+                    (c.signature.as_ref().filter(|_| echo.encrypted)).and_then(call_signature)
+                {
+                    items.push(Item {
+                        id: next_id("rs"),
+                        kind: Kind::Reasoning {
+                            encrypted: Some(enc),
+                        },
+                        text: String::new(),
+                    });
+                }
             }
             // Media, tool results and opaque blocks have no output item.
             _ => {}
@@ -467,6 +485,8 @@ pub(super) struct EventEncoder {
     /// and whether a call in it came as a function.
     open: Option<(usize, bool)>,
     usage: Usage,
+    /// A Gemini signature on the open call, for a reasoning item after it.
+    call_sig: Option<String>,
     started: bool,
     stopped: bool,
 }
@@ -482,6 +502,7 @@ impl EventEncoder {
             items: Vec::new(),
             open: None,
             usage: Usage::default(),
+            call_sig: None,
             started: false,
             stopped: false,
         }
@@ -621,6 +642,10 @@ impl EventEncoder {
                 }
                 return;
             }
+            (Kind::Call { .. }, Delta::Signature(s)) => {
+                self.call_sig = call_signature(s);
+                return;
+            }
             (Kind::Call { custom, .. }, Delta::ToolArguments(t)) => {
                 item.text.push_str(t);
                 // A freeform call's input is known only once its JSON
@@ -757,6 +782,19 @@ impl EventEncoder {
             item.text = text;
         }
         self.item_event(o, "response.output_item.done", true);
+        if let Some(enc) = self.call_sig.take().filter(|_| self.echo.encrypted) {
+            let n = self.items.len() + 1;
+            let base = self.id.trim_start_matches("resp_");
+            self.items.push(Item {
+                id: format!("rs_{base}_{n}"),
+                kind: Kind::Reasoning {
+                    encrypted: Some(enc),
+                },
+                text: String::new(),
+            });
+            self.item_event(o, "response.output_item.added", false);
+            self.item_event(o, "response.output_item.done", true);
+        }
     }
 }
 

@@ -16,8 +16,9 @@
 //!   custom tool's format (or `{"type":"text"}`), which is how the answer
 //!   side knows to turn such a call back into a `custom_tool_call`.
 //! - `encrypted_content` is a codec owned by this adapter: what the gateway
-//!   emits is `gw1:<family>:<s|r>:<value>` (a signature or redacted
-//!   reasoning of that vendor family), sent back only to that family;
+//!   emits is `gw1:<family>:<s|r|c>:<value>` (a signature, redacted
+//!   reasoning, or a Gemini function call's thought signature, carried in a
+//!   reasoning item right after the call), sent back only to that family;
 //!   anything else is OpenAI's own and dropped on translated routes.
 //! - Server-side tools (`web_search`, `file_search`, …) cannot run on a
 //!   translated vendor: dropped with a debug line. Unknown top-level fields
@@ -543,8 +544,24 @@ fn input_item<'a>(req: &mut Request<'a>, item: Item<'a>, i: usize) -> Result<(),
                     }
                 }
             }
-            let (signature, redacted) = match s(item.encrypted_content) {
-                Some(e) => decode_encrypted(e),
+            let (signature, redacted) = match s(item.encrypted_content).map(decode_encrypted) {
+                // A Gemini thought signature of the call before it.
+                Some(Encrypted::Call(sig)) => {
+                    let call = (req.turns.last_mut())
+                        .filter(|t| t.role == Role::Assistant)
+                        .and_then(|t| {
+                            t.parts.iter_mut().rev().find_map(|p| match p {
+                                Part::ToolCall(c) => Some(c),
+                                _ => None,
+                            })
+                        });
+                    if let Some(c) = call {
+                        c.signature = Some(sig);
+                    }
+                    return Ok(());
+                }
+                Some(Encrypted::Signature(sig)) => (Some(sig), None),
+                Some(Encrypted::Redacted(sig)) => (None, Some(sig)),
                 None => (None, None),
             };
             push(
@@ -573,9 +590,19 @@ fn input_item<'a>(req: &mut Request<'a>, item: Item<'a>, i: usize) -> Result<(),
     Ok(())
 }
 
-/// `gw1:<family>:<s|r>:<value>` -> (signature, redacted) of that family;
-/// anything else is OpenAI's own encrypted reasoning.
-fn decode_encrypted(e: Str<'_>) -> (Option<Signature<'_>>, Option<Signature<'_>>) {
+/// What an `encrypted_content` carries.
+enum Encrypted<'a> {
+    /// A signature over the reasoning text (`s`).
+    Signature(Signature<'a>),
+    /// Redacted / encrypted reasoning (`r`; OpenAI's own is this).
+    Redacted(Signature<'a>),
+    /// The thought signature of the function call before the item (`c`).
+    Call(Signature<'a>),
+}
+
+/// `gw1:<family>:<s|r|c>:<value>` -> that family's signature; anything
+/// else is OpenAI's own encrypted reasoning.
+fn decode_encrypted(e: Str<'_>) -> Encrypted<'_> {
     let parsed = e.strip_prefix("gw1:").and_then(|rest| {
         let mut it = rest.splitn(3, ':');
         let family = match it.next()? {
@@ -584,27 +611,26 @@ fn decode_encrypted(e: Str<'_>) -> (Option<Signature<'_>>, Option<Signature<'_>>
             "openai" => Family::OpenAi,
             _ => return None,
         };
-        let kind = it.next()?;
+        let kind = it.next()?.to_string();
         let value = it.next()?;
         let start = e.len() - value.len();
-        Some((family, kind == "r", start))
+        Some((family, kind, start))
     });
-    let (family, redacted, value) = match parsed {
-        Some((f, r, start)) => (
-            f,
-            r,
-            match e {
-                Cow::Borrowed(b) => Cow::Borrowed(&b[start..]),
-                Cow::Owned(o) => Cow::Owned(o[start..].to_string()),
-            },
-        ),
-        None => (Family::OpenAiResponses, true, e),
+    let Some((family, kind, start)) = parsed else {
+        return Encrypted::Redacted(Signature {
+            family: Family::OpenAiResponses,
+            value: e,
+        });
     };
-    let sig = Some(Signature { family, value });
-    if redacted {
-        (None, sig)
-    } else {
-        (sig, None)
+    let value = match e {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[start..]),
+        Cow::Owned(o) => Cow::Owned(o[start..].to_string()),
+    };
+    let sig = Signature { family, value };
+    match kind.as_str() {
+        "r" => Encrypted::Redacted(sig),
+        "c" => Encrypted::Call(sig),
+        _ => Encrypted::Signature(sig),
     }
 }
 
