@@ -57,9 +57,7 @@ impl<'a> ChatRequest<'a> {
             .as_ref()
             .map_err(|e| GatewayError::Client(Box::new(e.clone())))
     }
-}
 
-impl<'a> ChatRequest<'a> {
     /// The decoded request, if it was decoded (translated routes).
     pub fn decoded_ok(&self) -> Option<&chat::Request<'a>> {
         self.decoded.get().and_then(|d| d.as_ref().as_ref().ok())
