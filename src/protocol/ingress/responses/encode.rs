@@ -21,6 +21,9 @@ fn num(out: &mut BytesMut, n: u64) {
     out.extend_from_slice(n.to_string().as_bytes());
 }
 
+/// Joins a namespace and a member's name in the name vendors see.
+pub(super) const NS_SEP: &str = "__";
+
 /// What the answer side needs from the client's request.
 #[derive(Default)]
 pub(super) struct Echo {
@@ -114,9 +117,7 @@ impl Item {
         let custom = kind == ToolKind::Custom || echo.custom.iter().any(|c| c == name);
         // `<ns>__<member>` of a namespace the client declared.
         let split = (echo.namespaces.iter()).find_map(|ns| {
-            let member = name
-                .strip_prefix(ns.as_str())?
-                .strip_prefix(super::NS_SEP)?;
+            let member = name.strip_prefix(ns.as_str())?.strip_prefix(NS_SEP)?;
             Some((ns.clone(), member))
         });
         let (namespace, name) = match split {

@@ -299,8 +299,6 @@ struct NamedW<'a> {
 
 /// The parameters a freeform tool gets at vendors without freeform tools.
 const INPUT_SCHEMA: &str = r#"{"type":"object","properties":{"input":{"type":"string","description":"The tool's freeform input."}},"required":["input"]}"#;
-/// Joins a namespace and a member's name in the name vendors see.
-pub(super) const NS_SEP: &str = "__";
 /// `Tool.format` of a freeform tool sent without a format of its own.
 const TEXT_FORMAT: &str = r#"{"type":"text"}"#;
 
@@ -376,7 +374,7 @@ fn request(top: Top<'_>) -> Result<Request<'_>, ChatError> {
             let ns = need(t.name, || format!("tools[{i}].name"))?;
             for (j, member) in t.tools.unwrap_or_default().into_iter().enumerate() {
                 if let Some(mut m) = tool(member, i)? {
-                    m.name = Cow::Owned(format!("{ns}{NS_SEP}{}", m.name));
+                    m.name = Cow::Owned(format!("{ns}{}{}", encode::NS_SEP, m.name));
                     req.tools.push(m);
                 } else {
                     tracing::debug!(namespace = %ns, member = j, "namespace member dropped");
@@ -488,7 +486,7 @@ fn input_item<'a>(req: &mut Request<'a>, item: Item<'a>, i: usize) -> Result<(),
             let id = need(item.call_id, || p("call_id"))?;
             let mut name = need(item.name, || p("name"))?;
             if let Some(ns) = s(item.namespace).filter(|n| !n.is_empty()) {
-                name = Cow::Owned(format!("{ns}{NS_SEP}{name}"));
+                name = Cow::Owned(format!("{ns}{}{name}", encode::NS_SEP));
             }
             let arguments = if custom {
                 // Sent to vendors as a function with one `input` parameter.
