@@ -478,6 +478,11 @@ fn request_bytes(host: &str, path: &str, model: &str, stream: bool, pad: usize) 
                 r#"{{"model":"{model}","max_tokens":64,"messages":[{{"role":"user","content":"{content}"}}],"stream":{stream}}}"#
             ),
         )
+    } else if path == "/v1/responses" {
+        (
+            path,
+            format!(r#"{{"model":"{model}","input":"{content}","stream":{stream}}}"#),
+        )
     } else if path.starts_with("/v1beta/") {
         // Gemini: the model and the stream flag are in the path.
         let path = if stream {
@@ -1361,6 +1366,8 @@ fn main() {
             ("openai client -> gemini stream", "/v1/chat/completions", "bench-gemini", "/v1beta/models/bench-gemini:generateContent", true, 0, false),
             ("anthropic client -> openai", "/v1/messages", "bench-model", "/v1/chat/completions", false, 0, false),
             ("anthropic client -> openai stream", "/v1/messages", "bench-model", "/v1/chat/completions", true, 0, false),
+            ("responses client -> openai", "/v1/responses", "bench-model", "/v1/chat/completions", false, 0, false),
+            ("responses client -> openai stream", "/v1/responses", "bench-model", "/v1/chat/completions", true, 0, false),
             ("failover (one provider 503)", "/v1/chat/completions", "bench-failover", "/v1/chat/completions", false, 0, false),
         ];
         for &(name, path, model, direct_path, stream, pad, nginx_ok) in scenarios {

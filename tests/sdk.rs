@@ -268,3 +268,74 @@ async fn genai_sdk_on_anthropic_vendor() {
     script_tools(|r| mock.push(r));
     genai_sdk_against("anthropic", &mock.base_url(), "claude", false).await;
 }
+
+/// Responses requests 1-2 text, 3 a get_weather call, 4 text, 5 a
+/// get_weather call, 6 an apply_patch call (see openai_responses.py).
+fn script_responses(push: impl Fn(Reply)) {
+    push(Reply::Complete);
+    push(Reply::Complete);
+    push(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#));
+    push(Reply::Complete);
+    push(Reply::tool_call("get_weather", r#"{"city":"Paris"}"#));
+    push(Reply::tool_call("apply_patch", r#"{"input":"diff"}"#));
+}
+
+async fn responses_sdk_against(kind: &str, url: &str, name: &str, extra: &str, custom: bool) {
+    let toml = typed_provider(kind, "p", url, &["vendor-key-000000000001"], extra);
+    let gw = Gateway::start(&toml).await;
+    let base = gw.url("/v1");
+    let mut args = vec![base.as_str(), TOKEN, name];
+    if custom {
+        args.push("--custom");
+    }
+    let (ok, output) = run_python("openai_responses.py", &args).await;
+    assert!(ok, "SDK run failed:\n{output}\ngateway log:\n{}", gw.logs());
+    let mut want = vec![
+        "create ok",
+        "stream ok",
+        "tools ok",
+        "tool stream ok",
+        "stateless ok",
+    ];
+    if custom {
+        want.push("custom ok");
+    }
+    for line in want {
+        assert!(output.contains(line), "missing {line:?} in:\n{output}");
+    }
+}
+
+#[tokio::test]
+async fn openai_sdk_responses_on_openai_chat_vendor() {
+    let mock = MockOpenAi::start("oai").await;
+    script_responses(|r| mock.push(r));
+    responses_sdk_against("openai", &mock.base_url(), "oai", "", true).await;
+}
+
+#[tokio::test]
+async fn openai_sdk_responses_on_anthropic_vendor() {
+    let mock = MockAnthropic::start("claude").await;
+    script_responses(|r| mock.push(r));
+    responses_sdk_against("anthropic", &mock.base_url(), "claude", "", true).await;
+}
+
+#[tokio::test]
+async fn openai_sdk_responses_on_gemini_vendor() {
+    let mock = MockGemini::start("gem").await;
+    script_responses(|r| mock.push(r));
+    responses_sdk_against("gemini", &mock.base_url(), "gem", "", true).await;
+}
+
+#[tokio::test]
+async fn openai_sdk_responses_on_native_openai_vendor() {
+    let mock = MockOpenAi::start("oai").await;
+    script_responses(|r| mock.push(r));
+    responses_sdk_against(
+        "openai",
+        &mock.base_url(),
+        "oai",
+        "responses = \"native\"",
+        false,
+    )
+    .await;
+}

@@ -314,3 +314,118 @@ fn vendor_streams_to_gemini_native_clients_at_every_split() {
     assert_eq!(usage["promptTokenCount"], 33);
     assert_eq!(usage["cachedContentTokenCount"], 8);
 }
+
+/// Responses events with per-run fields (`id`, `item_id`, `created_at`:
+/// generated when the vendor gives no id) removed at every depth.
+fn without_run_fields(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for k in ["id", "item_id", "created_at"] {
+                o.remove(k);
+            }
+            o.values_mut().for_each(without_run_fields);
+        }
+        Value::Array(a) => a.iter_mut().for_each(without_run_fields),
+        _ => {}
+    }
+}
+
+fn responses_run(vendor: &Vendor, chunks: &[&[u8]]) -> Vec<(String, Value)> {
+    let mut events = run(vendor, ClientApi::RESPONSES, chunks);
+    events.iter_mut().for_each(|(_, v)| without_run_fields(v));
+    events
+}
+
+/// A vendor fixture to a Responses client, whole, split at every byte and
+/// byte by byte; the event sequence numbers count up from 0.
+fn responses_every_split(vendor: &Vendor, name: &str) -> Vec<(String, Value)> {
+    let bytes = fixture(name);
+    let whole = responses_run(vendor, &[&bytes]);
+    for cut in 1..bytes.len() {
+        let split = responses_run(vendor, &[&bytes[..cut], &bytes[cut..]]);
+        assert_eq!(split, whole, "{name} -> responses: split at byte {cut}");
+    }
+    let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+    assert_eq!(
+        responses_run(vendor, &singles),
+        whole,
+        "{name}: byte-by-byte"
+    );
+    for (i, (name, v)) in whole.iter().enumerate() {
+        assert_eq!(v["type"].as_str(), Some(name.as_str()));
+        assert_eq!(v["sequence_number"], i);
+    }
+    assert_eq!(whole[0].0, "response.created");
+    whole
+}
+
+#[test]
+fn vendor_streams_to_responses_at_every_split() {
+    let text = responses_every_split(&ANTHROPIC, "anthropic_text_stream.sse");
+    let deltas: String = text
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .filter_map(|(_, v)| v["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, format!("{FIXTURE_TEXT} Done."));
+    let done = &text.last().expect("events").1;
+    assert_eq!(done["type"], "response.completed");
+    assert_eq!(done["response"]["usage"]["input_tokens"], 33);
+    assert_eq!(
+        done["response"]["usage"]["input_tokens_details"]["cached_tokens"],
+        8
+    );
+    assert_eq!(
+        done["response"]["output"][0]["content"][0]["text"],
+        deltas.as_str()
+    );
+
+    for (vendor, name, want) in [
+        (
+            &ANTHROPIC,
+            "anthropic_tool_stream.sse",
+            serde_json::json!({"location": "San Francisco, CA", "unit": "fahrenheit"}),
+        ),
+        (
+            &GEMINI,
+            "gemini_stream.sse",
+            serde_json::json!({"location": "Paris"}),
+        ),
+        (
+            &OPENAI,
+            "openai_tool_stream.sse",
+            serde_json::json!({"location": "Paris"}),
+        ),
+    ] {
+        let events = responses_every_split(vendor, name);
+        let args: String = events
+            .iter()
+            .filter(|(n, _)| n == "response.function_call_arguments.delta")
+            .filter_map(|(_, v)| v["delta"].as_str())
+            .collect();
+        assert_eq!(
+            serde_json::from_str::<Value>(&args).ok(),
+            Some(want),
+            "{name}"
+        );
+        assert_eq!(
+            events.last().map(|e| e.0.as_str()),
+            Some("response.completed"),
+            "{name}"
+        );
+    }
+
+    let thinking = responses_every_split(&ANTHROPIC, "anthropic_thinking_stream.sse");
+    let summary: String = thinking
+        .iter()
+        .filter(|(n, _)| n == "response.reasoning_summary_text.delta")
+        .filter_map(|(_, v)| v["delta"].as_str())
+        .collect();
+    assert!(summary.contains("Euclidean"), "{summary}");
+    let out = &thinking.last().expect("events").1["response"]["output"];
+    assert_eq!(out[0]["type"], "reasoning");
+    assert!(
+        out[0].get("encrypted_content").is_none(),
+        "not asked for in `include`"
+    );
+}

@@ -352,6 +352,12 @@ pub struct ProviderSection {
     /// goes to this (Anthropic) provider, for upstreams that reject them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strip_betas: Vec<String>,
+    /// How Responses API clients (`/v1/responses`) are served: `"native"`
+    /// passes their body through to `{base_url}/responses`, `"chat"`
+    /// translates to the vendor's chat API. Default: native for type
+    /// `openai` at `api.openai.com`, chat otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<String>,
     /// The keys are used exactly as written, `${VAR}` included: set for
     /// providers managed through the admin API (the environment is expanded
     /// only for the file's own providers). Not part of the file format.

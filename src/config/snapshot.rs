@@ -245,6 +245,9 @@ pub struct Provider {
     pub default_max_tokens: u64,
     /// `anthropic-beta` flags never forwarded to this provider.
     pub strip_betas: Vec<String>,
+    /// Speaks the OpenAI Responses API itself: Responses clients' bodies
+    /// pass through to `{base_path}/responses` (`responses = "native"`).
+    pub responses_native: bool,
     /// Passive (and active) health, shared across snapshots.
     pub health: Arc<ProviderHealth>,
     /// Round-robin position for key choice.
@@ -791,6 +794,34 @@ fn compile_provider(
     let endpoint = parse_base_url(&p.base_url).map_err(|why| {
         e.push(source, format!("{at}.base_url"), why);
     });
+    let responses_native = match p.responses.as_deref() {
+        Some("native") if kind == Some(ProviderKind::OpenAi) => true,
+        Some("native") => {
+            e.push(
+                source,
+                format!("{at}.responses"),
+                "only providers of type openai can speak the Responses API natively",
+            );
+            false
+        }
+        Some("chat") => false,
+        Some(other) => {
+            e.push(
+                source,
+                format!("{at}.responses"),
+                format!("{other:?} is not one of \"native\", \"chat\""),
+            );
+            false
+        }
+        // vLLM, DeepSeek and most OpenAI-compatible servers have no
+        // /responses: only OpenAI's own API is native by default.
+        None => {
+            kind == Some(ProviderKind::OpenAi)
+                && endpoint
+                    .as_ref()
+                    .is_ok_and(|ep| ep.host.eq_ignore_ascii_case("api.openai.com"))
+        }
+    };
 
     let mut keys = Vec::new();
     let raw_keys = p.api_key.iter().chain(p.api_keys.iter());
@@ -948,6 +979,7 @@ fn compile_provider(
         anthropic_version,
         default_max_tokens,
         strip_betas: p.strip_betas.clone(),
+        responses_native,
         health: registry.provider(&p.name),
         next_key: AtomicUsize::new(0),
     })

@@ -186,7 +186,7 @@ pub fn denial(family: Family, status: u16, body: &[u8]) -> Denial {
             .flatten()
             .filter_map(|d| d.get("reason").and_then(Value::as_str))
             .any(|r| r.starts_with("API_KEY_") || r == "CONSUMER_SUSPENDED"),
-        Family::OpenAi => {
+        Family::OpenAi | Family::OpenAiResponses => {
             let (code, kind) = (field("code"), field("type"));
             code != "model_not_found" && (key_word(&code) || key_word(&kind))
         }

@@ -102,7 +102,63 @@ impl ClientApi {
     }
 }
 
+static RESPONSES: ClientSpec = ClientSpec {
+    name: "responses",
+    ingress: &ingress::responses::OpenAiResponses,
+    key_header: None,
+    missing_key: "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
+    forward: &[],
+    event_usage: responses_event_usage,
+    usage: responses_usage,
+};
+
+/// `POST /v1/responses/compact`: served only by Responses-native providers.
+static RESPONSES_COMPACT: ClientSpec = ClientSpec {
+    name: "responses_compact",
+    ingress: &ingress::responses::OpenAiResponses,
+    key_header: None,
+    missing_key: "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
+    forward: &[],
+    event_usage: responses_event_usage,
+    usage: responses_usage,
+};
+
 impl ClientApi {
+    /// OpenAI Responses (`POST /v1/responses`).
+    pub const RESPONSES: ClientApi = ClientApi(&RESPONSES);
+    /// OpenAI Responses compaction (`POST /v1/responses/compact`).
+    pub const RESPONSES_COMPACT: ClientApi = ClientApi(&RESPONSES_COMPACT);
+
+    /// Does `p` speak this client's API itself (the body passes through,
+    /// the answer is relayed)? Same family, or a Responses client on a
+    /// provider that is Responses-native.
+    pub fn native_at(self, p: &crate::config::Provider) -> bool {
+        if self == ClientApi::RESPONSES || self == ClientApi::RESPONSES_COMPACT {
+            return p.responses_native;
+        }
+        self.family() == p.vendor.family()
+    }
+
+    /// The upstream path when `p` serves this API natively at a path other
+    /// than its chat path (Responses: `{base_path}/responses`).
+    pub fn native_path(self, p: &crate::config::Provider) -> Option<String> {
+        let suffix = if self == ClientApi::RESPONSES {
+            "/responses"
+        } else if self == ClientApi::RESPONSES_COMPACT {
+            "/responses/compact"
+        } else {
+            return None;
+        };
+        p.responses_native
+            .then(|| format!("{}{suffix}", p.endpoint.base_path))
+    }
+
+    /// Only providers that speak this API natively can serve it (nothing
+    /// translates a compaction).
+    pub fn native_only(self) -> bool {
+        self == ClientApi::RESPONSES_COMPACT
+    }
+
     /// OpenAI Chat Completions (`POST /v1/chat/completions`).
     pub const OPENAI: ClientApi = ClientApi(&OPENAI);
     /// Anthropic Messages (`POST /v1/messages`).
@@ -214,6 +270,41 @@ fn gemini_usage(acc: &mut Usage, u: &Value) -> bool {
         cached_tokens: count(u.get("cachedContentTokenCount")).min(prompt),
         cache_write_tokens: 0,
         reasoning_tokens: thoughts,
+    };
+    true
+}
+
+/// Responses events: the final `response` object's usage
+/// (`response.completed`, `.incomplete`, `.failed`).
+fn responses_event_usage(event: &Value) -> Option<&Value> {
+    match event.get("type").and_then(Value::as_str) {
+        Some("response.completed" | "response.incomplete" | "response.failed") => {
+            event.get("response").and_then(|r| r.get("usage"))
+        }
+        _ => None,
+    }
+}
+
+/// Responses `usage`: `input_tokens` (cached included), `output_tokens`
+/// (reasoning included) and their details.
+fn responses_usage(acc: &mut Usage, u: &Value) -> bool {
+    if !u.is_object() {
+        return false;
+    }
+    let prompt = count(u.get("input_tokens"));
+    let completion = count(u.get("output_tokens"));
+    let total = match count(u.get("total_tokens")) {
+        0 => prompt.saturating_add(completion),
+        t => t,
+    };
+    let detail = |d: &str, k: &str| count(u.get(d).and_then(|d| d.get(k)));
+    *acc = Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: total,
+        cached_tokens: detail("input_tokens_details", "cached_tokens").min(prompt),
+        cache_write_tokens: 0,
+        reasoning_tokens: detail("output_tokens_details", "reasoning_tokens"),
     };
     true
 }
@@ -336,5 +427,33 @@ mod tests {
             (5, 5, 2, 10)
         );
         assert!(!ClientApi::GEMINI.read_event_usage(&mut u, &json!({"usage": {}})));
+    }
+
+    #[test]
+    fn responses_usage_is_read_from_the_final_event_and_whole_answers() {
+        let r = ClientApi::RESPONSES;
+        let mut u = Usage::default();
+        assert!(!r.read_event_usage(
+            &mut u,
+            &json!({"type": "response.created", "response": {"usage": null}})
+        ));
+        assert!(r.read_event_usage(
+            &mut u,
+            &json!({"type": "response.completed", "response": {"usage": {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4},
+                "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 15}}})
+        ));
+        assert_eq!(
+            (
+                u.prompt_tokens,
+                u.cached_tokens,
+                u.completion_tokens,
+                u.reasoning_tokens,
+                u.total_tokens
+            ),
+            (10, 4, 5, 2, 15)
+        );
+        let mut u = Usage::default();
+        assert!(r.read_usage(&mut u, &json!({"input_tokens": 3, "output_tokens": 1})));
+        assert_eq!(u.total_tokens, 4);
     }
 }

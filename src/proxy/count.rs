@@ -114,7 +114,7 @@ pub async fn count_tokens(
 ) -> Result<u64, GatewayError> {
     let family = provider.vendor.family();
     let (path, body) = match family {
-        Family::OpenAi => return Ok(estimate(req.request)),
+        Family::OpenAi | Family::OpenAiResponses => return Ok(estimate(req.request)),
         Family::Anthropic => (
             format!("{}/messages/count_tokens", provider.endpoint.base_path),
             anthropic_body(provider, model, req)?,
@@ -357,7 +357,7 @@ fn read_count(family: Family, body: &[u8]) -> Option<u64> {
         Family::Anthropic => a.input_tokens,
         // Google omits zero-valued fields: an empty prompt is `{}`.
         Family::Gemini => Some(a.total_tokens.unwrap_or(0)),
-        Family::OpenAi => None,
+        Family::OpenAi | Family::OpenAiResponses => None,
     }
 }
 

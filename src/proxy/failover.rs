@@ -57,6 +57,11 @@ impl<'a> ChatRequest<'a> {
             .as_ref()
             .map_err(|e| GatewayError::Client(Box::new(e.clone())))
     }
+
+    /// The decoded request, if it was decoded (translated routes).
+    pub fn decoded_ok(&self) -> Option<&chat::Request<'a>> {
+        self.decoded.get().and_then(|d| d.as_ref().as_ref().ok())
+    }
 }
 
 pub struct Chosen {
@@ -87,7 +92,20 @@ fn key_untried(p: &Provider, tried: &Tried, now: u64) -> bool {
 /// request (`Translate`: the next provider may).
 fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Bytes, GatewayError> {
     let upstream_model = p.upstream_model(&req.route.model);
-    let same_family = req.api.family() == p.vendor.family();
+    let same_family = req.api.native_at(p);
+    if req.api.native_path(p).is_some() {
+        return native_body(req, upstream_model, p);
+    }
+    if req.api.native_only() {
+        return Err(GatewayError::Translate {
+            provider: p.name.clone(),
+            message: format!(
+                "this endpoint is served only by providers that speak the OpenAI Responses API natively (`responses = \"native\"`); `{}` does not",
+                p.name
+            ),
+            param: None,
+        });
+    }
     if same_family
         && upstream_model == req.client_model
         && !carries_gemini_signature(p, req.body)
@@ -162,6 +180,37 @@ fn carries_gemini_signature(p: &Provider, body: &[u8]) -> bool {
         && memchr::memmem::find(body, b"\"gemini:").is_some()
 }
 
+/// The body for a provider that speaks the client's API at its own path
+/// (Responses-native): the client's bytes, with `model` rewritten only when
+/// aliasing maps it and the provider's vendor edits applied. Canonical
+/// overrides need the chat model, which this body never enters.
+fn native_body(
+    req: &ChatRequest<'_>,
+    upstream_model: &str,
+    p: &Provider,
+) -> Result<Bytes, GatewayError> {
+    if upstream_model == req.client_model && p.vendor_edits.is_empty() {
+        return Ok(req.body.clone());
+    }
+    let mut obj = match serde_json::from_slice::<serde_json::Value>(req.body) {
+        Ok(serde_json::Value::Object(obj)) => obj,
+        _ => {
+            return Err(GatewayError::BadRequest {
+                message: "the request body is not a JSON object".into(),
+                param: None,
+            })
+        }
+    };
+    obj.insert("model".into(), upstream_model.into());
+    p.vendor_edits.apply(&mut obj);
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::UpstreamFailed {
+            status: 500,
+            message: format!("cannot encode the upstream request: {e}"),
+        })
+}
+
 pub async fn run(
     state: &GatewayState,
     snap: &Arc<Snapshot>,
@@ -225,7 +274,9 @@ pub async fn run(
         ctx.key = key.map(|k| k.masked.clone());
         ctx.upstream_model = Some(p.upstream_model(&req.route.model).to_string());
 
-        let path: std::borrow::Cow<'_, str> = if p.chat_path.is_empty() {
+        let path: std::borrow::Cow<'_, str> = if let Some(native) = req.api.native_path(p) {
+            native.into()
+        } else if p.chat_path.is_empty() {
             p.vendor
                 .chat_path(
                     &p.endpoint.base_path,
@@ -236,8 +287,7 @@ pub async fn run(
         } else {
             p.chat_path.as_str().into()
         };
-        let forward: &[(&'static str, http::HeaderValue)] = if req.api.family() == p.vendor.family()
-        {
+        let forward: &[(&'static str, http::HeaderValue)] = if req.api.native_at(p) {
             &req.forward
         } else {
             &[]

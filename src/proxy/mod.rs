@@ -341,6 +341,24 @@ impl Gateway {
                 authorize(session, snap, ClientApi::ANTHROPIC)?;
                 self.chat(session, ctx, snap).await
             }
+            "/v1/responses" | "/v1/responses/compact" => {
+                let compact = path.ends_with("/compact");
+                ctx.route = if compact {
+                    "responses_compact"
+                } else {
+                    "responses"
+                };
+                ctx.api = if compact {
+                    ClientApi::RESPONSES_COMPACT
+                } else {
+                    ClientApi::RESPONSES
+                };
+                if method != Method::POST {
+                    return Err(not_allowed("POST", &method, &path));
+                }
+                authorize(session, snap, ctx.api)?;
+                self.chat(session, ctx, snap).await
+            }
             p if (p.starts_with("/api/")
                 || p == "/docs"
                 || p.starts_with("/docs/")

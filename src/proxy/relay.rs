@@ -127,7 +127,7 @@ pub async fn relay(
     let grace = std::pin::pin!(grace_over(grace));
     let mut grace: Grace<'_> = grace;
     let grace = &mut grace;
-    if req.api.family() == chosen.provider.vendor.family() && !(sse && req.api.reframes_streams()) {
+    if req.api.native_at(&chosen.provider) && !(sse && req.api.reframes_streams()) {
         passthrough(state, session, ctx, req.api, chosen, sse, grace).await
     } else if sse {
         translate_stream(state, session, ctx, req, chosen, grace).await
@@ -505,7 +505,7 @@ async fn translate_whole(
                 .into_owned(),
         })?;
     let usage = answer.usage;
-    let out = req.api.ingress().encode_answer(&answer, req.client_model);
+    let out = (req.api.ingress()).encode_answer_for(req.decoded_ok(), &answer, req.client_model);
     ctx.usage = Some(usage);
     let header = client_header(
         &c.header,
@@ -586,7 +586,7 @@ async fn translate_stream(
         provider.vendor.egress.stream_decoder(),
         req.api
             .ingress()
-            .stream_encoder(req.client_model, req.include_usage),
+            .stream_encoder_for(req.decoded_ok(), req.client_model, req.include_usage),
     );
     session
         .write_response_header(Box::new(header), false)
@@ -683,7 +683,14 @@ async fn translate_stream(
         };
         ctx.usage = Some(tr.usage());
         let why = cut(ctx, &provider, &state.snapshot.load(), &why);
-        let event = stream_error(req.api, &format!("provider `{}`: {why}", provider.name));
+        let message = format!("provider `{}`: {why}", provider.name);
+        // Formats whose error event names the stream (Responses) write it
+        // from the translation's state.
+        let stateful = ChatError::new(ErrorKind::Upstream, 502, message.as_str())
+            .with_code("stream_interrupted");
+        let event = tr
+            .fail(&stateful)
+            .unwrap_or_else(|| stream_error(req.api, &message));
         session
             .write_response_body(Some(event), true)
             .await

@@ -17,6 +17,15 @@
 //! - `StreamError`: one content chunk, then an in-stream `{"error":..}`
 //!   event, then the stream ends cleanly (no finish chunk, no `[DONE]`).
 //!   Non-streaming: 500 with the same error body.
+//!
+//! `POST /v1/responses` (the Responses API, for Responses-native providers)
+//! takes the same replies: `Complete` is a `response` object with one
+//! `message` item (streamed as `response.created` … `response.completed`,
+//! one `output_text.delta` per word), `ToolCall` a `function_call` item,
+//! `StreamThenDrop` a cut stream. The body is checked against the
+//! documented request shape first: an unknown field, input item or tool
+//! type gets OpenAI's 400 (`invalid_request_error` naming the `param`).
+//! `POST /v1/responses/compact` answers a `response.compaction` object.
 #![allow(dead_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -49,6 +58,20 @@ impl Vendor for OpenAi {
     fn route(call: &Call<'_>) -> Route<()> {
         match (call.req.method.as_str(), call.req.route()) {
             ("POST", "/v1/chat/completions") => Route::Scripted(()),
+            ("POST", "/v1/responses" | "/v1/responses/compact") => {
+                match responses::check(&call.req.json()) {
+                    Ok(()) => Route::Scripted(()),
+                    Err((param, message)) => Route::Fixed(Response::full(
+                        400,
+                        &[],
+                        format!(
+                            r#"{{"error":{{"message":{},"type":"invalid_request_error","param":{},"code":null}}}}"#,
+                            js(&message),
+                            js(&param)
+                        ),
+                    )),
+                }
+            }
             ("GET", "/v1/models") => Route::Fixed(Response::full(
                 200,
                 &[],
@@ -66,6 +89,9 @@ impl Vendor for OpenAi {
     }
 
     fn render(call: &Call<'_>, _: (), reply: Content<'_>) -> Response {
+        if call.req.route().starts_with("/v1/responses") {
+            return responses::render(call, reply);
+        }
         let chat = Chat::new(call, reply);
         let stream = call.req.json()["stream"].as_bool() == Some(true);
         match reply {
@@ -285,5 +311,255 @@ impl<'a> Chat<'a> {
         }
         events.push("[DONE]".to_string());
         events
+    }
+}
+
+/// The Responses API side of the mock.
+mod responses {
+    use super::super::mock_http::{js, sse_data, Call, Content, Response, StreamEnd};
+    use serde_json::{json, Value};
+
+    const TOP: &[&str] = &[
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "max_output_tokens",
+        "temperature",
+        "top_p",
+        "reasoning",
+        "text",
+        "metadata",
+        "stream",
+        "stream_options",
+        "include",
+        "store",
+        "previous_response_id",
+        "user",
+        "safety_identifier",
+        "prompt_cache_key",
+        "service_tier",
+        "truncation",
+        "background",
+        "max_tool_calls",
+        "top_logprobs",
+        "conversation",
+        "prompt",
+        "client_metadata",
+    ];
+    // Input item and tool types of the Responses API (the `openai`
+    // package's `ResponseInputItemParam` and `ToolParam`).
+    const ITEMS: &[&str] = &[
+        "message",
+        "function_call",
+        "function_call_output",
+        "custom_tool_call",
+        "custom_tool_call_output",
+        "reasoning",
+        "item_reference",
+        "compaction",
+        "compaction_trigger",
+        "file_search_call",
+        "web_search_call",
+        "computer_call",
+        "computer_call_output",
+        "image_generation_call",
+        "code_interpreter_call",
+        "local_shell_call",
+        "local_shell_call_output",
+        "shell_call",
+        "shell_call_output",
+        "apply_patch_call",
+        "apply_patch_call_output",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "mcp_call",
+        "tool_search_call",
+        "tool_search_output",
+        "additional_tools",
+        "program",
+        "program_output",
+    ];
+    const TOOLS: &[&str] = &[
+        "function",
+        "custom",
+        "namespace",
+        "file_search",
+        "computer",
+        "computer_use_preview",
+        "web_search",
+        "web_search_2025_08_26",
+        "web_search_preview",
+        "web_search_preview_2025_03_11",
+        "mcp",
+        "code_interpreter",
+        "programmatic_tool_calling",
+        "image_generation",
+        "local_shell",
+        "shell",
+        "tool_search",
+        "apply_patch",
+    ];
+
+    /// The request against the documented shape: `Err((param, message))`.
+    pub fn check(body: &Value) -> Result<(), (String, String)> {
+        let bad = |p: String, m: &str| Err((p, m.to_string()));
+        let Some(obj) = body.as_object() else {
+            return bad(String::new(), "body must be a JSON object");
+        };
+        for k in obj.keys() {
+            if !TOP.contains(&k.as_str()) {
+                return bad(k.clone(), "Unrecognized request argument supplied");
+            }
+        }
+        // The mock keeps no responses: every id is unknown, as OpenAI
+        // answers for one it does not have.
+        if let Some(id) = body["previous_response_id"].as_str() {
+            return Err((
+                "previous_response_id".into(),
+                format!("Previous response with id '{id}' not found."),
+            ));
+        }
+        if !body["model"].is_string() {
+            return bad("model".into(), "Missing required parameter: 'model'.");
+        }
+        match &body["input"] {
+            Value::String(_) => {}
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let kind = item["type"].as_str().unwrap_or("message");
+                    if !ITEMS.contains(&kind) {
+                        return bad(format!("input[{i}].type"), "Invalid value");
+                    }
+                    if kind == "message" && !item["role"].is_string() {
+                        return bad(format!("input[{i}].role"), "Missing required parameter");
+                    }
+                    if kind.ends_with("call_output") && !item["call_id"].is_string() {
+                        return bad(format!("input[{i}].call_id"), "Missing required parameter");
+                    }
+                }
+            }
+            _ => return bad("input".into(), "Invalid type for 'input'"),
+        }
+        for (i, t) in body["tools"].as_array().into_iter().flatten().enumerate() {
+            if !t["type"].as_str().is_some_and(|k| TOOLS.contains(&k)) {
+                return bad(format!("tools[{i}].type"), "Invalid value");
+            }
+        }
+        Ok(())
+    }
+
+    fn usage(input: usize, output: usize) -> Value {
+        json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0},
+               "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+               "total_tokens": input + output})
+    }
+
+    pub fn render(call: &Call<'_>, reply: Content<'_>) -> Response {
+        let body = call.req.json();
+        let n = call.n;
+        let model = body["model"].as_str().unwrap_or("mock-model").to_string();
+        let words = call.answer_words();
+        let input = call.prompt_tokens();
+        let headers = vec![("x-request-id".to_string(), format!("req_{n}"))];
+        if call.req.route().ends_with("/compact") {
+            let out = json!({"id": format!("resp_{n}"), "object": "response.compaction", "created_at": 1700000000,
+                "output": [{"id": format!("cmp_{n}"), "type": "compaction", "encrypted_content": "opaque"}],
+                "usage": usage(input, 1)});
+            return Response::Full {
+                status: 200,
+                headers,
+                body: out.to_string(),
+            };
+        }
+        let (item, output) = match reply {
+            Content::ToolCall { name, arguments } => (
+                json!({"id": format!("fc_{n}"), "type": "function_call", "status": "completed",
+                       "call_id": format!("call_{n}"), "name": name, "arguments": arguments}),
+                super::super::mock_http::argument_tokens(arguments),
+            ),
+            _ => (
+                json!({"id": format!("msg_{n}"), "type": "message", "status": "completed", "role": "assistant",
+                       "content": [{"type": "output_text", "text": words.concat(), "annotations": [], "logprobs": []}]}),
+                words.len(),
+            ),
+        };
+        let response = |status: &str, output_items: Value, usage: Value| {
+            json!({"id": format!("resp_{n}"), "object": "response", "created_at": 1700000000, "status": status,
+                   "error": null, "incomplete_details": null, "model": model, "output": output_items,
+                   "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "usage": usage})
+        };
+        if body["stream"].as_bool() != Some(true) {
+            let out = response("completed", json!([item]), usage(input, output));
+            return Response::Full {
+                status: 200,
+                headers,
+                body: out.to_string(),
+            };
+        }
+        let mut events: Vec<Value> = vec![
+            json!({"type": "response.created", "response": response("in_progress", json!([]), Value::Null)}),
+            json!({"type": "response.in_progress", "response": response("in_progress", json!([]), Value::Null)}),
+        ];
+        let mut added = item.clone();
+        if item["type"] == "message" {
+            added["content"] = json!([]);
+            added["status"] = json!("in_progress");
+            events.push(
+                json!({"type": "response.output_item.added", "output_index": 0, "item": added}),
+            );
+            events.push(json!({"type": "response.content_part.added", "item_id": item["id"], "output_index": 0, "content_index": 0,
+                               "part": {"type": "output_text", "text": "", "annotations": []}}));
+            for w in &words {
+                events.push(json!({"type": "response.output_text.delta", "item_id": item["id"], "output_index": 0,
+                                   "content_index": 0, "delta": w, "logprobs": []}));
+            }
+            events.push(json!({"type": "response.output_text.done", "item_id": item["id"], "output_index": 0,
+                               "content_index": 0, "text": words.concat(), "logprobs": []}));
+            events.push(json!({"type": "response.content_part.done", "item_id": item["id"], "output_index": 0,
+                               "content_index": 0, "part": item["content"][0]}));
+        } else {
+            added["arguments"] = json!("");
+            events.push(
+                json!({"type": "response.output_item.added", "output_index": 0, "item": added}),
+            );
+            events.push(
+                json!({"type": "response.function_call_arguments.delta", "item_id": item["id"],
+                               "output_index": 0, "delta": item["arguments"]}),
+            );
+            events.push(
+                json!({"type": "response.function_call_arguments.done", "item_id": item["id"],
+                               "output_index": 0, "arguments": item["arguments"]}),
+            );
+        }
+        events.push(json!({"type": "response.output_item.done", "output_index": 0, "item": item}));
+        events.push(json!({"type": "response.completed", "response": response("completed", json!([item]), usage(input, output))}));
+        let end = match reply {
+            Content::StreamThenDrop { events: k } => {
+                events.truncate(k);
+                StreamEnd::Drop
+            }
+            _ => StreamEnd::Finish,
+        };
+        let framed = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut e)| {
+                e["sequence_number"] = json!(i);
+                let kind = e["type"].as_str().unwrap_or("").to_string();
+                format!("event: {kind}\n{}", sse_data(&e.to_string()))
+            })
+            .collect();
+        let _ = js;
+        let mut headers = headers;
+        headers.push(("cache-control".to_string(), "no-cache".to_string()));
+        Response::Stream {
+            headers,
+            events: framed,
+            end,
+        }
     }
 }

@@ -54,6 +54,13 @@ pub trait StreamEncoder: Send {
     /// format needs to close (OpenAI `data: [DONE]`). Not called after an
     /// in-band error was encoded.
     fn finish(&mut self, out: &mut BytesMut);
+    /// The stream is cut by the gateway (upstream died, garbage): an error
+    /// event that needs the stream's state (Responses `response.failed`
+    /// names the response) is appended and `true` returned; `false` leaves
+    /// it to the stateless [`Ingress::stream_error`].
+    fn fail(&mut self, _err: &ChatError, _out: &mut BytesMut) -> bool {
+        false
+    }
 }
 
 /// One client API.
@@ -71,6 +78,26 @@ pub trait Ingress: Sync {
     fn encode_error(&self, err: &ChatError) -> Bytes;
     /// An in-band error event for a stream already under way.
     fn stream_error(&self, err: &ChatError) -> Bytes;
+    /// [`Ingress::encode_answer`] with the client's decoded request at hand,
+    /// for APIs whose answers echo it (Responses: which tools were
+    /// freeform, what `include` asked for).
+    fn encode_answer_for(
+        &self,
+        _req: Option<&Request<'_>>,
+        answer: &Answer<'_>,
+        model: &str,
+    ) -> Bytes {
+        self.encode_answer(answer, model)
+    }
+    /// [`Ingress::stream_encoder`] with the client's decoded request at hand.
+    fn stream_encoder_for(
+        &self,
+        _req: Option<&Request<'_>>,
+        model: &str,
+        include_usage: bool,
+    ) -> Box<dyn StreamEncoder> {
+        self.stream_encoder(model, include_usage)
+    }
 }
 
 /// One vendor API.
@@ -162,6 +189,13 @@ impl Translation {
     /// client), if any: the answer failed.
     pub fn failure(&self) -> Option<&ChatError> {
         self.failure.as_ref()
+    }
+
+    /// The stream is cut by the gateway: the encoder's own error event, if
+    /// its format needs the stream's state (see [`StreamEncoder::fail`]).
+    pub fn fail(&mut self, err: &ChatError) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        self.encoder.fail(err, &mut out).then(|| out.freeze())
     }
 
     /// The usage the vendor reported so far.

@@ -40,6 +40,9 @@ pub enum Family {
     OpenAi,
     Anthropic,
     Gemini,
+    /// The OpenAI Responses API: its own family, because its fields and
+    /// encrypted reasoning mean nothing to an OpenAI chat endpoint.
+    OpenAiResponses,
 }
 
 impl Family {
@@ -48,6 +51,7 @@ impl Family {
             Family::OpenAi => "openai",
             Family::Anthropic => "anthropic",
             Family::Gemini => "gemini",
+            Family::OpenAiResponses => "openai-responses",
         }
     }
 }

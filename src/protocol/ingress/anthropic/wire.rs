@@ -30,7 +30,7 @@ pub(super) fn client_signature<'r>(s: &'r Signature<'_>) -> Option<Cow<'r, str>>
     match s.family {
         Family::Anthropic => Some(Cow::Borrowed(&s.value)),
         Family::Gemini => Some(Cow::Owned(format!("{GEMINI_SIGNATURE}{}", s.value))),
-        Family::OpenAi => None,
+        Family::OpenAi | Family::OpenAiResponses => None,
     }
 }
 
