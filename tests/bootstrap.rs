@@ -158,12 +158,12 @@ exit 0"#,
         );
         self.stub(
             "node",
-            r#"[ "$1" = -e ] && { [ -e "$S/state/npm-packages" ]; exit; }
+            r#"[ "$1" = -e ] && { [ -e "$S/state/npm-${PWD##*/}" ]; exit; }
 exit 0"#,
         );
         self.stub(
             "npm",
-            r#"echo "npm $* (in $(basename "$PWD"))" >> "$S/log"; : > "$S/state/npm-packages""#,
+            r#"echo "npm $* (in $(basename "$PWD"))" >> "$S/log"; : > "$S/state/npm-${PWD##*/}""#,
         );
     }
 
@@ -186,7 +186,7 @@ exit 0"#,
         }
         std::os::unix::fs::symlink(self.path("avail/chromium"), self.path("chromium"))
             .expect("link chromium");
-        for marker in ["pip", "sdks", "npm-packages"] {
+        for marker in ["pip", "sdks", "npm-console", "npm-agents"] {
             std::fs::write(self.path("state").join(marker), "").expect("marker");
         }
     }
@@ -319,8 +319,9 @@ fn the_test_setup_adds_the_test_tools_once() {
             "pip install --quiet --disable-pip-version-check openai anthropic google-genai"
                 .to_string(),
             "npm ci --no-audit --no-fund --loglevel=error (in console)".to_string(),
+            "npm ci --no-audit --no-fund --loglevel=error (in agents)".to_string(),
         ],
-        "one update, one install of every missing package, the SDKs, the console's npm packages"
+        "one update, one install of every missing package, the SDKs, the npm packages of the console test and the agents"
     );
 
     let run = m.bootstrap(&["test"]);

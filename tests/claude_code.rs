@@ -709,8 +709,8 @@ async fn gemini_signatures_are_not_replayed_to_anthropic() {
 /// (passing) when it is unset.
 #[tokio::test]
 async fn real_claude_code_completes_a_prompt_through_the_gateway() {
-    let Ok(bin) = std::env::var("LLMO_AGENTS_BIN") else {
-        eprintln!("LLMO_AGENTS_BIN is not set: the real Claude Code test is skipped");
+    let Some(bin) = support::agents_bin("claude") else {
+        eprintln!("skipped: no `claude` in LLMO_AGENTS_BIN or tests/agents (./scripts/bootstrap test installs it)");
         return;
     };
     let anthropic = MockAnthropic::start("claude").await;

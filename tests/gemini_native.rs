@@ -614,8 +614,8 @@ async fn usage_of_a_passed_through_gemini_answer_is_recorded() {
 /// the `gemini` executable (e.g. `node_modules/.bin`); skipped otherwise.
 #[tokio::test]
 async fn gemini_cli_completes_a_prompt_through_the_gateway() {
-    let Ok(bin) = std::env::var("LLMO_AGENTS_BIN") else {
-        eprintln!("LLMO_AGENTS_BIN is not set: the real gemini-cli test is skipped");
+    let Some(bin) = support::agents_bin("gemini") else {
+        eprintln!("skipped: no `gemini` in LLMO_AGENTS_BIN or tests/agents (./scripts/bootstrap test installs it)");
         return;
     };
     for (kind, key) in KEYS {

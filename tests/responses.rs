@@ -712,8 +712,8 @@ async fn a_codex_turn_is_served_by_every_vendor_and_passed_through_natively() {
 /// skipped, saying so, when it is unset.
 #[tokio::test]
 async fn codex_cli_completes_a_prompt_through_the_gateway() {
-    let Ok(bin) = std::env::var("LLMO_AGENTS_BIN") else {
-        eprintln!("skipped: LLMO_AGENTS_BIN is unset (the folder holding the codex binary)");
+    let Some(bin) = support::agents_bin("codex") else {
+        eprintln!("skipped: no `codex` in LLMO_AGENTS_BIN or tests/agents (./scripts/bootstrap test installs it)");
         return;
     };
     let v = vendors().await;
