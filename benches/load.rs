@@ -1368,6 +1368,8 @@ fn main() {
             ("anthropic client -> openai stream", "/v1/messages", "bench-model", "/v1/chat/completions", true, 0, false),
             ("responses client -> openai", "/v1/responses", "bench-model", "/v1/chat/completions", false, 0, false),
             ("responses client -> openai stream", "/v1/responses", "bench-model", "/v1/chat/completions", true, 0, false),
+            ("gemini client -> openai", "/v1beta/models/bench-model:generateContent", "bench-model", "/v1/chat/completions", false, 0, false),
+            ("gemini client -> openai stream", "/v1beta/models/bench-model:generateContent", "bench-model", "/v1/chat/completions", true, 0, false),
             ("failover (one provider 503)", "/v1/chat/completions", "bench-failover", "/v1/chat/completions", false, 0, false),
         ];
         for &(name, path, model, direct_path, stream, pad, nginx_ok) in scenarios {

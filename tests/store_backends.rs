@@ -608,6 +608,15 @@ async fn postgres_concurrent_first_start_and_open_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("the database does not exist"), "{err}");
+    // TLS options in the URL reach the driver: this server has no TLS, so
+    // `sslmode=require` must fail (and `prefer`, the driver's default, not).
+    let err = Store::open(&format!("{}?sslmode=require", db.url()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("tls"), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+    assert!(Store::open(&format!("{}?sslmode=prefer", db.url())).await.is_ok());
 }
 
 /// Down while running: calls fail fast with `Unavailable` (the admin API's
