@@ -7,7 +7,17 @@
 //! refuse anything else, and send the bytes back URL-safe.
 
 use crate::protocol::chat::{Family, Signature};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
 use std::borrow::Cow;
+
+/// Decoding takes padded or unpadded input: Google's SDKs send the bytes
+/// back URL-safe, and not always padded.
+const ANY_PADDING: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const STANDARD_ANY: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, ANY_PADDING);
+const URL_SAFE_ANY: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, ANY_PADDING);
 
 /// Marks a signature value that is encrypted reasoning, not a signature.
 pub const REDACTED: &str = "redacted:";
@@ -25,7 +35,7 @@ pub fn encode_signature<'s>(sig: &'s Signature<'_>, redacted: bool) -> Cow<'s, s
     }
     let mark = if redacted { REDACTED } else { "" };
     let plain = format!("{PREFIX}{}:{mark}{}", sig.family.as_str(), sig.value);
-    Cow::Owned(base64::encode(plain.as_bytes()))
+    Cow::Owned(STANDARD.encode(plain.as_bytes()))
 }
 
 /// A `thoughtSignature` value back into a signature of its family.
@@ -36,7 +46,12 @@ pub fn decode_signature(value: Cow<'_, str>) -> Signature<'_> {
         _ => None,
     };
     if value.starts_with(PREFIX_B64) {
-        let plain = base64::decode(&value).and_then(|b| String::from_utf8(b).ok());
+        let engine = if value.contains(['-', '_']) {
+            &URL_SAFE_ANY
+        } else {
+            &STANDARD_ANY
+        };
+        let plain = (engine.decode(value.as_bytes()).ok()).and_then(|b| String::from_utf8(b).ok());
         let ours = (plain.as_deref())
             .and_then(|p| p.strip_prefix(PREFIX))
             .and_then(|rest| rest.split_once(':'))
@@ -51,61 +66,5 @@ pub fn decode_signature(value: Cow<'_, str>) -> Signature<'_> {
     Signature {
         family: Family::Gemini,
         value,
-    }
-}
-
-/// Base64 for the signature codec (standard alphabet, padded; decoding
-/// also takes the URL-safe alphabet, which the google-genai SDK sends
-/// back). Small enough not to add a dependency for.
-mod base64 {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    pub fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    pub fn decode(text: &str) -> Option<Vec<u8>> {
-        let value = |c: u8| -> Option<u32> {
-            Some(match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'+' | b'-' => 62,
-                b'/' | b'_' => 63,
-                _ => return None,
-            } as u32)
-        };
-        let text = text.trim_end_matches('=').as_bytes();
-        let mut out = Vec::with_capacity(text.len() * 3 / 4);
-        for chunk in text.chunks(4) {
-            let mut n = 0u32;
-            for (i, c) in chunk.iter().enumerate() {
-                n |= value(*c)? << (18 - 6 * i);
-            }
-            let bytes = n.to_be_bytes();
-            match chunk.len() {
-                4 => out.extend_from_slice(&bytes[1..4]),
-                3 => out.extend_from_slice(&bytes[1..3]),
-                2 => out.push(bytes[1]),
-                _ => return None,
-            }
-        }
-        Some(out)
     }
 }
