@@ -8,28 +8,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// A string borrowed from the body unless JSON escapes had to be undone.
-#[derive(Debug, Clone, Default)]
-pub(super) struct S<'a>(pub(super) Str<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = S<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<S<'a>, E> {
-                Ok(S(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<S<'a>, E> {
-                Ok(S(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
+pub(super) use crate::protocol::json::S;
 
 /// A token count however a vendor writes it (integer, float, null).
 #[derive(Debug, Clone, Copy, Default)]

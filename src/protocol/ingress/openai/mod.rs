@@ -33,6 +33,7 @@ use crate::protocol::chat::{
     Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str, StreamEncoder, Text,
     Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
+use crate::protocol::json::{without_position, OneOrList, S};
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -80,20 +81,6 @@ fn prefixed(seg: &str, msg: &str) -> String {
     }
 }
 
-/// serde_json appends ` at line L column C` to messages; the path says more.
-fn without_position(msg: &str) -> &str {
-    if let Some(i) = msg.rfind(" at line ") {
-        let tail = &msg[i + 9..];
-        if tail
-            .split(" column ")
-            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return &msg[..i];
-        }
-    }
-    msg
-}
-
 /// The error of a whole-body parse as a 400 naming the field.
 fn located(msg: &str) -> ChatError {
     match msg.strip_prefix(MARK).and_then(|r| r.split_once(MARK)) {
@@ -115,32 +102,6 @@ fn at<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
 }
 
 // ---------------------------------------------------------------- wire types
-
-/// A string borrowed from the body unless JSON escapes had to be undone.
-#[derive(Debug, Clone)]
-struct S<'a>(Str<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = S<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<S<'a>, E> {
-                Ok(S(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<S<'a>, E> {
-                Ok(S(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<S<'a>, E> {
-                Ok(S(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V(PhantomData))
-    }
-}
 
 /// A list whose element errors carry their index.
 struct List<T>(Vec<T>);
@@ -167,35 +128,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
             }
         }
         d.deserialize_seq(V(PhantomData))
-    }
-}
-
-/// A string, or an array of things (`content`, `stop`).
-enum OneOrList<'a, T> {
-    One(S<'a>),
-    List(Vec<T>),
-}
-
-impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for OneOrList<'a, T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a, T>(PhantomData<(&'a (), T)>);
-        impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for V<'a, T> {
-            type Value = OneOrList<'a, T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or an array")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(OneOrList::One(S(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(OneOrList::One(S(Cow::Owned(v.to_string()))))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                let list = List::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(OneOrList::List(list.0))
-            }
-        }
-        d.deserialize_any(V(PhantomData))
     }
 }
 
@@ -250,7 +182,7 @@ wire!(Top {
     "seed" => seed: i64,
     "presence_penalty" => presence_penalty: f64,
     "frequency_penalty" => frequency_penalty: f64,
-    "stop" => stop: OneOrList<'a, S<'a>>,
+    "stop" => stop: OneOrList<'a, List<S<'a>>>,
     "max_tokens" => max_tokens: u64,
     "max_completion_tokens" => max_completion_tokens: u64,
     "reasoning_effort" => reasoning_effort: S<'a>,
@@ -266,7 +198,7 @@ wire!(Top {
 
 wire!(Message {
     "role" => role: S<'a>,
-    "content" => content: OneOrList<'a, PartW<'a>>,
+    "content" => content: OneOrList<'a, List<PartW<'a>>>,
     "refusal" => refusal: S<'a>,
     "reasoning_content" => reasoning_content: S<'a>,
     "tool_calls" => tool_calls: List<CallW<'a>>,
@@ -412,7 +344,7 @@ fn request(top: Top<'_>) -> Result<Request<'_>, ChatError> {
     sm.stop = match top.stop {
         None => Vec::new(),
         Some(OneOrList::One(x)) => vec![x.0],
-        Some(OneOrList::List(l)) => l.into_iter().map(|x| x.0).collect(),
+        Some(OneOrList::List(l)) => l.0.into_iter().map(|x| x.0).collect(),
     };
     // Either name means the same limit; the one the client used is
     // remembered for a same-family vendor (reasoning models take only
@@ -560,14 +492,14 @@ enum Allowed {
 }
 
 fn content<'a>(
-    c: Option<OneOrList<'a, PartW<'a>>>,
+    c: Option<OneOrList<'a, List<PartW<'a>>>>,
     p: &str,
     allowed: Allowed,
 ) -> Result<Vec<Part<'a>>, ChatError> {
     let parts = match c {
         None => return Ok(Vec::new()),
         Some(OneOrList::One(t)) => return Ok(vec![Part::Text(Text::plain(t.0))]),
-        Some(OneOrList::List(parts)) => parts,
+        Some(OneOrList::List(parts)) => parts.0,
     };
     let mut out = Vec::with_capacity(parts.len());
     let mut pp = String::with_capacity(p.len() + 16);

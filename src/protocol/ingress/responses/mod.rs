@@ -32,13 +32,11 @@ use crate::protocol::chat::{
     Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str, StreamEncoder, Text,
     Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
+use crate::protocol::json::{without_position, OneOrList, S};
 use bytes::Bytes;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 
 pub struct OpenAiResponses;
 
@@ -89,67 +87,7 @@ impl Ingress for OpenAiResponses {
     }
 }
 
-/// serde_json appends ` at line L column C`; the path says more.
-fn without_position(msg: &str) -> &str {
-    match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    }
-}
-
 // ---------------------------------------------------------------- wire types
-
-/// A string borrowed from the body unless JSON escapes had to be undone.
-#[derive(Debug, Clone, Default)]
-struct S<'a>(Str<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = S<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<S<'a>, E> {
-                Ok(S(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<S<'a>, E> {
-                Ok(S(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V(PhantomData))
-    }
-}
-
-/// A string or a list (`input`, message `content`, a call's `output`).
-enum OneOrList<'a, T> {
-    One(S<'a>),
-    List(Vec<T>),
-}
-
-impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for OneOrList<'a, T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a, T>(PhantomData<(&'a (), T)>);
-        impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for V<'a, T> {
-            type Value = OneOrList<'a, T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or an array")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(OneOrList::One(S(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(OneOrList::One(S(Cow::Owned(v.to_string()))))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq))
-                    .map(OneOrList::List)
-            }
-        }
-        d.deserialize_any(V(PhantomData))
-    }
-}
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -157,7 +95,7 @@ struct Top<'a> {
     #[serde(borrow)]
     model: Option<S<'a>>,
     #[serde(borrow)]
-    input: Option<OneOrList<'a, Item<'a>>>,
+    input: Option<OneOrList<'a, Vec<Item<'a>>>>,
     #[serde(borrow)]
     instructions: Option<S<'a>>,
     #[serde(borrow)]
@@ -199,7 +137,7 @@ struct Item<'a> {
     #[serde(borrow)]
     role: Option<S<'a>>,
     #[serde(borrow)]
-    content: Option<OneOrList<'a, PartW<'a>>>,
+    content: Option<OneOrList<'a, Vec<PartW<'a>>>>,
     #[serde(borrow)]
     call_id: Option<S<'a>>,
     #[serde(borrow)]
@@ -209,7 +147,7 @@ struct Item<'a> {
     #[serde(borrow)]
     input: Option<S<'a>>,
     #[serde(borrow)]
-    output: Option<OneOrList<'a, PartW<'a>>>,
+    output: Option<OneOrList<'a, Vec<PartW<'a>>>>,
     #[serde(borrow)]
     summary: Option<Vec<PartW<'a>>>,
     #[serde(borrow)]
@@ -640,7 +578,7 @@ enum Allowed {
 }
 
 fn content<'a>(
-    c: Option<OneOrList<'a, PartW<'a>>>,
+    c: Option<OneOrList<'a, Vec<PartW<'a>>>>,
     p: &str,
     allowed: Allowed,
 ) -> Result<Vec<Part<'a>>, ChatError> {
