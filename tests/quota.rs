@@ -187,18 +187,19 @@ async fn anthropic_reset_an_hour_away_outlasts_the_fixed_cooldown() {
 }
 
 #[tokio::test]
-async fn anthropic_retry_after_comes_first() {
+async fn every_anthropic_key_parked_is_a_429_in_anthropic_format() {
     let mock = MockAnthropic::start("an").await;
     let gw = Gateway::start(&format!(
         "{BASE}{}",
         typed_provider("anthropic", "an", &mock.base_url(), &[KEY_A], "")
     ))
     .await;
-    mock.push(mock_anthropic::rate_limited(Some("5"), &rfc3339_in(3600)));
+    // No retry-after: the reset comes from the anthropic-ratelimit headers.
+    mock.push(mock_anthropic::rate_limited(None, &rfc3339_in(5)));
     let first = gw.messages(&hello(false)).await;
     assert_eq!(first.status(), 429, "the vendor's own 429");
     // Every key parked: the gateway's own 429, in the Anthropic format,
-    // with the earliest reset as Retry-After.
+    // with the earliest reset as Retry-After (not the fixed 30 s).
     let r = gw.messages(&hello(false)).await;
     assert_eq!(r.status(), 429);
     let retry: u64 = r.headers()["retry-after"]
@@ -345,4 +346,42 @@ async fn every_key_parked_is_a_429_with_the_earliest_reset() {
         "OpenAI format: {body}"
     );
     assert_eq!(a.count() + b.count(), 2, "no request with a parked key");
+}
+
+#[tokio::test]
+async fn gemini_native_count_tokens_reads_the_reset_too() {
+    let mock = MockGemini::start("ge").await;
+    let gw = Gateway::start(&format!(
+        "{BASE}{}",
+        typed_provider("gemini", "ge", &mock.base_url(), &[KEY_A, KEY_B], "")
+    ))
+    .await;
+    let exhausted = json!({"error": {
+        "code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "120s"}]
+    }});
+    mock.set_fixed(
+        "POST",
+        "/v1beta/models/m:countTokens",
+        429,
+        exhausted.to_string(),
+    );
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "How many?"}]}]});
+    let r = gw
+        .post(
+            "/v1beta/models/m:countTokens",
+            &[("x-goog-api-key", TOKEN)],
+            &body,
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    for key in [KEY_A, KEY_B] {
+        let k = key_health(&gw, "ge", key).await;
+        assert_eq!(k["reset_from"], "google.rpc.RetryInfo retryDelay", "{k}");
+        assert!(
+            remaining(&k) > 100.0 && remaining(&k) <= 120.0,
+            "120 s, not the fixed 30 s: {k}"
+        );
+    }
 }
