@@ -97,14 +97,19 @@ impl KeyState {
     /// Park the key after a 429 as `park` decided, and say so in the log
     /// (`masked` is the key's masked form; the key itself never is).
     pub fn park(&self, provider: &str, masked: &str, park: &Park) {
-        if self.set_cooldown(park.wait.as_millis() as u64, park.reason) {
+        let reason = if park.quota {
+            CooldownReason::QuotaExhausted
+        } else {
+            CooldownReason::RateLimited
+        };
+        if self.set_cooldown(park.wait.as_millis() as u64, reason) {
             self.source.store(park.source as u8, Ordering::Relaxed);
         }
         let until_ms = wall_ms() + park.wait.as_millis() as u64;
         tracing::warn!(
             provider,
             key = masked,
-            reason = park.reason.as_str(),
+            reason = reason.as_str(),
             from = park.source.as_str(),
             park_s = park.wait.as_secs_f64(),
             until_ms,
@@ -113,7 +118,7 @@ impl KeyState {
         self.sink.emit(SharedEvent::key(
             &self.provider,
             &self.fingerprint,
-            park.reason.shared_word(),
+            reason.shared_word(),
             park.wait,
         ));
     }

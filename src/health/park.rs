@@ -21,7 +21,6 @@
 //!
 //! Only called on 429 answers, so parsing the (bounded) body is fine.
 
-use super::CooldownReason;
 use crate::protocol::chat::Family;
 use serde_json::Value;
 use std::time::Duration;
@@ -93,7 +92,9 @@ pub struct Reset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Park {
     pub wait: Duration,
-    pub reason: CooldownReason,
+    /// A spent quota or billing limit rather than a rate limit (the key's
+    /// reason becomes `QuotaExhausted`, see `KeyState::park`).
+    pub quota: bool,
     pub source: ResetSource,
 }
 
@@ -160,11 +161,7 @@ impl Reset {
         let wait = self.wait.unwrap_or(fixed).min(cap).max(MIN_PARK);
         Park {
             wait,
-            reason: if quota {
-                CooldownReason::QuotaExhausted
-            } else {
-                CooldownReason::RateLimited
-            },
+            quota,
             source: self.source,
         }
     }
@@ -611,7 +608,7 @@ mod tests {
         // 2025-12-02 18:26:40 UTC is 10:26:40 PST: midnight PST is 08:00 UTC next day.
         assert_eq!(r.wait, Some(Duration::from_secs(13 * 3600 + 33 * 60 + 20)));
         let park = r.decide(Duration::from_secs(30), Duration::from_secs(3600));
-        assert_eq!(park.reason, CooldownReason::QuotaExhausted);
+        assert!(park.quota);
         assert!(park.wait > Duration::from_secs(3600), "beyond the rate cap");
     }
 
@@ -643,7 +640,7 @@ mod tests {
         );
         let park = r.decide(Duration::from_secs(30), Duration::from_secs(3600));
         assert_eq!(park.wait, QUOTA_CAP);
-        assert_eq!(park.reason, CooldownReason::QuotaExhausted);
+        assert!(park.quota);
     }
 
     #[test]
