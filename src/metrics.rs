@@ -435,6 +435,7 @@ impl Metrics {
                     crate::health::CooldownReason::None => "available",
                     crate::health::CooldownReason::RateLimited => "rate_limited",
                     crate::health::CooldownReason::AuthFailed => "auth_failed",
+                    crate::health::CooldownReason::QuotaExhausted => "quota_exhausted",
                 };
                 let _ = writeln!(
                     out,

@@ -273,12 +273,13 @@ impl HealthCheck for Probe {
                     );
                 }
             }
-            (_, ProbeResult::Status(429, wait)) => {
+            (_, ProbeResult::Status(429, reset)) => {
                 if let Some(k) = key {
-                    let wait = wait
-                        .unwrap_or(self.snap.routing.rate_limit_cooldown)
-                        .min(self.snap.routing.max_retry_after);
-                    k.state.cool_down(wait, CooldownReason::RateLimited);
+                    let park = reset.decide(
+                        self.snap.routing.rate_limit_cooldown,
+                        self.snap.routing.max_retry_after,
+                    );
+                    k.state.park(&p.name, &k.masked, &park);
                 }
             }
             // Some compatible servers have no model list: the endpoint

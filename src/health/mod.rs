@@ -11,12 +11,14 @@ pub mod checker;
 mod clock;
 pub mod discovery;
 mod event;
+pub mod park;
 mod provider;
 mod report;
 pub mod shared;
 
 pub use clock::{fingerprint, fingerprint_bytes, now_ms, wall_ms};
 pub use event::{Change, EventSink, SharedEvent};
+pub use park::{Park, Reset, ResetSource};
 pub use provider::{Admission, HealthPolicy, HealthState, HealthView, LastError, ProviderHealth};
 pub use report::report;
 
@@ -32,6 +34,9 @@ pub enum CooldownReason {
     None = 0,
     RateLimited = 1,
     AuthFailed = 2,
+    /// A 429 that says the quota or the billing limit is spent (OpenAI
+    /// `insufficient_quota`, a Gemini daily quota): parked for hours.
+    QuotaExhausted = 3,
 }
 
 impl CooldownReason {
@@ -39,6 +44,7 @@ impl CooldownReason {
     pub fn shared_word(self) -> &'static str {
         match self {
             CooldownReason::AuthFailed => "auth_failed",
+            CooldownReason::QuotaExhausted => "quota_exhausted",
             _ => "rate_limited",
         }
     }
@@ -48,6 +54,7 @@ impl CooldownReason {
             CooldownReason::None => "available",
             CooldownReason::RateLimited => "rate limited (429)",
             CooldownReason::AuthFailed => "rejected by the vendor (401/402/403)",
+            CooldownReason::QuotaExhausted => "quota exhausted (429)",
         }
     }
 }
@@ -56,6 +63,8 @@ impl CooldownReason {
 pub struct KeyState {
     cooldown_until_ms: AtomicU64,
     reason: AtomicU8,
+    /// [`ResetSource`] of the current park.
+    source: AtomicU8,
     /// Identity for sharing between instances (never the key itself).
     provider: String,
     fingerprint: String,
@@ -85,16 +94,58 @@ impl KeyState {
         ));
     }
 
+    /// Park the key after a 429 as `park` decided, and say so in the log
+    /// (`masked` is the key's masked form; the key itself never is).
+    pub fn park(&self, provider: &str, masked: &str, park: &Park) {
+        let reason = if park.quota {
+            CooldownReason::QuotaExhausted
+        } else {
+            CooldownReason::RateLimited
+        };
+        if self.set_cooldown(park.wait.as_millis() as u64, reason) {
+            self.source.store(park.source as u8, Ordering::Relaxed);
+        }
+        let until_ms = wall_ms() + park.wait.as_millis() as u64;
+        tracing::warn!(
+            provider,
+            key = masked,
+            reason = reason.as_str(),
+            from = park.source.as_str(),
+            park_s = park.wait.as_secs_f64(),
+            until_ms,
+            "key parked until the vendor's reset time"
+        );
+        self.sink.emit(SharedEvent::key(
+            &self.provider,
+            &self.fingerprint,
+            reason.shared_word(),
+            park.wait,
+        ));
+    }
+
+    /// Where the current park's time came from.
+    pub fn source(&self) -> ResetSource {
+        ResetSource::from_u8(self.source.load(Ordering::Relaxed))
+    }
+
     /// A peer instance reported this key cooling: apply without re-publishing.
     pub fn apply_remote(&self, remaining_ms: u64, reason: CooldownReason) {
         self.set_cooldown(remaining_ms, reason);
     }
 
-    fn set_cooldown(&self, for_ms: u64, reason: CooldownReason) {
+    /// Returns whether this deadline is the one in force (a longer park
+    /// already set keeps its own reason).
+    fn set_cooldown(&self, for_ms: u64, reason: CooldownReason) -> bool {
         let until = now_ms() + for_ms;
         // Keep the later deadline when two requests report at once.
-        self.cooldown_until_ms.fetch_max(until, Ordering::Relaxed);
+        let before = self.cooldown_until_ms.fetch_max(until, Ordering::Relaxed);
+        if until < before {
+            return false;
+        }
         self.reason.store(reason as u8, Ordering::Relaxed);
+        self.source
+            .store(ResetSource::Fixed as u8, Ordering::Relaxed);
+        true
     }
 
     /// Current reason, `None` when the cooldown has passed.
@@ -105,6 +156,7 @@ impl KeyState {
         match self.reason.load(Ordering::Relaxed) {
             1 => CooldownReason::RateLimited,
             2 => CooldownReason::AuthFailed,
+            3 => CooldownReason::QuotaExhausted,
             _ => CooldownReason::None,
         }
     }

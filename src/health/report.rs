@@ -25,8 +25,12 @@ pub fn report(snap: &crate::config::Snapshot) -> serde_json::Value {
                             CooldownReason::None => "available",
                             CooldownReason::RateLimited => "cooling",
                             CooldownReason::AuthFailed => "disabled",
+                            CooldownReason::QuotaExhausted => "parked",
                         },
                         "reason": (reason != CooldownReason::None).then(|| reason.as_str()),
+                        // Which vendor signal set the reset time (429s only).
+                        "reset_from": matches!(reason, CooldownReason::RateLimited | CooldownReason::QuotaExhausted)
+                            .then(|| k.state.source().as_str()),
                         "cooldown_until_ms": (remaining > 0).then_some(wall + remaining),
                         "cooldown_remaining_secs": (remaining > 0).then(|| remaining as f64 / 1000.0),
                     })

@@ -60,10 +60,10 @@ pub fn apply(registry: &HealthRegistry, ev: &SharedEvent, instance: &str) {
                 return;
             }
             if let Some(k) = registry.find_key(provider, key) {
-                let reason = if reason == "auth_failed" {
-                    CooldownReason::AuthFailed
-                } else {
-                    CooldownReason::RateLimited
+                let reason = match reason.as_str() {
+                    "auth_failed" => CooldownReason::AuthFailed,
+                    "quota_exhausted" => CooldownReason::QuotaExhausted,
+                    _ => CooldownReason::RateLimited,
                 };
                 k.apply_remote(remaining, reason);
             }

@@ -19,7 +19,7 @@ use super::error::GatewayError;
 use super::state::GatewayState;
 use super::upstream::{self, AttemptInput, Committed, Outcome};
 use crate::config::{ApiKey, Provider, Snapshot};
-use crate::health::{now_ms, CooldownReason};
+use crate::health::now_ms;
 use crate::protocol::chat::{self, Family, Part, Request};
 use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::{Bytes, BytesMut};
@@ -158,12 +158,26 @@ pub async fn count_tokens(
                 )
             })
         }
-        Outcome::Status { status, body, .. } => Err(GatewayError::Upstream {
+        Outcome::Status {
             status,
-            body: state.snapshot.load().redactor().bytes(body),
-            provider: provider.name.clone(),
-            vendor: provider.vendor,
-        }),
+            body,
+            reset,
+        } => {
+            // A 429 parks the key until the vendor's reset, as for chat.
+            if status == 429 {
+                if let Some(k) = key {
+                    let routing = &state.snapshot.load().routing;
+                    let park = reset.decide(routing.rate_limit_cooldown, routing.max_retry_after);
+                    k.state.park(&provider.name, &k.masked, &park);
+                }
+            }
+            Err(GatewayError::Upstream {
+                status,
+                body: state.snapshot.load().redactor().bytes(body),
+                provider: provider.name.clone(),
+                vendor: provider.vendor,
+            })
+        }
         Outcome::Connect(why) | Outcome::Broken(why) => Err(failed(502, why)),
         Outcome::Timeout(why) => Err(failed(504, why)),
     }
@@ -217,14 +231,6 @@ pub async fn count_on_route(
                     GatewayError::UpstreamFailed { .. } | GatewayError::Translate { .. } => true,
                     _ => false,
                 };
-                if status == 429 {
-                    if let Some(k) = key {
-                        k.state.cool_down(
-                            snap.routing.rate_limit_cooldown,
-                            CooldownReason::RateLimited,
-                        );
-                    }
-                }
                 tracing::warn!(provider = %p.name, status, error = %e.message(), "token count failed");
                 if !next {
                     return Err(e);

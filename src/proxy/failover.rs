@@ -4,7 +4,7 @@
 //! | outcome                          | key                    | next step                      |
 //! |----------------------------------|------------------------|--------------------------------|
 //! | connect error / timeout / broken | —                      | next provider                  |
-//! | 429                              | cooldown (Retry-After) | next key, then next provider   |
+//! | 429                              | parked (vendor reset)  | next key, then next provider   |
 //! | 401 / 402 / 403 naming the key   | cooldown (long)        | next key, then next provider   |
 //! | 403 for the model or resource    | —                      | next key, then next provider   |
 //! | 5xx, 529, 408, 3xx               | —                      | next provider                  |
@@ -342,7 +342,7 @@ pub async fn run(
             Outcome::Status {
                 status,
                 body,
-                retry_after,
+                reset,
             } => {
                 // Classify by what the status means (Gemini reports a bad key
                 // as 400 API_KEY_INVALID, which its adapter calls 401).
@@ -370,13 +370,16 @@ pub async fn run(
                 );
                 match meaning {
                     429 => {
-                        let wait = retry_after
-                            .unwrap_or(snap.routing.rate_limit_cooldown)
-                            .min(snap.routing.max_retry_after);
+                        // Parked until the reset the vendor names (headers
+                        // or body), bounded; the fixed cooldown otherwise.
+                        let park = reset.decide(
+                            snap.routing.rate_limit_cooldown,
+                            snap.routing.max_retry_after,
+                        );
                         if let Some(k) = key {
-                            k.state.cool_down(wait, CooldownReason::RateLimited);
+                            k.state.park(&p.name, &k.masked, &park);
                         }
-                        tracing::warn!(provider = %p.name, key = key_label, cooldown_s = wait.as_secs_f64(), "key rate limited (429), trying the next key");
+                        tracing::warn!(provider = %p.name, key = key_label, park_s = park.wait.as_secs_f64(), "key rate limited (429), trying the next key");
                         prefer = Some(index);
                     }
                     403 if denial == Some(Denial::NotPermitted) => {
@@ -474,7 +477,10 @@ fn no_usable_provider(snap: &Snapshot, req: &ChatRequest<'_>) -> GatewayError {
         if p.health.selectable(now) {
             any_healthy = true;
             for k in &p.keys {
-                if k.state.reason(now) == CooldownReason::RateLimited {
+                if matches!(
+                    k.state.reason(now),
+                    CooldownReason::RateLimited | CooldownReason::QuotaExhausted
+                ) {
                     rate_limited = true;
                 }
                 soonest_key = soonest_key.min(k.state.remaining_ms(now));

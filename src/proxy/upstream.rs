@@ -40,7 +40,9 @@ pub enum Outcome {
     Status {
         status: u16,
         body: Bytes,
-        retry_after: Option<Duration>,
+        /// What a 429 said about when the key may be used again (read from
+        /// the vendor's headers and body; default for other statuses).
+        reset: crate::health::Reset,
     },
     /// Connect, DNS or TLS failure.
     Connect(String),
@@ -162,12 +164,17 @@ fn classify_error(e: &pingora::Error, stage: &str) -> Outcome {
     }
 }
 
-fn retry_after(header: &ResponseHeader) -> Option<Duration> {
-    let v = header.headers.get("retry-after")?.to_str().ok()?.trim();
-    // Seconds (possibly fractional, as some vendors send); HTTP dates are rare
-    // from LLM vendors and fall back to the configured default.
-    let secs: f64 = v.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+/// The reset a 429 names (see `health::park`); nothing for other statuses.
+fn reset_of(p: &Provider, header: &ResponseHeader, body: &[u8]) -> crate::health::Reset {
+    if header.status.as_u16() != 429 {
+        return crate::health::Reset::default();
+    }
+    crate::health::Reset::read(
+        p.vendor.family(),
+        &header.headers,
+        body,
+        crate::health::wall_ms(),
+    )
 }
 
 /// Run one attempt against `input.provider` with `input.key`.
@@ -236,7 +243,7 @@ pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<
             Ok(Err(e)) => return classify_error(&e, "waiting for the response"),
             Err(_) => return Outcome::Timeout("deadline passed before the response".into()),
         }
-        return after_header(connector, session, peer, deadline, p.timeouts.idle).await;
+        return after_header(connector, session, peer, deadline, p).await;
     }
     Outcome::Broken("every pooled connection was stale".into())
 }
@@ -246,8 +253,9 @@ async fn after_header(
     mut session: HttpSession,
     peer: HttpPeer,
     deadline: Instant,
-    idle: Duration,
+    p: &Provider,
 ) -> Outcome {
+    let idle = p.timeouts.idle;
     let header = match session.response_header() {
         Some(h) => h.clone(),
         None => return Outcome::Broken("response without a header".into()),
@@ -295,10 +303,11 @@ async fn after_header(
             .release_http_session(session, &peer, Some(POOL_IDLE))
             .await;
     }
+    let reset = reset_of(p, &header, &body);
     Outcome::Status {
         status,
         body: body.freeze(),
-        retry_after: retry_after(&header),
+        reset,
     }
 }
 
@@ -307,7 +316,7 @@ async fn after_header(
 pub enum ProbeResult {
     Ok,
     /// The vendor answered with this non-2xx status.
-    Status(u16, Option<Duration>),
+    Status(u16, crate::health::Reset),
     /// No usable answer: connect error, timeout, garbage.
     Failed(String),
 }
@@ -428,7 +437,7 @@ async fn probe_into(
                 return ProbeResult::Failed("probe answer had no header".into());
             };
             let status = h.status.as_u16();
-            let wait = retry_after(h);
+            let wait = reset_of(p, h, answer);
             if whole {
                 connector
                     .release_http_session(session, &peer, Some(POOL_IDLE))

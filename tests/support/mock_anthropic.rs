@@ -512,3 +512,30 @@ fn thinking_violation(body: &Value) -> Option<String> {
     }
     None
 }
+
+/// A 429 `rate_limit_error` as Anthropic sends it: `retry-after` (whole
+/// seconds) when `retry_after` is given, and the documented
+/// `anthropic-ratelimit-*` headers with the input-token limit spent and
+/// its reset at `reset_rfc3339` (RFC 3339).
+pub fn rate_limited(retry_after: Option<&str>, reset_rfc3339: &str) -> Reply {
+    let mut headers = super::mock_http::owned(&[
+        ("anthropic-ratelimit-requests-limit", "50"),
+        ("anthropic-ratelimit-requests-remaining", "49"),
+        ("anthropic-ratelimit-requests-reset", reset_rfc3339),
+        ("anthropic-ratelimit-input-tokens-limit", "30000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "0"),
+        ("anthropic-ratelimit-input-tokens-reset", reset_rfc3339),
+        ("anthropic-ratelimit-output-tokens-limit", "8000"),
+        ("anthropic-ratelimit-output-tokens-remaining", "8000"),
+        ("anthropic-ratelimit-output-tokens-reset", reset_rfc3339),
+        ("request-id", "req_011CRateLimited"),
+    ]);
+    if let Some(r) = retry_after {
+        headers.push(("retry-after".into(), r.into()));
+    }
+    Reply::Status {
+        status: 429,
+        headers,
+        body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed the rate limit for your organization of 30,000 input tokens per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits."}}"#.into(),
+    }
+}

@@ -532,3 +532,30 @@ fn signature_violation(body: &Value) -> Option<String> {
     }
     None
 }
+
+/// A 429 `RESOURCE_EXHAUSTED` as the Gemini API sends it: a
+/// `google.rpc.QuotaFailure` naming the quota (`quota_id`, e.g.
+/// `GenerateRequestsPerMinutePerProjectPerModel-FreeTier` or a `PerDay`
+/// one), `google.rpc.Help` and `google.rpc.RetryInfo` with `retry_delay`
+/// (a protobuf duration such as `"37s"`).
+pub fn resource_exhausted(quota_id: &str, retry_delay: &str) -> Reply {
+    let body = json!({"error": {
+        "code": 429,
+        "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                "quotaId": quota_id,
+                "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+                "quotaValue": "10"
+            }]},
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
+                "description": "Learn more about Gemini API quotas",
+                "url": "https://ai.google.dev/gemini-api/docs/rate-limits"
+            }]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}
+        ]
+    }});
+    Reply::status(429, body.to_string())
+}

@@ -563,3 +563,30 @@ mod responses {
         }
     }
 }
+
+/// A 429 as OpenAI sends it when a rate limit is hit: the documented
+/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers, with
+/// `remaining-requests` 0 and `reset-requests` = `reset_requests` (a Go
+/// duration such as `2s`, `6m0s`), and a `reset-tokens` that does not apply.
+pub fn rate_limited(reset_requests: &str) -> Reply {
+    Reply::Status {
+        status: 429,
+        headers: super::mock_http::owned(&[
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-limit-tokens", "150000"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-remaining-tokens", "149000"),
+            ("x-ratelimit-reset-requests", reset_requests),
+            ("x-ratelimit-reset-tokens", "6ms"),
+        ]),
+        body: r#"{"error":{"message":"Rate limit reached for gpt-4o in organization org-test on requests per min (RPM): Limit 60, Used 60, Requested 1. Please try again later.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#.into(),
+    }
+}
+
+/// OpenAI's billing 429: `insufficient_quota` (no reset headers).
+pub fn insufficient_quota() -> Reply {
+    Reply::status(
+        429,
+        r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+    )
+}
