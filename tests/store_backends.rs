@@ -616,7 +616,9 @@ async fn postgres_concurrent_first_start_and_open_errors() {
         .to_string();
     assert!(err.to_lowercase().contains("tls"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
-    assert!(Store::open(&format!("{}?sslmode=prefer", db.url())).await.is_ok());
+    assert!(Store::open(&format!("{}?sslmode=prefer", db.url()))
+        .await
+        .is_ok());
 }
 
 /// Down while running: calls fail fast with `Unavailable` (the admin API's
