@@ -487,13 +487,93 @@ async fn answers_match_their_documented_schemas() {
             Some(json!({"weight": 2})),
         ),
         ("POST", "/api/reload", "/api/reload", None),
+        (
+            "POST",
+            "/api/providers/batch",
+            "/api/providers/batch",
+            Some(json!({
+                "create": [{"name": "p3", "type": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-openapi-00000003"}],
+                "update": [{"id": "p1", "weight": 5}],
+            })),
+        ),
+        ("GET", "/api/settings", "/api/settings", None),
+        (
+            "PUT",
+            "/api/settings",
+            "/api/settings",
+            Some(json!({"routing": {"max_attempts": 2}})),
+        ),
+        (
+            "POST",
+            "/api/config/import?dry_run=true",
+            "/api/config/import",
+            Some(json!({"aliases": {"quick": "gpt-4o"}})),
+        ),
+        (
+            "POST",
+            "/api/config/import",
+            "/api/config/import",
+            Some(json!({"aliases": {"quick": "gpt-4o"}})),
+        ),
+        (
+            "POST",
+            "/api/config/import",
+            "/api/config/import",
+            Some(json!({"aliases": {"quick": "gpt-4o"}})),
+        ),
         ("DELETE", "/api/providers/p1", "/api/providers/{id}", None),
+        ("DELETE", "/api/providers/p3", "/api/providers/{id}", None),
     ] {
         let (status, body) = match request {
             Some(b) => api.json(method, path, b).await,
             None => api.call(method, path, None).await,
         };
         sample(doc_path, &method.to_lowercase(), status, body);
+    }
+    // A request the file's provider fails (nothing listens on port 9): a
+    // request-log row with an error, a usage row, and a provider whose
+    // health has a last error, so the observed answers are not empty lists.
+    assert_eq!(
+        api.gw
+            .chat(&json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]}))
+            .await
+            .status(),
+        502
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, logs) = api.call("GET", "/api/logs", None).await;
+        let (_, audit) = api.call("GET", "/api/audit", None).await;
+        if logs["items"].as_array().is_some_and(|a| !a.is_empty())
+            && audit["data"].as_array().is_some_and(|a| !a.is_empty())
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rows written: {logs} {audit}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for (path, doc_path) in [
+        ("/api/logs", "/api/logs"),
+        ("/api/audit", "/api/audit"),
+        ("/api/stats/usage?group_by=provider", "/api/stats/usage"),
+        ("/api/stats?bucket_secs=60", "/api/stats"),
+        ("/api/providers/health", "/api/providers/health"),
+    ] {
+        let (status, body) = api.call("GET", path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let rows = match doc_path {
+            "/api/logs" => &body["items"],
+            "/api/providers/health" => &body["providers"],
+            _ => &body["data"],
+        };
+        assert!(
+            rows.as_array().is_some_and(|a| !a.is_empty()),
+            "{path}: {body}"
+        );
+        sample(doc_path, "get", status, body);
     }
     let (ok, out) = python(
         "import json, sys\n\
@@ -516,5 +596,5 @@ async fn answers_match_their_documented_schemas() {
         &json!({"spec": spec, "samples": samples}),
     );
     assert!(ok, "{out}");
-    assert!(out.contains("15 answers valid"), "{out}");
+    assert!(out.contains("27 answers valid"), "{out}");
 }

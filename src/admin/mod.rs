@@ -914,7 +914,7 @@ async fn delete_key(
     tag = "providers",
     request_body = bodies::BatchBody,
     responses(
-        (status = 200, description = "All applied: `{version, results: [{item, result}]}`", body = serde_json::Value),
+        (status = 200, description = "All applied: each item's result, in order", body = BatchApplied),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 409, description = "Declared in the configuration file (read-only through the API), or the name or key exists already", body = bodies::ErrorBody),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
@@ -922,7 +922,7 @@ async fn delete_key(
     ),
     security(("bearer" = [])),
 )]
-async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Value>> {
+async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<BatchApplied>> {
     let bodies::BatchBody {
         create: creates,
         update: updates,
@@ -1019,12 +1019,26 @@ async fn batch(State(st): State<AdminState>, body: Bytes) -> AdminResult<Json<Va
             ),
             other => AdminError::from(other),
         })?;
-    let results: Vec<Value> = labels
-        .iter()
+    let results = labels
+        .into_iter()
         .zip(results)
-        .map(|(item, r)| json!({"item": item, "result": r}))
+        .map(|(item, result)| BatchItemResult { item, result })
         .collect();
-    Ok(Json(json!({"version": version, "results": results})))
+    Ok(Json(BatchApplied { version, results }))
+}
+
+/// The answer to a batch that was applied.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct BatchApplied {
+    version: u64,
+    results: Vec<BatchItemResult>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct BatchItemResult {
+    /// The item, as errors name it: `create[0]`, `update[1]`, `delete[2]`.
+    item: String,
+    result: crate::store::ChangeResult,
 }
 
 fn item_errors(at: &str, e: AdminError) -> Vec<FieldError> {
@@ -1055,11 +1069,11 @@ fn item_errors(at: &str, e: AdminError) -> Vec<FieldError> {
     path = "/api/providers/health",
     tag = "providers",
     responses(
-        (status = 200, description = "Health of every provider and key", body = serde_json::Value),
+        (status = 200, description = "Health of every provider and key", body = crate::health::HealthReport),
     ),
     security(("bearer" = [])),
 )]
-async fn health(State(st): State<AdminState>) -> Json<Value> {
+async fn health(State(st): State<AdminState>) -> Json<crate::health::HealthReport> {
     Json(crate::health::report(&st.control.current()))
 }
 

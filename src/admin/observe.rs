@@ -49,7 +49,7 @@ pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
         ("before_id" = Option<i64>, Query, description = "Keyset cursor: rows with a smaller id (pages go newest first)"),
     ),
     responses(
-        (status = 200, description = "A page of request-log rows, newest first, with the cursor of the next", body = serde_json::Value),
+        (status = 200, description = "A page of request-log rows, newest first, with the cursor of the next", body = crate::store::LogPage),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
     ),
@@ -58,11 +58,46 @@ pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
 pub(super) async fn logs(
     State(st): State<AdminState>,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<crate::store::LogPage>> {
     let q = query(q)?;
     let store = st.control.store_or_unavailable()?;
-    let page = store.query_logs(q).await?;
-    Ok(Json(serde_json::to_value(page).unwrap_or(Value::Null)))
+    Ok(Json(store.query_logs(q).await?))
+}
+
+/// The answer of `GET /api/audit`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct AuditList {
+    /// Always `list`.
+    object: &'static str,
+    data: Vec<crate::store::AuditRow>,
+    /// Cursor of the next page; null on the last.
+    next_before_id: Option<i64>,
+    /// Audit rows lost because the writer's queue was full.
+    rows_dropped: u64,
+}
+
+/// The answer of `GET /api/stats/usage` and `GET /api/stats`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct UsageList {
+    /// Always `list`.
+    object: &'static str,
+    /// `instance` or `cluster`.
+    scope: &'static str,
+    data: Vec<UsageEntry>,
+    /// Request-log rows lost because the writer's queue was full.
+    log_rows_dropped: u64,
+    /// With `scope=cluster`: how many instances' counters were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instances: Option<usize>,
+}
+
+/// A usage row with its error rate.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct UsageEntry {
+    #[serde(flatten)]
+    row: crate::store::UsageRow,
+    /// `errors / requests`; 0 when there were no requests.
+    error_rate: f64,
 }
 
 /// `GET /api/audit?limit&before_id&action&since_ms`: the audit trail,
@@ -78,7 +113,7 @@ pub(super) async fn logs(
         ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
     ),
     responses(
-        (status = 200, description = "`{object: list, data, next_before_id, rows_dropped}`, newest first", body = serde_json::Value),
+        (status = 200, description = "A page of audit rows, newest first, with the cursor of the next", body = AuditList),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
     ),
@@ -87,16 +122,19 @@ pub(super) async fn logs(
 pub(super) async fn audit_log(
     State(st): State<AdminState>,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<AuditList>> {
     let q = query(q)?;
     let store = st.control.store().ok_or_else(|| {
         AdminError::from(WriteError::Unavailable("no database is configured".into()))
     })?;
     let page = store.query_audit(q).await?;
     let dropped = st.audit.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(Json(
-        json!({"object": "list", "data": page.items, "next_before_id": page.next_before_id, "rows_dropped": dropped}),
-    ))
+    Ok(Json(AuditList {
+        object: "list",
+        data: page.items,
+        next_before_id: page.next_before_id,
+        rows_dropped: dropped,
+    }))
 }
 
 #[utoipa::path(
@@ -111,7 +149,7 @@ pub(super) async fn audit_log(
         ("scope" = Option<String>, Query, pattern = "^\\s*(instance|cluster)?\\s*$", description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
     ),
     responses(
-        (status = 200, description = "`{object: list, scope, data: [usage row…], log_rows_dropped}` (and `instances` for the cluster)", body = serde_json::Value),
+        (status = 200, description = "Usage rows by bucket and group (and `instances` for the cluster)", body = UsageList),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
     ),
@@ -120,7 +158,7 @@ pub(super) async fn audit_log(
 pub(super) async fn usage(
     State(st): State<AdminState>,
     q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<UsageList>> {
     usage_of(st, query(q)?).await
 }
 
@@ -137,7 +175,7 @@ pub(super) async fn usage(
         ("scope" = Option<String>, Query, pattern = "^\\s*(instance|cluster)?\\s*$", description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
     ),
     responses(
-        (status = 200, description = "As `GET /api/stats/usage`", body = serde_json::Value),
+        (status = 200, description = "As `GET /api/stats/usage`", body = UsageList),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
     ),
@@ -146,11 +184,11 @@ pub(super) async fn usage(
 pub(super) async fn stats(
     State(st): State<AdminState>,
     q: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<UsageList>> {
     usage_of(st, query(q)?).await
 }
 
-pub(super) async fn usage_of(st: AdminState, q: UsageQuery) -> AdminResult<Json<Value>> {
+pub(super) async fn usage_of(st: AdminState, q: UsageQuery) -> AdminResult<Json<UsageList>> {
     if let Some(g) = q.group_by.as_deref().map(str::trim) {
         if !matches!(g, "" | "none" | "provider" | "model") {
             return Err(AdminError::bad_request(format!(
@@ -184,19 +222,15 @@ pub(super) async fn usage_of(st: AdminState, q: UsageQuery) -> AdminResult<Json<
         let store = st.control.store_or_unavailable()?;
         store.usage(q).await?
     };
-    let data: Vec<Value> = rows
+    let data = rows
         .into_iter()
-        .map(|r| {
-            let error_rate = if r.requests == 0 {
+        .map(|row| UsageEntry {
+            error_rate: if row.requests == 0 {
                 0.0
             } else {
-                r.errors as f64 / r.requests as f64
-            };
-            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("error_rate".into(), json!(error_rate));
-            }
-            v
+                row.errors as f64 / row.requests as f64
+            },
+            row,
         })
         .collect();
     let dropped = st
@@ -204,9 +238,11 @@ pub(super) async fn usage_of(st: AdminState, q: UsageQuery) -> AdminResult<Json<
         .state
         .log_dropped
         .load(std::sync::atomic::Ordering::Relaxed);
-    let mut body = json!({"object": "list", "scope": if cluster { "cluster" } else { "instance" }, "data": data, "log_rows_dropped": dropped});
-    if let Some(n) = instances {
-        body["instances"] = json!(n);
-    }
-    Ok(Json(body))
+    Ok(Json(UsageList {
+        object: "list",
+        scope: if cluster { "cluster" } else { "instance" },
+        data,
+        log_rows_dropped: dropped,
+        instances,
+    }))
 }

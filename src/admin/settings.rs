@@ -137,31 +137,64 @@ pub(super) async fn delete_alias(
     path = "/api/settings",
     tag = "settings",
     responses(
-        (status = 200, description = "Each of `overrides`, `routing`, `health`: `{value, source: file|api}`", body = serde_json::Value),
+        (status = 200, description = "Each of `overrides`, `routing`, `health`: its value in force and where it comes from", body = SettingsView),
     ),
     security(("bearer" = [])),
 )]
-pub(super) async fn get_settings(State(st): State<AdminState>) -> Json<Value> {
+pub(super) async fn get_settings(State(st): State<AdminState>) -> Json<SettingsView> {
     let (file, _) = st.control.file_config();
     let api = st.control.api_config();
-    let mut out = serde_json::Map::new();
-    for name in api::SETTINGS_SECTIONS {
-        let from_api = api.settings.get(*name).filter(|v| !v.is_null());
-        let (value, source) = match from_api {
-            Some(v) => (v.clone(), "api"),
-            None => (
-                match *name {
-                    "overrides" => serde_json::to_value(&file.overrides),
-                    "routing" => serde_json::to_value(&file.routing),
-                    _ => serde_json::to_value(&file.health),
-                }
-                .unwrap_or(Value::Null),
-                "file",
-            ),
-        };
-        out.insert(name.to_string(), json!({"value": value, "source": source}));
-    }
-    Json(Value::Object(out))
+    let section = |name: &str, from_file: Result<Value, serde_json::Error>| match api
+        .settings
+        .get(name)
+        .filter(|v| !v.is_null())
+    {
+        Some(v) => Setting {
+            value: v.clone(),
+            source: SettingSource::Api,
+        },
+        None => Setting {
+            value: from_file.unwrap_or(Value::Null),
+            source: SettingSource::File,
+        },
+    };
+    Json(SettingsView {
+        overrides: section("overrides", serde_json::to_value(&file.overrides)),
+        routing: section("routing", serde_json::to_value(&file.routing)),
+        health: section("health", serde_json::to_value(&file.health)),
+    })
+}
+
+/// The settings in force, one entry per section of
+/// [`api::SETTINGS_SECTIONS`] (a unit test keeps the two in step).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct SettingsView {
+    overrides: Setting,
+    routing: Setting,
+    health: Setting,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Setting {
+    /// The section, as the configuration file spells it.
+    #[schema(value_type = Object)]
+    value: Value,
+    source: SettingSource,
+}
+
+/// Where a section in force comes from: the file, or set through the API.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum SettingSource {
+    File,
+    Api,
+}
+
+/// The answer of `PUT /api/settings`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct SettingsSet {
+    version: u64,
+    settings: SettingsView,
 }
 
 /// `{"overrides": {...}, "routing": {...}, "health": {...}}`; a section set
@@ -172,7 +205,7 @@ pub(super) async fn get_settings(State(st): State<AdminState>) -> Json<Value> {
     tag = "settings",
     request_body = bodies::SettingsPatch,
     responses(
-        (status = 200, description = "Set: `{version, settings}` (as `GET /api/settings`)", body = serde_json::Value),
+        (status = 200, description = "Set: the new version and the settings in force (as `GET /api/settings`)", body = SettingsSet),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
@@ -182,7 +215,7 @@ pub(super) async fn get_settings(State(st): State<AdminState>) -> Json<Value> {
 pub(super) async fn put_settings(
     State(st): State<AdminState>,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<SettingsSet>> {
     let body = json_body(&body)?;
     let Some(obj) = body.as_object() else {
         return Err(AdminError::bad_request("settings must be a JSON object"));
@@ -217,9 +250,10 @@ pub(super) async fn put_settings(
             Ok(vec![ConfigChange::SetSettings { doc }])
         })
         .await?;
-    Ok(Json(
-        json!({"version": version, "settings": get_settings(State(st)).await.0}),
-    ))
+    Ok(Json(SettingsSet {
+        version,
+        settings: get_settings(State(st)).await.0,
+    }))
 }
 
 /// The settings after a merge, each section typed: a wrong field is named
@@ -251,5 +285,19 @@ fn typed_settings(doc: &Value) -> Result<(), WriteError> {
         Ok(())
     } else {
         Err(WriteError::Invalid(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    #[test]
+    fn the_settings_view_has_one_entry_per_section() {
+        assert_eq!(
+            bodies::property_names(SettingsView::schema()),
+            api::SETTINGS_SECTIONS.to_vec()
+        );
     }
 }

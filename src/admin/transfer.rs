@@ -177,7 +177,7 @@ pub(super) const IMPORT_SECTIONS: &[&str] =
         (String = "application/toml"),
     )),
     responses(
-        (status = 200, description = "`{dry_run, changes, skipped_file_providers, …}`: what changed (or would, with dry_run=true)", body = serde_json::Value),
+        (status = 200, description = "What changed (or would, with dry_run=true)", body = ImportReport),
         (status = 400, description = "Not JSON/TOML, unknown format, or no importable section", body = super::bodies::ErrorBody),
         (status = 409, description = "Deletes more than it keeps: confirm with replace=true", body = super::bodies::ErrorBody),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path (`providers[0].base_url`)", body = super::bodies::ErrorBody),
@@ -190,7 +190,7 @@ pub(super) async fn import(
     q: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
-) -> AdminResult<Json<Value>> {
+) -> AdminResult<Json<ImportReport>> {
     let q = query(q)?;
     let text =
         std::str::from_utf8(&body).map_err(|_| AdminError::bad_request("the body is not UTF-8"))?;
@@ -349,11 +349,25 @@ pub(super) async fn import(
     st.control
         .validate(&proposed)
         .map_err(AdminError::invalid)?;
+    let report = ImportReport {
+        dry_run: q.dry_run,
+        valid: None,
+        unchanged: None,
+        version: None,
+        changes: diff,
+        skipped_file_providers: skipped,
+        removes: None,
+        keeps: None,
+        replace_required: None,
+    };
     if q.dry_run {
-        return Ok(Json(json!({
-            "dry_run": true, "valid": true, "changes": diff, "skipped_file_providers": skipped,
-            "removes": removed, "keeps": kept, "replace_required": replace_required,
-        })));
+        return Ok(Json(ImportReport {
+            valid: Some(true),
+            removes: Some(removed),
+            keeps: Some(kept),
+            replace_required: Some(replace_required),
+            ..report
+        }));
     }
     if replace_required && !q.replace {
         return Err(AdminError::conflict(format!(
@@ -361,16 +375,72 @@ pub(super) async fn import(
              add replace=true (CLI: --replace) to confirm, dry_run=true shows the changes"
         )));
     }
-    if !changes_anything(&diff) {
-        return Ok(Json(json!({
-            "dry_run": false, "unchanged": true, "version": st.control.current().version,
-            "changes": diff, "skipped_file_providers": skipped,
-        })));
+    if !report.changes.anything() {
+        return Ok(Json(ImportReport {
+            unchanged: Some(true),
+            version: Some(st.control.current().version),
+            ..report
+        }));
     }
     let version = st.control.replace(proposed).await?;
-    Ok(Json(
-        json!({"dry_run": false, "unchanged": false, "version": version, "changes": diff, "skipped_file_providers": skipped}),
-    ))
+    Ok(Json(ImportReport {
+        unchanged: Some(false),
+        version: Some(version),
+        ..report
+    }))
+}
+
+/// The answer of `POST /api/config/import`. A dry run has `valid`,
+/// `removes`, `keeps` and `replace_required`; an applied import has
+/// `unchanged` and `version`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ImportReport {
+    dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid: Option<bool>,
+    /// The import changed nothing (the version stays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unchanged: Option<bool>,
+    /// The configuration version in force after the import.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    changes: ImportChanges,
+    /// Providers in the document that the configuration file declares
+    /// (the file owns them).
+    skipped_file_providers: Vec<String>,
+    /// API-managed providers and aliases the import deletes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removes: Option<usize>,
+    /// API-managed providers and aliases it keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keeps: Option<usize>,
+    /// It deletes more than it keeps: applying needs `replace=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replace_required: Option<bool>,
+}
+
+/// What an import changes in the API-managed configuration.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ImportChanges {
+    providers: NameChanges,
+    aliases: NameChanges,
+    settings_changed: bool,
+}
+
+/// Names added, removed and changed, sorted.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct NameChanges {
+    added: Vec<String>,
+    removed: Vec<String>,
+    changed: Vec<String>,
+}
+
+impl ImportChanges {
+    fn anything(&self) -> bool {
+        let names =
+            |n: &NameChanges| !(n.added.is_empty() && n.removed.is_empty() && n.changed.is_empty());
+        names(&self.providers) || names(&self.aliases) || self.settings_changed
+    }
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -435,15 +505,6 @@ fn removal_counts(current: &ApiConfig, proposed: &ApiConfig) -> (usize, usize) {
     (removed, kept)
 }
 
-fn changes_anything(diff: &Value) -> bool {
-    let lists = ["providers", "aliases"].iter().any(|k| {
-        ["added", "removed", "changed"]
-            .iter()
-            .any(|c| diff[*k][*c].as_array().is_some_and(|a| !a.is_empty()))
-    });
-    lists || diff["settings_changed"] == true
-}
-
 /// Turn masked keys back into the real ones already stored for the provider.
 fn resolve_masked_keys(
     doc: &mut Value,
@@ -474,7 +535,31 @@ fn resolve_masked_keys(
     Ok(())
 }
 
-fn diff(current: &ApiConfig, proposed: &ApiConfig) -> Value {
+/// Names only in `after`, only in `before`, and in both with another value.
+fn name_changes<V: PartialEq>(
+    before: &std::collections::BTreeMap<String, V>,
+    after: &std::collections::BTreeMap<String, V>,
+) -> NameChanges {
+    NameChanges {
+        added: after
+            .keys()
+            .filter(|n| !before.contains_key(*n))
+            .cloned()
+            .collect(),
+        removed: before
+            .keys()
+            .filter(|n| !after.contains_key(*n))
+            .cloned()
+            .collect(),
+        changed: after
+            .iter()
+            .filter(|(n, v)| before.get(*n).is_some_and(|b| b != *v))
+            .map(|(n, _)| n.clone())
+            .collect(),
+    }
+}
+
+fn diff(current: &ApiConfig, proposed: &ApiConfig) -> ImportChanges {
     let names = |c: &ApiConfig| {
         c.providers
             .iter()
@@ -482,13 +567,6 @@ fn diff(current: &ApiConfig, proposed: &ApiConfig) -> Value {
             .collect::<std::collections::BTreeMap<_, _>>()
     };
     let (before, after) = (names(current), names(proposed));
-    let added: Vec<&String> = after.keys().filter(|n| !before.contains_key(*n)).collect();
-    let removed: Vec<&String> = before.keys().filter(|n| !after.contains_key(*n)).collect();
-    let changed: Vec<&String> = after
-        .iter()
-        .filter(|(n, d)| before.get(*n).is_some_and(|b| b != *d))
-        .map(|(n, _)| n)
-        .collect();
     let aliases = |c: &ApiConfig| {
         c.aliases
             .iter()
@@ -496,18 +574,14 @@ fn diff(current: &ApiConfig, proposed: &ApiConfig) -> Value {
             .collect::<std::collections::BTreeMap<_, _>>()
     };
     let (ab, aa) = (aliases(current), aliases(proposed));
-    json!({
-        "providers": {"added": added, "removed": removed, "changed": changed},
-        "aliases": {
-            "added": aa.keys().filter(|k| !ab.contains_key(*k)).collect::<Vec<_>>(),
-            "removed": ab.keys().filter(|k| !aa.contains_key(*k)).collect::<Vec<_>>(),
-            "changed": aa.iter().filter(|(k, v)| ab.get(*k).is_some_and(|b| b != *v)).map(|(k, _)| k).collect::<Vec<_>>(),
-        },
-        "settings_changed": api::SETTINGS_SECTIONS.iter().any(|n| {
+    ImportChanges {
+        providers: name_changes(&before, &after),
+        aliases: name_changes(&ab, &aa),
+        settings_changed: api::SETTINGS_SECTIONS.iter().any(|n| {
             let section = |c: &ApiConfig| c.settings.get(*n).filter(|v| !v.is_null()).cloned();
             section(current) != section(proposed)
         }),
-    })
+    }
 }
 
 #[cfg(test)]

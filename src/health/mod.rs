@@ -20,7 +20,7 @@ pub use clock::{fingerprint, fingerprint_bytes, now_ms, wall_ms};
 pub use event::{Change, EventSink, SharedEvent};
 pub use park::{Park, Reset, ResetSource};
 pub use provider::{Admission, HealthPolicy, HealthState, HealthView, LastError, ProviderHealth};
-pub use report::report;
+pub use report::{report, HealthReport};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};

@@ -110,7 +110,7 @@ pub enum ConfigChange {
 }
 
 /// What one [`ConfigChange`] did, in the same position as the change.
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub enum ChangeResult {
     Created { id: i64 },
     Updated { id: i64 },
@@ -122,7 +122,9 @@ pub enum ChangeResult {
 
 /// One proxied request, as the data plane reports it. `id` is assigned by the
 /// database (ignored on insert).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default, PartialEq)]
+#[derive(
+    Debug, Clone, serde::Serialize, serde::Deserialize, Default, PartialEq, utoipa::ToSchema,
+)]
 pub struct RequestLog {
     pub id: Option<i64>,
     pub ts_ms: i64,
@@ -170,7 +172,7 @@ pub struct LogQuery {
 
 /// A stored request-log row with the instance that wrote it (several
 /// gateway instances can share one database).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LogEntry {
     #[serde(flatten)]
     pub row: RequestLog,
@@ -181,7 +183,7 @@ pub struct LogEntry {
 
 /// Rows newest first (by id); `next_before_id` is the cursor for the next
 /// page, `None` on the last one.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct LogPage {
     pub items: Vec<LogEntry>,
     pub next_before_id: Option<i64>,
@@ -206,7 +208,7 @@ pub struct UsageQuery {
 }
 
 /// Aggregates for one (bucket, group).
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageRow {
     /// Bucket start; for a single bucket, `since_ms` or the oldest row's time.
     pub bucket_start_ms: i64,
@@ -225,7 +227,9 @@ pub struct UsageRow {
 
 /// One audited admin call. Every text field is bounded by the caller
 /// ([`crate::admin::audit`]) before it gets here.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default, PartialEq)]
+#[derive(
+    Debug, Clone, serde::Serialize, serde::Deserialize, Default, PartialEq, utoipa::ToSchema,
+)]
 pub struct AuditRow {
     /// Assigned by the database (ignored on insert).
     pub id: Option<i64>,
