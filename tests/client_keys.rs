@@ -231,6 +231,33 @@ async fn client_keys_are_created_enforced_revoked_and_never_shown_again() {
     assert_eq!(s, 422, "{text}");
     assert!(text.contains("apis"), "{text}");
 
+    // The request log names the key (masked), never the secret; the
+    // master token's rows have none.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, text) = call(&gw, "GET", "/api/logs?limit=1000", TOKEN, None).await;
+        assert_eq!(s, 200, "{text}");
+        assert!(!text.contains(&secret), "{text}");
+        let rows = json_of(&text)["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let label = format!("#{id} team-a app ({masked})");
+        let by_key = rows
+            .iter()
+            .filter(|r| r["client_key"] == label.as_str())
+            .count();
+        let master = rows.iter().filter(|r| r["client_key"].is_null()).count();
+        if by_key >= 5 && master >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{label}: {by_key} rows, master {master}: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Keys survive a restart (loaded at start, not only on write).
     let (other, _) = create(&gw, json!({"name": "survivor"})).await;
     let gw = gw.restart().await;

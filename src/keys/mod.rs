@@ -120,6 +120,12 @@ impl ClientKey {
         }
     }
 
+    /// How the request log names the key: `#id name (llmo-…abcd)`, bounded.
+    pub fn log_label(&self) -> String {
+        let name: String = self.doc.name.chars().take(120).collect();
+        format!("#{} {name} ({})", self.id, self.masked)
+    }
+
     /// May this key use `model`? `resolved` is the alias target when
     /// `model` is an alias: a pattern may name either, so a key limited
     /// to `gpt-4o*` can use an alias that points there.

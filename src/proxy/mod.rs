@@ -208,6 +208,7 @@ impl ProxyHttp for Gateway {
                     cached_tokens: ctx.usage.map(|u| u.cached_tokens),
                     error: error.clone(),
                     upstream_model: ctx.upstream_model.clone(),
+                    client_key: ctx.client_key.as_ref().map(|k| k.log_label()),
                 };
                 if tx.try_send(row).is_err() {
                     self.state.log_dropped.fetch_add(1, Ordering::Relaxed);
@@ -223,6 +224,7 @@ impl ProxyHttp for Gateway {
             model = ctx.model.as_deref().unwrap_or("-"),
             provider = ctx.provider.as_deref().unwrap_or("-"),
             key = ctx.key.as_deref().unwrap_or("-"),
+            client_key = ctx.client_key.as_ref().map(|k| k.id),
             attempts = ctx.attempts,
             stream = ctx.stream,
             latency_ms = latency.as_micros() as f64 / 1000.0,

@@ -175,6 +175,10 @@ pub struct RequestLog {
     /// The model name sent to the vendor (after aliases and mapping).
     #[serde(default)]
     pub upstream_model: Option<String>,
+    /// The client key that made the request, `#id name (llmo-…abcd)`:
+    /// never the secret. `None`: the master token.
+    #[serde(default)]
+    pub client_key: Option<String>,
 }
 
 /// Filters for [`Store::query_logs`]; all given filters must match.
