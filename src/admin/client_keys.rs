@@ -11,7 +11,7 @@ use crate::store::StoredKey;
 /// `POST /api/keys`. Unknown fields are refused.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct KeyCreate {
+pub(super) struct ClientKeyCreate {
     /// What the key is for (shown in the console and the request log).
     name: String,
     /// The owner or team, a free label.
@@ -37,7 +37,7 @@ pub(super) struct KeyCreate {
 /// null` removes the expiry.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct KeyPatch {
+pub(super) struct ClientKeyPatch {
     name: Option<String>,
     owner: Option<String>,
     models: Option<Vec<String>>,
@@ -59,7 +59,7 @@ where
 
 /// A client key as the API shows it: never the secret.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(super) struct KeyView {
+pub(super) struct ClientKeyView {
     id: i64,
     /// The masked secret, `llmo-…abcd`.
     key: String,
@@ -76,34 +76,51 @@ pub(super) struct KeyView {
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(super) struct KeyCreated {
+pub(super) struct ClientKeyCreated {
     version: u64,
     /// The whole secret: shown in this answer only, never again.
     secret: String,
-    key: KeyView,
+    key: ClientKeyView,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(super) struct KeyWritten {
+pub(super) struct ClientKeyWritten {
     version: u64,
-    key: KeyView,
+    key: ClientKeyView,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(super) struct ClientKeyList {
     /// Always `list`.
     object: &'static str,
-    data: Vec<KeyView>,
+    data: Vec<ClientKeyView>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(super) struct KeyDeleted {
+pub(super) struct ClientKeyDeleted {
     version: u64,
     deleted: i64,
 }
 
+/// JSON first (a body that is not JSON is a 400 like everywhere in this
+/// API), then the typed fields (a wrong one is a 422 naming it).
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> AdminResult<T> {
-    serde_json::from_slice(body).map_err(|e| AdminError::bad_request(format!("bad key body: {e}")))
+    serde_json::from_value(json_body(body)?).map_err(|e| {
+        AdminError::invalid(vec![FieldError {
+            field: String::new(),
+            reason: e.to_string(),
+        }])
+    })
+}
+
+/// Ids are numbers; anything else names no key.
+fn key_id(id: &str) -> AdminResult<i64> {
+    id.parse()
+        .map_err(|_| AdminError::not_found(format!("client key `{}` not found", clip(id))))
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
 }
 
 fn checked(doc: &KeyDoc) -> AdminResult<Value> {
@@ -116,7 +133,7 @@ fn checked(doc: &KeyDoc) -> AdminResult<Value> {
     serde_json::to_value(doc).map_err(|e| AdminError::from(WriteError::Internal(e.to_string())))
 }
 
-fn view(k: &StoredKey) -> AdminResult<KeyView> {
+fn view(k: &StoredKey) -> AdminResult<ClientKeyView> {
     let doc: KeyDoc = serde_json::from_value(k.doc.clone()).map_err(|e| {
         AdminError::from(WriteError::Internal(format!(
             "client key {} is unreadable: {e}",
@@ -124,7 +141,7 @@ fn view(k: &StoredKey) -> AdminResult<KeyView> {
         )))
     })?;
     let now = crate::health::wall_ms() as i64;
-    Ok(KeyView {
+    Ok(ClientKeyView {
         id: k.id,
         key: k.masked.clone(),
         expired: doc.expires_ms.is_some_and(|t| now >= t),
@@ -180,9 +197,9 @@ pub(super) async fn list_client_keys(
     post,
     path = "/api/keys",
     tag = "client keys",
-    request_body = KeyCreate,
+    request_body = ClientKeyCreate,
     responses(
-        (status = 201, description = "Created: `{version, secret, key}`; the secret is shown this once", body = KeyCreated),
+        (status = 201, description = "Created: `{version, secret, key}`; the secret is shown this once", body = ClientKeyCreated),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
@@ -193,7 +210,7 @@ pub(super) async fn create_client_key(
     State(st): State<AdminState>,
     body: Bytes,
 ) -> AdminResult<Response> {
-    let req: KeyCreate = parse(&body)?;
+    let req: ClientKeyCreate = parse(&body)?;
     let doc = KeyDoc {
         name: req.name,
         owner: req.owner,
@@ -227,7 +244,7 @@ pub(super) async fn create_client_key(
     let key = view(&one(&st, id).await?)?;
     let resp = (
         StatusCode::CREATED,
-        Json(KeyCreated {
+        Json(ClientKeyCreated {
             version,
             secret,
             key,
@@ -244,7 +261,7 @@ pub(super) async fn create_client_key(
     tag = "client keys",
     params(("id" = i64, Path, description = "The key's id")),
     responses(
-        (status = 200, description = "The key, masked", body = KeyView),
+        (status = 200, description = "The key, masked", body = ClientKeyView),
         (status = 404, description = "No such key", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
     ),
@@ -252,9 +269,9 @@ pub(super) async fn create_client_key(
 )]
 pub(super) async fn get_client_key(
     State(st): State<AdminState>,
-    Path(id): Path<i64>,
-) -> AdminResult<Json<KeyView>> {
-    Ok(Json(view(&one(&st, id).await?)?))
+    Path(id): Path<String>,
+) -> AdminResult<Json<ClientKeyView>> {
+    Ok(Json(view(&one(&st, key_id(&id)?).await?)?))
 }
 
 #[utoipa::path(
@@ -262,9 +279,9 @@ pub(super) async fn get_client_key(
     path = "/api/keys/{id}",
     tag = "client keys",
     params(("id" = i64, Path, description = "The key's id")),
-    request_body = KeyPatch,
+    request_body = ClientKeyPatch,
     responses(
-        (status = 200, description = "Changed: `{version, key}`", body = KeyWritten),
+        (status = 200, description = "Changed: `{version, key}`", body = ClientKeyWritten),
         (status = 400, description = "The body is not JSON, or a query value is wrong", body = bodies::ErrorBody),
         (status = 404, description = "No such key", body = bodies::ErrorBody),
         (status = 422, description = "Validation failed: `error.fields` names each field by its path", body = bodies::ErrorBody),
@@ -274,10 +291,11 @@ pub(super) async fn get_client_key(
 )]
 pub(super) async fn patch_client_key(
     State(st): State<AdminState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Bytes,
-) -> AdminResult<Json<KeyWritten>> {
-    let req: KeyPatch = parse(&body)?;
+) -> AdminResult<Json<ClientKeyWritten>> {
+    let req: ClientKeyPatch = parse(&body)?;
+    let id = key_id(&id)?;
     let current = one(&st, id).await?;
     let mut doc: KeyDoc = serde_json::from_value(current.doc.clone())
         .map_err(|e| AdminError::from(WriteError::Internal(e.to_string())))?;
@@ -310,7 +328,7 @@ pub(super) async fn patch_client_key(
         })
         .await?;
     let key = view(&one(&st, id).await?)?;
-    Ok(Json(KeyWritten { version, key }))
+    Ok(Json(ClientKeyWritten { version, key }))
 }
 
 #[utoipa::path(
@@ -319,7 +337,7 @@ pub(super) async fn patch_client_key(
     tag = "client keys",
     params(("id" = i64, Path, description = "The key's id")),
     responses(
-        (status = 200, description = "Revoked (deleted): `{version, deleted}`", body = KeyDeleted),
+        (status = 200, description = "Revoked (deleted): `{version, deleted}`", body = ClientKeyDeleted),
         (status = 404, description = "No such key", body = bodies::ErrorBody),
         (status = 503, description = "The database is unavailable or not configured", body = bodies::ErrorBody),
     ),
@@ -327,13 +345,14 @@ pub(super) async fn patch_client_key(
 )]
 pub(super) async fn delete_client_key(
     State(st): State<AdminState>,
-    Path(id): Path<i64>,
-) -> AdminResult<Json<KeyDeleted>> {
+    Path(id): Path<String>,
+) -> AdminResult<Json<ClientKeyDeleted>> {
+    let id = key_id(&id)?;
     let (version, _) = st
         .control
         .write(|_, _| Ok(vec![ConfigChange::DeleteKey { id }]))
         .await?;
-    Ok(Json(KeyDeleted {
+    Ok(Json(ClientKeyDeleted {
         version,
         deleted: id,
     }))
