@@ -577,6 +577,22 @@ async fn client_keys(store: &Store) {
     assert_eq!(left[0].id, k1);
     let gone = store.apply(vec![ConfigChange::DeleteKey { id: k2 }]).await;
     assert!(matches!(gone, Err((0, StoreError::NotFound(_)))));
+
+    // The request log names the client key (nullable column).
+    let mut row = log(9_000_000, "alpha", "key-model", 200, 5.0, 1);
+    row.client_key = Some(format!("#{k1} team-a (llmo-…aaaa)"));
+    store.insert_logs(vec![row]).await.unwrap();
+    let page = store
+        .query_logs(LogQuery {
+            model: Some("key-model".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items[0].row.client_key.as_deref(),
+        Some(format!("#{k1} team-a (llmo-…aaaa)").as_str())
+    );
 }
 
 #[tokio::test]

@@ -137,7 +137,7 @@ impl SqlStore {
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(format!(
                         "INSERT INTO request_logs ({}) ",
-                        INSERT_COLUMNS.replace("key", if d.postgres { "key" } else { "`key`" })
+                        INSERT_COLUMNS.replace(" key,", if d.postgres { " key," } else { " `key`," })
                     ));
                     qb.push_values(chunk, |mut b, r| {
                         b.push_bind(r.ts_ms)
