@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod health;
+pub mod keys;
 pub mod metrics;
 pub mod protocol;
 pub mod providers;

@@ -130,6 +130,8 @@ pub struct Boot {
     /// Why the database could not be opened, when it could not.
     pub store_error: Option<String>,
     pub api: ApiConfig,
+    /// Client keys as stored (empty without a database).
+    pub keys: crate::keys::KeyTable,
 }
 
 /// Open the database and merge its API-managed configuration with the
@@ -195,6 +197,13 @@ pub async fn boot(
         source,
         snapshot,
         registry,
+        keys: match &store {
+            Some(s) => crate::control::load_keys(s).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the client keys; only AUTH_TOKEN is accepted until they can be read");
+                crate::keys::KeyTable::default()
+            }),
+            None => crate::keys::KeyTable::default(),
+        },
         store,
         store_error,
         api,
@@ -321,11 +330,13 @@ pub fn build(
         store,
         store_error,
         api,
+        keys,
     } = boot;
     let state = GatewayState::new(
         crate::control::live::Live::new(snapshot, registry),
         connector,
     );
+    state.keys.store(Arc::new(keys));
     if store_error.is_some() {
         state.store_condition.store(
             crate::store::condition::UNAVAILABLE,

@@ -509,6 +509,90 @@ async fn matrix(url: &str) {
         store.migrate().await.unwrap(),
         store.schema_version().await.unwrap()
     );
+    client_keys(&store).await;
+}
+
+/// Client keys: created, listed, updated, deleted through `apply`, each a
+/// config-version bump (that is how other instances notice).
+async fn client_keys(store: &Store) {
+    let before = store.config_version().await.unwrap();
+    let doc = json!({"name": "team-a", "owner": "ops", "models": ["gpt-4o*"], "apis": ["openai"], "expires_ms": null, "enabled": true});
+    let (v, res) = store
+        .apply(vec![
+            ConfigChange::CreateKey {
+                hash: "a".repeat(64),
+                masked: "llmo-…aaaa".into(),
+                doc: doc.clone(),
+            },
+            ConfigChange::CreateKey {
+                hash: "b".repeat(64),
+                masked: "llmo-…bbbb".into(),
+                doc: json!({"name": "ünï", "enabled": false}),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(v, before + 1);
+    let (k1, k2) = (created(&res[0]), created(&res[1]));
+    let keys = store.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        (keys[0].id, keys[0].hash.as_str(), keys[0].masked.as_str()),
+        (k1, "a".repeat(64).as_str(), "llmo-…aaaa")
+    );
+    assert_eq!(keys[0].doc, doc);
+    assert_eq!(keys[1].doc["name"], "ünï");
+    // The same hash twice is refused, and the batch with it.
+    let dup = store
+        .apply(vec![ConfigChange::CreateKey {
+            hash: "a".repeat(64),
+            masked: "x".into(),
+            doc: json!({}),
+        }])
+        .await;
+    assert!(dup.is_err());
+    let changed = json!({"name": "team-a", "enabled": false});
+    let (_, res) = store
+        .apply(vec![ConfigChange::UpdateKey {
+            id: k1,
+            doc: changed.clone(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(res, vec![ChangeResult::Updated { id: k1 }]);
+    assert_eq!(store.list_keys().await.unwrap()[0].doc, changed);
+    let missing = store
+        .apply(vec![ConfigChange::UpdateKey {
+            id: 999_999,
+            doc: json!({}),
+        }])
+        .await;
+    assert!(matches!(missing, Err((0, StoreError::NotFound(_)))));
+    store
+        .apply(vec![ConfigChange::DeleteKey { id: k2 }])
+        .await
+        .unwrap();
+    let left = store.list_keys().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, k1);
+    let gone = store.apply(vec![ConfigChange::DeleteKey { id: k2 }]).await;
+    assert!(matches!(gone, Err((0, StoreError::NotFound(_)))));
+
+    // The request log names the client key (nullable column).
+    let mut row = log(9_000_000, "alpha", "key-model", 200, 5.0, 1);
+    row.client_key = Some(format!("#{k1} team-a (llmo-…aaaa)"));
+    store.insert_logs(vec![row]).await.unwrap();
+    let page = store
+        .query_logs(LogQuery {
+            model: Some("key-model".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items[0].row.client_key.as_deref(),
+        Some(format!("#{k1} team-a (llmo-…aaaa)").as_str())
+    );
 }
 
 #[tokio::test]
@@ -547,7 +631,7 @@ async fn concurrent_first_start(url: &str) {
     let stores = futures_util::future::join_all(opens).await;
     for s in &stores {
         let s = s.as_ref().expect("every instance opens");
-        assert_eq!(s.schema_version().await.unwrap(), 2);
+        assert_eq!(s.schema_version().await.unwrap(), 3);
     }
     let first = stores[0].as_ref().unwrap();
     assert_eq!(first.config_version().await.unwrap(), 0, "one version row");

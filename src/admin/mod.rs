@@ -10,6 +10,7 @@
 pub mod audit;
 mod bodies;
 pub mod client;
+mod client_keys;
 pub mod cluster;
 mod console;
 mod docs;

@@ -4,7 +4,7 @@
 
 use super::audit::Audit;
 use super::*;
-use super::{console, docs, observe, settings, transfer};
+use super::{client_keys, console, docs, observe, settings, transfer};
 use crate::control::ControlPlane;
 use axum::Router;
 use std::sync::{Arc, LazyLock};
@@ -54,6 +54,15 @@ fn api_routes() -> OpenApiRouter<AdminState> {
         ))
         .routes(routes!(list_keys, add_key))
         .routes(routes!(patch_key, delete_key))
+        .routes(routes!(
+            client_keys::list_client_keys,
+            client_keys::create_client_key
+        ))
+        .routes(routes!(
+            client_keys::get_client_key,
+            client_keys::patch_client_key,
+            client_keys::delete_client_key
+        ))
         .routes(routes!(settings::list_aliases))
         .routes(routes!(settings::put_alias, settings::delete_alias))
         .routes(routes!(settings::get_settings, settings::put_settings))

@@ -15,6 +15,9 @@ use std::sync::{Arc, OnceLock};
 /// Shared by the data plane, the control plane and background services.
 pub struct Live {
     pub snapshot: ArcSwap<Snapshot>,
+    /// Client keys by secret hash (see [`crate::keys`]); swapped whole when
+    /// a key changes here or on another instance.
+    pub keys: ArcSwap<crate::keys::KeyTable>,
     pub registry: Arc<HealthRegistry>,
     /// The admin router, for `/api/*` and `/docs` on the main port.
     pub admin: OnceLock<axum::Router>,
@@ -41,6 +44,7 @@ impl Live {
     pub fn new(snapshot: Snapshot, registry: Arc<HealthRegistry>) -> Arc<Self> {
         Arc::new(Live {
             snapshot: ArcSwap::from_pointee(snapshot),
+            keys: ArcSwap::from_pointee(crate::keys::KeyTable::default()),
             registry,
             admin: OnceLock::new(),
             log_tx: OnceLock::new(),

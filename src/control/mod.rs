@@ -236,6 +236,7 @@ impl ControlPlane {
             .apply(changes)
             .await
             .map_err(|(_, e)| WriteError::from(e))?;
+        self.reload_keys(&store).await?;
         let fresh = load_api(&store).await?;
         let version = self
             .apply(&file, &fresh, &source, "admin api")
@@ -310,9 +311,11 @@ impl ControlPlane {
     pub async fn reload_from_store(&self) -> Result<bool, WriteError> {
         let store = self.store_or_unavailable()?.clone();
         let _guard = self.writes.lock().await;
+        // Keys first: a key-only change leaves the routed config as it was.
+        let keys_changed = self.reload_keys(&store).await?;
         let fresh = load_api(&store).await?;
         if same_api(&fresh, &self.api_config()) {
-            return Ok(false);
+            return Ok(keys_changed);
         }
         let (file, source) = self.file_config();
         self.apply(&file, &fresh, &source, "another instance (shared database)")
@@ -326,6 +329,46 @@ impl ControlPlane {
         }
         Ok(true)
     }
+}
+
+impl ControlPlane {
+    /// Read the client keys from the store and swap them in if they
+    /// differ from the live table; returns whether they did.
+    pub async fn reload_keys(&self, store: &Store) -> Result<bool, StoreError> {
+        let table = load_keys(store).await?;
+        if *self.state.keys.load_full() == table {
+            return Ok(false);
+        }
+        self.state.keys.store(Arc::new(table));
+        Ok(true)
+    }
+}
+
+/// The client keys as the store holds them. A stored key whose document
+/// does not parse is left out (and logged), not fatal.
+pub async fn load_keys(store: &Store) -> Result<crate::keys::KeyTable, StoreError> {
+    let stored = store.list_keys().await?;
+    let keys: Vec<(String, crate::keys::ClientKey)> = stored
+            .into_iter()
+            .filter_map(|k| {
+                match serde_json::from_value::<crate::keys::KeyDoc>(k.doc) {
+                    Ok(doc) => Some((
+                        k.hash,
+                        crate::keys::ClientKey {
+                            id: k.id,
+                            masked: k.masked,
+                            doc,
+                            created_ms: k.created_ms,
+                        },
+                    )),
+                    Err(e) => {
+                        tracing::warn!(key = k.id, error = %e, "stored client key is unreadable; it is not accepted");
+                        None
+                    }
+                }
+            })
+            .collect();
+    Ok(crate::keys::KeyTable::new(keys))
 }
 
 /// Same providers (ids, names, documents), aliases and settings.
@@ -388,6 +431,10 @@ fn preview(current: &ApiConfig, changes: &[ConfigChange]) -> Result<ApiConfig, W
             }
             ConfigChange::DeleteAlias { alias } => next.aliases.retain(|(a, _)| a != alias),
             ConfigChange::SetSettings { doc } => next.settings = doc.clone(),
+            // Client keys are not part of the routed configuration.
+            ConfigChange::CreateKey { .. }
+            | ConfigChange::UpdateKey { .. }
+            | ConfigChange::DeleteKey { .. } => {}
         }
     }
     Ok(next)

@@ -32,6 +32,9 @@ pub struct RequestCtx {
     pub(super) request_id: String,
     /// The model name sent upstream (after aliases and mapping).
     pub(super) upstream_model: Option<String>,
+    /// The client key that authorized the request (`None`: the master
+    /// `AUTH_TOKEN`, or a loopback client when no token is configured).
+    pub(super) client_key: Option<std::sync::Arc<crate::keys::ClientKey>>,
 }
 
 /// How a request ended when it did not end normally.

@@ -22,6 +22,8 @@ pub enum Unusable {
 #[derive(Debug)]
 pub enum GatewayError {
     Unauthorized(&'static str),
+    /// A client key that may not make this call (model or client API).
+    Forbidden(String),
     NotFound {
         method: String,
         path: String,
@@ -110,6 +112,7 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::Unauthorized(_) => 401,
+            GatewayError::Forbidden(_) => 403,
             GatewayError::NotFound { .. } => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::BadRequest { .. } => 400,
@@ -181,6 +184,11 @@ impl GatewayError {
                 ErrorKind::Authentication,
                 why.to_string(),
                 Some("invalid_api_key"),
+            ),
+            GatewayError::Forbidden(why) => make(
+                ErrorKind::Permission,
+                clip(why, MESSAGE_LIMIT).to_string(),
+                Some("permission_denied"),
             ),
             GatewayError::NotFound { method, path } => make(
                 ErrorKind::NotFound,

@@ -135,26 +135,32 @@ fn query<'q>(q: Option<&'q str>, name: &str) -> Option<&'q str> {
         .find_map(|(k, v)| (k == name).then_some(v))
 }
 
-/// `?key=`: `Ok(true)` when it carries the gateway token and no header
-/// does (a header is checked as for every API: `Ok(false)`), the client's
-/// 401 when it is wrong.
-pub(super) fn key_in_query(session: &Session, snap: &Snapshot) -> Result<bool, Stop> {
+/// `?key=`: `Ok(true)` when it carries the gateway token or a usable client
+/// key (kept in `ctx.client_key`) and no header does (a header is checked as
+/// for every API: `Ok(false)`), the client's 401 when it is wrong.
+pub(super) fn key_in_query(
+    session: &Session,
+    snap: &Snapshot,
+    live: &crate::control::live::Live,
+    ctx: &mut RequestCtx,
+) -> Result<bool, Stop> {
     let head = session.req_header();
     let in_header = head.headers.contains_key("x-goog-api-key")
         || head.headers.contains_key(http::header::AUTHORIZATION);
-    let key = query(head.uri.query(), "key");
-    match (snap.auth_token.as_deref(), key) {
-        (Some(expected), Some(key)) if !in_header => {
-            if bool::from(key.as_bytes().ct_eq(expected.as_bytes())) {
-                Ok(true)
-            } else {
-                Err(
-                    GatewayError::Unauthorized("API key not valid. Please pass a valid API key.")
-                        .into(),
-                )
-            }
-        }
-        _ => Ok(false),
+    let Some(key) = query(head.uri.query(), "key").filter(|_| !in_header) else {
+        return Ok(false);
+    };
+    if let Some(client) = live.keys.load().find(key.as_bytes()) {
+        ctx.client_key = Some(super::admit_key(client, ClientApi::GEMINI)?);
+        return Ok(true);
+    }
+    match snap.auth_token.as_deref() {
+        Some(expected) if bool::from(key.as_bytes().ct_eq(expected.as_bytes())) => Ok(true),
+        Some(_) => Err(GatewayError::Unauthorized(
+            "API key not valid. Please pass a valid API key.",
+        )
+        .into()),
+        None => Ok(false),
     }
 }
 
@@ -209,6 +215,7 @@ async fn generate(
     ctx.api = api;
     ctx.stream = stream;
     ctx.model = Some(model.to_string());
+    super::check_model(ctx, snap, model)?;
     let route = snap
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
@@ -263,6 +270,7 @@ async fn count_tokens(
         inner: Option<&'a serde_json::value::RawValue>,
     }
     ctx.model = Some(model.to_string());
+    super::check_model(ctx, snap, model)?;
     let route = snap
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;

@@ -208,6 +208,7 @@ impl ProxyHttp for Gateway {
                     cached_tokens: ctx.usage.map(|u| u.cached_tokens),
                     error: error.clone(),
                     upstream_model: ctx.upstream_model.clone(),
+                    client_key: ctx.client_key.as_ref().map(|k| k.log_label()),
                 };
                 if tx.try_send(row).is_err() {
                     self.state.log_dropped.fetch_add(1, Ordering::Relaxed);
@@ -223,6 +224,7 @@ impl ProxyHttp for Gateway {
             model = ctx.model.as_deref().unwrap_or("-"),
             provider = ctx.provider.as_deref().unwrap_or("-"),
             key = ctx.key.as_deref().unwrap_or("-"),
+            client_key = ctx.client_key.as_ref().map(|k| k.id),
             attempts = ctx.attempts,
             stream = ctx.stream,
             latency_ms = latency.as_micros() as f64 / 1000.0,
@@ -273,8 +275,8 @@ impl Gateway {
             {
                 ctx.api = ClientApi::GEMINI;
                 let call = gemini_native::Call::parse(&method, p, MAX_MODEL_BYTES)?;
-                if !gemini_native::key_in_query(session, snap)? {
-                    authorize(session, snap, ClientApi::GEMINI)?;
+                if !gemini_native::key_in_query(session, snap, &self.state, ctx)? {
+                    authorize(session, snap, &self.state, ctx, ClientApi::GEMINI)?;
                 }
                 let body = match call.has_body() {
                     true => read_body(session, snap.max_body_bytes, ctx).await?,
@@ -294,7 +296,7 @@ impl Gateway {
                 // they get Anthropic's list shape and auth rules.
                 let api = crate::health::discovery::models_api(session.req_header());
                 ctx.api = api;
-                authorize(session, snap, api)?;
+                authorize(session, snap, &self.state, ctx, api)?;
                 let body = match api == ClientApi::ANTHROPIC {
                     true => {
                         let query = session.req_header().uri.query();
@@ -317,7 +319,7 @@ impl Gateway {
                 }
                 let api = crate::health::discovery::models_api(session.req_header());
                 ctx.api = api;
-                authorize(session, snap, api)?;
+                authorize(session, snap, &self.state, ctx, api)?;
                 let id = &path["/v1/models/".len()..];
                 match crate::health::discovery::model_body(snap, api, id) {
                     Some(body) => send_json(session, ctx, 200, body).await,
@@ -329,7 +331,7 @@ impl Gateway {
                 if method != Method::POST {
                     return Err(not_allowed("POST", &method, &path));
                 }
-                authorize(session, snap, ClientApi::OPENAI)?;
+                authorize(session, snap, &self.state, ctx, ClientApi::OPENAI)?;
                 self.chat(session, ctx, snap).await
             }
             "/v1/messages" => {
@@ -338,7 +340,7 @@ impl Gateway {
                 if method != Method::POST {
                     return Err(not_allowed("POST", &method, &path));
                 }
-                authorize(session, snap, ClientApi::ANTHROPIC)?;
+                authorize(session, snap, &self.state, ctx, ClientApi::ANTHROPIC)?;
                 self.chat(session, ctx, snap).await
             }
             "/v1/responses" | "/v1/responses/compact" => {
@@ -356,7 +358,7 @@ impl Gateway {
                 if method != Method::POST {
                     return Err(not_allowed("POST", &method, &path));
                 }
-                authorize(session, snap, ctx.api)?;
+                authorize(session, snap, &self.state, ctx, ctx.api)?;
                 self.chat(session, ctx, snap).await
             }
             p if (p.starts_with("/api/")
@@ -395,7 +397,7 @@ impl Gateway {
                 session.req_header().uri.path(),
             ));
         }
-        authorize(session, snap, ClientApi::ANTHROPIC)?;
+        authorize(session, snap, &self.state, ctx, ClientApi::ANTHROPIC)?;
         let body = read_body(session, snap.max_body_bytes, ctx).await?;
         let request = (ClientApi::ANTHROPIC.ingress())
             .decode_request(&body)
@@ -411,6 +413,7 @@ impl Gateway {
             .into());
         }
         ctx.model = Some(model.clone());
+        check_model(ctx, snap, &model)?;
         let route = snap
             .route(&model)
             .ok_or(GatewayError::ModelNotFound(model))?;
@@ -550,6 +553,7 @@ impl Gateway {
         };
         ctx.stream = stream;
         ctx.model = Some(model.clone());
+        check_model(ctx, snap, &model)?;
         let route = snap
             .route(&model)
             .ok_or_else(|| GatewayError::ModelNotFound(model.clone()))?;
@@ -625,22 +629,17 @@ fn not_allowed(allow: &'static str, method: &Method, path: &str) -> Stop {
     .into()
 }
 
-fn authorize(session: &Session, snap: &Snapshot, api: ClientApi) -> Result<(), Stop> {
-    let Some(expected) = snap.auth_token.as_deref() else {
-        // No token configured: only this machine may use the gateway.
-        let loopback = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .is_some_and(|a| a.ip().is_loopback());
-        return if loopback {
-            Ok(())
-        } else {
-            Err(GatewayError::Unauthorized(
-                "AUTH_TOKEN is not configured on this gateway, so only loopback clients are accepted",
-            )
-            .into())
-        };
-    };
+/// Who may make this call: the master `AUTH_TOKEN`, a client key (kept in
+/// `ctx.client_key` for the model check and the request log) or, with no
+/// token configured, a loopback client. The key table is in memory: no
+/// database access here.
+fn authorize(
+    session: &Session,
+    snap: &Snapshot,
+    live: &crate::control::live::Live,
+    ctx: &mut RequestCtx,
+    api: ClientApi,
+) -> Result<(), Stop> {
     let headers = &session.req_header().headers;
     let bearer = headers
         .get(http::header::AUTHORIZATION)
@@ -656,10 +655,70 @@ fn authorize(session: &Session, snap: &Snapshot, api: ClientApi) -> Result<(), S
         .and_then(|name| headers.get(name))
         .map(|v| v.as_bytes())
         .or(bearer);
+    if let Some(token) = presented {
+        if let Some(key) = live.keys.load().find(token) {
+            ctx.client_key = Some(admit_key(key, api)?);
+            return Ok(());
+        }
+    }
+    let Some(expected) = snap.auth_token.as_deref() else {
+        // No token configured: only this machine may use the gateway.
+        let loopback = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .is_some_and(|a| a.ip().is_loopback());
+        return if loopback {
+            Ok(())
+        } else {
+            Err(GatewayError::Unauthorized(
+                "AUTH_TOKEN is not configured on this gateway, so only loopback clients are accepted",
+            )
+            .into())
+        };
+    };
     match presented {
         None => Err(GatewayError::Unauthorized(api.missing_key()).into()),
         Some(token) if bool::from(token.ct_eq(expected.as_bytes())) => Ok(()),
         Some(_) => Err(GatewayError::Unauthorized("Incorrect API key or bearer token").into()),
+    }
+}
+
+/// A known client key: usable now, and for this client API? A disabled or
+/// expired key is refused exactly like an unknown one (401, same words), so
+/// the answer does not tell a caller which keys exist.
+fn admit_key(
+    key: &Arc<crate::keys::ClientKey>,
+    api: ClientApi,
+) -> Result<Arc<crate::keys::ClientKey>, Stop> {
+    let now = crate::health::wall_ms() as i64;
+    match key.admit(api.as_str(), now) {
+        Ok(()) => Ok(key.clone()),
+        Err(crate::keys::Denied::Invalid) => {
+            Err(GatewayError::Unauthorized("Incorrect API key or bearer token").into())
+        }
+        Err(crate::keys::Denied::Api) => Err(GatewayError::Forbidden(format!(
+            "this API key may not use the {} API",
+            api.as_str()
+        ))
+        .into()),
+    }
+}
+
+/// A client key limited to some models may only use those (an alias is
+/// checked by its own name and by its target).
+fn check_model(ctx: &RequestCtx, snap: &Snapshot, model: &str) -> Result<(), Stop> {
+    let Some(key) = &ctx.client_key else {
+        return Ok(());
+    };
+    let resolved = snap.aliases.get(model).map(String::as_str);
+    if key.allows_model(model, resolved) {
+        Ok(())
+    } else {
+        Err(GatewayError::Forbidden(format!(
+            "this API key may not use the model `{}`",
+            error::clip(model, MAX_MODEL_BYTES)
+        ))
+        .into())
     }
 }
 

@@ -128,6 +128,13 @@ impl Store {
         on_backend!(self, s => s.get_provider(id).await)
     }
 
+    /// Every client key, ordered by id (created, updated and deleted
+    /// through [`Store::apply`], so a key change bumps the config version
+    /// and reaches other instances like a provider change).
+    pub async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        on_backend!(self, s => s.list_keys().await)
+    }
+
     /// `(alias, target)` pairs, ordered by alias.
     pub async fn list_aliases(&self) -> Result<Vec<(String, String)>, StoreError> {
         on_backend!(self, s => s.list_aliases().await)

@@ -107,6 +107,33 @@ pub enum ConfigChange {
     SetSettings {
         doc: Value,
     },
+    /// A client key: the secret's SHA-256 (hex, unique), its masked form
+    /// and its [`crate::keys::KeyDoc`] as JSON. The secret itself is never
+    /// stored.
+    CreateKey {
+        hash: String,
+        masked: String,
+        doc: Value,
+    },
+    /// Replaces the key's document (the hash never changes).
+    UpdateKey {
+        id: i64,
+        doc: Value,
+    },
+    DeleteKey {
+        id: i64,
+    },
+}
+
+/// One stored client key (see [`crate::keys`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    pub id: i64,
+    pub hash: String,
+    pub masked: String,
+    pub doc: Value,
+    pub created_ms: i64,
+    pub updated_ms: i64,
 }
 
 /// What one [`ConfigChange`] did, in the same position as the change.
@@ -150,6 +177,10 @@ pub struct RequestLog {
     /// The model name sent to the vendor (after aliases and mapping).
     #[serde(default)]
     pub upstream_model: Option<String>,
+    /// The client key that made the request, `#id name (llmo-…abcd)`:
+    /// never the secret. `None`: the master token.
+    #[serde(default)]
+    pub client_key: Option<String>,
 }
 
 /// Filters for [`Store::query_logs`]; all given filters must match.

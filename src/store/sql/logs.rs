@@ -63,7 +63,7 @@ type UsageTuple = (
 
 const INSERT_COLUMNS: &str = "ts_ms, request_id, api, method, path, model, provider, key, \
      status, outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, \
-     cached_tokens, error, upstream_model, instance";
+     cached_tokens, error, upstream_model, instance, client_key";
 
 fn log_columns(d: &Dialect) -> String {
     if d.postgres {
@@ -73,7 +73,7 @@ fn log_columns(d: &Dialect) -> String {
         // `Dialect::text`). `key` is reserved in MySQL.
         format!(
             "id, ts_ms, {}, {}, {}, {}, {}, {}, {}, status, {}, attempts, stream, latency_ms, \
-             ttfb_ms, prompt_tokens, completion_tokens, cached_tokens, {}, {}, {}",
+             ttfb_ms, prompt_tokens, completion_tokens, cached_tokens, {}, {}, {}, {}",
             d.text("request_id"),
             d.text("api"),
             d.text("method"),
@@ -85,6 +85,7 @@ fn log_columns(d: &Dialect) -> String {
             d.text("error"),
             d.text("upstream_model"),
             d.text("instance"),
+            d.text("client_key"),
         )
     }
 }
@@ -116,6 +117,7 @@ macro_rules! log_entry {
                 cached_tokens: count(r.try_get(17)?),
                 error: r.try_get(18)?,
                 upstream_model: r.try_get(19)?,
+                client_key: r.try_get(21)?,
             },
             instance: r.try_get(20)?,
         }
@@ -135,7 +137,7 @@ impl SqlStore {
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(format!(
                         "INSERT INTO request_logs ({}) ",
-                        INSERT_COLUMNS.replace("key", if d.postgres { "key" } else { "`key`" })
+                        INSERT_COLUMNS.replace(" key,", if d.postgres { " key," } else { " `key`," })
                     ));
                     qb.push_values(chunk, |mut b, r| {
                         b.push_bind(r.ts_ms)
@@ -157,7 +159,8 @@ impl SqlStore {
                             .push_bind(to_i64(r.cached_tokens))
                             .push_bind(opt_text(&r.error, LONG))
                             .push_bind(opt_text(&r.upstream_model, SHORT))
-                            .push_bind(instance.clone());
+                            .push_bind(instance.clone())
+                            .push_bind(opt_text(&r.client_key, SHORT));
                     });
                     qb.build().execute(&mut *tx).await.map_err(db_error)?;
                 }

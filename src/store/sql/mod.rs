@@ -31,7 +31,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::Connection;
 
 use super::url::{Backend, ServerUrl};
-use super::{ChangeResult, ConfigChange, StoreError, StoredProvider};
+use super::{ChangeResult, ConfigChange, StoreError, StoredKey, StoredProvider};
 
 /// How long one store operation may take, connection included.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -524,6 +524,35 @@ impl SqlStore {
         .await
     }
 
+    pub async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.bounded(async {
+            let rows: Vec<(i64, String, String, String, i64, i64)> = on_pool!(self, p, d => {
+                sqlx::query_as(&format!(
+                    "SELECT id, {}, {}, {}, created_ms, updated_ms FROM client_keys ORDER BY id",
+                    d.text("secret_hash"),
+                    d.text("masked"),
+                    d.text("doc")
+                ))
+                .fetch_all(p)
+                .await
+            })
+            .map_err(db_error)?;
+            rows.into_iter()
+                .map(|(id, hash, masked, doc, created_ms, updated_ms)| {
+                    Ok(StoredKey {
+                        id,
+                        hash,
+                        masked,
+                        doc: decode_json(&doc, "client key")?,
+                        created_ms,
+                        updated_ms,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
     pub async fn get_provider(&self, id: i64) -> Result<Option<StoredProvider>, StoreError> {
         self.bounded(async {
             let row: Option<(i64, String, String, i64, i64)> = on_pool!(self, p, d => {
@@ -681,6 +710,56 @@ impl SqlStore {
                                     .await
                                     .map_err(db_error)?;
                                 Ok(ChangeResult::SettingsSet)
+                            }
+                            ConfigChange::CreateKey { hash, masked, doc } => {
+                                sqlx::query(&d.sql(
+                                    "INSERT INTO client_keys (secret_hash, masked, doc, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?)",
+                                ))
+                                .bind(&hash)
+                                .bind(&masked)
+                                .bind(encode_json(&doc)?)
+                                .bind(now)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                                // Hashes are unique and the row is ours until commit.
+                                let id: i64 = sqlx::query_scalar(&d.sql("SELECT id FROM client_keys WHERE secret_hash = ?"))
+                                    .bind(&hash)
+                                    .fetch_one(&mut *tx)
+                                    .await
+                                    .map_err(db_error)?;
+                                Ok(ChangeResult::Created { id })
+                            }
+                            ConfigChange::UpdateKey { id, doc } => {
+                                let exists: Option<i64> = sqlx::query_scalar(&d.sql("SELECT id FROM client_keys WHERE id = ?"))
+                                    .bind(id)
+                                    .fetch_optional(&mut *tx)
+                                    .await
+                                    .map_err(db_error)?;
+                                if exists.is_none() {
+                                    return Err(StoreError::NotFound(format!("client key {id} not found")));
+                                }
+                                sqlx::query(&d.sql("UPDATE client_keys SET doc = ?, updated_ms = ? WHERE id = ?"))
+                                    .bind(encode_json(&doc)?)
+                                    .bind(now)
+                                    .bind(id)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(db_error)?;
+                                Ok(ChangeResult::Updated { id })
+                            }
+                            ConfigChange::DeleteKey { id } => {
+                                let n = sqlx::query(&d.sql("DELETE FROM client_keys WHERE id = ?"))
+                                    .bind(id)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(db_error)?
+                                    .rows_affected();
+                                if n == 0 {
+                                    return Err(StoreError::NotFound(format!("client key {id} not found")));
+                                }
+                                Ok(ChangeResult::Deleted { id })
                             }
                         }
                     }

@@ -13,7 +13,7 @@ const MAX_LIMIT: u32 = 1000;
 const LOG_COLUMNS: &str =
     "id, ts_ms, request_id, api, method, path, model, provider, key, status, \
      outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, \
-     cached_tokens, error, upstream_model, instance";
+     cached_tokens, error, upstream_model, instance, client_key";
 
 impl SqliteStore {
     /// Insert a batch in one transaction (one fsync for the whole batch).
@@ -88,8 +88,8 @@ fn insert_rows(c: &mut Connection, rows: &[RequestLog], instance: &str) -> Resul
         let mut stmt = tx.prepare_cached(
             "INSERT INTO request_logs (ts_ms, request_id, api, method, path, model, provider, \
              key, status, outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, \
-             completion_tokens, cached_tokens, error, upstream_model, instance) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+             completion_tokens, cached_tokens, error, upstream_model, instance, client_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -113,6 +113,7 @@ fn insert_rows(c: &mut Connection, rows: &[RequestLog], instance: &str) -> Resul
                 r.error,
                 r.upstream_model,
                 instance,
+                r.client_key,
             ])?;
         }
     }
@@ -142,6 +143,7 @@ fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
         cached_tokens: r.get(17)?,
         error: r.get(18)?,
         upstream_model: r.get(19)?,
+        client_key: r.get(21)?,
     };
     Ok(LogEntry {
         row,
@@ -389,6 +391,7 @@ mod tests {
             cached_tokens: i.is_multiple_of(5).then_some(7),
             error: (status >= 400).then(|| format!("failure {i}")),
             upstream_model: None,
+            client_key: None,
         }
     }
 

@@ -19,7 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{ChangeResult, ConfigChange, StoreError, StoredProvider};
+use super::{ChangeResult, ConfigChange, StoreError, StoredKey, StoredProvider};
 use schema::Job;
 
 /// Handle to the database; cheap to clone. The worker thread stops and the
@@ -183,6 +183,40 @@ impl SqliteStore {
                 .query_row([id], provider_row)
                 .optional()?;
             row.map(decode_provider).transpose()
+        })
+        .await
+    }
+
+    /// Every client key, ordered by id.
+    pub async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.call(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, secret_hash, masked, doc, created_ms, updated_ms
+                 FROM client_keys ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, hash, masked, doc, created_ms, updated_ms) = row?;
+                out.push(StoredKey {
+                    id,
+                    hash,
+                    masked,
+                    doc: decode_json(&doc, "client key")?,
+                    created_ms,
+                    updated_ms,
+                });
+            }
+            Ok(out)
         })
         .await
     }
@@ -407,6 +441,34 @@ fn apply_one(
         ConfigChange::SetSettings { doc } => {
             write_settings(tx, &doc)?;
             Ok(ChangeResult::SettingsSet)
+        }
+        ConfigChange::CreateKey { hash, masked, doc } => {
+            tx.prepare_cached(
+                "INSERT INTO client_keys (secret_hash, masked, doc, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![hash, masked, encode_json(&doc)?, now])?;
+            Ok(ChangeResult::Created {
+                id: tx.last_insert_rowid(),
+            })
+        }
+        ConfigChange::UpdateKey { id, doc } => {
+            let n = tx
+                .prepare_cached("UPDATE client_keys SET doc = ?2, updated_ms = ?3 WHERE id = ?1")?
+                .execute(params![id, encode_json(&doc)?, now])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("client key {id} not found")));
+            }
+            Ok(ChangeResult::Updated { id })
+        }
+        ConfigChange::DeleteKey { id } => {
+            let n = tx
+                .prepare_cached("DELETE FROM client_keys WHERE id = ?1")?
+                .execute([id])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("client key {id} not found")));
+            }
+            Ok(ChangeResult::Deleted { id })
         }
     }
 }

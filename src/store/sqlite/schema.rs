@@ -236,6 +236,22 @@ CREATE INDEX audit_ts ON audit (ts_ms);
         name: "audit: writing instance",
         sql: "ALTER TABLE audit ADD COLUMN instance TEXT;",
     },
+    Migration {
+        version: 6,
+        name: "client keys",
+        sql: "
+-- Only the secret's SHA-256 is kept; `masked` is the display form.
+CREATE TABLE client_keys (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    secret_hash TEXT UNIQUE NOT NULL,
+    masked      TEXT NOT NULL,
+    doc         TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL
+);
+ALTER TABLE request_logs ADD COLUMN client_key TEXT;
+",
+    },
 ];
 
 /// The newest schema version this build knows.
