@@ -626,6 +626,28 @@ async fn native_providers_get_the_body_unchanged_at_responses() {
         "usage of the native stream is logged: {}",
         gw.logs()
     );
+    // ... and a request-log row in the store, like every chat route's.
+    let mut rows = serde_json::Value::Null;
+    for _ in 0..50 {
+        rows = reqwest::Client::new()
+            .get(gw.url("/api/logs?limit=50"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("logs")
+            .json()
+            .await
+            .expect("json");
+        if rows.to_string().contains("\"prompt_tokens\":11") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        (rows["items"].as_array().into_iter().flatten())
+            .any(|r| r["prompt_tokens"] == 11 && r["completion_tokens"] == 3),
+        "a Responses request has its log row: {rows}"
+    );
 
     // Chat clients on a native provider keep its chat endpoint.
     let r = gw

@@ -93,8 +93,11 @@ pub fn report(snap: &crate::config::Snapshot) -> HealthReport {
                         },
                         reason: (reason != CooldownReason::None).then(|| reason.as_str()),
                         // Which vendor signal set the reset time (429s only).
-                        reset_from: matches!(reason, CooldownReason::RateLimited | CooldownReason::QuotaExhausted)
-                            .then(|| k.state.source().as_str()),
+                        reset_from: matches!(
+                            reason,
+                            CooldownReason::RateLimited | CooldownReason::QuotaExhausted
+                        )
+                        .then(|| k.state.source().as_str()),
                         cooldown_until_ms: (remaining > 0).then_some(wall + remaining),
                         cooldown_remaining_secs: (remaining > 0).then(|| remaining as f64 / 1000.0),
                     }

@@ -172,7 +172,10 @@ impl ProxyHttp for Gateway {
             tracing::debug!(target: "request", method = clip(req.method.as_str(), ECHO_LIMIT), path = clip(req.uri.path(), ECHO_LIMIT), status, "health check or admin call");
             return;
         }
-        if ctx.route == "chat" || ctx.route == "messages" || ctx.route == "gemini" {
+        if matches!(
+            ctx.route,
+            "chat" | "messages" | "gemini" | "responses" | "responses_compact"
+        ) {
             self.state.metrics.request(&crate::metrics::Finished {
                 api: ctx.api.as_str(),
                 provider: ctx.provider.as_deref(),
