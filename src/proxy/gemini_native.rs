@@ -151,7 +151,7 @@ pub(super) fn key_in_query(
         return Ok(false);
     };
     if let Some(client) = live.keys.load().find(key.as_bytes()) {
-        ctx.client_key = Some(super::admit_key(client, ClientApi::GEMINI)?);
+        ctx.client_key = Some(super::access::admit_key(client, ClientApi::GEMINI)?);
         return Ok(true);
     }
     match snap.auth_token.as_deref() {
@@ -215,7 +215,7 @@ async fn generate(
     ctx.api = api;
     ctx.stream = stream;
     ctx.model = Some(model.to_string());
-    super::check_model(ctx, snap, model)?;
+    super::access::check_model(ctx, snap, model)?;
     let route = snap
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
@@ -270,7 +270,7 @@ async fn count_tokens(
         inner: Option<&'a serde_json::value::RawValue>,
     }
     ctx.model = Some(model.to_string());
-    super::check_model(ctx, snap, model)?;
+    super::access::check_model(ctx, snap, model)?;
     let route = snap
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;

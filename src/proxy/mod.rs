@@ -6,6 +6,7 @@
 //! failover of long prompts; owning the exchange lets any body up to the
 //! configured limit be sent to as many providers as needed.
 
+mod access;
 mod check;
 pub mod client;
 pub mod count;
@@ -20,6 +21,7 @@ mod relay;
 mod state;
 pub mod upstream;
 
+use access::{authorize, check_model};
 pub use client::ClientApi;
 use ctx::{abort, client_gone, grace_over, Stop};
 pub use ctx::{RequestCtx, REQUEST_ID_HEADER};
@@ -43,7 +45,6 @@ use pingora::upstreams::peer::HttpPeer;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use subtle::ConstantTimeEq;
 
 /// The fields routing needs; everything else is left in the raw body.
 /// Parsing into this validates the whole document (serde skips unknown
@@ -630,99 +631,6 @@ fn not_allowed(allow: &'static str, method: &Method, path: &str) -> Stop {
         path: path.to_string(),
     }
     .into()
-}
-
-/// Who may make this call: the master `AUTH_TOKEN`, a client key (kept in
-/// `ctx.client_key` for the model check and the request log) or, with no
-/// token configured, a loopback client. The key table is in memory: no
-/// database access here.
-fn authorize(
-    session: &Session,
-    snap: &Snapshot,
-    live: &crate::control::live::Live,
-    ctx: &mut RequestCtx,
-    api: ClientApi,
-) -> Result<(), Stop> {
-    let headers = &session.req_header().headers;
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .and_then(|v| {
-            let (scheme, token) = (v.get(..7)?, v.get(7..)?);
-            scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
-        });
-    // An API's own key header (Anthropic `x-api-key`) wins over a bearer
-    // token when both are present, as with the vendor's own API.
-    let presented = api
-        .key_header()
-        .and_then(|name| headers.get(name))
-        .map(|v| v.as_bytes())
-        .or(bearer);
-    if let Some(token) = presented {
-        if let Some(key) = live.keys.load().find(token) {
-            ctx.client_key = Some(admit_key(key, api)?);
-            return Ok(());
-        }
-    }
-    let Some(expected) = snap.auth_token.as_deref() else {
-        // No token configured: only this machine may use the gateway.
-        let loopback = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .is_some_and(|a| a.ip().is_loopback());
-        return if loopback {
-            Ok(())
-        } else {
-            Err(GatewayError::Unauthorized(
-                "AUTH_TOKEN is not configured on this gateway, so only loopback clients are accepted",
-            )
-            .into())
-        };
-    };
-    match presented {
-        None => Err(GatewayError::Unauthorized(api.missing_key()).into()),
-        Some(token) if bool::from(token.ct_eq(expected.as_bytes())) => Ok(()),
-        Some(_) => Err(GatewayError::Unauthorized("Incorrect API key or bearer token").into()),
-    }
-}
-
-/// A known client key: usable now, and for this client API? A disabled or
-/// expired key is refused exactly like an unknown one (401, same words), so
-/// the answer does not tell a caller which keys exist.
-fn admit_key(
-    key: &Arc<crate::keys::ClientKey>,
-    api: ClientApi,
-) -> Result<Arc<crate::keys::ClientKey>, Stop> {
-    let now = crate::health::wall_ms() as i64;
-    match key.admit(api.as_str(), now) {
-        Ok(()) => Ok(key.clone()),
-        Err(crate::keys::Denied::Invalid) => {
-            Err(GatewayError::Unauthorized("Incorrect API key or bearer token").into())
-        }
-        Err(crate::keys::Denied::Api) => Err(GatewayError::Forbidden(format!(
-            "this API key may not use the {} API",
-            api.as_str()
-        ))
-        .into()),
-    }
-}
-
-/// A client key limited to some models may only use those (an alias is
-/// checked by its own name and by its target).
-fn check_model(ctx: &RequestCtx, snap: &Snapshot, model: &str) -> Result<(), Stop> {
-    let Some(key) = &ctx.client_key else {
-        return Ok(());
-    };
-    let resolved = snap.aliases.get(model).map(String::as_str);
-    if key.allows_model(model, resolved) {
-        Ok(())
-    } else {
-        Err(GatewayError::Forbidden(format!(
-            "this API key may not use the model `{}`",
-            error::clip(model, MAX_MODEL_BYTES)
-        ))
-        .into())
-    }
 }
 
 async fn read_body(
