@@ -500,3 +500,57 @@ async fn health_keeps_flowing_by_pubsub_after_redis_restarts() {
         one.logs()
     );
 }
+
+/// `rediss://`: instances share configuration over TLS, verifying the
+/// server's certificate against the trust store (here `SSL_CERT_FILE`
+/// names the test CA, as an operator would for a private CA).
+#[tokio::test]
+async fn config_sync_works_over_rediss_with_a_verified_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis = RedisServer::start_tls(dir.path()).await;
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"));
+    let ca = dir.path().join("ca.pem").to_string_lossy().into_owned();
+    let mock = MockOpenAi::start("tls").await;
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+        ("SSL_CERT_FILE", ca.as_str()),
+    ];
+    let one = Gateway::start_with("", &env).await;
+    let two = Gateway::start_with("", &env).await;
+    let created = reqwest::Client::new()
+        .post(one.url("/api/providers"))
+        .bearer_auth(TOKEN)
+        .json(
+            &json!({"name": "tls", "type": "openai", "base_url": mock.base_url(),
+                      "api_keys": ["sk-tls-00000001"], "models": ["tls-model"]}),
+        )
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    wait_models(&two, &["tls-model"]).await;
+    assert!(!two.logs().contains("redis unreachable"), "{}", two.logs());
+
+    // Without the CA in the trust store the certificate is refused: the
+    // connection is really verified, not just encrypted.
+    let untrusted = Gateway::start_with(
+        "",
+        &[
+            ("AUTH_TOKEN", TOKEN),
+            ("REDIS_ENABLED", "true"),
+            ("REDIS_URL", url.as_str()),
+        ],
+    )
+    .await;
+    assert!(
+        untrusted
+            .wait_log("redis unreachable", Duration::from_secs(10))
+            .await,
+        "{}",
+        untrusted.logs()
+    );
+    assert!(untrusted.model_ids().await.is_empty());
+}
