@@ -350,6 +350,38 @@ async fn stream_of_a_function_call_carries_it_whole() {
     }
 }
 
+/// `?key=` is percent-decoded: a token with `+`, `/` or `=` (as a base64
+/// secret has) works when the client encodes it, as SDKs and curl do.
+#[tokio::test]
+async fn a_percent_encoded_query_key_is_decoded() {
+    let mock = Mock::start("gemini", "gemini").await;
+    let toml = typed_provider(
+        "gemini",
+        "p",
+        &mock.base_url(),
+        &["AIzaSy-gemini-0000000001"],
+        "models = [\"m-test\"]",
+    );
+    let token = "tok+en/with=chars-0123456789";
+    let gw = Gateway::start_with(&toml, &[("AUTH_TOKEN", token)]).await;
+    let path = "/v1beta/models/m-test:generateContent";
+    let client = reqwest::Client::new();
+    let r = client
+        .post(gw.url(&format!("{path}?key=tok%2Ben%2Fwith%3Dchars-0123456789")))
+        .json(&hello())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200, "the encoded token is the token");
+    let r = client
+        .post(gw.url(&format!("{path}?key=tok%2Ben%2Fwith%3Dchars-012345678X")))
+        .json(&hello())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+}
+
 #[tokio::test]
 async fn key_via_header_or_query_and_google_errors() {
     let (_mock, gw) = setup("gemini").await;

@@ -150,12 +150,16 @@ pub(super) fn key_in_query(
     let Some(key) = query(head.uri.query(), "key").filter(|_| !in_header) else {
         return Ok(false);
     };
-    if let Some(client) = live.keys.load().find(key.as_bytes()) {
+    // A query value is percent-encoded (`+`, `/`, `=` in a token arrive as
+    // `%2B`, `%2F`, `%3D`); compare the token itself.
+    let key = percent_encoding::percent_decode_str(key).collect::<Vec<u8>>();
+    let key = key.as_slice();
+    if let Some(client) = live.keys.load().find(key) {
         ctx.client_key = Some(super::access::admit_key(client, ClientApi::GEMINI)?);
         return Ok(true);
     }
     match snap.auth_token.as_deref() {
-        Some(expected) if bool::from(key.as_bytes().ct_eq(expected.as_bytes())) => Ok(true),
+        Some(expected) if bool::from(key.ct_eq(expected.as_bytes())) => Ok(true),
         Some(_) => Err(GatewayError::Unauthorized(
             "API key not valid. Please pass a valid API key.",
         )
