@@ -8,7 +8,7 @@
 
 (function () {
   const TOKEN_KEY = 'llm-orchestrator.admin-token';
-  const TABS = ['providers', 'aliases', 'logs', 'usage', 'config'];
+  const TABS = ['providers', 'aliases', 'keys', 'logs', 'usage', 'config'];
   const PALETTE = ['#2563eb', '#16a34a', '#ea580c', '#9333ea', '#0891b2', '#dc2626', '#ca8a04', '#db2777', '#4b5563', '#65a30d'];
   // Provider fields the form edits directly; everything else is "more options".
   const FORM_FIELDS = ['name', 'type', 'base_url', 'weight', 'enabled', 'models'];
@@ -251,7 +251,7 @@
     }
     for (const v of document.querySelectorAll('.view')) show(v, v.dataset.view === tab);
     hideNotice();
-    ({ providers: loadProviders, aliases: loadAliases, logs: () => loadLogs(null), usage: loadUsage, config: () => {} })[tab]();
+    ({ providers: loadProviders, aliases: loadAliases, keys: loadClientKeys, logs: () => loadLogs(null), usage: loadUsage, config: () => {} })[tab]();
   }
 
   // Loads can overlap (a tab opened, then a filter applied at once): only
@@ -612,6 +612,204 @@
     autoTimer = $('providers-auto').checked
       ? setInterval(() => { if (token && currentTab === 'providers') loadProviders(); }, 10000)
       : null;
+  }
+
+  // ------------------------------------------------------------ client keys
+
+  // Fields the key form edits directly; the rest (limits, budgets) is the JSON box.
+  const KEY_FORM_FIELDS = ['name', 'owner', 'models', 'apis', 'expires_ms', 'enabled'];
+  const KEY_VIEW_ONLY = ['id', 'key', 'expired', 'created_ms', 'updated_ms'];
+  let clientKeys = [];
+  let editingKey = null;
+
+  async function loadClientKeys() {
+    const current = ticket('keys');
+    try {
+      const list = await api('GET', '/api/keys');
+      if (!current()) return;
+      clientKeys = Array.isArray(list.data) ? list.data : [];
+      renderClientKeys();
+    } catch (e) {
+      if (e.status !== 401) notify(`Loading client keys failed: ${errorText(e)}`, 'error');
+    }
+  }
+
+  function keyExtra(k) {
+    const extra = {};
+    for (const [f, v] of Object.entries(k || {})) {
+      if (!KEY_FORM_FIELDS.includes(f) && !KEY_VIEW_ONLY.includes(f) && v !== null) extra[f] = v;
+    }
+    return extra;
+  }
+
+  /** "rpm 60 · tpm 100000 · 4 at once · month $5" from whatever limits the key has. */
+  function limitsText(k) {
+    const parts = [];
+    if (k.rpm != null) parts.push(`rpm ${k.rpm}`);
+    if (k.tpm != null) parts.push(`tpm ${k.tpm}`);
+    if (k.max_concurrent != null) parts.push(`${k.max_concurrent} at once`);
+    for (const b of Array.isArray(k.budgets) ? k.budgets : []) {
+      const what = [b.cost_usd != null ? `$${b.cost_usd}` : null, b.tokens != null ? `${fmtNum(b.tokens)} tokens` : null].filter(Boolean).join(' / ');
+      parts.push(`${b.period || ''} ${what}`.trim());
+    }
+    return parts.join(' · ');
+  }
+
+  function renderClientKeys() {
+    const body = clear($('ckeys-body'));
+    show($('ckeys-empty'), clientKeys.length === 0);
+    for (const k of clientKeys) {
+      const limits = limitsText(k);
+      body.append(h('tr', { testid: 'ckey-row', data: { id: String(k.id), name: k.name }, class: k.enabled && !k.expired ? '' : 'disabled-row' },
+        h('td', { class: 'name', testid: 'ckey-name' }, k.name),
+        h('td', { testid: 'ckey-owner' }, k.owner || ''),
+        h('td', { class: 'key', testid: 'ckey-masked' }, k.key),
+        h('td', { class: 'models', testid: 'ckey-models' }, k.models && k.models.length ? k.models.join(', ') : h('span', { class: 'muted' }, 'all')),
+        h('td', { testid: 'ckey-apis' }, k.apis && k.apis.length ? k.apis.join(', ') : h('span', { class: 'muted' }, 'all')),
+        h('td', { testid: 'ckey-limits' }, limits || h('span', { class: 'muted' }, 'none')),
+        h('td', { testid: 'ckey-expires' }, k.expires_ms ? [fmtTime(k.expires_ms), k.expired ? h('span', { class: 'badge unhealthy' }, 'expired') : null] : h('span', { class: 'muted' }, 'never')),
+        h('td', { testid: 'ckey-enabled' }, k.enabled ? 'yes' : 'no'),
+        h('td', { class: 'muted small' }, fmtTime(k.created_ms)),
+        h('td', { class: 'actions' },
+          h('button', { type: 'button', testid: 'ckey-edit', onclick: () => openKeyForm(k) }, 'Edit'),
+          h('button', { type: 'button', testid: 'ckey-toggle', onclick: () => toggleClientKey(k) }, k.enabled ? 'Revoke' : 'Enable'),
+          h('button', { type: 'button', class: 'danger', testid: 'ckey-delete', onclick: () => deleteClientKey(k) }, 'Delete'))));
+    }
+  }
+
+  async function toggleClientKey(k) {
+    try {
+      await api('PATCH', `/api/keys/${encodeURIComponent(k.id)}`, { enabled: !k.enabled });
+      notify(`Client key ${k.name} ${k.enabled ? 'revoked' : 'enabled'}.`);
+    } catch (e) {
+      if (e.status !== 401) notify(`${k.name}: ${errorText(e)}`, 'error');
+    }
+    await loadClientKeys();
+  }
+
+  async function deleteClientKey(k) {
+    if (!window.confirm(`Delete client key ${k.name} (${k.key})? Callers using it get 401 at once.`)) return;
+    try {
+      await api('DELETE', `/api/keys/${encodeURIComponent(k.id)}`);
+      notify(`Client key ${k.name} deleted.`);
+      if (editingKey && editingKey.id === k.id) closeKeyForm();
+    } catch (e) {
+      if (e.status !== 401) notify(`${k.name}: ${errorText(e)}`, 'error');
+    }
+    await loadClientKeys();
+  }
+
+  /** ms since the epoch as a datetime-local value (local time), and back. */
+  function toLocalInput(ms) {
+    const d = new Date(ms);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  function openKeyForm(k) {
+    editingKey = k || null;
+    setText($('ckey-form-errors'), '');
+    $('ckey-form-title').textContent = k ? `Edit client key ${k.name}` : 'Create client key';
+    $('kf-submit').textContent = k ? 'Save' : 'Create';
+    $('kf-name').value = k ? k.name : '';
+    $('kf-owner').value = k ? k.owner || '' : '';
+    $('kf-models').value = k && k.models ? k.models.join(', ') : '';
+    for (const box of document.querySelectorAll('#kf-apis input')) box.checked = !!(k && k.apis && k.apis.includes(box.value));
+    $('kf-expires').value = k && k.expires_ms ? toLocalInput(k.expires_ms) : '';
+    $('kf-enabled').checked = k ? !!k.enabled : true;
+    const extra = keyExtra(k);
+    $('kf-extra').value = Object.keys(extra).length ? JSON.stringify(extra, null, 2) : '';
+    show($('ckey-form'), true);
+    $('ckey-form').scrollIntoView({ block: 'nearest' });
+    $('kf-name').focus();
+  }
+
+  function closeKeyForm() {
+    editingKey = null;
+    show($('ckey-form'), false);
+  }
+
+  function showSecret(secret) {
+    $('ckey-secret').value = secret;
+    show($('ckey-secret-box'), true);
+    $('ckey-secret').select();
+  }
+
+  function hideSecret() {
+    // The secret leaves the page: nothing keeps it.
+    $('ckey-secret').value = '';
+    show($('ckey-secret-box'), false);
+  }
+
+  async function submitKeyForm(ev) {
+    ev.preventDefault();
+    setText($('ckey-form-errors'), '');
+    const body = {
+      name: $('kf-name').value.trim(),
+      owner: $('kf-owner').value.trim(),
+      models: splitList($('kf-models').value),
+      apis: [...document.querySelectorAll('#kf-apis input')].filter((b) => b.checked).map((b) => b.value),
+      enabled: $('kf-enabled').checked,
+    };
+    const expires = $('kf-expires').value;
+    if (expires) {
+      const ms = new Date(expires).getTime();
+      if (!Number.isFinite(ms)) {
+        setText($('ckey-form-errors'), 'expires: not a valid date and time');
+        return;
+      }
+      body.expires_ms = ms;
+    } else if (editingKey) {
+      body.expires_ms = null;
+    }
+    let extra = {};
+    const extraText = $('kf-extra').value.trim();
+    if (extraText) {
+      try {
+        extra = JSON.parse(extraText);
+      } catch (e) {
+        setText($('ckey-form-errors'), `limits and budgets: not valid JSON: ${e.message}`);
+        return;
+      }
+      if (!extra || typeof extra !== 'object' || Array.isArray(extra)) {
+        setText($('ckey-form-errors'), 'limits and budgets: must be a JSON object');
+        return;
+      }
+    }
+    const button = $('kf-submit');
+    button.disabled = true;
+    try {
+      if (!editingKey) {
+        const res = await api('POST', '/api/keys', { ...extra, ...body });
+        closeKeyForm();
+        showSecret(res.secret);
+        notify(`Client key ${res.key ? res.key.name : body.name} created.`);
+      } else {
+        const patch = { ...extra, ...body };
+        // Limits removed from the JSON box are unset.
+        for (const f of Object.keys(keyExtra(editingKey))) if (!(f in extra)) patch[f] = null;
+        await api('PATCH', `/api/keys/${encodeURIComponent(editingKey.id)}`, patch);
+        notify(`Client key ${body.name} saved.`);
+        closeKeyForm();
+      }
+    } catch (e) {
+      if (e.status === 401) return;
+      const detail = e.fields && e.fields.length ? e.fields.map((f) => (f.field ? `${f.field}: ${f.reason}` : f.reason)).join('; ') : '';
+      setText($('ckey-form-errors'), detail ? `${e.status}: ${detail}` : errorText(e));
+    } finally {
+      button.disabled = false;
+    }
+    await loadClientKeys();
+  }
+
+  async function copySecret() {
+    try {
+      await navigator.clipboard.writeText($('ckey-secret').value);
+      notify('Secret copied.');
+    } catch (_) {
+      // Clipboard access needs a secure context: the text is selected for a manual copy.
+      $('ckey-secret').select();
+      notify('Copy the selected secret with Ctrl+C.');
+    }
   }
 
   // ------------------------------------------------------------ aliases
@@ -1089,6 +1287,13 @@
     $('pf-cancel').addEventListener('click', closeForm);
     $('key-add').addEventListener('click', addKey);
     $('key-new').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); addKey(); } });
+
+    $('ckeys-refresh').addEventListener('click', loadClientKeys);
+    $('ckey-new').addEventListener('click', () => openKeyForm(null));
+    $('ckey-form').addEventListener('submit', submitKeyForm);
+    $('kf-cancel').addEventListener('click', closeKeyForm);
+    $('ckey-secret-copy').addEventListener('click', copySecret);
+    $('ckey-secret-done').addEventListener('click', hideSecret);
 
     $('aliases-refresh').addEventListener('click', loadAliases);
     $('alias-form').addEventListener('submit', setAlias);

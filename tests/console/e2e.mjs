@@ -291,6 +291,71 @@ async function main() {
   await page.waitForSelector(`${sel('usage-row')}[data-group="${MODEL}"]`);
   ok('grouping by model shows a summary row for console-test');
 
+  // ---------------------------------------------------------- client keys
+  await openTab('keys');
+  await page.waitForSelector(`${sel('ckeys-empty')}:visible`);
+  await page.click(sel('ckey-new'));
+  await page.waitForSelector(`${sel('ckey-form')}:visible`);
+  await page.fill(sel('kf-name'), 'console-app');
+  await page.fill(sel('kf-owner'), 'console-team');
+  await page.fill(sel('kf-models'), 'console-*');
+  await page.check(sel('kf-api-openai'));
+  await page.fill(sel('kf-extra'), '{not json');
+  await page.click(sel('kf-submit'));
+  await page.waitForSelector(`${sel('ckey-form-errors')}:visible`);
+  check(/not valid JSON/.test(await text(sel('ckey-form-errors'))), 'invalid limits JSON is not reported');
+  await page.fill(sel('kf-extra'), '');
+  await page.fill(sel('kf-models'), '');
+  await page.fill(sel('kf-name'), '');
+  await page.click(sel('kf-submit'));
+  await until('the empty-name error', async () => /name/.test(await text(sel('ckey-form-errors'))));
+  ok(`the key form reports bad JSON locally and the API's 422 ("${(await text(sel('ckey-form-errors'))).trim()}")`);
+  await page.fill(sel('kf-name'), 'console-app');
+  await page.fill(sel('kf-models'), 'console-*');
+  await page.click(sel('kf-submit'));
+  await page.waitForSelector(`${sel('ckey-secret-box')}:visible`);
+  const secret = await page.inputValue(sel('ckey-secret'));
+  check(/^llmo-[A-Za-z0-9_-]{40}$/.test(secret), `the secret shown once is not a client key: "${secret}"`);
+  const keyRow = page.locator(`${sel('ckey-row')}[data-name="console-app"]`);
+  await keyRow.waitFor();
+  const masked = (await keyRow.locator(sel('ckey-masked')).textContent()).trim();
+  check(masked === `llmo-…${secret.slice(-4)}`, `the key is not shown masked: "${masked}"`);
+  check((await keyRow.locator(sel('ckey-models')).textContent()).includes('console-*'), 'models column');
+  check((await keyRow.locator(sel('ckey-apis')).textContent()).trim() === 'openai', 'apis column');
+  check((await keyRow.locator(sel('ckey-owner')).textContent()).trim() === 'console-team', 'owner column');
+  await page.click(sel('ckey-secret-done'));
+  await page.waitForSelector(sel('ckey-secret-box'), { state: 'hidden' });
+  check(!(await page.content()).includes(secret), 'the secret is still in the page after "I have saved it"');
+  ok(`client key console-app created: the secret shown once, then only ${masked} in the page`);
+
+  const keyChat = async (model) => {
+    const r = await fetch(`${MAIN_URL}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'Hello with a client key' }] }),
+    });
+    return r.status;
+  };
+  check((await keyChat(MODEL)) === 200, 'the new client key cannot call its model');
+  check((await keyChat('other-model')) === 403, 'the client key may call a model outside its globs');
+  await keyRow.locator(sel('ckey-toggle')).click();
+  await until('the revoked row', async () => (await keyRow.locator(sel('ckey-enabled')).textContent()).trim() === 'no');
+  check((await keyChat(MODEL)) === 401, 'a revoked client key is still accepted');
+  ok('the key calls console-* (200), not other models (403); "Revoke" makes it 401');
+
+  await keyRow.locator(sel('ckey-edit')).click();
+  await page.waitForSelector(`${sel('ckey-form')}:visible`);
+  check((await page.inputValue(sel('kf-name'))) === 'console-app', 'the key edit form is not filled in');
+  await page.check(sel('kf-enabled'));
+  await page.fill(sel('kf-owner'), 'console-team-2');
+  await page.click(sel('kf-submit'));
+  await until('the edited row', async () => (await keyRow.locator(sel('ckey-owner')).textContent()).trim() === 'console-team-2');
+  check((await keyChat(MODEL)) === 200, 'the re-enabled client key is refused');
+  await keyRow.locator(sel('ckey-delete')).click();
+  await page.waitForSelector(`${sel('ckeys-empty')}:visible`);
+  check((await keyChat(MODEL)) === 401, 'a deleted client key is still accepted');
+  ok('editing re-enables the key and changes its owner; deleting it makes it 401');
+
   // ---------------------------------------------------------- export / import
   await openTab('config');
   await page.selectOption(sel('export-format'), 'toml');
