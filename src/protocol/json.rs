@@ -180,3 +180,62 @@ pub fn push_u64(out: &mut BytesMut, mut n: u64) {
     }
     out.extend_from_slice(&digits[at..]);
 }
+
+/// A token count however a vendor writes it: an integer, a float
+/// (truncated), or anything else (`null`, a string, a negative number) as 0
+/// — a malformed count must not fail an answer that is otherwise fine. A
+/// visitor, not an untagged enum: those buffer the value and try each
+/// variant, an allocation and ~1k instructions per count.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Count(pub u64);
+
+impl Count {
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Count, E> {
+                Ok(Count(n))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<Count, E> {
+                Ok(Count(if f > 0.0 { f as u64 } else { 0 }))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl serde::Serialize for Count {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}

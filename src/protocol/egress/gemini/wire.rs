@@ -8,7 +8,8 @@
 //! fields carry a snake_case alias.
 
 use crate::protocol::chat::{ErrorKind, Usage};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use crate::protocol::json::Count;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -159,65 +160,6 @@ pub struct UsageMetadata {
     #[serde(skip_serializing_if = "Count::is_zero")]
     pub cached_content_token_count: Count,
     pub total_token_count: Option<Count>,
-}
-
-/// A token count; anything but a non-negative integer reads as 0 (a
-/// malformed count must not fail an answer that is otherwise fine).
-#[derive(Default, Clone, Copy)]
-pub struct Count(pub u64);
-
-impl Count {
-    fn is_zero(&self) -> bool {
-        self.0 == 0
-    }
-}
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A visitor rather than an untagged enum: untagged enums buffer the
-        // value and try each variant (an allocation and ~1k instructions
-        // per count, on every stream chunk).
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Count;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a token count")
-            }
-            fn visit_u64<E>(self, n: u64) -> Result<Count, E> {
-                Ok(Count(n))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_unit<E>(self) -> Result<Count, E> {
-                Ok(Count(0))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Count(0))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
-                while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Count(0))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl Serialize for Count {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0)
-    }
 }
 
 impl UsageMetadata {

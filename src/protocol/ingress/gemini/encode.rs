@@ -291,7 +291,12 @@ impl Encoder {
         self.started = true;
     }
 
-    pub(super) fn chunk(&mut self, out: &mut BytesMut, parts: Vec<WirePart<'_>>, finish: Option<&Finish>) {
+    pub(super) fn chunk(
+        &mut self,
+        out: &mut BytesMut,
+        parts: Vec<WirePart<'_>>,
+        finish: Option<&Finish>,
+    ) {
         let finish = finish.map(finish_reason);
         let usage = finish.as_ref().and(self.usage.as_ref());
         let r = response(parts, finish, usage, &self.model, &self.id);

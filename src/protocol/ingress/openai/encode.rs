@@ -13,7 +13,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use std::borrow::Cow;
 
-
 fn json_bytes<T: Serialize>(v: &T) -> Bytes {
     // Serialising these borrowed structs into memory cannot fail.
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())

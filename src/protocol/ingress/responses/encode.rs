@@ -12,7 +12,6 @@ use crate::protocol::chat::{
 use crate::protocol::json::{push_str as js, push_u64 as num};
 use bytes::{Bytes, BytesMut};
 
-
 /// Joins a namespace and a member's name in the name vendors see.
 pub(super) const NS_SEP: &str = "__";
 
