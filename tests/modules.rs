@@ -21,7 +21,7 @@ const MAX_FILE_LINES: usize = 1500;
 /// Code contract (~100). Until the adapters are compacted this is a ratchet
 /// at the landed size: it may be lowered, never raised except by a new
 /// adapter.
-const MAX_PROTOCOL_LINES: usize = 14_350;
+const MAX_PROTOCOL_LINES: usize = 14_615;
 
 /// One source file, as this test sees it.
 struct File {

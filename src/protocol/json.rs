@@ -2,6 +2,7 @@
 //! "a string or a list" fields, and serde's messages without positions.
 
 use super::chat::Str;
+use bytes::{BufMut, BytesMut};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -77,4 +78,164 @@ pub fn without_position(msg: &str) -> &str {
         }
     }
     msg
+}
+
+/// A cursor for recognising a stream event in the exact form a vendor
+/// writes it (fixed key order, no whitespace) by its literal parts: the
+/// commonest events then cost a few prefix compares and one string scan
+/// instead of a serde parse. Every form a recogniser accepts must be one
+/// the adapter's serde parse reads the same way (each recogniser has a
+/// parse-equivalence test); anything else makes it return `None` and the
+/// parse runs.
+pub struct Canon<'a>(pub &'a str);
+
+impl<'a> Canon<'a> {
+    /// Consumes `lit` if the text continues with it.
+    pub fn lit(&mut self, lit: &str) -> bool {
+        match self.0.strip_prefix(lit) {
+            Some(rest) => {
+                self.0 = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A JSON integer (`0`, or digits without a leading zero, which JSON
+    /// forbids).
+    pub fn int(&mut self) -> Option<u64> {
+        let n = self.0.bytes().take_while(u8::is_ascii_digit).count();
+        let digits = &self.0[..n];
+        if n == 0 || (n > 1 && digits.starts_with('0')) {
+            return None;
+        }
+        let v = digits.parse().ok()?;
+        self.0 = &self.0[n..];
+        Some(v)
+    }
+
+    /// A string literal, escapes decoded (borrowed when it has none). A raw
+    /// control character (invalid in JSON) gives `None`.
+    pub fn string(&mut self) -> Option<Str<'a>> {
+        let rest = self.0.strip_prefix('"')?;
+        let bytes = rest.as_bytes();
+        let mut at = 0;
+        let mut escaped = false;
+        let end = loop {
+            let i = at + memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+            if bytes[i] == b'"' {
+                break i;
+            }
+            // Whatever follows the backslash belongs to the escape (a quote
+            // included); serde_json checks the escape below.
+            escaped = true;
+            at = i + 2;
+        };
+        let value = if escaped {
+            // The literal with its quotes: serde_json decodes and checks it.
+            Cow::Owned(serde_json::from_str::<String>(&self.0[..end + 2]).ok()?)
+        } else {
+            let s = &rest[..end];
+            if s.bytes().any(|b| b < 0x20) {
+                return None;
+            }
+            Cow::Borrowed(s)
+        };
+        self.0 = &rest[end + 1..];
+        Some(value)
+    }
+
+    /// Nothing left.
+    pub fn done(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `s` as a JSON string literal appended to `out`: copied as is when
+/// nothing needs escaping (the common case), else through serde_json
+/// (which escapes `"`, `\` and control characters, as this check does).
+pub fn push_str(out: &mut BytesMut, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.put_u8(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.put_u8(b'"');
+    } else {
+        // Writing into memory cannot fail.
+        let _ = serde_json::to_writer(out.writer(), s);
+    }
+}
+
+/// `n` in decimal appended to `out`, without a temporary `String`.
+pub fn push_u64(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A token count however a vendor writes it: an integer, a float
+/// (truncated), or anything else (`null`, a string, a negative number) as 0
+/// — a malformed count must not fail an answer that is otherwise fine. A
+/// visitor, not an untagged enum: those buffer the value and try each
+/// variant, an allocation and ~1k instructions per count.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Count(pub u64);
+
+impl Count {
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a token count")
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Count, E> {
+                Ok(Count(n))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<Count, E> {
+                Ok(Count(if f > 0.0 { f as u64 } else { 0 }))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Count(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl serde::Serialize for Count {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
 }

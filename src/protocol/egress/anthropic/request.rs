@@ -678,28 +678,25 @@ impl Serialize for Body<'_> {
     }
 }
 
-/// Standard base64 (padding optional, whitespace ignored) -> UTF-8 text.
+/// Standard or URL-safe base64 (padding optional, line breaks and spaces
+/// ignored) -> UTF-8 text.
 fn base64_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' | b'\n' | b'\r' | b' ' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    String::from_utf8(out).ok()
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let clean: Vec<u8> = (s.bytes())
+        .filter(|b| !matches!(b, b'\n' | b'\r' | b' '))
+        .map(|b| match b {
+            b'-' => b'+',
+            b'_' => b'/',
+            b => b,
+        })
+        .collect();
+    String::from_utf8(base64::Engine::decode(&LENIENT, clean).ok()?).ok()
 }
 
 #[cfg(test)]

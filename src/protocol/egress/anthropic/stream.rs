@@ -10,6 +10,7 @@ use super::answer::{error, finish, s, sig, Flat, Key, WireUsage};
 use crate::protocol::chat::{
     generated_id, Block, ChatError, Delta, Event, EventSink, Finish, Str, StreamDecoder, ToolKind,
 };
+use crate::protocol::json::Canon;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -173,17 +174,13 @@ impl Decoder {
 /// else `None` (the serde parse then reads the event). Deltas go to the
 /// open block whatever their index, on both paths.
 fn fast_text_delta(data: &str) -> Option<Str<'_>> {
-    let rest = data.strip_prefix(r#"{"type":"content_block_delta","index":"#)?;
-    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-    let lit = rest
-        .strip_prefix(r#","delta":{"type":"text_delta","text":"#)?
-        .strip_suffix("}}")?;
-    let inner = lit.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        return Some(Cow::Borrowed(inner));
+    let mut c = Canon(data);
+    let head = c.lit(r#"{"type":"content_block_delta","index":"#) && c.int().is_some();
+    if !(head && c.lit(r#","delta":{"type":"text_delta","text":"#)) {
+        return None;
     }
-    // Escapes: undone by serde_json; a literal that is not one string fails.
-    serde_json::from_str::<String>(lit).ok().map(Cow::Owned)
+    let text = c.string()?;
+    (c.lit("}}") && c.done()).then_some(text)
 }
 
 impl StreamDecoder for Decoder {

@@ -8,7 +8,8 @@
 //! fields carry a snake_case alias.
 
 use crate::protocol::chat::{ErrorKind, Usage};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use crate::protocol::json::Count;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -159,38 +160,6 @@ pub struct UsageMetadata {
     #[serde(skip_serializing_if = "Count::is_zero")]
     pub cached_content_token_count: Count,
     pub total_token_count: Option<Count>,
-}
-
-/// A token count; anything but a non-negative integer reads as 0 (a
-/// malformed count must not fail an answer that is otherwise fine).
-#[derive(Default, Clone, Copy)]
-pub struct Count(pub u64);
-
-impl Count {
-    fn is_zero(&self) -> bool {
-        self.0 == 0
-    }
-}
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum N {
-            U(u64),
-            Other(serde::de::IgnoredAny),
-        }
-        Ok(Count(match N::deserialize(d)? {
-            N::U(n) => n,
-            N::Other(_) => 0,
-        }))
-    }
-}
-
-impl Serialize for Count {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0)
-    }
 }
 
 impl UsageMetadata {

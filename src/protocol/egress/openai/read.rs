@@ -4,28 +4,13 @@ use crate::protocol::chat::{
     generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Str,
     Text, ToolCall, ToolKind, Usage,
 };
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 pub(super) use crate::protocol::json::S;
 
-/// A token count however a vendor writes it (integer, float, null).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Count(pub(super) u64);
-
-impl<'de> Deserialize<'de> for Count {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match serde_json::Number::deserialize(d) {
-            Ok(n) => Count(
-                n.as_u64()
-                    .or_else(|| n.as_f64().filter(|f| *f > 0.0).map(|f| f as u64))
-                    .unwrap_or(0),
-            ),
-            Err(_) => Count(0),
-        })
-    }
-}
+pub(super) use crate::protocol::json::Count;
 
 #[derive(Deserialize, Default)]
 pub(super) struct UsageW {

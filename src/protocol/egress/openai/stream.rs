@@ -14,8 +14,9 @@
 
 use super::read::{args_text, decode_error, finish, gemini_sig, CallW, ExtraW, UsageW, S};
 use crate::protocol::chat::{
-    generated_id, Block, ChatError, Delta, Event, EventSink, Finish, StreamDecoder, ToolKind,
+    generated_id, Block, ChatError, Delta, Event, EventSink, Finish, Str, StreamDecoder, ToolKind,
 };
+use crate::protocol::json::Canon;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -226,6 +227,84 @@ impl StreamDecoder for ChunkDecoder {
             self.end(sink);
             return Ok(());
         }
+        // Most chunks of an answer are text deltas: read without a parse.
+        if let Some((id, model, text)) = text_chunk(data) {
+            self.start(Some(&id), Some(&model), sink);
+            if !text.is_empty() {
+                let index = self.block(Kind::Text, sink);
+                sink.event(Event::Delta {
+                    index,
+                    delta: Delta::Text(text),
+                });
+            }
+            return Ok(());
+        }
+        self.parsed(data, sink)
+    }
+
+    fn finish(&mut self, clean: bool, sink: &mut dyn EventSink) -> Result<(), ChatError> {
+        if self.done {
+            return Ok(());
+        }
+        if !clean && self.finish.is_none() {
+            return Err(ChatError::upstream(
+                "the OpenAI stream was cut off before the answer finished",
+            ));
+        }
+        self.end(sink);
+        Ok(())
+    }
+}
+
+/// A text-delta chunk exactly as OpenAI writes it:
+/// `{"id":"…","object":"chat.completion.chunk","created":N,"model":"…",`
+/// then optionally `"service_tier":"…",` and `"system_fingerprint":"…"`
+/// (or `null`), then `"choices":[{"index":0,"delta":{"content":"…"},`,
+/// optionally `"logprobs":null,`, then `"finish_reason":null}]`, optionally
+/// `,"usage":null` and `,"obfuscation":"…"`, and `}`. Returns the id, the
+/// model and the text; `None` for anything else (whitespace, another key
+/// order, more members), which the serde parse reads.
+pub(super) fn text_chunk(data: &str) -> Option<(Str<'_>, Str<'_>, Str<'_>)> {
+    let mut c = Canon(data);
+    if !c.lit(r#"{"id":"#) {
+        return None;
+    }
+    let id = c.string()?;
+    if !c.lit(r#","object":"chat.completion.chunk","created":"#) {
+        return None;
+    }
+    c.int()?;
+    if !c.lit(r#","model":"#) {
+        return None;
+    }
+    let model = c.string()?;
+    if c.lit(r#","service_tier":"#) {
+        c.string()?;
+    }
+    if c.lit(r#","system_fingerprint":"#) && !c.lit("null") {
+        c.string()?;
+    }
+    if !c.lit(r#","choices":[{"index":0,"delta":{"content":"#) {
+        return None;
+    }
+    let text = c.string()?;
+    if !c.lit("},") {
+        return None;
+    }
+    c.lit(r#""logprobs":null,"#);
+    if !c.lit(r#""finish_reason":null}]"#) {
+        return None;
+    }
+    c.lit(r#","usage":null"#);
+    if c.lit(r#","obfuscation":"#) {
+        c.string()?;
+    }
+    (c.lit("}") && c.done()).then_some((id, model, text))
+}
+
+impl ChunkDecoder {
+    /// A chunk read by the serde parse (every form).
+    pub(super) fn parsed(&mut self, data: &str, sink: &mut dyn EventSink) -> Result<(), ChatError> {
         let chunk: ChunkW<'_> = serde_json::from_str(data)
             .map_err(|e| ChatError::upstream(format!("malformed OpenAI stream chunk: {e}")))?;
         if let Some(e) = chunk.error.filter(|e| e.get() != "null") {
@@ -297,19 +376,6 @@ impl StreamDecoder for ChunkDecoder {
                 self.end(sink);
             }
         }
-        Ok(())
-    }
-
-    fn finish(&mut self, clean: bool, sink: &mut dyn EventSink) -> Result<(), ChatError> {
-        if self.done {
-            return Ok(());
-        }
-        if !clean && self.finish.is_none() {
-            return Err(ChatError::upstream(
-                "the OpenAI stream was cut off before the answer finished",
-            ));
-        }
-        self.end(sink);
         Ok(())
     }
 }

@@ -296,6 +296,51 @@ fn streams_split_at_every_byte_decode_alike() {
     }
 }
 
+/// Every chunk the text-delta recogniser takes decodes into the events the
+/// serde parse gives, on a fresh decoder and mid-answer.
+#[test]
+fn the_text_chunk_fast_path_reads_what_serde_reads() {
+    let head = r#"{"id":"c\u0031","object":"chat.completion.chunk","created":17,"model":"m","#;
+    let odd = [
+        r#""choices":[{"index":0,"delta":{"content":"a\"b\u00e9\n"},"finish_reason":null}]}"#,
+        r#""system_fingerprint":null,"choices":[{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        r#""choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}],"x":1}"#,
+        r#""choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
+        r#""choices":[{"index":1,"delta":{"content":"x"},"finish_reason":null}]}"#,
+        r#""choices":[{"index":0,"delta":{"content":"x"}, "finish_reason":null}]}"#,
+        r#""choices":[{"index":0,"delta":{"content":"\x"},"finish_reason":null}]}"#,
+    ];
+    let odd: Vec<String> = odd.iter().map(|t| format!("{head}{t}")).collect();
+    let recorded = SseParser::default().push(&[TEXT, TOOL].concat());
+    let all = (recorded.iter().map(|e| e.data.as_str())).chain(odd.iter().map(String::as_str));
+    let mut taken = 0;
+    for data in all {
+        if stream::text_chunk(data).is_none() {
+            continue;
+        }
+        taken += 1;
+        // Fresh (the chunk starts the answer) and after a text chunk.
+        for before in [None, Some(odd[0].as_str())] {
+            let run = |fast: bool| {
+                let mut dec = stream::ChunkDecoder::default();
+                let mut out = Vec::new();
+                let mut sink = |ev: Event<'_>| out.push(summary(&ev));
+                for d in before.into_iter().chain([data]) {
+                    let r = if fast {
+                        dec.push("", d, &mut sink)
+                    } else {
+                        dec.parsed(d, &mut sink)
+                    };
+                    r.expect("decodes");
+                }
+                out
+            };
+            assert_eq!(run(true), run(false), "{data}");
+        }
+    }
+    assert_eq!(taken, 7);
+}
+
 fn chunk(delta: Value, finish: Value) -> String {
     let c = json!({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
     format!("data: {c}\n\n")

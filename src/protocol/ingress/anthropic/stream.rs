@@ -15,6 +15,7 @@ use super::wire::{
 use crate::protocol::chat::{
     generated_id, Block, Delta, Event, Family, Finish, StreamEncoder, Usage,
 };
+use crate::protocol::json::{push_str, push_u64};
 use bytes::BytesMut;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -23,9 +24,6 @@ use std::borrow::Cow;
 #[serde(tag = "type", rename_all = "snake_case")]
 #[allow(clippy::enum_variant_names)] // Anthropic's own names
 enum DeltaOut<'r> {
-    TextDelta {
-        text: &'r str,
-    },
     ThinkingDelta {
         thinking: &'r str,
     },
@@ -187,7 +185,7 @@ impl Encoder {
         let pending = open == Open::PendingReasoning;
         let signature;
         let d = match delta {
-            Delta::Text(t) | Delta::Refusal(t) => DeltaOut::TextDelta { text: t },
+            Delta::Text(t) | Delta::Refusal(t) => return text_delta(out, index, t),
             Delta::ToolArguments(a) if !a.is_empty() => {
                 DeltaOut::InputJsonDelta { partial_json: a }
             }
@@ -224,6 +222,18 @@ impl Encoder {
         };
         write_event(out, data.r#type, &data);
     }
+}
+
+/// A text delta (the commonest event) written directly: the bytes
+/// `write_event` writes for it (`tests::text_deltas_are_written_as_serde_writes_them`).
+fn text_delta(out: &mut BytesMut, index: usize, text: &str) {
+    out.extend_from_slice(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+    );
+    push_u64(out, index as u64);
+    out.extend_from_slice(br#","delta":{"type":"text_delta","text":"#);
+    push_str(out, text);
+    out.extend_from_slice(b"}}\n\n");
 }
 
 impl StreamEncoder for Encoder {
@@ -346,6 +356,16 @@ mod tests {
     fn bs(index: usize, block: Block<'static>) -> Event<'static> { Event::BlockStart { index, block } }
     fn d(index: usize, delta: Delta<'static>) -> Event<'static> { Event::Delta { index, delta } }
     fn sig(family: Family, v: &'static str) -> Signature<'static> { Signature { family, value: v.into() } }
+
+    #[test]
+    fn text_deltas_are_written_as_serde_writes_them() {
+        for (i, t) in [(0, "Hello"), (12, "a\"b\\c\nd\u{1}é 日本")] {
+            let mut out = BytesMut::new();
+            text_delta(&mut out, i, t);
+            let data = serde_json::json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}});
+            assert_eq!(String::from_utf8_lossy(&out), format!("event: content_block_delta\ndata: {data}\n\n"));
+        }
+    }
 
     #[test]
     fn canonical_events_encode_as_anthropic_events() {

@@ -20,6 +20,7 @@ use crate::protocol::egress::gemini::wire::{
     by_name, status_name, Candidate, ErrorOut, ErrorOutInner, FunctionCall, GContent, GResponse,
     UsageMetadata, WirePart,
 };
+use crate::protocol::json::push_str;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -237,6 +238,8 @@ pub(super) struct Encoder {
     /// The open block is reasoning (its signature goes on a thought part).
     reasoning: bool,
     usage: Option<Usage>,
+    /// What follows the text in a text chunk (model and id), once built.
+    tail: Bytes,
 }
 
 struct OpenCall {
@@ -257,10 +260,43 @@ impl Encoder {
             call: None,
             reasoning: false,
             usage: None,
+            tail: Bytes::new(),
         }
     }
 
-    fn chunk(&mut self, out: &mut BytesMut, parts: Vec<WirePart<'_>>, finish: Option<&Finish>) {
+    /// A text chunk (the commonest) written directly: the bytes the serde
+    /// path in [`Encoder::chunk`] writes for one text part, around a
+    /// per-stream tail (`tests::text_chunks_are_written_as_serde_writes_them`).
+    pub(super) fn text_chunk(&mut self, out: &mut BytesMut, text: &str) {
+        if self.tail.is_empty() {
+            let mut t = BytesMut::with_capacity(64 + self.model.len() + self.id.len());
+            t.extend_from_slice(br#"}]},"index":0}],"modelVersion":"#);
+            push_str(&mut t, &self.model);
+            t.extend_from_slice(br#","responseId":"#);
+            push_str(&mut t, &self.id);
+            t.extend_from_slice(b"}");
+            self.tail = t.freeze();
+        }
+        out.extend_from_slice(match (self.array, self.started) {
+            (false, _) => b"data: ",
+            (true, false) => b"[",
+            (true, true) => b",\r\n",
+        });
+        out.extend_from_slice(br#"{"candidates":[{"content":{"role":"model","parts":[{"text":"#);
+        push_str(out, text);
+        out.extend_from_slice(&self.tail);
+        if !self.array {
+            out.extend_from_slice(b"\r\n\r\n");
+        }
+        self.started = true;
+    }
+
+    pub(super) fn chunk(
+        &mut self,
+        out: &mut BytesMut,
+        parts: Vec<WirePart<'_>>,
+        finish: Option<&Finish>,
+    ) {
         let finish = finish.map(finish_reason);
         let usage = finish.as_ref().and(self.usage.as_ref());
         let r = response(parts, finish, usage, &self.model, &self.id);
@@ -272,7 +308,10 @@ impl Encoder {
 impl StreamEncoder for Encoder {
     fn event(&mut self, ev: &Event<'_>, out: &mut BytesMut) {
         match ev {
-            Event::Start { id, .. } => self.id = id.to_string(),
+            Event::Start { id, .. } => {
+                self.id = id.to_string();
+                self.tail = Bytes::new();
+            }
             Event::BlockStart { block, .. } => {
                 self.reasoning = matches!(block, Block::Reasoning);
                 if let Block::ToolCall { id, name, kind } = block {
@@ -286,9 +325,7 @@ impl StreamEncoder for Encoder {
                 }
             }
             Event::Delta { delta, .. } => match delta {
-                Delta::Text(t) | Delta::Refusal(t) if !t.is_empty() => {
-                    self.chunk(out, vec![text_part(t)], None)
-                }
+                Delta::Text(t) | Delta::Refusal(t) if !t.is_empty() => self.text_chunk(out, t),
                 Delta::Reasoning(t) if !t.is_empty() => {
                     let part = WirePart {
                         thought: Some(true),

@@ -258,3 +258,31 @@ fn errors_are_googles() {
     let inband = GeminiNative::SSE.stream_error(&err);
     assert!(inband.starts_with(b"data: {\"error\"") && inband.ends_with(b"\r\n\r\n"));
 }
+
+#[test]
+fn text_chunks_are_written_as_serde_writes_them() {
+    use crate::protocol::chat::StreamEncoder;
+    use crate::protocol::egress::gemini::wire::WirePart;
+    for array in [false, true] {
+        let (mut fast, mut slow) = (
+            encode::Encoder::new("m\"1", array),
+            encode::Encoder::new("m\"1", array),
+        );
+        let start = Event::Start {
+            id: "r\\1 é".into(),
+            model: "up".into(),
+        };
+        let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+        fast.event(&start, &mut a);
+        slow.event(&start, &mut b);
+        for t in ["Hello", "a\"b\\c\nd\u{1}é 日本"] {
+            fast.text_chunk(&mut a, t);
+            let part = WirePart {
+                text: Some(Cow::Borrowed(t)),
+                ..WirePart::default()
+            };
+            slow.chunk(&mut b, vec![part], None);
+        }
+        assert_eq!(a, b);
+    }
+}

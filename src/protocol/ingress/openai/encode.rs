@@ -8,15 +8,10 @@ use crate::protocol::chat::{
     generated_id, now_unix, Answer, Block, ChatError, Delta, ErrorKind, Event, Family, Finish,
     Part, Signature, StreamEncoder, ToolKind, Usage,
 };
+use crate::protocol::json::{push_str as js, push_u64};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use std::borrow::Cow;
-
-/// A JSON string literal appended to `out`.
-fn js(out: &mut BytesMut, s: &str) {
-    // Writing into memory cannot fail.
-    let _ = serde_json::to_writer(out.writer(), s);
-}
 
 fn json_bytes<T: Serialize>(v: &T) -> Bytes {
     // Serialising these borrowed structs into memory cannot fail.
@@ -158,7 +153,7 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
     } else {
         a.created
     };
-    o.extend_from_slice(created.to_string().as_bytes());
+    push_u64(&mut o, created);
     o.extend_from_slice(br#","model":"#);
     js(&mut o, model);
     o.extend_from_slice(br#","choices":[{"index":0,"message":{"role":"assistant","content":"#);
@@ -330,7 +325,7 @@ impl ChunkEncoder {
         h.extend_from_slice(br#"data: {"id":"#);
         js(&mut h, &id);
         h.extend_from_slice(br#","object":"chat.completion.chunk","created":"#);
-        h.extend_from_slice(now_unix().to_string().as_bytes());
+        push_u64(&mut h, now_unix());
         h.extend_from_slice(br#","model":"#);
         js(&mut h, &self.model);
         h.extend_from_slice(br#","choices":"#);
@@ -372,7 +367,7 @@ impl ChunkEncoder {
     fn call_chunk(&self, out: &mut BytesMut, index: usize, members: impl FnOnce(&mut BytesMut)) {
         self.chunk(out, None, |o| {
             o.extend_from_slice(br#""tool_calls":[{"index":"#);
-            o.extend_from_slice(index.to_string().as_bytes());
+            push_u64(o, index as u64);
             members(o);
             o.extend_from_slice(b"}]");
         });

@@ -9,17 +9,8 @@ use crate::protocol::chat::{
     generated_id, now_unix, Answer, Block, ChatError, Delta, ErrorKind, Event, Family, Finish,
     Part, Request, Signature, StreamEncoder, ToolKind, Usage,
 };
-use bytes::{BufMut, Bytes, BytesMut};
-
-/// A JSON string literal appended to `out`.
-fn js(out: &mut BytesMut, s: &str) {
-    // Writing into memory cannot fail.
-    let _ = serde_json::to_writer(out.writer(), s);
-}
-
-fn num(out: &mut BytesMut, n: u64) {
-    out.extend_from_slice(n.to_string().as_bytes());
-}
+use crate::protocol::json::{push_str as js, push_u64 as num};
+use bytes::{Bytes, BytesMut};
 
 /// Joins a namespace and a member's name in the name vendors see.
 pub(super) const NS_SEP: &str = "__";
