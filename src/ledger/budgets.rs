@@ -341,13 +341,15 @@ impl Budgets {
         });
     }
 
-    /// Set this instance's spend from the request log (once at start):
-    /// `rows` are (key id, period, spend) for the current periods.
+    /// Add the spend found in the request log (once at start, before this
+    /// instance writes rows): `rows` are (key id, period, spend) for the
+    /// current periods.
     pub fn preload(&self, rows: &[(i64, Period, Spend)], now_ms: i64) {
         if let Ok(mut m) = self.local.lock() {
             for (key_id, p, s) in rows {
                 let e = m.entry((*key_id, *p, p.start(now_ms))).or_default();
-                *e = e.max(*s);
+                e.tokens = e.tokens.saturating_add(s.tokens);
+                e.micros = e.micros.saturating_add(s.micros);
             }
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod budgets;
 pub mod prices;
+pub mod stream_usage;
 
 pub use budgets::{Budget, Budgets, Exhausted, Period, Spend};
 pub use prices::{PriceSection, PriceTable};
@@ -70,6 +71,40 @@ impl Ledger {
             );
         }
         Entry { cost_micros: cost }
+    }
+}
+
+impl Ledger {
+    /// Load this instance's view of the current periods' spend from the
+    /// request log, once at start (bounded: a slow database leaves the
+    /// budgets counting from zero, with a warning).
+    pub async fn preload(&self, store: &crate::store::Store) {
+        let now = crate::health::wall_ms() as i64;
+        let load = async {
+            let mut rows = Vec::new();
+            for p in [Period::Day, Period::Month, Period::Total] {
+                for s in store.spend_by_key(p.start(now)).await? {
+                    let spend = Spend {
+                        tokens: s.tokens,
+                        micros: s.cost_micros,
+                    };
+                    rows.push((s.key_id, p, spend));
+                }
+            }
+            Ok::<_, crate::store::StoreError>(rows)
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(30), load).await {
+            Ok(Ok(rows)) => {
+                self.budgets.preload(&rows, now);
+                tracing::debug!(entries = rows.len(), "budget spend reloaded from the request log");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "budget spend not reloaded from the request log; budgets count from zero")
+            }
+            Err(_) => tracing::warn!(
+                "budget spend not reloaded from the request log within 30 s; budgets count from zero"
+            ),
+        }
     }
 }
 

@@ -128,7 +128,8 @@ pub async fn relay(
     let mut grace: Grace<'_> = grace;
     let grace = &mut grace;
     if req.api.native_at(&chosen.provider) && !(sse && req.api.reframes_streams()) {
-        passthrough(state, session, ctx, req.api, chosen, sse, grace).await
+        let strip = sse && req.strips_usage();
+        passthrough(state, session, ctx, req.api, chosen, sse, strip, grace).await
     } else if sse {
         translate_stream(state, session, ctx, req, chosen, grace).await
     } else {
@@ -222,6 +223,8 @@ fn ready_chunk(c: &mut Committed) -> Option<Result<Option<Bytes>, String>> {
 }
 
 /// Same format: bytes go out as they come (whole events for streams).
+/// `strip`: take out the usage chunk the client did not ask for.
+#[allow(clippy::too_many_arguments)]
 async fn passthrough(
     state: &GatewayState,
     session: &mut Session,
@@ -229,6 +232,7 @@ async fn passthrough(
     api: ClientApi,
     chosen: Chosen,
     sse: bool,
+    strip: bool,
     grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, sse, true)?;
@@ -286,6 +290,10 @@ async fn passthrough(
                     }
                     sniffer.events(&out);
                 }
+                let out = match strip {
+                    true => crate::ledger::stream_usage::strip_usage_chunk(out),
+                    false => out,
+                };
                 if ctx.ttfb.is_none() {
                     ctx.ttfb = ctx.start.map(|s| s.elapsed());
                 }
@@ -316,6 +324,10 @@ async fn passthrough(
                 }
                 sniffer.events(t);
             }
+            let tail = match strip {
+                true => tail.map(crate::ledger::stream_usage::strip_usage_chunk),
+                false => tail,
+            };
             ctx.usage = if sse {
                 sniffer.usage()
             } else {

@@ -236,6 +236,14 @@ pub struct LogPage {
     pub next_before_id: Option<i64>,
 }
 
+/// One client key's spend in a time range ([`Store::spend_by_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpend {
+    pub key_id: i64,
+    pub tokens: u64,
+    pub cost_micros: u64,
+}
+
 /// Parameters for [`Store::usage`].
 #[derive(Debug, Clone, serde::Deserialize, Default)]
 pub struct UsageQuery {

@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{db_error, on_pool, Dialect, Pool, SqlStore};
 use crate::store::{
-    AuditPage, AuditQuery, AuditRow, LogEntry, LogPage, LogQuery, RequestLog, StoreError,
+    AuditPage, AuditQuery, AuditRow, KeySpend, LogEntry, LogPage, LogQuery, RequestLog, StoreError,
     UsageQuery, UsageRow,
 };
 
@@ -240,6 +240,32 @@ impl SqlStore {
                 items,
                 next_before_id,
             })
+        })
+        .await
+    }
+
+    /// Tokens and cost per client key id since `since_ms`.
+    pub async fn spend_by_key(&self, since_ms: i64) -> Result<Vec<KeySpend>, StoreError> {
+        self.bounded(async {
+            let rows: Vec<(i64, i64, i64)> = on_pool!(self, p, d => {
+                let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(format!(
+                    "SELECT client_key_id, {}, {} FROM request_logs \
+                     WHERE client_key_id IS NOT NULL AND ts_ms >= ",
+                    d.int("COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0)"),
+                    d.int("COALESCE(SUM(cost_micros), 0)"),
+                ));
+                qb.push_bind(since_ms).push(" GROUP BY client_key_id");
+                qb.build_query_as().fetch_all(p).await.map_err(db_error)?
+            });
+            let count = |v: i64| u64::try_from(v).unwrap_or(0);
+            Ok(rows
+                .into_iter()
+                .map(|(key_id, tokens, cost)| KeySpend {
+                    key_id,
+                    tokens: count(tokens),
+                    cost_micros: count(cost),
+                })
+                .collect())
         })
         .await
     }

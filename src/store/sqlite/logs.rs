@@ -5,7 +5,9 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, TransactionBehavior};
 
 use super::SqliteStore;
-use crate::store::{LogEntry, LogPage, LogQuery, RequestLog, StoreError, UsageQuery, UsageRow};
+use crate::store::{
+    KeySpend, LogEntry, LogPage, LogQuery, RequestLog, StoreError, UsageQuery, UsageRow,
+};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
@@ -37,6 +39,28 @@ impl SqliteStore {
     /// `NotFound` naming the accepted values.
     pub async fn usage(&self, q: UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         self.call(move |c| usage_rows(c, &q)).await
+    }
+
+    /// Tokens and cost per client key id since `since_ms`.
+    pub async fn spend_by_key(&self, since_ms: i64) -> Result<Vec<KeySpend>, StoreError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT client_key_id,
+                        COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0),
+                        COALESCE(SUM(cost_micros), 0)
+                 FROM request_logs WHERE client_key_id IS NOT NULL AND ts_ms >= ?1
+                 GROUP BY client_key_id",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| {
+                Ok(KeySpend {
+                    key_id: r.get(0)?,
+                    tokens: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    cost_micros: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     /// Delete logs with `ts_ms < before_ms`; returns how many were deleted.
