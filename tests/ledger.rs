@@ -328,7 +328,8 @@ async fn every_vendor_and_token_class_is_priced_streamed_and_whole() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("llm_cost_usd_total{provider=\"an\",model=\"claude-sonnet-4-5\"} 0.088800"),
+        metrics
+            .contains("llm_cost_usd_total{provider=\"an\",model=\"claude-sonnet-4-5\"} 0.088800"),
         "{metrics}"
     );
     drop((s.openai, s.anthropic, s.gemini));
@@ -343,7 +344,10 @@ async fn a_stream_without_include_usage_is_recorded_and_gets_no_usage_chunk() {
     let (rid, text) = send(&s.gw, "openai", "gpt-4o", true, false).await;
     assert!(text.contains("Hello"), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-    assert!(!text.contains("\"prompt_tokens\""), "a usage chunk reached the client: {text}");
+    assert!(
+        !text.contains("\"prompt_tokens\""),
+        "a usage chunk reached the client: {text}"
+    );
     let sent = s.openai.requests().last().expect("vendor call").json();
     assert_eq!(sent["stream_options"]["include_usage"], true, "{sent}");
     assert_eq!(recorded(&row(&s.gw, &rid).await), OPENAI_WANT);
@@ -367,8 +371,10 @@ async fn a_client_disconnect_records_partial_usage() {
         .header("x-api-key", TOKEN)
         .header("anthropic-version", "2023-06-01")
         .header("x-request-id", &rid)
-        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
-            "messages": [{"role": "user", "content": "Hi"}]}))
+        .json(
+            &json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+            "messages": [{"role": "user", "content": "Hi"}]}),
+        )
         .send()
         .await
         .expect("stream");
@@ -391,4 +397,69 @@ async fn a_client_disconnect_records_partial_usage() {
             ..ANTHROPIC_WANT
         }
     );
+}
+
+/// `PUT /api/prices` replaces the API's entries, which win over the file's
+/// and the built-in ones at once (the next request is priced by them);
+/// bad entries are refused with their path; the write is audited.
+#[tokio::test]
+async fn prices_set_through_the_api_apply_to_the_next_request() {
+    let s = setup().await;
+    let client = reqwest::Client::new();
+    let put = |body: Value| {
+        client
+            .put(s.gw.url("/api/prices"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let r = put(
+        json!({"prices": [{"model": "gpt-4o", "input": 1.0, "output": 2.0, "cached_read": -1}]}),
+    )
+    .await
+    .expect("put");
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body["error"]["fields"][0]["field"], "prices[0].cached_read",
+        "{body}"
+    );
+
+    let r = put(
+        json!({"prices": [{"model": "gpt-4o", "provider": "oa", "input": 1.0, "output": 2.0}]}),
+    )
+    .await
+    .expect("put");
+    assert_eq!(r.status(), 200);
+    let list: Value = r.json().await.expect("json");
+    assert_eq!(list["data"][0]["source"], "api", "{list}");
+    assert_eq!(list["data"][1]["model"], "o4-mini*", "{list}");
+    assert_eq!(list["data"][1]["source"], "file", "{list}");
+    assert_eq!(list["data"][2]["source"], "default", "{list}");
+    assert_eq!(list["defaults_as_of"], "2025-11-30");
+
+    // Cached reads default to the input price: 5000 x 1 + 500 x 2.
+    let (rid, _) = send(&s.gw, "openai", "gpt-4o", false, false).await;
+    assert_eq!(recorded(&row(&s.gw, &rid).await).cost, 6000);
+
+    let audit: Value = client
+        .get(s.gw.url("/api/audit"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        audit["data"].as_array().is_some_and(|rows| rows
+            .iter()
+            .any(|r| r["path"] == "/api/prices" && r["status"] == 200)),
+        "{audit}"
+    );
+
+    // `[]` goes back to the file's and the built-in prices.
+    assert_eq!(put(json!({"prices": []})).await.expect("put").status(), 200);
+    let (rid, _) = send(&s.gw, "openai", "gpt-4o", false, false).await;
+    assert_eq!(recorded(&row(&s.gw, &rid).await).cost, GPT_4O);
 }

@@ -188,7 +188,13 @@ pub struct Budgets {
     /// was reloaded from the request log at start).
     local: Mutex<HashMap<(i64, Period, i64), Spend>>,
     redis: OnceLock<Arc<SharedRedis>>,
+    /// While Redis fails, checks do not wait for it before this wall-clock
+    /// ms (a request must not pay [`REDIS_TIMEOUT`] during an outage).
+    redis_retry_ms: std::sync::atomic::AtomicI64,
 }
+
+/// How long checks skip a failing Redis.
+const REDIS_BACKOFF_MS: i64 = 5_000;
 
 fn redis_key(key_id: i64, period: Period, start: i64) -> String {
     format!("{PREFIX}{key_id}:{period:?}:{start}")
@@ -212,7 +218,11 @@ impl Budgets {
 
     /// The cluster's spend for these periods (one pipelined round trip), or
     /// `None` when Redis is off, not connected yet, failing or slow.
-    async fn cluster(&self, keys: &[String]) -> Option<Vec<Spend>> {
+    async fn cluster(&self, keys: &[String], now_ms: i64) -> Option<Vec<Spend>> {
+        use std::sync::atomic::Ordering;
+        if now_ms < self.redis_retry_ms.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut conn = self.redis.get()?.manager_now()?;
         let mut pipe = redis::pipe();
         for k in keys {
@@ -234,9 +244,15 @@ impl Budgets {
             ),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "budget spend not read from redis; using this instance's");
+                self.redis_retry_ms
+                    .store(now_ms + REDIS_BACKOFF_MS, Ordering::Relaxed);
                 None
             }
-            Err(_) => None,
+            Err(_) => {
+                self.redis_retry_ms
+                    .store(now_ms + REDIS_BACKOFF_MS, Ordering::Relaxed);
+                None
+            }
         }
     }
 
@@ -254,7 +270,7 @@ impl Budgets {
             .iter()
             .map(|b| redis_key(key_id, b.period, b.period.start(now_ms)))
             .collect();
-        let cluster = self.cluster(&keys).await;
+        let cluster = self.cluster(&keys, now_ms).await;
         for (i, b) in budgets.iter().enumerate() {
             let start = b.period.start(now_ms);
             let mut spent = self.local(key_id, b.period, start);

@@ -6,6 +6,8 @@ use crate::protocol::types::Usage;
 use crate::routing::ModelPattern;
 use serde::{Deserialize, Serialize};
 
+/// The date of the shipped default prices.
+pub const DEFAULTS_AS_OF: &str = "2025-11-30";
 /// The shipped default prices (see the file's header for their date).
 pub const DEFAULT_PRICES: &str = include_str!("prices.toml");
 /// Bounds on what one table may hold (config, API).
