@@ -232,7 +232,7 @@ async fn budgets_trip_at_the_right_request_across_instances() {
     let toml = config(&mock);
     let url = redis.url();
     let start = |name: &'static str| {
-        let env = vec![
+        let env = [
             ("AUTH_TOKEN", TOKEN.to_string()),
             ("DATABASE_TYPE", "postgres".to_string()),
             ("DATABASE_URL", db.url()),

@@ -49,6 +49,12 @@ fn log(ts: i64, provider: &str, model: &str, status: u16, latency: f64, tokens: 
         cached_tokens: None,
         error: (status >= 400).then(|| format!("failure at {ts}")),
         upstream_model: Some(format!("{model}-2025")),
+        cache_write_tokens: Some(tokens),
+        cache_write_1h_tokens: Some(0),
+        reasoning_tokens: Some(1),
+        cost_micros: Some(tokens * 100),
+        client_key_id: Some(7),
+        client_key: Some("#7 app (llmo-…abcd)".into()),
         ..Default::default()
     }
 }
@@ -332,9 +338,32 @@ async fn matrix(url: &str) {
             errors: 2,
             prompt_tokens: 15,
             completion_tokens: 30,
+            cached_tokens: 0,
+            cache_write_tokens: 15,
+            reasoning_tokens: 5,
+            cost_micros: 1500,
             avg_latency_ms: 155.0 / 6.0,
             p50_latency_ms: Some(25.0),
             p95_latency_ms: Some(50.0),
+        }]
+    );
+    // The ledger: per client key, and the spend budgets reload at start.
+    let by_key = store.usage(window(None, Some("key"))).await.unwrap();
+    let groups: Vec<_> = by_key
+        .iter()
+        .map(|r| (r.group.clone(), r.cost_micros))
+        .collect();
+    assert_eq!(
+        groups,
+        [(None, 0), (Some("#7 app (llmo-…abcd)".to_string()), 1500)]
+    );
+    let spend = store.spend_by_key(base + 10_000).await.unwrap();
+    assert_eq!(
+        spend,
+        [llm_orchestrator::store::KeySpend {
+            key_id: 7,
+            tokens: 3 * (3 + 4 + 5),
+            cost_micros: 1200,
         }]
     );
     let per_min: Vec<_> = store

@@ -447,6 +447,11 @@ mod tests {
             error: (status >= 400).then(|| format!("failure {i}")),
             upstream_model: None,
             client_key: None,
+            cache_write_tokens: i.is_multiple_of(6).then_some(3),
+            cache_write_1h_tokens: i.is_multiple_of(6).then_some(1),
+            reasoning_tokens: i.is_multiple_of(4).then_some(2),
+            cost_micros: (i % 4 != 3).then_some(u64::from(i) * 10),
+            client_key_id: i.is_multiple_of(2).then_some(i64::from(i % 3)),
         }
     }
 
@@ -630,6 +635,7 @@ mod tests {
             latency_ms,
             prompt_tokens: Some(tokens),
             completion_tokens: Some(tokens * 2),
+            cost_micros: Some(tokens * 100),
             ..Default::default()
         }
     }
@@ -691,6 +697,10 @@ mod tests {
                 errors: 2,
                 prompt_tokens: 15,
                 completion_tokens: 30,
+                cached_tokens: 0,
+                cache_write_tokens: 0,
+                reasoning_tokens: 0,
+                cost_micros: 1500,
                 avg_latency_ms: 155.0 / 6.0,
                 p50_latency_ms: Some(25.0),
                 // Nearest rank: ceil(0.95 * 6) = the 6th of 5, 10, 20, 30, 40, 50.
