@@ -463,3 +463,72 @@ async fn prices_set_through_the_api_apply_to_the_next_request() {
     let (rid, _) = send(&s.gw, "openai", "gpt-4o", false, false).await;
     assert_eq!(recorded(&row(&s.gw, &rid).await).cost, GPT_4O);
 }
+
+/// The official `openai` and `anthropic` SDKs with a client key: whole and
+/// streamed, with and without `include_usage`; the key's rows in
+/// `/api/stats?group_by=key` add up to the hand-computed costs.
+#[tokio::test]
+async fn sdk_requests_are_recorded_per_key() {
+    let s = setup().await;
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(s.gw.url("/api/keys"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "sdk app"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let secret = created["secret"].as_str().expect("secret").to_string();
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(format!(
+                "{}/tests/sdk/ledger_sdk.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .args([s.gw.base.as_str(), &secret, "gpt-4o", "claude-sonnet-4-5"])
+            .output(),
+    )
+    .await
+    .expect("python finished in time")
+    .expect("python3 runs (./scripts/bootstrap test installs the SDKs)");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{output}\n{}", s.gw.logs());
+    // The master token's request is grouped apart.
+    send(&s.gw, "openai", "gpt-4o", false, false).await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: Value = client
+            .get(s.gw.url("/api/stats?group_by=key"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        let rows = stats["data"].as_array().cloned().unwrap_or_default();
+        let key = rows
+            .iter()
+            .find(|r| r["group"].as_str().is_some_and(|g| g.contains("sdk app")));
+        let master = rows.iter().find(|r| r["group"].is_null());
+        if let (Some(key), Some(master)) = (key, master) {
+            if key["requests"] == 5 && master["requests"] == 1 {
+                assert_eq!(key["cost_micros"], 3 * GPT_4O + 2 * SONNET, "{stats}");
+                assert_eq!(key["cache_write_tokens"], 2 * 2500, "{stats}");
+                assert_eq!(master["cost_micros"], GPT_4O, "{stats}");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
