@@ -281,3 +281,41 @@ async fn budgets_trip_at_the_right_request_across_instances() {
     let (s, _, _) = chat(&a, &secret).await;
     assert_eq!(s, 429);
 }
+
+/// Redis killed mid-test: requests still succeed (no Redis wait on the
+/// request path beyond its bound), and the budget still trips at the right
+/// request from this instance's own count.
+#[tokio::test]
+async fn redis_down_falls_back_to_this_instances_spend() {
+    let mut redis = RedisServer::start().await;
+    let mock = vendor().await;
+    let url = redis.url();
+    let gw = Gateway::start_with(
+        &config(&mock),
+        &[
+            ("AUTH_TOKEN", TOKEN),
+            ("REDIS_ENABLED", "true"),
+            ("REDIS_URL", url.as_str()),
+        ],
+    )
+    .await;
+    let (secret, _) = create(
+        &gw,
+        json!({"name": "outage", "budgets": [{"period": "day", "tokens": 400}]}),
+    )
+    .await;
+    assert_eq!(chat(&gw, &secret).await.0, 200);
+    redis.stop();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let (s, _, body) = chat(&gw, &secret).await;
+        assert_eq!(s, 200, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+    let (s, _, body) = chat(&gw, &secret).await;
+    assert_eq!(s, 429, "{body}");
+    assert_eq!(
+        message(&body),
+        "daily token budget of 400 tokens reached for this key"
+    );
+}
