@@ -310,7 +310,11 @@ async fn redis_down_falls_back_to_this_instances_spend() {
         let started = Instant::now();
         let (s, _, body) = chat(&gw, &secret).await;
         assert_eq!(s, 200, "{body}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let (s, _, body) = chat(&gw, &secret).await;
     assert_eq!(s, 429, "{body}");
