@@ -711,6 +711,22 @@ async fn translate_stream(
     }
 }
 
+/// Does `bytes` hold a `"usage…": {` member (`"usage"`, Gemini's
+/// `"usageMetadata"`) whose value is an object? A substring scan, no parse.
+fn has_usage_object(bytes: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, b"\"usage").any(|at| {
+        let rest = &bytes[at + 6..];
+        let Some(close) = memchr::memchr(b'"', rest) else {
+            return false;
+        };
+        let mut after = rest[close + 1..]
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace());
+        after.next() == Some(b':') && after.next() == Some(b'{')
+    })
+}
+
 /// Usage read off same-format answers without changing a byte of them.
 struct UsageSniffer {
     api: ClientApi,
@@ -729,10 +745,11 @@ impl UsageSniffer {
         }
     }
 
-    /// Complete SSE events; only those mentioning usage are parsed.
+    /// Complete SSE events; only those carrying a usage object are parsed
+    /// (OpenAI streams asked for usage carry `"usage":null` on every chunk:
+    /// those are not).
     fn events(&mut self, bytes: &[u8]) {
-        // `"usage` also finds Gemini's `"usageMetadata"`.
-        if memchr::memmem::find(bytes, b"\"usage").is_none() {
+        if !has_usage_object(bytes) {
             return;
         }
         let mut parser = SseParser::default();
@@ -805,5 +822,28 @@ impl GatewayState {
         self.connector
             .release_http_session(session, peer, Some(Duration::from_secs(90)))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_usage_object;
+
+    #[test]
+    fn only_usage_objects_are_parsed() {
+        assert!(has_usage_object(
+            br#"data: {"choices":[],"usage":{"prompt_tokens":3}}"#
+        ));
+        assert!(has_usage_object(
+            br#"data: {"usageMetadata": {"promptTokenCount":3}}"#
+        ));
+        assert!(has_usage_object(
+            br#"data: {"type":"message_delta","usage" : {"output_tokens":9}}"#
+        ));
+        assert!(!has_usage_object(
+            br#"data: {"choices":[{"delta":{"content":"x"}}],"usage":null}"#
+        ));
+        assert!(!has_usage_object(br#"data: {"choices":[]}"#));
+        assert!(!has_usage_object(br#"data: {"x":"usage"}"#));
     }
 }
