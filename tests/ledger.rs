@@ -532,3 +532,37 @@ async fn sdk_requests_are_recorded_per_key() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// An OpenAI-format stream reports usage only at its end: a client that
+/// hangs up before it still gets its prompt counted (the documented
+/// estimate), priced as uncached input.
+#[tokio::test]
+async fn a_client_disconnect_before_openai_usage_records_the_estimated_prompt() {
+    let s = setup().await;
+    s.openai.set_stream_delay(Duration::from_millis(300));
+    let rid = id();
+    let mut r = reqwest::Client::new()
+        .post(s.gw.url("/v1/chat/completions"))
+        .bearer_auth(TOKEN)
+        .header("x-request-id", &rid)
+        .json(&json!({"model": "gpt-4o", "stream": true,
+            "messages": [{"role": "user", "content": "Tell me a long story about the sea."}]}))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.expect("chunk").expect("first chunk");
+    assert!(!first.is_empty());
+    drop(r);
+    let row = row(&s.gw, &rid).await;
+    assert_eq!(row["outcome"], "client_gone", "{row}");
+    let prompt = row["prompt_tokens"].as_u64().expect("prompt estimated");
+    assert!(prompt > 0, "{row}");
+    assert_eq!(row["completion_tokens"], 0, "{row}");
+    // gpt-4o input: 2.50 USD per million tokens.
+    assert_eq!(
+        row["cost_micros"],
+        (prompt * 2_500_000 + 500_000) / 1_000_000,
+        "{row}"
+    );
+}

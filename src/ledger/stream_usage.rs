@@ -4,7 +4,8 @@
 //! and takes that chunk out of the client's stream ([`strip_usage_chunk`]),
 //! so the client sees the stream it asked for, except that the other
 //! chunks carry `"usage":null` as OpenAI sends them once usage is asked
-//! for (a field every OpenAI SDK already reads).
+//! for (a field every OpenAI SDK already reads). A stream the client leaves
+//! before the usage chunk gets its prompt estimated (`proxy::relay`).
 
 use bytes::{Bytes, BytesMut};
 

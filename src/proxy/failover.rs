@@ -53,6 +53,12 @@ impl<'a> ChatRequest<'a> {
         self.stream && !self.include_usage && self.api == ClientApi::OPENAI
     }
 
+    /// The prompt's tokens by the documented estimate (`count::estimate`),
+    /// for a stream the client left before the vendor reported usage.
+    pub fn estimated_prompt_tokens(&self) -> Option<u64> {
+        self.decoded().ok().map(super::count::estimate)
+    }
+
     /// The client's request in canonical terms, decoded once (failover
     /// re-encodes it for each provider). A decode error is the client's
     /// 400.

@@ -127,14 +127,27 @@ pub async fn relay(
     let grace = std::pin::pin!(grace_over(grace));
     let mut grace: Grace<'_> = grace;
     let grace = &mut grace;
-    if req.api.native_at(&chosen.provider) && !(sse && req.api.reframes_streams()) {
+    let relayed = if req.api.native_at(&chosen.provider) && !(sse && req.api.reframes_streams()) {
         let strip = sse && req.strips_usage();
         passthrough(state, session, ctx, req.api, chosen, sse, strip, grace).await
     } else if sse {
         translate_stream(state, session, ctx, req, chosen, grace).await
     } else {
         translate_whole(state, session, ctx, req, chosen, grace).await
+    };
+    // A stream the client left before the vendor said how long the prompt
+    // was (OpenAI-format vendors report usage only at the end): the prompt
+    // is estimated, so the ledger and budgets still count it; the output
+    // already streamed stays uncounted.
+    if sse && ctx.outcome == "client_gone" && ctx.usage.is_none_or(|u| u.prompt_tokens == 0) {
+        if let Some(prompt) = req.estimated_prompt_tokens() {
+            let mut u = ctx.usage.unwrap_or_default();
+            u.prompt_tokens = prompt;
+            u.total_tokens = prompt.saturating_add(u.completion_tokens);
+            ctx.usage = Some(u);
+        }
     }
+    relayed
 }
 
 /// Resolves when the shutdown grace period has run out (see
