@@ -18,9 +18,7 @@ pub struct Usage {
     /// `thoughtsTokenCount`), when reported; part of `completion_tokens`.
     #[serde(default)]
     pub reasoning_tokens: u64,
-    /// The part of `cache_write_tokens` written for one hour (Anthropic
-    /// `cache_creation.ephemeral_1h_input_tokens`), priced apart from the
-    /// 5-minute writes; the rest of `cache_write_tokens` is 5-minute.
+    /// Of `cache_write_tokens`, those kept 1 h (Anthropic `ephemeral_1h_input_tokens`).
     #[serde(default)]
     pub cache_write_1h_tokens: u64,
 }

@@ -41,8 +41,6 @@ pub(super) struct WireUsage {
     /// The newer split of `cache_creation_input_tokens` by lifetime.
     cache_creation: Option<CacheCreation>,
 }
-
-/// `usage.cache_creation`: cache writes by lifetime (priced apart).
 #[derive(Deserialize, Default, Clone, Copy)]
 pub(super) struct CacheCreation {
     ephemeral_1h_input_tokens: Option<Count>,
@@ -63,9 +61,7 @@ impl WireUsage {
                 *old = new;
             }
         }
-        if u.cache_creation.is_some() {
-            self.cache_creation = u.cache_creation;
-        }
+        self.cache_creation = u.cache_creation.or(self.cache_creation);
     }
 
     /// Canonical usage: the prompt counts cache reads and writes too.
