@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod health;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
 pub mod protocol;
 pub mod providers;

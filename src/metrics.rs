@@ -64,6 +64,20 @@ struct RequestSeries {
     cached_tokens: AtomicU64,
 }
 
+/// The ledger's counters per (provider, model): tokens by billed class and
+/// cost. Models are those a provider answered for (bounded by the config,
+/// and by [`MAX_SERIES`] for glob providers).
+#[derive(Default)]
+struct LedgerSeries {
+    input: AtomicU64,
+    cached_read: AtomicU64,
+    cache_write_5m: AtomicU64,
+    cache_write_1h: AtomicU64,
+    output: AtomicU64,
+    reasoning: AtomicU64,
+    cost_micros: AtomicU64,
+}
+
 /// Histograms per (client API, provider, stream).
 #[derive(Default)]
 struct LatencySeries {
@@ -229,6 +243,7 @@ pub struct Metrics {
     requests: Family<RequestSeries>,
     latency: Family<LatencySeries>,
     attempts: Family<AtomicU64>,
+    ledger: Family<LedgerSeries>,
     /// Requests answered after more than one attempt.
     failovers: AtomicU64,
     reloads_ok: AtomicU64,
@@ -244,6 +259,7 @@ impl Default for Metrics {
             requests: Family::new(),
             latency: Family::new(),
             attempts: Family::new(),
+            ledger: Family::new(),
             failovers: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
             reloads_rejected: AtomicU64::new(0),
@@ -302,6 +318,35 @@ impl Metrics {
         }
     }
 
+    /// A priced request's tokens by billed class and its cost (see
+    /// `crate::ledger`).
+    pub fn ledger(
+        &self,
+        provider: &str,
+        model: &str,
+        c: &crate::ledger::prices::Classes,
+        cost_micros: u64,
+    ) {
+        let provider = escape(provider);
+        let labels = format!("provider=\"{provider}\",model=\"{}\"", escape(model));
+        let overflow = || format!("provider=\"{provider}\",model=\"other\"");
+        if let Some(s) = self.ledger.get(labels, overflow) {
+            for (counter, v) in [
+                (&s.input, c.input),
+                (&s.cached_read, c.cached_read),
+                (&s.cache_write_5m, c.cache_write_5m),
+                (&s.cache_write_1h, c.cache_write_1h),
+                (&s.output, c.output),
+                (&s.reasoning, c.reasoning),
+                (&s.cost_micros, cost_micros),
+            ] {
+                if v > 0 {
+                    counter.fetch_add(v, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     /// One upstream attempt and how it ended (`ok`, `rate_limited`,
     /// `auth_failed`, `not_permitted`, `invalid_answer`, `status_4xx`,
     /// `status_5xx`, `connect`, `timeout`).
@@ -319,6 +364,47 @@ impl Metrics {
             &self.reloads_rejected
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `llm_billed_tokens_total` and `llm_cost_usd_total`.
+    fn render_ledger(&self, out: &mut String) {
+        let ledger = self.ledger.snapshot();
+        family(
+            out,
+            "llm_billed_tokens_total",
+            "counter",
+            "Tokens by provider, model and billed class (input = uncached prompt, cached_read, cache_write_5m, cache_write_1h, output = completion without reasoning, reasoning); each token in one class.",
+        );
+        for (l, s) in &ledger {
+            for (class, v) in [
+                ("input", &s.input),
+                ("cached_read", &s.cached_read),
+                ("cache_write_5m", &s.cache_write_5m),
+                ("cache_write_1h", &s.cache_write_1h),
+                ("output", &s.output),
+                ("reasoning", &s.reasoning),
+            ] {
+                let v = v.load(Ordering::Relaxed);
+                if v > 0 {
+                    let _ = writeln!(out, "llm_billed_tokens_total{{{l},class=\"{class}\"}} {v}");
+                }
+            }
+        }
+        family(
+            out,
+            "llm_cost_usd_total",
+            "counter",
+            "Cost by provider and model in US dollars, by the price table (counted in micro-dollars).",
+        );
+        for (l, s) in &ledger {
+            let micros = s.cost_micros.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "llm_cost_usd_total{{{l}}} {}.{:06}",
+                micros / 1_000_000,
+                micros % 1_000_000
+            );
+        }
     }
 
     /// The whole exposition, for `GET /metrics`.
@@ -395,6 +481,8 @@ impl Metrics {
             "llm_failovers_total {}",
             self.failovers.load(Ordering::Relaxed)
         );
+
+        self.render_ledger(&mut out);
 
         let now = crate::health::now_ms();
         family(&mut out, "llm_provider_health", "gauge", "1 for the provider's current health state (healthy, degraded, unhealthy), 0 for the others.");

@@ -427,6 +427,7 @@ pub fn build(
     let redis = if process.redis_enabled {
         match crate::control::redis::SharedRedis::new(&process.redis_url) {
             Ok(r) => {
+                state.ledger.budgets.use_redis(r.clone());
                 server.add_service(background_service(
                     "redis connection",
                     crate::control::redis::RedisService(r.clone()),

@@ -49,6 +49,12 @@ fn log(ts: i64, provider: &str, model: &str, status: u16, latency: f64, tokens: 
         cached_tokens: None,
         error: (status >= 400).then(|| format!("failure at {ts}")),
         upstream_model: Some(format!("{model}-2025")),
+        cache_write_tokens: Some(tokens),
+        cache_write_1h_tokens: Some(0),
+        reasoning_tokens: Some(1),
+        cost_micros: Some(tokens * 100),
+        client_key_id: Some(7),
+        client_key: Some("#7 app (llmo-…abcd)".into()),
         ..Default::default()
     }
 }
@@ -332,10 +338,39 @@ async fn matrix(url: &str) {
             errors: 2,
             prompt_tokens: 15,
             completion_tokens: 30,
+            cached_tokens: 0,
+            cache_write_tokens: 15,
+            reasoning_tokens: 5,
+            cost_micros: 1500,
             avg_latency_ms: 155.0 / 6.0,
             p50_latency_ms: Some(25.0),
             p95_latency_ms: Some(50.0),
         }]
+    );
+    // The ledger: per client key, and the spend budgets reload at start.
+    let by_key = store.usage(window(None, Some("key"))).await.unwrap();
+    let groups: Vec<_> = by_key
+        .iter()
+        .map(|r| (r.group.clone(), r.cost_micros))
+        .collect();
+    assert_eq!(
+        groups,
+        [(None, 0), (Some("#7 app (llmo-…abcd)".to_string()), 1500)]
+    );
+    // Rows from base + 10 s on, less those after the window (other parts
+    // of this test write later rows).
+    let spend = |since: i64| {
+        let store = &store;
+        async move {
+            let rows = store.spend_by_key(since).await.unwrap();
+            assert!(rows.iter().all(|r| r.key_id == 7), "{rows:?}");
+            rows.first().map_or((0, 0), |r| (r.tokens, r.cost_micros))
+        }
+    };
+    let (from, after) = (spend(base + 10_000).await, spend(base + 90_001).await);
+    assert_eq!(
+        (from.0 - after.0, from.1 - after.1),
+        (3 * (3 + 4 + 5), 1200)
     );
     let per_min: Vec<_> = store
         .usage(window(Some(60), None))
@@ -631,7 +666,7 @@ async fn concurrent_first_start(url: &str) {
     let stores = futures_util::future::join_all(opens).await;
     for s in &stores {
         let s = s.as_ref().expect("every instance opens");
-        assert_eq!(s.schema_version().await.unwrap(), 3);
+        assert_eq!(s.schema_version().await.unwrap(), 4);
     }
     let first = stores[0].as_ref().unwrap();
     assert_eq!(first.config_version().await.unwrap(), 0, "one version row");

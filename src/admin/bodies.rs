@@ -238,6 +238,11 @@ pub struct ImportDoc {
     #[serde(default)]
     #[schema(value_type = Object)]
     redis: Value,
+    /// Not imported (`PUT /api/prices` sets prices through the API);
+    /// checked like the file's `[[prices]]`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    prices: Value,
 }
 
 // ---------------------------------------------------------------- responses

@@ -31,6 +31,10 @@ pub(super) struct ClientKeyCreate {
     /// Default true.
     #[serde(default)]
     enabled: Option<bool>,
+    /// Token and cost budgets: `[{period: day|month|total, tokens?,
+    /// cost_usd?}]`, at most one per period.
+    #[serde(default)]
+    budgets: Vec<crate::ledger::Budget>,
 }
 
 /// `PATCH /api/keys/{id}`: only the fields given change; `expires_ms:
@@ -46,6 +50,8 @@ pub(super) struct ClientKeyPatch {
     #[schema(value_type = Option<i64>)]
     expires_ms: Option<Option<i64>>,
     enabled: Option<bool>,
+    /// Replaces the key's budgets (`[]` removes them).
+    budgets: Option<Vec<crate::ledger::Budget>>,
 }
 
 /// A field that is present, even as `null`, is `Some`.
@@ -69,6 +75,7 @@ pub(super) struct ClientKeyView {
     apis: Vec<String>,
     expires_ms: Option<i64>,
     enabled: bool,
+    budgets: Vec<crate::ledger::Budget>,
     /// True once `expires_ms` has passed.
     expired: bool,
     created_ms: i64,
@@ -151,6 +158,7 @@ fn view(k: &StoredKey) -> AdminResult<ClientKeyView> {
         apis: doc.apis,
         expires_ms: doc.expires_ms,
         enabled: doc.enabled,
+        budgets: doc.budgets,
         created_ms: k.created_ms,
         updated_ms: k.updated_ms,
     })
@@ -218,6 +226,7 @@ pub(super) async fn create_client_key(
         apis: req.apis,
         expires_ms: req.expires_ms,
         enabled: req.enabled.unwrap_or(true),
+        budgets: req.budgets,
     };
     let value = checked(&doc)?;
     let secret = keys::generate().map_err(|_| {
@@ -316,6 +325,9 @@ pub(super) async fn patch_client_key(
     }
     if let Some(v) = req.enabled {
         doc.enabled = v;
+    }
+    if let Some(v) = req.budgets {
+        doc.budgets = v;
     }
     let value = checked(&doc)?;
     let (version, _) = st

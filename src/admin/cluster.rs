@@ -43,6 +43,8 @@ struct Sums {
     prompt: i64,
     completion: i64,
     latency_us: i64,
+    /// Micro-dollars (the ledger's cost).
+    cost: i64,
 }
 
 impl ClusterUsage {
@@ -103,6 +105,7 @@ impl ClusterUsage {
             s.prompt += r.prompt_tokens.unwrap_or(0) as i64;
             s.completion += r.completion_tokens.unwrap_or(0) as i64;
             s.latency_us += (r.latency_ms * 1000.0) as i64;
+            s.cost += i64::try_from(r.cost_micros.unwrap_or(0)).unwrap_or(i64::MAX);
         }
         let mut pipe = redis::pipe();
         let mut minutes = Vec::new();
@@ -114,6 +117,7 @@ impl ClusterUsage {
                 ("p", s.prompt),
                 ("c", s.completion),
                 ("l", s.latency_us),
+                ("m", s.cost),
             ] {
                 if v != 0 {
                     pipe.hincr(&key, format!("{metric}{SEP}{provider}{SEP}{model}"), v)
@@ -213,6 +217,7 @@ impl ClusterUsage {
                     "p" => s.prompt += v,
                     "c" => s.completion += v,
                     "l" => s.latency_us += v,
+                    "m" => s.cost += v,
                     _ => {}
                 }
             }
@@ -227,6 +232,11 @@ impl ClusterUsage {
                 errors: s.errors.max(0) as u64,
                 prompt_tokens: s.prompt.max(0) as u64,
                 completion_tokens: s.completion.max(0) as u64,
+                // Token classes stay per instance; cost is summed.
+                cached_tokens: 0,
+                cache_write_tokens: 0,
+                reasoning_tokens: 0,
+                cost_micros: s.cost.max(0) as u64,
                 avg_latency_ms: s.latency_us as f64 / 1000.0 / s.requests as f64,
                 p50_latency_ms: None,
                 p95_latency_ms: None,

@@ -16,6 +16,7 @@ mod console;
 mod docs;
 pub use routes::{local_router, router};
 mod observe;
+mod prices;
 mod routes;
 pub mod serve;
 mod settings;

@@ -98,6 +98,9 @@ pub(super) struct UsageEntry {
     row: crate::store::UsageRow,
     /// `errors / requests`; 0 when there were no requests.
     error_rate: f64,
+    /// `cost_micros` in US dollars, for display (the ledger itself is
+    /// integer micro-dollars).
+    cost_usd: f64,
 }
 
 /// `GET /api/audit?limit&before_id&action&since_ms`: the audit trail,
@@ -145,7 +148,7 @@ pub(super) async fn audit_log(
         ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
         ("until_ms" = Option<i64>, Query, description = "Until (exclusive), Unix ms"),
         ("bucket_secs" = Option<u32>, Query, description = "Bucket width in seconds, aligned to the Unix epoch; none or 0: one bucket"),
-        ("group_by" = Option<String>, Query, pattern = "^\\s*(none|provider|model)?\\s*$", description = "`provider` or `model`"),
+        ("group_by" = Option<String>, Query, pattern = "^\\s*(none|provider|model|key)?\\s*$", description = "`provider`, `model` or `key` (the client key; `null` group: the master token; per instance only)"),
         ("scope" = Option<String>, Query, pattern = "^\\s*(instance|cluster)?\\s*$", description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
     ),
     responses(
@@ -171,7 +174,7 @@ pub(super) async fn usage(
         ("since_ms" = Option<i64>, Query, description = "From (inclusive), Unix ms"),
         ("until_ms" = Option<i64>, Query, description = "Until (exclusive), Unix ms"),
         ("bucket_secs" = Option<u32>, Query, description = "Bucket width in seconds, aligned to the Unix epoch; none or 0: one bucket"),
-        ("group_by" = Option<String>, Query, pattern = "^\\s*(none|provider|model)?\\s*$", description = "`provider` or `model`"),
+        ("group_by" = Option<String>, Query, pattern = "^\\s*(none|provider|model|key)?\\s*$", description = "`provider`, `model` or `key` (the client key; `null` group: the master token; per instance only)"),
         ("scope" = Option<String>, Query, pattern = "^\\s*(instance|cluster)?\\s*$", description = "`instance` (default: this database's rows) or `cluster` (every instance's counters in Redis)"),
     ),
     responses(
@@ -190,14 +193,20 @@ pub(super) async fn stats(
 
 pub(super) async fn usage_of(st: AdminState, q: UsageQuery) -> AdminResult<Json<UsageList>> {
     if let Some(g) = q.group_by.as_deref().map(str::trim) {
-        if !matches!(g, "" | "none" | "provider" | "model") {
+        if !matches!(g, "" | "none" | "provider" | "model" | "key") {
             return Err(AdminError::bad_request(format!(
-                "unknown group_by `{g}`: use `provider` or `model`"
+                "unknown group_by `{g}`: use `provider`, `model` or `key`"
             )));
         }
     }
     let cluster = match q.scope.as_deref().map(str::trim) {
         None | Some("") | Some("instance") => false,
+        // The cluster counters in Redis are per provider and model only.
+        Some("cluster") if q.group_by.as_deref().map(str::trim) == Some("key") => {
+            return Err(AdminError::bad_request(
+                "group_by=key is answered per instance (scope=instance): the cluster counters have no key",
+            ))
+        }
         Some("cluster") => true,
         Some(other) => {
             return Err(AdminError::bad_request(format!(
@@ -225,6 +234,7 @@ pub(super) async fn usage_of(st: AdminState, q: UsageQuery) -> AdminResult<Json<
     let data = rows
         .into_iter()
         .map(|row| UsageEntry {
+            cost_usd: row.cost_micros as f64 / 1e6,
             error_rate: if row.requests == 0 {
                 0.0
             } else {

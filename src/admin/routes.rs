@@ -4,7 +4,7 @@
 
 use super::audit::Audit;
 use super::*;
-use super::{client_keys, console, docs, observe, settings, transfer};
+use super::{client_keys, console, docs, observe, prices, settings, transfer};
 use crate::control::ControlPlane;
 use axum::Router;
 use std::sync::{Arc, LazyLock};
@@ -66,6 +66,7 @@ fn api_routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(settings::list_aliases))
         .routes(routes!(settings::put_alias, settings::delete_alias))
         .routes(routes!(settings::get_settings, settings::put_settings))
+        .routes(routes!(prices::get_prices, prices::put_prices))
         .routes(routes!(transfer::export))
         .routes(routes!(transfer::import))
         .routes(routes!(reload))

@@ -201,6 +201,9 @@ impl BackgroundService for LogWriter {
         let Some(mut rx) = self.rx.lock().await.take() else {
             return;
         };
+        // Budgets count this period's spend from before the restart; done
+        // before this writer adds any row, so nothing is counted twice.
+        self.state.ledger.preload(&self.store).await;
         let mut batch = Vec::with_capacity(BATCH);
         let mut failures = WriteFailures::default();
         let mut backlog = crate::store::LogBacklog::new(self.backlog_rows);

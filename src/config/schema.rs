@@ -32,6 +32,9 @@ pub struct FileConfig {
     #[serde(deserialize_with = "table")]
     pub overrides: OverridesSection,
     pub providers: Vec<ProviderSection>,
+    /// Prices per model glob (USD per million tokens), checked before the
+    /// built-in table (see `crate::ledger::prices`).
+    pub prices: Vec<crate::ledger::PriceSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -123,6 +123,8 @@ pub struct Snapshot {
     /// Masks this snapshot's secrets in vendor error text; built on the
     /// first error that needs it (see `telemetry::Redactor`).
     pub redactor: std::sync::OnceLock<crate::telemetry::Redactor>,
+    /// `[[prices]]` before the built-in prices (see `crate::ledger`).
+    pub prices: Arc<crate::ledger::PriceTable>,
 }
 
 #[derive(Debug, Clone)]
@@ -557,6 +559,19 @@ pub fn compile(
         }
     }
 
+    if file.prices.len() > crate::ledger::prices::MAX_ENTRIES {
+        e.push(
+            source,
+            "prices".to_string(),
+            format!("at most {} entries", crate::ledger::prices::MAX_ENTRIES),
+        );
+    }
+    for (i, p) in file.prices.iter().enumerate() {
+        if let Err((field, why)) = p.check() {
+            e.push(source, format!("prices[{i}].{field}"), why);
+        }
+    }
+
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -628,6 +643,7 @@ pub fn compile(
         dynamic_routes: RouteCache::default(),
         models_body,
         redactor: std::sync::OnceLock::new(),
+        prices: Arc::new(crate::ledger::PriceTable::new(&file.prices)),
     };
     Ok((process, snapshot))
 }

@@ -181,6 +181,16 @@ pub fn merge(file: &FileConfig, api: &ApiConfig) -> Result<FileConfig, Vec<Field
             Err(e) => bad("health", e),
         }
     }
+    // Prices set through `/api/prices` are matched before the file's.
+    if let Some(v) = section("prices") {
+        match typed::<Vec<crate::ledger::PriceSection>>(v) {
+            Ok(mut p) => {
+                p.append(&mut cfg.prices);
+                cfg.prices = p;
+            }
+            Err(e) => bad("prices", e),
+        }
+    }
     if errors.is_empty() {
         Ok(cfg)
     } else {

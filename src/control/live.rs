@@ -38,6 +38,8 @@ pub struct Live {
     pub grace_over: tokio::sync::watch::Sender<bool>,
     /// [`crate::store::condition`], shown by `GET /health`.
     pub store_condition: std::sync::atomic::AtomicU8,
+    /// Spend per client key and period (budgets; see `crate::ledger`).
+    pub ledger: crate::ledger::Ledger,
 }
 
 impl Live {
@@ -55,6 +57,7 @@ impl Live {
             draining: std::sync::atomic::AtomicBool::new(false),
             grace_over: tokio::sync::watch::Sender::new(false),
             store_condition: std::sync::atomic::AtomicU8::new(crate::store::condition::OK),
+            ledger: crate::ledger::Ledger::default(),
         })
     }
 }

@@ -45,6 +45,10 @@ pub struct KeyDoc {
     #[serde(default)]
     pub expires_ms: Option<i64>,
     pub enabled: bool,
+    /// Token and cost budgets per UTC day, month or in total (see
+    /// [`crate::ledger::budgets`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<crate::ledger::Budget>,
 }
 
 impl KeyDoc {
@@ -79,6 +83,7 @@ impl KeyDoc {
                 format!("unknown client API `{bad}`; use {}", APIS.join(", ")),
             ));
         }
+        crate::ledger::budgets::check_budgets(&self.budgets).map_err(|e| ("budgets", e))?;
         Ok(())
     }
 }
@@ -223,6 +228,7 @@ mod tests {
                 apis: apis.iter().map(|s| s.to_string()).collect(),
                 expires_ms: None,
                 enabled: true,
+                budgets: Vec::new(),
             },
             created_ms: 0,
         }

@@ -18,4 +18,7 @@ pub struct Usage {
     /// `thoughtsTokenCount`), when reported; part of `completion_tokens`.
     #[serde(default)]
     pub reasoning_tokens: u64,
+    /// Of `cache_write_tokens`, those kept 1 h (Anthropic `ephemeral_1h_input_tokens`).
+    #[serde(default)]
+    pub cache_write_1h_tokens: u64,
 }

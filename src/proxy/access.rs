@@ -102,3 +102,20 @@ pub(super) fn check_model(ctx: &RequestCtx, snap: &Snapshot, model: &str) -> Res
         .into())
     }
 }
+
+/// A client key with budgets may not start a request once one of them is
+/// spent (429 naming the budget). Memory, plus one bounded Redis read when
+/// Redis is on: never the database.
+pub(super) async fn check_budget(
+    live: &crate::control::live::Live,
+    ctx: &RequestCtx,
+) -> Result<(), Stop> {
+    match &ctx.client_key {
+        Some(key) if !key.doc.budgets.is_empty() => live
+            .ledger
+            .admit(key)
+            .await
+            .map_err(|e| GatewayError::BudgetExhausted(e).into()),
+        _ => Ok(()),
+    }
+}

@@ -270,6 +270,7 @@ fn gemini_usage(acc: &mut Usage, u: &Value) -> bool {
         cached_tokens: count(u.get("cachedContentTokenCount")).min(prompt),
         cache_write_tokens: 0,
         reasoning_tokens: thoughts,
+        cache_write_1h_tokens: 0,
     };
     true
 }
@@ -305,6 +306,7 @@ fn responses_usage(acc: &mut Usage, u: &Value) -> bool {
         cached_tokens: detail("input_tokens_details", "cached_tokens").min(prompt),
         cache_write_tokens: 0,
         reasoning_tokens: detail("output_tokens_details", "reasoning_tokens"),
+        cache_write_1h_tokens: 0,
     };
     true
 }
@@ -337,6 +339,7 @@ fn openai_usage(acc: &mut Usage, u: &Value) -> bool {
         cached_tokens: count(cached).min(prompt),
         cache_write_tokens: 0,
         reasoning_tokens: count(reasoning),
+        cache_write_1h_tokens: 0,
     };
     true
 }
@@ -361,6 +364,15 @@ fn anthropic_usage(acc: &mut Usage, u: &Value) -> bool {
             .fold(0u64, |a, n| a.saturating_add(*n));
         acc.cached_tokens = n("cache_read_input_tokens").unwrap_or(acc.cached_tokens);
         acc.cache_write_tokens = n("cache_creation_input_tokens").unwrap_or(acc.cache_write_tokens);
+    }
+    // The newer split of cache writes by lifetime; 1 h writes are priced
+    // apart from 5 min ones.
+    if let Some(h) = u
+        .get("cache_creation")
+        .and_then(|c| c.get("ephemeral_1h_input_tokens"))
+        .filter(|v| v.is_number())
+    {
+        acc.cache_write_1h_tokens = count(Some(h)).min(acc.cache_write_tokens);
     }
     if let Some(out) = n("output_tokens") {
         acc.completion_tokens = out;

@@ -79,6 +79,8 @@ pub enum GatewayError {
     BufferBudget {
         limit: u64,
     },
+    /// A client key's token or cost budget is spent (see `crate::ledger`).
+    BudgetExhausted(crate::ledger::Exhausted),
 }
 
 /// The most of a client-supplied value (a model name, a path, a method)
@@ -129,6 +131,7 @@ impl GatewayError {
             GatewayError::ShuttingDown => 503,
             GatewayError::BodyTimeout { .. } => 408,
             GatewayError::BufferBudget { .. } => 503,
+            GatewayError::BudgetExhausted(_) => 429,
         }
     }
 
@@ -141,6 +144,10 @@ impl GatewayError {
             } => vec![("retry-after", retry_after_secs.max(&1).to_string())],
             GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
             GatewayError::BufferBudget { .. } => vec![("retry-after", "1".to_string())],
+            GatewayError::BudgetExhausted(e) => e
+                .retry_after_secs
+                .map(|s| vec![("retry-after", s.to_string())])
+                .unwrap_or_default(),
             _ => Vec::new(),
         }
     }
@@ -298,6 +305,11 @@ impl GatewayError {
                 ErrorKind::Overloaded,
                 format!("The gateway is already holding {limit} bytes of upstream answers for translation, its limit (server.max_buffered_response_bytes); retry shortly or ask for a streamed answer"),
                 Some("gateway_overloaded"),
+            ),
+            GatewayError::BudgetExhausted(e) => make(
+                ErrorKind::RateLimited,
+                e.message.clone(),
+                Some("budget_exceeded"),
             ),
         }
     }

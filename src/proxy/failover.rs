@@ -46,6 +46,19 @@ pub struct ChatRequest<'a> {
 }
 
 impl<'a> ChatRequest<'a> {
+    /// An OpenAI chat stream whose client did not ask for usage: the
+    /// vendor is asked anyway and its usage chunk kept from the client
+    /// (see `crate::ledger::stream_usage`).
+    pub fn strips_usage(&self) -> bool {
+        self.stream && !self.include_usage && self.api == ClientApi::OPENAI
+    }
+
+    /// The prompt's tokens by the documented estimate (`count::estimate`),
+    /// for a stream the client left before the vendor reported usage.
+    pub fn estimated_prompt_tokens(&self) -> Option<u64> {
+        self.decoded().ok().map(super::count::estimate)
+    }
+
     /// The client's request in canonical terms, decoded once (failover
     /// re-encodes it for each provider). A decode error is the client's
     /// 400.
@@ -113,6 +126,13 @@ fn body_for(snap: &Snapshot, p: &Provider, req: &ChatRequest<'_>) -> Result<Byte
         && p.overrides.is_empty()
         && p.vendor_edits.is_empty()
     {
+        // Usage is asked for on every OpenAI stream, so the ledger has it;
+        // the relay takes the usage chunk out when the client did not ask.
+        if req.strips_usage() {
+            if let Some(b) = crate::ledger::stream_usage::ask_for_usage(req.body) {
+                return Ok(b);
+            }
+        }
         return Ok(req.body.clone());
     }
     let decoded = req.decoded()?;

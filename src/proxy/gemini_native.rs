@@ -220,6 +220,7 @@ async fn generate(
     ctx.stream = stream;
     ctx.model = Some(model.to_string());
     super::access::check_model(ctx, snap, model)?;
+    super::access::check_budget(state, ctx).await?;
     let route = snap
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;

@@ -190,6 +190,17 @@ impl ProxyHttp for Gateway {
                 completion_tokens: ctx.usage.map_or(0, |u| u.completion_tokens),
                 cached_tokens: ctx.usage.map_or(0, |u| u.cached_tokens),
             });
+            let ledger = self.state.ledger.record(
+                &self.state.metrics,
+                &self.state.snapshot.load().prices,
+                &crate::ledger::Finished {
+                    key: ctx.client_key.as_deref(),
+                    provider: ctx.provider.as_deref(),
+                    upstream_model: ctx.upstream_model.as_deref(),
+                    model: ctx.model.as_deref(),
+                    usage: ctx.usage.as_ref(),
+                },
+            );
             if let Some(tx) = self.state.log_tx.get() {
                 let row = RequestLog {
                     id: None,
@@ -213,6 +224,11 @@ impl ProxyHttp for Gateway {
                     error: error.clone(),
                     upstream_model: ctx.upstream_model.clone(),
                     client_key: ctx.client_key.as_ref().map(|k| k.log_label()),
+                    cache_write_tokens: ctx.usage.map(|u| u.cache_write_tokens),
+                    cache_write_1h_tokens: ctx.usage.map(|u| u.cache_write_1h_tokens),
+                    reasoning_tokens: ctx.usage.map(|u| u.reasoning_tokens),
+                    cost_micros: ledger.cost_micros,
+                    client_key_id: ctx.client_key.as_ref().map(|k| k.id),
                 };
                 if tx.try_send(row).is_err() {
                     self.state.log_dropped.fetch_add(1, Ordering::Relaxed);
@@ -558,6 +574,7 @@ impl Gateway {
         ctx.stream = stream;
         ctx.model = Some(model.clone());
         check_model(ctx, snap, &model)?;
+        access::check_budget(&self.state, ctx).await?;
         let route = snap
             .route(&model)
             .ok_or_else(|| GatewayError::ModelNotFound(model.clone()))?;

@@ -127,13 +127,27 @@ pub async fn relay(
     let grace = std::pin::pin!(grace_over(grace));
     let mut grace: Grace<'_> = grace;
     let grace = &mut grace;
-    if req.api.native_at(&chosen.provider) && !(sse && req.api.reframes_streams()) {
-        passthrough(state, session, ctx, req.api, chosen, sse, grace).await
+    let relayed = if req.api.native_at(&chosen.provider) && !(sse && req.api.reframes_streams()) {
+        let strip = sse && req.strips_usage();
+        passthrough(state, session, ctx, req.api, chosen, sse, strip, grace).await
     } else if sse {
         translate_stream(state, session, ctx, req, chosen, grace).await
     } else {
         translate_whole(state, session, ctx, req, chosen, grace).await
+    };
+    // A stream the client left before the vendor said how long the prompt
+    // was (OpenAI-format vendors report usage only at the end): the prompt
+    // is estimated, so the ledger and budgets still count it; the output
+    // already streamed stays uncounted.
+    if sse && ctx.outcome == "client_gone" && ctx.usage.is_none_or(|u| u.prompt_tokens == 0) {
+        if let Some(prompt) = req.estimated_prompt_tokens() {
+            let mut u = ctx.usage.unwrap_or_default();
+            u.prompt_tokens = prompt;
+            u.total_tokens = prompt.saturating_add(u.completion_tokens);
+            ctx.usage = Some(u);
+        }
     }
+    relayed
 }
 
 /// Resolves when the shutdown grace period has run out (see
@@ -222,6 +236,8 @@ fn ready_chunk(c: &mut Committed) -> Option<Result<Option<Bytes>, String>> {
 }
 
 /// Same format: bytes go out as they come (whole events for streams).
+/// `strip`: take out the usage chunk the client did not ask for.
+#[allow(clippy::too_many_arguments)]
 async fn passthrough(
     state: &GatewayState,
     session: &mut Session,
@@ -229,6 +245,7 @@ async fn passthrough(
     api: ClientApi,
     chosen: Chosen,
     sse: bool,
+    strip: bool,
     grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let (header, provider, mut c, deadline) = open_stream(ctx, chosen, sse, true)?;
@@ -286,6 +303,10 @@ async fn passthrough(
                     }
                     sniffer.events(&out);
                 }
+                let out = match strip {
+                    true => crate::ledger::stream_usage::strip_usage_chunk(out),
+                    false => out,
+                };
                 if ctx.ttfb.is_none() {
                     ctx.ttfb = ctx.start.map(|s| s.elapsed());
                 }
@@ -316,6 +337,10 @@ async fn passthrough(
                 }
                 sniffer.events(t);
             }
+            let tail = match strip {
+                true => tail.map(crate::ledger::stream_usage::strip_usage_chunk),
+                false => tail,
+            };
             ctx.usage = if sse {
                 sniffer.usage()
             } else {
@@ -699,6 +724,22 @@ async fn translate_stream(
     }
 }
 
+/// Does `bytes` hold a `"usage…": {` member (`"usage"`, Gemini's
+/// `"usageMetadata"`) whose value is an object? A substring scan, no parse.
+fn has_usage_object(bytes: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, b"\"usage").any(|at| {
+        let rest = &bytes[at + 6..];
+        let Some(close) = memchr::memchr(b'"', rest) else {
+            return false;
+        };
+        let mut after = rest[close + 1..]
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace());
+        after.next() == Some(b':') && after.next() == Some(b'{')
+    })
+}
+
 /// Usage read off same-format answers without changing a byte of them.
 struct UsageSniffer {
     api: ClientApi,
@@ -717,10 +758,11 @@ impl UsageSniffer {
         }
     }
 
-    /// Complete SSE events; only those mentioning usage are parsed.
+    /// Complete SSE events; only those carrying a usage object are parsed
+    /// (OpenAI streams asked for usage carry `"usage":null` on every chunk:
+    /// those are not).
     fn events(&mut self, bytes: &[u8]) {
-        // `"usage` also finds Gemini's `"usageMetadata"`.
-        if memchr::memmem::find(bytes, b"\"usage").is_none() {
+        if !has_usage_object(bytes) {
             return;
         }
         let mut parser = SseParser::default();
@@ -793,5 +835,28 @@ impl GatewayState {
         self.connector
             .release_http_session(session, peer, Some(Duration::from_secs(90)))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_usage_object;
+
+    #[test]
+    fn only_usage_objects_are_parsed() {
+        assert!(has_usage_object(
+            br#"data: {"choices":[],"usage":{"prompt_tokens":3}}"#
+        ));
+        assert!(has_usage_object(
+            br#"data: {"usageMetadata": {"promptTokenCount":3}}"#
+        ));
+        assert!(has_usage_object(
+            br#"data: {"type":"message_delta","usage" : {"output_tokens":9}}"#
+        ));
+        assert!(!has_usage_object(
+            br#"data: {"choices":[{"delta":{"content":"x"}}],"usage":null}"#
+        ));
+        assert!(!has_usage_object(br#"data: {"choices":[]}"#));
+        assert!(!has_usage_object(br#"data: {"x":"usage"}"#));
     }
 }

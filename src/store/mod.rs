@@ -192,6 +192,12 @@ impl Store {
         on_backend!(self, s => s.usage(q).await)
     }
 
+    /// Tokens (prompt + completion) and cost (micro-dollars) per client key
+    /// id in rows with `ts_ms >= since_ms`: what the budgets reload at start.
+    pub async fn spend_by_key(&self, since_ms: i64) -> Result<Vec<KeySpend>, StoreError> {
+        on_backend!(self, s => s.spend_by_key(since_ms).await)
+    }
+
     /// Delete logs with `ts_ms < before_ms`; returns how many were deleted.
     pub async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
         on_backend!(self, s => s.prune_logs(before_ms).await)

@@ -181,6 +181,22 @@ pub struct RequestLog {
     /// never the secret. `None`: the master token.
     #[serde(default)]
     pub client_key: Option<String>,
+    /// Prompt tokens written to the vendor's cache (part of
+    /// `prompt_tokens`), and of those the ones kept for one hour.
+    #[serde(default)]
+    pub cache_write_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_write_1h_tokens: Option<u64>,
+    /// Reasoning tokens (part of `completion_tokens`).
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+    /// The request's cost in micro-dollars (USD / 10^6) by the price table;
+    /// `None` when no price matched the model or no usage was reported.
+    #[serde(default)]
+    pub cost_micros: Option<u64>,
+    /// The client key's id (budgets are reloaded by it at start).
+    #[serde(default)]
+    pub client_key_id: Option<i64>,
 }
 
 /// Filters for [`Store::query_logs`]; all given filters must match.
@@ -220,6 +236,14 @@ pub struct LogPage {
     pub next_before_id: Option<i64>,
 }
 
+/// One client key's spend in a time range ([`Store::spend_by_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpend {
+    pub key_id: i64,
+    pub tokens: u64,
+    pub cost_micros: u64,
+}
+
 /// Parameters for [`Store::usage`].
 #[derive(Debug, Clone, serde::Deserialize, Default)]
 pub struct UsageQuery {
@@ -229,7 +253,8 @@ pub struct UsageQuery {
     pub until_ms: Option<i64>,
     /// Bucket width, aligned to the Unix epoch; `None` or 0 = one bucket.
     pub bucket_secs: Option<u32>,
-    /// `"provider"`, `"model"`, or none.
+    /// `"provider"`, `"model"`, `"key"` (the client key's label; `null`
+    /// for the master token), or none.
     pub group_by: Option<String>,
     /// `instance` (the rows in this instance's database, the default; on a
     /// shared MySQL/PostgreSQL store that is every instance's) or `cluster`
@@ -250,6 +275,17 @@ pub struct UsageRow {
     pub errors: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Parts of `prompt_tokens`: read from and written to the vendor's
+    /// cache; part of `completion_tokens`: reasoning.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+    /// Cost in micro-dollars (USD / 10^6) of the rows that had a price.
+    #[serde(default)]
+    pub cost_micros: u64,
     pub avg_latency_ms: f64,
     pub p50_latency_ms: Option<f64>,
     /// Nearest-rank 95th percentile.

@@ -47,8 +47,8 @@ use serde_json::{json, Value};
 // Re-exported so `support::<mock>::Reply` works; not every test binary
 // uses them.
 use super::mock_http::{
-    argument_tokens, arguments_value, split_in, words, Call, Content, MockServer, Response, Route,
-    StreamEnd, Vendor,
+    argument_tokens, arguments_value, split_in, words, Call, Content, MockServer, MockUsage,
+    Response, Route, StreamEnd, Vendor,
 };
 #[allow(unused_imports)]
 pub use super::mock_http::{Recorded, Reply};
@@ -226,6 +226,8 @@ struct Message {
     answer: Vec<String>,
     blocks: Vec<Block>,
     stop_reason: &'static str,
+    /// Exact usage set by the test.
+    exact: Option<MockUsage>,
 }
 
 impl Message {
@@ -265,10 +267,15 @@ impl Message {
             answer,
             blocks,
             stop_reason,
+            exact: call.usage,
         }
     }
 
     fn output_tokens(&self) -> usize {
+        if let Some(u) = self.exact {
+            // Thinking is billed as output and not reported apart.
+            return (u.output + u.reasoning) as usize;
+        }
         self.blocks
             .iter()
             .map(|b| match b {
@@ -287,6 +294,21 @@ impl Message {
     }
 
     fn usage(&self, output_tokens: usize) -> Value {
+        if let Some(u) = self.exact {
+            // `input_tokens` excludes cache reads and writes; the writes
+            // are split by lifetime in `cache_creation`.
+            return json!({
+                "input_tokens": u.input,
+                "output_tokens": output_tokens,
+                "cache_read_input_tokens": u.cached_read,
+                "cache_creation_input_tokens": u.cache_write_5m + u.cache_write_1h,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": u.cache_write_5m,
+                    "ephemeral_1h_input_tokens": u.cache_write_1h,
+                },
+                "service_tier": "standard",
+            });
+        }
         json!({
             "input_tokens": self.input_tokens,
             "output_tokens": output_tokens,

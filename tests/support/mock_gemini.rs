@@ -49,8 +49,8 @@ use serde_json::{json, Value};
 // Re-exported so `support::<mock>::Reply` works; not every test binary
 // uses them.
 use super::mock_http::{
-    argument_tokens, arguments_value, words, Call, Content, MockServer, Response, Route, StreamEnd,
-    Vendor,
+    argument_tokens, arguments_value, words, Call, Content, MockServer, MockUsage, Response, Route,
+    StreamEnd, Vendor,
 };
 #[allow(unused_imports)]
 pub use super::mock_http::{Recorded, Reply};
@@ -285,6 +285,8 @@ struct Answer {
     thoughts: Vec<String>,
     /// `(name, arguments)` when the answer is a function call.
     tool: Option<(String, String)>,
+    /// Exact usage set by the test.
+    exact: Option<MockUsage>,
 }
 
 impl Answer {
@@ -303,10 +305,25 @@ impl Answer {
             answer: call.answer_words(),
             thoughts,
             tool,
+            exact: call.usage,
         }
     }
 
     fn usage(&self) -> Value {
+        if let Some(u) = self.exact {
+            // promptTokenCount includes cachedContentTokenCount;
+            // candidatesTokenCount excludes thoughtsTokenCount. No
+            // cache-write class (context caches are created apart).
+            let prompt = u.input + u.cached_read + u.cache_write_5m + u.cache_write_1h;
+            return json!({
+                "promptTokenCount": prompt,
+                "cachedContentTokenCount": u.cached_read,
+                "candidatesTokenCount": u.output,
+                "thoughtsTokenCount": u.reasoning,
+                "totalTokenCount": prompt + u.output + u.reasoning,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+            });
+        }
         let candidates = match &self.tool {
             Some((_, arguments)) => argument_tokens(arguments),
             None => self.answer.len(),

@@ -178,6 +178,22 @@ pub trait Vendor: Send + Sync + 'static {
     fn render(call: &Call<'_>, target: Self::Target, reply: Content<'_>) -> Response;
 }
 
+/// Exact token counts a mock reports instead of its estimates
+/// ([`MockServer::set_usage`]), by billed class; each mock writes them in
+/// its vendor's documented usage fields (prompt totals that include cache
+/// reads, completion totals that include reasoning, and so on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MockUsage {
+    /// Prompt tokens neither read from nor written to the cache.
+    pub input: u64,
+    pub cached_read: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    /// Visible output tokens (reasoning excluded).
+    pub output: u64,
+    pub reasoning: u64,
+}
+
 /// The request being answered.
 pub struct Call<'a> {
     /// The name the mock was started with ("Hello from <name>").
@@ -185,6 +201,8 @@ pub struct Call<'a> {
     /// 1-based arrival order over all paths; names ids like `req_<n>`.
     pub n: usize,
     pub req: &'a Recorded,
+    /// Exact usage to report, when the test set one.
+    pub usage: Option<MockUsage>,
 }
 
 impl Call<'_> {
@@ -330,6 +348,8 @@ struct Shared {
     /// Fixed answers set by the test, by (method, path without query):
     /// they take precedence over the vendor's own fixed routes.
     fixed: Mutex<Vec<(String, String, u16, String)>>,
+    /// Exact usage to report instead of the estimates.
+    usage: Mutex<Option<MockUsage>>,
 }
 
 impl Shared {
@@ -388,6 +408,7 @@ impl<V: Vendor> MockServer<V> {
             connections: AtomicUsize::new(0),
             abandoned: AtomicUsize::new(0),
             fixed: Mutex::new(Vec::new()),
+            usage: Mutex::new(None),
         });
         let (tx, rx) = watch::channel(());
         tokio::spawn(accept_loop::<V>(listener, shared.clone(), rx));
@@ -418,6 +439,11 @@ impl<V: Vendor> MockServer<V> {
     /// vendor's model list, instead of the mock's built-in answer.
     pub fn set_fixed(&self, method: &str, path: &str, status: u16, body: impl Into<String>) {
         lock(&self.shared.fixed).push((method.to_string(), path.to_string(), status, body.into()));
+    }
+
+    /// Report exactly these token counts from now on (`None`: estimates).
+    pub fn set_usage(&self, usage: Option<MockUsage>) {
+        *lock(&self.shared.usage) = usage;
     }
 
     /// Pause between streamed events (initially zero).
@@ -874,6 +900,7 @@ async fn respond<V: Vendor>(
         name: &shared.name,
         n,
         req: &req.rec,
+        usage: *lock(&shared.usage),
     };
     let fixed = lock(&shared.fixed)
         .iter()

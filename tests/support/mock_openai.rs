@@ -33,8 +33,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 // Re-exported so `support::<mock>::Reply` works; not every test binary
 // uses them.
 use super::mock_http::{
-    argument_tokens, js, split_in, sse_data, words, Call, Content, MockServer, Response, Route,
-    StreamEnd, Vendor,
+    argument_tokens, js, split_in, sse_data, words, Call, Content, MockServer, MockUsage, Response,
+    Route, StreamEnd, Vendor,
 };
 #[allow(unused_imports)]
 pub use super::mock_http::{Recorded, Reply};
@@ -131,6 +131,8 @@ struct Chat<'a> {
     reasoning: Vec<String>,
     /// `(name, arguments)` when the answer is a tool call.
     tool: Option<(&'a str, &'a str)>,
+    /// Exact usage set by the test.
+    exact: Option<MockUsage>,
 }
 
 impl<'a> Chat<'a> {
@@ -153,6 +155,7 @@ impl<'a> Chat<'a> {
             words: call.answer_words(),
             reasoning,
             tool,
+            exact: call.usage,
         }
     }
 
@@ -174,6 +177,20 @@ impl<'a> Chat<'a> {
     }
 
     fn usage(&self) -> String {
+        if let Some(u) = self.exact {
+            // OpenAI: prompt_tokens counts cached tokens too
+            // (prompt_tokens_details.cached_tokens); completion_tokens counts
+            // reasoning (completion_tokens_details.reasoning_tokens). No
+            // cache-write class.
+            let prompt = u.input + u.cached_read + u.cache_write_5m + u.cache_write_1h;
+            let completion = u.output + u.reasoning;
+            return format!(
+                r#"{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":{},"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":{},"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}"#,
+                prompt + completion,
+                u.cached_read,
+                u.reasoning
+            );
+        }
         let c = match self.tool {
             Some((_, arguments)) => argument_tokens(arguments),
             None => self.words.len() + self.reasoning.len(),

@@ -6,13 +6,13 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{db_error, on_pool, Dialect, Pool, SqlStore};
 use crate::store::{
-    AuditPage, AuditQuery, AuditRow, LogEntry, LogPage, LogQuery, RequestLog, StoreError,
+    AuditPage, AuditQuery, AuditRow, KeySpend, LogEntry, LogPage, LogQuery, RequestLog, StoreError,
     UsageQuery, UsageRow,
 };
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
-/// Rows per INSERT statement: 20 parameters each stays far below both
+/// Rows per INSERT statement: 26 parameters each stays far below both
 /// servers' 65,535-parameter limit.
 const INSERT_CHUNK: usize = 500;
 /// Rows per retention DELETE, so one prune does not hold locks for long.
@@ -47,7 +47,8 @@ fn finite(v: f64) -> f64 {
 }
 
 /// One usage row as selected: bucket, group, requests, errors, prompt,
-/// completion, average latency, oldest time, p50, p95.
+/// completion, average latency, oldest time, p50, p95, cached, cache
+/// writes, reasoning, cost.
 type UsageTuple = (
     i64,
     Option<String>,
@@ -59,11 +60,16 @@ type UsageTuple = (
     i64,
     Option<f64>,
     Option<f64>,
+    i64,
+    i64,
+    i64,
+    i64,
 );
 
 const INSERT_COLUMNS: &str = "ts_ms, request_id, api, method, path, model, provider, key, \
      status, outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, \
-     cached_tokens, error, upstream_model, instance, client_key";
+     cached_tokens, error, upstream_model, instance, client_key, cache_write_tokens, \
+     cache_write_1h_tokens, reasoning_tokens, cost_micros, client_key_id";
 
 fn log_columns(d: &Dialect) -> String {
     if d.postgres {
@@ -73,7 +79,8 @@ fn log_columns(d: &Dialect) -> String {
         // `Dialect::text`). `key` is reserved in MySQL.
         format!(
             "id, ts_ms, {}, {}, {}, {}, {}, {}, {}, status, {}, attempts, stream, latency_ms, \
-             ttfb_ms, prompt_tokens, completion_tokens, cached_tokens, {}, {}, {}, {}",
+             ttfb_ms, prompt_tokens, completion_tokens, cached_tokens, {}, {}, {}, {}, \
+             cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, cost_micros, client_key_id",
             d.text("request_id"),
             d.text("api"),
             d.text("method"),
@@ -118,6 +125,11 @@ macro_rules! log_entry {
                 error: r.try_get(18)?,
                 upstream_model: r.try_get(19)?,
                 client_key: r.try_get(21)?,
+                cache_write_tokens: count(r.try_get(22)?),
+                cache_write_1h_tokens: count(r.try_get(23)?),
+                reasoning_tokens: count(r.try_get(24)?),
+                cost_micros: count(r.try_get(25)?),
+                client_key_id: r.try_get(26)?,
             },
             instance: r.try_get(20)?,
         }
@@ -160,7 +172,12 @@ impl SqlStore {
                             .push_bind(opt_text(&r.error, LONG))
                             .push_bind(opt_text(&r.upstream_model, SHORT))
                             .push_bind(instance.clone())
-                            .push_bind(opt_text(&r.client_key, SHORT));
+                            .push_bind(opt_text(&r.client_key, SHORT))
+                            .push_bind(to_i64(r.cache_write_tokens))
+                            .push_bind(to_i64(r.cache_write_1h_tokens))
+                            .push_bind(to_i64(r.reasoning_tokens))
+                            .push_bind(to_i64(r.cost_micros))
+                            .push_bind(r.client_key_id);
                     });
                     qb.build().execute(&mut *tx).await.map_err(db_error)?;
                 }
@@ -227,6 +244,32 @@ impl SqlStore {
         .await
     }
 
+    /// Tokens and cost per client key id since `since_ms`.
+    pub async fn spend_by_key(&self, since_ms: i64) -> Result<Vec<KeySpend>, StoreError> {
+        self.bounded(async {
+            let rows: Vec<(i64, i64, i64)> = on_pool!(self, p, d => {
+                let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(format!(
+                    "SELECT client_key_id, {}, {} FROM request_logs \
+                     WHERE client_key_id IS NOT NULL AND ts_ms >= ",
+                    d.int("COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0)"),
+                    d.int("COALESCE(SUM(cost_micros), 0)"),
+                ));
+                qb.push_bind(since_ms).push(" GROUP BY client_key_id");
+                qb.build_query_as().fetch_all(p).await.map_err(db_error)?
+            });
+            let count = |v: i64| u64::try_from(v).unwrap_or(0);
+            Ok(rows
+                .into_iter()
+                .map(|(key_id, tokens, cost)| KeySpend {
+                    key_id,
+                    tokens: count(tokens),
+                    cost_micros: count(cost),
+                })
+                .collect())
+        })
+        .await
+    }
+
     /// The SQLite query's aggregates and nearest-rank percentiles, in each
     /// server's dialect (window functions: MySQL 8, MariaDB 10.2).
     pub async fn usage(&self, q: UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
@@ -234,9 +277,10 @@ impl SqlStore {
             None | Some("") | Some("none") => None,
             Some("provider") => Some("provider"),
             Some("model") => Some("model"),
+            Some("key") => Some("client_key"),
             Some(other) => {
                 return Err(StoreError::NotFound(format!(
-                    "unknown usage grouping `{other}`: use `provider` or `model`"
+                    "unknown usage grouping `{other}`: use `provider`, `model` or `key`"
                 )))
             }
         };
@@ -255,7 +299,8 @@ impl SqlStore {
                     };
                     let mut qb: QueryBuilder<'_, Db> = QueryBuilder::new(format!(
                         "WITH base AS (SELECT {bucket} AS bucket, {grp} AS grp, ts_ms, status, \
-                         prompt_tokens, completion_tokens, latency_ms FROM request_logs"
+                         prompt_tokens, completion_tokens, latency_ms, cached_tokens, \
+                         cache_write_tokens, reasoning_tokens, cost_micros FROM request_logs"
                     ));
                     let mut sep = " WHERE ";
                     if let Some(v) = q.since_ms {
@@ -287,11 +332,14 @@ impl SqlStore {
                                     {errors} AS errors,
                                     {prompt} AS prompt,
                                     {completion} AS completion,
-                                    AVG(latency_ms) AS avg_latency, MIN(ts_ms) AS first_ts
+                                    AVG(latency_ms) AS avg_latency, MIN(ts_ms) AS first_ts,
+                                    {cached} AS cached, {cache_write} AS cache_write,
+                                    {reasoning} AS reasoning, {cost} AS cost
                              FROM base GROUP BY bucket, grp
                          )
                          SELECT agg.bucket, {grp_out}, agg.requests, agg.errors, agg.prompt,
-                                agg.completion, agg.avg_latency, agg.first_ts, med.p50, p95.p95
+                                agg.completion, agg.avg_latency, agg.first_ts, med.p50, p95.p95,
+                                agg.cached, agg.cache_write, agg.reasoning, agg.cost
                          FROM agg LEFT JOIN med ON med.bucket = agg.bucket AND {med_join}
                                   LEFT JOIN p95 ON p95.bucket = agg.bucket AND {p95_join}
                          ORDER BY agg.bucket, agg.grp{nulls}",
@@ -302,6 +350,10 @@ impl SqlStore {
                         errors = d.int("SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)"),
                         prompt = d.int("COALESCE(SUM(prompt_tokens), 0)"),
                         completion = d.int("COALESCE(SUM(completion_tokens), 0)"),
+                        cached = d.int("COALESCE(SUM(cached_tokens), 0)"),
+                        cache_write = d.int("COALESCE(SUM(cache_write_tokens), 0)"),
+                        reasoning = d.int("COALESCE(SUM(reasoning_tokens), 0)"),
+                        cost = d.int("COALESCE(SUM(cost_micros), 0)"),
                         med_join = d.same("med.grp", "agg.grp"),
                         p95_join = d.same("p95.grp", "agg.grp"),
                         nulls = d.nulls_first(),
@@ -312,7 +364,7 @@ impl SqlStore {
             let count = |v: i64| u64::try_from(v).unwrap_or(0);
             let mut out = Vec::with_capacity(rows.len());
             let mut oldest: Option<i64> = None;
-            for (bucket, grp, requests, errors, prompt, completion, avg, first, p50, p95) in rows {
+            for (bucket, grp, requests, errors, prompt, completion, avg, first, p50, p95, cached, cache_write, reasoning, cost) in rows {
                 oldest = Some(oldest.map_or(first, |o| o.min(first)));
                 out.push(UsageRow {
                     bucket_start_ms: bucket,
@@ -321,6 +373,10 @@ impl SqlStore {
                     errors: count(errors),
                     prompt_tokens: count(prompt),
                     completion_tokens: count(completion),
+                    cached_tokens: count(cached),
+                    cache_write_tokens: count(cache_write),
+                    reasoning_tokens: count(reasoning),
+                    cost_micros: count(cost),
                     avg_latency_ms: avg.unwrap_or(0.0),
                     p50_latency_ms: p50,
                     p95_latency_ms: p95,

@@ -144,6 +144,17 @@ pub(super) const MYSQL: &[Migration] = &[
             "ALTER TABLE request_logs ADD COLUMN client_key VARCHAR(255)",
         ],
     },
+    Migration {
+        version: 4,
+        name: "request log: usage and cost ledger",
+        statements: &[
+            "ALTER TABLE request_logs ADD COLUMN cache_write_tokens BIGINT",
+            "ALTER TABLE request_logs ADD COLUMN cache_write_1h_tokens BIGINT",
+            "ALTER TABLE request_logs ADD COLUMN reasoning_tokens BIGINT",
+            "ALTER TABLE request_logs ADD COLUMN cost_micros BIGINT",
+            "ALTER TABLE request_logs ADD COLUMN client_key_id BIGINT",
+        ],
+    },
 ];
 
 pub(super) const POSTGRES: &[Migration] = &[
@@ -232,6 +243,17 @@ pub(super) const POSTGRES: &[Migration] = &[
             updated_ms  BIGINT NOT NULL
         )",
             "ALTER TABLE request_logs ADD COLUMN client_key TEXT",
+        ],
+    },
+    Migration {
+        version: 4,
+        name: "request log: usage and cost ledger",
+        statements: &[
+            "ALTER TABLE request_logs ADD COLUMN cache_write_tokens BIGINT",
+            "ALTER TABLE request_logs ADD COLUMN cache_write_1h_tokens BIGINT",
+            "ALTER TABLE request_logs ADD COLUMN reasoning_tokens BIGINT",
+            "ALTER TABLE request_logs ADD COLUMN cost_micros BIGINT",
+            "ALTER TABLE request_logs ADD COLUMN client_key_id BIGINT",
         ],
     },
 ];

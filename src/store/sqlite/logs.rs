@@ -5,7 +5,9 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, TransactionBehavior};
 
 use super::SqliteStore;
-use crate::store::{LogEntry, LogPage, LogQuery, RequestLog, StoreError, UsageQuery, UsageRow};
+use crate::store::{
+    KeySpend, LogEntry, LogPage, LogQuery, RequestLog, StoreError, UsageQuery, UsageRow,
+};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
@@ -13,7 +15,8 @@ const MAX_LIMIT: u32 = 1000;
 const LOG_COLUMNS: &str =
     "id, ts_ms, request_id, api, method, path, model, provider, key, status, \
      outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, \
-     cached_tokens, error, upstream_model, instance, client_key";
+     cached_tokens, error, upstream_model, instance, client_key, cache_write_tokens, \
+     cache_write_1h_tokens, reasoning_tokens, cost_micros, client_key_id";
 
 impl SqliteStore {
     /// Insert a batch in one transaction (one fsync for the whole batch).
@@ -36,6 +39,28 @@ impl SqliteStore {
     /// `NotFound` naming the accepted values.
     pub async fn usage(&self, q: UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         self.call(move |c| usage_rows(c, &q)).await
+    }
+
+    /// Tokens and cost per client key id since `since_ms`.
+    pub async fn spend_by_key(&self, since_ms: i64) -> Result<Vec<KeySpend>, StoreError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT client_key_id,
+                        COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0),
+                        COALESCE(SUM(cost_micros), 0)
+                 FROM request_logs WHERE client_key_id IS NOT NULL AND ts_ms >= ?1
+                 GROUP BY client_key_id",
+            )?;
+            let rows = stmt.query_map([since_ms], |r| {
+                Ok(KeySpend {
+                    key_id: r.get(0)?,
+                    tokens: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    cost_micros: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     /// Delete logs with `ts_ms < before_ms`; returns how many were deleted.
@@ -88,8 +113,10 @@ fn insert_rows(c: &mut Connection, rows: &[RequestLog], instance: &str) -> Resul
         let mut stmt = tx.prepare_cached(
             "INSERT INTO request_logs (ts_ms, request_id, api, method, path, model, provider, \
              key, status, outcome, attempts, stream, latency_ms, ttfb_ms, prompt_tokens, \
-             completion_tokens, cached_tokens, error, upstream_model, instance, client_key) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+             completion_tokens, cached_tokens, error, upstream_model, instance, client_key, \
+             cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, cost_micros, client_key_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
+             ?22, ?23, ?24, ?25, ?26)",
         )?;
         for r in rows {
             stmt.execute(params![
@@ -114,6 +141,11 @@ fn insert_rows(c: &mut Connection, rows: &[RequestLog], instance: &str) -> Resul
                 r.upstream_model,
                 instance,
                 r.client_key,
+                to_sql_u64(r.cache_write_tokens),
+                to_sql_u64(r.cache_write_1h_tokens),
+                to_sql_u64(r.reasoning_tokens),
+                to_sql_u64(r.cost_micros),
+                r.client_key_id,
             ])?;
         }
     }
@@ -144,6 +176,11 @@ fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
         error: r.get(18)?,
         upstream_model: r.get(19)?,
         client_key: r.get(21)?,
+        cache_write_tokens: r.get(22)?,
+        cache_write_1h_tokens: r.get(23)?,
+        reasoning_tokens: r.get(24)?,
+        cost_micros: r.get(25)?,
+        client_key_id: r.get(26)?,
     };
     Ok(LogEntry {
         row,
@@ -241,9 +278,10 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
         None | Some("") | Some("none") => "NULL",
         Some("provider") => "provider",
         Some("model") => "model",
+        Some("key") => "client_key",
         Some(other) => {
             return Err(StoreError::NotFound(format!(
-                "unknown usage grouping `{other}`: use `provider` or `model`"
+                "unknown usage grouping `{other}`: use `provider`, `model` or `key`"
             )))
         }
     };
@@ -267,7 +305,8 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
     let sql = format!(
         "WITH base AS (
              SELECT {bucket} AS bucket, {group} AS grp, ts_ms, status,
-                    prompt_tokens, completion_tokens, latency_ms
+                    prompt_tokens, completion_tokens, latency_ms, cached_tokens,
+                    cache_write_tokens, reasoning_tokens, cost_micros
              FROM request_logs{}
          ),
          ranked AS (
@@ -290,11 +329,16 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
              SELECT bucket, grp, COUNT(*) AS requests, SUM(status >= 400) AS errors,
                     COALESCE(SUM(prompt_tokens), 0) AS prompt,
                     COALESCE(SUM(completion_tokens), 0) AS completion,
-                    AVG(latency_ms) AS avg_latency, MIN(ts_ms) AS first_ts
+                    AVG(latency_ms) AS avg_latency, MIN(ts_ms) AS first_ts,
+                    COALESCE(SUM(cached_tokens), 0) AS cached,
+                    COALESCE(SUM(cache_write_tokens), 0) AS cache_write,
+                    COALESCE(SUM(reasoning_tokens), 0) AS reasoning,
+                    COALESCE(SUM(cost_micros), 0) AS cost
              FROM base GROUP BY bucket, grp
          )
          SELECT agg.bucket, agg.grp, agg.requests, agg.errors, agg.prompt, agg.completion,
-                agg.avg_latency, agg.first_ts, med.p50, p95.p95
+                agg.avg_latency, agg.first_ts, med.p50, p95.p95,
+                agg.cached, agg.cache_write, agg.reasoning, agg.cost
          FROM agg LEFT JOIN med ON med.bucket = agg.bucket AND med.grp IS agg.grp
                   LEFT JOIN p95 ON p95.bucket = agg.bucket AND p95.grp IS agg.grp
          ORDER BY agg.bucket, agg.grp",
@@ -313,13 +357,20 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
             r.get::<_, i64>(7)?,
             r.get::<_, Option<f64>>(8)?,
             r.get::<_, Option<f64>>(9)?,
+            [
+                r.get::<_, i64>(10)?,
+                r.get::<_, i64>(11)?,
+                r.get::<_, i64>(12)?,
+                r.get::<_, i64>(13)?,
+            ],
         ))
     })?;
     let count = |v: i64| u64::try_from(v).unwrap_or(0);
     let mut out = Vec::new();
     let mut oldest: Option<i64> = None;
     for row in rows {
-        let (bucket, grp, requests, errors, prompt, completion, avg, first, p50, p95) = row?;
+        let (bucket, grp, requests, errors, prompt, completion, avg, first, p50, p95, more) = row?;
+        let [cached, cache_write, reasoning, cost] = more;
         oldest = Some(oldest.map_or(first, |o| o.min(first)));
         out.push(UsageRow {
             bucket_start_ms: bucket,
@@ -328,6 +379,10 @@ fn usage_rows(c: &Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreErro
             errors: count(errors.unwrap_or(0)),
             prompt_tokens: count(prompt),
             completion_tokens: count(completion),
+            cached_tokens: count(cached),
+            cache_write_tokens: count(cache_write),
+            reasoning_tokens: count(reasoning),
+            cost_micros: count(cost),
             avg_latency_ms: avg.unwrap_or(0.0),
             p50_latency_ms: p50,
             p95_latency_ms: p95,
@@ -392,6 +447,11 @@ mod tests {
             error: (status >= 400).then(|| format!("failure {i}")),
             upstream_model: None,
             client_key: None,
+            cache_write_tokens: i.is_multiple_of(6).then_some(3),
+            cache_write_1h_tokens: i.is_multiple_of(6).then_some(1),
+            reasoning_tokens: i.is_multiple_of(4).then_some(2),
+            cost_micros: (i % 4 != 3).then_some(u64::from(i) * 10),
+            client_key_id: i.is_multiple_of(2).then_some(i64::from(i % 3)),
         }
     }
 
@@ -575,6 +635,7 @@ mod tests {
             latency_ms,
             prompt_tokens: Some(tokens),
             completion_tokens: Some(tokens * 2),
+            cost_micros: Some(tokens * 100),
             ..Default::default()
         }
     }
@@ -636,6 +697,10 @@ mod tests {
                 errors: 2,
                 prompt_tokens: 15,
                 completion_tokens: 30,
+                cached_tokens: 0,
+                cache_write_tokens: 0,
+                reasoning_tokens: 0,
+                cost_micros: 1500,
                 avg_latency_ms: 155.0 / 6.0,
                 p50_latency_ms: Some(25.0),
                 // Nearest rank: ceil(0.95 * 6) = the 6th of 5, 10, 20, 30, 40, 50.

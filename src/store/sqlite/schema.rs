@@ -252,6 +252,17 @@ CREATE TABLE client_keys (
 ALTER TABLE request_logs ADD COLUMN client_key TEXT;
 ",
     },
+    Migration {
+        version: 7,
+        name: "request log: usage and cost ledger",
+        sql: "
+ALTER TABLE request_logs ADD COLUMN cache_write_tokens INTEGER;
+ALTER TABLE request_logs ADD COLUMN cache_write_1h_tokens INTEGER;
+ALTER TABLE request_logs ADD COLUMN reasoning_tokens INTEGER;
+ALTER TABLE request_logs ADD COLUMN cost_micros INTEGER;
+ALTER TABLE request_logs ADD COLUMN client_key_id INTEGER;
+",
+    },
 ];
 
 /// The newest schema version this build knows.

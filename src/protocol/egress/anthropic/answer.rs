@@ -38,6 +38,12 @@ pub(super) struct WireUsage {
     output_tokens: Option<Count>,
     cache_read_input_tokens: Option<Count>,
     cache_creation_input_tokens: Option<Count>,
+    /// The newer split of `cache_creation_input_tokens` by lifetime.
+    cache_creation: Option<CacheCreation>,
+}
+#[derive(Deserialize, Default, Clone, Copy)]
+pub(super) struct CacheCreation {
+    ephemeral_1h_input_tokens: Option<Count>,
 }
 
 impl WireUsage {
@@ -55,6 +61,7 @@ impl WireUsage {
                 *old = new;
             }
         }
+        self.cache_creation = u.cache_creation.or(self.cache_creation);
     }
 
     /// Canonical usage: the prompt counts cache reads and writes too.
@@ -75,6 +82,10 @@ impl WireUsage {
             cached_tokens: read,
             cache_write_tokens: write,
             reasoning_tokens: 0,
+            cache_write_1h_tokens: n(self
+                .cache_creation
+                .and_then(|c| c.ephemeral_1h_input_tokens))
+            .min(write),
         }
     }
 }
@@ -276,7 +287,7 @@ mod tests {
         let a = a.as_ref().map(|a| (a.id.to_string(), a.model.to_string(), a.parts.iter().map(show).collect::<Vec<_>>(), a.finish.clone(), a.usage));
         let parts = ["reasoning Hmm Some(\"sig\") None", "reasoning  None Some(\"ENC\")", "text I'll check.", "call toolu_1 f {\"a\":1}",
             "opaque {\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}"].map(String::from).to_vec();
-        let usage = Usage { prompt_tokens: 15, completion_tokens: 7, total_tokens: 22, cached_tokens: 3, cache_write_tokens: 2, reasoning_tokens: 0 };
+        let usage = Usage { prompt_tokens: 15, completion_tokens: 7, total_tokens: 22, cached_tokens: 3, cache_write_tokens: 2, reasoning_tokens: 0, ..Usage::default() };
         assert_eq!(a, Ok(("msg_1".into(), "claude-x".into(), parts, Some(Finish::ToolCalls), usage)));
         for (reason, want) in [("end_turn", Finish::Stop), ("max_tokens", Finish::Length), ("model_context_window_exceeded", Finish::Length),
             ("refusal", Finish::Refusal), ("pause_turn", Finish::Pause), ("new_reason", Finish::Other("new_reason".into()))] {

@@ -175,6 +175,7 @@ impl UsageMetadata {
             cached_tokens: self.cached_content_token_count.0,
             cache_write_tokens: 0,
             reasoning_tokens: thoughts,
+            cache_write_1h_tokens: 0,
         }
     }
 

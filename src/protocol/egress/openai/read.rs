@@ -59,6 +59,7 @@ impl UsageW {
                 .completion_tokens_details
                 .as_ref()
                 .and_then(|d| d.reasoning_tokens)),
+            cache_write_1h_tokens: 0,
         }
     }
 }

@@ -141,7 +141,7 @@ fn decodes_answers() {
     let a = OpenAiChat.decode_answer(leak(&body)).expect("answer");
     assert_eq!((a.id.as_ref(), a.model.as_ref(), a.created), ("chatcmpl-1", "gpt-4o", 1_700_000_000));
     assert_eq!(a.finish, Some(Finish::ToolCalls), "a stop after tool calls");
-    let usage = Usage { prompt_tokens: 82, completion_tokens: 17, total_tokens: 99, cached_tokens: 64, cache_write_tokens: 0, reasoning_tokens: 5 };
+    let usage = Usage { prompt_tokens: 82, completion_tokens: 17, total_tokens: 99, cached_tokens: 64, cache_write_tokens: 0, reasoning_tokens: 5, ..Usage::default() };
     assert_eq!(a.usage, usage);
     assert!(matches!(&a.parts[0], Part::Reasoning(r) if r.text == "why"));
     assert!(matches!(&a.parts[1], Part::Text(t) if t.text == "Hi" && matches!(t.text, Cow::Borrowed(_))));

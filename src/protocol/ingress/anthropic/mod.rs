@@ -150,7 +150,7 @@ mod tests {
     use crate::protocol::chat::{ErrorKind, Finish, Signature, Text, ToolCall, ToolKind, Usage};
 
     fn answer(parts: Vec<Part<'static>>, finish: Option<Finish>) -> Answer<'static> {
-        let usage = Usage { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, cached_tokens: 30, cache_write_tokens: 10, reasoning_tokens: 5 };
+        let usage = Usage { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, cached_tokens: 30, cache_write_tokens: 10, reasoning_tokens: 5, ..Usage::default() };
         Answer { id: "msg_1".into(), model: "vendor-model".into(), created: 1, parts, finish, usage }
     }
     fn call(args: &'static str) -> Part<'static> {

@@ -339,7 +339,7 @@ mod tests {
 
     const USAGE: &str = r#"{"input_tokens":15,"cache_creation_input_tokens":2,"cache_read_input_tokens":8,"output_tokens":15}"#;
     fn usage() -> Event<'static> {
-        Event::Usage(Usage { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40, cached_tokens: 8, cache_write_tokens: 2, reasoning_tokens: 0 })
+        Event::Usage(Usage { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40, cached_tokens: 8, cache_write_tokens: 2, reasoning_tokens: 0, ..Usage::default() })
     }
     fn sse(name: &str, rest: &str) -> String {
         format!("event: {name}\ndata: {{\"type\":\"{name}\",{rest}}}\n\n")
