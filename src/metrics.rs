@@ -225,6 +225,61 @@ impl EdgeStats {
     }
 }
 
+/// Client-key limits (see [`crate::keys::limits`]).
+#[derive(Default)]
+pub struct LimitStats {
+    pub rpm: AtomicU64,
+    pub tpm: AtomicU64,
+    pub concurrency: AtomicU64,
+    /// 1 while Redis is configured but not answering, so each instance
+    /// enforces its share of every limit on its own.
+    pub fallback: AtomicU64,
+}
+
+impl LimitStats {
+    /// One request refused by a key's limit.
+    pub fn limited(&self, limit: crate::keys::limits::Limit) {
+        use crate::keys::limits::Limit;
+        match limit {
+            Limit::Rpm => &self.rpm,
+            Limit::Tpm => &self.tpm,
+            Limit::Concurrency => &self.concurrency,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        family(
+            out,
+            "llm_limited_requests_total",
+            "counter",
+            "Requests answered 429 because a client key's own limit (rpm, tpm, concurrency) was reached.",
+        );
+        for (limit, v) in [
+            ("rpm", &self.rpm),
+            ("tpm", &self.tpm),
+            ("concurrency", &self.concurrency),
+        ] {
+            let _ = writeln!(
+                out,
+                "llm_limited_requests_total{{limit=\"{limit}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        family(
+            out,
+            "llm_limit_fallback",
+            "gauge",
+            "1 while Redis is configured but not answering: each instance enforces limit / instances on its own.",
+        );
+        let _ = writeln!(
+            out,
+            "llm_limit_fallback {}",
+            self.fallback.load(Ordering::Relaxed)
+        );
+    }
+}
+
 pub struct Metrics {
     requests: Family<RequestSeries>,
     latency: Family<LatencySeries>,
@@ -236,6 +291,8 @@ pub struct Metrics {
     started: std::time::SystemTime,
     /// Client connections, refused heads, buffered answers.
     pub edge: Arc<EdgeStats>,
+    /// Client-key limits: refusals and the Redis fallback.
+    pub limits: Arc<LimitStats>,
 }
 
 impl Default for Metrics {
@@ -254,6 +311,7 @@ impl Default for Metrics {
                 ),
                 ..EdgeStats::default()
             }),
+            limits: Arc::default(),
         }
     }
 }
@@ -491,6 +549,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "llm_log_batches_total {}", log.batches);
         self.edge.render(&mut out);
+        self.limits.render(&mut out);
         family(
             &mut out,
             "llm_build_info",

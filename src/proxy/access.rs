@@ -102,3 +102,40 @@ pub(super) fn check_model(ctx: &RequestCtx, snap: &Snapshot, model: &str) -> Res
         .into())
     }
 }
+
+/// A client key with limits (rpm, tpm, max_concurrent) must be under them
+/// (see [`crate::keys::limits`]): one Redis round trip, bounded, for such
+/// keys only. The master token and keys without limits return at once.
+/// `body_len` sizes the TPM reservation.
+pub(super) async fn admit_limits(
+    state: &super::GatewayState,
+    ctx: &mut RequestCtx,
+    body_len: usize,
+) -> Result<(), Stop> {
+    let Some(key) = &ctx.client_key else {
+        return Ok(());
+    };
+    let Some(limits) = key.doc.limits() else {
+        return Ok(());
+    };
+    match state.limiter.admit(&key.limit_id, limits, body_len).await {
+        Ok(lease) => {
+            ctx.limit = Some(lease);
+            Ok(())
+        }
+        Err(refused) => Err(GatewayError::KeyLimit {
+            message: refused.message(),
+            retry_after_secs: refused.retry_after_secs,
+        }
+        .into()),
+    }
+}
+
+/// Settle the request's hold on its key's limits with its real usage
+/// (called once the answer is over, whatever the outcome).
+pub(super) fn settle_limits(ctx: &mut RequestCtx, status: u16) {
+    if let Some(lease) = ctx.limit.take() {
+        let tokens = ctx.usage.map(|u| u.prompt_tokens + u.completion_tokens);
+        lease.finish(tokens, status >= 400);
+    }
+}

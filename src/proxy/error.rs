@@ -79,6 +79,11 @@ pub enum GatewayError {
     BufferBudget {
         limit: u64,
     },
+    /// The client key's own limit (rpm, tpm, max_concurrent) is reached.
+    KeyLimit {
+        message: String,
+        retry_after_secs: u64,
+    },
 }
 
 /// The most of a client-supplied value (a model name, a path, a method)
@@ -129,6 +134,7 @@ impl GatewayError {
             GatewayError::ShuttingDown => 503,
             GatewayError::BodyTimeout { .. } => 408,
             GatewayError::BufferBudget { .. } => 503,
+            GatewayError::KeyLimit { .. } => 429,
         }
     }
 
@@ -141,6 +147,9 @@ impl GatewayError {
             } => vec![("retry-after", retry_after_secs.max(&1).to_string())],
             GatewayError::Unauthorized(_) => vec![("www-authenticate", "Bearer".to_string())],
             GatewayError::BufferBudget { .. } => vec![("retry-after", "1".to_string())],
+            GatewayError::KeyLimit {
+                retry_after_secs, ..
+            } => vec![("retry-after", retry_after_secs.max(&1).to_string())],
             _ => Vec::new(),
         }
     }
@@ -298,6 +307,11 @@ impl GatewayError {
                 ErrorKind::Overloaded,
                 format!("The gateway is already holding {limit} bytes of upstream answers for translation, its limit (server.max_buffered_response_bytes); retry shortly or ask for a streamed answer"),
                 Some("gateway_overloaded"),
+            ),
+            GatewayError::KeyLimit { message, .. } => make(
+                ErrorKind::RateLimited,
+                message.clone(),
+                Some("rate_limit_exceeded"),
             ),
         }
     }

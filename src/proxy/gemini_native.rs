@@ -219,6 +219,7 @@ async fn generate(
     let route = snap
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
+    super::access::admit_limits(state, ctx, body.len()).await?;
     // Decoded here rather than lazily by the failover: the body has no
     // model (it is in the path), and a malformed body is the client's 400
     // before any vendor is tried.

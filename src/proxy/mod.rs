@@ -21,7 +21,7 @@ mod relay;
 mod state;
 pub mod upstream;
 
-use access::{authorize, check_model};
+use access::{admit_limits, authorize, check_model};
 pub use client::ClientApi;
 use ctx::{abort, client_gone, grace_over, Stop};
 pub use ctx::{RequestCtx, REQUEST_ID_HEADER};
@@ -161,6 +161,7 @@ impl ProxyHttp for Gateway {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(ctx.status);
+        access::settle_limits(ctx, status);
         let ttfb_ms = ctx.ttfb.map(|t| t.as_micros() as f64 / 1000.0);
         let error = e
             .map(|e| {
@@ -561,6 +562,7 @@ impl Gateway {
         let route = snap
             .route(&model)
             .ok_or_else(|| GatewayError::ModelNotFound(model.clone()))?;
+        admit_limits(&self.state, ctx, body.len()).await?;
 
         let deadline = tokio::time::Instant::now() + snap.routing.request_timeout;
         let request = failover::ChatRequest {
