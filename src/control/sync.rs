@@ -370,10 +370,7 @@ impl ConfigSync {
             return Ok(());
         }
         let n = changes.len();
-        store
-            .apply(changes)
-            .await
-            .map_err(|(_, e)| e.to_string())?;
+        store.apply(changes).await.map_err(|(_, e)| e.to_string())?;
         self.control
             .reload_keys(store)
             .await
