@@ -337,3 +337,118 @@ async fn a_key_created_on_one_instance_works_on_another() {
     assert_eq!(s, 200, "{text}");
     wait_for(401).await;
 }
+
+/// Instances that each keep their own SQLite copy and share only Redis:
+/// a key created, revoked or deleted on one instance does the same on the
+/// other (the key travels as hash + masked form + document, never the
+/// secret).
+#[tokio::test]
+async fn keys_reach_instances_that_share_only_redis() {
+    let redis = support::redis::RedisServer::start().await;
+    let mock = MockOpenAi::start("vendor").await;
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let one = Gateway::start_with(&config(&mock), &env).await;
+    let two = Gateway::start_with(&config(&mock), &env).await;
+    let (secret, key) = create(&one, json!({"name": "roaming", "rpm": 100})).await;
+    let id = key["id"].as_i64().expect("id");
+    let wait_for = |want: u16| {
+        let (two, secret) = (&two, secret.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (s, body) = chat(two, &secret, "gpt-4o-mini").await;
+                if s == want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "still {s} on two: {body}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for(200).await;
+    let (s, text) = call(&two, "GET", "/api/keys", TOKEN, None).await;
+    assert_eq!(s, 200);
+    assert!(
+        text.contains("roaming") && text.contains("\"rpm\":100"),
+        "{text}"
+    );
+    assert!(!text.contains(&secret), "{text}");
+    patch(&one, id, json!({"enabled": false})).await;
+    wait_for(401).await;
+    patch(&one, id, json!({"enabled": true})).await;
+    wait_for(200).await;
+    let (s, text) = call(&one, "DELETE", &format!("/api/keys/{id}"), TOKEN, None).await;
+    assert_eq!(s, 200, "{text}");
+    wait_for(401).await;
+}
+
+/// `llm-orchestrator keys …` drives `/api/keys`: the secret is printed
+/// once, at creation.
+#[tokio::test]
+async fn the_keys_cli_creates_lists_updates_revokes_and_deletes() {
+    let mock = MockOpenAi::start("vendor").await;
+    let gw = Gateway::start(&config(&mock)).await;
+    let cli = |args: &[&str]| {
+        let mut all: Vec<String> = vec!["keys".into()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all.extend([
+            "--url".into(),
+            gw.base.clone(),
+            "--token".into(),
+            TOKEN.into(),
+        ]);
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"))
+                .args(&all)
+                .env_clear()
+                .output()
+                .await
+                .expect("cli runs");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                out.status.success(),
+                "{all:?}: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            json_of(&text)
+        }
+    };
+    let created = cli(&[
+        "create",
+        "--name",
+        "cli app",
+        "--model",
+        "gpt-4o*",
+        "--rpm",
+        "2",
+        "--tpm",
+        "5000",
+        "--max-concurrent",
+        "3",
+    ])
+    .await;
+    let secret = created["secret"].as_str().expect("secret").to_string();
+    let id = created["key"]["id"].as_i64().expect("id").to_string();
+    assert_eq!(created["key"]["rpm"], 2, "{created}");
+    assert_eq!(created["key"]["max_concurrent"], 3, "{created}");
+    let listed = cli(&["list"]).await;
+    assert_eq!(listed["data"][0]["name"], "cli app", "{listed}");
+    assert!(!listed.to_string().contains(&secret), "masked in lists");
+    assert_eq!(chat(&gw, &secret, "gpt-4o-mini").await.0, 200);
+
+    let updated = cli(&["update", &id, "--unset", "rpm", "--owner", "team-b"]).await;
+    assert!(updated["key"].get("rpm").is_none(), "{updated}");
+    assert_eq!(updated["key"]["tpm"], 5000, "{updated}");
+    assert_eq!(updated["key"]["owner"], "team-b", "{updated}");
+    cli(&["revoke", &id]).await;
+    assert_eq!(chat(&gw, &secret, "gpt-4o-mini").await.0, 401);
+    cli(&["update", &id, "--enabled"]).await;
+    assert_eq!(chat(&gw, &secret, "gpt-4o-mini").await.0, 200);
+    cli(&["delete", &id]).await;
+    assert_eq!(cli(&["list"]).await["data"], json!([]));
+}
