@@ -452,3 +452,66 @@ async fn the_keys_cli_creates_lists_updates_revokes_and_deletes() {
     cli(&["delete", &id]).await;
     assert_eq!(cli(&["list"]).await["data"], json!([]));
 }
+
+/// A key limited to some models sees only those in every model list
+/// (OpenAI, Anthropic, Gemini) and cannot read the others one by one.
+#[tokio::test]
+async fn model_lists_show_a_limited_key_only_its_models() {
+    let mock = MockOpenAi::start("vendor").await;
+    let gw = Gateway::start(&config(&mock)).await;
+    let (secret, _) = create(&gw, json!({"name": "4o only", "models": ["gpt-4o*"]})).await;
+    let get = |path: &str, headers: Vec<(&'static str, String)>| {
+        let mut req = reqwest::Client::new().get(gw.url(path));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move {
+            let r = req.send().await.expect("models");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let ids = |v: &Value, list: &str, field: &str| -> Vec<String> {
+        let mut ids: Vec<String> = v[list]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|m| m[field].as_str())
+                    .map(|s| s.trim_start_matches("models/").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let bearer = |t: &str| vec![("authorization", format!("Bearer {t}"))];
+    let want = vec!["fast", "gpt-4o", "gpt-4o-mini"];
+
+    let (s, all) = get("/v1/models", bearer(TOKEN)).await;
+    assert_eq!(s, 200);
+    assert!(ids(&all, "data", "id").contains(&"o3".to_string()), "{all}");
+    let (s, mine) = get("/v1/models", bearer(&secret)).await;
+    assert_eq!(s, 200);
+    assert_eq!(ids(&mine, "data", "id"), want, "{mine}");
+
+    let (s, anthropic) = get(
+        "/v1/models",
+        vec![
+            ("x-api-key", secret.clone()),
+            ("anthropic-version", "2023-06-01".into()),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(ids(&anthropic, "data", "id"), want, "{anthropic}");
+
+    let (s, gemini) = get("/v1beta/models", vec![("x-goog-api-key", secret.clone())]).await;
+    assert_eq!(s, 200);
+    assert_eq!(ids(&gemini, "models", "name"), want, "{gemini}");
+
+    assert_eq!(get("/v1/models/o3", bearer(&secret)).await.0, 404);
+    assert_eq!(get("/v1/models/gpt-4o", bearer(&secret)).await.0, 200);
+    assert_eq!(get("/v1/models/o3", bearer(TOKEN)).await.0, 200);
+    let gemini_one = vec![("x-goog-api-key", secret.clone())];
+    assert_eq!(get("/v1beta/models/o3", gemini_one).await.0, 404);
+}

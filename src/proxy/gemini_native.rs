@@ -176,9 +176,13 @@ pub(super) async fn serve(
 ) -> Result<Option<Bytes>, Stop> {
     ctx.route = "models";
     match call {
-        Call::List => Ok(Some(models(snap, None))),
+        Call::List => Ok(Some(super::access::visible_models(
+            ctx,
+            snap,
+            models(snap, None),
+        ))),
         Call::Get(model) => {
-            if snap.route(model).is_none() {
+            if snap.route(model).is_none() || !super::access::may_see(ctx, snap, model) {
                 return Err(GatewayError::ModelNotFound(model.to_string()).into());
             }
             Ok(Some(models(snap, Some(model))))

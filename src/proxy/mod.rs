@@ -310,6 +310,7 @@ impl Gateway {
                     }
                     false => crate::health::discovery::models_body(snap),
                 };
+                let body = access::visible_models(ctx, snap, body);
                 send_json(session, ctx, 200, body).await
             }
             "/v1/messages/count_tokens" => {
@@ -326,6 +327,9 @@ impl Gateway {
                 ctx.api = api;
                 authorize(session, snap, &self.state, ctx, api)?;
                 let id = &path["/v1/models/".len()..];
+                if !access::may_see(ctx, snap, id) {
+                    return Err(GatewayError::ModelNotFound(id.to_string()).into());
+                }
                 match crate::health::discovery::model_body(snap, api, id) {
                     Some(body) => send_json(session, ctx, 200, body).await,
                     None => Err(GatewayError::ModelNotFound(id.to_string()).into()),
