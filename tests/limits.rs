@@ -405,3 +405,36 @@ async fn requests_are_served_when_redis_dies_with_a_per_instance_limit() {
         "one warning per outage"
     );
 }
+
+#[tokio::test]
+async fn the_openai_and_anthropic_sdks_see_rate_limit_errors() {
+    let mock = MockOpenAi::start("vendor").await;
+    let gw = Gateway::start(&config(&mock)).await;
+    let secret = create_key(&gw, json!({"name": "sdk", "rpm": 1})).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .arg(format!(
+                "{}/tests/sdk/limits_sdk.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .args([gw.base.as_str(), &secret, "gpt-4o-mini"])
+            .output(),
+    )
+    .await
+    .expect("python finished in time")
+    .expect("python3 runs (./scripts/bootstrap test installs the SDKs)");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{output}\n{}", gw.logs());
+    for line in [
+        "openai first ok",
+        "openai rate limited ok",
+        "anthropic rate limited ok",
+    ] {
+        assert!(output.contains(line), "{line}: {output}");
+    }
+}
