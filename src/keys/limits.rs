@@ -667,12 +667,12 @@ mod tests {
         };
         let a = l.admit(&id, lim, 10).await.expect("1st");
         let b = l.admit(&id, lim, 10).await.expect("2nd");
-        let refused = l.admit(&id, lim, 10).await.err().expect("3rd in flight");
+        let refused = l.admit(&id, lim, 10).await.expect_err("3rd in flight");
         assert_eq!(refused.limit, Limit::Concurrency);
         a.finish(None, false);
         drop(b);
         let _c = l.admit(&id, lim, 10).await.expect("a slot is free again");
-        let refused = l.admit(&id, lim, 10).await.err().expect("4th in a minute");
+        let refused = l.admit(&id, lim, 10).await.expect_err("4th in a minute");
         assert_eq!(refused.limit, Limit::Rpm);
         assert!(refused.retry_after_secs > 55, "{refused:?}");
         assert_eq!(l.stats.rpm.load(Ordering::Relaxed), 1);
