@@ -31,11 +31,11 @@ pub(super) struct ClientKeyCreate {
     /// Default true.
     #[serde(default)]
     enabled: Option<bool>,
-    /// Requests per minute, 1 to 100000 (a sliding 60 s window, shared
+    /// Requests per minute, 1 to 10000000 (a sliding 60 s window, shared
     /// by every instance through Redis). Absent: unlimited.
     #[serde(default)]
     rpm: Option<u32>,
-    /// Tokens (input + output) per minute, 1 to 1000000000. Absent:
+    /// Tokens (input + output) per minute, 1 to 10000000000. Absent:
     /// unlimited.
     #[serde(default)]
     tpm: Option<u64>,

@@ -5,15 +5,17 @@
 //! **Shared (Redis configured and answering).** Each limited request makes
 //! one Redis round trip before it is routed: `admit.lua` checks and records
 //! all of the key's limits atomically, on Redis's own clock. RPM and TPM
-//! are sliding 60 s logs (a sorted set of admissions; for TPM a hash of
-//! each admission's tokens and their total), so no 60 s window ever holds
-//! more than the limit, whichever instance admitted what. (GCRA, the other
-//! usual choice, lets a full burst through and then keeps refilling: a
-//! client hammering a fresh 60 RPM key gets 119 requests in its first
-//! minute.) The log costs Redis memory per request in the window, bounded
-//! by [`MAX_RPM`] per key. Concurrency is a set of leases, one per request
-//! in flight, removed when the request ends; each lease also expires after
-//! [`LEASE_MS`], the safety net for an instance that dies mid-request.
+//! are sliding windows of one-second buckets (a hash: second -> requests or
+//! tokens admitted in it); a bucket counts until [`WINDOW_SECS`] whole
+//! seconds have passed after it, so every request is counted for 60 to 61
+//! seconds and no 60 s span ever holds more than the limit, whichever
+//! instance admitted what. (GCRA, the other usual choice, lets a full
+//! burst through and then keeps refilling: a client hammering a fresh
+//! 60 RPM key gets 119 requests in its first minute.) A key costs Redis at
+//! most 61 hash fields per limit, whatever its rate. Concurrency is a set
+//! of leases, one per request in flight, removed when the request ends;
+//! each lease also expires after [`LEASE_MS`], the safety net for an
+//! instance that dies mid-request.
 //!
 //! TPM reserves the request's *estimated* input tokens at admission — the
 //! body's bytes / 4, rounded up: cheap, no tokenizer, close for English
@@ -47,11 +49,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Bounds on what a key may set (what `KeyDoc::check` enforces).
-pub const MAX_RPM: u32 = 100_000;
-pub const MAX_TPM: u64 = 1_000_000_000;
+pub const MAX_RPM: u32 = 10_000_000;
+pub const MAX_TPM: u64 = 10_000_000_000;
 pub const MAX_CONCURRENT: u32 = 10_000;
-/// The sliding window of RPM and TPM.
-const WINDOW_MS: u64 = 60_000;
+/// The sliding window of RPM and TPM, in one-second buckets.
+const WINDOW_SECS: u64 = 60;
 /// The longest a limited request waits for Redis before it is admitted
 /// by the per-instance fallback instead. Redis on the same network
 /// answers in well under a millisecond; 50 ms rides out a busy moment
@@ -140,31 +142,57 @@ pub fn estimate(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(4).max(1)
 }
 
+/// Counts per one-second bucket, oldest first, with their total: the same
+/// window as `admit.lua`'s, in memory.
+#[derive(Default)]
+struct Buckets {
+    counts: VecDeque<(u64, u64)>,
+    sum: u64,
+}
+
+impl Buckets {
+    /// Forget buckets that stopped counting at second `sec`.
+    fn expire(&mut self, sec: u64) {
+        while let Some(&(b, n)) = self.counts.front() {
+            if sec - b <= WINDOW_SECS {
+                break;
+            }
+            self.sum = self.sum.saturating_sub(n);
+            self.counts.pop_front();
+        }
+    }
+
+    fn add(&mut self, sec: u64, n: u64) {
+        match self.counts.back_mut() {
+            Some((b, c)) if *b == sec => *c += n,
+            _ => self.counts.push_back((sec, n)),
+        }
+        self.sum += n;
+    }
+
+    /// Change bucket `sec` by `delta` if it still counts.
+    fn adjust(&mut self, sec: u64, delta: i64) {
+        if let Some((_, c)) = self.counts.iter_mut().find(|(b, _)| *b == sec) {
+            let old = *c;
+            *c = old.saturating_add_signed(delta);
+            self.sum = (self.sum + *c).saturating_sub(old);
+        }
+    }
+
+    /// Milliseconds from `now_ms` until the oldest bucket stops counting.
+    fn wait(&self, now_ms: u64) -> u64 {
+        self.counts.front().map_or(1000, |&(b, _)| {
+            ((b + WINDOW_SECS + 1) * 1000).saturating_sub(now_ms)
+        })
+    }
+}
+
 /// One key's state on the per-instance fallback.
 #[derive(Default)]
 struct Local {
-    /// Admission times (ms since the limiter started).
-    rpm: VecDeque<u64>,
-    /// (admission time, request number, tokens).
-    tpm: VecDeque<(u64, u64, u64)>,
-    tpm_sum: u64,
+    rpm: Buckets,
+    tpm: Buckets,
     running: u32,
-}
-
-impl Local {
-    /// Forget admissions that left the window.
-    fn expire(&mut self, now: u64) {
-        while self.rpm.front().is_some_and(|&t| t + WINDOW_MS <= now) {
-            self.rpm.pop_front();
-        }
-        while let Some(&(t, _, n)) = self.tpm.front() {
-            if t + WINDOW_MS > now {
-                break;
-            }
-            self.tpm_sum = self.tpm_sum.saturating_sub(n);
-            self.tpm.pop_front();
-        }
-    }
 }
 
 /// The part of a limit this instance enforces on its own.
@@ -249,14 +277,15 @@ impl Limiter {
                     Some(_) => u64::from(self.instances.load(Ordering::Relaxed)),
                     None => 1,
                 };
-                (self.admit_local(id, limits, est, member, instances), false)
+                (self.admit_local(id, limits, est, instances), false)
             }
         };
         match result {
-            Ok(()) => Ok(Lease {
+            Ok(bucket) => Ok(Lease {
                 limiter: self.clone(),
                 id: id.clone(),
                 member,
+                bucket,
                 est,
                 tpm: limits.tpm > 0,
                 conc: limits.max_concurrent > 0,
@@ -270,17 +299,18 @@ impl Limiter {
         }
     }
 
-    fn keys(id: &str) -> [String; 4] {
+    fn keys(id: &str) -> [String; 3] {
         // One hash tag per key: a Redis Cluster keeps them in one slot,
-        // which a script touching all four needs.
-        ["rpm", "tpm", "tpm-n", "running"].map(|k| format!("{PREFIX}{{{id}}}:{k}"))
+        // which a script touching all three needs.
+        ["rpm", "tpm", "running"].map(|k| format!("{PREFIX}{{{id}}}:{k}"))
     }
 
     fn member(&self, n: u64) -> String {
         format!("{}-{n}", self.instance)
     }
 
-    /// `None`: Redis did not answer (the caller falls back).
+    /// `Ok(bucket)` when admitted; `None`: Redis did not answer (the
+    /// caller falls back).
     async fn admit_shared(
         self: &Arc<Self>,
         mut conn: redis::aio::ConnectionManager,
@@ -288,7 +318,7 @@ impl Limiter {
         limits: Limits,
         est: u64,
         member: u64,
-    ) -> Option<Result<(), Refused>> {
+    ) -> Option<Result<u64, Refused>> {
         let keys = Self::keys(id);
         let args = [
             limits.rpm.to_string(),
@@ -296,16 +326,16 @@ impl Limiter {
             est.to_string(),
             limits.max_concurrent.to_string(),
             self.member(member),
-            WINDOW_MS.to_string(),
+            WINDOW_SECS.to_string(),
             LEASE_MS.to_string(),
         ];
         let call = eval::<(i64, i64)>(&mut conn, Script::Admit, &keys, &args);
         match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok((code, retry_ms))) => {
+            Ok(Ok((code, value))) => {
                 self.redis_ok();
-                let retry_ms = retry_ms.max(0) as u64;
+                let retry_ms = value.max(0) as u64;
                 Some(match code {
-                    0 => Ok(()),
+                    0 => Ok(retry_ms),
                     1 => Err(Refused::new(Limit::Rpm, limits, retry_ms)),
                     2 => Err(Refused::new(Limit::Tpm, limits, retry_ms)),
                     _ => Err(Refused::new(Limit::Concurrency, limits, retry_ms)),
@@ -317,59 +347,60 @@ impl Limiter {
             }
             Err(_) => {
                 self.redis_failed(&"no answer within 50 ms");
-                // The script may still have run: undo whatever it recorded
-                // (nothing happens if it did not), since this request is
-                // admitted by the fallback instead.
-                let (me, id) = (self.clone(), id.to_string());
-                tokio::spawn(async move {
-                    let delta = -(est as i64);
-                    me.settle_shared(&id, member, delta, true, true).await;
-                });
+                // The script may still have run. Its lease is released
+                // (nothing happens if it did not run); its counts stay:
+                // this request is counted twice at worst, never zero times.
+                if limits.max_concurrent > 0 {
+                    let (me, id) = (self.clone(), id.to_string());
+                    tokio::spawn(async move {
+                        me.settle_shared(&id, member, 0, 0, true).await;
+                    });
+                }
                 None
             }
         }
     }
 
+    /// The same rules as `admit.lua`, on this instance's share of each
+    /// limit; `Ok(bucket)` when admitted.
     fn admit_local(
         &self,
         id: &Arc<str>,
         limits: Limits,
         est: u64,
-        member: u64,
         instances: u64,
-    ) -> Result<(), Refused> {
+    ) -> Result<u64, Refused> {
+        let now = self.now();
+        let sec = now / 1000;
         let state = self.local_state(id);
         let Ok(mut s) = state.lock() else {
             // A poisoned lock means a panic elsewhere: do not refuse.
-            return Ok(());
+            return Ok(sec);
         };
-        let now = self.now();
-        s.expire(now);
+        s.rpm.expire(sec);
+        s.tpm.expire(sec);
         let conc = share(u64::from(limits.max_concurrent), instances);
         if conc > 0 && u64::from(s.running) >= conc {
             return Err(Refused::new(Limit::Concurrency, limits, 1000));
         }
         let rpm = share(u64::from(limits.rpm), instances);
-        if rpm > 0 && s.rpm.len() as u64 >= rpm {
-            let first = s.rpm.front().copied().unwrap_or(now);
-            return Err(Refused::new(Limit::Rpm, limits, first + WINDOW_MS - now));
+        if rpm > 0 && s.rpm.sum >= rpm {
+            return Err(Refused::new(Limit::Rpm, limits, s.rpm.wait(now)));
         }
         let tpm = share(limits.tpm, instances);
-        if tpm > 0 && s.tpm_sum > 0 && s.tpm_sum + est > tpm {
-            let first = s.tpm.front().map_or(now, |e| e.0);
-            return Err(Refused::new(Limit::Tpm, limits, first + WINDOW_MS - now));
+        if tpm > 0 && s.tpm.sum > 0 && s.tpm.sum + est > tpm {
+            return Err(Refused::new(Limit::Tpm, limits, s.tpm.wait(now)));
         }
         if rpm > 0 {
-            s.rpm.push_back(now);
+            s.rpm.add(sec, 1);
         }
         if tpm > 0 {
-            s.tpm.push_back((now, member, est));
-            s.tpm_sum += est;
+            s.tpm.add(sec, est);
         }
         if conc > 0 {
             s.running += 1;
         }
-        Ok(())
+        Ok(sec)
     }
 
     fn local_state(&self, id: &Arc<str>) -> Arc<Mutex<Local>> {
@@ -384,23 +415,18 @@ impl Limiter {
         map.entry(id.clone()).or_default().clone()
     }
 
-    fn settle_local(&self, id: &Arc<str>, member: u64, delta: i64, release: bool) {
+    fn settle_local(&self, id: &Arc<str>, bucket: u64, delta: i64, release: bool) {
         let state = self.local_state(id);
         let Ok(mut s) = state.lock() else { return };
         if release {
             s.running = s.running.saturating_sub(1);
         }
         if delta != 0 {
-            if let Some(entry) = s.tpm.iter_mut().find(|e| e.1 == member) {
-                let old = entry.2;
-                entry.2 = old.saturating_add_signed(delta);
-                let new = entry.2;
-                s.tpm_sum = (s.tpm_sum + new).saturating_sub(old);
-            }
+            s.tpm.adjust(bucket, delta);
         }
     }
 
-    async fn settle_shared(&self, id: &str, member: u64, delta: i64, release: bool, undo: bool) {
+    async fn settle_shared(&self, id: &str, member: u64, delta: i64, bucket: u64, release: bool) {
         let Some(mut conn) = self.redis.get().and_then(|r| r.manager_now()) else {
             return;
         };
@@ -409,7 +435,8 @@ impl Limiter {
             self.member(member),
             delta.to_string(),
             u8::from(release).to_string(),
-            u8::from(undo).to_string(),
+            bucket.to_string(),
+            WINDOW_SECS.to_string(),
         ];
         let call = eval::<i64>(&mut conn, Script::Settle, &keys, &args);
         match tokio::time::timeout(SETTLE_TIMEOUT, call).await {
@@ -447,6 +474,8 @@ pub struct Lease {
     limiter: Arc<Limiter>,
     id: Arc<str>,
     member: u64,
+    /// The second (Redis's or this instance's clock) it was admitted in.
+    bucket: u64,
     est: u64,
     tpm: bool,
     conc: bool,
@@ -483,19 +512,22 @@ impl Lease {
             return;
         }
         if !self.shared {
-            (self.limiter).settle_local(&self.id, self.member, delta, self.conc);
+            (self.limiter).settle_local(&self.id, self.bucket, delta, self.conc);
             return;
         }
-        let (limiter, id, member, conc) = (
+        let (limiter, id, member, bucket, conc) = (
             self.limiter.clone(),
             self.id.clone(),
             self.member,
+            self.bucket,
             self.conc,
         );
         // After the answer: the client does not wait for this.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                limiter.settle_shared(&id, member, delta, conc, false).await;
+                limiter
+                    .settle_shared(&id, member, delta, bucket, conc)
+                    .await;
             });
         }
     }
