@@ -121,7 +121,7 @@ async fn wait_key(gw: &Gateway, n: usize) {
 }
 
 #[tokio::test]
-async fn rpm_is_exact_on_one_instance_and_across_two_on_one_redis() {
+async fn rpm_is_exact_on_one_instance_and_across_three_on_one_redis() {
     let redis = RedisServer::start().await;
     let mock = MockOpenAi::start("vendor").await;
     let url = redis.url();
@@ -132,6 +132,7 @@ async fn rpm_is_exact_on_one_instance_and_across_two_on_one_redis() {
     ];
     let one = Gateway::start_with(&config(&mock), &env).await;
     let two = Gateway::start_with(&config(&mock), &env).await;
+    let three = Gateway::start_with(&config(&mock), &env).await;
 
     // One instance: 20 at once, exactly 6 through.
     let secret = create_key(&one, json!({"name": "solo", "rpm": 6})).await;
@@ -153,13 +154,14 @@ async fn rpm_is_exact_on_one_instance_and_across_two_on_one_redis() {
         "{message}"
     );
 
-    // The key reached the second instance through Redis (each has its own
+    // The key reached the other instances through Redis (each has its own
     // SQLite copy); 10 at each instance at once: still exactly 6 in all.
     let shared = create_key(&one, json!({"name": "shared", "rpm": 6})).await;
     wait_key(&two, 2).await;
-    let results = burst(&[&one, &two], &shared, 10).await;
+    wait_key(&three, 2).await;
+    let results = burst(&[&one, &two, &three], &shared, 10).await;
     assert_eq!(count(&results, 200), 6, "{results:?}");
-    assert_eq!(count(&results, 429), 14, "{results:?}");
+    assert_eq!(count(&results, 429), 24, "{results:?}");
 
     // Keys without limits and the master token are not limited.
     let free = create_key(&one, json!({"name": "free"})).await;
@@ -375,7 +377,7 @@ async fn every_client_api_gets_its_own_429_without_redis() {
 }
 
 #[tokio::test]
-async fn requests_are_served_when_redis_dies_with_a_per_instance_limit() {
+async fn requests_are_served_when_redis_dies_with_a_per_instance_share() {
     let mut redis = RedisServer::start().await;
     let mock = MockOpenAi::start("vendor").await;
     let url = redis.url();
@@ -385,25 +387,48 @@ async fn requests_are_served_when_redis_dies_with_a_per_instance_limit() {
         ("REDIS_URL", url.as_str()),
     ];
     let gw = Gateway::start_with(&config(&mock), &env).await;
-    let secret = create_key(&gw, json!({"name": "survivor", "rpm": 5})).await;
+    let peer = Gateway::start_with(&config(&mock), &env).await;
+    let secret = create_key(&gw, json!({"name": "survivor", "rpm": 6})).await;
+    wait_key(&peer, 1).await;
     assert_eq!(count(&burst(&[&gw], &secret, 2).await, 200), 2);
 
+    // Both instances have beaten in Redis, and each has read the count of
+    // two since (beats are 5 s apart).
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    for _ in 0..100 {
+        let n: usize = redis::cmd("HLEN")
+            .arg("llm-orchestrator:limit-instances")
+            .query_async(&mut conn)
+            .await
+            .expect("HLEN");
+        if n == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+
     redis.stop();
-    // Served by this instance alone: its share of 5 (one instance known).
+    // Served by this instance alone, on its share: 6 / 2 instances.
     let results = burst(&[&gw], &secret, 8).await;
-    assert_eq!(count(&results, 200), 5, "{results:?}");
-    assert_eq!(count(&results, 429), 3, "{results:?}");
+    assert_eq!(count(&results, 200), 3, "{results:?}");
+    assert_eq!(count(&results, 429), 5, "{results:?}");
     let results = burst(&[&gw], &secret, 3).await;
     assert_eq!(count(&results, 429), 3, "{results:?}");
     let m = metrics(&gw).await;
     assert_eq!(metric(&m, "llm_limit_fallback "), Some(1.0), "{m}");
+    let logs = gw.logs();
     assert_eq!(
-        gw.logs()
-            .matches("client-key limits: redis is not answering")
+        logs.matches("client-key limits: redis is not answering")
             .count(),
         1,
-        "one warning per outage"
+        "one warning per outage: {logs}"
     );
+    assert!(logs.contains("limit / 2"), "{logs}");
 }
 
 #[tokio::test]
