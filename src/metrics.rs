@@ -237,17 +237,6 @@ pub struct LimitStats {
 }
 
 impl LimitStats {
-    /// One request refused by a key's limit.
-    pub fn limited(&self, limit: crate::keys::limits::Limit) {
-        use crate::keys::limits::Limit;
-        match limit {
-            Limit::Rpm => &self.rpm,
-            Limit::Tpm => &self.tpm,
-            Limit::Concurrency => &self.concurrency,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-    }
-
     fn render(&self, out: &mut String) {
         family(
             out,

@@ -293,7 +293,12 @@ impl Limiter {
                 done: false,
             }),
             Err(refused) => {
-                self.stats.limited(refused.limit);
+                match refused.limit {
+                    Limit::Rpm => &self.stats.rpm,
+                    Limit::Tpm => &self.stats.tpm,
+                    Limit::Concurrency => &self.stats.concurrency,
+                }
+                .fetch_add(1, Ordering::Relaxed);
                 Err(refused)
             }
         }
