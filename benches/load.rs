@@ -642,6 +642,102 @@ fn start_gateway(
     }
 }
 
+/// A `redis-server` on a free loopback port for the client-key limit row
+/// (stopped when dropped); `None` when it is not installed.
+struct RedisProc(Child, u16);
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> Option<RedisProc> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .ok()?
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    Some(RedisProc(child, port))
+}
+
+/// A second gateway, on Redis (`REDIS_URL`), serving `bench-model` from
+/// the mock: the client-key limit row measures it with the master token
+/// and with a limited key, alternately.
+fn start_redis_gateway(mock: SocketAddr, redis_port: u16, pin: bool) -> GatewayProc {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("bench-redis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nthreads = 1\n[admin]\nlisten = \"\"\n[log]\nlevel = \"warn\"\n\
+             [[providers]]\nname = \"mock\"\ntype = \"openai\"\nbase_url = \"http://{mock}/v1\"\napi_keys = [\"sk-bench-000000000001\"]\nmodels = [\"bench-model\"]\n"
+        ),
+    )
+    .expect("write config");
+    let bin = env!("CARGO_BIN_EXE_llm-orchestrator");
+    let mut cmd = if pin && has_taskset() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let mut child = cmd
+        .arg("--config")
+        .arg(&config)
+        .env("APP_HOST", "127.0.0.1")
+        .env("APP_PORT", "0")
+        .env("AUTH_TOKEN", "bench-token")
+        .env("ADMIN_LISTEN", "127.0.0.1:0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite:///{}", dir.path().join("bench.db").display()),
+        )
+        .env("REDIS_ENABLED", "true")
+        .env("REDIS_URL", format!("redis://127.0.0.1:{redis_port}/0"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gateway");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut addr, mut admin) = (None, None);
+    while addr.is_none() || admin.is_none() {
+        let line = lines
+            .next()
+            .expect("gateway exited before listening")
+            .expect("read gateway stdout");
+        let line = line.trim();
+        if let Some(a) = line.strip_prefix("llm-orchestrator listening on http://") {
+            addr = a.parse().ok();
+        } else if let Some(a) = line.strip_prefix("llm-orchestrator admin listening on http://") {
+            admin = a.parse().ok();
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    GatewayProc {
+        child,
+        addr: addr.expect("gateway address"),
+        admin: admin.expect("admin address"),
+        _dir: dir,
+    }
+}
+
 fn has_taskset() -> bool {
     Command::new("taskset")
         .arg("-V")
@@ -1460,6 +1556,80 @@ fn main() {
                     ratio,
                 );
                 total_errors += direct.errors + through.errors;
+            }
+        }
+
+        // Pass-through with a client key that has an RPM limit far above
+        // the load (so it never trips), Redis on: every request makes the
+        // limit's Redis round trip. Measured on a second gateway with Redis,
+        // alternating (A B A B A B) with the master token on the same
+        // gateway: the `gateway pass-through` row is the baseline.
+        {
+            let name = "pass-through, client key with rpm limit (redis)";
+            if only.as_deref().is_none_or(|o| name.contains(o)) {
+                match start_redis() {
+                    None => println!("{name}: skipped, redis-server is not installed"),
+                    Some(redis) => {
+                        let rgw = start_redis_gateway(mock_addr, redis.1, pin);
+                        wait_ready(rgw.addr).await;
+                        let rpid = rgw.child.id();
+                        let created: serde_json::Value = admin
+                            .post(format!("http://{}/api/keys", rgw.admin))
+                            .bearer_auth("bench-token")
+                            .json(&serde_json::json!({"name": "bench", "rpm": 10_000_000}))
+                            .send()
+                            .await
+                            .expect("admin API reachable")
+                            .json()
+                            .await
+                            .expect("key created");
+                        let secret = created["secret"].as_str().expect("the key's secret").to_string();
+                        let plain = request_bytes(&rgw.addr.to_string(), "/v1/chat/completions", "bench-model", false, 0);
+                        let keyed = String::from_utf8(plain.clone())
+                            .expect("ascii request")
+                            .replace("Bearer bench-token", &format!("Bearer {secret}"))
+                            .into_bytes();
+                        let (plain, keyed) = (Arc::new(plain), Arc::new(keyed));
+                        for &conc in &[1usize, 32] {
+                            let direct_req = Arc::new(request_bytes(&mock_addr.to_string(), "/v1/chat/completions", "bench-model", false, 0));
+                            let direct = drive(mock_addr, direct_req, conc, duration).await;
+                            let rounds = if quick { 1 } else { 3 };
+                            let slice = duration / rounds;
+                            let (mut base, mut limited) = (Pooled::default(), Pooled::default());
+                            for _ in 0..rounds {
+                                base.add(measure(rgw.addr, rpid, plain.clone(), conc, warm, slice).await);
+                                limited.add(measure(rgw.addr, rpid, keyed.clone(), conc, warm, slice).await);
+                            }
+                            let (base, base_cpu) = base.finish();
+                            let (limited, cpu) = limited.finish();
+                            row(name, "direct", conc, &direct, String::new(), String::new(), String::new());
+                            row(name, "gateway pass-through", conc, &base, format!("{:+.3}", base.pct(0.5) - direct.pct(0.5)), format!("{base_cpu:.1}"), String::new());
+                            row(
+                                name,
+                                "gateway, limited key",
+                                conc,
+                                &limited,
+                                format!("{:+.3}", limited.pct(0.5) - direct.pct(0.5)),
+                                format!("{cpu:.1}"),
+                                format!("{:.2}x pt", limited.rps() / base.rps()),
+                            );
+                            total_errors += direct.errors + base.errors + limited.errors;
+                        }
+                        // The round trips really went to Redis: no fallback.
+                        let metrics = admin
+                            .get(format!("http://{}/metrics", rgw.admin))
+                            .bearer_auth("bench-token")
+                            .send()
+                            .await
+                            .expect("metrics")
+                            .text()
+                            .await
+                            .unwrap_or_default();
+                        let fallback = metrics.lines().any(|l| l == "llm_limit_fallback 1");
+                        println!("{name}: llm_limit_fallback {}", if fallback { "1 (REDIS NOT USED)" } else { "0 (limits shared through redis)" });
+                        total_errors += u64::from(fallback);
+                    }
+                }
             }
         }
 

@@ -86,9 +86,182 @@ pub enum Command {
         #[command(flatten)]
         target: AdminTarget,
     },
+    /// Client keys (`/api/keys`): list, create (prints the secret, the only
+    /// time it is shown), update, revoke (disable) or delete.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
 }
 
-/// Where `export`/`import` send their admin calls.
+/// `llm-orchestrator keys …`: each is one `/api/keys` call; the answer's
+/// JSON is printed.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Every key, masked.
+    List {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// A new key; the answer holds its secret (`llmo-…`), shown this once.
+    Create {
+        /// What the key is for.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        fields: KeyFields,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Change the given fields of a key.
+    Update {
+        /// The key's id (`keys list`).
+        id: i64,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: KeyFields,
+        /// Remove a limit or the expiry: rpm, tpm, max-concurrent, expires
+        /// (repeatable).
+        #[arg(long, value_parser = ["rpm", "tpm", "max-concurrent", "expires"])]
+        unset: Vec<String>,
+        /// Enable the key again.
+        #[arg(long, conflicts_with = "disabled")]
+        enabled: bool,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Disable a key (it answers 401 until updated with --enabled).
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Delete a key for good.
+    Delete {
+        id: i64,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+}
+
+/// The fields `keys create` and `keys update` share.
+#[derive(Debug, clap::Args)]
+pub struct KeyFields {
+    /// Owner or team label.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// A model name or glob the key may use (repeatable; none: every model).
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// A client API the key may use: openai, anthropic, responses, gemini
+    /// (repeatable; none: every API).
+    #[arg(long = "api")]
+    pub apis: Vec<String>,
+    /// Requests per minute.
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Tokens (input + output) per minute.
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// Requests in flight at once.
+    #[arg(long)]
+    pub max_concurrent: Option<u32>,
+    /// Unix time in milliseconds after which the key stops working.
+    #[arg(long)]
+    pub expires_ms: Option<i64>,
+    /// Create the key disabled / disable it.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+impl KeyFields {
+    fn into_json(self, doc: &mut serde_json::Map<String, serde_json::Value>) {
+        use serde_json::json;
+        if let Some(v) = self.owner {
+            doc.insert("owner".into(), json!(v));
+        }
+        if !self.models.is_empty() {
+            doc.insert("models".into(), json!(self.models));
+        }
+        if !self.apis.is_empty() {
+            doc.insert("apis".into(), json!(self.apis));
+        }
+        if let Some(v) = self.rpm {
+            doc.insert("rpm".into(), json!(v));
+        }
+        if let Some(v) = self.tpm {
+            doc.insert("tpm".into(), json!(v));
+        }
+        if let Some(v) = self.max_concurrent {
+            doc.insert("max_concurrent".into(), json!(v));
+        }
+        if let Some(v) = self.expires_ms {
+            doc.insert("expires_ms".into(), json!(v));
+        }
+        if self.disabled {
+            doc.insert("enabled".into(), json!(false));
+        }
+    }
+}
+
+impl KeysAction {
+    /// The admin call: target, method, path and JSON body (empty: none).
+    pub fn request(self) -> (AdminTarget, &'static str, String, Vec<u8>) {
+        let mut doc = serde_json::Map::new();
+        let (target, method, path) = match self {
+            KeysAction::List { target } => (target, "GET", "/api/keys".to_string()),
+            KeysAction::Create {
+                name,
+                fields,
+                target,
+            } => {
+                doc.insert("name".into(), name.into());
+                fields.into_json(&mut doc);
+                (target, "POST", "/api/keys".to_string())
+            }
+            KeysAction::Update {
+                id,
+                name,
+                fields,
+                unset,
+                enabled,
+                target,
+            } => {
+                if let Some(n) = name {
+                    doc.insert("name".into(), n.into());
+                }
+                fields.into_json(&mut doc);
+                for u in unset {
+                    let field = match u.as_str() {
+                        "max-concurrent" => "max_concurrent",
+                        "expires" => "expires_ms",
+                        other => other,
+                    };
+                    doc.insert(field.to_string(), serde_json::Value::Null);
+                }
+                if enabled {
+                    doc.insert("enabled".into(), true.into());
+                }
+                (target, "PATCH", format!("/api/keys/{id}"))
+            }
+            KeysAction::Revoke { id, target } => {
+                doc.insert("enabled".into(), false.into());
+                (target, "PATCH", format!("/api/keys/{id}"))
+            }
+            KeysAction::Delete { id, target } => (target, "DELETE", format!("/api/keys/{id}")),
+        };
+        let body = if method == "GET" || method == "DELETE" {
+            Vec::new()
+        } else {
+            serde_json::Value::Object(doc).to_string().into_bytes()
+        };
+        (target, method, path, body)
+    }
+}
+
+/// Where `export`/`import`/`keys` send their admin calls.
 #[derive(Debug, clap::Args)]
 pub struct AdminTarget {
     /// The running gateway's admin API base URL (default: the configured admin

@@ -37,7 +37,12 @@ fn main() -> ExitCode {
     };
     let serving = !matches!(
         cli.command,
-        Some(Command::Db { .. } | Command::Export { .. } | Command::Import { .. })
+        Some(
+            Command::Db { .. }
+                | Command::Export { .. }
+                | Command::Import { .. }
+                | Command::Keys { .. }
+        )
     );
     let allow_no_auth = match allow_no_auth_env() {
         Ok(v) => cli.allow_no_auth || v,
@@ -99,9 +104,11 @@ fn main() -> ExitCode {
         };
     }
 
-    if let Some(Command::Export { .. } | Command::Import { .. }) = &cli.command {
+    if let Some(Command::Export { .. } | Command::Import { .. } | Command::Keys { .. }) =
+        &cli.command
+    {
         return rt.block_on(admin_command(
-            &cli, &process, file, source, snapshot, registry,
+            cli, &process, file, source, snapshot, registry,
         ));
     }
 
@@ -188,63 +195,81 @@ fn allow_no_auth_env() -> Result<bool, String> {
 /// `export` and `import`: one admin call, to a running gateway or (with
 /// `--offline`) to the admin routes in this process.
 async fn admin_command(
-    cli: &Cli,
+    mut cli: Cli,
     process: &config::ProcessSettings,
     file: config::FileConfig,
     source: String,
     snapshot: config::Snapshot,
     registry: std::sync::Arc<HealthRegistry>,
 ) -> ExitCode {
-    let (target, method, path, content_type, body, output) = match &cli.command {
-        Some(Command::Export {
-            format,
-            include_keys,
-            output,
-            target,
-        }) => (
-            target,
-            "GET",
-            format!("/api/config/export?format={format}&include_keys={include_keys}"),
-            None,
-            Vec::new(),
-            output.clone(),
-        ),
-        Some(Command::Import {
-            file,
-            format,
-            dry_run,
-            replace,
-            target,
-        }) => {
-            let body = if file.as_os_str() == "-" {
-                let mut b = Vec::new();
-                if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut b) {
-                    eprintln!("error: cannot read standard input: {e}");
-                    return ExitCode::FAILURE;
-                }
-                b
-            } else {
-                match std::fs::read(file) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        eprintln!("error: cannot read {}: {e}", file.display());
-                        return ExitCode::FAILURE;
-                    }
-                }
-            };
-            let format = format.clone().unwrap_or_else(|| {
-                if file.extension().is_some_and(|e| e == "json") {
-                    "json".into()
-                } else {
-                    "toml".into()
-                }
-            });
-            let ct = if format == "json" {
-                "application/json"
-            } else {
-                "application/toml"
-            };
-            (
+    // `keys` owns its target (built from its arguments); the others borrow.
+    let keys = match cli.command.take() {
+        Some(Command::Keys { action }) => Some(action.request()),
+        other => {
+            cli.command = other;
+            None
+        }
+    };
+    let (target, method, path, content_type, body, output) =
+        match (&cli.command, &keys) {
+            (_, Some((target, method, path, body))) => (
+                target,
+                *method,
+                path.clone(),
+                Some("application/json").filter(|_| !body.is_empty()),
+                body.clone(),
+                None,
+            ),
+            (Some(c), None) => match c {
+                Command::Export {
+                    format,
+                    include_keys,
+                    output,
+                    target,
+                } => (
+                    target,
+                    "GET",
+                    format!("/api/config/export?format={format}&include_keys={include_keys}"),
+                    None,
+                    Vec::new(),
+                    output.clone(),
+                ),
+                Command::Import {
+                    file,
+                    format,
+                    dry_run,
+                    replace,
+                    target,
+                } => {
+                    let body = if file.as_os_str() == "-" {
+                        let mut b = Vec::new();
+                        if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut b) {
+                            eprintln!("error: cannot read standard input: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                        b
+                    } else {
+                        match std::fs::read(file) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                eprintln!("error: cannot read {}: {e}", file.display());
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    };
+                    let format = format.clone().unwrap_or_else(|| {
+                        if file.extension().is_some_and(|e| e == "json") {
+                            "json".into()
+                        } else {
+                            "toml".into()
+                        }
+                    });
+                    let ct = if format == "json" {
+                        "application/json"
+                    } else {
+                        "application/toml"
+                    };
+                    (
                 target,
                 "POST",
                 format!("/api/config/import?format={format}&dry_run={dry_run}&replace={replace}"),
@@ -252,9 +277,11 @@ async fn admin_command(
                 body,
                 None,
             )
-        }
-        _ => return ExitCode::FAILURE,
-    };
+                }
+                _ => return ExitCode::FAILURE,
+            },
+            (None, None) => return ExitCode::FAILURE,
+        };
     let answer = if target.offline {
         let boot = match server::boot(process, file, source, snapshot, registry).await {
             Ok(b) => b,

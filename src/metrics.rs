@@ -239,6 +239,50 @@ impl EdgeStats {
     }
 }
 
+/// Client-key limits (see [`crate::keys::limits`]).
+#[derive(Default)]
+pub struct LimitStats {
+    pub rpm: AtomicU64,
+    pub tpm: AtomicU64,
+    pub concurrency: AtomicU64,
+    /// 1 while Redis is configured but not answering, so each instance
+    /// enforces its share of every limit on its own.
+    pub fallback: AtomicU64,
+}
+
+impl LimitStats {
+    fn render(&self, out: &mut String) {
+        family(
+            out,
+            "llm_limited_requests_total",
+            "counter",
+            "Requests answered 429 because a client key's own limit (rpm, tpm, concurrency) was reached.",
+        );
+        for (limit, v) in [
+            ("rpm", &self.rpm),
+            ("tpm", &self.tpm),
+            ("concurrency", &self.concurrency),
+        ] {
+            let _ = writeln!(
+                out,
+                "llm_limited_requests_total{{limit=\"{limit}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        family(
+            out,
+            "llm_limit_fallback",
+            "gauge",
+            "1 while Redis is configured but not answering: each instance enforces limit / instances on its own.",
+        );
+        let _ = writeln!(
+            out,
+            "llm_limit_fallback {}",
+            self.fallback.load(Ordering::Relaxed)
+        );
+    }
+}
+
 pub struct Metrics {
     requests: Family<RequestSeries>,
     latency: Family<LatencySeries>,
@@ -251,6 +295,8 @@ pub struct Metrics {
     started: std::time::SystemTime,
     /// Client connections, refused heads, buffered answers.
     pub edge: Arc<EdgeStats>,
+    /// Client-key limits: refusals and the Redis fallback.
+    pub limits: Arc<LimitStats>,
 }
 
 impl Default for Metrics {
@@ -270,6 +316,7 @@ impl Default for Metrics {
                 ),
                 ..EdgeStats::default()
             }),
+            limits: Arc::default(),
         }
     }
 }
@@ -579,6 +626,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "llm_log_batches_total {}", log.batches);
         self.edge.render(&mut out);
+        self.limits.render(&mut out);
         family(
             &mut out,
             "llm_build_info",

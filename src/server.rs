@@ -482,6 +482,12 @@ pub fn build(
         ));
     }
     if let Some(redis) = redis {
+        // Client-key limits are shared through the same connection.
+        state.live.limiter.attach(redis.clone());
+        server.add_service(background_service(
+            "client-key limit heartbeat",
+            crate::keys::limits::Heartbeat(state.live.limiter.clone()),
+        ));
         let handle = Arc::new(crate::control::handle::SyncHandle::default());
         let _ = control.sync.set(handle.clone());
         server.add_service(background_service(

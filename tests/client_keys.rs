@@ -337,3 +337,181 @@ async fn a_key_created_on_one_instance_works_on_another() {
     assert_eq!(s, 200, "{text}");
     wait_for(401).await;
 }
+
+/// Instances that each keep their own SQLite copy and share only Redis:
+/// a key created, revoked or deleted on one instance does the same on the
+/// other (the key travels as hash + masked form + document, never the
+/// secret).
+#[tokio::test]
+async fn keys_reach_instances_that_share_only_redis() {
+    let redis = support::redis::RedisServer::start().await;
+    let mock = MockOpenAi::start("vendor").await;
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let one = Gateway::start_with(&config(&mock), &env).await;
+    let two = Gateway::start_with(&config(&mock), &env).await;
+    let (secret, key) = create(&one, json!({"name": "roaming", "rpm": 100})).await;
+    let id = key["id"].as_i64().expect("id");
+    let wait_for = |want: u16| {
+        let (two, secret) = (&two, secret.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (s, body) = chat(two, &secret, "gpt-4o-mini").await;
+                if s == want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "still {s} on two: {body}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for(200).await;
+    let (s, text) = call(&two, "GET", "/api/keys", TOKEN, None).await;
+    assert_eq!(s, 200);
+    assert!(
+        text.contains("roaming") && text.contains("\"rpm\":100"),
+        "{text}"
+    );
+    assert!(!text.contains(&secret), "{text}");
+    patch(&one, id, json!({"enabled": false})).await;
+    wait_for(401).await;
+    patch(&one, id, json!({"enabled": true})).await;
+    wait_for(200).await;
+    let (s, text) = call(&one, "DELETE", &format!("/api/keys/{id}"), TOKEN, None).await;
+    assert_eq!(s, 200, "{text}");
+    wait_for(401).await;
+}
+
+/// `llm-orchestrator keys …` drives `/api/keys`: the secret is printed
+/// once, at creation.
+#[tokio::test]
+async fn the_keys_cli_creates_lists_updates_revokes_and_deletes() {
+    let mock = MockOpenAi::start("vendor").await;
+    let gw = Gateway::start(&config(&mock)).await;
+    let cli = |args: &[&str]| {
+        let mut all: Vec<String> = vec!["keys".into()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all.extend([
+            "--url".into(),
+            gw.base.clone(),
+            "--token".into(),
+            TOKEN.into(),
+        ]);
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_llm-orchestrator"))
+                .args(&all)
+                .env_clear()
+                .output()
+                .await
+                .expect("cli runs");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                out.status.success(),
+                "{all:?}: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            json_of(&text)
+        }
+    };
+    let created = cli(&[
+        "create",
+        "--name",
+        "cli app",
+        "--model",
+        "gpt-4o*",
+        "--rpm",
+        "2",
+        "--tpm",
+        "5000",
+        "--max-concurrent",
+        "3",
+    ])
+    .await;
+    let secret = created["secret"].as_str().expect("secret").to_string();
+    let id = created["key"]["id"].as_i64().expect("id").to_string();
+    assert_eq!(created["key"]["rpm"], 2, "{created}");
+    assert_eq!(created["key"]["max_concurrent"], 3, "{created}");
+    let listed = cli(&["list"]).await;
+    assert_eq!(listed["data"][0]["name"], "cli app", "{listed}");
+    assert!(!listed.to_string().contains(&secret), "masked in lists");
+    assert_eq!(chat(&gw, &secret, "gpt-4o-mini").await.0, 200);
+
+    let updated = cli(&["update", &id, "--unset", "rpm", "--owner", "team-b"]).await;
+    assert!(updated["key"].get("rpm").is_none(), "{updated}");
+    assert_eq!(updated["key"]["tpm"], 5000, "{updated}");
+    assert_eq!(updated["key"]["owner"], "team-b", "{updated}");
+    cli(&["revoke", &id]).await;
+    assert_eq!(chat(&gw, &secret, "gpt-4o-mini").await.0, 401);
+    cli(&["update", &id, "--enabled"]).await;
+    assert_eq!(chat(&gw, &secret, "gpt-4o-mini").await.0, 200);
+    cli(&["delete", &id]).await;
+    assert_eq!(cli(&["list"]).await["data"], json!([]));
+}
+
+/// A key limited to some models sees only those in every model list
+/// (OpenAI, Anthropic, Gemini) and cannot read the others one by one.
+#[tokio::test]
+async fn model_lists_show_a_limited_key_only_its_models() {
+    let mock = MockOpenAi::start("vendor").await;
+    let gw = Gateway::start(&config(&mock)).await;
+    let (secret, _) = create(&gw, json!({"name": "4o only", "models": ["gpt-4o*"]})).await;
+    let get = |path: &str, headers: Vec<(&'static str, String)>| {
+        let mut req = reqwest::Client::new().get(gw.url(path));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move {
+            let r = req.send().await.expect("models");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let ids = |v: &Value, list: &str, field: &str| -> Vec<String> {
+        let mut ids: Vec<String> = v[list]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|m| m[field].as_str())
+                    .map(|s| s.trim_start_matches("models/").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let bearer = |t: &str| vec![("authorization", format!("Bearer {t}"))];
+    let want = vec!["fast", "gpt-4o", "gpt-4o-mini"];
+
+    let (s, all) = get("/v1/models", bearer(TOKEN)).await;
+    assert_eq!(s, 200);
+    assert!(ids(&all, "data", "id").contains(&"o3".to_string()), "{all}");
+    let (s, mine) = get("/v1/models", bearer(&secret)).await;
+    assert_eq!(s, 200);
+    assert_eq!(ids(&mine, "data", "id"), want, "{mine}");
+
+    let (s, anthropic) = get(
+        "/v1/models",
+        vec![
+            ("x-api-key", secret.clone()),
+            ("anthropic-version", "2023-06-01".into()),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(ids(&anthropic, "data", "id"), want, "{anthropic}");
+
+    let (s, gemini) = get("/v1beta/models", vec![("x-goog-api-key", secret.clone())]).await;
+    assert_eq!(s, 200);
+    assert_eq!(ids(&gemini, "models", "name"), want, "{gemini}");
+
+    assert_eq!(get("/v1/models/o3", bearer(&secret)).await.0, 404);
+    assert_eq!(get("/v1/models/gpt-4o", bearer(&secret)).await.0, 200);
+    assert_eq!(get("/v1/models/o3", bearer(TOKEN)).await.0, 200);
+    let gemini_one = vec![("x-goog-api-key", secret.clone())];
+    assert_eq!(get("/v1beta/models/o3", gemini_one).await.0, 404);
+}

@@ -35,6 +35,17 @@ pub(super) struct ClientKeyCreate {
     /// cost_usd?}]`, at most one per period.
     #[serde(default)]
     budgets: Vec<crate::ledger::Budget>,
+    /// Requests per minute, 1 to 10000000 (a sliding 60 s window, shared
+    /// by every instance through Redis). Absent: unlimited.
+    #[serde(default)]
+    rpm: Option<u32>,
+    /// Tokens (input + output) per minute, 1 to 10000000000. Absent:
+    /// unlimited.
+    #[serde(default)]
+    tpm: Option<u64>,
+    /// Requests in flight at once, 1 to 10000. Absent: unlimited.
+    #[serde(default)]
+    max_concurrent: Option<u32>,
 }
 
 /// `PATCH /api/keys/{id}`: only the fields given change; `expires_ms:
@@ -52,6 +63,18 @@ pub(super) struct ClientKeyPatch {
     enabled: Option<bool>,
     /// Replaces the key's budgets (`[]` removes them).
     budgets: Option<Vec<crate::ledger::Budget>>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    rpm: Option<Option<u32>>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    tpm: Option<Option<u64>>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    max_concurrent: Option<Option<u32>>,
 }
 
 /// A field that is present, even as `null`, is `Some`.
@@ -78,6 +101,15 @@ pub(super) struct ClientKeyView {
     budgets: Vec<crate::ledger::Budget>,
     /// True once `expires_ms` has passed.
     expired: bool,
+    /// Requests per minute; absent: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rpm: Option<u32>,
+    /// Tokens per minute; absent: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tpm: Option<u64>,
+    /// Requests in flight at once; absent: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_concurrent: Option<u32>,
     created_ms: i64,
     updated_ms: i64,
 }
@@ -159,6 +191,9 @@ fn view(k: &StoredKey) -> AdminResult<ClientKeyView> {
         expires_ms: doc.expires_ms,
         enabled: doc.enabled,
         budgets: doc.budgets,
+        rpm: doc.rpm,
+        tpm: doc.tpm,
+        max_concurrent: doc.max_concurrent,
         created_ms: k.created_ms,
         updated_ms: k.updated_ms,
     })
@@ -227,6 +262,9 @@ pub(super) async fn create_client_key(
         expires_ms: req.expires_ms,
         enabled: req.enabled.unwrap_or(true),
         budgets: req.budgets,
+        rpm: req.rpm,
+        tpm: req.tpm,
+        max_concurrent: req.max_concurrent,
     };
     let value = checked(&doc)?;
     let secret = keys::generate().map_err(|_| {
@@ -328,6 +366,15 @@ pub(super) async fn patch_client_key(
     }
     if let Some(v) = req.budgets {
         doc.budgets = v;
+    }
+    if let Some(v) = req.rpm {
+        doc.rpm = v;
+    }
+    if let Some(v) = req.tpm {
+        doc.tpm = v;
+    }
+    if let Some(v) = req.max_concurrent {
+        doc.max_concurrent = v;
     }
     let value = checked(&doc)?;
     let (version, _) = st

@@ -40,10 +40,14 @@ pub struct Live {
     pub store_condition: std::sync::atomic::AtomicU8,
     /// Spend per client key and period (budgets; see `crate::ledger`).
     pub ledger: crate::ledger::Ledger,
+    /// Client-key limits (RPM, TPM, concurrency), shared through Redis.
+    pub limiter: Arc<crate::keys::limits::Limiter>,
 }
 
 impl Live {
     pub fn new(snapshot: Snapshot, registry: Arc<HealthRegistry>) -> Arc<Self> {
+        let metrics = crate::metrics::Metrics::default();
+        let limiter = crate::keys::limits::Limiter::new(metrics.limits.clone());
         Arc::new(Live {
             snapshot: ArcSwap::from_pointee(snapshot),
             keys: ArcSwap::from_pointee(crate::keys::KeyTable::default()),
@@ -53,11 +57,12 @@ impl Live {
             log_dropped: AtomicU64::new(0),
             log_written: AtomicU64::new(0),
             log_batches: AtomicU64::new(0),
-            metrics: crate::metrics::Metrics::default(),
+            metrics,
             draining: std::sync::atomic::AtomicBool::new(false),
             grace_over: tokio::sync::watch::Sender::new(false),
             store_condition: std::sync::atomic::AtomicU8::new(crate::store::condition::OK),
             ledger: crate::ledger::Ledger::default(),
+            limiter,
         })
     }
 }

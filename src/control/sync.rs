@@ -29,6 +29,11 @@
 //! the newest), otherwise the instance catches up with the shared
 //! document. The outage is logged once, by the shared connection. Note that the shared document carries the API keys:
 //! protect Redis (AUTH, `rediss://`, private network) like the database.
+//!
+//! Client keys travel in the same document (hash, masked form and
+//! document; never the secret, which no instance knows after creation):
+//! an instance with its own SQLite copy makes its key table equal to the
+//! shared one, so a key created on any instance works on all of them.
 
 use super::api::ApiConfig;
 use super::handle::SyncHandle;
@@ -74,6 +79,18 @@ struct SharedConfig {
     providers: Vec<(String, Value)>,
     aliases: Vec<(String, String)>,
     settings: Value,
+    /// Client keys; absent in documents from versions that did not share
+    /// them (then the peer's keys are left as they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    keys: Option<Vec<SharedKey>>,
+}
+
+/// A client key as instances share it.
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+struct SharedKey {
+    hash: String,
+    masked: String,
+    doc: Value,
 }
 
 impl SharedConfig {
@@ -131,6 +148,24 @@ impl ConfigSync {
         conn: &mut ConnectionManager,
     ) -> redis::RedisResult<(SharedConfig, String, String)> {
         let api = self.control.api_config();
+        let keys = match self.control.store() {
+            Some(store) => Some(
+                store
+                    .list_keys()
+                    .await
+                    .map_err(|e| {
+                        redis::RedisError::from((redis::ErrorKind::Io, "keys", e.to_string()))
+                    })?
+                    .into_iter()
+                    .map(|k| SharedKey {
+                        hash: k.hash,
+                        masked: k.masked,
+                        doc: k.doc,
+                    })
+                    .collect(),
+            ),
+            None => None,
+        };
         let version: u64 = redis::cmd("INCR").arg(COUNTER).query_async(conn).await?;
         let id = format!("{}-{:016x}", self.instance, rand::random::<u64>());
         let doc = SharedConfig {
@@ -144,6 +179,7 @@ impl ConfigSync {
                 .collect(),
             aliases: api.aliases.clone(),
             settings: api.settings.clone(),
+            keys,
         };
         let payload = serde_json::to_string(&doc).map_err(encode_error)?;
         let notice =
@@ -231,13 +267,21 @@ impl ConfigSync {
             }
             return Ok(());
         };
-        let Ok(doc) = serde_json::from_str::<SharedConfig>(&payload) else {
+        let Ok(mut doc) = serde_json::from_str::<SharedConfig>(&payload) else {
             tracing::warn!("ignoring a malformed shared configuration in redis");
             return Ok(());
         };
         let id = doc.id();
         if self.handle.applied().as_deref() == Some(id.as_str()) {
             return Ok(());
+        }
+        let shared_store = self.control.store().is_some_and(|s| s.is_shared());
+        if doc.origin != self.instance && !shared_store {
+            if let Err(e) = self.adopt_keys(doc.keys.take()).await {
+                // Retried on the next poll (the id stays unapplied).
+                tracing::warn!(error = %e, "cannot store the client keys shared by a peer");
+                return Ok(());
+            }
         }
         if doc.origin == self.instance || doc.same_content(&self.control.api_config()) {
             self.handle.set_applied(id);
@@ -291,6 +335,47 @@ impl ConfigSync {
                 tracing::error!(shared_version = version, error = ?e, "a peer's configuration does not validate here; keeping ours");
             }
         }
+        Ok(())
+    }
+
+    /// Make this instance's client keys those of the shared document:
+    /// create, update and delete by hash (ids are per instance).
+    async fn adopt_keys(&self, shared: Option<Vec<SharedKey>>) -> Result<(), String> {
+        use crate::store::ConfigChange;
+        let (Some(shared), Some(store)) = (shared, self.control.store()) else {
+            return Ok(());
+        };
+        let local = store.list_keys().await.map_err(|e| e.to_string())?;
+        let mut changes = Vec::new();
+        for k in &shared {
+            match local.iter().find(|l| l.hash == k.hash) {
+                None => changes.push(ConfigChange::CreateKey {
+                    hash: k.hash.clone(),
+                    masked: k.masked.clone(),
+                    doc: k.doc.clone(),
+                }),
+                Some(l) if l.doc != k.doc => changes.push(ConfigChange::UpdateKey {
+                    id: l.id,
+                    doc: k.doc.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for l in &local {
+            if !shared.iter().any(|k| k.hash == l.hash) {
+                changes.push(ConfigChange::DeleteKey { id: l.id });
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let n = changes.len();
+        store.apply(changes).await.map_err(|(_, e)| e.to_string())?;
+        self.control
+            .reload_keys(store)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(changes = n, "client keys received from a peer instance");
         Ok(())
     }
 

@@ -8,8 +8,11 @@
 //! presented token and looks it up in memory, with no database access.
 //! `AUTH_TOKEN` stays the master token (every model and API).
 //!
-//! Limits and budgets are not part of a key yet (issue #17's later half):
-//! a key says who the caller is and what it may call, nothing more.
+//! A key may also carry request limits (`rpm`, `tpm`, `max_concurrent`),
+//! enforced across instances by [`limits`]; a key without them costs the
+//! request path nothing more than the table lookup.
+
+pub mod limits;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +52,15 @@ pub struct KeyDoc {
     /// [`crate::ledger::budgets`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<crate::ledger::Budget>,
+    /// Requests per minute (sliding 60 s window); absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
+    /// Tokens (input + output) per minute; absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    /// Requests in flight at once; absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
 }
 
 impl KeyDoc {
@@ -84,7 +96,36 @@ impl KeyDoc {
             ));
         }
         crate::ledger::budgets::check_budgets(&self.budgets).map_err(|e| ("budgets", e))?;
+        for (field, value, max) in [
+            ("rpm", self.rpm.map(u64::from), u64::from(limits::MAX_RPM)),
+            ("tpm", self.tpm, limits::MAX_TPM),
+            (
+                "max_concurrent",
+                self.max_concurrent.map(u64::from),
+                u64::from(limits::MAX_CONCURRENT),
+            ),
+        ] {
+            if value.is_some_and(|v| v == 0 || v > max) {
+                return Err((
+                    field,
+                    format!("must be between 1 and {max}, or absent for no limit"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The key's limits, `None` when it has none (the common case: such
+    /// a key takes no limit work on the request path).
+    pub fn limits(&self) -> Option<limits::Limits> {
+        if self.rpm.is_none() && self.tpm.is_none() && self.max_concurrent.is_none() {
+            return None;
+        }
+        Some(limits::Limits {
+            rpm: self.rpm.unwrap_or(0),
+            tpm: self.tpm.unwrap_or(0),
+            max_concurrent: self.max_concurrent.unwrap_or(0),
+        })
     }
 }
 
@@ -96,6 +137,10 @@ pub struct ClientKey {
     pub masked: String,
     pub doc: KeyDoc,
     pub created_ms: i64,
+    /// Names the key's limit state in Redis: the start of its hash, the
+    /// same on every instance (ids differ between instances that each
+    /// keep their own SQLite copy). Set by [`KeyTable::new`].
+    pub limit_id: Arc<str>,
 }
 
 /// Why a presented key may not make this call.
@@ -153,7 +198,13 @@ pub struct KeyTable {
 impl KeyTable {
     pub fn new(keys: impl IntoIterator<Item = (String, ClientKey)>) -> KeyTable {
         KeyTable {
-            by_hash: keys.into_iter().map(|(h, k)| (h, Arc::new(k))).collect(),
+            by_hash: keys
+                .into_iter()
+                .map(|(h, mut k)| {
+                    k.limit_id = Arc::from(h.get(..24).unwrap_or(&h));
+                    (h, Arc::new(k))
+                })
+                .collect(),
         }
     }
 
@@ -167,6 +218,11 @@ impl KeyTable {
             return None;
         }
         self.by_hash.get(&hash(token))
+    }
+
+    /// Every key with its hash (what instances share through Redis).
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<ClientKey>)> {
+        self.by_hash.iter()
     }
 
     pub fn len(&self) -> usize {
@@ -229,8 +285,12 @@ mod tests {
                 expires_ms: None,
                 enabled: true,
                 budgets: Vec::new(),
+                rpm: None,
+                tpm: None,
+                max_concurrent: None,
             },
             created_ms: 0,
+            limit_id: Arc::from(""),
         }
     }
 
@@ -270,5 +330,32 @@ mod tests {
         old.doc.enabled = false;
         assert_eq!(old.admit("gemini", 0), Err(Denied::Invalid));
         assert!(key(&[], &["nope"]).doc.check().is_err());
+    }
+
+    #[test]
+    fn limits_are_bounded_and_absent_means_none() {
+        let mut k = key(&[], &[]);
+        assert_eq!(k.doc.limits(), None);
+        k.doc.rpm = Some(60);
+        assert_eq!(
+            k.doc.limits(),
+            Some(limits::Limits {
+                rpm: 60,
+                tpm: 0,
+                max_concurrent: 0
+            })
+        );
+        assert!(k.doc.check().is_ok());
+        k.doc.rpm = Some(0);
+        assert_eq!(k.doc.check().map_err(|e| e.0), Err("rpm"));
+        k.doc.rpm = None;
+        k.doc.tpm = Some(limits::MAX_TPM + 1);
+        assert_eq!(k.doc.check().map_err(|e| e.0), Err("tpm"));
+        k.doc.tpm = None;
+        k.doc.max_concurrent = Some(limits::MAX_CONCURRENT + 1);
+        assert_eq!(k.doc.check().map_err(|e| e.0), Err("max_concurrent"));
+        // Stored documents from before limits existed still read.
+        let old: KeyDoc = serde_json::from_str(r#"{"name":"a","enabled":true}"#).unwrap();
+        assert_eq!(old.limits(), None);
     }
 }

@@ -119,3 +119,94 @@ pub(super) async fn check_budget(
         _ => Ok(()),
     }
 }
+/// A client key with limits (rpm, tpm, max_concurrent) must be under them
+/// (see [`crate::keys::limits`]): one Redis round trip, bounded, for such
+/// keys only. The master token and keys without limits return at once.
+/// `body_len` sizes the TPM reservation.
+pub(super) async fn admit_limits(
+    state: &super::GatewayState,
+    ctx: &mut RequestCtx,
+    body_len: usize,
+) -> Result<(), Stop> {
+    let Some(key) = &ctx.client_key else {
+        return Ok(());
+    };
+    let Some(limits) = key.doc.limits() else {
+        return Ok(());
+    };
+    match state.limiter.admit(&key.limit_id, limits, body_len).await {
+        Ok(lease) => {
+            ctx.limit = Some(lease);
+            Ok(())
+        }
+        Err(refused) => Err(GatewayError::KeyLimit {
+            message: refused.message(),
+            retry_after_secs: refused.retry_after_secs,
+        }
+        .into()),
+    }
+}
+
+/// Settle the request's hold on its key's limits with its real usage
+/// (called once the answer is over, whatever the outcome).
+pub(super) fn settle_limits(ctx: &mut RequestCtx, status: u16) {
+    if let Some(lease) = ctx.limit.take() {
+        let tokens = ctx.usage.map(|u| u.prompt_tokens + u.completion_tokens);
+        lease.finish(tokens, status >= 400);
+    }
+}
+
+/// May the caller see `model` in a model list or read it? Everyone but a
+/// client key limited to some models may.
+pub(super) fn may_see(ctx: &RequestCtx, snap: &Snapshot, model: &str) -> bool {
+    ctx.client_key.as_ref().is_none_or(|key| {
+        let resolved = snap.aliases.get(model).map(String::as_str);
+        key.allows_model(model, resolved)
+    })
+}
+
+/// A model list (OpenAI `data[].id`, Anthropic `data[].id` with
+/// `first_id`/`last_id`, Gemini `models[].name`) cut to the models the
+/// caller's key may use. Lists for the master token and for keys without
+/// a model limit are returned untouched, unparsed.
+pub(super) fn visible_models(
+    ctx: &RequestCtx,
+    snap: &Snapshot,
+    body: bytes::Bytes,
+) -> bytes::Bytes {
+    if ctx
+        .client_key
+        .as_ref()
+        .is_none_or(|k| k.doc.models.is_empty())
+    {
+        return body;
+    }
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    let id_of = |m: &serde_json::Value| -> Option<String> {
+        m.get("id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .or_else(|| {
+                m.get("name")
+                    .and_then(|v| v.as_str())
+                    .map(|n| n.strip_prefix("models/").unwrap_or(n).to_string())
+            })
+    };
+    for field in ["data", "models"] {
+        if let Some(list) = doc.get_mut(field).and_then(|d| d.as_array_mut()) {
+            list.retain(|m| id_of(m).is_some_and(|id| may_see(ctx, snap, &id)));
+        }
+    }
+    // Anthropic pages name their first and last entries.
+    if doc.get("first_id").is_some() {
+        let ids: Vec<Option<String>> = doc["data"]
+            .as_array()
+            .map(|l| l.iter().map(id_of).collect())
+            .unwrap_or_default();
+        doc["first_id"] = ids.first().cloned().flatten().into();
+        doc["last_id"] = ids.last().cloned().flatten().into();
+    }
+    bytes::Bytes::from(doc.to_string())
+}

@@ -35,6 +35,9 @@ pub struct RequestCtx {
     /// The client key that authorized the request (`None`: the master
     /// `AUTH_TOKEN`, or a loopback client when no token is configured).
     pub(super) client_key: Option<std::sync::Arc<crate::keys::ClientKey>>,
+    /// The client key's hold on its limits while the request runs
+    /// (settled in `logging`, released when dropped).
+    pub(super) limit: Option<crate::keys::limits::Lease>,
 }
 
 /// How a request ended when it did not end normally.

@@ -81,6 +81,11 @@ pub enum GatewayError {
     },
     /// A client key's token or cost budget is spent (see `crate::ledger`).
     BudgetExhausted(crate::ledger::Exhausted),
+    /// The client key's own limit (rpm, tpm, max_concurrent) is reached.
+    KeyLimit {
+        message: String,
+        retry_after_secs: u64,
+    },
 }
 
 /// The most of a client-supplied value (a model name, a path, a method)
@@ -132,6 +137,7 @@ impl GatewayError {
             GatewayError::BodyTimeout { .. } => 408,
             GatewayError::BufferBudget { .. } => 503,
             GatewayError::BudgetExhausted(_) => 429,
+            GatewayError::KeyLimit { .. } => 429,
         }
     }
 
@@ -148,6 +154,9 @@ impl GatewayError {
                 .retry_after_secs
                 .map(|s| vec![("retry-after", s.to_string())])
                 .unwrap_or_default(),
+            GatewayError::KeyLimit {
+                retry_after_secs, ..
+            } => vec![("retry-after", retry_after_secs.max(&1).to_string())],
             _ => Vec::new(),
         }
     }
@@ -310,6 +319,11 @@ impl GatewayError {
                 ErrorKind::RateLimited,
                 e.message.clone(),
                 Some("budget_exceeded"),
+            ),
+            GatewayError::KeyLimit { message, .. } => make(
+                ErrorKind::RateLimited,
+                message.clone(),
+                Some("rate_limit_exceeded"),
             ),
         }
     }

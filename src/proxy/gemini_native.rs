@@ -180,9 +180,13 @@ pub(super) async fn serve(
 ) -> Result<Option<Bytes>, Stop> {
     ctx.route = "models";
     match call {
-        Call::List => Ok(Some(models(snap, None))),
+        Call::List => Ok(Some(super::access::visible_models(
+            ctx,
+            snap,
+            models(snap, None),
+        ))),
         Call::Get(model) => {
-            if snap.route(model).is_none() {
+            if snap.route(model).is_none() || !super::access::may_see(ctx, snap, model) {
                 return Err(GatewayError::ModelNotFound(model.to_string()).into());
             }
             Ok(Some(models(snap, Some(model))))
@@ -224,6 +228,7 @@ async fn generate(
     let route = snap
         .route(model)
         .ok_or_else(|| GatewayError::ModelNotFound(model.to_string()))?;
+    super::access::admit_limits(state, ctx, body.len()).await?;
     // Decoded here rather than lazily by the failover: the body has no
     // model (it is in the path), and a malformed body is the client's 400
     // before any vendor is tried.

@@ -21,7 +21,7 @@ mod relay;
 mod state;
 pub mod upstream;
 
-use access::{authorize, check_model};
+use access::{admit_limits, authorize, check_model};
 pub use client::ClientApi;
 use ctx::{abort, client_gone, grace_over, Stop};
 pub use ctx::{RequestCtx, REQUEST_ID_HEADER};
@@ -161,6 +161,7 @@ impl ProxyHttp for Gateway {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(ctx.status);
+        access::settle_limits(ctx, status);
         let ttfb_ms = ctx.ttfb.map(|t| t.as_micros() as f64 / 1000.0);
         let error = e
             .map(|e| {
@@ -325,6 +326,7 @@ impl Gateway {
                     }
                     false => crate::health::discovery::models_body(snap),
                 };
+                let body = access::visible_models(ctx, snap, body);
                 send_json(session, ctx, 200, body).await
             }
             "/v1/messages/count_tokens" => {
@@ -341,6 +343,9 @@ impl Gateway {
                 ctx.api = api;
                 authorize(session, snap, &self.state, ctx, api)?;
                 let id = &path["/v1/models/".len()..];
+                if !access::may_see(ctx, snap, id) {
+                    return Err(GatewayError::ModelNotFound(id.to_string()).into());
+                }
                 match crate::health::discovery::model_body(snap, api, id) {
                     Some(body) => send_json(session, ctx, 200, body).await,
                     None => Err(GatewayError::ModelNotFound(id.to_string()).into()),
@@ -578,6 +583,7 @@ impl Gateway {
         let route = snap
             .route(&model)
             .ok_or_else(|| GatewayError::ModelNotFound(model.clone()))?;
+        admit_limits(&self.state, ctx, body.len()).await?;
 
         let deadline = tokio::time::Instant::now() + snap.routing.request_timeout;
         let request = failover::ChatRequest {
