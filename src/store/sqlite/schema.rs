@@ -313,8 +313,27 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
             "applied schema migration"
         );
     }
+    conn.execute_batch(RETIRE_LOG_INDEXES)?;
     schema_version(conn)
 }
+
+/// The request log keeps one secondary index, `request_logs_ts` (time
+/// ranges of `/api/logs` and `/api/stats`; retention by age). The three
+/// composite indexes migration 1 created — `(provider|model|status, ts_ms)`
+/// — are dropped: each row insert paid four B-tree inserts (half the
+/// writer's CPU per row, measured), and SQLite's planner used them for the
+/// console's filtered pages (`provider = ? ORDER BY id DESC LIMIT 51`) by
+/// collecting every matching row and sorting, 120–170 ms on 300,000 rows,
+/// where walking the primary key backwards and filtering stops after a
+/// page: 0.3 ms. Only a filter value that matches (almost) no row scans the
+/// table (~100 ms per 300,000 rows). BENCHMARKS.md ("Request log") has the
+/// figures. Idempotent, so it is a step after the migrations rather than a
+/// numbered one.
+const RETIRE_LOG_INDEXES: &str = "
+DROP INDEX IF EXISTS request_logs_provider_ts;
+DROP INDEX IF EXISTS request_logs_model_ts;
+DROP INDEX IF EXISTS request_logs_status_ts;
+";
 
 #[cfg(test)]
 mod tests {
@@ -349,6 +368,38 @@ mod tests {
                 "{bad} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn request_log_keeps_only_the_time_index() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        // A second open of the same file changes nothing.
+        migrate(&mut c).unwrap();
+        let names: Vec<String> = c
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' \
+                 AND tbl_name = 'request_logs' AND sql IS NOT NULL ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(names, ["request_logs_ts"]);
+        // A filtered console page walks the primary key backwards and stops
+        // after a page, instead of sorting every matching row.
+        let plan: Vec<String> = c
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM request_logs \
+                 WHERE provider = 'p' ORDER BY id DESC LIMIT 51",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!plan.iter().any(|l| l.contains("TEMP B-TREE")), "{plan:?}");
     }
 
     #[test]
