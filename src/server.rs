@@ -315,8 +315,10 @@ pub fn build(
         upstream_keepalive_pool_size: 1024,
         upgrade_sock: process.upgrade_sock.clone(),
         // Work stealing keeps long streams from pinning one thread while
-        // others idle.
-        work_stealing: true,
+        // others idle. With one thread there is nothing to steal from, and
+        // Pingora then runs a current-thread Tokio runtime: no cross-thread
+        // run queue, no atomics on every wake.
+        work_stealing: threads > 1,
         ..ServerConf::default()
     };
 
