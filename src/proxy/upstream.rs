@@ -202,8 +202,9 @@ impl Stage {
 /// How far one attempt got under its deadline.
 enum Steps {
     Done(Outcome),
-    /// A non-2xx answer whose body is still to be read.
-    ErrorAnswer(HttpSession, HttpPeer, ResponseHeader),
+    /// A non-2xx answer whose body is still to be read (boxed: rare, and
+    /// the session is large).
+    ErrorAnswer(Box<(HttpSession, HttpPeer, ResponseHeader)>),
 }
 
 /// Run one attempt against `input.provider` with `input.key`.
@@ -218,7 +219,8 @@ pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<
     let steps = timeout_at(deadline, steps(connector, dns, &input, &mut stage)).await;
     match steps {
         Ok(Steps::Done(outcome)) => outcome,
-        Ok(Steps::ErrorAnswer(session, peer, header)) => {
+        Ok(Steps::ErrorAnswer(answer)) => {
+            let (session, peer, header) = *answer;
             error_answer(connector, session, peer, header, deadline, input.provider).await
         }
         Err(_) => Outcome::Timeout(stage.deadline_message().into()),
@@ -292,7 +294,7 @@ async fn steps(
         };
         session.set_read_timeout(Some(p.timeouts.idle));
         if !(200..300).contains(&header.status.as_u16()) {
-            return Steps::ErrorAnswer(session, peer, header);
+            return Steps::ErrorAnswer(Box::new((session, peer, header)));
         }
         *stage = Stage::FirstBytes;
         return Steps::Done(match session.read_response_body().await {
