@@ -1,7 +1,9 @@
-//! The data plane: a Pingora `ProxyHttp` that owns the upstream exchange.
+//! The data plane: it owns the upstream exchange.
 //!
 //! Everything happens in `request_filter`, which answers the request itself
-//! and returns `Ok(true)`. Pingora's own upstream path replays a body read in
+//! and returns `Ok(true)`. The `ProxyHttp` impl below supplies the hooks;
+//! requests are served by `Gateway::serve` (called by the edge), which runs
+//! them without Pingora's proxy state machine. Pingora's own upstream path replays a body read in
 //! a filter only through a 64 KiB retry buffer, which silently breaks
 //! failover of long prompts; owning the exchange lets any body up to the
 //! configured limit be sent to as many providers as needed.
