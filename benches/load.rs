@@ -1263,11 +1263,14 @@ async fn soak(gw: &GatewayProc, secs: u64) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--pingora-floor") {
-        run_pingora_floor(
-            args.get(i + 1).map_or("127.0.0.1:0", String::as_str),
-            args.get(i + 2).map_or("", String::as_str),
-        );
+    for (flag, app) in [("--pingora-floor", false), ("--pingora-app-floor", true)] {
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            run_pingora_floor(
+                args.get(i + 1).map_or("127.0.0.1:0", String::as_str),
+                args.get(i + 2).map_or("", String::as_str),
+                app,
+            );
+        }
     }
     let flag = |name: &str| args.iter().any(|a| a == name);
     let value = |name: &str| {
@@ -1409,8 +1412,12 @@ fn main() {
             wait_ready(n.addr).await;
             wait_ready(n.streams_addr).await;
         }
-        let floor = if flag("--no-floor") { None } else { start_floor(mock_addr, pin) };
+        let floor = if flag("--no-floor") { None } else { start_floor(mock_addr, pin, false) };
         if let Some(f) = &floor {
+            wait_ready(f.addr).await;
+        }
+        let app_floor = if flag("--no-floor") { None } else { start_floor(mock_addr, pin, true) };
+        if let Some(f) = &app_floor {
             wait_ready(f.addr).await;
         }
 
@@ -1421,7 +1428,7 @@ fn main() {
             if nginx.is_some() { "nginx (1 worker, upstream keep-alive)" } else { "none (nginx not installed)" }
         );
         if floor.is_some() {
-            println!("floor: bare Pingora 0.9.1 proxy (`pingora` rows: 1 worker, pinned like the gateway, no gateway logic)");
+            println!("floors: bare Pingora 0.9.1 `ProxyHttp` (`pingora` rows) and bare `HttpServerApp` with pingora-core's connector (`pingora app` rows): 1 worker, no work stealing, pinned like the gateway, no gateway logic");
         }
         println!(
             "mock: {} ms before each answer, {} events per stream, {} ms between events",
@@ -1524,6 +1531,13 @@ fn main() {
                     }
                     _ => None,
                 };
+                let app_floored = match (&app_floor, nginx_ok) {
+                    (Some(f), true) => {
+                        let req = Arc::new(request_bytes(&f.addr.to_string(), path, model, stream, pad));
+                        Some(measure(f.addr, f.pid, req, conc, warm, duration).await)
+                    }
+                    _ => None,
+                };
                 row(name, "direct", conc, &direct, String::new(), String::new(), String::new());
                 if let Some((st, cpu)) = &reference {
                     row(name, "nginx", conc, st, format!("{:+.3}", st.pct(0.5) - direct.pct(0.5)), format!("{cpu:.1}"), String::new());
@@ -1535,6 +1549,14 @@ fn main() {
                         .map(|(n, _)| format!("{:.2}x", st.rps() / n.rps()))
                         .unwrap_or_default();
                     row(name, "pingora", conc, st, format!("{:+.3}", st.pct(0.5) - direct.pct(0.5)), format!("{cpu:.1}"), ratio);
+                    total_errors += st.errors;
+                }
+                if let Some((st, cpu)) = &app_floored {
+                    let ratio = reference
+                        .as_ref()
+                        .map(|(n, _)| format!("{:.2}x", st.rps() / n.rps()))
+                        .unwrap_or_default();
+                    row(name, "pingora app", conc, st, format!("{:+.3}", st.pct(0.5) - direct.pct(0.5)), format!("{cpu:.1}"), ratio);
                     total_errors += st.errors;
                 }
                 if let Some((st, cpu)) = &baseline {
@@ -1763,18 +1785,95 @@ impl pingora::proxy::ProxyHttp for Floor {
     }
 }
 
-fn run_pingora_floor(listen: &str, upstream: &str) -> ! {
+/// The second floor: a bare `HttpServerApp` (pingora-core, no `ProxyHttp`
+/// state machine) that reads the request, sends it upstream with
+/// pingora-core's pooled connector, and copies the answer back — the
+/// shape the gateway would have if it left `ProxyHttp` (it owns its
+/// upstream exchange anyway).
+struct AppFloor {
+    upstream: SocketAddr,
+    connector: pingora::connectors::http::Connector,
+}
+
+impl AppFloor {
+    /// One exchange; `None` closes the client connection.
+    async fn exchange(&self, session: &mut pingora::protocols::http::ServerSession) -> Option<()> {
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = session.read_request_body().await.ok()? {
+            body.extend_from_slice(&chunk);
+        }
+        let peer = pingora::upstreams::peer::HttpPeer::new(self.upstream, false, String::new());
+        let (mut up, _) = self.connector.get_http_session(&peer).await.ok()?;
+        up.write_request_header(Box::new(session.req_header().clone()))
+            .await
+            .ok()?;
+        up.write_request_body(body.freeze(), true).await.ok()?;
+        up.finish_request_body().await.ok()?;
+        up.read_response_header().await.ok()?;
+        let head = up.response_header()?.clone();
+        session.write_response_header(Box::new(head)).await.ok()?;
+        while let Some(chunk) = up.read_response_body().await.ok()? {
+            session.write_response_body(chunk, false).await.ok()?;
+        }
+        session.finish_body().await.ok()?;
+        self.connector
+            .release_http_session(up, &peer, Some(Duration::from_secs(90)))
+            .await;
+        Some(())
+    }
+}
+
+#[async_trait::async_trait]
+impl pingora::apps::HttpServerApp for AppFloor {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: pingora::protocols::http::ServerSession,
+        _shutdown: &pingora::server::ShutdownWatch,
+    ) -> Option<pingora::apps::ReusedHttpStream> {
+        if !session.read_request().await.ok()? {
+            return None;
+        }
+        session.set_keepalive(Some(60));
+        self.exchange(&mut session).await?;
+        let settings = pingora::apps::HttpPersistentSettings::for_session(&session);
+        let reusable = session.finish().await.ok()??;
+        Some(pingora::apps::ReusedHttpStream::from_reusable_stream(
+            reusable, settings,
+        ))
+    }
+}
+
+fn run_pingora_floor(listen: &str, upstream: &str, app: bool) -> ! {
     let upstream: SocketAddr = upstream.parse().expect("--pingora-floor upstream address");
+    // One core, one worker: no work stealing (Pingora then runs a
+    // current-thread Tokio runtime per worker, without the multi-thread
+    // scheduler's cross-thread queues).
     let conf = pingora::server::configuration::ServerConf {
         threads: 1,
         upstream_keepalive_pool_size: 1024,
-        work_stealing: true,
+        work_stealing: false,
         ..Default::default()
     };
     let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
-    let mut service = pingora::proxy::http_proxy_service(&server.configuration, Floor { upstream });
-    service.add_tcp(listen);
-    server.add_service(service);
+    if app {
+        let connector = pingora::connectors::http::Connector::new(Some(
+            pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration),
+        ));
+        let mut service = pingora::services::listening::Service::new(
+            "bare HttpServerApp floor".to_string(),
+            AppFloor {
+                upstream,
+                connector,
+            },
+        );
+        service.add_tcp(listen);
+        server.add_service(service);
+    } else {
+        let mut service =
+            pingora::proxy::http_proxy_service(&server.configuration, Floor { upstream });
+        service.add_tcp(listen);
+        server.add_service(service);
+    }
     server.run_forever()
 }
 
@@ -1791,7 +1890,7 @@ impl Drop for FloorProc {
     }
 }
 
-fn start_floor(mock: SocketAddr, pin: bool) -> Option<FloorProc> {
+fn start_floor(mock: SocketAddr, pin: bool, app: bool) -> Option<FloorProc> {
     // A free port: bound and released (loopback, nothing else races here).
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
@@ -1806,7 +1905,15 @@ fn start_floor(mock: SocketAddr, pin: bool) -> Option<FloorProc> {
         Command::new(&exe)
     };
     let child = cmd
-        .args(["--pingora-floor", &addr.to_string(), &mock.to_string()])
+        .args([
+            if app {
+                "--pingora-app-floor"
+            } else {
+                "--pingora-floor"
+            },
+            &addr.to_string(),
+            &mock.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

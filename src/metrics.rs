@@ -86,15 +86,77 @@ struct LatencySeries {
 }
 
 /// A map of label sets to series that only takes the write lock to add one.
+///
+/// Series are named by their rendered label string (`series`, what
+/// `/metrics` prints). The data plane finds its series by the label
+/// *values* instead (`by_values`: a hash of the values, then a compare), so
+/// a request formats and escapes nothing once its series exists; the label
+/// string is built only the first time a combination is seen.
 struct Family<T> {
     series: RwLock<HashMap<String, Arc<T>>>,
+    by_values: RwLock<HashMap<u64, Vec<ByValues<T>>>>,
+    /// Per-process keys: label values come from clients (model names), so
+    /// the hash must not be predictable.
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// One label combination as the data plane names it: text values and one
+/// number (a status, a flag).
+struct ByValues<T> {
+    texts: Box<[Box<str>]>,
+    number: u64,
+    series: Arc<T>,
 }
 
 impl<T: Default> Family<T> {
     fn new() -> Self {
         Family {
             series: RwLock::new(HashMap::new()),
+            by_values: RwLock::new(HashMap::new()),
+            hasher: std::collections::hash_map::RandomState::new(),
         }
+    }
+
+    /// The series for these label values; `labels` renders them (called
+    /// only for a combination not seen before), `overflow` is the label set
+    /// used past [`MAX_SERIES`] (see [`Family::get`]).
+    fn get_by(
+        &self,
+        texts: &[&str],
+        number: u64,
+        labels: impl FnOnce() -> String,
+        overflow: impl FnOnce() -> String,
+    ) -> Option<Arc<T>> {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.hasher.build_hasher();
+        texts.hash(&mut h);
+        number.hash(&mut h);
+        let hash = h.finish();
+        let same = |e: &ByValues<T>| {
+            e.number == number
+                && e.texts.len() == texts.len()
+                && e.texts.iter().zip(texts).all(|(a, b)| &**a == *b)
+        };
+        if let Ok(map) = self.by_values.read() {
+            if let Some(e) = map.get(&hash).and_then(|v| v.iter().find(|e| same(e))) {
+                return Some(e.series.clone());
+            }
+        }
+        let series = self.get(labels(), overflow)?;
+        let mut map = self.by_values.write().ok()?;
+        // Bounded like the series themselves: past the cap (client-chosen
+        // model names) a combination is looked up by its label string.
+        if map.len() < 2 * MAX_SERIES {
+            let entries = map.entry(hash).or_default();
+            if !entries.iter().any(same) {
+                entries.push(ByValues {
+                    texts: texts.iter().map(|t| Box::<str>::from(*t)).collect(),
+                    number,
+                    series: series.clone(),
+                });
+            }
+        }
+        Some(series)
     }
 
     fn get(&self, labels: String, overflow: impl FnOnce() -> String) -> Option<Arc<T>> {
@@ -324,24 +386,35 @@ impl Default for Metrics {
 impl Metrics {
     /// Called once per client request (chat or messages), after the answer.
     pub fn request(&self, r: &Finished<'_>) {
-        let provider = escape(r.provider.unwrap_or(""));
+        let provider = r.provider.unwrap_or("");
         // An unroutable request names a model no provider serves; keeping
         // it as a label would let any client create series at will.
         let model = match r.provider {
-            Some(_) => escape(r.model.unwrap_or("")),
-            None => String::new(),
+            Some(_) => r.model.unwrap_or(""),
+            None => "",
         };
-        let labels = format!(
-            "api=\"{}\",provider=\"{provider}\",model=\"{model}\",status=\"{}\"",
-            r.api, r.status
-        );
-        let overflow = || {
+        let labels = || {
             format!(
-                "api=\"{}\",provider=\"{provider}\",model=\"other\",status=\"{}\"",
-                r.api, r.status
+                "api=\"{}\",provider=\"{}\",model=\"{}\",status=\"{}\"",
+                r.api,
+                escape(provider),
+                escape(model),
+                r.status
             )
         };
-        if let Some(s) = self.requests.get(labels, overflow) {
+        let overflow = || {
+            format!(
+                "api=\"{}\",provider=\"{}\",model=\"other\",status=\"{}\"",
+                r.api,
+                escape(provider),
+                r.status
+            )
+        };
+        let values = [r.api, provider, model];
+        if let Some(s) = self
+            .requests
+            .get_by(&values, r.status.into(), labels, overflow)
+        {
             s.requests.fetch_add(1, Ordering::Relaxed);
             s.prompt_tokens
                 .fetch_add(r.prompt_tokens, Ordering::Relaxed);
@@ -350,11 +423,18 @@ impl Metrics {
             s.cached_tokens
                 .fetch_add(r.cached_tokens, Ordering::Relaxed);
         }
-        let labels = format!(
-            "api=\"{}\",provider=\"{provider}\",stream=\"{}\"",
-            r.api, r.stream
-        );
-        if let Some(s) = self.latency.get(labels, String::new) {
+        let labels = || {
+            format!(
+                "api=\"{}\",provider=\"{}\",stream=\"{}\"",
+                r.api,
+                escape(provider),
+                r.stream
+            )
+        };
+        if let Some(s) =
+            self.latency
+                .get_by(&[r.api, provider], r.stream.into(), labels, String::new)
+        {
             s.duration.observe(r.latency);
             if let Some(t) = r.ttfb {
                 s.ttfb.observe(t);
@@ -398,8 +478,11 @@ impl Metrics {
     /// `auth_failed`, `not_permitted`, `invalid_answer`, `status_4xx`,
     /// `status_5xx`, `connect`, `timeout`).
     pub fn attempt(&self, provider: &str, result: &'static str) {
-        let labels = format!("provider=\"{}\",result=\"{result}\"", escape(provider));
-        if let Some(c) = self.attempts.get(labels, String::new) {
+        let labels = || format!("provider=\"{}\",result=\"{result}\"", escape(provider));
+        if let Some(c) = self
+            .attempts
+            .get_by(&[provider, result], 0, labels, String::new)
+        {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -740,6 +823,66 @@ mod tests {
     fn label_values_are_escaped() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(escape("plain"), "plain");
+    }
+
+    #[test]
+    fn series_found_by_values_are_the_rendered_ones() {
+        let m = Metrics::default();
+        let finished = |model: &'static str, status: u16| Finished {
+            api: "openai",
+            provider: Some("p\"1"),
+            model: Some(model),
+            status,
+            stream: true,
+            attempts: 1,
+            latency: Duration::from_millis(1),
+            ttfb: None,
+            prompt_tokens: 2,
+            completion_tokens: 3,
+            cached_tokens: 0,
+        };
+        for _ in 0..3 {
+            m.request(&finished("m", 200));
+        }
+        // Same texts, another number; another text, same number.
+        m.request(&finished("m", 500));
+        m.request(&finished("n", 200));
+        m.attempt("p\"1", "ok");
+        m.attempt("p\"1", "ok");
+        let series: Vec<(String, u64)> = m
+            .requests
+            .snapshot()
+            .into_iter()
+            .map(|(l, s)| (l, s.requests.load(Ordering::Relaxed)))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                (
+                    r#"api="openai",provider="p\"1",model="m",status="200""#.to_string(),
+                    3
+                ),
+                (
+                    r#"api="openai",provider="p\"1",model="m",status="500""#.to_string(),
+                    1
+                ),
+                (
+                    r#"api="openai",provider="p\"1",model="n",status="200""#.to_string(),
+                    1
+                ),
+            ]
+        );
+        let latency = m.latency.snapshot();
+        assert_eq!(latency.len(), 1);
+        assert_eq!(
+            latency[0].0,
+            r#"api="openai",provider="p\"1",stream="true""#
+        );
+        assert_eq!(latency[0].1.duration.count.load(Ordering::Relaxed), 5);
+        let attempts = m.attempts.snapshot();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].0, r#"provider="p\"1",result="ok""#);
+        assert_eq!(attempts[0].1.load(Ordering::Relaxed), 2);
     }
 
     #[test]

@@ -315,8 +315,10 @@ pub fn build(
         upstream_keepalive_pool_size: 1024,
         upgrade_sock: process.upgrade_sock.clone(),
         // Work stealing keeps long streams from pinning one thread while
-        // others idle.
-        work_stealing: true,
+        // others idle. With one thread there is nothing to steal from, and
+        // Pingora then runs a current-thread Tokio runtime: no cross-thread
+        // run queue, no atomics on every wake.
+        work_stealing: threads > 1,
         ..ServerConf::default()
     };
 
@@ -386,10 +388,13 @@ pub fn build(
         max_head_bytes = limits.max_head_bytes,
         "client connections capped (server.max_connections)"
     );
-    let proxy = pingora::proxy::http_proxy(&server.configuration, Gateway::new(state.clone()));
     let mut service = pingora::services::listening::Service::new(
         "llm-orchestrator data plane".to_string(),
-        crate::proxy::edge::EdgeApp::new(proxy, limits, state.metrics.edge.clone()),
+        crate::proxy::edge::EdgeApp::new(
+            Gateway::new(state.clone()),
+            limits,
+            state.metrics.edge.clone(),
+        ),
     );
     // No 64 KiB read buffer per client connection: Pingora's HTTP session
     // reads the request into its own buffers anyway, and with 1,000 open

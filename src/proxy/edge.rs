@@ -5,12 +5,13 @@
 //! server waits for a head with a timeout that restarts at every read (a
 //! client trickling one header line every few seconds is never closed),
 //! accepts heads up to 1 MiB, and answers a malformed one with an empty 400.
-//! [`EdgeApp`] therefore wraps the proxy's [`HttpServerApp`] in its own
-//! [`ServerApp`]: it counts connections (an atomic; over the cap a 503 and
-//! a close), reads each request head itself under one deadline and a size
-//! limit, answers anything it cannot accept with a JSON error carrying a
-//! request id, and hands the complete head to Pingora as a pipelined
-//! prefix, which Pingora parses without another read. The head buffer is
+//! [`EdgeApp`] therefore serves connections as its own [`ServerApp`]: it
+//! counts connections (an atomic; over the cap a 503 and a close), reads
+//! each request head itself under one deadline and a size limit, answers
+//! anything it cannot accept with a JSON error carrying a request id, and
+//! hands the complete head to Pingora's HTTP/1 session as a pipelined
+//! prefix, which Pingora parses without another read; the gateway then
+//! serves the request ([`Serve`]) without Pingora's `ProxyHttp` layer. The head buffer is
 //! the one Pingora would have allocated itself, so the per-request cost is
 //! one extra `httparse` pass over a head already in the cache.
 //!
@@ -22,8 +23,7 @@ use crate::config::EdgeSettings;
 use crate::metrics::EdgeStats;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::apps::{HttpServerApp, ServerApp};
-use pingora::protocols::http::ServerSession;
+use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::sync::atomic::Ordering;
@@ -103,7 +103,23 @@ fn fd_limit() -> Option<u64> {
         .ok()
 }
 
-/// Pingora's HTTP proxy app behind the edge checks.
+/// What serves one request whose head the edge accepted: the gateway
+/// (`proxy::Gateway::serve`). Pingora's `HttpServerApp` would hand over a
+/// bare `ServerSession`; the gateway's code works on the proxy's `Session`
+/// (the same session plus the proxy's per-request state), which only its
+/// constructor from a stream can build — so the edge builds it.
+#[async_trait]
+pub trait Serve {
+    /// Serve the request in `session` (its head not yet parsed); the
+    /// connection back when it can carry another request.
+    async fn serve(
+        &self,
+        session: pingora::proxy::Session,
+        shutdown: &ShutdownWatch,
+    ) -> Option<pingora::apps::ReusedHttpStream>;
+}
+
+/// The gateway behind the edge checks.
 pub struct EdgeApp<A> {
     inner: Arc<A>,
     limits: EdgeLimits,
@@ -132,7 +148,7 @@ impl Drop for Open<'_> {
 #[async_trait]
 impl<A> ServerApp for EdgeApp<A>
 where
-    A: HttpServerApp + Send + Sync + 'static,
+    A: Serve + Send + Sync + 'static,
 {
     async fn process_new(
         self: &Arc<Self>,
@@ -178,14 +194,19 @@ where
                 }
             }
             first = false;
-            let mut session = ServerSession::new_http1(stream);
+            // Served directly, not through Pingora's `ProxyHttp` machinery:
+            // the gateway answers every request itself, and the proxy's
+            // per-request state machine (a ~14 KB future, built and moved
+            // per request and held for a whole stream) did nothing for it.
+            let mut session = pingora::proxy::Session::new_h1(stream);
+            let downstream = &mut session.downstream_session;
             // Pingora's own default (60 s) until the request says otherwise;
             // the wait for the next request is ours (`keepalive_timeout`).
-            session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+            downstream.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
             // The longest pause in a request body.
-            session.set_read_timeout(Some(self.limits.body_timeout));
-            session.set_pipelined_prefix(buf);
-            match self.inner.process_new_http(session, shutdown).await {
+            downstream.set_read_timeout(Some(self.limits.body_timeout));
+            downstream.set_pipelined_prefix(buf);
+            match self.inner.serve(session, shutdown).await {
                 // No persistent settings are used: no keep-alive request
                 // limit, no connection context and no pipelining are set.
                 Some(reused) => stream = reused.consume().0,
@@ -194,9 +215,8 @@ where
         }
     }
 
-    async fn cleanup(&self) {
-        self.inner.http_cleanup().await;
-    }
+    // No cleanup: the edge's own wait for the next request on a kept-alive
+    // connection already ends at shutdown (`read_head`).
 }
 
 /// Bytes of one buffered upstream answer, counted against the global

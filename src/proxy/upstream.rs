@@ -177,14 +177,66 @@ fn reset_of(p: &Provider, header: &ResponseHeader, body: &[u8]) -> crate::health
     )
 }
 
+/// Where an attempt was when its deadline passed.
+#[derive(Clone, Copy)]
+enum Stage {
+    Resolving,
+    Connecting,
+    Sending,
+    Waiting,
+    FirstBytes,
+}
+
+impl Stage {
+    fn deadline_message(self) -> &'static str {
+        match self {
+            Stage::Resolving => "deadline passed while resolving the host",
+            Stage::Connecting => "deadline passed while connecting",
+            Stage::Sending => "deadline passed while sending the request",
+            Stage::Waiting => "deadline passed before the response",
+            Stage::FirstBytes => "deadline passed before the first body bytes",
+        }
+    }
+}
+
+/// How far one attempt got under its deadline.
+enum Steps {
+    Done(Outcome),
+    /// A non-2xx answer whose body is still to be read (boxed: rare, and
+    /// the session is large).
+    ErrorAnswer(Box<(HttpSession, HttpPeer, ResponseHeader)>),
+}
+
 /// Run one attempt against `input.provider` with `input.key`.
+///
+/// One timer for the whole attempt (resolve, connect, send, status, first
+/// body bytes) instead of one per step: each step that had to wait
+/// registered and cancelled its own Tokio timer. `stage` says where the
+/// deadline caught it.
 pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<'_>) -> Outcome {
-    let p = input.provider;
     let deadline = input.deadline;
-    let addr = match timeout_at(deadline, dns.resolve(&p.endpoint)).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => return Outcome::Connect(e),
-        Err(_) => return Outcome::Timeout("deadline passed while resolving the host".into()),
+    let mut stage = Stage::Resolving;
+    let steps = timeout_at(deadline, steps(connector, dns, &input, &mut stage)).await;
+    match steps {
+        Ok(Steps::Done(outcome)) => outcome,
+        Ok(Steps::ErrorAnswer(answer)) => {
+            let (session, peer, header) = *answer;
+            error_answer(connector, session, peer, header, deadline, input.provider).await
+        }
+        Err(_) => Outcome::Timeout(stage.deadline_message().into()),
+    }
+}
+
+async fn steps(
+    connector: &Connector,
+    dns: &DnsCache,
+    input: &AttemptInput<'_>,
+    stage: &mut Stage,
+) -> Steps {
+    let p = input.provider;
+    let addr = match dns.resolve(&p.endpoint).await {
+        Ok(a) => a,
+        Err(e) => return Steps::Done(Outcome::Connect(e)),
     };
     let mut peer = HttpPeer::new(addr, p.endpoint.tls, p.endpoint.host.clone());
     peer.options.connection_timeout = Some(p.timeouts.connect);
@@ -195,77 +247,58 @@ pub async fn attempt(connector: &Connector, dns: &DnsCache, input: AttemptInput<
     // Built once and moved into the session; only a retry on a stale
     // pooled connection (rare) builds it again, so the common path pays no
     // copy of the header map.
-    let mut req = match build_request(&input) {
+    let mut req = match build_request(input) {
         Ok(r) => Some(r),
-        Err(e) => return Outcome::Broken(format!("building the request: {e}")),
+        Err(e) => return Steps::Done(Outcome::Broken(format!("building the request: {e}"))),
     };
 
     // A pooled connection may have been closed by the vendor while idle; such
     // a failure before any response byte is retried on another connection
     // without counting as an attempt.
     for _ in 0..3 {
-        let (mut session, reused) =
-            // Boxed: Pingora's connect future (TCP + TLS handshake state) is
-            // ~9 KB, and held inline it would make every future above this
-            // one that large — copied on each move, per request.
-            match timeout_at(deadline, Box::pin(connector.get_http_session(&peer))).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return classify_error(&e, "connect"),
-                Err(_) => return Outcome::Timeout("deadline passed while connecting".into()),
-            };
-        let header = match req.take().map_or_else(|| build_request(&input), Ok) {
-            Ok(h) => h,
-            Err(e) => return Outcome::Broken(format!("building the request: {e}")),
+        *stage = Stage::Connecting;
+        // Boxed: Pingora's connect future (TCP + TLS handshake state) is
+        // ~9 KB, and held inline it would make every future above this one
+        // that large — copied on each move, per request.
+        let (session, reused) = match Box::pin(connector.get_http_session(&peer)).await {
+            Ok(s) => s,
+            Err(e) => return Steps::Done(classify_error(&e, "connect")),
         };
-        let sent = timeout_at(deadline, async {
-            session.write_request_header(header).await?;
-            session.write_request_body(input.body.clone(), true).await?;
-            session.finish_request_body().await
-        })
-        .await;
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if reused => {
+        let header = match req.take().map_or_else(|| build_request(input), Ok) {
+            Ok(h) => h,
+            Err(e) => return Steps::Done(Outcome::Broken(format!("building the request: {e}"))),
+        };
+        *stage = Stage::Sending;
+        let mut session = match send(session, header, &input.body, &peer).await {
+            Ok(s) => s,
+            Err(e) if reused => {
                 tracing::debug!(provider = %p.name, error = %e, "stale pooled connection, reconnecting");
                 continue;
             }
-            Ok(Err(e)) => return classify_error(&e, "sending the request"),
-            Err(_) => return Outcome::Timeout("deadline passed while sending the request".into()),
-        }
+            Err(e) => return Steps::Done(classify_error(&e, "sending the request")),
+        };
 
+        *stage = Stage::Waiting;
         session.set_read_timeout(Some(p.timeouts.first_byte));
-        match timeout_at(deadline, session.read_response_header()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if reused && e.etype() == &ErrorType::ConnectionClosed => {
+        match session.read_response_header().await {
+            Ok(()) => {}
+            Err(e) if reused && e.etype() == &ErrorType::ConnectionClosed => {
                 tracing::debug!(provider = %p.name, error = %e, "stale pooled connection, reconnecting");
                 continue;
             }
-            Ok(Err(e)) => return classify_error(&e, "waiting for the response"),
-            Err(_) => return Outcome::Timeout("deadline passed before the response".into()),
+            Err(e) => return Steps::Done(classify_error(&e, "waiting for the response")),
         }
-        return after_header(connector, session, peer, deadline, p).await;
-    }
-    Outcome::Broken("every pooled connection was stale".into())
-}
-
-async fn after_header(
-    connector: &Connector,
-    mut session: HttpSession,
-    peer: HttpPeer,
-    deadline: Instant,
-    p: &Provider,
-) -> Outcome {
-    let idle = p.timeouts.idle;
-    let header = match session.response_header() {
-        Some(h) => h.clone(),
-        None => return Outcome::Broken("response without a header".into()),
-    };
-    let status = header.status.as_u16();
-    session.set_read_timeout(Some(idle));
-
-    if (200..300).contains(&status) {
-        return match timeout_at(deadline, session.read_response_body()).await {
-            Ok(Ok(first)) => {
+        let header = match session.response_header() {
+            Some(h) => h.clone(),
+            None => return Steps::Done(Outcome::Broken("response without a header".into())),
+        };
+        session.set_read_timeout(Some(p.timeouts.idle));
+        if !(200..300).contains(&header.status.as_u16()) {
+            return Steps::ErrorAnswer(Box::new((session, peer, header)));
+        }
+        *stage = Stage::FirstBytes;
+        return Steps::Done(match session.read_response_body().await {
+            Ok(first) => {
                 let done = first.is_none() || session.response_done();
                 Outcome::Success(Box::new(Committed {
                     session,
@@ -275,12 +308,68 @@ async fn after_header(
                     done,
                 }))
             }
-            Ok(Err(e)) => classify_error(&e, "reading the first body bytes"),
-            Err(_) => Outcome::Timeout("deadline passed before the first body bytes".into()),
-        };
+            Err(e) => classify_error(&e, "reading the first body bytes"),
+        });
     }
+    Steps::Done(Outcome::Broken("every pooled connection was stale".into()))
+}
 
-    // An error answer: keep (a bounded prefix of) its body for the client.
+/// Send the request head and body. On HTTP/1 both go out in one vectored
+/// write (`writev`): Pingora's client flushes the head and the body
+/// separately, two `sendto` where one does, and a vendor may see the head
+/// alone and wait a round trip for the body. HTTP/2 sessions go through
+/// Pingora's frames as before.
+async fn send(
+    session: HttpSession,
+    header: Box<RequestHeader>,
+    body: &Bytes,
+    peer: &HttpPeer,
+) -> pingora::Result<HttpSession> {
+    use bytes::Buf;
+    use pingora::protocols::http::v1::client::{http_req_header_to_wire, HttpSession as H1};
+    use tokio::io::AsyncWriteExt;
+    match session {
+        HttpSession::H1(h1) => {
+            let head = http_req_header_to_wire(&header).ok_or_else(|| {
+                pingora::Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "request line with forbidden bytes",
+                )
+            })?;
+            let mut stream = h1.into_inner();
+            let mut out = head.freeze().chain(body.clone());
+            // `write_all_buf` hands both parts to `poll_write_vectored`
+            // (the upstream stream has no write buffer of its own).
+            stream.write_all_buf(&mut out).await.map_err(|e| {
+                pingora::Error::because(ErrorType::WriteError, "writing the request", e)
+            })?;
+            stream.flush().await.map_err(|e| {
+                pingora::Error::because(ErrorType::WriteError, "flushing the request", e)
+            })?;
+            // A fresh client session over the same connection reads the
+            // answer: it knows nothing of the request it did not write,
+            // which only matters for HEAD and upgrades (never sent here).
+            Ok(HttpSession::H1(H1::new_with_options(stream, peer)))
+        }
+        mut other => {
+            other.write_request_header(header).await?;
+            other.write_request_body(body.clone(), true).await?;
+            other.finish_request_body().await?;
+            Ok(other)
+        }
+    }
+}
+
+/// A non-2xx answer: keep (a bounded prefix of) its body for the client.
+async fn error_answer(
+    connector: &Connector,
+    mut session: HttpSession,
+    peer: HttpPeer,
+    header: ResponseHeader,
+    deadline: Instant,
+    p: &Provider,
+) -> Outcome {
+    let status = header.status.as_u16();
     let mut body = BytesMut::new();
     let mut complete = false;
     while let Ok(Ok(chunk)) = timeout_at(deadline, session.read_response_body()).await {
