@@ -236,7 +236,7 @@ fn db_migrate_creates_the_schema() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("schema version 6"), "{stdout}");
+    assert!(stdout.contains("schema version 7"), "{stdout}");
     assert!(dir.path().join("data/gw.db").exists());
 }
 

@@ -432,7 +432,7 @@ async fn start_with_a_wrong_password_or_no_server_stops_and_says_why() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("schema version 3"), "{stdout}");
+    assert!(stdout.contains("schema version 4"), "{stdout}");
     assert!(
         stdout.contains("llm:…@") && !stdout.contains(PASSWORD),
         "{stdout}"
