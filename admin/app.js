@@ -93,6 +93,10 @@
     if (Math.abs(x) >= 1e4) return `${(x / 1e3).toFixed(x >= 1e5 ? 0 : 1)}k`;
     return Number.isInteger(x) ? String(x) : x.toFixed(1);
   }
+  function fmtUsd(x) {
+    const v = Number(x) || 0;
+    return `$${v >= 100 ? v.toFixed(2) : v >= 1 ? v.toFixed(3) : v.toFixed(6).replace(/0+$/, '').replace(/\.$/, '.00')}`;
+  }
   function fmtPct(x) {
     return `${(100 * (x || 0)).toFixed(x && x < 0.1 ? 1 : 0)}%`;
   }
@@ -979,7 +983,8 @@
   }
 
   function groupLabel(g, group) {
-    return g === null || g === undefined ? `(no ${group})` : String(g);
+    if (g === null || g === undefined) return group === 'key' ? '(master token)' : `(no ${group})`;
+    return String(g);
   }
 
   function renderUsage(u) {
@@ -1023,13 +1028,14 @@
       chart({ id: 'tokens', title: `Tokens per ${fmtDuration(u.bucket)}`, kind: 'lines', times, span, bucketMs, series: [
         { name: 'in (prompt)', color: PALETTE[1], values: series(base, 'prompt_tokens', 0) },
         { name: 'out (completion)', color: PALETTE[3], values: series(base, 'completion_tokens', 0) },
-      ] }));
+      ] }),
+      chart({ id: 'cost', title: `Cost (USD) per ${fmtDuration(u.bucket)}`, kind: 'bars', times, span, bucketMs, fmt: fmtUsd, whole: false, series: byGroup('cost_usd') }));
 
     const requests = u.summaryTotal.reduce((a, r) => a + r.requests, 0);
     $('usage-info').textContent = `${fmtNum(requests)} request${requests === 1 ? '' : 's'} since ${fmtTime(u.since)}, ${fmtDuration(u.bucket)} buckets${focus ? `, showing ${focus}` : ''}.` +
       (u.dropped ? ` ${u.dropped} log rows were dropped (the log writer fell behind); they are not counted.` : '');
 
-    $('usage-group-head').textContent = u.group === 'model' ? 'Model' : 'Provider';
+    $('usage-group-head').textContent = { model: 'Model', key: 'Client key' }[u.group] || 'Provider';
     $('usage-summary-label').textContent = `by ${u.group}, since ${fmtTime(u.since)}`;
     const body = clear($('usage-summary-body'));
     const rows = [...u.summary].sort((a, b) => b.requests - a.requests);
@@ -1042,10 +1048,12 @@
       h('td', { class: 'num' }, fmtMs(r.p50_latency_ms)),
       h('td', { class: 'num' }, fmtMs(r.p95_latency_ms)),
       h('td', { class: 'num' }, String(r.prompt_tokens)),
-      h('td', { class: 'num' }, String(r.completion_tokens)));
+      h('td', { class: 'num' }, String(r.completion_tokens)),
+      h('td', { class: 'num' }, String(r.cached_tokens ?? 0)),
+      h('td', { class: 'num', testid: 'usage-cost' }, fmtUsd(r.cost_usd ?? 0)));
     for (const r of rows) body.append(line(groupLabel(r.group, u.group), r));
     if (u.summaryTotal.length) body.append(line('total', u.summaryTotal[0], 'total'));
-    if (!rows.length) body.append(h('tr', {}, h('td', { colspan: '9', class: 'muted' }, 'No requests in this range.')));
+    if (!rows.length) body.append(h('tr', {}, h('td', { colspan: '11', class: 'muted' }, 'No requests in this range.')));
   }
 
   /** A round tick step for 4 steps reaching `max`; whole numbers for counts. */

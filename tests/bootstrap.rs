@@ -21,6 +21,7 @@ const PACKAGES: &[(&str, &[&str])] = &[
     ("cmake", &["cmake"]),
     ("build-essential", &["cc", "make"]),
     ("redis-server", &["redis-server"]),
+    ("openssl", &["openssl"]),
     ("mariadb-server", &["mariadb-install-db"]),
     ("postgresql", &["pg_ctlcluster"]),
     ("procps", &["kill"]),
@@ -35,6 +36,7 @@ const BASE_TOOLS: &[&str] = &["sed", "head", "sort", "dirname", "env", "cat", "l
 const BUILD_PACKAGES: &[&str] = &["cmake", "build-essential"];
 const TEST_PACKAGES: &[&str] = &[
     "redis-server",
+    "openssl",
     "mariadb-server",
     "postgresql",
     "procps",
@@ -139,6 +141,7 @@ done"#
             "cc",
             "make",
             "redis-server",
+            "openssl",
             "mariadb-install-db",
             "pg_ctlcluster",
             "kill",

@@ -208,7 +208,7 @@ impl GatewayError {
             ),
             GatewayError::NotFound { method, path } => make(
                 ErrorKind::NotFound,
-                format!("Invalid URL ({} {}): this gateway serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models and GET /health", echo(method), echo(path)),
+                format!("Invalid URL ({} {}): this gateway serves POST /v1/chat/completions, POST /v1/responses, POST /v1/messages (and /v1/messages/count_tokens), POST /v1beta/models/{{model}}:generateContent (and :streamGenerateContent, :countTokens), GET /v1/models, GET /v1beta/models and GET /health", echo(method), echo(path)),
                 Some("unknown_url"),
             ),
             GatewayError::MethodNotAllowed { allow, method, path } => make(

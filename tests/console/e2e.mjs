@@ -351,6 +351,22 @@ async function main() {
   await page.click(sel('kf-submit'));
   await until('the edited row', async () => (await keyRow.locator(sel('ckey-owner')).textContent()).trim() === 'console-team-2');
   check((await keyChat(MODEL)) === 200, 'the re-enabled client key is refused');
+  // Usage per client key: the key's own row (its requests), apart from the master token's.
+  await openTab('usage');
+  await page.selectOption(sel('uf-group'), 'key');
+  const keyUsage = `${sel('usage-row')}[data-group*="console-app"]`;
+  await until('a usage row for the client key', async () => {
+    await page.click(sel('uf-apply'));
+    await page.waitForTimeout(200);
+    return (await page.locator(keyUsage).count()) > 0;
+  });
+  const keyRequests = Number((await page.locator(keyUsage).locator('td').nth(1).textContent()).trim());
+  check(keyRequests >= 2, `the client key's usage row counts ${keyRequests} requests`);
+  check((await page.locator(`${sel('usage-row')}[data-group="(master token)"]`).count()) === 1, 'no usage row for the master token');
+  check(/^\$/.test((await page.locator(keyUsage).locator(sel('usage-cost')).textContent()).trim()), 'no cost cell');
+  ok(`usage grouped by client key: ${keyRequests} requests for console-app, the master token apart, with a cost column`);
+  await page.selectOption(sel('uf-group'), 'provider');
+  await openTab('keys');
   await keyRow.locator(sel('ckey-delete')).click();
   await page.waitForSelector(`${sel('ckeys-empty')}:visible`);
   check((await keyChat(MODEL)) === 401, 'a deleted client key is still accepted');
