@@ -20,23 +20,8 @@ impl RedisServer {
 
     /// Start (again) on a given port, e.g. to bring a stopped server back.
     pub async fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (./scripts/bootstrap test installs it)");
         let server = RedisServer {
-            child,
+            child: spawn(&["--port", &port.to_string()]),
             port,
             tls: false,
         };
@@ -145,31 +130,20 @@ impl RedisServer {
         let port = probe.local_addr().expect("addr").port();
         drop(probe);
         let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--tls-port",
-                &port.to_string(),
-                "--tls-cert-file",
-                &path("srv.pem"),
-                "--tls-key-file",
-                &path("srv.key"),
-                "--tls-ca-cert-file",
-                &path("ca.pem"),
-                "--tls-auth-clients",
-                "no",
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (./scripts/bootstrap test installs it)");
+        let child = spawn(&[
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &path("srv.pem"),
+            "--tls-key-file",
+            &path("srv.key"),
+            "--tls-ca-cert-file",
+            &path("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+        ]);
         let server = RedisServer {
             child,
             port,
@@ -183,6 +157,17 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `redis-server` on loopback with no persistence, plus `args`.
+fn spawn(args: &[&str]) -> Child {
+    Command::new("redis-server")
+        .args(args)
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (./scripts/bootstrap test installs it)")
 }
 
 impl Drop for RedisServer {

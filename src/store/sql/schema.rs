@@ -38,6 +38,15 @@ macro_rules! mysql_table {
     };
 }
 
+/// Migration 4 is the same on both dialects (`BIGINT` is both's 64-bit integer).
+const LEDGER_COLUMNS: &[&str] = &[
+    "ALTER TABLE request_logs ADD COLUMN cache_write_tokens BIGINT",
+    "ALTER TABLE request_logs ADD COLUMN cache_write_1h_tokens BIGINT",
+    "ALTER TABLE request_logs ADD COLUMN reasoning_tokens BIGINT",
+    "ALTER TABLE request_logs ADD COLUMN cost_micros BIGINT",
+    "ALTER TABLE request_logs ADD COLUMN client_key_id BIGINT",
+];
+
 pub(super) const MYSQL: &[Migration] = &[
     Migration {
         version: 1,
@@ -147,13 +156,7 @@ pub(super) const MYSQL: &[Migration] = &[
     Migration {
         version: 4,
         name: "request log: usage and cost ledger",
-        statements: &[
-            "ALTER TABLE request_logs ADD COLUMN cache_write_tokens BIGINT",
-            "ALTER TABLE request_logs ADD COLUMN cache_write_1h_tokens BIGINT",
-            "ALTER TABLE request_logs ADD COLUMN reasoning_tokens BIGINT",
-            "ALTER TABLE request_logs ADD COLUMN cost_micros BIGINT",
-            "ALTER TABLE request_logs ADD COLUMN client_key_id BIGINT",
-        ],
+        statements: LEDGER_COLUMNS,
     },
 ];
 
@@ -248,13 +251,7 @@ pub(super) const POSTGRES: &[Migration] = &[
     Migration {
         version: 4,
         name: "request log: usage and cost ledger",
-        statements: &[
-            "ALTER TABLE request_logs ADD COLUMN cache_write_tokens BIGINT",
-            "ALTER TABLE request_logs ADD COLUMN cache_write_1h_tokens BIGINT",
-            "ALTER TABLE request_logs ADD COLUMN reasoning_tokens BIGINT",
-            "ALTER TABLE request_logs ADD COLUMN cost_micros BIGINT",
-            "ALTER TABLE request_logs ADD COLUMN client_key_id BIGINT",
-        ],
+        statements: LEDGER_COLUMNS,
     },
 ];
 
