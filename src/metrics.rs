@@ -454,10 +454,17 @@ impl Metrics {
         c: &crate::ledger::prices::Classes,
         cost_micros: u64,
     ) {
-        let provider = escape(provider);
-        let labels = format!("provider=\"{provider}\",model=\"{}\"", escape(model));
-        let overflow = || format!("provider=\"{provider}\",model=\"other\"");
-        if let Some(s) = self.ledger.get(labels, overflow) {
+        // Found by label values like the other families: nothing is
+        // formatted once the (provider, model) series exists.
+        let labels = || {
+            format!(
+                "provider=\"{}\",model=\"{}\"",
+                escape(provider),
+                escape(model)
+            )
+        };
+        let overflow = || format!("provider=\"{}\",model=\"other\"", escape(provider));
+        if let Some(s) = self.ledger.get_by(&[provider, model], 0, labels, overflow) {
             for (counter, v) in [
                 (&s.input, c.input),
                 (&s.cached_read, c.cached_read),
