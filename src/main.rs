@@ -132,7 +132,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = match server::listen_addr(&process) {
+    // `_port_hold` lives as long as `run_forever` (which never returns).
+    let (addr, _port_hold) = match server::listen_addr(&process) {
         Ok(a) => a,
         Err(e) => {
             tracing::error!("{e}");

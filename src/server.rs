@@ -10,13 +10,20 @@ use pingora::prelude::Opt;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
-use std::net::TcpListener;
 use std::sync::Arc;
+use tokio::net::TcpSocket;
 
-/// The address to listen on. Port 0 asks the OS for a free port; Pingora
-/// binds by address string, so the port is found here and then handed over
-/// (the OS will not hand the same ephemeral port out again immediately).
-pub fn listen_addr(process: &ProcessSettings) -> Result<String, String> {
+/// The address to listen on, and for port 0 the socket that holds it.
+///
+/// Port 0 asks the OS for a free port; Pingora binds by address string, so
+/// the port is found here and then handed over by number. The probe socket
+/// is kept bound (never listening) for the life of the process: both it and
+/// Pingora's listener set SO_REUSEADDR, which lets one of them listen beside
+/// a bound twin, while another process's `bind(0)` or outgoing `connect()`
+/// skips a port that a bound socket owns. Dropping the probe instead left a
+/// window in which a second gateway started at the same moment could be
+/// handed the same port, bind it first, and answer the first one's clients.
+pub fn listen_addr(process: &ProcessSettings) -> Result<(String, Option<PortHold>), String> {
     let host = if process.host == "localhost" {
         "127.0.0.1"
     } else {
@@ -30,14 +37,34 @@ pub fn listen_addr(process: &ProcessSettings) -> Result<String, String> {
         }
     };
     if process.port != 0 {
-        return Ok(fmt(process.port));
+        return Ok((fmt(process.port), None));
     }
-    let probe = TcpListener::bind(fmt(0)).map_err(|e| format!("cannot bind {host}: {e}"))?;
-    let port = probe
-        .local_addr()
-        .map_err(|e| format!("cannot read the bound port: {e}"))?
-        .port();
-    Ok(fmt(port))
+    // A host name resolves as Pingora will resolve it (first address).
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+        .map_err(|e| format!("cannot bind {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot bind {host}: it resolves to no address"))?;
+    let (port, hold) = hold_free_port(addr).map_err(|e| format!("cannot bind {host}: {e}"))?;
+    Ok((fmt(port), Some(hold)))
+}
+
+/// Bind port 0 on `addr`'s IP with SO_REUSEADDR and keep the socket.
+fn hold_free_port(addr: std::net::SocketAddr) -> std::io::Result<(u16, PortHold)> {
+    let probe = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }?;
+    probe.set_reuseaddr(true)?;
+    probe.bind(std::net::SocketAddr::new(addr.ip(), 0))?;
+    let port = probe.local_addr()?.port();
+    Ok((port, PortHold { _socket: probe }))
+}
+
+/// A bound, never-listening socket that keeps an OS-chosen port ours until
+/// the process exits (see [`listen_addr`]).
+pub struct PortHold {
+    _socket: TcpSocket,
 }
 
 /// Is a listen host (an IP address or `localhost`) reachable from this
@@ -505,4 +532,44 @@ pub fn build(
         ));
     }
     server
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    #[test]
+    fn a_held_port_is_never_handed_out_again_but_can_be_listened_on() {
+        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let (port, _hold) = hold_free_port(any).expect("hold a port");
+        // Other `bind(0)` callers (other gateways' probes, test mocks) are
+        // given other ports while the hold lives; keep the sockets so each
+        // bind has to find a new free port.
+        let mut others = Vec::new();
+        for _ in 0..500 {
+            let l = std::net::TcpListener::bind(any).expect("bind 0");
+            assert_ne!(l.local_addr().expect("addr").port(), port);
+            others.push(l);
+        }
+        drop(others);
+        // A listener with SO_REUSEADDR (what Pingora creates) takes the
+        // held port over, and only one does.
+        let at = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let take = |at| {
+            let s = TcpSocket::new_v4()?;
+            s.set_reuseaddr(true)?;
+            s.bind(at)?;
+            s.listen(16)
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let first = take(at).expect("the holder's listener binds the held port");
+            assert!(take(at).is_err(), "a second listener on the held port");
+            drop(first);
+        });
+    }
 }
