@@ -463,3 +463,81 @@ async fn the_openai_and_anthropic_sdks_see_rate_limit_errors() {
         assert!(output.contains(line), "{line}: {output}");
     }
 }
+
+/// Redis's count of script calls so far (admissions and settlements).
+async fn script_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1))
+        .filter_map(|v| v.split(',').next())
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
+}
+
+/// The requests counted in the key's RPM window in Redis.
+async fn counted(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("llm-orchestrator:limit:*:rpm")
+        .query_async(conn)
+        .await
+        .expect("KEYS");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let buckets: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+        .arg(&keys[0])
+        .query_async(conn)
+        .await
+        .expect("HGETALL");
+    buckets.values().sum()
+}
+
+#[tokio::test]
+async fn a_busy_key_takes_requests_ahead_and_gives_back_what_it_did_not_use() {
+    let redis = RedisServer::start().await;
+    let mock = MockOpenAi::start("vendor").await;
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let one = Gateway::start_with(&config(&mock), &env).await;
+    let two = Gateway::start_with(&config(&mock), &env).await;
+    let secret = create_key(&one, json!({"name": "busy", "rpm": 400})).await;
+    wait_key(&two, 1).await;
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+
+    // Far from the limit, one round trip admits many requests.
+    let before = script_calls(&mut conn).await;
+    let results = burst(&[&one], &secret, 100).await;
+    assert_eq!(count(&results, 200), 100, "{results:?}");
+    let calls = script_calls(&mut conn).await - before;
+    assert!(calls <= 40, "{calls} script calls for 100 requests");
+    // What was taken and not used goes back within a second.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(counted(&mut conn).await, 100);
+
+    // Up to the limit from both instances at once: never more than the
+    // limit, and once the unused grants are back, exactly the limit.
+    let results = burst(&[&one, &two], &secret, 200).await;
+    let first = count(&results, 200);
+    assert!(first <= 300, "{first} admitted, 300 were left");
+    assert_eq!(count(&results, 429), 400 - first, "{results:?}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(counted(&mut conn).await, 100 + first as u64);
+    let results = burst(&[&one, &two], &secret, 30).await;
+    assert_eq!(
+        first + count(&results, 200),
+        300,
+        "the rest of the minute's 400: {results:?}"
+    );
+    assert_eq!(counted(&mut conn).await, 400);
+}

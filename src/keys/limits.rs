@@ -26,8 +26,19 @@
 //! window admits any single request, so one bigger than the whole limit
 //! is not refused forever.
 //!
+//! **Requests ahead of use.** A key with an RPM limit and nothing else
+//! asks Redis for up to [`AHEAD_MAX`] requests at once; the script grants
+//! at most 1/16 of what is left in the window, split between the live
+//! instances (so one request at a time near the limit: a 60 RPM key is as
+//! exact as before), counts them all, and this instance admits the extra
+//! ones from memory for the next [`AHEAD_MS`]. Ones still unused then are
+//! given back to their bucket. No window ever holds more than the limit;
+//! a busy key costs one round trip per batch instead of one per request.
+//! One request per key asks Redis at a time; the others wait for its
+//! answer rather than asking too.
+//!
 //! The project rule is that the hot path never waits on Redis; exact
-//! cross-instance limits need this one round trip. It is the deliberate
+//! cross-instance limits need this round trip. It is the deliberate
 //! exception: only for keys that have limits, and bounded by
 //! [`REDIS_TIMEOUT`].
 //!
@@ -71,6 +82,14 @@ const INSTANCES: &str = "llm-orchestrator:limit-instances";
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// An instance that has not beaten for this long is not counted.
 const ALIVE_MS: u64 = 30_000;
+
+/// The most requests one Redis round trip takes ahead of use.
+const AHEAD_MAX: u32 = 64;
+/// How long requests taken ahead of use stay usable here. Short, so that a
+/// grant another instance could have used comes back soon, and so that a
+/// request counted in one second's bucket runs within that second or the
+/// next.
+const AHEAD_MS: u64 = 250;
 
 const ADMIT: &str = include_str!("admit.lua");
 const SETTLE: &str = include_str!("settle.lua");
@@ -195,6 +214,22 @@ struct Local {
     running: u32,
 }
 
+/// Requests of one key counted in Redis ahead of use (see the module
+/// docs), and the turn to ask Redis for more.
+#[derive(Default)]
+struct Ahead {
+    grants: Mutex<VecDeque<Grant>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+struct Grant {
+    /// The Redis second they were counted in.
+    bucket: u64,
+    left: u32,
+    /// Usable until then (ms since the limiter started).
+    until_ms: u64,
+}
+
 /// The part of a limit this instance enforces on its own.
 fn share(limit: u64, instances: u64) -> u64 {
     if limit == 0 {
@@ -208,6 +243,7 @@ fn share(limit: u64, instances: u64) -> u64 {
 pub struct Limiter {
     redis: OnceLock<Arc<SharedRedis>>,
     local: Mutex<HashMap<Arc<str>, Arc<Mutex<Local>>>>,
+    ahead: Mutex<HashMap<Arc<str>, Arc<Ahead>>>,
     stats: Arc<LimitStats>,
     started: Instant,
     /// Unique per process: prefixes request members and names the heartbeat.
@@ -226,6 +262,7 @@ impl Limiter {
         Arc::new(Limiter {
             redis: OnceLock::new(),
             local: Mutex::new(HashMap::new()),
+            ahead: Mutex::new(HashMap::new()),
             stats,
             started: Instant::now(),
             instance: format!("{:016x}", rand::random::<u64>()),
@@ -260,15 +297,22 @@ impl Limiter {
             0
         };
         let member = self.seq.fetch_add(1, Ordering::Relaxed);
-        let result = match self.redis.get() {
+        let redis_now = match self.redis.get() {
             Some(redis) if self.now() >= self.skip_until.load(Ordering::Relaxed) => {
-                match redis.manager_now() {
-                    Some(conn) => self.admit_shared(conn, id, limits, est, member).await,
-                    // The connection is not built yet (first instants).
-                    None => None,
-                }
+                redis.manager_now()
             }
             _ => None,
+        };
+        let result = match redis_now {
+            Some(conn) if limits.tpm == 0 && limits.max_concurrent == 0 => {
+                self.admit_ahead(conn, id, limits, member).await
+            }
+            Some(conn) => self
+                .admit_shared(conn, id, limits, est, member, 1)
+                .await
+                .map(|r| r.map(|(bucket, _)| bucket)),
+            // No Redis, or its connection is not built yet (first instants).
+            None => None,
         };
         let (result, shared) = match result {
             Some(r) => (r, true),
@@ -314,8 +358,94 @@ impl Limiter {
         format!("{}-{n}", self.instance)
     }
 
-    /// `Ok(bucket)` when admitted; `None`: Redis did not answer (the
-    /// caller falls back).
+    /// A key with an RPM limit alone: a request taken ahead of use, else
+    /// one Redis round trip that also takes some for the next requests.
+    async fn admit_ahead(
+        self: &Arc<Self>,
+        conn: redis::aio::ConnectionManager,
+        id: &Arc<str>,
+        limits: Limits,
+        member: u64,
+    ) -> Option<Result<u64, Refused>> {
+        let ahead = self.ahead_state(id);
+        if let Some(bucket) = self.take_ahead(id, &ahead) {
+            return Some(Ok(bucket));
+        }
+        // One round trip per key at a time: the requests that queue here
+        // are usually served by the grant it brings back.
+        let _turn = ahead.turn.lock().await;
+        if let Some(bucket) = self.take_ahead(id, &ahead) {
+            return Some(Ok(bucket));
+        }
+        let (bucket, granted) = match self
+            .admit_shared(conn, id, limits, 0, member, AHEAD_MAX)
+            .await?
+        {
+            Ok(g) => g,
+            Err(refused) => return Some(Err(refused)),
+        };
+        if granted > 1 {
+            if let Ok(mut grants) = ahead.grants.lock() {
+                grants.push_back(Grant {
+                    bucket,
+                    left: granted - 1,
+                    until_ms: self.now() + AHEAD_MS,
+                });
+            }
+            // Traffic may stop: what is left goes back on time all the same.
+            let (me, id, ahead) = (self.clone(), id.clone(), ahead.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(AHEAD_MS + 10)).await;
+                me.give_back(&id, &ahead);
+            });
+        }
+        Some(Ok(bucket))
+    }
+
+    fn ahead_state(&self, id: &Arc<str>) -> Arc<Ahead> {
+        let Ok(mut map) = self.ahead.lock() else {
+            return Arc::default();
+        };
+        // Bounded by the number of keys, as `local_state`.
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.entry(id.clone()).or_default().clone()
+    }
+
+    /// One request from a live grant (its bucket).
+    fn take_ahead(self: &Arc<Self>, id: &Arc<str>, ahead: &Ahead) -> Option<u64> {
+        self.give_back(id, ahead);
+        let mut grants = ahead.grants.lock().ok()?;
+        while let Some(g) = grants.front_mut() {
+            if g.left > 0 {
+                g.left -= 1;
+                return Some(g.bucket);
+            }
+            grants.pop_front();
+        }
+        None
+    }
+
+    /// Grants past their time give their unused requests back to Redis.
+    fn give_back(self: &Arc<Self>, id: &Arc<str>, ahead: &Ahead) {
+        let now = self.now();
+        let Ok(mut grants) = ahead.grants.lock() else {
+            return;
+        };
+        while grants.front().is_some_and(|g| g.until_ms < now) {
+            let Some(g) = grants.pop_front() else { break };
+            if g.left > 0 {
+                let (me, id) = (self.clone(), id.clone());
+                tokio::spawn(async move {
+                    me.settle_shared(&id, 0, 0, g.bucket, false, g.left).await;
+                });
+            }
+        }
+    }
+
+    /// `Ok((bucket, requests granted))` when admitted; `None`: Redis did
+    /// not answer (the caller falls back).
     async fn admit_shared(
         self: &Arc<Self>,
         mut conn: redis::aio::ConnectionManager,
@@ -323,7 +453,8 @@ impl Limiter {
         limits: Limits,
         est: u64,
         member: u64,
-    ) -> Option<Result<u64, Refused>> {
+        want: u32,
+    ) -> Option<Result<(u64, u32), Refused>> {
         let keys = Self::keys(id);
         let args = [
             limits.rpm.to_string(),
@@ -333,14 +464,17 @@ impl Limiter {
             self.member(member),
             WINDOW_SECS.to_string(),
             LEASE_MS.to_string(),
+            want.to_string(),
+            self.instances.load(Ordering::Relaxed).to_string(),
         ];
-        let call = eval::<(i64, i64)>(&mut conn, Script::Admit, &keys, &args);
+        let call = eval::<(i64, i64, i64)>(&mut conn, Script::Admit, &keys, &args);
         match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-            Ok(Ok((code, value))) => {
+            Ok(Ok((code, value, granted))) => {
                 self.redis_ok();
                 let retry_ms = value.max(0) as u64;
                 Some(match code {
-                    0 => Ok(retry_ms),
+                    // `value` is the bucket when admitted.
+                    0 => Ok((retry_ms, granted.clamp(1, i64::from(want)) as u32)),
                     1 => Err(Refused::new(Limit::Rpm, limits, retry_ms)),
                     2 => Err(Refused::new(Limit::Tpm, limits, retry_ms)),
                     _ => Err(Refused::new(Limit::Concurrency, limits, retry_ms)),
@@ -358,7 +492,7 @@ impl Limiter {
                 if limits.max_concurrent > 0 {
                     let (me, id) = (self.clone(), id.to_string());
                     tokio::spawn(async move {
-                        me.settle_shared(&id, member, 0, 0, true).await;
+                        me.settle_shared(&id, member, 0, 0, true, 0).await;
                     });
                 }
                 None
@@ -431,7 +565,15 @@ impl Limiter {
         }
     }
 
-    async fn settle_shared(&self, id: &str, member: u64, delta: i64, bucket: u64, release: bool) {
+    async fn settle_shared(
+        &self,
+        id: &str,
+        member: u64,
+        delta: i64,
+        bucket: u64,
+        release: bool,
+        unused: u32,
+    ) {
         let Some(mut conn) = self.redis.get().and_then(|r| r.manager_now()) else {
             return;
         };
@@ -442,6 +584,7 @@ impl Limiter {
             u8::from(release).to_string(),
             bucket.to_string(),
             WINDOW_SECS.to_string(),
+            unused.to_string(),
         ];
         let call = eval::<i64>(&mut conn, Script::Settle, &keys, &args);
         match tokio::time::timeout(SETTLE_TIMEOUT, call).await {
@@ -531,7 +674,7 @@ impl Lease {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 limiter
-                    .settle_shared(&id, member, delta, bucket, conc)
+                    .settle_shared(&id, member, delta, bucket, conc, 0)
                     .await;
             });
         }
