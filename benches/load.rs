@@ -1582,8 +1582,9 @@ fn main() {
         }
 
         // Pass-through with a client key that has an RPM limit far above
-        // the load (so it never trips), Redis on: every request makes the
-        // limit's Redis round trip. Measured on a second gateway with Redis,
+        // the load (so it never trips), Redis on: the limiter takes
+        // requests from Redis in batches (one round trip per up to 64
+        // requests, src/keys/limits.rs). Measured on a second gateway with Redis,
         // alternating (A B A B A B) with the master token on the same
         // gateway: the `gateway pass-through` row is the baseline.
         {

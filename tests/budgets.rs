@@ -44,20 +44,8 @@ fn config(mock: &MockOpenAi) -> String {
 }
 
 async fn create(gw: &Gateway, body: Value) -> (String, i64) {
-    let r = reqwest::Client::new()
-        .post(gw.url("/api/keys"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("create");
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.expect("json");
-    assert_eq!(status, 201, "{v}");
-    (
-        v["secret"].as_str().expect("secret").to_string(),
-        v["key"]["id"].as_i64().expect("id"),
-    )
+    let (secret, key) = gw.create_key(body).await;
+    (secret, key["id"].as_i64().expect("id"))
 }
 
 /// One chat completion: status, Retry-After, body.

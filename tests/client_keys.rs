@@ -50,11 +50,7 @@ async fn chat(gw: &Gateway, secret: &str, model: &str) -> (u16, Value) {
 }
 
 async fn create(gw: &Gateway, body: Value) -> (String, Value) {
-    let (status, text) = call(gw, "POST", "/api/keys", TOKEN, Some(body)).await;
-    assert_eq!(status, 201, "{text}");
-    let v = json_of(&text);
-    let secret = v["secret"].as_str().expect("secret").to_string();
-    (secret, v["key"].clone())
+    gw.create_key(body).await
 }
 
 async fn patch(gw: &Gateway, id: i64, body: Value) {

@@ -471,17 +471,7 @@ async fn prices_set_through_the_api_apply_to_the_next_request() {
 async fn sdk_requests_are_recorded_per_key() {
     let s = setup().await;
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(s.gw.url("/api/keys"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name": "sdk app"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let secret = created["secret"].as_str().expect("secret").to_string();
+    let (secret, _) = s.gw.create_key(json!({"name": "sdk app"})).await;
     let out = tokio::time::timeout(
         Duration::from_secs(120),
         tokio::process::Command::new("python3")

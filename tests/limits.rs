@@ -53,16 +53,7 @@ async fn answer(r: reqwest::Response) -> (u16, Option<u64>, Value) {
 }
 
 async fn create_key(gw: &Gateway, body: Value) -> String {
-    let r = reqwest::Client::new()
-        .post(gw.url("/api/keys"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("admin");
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.expect("json");
-    v["secret"].as_str().expect("secret").to_string()
+    gw.create_key(body).await.0
 }
 
 async fn metrics(gw: &Gateway) -> String {
@@ -357,6 +348,30 @@ async fn every_client_api_gets_its_own_429_without_redis() {
     assert!(retry.is_some(), "{b}");
     assert_eq!(b["error"]["code"], 429, "{b}");
     assert_eq!(b["error"]["status"], "RESOURCE_EXHAUSTED", "{b}");
+
+    // Token counting and model lists spend no limit (they use no vendor
+    // tokens; the OpenAI-type provider's count is the gateway's estimate).
+    for _ in 0..3 {
+        let r = reqwest::Client::new()
+            .post(gw.url("/v1/messages/count_tokens"))
+            .header("x-api-key", &secret)
+            .header("anthropic-version", "2023-06-01")
+            .json(&json!({"model": "gpt-4o-mini",
+                          "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .expect("count_tokens");
+        let (s, _, b) = answer(r).await;
+        assert_eq!(s, 200, "{b}");
+        assert!(b["input_tokens"].as_u64().is_some_and(|n| n > 0), "{b}");
+        let r = reqwest::Client::new()
+            .get(gw.url("/v1/models"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .expect("models");
+        assert_eq!(r.status(), 200);
+    }
 
     let m = metrics(&gw).await;
     assert_eq!(

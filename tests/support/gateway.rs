@@ -195,6 +195,24 @@ impl Gateway {
         .await
     }
 
+    /// Create a client key through the admin API (201 asserted): the
+    /// secret, shown this once, and the key as the API describes it.
+    pub async fn create_key(&self, body: serde_json::Value) -> (String, serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(self.url("/api/keys"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin API reachable");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        assert_eq!(status, 201, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let secret = v["secret"].as_str().expect("secret").to_string();
+        (secret, v["key"].clone())
+    }
+
     /// The ids `GET /v1/models` lists.
     pub async fn model_ids(&self) -> Vec<String> {
         let v: serde_json::Value = reqwest::Client::new()
