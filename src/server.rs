@@ -349,8 +349,7 @@ pub fn build(
         ..ServerConf::default()
     };
 
-    let connector =
-        pingora::connectors::http::Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
+    let connector = crate::proxy::Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
     let Boot {
         file,
         source,

@@ -108,15 +108,18 @@ fn fd_limit() -> Option<u64> {
 /// bare `ServerSession`; the gateway's code works on the proxy's `Session`
 /// (the same session plus the proxy's per-request state), which only its
 /// constructor from a stream can build — so the edge builds it.
-#[async_trait]
+///
+/// Statically dispatched (`EdgeApp` is generic over it): the request's
+/// future lives inside the connection's, not in a box of its own built on
+/// the stack and copied in per request.
 pub trait Serve {
     /// Serve the request in `session` (its head not yet parsed); the
     /// connection back when it can carry another request.
-    async fn serve(
+    fn serve(
         &self,
         session: pingora::proxy::Session,
         shutdown: &ShutdownWatch,
-    ) -> Option<pingora::apps::ReusedHttpStream>;
+    ) -> impl std::future::Future<Output = Option<pingora::apps::ReusedHttpStream>> + Send;
 }
 
 /// The gateway behind the edge checks.

@@ -11,6 +11,7 @@
 mod access;
 mod check;
 pub mod client;
+mod connector;
 pub mod count;
 mod ctx;
 mod dns;
@@ -25,6 +26,7 @@ pub mod upstream;
 
 use access::{admit_limits, authorize, check_model};
 pub use client::ClientApi;
+pub use connector::Connector;
 use ctx::{abort, client_gone, grace_over, Stop};
 pub use ctx::{RequestCtx, REQUEST_ID_HEADER};
 pub use error::GatewayError;
@@ -113,7 +115,17 @@ impl ProxyHttp for Gateway {
         )
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    fn suppress_error_log(&self, _s: &Session, _c: &RequestCtx, _e: &Error) -> bool {
+        // The request line below already says what happened.
+        true
+    }
+}
+
+impl Gateway {
+    /// The request: answered by `handle`, its error answered here; `Err`
+    /// only when nothing can be answered. (What `ProxyHttp::request_filter`
+    /// was, as an inherent method: statically dispatched, no boxed future.)
+    async fn filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         use tracing::Instrument;
         // A caller's own request id (tracing across services) is kept when
         // it is short and plain; anything else gets ours.
@@ -151,12 +163,8 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    fn suppress_error_log(&self, _s: &Session, _c: &RequestCtx, _e: &Error) -> bool {
-        // The request line below already says what happened.
-        true
-    }
-
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    /// The request's metrics, ledger entry, log row and log line.
+    fn log_request(&self, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let latency = ctx.start.map(|s| s.elapsed()).unwrap_or_default();
         let req = session.req_header();
         let status = session
@@ -270,7 +278,6 @@ impl ProxyHttp for Gateway {
 /// the connection back for the next request. Measured (callgrind,
 /// BENCHMARKS.md "Performance (session 8, #18)"): fewer instructions per
 /// request and ~14 KB less memory per open stream.
-#[async_trait]
 impl edge::Serve for Gateway {
     async fn serve(
         &self,
@@ -293,9 +300,9 @@ impl edge::Serve for Gateway {
             session.set_keepalive(None);
         }
         let mut ctx = self.new_ctx();
-        match self.request_filter(&mut session, &mut ctx).await {
+        match self.filter(&mut session, &mut ctx).await {
             Ok(_) => {
-                self.logging(&mut session, None, &mut ctx).await;
+                self.log_request(&session, None, &mut ctx);
                 let settings = pingora::apps::HttpPersistentSettings::for_session(&session);
                 let reusable = session.downstream_session.finish().await.ok()??;
                 Some(pingora::apps::ReusedHttpStream::from_reusable_stream(
@@ -306,7 +313,7 @@ impl edge::Serve for Gateway {
                 // Pingora's default answer for an error (502, 500, or none
                 // when the client is gone); the connection is not reused.
                 self.fail_to_proxy(&mut session, &e, &mut ctx).await;
-                self.logging(&mut session, Some(&e), &mut ctx).await;
+                self.log_request(&session, Some(&e), &mut ctx);
                 session.downstream_session.on_proxy_failure(e);
                 None
             }

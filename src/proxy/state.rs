@@ -2,11 +2,11 @@
 //! channel, shutdown signals; see `control::live`) plus what only the data
 //! plane uses, the upstream connector and DNS cache.
 
+use super::connector::Connector;
 use crate::control::live::Live;
 use crate::health::checker::Prober;
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::connectors::http::Connector;
 use std::sync::Arc;
 
 /// Shared by every request of every worker thread.

@@ -8,8 +8,8 @@
 use super::dns::DnsCache;
 use crate::config::{ApiKey, Provider};
 
+use super::connector::Connector;
 use bytes::{Bytes, BytesMut};
-use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
@@ -257,10 +257,9 @@ async fn steps(
     // without counting as an attempt.
     for _ in 0..3 {
         *stage = Stage::Connecting;
-        // Boxed: Pingora's connect future (TCP + TLS handshake state) is
-        // ~9 KB, and held inline it would make every future above this one
-        // that large — copied on each move, per request.
-        let (session, reused) = match Box::pin(connector.get_http_session(&peer)).await {
+        // Small when the pool has a connection; a new one's connect is
+        // boxed inside (`proxy::connector`).
+        let (session, reused) = match connector.get_http_session(&peer).await {
             Ok(s) => s,
             Err(e) => return Steps::Done(classify_error(&e, "connect")),
         };
