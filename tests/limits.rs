@@ -29,7 +29,17 @@ fn hello() -> Value {
 /// POST `body` to `path` with `secret` as a bearer token: status, the
 /// Retry-After header, the body.
 async fn post(gw: &Gateway, path: &str, secret: &str, body: &Value) -> (u16, Option<u64>, Value) {
-    let r = reqwest::Client::new()
+    post_with(&reqwest::Client::new(), gw, path, secret, body).await
+}
+
+async fn post_with(
+    client: &reqwest::Client,
+    gw: &Gateway,
+    path: &str,
+    secret: &str,
+    body: &Value,
+) -> (u16, Option<u64>, Value) {
+    let r = client
         .post(gw.url(path))
         .bearer_auth(secret)
         .timeout(Duration::from_secs(30))
@@ -76,13 +86,18 @@ fn metric(text: &str, line_start: &str) -> Option<f64> {
 }
 
 /// Fire `n` chats at once at each gateway; the statuses, and every 429's
-/// Retry-After and message.
+/// Retry-After and message. One client for the burst: building a client
+/// per request (it loads the system's root certificates) takes long
+/// enough in a debug build that, with hundreds queued on the test's one
+/// thread, the first connections sat past the gateway's 10 s head timeout
+/// before their requests were written, and were closed unanswered.
 async fn burst(gws: &[&Gateway], secret: &str, n: usize) -> Vec<(u16, Option<u64>, Value)> {
     let body = hello();
+    let client = reqwest::Client::new();
     let calls = gws
         .iter()
         .flat_map(|gw| (0..n).map(move |_| *gw))
-        .map(|gw| post(gw, "/v1/chat/completions", secret, &body));
+        .map(|gw| post_with(&client, gw, "/v1/chat/completions", secret, &body));
     join_all(calls).await
 }
 
