@@ -676,6 +676,30 @@ fn start_redis() -> Option<RedisProc> {
     Some(RedisProc(child, port))
 }
 
+/// Redis's count of script calls (`EVALSHA` + `EVAL`) so far.
+async fn redis_script_calls(port: u16) -> Option<u64> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    Some(
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum(),
+    )
+}
+
 /// A second gateway, on Redis (`REDIS_URL`), serving `bench-model` from
 /// the mock: the client-key limit row measures it with the master token
 /// and with a limited key, alternately.
@@ -1613,6 +1637,8 @@ fn main() {
                             .replace("Bearer bench-token", &format!("Bearer {secret}"))
                             .into_bytes();
                         let (plain, keyed) = (Arc::new(plain), Arc::new(keyed));
+                        let scripts_before = redis_script_calls(redis.1).await;
+                        let mut limited_requests = 0usize;
                         for &conc in &[1usize, 32] {
                             let direct_req = Arc::new(request_bytes(&mock_addr.to_string(), "/v1/chat/completions", "bench-model", false, 0));
                             let direct = drive(mock_addr, direct_req, conc, duration).await;
@@ -1625,6 +1651,7 @@ fn main() {
                             }
                             let (base, base_cpu) = base.finish();
                             let (limited, cpu) = limited.finish();
+                            limited_requests += limited.latencies_us.len();
                             row(name, "direct", conc, &direct, String::new(), String::new(), String::new());
                             row(name, "gateway pass-through", conc, &base, format!("{:+.3}", base.pct(0.5) - direct.pct(0.5)), format!("{base_cpu:.1}"), String::new());
                             row(
@@ -1648,6 +1675,16 @@ fn main() {
                             .text()
                             .await
                             .unwrap_or_default();
+                        // Deterministic where the req/s ratio is not: how many
+                        // Redis round trips the limited requests made (warm-up
+                        // requests included in the calls, not in the count).
+                        if let (Some(a), Some(b)) = (scripts_before, redis_script_calls(redis.1).await) {
+                            println!(
+                                "{name}: {} redis script calls for {limited_requests} measured limited requests ({:.3} per request)",
+                                b - a,
+                                (b - a) as f64 / limited_requests.max(1) as f64
+                            );
+                        }
                         let fallback = metrics.lines().any(|l| l == "llm_limit_fallback 1");
                         println!("{name}: llm_limit_fallback {}", if fallback { "1 (REDIS NOT USED)" } else { "0 (limits shared through redis)" });
                         total_errors += u64::from(fallback);
