@@ -22,6 +22,37 @@ fn config(mock: &MockOpenAi) -> String {
     )
 }
 
+/// A real redis-server, the vendor mock, and `n` gateways sharing both.
+struct OnRedis {
+    redis: RedisServer,
+    mock: MockOpenAi,
+    gws: Vec<Gateway>,
+}
+
+async fn on_redis(n: usize) -> OnRedis {
+    let redis = RedisServer::start().await;
+    let mock = MockOpenAi::start("vendor").await;
+    let url = redis.url();
+    let env = [
+        ("AUTH_TOKEN", TOKEN),
+        ("REDIS_ENABLED", "true"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let mut gws = Vec::new();
+    for _ in 0..n {
+        gws.push(Gateway::start_with(&config(&mock), &env).await);
+    }
+    OnRedis { redis, mock, gws }
+}
+
+async fn redis_conn(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url().as_str())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
+}
+
 fn hello() -> Value {
     json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})
 }
@@ -128,21 +159,12 @@ async fn wait_key(gw: &Gateway, n: usize) {
 
 #[tokio::test]
 async fn rpm_is_exact_on_one_instance_and_across_three_on_one_redis() {
-    let redis = RedisServer::start().await;
-    let mock = MockOpenAi::start("vendor").await;
-    let url = redis.url();
-    let env = [
-        ("AUTH_TOKEN", TOKEN),
-        ("REDIS_ENABLED", "true"),
-        ("REDIS_URL", url.as_str()),
-    ];
-    let one = Gateway::start_with(&config(&mock), &env).await;
-    let two = Gateway::start_with(&config(&mock), &env).await;
-    let three = Gateway::start_with(&config(&mock), &env).await;
+    let s = on_redis(3).await;
+    let (one, two, three) = (&s.gws[0], &s.gws[1], &s.gws[2]);
 
     // One instance: 20 at once, exactly 6 through.
-    let secret = create_key(&one, json!({"name": "solo", "rpm": 6})).await;
-    let results = burst(&[&one], &secret, 20).await;
+    let secret = create_key(one, json!({"name": "solo", "rpm": 6})).await;
+    let results = burst(&[one], &secret, 20).await;
     assert_eq!(count(&results, 200), 6, "{results:?}");
     assert_eq!(count(&results, 429), 14, "{results:?}");
     let refused = results.iter().find(|r| r.0 == 429).expect("a 429");
@@ -162,19 +184,19 @@ async fn rpm_is_exact_on_one_instance_and_across_three_on_one_redis() {
 
     // The key reached the other instances through Redis (each has its own
     // SQLite copy); 10 at each instance at once: still exactly 6 in all.
-    let shared = create_key(&one, json!({"name": "shared", "rpm": 6})).await;
-    wait_key(&two, 2).await;
-    wait_key(&three, 2).await;
-    let results = burst(&[&one, &two, &three], &shared, 10).await;
+    let shared = create_key(one, json!({"name": "shared", "rpm": 6})).await;
+    wait_key(two, 2).await;
+    wait_key(three, 2).await;
+    let results = burst(&[one, two, three], &shared, 10).await;
     assert_eq!(count(&results, 200), 6, "{results:?}");
     assert_eq!(count(&results, 429), 24, "{results:?}");
 
     // Keys without limits and the master token are not limited.
-    let free = create_key(&one, json!({"name": "free"})).await;
-    assert_eq!(count(&burst(&[&one], &free, 10).await, 200), 10);
-    assert_eq!(count(&burst(&[&two], TOKEN, 10).await, 200), 10);
+    let free = create_key(one, json!({"name": "free"})).await;
+    assert_eq!(count(&burst(&[one], &free, 10).await, 200), 10);
+    assert_eq!(count(&burst(&[two], TOKEN, 10).await, 200), 10);
 
-    let m = metrics(&one).await;
+    let m = metrics(one).await;
     assert!(
         metric(&m, "llm_limited_requests_total{limit=\"rpm\"}").is_some_and(|v| v >= 14.0),
         "{m}"
@@ -184,21 +206,14 @@ async fn rpm_is_exact_on_one_instance_and_across_three_on_one_redis() {
 
 #[tokio::test]
 async fn tpm_reserves_the_estimate_and_settles_with_real_usage() {
-    let redis = RedisServer::start().await;
-    let mock = MockOpenAi::start("vendor").await;
-    let url = redis.url();
-    let env = [
-        ("AUTH_TOKEN", TOKEN),
-        ("REDIS_ENABLED", "true"),
-        ("REDIS_URL", url.as_str()),
-    ];
-    let gw = Gateway::start_with(&config(&mock), &env).await;
+    let s = on_redis(1).await;
+    let (gw, mock) = (&s.gws[0], &s.mock);
     let body = hello();
     let est = serde_json::to_vec(&body).expect("json").len().div_ceil(4) as u64;
 
     // Reservations: 3 estimates fit, so of 10 at once exactly 3 pass.
-    let secret = create_key(&gw, json!({"name": "tpm", "tpm": 3 * est})).await;
-    let results = burst(&[&gw], &secret, 10).await;
+    let secret = create_key(gw, json!({"name": "tpm", "tpm": 3 * est})).await;
+    let results = burst(&[gw], &secret, 10).await;
     assert_eq!(count(&results, 200), 3, "{results:?}");
     let refused = results.iter().find(|r| r.0 == 429).expect("a 429");
     let message = refused.2["error"]["message"].as_str().unwrap_or("");
@@ -209,7 +224,7 @@ async fn tpm_reserves_the_estimate_and_settles_with_real_usage() {
 
     // Charged: the vendor reports far more than the estimate, so the next
     // request no longer fits although two estimates would.
-    let charged = create_key(&gw, json!({"name": "charged", "tpm": 10 * est})).await;
+    let charged = create_key(gw, json!({"name": "charged", "tpm": 10 * est})).await;
     mock.push(Reply::status(
         200,
         json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
@@ -220,11 +235,11 @@ async fn tpm_reserves_the_estimate_and_settles_with_real_usage() {
                          "total_tokens": 10 * est + 1}})
         .to_string(),
     ));
-    let (s, _, b) = post(&gw, "/v1/chat/completions", &charged, &body).await;
+    let (s, _, b) = post(gw, "/v1/chat/completions", &charged, &body).await;
     assert_eq!(s, 200, "{b}");
     let mut settled = false;
     for _ in 0..50 {
-        let (s, _, _) = post(&gw, "/v1/chat/completions", &charged, &body).await;
+        let (s, _, _) = post(gw, "/v1/chat/completions", &charged, &body).await;
         if s == 429 {
             settled = true;
             break;
@@ -236,17 +251,17 @@ async fn tpm_reserves_the_estimate_and_settles_with_real_usage() {
 
     // Refunded: a failed request reports no usage, so its reservation is
     // given back and the next one fits a limit of one estimate.
-    let refunded = create_key(&gw, json!({"name": "refunded", "tpm": est})).await;
+    let refunded = create_key(gw, json!({"name": "refunded", "tpm": est})).await;
     mock.push(Reply::status(
         400,
         r#"{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}}"#,
     ));
-    let (s, _, _) = post(&gw, "/v1/chat/completions", &refunded, &body).await;
+    let (s, _, _) = post(gw, "/v1/chat/completions", &refunded, &body).await;
     assert_eq!(s, 400);
     let mut ok = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let (s, _, _) = post(&gw, "/v1/chat/completions", &refunded, &body).await;
+        let (s, _, _) = post(gw, "/v1/chat/completions", &refunded, &body).await;
         if s == 200 {
             ok = true;
             break;
@@ -257,19 +272,12 @@ async fn tpm_reserves_the_estimate_and_settles_with_real_usage() {
 
 #[tokio::test]
 async fn concurrency_is_limited_and_released_when_requests_end_or_clients_leave() {
-    let redis = RedisServer::start().await;
-    let mock = MockOpenAi::start("vendor").await;
-    let url = redis.url();
-    let env = [
-        ("AUTH_TOKEN", TOKEN),
-        ("REDIS_ENABLED", "true"),
-        ("REDIS_URL", url.as_str()),
-    ];
-    let gw = Gateway::start_with(&config(&mock), &env).await;
+    let s = on_redis(1).await;
+    let (gw, mock) = (&s.gws[0], &s.mock);
     mock.set_default(Reply::Complete.after(Duration::from_millis(800)));
-    let secret = create_key(&gw, json!({"name": "two at once", "max_concurrent": 2})).await;
+    let secret = create_key(gw, json!({"name": "two at once", "max_concurrent": 2})).await;
 
-    let results = burst(&[&gw], &secret, 5).await;
+    let results = burst(&[gw], &secret, 5).await;
     assert_eq!(count(&results, 200), 2, "{results:?}");
     let refused = results.iter().find(|r| r.0 == 429).expect("a 429");
     assert_eq!(refused.1, Some(1), "{refused:?}");
@@ -279,10 +287,10 @@ async fn concurrency_is_limited_and_released_when_requests_end_or_clients_leave(
         "{message}"
     );
     // Both finished: both slots are free again.
-    assert_eq!(count(&burst(&[&gw], &secret, 2).await, 200), 2);
+    assert_eq!(count(&burst(&[gw], &secret, 2).await, 200), 2);
 
     // A client that hangs up releases its slot too.
-    let one = create_key(&gw, json!({"name": "one at once", "max_concurrent": 1})).await;
+    let one = create_key(gw, json!({"name": "one at once", "max_concurrent": 1})).await;
     mock.set_default(Reply::Complete.after(Duration::from_secs(5)));
     let gone = reqwest::Client::new()
         .post(gw.url("/v1/chat/completions"))
@@ -296,7 +304,7 @@ async fn concurrency_is_limited_and_released_when_requests_end_or_clients_leave(
     let mut released = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if post(&gw, "/v1/chat/completions", &one, &hello()).await.0 == 200 {
+        if post(gw, "/v1/chat/completions", &one, &hello()).await.0 == 200 {
             released = true;
             break;
         }
@@ -408,27 +416,15 @@ async fn every_client_api_gets_its_own_429_without_redis() {
 
 #[tokio::test]
 async fn requests_are_served_when_redis_dies_with_a_per_instance_share() {
-    let mut redis = RedisServer::start().await;
-    let mock = MockOpenAi::start("vendor").await;
-    let url = redis.url();
-    let env = [
-        ("AUTH_TOKEN", TOKEN),
-        ("REDIS_ENABLED", "true"),
-        ("REDIS_URL", url.as_str()),
-    ];
-    let gw = Gateway::start_with(&config(&mock), &env).await;
-    let peer = Gateway::start_with(&config(&mock), &env).await;
-    let secret = create_key(&gw, json!({"name": "survivor", "rpm": 6})).await;
-    wait_key(&peer, 1).await;
-    assert_eq!(count(&burst(&[&gw], &secret, 2).await, 200), 2);
+    let mut s = on_redis(2).await;
+    let (gw, peer) = (&s.gws[0], &s.gws[1]);
+    let secret = create_key(gw, json!({"name": "survivor", "rpm": 6})).await;
+    wait_key(peer, 1).await;
+    assert_eq!(count(&burst(&[gw], &secret, 2).await, 200), 2);
 
     // Both instances have beaten in Redis, and each has read the count of
     // two since (beats are 5 s apart).
-    let client = redis::Client::open(url.as_str()).expect("redis url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut conn = redis_conn(&s.redis).await;
     for _ in 0..100 {
         let n: usize = redis::cmd("HLEN")
             .arg("llm-orchestrator:limit-instances")
@@ -442,14 +438,14 @@ async fn requests_are_served_when_redis_dies_with_a_per_instance_share() {
     }
     tokio::time::sleep(Duration::from_millis(5500)).await;
 
-    redis.stop();
+    s.redis.stop();
     // Served by this instance alone, on its share: 6 / 2 instances.
-    let results = burst(&[&gw], &secret, 8).await;
+    let results = burst(&[gw], &secret, 8).await;
     assert_eq!(count(&results, 200), 3, "{results:?}");
     assert_eq!(count(&results, 429), 5, "{results:?}");
-    let results = burst(&[&gw], &secret, 3).await;
+    let results = burst(&[gw], &secret, 3).await;
     assert_eq!(count(&results, 429), 3, "{results:?}");
-    let m = metrics(&gw).await;
+    let m = metrics(gw).await;
     assert_eq!(metric(&m, "llm_limit_fallback "), Some(1.0), "{m}");
     let logs = gw.logs();
     assert_eq!(
@@ -527,27 +523,15 @@ async fn counted(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
 
 #[tokio::test]
 async fn a_busy_key_takes_requests_ahead_and_gives_back_what_it_did_not_use() {
-    let redis = RedisServer::start().await;
-    let mock = MockOpenAi::start("vendor").await;
-    let url = redis.url();
-    let env = [
-        ("AUTH_TOKEN", TOKEN),
-        ("REDIS_ENABLED", "true"),
-        ("REDIS_URL", url.as_str()),
-    ];
-    let one = Gateway::start_with(&config(&mock), &env).await;
-    let two = Gateway::start_with(&config(&mock), &env).await;
-    let secret = create_key(&one, json!({"name": "busy", "rpm": 400})).await;
-    wait_key(&two, 1).await;
-    let client = redis::Client::open(url.as_str()).expect("redis url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let s = on_redis(2).await;
+    let (one, two) = (&s.gws[0], &s.gws[1]);
+    let secret = create_key(one, json!({"name": "busy", "rpm": 400})).await;
+    wait_key(two, 1).await;
+    let mut conn = redis_conn(&s.redis).await;
 
     // Far from the limit, one round trip admits many requests.
     let before = script_calls(&mut conn).await;
-    let results = burst(&[&one], &secret, 100).await;
+    let results = burst(&[one], &secret, 100).await;
     assert_eq!(count(&results, 200), 100, "{results:?}");
     let calls = script_calls(&mut conn).await - before;
     assert!(calls <= 40, "{calls} script calls for 100 requests");
@@ -557,13 +541,13 @@ async fn a_busy_key_takes_requests_ahead_and_gives_back_what_it_did_not_use() {
 
     // Up to the limit from both instances at once: never more than the
     // limit, and once the unused grants are back, exactly the limit.
-    let results = burst(&[&one, &two], &secret, 200).await;
+    let results = burst(&[one, two], &secret, 200).await;
     let first = count(&results, 200);
     assert!(first <= 300, "{first} admitted, 300 were left");
     assert_eq!(count(&results, 429), 400 - first, "{results:?}");
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(counted(&mut conn).await, 100 + first as u64);
-    let results = burst(&[&one, &two], &secret, 30).await;
+    let results = burst(&[one, two], &secret, 30).await;
     assert_eq!(
         first + count(&results, 200),
         300,
