@@ -377,6 +377,11 @@ impl Limiter {
         if let Some(bucket) = self.take_ahead(id, &ahead) {
             return Some(Ok(bucket));
         }
+        // The request before this one found Redis failing: the fallback,
+        // not one more timeout each for every request queued here.
+        if self.now() < self.skip_until.load(Ordering::Relaxed) {
+            return None;
+        }
         let (bucket, granted) = match self
             .admit_shared(conn, id, limits, 0, member, AHEAD_MAX)
             .await?
