@@ -1,9 +1,10 @@
 //! The data plane: it owns the upstream exchange.
 //!
-//! Everything happens in `request_filter`, which answers the request itself
-//! and returns `Ok(true)`. The `ProxyHttp` impl below supplies the hooks;
-//! requests are served by `Gateway::serve` (called by the edge), which runs
-//! them without Pingora's proxy state machine. Pingora's own upstream path replays a body read in
+//! Requests are served by `Gateway::serve` (called by the edge), without
+//! Pingora's proxy state machine: `Gateway::filter` answers each request
+//! itself and `Gateway::log_request` records it. The small `ProxyHttp` impl
+//! left supplies the context and Pingora's default error answer
+//! (`fail_to_proxy`). Pingora's own upstream path replays a body read in
 //! a filter only through a 64 KiB retry buffer, which silently breaks
 //! failover of long prompts; owning the exchange lets any body up to the
 //! configured limit be sent to as many providers as needed.
