@@ -35,10 +35,7 @@ const MAX_METHOD: usize = 16;
 /// the token itself.
 pub fn fingerprint(token: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token);
-    digest.as_ref()[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::keys::hex::hex(&digest.as_ref()[..4])
 }
 
 /// `s` cut to at most `max` characters (client input reaches the log and

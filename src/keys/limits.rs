@@ -716,7 +716,7 @@ impl Script {
         let shas = SHAS.get_or_init(|| {
             [ADMIT, SETTLE].map(|s| {
                 let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, s.as_bytes());
-                d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+                super::hex::hex(d.as_ref())
             })
         });
         &shas[self as usize]
