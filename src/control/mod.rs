@@ -359,8 +359,9 @@ pub async fn load_keys(store: &Store) -> Result<crate::keys::KeyTable, StoreErro
                             masked: k.masked,
                             doc,
                             created_ms: k.created_ms,
-                            // Set from the hash by KeyTable::new.
+                            // Both set by KeyTable::new.
                             limit_id: Arc::from(""),
+                            label: Arc::from(""),
                         },
                     )),
                     Err(e) => {

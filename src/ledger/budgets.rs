@@ -181,12 +181,58 @@ pub struct Exhausted {
     pub retry_after_secs: Option<u64>,
 }
 
+/// One key's spend by this instance in the current periods.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeySpend {
+    /// (period start, spend) for the day and the month; a start that is not
+    /// the current one means nothing spent in the current period yet.
+    day: (i64, Spend),
+    month: (i64, Spend),
+    total: Spend,
+}
+
+impl KeySpend {
+    fn slot(&mut self, period: Period, start: i64) -> &mut Spend {
+        let (at, spend) = match period {
+            Period::Day => &mut self.day,
+            Period::Month => &mut self.month,
+            Period::Total => return &mut self.total,
+        };
+        if *at != start {
+            // A new period: what was counted belongs to the old one.
+            *at = start;
+            *spend = Spend::default();
+        }
+        spend
+    }
+
+    fn get(&self, period: Period, start: i64) -> Spend {
+        match period {
+            Period::Day if self.day.0 == start => self.day.1,
+            Period::Month if self.month.0 == start => self.month.1,
+            Period::Total => self.total,
+            _ => Spend::default(),
+        }
+    }
+
+    fn add(&mut self, spend: Spend, now_ms: i64) {
+        for p in [Period::Day, Period::Month, Period::Total] {
+            let e = self.slot(p, p.start(now_ms));
+            e.tokens = e.tokens.saturating_add(spend.tokens);
+            e.micros = e.micros.saturating_add(spend.micros);
+        }
+    }
+}
+
 /// Spend of every key and period.
 #[derive(Default)]
 pub struct Budgets {
-    /// (key id, period, period start) -> spend by this instance (plus what
-    /// was reloaded from the request log at start).
-    local: Mutex<HashMap<(i64, Period, i64), Spend>>,
+    /// Key id -> spend by this instance in the current periods (plus what
+    /// was reloaded from the request log at start). One entry per key, so
+    /// a request settles with one lookup. Kept for keys without budgets
+    /// too: a budget added to a key later starts from what the key has
+    /// already spent in the period.
+    local: Mutex<HashMap<i64, KeySpend>>,
     redis: OnceLock<Arc<SharedRedis>>,
     /// While Redis fails, checks do not wait for it before this wall-clock
     /// ms (a request must not pay [`REDIS_TIMEOUT`] during an outage).
@@ -212,7 +258,8 @@ impl Budgets {
     fn local(&self, key_id: i64, period: Period, start: i64) -> Spend {
         self.local
             .lock()
-            .map(|m| m.get(&(key_id, period, start)).copied().unwrap_or_default())
+            .ok()
+            .and_then(|m| m.get(&key_id).map(|k| k.get(period, start)))
             .unwrap_or_default()
     }
 
@@ -305,29 +352,18 @@ impl Budgets {
         if spend == Spend::default() {
             return;
         }
-        let periods = [Period::Day, Period::Month, Period::Total];
         if let Ok(mut m) = self.local.lock() {
-            if m.len() >= MAX_TRACKED {
-                // Old periods go first; keys without budgets after them.
-                let day = Period::Day.start(now_ms);
-                let month = Period::Month.start(now_ms);
-                m.retain(|(_, p, s), _| match p {
-                    Period::Day => *s == day,
-                    Period::Month => *s == month,
-                    Period::Total => true,
-                });
-            }
-            if m.len() < MAX_TRACKED || has_budgets {
-                for p in periods {
-                    let e = m.entry((key_id, p, p.start(now_ms))).or_default();
-                    e.tokens = e.tokens.saturating_add(spend.tokens);
-                    e.micros = e.micros.saturating_add(spend.micros);
-                }
+            if let Some(k) = m.get_mut(&key_id) {
+                k.add(spend, now_ms);
+            } else if m.len() < MAX_TRACKED || has_budgets {
+                // Past the bound only keys with budgets are added.
+                m.entry(key_id).or_default().add(spend, now_ms);
             }
         }
         if !has_budgets {
             return;
         }
+        let periods = [Period::Day, Period::Month, Period::Total];
         let Some(mut conn) = self.redis.get().and_then(|r| r.manager_now()) else {
             return;
         };
@@ -363,7 +399,7 @@ impl Budgets {
     pub fn preload(&self, rows: &[(i64, Period, Spend)], now_ms: i64) {
         if let Ok(mut m) = self.local.lock() {
             for (key_id, p, s) in rows {
-                let e = m.entry((*key_id, *p, p.start(now_ms))).or_default();
+                let e = m.entry(*key_id).or_default().slot(*p, p.start(now_ms));
                 e.tokens = e.tokens.saturating_add(s.tokens);
                 e.micros = e.micros.saturating_add(s.micros);
             }
@@ -426,6 +462,28 @@ mod tests {
         // Another key is not affected; next month starts afresh.
         assert!(b.check(8, &budgets, now).await.is_ok());
         assert!(b.check(7, &budgets, now + 31 * DAY_MS).await.is_ok());
+    }
+
+    #[test]
+    fn spend_rolls_over_per_period() {
+        let b = Budgets::default();
+        let now = 1_773_568_800_000; // 2026-03-15T10:00Z
+        let spend = |tokens| Spend { tokens, micros: 0 };
+        b.settle(3, false, spend(5), now);
+        b.settle(3, false, spend(7), now + DAY_MS);
+        let day = Period::Day.start(now + DAY_MS);
+        let month = Period::Month.start(now);
+        assert_eq!(b.local(3, Period::Day, day), spend(7), "a new day");
+        assert_eq!(b.local(3, Period::Day, day - DAY_MS), spend(0), "gone");
+        assert_eq!(b.local(3, Period::Month, month), spend(12));
+        b.settle(3, false, spend(1), now + 20 * DAY_MS); // April
+        let april = Period::Month.start(now + 20 * DAY_MS);
+        assert_eq!(b.local(3, Period::Month, april), spend(1), "a new month");
+        assert_eq!(b.local(3, Period::Total, 0), spend(13));
+        assert_eq!(b.local(4, Period::Total, 0), spend(0), "another key");
+        // Preloaded rows add to the current periods.
+        b.preload(&[(3, Period::Total, spend(100))], now + 20 * DAY_MS);
+        assert_eq!(b.local(3, Period::Total, 0), spend(113));
     }
 
     #[test]

@@ -235,7 +235,7 @@ impl Gateway {
                     cached_tokens: ctx.usage.map(|u| u.cached_tokens),
                     error: error.clone(),
                     upstream_model: ctx.upstream_model.clone(),
-                    client_key: ctx.client_key.as_ref().map(|k| k.log_label()),
+                    client_key: ctx.client_key.as_ref().map(|k| k.label.to_string()),
                     cache_write_tokens: ctx.usage.map(|u| u.cache_write_tokens),
                     cache_write_1h_tokens: ctx.usage.map(|u| u.cache_write_1h_tokens),
                     reasoning_tokens: ctx.usage.map(|u| u.reasoning_tokens),
