@@ -954,7 +954,11 @@ async fn the_request_deadline_bounds_all_attempts() {
 /// then closes it on the next request without answering (what a vendor's
 /// idle timeout looks like to a pooled connection); later connections are
 /// served normally. Returns the base URL and every request head it read.
-async fn stale_after_one_vendor() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// With `idle_close`, the first connection is closed that long after its
+/// answer, while idle (the vendor's keep-alive timeout), instead.
+async fn stale_after_one_vendor(
+    idle_close: Option<std::time::Duration>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -978,7 +982,16 @@ async fn stale_after_one_vendor() -> (String, std::sync::Arc<std::sync::Mutex<Ve
                     let mut buf = Vec::new();
                     let head_end = loop {
                         let mut chunk = [0u8; 4096];
-                        match sock.read(&mut chunk).await {
+                        let read = match idle_close {
+                            Some(after) if answers == 1 && served == 1 => {
+                                match tokio::time::timeout(after, sock.read(&mut chunk)).await {
+                                    Ok(r) => r,
+                                    Err(_) => return, // idle too long: closed
+                                }
+                            }
+                            _ => sock.read(&mut chunk).await,
+                        };
+                        match read {
                             Ok(0) | Err(_) => return,
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
@@ -1024,7 +1037,7 @@ async fn stale_after_one_vendor() -> (String, std::sync::Arc<std::sync::Mutex<Ve
 
 #[tokio::test]
 async fn a_pooled_connection_closed_by_the_vendor_is_retried_on_a_new_one() {
-    let (url, heads) = stale_after_one_vendor().await;
+    let (url, heads) = stale_after_one_vendor(None).await;
     let gw = Gateway::start(&provider("a", &url, &["sk-a-000000000001"], "")).await;
     for i in 0..2 {
         let r = gw.chat(&hello("m")).await;
@@ -1051,4 +1064,21 @@ async fn a_pooled_connection_closed_by_the_vendor_is_retried_on_a_new_one() {
         (Some("healthy"), Some(0)),
         "a stale pooled connection is not a provider failure: {health}"
     );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_vendor_closed_while_idle_is_not_used() {
+    let idle = std::time::Duration::from_millis(100);
+    let (url, heads) = stale_after_one_vendor(Some(idle)).await;
+    let gw = Gateway::start(&provider("a", &url, &["sk-a-000000000001"], "")).await;
+    for i in 0..2 {
+        let r = gw.chat(&hello("m")).await;
+        assert_eq!(r.status(), 200, "request {i}");
+        // Past the vendor's idle close.
+        tokio::time::sleep(idle * 4).await;
+    }
+    // The pool saw the close: the second request went out once, on a new
+    // connection, not first on the closed one.
+    let heads = heads.lock().expect("lock").clone();
+    assert_eq!(heads.len(), 2, "{heads:?}");
 }
