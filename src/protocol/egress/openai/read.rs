@@ -65,14 +65,14 @@ impl UsageW {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct ExtraW<'a> {
-    #[serde(borrow)]
     pub(super) google: Option<GoogleW<'a>>,
 }
 
 #[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct GoogleW<'a> {
-    #[serde(borrow)]
     pub(super) thought_signature: Option<S<'a>>,
 }
 
@@ -84,27 +84,22 @@ pub(super) fn gemini_sig<'a>(e: Option<ExtraW<'a>>) -> Option<Signature<'a>> {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct CallW<'a> {
-    #[serde(borrow)]
     pub(super) id: Option<S<'a>>,
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     pub(super) kind: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) function: Option<FnW<'a>>,
-    #[serde(borrow)]
     pub(super) custom: Option<FnW<'a>>,
-    #[serde(borrow)]
     pub(super) extra_content: Option<ExtraW<'a>>,
     pub(super) index: Option<u64>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct FnW<'a> {
-    #[serde(borrow)]
     pub(super) name: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) arguments: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub(super) input: Option<S<'a>>,
 }
 
@@ -121,8 +116,8 @@ pub(super) fn args_text<'a>(a: Option<&'a RawValue>) -> Str<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct TextPartW<'a> {
-    #[serde(borrow)]
     pub(super) text: Option<S<'a>>,
 }
 
@@ -143,42 +138,32 @@ pub(super) fn content_text(raw: &RawValue) -> Vec<Str<'_>> {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct MessageW<'a> {
-    #[serde(borrow)]
     pub(super) content: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub(super) reasoning_content: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) reasoning: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) refusal: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) tool_calls: Option<Vec<CallW<'a>>>,
-    #[serde(borrow)]
     pub(super) function_call: Option<FnW<'a>>,
-    #[serde(borrow)]
     pub(super) extra_content: Option<ExtraW<'a>>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct ChoiceW<'a> {
-    #[serde(borrow)]
     pub(super) message: Option<MessageW<'a>>,
-    #[serde(borrow)]
     pub(super) finish_reason: Option<S<'a>>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct CompletionW<'a> {
-    #[serde(borrow)]
     pub(super) id: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) model: Option<S<'a>>,
     pub(super) created: Option<Count>,
-    #[serde(borrow)]
     pub(super) choices: Option<Vec<ChoiceW<'a>>>,
     pub(super) usage: Option<UsageW>,
-    #[serde(borrow)]
     pub(super) error: Option<&'a RawValue>,
 }
 

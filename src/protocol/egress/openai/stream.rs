@@ -22,40 +22,31 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct ChunkW<'a> {
-    #[serde(borrow)]
     id: Option<S<'a>>,
-    #[serde(borrow)]
     model: Option<S<'a>>,
-    #[serde(borrow)]
     choices: Option<Vec<ChoiceW<'a>>>,
     usage: Option<UsageW>,
-    #[serde(borrow)]
     error: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct ChoiceW<'a> {
     index: Option<u64>,
-    #[serde(borrow)]
     delta: Option<DeltaW<'a>>,
-    #[serde(borrow)]
     finish_reason: Option<S<'a>>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct DeltaW<'a> {
-    #[serde(borrow)]
     content: Option<S<'a>>,
-    #[serde(borrow)]
     reasoning_content: Option<S<'a>>,
-    #[serde(borrow)]
     reasoning: Option<S<'a>>,
-    #[serde(borrow)]
     refusal: Option<S<'a>>,
-    #[serde(borrow)]
     tool_calls: Option<Vec<CallW<'a>>>,
-    #[serde(borrow)]
     extra_content: Option<ExtraW<'a>>,
 }
 

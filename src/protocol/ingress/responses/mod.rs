@@ -90,39 +90,26 @@ impl Ingress for OpenAiResponses {
 // ---------------------------------------------------------------- wire types
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct Top<'a> {
-    #[serde(borrow)]
     model: Option<S<'a>>,
-    #[serde(borrow)]
     input: Option<OneOrList<'a, Vec<Item<'a>>>>,
-    #[serde(borrow)]
     instructions: Option<S<'a>>,
-    #[serde(borrow)]
     tools: Option<Vec<ToolW<'a>>>,
-    #[serde(borrow)]
     tool_choice: Option<&'a RawValue>,
     parallel_tool_calls: Option<bool>,
     max_output_tokens: Option<u64>,
     temperature: Option<f64>,
     top_p: Option<f64>,
-    #[serde(borrow)]
     reasoning: Option<ReasoningW<'a>>,
-    #[serde(borrow)]
     text: Option<TextW<'a>>,
     stream: Option<bool>,
-    #[serde(borrow)]
     include: Option<Vec<S<'a>>>,
     store: Option<bool>,
-    #[serde(borrow)]
     previous_response_id: Option<S<'a>>,
-    #[serde(borrow)]
     conversation: Option<&'a RawValue>,
-    #[serde(borrow)]
     user: Option<S<'a>>,
-    #[serde(borrow)]
     safety_identifier: Option<S<'a>>,
-    #[serde(borrow)]
     metadata: Option<&'a RawValue>,
     background: Option<bool>,
 }
@@ -130,106 +117,78 @@ struct Top<'a> {
 /// One input item: every item type's fields, all optional (`type` is
 /// optional for messages).
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct Item<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     role: Option<S<'a>>,
-    #[serde(borrow)]
     content: Option<OneOrList<'a, Vec<PartW<'a>>>>,
-    #[serde(borrow)]
     call_id: Option<S<'a>>,
-    #[serde(borrow)]
     name: Option<S<'a>>,
-    #[serde(borrow)]
     arguments: Option<S<'a>>,
-    #[serde(borrow)]
     input: Option<S<'a>>,
-    #[serde(borrow)]
     output: Option<OneOrList<'a, Vec<PartW<'a>>>>,
-    #[serde(borrow)]
     summary: Option<Vec<PartW<'a>>>,
-    #[serde(borrow)]
     encrypted_content: Option<S<'a>>,
-    #[serde(borrow)]
     namespace: Option<S<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct PartW<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     text: Option<S<'a>>,
-    #[serde(borrow)]
     refusal: Option<S<'a>>,
-    #[serde(borrow)]
     image_url: Option<S<'a>>,
-    #[serde(borrow)]
     file_id: Option<S<'a>>,
-    #[serde(borrow)]
     detail: Option<S<'a>>,
-    #[serde(borrow)]
     file_data: Option<S<'a>>,
-    #[serde(borrow)]
     file_url: Option<S<'a>>,
-    #[serde(borrow)]
     filename: Option<S<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct ToolW<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     name: Option<S<'a>>,
-    #[serde(borrow)]
     description: Option<S<'a>>,
-    #[serde(borrow)]
     parameters: Option<&'a RawValue>,
     strict: Option<bool>,
-    #[serde(borrow)]
     format: Option<&'a RawValue>,
     /// A `namespace` tool's members.
-    #[serde(borrow)]
     tools: Option<Vec<ToolW<'a>>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct ReasoningW<'a> {
-    #[serde(borrow)]
     effort: Option<S<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct TextW<'a> {
-    #[serde(borrow)]
     format: Option<FormatW<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct FormatW<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     name: Option<S<'a>>,
-    #[serde(borrow)]
     schema: Option<&'a RawValue>,
     strict: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct NamedW<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     name: Option<S<'a>>,
 }
 
