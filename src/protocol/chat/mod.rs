@@ -519,3 +519,34 @@ pub fn generated_id(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}{nanos:x}{n:04x}")
 }
+
+/// `data:<mime>[;param]*;base64,<data>` -> (mime, data); `None` for
+/// anything else (not a data URL, or not base64).
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let (header, data) = url.strip_prefix("data:")?.split_once(',')?;
+    let mut params = header.split(';');
+    let mime = params.next()?;
+    (params.any(|p| p.trim().eq_ignore_ascii_case("base64"))).then_some((mime, data))
+}
+
+/// [`data_url`] of a decoded string: borrowed from the body when it is.
+pub fn data_url_str<'a>(url: &Str<'a>) -> Option<(Str<'a>, Str<'a>)> {
+    Some(match url {
+        Cow::Borrowed(u) => {
+            let (mime, data) = data_url(u)?;
+            (Cow::Borrowed(mime), Cow::Borrowed(data))
+        }
+        Cow::Owned(u) => {
+            let (mime, data) = data_url(u)?;
+            (Cow::Owned(mime.to_string()), Cow::Owned(data.to_string()))
+        }
+    })
+}
+
+/// An `http://` or `https://` URL, the scheme in any case.
+pub fn is_http(url: &str) -> bool {
+    ["http://", "https://"].iter().any(|p| {
+        url.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    })
+}

@@ -24,8 +24,8 @@
 //! go only to Anthropic when the request came from an Anthropic client.
 
 use crate::protocol::chat::{
-    ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request,
-    ResponseFormat, Role, Str, ToolChoice, ToolKind, VendorOptions,
+    data_url, is_http, ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,
+    Request, ResponseFormat, Role, Str, ToolChoice, ToolKind, VendorOptions,
 };
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::ser::{SerializeMap, Serializer};
@@ -162,16 +162,6 @@ fn sanitize_id(id: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{cleaned}_{hash:016x}"))
 }
 
-/// `data:<media type>[;param]*;base64,<data>` -> (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let (header, data) = url.strip_prefix("data:")?.split_once(',')?;
-    let mut params = header.split(';');
-    let media_type = params.next()?;
-    params
-        .any(|p| p.trim().eq_ignore_ascii_case("base64"))
-        .then_some((media_type, data))
-}
-
 /// Tool-call arguments as the `input` object Anthropic requires: empty is
 /// `{}`, and so is anything that is not a JSON object (logged; the request
 /// still goes).
@@ -194,16 +184,11 @@ fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<B<'r>, ChatE
     let fail = |msg: String| Err(invalid(path(), msg));
     let (mime, data) = match &m.source {
         MediaSource::Base64 { data } => (m.mime.as_deref(), Some(data.as_ref())),
-        MediaSource::Url(u) if u.starts_with("data:") => match parse_data_url(u) {
+        MediaSource::Url(u) if u.starts_with("data:") => match data_url(u) {
             Some((mime, data)) => (Some(mime), Some(data)),
             None => return fail("only base64 data URLs are supported".into()),
         },
         _ => (m.mime.as_deref(), None),
-    };
-    let http = |u: &str| {
-        ["http://", "https://"]
-            .iter()
-            .any(|p| u.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
     };
     let source = match (&m.source, data, m.kind) {
         (_, Some(_), MediaKind::Audio) => {
@@ -231,7 +216,7 @@ fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<B<'r>, ChatE
             ))
             }
         },
-        (MediaSource::Url(u), None, _) if http(u) => Src::Url { url: u },
+        (MediaSource::Url(u), None, _) if is_http(u) => Src::Url { url: u },
         (MediaSource::Url(_), None, _) => {
             return fail("the URL must be http(s) or a base64 data URL".into())
         }

@@ -31,9 +31,9 @@
 
 use super::signature::{decode_signature, REDACTED};
 use crate::protocol::chat::{
-    ChatError, Effort, Family, Media, MediaKind, MediaSource, Part, Reasoning, ReasoningConfig,
-    Request, ResponseFormat, Role, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult,
-    Turn,
+    is_http, ChatError, Effort, Family, Media, MediaKind, MediaSource, Part, Reasoning,
+    ReasoningConfig, Request, ResponseFormat, Role, Str, Text, Tool, ToolCall, ToolChoice,
+    ToolKind, ToolResult, Turn,
 };
 use crate::protocol::egress::gemini::wire::WirePart;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -454,9 +454,7 @@ fn part<'a>(
     }
     if let Some(file) = p.file_data {
         let uri = file.file_uri;
-        let lower = uri.get(..8).unwrap_or(&uri).to_ascii_lowercase();
-        let web = lower.starts_with("https://") || lower.starts_with("http://");
-        let source = if web && !uri.contains("generativelanguage.googleapis.com") {
+        let source = if is_http(&uri) && !uri.contains("generativelanguage.googleapis.com") {
             MediaSource::Url(uri)
         } else {
             MediaSource::FileId {

@@ -29,9 +29,9 @@
 mod encode;
 
 use crate::protocol::chat::{
-    Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind, MediaSource, Part,
-    Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str, StreamEncoder, Text,
-    Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
+    data_url_str, is_http, Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind,
+    MediaSource, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
+    StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
 use crate::protocol::json::{without_position, OneOrList, S};
 use bytes::Bytes;
@@ -562,37 +562,6 @@ fn content<'a>(
     Ok(out)
 }
 
-/// `data:<mime>[;param]*;base64,<data>` -> (mime, data), borrowed.
-fn data_url<'a>(url: &Str<'a>) -> Option<(Str<'a>, Str<'a>)> {
-    fn split(url: &str) -> Option<(usize, usize, usize)> {
-        let rest = url.strip_prefix("data:")?;
-        let comma = rest.find(',')?;
-        let header = &rest[..comma];
-        let mime_end = header.find(';').unwrap_or(header.len());
-        if !header
-            .split(';')
-            .skip(1)
-            .any(|p| p.trim().eq_ignore_ascii_case("base64"))
-        {
-            return None;
-        }
-        Some((5, 5 + mime_end, 5 + comma + 1))
-    }
-    let (m0, m1, d0) = split(url)?;
-    Some(match url {
-        Cow::Borrowed(u) => (Cow::Borrowed(&u[m0..m1]), Cow::Borrowed(&u[d0..])),
-        Cow::Owned(u) => (
-            Cow::Owned(u[m0..m1].to_string()),
-            Cow::Owned(u[d0..].to_string()),
-        ),
-    })
-}
-
-fn is_http(url: &str) -> bool {
-    let head = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    head.starts_with("http://") || head.starts_with("https://")
-}
-
 fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
     let (url, detail) = match part.image_url {
         Some(OneOrObject::One(u)) => (Some(u.0), None),
@@ -601,7 +570,7 @@ fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
     };
     let path = format!("{pp}.image_url.url");
     let url = url.ok_or_else(|| invalid(path.clone(), "image_url.url is required"))?;
-    let (mime, source) = if let Some((mime, data)) = data_url(&url) {
+    let (mime, source) = if let Some((mime, data)) = data_url_str(&url) {
         (Some(mime), MediaSource::Base64 { data })
     } else if url.starts_with("data:") {
         return Err(invalid(
@@ -629,7 +598,7 @@ fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
 fn file<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
     let f = part.file.need(pp, "file", "file is required")?;
     let (mime, source) = match (f.file_data, f.file_id) {
-        (Some(d), _) => match data_url(&d.0) {
+        (Some(d), _) => match data_url_str(&d.0) {
             Some((mime, data)) => (Some(mime), MediaSource::Base64 { data }),
             // The SDKs send plain base64 here too.
             None if !d.0.starts_with("data:") => (None, MediaSource::Base64 { data: d.0 }),

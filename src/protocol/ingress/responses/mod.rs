@@ -28,9 +28,9 @@
 mod encode;
 
 use crate::protocol::chat::{
-    Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind, MediaSource, Part,
-    Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str, StreamEncoder, Text,
-    Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
+    data_url_str, is_http, Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind,
+    MediaSource, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
+    StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
 use crate::protocol::json::{without_position, OneOrList, S};
 use bytes::Bytes;
@@ -572,29 +572,6 @@ fn content<'a>(
     Ok(out)
 }
 
-/// `data:<mime>;base64,<data>` -> (mime, data), borrowed.
-fn data_url<'a>(url: &Str<'a>) -> Option<(Str<'a>, Str<'a>)> {
-    let rest = url.strip_prefix("data:")?;
-    let comma = rest.find(',')?;
-    let header = &rest[..comma];
-    if !header
-        .split(';')
-        .skip(1)
-        .any(|x| x.eq_ignore_ascii_case("base64"))
-    {
-        return None;
-    }
-    let mime_end = 5 + header.find(';').unwrap_or(header.len());
-    let data = 5 + comma + 1;
-    Some(match url {
-        Cow::Borrowed(u) => (Cow::Borrowed(&u[5..mime_end]), Cow::Borrowed(&u[data..])),
-        Cow::Owned(u) => (
-            Cow::Owned(u[5..mime_end].to_string()),
-            Cow::Owned(u[data..].to_string()),
-        ),
-    })
-}
-
 fn media_source<'a>(
     url: Option<Str<'a>>,
     file_id: Option<Str<'a>>,
@@ -609,11 +586,10 @@ fn media_source<'a>(
     }
     let url =
         url.ok_or_else(|| ChatError::invalid(path.clone(), "a URL or file_id is required"))?;
-    if let Some((mime, data)) = data_url(&url) {
+    if let Some((mime, data)) = data_url_str(&url) {
         return Ok((Some(mime), MediaSource::Base64 { data }));
     }
-    let head = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
-    if head.starts_with("http://") || head.starts_with("https://") {
+    if is_http(&url) {
         return Ok((None, MediaSource::Url(url)));
     }
     Err(ChatError::invalid(
