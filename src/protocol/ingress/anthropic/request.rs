@@ -18,61 +18,15 @@ use crate::protocol::chat::{
     ChatError, Family, Media, MediaKind, MediaSource, Part, Reasoning, ReasoningConfig, Request,
     Role, Signature, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
+use crate::protocol::json::{get, s, Fields, Raw, S as Key};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt;
-
-type Raw<'a> = &'a RawValue;
-
-/// A string borrowed from the body where it has no escapes (serde borrows a
-/// `Cow<str>` only when it is a field's whole type).
-#[derive(Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-
-fn s<'a>(k: Option<Key<'a>>) -> Option<Str<'a>> {
-    k.map(|k| k.0)
-}
 
 fn invalid(path: impl Into<String>, msg: impl Into<String>) -> ChatError {
     ChatError::invalid(path, msg)
-}
-
-/// `raw` read as a `T`; an error names `path` (serde's position is
-/// meaningless inside a sub-value and is cut).
-fn get<'a, T: Deserialize<'a>>(raw: Raw<'a>, path: impl Fn() -> String) -> Result<T, ChatError> {
-    serde_json::from_str(raw.get()).map_err(|e| {
-        let msg = e.to_string();
-        invalid(
-            path(),
-            msg.rfind(" at line ").map_or(&msg[..], |i| &msg[..i]),
-        )
-    })
-}
-
-/// The top-level fields in order, values raw.
-struct Fields<'a>(Vec<(Str<'a>, Raw<'a>)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((Key(k), v)) = map.next_entry()? {
-                    fields.push((k, v));
-                }
-                Ok(Fields(fields))
-            }
-        }
-        d.deserialize_map(V)
-    }
 }
 
 #[derive(Deserialize)]

@@ -33,7 +33,7 @@ use crate::protocol::chat::{
     MediaSource, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
     StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use crate::protocol::json::{without_position, OneOrList, S};
+use crate::protocol::json::{s, without_position, OneOrList, S};
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -293,10 +293,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrObject<'de, T> {
 }
 
 // ---------------------------------------------------------------- request
-
-fn s(v: Option<S<'_>>) -> Option<Str<'_>> {
-    v.map(|s| s.0)
-}
 
 fn raw<'a>(v: Option<&'a RawValue>) -> Option<Cow<'a, RawValue>> {
     v.map(Cow::Borrowed)

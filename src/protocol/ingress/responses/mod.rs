@@ -32,7 +32,7 @@ use crate::protocol::chat::{
     MediaSource, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
     StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use crate::protocol::json::{without_position, OneOrList, S};
+use crate::protocol::json::{s, without_position, OneOrList, S};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -202,10 +202,6 @@ const TEXT_FORMAT: &str = r#"{"type":"text"}"#;
 fn static_raw(json: &'static str) -> Cow<'static, RawValue> {
     // Both constants are valid JSON.
     Cow::Owned(RawValue::from_string(json.to_string()).unwrap_or_default())
-}
-
-fn s(v: Option<S<'_>>) -> Option<Str<'_>> {
-    v.map(|s| s.0)
 }
 
 fn need<'a>(v: Option<S<'a>>, param: impl FnOnce() -> String) -> Result<Str<'a>, ChatError> {
