@@ -227,9 +227,9 @@ fn foreign_type(t: &str) -> bool {
     ) || t.bytes().any(|b| b.is_ascii_uppercase())
 }
 
-fn error_out(err: &ChatError) -> ErrorBody<'_> {
-    let own = err.vendor_type.as_deref().filter(|t| !foreign_type(t));
-    let kind = own.unwrap_or(match err.kind {
+/// OpenAI's error `type` for a kind (the Responses API uses the same words).
+pub(in crate::protocol::ingress) fn error_type(kind: ErrorKind) -> &'static str {
+    match kind {
         ErrorKind::InvalidRequest | ErrorKind::ContextLength | ErrorKind::RequestTooLarge => {
             "invalid_request_error"
         }
@@ -239,7 +239,12 @@ fn error_out(err: &ChatError) -> ErrorBody<'_> {
         ErrorKind::RateLimited => "rate_limit_error",
         ErrorKind::Timeout => "timeout",
         ErrorKind::Overloaded | ErrorKind::Upstream => "server_error",
-    });
+    }
+}
+
+fn error_out(err: &ChatError) -> ErrorBody<'_> {
+    let own = err.vendor_type.as_deref().filter(|t| !foreign_type(t));
+    let kind = own.unwrap_or(error_type(err.kind));
     let code = err.code.as_deref().or(match err.kind {
         ErrorKind::ContextLength => Some("context_length_exceeded"),
         _ => err.vendor_type.as_deref().filter(|t| foreign_type(t)),

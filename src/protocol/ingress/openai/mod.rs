@@ -28,6 +28,8 @@
 
 mod encode;
 
+pub(super) use encode::error_type;
+
 use crate::protocol::chat::{
     data_url_str, is_http, Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind,
     MediaSource, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
