@@ -178,6 +178,22 @@ pub enum Part<'a> {
     },
 }
 
+impl<'a> Part<'a> {
+    /// A reasoning part: its text, the signature over it, and encrypted
+    /// reasoning (see [`Reasoning`]).
+    pub fn reasoning(
+        text: impl Into<Str<'a>>,
+        signature: Option<Signature<'a>>,
+        redacted: Option<Signature<'a>>,
+    ) -> Self {
+        Part::Reasoning(Reasoning {
+            text: text.into(),
+            signature,
+            redacted,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Text<'a> {
     pub text: Str<'a>,
@@ -247,6 +263,15 @@ pub enum ToolKind {
 pub struct Signature<'a> {
     pub family: Family,
     pub value: Str<'a>,
+}
+
+impl<'a> Signature<'a> {
+    pub fn new(family: Family, value: impl Into<Str<'a>>) -> Self {
+        Signature {
+            family,
+            value: value.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

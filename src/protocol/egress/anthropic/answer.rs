@@ -1,8 +1,8 @@
 //! Anthropic answers and errors decoded into the chat model.
 
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Reasoning,
-    Signature, Str, Text, ToolCall, ToolKind, Usage,
+    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Str,
+    Text, ToolCall, ToolKind, Usage,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -125,10 +125,7 @@ pub(super) struct Flat<'a> {
 
 pub(super) fn sig(value: Option<Key<'_>>) -> Option<Signature<'_>> {
     let value = s(value).filter(|v| !v.is_empty())?;
-    Some(Signature {
-        family: Family::Anthropic,
-        value,
-    })
+    Some(Signature::new(Family::Anthropic, value))
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
@@ -148,16 +145,10 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         let b: Flat = serde_json::from_str(raw.get()).map_err(|e| bad("content block", e))?;
         parts.push(match s(b.r#type).as_deref() {
             Some("text") => Part::Text(Text::plain(s(b.text).unwrap_or_default())),
-            Some("thinking") => Part::Reasoning(Reasoning {
-                text: s(b.thinking).unwrap_or_default(),
-                signature: sig(b.signature),
-                redacted: None,
-            }),
-            Some("redacted_thinking") => Part::Reasoning(Reasoning {
-                text: Cow::Borrowed(""),
-                signature: None,
-                redacted: sig(b.data),
-            }),
+            Some("thinking") => {
+                Part::reasoning(s(b.thinking).unwrap_or_default(), sig(b.signature), None)
+            }
+            Some("redacted_thinking") => Part::reasoning("", None, sig(b.data)),
             Some("tool_use") => Part::ToolCall(ToolCall {
                 id: s(b.id).unwrap_or_default(),
                 name: s(b.name).unwrap_or_default(),

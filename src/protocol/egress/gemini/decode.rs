@@ -15,8 +15,8 @@
 
 use super::wire::{by_name, ErrorField, GError, GResponse, PromptFeedback};
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Reasoning,
-    Signature, Text, ToolCall, ToolKind,
+    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Text,
+    ToolCall, ToolKind,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,10 +27,7 @@ type Str<'a> = Cow<'a, str>;
 // ---------------------------------------------------------------- parts
 
 fn gemini(value: Str<'_>) -> Signature<'_> {
-    Signature {
-        family: Family::Gemini,
-        value,
-    }
+    Signature::new(Family::Gemini, value)
 }
 
 /// Reading one answer's parts: state shared by the chunks of a stream.
@@ -72,11 +69,7 @@ impl Read {
             let sig = p.thought_signature.filter(|s| !s.is_empty());
             let reasoning = |text, sig: Option<Str<'a>>| {
                 let (signature, redacted) = (sig.map(gemini), None);
-                Part::Reasoning(Reasoning {
-                    text,
-                    signature,
-                    redacted,
-                })
+                Part::reasoning(text, signature, redacted)
             };
             if let Some(fc) = p.function_call {
                 let id = match (fc.id.filter(|s| !s.is_empty()), &self.salt) {

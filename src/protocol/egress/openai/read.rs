@@ -77,10 +77,9 @@ pub(super) struct GoogleW<'a> {
 }
 
 pub(super) fn gemini_sig<'a>(e: Option<ExtraW<'a>>) -> Option<Signature<'a>> {
-    e?.google?.thought_signature.map(|s| Signature {
-        family: Family::Gemini,
-        value: s.0,
-    })
+    e?.google?
+        .thought_signature
+        .map(|s| Signature::new(Family::Gemini, s.0))
 }
 
 #[derive(Deserialize)]
@@ -228,11 +227,7 @@ pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
             .or(m.reasoning)
             .filter(|r| !r.0.is_empty())
         {
-            parts.push(Part::Reasoning(crate::protocol::chat::Reasoning {
-                text: r.0,
-                signature: None,
-                redacted: None,
-            }));
+            parts.push(Part::reasoning(r.0, None, None));
         }
         let texts = m.content.map(content_text).unwrap_or_default();
         parts.extend(texts.into_iter().map(|t| Part::Text(Text::plain(t))));
@@ -241,11 +236,7 @@ pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
             parts.push(Part::Refusal(r.0));
         }
         if let Some(sig) = gemini_sig(m.extra_content) {
-            parts.push(Part::Reasoning(crate::protocol::chat::Reasoning {
-                text: Cow::Borrowed(""),
-                signature: Some(sig),
-                redacted: None,
-            }));
+            parts.push(Part::reasoning("", Some(sig), None));
         }
         for (i, call) in m.tool_calls.unwrap_or_default().into_iter().enumerate() {
             calls = true;

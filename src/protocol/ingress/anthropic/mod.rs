@@ -156,9 +156,9 @@ mod tests {
     fn call(args: &'static str) -> Part<'static> {
         Part::ToolCall(ToolCall { id: "call_1".into(), name: "f".into(), kind: ToolKind::Function, arguments: args.into(), signature: None })
     }
-    fn sig(family: Family, v: &'static str) -> Option<Signature<'static>> { Some(Signature { family, value: v.into() }) }
+    fn sig(family: Family, v: &'static str) -> Option<Signature<'static>> { Some(Signature::new(family, v)) }
     fn reasoning(text: &'static str, signature: Option<Signature<'static>>, redacted: Option<Signature<'static>>) -> Part<'static> {
-        Part::Reasoning(Reasoning { text: text.into(), signature, redacted })
+        Part::reasoning(text, signature, redacted)
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //! custom tool.
 
 use crate::protocol::chat::{
-    ChatError, Family, Media, MediaKind, MediaSource, Part, Reasoning, ReasoningConfig, Request,
-    Role, Signature, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
+    ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request, Role,
+    Signature, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
 use crate::protocol::json::{get, s, Fields, Raw, S as Key};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
@@ -352,7 +352,7 @@ fn signature(v: Str<'_>) -> Signature<'_> {
         Cow::Borrowed(b) => Cow::Borrowed(&b[super::wire::GEMINI_SIGNATURE.len()..]),
         Cow::Owned(o) => Cow::Owned(o[super::wire::GEMINI_SIGNATURE.len()..].to_string()),
     };
-    Signature { family, value }
+    Signature::new(family, value)
 }
 
 /// An empty thinking block with a Gemini signature right before a
@@ -373,10 +373,7 @@ fn attach_call_signatures(parts: &mut Vec<Part<'_>>) {
 }
 
 fn anthropic(value: Str<'_>) -> Signature<'_> {
-    Signature {
-        family: Family::Anthropic,
-        value,
-    }
+    Signature::new(Family::Anthropic, value)
 }
 
 fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatError> {
@@ -477,18 +474,14 @@ fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatEr
                 cache,
             })
         }
-        Some("thinking") => Part::Reasoning(Reasoning {
-            text: s(b.thinking).unwrap_or_default(),
-            signature: s(b.signature).filter(|s| !s.is_empty()).map(signature),
-            redacted: None,
-        }),
+        Some("thinking") => Part::reasoning(
+            s(b.thinking).unwrap_or_default(),
+            s(b.signature).filter(|s| !s.is_empty()).map(signature),
+            None,
+        ),
         Some("redacted_thinking") => {
             let redacted = Some(anthropic(need(b.data, "data")?));
-            Part::Reasoning(Reasoning {
-                text: Cow::Borrowed(""),
-                signature: None,
-                redacted,
-            })
+            Part::reasoning("", None, redacted)
         }
         // Server tool calls and results, search results, containers, …:
         // replayed to Anthropic vendors only.

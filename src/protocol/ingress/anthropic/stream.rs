@@ -355,7 +355,7 @@ mod tests {
     }
     fn bs(index: usize, block: Block<'static>) -> Event<'static> { Event::BlockStart { index, block } }
     fn d(index: usize, delta: Delta<'static>) -> Event<'static> { Event::Delta { index, delta } }
-    fn sig(family: Family, v: &'static str) -> Signature<'static> { Signature { family, value: v.into() } }
+    fn sig(family: Family, v: &'static str) -> Signature<'static> { Signature::new(family, v) }
 
     #[test]
     fn text_deltas_are_written_as_serde_writes_them() {

@@ -31,9 +31,9 @@
 
 use super::signature::{decode_signature, REDACTED};
 use crate::protocol::chat::{
-    is_http, ChatError, Effort, Family, Media, MediaKind, MediaSource, Part, Reasoning,
-    ReasoningConfig, Request, ResponseFormat, Role, Str, Text, Tool, ToolCall, ToolChoice,
-    ToolKind, ToolResult, Turn,
+    is_http, ChatError, Effort, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,
+    Request, ResponseFormat, Role, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult,
+    Turn,
 };
 use crate::protocol::egress::gemini::wire::WirePart;
 use crate::protocol::json::{get, Fields, Raw};
@@ -459,11 +459,7 @@ fn part<'a>(
         out.push(Part::Text(Text::plain(text)));
     }
     if sig.is_some() {
-        out.push(Part::Reasoning(Reasoning {
-            text: Cow::Borrowed(""),
-            signature: sig,
-            redacted: None,
-        }));
+        out.push(Part::reasoning("", sig, None));
     }
     Ok(())
 }
@@ -493,9 +489,5 @@ fn reasoning<'a>(
         }
         s => (s, None),
     };
-    out.push(Part::Reasoning(Reasoning {
-        text,
-        signature,
-        redacted,
-    }));
+    out.push(Part::reasoning(text, signature, redacted));
 }

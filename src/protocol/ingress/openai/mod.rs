@@ -32,7 +32,7 @@ pub(super) use encode::error_type;
 
 use crate::protocol::chat::{
     data_url_str, is_http, Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind,
-    MediaSource, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
+    MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
     StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
 use crate::protocol::json::{s, without_position, OneOrList, S};
@@ -639,10 +639,7 @@ fn file<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
 
 fn gemini_signature<'a>(e: Option<ExtraW<'a>>) -> Option<Signature<'a>> {
     let sig = e?.google?.thought_signature?;
-    Some(Signature {
-        family: Family::Gemini,
-        value: sig.0,
-    })
+    Some(Signature::new(Family::Gemini, sig.0))
 }
 
 /// Tool-call arguments as the client wrote them: the JSON string's text;
@@ -669,22 +666,14 @@ fn assistant<'a>(
 ) -> Result<Vec<Part<'a>>, ChatError> {
     let mut parts = Vec::new();
     if let Some(r) = m.reasoning_content.filter(|r| !r.0.is_empty()) {
-        parts.push(Part::Reasoning(Reasoning {
-            text: r.0,
-            signature: None,
-            redacted: None,
-        }));
+        parts.push(Part::reasoning(r.0, None, None));
     }
     parts.extend(content(m.content, p, Allowed::Assistant)?);
     if let Some(r) = m.refusal.filter(|r| !r.0.is_empty()) {
         parts.push(Part::Refusal(r.0));
     }
     if let Some(sig) = gemini_signature(m.extra_content) {
-        parts.push(Part::Reasoning(Reasoning {
-            text: Cow::Borrowed(""),
-            signature: Some(sig),
-            redacted: None,
-        }));
+        parts.push(Part::reasoning("", Some(sig), None));
     }
     for (k, c) in m
         .tool_calls

@@ -29,7 +29,7 @@ mod encode;
 
 use crate::protocol::chat::{
     data_url_str, is_http, Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind,
-    MediaSource, Part, Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
+    MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
     StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
 use crate::protocol::json::{s, without_position, OneOrList, S};
@@ -458,11 +458,7 @@ fn input_item<'a>(req: &mut Request<'a>, item: Item<'a>, i: usize) -> Result<(),
             push(
                 req,
                 Role::Assistant,
-                Part::Reasoning(Reasoning {
-                    text: text.unwrap_or_default(),
-                    signature,
-                    redacted,
-                }),
+                Part::reasoning(text.unwrap_or_default(), signature, redacted),
             );
         }
         "item_reference" => {
@@ -508,16 +504,13 @@ fn decode_encrypted(e: Str<'_>) -> Encrypted<'_> {
         Some((family, kind, start))
     });
     let Some((family, kind, start)) = parsed else {
-        return Encrypted::Redacted(Signature {
-            family: Family::OpenAiResponses,
-            value: e,
-        });
+        return Encrypted::Redacted(Signature::new(Family::OpenAiResponses, e));
     };
     let value = match e {
         Cow::Borrowed(b) => Cow::Borrowed(&b[start..]),
         Cow::Owned(o) => Cow::Owned(o[start..].to_string()),
     };
-    let sig = Signature { family, value };
+    let sig = Signature::new(family, value);
     match kind.as_str() {
         "r" => Encrypted::Redacted(sig),
         "c" => Encrypted::Call(sig),
