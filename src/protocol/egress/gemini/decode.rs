@@ -26,10 +26,6 @@ type Str<'a> = Cow<'a, str>;
 
 // ---------------------------------------------------------------- parts
 
-fn gemini(value: Str<'_>) -> Signature<'_> {
-    Signature::new(Family::Gemini, value)
-}
-
 /// Reading one answer's parts: state shared by the chunks of a stream.
 pub(super) struct Read {
     /// Function calls seen so far in the answer: synthesized ids stay
@@ -68,7 +64,7 @@ impl Read {
         for p in cand.content.map(|c| c.parts).unwrap_or_default() {
             let sig = p.thought_signature.filter(|s| !s.is_empty());
             let reasoning = |text, sig: Option<Str<'a>>| {
-                let (signature, redacted) = (sig.map(gemini), None);
+                let (signature, redacted) = (sig.map(|v| Signature::new(Family::Gemini, v)), None);
                 Part::reasoning(text, signature, redacted)
             };
             if let Some(fc) = p.function_call {
@@ -82,7 +78,11 @@ impl Read {
                     None | Some("null") => Cow::Borrowed("{}"),
                     Some(a) => compact(a),
                 };
-                let (name, kind, signature) = (fc.name, ToolKind::Function, sig.map(gemini));
+                let (name, kind, signature) = (
+                    fc.name,
+                    ToolKind::Function,
+                    sig.map(|v| Signature::new(Family::Gemini, v)),
+                );
                 f(Part::ToolCall(ToolCall {
                     id,
                     name,

@@ -346,7 +346,7 @@ fn opaque(raw: Raw<'_>) -> Part<'_> {
 fn signature(v: Str<'_>) -> Signature<'_> {
     let family = match v.strip_prefix(super::wire::GEMINI_SIGNATURE) {
         Some(_) => Family::Gemini,
-        None => return anthropic(v),
+        None => return Signature::new(Family::Anthropic, v),
     };
     let value = match v {
         Cow::Borrowed(b) => Cow::Borrowed(&b[super::wire::GEMINI_SIGNATURE.len()..]),
@@ -370,10 +370,6 @@ fn attach_call_signatures(parts: &mut Vec<Part<'_>>) {
             }
         }
     }
-}
-
-fn anthropic(value: Str<'_>) -> Signature<'_> {
-    Signature::new(Family::Anthropic, value)
 }
 
 fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatError> {
@@ -480,7 +476,7 @@ fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatEr
             None,
         ),
         Some("redacted_thinking") => {
-            let redacted = Some(anthropic(need(b.data, "data")?));
+            let redacted = Some(Signature::new(Family::Anthropic, need(b.data, "data")?));
             Part::reasoning("", None, redacted)
         }
         // Server tool calls and results, search results, containers, …:
