@@ -16,12 +16,6 @@ pub struct EventSplitter {
 }
 
 impl EventSplitter {
-    /// Feed a chunk; get back every complete event it finishes (or `None`).
-    pub fn push(&mut self, chunk: &[u8]) -> Option<Bytes> {
-        self.extend(chunk);
-        self.take_complete()
-    }
-
     /// Buffer a chunk without taking anything out (see `take_complete`).
     pub fn extend(&mut self, chunk: &[u8]) {
         self.carry.extend_from_slice(chunk);
@@ -31,11 +25,6 @@ impl EventSplitter {
     pub fn take_complete(&mut self) -> Option<Bytes> {
         let end = last_boundary(&self.carry)?;
         Some(self.carry.split_to(end).freeze())
-    }
-
-    /// Bytes of an event that has not been terminated yet.
-    pub fn pending(&self) -> &[u8] {
-        &self.carry
     }
 
     /// Take the unterminated tail (used when the stream ends cleanly without
@@ -299,13 +288,14 @@ mod tests {
             let mut s = EventSplitter::default();
             let mut out = Vec::new();
             for part in [&stream[..cut], &stream[cut..]] {
-                if let Some(b) = s.push(part) {
+                s.extend(part);
+                if let Some(b) = s.take_complete() {
                     assert!(b.ends_with(b"\n\n") || b.ends_with(b"\r\n\r\n"));
                     out.extend_from_slice(&b);
                 }
             }
             assert_eq!(out, stream, "cut at {cut}");
-            assert!(s.pending().is_empty());
+            assert!(s.take_pending().is_empty());
         }
     }
 
@@ -391,12 +381,19 @@ mod tests {
     #[test]
     fn keeps_the_partial_tail() {
         let mut s = EventSplitter::default();
+        let mut push = |chunk: &[u8]| {
+            s.extend(chunk);
+            s.take_complete()
+        };
         assert_eq!(
-            s.push(b"data: 1\n\ndata: 2").as_deref(),
+            push(b"data: 1\n\ndata: 2").as_deref(),
             Some(&b"data: 1\n\n"[..])
         );
-        assert_eq!(s.pending(), b"data: 2");
-        assert_eq!(s.push(b"\n").as_deref(), None);
-        assert_eq!(s.push(b"\n").as_deref(), Some(&b"data: 2\n\n"[..]));
+        assert_eq!(push(b"\n").as_deref(), None);
+        assert_eq!(push(b"\n").as_deref(), Some(&b"data: 2\n\n"[..]));
+        // A tail without its blank line stays until taken.
+        s.extend(b"data: 3");
+        assert_eq!(s.take_complete(), None);
+        assert_eq!(&s.take_pending()[..], b"data: 3");
     }
 }
