@@ -93,14 +93,11 @@ impl SseParser {
         // Parts of the current event borrowed from this chunk; when set,
         // they stand for `self.current`'s field.
         let mut parts = Parts::default();
-        loop {
-            // A blank line (an event's end) is found without a search.
-            let Some(pos) = (match rest.first() {
-                Some(b'\n' | b'\r') => Some(0),
-                _ => memchr::memchr2(b'\n', b'\r', rest),
-            }) else {
-                break;
-            };
+        // A blank line (an event's end) is found without a search.
+        while let Some(pos) = match rest.first() {
+            Some(b'\n' | b'\r') => Some(0),
+            _ => memchr::memchr2(b'\n', b'\r', rest),
+        } {
             let line_bytes = &rest[..pos];
             let line_text = text.and_then(|t| t.get(offset..offset + pos));
             let was_cr = rest[pos] == b'\r';
