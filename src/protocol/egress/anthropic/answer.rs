@@ -1,21 +1,14 @@
 //! Anthropic answers and errors decoded into the chat model.
 
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Str,
-    Text, ToolCall, ToolKind, Usage,
+    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Text,
+    ToolCall, ToolKind, Usage,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// A string borrowed from the body where it has no escapes (serde borrows a
-/// `Cow<str>` only when it is a field's whole type).
-#[derive(Deserialize)]
-pub(super) struct Key<'a>(#[serde(borrow)] pub(super) Cow<'a, str>);
-
-pub(super) fn s<'a>(k: Option<Key<'a>>) -> Option<Str<'a>> {
-    k.map(|k| k.0)
-}
+pub(super) use crate::protocol::json::{s, S as Key};
 
 /// A token count; vendors occasionally send floats (a negative one counts
 /// as not sent).
