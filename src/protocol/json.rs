@@ -2,7 +2,7 @@
 //! "a string or a list" fields, and serde's messages without positions.
 
 use super::chat::{ChatError, Str};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -210,6 +210,14 @@ pub fn push_str(out: &mut BytesMut, s: &str) {
         // Writing into memory cannot fail.
         let _ = serde_json::to_writer(out.writer(), s);
     }
+}
+
+/// `v` serialised into a buffer of `capacity` bytes to start with.
+pub fn to_bytes(v: &impl serde::Serialize, capacity: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(capacity).writer();
+    // Serialising borrowed values into memory cannot fail.
+    let _ = serde_json::to_writer(&mut out, v);
+    out.into_inner().freeze()
 }
 
 /// `n` in decimal appended to `out`, without a temporary `String`.

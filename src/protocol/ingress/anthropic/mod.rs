@@ -16,8 +16,8 @@ mod wire;
 use crate::protocol::chat::{
     Answer, ChatError, Family, Ingress, Part, Reasoning, Request, StreamEncoder,
 };
-use bytes::{BufMut, Bytes, BytesMut};
-use serde::Serialize;
+use crate::protocol::json::to_bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use wire::{error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
@@ -93,13 +93,6 @@ impl Ingress for AnthropicMessages {
         write_event(&mut out, "error", &error_body(err));
         out.freeze()
     }
-}
-
-fn to_bytes(v: &impl Serialize, capacity: usize) -> Bytes {
-    let mut out = BytesMut::with_capacity(capacity).writer();
-    // Serialising borrowed strings into memory cannot fail.
-    let _ = serde_json::to_writer(&mut out, v);
-    out.into_inner().freeze()
 }
 
 fn reasoning_block<'r>(r: &'r Reasoning<'_>) -> Option<BlockOut<'r>> {

@@ -20,7 +20,7 @@ use crate::protocol::egress::gemini::wire::{
     by_name, status_name, Candidate, ErrorOut, ErrorOutInner, FunctionCall, GContent, GResponse,
     UsageMetadata, WirePart,
 };
-use crate::protocol::json::push_str;
+use crate::protocol::json::{push_str, to_bytes};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -111,13 +111,6 @@ fn response<'a>(
     }
 }
 
-fn to_bytes(v: &impl Serialize) -> Bytes {
-    let mut out = BytesMut::with_capacity(256).writer();
-    // Writing into memory cannot fail.
-    let _ = serde_json::to_writer(&mut out, v);
-    out.into_inner().freeze()
-}
-
 /// A whole answer.
 pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
     // Arguments are parsed first: parts borrow them.
@@ -180,12 +173,15 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
         .finish
         .as_ref()
         .map_or(Cow::Borrowed("STOP"), finish_reason);
-    to_bytes(&response(parts, Some(finish), Some(&a.usage), model, &a.id))
+    to_bytes(
+        &response(parts, Some(finish), Some(&a.usage), model, &a.id),
+        256,
+    )
 }
 
 /// Google's error body for `err`.
 pub(super) fn error(err: &ChatError) -> Bytes {
-    to_bytes(&error_out(err))
+    to_bytes(&error_out(err), 256)
 }
 
 fn error_out(err: &ChatError) -> ErrorOut<'_> {

@@ -8,15 +8,10 @@ use crate::protocol::chat::{
     generated_id, now_unix, Answer, Block, ChatError, Delta, ErrorKind, Event, Family, Finish,
     Part, Signature, StreamEncoder, ToolKind, Usage,
 };
-use crate::protocol::json::{push_str as js, push_u64};
+use crate::protocol::json::{push_str as js, push_u64, to_bytes};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use std::borrow::Cow;
-
-fn json_bytes<T: Serialize>(v: &T) -> Bytes {
-    // Serialising these borrowed structs into memory cannot fail.
-    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
-}
 
 // ---------------------------------------------------------------- usage & finish
 
@@ -260,7 +255,7 @@ fn error_out(err: &ChatError) -> ErrorBody<'_> {
 }
 
 pub(super) fn error_body(err: &ChatError) -> Bytes {
-    json_bytes(&error_out(err))
+    to_bytes(&error_out(err), 128)
 }
 
 /// The SDKs raise on a `data:` event carrying an `error` object.
