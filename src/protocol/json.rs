@@ -212,6 +212,12 @@ pub fn push_str(out: &mut BytesMut, s: &str) {
     }
 }
 
+/// `{}`, for an object a vendor or client requires where there is nothing.
+pub fn empty_object() -> &'static RawValue {
+    // A valid literal: the fallback is never taken.
+    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
+}
+
 /// `v` serialised into a buffer of `capacity` bytes to start with.
 pub fn to_bytes(v: &impl serde::Serialize, capacity: usize) -> Bytes {
     let mut out = BytesMut::with_capacity(capacity).writer();

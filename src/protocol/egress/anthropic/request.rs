@@ -27,6 +27,7 @@ use crate::protocol::chat::{
     data_url, is_http, ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,
     Request, ResponseFormat, Role, Str, ToolChoice, ToolKind, VendorOptions,
 };
+use crate::protocol::json::empty_object;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -176,8 +177,7 @@ fn tool_input(args: &str) -> &RawValue {
     if !trimmed.is_empty() {
         tracing::debug!("tool call arguments are not a JSON object; sent as {{}}");
     }
-    // A valid literal: the fallback is never taken.
-    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
+    empty_object()
 }
 
 fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<B<'r>, ChatError> {

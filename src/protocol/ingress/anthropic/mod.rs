@@ -16,7 +16,7 @@ mod wire;
 use crate::protocol::chat::{
     Answer, ChatError, Family, Ingress, Part, Reasoning, Request, StreamEncoder,
 };
-use crate::protocol::json::to_bytes;
+use crate::protocol::json::{empty_object, to_bytes};
 use bytes::{Bytes, BytesMut};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -133,7 +133,7 @@ fn tool_input(args: &str) -> Cow<'_, RawValue> {
         ),
     };
     let raw = RawValue::from_string(text);
-    Cow::Owned(raw.unwrap_or_else(|_| wire::empty().to_owned()))
+    Cow::Owned(raw.unwrap_or_else(|_| empty_object().to_owned()))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::protocol::egress::gemini::wire::{
     by_name, status_name, Candidate, ErrorOut, ErrorOutInner, FunctionCall, GContent, GResponse,
     UsageMetadata, WirePart,
 };
-use crate::protocol::json::{push_str, to_bytes};
+use crate::protocol::json::{empty_object, push_str, to_bytes};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -47,12 +47,7 @@ fn args<'a>(kind: ToolKind, arguments: &'a str) -> Cow<'a, RawValue> {
         }
         ToolKind::Function => serde_json::value::to_raw_value(&serde_json::json!({})),
     };
-    owned.map_or(Cow::Borrowed(empty()), Cow::Owned)
-}
-
-fn empty() -> &'static RawValue {
-    // A valid literal: the fallback is never taken.
-    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
+    owned.map_or(Cow::Borrowed(empty_object()), Cow::Owned)
 }
 
 fn call_part<'a>(
