@@ -531,6 +531,12 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// `id` when there is a non-empty one, else a [`generated_id`].
+pub fn id_or_new<'a>(id: Option<Str<'a>>, prefix: &str) -> Str<'a> {
+    id.filter(|i| !i.is_empty())
+        .unwrap_or_else(|| Cow::Owned(generated_id(prefix)))
+}
+
 /// An id for something that arrived without one (a Gemini answer, a Gemini
 /// function call): `prefix` + time + a process counter, unique within the
 /// process without a random source.

@@ -1,7 +1,7 @@
 //! Anthropic answers and errors decoded into the chat model.
 
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Text,
+    id_or_new, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Text,
     ToolCall, ToolKind, Usage,
 };
 use serde::{Deserialize, Deserializer};
@@ -158,9 +158,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
     }
     let stop_sequence = s(msg.stop_sequence);
     Ok(Answer {
-        id: s(msg.id)
-            .filter(|i| !i.is_empty())
-            .unwrap_or_else(|| generated_id("msg_").into()),
+        id: id_or_new(s(msg.id), "msg_"),
         model: s(msg.model).unwrap_or_default(),
         created: now_unix(),
         parts,

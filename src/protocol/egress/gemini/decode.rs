@@ -15,7 +15,7 @@
 
 use super::wire::{by_name, ErrorField, GError, GResponse, PromptFeedback};
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Text,
+    id_or_new, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Text,
     ToolCall, ToolKind,
 };
 use serde::Deserialize;
@@ -182,10 +182,7 @@ impl<'a> GResponse<'a> {
 
     /// `responseId` (generated when absent) and `modelVersion`.
     pub fn id_and_model(&self) -> (Str<'a>, Str<'a>) {
-        let id = match &self.response_id {
-            Some(id) if !id.is_empty() => id.clone(),
-            _ => Cow::Owned(generated_id("chatcmpl-")),
-        };
+        let id = id_or_new(self.response_id.clone(), "chatcmpl-");
         (id, self.model_version.clone().unwrap_or_default())
     }
 }

@@ -1,8 +1,8 @@
 //! Reading OpenAI answers and error bodies (shared with the chunk decoder).
 
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Str,
-    Text, ToolCall, ToolKind, Usage,
+    generated_id, id_or_new, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part,
+    Signature, Str, Text, ToolCall, ToolKind, Usage,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -254,11 +254,7 @@ pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         }
     }
     Ok(Answer {
-        id: c
-            .id
-            .map(|s| s.0)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| Cow::Owned(generated_id("chatcmpl-"))),
+        id: id_or_new(c.id.map(|s| s.0), "chatcmpl-"),
         model: c.model.map(|s| s.0).unwrap_or_default(),
         created: c
             .created
