@@ -22,8 +22,12 @@ const MAX_FILE_LINES: usize = 1500;
 /// at the landed size: it may be lowered, never raised except by a new
 /// adapter. (+265 for the text-event writers of session 8's speed work, +16 for issue #17's ledger: the `Usage` class for 1-hour
 /// cache writes and Anthropic's `cache_creation` split; see the s8-ledger
-/// report. Lower it again when the adapters are compacted.)
-const MAX_PROTOCOL_LINES: usize = 14_631;
+/// report.) The protocol-slim branch lowered it to the size after
+/// merging shared helpers and removing dead code (the unused SSE raw-event
+/// hook and writers); what is left is mostly adapter-specific logic and
+/// already table-driven tests. Lower it again when the adapters are
+/// compacted.
+const MAX_PROTOCOL_LINES: usize = 14_227;
 
 /// One source file, as this test sees it.
 struct File {

@@ -1,10 +1,11 @@
 //! JSON reading pieces the adapters share: a string borrowed from the body,
 //! "a string or a list" fields, and serde's messages without positions.
 
-use super::chat::Str;
-use bytes::{BufMut, BytesMut};
+use super::chat::{ChatError, Str};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -35,6 +36,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
     }
 }
 
+/// An optional string field's string.
+pub fn s(v: Option<S<'_>>) -> Option<Str<'_>> {
+    v.map(|s| s.0)
+}
+
 /// A string, or a list `L` (a `Vec`, or an adapter's own list type whose
 /// element errors carry their index): OpenAI `content` and `stop`,
 /// Responses `input` and `output`.
@@ -62,6 +68,46 @@ impl<'de: 'a, 'a, L: Deserialize<'de>> Deserialize<'de> for OneOrList<'a, L> {
             }
         }
         d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A JSON value kept as its text, read later (or re-emitted as it came).
+pub type Raw<'a> = &'a RawValue;
+
+/// `raw` read as a `T`; an error names `path` (serde's position is
+/// meaningless inside a sub-value and is cut).
+pub fn get<'a, T: Deserialize<'a>>(
+    raw: Raw<'a>,
+    path: impl Fn() -> String,
+) -> Result<T, ChatError> {
+    serde_json::from_str(raw.get()).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.rfind(" at line ").map_or(&msg[..], |i| &msg[..i]);
+        ChatError::invalid(path(), msg)
+    })
+}
+
+/// An object's fields in order, values raw: a body read field by field, so
+/// an error can name the field at fault.
+pub struct Fields<'a>(pub Vec<(Str<'a>, Raw<'a>)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((S(k), v)) = map.next_entry()? {
+                    fields.push((k, v));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -164,6 +210,20 @@ pub fn push_str(out: &mut BytesMut, s: &str) {
         // Writing into memory cannot fail.
         let _ = serde_json::to_writer(out.writer(), s);
     }
+}
+
+/// `{}`, for an object a vendor or client requires where there is nothing.
+pub fn empty_object() -> &'static RawValue {
+    // A valid literal: the fallback is never taken.
+    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
+}
+
+/// `v` serialised into a buffer of `capacity` bytes to start with.
+pub fn to_bytes(v: &impl serde::Serialize, capacity: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(capacity).writer();
+    // Serialising borrowed values into memory cannot fail.
+    let _ = serde_json::to_writer(&mut out, v);
+    out.into_inner().freeze()
 }
 
 /// `n` in decimal appended to `out`, without a temporary `String`.

@@ -2,7 +2,7 @@
 //!
 //! [`SseParser`] turns a byte stream into events whatever the chunk
 //! boundaries (events split across reads, `\r\n` or `\r` line ends,
-//! comments, multi-line data); [`encode`] writes one event.
+//! comments, multi-line data).
 //! [`EventSplitter`] forwards whole events only: bytes up to the last event
 //! boundary (a blank line, `\n\n` or `\r\n\r\n`) go out at once, the partial
 //! tail waits for the next read. That way a stream cut mid-event never leaves
@@ -16,12 +16,6 @@ pub struct EventSplitter {
 }
 
 impl EventSplitter {
-    /// Feed a chunk; get back every complete event it finishes (or `None`).
-    pub fn push(&mut self, chunk: &[u8]) -> Option<Bytes> {
-        self.extend(chunk);
-        self.take_complete()
-    }
-
     /// Buffer a chunk without taking anything out (see `take_complete`).
     pub fn extend(&mut self, chunk: &[u8]) {
         self.carry.extend_from_slice(chunk);
@@ -31,11 +25,6 @@ impl EventSplitter {
     pub fn take_complete(&mut self) -> Option<Bytes> {
         let end = last_boundary(&self.carry)?;
         Some(self.carry.split_to(end).freeze())
-    }
-
-    /// Bytes of an event that has not been terminated yet.
-    pub fn pending(&self) -> &[u8] {
-        &self.carry
     }
 
     /// Take the unterminated tail (used when the stream ends cleanly without
@@ -80,20 +69,13 @@ impl SseParser {
         out
     }
 
-    /// Calls `f(event, data)` with every event the chunk completes (see
-    /// [`Self::push_into`]).
-    pub fn push_each(&mut self, chunk: &[u8], f: impl FnMut(&str, &str) -> bool) -> bool {
-        self.push_into(chunk, &mut Each(f))
-    }
-
-    /// Hands every event the chunk completes to `sink`. An event that
-    /// arrived whole in this chunk (the usual case) is handed out as slices
-    /// of the chunk, without a copy; one split across reads is assembled in
-    /// the parser's buffers (reused for the next one). At each event
-    /// boundary the sink is first offered the rest of the read
-    /// ([`EventSink::raw`]). The sink returns false to stop; the rest of the
-    /// chunk is then dropped and `push_into` returns false.
-    pub fn push_into(&mut self, chunk: &[u8], sink: &mut impl EventSink) -> bool {
+    /// Calls `f(event, data)` (the name empty when absent) with every event
+    /// the chunk completes. An event that arrived whole in this chunk (the
+    /// usual case) is handed out as slices of the chunk, without a copy; one
+    /// split across reads is assembled in the parser's buffers (reused for
+    /// the next one). `f` returns false to stop; the rest of the chunk is
+    /// then dropped and `push_each` returns false.
+    pub fn push_each(&mut self, chunk: &[u8], mut f: impl FnMut(&str, &str) -> bool) -> bool {
         if chunk.is_empty() {
             return true;
         }
@@ -111,27 +93,11 @@ impl SseParser {
         // Parts of the current event borrowed from this chunk; when set,
         // they stand for `self.current`'s field.
         let mut parts = Parts::default();
-        // Nothing of an event is pending: what follows starts a new one.
-        let mut boundary = self.line.is_empty() && !self.has_data && self.current.event.is_empty();
-        loop {
-            if boundary {
-                if let Some(t) = text.and_then(|t| t.get(offset..)) {
-                    let taken = sink.raw(t);
-                    if taken > 0 {
-                        rest = &rest[taken..];
-                        offset += taken;
-                        continue;
-                    }
-                }
-                boundary = false;
-            }
-            // A blank line (an event's end) is found without a search.
-            let Some(pos) = (match rest.first() {
-                Some(b'\n' | b'\r') => Some(0),
-                _ => memchr::memchr2(b'\n', b'\r', rest),
-            }) else {
-                break;
-            };
+        // A blank line (an event's end) is found without a search.
+        while let Some(pos) = match rest.first() {
+            Some(b'\n' | b'\r') => Some(0),
+            _ => memchr::memchr2(b'\n', b'\r', rest),
+        } {
             let line_bytes = &rest[..pos];
             let line_text = text.and_then(|t| t.get(offset..offset + pos));
             let was_cr = rest[pos] == b'\r';
@@ -159,12 +125,8 @@ impl SseParser {
                 self.line.clear();
                 blank
             };
-            if blank {
-                if !self.dispatch(&mut parts, |e, d| sink.event(e, d)) {
-                    return false;
-                }
-                // A `\r` ending the read may still pair with a `\n`.
-                boundary = !self.after_cr;
+            if blank && !self.dispatch(&mut parts, &mut f) {
+                return false;
             }
         }
         // An event still open at the end of the read keeps its parts.
@@ -278,55 +240,6 @@ impl SseParser {
     }
 }
 
-/// Where [`SseParser::push_into`] delivers events.
-pub trait EventSink {
-    /// Offered the rest of a (UTF-8) read at an event boundary: may take
-    /// whole events written in a vendor's exact form, handling them as
-    /// [`Self::event`] would, and returns how many bytes it took (0: the
-    /// parser reads them). This skips the line-by-line parse for the
-    /// commonest events; see [`whole_event`] and [`whole_named_event`].
-    fn raw(&mut self, _text: &str) -> usize {
-        0
-    }
-    /// One event (its name, empty when absent, and its data); false stops.
-    fn event(&mut self, event: &str, data: &str) -> bool;
-}
-
-/// A closure as an [`EventSink`].
-struct Each<F>(F);
-
-impl<F: FnMut(&str, &str) -> bool> EventSink for Each<F> {
-    fn event(&mut self, event: &str, data: &str) -> bool {
-        (self.0)(event, data)
-    }
-}
-
-/// The event at the start of `text` if it is exactly one `data: ` line and
-/// a blank line, both ended by `\n`: its data and its length. For such an
-/// event the parser would deliver the same data (and no name).
-pub fn whole_event(text: &str) -> Option<(&str, usize)> {
-    let rest = text.strip_prefix("data: ")?;
-    let end = memchr::memchr2(b'\n', b'\r', rest.as_bytes())?;
-    if !rest[end..].starts_with("\n\n") {
-        return None;
-    }
-    Some((&rest[..end], 6 + end + 2))
-}
-
-/// The event at the start of `text` if it is exactly one `event: ` line,
-/// one `data: ` line and a blank line, all ended by `\n`: its name, its
-/// data and its length — what the parser would deliver for it.
-pub fn whole_named_event(text: &str) -> Option<(&str, &str, usize)> {
-    let rest = text.strip_prefix("event: ")?;
-    let end = memchr::memchr2(b'\n', b'\r', rest.as_bytes())?;
-    let name = &rest[..end];
-    if rest.as_bytes()[end] != b'\n' {
-        return None;
-    }
-    let (data, len) = whole_event(&rest[end + 1..])?;
-    Some((name, data, 7 + end + 1 + len))
-}
-
 /// The fields of the event being parsed that are still slices of the
 /// current read.
 #[derive(Default)]
@@ -342,54 +255,6 @@ fn utf8(value: &[u8]) -> std::borrow::Cow<'_, str> {
         Ok(v) => std::borrow::Cow::Borrowed(v),
         Err(_) => String::from_utf8_lossy(value),
     }
-}
-
-/// [`encode`] appended to a buffer (the stream translators write a whole
-/// read's worth of events into one buffer, sent as one body chunk).
-pub fn encode_into(out: &mut BytesMut, event: &str, data: &str) {
-    out.reserve(event.len() + data.len() + 16);
-    if !event.is_empty() {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(event.as_bytes());
-        out.extend_from_slice(b"\n");
-    }
-    // Compact JSON, nearly every payload, has no line break.
-    if memchr::memchr(b'\n', data.as_bytes()).is_none() {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(data.as_bytes());
-        out.extend_from_slice(b"\n\n");
-        return;
-    }
-    for line in data.split('\n') {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line.as_bytes());
-        out.extend_from_slice(b"\n");
-    }
-    out.extend_from_slice(b"\n");
-}
-
-/// Serialise one event (`event:` line only when named).
-pub fn encode(event: &str, data: &str) -> Bytes {
-    let mut out = String::with_capacity(event.len() + data.len() + 16);
-    if !event.is_empty() {
-        out.push_str("event: ");
-        out.push_str(event);
-        out.push('\n');
-    }
-    // Compact JSON, nearly every payload, has no line break.
-    if memchr::memchr(b'\n', data.as_bytes()).is_none() {
-        out.push_str("data: ");
-        out.push_str(data);
-        out.push_str("\n\n");
-        return Bytes::from(out);
-    }
-    for line in data.split('\n') {
-        out.push_str("data: ");
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.push('\n');
-    Bytes::from(out)
 }
 
 /// End offset (exclusive) of the last blank-line boundary in `buf`.
@@ -420,13 +285,14 @@ mod tests {
             let mut s = EventSplitter::default();
             let mut out = Vec::new();
             for part in [&stream[..cut], &stream[cut..]] {
-                if let Some(b) = s.push(part) {
+                s.extend(part);
+                if let Some(b) = s.take_complete() {
                     assert!(b.ends_with(b"\n\n") || b.ends_with(b"\r\n\r\n"));
                     out.extend_from_slice(&b);
                 }
             }
             assert_eq!(out, stream, "cut at {cut}");
-            assert!(s.pending().is_empty());
+            assert!(s.take_pending().is_empty());
         }
     }
 
@@ -497,24 +363,9 @@ mod tests {
     }
 
     #[test]
-    fn encode_into_matches_encode() {
-        for (event, data) in [
-            ("", "{\"a\":1}"),
-            ("message_start", "x"),
-            ("e", "two\nlines"),
-            ("", ""),
-        ] {
-            let mut out = BytesMut::new();
-            encode_into(&mut out, event, data);
-            assert_eq!(out.freeze(), encode(event, data));
-        }
-    }
-
-    #[test]
-    fn encode_round_trips() {
-        let bytes = encode("content_block_delta", "{\"x\":1}\nsecond");
+    fn multi_line_data_is_joined() {
         let mut p = SseParser::default();
-        let evs = p.push(&bytes);
+        let evs = p.push(b"event: content_block_delta\ndata: {\"x\":1}\ndata: second\n\n");
         assert_eq!(
             evs,
             vec![SseEvent {
@@ -527,12 +378,19 @@ mod tests {
     #[test]
     fn keeps_the_partial_tail() {
         let mut s = EventSplitter::default();
+        let mut push = |chunk: &[u8]| {
+            s.extend(chunk);
+            s.take_complete()
+        };
         assert_eq!(
-            s.push(b"data: 1\n\ndata: 2").as_deref(),
+            push(b"data: 1\n\ndata: 2").as_deref(),
             Some(&b"data: 1\n\n"[..])
         );
-        assert_eq!(s.pending(), b"data: 2");
-        assert_eq!(s.push(b"\n").as_deref(), None);
-        assert_eq!(s.push(b"\n").as_deref(), Some(&b"data: 2\n\n"[..]));
+        assert_eq!(push(b"\n").as_deref(), None);
+        assert_eq!(push(b"\n").as_deref(), Some(&b"data: 2\n\n"[..]));
+        // A tail without its blank line stays until taken.
+        s.extend(b"data: 3");
+        assert_eq!(s.take_complete(), None);
+        assert_eq!(&s.take_pending()[..], b"data: 3");
     }
 }

@@ -178,6 +178,22 @@ pub enum Part<'a> {
     },
 }
 
+impl<'a> Part<'a> {
+    /// A reasoning part: its text, the signature over it, and encrypted
+    /// reasoning (see [`Reasoning`]).
+    pub fn reasoning(
+        text: impl Into<Str<'a>>,
+        signature: Option<Signature<'a>>,
+        redacted: Option<Signature<'a>>,
+    ) -> Self {
+        Part::Reasoning(Reasoning {
+            text: text.into(),
+            signature,
+            redacted,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Text<'a> {
     pub text: Str<'a>,
@@ -247,6 +263,15 @@ pub enum ToolKind {
 pub struct Signature<'a> {
     pub family: Family,
     pub value: Str<'a>,
+}
+
+impl<'a> Signature<'a> {
+    pub fn new(family: Family, value: impl Into<Str<'a>>) -> Self {
+        Signature {
+            family,
+            value: value.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -506,6 +531,12 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// `id` when there is a non-empty one, else a [`generated_id`].
+pub fn id_or_new<'a>(id: Option<Str<'a>>, prefix: &str) -> Str<'a> {
+    id.filter(|i| !i.is_empty())
+        .unwrap_or_else(|| Cow::Owned(generated_id(prefix)))
+}
+
 /// An id for something that arrived without one (a Gemini answer, a Gemini
 /// function call): `prefix` + time + a process counter, unique within the
 /// process without a random source.
@@ -518,4 +549,35 @@ pub fn generated_id(prefix: &str) -> String {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     format!("{prefix}{nanos:x}{n:04x}")
+}
+
+/// `data:<mime>[;param]*;base64,<data>` -> (mime, data); `None` for
+/// anything else (not a data URL, or not base64).
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let (header, data) = url.strip_prefix("data:")?.split_once(',')?;
+    let mut params = header.split(';');
+    let mime = params.next()?;
+    (params.any(|p| p.trim().eq_ignore_ascii_case("base64"))).then_some((mime, data))
+}
+
+/// [`data_url`] of a decoded string: borrowed from the body when it is.
+pub fn data_url_str<'a>(url: &Str<'a>) -> Option<(Str<'a>, Str<'a>)> {
+    Some(match url {
+        Cow::Borrowed(u) => {
+            let (mime, data) = data_url(u)?;
+            (Cow::Borrowed(mime), Cow::Borrowed(data))
+        }
+        Cow::Owned(u) => {
+            let (mime, data) = data_url(u)?;
+            (Cow::Owned(mime.to_string()), Cow::Owned(data.to_string()))
+        }
+    })
+}
+
+/// An `http://` or `https://` URL, the scheme in any case.
+pub fn is_http(url: &str) -> bool {
+    ["http://", "https://"].iter().any(|p| {
+        url.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    })
 }

@@ -1,21 +1,14 @@
 //! Anthropic answers and errors decoded into the chat model.
 
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Reasoning,
-    Signature, Str, Text, ToolCall, ToolKind, Usage,
+    id_or_new, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Text,
+    ToolCall, ToolKind, Usage,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// A string borrowed from the body where it has no escapes (serde borrows a
-/// `Cow<str>` only when it is a field's whole type).
-#[derive(Deserialize)]
-pub(super) struct Key<'a>(#[serde(borrow)] pub(super) Cow<'a, str>);
-
-pub(super) fn s<'a>(k: Option<Key<'a>>) -> Option<Str<'a>> {
-    k.map(|k| k.0)
-}
+pub(super) use crate::protocol::json::{s, S as Key};
 
 /// A token count; vendors occasionally send floats (a negative one counts
 /// as not sent).
@@ -125,10 +118,7 @@ pub(super) struct Flat<'a> {
 
 pub(super) fn sig(value: Option<Key<'_>>) -> Option<Signature<'_>> {
     let value = s(value).filter(|v| !v.is_empty())?;
-    Some(Signature {
-        family: Family::Anthropic,
-        value,
-    })
+    Some(Signature::new(Family::Anthropic, value))
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
@@ -148,16 +138,10 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         let b: Flat = serde_json::from_str(raw.get()).map_err(|e| bad("content block", e))?;
         parts.push(match s(b.r#type).as_deref() {
             Some("text") => Part::Text(Text::plain(s(b.text).unwrap_or_default())),
-            Some("thinking") => Part::Reasoning(Reasoning {
-                text: s(b.thinking).unwrap_or_default(),
-                signature: sig(b.signature),
-                redacted: None,
-            }),
-            Some("redacted_thinking") => Part::Reasoning(Reasoning {
-                text: Cow::Borrowed(""),
-                signature: None,
-                redacted: sig(b.data),
-            }),
+            Some("thinking") => {
+                Part::reasoning(s(b.thinking).unwrap_or_default(), sig(b.signature), None)
+            }
+            Some("redacted_thinking") => Part::reasoning("", None, sig(b.data)),
             Some("tool_use") => Part::ToolCall(ToolCall {
                 id: s(b.id).unwrap_or_default(),
                 name: s(b.name).unwrap_or_default(),
@@ -174,9 +158,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
     }
     let stop_sequence = s(msg.stop_sequence);
     Ok(Answer {
-        id: s(msg.id)
-            .filter(|i| !i.is_empty())
-            .unwrap_or_else(|| generated_id("msg_").into()),
+        id: id_or_new(s(msg.id), "msg_"),
         model: s(msg.model).unwrap_or_default(),
         created: now_unix(),
         parts,

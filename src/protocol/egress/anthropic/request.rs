@@ -24,9 +24,10 @@
 //! go only to Anthropic when the request came from an Anthropic client.
 
 use crate::protocol::chat::{
-    ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request,
-    ResponseFormat, Role, Str, ToolChoice, ToolKind, VendorOptions,
+    data_url, is_http, ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,
+    Request, ResponseFormat, Role, Str, ToolChoice, ToolKind, VendorOptions,
 };
+use crate::protocol::json::empty_object;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -162,16 +163,6 @@ fn sanitize_id(id: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{cleaned}_{hash:016x}"))
 }
 
-/// `data:<media type>[;param]*;base64,<data>` -> (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let (header, data) = url.strip_prefix("data:")?.split_once(',')?;
-    let mut params = header.split(';');
-    let media_type = params.next()?;
-    params
-        .any(|p| p.trim().eq_ignore_ascii_case("base64"))
-        .then_some((media_type, data))
-}
-
 /// Tool-call arguments as the `input` object Anthropic requires: empty is
 /// `{}`, and so is anything that is not a JSON object (logged; the request
 /// still goes).
@@ -186,24 +177,18 @@ fn tool_input(args: &str) -> &RawValue {
     if !trimmed.is_empty() {
         tracing::debug!("tool call arguments are not a JSON object; sent as {{}}");
     }
-    // A valid literal: the fallback is never taken.
-    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
+    empty_object()
 }
 
 fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<B<'r>, ChatError> {
     let fail = |msg: String| Err(invalid(path(), msg));
     let (mime, data) = match &m.source {
         MediaSource::Base64 { data } => (m.mime.as_deref(), Some(data.as_ref())),
-        MediaSource::Url(u) if u.starts_with("data:") => match parse_data_url(u) {
+        MediaSource::Url(u) if u.starts_with("data:") => match data_url(u) {
             Some((mime, data)) => (Some(mime), Some(data)),
             None => return fail("only base64 data URLs are supported".into()),
         },
         _ => (m.mime.as_deref(), None),
-    };
-    let http = |u: &str| {
-        ["http://", "https://"]
-            .iter()
-            .any(|p| u.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
     };
     let source = match (&m.source, data, m.kind) {
         (_, Some(_), MediaKind::Audio) => {
@@ -231,7 +216,7 @@ fn media<'r>(m: &'r Media<'_>, path: &dyn Fn() -> String) -> Result<B<'r>, ChatE
             ))
             }
         },
-        (MediaSource::Url(u), None, _) if http(u) => Src::Url { url: u },
+        (MediaSource::Url(u), None, _) if is_http(u) => Src::Url { url: u },
         (MediaSource::Url(_), None, _) => {
             return fail("the URL must be http(s) or a base64 data URL".into())
         }

@@ -8,7 +8,7 @@
 
 use super::answer::{error, finish, s, sig, Flat, Key, WireUsage};
 use crate::protocol::chat::{
-    generated_id, Block, ChatError, Delta, Event, EventSink, Finish, Str, StreamDecoder, ToolKind,
+    id_or_new, Block, ChatError, Delta, Event, EventSink, Finish, Str, StreamDecoder, ToolKind,
 };
 use crate::protocol::json::Canon;
 use serde::Deserialize;
@@ -49,11 +49,8 @@ impl Decoder {
     fn start(&mut self, id: Option<Str<'_>>, model: Option<Str<'_>>, sink: &mut dyn EventSink) {
         if !self.started {
             self.started = true;
-            let id = id
-                .filter(|i| !i.is_empty())
-                .unwrap_or_else(|| generated_id("msg_").into());
             sink.event(Event::Start {
-                id,
+                id: id_or_new(id, "msg_"),
                 model: model.unwrap_or_default(),
             });
         }

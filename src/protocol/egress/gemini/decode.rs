@@ -15,8 +15,8 @@
 
 use super::wire::{by_name, ErrorField, GError, GResponse, PromptFeedback};
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Reasoning,
-    Signature, Text, ToolCall, ToolKind,
+    id_or_new, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Text,
+    ToolCall, ToolKind,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -25,13 +25,6 @@ use std::borrow::Cow;
 type Str<'a> = Cow<'a, str>;
 
 // ---------------------------------------------------------------- parts
-
-fn gemini(value: Str<'_>) -> Signature<'_> {
-    Signature {
-        family: Family::Gemini,
-        value,
-    }
-}
 
 /// Reading one answer's parts: state shared by the chunks of a stream.
 pub(super) struct Read {
@@ -71,12 +64,8 @@ impl Read {
         for p in cand.content.map(|c| c.parts).unwrap_or_default() {
             let sig = p.thought_signature.filter(|s| !s.is_empty());
             let reasoning = |text, sig: Option<Str<'a>>| {
-                let (signature, redacted) = (sig.map(gemini), None);
-                Part::Reasoning(Reasoning {
-                    text,
-                    signature,
-                    redacted,
-                })
+                let (signature, redacted) = (sig.map(|v| Signature::new(Family::Gemini, v)), None);
+                Part::reasoning(text, signature, redacted)
             };
             if let Some(fc) = p.function_call {
                 let id = match (fc.id.filter(|s| !s.is_empty()), &self.salt) {
@@ -89,7 +78,11 @@ impl Read {
                     None | Some("null") => Cow::Borrowed("{}"),
                     Some(a) => compact(a),
                 };
-                let (name, kind, signature) = (fc.name, ToolKind::Function, sig.map(gemini));
+                let (name, kind, signature) = (
+                    fc.name,
+                    ToolKind::Function,
+                    sig.map(|v| Signature::new(Family::Gemini, v)),
+                );
                 f(Part::ToolCall(ToolCall {
                     id,
                     name,
@@ -189,10 +182,7 @@ impl<'a> GResponse<'a> {
 
     /// `responseId` (generated when absent) and `modelVersion`.
     pub fn id_and_model(&self) -> (Str<'a>, Str<'a>) {
-        let id = match &self.response_id {
-            Some(id) if !id.is_empty() => id.clone(),
-            _ => Cow::Owned(generated_id("chatcmpl-")),
-        };
+        let id = id_or_new(self.response_id.clone(), "chatcmpl-");
         (id, self.model_version.clone().unwrap_or_default())
     }
 }

@@ -32,8 +32,9 @@ pub mod wire;
 pub use schema::clean_schema;
 
 use crate::protocol::chat::{
-    Answer, ChatError, Egress, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,
-    Request, ResponseFormat, Role, StreamDecoder, ToolChoice, ToolKind, VendorOptions,
+    is_http, Answer, ChatError, Egress, Family, Media, MediaKind, MediaSource, Part,
+    ReasoningConfig, Request, ResponseFormat, Role, StreamDecoder, ToolChoice, ToolKind,
+    VendorOptions,
 };
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
@@ -538,8 +539,7 @@ fn media<'r>(m: &'r Media<'_>) -> Result<Payload<'r>, ChatError> {
                 };
                 return Ok(Payload::InlineData { mime_type, data });
             }
-            let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-            if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            if !is_http(url) {
                 return bad("media URLs must be data: URLs or http(s) URLs");
             }
             Ok(Payload::FileData {

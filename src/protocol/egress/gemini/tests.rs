@@ -1,7 +1,6 @@
 use super::*;
 use crate::protocol::chat::{
-    Block, Delta, Effort, Event, Finish, Reasoning, Signature, Text, Tool, ToolCall, ToolResult,
-    Turn, Usage,
+    Block, Delta, Effort, Event, Finish, Signature, Text, Tool, ToolCall, ToolResult, Turn, Usage,
 };
 use crate::protocol::sse::SseParser;
 use serde_json::{json, Value};
@@ -65,20 +64,15 @@ fn request(spec: &str) -> Request<'static> {
 }
 fn part(p: &Value) -> Part<'static> {
     let s = |key: &str| owned(&p[key]);
-    let signature = p["sig"].as_array().map(|s| Signature {
-        family: family(&s[0]),
-        value: owned(&s[1]).unwrap(),
-    });
+    let signature = p["sig"]
+        .as_array()
+        .map(|s| Signature::new(family(&s[0]), owned(&s[1]).unwrap()));
     if let Some(text) = owned(p) {
         Part::Text(Text::plain(text))
     } else if let Some(refusal) = s("refusal") {
         Part::Refusal(refusal)
     } else if let Some(text) = s("think") {
-        Part::Reasoning(Reasoning {
-            text,
-            signature,
-            redacted: None,
-        })
+        Part::reasoning(text, signature, None)
     } else if let Some(c) = p.get("call") {
         let kind = p["custom"]
             .as_bool()

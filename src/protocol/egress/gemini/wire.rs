@@ -50,7 +50,7 @@ pub struct Candidate<'a> {
 /// reads request parts raw first so a kind this model lacks can be kept.
 #[derive(Deserialize, Serialize, Default)]
 pub struct GContent<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub role: Option<Str<'a>>,
     #[serde(borrow, default)]
     pub parts: Vec<WirePart<'a>>,
@@ -62,64 +62,51 @@ pub struct GContent<'a> {
 #[derive(Deserialize, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WirePart<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub text: Option<Str<'a>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub thought: Option<bool>,
     #[serde(
         borrow,
-        default,
         alias = "thought_signature",
         skip_serializing_if = "Option::is_none"
     )]
     pub thought_signature: Option<Str<'a>>,
     #[serde(
         borrow,
-        default,
         alias = "function_call",
         skip_serializing_if = "Option::is_none"
     )]
     pub function_call: Option<FunctionCall<'a>>,
     #[serde(
         borrow,
-        default,
         alias = "function_response",
         skip_serializing_if = "Option::is_none"
     )]
     pub function_response: Option<FunctionResponse<'a>>,
-    #[serde(
-        borrow,
-        default,
-        alias = "inline_data",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, alias = "inline_data", skip_serializing_if = "Option::is_none")]
     pub inline_data: Option<Blob<'a>>,
-    #[serde(
-        borrow,
-        default,
-        alias = "file_data",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, alias = "file_data", skip_serializing_if = "Option::is_none")]
     pub file_data: Option<FileData<'a>>,
 }
 
 #[derive(Deserialize, Serialize)]
 pub struct FunctionCall<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
     #[serde(borrow, default)]
     pub name: Str<'a>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub args: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Serialize)]
 pub struct FunctionResponse<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
     #[serde(borrow, default)]
     pub name: Str<'a>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub response: Option<&'a RawValue>,
 }
 
@@ -135,7 +122,7 @@ pub struct Blob<'a> {
 #[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileData<'a> {
-    #[serde(borrow, default, alias = "mime_type")]
+    #[serde(borrow, alias = "mime_type")]
     pub mime_type: Option<Str<'a>>,
     #[serde(borrow, default, alias = "file_uri")]
     pub file_uri: Str<'a>,

@@ -1,8 +1,8 @@
 //! Reading OpenAI answers and error bodies (shared with the chunk decoder).
 
 use crate::protocol::chat::{
-    generated_id, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part, Signature, Str,
-    Text, ToolCall, ToolKind, Usage,
+    generated_id, id_or_new, now_unix, Answer, ChatError, ErrorKind, Family, Finish, Part,
+    Signature, Str, Text, ToolCall, ToolKind, Usage,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -65,46 +65,40 @@ impl UsageW {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct ExtraW<'a> {
-    #[serde(borrow)]
     pub(super) google: Option<GoogleW<'a>>,
 }
 
 #[derive(Deserialize, Default)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct GoogleW<'a> {
-    #[serde(borrow)]
     pub(super) thought_signature: Option<S<'a>>,
 }
 
 pub(super) fn gemini_sig<'a>(e: Option<ExtraW<'a>>) -> Option<Signature<'a>> {
-    e?.google?.thought_signature.map(|s| Signature {
-        family: Family::Gemini,
-        value: s.0,
-    })
+    e?.google?
+        .thought_signature
+        .map(|s| Signature::new(Family::Gemini, s.0))
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct CallW<'a> {
-    #[serde(borrow)]
     pub(super) id: Option<S<'a>>,
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     pub(super) kind: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) function: Option<FnW<'a>>,
-    #[serde(borrow)]
     pub(super) custom: Option<FnW<'a>>,
-    #[serde(borrow)]
     pub(super) extra_content: Option<ExtraW<'a>>,
     pub(super) index: Option<u64>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct FnW<'a> {
-    #[serde(borrow)]
     pub(super) name: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) arguments: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub(super) input: Option<S<'a>>,
 }
 
@@ -121,8 +115,8 @@ pub(super) fn args_text<'a>(a: Option<&'a RawValue>) -> Str<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct TextPartW<'a> {
-    #[serde(borrow)]
     pub(super) text: Option<S<'a>>,
 }
 
@@ -143,42 +137,32 @@ pub(super) fn content_text(raw: &RawValue) -> Vec<Str<'_>> {
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct MessageW<'a> {
-    #[serde(borrow)]
     pub(super) content: Option<&'a RawValue>,
-    #[serde(borrow)]
     pub(super) reasoning_content: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) reasoning: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) refusal: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) tool_calls: Option<Vec<CallW<'a>>>,
-    #[serde(borrow)]
     pub(super) function_call: Option<FnW<'a>>,
-    #[serde(borrow)]
     pub(super) extra_content: Option<ExtraW<'a>>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct ChoiceW<'a> {
-    #[serde(borrow)]
     pub(super) message: Option<MessageW<'a>>,
-    #[serde(borrow)]
     pub(super) finish_reason: Option<S<'a>>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct CompletionW<'a> {
-    #[serde(borrow)]
     pub(super) id: Option<S<'a>>,
-    #[serde(borrow)]
     pub(super) model: Option<S<'a>>,
     pub(super) created: Option<Count>,
-    #[serde(borrow)]
     pub(super) choices: Option<Vec<ChoiceW<'a>>>,
     pub(super) usage: Option<UsageW>,
-    #[serde(borrow)]
     pub(super) error: Option<&'a RawValue>,
 }
 
@@ -243,11 +227,7 @@ pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
             .or(m.reasoning)
             .filter(|r| !r.0.is_empty())
         {
-            parts.push(Part::Reasoning(crate::protocol::chat::Reasoning {
-                text: r.0,
-                signature: None,
-                redacted: None,
-            }));
+            parts.push(Part::reasoning(r.0, None, None));
         }
         let texts = m.content.map(content_text).unwrap_or_default();
         parts.extend(texts.into_iter().map(|t| Part::Text(Text::plain(t))));
@@ -256,11 +236,7 @@ pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
             parts.push(Part::Refusal(r.0));
         }
         if let Some(sig) = gemini_sig(m.extra_content) {
-            parts.push(Part::Reasoning(crate::protocol::chat::Reasoning {
-                text: Cow::Borrowed(""),
-                signature: Some(sig),
-                redacted: None,
-            }));
+            parts.push(Part::reasoning("", Some(sig), None));
         }
         for (i, call) in m.tool_calls.unwrap_or_default().into_iter().enumerate() {
             calls = true;
@@ -278,11 +254,7 @@ pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         }
     }
     Ok(Answer {
-        id: c
-            .id
-            .map(|s| s.0)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| Cow::Owned(generated_id("chatcmpl-"))),
+        id: id_or_new(c.id.map(|s| s.0), "chatcmpl-"),
         model: c.model.map(|s| s.0).unwrap_or_default(),
         created: c
             .created

@@ -14,7 +14,7 @@
 
 use super::read::{args_text, decode_error, finish, gemini_sig, CallW, ExtraW, UsageW, S};
 use crate::protocol::chat::{
-    generated_id, Block, ChatError, Delta, Event, EventSink, Finish, Str, StreamDecoder, ToolKind,
+    id_or_new, Block, ChatError, Delta, Event, EventSink, Finish, Str, StreamDecoder, ToolKind,
 };
 use crate::protocol::json::Canon;
 use serde::Deserialize;
@@ -22,40 +22,31 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct ChunkW<'a> {
-    #[serde(borrow)]
     id: Option<S<'a>>,
-    #[serde(borrow)]
     model: Option<S<'a>>,
-    #[serde(borrow)]
     choices: Option<Vec<ChoiceW<'a>>>,
     usage: Option<UsageW>,
-    #[serde(borrow)]
     error: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct ChoiceW<'a> {
     index: Option<u64>,
-    #[serde(borrow)]
     delta: Option<DeltaW<'a>>,
-    #[serde(borrow)]
     finish_reason: Option<S<'a>>,
 }
 
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
 struct DeltaW<'a> {
-    #[serde(borrow)]
     content: Option<S<'a>>,
-    #[serde(borrow)]
     reasoning_content: Option<S<'a>>,
-    #[serde(borrow)]
     reasoning: Option<S<'a>>,
-    #[serde(borrow)]
     refusal: Option<S<'a>>,
-    #[serde(borrow)]
     tool_calls: Option<Vec<CallW<'a>>>,
-    #[serde(borrow)]
     extra_content: Option<ExtraW<'a>>,
 }
 
@@ -93,12 +84,8 @@ impl ChunkDecoder {
             return;
         }
         self.started = true;
-        let id = match id.filter(|i| !i.is_empty()) {
-            Some(i) => Cow::Borrowed(i),
-            None => Cow::Owned(generated_id("chatcmpl-")),
-        };
         sink.event(Event::Start {
-            id,
+            id: id_or_new(id.map(Cow::Borrowed), "chatcmpl-"),
             model: Cow::Borrowed(model.unwrap_or_default()),
         });
     }
@@ -160,10 +147,7 @@ impl ChunkDecoder {
                 sink.event(Event::BlockStart {
                     index,
                     block: Block::ToolCall {
-                        id: match vendor_id {
-                            Some(id) => Cow::Borrowed(id),
-                            None => Cow::Owned(generated_id("call_")),
-                        },
+                        id: id_or_new(vendor_id.map(Cow::Borrowed), "call_"),
                         name: name.map(|n| n.0).unwrap_or_default(),
                         kind: if custom {
                             ToolKind::Custom

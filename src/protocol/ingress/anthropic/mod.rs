@@ -16,8 +16,8 @@ mod wire;
 use crate::protocol::chat::{
     Answer, ChatError, Family, Ingress, Part, Reasoning, Request, StreamEncoder,
 };
-use bytes::{BufMut, Bytes, BytesMut};
-use serde::Serialize;
+use crate::protocol::json::{empty_object, to_bytes};
+use bytes::{Bytes, BytesMut};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use wire::{error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
@@ -95,13 +95,6 @@ impl Ingress for AnthropicMessages {
     }
 }
 
-fn to_bytes(v: &impl Serialize, capacity: usize) -> Bytes {
-    let mut out = BytesMut::with_capacity(capacity).writer();
-    // Serialising borrowed strings into memory cannot fail.
-    let _ = serde_json::to_writer(&mut out, v);
-    out.into_inner().freeze()
-}
-
 fn reasoning_block<'r>(r: &'r Reasoning<'_>) -> Option<BlockOut<'r>> {
     let (thinking, anthropic) = (&r.text, Some(Family::Anthropic));
     match (
@@ -140,7 +133,7 @@ fn tool_input(args: &str) -> Cow<'_, RawValue> {
         ),
     };
     let raw = RawValue::from_string(text);
-    Cow::Owned(raw.unwrap_or_else(|_| wire::empty().to_owned()))
+    Cow::Owned(raw.unwrap_or_else(|_| empty_object().to_owned()))
 }
 
 #[cfg(test)]
@@ -156,9 +149,9 @@ mod tests {
     fn call(args: &'static str) -> Part<'static> {
         Part::ToolCall(ToolCall { id: "call_1".into(), name: "f".into(), kind: ToolKind::Function, arguments: args.into(), signature: None })
     }
-    fn sig(family: Family, v: &'static str) -> Option<Signature<'static>> { Some(Signature { family, value: v.into() }) }
+    fn sig(family: Family, v: &'static str) -> Option<Signature<'static>> { Some(Signature::new(family, v)) }
     fn reasoning(text: &'static str, signature: Option<Signature<'static>>, redacted: Option<Signature<'static>>) -> Part<'static> {
-        Part::Reasoning(Reasoning { text: text.into(), signature, redacted })
+        Part::reasoning(text, signature, redacted)
     }
 
     #[test]

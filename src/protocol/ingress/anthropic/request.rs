@@ -15,64 +15,18 @@
 //! custom tool.
 
 use crate::protocol::chat::{
-    ChatError, Family, Media, MediaKind, MediaSource, Part, Reasoning, ReasoningConfig, Request,
-    Role, Signature, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
+    ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request, Role,
+    Signature, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
+use crate::protocol::json::{get, s, Fields, Raw, S as Key};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt;
-
-type Raw<'a> = &'a RawValue;
-
-/// A string borrowed from the body where it has no escapes (serde borrows a
-/// `Cow<str>` only when it is a field's whole type).
-#[derive(Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-
-fn s<'a>(k: Option<Key<'a>>) -> Option<Str<'a>> {
-    k.map(|k| k.0)
-}
 
 fn invalid(path: impl Into<String>, msg: impl Into<String>) -> ChatError {
     ChatError::invalid(path, msg)
-}
-
-/// `raw` read as a `T`; an error names `path` (serde's position is
-/// meaningless inside a sub-value and is cut).
-fn get<'a, T: Deserialize<'a>>(raw: Raw<'a>, path: impl Fn() -> String) -> Result<T, ChatError> {
-    serde_json::from_str(raw.get()).map_err(|e| {
-        let msg = e.to_string();
-        invalid(
-            path(),
-            msg.rfind(" at line ").map_or(&msg[..], |i| &msg[..i]),
-        )
-    })
-}
-
-/// The top-level fields in order, values raw.
-struct Fields<'a>(Vec<(Str<'a>, Raw<'a>)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((Key(k), v)) = map.next_entry()? {
-                    fields.push((k, v));
-                }
-                Ok(Fields(fields))
-            }
-        }
-        d.deserialize_map(V)
-    }
 }
 
 #[derive(Deserialize)]
@@ -392,13 +346,13 @@ fn opaque(raw: Raw<'_>) -> Part<'_> {
 fn signature(v: Str<'_>) -> Signature<'_> {
     let family = match v.strip_prefix(super::wire::GEMINI_SIGNATURE) {
         Some(_) => Family::Gemini,
-        None => return anthropic(v),
+        None => return Signature::new(Family::Anthropic, v),
     };
     let value = match v {
         Cow::Borrowed(b) => Cow::Borrowed(&b[super::wire::GEMINI_SIGNATURE.len()..]),
         Cow::Owned(o) => Cow::Owned(o[super::wire::GEMINI_SIGNATURE.len()..].to_string()),
     };
-    Signature { family, value }
+    Signature::new(family, value)
 }
 
 /// An empty thinking block with a Gemini signature right before a
@@ -415,13 +369,6 @@ fn attach_call_signatures(parts: &mut Vec<Part<'_>>) {
                 parts.remove(i - 1);
             }
         }
-    }
-}
-
-fn anthropic(value: Str<'_>) -> Signature<'_> {
-    Signature {
-        family: Family::Anthropic,
-        value,
     }
 }
 
@@ -523,18 +470,14 @@ fn block<'a>(raw: Raw<'a>, path: &dyn Fn() -> String) -> Result<Part<'a>, ChatEr
                 cache,
             })
         }
-        Some("thinking") => Part::Reasoning(Reasoning {
-            text: s(b.thinking).unwrap_or_default(),
-            signature: s(b.signature).filter(|s| !s.is_empty()).map(signature),
-            redacted: None,
-        }),
+        Some("thinking") => Part::reasoning(
+            s(b.thinking).unwrap_or_default(),
+            s(b.signature).filter(|s| !s.is_empty()).map(signature),
+            None,
+        ),
         Some("redacted_thinking") => {
-            let redacted = Some(anthropic(need(b.data, "data")?));
-            Part::Reasoning(Reasoning {
-                text: Cow::Borrowed(""),
-                signature: None,
-                redacted,
-            })
+            let redacted = Some(Signature::new(Family::Anthropic, need(b.data, "data")?));
+            Part::reasoning("", None, redacted)
         }
         // Server tool calls and results, search results, containers, …:
         // replayed to Anthropic vendors only.

@@ -10,12 +10,12 @@
 //! sends in the block start).
 
 use super::wire::{
-    client_signature, empty, error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut,
+    client_signature, error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut,
 };
 use crate::protocol::chat::{
     generated_id, Block, Delta, Event, Family, Finish, StreamEncoder, Usage,
 };
-use crate::protocol::json::{push_str, push_u64};
+use crate::protocol::json::{empty_object, push_str, push_u64};
 use bytes::BytesMut;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -139,7 +139,7 @@ impl Encoder {
     }
 
     fn tool_start(&mut self, id: &str, name: &str, out: &mut BytesMut) {
-        let input = Cow::Borrowed(empty());
+        let input = Cow::Borrowed(empty_object());
         self.block_start(Open::Tool, BlockOut::ToolUse { id, name, input }, out);
     }
 
@@ -355,7 +355,7 @@ mod tests {
     }
     fn bs(index: usize, block: Block<'static>) -> Event<'static> { Event::BlockStart { index, block } }
     fn d(index: usize, delta: Delta<'static>) -> Event<'static> { Event::Delta { index, delta } }
-    fn sig(family: Family, v: &'static str) -> Signature<'static> { Signature { family, value: v.into() } }
+    fn sig(family: Family, v: &'static str) -> Signature<'static> { Signature::new(family, v) }
 
     #[test]
     fn text_deltas_are_written_as_serde_writes_them() {

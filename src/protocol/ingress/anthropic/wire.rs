@@ -34,11 +34,6 @@ pub(super) fn client_signature<'r>(s: &'r Signature<'_>) -> Option<Cow<'r, str>>
     }
 }
 
-pub(super) fn empty() -> &'static RawValue {
-    // A valid literal: the fallback is never taken.
-    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
-}
-
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum BlockOut<'r> {

@@ -20,7 +20,7 @@ use crate::protocol::egress::gemini::wire::{
     by_name, status_name, Candidate, ErrorOut, ErrorOutInner, FunctionCall, GContent, GResponse,
     UsageMetadata, WirePart,
 };
-use crate::protocol::json::push_str;
+use crate::protocol::json::{empty_object, push_str, to_bytes};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -47,12 +47,7 @@ fn args<'a>(kind: ToolKind, arguments: &'a str) -> Cow<'a, RawValue> {
         }
         ToolKind::Function => serde_json::value::to_raw_value(&serde_json::json!({})),
     };
-    owned.map_or(Cow::Borrowed(empty()), Cow::Owned)
-}
-
-fn empty() -> &'static RawValue {
-    // A valid literal: the fallback is never taken.
-    serde_json::from_str("{}").unwrap_or(RawValue::NULL)
+    owned.map_or(Cow::Borrowed(empty_object()), Cow::Owned)
 }
 
 fn call_part<'a>(
@@ -109,13 +104,6 @@ fn response<'a>(
         response_id: Some(Cow::Borrowed(id)),
         ..GResponse::default()
     }
-}
-
-fn to_bytes(v: &impl Serialize) -> Bytes {
-    let mut out = BytesMut::with_capacity(256).writer();
-    // Writing into memory cannot fail.
-    let _ = serde_json::to_writer(&mut out, v);
-    out.into_inner().freeze()
 }
 
 /// A whole answer.
@@ -180,12 +168,15 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
         .finish
         .as_ref()
         .map_or(Cow::Borrowed("STOP"), finish_reason);
-    to_bytes(&response(parts, Some(finish), Some(&a.usage), model, &a.id))
+    to_bytes(
+        &response(parts, Some(finish), Some(&a.usage), model, &a.id),
+        256,
+    )
 }
 
 /// Google's error body for `err`.
 pub(super) fn error(err: &ChatError) -> Bytes {
-    to_bytes(&error_out(err))
+    to_bytes(&error_out(err), 256)
 }
 
 fn error_out(err: &ChatError) -> ErrorOut<'_> {

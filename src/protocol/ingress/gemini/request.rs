@@ -31,56 +31,20 @@
 
 use super::signature::{decode_signature, REDACTED};
 use crate::protocol::chat::{
-    ChatError, Effort, Family, Media, MediaKind, MediaSource, Part, Reasoning, ReasoningConfig,
+    is_http, ChatError, Effort, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,
     Request, ResponseFormat, Role, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult,
     Turn,
 };
 use crate::protocol::egress::gemini::wire::WirePart;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use crate::protocol::json::{get, Fields, Raw};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt;
-
-type Raw<'a> = &'a RawValue;
-
-/// `raw` read as a `T`; an error names `path`.
-fn get<'a, T: Deserialize<'a>>(raw: Raw<'a>, path: impl Fn() -> String) -> Result<T, ChatError> {
-    serde_json::from_str(raw.get()).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg.rfind(" at line ").map_or(&msg[..], |i| &msg[..i]);
-        ChatError::invalid(path(), msg)
-    })
-}
-
-/// The top-level fields in order, values raw.
-struct Fields<'a>(Vec<(Cow<'a, str>, Raw<'a>)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                #[derive(Deserialize)]
-                struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((Key(k), v)) = map.next_entry()? {
-                    fields.push((k, v));
-                }
-                Ok(Fields(fields))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
 
 #[derive(Deserialize)]
 struct WireContent<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     role: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     parts: Vec<Raw<'a>>,
@@ -129,7 +93,7 @@ struct ThinkingConfig<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireTool<'a> {
-    #[serde(borrow, default, alias = "function_declarations")]
+    #[serde(borrow, alias = "function_declarations")]
     function_declarations: Option<Vec<Declaration<'a>>>,
 }
 
@@ -138,11 +102,11 @@ struct WireTool<'a> {
 struct Declaration<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     description: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     parameters: Option<Raw<'a>>,
-    #[serde(borrow, default, alias = "parameters_json_schema")]
+    #[serde(borrow, alias = "parameters_json_schema")]
     parameters_json_schema: Option<Raw<'a>>,
 }
 
@@ -156,7 +120,7 @@ struct ToolConfig<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CallingConfig<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     mode: Option<Cow<'a, str>>,
     #[serde(borrow, default, alias = "allowed_function_names")]
     allowed_function_names: Vec<Cow<'a, str>>,
@@ -454,9 +418,7 @@ fn part<'a>(
     }
     if let Some(file) = p.file_data {
         let uri = file.file_uri;
-        let lower = uri.get(..8).unwrap_or(&uri).to_ascii_lowercase();
-        let web = lower.starts_with("https://") || lower.starts_with("http://");
-        let source = if web && !uri.contains("generativelanguage.googleapis.com") {
+        let source = if is_http(&uri) && !uri.contains("generativelanguage.googleapis.com") {
             MediaSource::Url(uri)
         } else {
             MediaSource::FileId {
@@ -497,11 +459,7 @@ fn part<'a>(
         out.push(Part::Text(Text::plain(text)));
     }
     if sig.is_some() {
-        out.push(Part::Reasoning(Reasoning {
-            text: Cow::Borrowed(""),
-            signature: sig,
-            redacted: None,
-        }));
+        out.push(Part::reasoning("", sig, None));
     }
     Ok(())
 }
@@ -531,9 +489,5 @@ fn reasoning<'a>(
         }
         s => (s, None),
     };
-    out.push(Part::Reasoning(Reasoning {
-        text,
-        signature,
-        redacted,
-    }));
+    out.push(Part::reasoning(text, signature, redacted));
 }

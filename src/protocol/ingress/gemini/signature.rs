@@ -57,14 +57,8 @@ pub fn decode_signature(value: Cow<'_, str>) -> Signature<'_> {
             .and_then(|rest| rest.split_once(':'))
             .and_then(|(name, v)| Some((family(name)?, v.to_string())));
         if let Some((family, v)) = ours {
-            return Signature {
-                family,
-                value: Cow::Owned(v),
-            };
+            return Signature::new(family, Cow::Owned(v));
         }
     }
-    Signature {
-        family: Family::Gemini,
-        value,
-    }
+    Signature::new(Family::Gemini, value)
 }

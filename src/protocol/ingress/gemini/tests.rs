@@ -121,10 +121,7 @@ fn bad_requests_name_the_field() {
 
 #[test]
 fn other_vendors_signatures_round_trip_as_base64() {
-    let sig = Signature {
-        family: Family::Anthropic,
-        value: Cow::Borrowed("EqQBCgIYAhIM+/sig=="),
-    };
+    let sig = Signature::new(Family::Anthropic, Cow::Borrowed("EqQBCgIYAhIM+/sig=="));
     let wire = signature::encode_signature(&sig, false).into_owned();
     assert!(wire.starts_with("bGxtbz"), "{wire}");
     assert_eq!(wire.len() % 4, 0);
@@ -149,10 +146,7 @@ fn stream(array: bool) -> String {
     };
     let mut enc = ingress.stream_encoder("m", true);
     let mut out = BytesMut::new();
-    let sig = Signature {
-        family: Family::Gemini,
-        value: Cow::Borrowed("c2lnX001"),
-    };
+    let sig = Signature::new(Family::Gemini, Cow::Borrowed("c2lnX001"));
     for ev in [
         Event::Start {
             id: "r1".into(),

@@ -8,15 +8,10 @@ use crate::protocol::chat::{
     generated_id, now_unix, Answer, Block, ChatError, Delta, ErrorKind, Event, Family, Finish,
     Part, Signature, StreamEncoder, ToolKind, Usage,
 };
-use crate::protocol::json::{push_str as js, push_u64};
+use crate::protocol::json::{push_str as js, push_u64, to_bytes};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use std::borrow::Cow;
-
-fn json_bytes<T: Serialize>(v: &T) -> Bytes {
-    // Serialising these borrowed structs into memory cannot fail.
-    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
-}
 
 // ---------------------------------------------------------------- usage & finish
 
@@ -227,9 +222,9 @@ fn foreign_type(t: &str) -> bool {
     ) || t.bytes().any(|b| b.is_ascii_uppercase())
 }
 
-fn error_out(err: &ChatError) -> ErrorBody<'_> {
-    let own = err.vendor_type.as_deref().filter(|t| !foreign_type(t));
-    let kind = own.unwrap_or(match err.kind {
+/// OpenAI's error `type` for a kind (the Responses API uses the same words).
+pub(in crate::protocol::ingress) fn error_type(kind: ErrorKind) -> &'static str {
+    match kind {
         ErrorKind::InvalidRequest | ErrorKind::ContextLength | ErrorKind::RequestTooLarge => {
             "invalid_request_error"
         }
@@ -239,7 +234,12 @@ fn error_out(err: &ChatError) -> ErrorBody<'_> {
         ErrorKind::RateLimited => "rate_limit_error",
         ErrorKind::Timeout => "timeout",
         ErrorKind::Overloaded | ErrorKind::Upstream => "server_error",
-    });
+    }
+}
+
+fn error_out(err: &ChatError) -> ErrorBody<'_> {
+    let own = err.vendor_type.as_deref().filter(|t| !foreign_type(t));
+    let kind = own.unwrap_or(error_type(err.kind));
     let code = err.code.as_deref().or(match err.kind {
         ErrorKind::ContextLength => Some("context_length_exceeded"),
         _ => err.vendor_type.as_deref().filter(|t| foreign_type(t)),
@@ -255,7 +255,7 @@ fn error_out(err: &ChatError) -> ErrorBody<'_> {
 }
 
 pub(super) fn error_body(err: &ChatError) -> Bytes {
-    json_bytes(&error_out(err))
+    to_bytes(&error_out(err), 128)
 }
 
 /// The SDKs raise on a `data:` event carrying an `error` object.

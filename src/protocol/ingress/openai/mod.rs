@@ -28,12 +28,14 @@
 
 mod encode;
 
+pub(super) use encode::error_type;
+
 use crate::protocol::chat::{
-    Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind, MediaSource, Part,
-    Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str, StreamEncoder, Text,
-    Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
+    data_url_str, is_http, Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind,
+    MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
+    StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use crate::protocol::json::{without_position, OneOrList, S};
+use crate::protocol::json::{s, without_position, OneOrList, S};
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -293,10 +295,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrObject<'de, T> {
 }
 
 // ---------------------------------------------------------------- request
-
-fn s(v: Option<S<'_>>) -> Option<Str<'_>> {
-    v.map(|s| s.0)
-}
 
 fn raw<'a>(v: Option<&'a RawValue>) -> Option<Cow<'a, RawValue>> {
     v.map(Cow::Borrowed)
@@ -562,37 +560,6 @@ fn content<'a>(
     Ok(out)
 }
 
-/// `data:<mime>[;param]*;base64,<data>` -> (mime, data), borrowed.
-fn data_url<'a>(url: &Str<'a>) -> Option<(Str<'a>, Str<'a>)> {
-    fn split(url: &str) -> Option<(usize, usize, usize)> {
-        let rest = url.strip_prefix("data:")?;
-        let comma = rest.find(',')?;
-        let header = &rest[..comma];
-        let mime_end = header.find(';').unwrap_or(header.len());
-        if !header
-            .split(';')
-            .skip(1)
-            .any(|p| p.trim().eq_ignore_ascii_case("base64"))
-        {
-            return None;
-        }
-        Some((5, 5 + mime_end, 5 + comma + 1))
-    }
-    let (m0, m1, d0) = split(url)?;
-    Some(match url {
-        Cow::Borrowed(u) => (Cow::Borrowed(&u[m0..m1]), Cow::Borrowed(&u[d0..])),
-        Cow::Owned(u) => (
-            Cow::Owned(u[m0..m1].to_string()),
-            Cow::Owned(u[d0..].to_string()),
-        ),
-    })
-}
-
-fn is_http(url: &str) -> bool {
-    let head = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    head.starts_with("http://") || head.starts_with("https://")
-}
-
 fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
     let (url, detail) = match part.image_url {
         Some(OneOrObject::One(u)) => (Some(u.0), None),
@@ -601,7 +568,7 @@ fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
     };
     let path = format!("{pp}.image_url.url");
     let url = url.ok_or_else(|| invalid(path.clone(), "image_url.url is required"))?;
-    let (mime, source) = if let Some((mime, data)) = data_url(&url) {
+    let (mime, source) = if let Some((mime, data)) = data_url_str(&url) {
         (Some(mime), MediaSource::Base64 { data })
     } else if url.starts_with("data:") {
         return Err(invalid(
@@ -629,7 +596,7 @@ fn image<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
 fn file<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
     let f = part.file.need(pp, "file", "file is required")?;
     let (mime, source) = match (f.file_data, f.file_id) {
-        (Some(d), _) => match data_url(&d.0) {
+        (Some(d), _) => match data_url_str(&d.0) {
             Some((mime, data)) => (Some(mime), MediaSource::Base64 { data }),
             // The SDKs send plain base64 here too.
             None if !d.0.starts_with("data:") => (None, MediaSource::Base64 { data: d.0 }),
@@ -672,10 +639,7 @@ fn file<'a>(part: PartW<'a>, pp: &str) -> Result<Part<'a>, ChatError> {
 
 fn gemini_signature<'a>(e: Option<ExtraW<'a>>) -> Option<Signature<'a>> {
     let sig = e?.google?.thought_signature?;
-    Some(Signature {
-        family: Family::Gemini,
-        value: sig.0,
-    })
+    Some(Signature::new(Family::Gemini, sig.0))
 }
 
 /// Tool-call arguments as the client wrote them: the JSON string's text;
@@ -702,22 +666,14 @@ fn assistant<'a>(
 ) -> Result<Vec<Part<'a>>, ChatError> {
     let mut parts = Vec::new();
     if let Some(r) = m.reasoning_content.filter(|r| !r.0.is_empty()) {
-        parts.push(Part::Reasoning(Reasoning {
-            text: r.0,
-            signature: None,
-            redacted: None,
-        }));
+        parts.push(Part::reasoning(r.0, None, None));
     }
     parts.extend(content(m.content, p, Allowed::Assistant)?);
     if let Some(r) = m.refusal.filter(|r| !r.0.is_empty()) {
         parts.push(Part::Refusal(r.0));
     }
     if let Some(sig) = gemini_signature(m.extra_content) {
-        parts.push(Part::Reasoning(Reasoning {
-            text: Cow::Borrowed(""),
-            signature: Some(sig),
-            redacted: None,
-        }));
+        parts.push(Part::reasoning("", Some(sig), None));
     }
     for (k, c) in m
         .tool_calls

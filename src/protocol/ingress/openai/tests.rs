@@ -199,10 +199,7 @@ fn parsed(b: &[u8]) -> Value {
 }
 
 fn gsig(v: &'static str) -> Option<Signature<'static>> {
-    Some(Signature {
-        family: Family::Gemini,
-        value: v.into(),
-    })
+    Some(Signature::new(Family::Gemini, v))
 }
 
 fn call(id: &'static str, kind: ToolKind, args: &'static str, sig: &'static str) -> Part<'static> {
@@ -219,7 +216,7 @@ fn call(id: &'static str, kind: ToolKind, args: &'static str, sig: &'static str)
 #[test]
 #[rustfmt::skip]
 fn encodes_an_answer_as_a_chat_completion() {
-    let reasoning = Part::Reasoning(Reasoning { text: "think".into(), signature: None, redacted: None });
+    let reasoning = Part::reasoning("think", None, None);
     let usage = Usage { prompt_tokens: 10, completion_tokens: 5, cached_tokens: 4, reasoning_tokens: 2, ..Usage::default() };
     let parts = vec![reasoning, Part::Text(Text::plain("Hi ")), Part::Text(Text::plain("there")), call("c1", ToolKind::Function, "", "SIG")];
     let answer = Answer { id: "msg_1".into(), model: "x".into(), created: 1_700_000_000, parts, finish: Some(Finish::ToolCalls), usage };
@@ -304,7 +301,7 @@ fn close(index: usize) -> Event<'static> {
 #[test]
 #[rustfmt::skip]
 fn encodes_a_stream_as_openai_chunks() {
-    let anthropic = Signature { family: Family::Anthropic, value: "x".into() };
+    let anthropic = Signature::new(Family::Anthropic, "x");
     let usage = Usage { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12, ..Usage::default() };
     let events = [
         Event::Start { id: "chatcmpl-1".into(), model: "vendor-model".into() },

@@ -9,6 +9,7 @@ use crate::protocol::chat::{
     generated_id, now_unix, Answer, Block, ChatError, Delta, ErrorKind, Event, Family, Finish,
     Part, Request, Signature, StreamEncoder, ToolKind, Usage,
 };
+use crate::protocol::ingress::openai::error_type;
 use crate::protocol::json::{push_str as js, push_u64 as num};
 use bytes::{Bytes, BytesMut};
 
@@ -404,20 +405,6 @@ pub(super) fn answer(a: &Answer<'_>, model: &str, echo: &Echo) -> Bytes {
 
 // ---------------------------------------------------------------- errors
 
-fn error_type(err: &ChatError) -> &'static str {
-    match err.kind {
-        ErrorKind::InvalidRequest | ErrorKind::ContextLength | ErrorKind::RequestTooLarge => {
-            "invalid_request_error"
-        }
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::Permission => "permission_error",
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::RateLimited => "rate_limit_error",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::Overloaded | ErrorKind::Upstream => "server_error",
-    }
-}
-
 /// The code of a failed response (`ResponseError.code` has a fixed list).
 fn failed_code(err: &ChatError) -> &'static str {
     match err.kind {
@@ -433,7 +420,7 @@ pub(super) fn error_body(err: &ChatError) -> Bytes {
     o.extend_from_slice(br#"{"error":{"message":"#);
     js(&mut o, &err.message);
     o.extend_from_slice(br#","type":"#);
-    js(&mut o, error_type(err));
+    js(&mut o, error_type(err.kind));
     o.extend_from_slice(br#","param":"#);
     match &err.param {
         Some(p) => js(&mut o, p),

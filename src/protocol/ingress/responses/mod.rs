@@ -28,11 +28,11 @@
 mod encode;
 
 use crate::protocol::chat::{
-    Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind, MediaSource, Part,
-    Reasoning, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str, StreamEncoder, Text,
-    Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
+    data_url_str, is_http, Answer, ChatError, Effort, Extras, Family, Ingress, Media, MediaKind,
+    MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
+    StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use crate::protocol::json::{without_position, OneOrList, S};
+use crate::protocol::json::{s, without_position, OneOrList, S};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -90,39 +90,26 @@ impl Ingress for OpenAiResponses {
 // ---------------------------------------------------------------- wire types
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct Top<'a> {
-    #[serde(borrow)]
     model: Option<S<'a>>,
-    #[serde(borrow)]
     input: Option<OneOrList<'a, Vec<Item<'a>>>>,
-    #[serde(borrow)]
     instructions: Option<S<'a>>,
-    #[serde(borrow)]
     tools: Option<Vec<ToolW<'a>>>,
-    #[serde(borrow)]
     tool_choice: Option<&'a RawValue>,
     parallel_tool_calls: Option<bool>,
     max_output_tokens: Option<u64>,
     temperature: Option<f64>,
     top_p: Option<f64>,
-    #[serde(borrow)]
     reasoning: Option<ReasoningW<'a>>,
-    #[serde(borrow)]
     text: Option<TextW<'a>>,
     stream: Option<bool>,
-    #[serde(borrow)]
     include: Option<Vec<S<'a>>>,
     store: Option<bool>,
-    #[serde(borrow)]
     previous_response_id: Option<S<'a>>,
-    #[serde(borrow)]
     conversation: Option<&'a RawValue>,
-    #[serde(borrow)]
     user: Option<S<'a>>,
-    #[serde(borrow)]
     safety_identifier: Option<S<'a>>,
-    #[serde(borrow)]
     metadata: Option<&'a RawValue>,
     background: Option<bool>,
 }
@@ -130,106 +117,78 @@ struct Top<'a> {
 /// One input item: every item type's fields, all optional (`type` is
 /// optional for messages).
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct Item<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     role: Option<S<'a>>,
-    #[serde(borrow)]
     content: Option<OneOrList<'a, Vec<PartW<'a>>>>,
-    #[serde(borrow)]
     call_id: Option<S<'a>>,
-    #[serde(borrow)]
     name: Option<S<'a>>,
-    #[serde(borrow)]
     arguments: Option<S<'a>>,
-    #[serde(borrow)]
     input: Option<S<'a>>,
-    #[serde(borrow)]
     output: Option<OneOrList<'a, Vec<PartW<'a>>>>,
-    #[serde(borrow)]
     summary: Option<Vec<PartW<'a>>>,
-    #[serde(borrow)]
     encrypted_content: Option<S<'a>>,
-    #[serde(borrow)]
     namespace: Option<S<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct PartW<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     text: Option<S<'a>>,
-    #[serde(borrow)]
     refusal: Option<S<'a>>,
-    #[serde(borrow)]
     image_url: Option<S<'a>>,
-    #[serde(borrow)]
     file_id: Option<S<'a>>,
-    #[serde(borrow)]
     detail: Option<S<'a>>,
-    #[serde(borrow)]
     file_data: Option<S<'a>>,
-    #[serde(borrow)]
     file_url: Option<S<'a>>,
-    #[serde(borrow)]
     filename: Option<S<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct ToolW<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     name: Option<S<'a>>,
-    #[serde(borrow)]
     description: Option<S<'a>>,
-    #[serde(borrow)]
     parameters: Option<&'a RawValue>,
     strict: Option<bool>,
-    #[serde(borrow)]
     format: Option<&'a RawValue>,
     /// A `namespace` tool's members.
-    #[serde(borrow)]
     tools: Option<Vec<ToolW<'a>>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct ReasoningW<'a> {
-    #[serde(borrow)]
     effort: Option<S<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct TextW<'a> {
-    #[serde(borrow)]
     format: Option<FormatW<'a>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct FormatW<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     name: Option<S<'a>>,
-    #[serde(borrow)]
     schema: Option<&'a RawValue>,
     strict: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
 struct NamedW<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<S<'a>>,
-    #[serde(borrow)]
     name: Option<S<'a>>,
 }
 
@@ -243,10 +202,6 @@ const TEXT_FORMAT: &str = r#"{"type":"text"}"#;
 fn static_raw(json: &'static str) -> Cow<'static, RawValue> {
     // Both constants are valid JSON.
     Cow::Owned(RawValue::from_string(json.to_string()).unwrap_or_default())
-}
-
-fn s(v: Option<S<'_>>) -> Option<Str<'_>> {
-    v.map(|s| s.0)
 }
 
 fn need<'a>(v: Option<S<'a>>, param: impl FnOnce() -> String) -> Result<Str<'a>, ChatError> {
@@ -503,11 +458,7 @@ fn input_item<'a>(req: &mut Request<'a>, item: Item<'a>, i: usize) -> Result<(),
             push(
                 req,
                 Role::Assistant,
-                Part::Reasoning(Reasoning {
-                    text: text.unwrap_or_default(),
-                    signature,
-                    redacted,
-                }),
+                Part::reasoning(text.unwrap_or_default(), signature, redacted),
             );
         }
         "item_reference" => {
@@ -553,16 +504,13 @@ fn decode_encrypted(e: Str<'_>) -> Encrypted<'_> {
         Some((family, kind, start))
     });
     let Some((family, kind, start)) = parsed else {
-        return Encrypted::Redacted(Signature {
-            family: Family::OpenAiResponses,
-            value: e,
-        });
+        return Encrypted::Redacted(Signature::new(Family::OpenAiResponses, e));
     };
     let value = match e {
         Cow::Borrowed(b) => Cow::Borrowed(&b[start..]),
         Cow::Owned(o) => Cow::Owned(o[start..].to_string()),
     };
-    let sig = Signature { family, value };
+    let sig = Signature::new(family, value);
     match kind.as_str() {
         "r" => Encrypted::Redacted(sig),
         "c" => Encrypted::Call(sig),
@@ -613,29 +561,6 @@ fn content<'a>(
     Ok(out)
 }
 
-/// `data:<mime>;base64,<data>` -> (mime, data), borrowed.
-fn data_url<'a>(url: &Str<'a>) -> Option<(Str<'a>, Str<'a>)> {
-    let rest = url.strip_prefix("data:")?;
-    let comma = rest.find(',')?;
-    let header = &rest[..comma];
-    if !header
-        .split(';')
-        .skip(1)
-        .any(|x| x.eq_ignore_ascii_case("base64"))
-    {
-        return None;
-    }
-    let mime_end = 5 + header.find(';').unwrap_or(header.len());
-    let data = 5 + comma + 1;
-    Some(match url {
-        Cow::Borrowed(u) => (Cow::Borrowed(&u[5..mime_end]), Cow::Borrowed(&u[data..])),
-        Cow::Owned(u) => (
-            Cow::Owned(u[5..mime_end].to_string()),
-            Cow::Owned(u[data..].to_string()),
-        ),
-    })
-}
-
 fn media_source<'a>(
     url: Option<Str<'a>>,
     file_id: Option<Str<'a>>,
@@ -650,11 +575,10 @@ fn media_source<'a>(
     }
     let url =
         url.ok_or_else(|| ChatError::invalid(path.clone(), "a URL or file_id is required"))?;
-    if let Some((mime, data)) = data_url(&url) {
+    if let Some((mime, data)) = data_url_str(&url) {
         return Ok((Some(mime), MediaSource::Base64 { data }));
     }
-    let head = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
-    if head.starts_with("http://") || head.starts_with("https://") {
+    if is_http(&url) {
         return Ok((None, MediaSource::Url(url)));
     }
     Err(ChatError::invalid(

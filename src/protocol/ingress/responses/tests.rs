@@ -3,7 +3,7 @@
 
 use super::OpenAiResponses;
 use crate::protocol::chat::{
-    Answer, Family, Finish, Ingress, Part, Reasoning, Role, Signature, ToolCall, ToolKind, Usage,
+    Answer, Family, Finish, Ingress, Part, Role, Signature, ToolCall, ToolKind, Usage,
 };
 use serde_json::{json, Value};
 use std::borrow::Cow;
@@ -63,14 +63,11 @@ fn answers_map_calls_back_to_custom_calls_and_keep_signatures_when_asked() {
         model: Cow::Borrowed("v"),
         created: 1,
         parts: vec![
-            Part::Reasoning(Reasoning {
-                text: Cow::Borrowed("t"),
-                signature: Some(Signature {
-                    family: Family::Gemini,
-                    value: Cow::Borrowed("S"),
-                }),
-                redacted: None,
-            }),
+            Part::reasoning(
+                Cow::Borrowed("t"),
+                Some(Signature::new(Family::Gemini, Cow::Borrowed("S"))),
+                None,
+            ),
             Part::ToolCall(ToolCall {
                 id: Cow::Borrowed("c"),
                 name: Cow::Borrowed("apply_patch"),
