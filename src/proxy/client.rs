@@ -2,14 +2,15 @@
 //! adapter that speaks its body format (`crate::protocol::ingress`) plus
 //! what the data plane needs around it — how the client presents the
 //! gateway token, which of its headers same-family vendors must see, and
-//! how usage is read off a pass-through answer without translating it.
+//! where usage sits in its answers (read off a pass-through answer without
+//! translating it, by `protocol::egress::usage`).
 //!
 //! Adding a client API: an ingress adapter, one `ClientSpec` static here,
 //! and its route in `proxy::Gateway::handle`.
 
-use crate::protocol::chat::{Family, Ingress, Usage};
+use crate::protocol::chat::{Family, Ingress};
+use crate::protocol::egress::usage::UsageFormat;
 use crate::protocol::ingress;
-use serde_json::Value;
 
 /// A client API: a small `Copy` key to its static description.
 #[derive(Clone, Copy)]
@@ -26,11 +27,9 @@ struct ClientSpec {
     /// Client headers a same-family vendor must see (feature flags that
     /// change the wire format). Repeated headers are joined with ", ".
     forward: &'static [&'static str],
-    /// Where a stream event's data keeps its usage object, if anywhere.
-    event_usage: fn(&Value) -> Option<&Value>,
-    /// Folds a usage object of this API into the running total; `false`
-    /// when it is not one.
-    usage: fn(&mut Usage, &Value) -> bool,
+    /// Where this API's answers and stream events keep their usage (read
+    /// off same-format answers, which are relayed untranslated).
+    usage: UsageFormat,
 }
 
 static OPENAI: ClientSpec = ClientSpec {
@@ -39,8 +38,7 @@ static OPENAI: ClientSpec = ClientSpec {
     key_header: None,
     missing_key: "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
     forward: &[],
-    event_usage: top_level_usage,
-    usage: openai_usage,
+    usage: UsageFormat::OpenAiChat,
 };
 
 static ANTHROPIC: ClientSpec = ClientSpec {
@@ -53,8 +51,7 @@ static ANTHROPIC: ClientSpec = ClientSpec {
     // The client's version is the wire format it speaks: forwarded as sent
     // (the provider's configured one is used only when it sent none).
     forward: &["anthropic-beta", "anthropic-version"],
-    event_usage: anthropic_event_usage,
-    usage: anthropic_usage,
+    usage: UsageFormat::Anthropic,
 };
 
 const GEMINI_SPEC: ClientSpec = ClientSpec {
@@ -65,8 +62,7 @@ const GEMINI_SPEC: ClientSpec = ClientSpec {
     key_header: Some("x-goog-api-key"),
     missing_key: "Missing API key: send `x-goog-api-key: <AUTH_TOKEN>` or `?key=<AUTH_TOKEN>`",
     forward: &[],
-    event_usage: gemini_event_usage,
-    usage: gemini_usage,
+    usage: UsageFormat::Gemini,
 };
 static GEMINI: ClientSpec = GEMINI_SPEC;
 
@@ -108,8 +104,7 @@ static RESPONSES: ClientSpec = ClientSpec {
     key_header: None,
     missing_key: "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
     forward: &[],
-    event_usage: responses_event_usage,
-    usage: responses_usage,
+    usage: UsageFormat::Responses,
 };
 
 /// `POST /v1/responses/compact`: served only by Responses-native providers.
@@ -119,8 +114,7 @@ static RESPONSES_COMPACT: ClientSpec = ClientSpec {
     key_header: None,
     missing_key: "Missing bearer token: send `Authorization: Bearer <AUTH_TOKEN>`",
     forward: &[],
-    event_usage: responses_event_usage,
-    usage: responses_usage,
+    usage: UsageFormat::Responses,
 };
 
 impl ClientApi {
@@ -188,15 +182,9 @@ impl ClientApi {
         self.0.forward
     }
 
-    /// Folds the usage one stream event's data carries (if any) into
-    /// `acc`; `false` when it carries none.
-    pub fn read_event_usage(self, acc: &mut Usage, event: &Value) -> bool {
-        (self.0.event_usage)(event).is_some_and(|u| (self.0.usage)(acc, u))
-    }
-
-    /// Folds a whole answer's `usage` object into `acc`.
-    pub fn read_usage(self, acc: &mut Usage, usage: &Value) -> bool {
-        (self.0.usage)(acc, usage)
+    /// Where this API's answers and stream events keep their usage.
+    pub fn usage_format(self) -> UsageFormat {
+        self.0.usage
     }
 }
 
@@ -217,255 +205,5 @@ impl Eq for ClientApi {}
 impl std::fmt::Debug for ClientApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.0.name)
-    }
-}
-
-/// A token count as vendors write it (some send floats).
-fn count(v: Option<&Value>) -> u64 {
-    match v {
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-            .unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn top_level_usage(event: &Value) -> Option<&Value> {
-    event.get("usage")
-}
-
-/// Anthropic events: `message_start.message.usage`, `message_delta.usage`.
-fn anthropic_event_usage(event: &Value) -> Option<&Value> {
-    match event.get("message") {
-        Some(m) if event.get("type").and_then(Value::as_str) == Some("message_start") => {
-            m.get("usage")
-        }
-        _ => event.get("usage"),
-    }
-}
-
-/// Gemini chunks and answers keep theirs in `usageMetadata`.
-fn gemini_event_usage(event: &Value) -> Option<&Value> {
-    event.get("usageMetadata")
-}
-
-/// Gemini `usageMetadata` (cumulative on every chunk): thinking is billed
-/// as output, as the Gemini egress adapter counts it.
-fn gemini_usage(acc: &mut Usage, u: &Value) -> bool {
-    if !u.is_object() {
-        return false;
-    }
-    let prompt = count(u.get("promptTokenCount"));
-    let thoughts = count(u.get("thoughtsTokenCount"));
-    let completion = count(u.get("candidatesTokenCount")).saturating_add(thoughts);
-    let total = match count(u.get("totalTokenCount")) {
-        0 => prompt.saturating_add(completion),
-        t => t,
-    };
-    *acc = Usage {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: total,
-        cached_tokens: count(u.get("cachedContentTokenCount")).min(prompt),
-        cache_write_tokens: 0,
-        reasoning_tokens: thoughts,
-        cache_write_1h_tokens: 0,
-    };
-    true
-}
-
-/// Responses events: the final `response` object's usage
-/// (`response.completed`, `.incomplete`, `.failed`).
-fn responses_event_usage(event: &Value) -> Option<&Value> {
-    match event.get("type").and_then(Value::as_str) {
-        Some("response.completed" | "response.incomplete" | "response.failed") => {
-            event.get("response").and_then(|r| r.get("usage"))
-        }
-        _ => None,
-    }
-}
-
-/// Responses `usage`: `input_tokens` (cached included), `output_tokens`
-/// (reasoning included) and their details.
-fn responses_usage(acc: &mut Usage, u: &Value) -> bool {
-    if !u.is_object() {
-        return false;
-    }
-    let prompt = count(u.get("input_tokens"));
-    let completion = count(u.get("output_tokens"));
-    let total = match count(u.get("total_tokens")) {
-        0 => prompt.saturating_add(completion),
-        t => t,
-    };
-    let detail = |d: &str, k: &str| count(u.get(d).and_then(|d| d.get(k)));
-    *acc = Usage {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: total,
-        cached_tokens: detail("input_tokens_details", "cached_tokens").min(prompt),
-        cache_write_tokens: 0,
-        reasoning_tokens: detail("output_tokens_details", "reasoning_tokens"),
-        cache_write_1h_tokens: 0,
-    };
-    true
-}
-
-/// OpenAI `usage` (whole answers and the usage chunk of a stream): the
-/// latest one is the total. DeepSeek names cache hits
-/// `prompt_cache_hit_tokens`; cached is capped at prompt.
-fn openai_usage(acc: &mut Usage, u: &Value) -> bool {
-    if !u.is_object() {
-        return false;
-    }
-    let prompt = count(u.get("prompt_tokens"));
-    let completion = count(u.get("completion_tokens"));
-    let total = match count(u.get("total_tokens")) {
-        0 => prompt.saturating_add(completion),
-        t => t,
-    };
-    let cached = u
-        .get("prompt_tokens_details")
-        .and_then(|d| d.get("cached_tokens"))
-        .filter(|c| !c.is_null())
-        .or_else(|| u.get("prompt_cache_hit_tokens"));
-    let reasoning = u
-        .get("completion_tokens_details")
-        .and_then(|d| d.get("reasoning_tokens"));
-    *acc = Usage {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: total,
-        cached_tokens: count(cached).min(prompt),
-        cache_write_tokens: 0,
-        reasoning_tokens: count(reasoning),
-        cache_write_1h_tokens: 0,
-    };
-    true
-}
-
-/// Anthropic `usage` (whole message, `message_start.message.usage`,
-/// `message_delta.usage`), folded into the total: prompt tokens count
-/// cache reads and writes too, so they compare with OpenAI's.
-fn anthropic_usage(acc: &mut Usage, u: &Value) -> bool {
-    if !u.is_object() {
-        return false;
-    }
-    let n = |k: &str| u.get(k).filter(|v| v.is_number()).map(|v| count(Some(v)));
-    let input = [
-        n("input_tokens"),
-        n("cache_read_input_tokens"),
-        n("cache_creation_input_tokens"),
-    ];
-    if input.iter().any(Option::is_some) {
-        acc.prompt_tokens = input
-            .iter()
-            .flatten()
-            .fold(0u64, |a, n| a.saturating_add(*n));
-        acc.cached_tokens = n("cache_read_input_tokens").unwrap_or(acc.cached_tokens);
-        acc.cache_write_tokens = n("cache_creation_input_tokens").unwrap_or(acc.cache_write_tokens);
-    }
-    // The newer split of cache writes by lifetime; 1 h writes are priced
-    // apart from 5 min ones.
-    if let Some(h) = u
-        .get("cache_creation")
-        .and_then(|c| c.get("ephemeral_1h_input_tokens"))
-        .filter(|v| v.is_number())
-    {
-        acc.cache_write_1h_tokens = count(Some(h)).min(acc.cache_write_tokens);
-    }
-    if let Some(out) = n("output_tokens") {
-        acc.completion_tokens = out;
-    }
-    acc.total_tokens = acc.prompt_tokens.saturating_add(acc.completion_tokens);
-    true
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn usage_is_read_in_each_apis_shape() {
-        let mut u = Usage::default();
-        assert!(ClientApi::OPENAI.read_event_usage(
-            &mut u,
-            &json!({"usage": {"prompt_tokens": 10.0, "completion_tokens": 5, "prompt_cache_hit_tokens": 30}})
-        ));
-        assert_eq!(
-            (u.prompt_tokens, u.total_tokens, u.cached_tokens),
-            (10, 15, 10)
-        );
-        assert!(!ClientApi::OPENAI.read_event_usage(&mut u, &json!({"usage": null})));
-
-        let mut u = Usage::default();
-        let an = ClientApi::ANTHROPIC;
-        assert!(an.read_event_usage(
-            &mut u,
-            &json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "cache_read_input_tokens": 7, "output_tokens": 1}}})
-        ));
-        assert!(an.read_event_usage(
-            &mut u,
-            &json!({"type": "message_delta", "usage": {"output_tokens": 9}})
-        ));
-        assert_eq!(
-            (
-                u.prompt_tokens,
-                u.cached_tokens,
-                u.completion_tokens,
-                u.total_tokens
-            ),
-            (10, 7, 9, 19)
-        );
-        // A whole answer's usage object.
-        let mut u = Usage::default();
-        assert!(an.read_usage(&mut u, &json!({"input_tokens": 4, "output_tokens": 2})));
-        assert_eq!(u.total_tokens, 6);
-
-        // Gemini: usageMetadata on a chunk, thoughts billed as output.
-        let mut u = Usage::default();
-        assert!(ClientApi::GEMINI.read_event_usage(
-            &mut u,
-            &json!({"usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "thoughtsTokenCount": 2, "totalTokenCount": 10}})
-        ));
-        assert_eq!(
-            (
-                u.prompt_tokens,
-                u.completion_tokens,
-                u.reasoning_tokens,
-                u.total_tokens
-            ),
-            (5, 5, 2, 10)
-        );
-        assert!(!ClientApi::GEMINI.read_event_usage(&mut u, &json!({"usage": {}})));
-    }
-
-    #[test]
-    fn responses_usage_is_read_from_the_final_event_and_whole_answers() {
-        let r = ClientApi::RESPONSES;
-        let mut u = Usage::default();
-        assert!(!r.read_event_usage(
-            &mut u,
-            &json!({"type": "response.created", "response": {"usage": null}})
-        ));
-        assert!(r.read_event_usage(
-            &mut u,
-            &json!({"type": "response.completed", "response": {"usage": {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4},
-                "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 15}}})
-        ));
-        assert_eq!(
-            (
-                u.prompt_tokens,
-                u.cached_tokens,
-                u.completion_tokens,
-                u.reasoning_tokens,
-                u.total_tokens
-            ),
-            (10, 4, 5, 2, 15)
-        );
-        let mut u = Usage::default();
-        assert!(r.read_usage(&mut u, &json!({"input_tokens": 3, "output_tokens": 1})));
-        assert_eq!(u.total_tokens, 4);
     }
 }

@@ -17,6 +17,7 @@ use super::state::GatewayState;
 use super::GatewayError;
 use crate::config::{Provider, Snapshot};
 use crate::protocol::chat::{ChatError, ErrorKind, Translation, Usage};
+use crate::protocol::egress::usage::{UsageFold, UsageFormat};
 use crate::protocol::sse::{EventSplitter, SseParser};
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
@@ -742,18 +743,16 @@ fn has_usage_object(bytes: &[u8]) -> bool {
 
 /// Usage read off same-format answers without changing a byte of them.
 struct UsageSniffer {
-    api: ClientApi,
-    usage: Usage,
-    seen: bool,
+    format: UsageFormat,
+    fold: UsageFold,
     body: Option<Vec<Bytes>>,
 }
 
 impl UsageSniffer {
     fn new(api: ClientApi) -> Self {
         UsageSniffer {
-            api,
-            usage: Usage::default(),
-            seen: false,
+            format: api.usage_format(),
+            fold: UsageFold::default(),
             body: Some(Vec::new()),
         }
     }
@@ -767,12 +766,7 @@ impl UsageSniffer {
         }
         let mut parser = SseParser::default();
         for ev in parser.push(bytes).into_iter().chain(parser.finish()) {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&ev.data) else {
-                continue;
-            };
-            if self.api.read_event_usage(&mut self.usage, &v) {
-                self.seen = true;
-            }
+            self.fold.event(self.format, ev.data.as_bytes());
         }
     }
 
@@ -789,7 +783,7 @@ impl UsageSniffer {
     }
 
     fn usage(&self) -> Option<Usage> {
-        self.seen.then_some(self.usage)
+        self.fold.usage()
     }
 
     fn body_usage(&mut self) -> Option<Usage> {
@@ -799,16 +793,7 @@ impl UsageSniffer {
         } else {
             Bytes::from(parts.concat())
         };
-        // Only the usage object is built; everything else is skipped
-        // without allocating.
-        #[derive(serde::Deserialize)]
-        struct Probe {
-            #[serde(alias = "usageMetadata")]
-            usage: Option<serde_json::Value>,
-        }
-        let u = serde_json::from_slice::<Probe>(&body).ok()?.usage?;
-        let mut usage = Usage::default();
-        self.api.read_usage(&mut usage, &u).then_some(usage)
+        self.format.answer(&body)
     }
 }
 

@@ -26,7 +26,7 @@ impl<'de> Deserialize<'de> for Count {
 
 /// Anthropic's usage counters; a later report replaces what it names.
 #[derive(Deserialize, Default, Clone, Copy)]
-pub(super) struct WireUsage {
+pub struct WireUsage {
     input_tokens: Option<Count>,
     output_tokens: Option<Count>,
     cache_read_input_tokens: Option<Count>,
@@ -35,12 +35,12 @@ pub(super) struct WireUsage {
     cache_creation: Option<CacheCreation>,
 }
 #[derive(Deserialize, Default, Clone, Copy)]
-pub(super) struct CacheCreation {
+pub struct CacheCreation {
     ephemeral_1h_input_tokens: Option<Count>,
 }
 
 impl WireUsage {
-    pub(super) fn update(&mut self, u: &WireUsage) {
+    pub fn update(&mut self, u: &WireUsage) {
         for (new, old) in [
             (u.input_tokens, &mut self.input_tokens),
             (u.output_tokens, &mut self.output_tokens),
@@ -58,7 +58,7 @@ impl WireUsage {
     }
 
     /// Canonical usage: the prompt counts cache reads and writes too.
-    pub(super) fn usage(&self) -> Usage {
+    pub fn usage(&self) -> Usage {
         let n = |c: Option<Count>| c.and_then(|c| c.0).unwrap_or(0);
         let (read, write) = (
             n(self.cache_read_input_tokens),

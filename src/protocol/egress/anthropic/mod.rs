@@ -3,6 +3,7 @@
 //! ([`answer`]) and its event stream ([`stream`]) decoded.
 
 mod answer;
+pub use answer::WireUsage;
 mod request;
 mod stream;
 

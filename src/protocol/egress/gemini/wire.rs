@@ -159,7 +159,7 @@ impl UsageMetadata {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: total.unwrap_or(prompt.saturating_add(completion)),
-            cached_tokens: self.cached_content_token_count.0,
+            cached_tokens: self.cached_content_token_count.0.min(prompt),
             cache_write_tokens: 0,
             reasoning_tokens: thoughts,
             cache_write_1h_tokens: 0,

@@ -26,6 +26,7 @@ mod stream;
 
 use read::decode_answer;
 pub(crate) use read::decode_error;
+pub(crate) use read::sniff_usage;
 
 use crate::protocol::chat::{
     Answer, ChatError, Egress, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,

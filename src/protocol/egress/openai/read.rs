@@ -37,6 +37,17 @@ pub(super) fn n(c: Option<Count>) -> u64 {
     c.map_or(0, |c| c.0)
 }
 
+/// The top-level `usage` of an answer or of a stream chunk, as the
+/// decoders read it; `None` when there is none (or it is `null`).
+pub(crate) fn sniff_usage(data: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct Probe {
+        usage: Option<UsageW>,
+    }
+    let probe: Probe = serde_json::from_slice(data).ok()?;
+    probe.usage.map(|u| u.read())
+}
+
 impl UsageW {
     pub(super) fn read(&self) -> Usage {
         let prompt = n(self.prompt_tokens);
