@@ -22,3 +22,14 @@ pub struct Usage {
     #[serde(default)]
     pub cache_write_1h_tokens: u64,
 }
+
+impl Usage {
+    /// The vendor's total, or prompt + completion when it reported none
+    /// (or 0).
+    pub fn total_or_sum(reported: u64, prompt: u64, completion: u64) -> u64 {
+        match reported {
+            0 => prompt.saturating_add(completion),
+            t => t,
+        }
+    }
+}

@@ -86,10 +86,7 @@ impl ResponsesUsage {
         Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
-            total_tokens: match n(self.total_tokens) {
-                0 => prompt.saturating_add(completion),
-                t => t,
-            },
+            total_tokens: Usage::total_or_sum(n(self.total_tokens), prompt, completion),
             cached_tokens: detail(&self.input_tokens_details, |d| d.cached_tokens).min(prompt),
             reasoning_tokens: detail(&self.output_tokens_details, |d| d.reasoning_tokens),
             ..Usage::default()

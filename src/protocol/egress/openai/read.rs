@@ -60,10 +60,7 @@ impl UsageW {
         Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
-            total_tokens: match n(self.total_tokens) {
-                0 => prompt.saturating_add(completion),
-                t => t,
-            },
+            total_tokens: Usage::total_or_sum(n(self.total_tokens), prompt, completion),
             cached_tokens: n(cached).min(prompt),
             cache_write_tokens: 0,
             reasoning_tokens: n(self
