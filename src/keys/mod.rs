@@ -215,8 +215,8 @@ impl std::hash::Hasher for DigestHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as its bytes (no length prefix); any other
-        // input folds in eight bytes at a time, so it still hashes.
+        // A `[u8; 32]` key arrives as its length, then its 32 bytes:
+        // everything folds in eight bytes at a time.
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
