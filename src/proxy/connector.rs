@@ -147,11 +147,9 @@ impl Connector {
     }
 
     fn reused(&self, peer: &HttpPeer) -> Option<Stream> {
-        let mut dead = Vec::new();
+        let (key, mut dead) = (peer.reuse_hash(), Vec::new());
         let found = match self.idle.lock() {
-            Ok(mut idle) if idle.count > 0 => {
-                idle.take(peer.reuse_hash(), Instant::now(), &mut dead)
-            }
+            Ok(mut idle) if idle.count > 0 => idle.take(key, Instant::now(), &mut dead),
             _ => None,
         };
         // Closed here, not under the lock.

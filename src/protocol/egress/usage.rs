@@ -9,6 +9,7 @@
 
 use super::anthropic::WireUsage;
 use super::gemini::wire::UsageMetadata;
+use super::openai::UsageW;
 use crate::protocol::chat::Usage;
 use crate::protocol::json::Count;
 use serde::Deserialize;
@@ -98,7 +99,10 @@ impl UsageFormat {
     /// A whole answer's usage; `None` when it carries none.
     pub fn answer(self, body: &[u8]) -> Option<Usage> {
         match self {
-            UsageFormat::OpenAiChat => super::openai::sniff_usage(body),
+            UsageFormat::OpenAiChat => serde_json::from_slice::<Probe<UsageW>>(body)
+                .ok()?
+                .usage
+                .map(|u| u.read()),
             UsageFormat::Anthropic => serde_json::from_slice::<Probe<WireUsage>>(body)
                 .ok()?
                 .usage

@@ -26,7 +26,7 @@ mod stream;
 
 use read::decode_answer;
 pub(crate) use read::decode_error;
-pub(crate) use read::sniff_usage;
+pub(crate) use read::UsageW;
 
 use crate::protocol::chat::{
     Answer, ChatError, Egress, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig,

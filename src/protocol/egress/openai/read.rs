@@ -13,7 +13,7 @@ pub(super) use crate::protocol::json::S;
 pub(super) use crate::protocol::json::Count;
 
 #[derive(Deserialize, Default)]
-pub(super) struct UsageW {
+pub(crate) struct UsageW {
     pub(super) prompt_tokens: Option<Count>,
     pub(super) completion_tokens: Option<Count>,
     pub(super) total_tokens: Option<Count>,
@@ -37,19 +37,8 @@ pub(super) fn n(c: Option<Count>) -> u64 {
     c.map_or(0, |c| c.0)
 }
 
-/// The top-level `usage` of an answer or of a stream chunk, as the
-/// decoders read it; `None` when there is none (or it is `null`).
-pub(crate) fn sniff_usage(data: &[u8]) -> Option<Usage> {
-    #[derive(Deserialize)]
-    struct Probe {
-        usage: Option<UsageW>,
-    }
-    let probe: Probe = serde_json::from_slice(data).ok()?;
-    probe.usage.map(|u| u.read())
-}
-
 impl UsageW {
-    pub(super) fn read(&self) -> Usage {
+    pub(crate) fn read(&self) -> Usage {
         let prompt = n(self.prompt_tokens);
         let completion = n(self.completion_tokens);
         let cached = self
