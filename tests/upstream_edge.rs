@@ -425,6 +425,29 @@ async fn garbage_before_the_first_byte_on_the_pass_through_route_fails_over() {
         true,
     )
     .await;
+    // A translated stream is checked by its translation (one decode of
+    // each event): garbage, or the vendor's error event in the first read,
+    // still fails over before anything reaches the client.
+    garbage_fails_over(
+        "anthropic for openai",
+        Reply::RawStream {
+            chunks: vec!["event: message_start\ndata: {\"type\":\"message_start\",\n\n".into()],
+        },
+        true,
+    )
+    .await;
+    garbage_fails_over(
+        "anthropic for openai",
+        Reply::RawStream {
+            chunks: vec![concat!(
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+                "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+            )
+            .into()],
+        },
+        true,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -18,10 +18,15 @@ const CHECK_EVENT_LIMIT: usize = 256 * 1024;
 /// to its first complete event, into `c.first`, and checks it (see
 /// `framing`). `Err` says why the answer is garbage or the vendor's error:
 /// the caller fails over as for a 5xx.
+///
+/// `ahead`: a stream the relay translates. Its first read is translated
+/// instead of walked by `framing` (the decode checks the same and more),
+/// and moves out of `c.first` into the translation's output.
 pub(super) async fn check_answer(
     c: &mut Committed,
     deadline: Instant,
     stats: &crate::metrics::EdgeStats,
+    ahead: Option<&mut super::ahead::Ahead>,
 ) -> Result<(), String> {
     let content_type = c
         .header
@@ -54,7 +59,15 @@ pub(super) async fn check_answer(
                 None => None,
             };
             if let Some(events) = checked {
-                return super::framing::check_events(events).map_err(|f| f.why);
+                return match ahead {
+                    Some(a) => {
+                        // Everything read so far: a partial last event
+                        // waits in the translation's parser.
+                        let first = c.first.take().unwrap_or_default();
+                        a.first(&first)
+                    }
+                    None => super::framing::check_events(events).map_err(|f| f.why),
+                };
             }
         } else if c.done {
             return super::framing::check_body(have).map_err(|f| json_fault(&f));

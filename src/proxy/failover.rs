@@ -10,6 +10,7 @@
 //! | 5xx, 529, 408, 3xx               | —                      | next provider                  |
 //! | other 4xx (400/404/413/422 …)    | —                      | none: the request is wrong     |
 
+use super::ahead::Ahead;
 use super::client::ClientApi;
 use super::ctx::RequestCtx;
 use super::error::Unusable;
@@ -18,7 +19,7 @@ use super::upstream::{self, AttemptInput, Committed, Outcome};
 use super::GatewayError;
 use crate::config::{Provider, Snapshot};
 use crate::health::{now_ms, Admission, CooldownReason, HealthState};
-use crate::protocol::chat::{self, ChatError};
+use crate::protocol::chat::{self, ChatError, Translation};
 use crate::providers::Denial;
 use crate::routing::{pick_key, KeyChoice, Route};
 use bytes::Bytes;
@@ -49,6 +50,24 @@ impl<'a> ChatRequest<'a> {
     /// An OpenAI chat stream whose client did not ask for usage: the
     /// vendor is asked anyway and its usage chunk kept from the client
     /// (see `crate::ledger::stream_usage`).
+    /// Is an answer from `p` relayed as the vendor sent it (same format),
+    /// rather than translated? `sse`: the answer is an event stream.
+    pub fn relays_as_is(&self, p: &Provider, sse: bool) -> bool {
+        self.api.native_at(p) && !(sse && self.api.reframes_streams())
+    }
+
+    /// The stream translation from `p`'s vendor format into the client's.
+    pub fn translation(&self, p: &Provider) -> Translation {
+        Translation::new(
+            p.vendor.egress.stream_decoder(),
+            self.api.ingress().stream_encoder_for(
+                self.decoded_ok(),
+                self.client_model,
+                self.include_usage,
+            ),
+        )
+    }
+
     pub fn strips_usage(&self) -> bool {
         self.stream && !self.include_usage && self.api == ClientApi::OPENAI
     }
@@ -82,6 +101,8 @@ pub struct Chosen {
     pub committed: Box<Committed>,
     /// The attempt's own deadline (request deadline or provider total).
     pub deadline: Instant,
+    /// A translated stream, begun by the check (see [`super::relay::Ahead`]).
+    pub ahead: Option<Box<super::ahead::Ahead>>,
 }
 
 /// Index of the key slot used; keyless providers use slot 0.
@@ -335,17 +356,27 @@ pub async fn run(
                 // Before anything reaches the client: is it the vendor's
                 // format at all? Same-format answers are relayed as they
                 // are, so this is their only check; for translated ones it
-                // turns garbage into a failover instead of a 502.
-                let garbage =
-                    super::check::check_answer(&mut committed, deadline, &state.metrics.edge)
-                        .await
-                        .err();
+                // turns garbage into a failover instead of a 502. A
+                // translated stream is checked by translating its first
+                // events (kept for the relay).
+                let sse = super::check::is_sse(&committed);
+                let mut ahead =
+                    (sse && !req.relays_as_is(p, sse)).then(|| Ahead::new(req.translation(p)));
+                let garbage = super::check::check_answer(
+                    &mut committed,
+                    deadline,
+                    &state.metrics.edge,
+                    ahead.as_deref_mut(),
+                )
+                .await
+                .err();
                 let Some(why) = garbage else {
                     state.metrics.attempt(&p.name, "ok");
                     return Ok(Chosen {
                         provider: p.clone(),
                         committed,
                         deadline,
+                        ahead,
                     });
                 };
                 let why = snap.redactor().text(&why).into_owned();

@@ -10,6 +10,7 @@
 //! configured limit be sent to as many providers as needed.
 
 mod access;
+mod ahead;
 mod check;
 pub mod client;
 mod connector;

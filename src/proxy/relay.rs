@@ -10,13 +10,14 @@
 use super::failover::{ChatRequest, Chosen};
 use super::upstream::Committed;
 
+use super::ahead::{feed, Ahead, Cut};
 use super::check::is_sse;
 use super::client::ClientApi;
 use super::ctx::{abort, client_gone, grace_over, RequestCtx, Stop, REQUEST_ID_HEADER};
 use super::state::GatewayState;
 use super::GatewayError;
 use crate::config::{Provider, Snapshot};
-use crate::protocol::chat::{ChatError, ErrorKind, Translation, Usage};
+use crate::protocol::chat::{ChatError, ErrorKind, Usage};
 use crate::protocol::egress::usage::{UsageFold, UsageFormat};
 use crate::protocol::sse::{EventSplitter, SseParser};
 use bytes::{Bytes, BytesMut};
@@ -110,6 +111,7 @@ fn open_stream(
         provider,
         committed,
         deadline,
+        ahead: _,
     } = chosen;
     Ok((header, provider, *committed, deadline))
 }
@@ -128,7 +130,7 @@ pub async fn relay(
     let grace = std::pin::pin!(grace_over(grace));
     let mut grace: Grace<'_> = grace;
     let grace = &mut grace;
-    let relayed = if req.api.native_at(&chosen.provider) && !(sse && req.api.reframes_streams()) {
+    let relayed = if req.relays_as_is(&chosen.provider, sse) {
         let strip = sse && req.strips_usage();
         passthrough(state, session, ctx, req.api, chosen, sse, strip, grace).await
     } else if sse {
@@ -554,43 +556,6 @@ async fn translate_whole(
         .map_err(|_| client_closed(ctx))
 }
 
-/// How a translated stream ended early.
-enum Cut {
-    /// The upstream failed or sent what cannot be decoded: the client gets
-    /// our in-band error event.
-    Broken(String),
-    /// The vendor reported an error in-band: already encoded for the client
-    /// by the translation, so nothing more is written.
-    Reported(String),
-}
-
-/// One upstream read through the SSE parser into the translation; the first
-/// event it cannot decode stops the read.
-fn feed(
-    parser: &mut SseParser,
-    tr: &mut Translation,
-    chunk: &[u8],
-    out: &mut BytesMut,
-) -> Option<Cut> {
-    let mut broken = None;
-    parser.push_each(chunk, |event, data| match tr.push(event, data, out) {
-        Ok(()) => tr.failure().is_none(),
-        Err(e) => {
-            broken = Some(e);
-            false
-        }
-    });
-    match (broken, tr.failure()) {
-        (Some(e), _) => Some(Cut::Broken(format!(
-            "the vendor sent a stream event the gateway cannot translate: {e}"
-        ))),
-        (None, Some(e)) => Some(Cut::Reported(format!(
-            "the vendor reported an error mid-stream: {e}"
-        ))),
-        (None, None) => None,
-    }
-}
-
 /// Cross format, event stream: every upstream event is translated and sent
 /// as soon as it is complete.
 async fn translate_stream(
@@ -598,22 +563,23 @@ async fn translate_stream(
     session: &mut Session,
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
-    chosen: Chosen,
+    mut chosen: Chosen,
     grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
+    let ahead = chosen.ahead.take();
     let (mut header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
     if req.api.reframes_streams() {
         header
             .insert_header("content-type", req.api.stream_content_type())
             .map_err(Stop::Abort)?;
     }
-    let mut parser = SseParser::default();
-    let mut tr = Translation::new(
-        provider.vendor.egress.stream_decoder(),
-        req.api
-            .ingress()
-            .stream_encoder_for(req.decoded_ok(), req.client_model, req.include_usage),
-    );
+    // What the failover check already translated is in `out` (and no
+    // longer in `c.first`).
+    let Ahead {
+        mut parser,
+        mut tr,
+        mut out,
+    } = *ahead.unwrap_or_else(|| Ahead::new(req.translation(&provider)));
     session
         .write_response_header(Box::new(header), false)
         .await
@@ -622,7 +588,6 @@ async fn translate_stream(
     let mut next = c.first.take();
     let mut ended = c.done;
     // Everything one upstream read produces goes out as one body chunk.
-    let mut out = BytesMut::new();
     loop {
         let mut failure: Option<Cut> = None;
         let mut pending = next.take();
