@@ -143,6 +143,14 @@ async fn mock_vendor(listener: TcpListener, cfg: MockCfg) {
                     find(&buf[head_len..head_len + body_len], b"\"stream\":true").is_some()
                 };
                 let anthropic = find(&buf[..line_end], b"/v1/messages").is_some();
+                // OpenAI sends a last chunk with the usage (and
+                // `"usage":null` on the others) when the request asks
+                // for it, as the gateway does on every stream.
+                let include_usage = find(
+                    &buf[head_len..head_len + body_len],
+                    b"\"include_usage\":true",
+                )
+                .is_some();
                 buf.drain(..head_len + body_len);
                 if !cfg.latency.is_zero() {
                     tokio::time::sleep(cfg.latency).await;
@@ -200,8 +208,16 @@ async fn mock_vendor(listener: TcpListener, cfg: MockCfg) {
                         GEMINI_RESPONSE.len()
                     )
                 } else if stream {
+                    let usage_null = if include_usage {
+                        r#","usage":null"#
+                    } else {
+                        ""
+                    };
                     for word in &words {
-                        events.push(format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}},\"finish_reason\":null}}]}}\n\n"));
+                        events.push(format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}},\"finish_reason\":null}}]{usage_null}}}\n\n"));
+                    }
+                    if include_usage {
+                        events.push(format!("data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":{n},\"total_tokens\":{t}}}}}\n\n", n = words.len(), t = 12 + words.len()));
                     }
                     events.push("data: [DONE]\n\n".to_string());
                     String::new()

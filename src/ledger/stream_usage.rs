@@ -8,6 +8,8 @@
 //! before the usage chunk gets its prompt estimated (`proxy::relay`).
 
 use bytes::{Bytes, BytesMut};
+use memchr::memmem::Finder;
+use std::sync::LazyLock;
 
 /// The client's body with `stream_options.include_usage` set to true.
 /// Without `stream_options` (the usual case) the member is spliced in
@@ -58,7 +60,10 @@ pub fn ask_for_usage(body: &[u8]) -> Option<Bytes> {
 /// with a usage object). Events without an empty `choices` pass as they
 /// are, without a copy: the check is one substring search per write.
 pub fn strip_usage_chunk(events: Bytes) -> Bytes {
-    if memchr::memmem::find(&events, b"\"choices\":[]").is_none() {
+    // Built once: `memmem::find` builds its searcher on every call.
+    static NO_CHOICES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\":[]"));
+    static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\":{"));
+    if NO_CHOICES.find(&events).is_none() {
         return events;
     }
     let mut out = BytesMut::with_capacity(events.len());
@@ -66,8 +71,7 @@ pub fn strip_usage_chunk(events: Bytes) -> Bytes {
     while !rest.is_empty() {
         let end = event_end(rest);
         let (event, tail) = rest.split_at(end);
-        let usage_only = memchr::memmem::find(event, b"\"choices\":[]").is_some()
-            && memchr::memmem::find(event, b"\"usage\":{").is_some();
+        let usage_only = NO_CHOICES.find(event).is_some() && USAGE.find(event).is_some();
         if !usage_only {
             out.extend_from_slice(event);
         }
@@ -79,19 +83,33 @@ pub fn strip_usage_chunk(events: Bytes) -> Bytes {
 /// Length of the first event in `b`, its blank line included (the whole
 /// of `b` when no blank line ends it).
 fn event_end(b: &[u8]) -> usize {
-    let lf = memchr::memmem::find(b, b"\n\n").map(|i| i + 2);
-    let crlf = memchr::memmem::find(b, b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(c)) => a.min(c),
-        (Some(a), None) => a,
-        (None, Some(c)) => c,
-        (None, None) => b.len(),
+    // The first `\n\n` or `\r\n\r\n`, whichever ends first: both hold a
+    // line feed followed by `\n` or by `\r\n` (after a `\r`).
+    for i in memchr::memchr_iter(b'\n', b) {
+        match b.get(i + 1) {
+            Some(b'\n') => return i + 2,
+            Some(b'\r') if i > 0 && b[i - 1] == b'\r' && b.get(i + 2) == Some(&b'\n') => {
+                return i + 3
+            }
+            _ => {}
+        }
     }
+    b.len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_end_at_the_first_blank_line_of_either_kind() {
+        assert_eq!(event_end(b"data: a\n\ndata: b\n\n"), 9);
+        assert_eq!(event_end(b"data: a\r\n\r\ndata: b"), 11);
+        assert_eq!(event_end(b"data: a\r\ndata: b\n\nx"), 18);
+        assert_eq!(event_end(b"data: a\r\n\r\ndata: b\n\n"), 11);
+        assert_eq!(event_end(b"data: a\n\r\n"), 10);
+        assert_eq!(event_end(b"data: a"), 7);
+    }
 
     #[test]
     fn usage_is_asked_for_without_reparsing_the_usual_body() {

@@ -71,4 +71,3 @@ pub fn feed(
         (None, None) => None,
     }
 }
-

@@ -66,7 +66,10 @@ pub(super) async fn check_answer(
                         let first = c.first.take().unwrap_or_default();
                         a.first(&first)
                     }
-                    None => super::framing::check_events(events).map_err(|f| f.why),
+                    None => {
+                        c.checked = events.len();
+                        super::framing::check_events(events).map_err(|f| f.why)
+                    }
                 };
             }
         } else if c.done {

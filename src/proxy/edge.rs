@@ -173,6 +173,8 @@ where
             return None;
         }
 
+        // The relay holds back some flushes on it (see `cork`).
+        let mut stream = super::cork::Corked::wrap(stream);
         let mut shutdown_rx = shutdown.clone();
         let mut first = true;
         loop {

@@ -271,6 +271,18 @@ pub fn check_events(buf: &[u8]) -> Result<(), EventFault> {
     Ok(())
 }
 
+/// [`check_events`] on what follows the first `checked` bytes of `buf`
+/// (events already checked; `checked` is an event boundary), with the
+/// fault's offsets into the whole of `buf`.
+pub fn check_events_after(buf: &[u8], checked: usize) -> Result<(), EventFault> {
+    let skip = checked.min(buf.len());
+    check_events(&buf[skip..]).map_err(|mut f| {
+        f.valid += skip;
+        f.end += skip;
+        f
+    })
+}
+
 /// The start of some vendor bytes, for a log line or an error message.
 pub fn preview(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(200)];
@@ -326,6 +338,11 @@ mod tests {
         );
         let f = check_events(b"<html>\n<body>502</body>\n\n").expect_err("html");
         assert!(!f.vendor_error && f.valid == 0, "{f:?}");
+        // Events already checked are skipped; offsets stay the buffer's.
+        let f = check_events_after(&s, first.len()).expect_err("garbage after");
+        assert_eq!((f.valid, f.end), (first.len(), first.len() + 16));
+        assert_eq!(check_events_after(&s, first.len() + 16), Ok(()));
+        assert_eq!(check_events_after(first, 1000), Ok(()));
         let f = check_events(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n")
             .expect_err("vendor error");
         assert!(f.vendor_error);

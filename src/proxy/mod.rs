@@ -14,6 +14,7 @@ mod ahead;
 mod check;
 pub mod client;
 mod connector;
+mod cork;
 pub mod count;
 mod ctx;
 mod dns;

@@ -153,6 +153,48 @@ pub async fn relay(
     relayed
 }
 
+/// The client's response head, held until the first body bytes so both go
+/// out in one write (see `cork`), and a stream's last events sent with the
+/// chunked terminator. Every write of a relay loop's turn goes through
+/// [`Out::send`]; the head goes out alone ([`Out::head`]) before the relay
+/// waits for the vendor, so the client never waits for it.
+struct Out {
+    head: Option<Box<ResponseHeader>>,
+}
+
+impl Out {
+    async fn send(
+        &mut self,
+        session: &mut Session,
+        body: Option<Bytes>,
+        end: bool,
+    ) -> pingora::Result<()> {
+        let has_body = body.as_ref().is_some_and(|b| !b.is_empty());
+        if let Some(head) = self.head.take() {
+            super::cork::set(session, has_body);
+            let written = session.write_response_header(head, end && !has_body).await;
+            super::cork::set(session, false);
+            written?;
+        }
+        if end && has_body {
+            super::cork::set(session, true);
+            let written = session.write_response_body(body, false).await;
+            super::cork::set(session, false);
+            written?;
+            return session.write_response_body(None, true).await;
+        }
+        session.write_response_body(body, end).await
+    }
+
+    /// The head, alone, if it has not gone out yet.
+    async fn head(&mut self, session: &mut Session) -> pingora::Result<()> {
+        match self.head.is_some() {
+            true => self.send(session, None, false).await,
+            false => Ok(()),
+        }
+    }
+}
+
 /// Resolves when the shutdown grace period has run out (see
 /// `GatewayState::grace_over`). Never polled again once it has.
 type Grace<'a> = std::pin::Pin<&'a mut (dyn std::future::Future<Output = ()> + Send + 'a)>;
@@ -256,18 +298,23 @@ async fn passthrough(
     let mut sniffer = UsageSniffer::new(api);
 
     let only_header = c.done && c.first.as_ref().is_none_or(Bytes::is_empty);
-    session
-        .write_response_header(Box::new(header), only_header)
-        .await
-        .map_err(|_| client_closed(ctx))?;
     if only_header {
+        session
+            .write_response_header(Box::new(header), true)
+            .await
+            .map_err(|_| client_closed(ctx))?;
         ctx.ttfb = ctx.start.map(|s| s.elapsed());
         state.complete(&provider, c.session, &c.peer).await;
         return Ok(());
     }
+    let mut w = Out {
+        head: Some(Box::new(header)),
+    };
 
     let mut next = c.first.take();
     let mut ended = c.done;
+    // The first events were walked by the failover check.
+    let mut checked = c.checked;
     // A read that failed while draining what was ready; handled where the
     // next read would be.
     let mut read_failure: Option<String> = None;
@@ -298,9 +345,11 @@ async fn passthrough(
             };
             if let Some(out) = out {
                 if sse {
-                    if let Err(fault) = super::framing::check_events(&out) {
+                    let checks = super::framing::check_events_after(&out, checked);
+                    checked = 0;
+                    if let Err(fault) = checks {
                         return end_with_fault(
-                            state, session, ctx, api, &provider, sniffer, out, fault,
+                            state, session, &mut w, ctx, api, &provider, sniffer, out, fault,
                         )
                         .await;
                     }
@@ -313,7 +362,7 @@ async fn passthrough(
                 if ctx.ttfb.is_none() {
                     ctx.ttfb = ctx.start.map(|s| s.elapsed());
                 }
-                if session.write_response_body(Some(out), false).await.is_err() {
+                if w.send(session, Some(out), false).await.is_err() {
                     ctx.usage = sniffer.usage();
                     return Err(client_closed(ctx));
                 }
@@ -329,6 +378,7 @@ async fn passthrough(
                     return end_with_fault(
                         state,
                         session,
+                        &mut w,
                         ctx,
                         api,
                         &provider,
@@ -349,13 +399,13 @@ async fn passthrough(
             } else {
                 sniffer.body_usage()
             };
-            session
-                .write_response_body(tail, true)
+            w.send(session, tail, true)
                 .await
                 .map_err(|_| client_closed(ctx))?;
             state.complete(&provider, c.session, &c.peer).await;
             return Ok(());
         }
+        w.head(session).await.map_err(|_| client_closed(ctx))?;
         let read = match read_failure.take() {
             Some(why) => Ok(Err(why)),
             None => next_chunk(&mut c, session, deadline, grace).await,
@@ -407,6 +457,7 @@ async fn passthrough(
 async fn end_with_fault(
     state: &GatewayState,
     session: &mut Session,
+    w: &mut Out,
     ctx: &mut RequestCtx,
     api: ClientApi,
     provider: &Provider,
@@ -437,8 +488,7 @@ async fn end_with_fault(
     if ctx.ttfb.is_none() {
         ctx.ttfb = ctx.start.map(|s| s.elapsed());
     }
-    session
-        .write_response_body(Some(last.freeze()), true)
+    w.send(session, Some(last.freeze()), true)
         .await
         .map_err(|_| client_closed(ctx))
 }
@@ -580,22 +630,25 @@ async fn translate_stream(
         mut tr,
         mut out,
     } = *ahead.unwrap_or_else(|| Ahead::new(req.translation(&provider)));
-    session
-        .write_response_header(Box::new(header), false)
-        .await
-        .map_err(|_| client_closed(ctx))?;
+    let mut w = Out {
+        head: Some(Box::new(header)),
+    };
 
     let mut next = c.first.take();
     let mut ended = c.done;
     // Everything one upstream read produces goes out as one body chunk.
     loop {
         let mut failure: Option<Cut> = None;
+        // `None` on the first turn when the failover check already
+        // translated the first read (`Ahead`): what followed it is drained.
         let mut pending = next.take();
-        while let Some(chunk) = pending.take() {
-            // Translated events are somewhat larger than the vendor's; one
-            // allocation per read instead of repeated growth.
-            out.reserve(chunk.len() * 2 + 512);
-            failure = feed(&mut parser, &mut tr, &chunk, &mut out);
+        loop {
+            if let Some(chunk) = pending.take() {
+                // Translated events are somewhat larger than the vendor's;
+                // one allocation per read instead of repeated growth.
+                out.reserve(chunk.len() * 2 + 512);
+                failure = feed(&mut parser, &mut tr, &chunk, &mut out);
+            }
             if failure.is_some() || ended {
                 break;
             }
@@ -607,7 +660,7 @@ async fn translate_stream(
                 }
                 Some(Ok(None)) => ended = true,
                 Some(Err(why)) => failure = Some(Cut::Broken(why)),
-                None => {}
+                None => break,
             }
         }
         if failure.is_none() && ended {
@@ -634,7 +687,7 @@ async fn translate_stream(
             }
             let batch = (!out.is_empty()).then(|| out.split().freeze());
             ctx.usage = Some(tr.usage());
-            if session.write_response_body(batch, last).await.is_err() {
+            if w.send(session, batch, last).await.is_err() {
                 return Err(client_closed(ctx));
             }
             if let Some(Cut::Reported(why)) = &failure {
@@ -647,6 +700,7 @@ async fn translate_stream(
             }
         }
         if failure.is_none() {
+            w.head(session).await.map_err(|_| client_closed(ctx))?;
             match next_chunk(&mut c, session, deadline, grace).await {
                 Err(Interrupt::ClientGone) => {
                     ctx.usage = Some(tr.usage());
@@ -682,8 +736,7 @@ async fn translate_stream(
         let event = tr
             .fail(&stateful)
             .unwrap_or_else(|| stream_error(req.api, &message));
-        session
-            .write_response_body(Some(event), true)
+        w.send(session, Some(event), true)
             .await
             .map_err(|_| client_closed(ctx))?;
         return Ok(());
@@ -693,7 +746,10 @@ async fn translate_stream(
 /// Does `bytes` hold a `"usage…": {` member (`"usage"`, Gemini's
 /// `"usageMetadata"`) whose value is an object? A substring scan, no parse.
 fn has_usage_object(bytes: &[u8]) -> bool {
-    memchr::memmem::find_iter(bytes, b"\"usage").any(|at| {
+    // Built once: a `memmem::find_iter` call builds its searcher each time.
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage"));
+    USAGE.find_iter(bytes).any(|at| {
         let rest = &bytes[at + 6..];
         let Some(close) = memchr::memchr(b'"', rest) else {
             return false;
@@ -724,14 +780,16 @@ impl UsageSniffer {
 
     /// Complete SSE events; only those carrying a usage object are parsed
     /// (OpenAI streams asked for usage carry `"usage":null` on every chunk:
-    /// those are not).
+    /// those are not; several events arrive in one read).
     fn events(&mut self, bytes: &[u8]) {
         if !has_usage_object(bytes) {
             return;
         }
         let mut parser = SseParser::default();
         for ev in parser.push(bytes).into_iter().chain(parser.finish()) {
-            self.fold.event(self.format, ev.data.as_bytes());
+            if has_usage_object(ev.data.as_bytes()) {
+                self.fold.event(self.format, ev.data.as_bytes());
+            }
         }
     }
 

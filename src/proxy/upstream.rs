@@ -33,6 +33,9 @@ pub struct Committed {
     pub first: Option<Bytes>,
     /// The body already ended (with `first`).
     pub done: bool,
+    /// Leading bytes of `first` whose events the failover check walked
+    /// (`framing::check_events`): the relay does not walk them again.
+    pub checked: usize,
 }
 
 pub enum Outcome {
@@ -305,6 +308,7 @@ async fn steps(
                     header,
                     first,
                     done,
+                    checked: 0,
                 }))
             }
             Err(e) => classify_error(&e, "reading the first body bytes"),
