@@ -323,6 +323,9 @@ pub fn offline_control(
     )
 }
 
+/// Bytes of a client connection's write buffer (see `build`).
+const CLIENT_WRITE_BUFFER: usize = 4096;
+
 pub fn build(
     process: &ProcessSettings,
     boot: Boot,
@@ -425,10 +428,16 @@ pub fn build(
     // No 64 KiB read buffer per client connection: Pingora's HTTP session
     // reads the request into its own buffers anyway, and with 1,000 open
     // streams those L4 buffers were ~60 MiB of the peak (and kept the
-    // allocator's heap from shrinking between bursts).
+    // allocator's heap from shrinking between bursts). The write buffer is
+    // 4 KiB (Pingora's default 1,460): a stream's head and its first
+    // events, or its last events and the terminator, go out in one write
+    // when they fit (`proxy::cork`), and translated events are larger.
     service.add_listener(
-        pingora::listeners::ListenerConfig::tcp(addr)
-            .l4_buffer(pingora::listeners::L4BufferSettings::default().read(0)),
+        pingora::listeners::ListenerConfig::tcp(addr).l4_buffer(
+            pingora::listeners::L4BufferSettings::default()
+                .read(0)
+                .write(CLIENT_WRITE_BUFFER),
+        ),
     );
     server.add_service(service);
     server.add_service(background_service(

@@ -156,8 +156,9 @@ pub async fn relay(
 /// The client's response head, held until the first body bytes so both go
 /// out in one write (see `cork`), and a stream's last events sent with the
 /// chunked terminator. Every write of a relay loop's turn goes through
-/// [`Out::send`]; the head goes out alone ([`Out::head`]) before the relay
-/// waits for the vendor, so the client never waits for it.
+/// [`Out::send`] (or [`Out::send_held`] when the turn writes again at
+/// once); the head goes out alone ([`Out::head`]) before the relay waits
+/// for the vendor, so the client never waits for it.
 struct Out {
     head: Option<Box<ResponseHeader>>,
 }
@@ -184,6 +185,21 @@ impl Out {
             return session.write_response_body(None, true).await;
         }
         session.write_response_body(body, end).await
+    }
+
+    /// [`Out::send`] of a body that is not the end, not flushed: the
+    /// caller's next `send` (in the same turn) flushes both.
+    async fn send_held(&mut self, session: &mut Session, body: Bytes) -> pingora::Result<()> {
+        if let Some(head) = self.head.take() {
+            super::cork::set(session, true);
+            let written = session.write_response_header(head, false).await;
+            super::cork::set(session, false);
+            written?;
+        }
+        super::cork::set(session, true);
+        let written = session.write_response_body(Some(body), false).await;
+        super::cork::set(session, false);
+        written
     }
 
     /// The head, alone, if it has not gone out yet.
@@ -362,7 +378,13 @@ async fn passthrough(
                 if ctx.ttfb.is_none() {
                     ctx.ttfb = ctx.start.map(|s| s.elapsed());
                 }
-                if w.send(session, Some(out), false).await.is_err() {
+                // When the answer already ended, the tail write below
+                // follows at once: one flush for both.
+                let written = match ended {
+                    true => w.send_held(session, out).await,
+                    false => w.send(session, Some(out), false).await,
+                };
+                if written.is_err() {
                     ctx.usage = sniffer.usage();
                     return Err(client_closed(ctx));
                 }
