@@ -171,12 +171,7 @@ impl Out {
         end: bool,
     ) -> pingora::Result<()> {
         let has_body = body.as_ref().is_some_and(|b| !b.is_empty());
-        if let Some(head) = self.head.take() {
-            super::cork::set(session, has_body);
-            let written = session.write_response_header(head, end && !has_body).await;
-            super::cork::set(session, false);
-            written?;
-        }
+        self.write_head(session, has_body, end && !has_body).await?;
         if end && has_body {
             super::cork::set(session, true);
             let written = session.write_response_body(body, false).await;
@@ -190,24 +185,33 @@ impl Out {
     /// [`Out::send`] of a body that is not the end, not flushed: the
     /// caller's next `send` (in the same turn) flushes both.
     async fn send_held(&mut self, session: &mut Session, body: Bytes) -> pingora::Result<()> {
-        if let Some(head) = self.head.take() {
-            super::cork::set(session, true);
-            let written = session.write_response_header(head, false).await;
-            super::cork::set(session, false);
-            written?;
-        }
+        self.write_head(session, true, false).await?;
         super::cork::set(session, true);
         let written = session.write_response_body(Some(body), false).await;
         super::cork::set(session, false);
         written
     }
 
+    /// The head, if it has not gone out yet; `hold`: not flushed (the
+    /// body write that follows flushes both).
+    async fn write_head(
+        &mut self,
+        session: &mut Session,
+        hold: bool,
+        end: bool,
+    ) -> pingora::Result<()> {
+        let Some(head) = self.head.take() else {
+            return Ok(());
+        };
+        super::cork::set(session, hold);
+        let written = session.write_response_header(head, end).await;
+        super::cork::set(session, false);
+        written
+    }
+
     /// The head, alone, if it has not gone out yet.
     async fn head(&mut self, session: &mut Session) -> pingora::Result<()> {
-        match self.head.is_some() {
-            true => self.send(session, None, false).await,
-            false => Ok(()),
-        }
+        self.write_head(session, false, false).await
     }
 }
 
