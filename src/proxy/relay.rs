@@ -170,16 +170,18 @@ impl Out {
         body: Option<Bytes>,
         end: bool,
     ) -> pingora::Result<()> {
-        let has_body = body.as_ref().is_some_and(|b| !b.is_empty());
-        self.write_head(session, has_body, end && !has_body).await?;
-        if end && has_body {
-            super::cork::set(session, true);
-            let written = session.write_response_body(body, false).await;
-            super::cork::set(session, false);
-            written?;
-            return session.write_response_body(None, true).await;
+        match body.filter(|b| !b.is_empty()) {
+            // The last events and the terminator: one flush.
+            Some(last) if end => {
+                self.send_held(session, last).await?;
+                session.write_response_body(None, true).await
+            }
+            body => {
+                self.write_head(session, body.is_some(), end && body.is_none())
+                    .await?;
+                session.write_response_body(body, end).await
+            }
         }
-        session.write_response_body(body, end).await
     }
 
     /// [`Out::send`] of a body that is not the end, not flushed: the
