@@ -220,7 +220,11 @@ pub async fn count_on_route(
         ctx.key = key.map(|k| k.masked.clone());
         let model = p.upstream_model(&route.model);
         ctx.upstream_model = Some(model.to_string());
-        match count_tokens(state, p, key, model, req).await {
+        // Boxed: inline, this attempt and its body read (~6 KB of future)
+        // would size the future of every request on the data plane, token
+        // count or not (`Gateway::handle` is as large as its largest
+        // branch, and it lives in the connection's task for a whole stream).
+        match Box::pin(count_tokens(state, p, key, model, req)).await {
             Ok(n) => return Ok(n),
             Err(e) => {
                 let status = e.status();

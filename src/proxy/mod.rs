@@ -307,7 +307,12 @@ impl edge::Serve for Gateway {
             Ok(_) => {
                 self.log_request(&session, None, &mut ctx);
                 let settings = pingora::apps::HttpPersistentSettings::for_session(&session);
-                let reusable = session.downstream_session.finish().await.ok()??;
+                // Boxed: Pingora's `finish` future (it can drain an unread
+                // request body) is ~3.7 KB, and inline it would make this
+                // future, held in every open connection's task for as
+                // long as a stream runs, that much larger; as a box it
+                // exists only while a request ends.
+                let reusable = Box::pin(session.downstream_session.finish()).await.ok()??;
                 Some(pingora::apps::ReusedHttpStream::from_reusable_stream(
                     reusable, settings,
                 ))
