@@ -257,21 +257,14 @@ fn utf8(value: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// End offset (exclusive) of the last blank-line boundary in `buf`.
-fn last_boundary(buf: &[u8]) -> Option<usize> {
-    let mut i = buf.len();
-    while i >= 2 {
-        if buf[i - 1] == b'\n' {
-            if buf[i - 2] == b'\n' {
-                return Some(i);
-            }
-            if i >= 3 && buf[i - 2] == b'\r' && buf[i - 3] == b'\n' {
-                return Some(i);
-            }
-        }
-        i -= 1;
-    }
-    None
+/// End offset (exclusive) of the last blank-line boundary in `buf` (`\n\n`,
+/// or `\n\r\n`, which `\r\n\r\n` ends with). Every boundary ends in a
+/// line feed, so only those are looked at, from the end.
+pub(crate) fn last_boundary(buf: &[u8]) -> Option<usize> {
+    memchr::memrchr_iter(b'\n', buf).find_map(|i| {
+        let before = &buf[..i];
+        (before.ends_with(b"\n") || before.ends_with(b"\n\r")).then_some(i + 1)
+    })
 }
 
 #[cfg(test)]
@@ -373,6 +366,16 @@ mod tests {
                 data: "{\"x\":1}\nsecond".into()
             }]
         );
+    }
+
+    #[test]
+    fn the_last_boundary_of_any_line_ending() {
+        assert_eq!(last_boundary(b"data: a\n\ndata: b\n\n"), Some(18));
+        assert_eq!(last_boundary(b"data: a\r\n\r\ndata: b"), Some(11));
+        assert_eq!(last_boundary(b"data: a\n\r\ndata: b\n"), Some(10));
+        assert_eq!(last_boundary(b"data: a\r\ndata: b\n"), None);
+        assert_eq!(last_boundary(b"\n"), None);
+        assert_eq!(last_boundary(b""), None);
     }
 
     #[test]

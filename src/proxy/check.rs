@@ -52,7 +52,7 @@ pub(super) async fn check_answer(
     loop {
         let have: &[u8] = c.first.as_deref().unwrap_or_default();
         if sse {
-            let checked = match last_event_end(have) {
+            let checked = match crate::protocol::sse::last_boundary(have) {
                 Some(end) => Some(&have[..end]),
                 None if c.done => Some(have),
                 None if have.len() > CHECK_EVENT_LIMIT || budget_spent => return Ok(()),
@@ -110,13 +110,6 @@ fn json_fault(f: &super::framing::JsonFault) -> String {
             format!("answered 200 with a body that is not the vendor's JSON: {why}")
         }
     }
-}
-
-/// End of the last complete event (after its blank line).
-fn last_event_end(buf: &[u8]) -> Option<usize> {
-    let a = memchr::memmem::rfind(buf, b"\n\n").map(|i| i + 2);
-    let b = memchr::memmem::rfind(buf, b"\r\n\r\n").map(|i| i + 4);
-    a.max(b)
 }
 
 pub(super) fn is_sse(c: &Committed) -> bool {
