@@ -130,7 +130,7 @@ impl StreamDecoder for Decoder {
         if self.done || data.is_empty() || data == "[DONE]" {
             return Ok(());
         }
-        let mut resp = GResponse::parse(data.as_bytes(), "stream event")?;
+        let mut resp = GResponse::parse(data, "stream event")?;
         if let Some(e) = &resp.error {
             self.fail(google_error(Some(e), 502, data.as_bytes()), sink);
             return Ok(());
