@@ -12,7 +12,7 @@ use super::gemini::wire::UsageMetadata;
 use super::openai::UsageW;
 use crate::protocol::chat::Usage;
 use crate::protocol::json::Count;
-use serde::Deserialize;
+use serde::{de::DeserializeOwned, Deserialize};
 
 /// Which wire format carries the usage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,22 +98,16 @@ impl ResponsesUsage {
 impl UsageFormat {
     /// A whole answer's usage; `None` when it carries none.
     pub fn answer(self, body: &[u8]) -> Option<Usage> {
+        fn probe<U: DeserializeOwned>(body: &[u8]) -> Option<U> {
+            serde_json::from_slice::<Probe<U>>(body).ok()?.usage
+        }
         match self {
-            UsageFormat::OpenAiChat => serde_json::from_slice::<Probe<UsageW>>(body)
-                .ok()?
-                .usage
-                .map(|u| u.read()),
-            UsageFormat::Anthropic => serde_json::from_slice::<Probe<WireUsage>>(body)
-                .ok()?
-                .usage
-                .map(|u| u.usage()),
+            UsageFormat::OpenAiChat => probe::<UsageW>(body).map(|u| u.read()),
+            UsageFormat::Anthropic => probe::<WireUsage>(body).map(|u| u.usage()),
+            UsageFormat::Responses => probe::<ResponsesUsage>(body).map(|u| u.usage()),
             UsageFormat::Gemini => serde_json::from_slice::<GeminiProbe>(body)
                 .ok()?
                 .usage_metadata
-                .map(|u| u.usage()),
-            UsageFormat::Responses => serde_json::from_slice::<Probe<ResponsesUsage>>(body)
-                .ok()?
-                .usage
                 .map(|u| u.usage()),
         }
     }
