@@ -64,8 +64,7 @@ impl Read {
         for p in cand.content.map(|c| c.parts).unwrap_or_default() {
             let sig = p.thought_signature.filter(|s| !s.is_empty());
             let reasoning = |text, sig: Option<Str<'a>>| {
-                let (signature, redacted) = (sig.map(|v| Signature::new(Family::Gemini, v)), None);
-                Part::reasoning(text, signature, redacted)
+                Part::reasoning(text, sig.map(|v| Signature::new(Family::Gemini, v)), None)
             };
             if let Some(fc) = p.function_call {
                 let id = match (fc.id.filter(|s| !s.is_empty()), &self.salt) {
@@ -175,9 +174,8 @@ fn block_message(fb: Option<&PromptFeedback<'_>>) -> Option<String> {
 }
 
 impl<'a> GResponse<'a> {
-    /// From text: a stream event is already `&str`, and `from_slice` would
-    /// validate the UTF-8 of every string in it again (~100 instructions
-    /// per string, ~15 strings per chunk).
+    /// From text: `from_slice` would validate the UTF-8 of every string
+    /// again (~100 instructions each, ~15 per stream chunk).
     pub fn parse(data: &'a str, what: &str) -> Result<Self, ChatError> {
         serde_json::from_str(data)
             .map_err(|e| ChatError::upstream(format!("Gemini {what} is not valid: {e}")))
