@@ -162,6 +162,7 @@ impl LogWriter {
     ) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let n = rows.len() as u64;
+        let rows = std::sync::Arc::new(rows);
         match self.store.insert_logs(rows.clone()).await {
             Ok(_) => {
                 self.state.log_written.fetch_add(n, Relaxed);
@@ -177,6 +178,8 @@ impl LogWriter {
                 self.state
                     .store_condition
                     .store(crate::store::condition::FAILING, Relaxed);
+                // The store has let go of its reference by now: no copy.
+                let rows = std::sync::Arc::try_unwrap(rows).unwrap_or_else(|a| (*a).clone());
                 self.dropped(backlog.put_back(rows));
                 let _ = failures.failed(n, &e);
                 false

@@ -176,7 +176,13 @@ impl Store {
 
     /// Insert a batch in one transaction. The rows' `id` is ignored; the
     /// database assigns it.
-    pub async fn insert_logs(&self, rows: Vec<RequestLog>) -> Result<(), StoreError> {
+    /// Shared, not moved: the writer keeps the batch for a retry without
+    /// cloning every row's strings.
+    pub async fn insert_logs(
+        &self,
+        rows: impl Into<Arc<Vec<RequestLog>>>,
+    ) -> Result<(), StoreError> {
+        let rows = rows.into();
         on_backend!(self, s => s.insert_logs(rows).await)
     }
 

@@ -138,7 +138,11 @@ macro_rules! log_entry {
 
 impl SqlStore {
     /// One transaction per batch, multi-row INSERTs inside it.
-    pub async fn insert_logs(&self, rows: Vec<RequestLog>) -> Result<(), StoreError> {
+    pub async fn insert_logs(
+        &self,
+        rows: impl Into<std::sync::Arc<Vec<RequestLog>>>,
+    ) -> Result<(), StoreError> {
+        let rows = rows.into();
         if rows.is_empty() {
             return Ok(());
         }

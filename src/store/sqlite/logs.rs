@@ -21,7 +21,11 @@ const LOG_COLUMNS: &str =
 impl SqliteStore {
     /// Insert a batch in one transaction (one fsync for the whole batch).
     /// The rows' `id` is ignored; the database assigns it.
-    pub async fn insert_logs(&self, rows: Vec<RequestLog>) -> Result<(), StoreError> {
+    pub async fn insert_logs(
+        &self,
+        rows: impl Into<std::sync::Arc<Vec<RequestLog>>>,
+    ) -> Result<(), StoreError> {
+        let rows = rows.into();
         if rows.is_empty() {
             return Ok(());
         }
@@ -644,7 +648,7 @@ mod tests {
     async fn retention_by_count_keeps_the_newest_rows() {
         let (_dir, store) = open_temp().await;
         store
-            .insert_logs((0..25).map(sample).collect())
+            .insert_logs((0..25).map(sample).collect::<Vec<_>>())
             .await
             .unwrap();
         assert_eq!(store.prune_logs_to(10).await.unwrap(), 15);
