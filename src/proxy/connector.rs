@@ -1,7 +1,7 @@
 //! Connections to vendors: our own pool of idle connections, Pingora's
-//! transport connector for new ones (TCP + TLS), HTTP/1 sessions on top —
-//! every peer the gateway builds offers only HTTP/1 (`HttpPeer::new` leaves
-//! ALPN at HTTP/1).
+//! transport connector for new ones (TCP + TLS), our HTTP/1 exchange on
+//! top (`proxy::h1`) — every peer the gateway builds offers only HTTP/1
+//! (`HttpPeer::new` leaves ALPN at HTTP/1).
 //!
 //! Why not Pingora's `connectors::http::Connector`: its `get_http_session`
 //! is one future that holds the TCP + TLS connect state (~9 KB) even when
@@ -22,8 +22,7 @@
 //! seconds.
 
 use pingora::connectors::{ConnectorOptions, TransportConnector};
-use pingora::protocols::http::client::HttpSession;
-use pingora::protocols::http::v1::client::HttpSession as Http1Session;
+use super::h1::Exchange;
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use std::collections::{HashMap, VecDeque};
@@ -34,6 +33,8 @@ use std::time::{Duration, Instant};
 /// How often idle connections are checked for expiry and for a vendor
 /// that closed them (so a peer no request goes to holds no dead sockets).
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How long an idle connection is kept.
+const IDLE: Duration = Duration::from_secs(90);
 
 pub struct Connector {
     transport: TransportConnector,
@@ -133,17 +134,22 @@ impl Connector {
         }
     }
 
-    /// A session to `peer`, and whether its connection came from the pool.
-    pub async fn get_http_session(&self, peer: &HttpPeer) -> pingora::Result<(HttpSession, bool)> {
+    /// An exchange on a connection to `peer`, and whether the connection
+    /// came from the pool.
+    pub async fn exchange(&self, peer: &HttpPeer) -> pingora::Result<(Exchange, bool)> {
+        let (stream, reused) = self.stream(peer).await?;
+        Ok((Exchange::new(stream), reused))
+    }
+
+    /// A connection to `peer`, and whether it came from the pool.
+    pub async fn stream(&self, peer: &HttpPeer) -> pingora::Result<(Stream, bool)> {
         if let Some(stream) = self.reused(peer) {
-            let session = Http1Session::new_with_options(stream, peer);
-            return Ok((HttpSession::H1(session), true));
+            return Ok((stream, true));
         }
         // Boxed: held inline, the connect state would make every future
         // above this one that large, copied on each move, per request.
         let stream = Box::pin(self.transport.new_stream(peer)).await?;
-        let session = Http1Session::new_with_options(stream, peer);
-        Ok((HttpSession::H1(session), false))
+        Ok((stream, false))
     }
 
     fn reused(&self, peer: &HttpPeer) -> Option<Stream> {
@@ -157,26 +163,21 @@ impl Connector {
         found
     }
 
-    /// Give a finished session's connection back to the pool when it can
+    /// Give a finished exchange's connection back to the pool when it can
     /// carry another request (keep-alive, body read to the end).
-    pub async fn release_http_session(
-        &self,
-        session: HttpSession,
-        peer: &HttpPeer,
-        idle_timeout: Option<Duration>,
-    ) {
-        // Only HTTP/1 sessions are ever made here.
-        let HttpSession::H1(mut h1) = session else {
-            return;
-        };
-        h1.respect_keepalive();
-        let Some(mut stream) = h1.reuse().await else {
-            return;
-        };
+    pub fn release(&self, exchange: Exchange, peer: &HttpPeer) {
+        if let Some(stream) = exchange.into_reusable() {
+            self.park(stream, peer);
+        }
+    }
+
+    /// Keep an idle connection (nothing in flight on it) for the next
+    /// request to `peer`.
+    pub fn park(&self, mut stream: Stream, peer: &HttpPeer) {
         if !alive(&mut stream) {
             return;
         }
-        let until = Instant::now() + idle_timeout.unwrap_or(Duration::from_secs(60));
+        let until = Instant::now() + IDLE;
         let refused = match self.idle.lock() {
             Ok(mut idle) => idle.park(peer.reuse_hash(), stream, until),
             Err(_) => Some(stream),

@@ -399,10 +399,7 @@ async fn read_all(
             Err(_) => return Err("the deadline passed while reading the answer".into()),
         }
     }
-    state
-        .connector
-        .release_http_session(c.session, &c.peer, Some(std::time::Duration::from_secs(90)))
-        .await;
+    state.connector.release(c.session, &c.peer);
     Ok(body.freeze())
 }
 

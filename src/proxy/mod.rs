@@ -23,6 +23,7 @@ mod error;
 mod failover;
 mod framing;
 mod gemini_native;
+mod h1;
 mod relay;
 mod state;
 pub mod upstream;

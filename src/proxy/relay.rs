@@ -23,7 +23,6 @@ use crate::protocol::sse::{EventSplitter, SseParser};
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
-use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 
 /// Vendor response headers worth passing to the client. Rate-limit headers
@@ -326,7 +325,7 @@ async fn passthrough(
             .await
             .map_err(|_| client_closed(ctx))?;
         ctx.ttfb = ctx.start.map(|s| s.elapsed());
-        state.complete(&provider, c.session, &c.peer).await;
+        state.complete(&provider, c.session, &c.peer);
         return Ok(());
     }
     let mut w = Out {
@@ -430,7 +429,7 @@ async fn passthrough(
             w.send(session, tail, true)
                 .await
                 .map_err(|_| client_closed(ctx))?;
-            state.complete(&provider, c.session, &c.peer).await;
+            state.complete(&provider, c.session, &c.peer);
             return Ok(());
         }
         w.head(session).await.map_err(|_| client_closed(ctx))?;
@@ -596,7 +595,7 @@ async fn translate_whole(
             }
         }
     }
-    state.complete(&chosen.provider, c.session, &c.peer).await;
+    state.complete(&chosen.provider, c.session, &c.peer);
     let answer = egress
         .decode_answer(&body)
         .map_err(|e| GatewayError::UpstreamFailed {
@@ -723,7 +722,7 @@ async fn translate_stream(
                 return Ok(());
             }
             if last {
-                state.complete(&provider, c.session, &c.peer).await;
+                state.complete(&provider, c.session, &c.peer);
                 return Ok(());
             }
         }
@@ -850,27 +849,16 @@ impl UsageSniffer {
 
 impl GatewayState {
     /// The answer completed: count the success and pool the connection.
-    async fn complete(
+    fn complete(
         &self,
         provider: &Provider,
-        session: pingora::protocols::http::client::HttpSession,
+        session: super::h1::Exchange,
         peer: &pingora::upstreams::peer::HttpPeer,
     ) {
         provider
             .health
             .on_success(&self.snapshot.load().health.policy);
-        self.release(session, peer).await;
-    }
-
-    /// Return a fully read upstream connection to the pool.
-    async fn release(
-        &self,
-        session: pingora::protocols::http::client::HttpSession,
-        peer: &pingora::upstreams::peer::HttpPeer,
-    ) {
-        self.connector
-            .release_http_session(session, peer, Some(Duration::from_secs(90)))
-            .await;
+        self.connector.release(session, peer);
     }
 }
 

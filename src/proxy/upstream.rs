@@ -11,7 +11,7 @@ use crate::config::{ApiKey, Provider};
 use super::connector::Connector;
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::protocols::http::client::HttpSession;
+use super::h1::Exchange;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 use std::time::Duration;
@@ -22,12 +22,10 @@ use tokio::time::{timeout_at, Instant};
 
 /// Largest error body kept for relaying to the client.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
-/// How long an idle pooled upstream connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// An upstream that answered 2xx and produced its first body bytes.
 pub struct Committed {
-    pub session: HttpSession,
+    pub session: Exchange,
     pub peer: HttpPeer,
     pub header: ResponseHeader,
     pub first: Option<Bytes>,
@@ -207,7 +205,7 @@ enum Steps {
     Done(Outcome),
     /// A non-2xx answer whose body is still to be read (boxed: rare, and
     /// the session is large).
-    ErrorAnswer(Box<(HttpSession, HttpPeer, ResponseHeader)>),
+    ErrorAnswer(Box<(Exchange, HttpPeer, ResponseHeader)>),
 }
 
 /// Run one attempt against `input.provider` with `input.key`.
@@ -244,14 +242,10 @@ async fn steps(
     let mut peer = HttpPeer::new(addr, p.endpoint.tls, p.endpoint.host.clone());
     peer.options.connection_timeout = Some(p.timeouts.connect);
     peer.options.total_connection_timeout = Some(p.timeouts.connect);
-    peer.options.idle_timeout = Some(POOL_IDLE);
-    peer.options.write_timeout = Some(p.timeouts.idle);
 
-    // Built once and moved into the session; only a retry on a stale
-    // pooled connection (rare) builds it again, so the common path pays no
-    // copy of the header map.
-    let mut req = match build_request(input) {
-        Ok(r) => Some(r),
+    // Built once; a retry on a stale pooled connection sends it again.
+    let request = match build_request(input) {
+        Ok(r) => r,
         Err(e) => return Steps::Done(Outcome::Broken(format!("building the request: {e}"))),
     };
 
@@ -262,17 +256,13 @@ async fn steps(
         *stage = Stage::Connecting;
         // Small when the pool has a connection; a new one's connect is
         // boxed inside (`proxy::connector`).
-        let (session, reused) = match connector.get_http_session(&peer).await {
+        let (mut session, reused) = match connector.exchange(&peer).await {
             Ok(s) => s,
             Err(e) => return Steps::Done(classify_error(&e, "connect")),
         };
-        let header = match req.take().map_or_else(|| build_request(input), Ok) {
-            Ok(h) => h,
-            Err(e) => return Steps::Done(Outcome::Broken(format!("building the request: {e}"))),
-        };
         *stage = Stage::Sending;
-        let mut session = match send(session, header, &input.body, &peer).await {
-            Ok(s) => s,
+        match session.send(&request, &input.body).await {
+            Ok(()) => {}
             Err(e) if reused => {
                 tracing::debug!(provider = %p.name, error = %e, "stale pooled connection, reconnecting");
                 continue;
@@ -282,17 +272,13 @@ async fn steps(
 
         *stage = Stage::Waiting;
         session.set_read_timeout(Some(p.timeouts.first_byte));
-        match session.read_response_header().await {
-            Ok(()) => {}
+        let header = match session.read_response_header().await {
+            Ok(h) => h,
             Err(e) if reused && e.etype() == &ErrorType::ConnectionClosed => {
                 tracing::debug!(provider = %p.name, error = %e, "stale pooled connection, reconnecting");
                 continue;
             }
             Err(e) => return Steps::Done(classify_error(&e, "waiting for the response")),
-        }
-        let header = match session.response_header() {
-            Some(h) => h.clone(),
-            None => return Steps::Done(Outcome::Broken("response without a header".into())),
         };
         session.set_read_timeout(Some(p.timeouts.idle));
         if !(200..300).contains(&header.status.as_u16()) {
@@ -317,56 +303,10 @@ async fn steps(
     Steps::Done(Outcome::Broken("every pooled connection was stale".into()))
 }
 
-/// Send the request head and body. On HTTP/1 both go out in one vectored
-/// write (`writev`): Pingora's client flushes the head and the body
-/// separately, two `sendto` where one does, and a vendor may see the head
-/// alone and wait a round trip for the body. HTTP/2 sessions go through
-/// Pingora's frames as before.
-async fn send(
-    session: HttpSession,
-    header: Box<RequestHeader>,
-    body: &Bytes,
-    peer: &HttpPeer,
-) -> pingora::Result<HttpSession> {
-    use bytes::Buf;
-    use pingora::protocols::http::v1::client::{http_req_header_to_wire, HttpSession as H1};
-    use tokio::io::AsyncWriteExt;
-    match session {
-        HttpSession::H1(h1) => {
-            let head = http_req_header_to_wire(&header).ok_or_else(|| {
-                pingora::Error::explain(
-                    ErrorType::InvalidHTTPHeader,
-                    "request line with forbidden bytes",
-                )
-            })?;
-            let mut stream = h1.into_inner();
-            let mut out = head.freeze().chain(body.clone());
-            // `write_all_buf` hands both parts to `poll_write_vectored`
-            // (the upstream stream has no write buffer of its own).
-            stream.write_all_buf(&mut out).await.map_err(|e| {
-                pingora::Error::because(ErrorType::WriteError, "writing the request", e)
-            })?;
-            stream.flush().await.map_err(|e| {
-                pingora::Error::because(ErrorType::WriteError, "flushing the request", e)
-            })?;
-            // A fresh client session over the same connection reads the
-            // answer: it knows nothing of the request it did not write,
-            // which only matters for HEAD and upgrades (never sent here).
-            Ok(HttpSession::H1(H1::new_with_options(stream, peer)))
-        }
-        mut other => {
-            other.write_request_header(header).await?;
-            other.write_request_body(body.clone(), true).await?;
-            other.finish_request_body().await?;
-            Ok(other)
-        }
-    }
-}
-
 /// A non-2xx answer: keep (a bounded prefix of) its body for the client.
 async fn error_answer(
     connector: &Connector,
-    mut session: HttpSession,
+    mut session: Exchange,
     peer: HttpPeer,
     header: ResponseHeader,
     deadline: Instant,
@@ -391,9 +331,7 @@ async fn error_answer(
         }
     }
     if complete {
-        connector
-            .release_http_session(session, &peer, Some(POOL_IDLE))
-            .await;
+        connector.release(session, &peer);
     }
     let reset = reset_of(p, &header, &body);
     Outcome::Status {
@@ -457,20 +395,17 @@ async fn probe_into(
     let mut peer = HttpPeer::new(addr, p.endpoint.tls, p.endpoint.host.clone());
     peer.options.connection_timeout = Some(p.timeouts.connect.min(req.timeout));
     peer.options.total_connection_timeout = Some(p.timeouts.connect.min(req.timeout));
-    peer.options.idle_timeout = Some(POOL_IDLE);
-    let (mut session, _) = match timeout_at(deadline, connector.get_http_session(&peer)).await {
-        Ok(Ok(s)) => s,
+    let stream = match timeout_at(deadline, connector.stream(&peer)).await {
+        Ok(Ok((s, _))) => s,
         Ok(Err(e)) => return ProbeResult::Failed(format!("connect: {e}")),
         Err(_) => return ProbeResult::Failed("connect timeout".into()),
     };
     if req.connect_only {
         // Nothing was sent: the connection is clean and can be pooled.
-        connector
-            .release_http_session(session, &peer, Some(POOL_IDLE))
-            .await;
+        connector.park(stream, &peer);
         return ProbeResult::Ok;
     }
-    let built = (|| -> pingora::Result<(Box<RequestHeader>, Option<Bytes>)> {
+    let built = (|| -> pingora::Result<(RequestHeader, Bytes)> {
         let (method, path, body) = match &req.completion {
             Some((path, body)) => ("POST", path.clone(), Some(body.clone())),
             // The whole list in one page where the vendor pages it.
@@ -497,43 +432,35 @@ async fn probe_into(
             h.insert_header("content-length", b.len())?;
         }
         auth_headers(p, req.key, &mut h)?;
-        Ok((Box::new(h), body))
+        Ok((h, body.unwrap_or_default()))
     })();
     let (header, body) = match built {
         Ok(b) => b,
         Err(e) => return ProbeResult::Failed(format!("building the probe: {e}")),
     };
+    let mut session = Exchange::new(stream);
     let exchange = async {
-        session.write_request_header(header).await?;
-        if let Some(b) = body {
-            session.write_request_body(b, true).await?;
-        }
-        session.finish_request_body().await?;
-        session.read_response_header().await?;
+        session.send(&header, &body).await?;
+        let head = session.read_response_header().await?;
         // Keep the answer (a model list, an error) and read it to the end
         // so the connection can be reused.
         while let Some(chunk) = session.read_response_body().await? {
             if answer.len() + chunk.len() > PROBE_BODY_LIMIT {
                 answer.clear();
-                return Ok::<bool, Box<pingora::Error>>(false);
+                return Ok::<_, Box<pingora::Error>>((head, false));
             }
             answer.extend_from_slice(&chunk);
         }
-        Ok(true)
+        Ok((head, true))
     };
     match timeout_at(deadline, exchange).await {
         Err(_) => ProbeResult::Failed("probe timeout".into()),
         Ok(Err(e)) => ProbeResult::Failed(format!("probe: {e}")),
-        Ok(Ok(whole)) => {
-            let Some(h) = session.response_header() else {
-                return ProbeResult::Failed("probe answer had no header".into());
-            };
+        Ok(Ok((h, whole))) => {
             let status = h.status.as_u16();
-            let wait = reset_of(p, h, answer);
+            let wait = reset_of(p, &h, answer);
             if whole {
-                connector
-                    .release_http_session(session, &peer, Some(POOL_IDLE))
-                    .await;
+                connector.release(session, &peer);
             }
             if (200..300).contains(&status) {
                 ProbeResult::Ok
