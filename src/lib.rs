@@ -5,7 +5,9 @@
 //! `proxy/` is the Pingora data plane that owns the upstream exchange;
 //! `protocol/` holds wire formats; `health/` the key and provider state that
 //! outlives snapshots; `telemetry/` logging.
-#![forbid(unsafe_code)]
+// One audited exception (`proxy::listen::inherited`: a listening socket
+// passed by a graceful upgrade arrives as a raw descriptor).
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod cli;

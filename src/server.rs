@@ -323,9 +323,6 @@ pub fn offline_control(
     )
 }
 
-/// Bytes of a client connection's write buffer (see `build`).
-const CLIENT_WRITE_BUFFER: usize = 4096;
-
 pub fn build(
     process: &ProcessSettings,
     boot: Boot,
@@ -417,26 +414,18 @@ pub fn build(
         max_head_bytes = limits.max_head_bytes,
         "client connections capped (server.max_connections)"
     );
-    let mut service = pingora::services::listening::Service::new(
-        "llm-orchestrator data plane".to_string(),
+    // Our own accept loop (`proxy::listen`): one task per connection
+    // holding only the edge's future. Client connections have no read
+    // buffer of their own (Pingora's HTTP session reads the request into
+    // its buffers anyway; with 1,000 open streams 64 KiB L4 read buffers
+    // were ~60 MiB of the peak), and their writes are collected by
+    // `proxy::cork`.
+    let service = crate::proxy::listen::DataPlane::new(
+        addr.to_string(),
         crate::proxy::edge::EdgeApp::new(
             Gateway::new(state.clone()),
             limits,
             state.metrics.edge.clone(),
-        ),
-    );
-    // No 64 KiB read buffer per client connection: Pingora's HTTP session
-    // reads the request into its own buffers anyway, and with 1,000 open
-    // streams those L4 buffers were ~60 MiB of the peak (and kept the
-    // allocator's heap from shrinking between bursts). The write buffer is
-    // 4 KiB (Pingora's default 1,460): a stream's head and its first
-    // events, or its last events and the terminator, go out in one write
-    // when they fit (`proxy::cork`), and translated events are larger.
-    service.add_listener(
-        pingora::listeners::ListenerConfig::tcp(addr).l4_buffer(
-            pingora::listeners::L4BufferSettings::default()
-                .read(0)
-                .write(CLIENT_WRITE_BUFFER),
         ),
     );
     server.add_service(service);

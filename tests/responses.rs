@@ -480,6 +480,13 @@ async fn streamed_custom_calls_and_reasoning() {
 #[tokio::test]
 async fn an_upstream_that_dies_mid_stream_ends_with_response_failed() {
     let v = vendors().await;
+    // Events 100 ms apart: the failure comes after the first read, when the
+    // answer is already the client's (an error event in the first read is
+    // failed over instead: `upstream_edge.rs`).
+    let apart = std::time::Duration::from_millis(100);
+    v.oa.set_stream_delay(apart);
+    v.an.set_stream_delay(apart);
+    v.ge.set_stream_delay(apart);
     for (kind, gw) in &v.gws {
         v.push(kind, Reply::StreamThenDrop { events: 2 });
         let r = post(gw, &json!({"model": "m", "input": "Hi", "stream": true})).await;

@@ -374,6 +374,11 @@ async fn translated_streams_that_die_end_with_an_error_event() {
     an.push(Reply::StreamThenDrop { events: 4 });
     an.push(Reply::StreamError);
     ge.push(Reply::StreamError);
+    // Events 100 ms apart: each failure comes after the first read, when
+    // the answer is already the client's (an error event in the first read
+    // is failed over instead: `upstream_edge.rs`).
+    an.set_stream_delay(std::time::Duration::from_millis(100));
+    ge.set_stream_delay(std::time::Duration::from_millis(100));
     let gw_an = Gateway::start(&anthropic_gateway_config(&an.base_url(), "")).await;
     let gw_ge = Gateway::start(&typed_provider(
         "gemini",

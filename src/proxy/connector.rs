@@ -21,8 +21,8 @@
 //! socket became readable), when it is taken or by a sweep every few
 //! seconds.
 
-use pingora::connectors::{ConnectorOptions, TransportConnector};
 use super::h1::Exchange;
+use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use std::collections::{HashMap, VecDeque};

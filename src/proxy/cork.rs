@@ -6,10 +6,10 @@
 //! `Content-Length` at once (it "could be generated in real time"), then
 //! every body chunk, then the terminating chunk: three `sendto` for a
 //! stream whose events are already in hand (the failover check read them),
-//! where one would do, and each wakes the client. The connection's own
-//! write buffer (`L4BufferSettings`, 1,460 bytes) already collects the
-//! writes; [`Corked`] only skips the flushes the relay asks it to skip
-//! ([`Cork`]), and the relay always ends with a flush that is not skipped.
+//! where one would do, and each wakes the client. [`Corked`] collects the
+//! writes in its buffer ([`WRITE_BUFFER`]) and skips the flushes the relay
+//! asks it to skip ([`set`]); the relay always ends with a flush that is
+//! not skipped.
 
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
@@ -24,12 +24,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+
+/// Bytes of writes collected before they go out (Pingora's own client
+/// write buffer is 1,460): a stream's head and first events, or its last
+/// events and the terminator, fit in one write, and translated events are
+/// larger than pass-through ones. Allocated with the connection, touched
+/// only as far as it is written.
+pub const WRITE_BUFFER: usize = 4096;
 
 /// A client connection (see the module docs).
 #[derive(Debug)]
 pub struct Corked {
-    inner: Stream,
+    inner: BufWriter<Stream>,
     /// Flushes are skipped while set.
     corked: AtomicBool,
 }
@@ -37,7 +44,7 @@ pub struct Corked {
 impl Corked {
     pub fn wrap(inner: Stream) -> Stream {
         Box::new(Corked {
-            inner,
+            inner: BufWriter::with_capacity(WRITE_BUFFER, inner),
             corked: AtomicBool::new(false),
         })
     }
@@ -100,67 +107,69 @@ impl AsyncWrite for Corked {
 #[async_trait]
 impl Shutdown for Corked {
     async fn shutdown(&mut self) {
-        self.inner.shutdown().await
+        // What is still buffered goes out before the FIN.
+        let _ = self.inner.flush().await;
+        Shutdown::shutdown(self.inner.get_mut().as_mut()).await
     }
 }
 
 impl UniqueID for Corked {
     fn id(&self) -> UniqueIDType {
-        self.inner.id()
+        self.inner.get_ref().id()
     }
 }
 
 impl Ssl for Corked {
     fn get_ssl(&self) -> Option<&TlsRef> {
-        self.inner.get_ssl()
+        self.inner.get_ref().get_ssl()
     }
 
     fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
+        self.inner.get_ref().get_ssl_digest()
     }
 
     fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.inner.selected_alpn_proto()
+        self.inner.get_ref().selected_alpn_proto()
     }
 }
 
 impl GetTimingDigest for Corked {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
+        self.inner.get_ref().get_timing_digest()
     }
 
     fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
+        self.inner.get_ref().get_read_pending_time()
     }
 
     fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
+        self.inner.get_ref().get_write_pending_time()
     }
 }
 
 impl GetProxyDigest for Corked {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
+        self.inner.get_ref().get_proxy_digest()
     }
 
     fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.inner.set_proxy_digest(digest)
+        self.inner.get_mut().set_proxy_digest(digest)
     }
 }
 
 impl GetSocketDigest for Corked {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
+        self.inner.get_ref().get_socket_digest()
     }
 
     fn set_socket_digest(&mut self, socket_digest: SocketDigest) {
-        self.inner.set_socket_digest(socket_digest)
+        self.inner.get_mut().set_socket_digest(socket_digest)
     }
 }
 
 #[async_trait]
 impl Peek for Corked {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        self.inner.get_mut().try_peek(buf).await
     }
 }

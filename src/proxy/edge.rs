@@ -5,7 +5,8 @@
 //! server waits for a head with a timeout that restarts at every read (a
 //! client trickling one header line every few seconds is never closed),
 //! accepts heads up to 1 MiB, and answers a malformed one with an empty 400.
-//! [`EdgeApp`] therefore serves connections as its own [`ServerApp`]: it
+//! [`EdgeApp`] therefore serves each connection itself (its task is
+//! started by the data plane's accept loop, `proxy::listen`): it
 //! counts connections (an atomic; over the cap a 503 and a close), reads
 //! each request head itself under one deadline and a size limit, answers
 //! anything it cannot accept with a JSON error carrying a request id, and
@@ -15,15 +16,12 @@
 //! the one Pingora would have allocated itself, so the per-request cost is
 //! one extra `httparse` pass over a head already in the cache.
 //!
-//! Only plain-text HTTP/1 is served on the data plane (no TLS, no h2c),
-//! which is what the listener is configured for.
+//! Only plain-text HTTP/1 is served on the data plane (no TLS, no h2c).
 
 use super::ctx::REQUEST_ID_HEADER;
 use crate::config::EdgeSettings;
 use crate::metrics::EdgeStats;
-use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::sync::atomic::Ordering;
@@ -148,16 +146,13 @@ impl Drop for Open<'_> {
     }
 }
 
-#[async_trait]
-impl<A> ServerApp for EdgeApp<A>
+impl<A> EdgeApp<A>
 where
     A: Serve + Send + Sync + 'static,
 {
-    async fn process_new(
-        self: &Arc<Self>,
-        mut stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
+    /// Serve one client connection until it closes (run in the
+    /// connection's own task by `proxy::listen`).
+    pub async fn connection(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
         let accepted = Instant::now();
         let open = self.stats.open.fetch_add(1, Ordering::Relaxed);
         let _open = Open(&self.stats);
@@ -170,7 +165,7 @@ where
             );
             let reject = Reject::TooManyConnections(self.limits.max_connections);
             answer(&mut stream, &reject, b"", &reject_request_id()).await;
-            return None;
+            return;
         }
 
         // The relay holds back some flushes on it (see `cork`).
@@ -182,7 +177,7 @@ where
             let start = first.then_some(accepted);
             match read_head(&mut stream, &mut buf, start, &self.limits, &mut shutdown_rx).await {
                 Head::Complete => {}
-                Head::Closed => return None,
+                Head::Closed => return,
                 Head::Reject(reject) => {
                     reject.counter(&self.stats).fetch_add(1, Ordering::Relaxed);
                     let request_id = reject_request_id();
@@ -195,7 +190,7 @@ where
                         "request head refused"
                     );
                     answer(&mut stream, &reject, &buf, &request_id).await;
-                    return None;
+                    return;
                 }
             }
             first = false;
@@ -215,13 +210,10 @@ where
                 // No persistent settings are used: no keep-alive request
                 // limit, no connection context and no pipelining are set.
                 Some(reused) => stream = reused.consume().0,
-                None => return None,
+                None => return,
             }
         }
     }
-
-    // No cleanup: the edge's own wait for the next request on a kept-alive
-    // connection already ends at shutdown (`read_head`).
 }
 
 /// Bytes of one buffered upstream answer, counted against the global

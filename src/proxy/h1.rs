@@ -280,7 +280,12 @@ fn framing(header: &mut ResponseHeader, code: u16) -> Result<Body> {
     if code == 204 || code == 304 {
         return Ok(Body::Done);
     }
-    if let Some(te) = header.headers.get_all(http::header::TRANSFER_ENCODING).iter().last() {
+    if let Some(te) = header
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+    {
         let chunked = te
             .as_bytes()
             .rsplit(|b| *b == b',')
@@ -320,9 +325,9 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits
-        .iter()
-        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// A comma-separated header value names `token` (case-insensitive).
@@ -364,7 +369,11 @@ fn decode(body: &mut Body, buf: &mut BytesMut) -> Result<Option<Bytes>> {
 
 /// The chunked decoder's loop; true once the last chunk and its trailers
 /// were read.
-fn decode_chunks(chunk: &mut Chunk, buf: &mut BytesMut, out: &mut Option<BytesMut>) -> Result<bool> {
+fn decode_chunks(
+    chunk: &mut Chunk,
+    buf: &mut BytesMut,
+    out: &mut Option<BytesMut>,
+) -> Result<bool> {
     loop {
         match *chunk {
             Chunk::Size => {
@@ -473,7 +482,8 @@ mod tests {
         Ok((got, body == Body::Done, buf.to_vec()))
     }
 
-    const CHUNKED: &[u8] = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n1\r\n!\r\n0\r\nx-trailer: 1\r\n\r\n";
+    const CHUNKED: &[u8] =
+        b"5\r\nhello\r\n7;ext=1\r\n, world\r\n1\r\n!\r\n0\r\nx-trailer: 1\r\n\r\n";
 
     #[test]
     fn a_chunked_body_split_at_every_byte() {
@@ -489,7 +499,11 @@ mod tests {
         let (mut body, mut buf) = (Body::Chunked(Chunk::Size), BytesMut::from(CHUNKED));
         let piece = decode(&mut body, &mut buf).unwrap().unwrap();
         assert_eq!(&piece[..], b"hello, world!");
-        assert_eq!(body, Body::Done, "the last chunk in the same read ends the body");
+        assert_eq!(
+            body,
+            Body::Done,
+            "the last chunk in the same read ends the body"
+        );
     }
 
     #[test]
@@ -500,7 +514,10 @@ mod tests {
         assert_eq!((got.as_slice(), done), (&b"hello, world!"[..], true));
         assert_eq!(rest, b"HTTP/1.1 200");
         let (got, done, rest) = feed(Body::Length(5), b"hello world", 3).unwrap();
-        assert_eq!((got.as_slice(), done, rest.as_slice()), (&b"hello"[..], true, &b" world"[..]));
+        assert_eq!(
+            (got.as_slice(), done, rest.as_slice()),
+            (&b"hello"[..], true, &b" world"[..])
+        );
     }
 
     #[test]
@@ -519,17 +536,28 @@ mod tests {
             b"ffffffffffffffff\r\n",
         ] {
             let err = feed(Body::Chunked(Chunk::Size), wire, wire.len()).unwrap_err();
-            assert_eq!(err.etype(), &INVALID_CHUNK, "{:?}", String::from_utf8_lossy(wire));
+            assert_eq!(
+                err.etype(),
+                &INVALID_CHUNK,
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
         }
         let long = vec![b'1'; MAX_LINE + 1];
-        assert!(feed(Body::Chunked(Chunk::Size), &long, 100).is_err(), "unbounded size line");
+        assert!(
+            feed(Body::Chunked(Chunk::Size), &long, 100).is_err(),
+            "unbounded size line"
+        );
     }
 
     #[test]
     fn a_length_body_in_pieces() {
         for step in 1..=11 {
             let (got, done, rest) = feed(Body::Length(11), b"hello world", step).unwrap();
-            assert_eq!((got.as_slice(), done, rest.len()), (&b"hello world"[..], true, 0));
+            assert_eq!(
+                (got.as_slice(), done, rest.len()),
+                (&b"hello world"[..], true, 0)
+            );
         }
         let (got, done, _) = feed(Body::Length(11), b"hello", 5).unwrap();
         assert_eq!((got.as_slice(), done), (&b"hello"[..], false));
@@ -591,39 +619,59 @@ mod tests {
         ] {
             let (mut x, _vendor) = vendor(vec![wire]).await;
             x.read_response_header().await.unwrap();
-            assert_eq!(x.read_response_body().await.unwrap().as_deref(), Some(&b"ok"[..]));
+            assert_eq!(
+                x.read_response_body().await.unwrap().as_deref(),
+                Some(&b"ok"[..])
+            );
             assert!(x.response_done());
-            assert!(x.into_reusable().is_none(), "{}", String::from_utf8_lossy(wire));
+            assert!(
+                x.into_reusable().is_none(),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
         }
     }
 
     #[tokio::test]
     async fn a_silent_vendor_times_out_and_a_closing_one_is_an_error() {
-        let (mut x, _vendor) = vendor(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"]).await;
+        let (mut x, _vendor) =
+            vendor(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"]).await;
         x.set_read_timeout(Some(Duration::from_millis(100)));
         x.read_response_header().await.unwrap();
-        assert_eq!(x.read_response_body().await.unwrap().as_deref(), Some(&b"abc"[..]));
+        assert_eq!(
+            x.read_response_body().await.unwrap().as_deref(),
+            Some(&b"abc"[..])
+        );
         let err = x.read_response_body().await.unwrap_err();
         assert_eq!(err.etype(), &ErrorType::ReadTimedout);
         assert!(!x.response_done());
 
-        let (mut x, vendor) = vendor(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"]).await;
+        let (mut x, closing) =
+            vendor(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"]).await;
         x.read_response_header().await.unwrap();
         x.read_response_body().await.unwrap();
-        vendor.abort();
+        closing.abort();
         let err = x.read_response_body().await.unwrap_err();
         assert_eq!(err.etype(), &PREMATURE_BODY_END);
 
-        let (mut x, vendor) = vendor(vec![b"HTTP/1.1 200 OK\r\nContent-Le"]).await;
+        let (mut x, closing) = vendor(vec![b"HTTP/1.1 200 OK\r\nContent-Le"]).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        vendor.abort();
+        closing.abort();
         let err = x.read_response_header().await.unwrap_err();
-        assert_eq!(err.etype(), &ErrorType::ConnectionClosed, "a stale pooled connection is retried on this");
+        assert_eq!(
+            err.etype(),
+            &ErrorType::ConnectionClosed,
+            "a stale pooled connection is retried on this"
+        );
     }
 
     #[tokio::test]
     async fn an_endless_head_is_refused() {
-        let line: &'static [u8] = Box::leak(format!("X-Pad: {}\r\n", "a".repeat(1000)).into_bytes().into_boxed_slice());
+        let line: &'static [u8] = Box::leak(
+            format!("X-Pad: {}\r\n", "a".repeat(1000))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
         let mut pieces = vec![&b"HTTP/1.1 200 OK\r\n"[..]];
         pieces.extend(std::iter::repeat_n(line, 80));
         let (mut x, _vendor) = vendor(pieces).await;
@@ -646,17 +694,36 @@ mod tests {
 
     #[test]
     fn framing_follows_rfc_9112() {
-        let (h, body) =
-            head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
-                .unwrap();
+        let (h, body) = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!(body, Body::Chunked(Chunk::Size));
         assert!(h.headers.get("content-length").is_none(), "chunked wins");
-        assert_eq!(head(b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n").unwrap().1, Body::Length(7));
-        assert_eq!(head(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap().1, Body::Done);
-        assert_eq!(head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().1, Body::Done);
-        assert_eq!(head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().1, Body::UntilClose);
         assert_eq!(
-            head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap().1,
+            head(b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n")
+                .unwrap()
+                .1,
+            Body::Length(7)
+        );
+        assert_eq!(
+            head(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap()
+                .1,
+            Body::Done
+        );
+        assert_eq!(
+            head(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().1,
+            Body::Done
+        );
+        assert_eq!(
+            head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().1,
+            Body::UntilClose
+        );
+        assert_eq!(
+            head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n")
+                .unwrap()
+                .1,
             Body::UntilClose
         );
         for bad in [

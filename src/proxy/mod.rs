@@ -24,6 +24,7 @@ mod failover;
 mod framing;
 mod gemini_native;
 mod h1;
+pub mod listen;
 mod relay;
 mod state;
 pub mod upstream;

@@ -9,9 +9,9 @@ use super::dns::DnsCache;
 use crate::config::{ApiKey, Provider};
 
 use super::connector::Connector;
+use super::h1::Exchange;
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
-use super::h1::Exchange;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 use std::time::Duration;
