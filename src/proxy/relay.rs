@@ -51,20 +51,25 @@ fn client_header(
     // No case map (see `upstream::build_request`): standard names go out
     // title-cased, ours lower-case.
     let mut resp = ResponseHeader::build_no_case(up.status, Some(9))?;
+    // Constant values as `from_static` (a `&str` is copied on every insert).
+    use http::HeaderValue as V;
     if sse {
-        resp.insert_header("content-type", "text/event-stream; charset=utf-8")?;
-        resp.insert_header("cache-control", "no-cache")?;
+        resp.insert_header(
+            "content-type",
+            V::from_static("text/event-stream; charset=utf-8"),
+        )?;
+        resp.insert_header("cache-control", V::from_static("no-cache"))?;
         // Tell nginx-style reverse proxies in front of us not to buffer.
-        resp.insert_header("x-accel-buffering", "no")?;
+        resp.insert_header("x-accel-buffering", V::from_static("no"))?;
     } else if passthrough {
         let ct = up
             .headers
             .get(http::header::CONTENT_TYPE)
             .cloned()
-            .unwrap_or_else(|| http::HeaderValue::from_static("application/json"));
+            .unwrap_or_else(|| V::from_static("application/json"));
         resp.insert_header("content-type", ct)?;
     } else {
-        resp.insert_header("content-type", "application/json")?;
+        resp.insert_header("content-type", V::from_static("application/json"))?;
     }
     let upstream_length = up
         .headers
@@ -73,7 +78,7 @@ fn client_header(
     match (content_length, upstream_length) {
         (Some(n), _) => resp.insert_header("content-length", n)?,
         (None, Some(len)) => resp.insert_header("content-length", len.clone())?,
-        _ => resp.insert_header("transfer-encoding", "chunked")?,
+        _ => resp.insert_header("transfer-encoding", V::from_static("chunked"))?,
     }
     for name in PASS_HEADERS {
         if let Some(v) = up.headers.get(*name) {

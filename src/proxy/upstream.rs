@@ -69,22 +69,25 @@ fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>
     // and keeping their spelling costs a second map insert (and a copy of
     // each custom name) per header per request.
     let mut req = RequestHeader::build_no_case("POST", input.path.as_bytes(), Some(10))?;
+    // Constant values as `from_static`: a `&str` value is copied into a
+    // new allocation on every insert.
+    use http::HeaderValue as V;
     req.insert_header("host", ep.host_header.as_str())?;
-    req.insert_header("content-type", "application/json")?;
+    req.insert_header("content-type", V::from_static("application/json"))?;
     req.insert_header("content-length", input.body.len())?;
     req.insert_header(
         "accept",
-        if input.stream {
+        V::from_static(if input.stream {
             "text/event-stream"
         } else {
             "application/json"
-        },
+        }),
     )?;
     // The gateway reads (and later translates) the body: no compression.
-    req.insert_header("accept-encoding", "identity")?;
+    req.insert_header("accept-encoding", V::from_static("identity"))?;
     req.insert_header(
         "user-agent",
-        concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION")),
+        V::from_static(concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION"))),
     )?;
     auth_headers(input.provider, input.key, &mut req)?;
     // After the provider's own headers: a client's `anthropic-version`
