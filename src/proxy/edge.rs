@@ -28,8 +28,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-// Pingora's lazy timeouts (no timer unless the read has to wait; timers
-// shared per 10 ms tick, per thread), as Pingora's own reads use.
+// Pingora's timeouts for the rare writes and drains of a refusal. The head
+// reads use Tokio's: a Tokio timer lives inside the future (registered only
+// when the read has to wait), where each wait on Pingora's 10 ms wheel
+// allocated (3.65 `malloc` per request, callgrind) on every kept-alive
+// connection's wait for its next request.
 use pingora::prelude::timeout;
 use std::time::Instant;
 
@@ -379,7 +382,7 @@ async fn read_head(
                 }
                 tokio::select! {
                     biased;
-                    r = timeout(limits.keepalive_timeout, stream.read_buf(buf)) => match r {
+                    r = tokio::time::timeout(limits.keepalive_timeout, stream.read_buf(buf)) => match r {
                         Ok(r) => r,
                         Err(_) => return Head::Closed,
                     },
@@ -388,12 +391,7 @@ async fn read_head(
                     _ = shutdown.changed() => return Head::Closed,
                 }
             }
-            Some(d) => match timeout(
-                d.saturating_duration_since(Instant::now()),
-                stream.read_buf(buf),
-            )
-            .await
-            {
+            Some(d) => match tokio::time::timeout_at(d.into(), stream.read_buf(buf)).await {
                 Ok(r) => r,
                 // A connection that never sent a byte is closed quietly
                 // (browsers open spare connections); a started head gets 408.
