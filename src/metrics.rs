@@ -94,10 +94,10 @@ struct LatencySeries {
 /// string is built only the first time a combination is seen.
 struct Family<T> {
     series: RwLock<HashMap<String, Arc<T>>>,
-    by_values: RwLock<HashMap<u64, Vec<ByValues<T>>>>,
-    /// Per-process keys: label values come from clients (model names), so
-    /// the hash must not be predictable.
-    hasher: std::collections::hash_map::RandomState,
+    by_values: RwLock<HashMap<u64, Vec<ByValues<T>>, foldhash::fast::RandomState>>,
+    /// Per-process random seed: label values come from clients (model
+    /// names), so the hash must not be predictable.
+    hasher: foldhash::fast::RandomState,
 }
 
 /// One label combination as the data plane names it: text values and one
@@ -112,8 +112,8 @@ impl<T: Default> Family<T> {
     fn new() -> Self {
         Family {
             series: RwLock::new(HashMap::new()),
-            by_values: RwLock::new(HashMap::new()),
-            hasher: std::collections::hash_map::RandomState::new(),
+            by_values: RwLock::new(HashMap::default()),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 

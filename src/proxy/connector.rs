@@ -44,7 +44,7 @@ pub struct Connector {
 
 /// Idle connections by peer reuse hash, oldest first in each queue.
 struct Idle {
-    by_peer: HashMap<u64, VecDeque<Parked>>,
+    by_peer: HashMap<u64, VecDeque<Parked>, foldhash::fast::RandomState>,
     count: usize,
     cap: usize,
 }
@@ -126,7 +126,7 @@ impl Connector {
         Connector {
             transport: TransportConnector::new(options),
             idle: Arc::new(Mutex::new(Idle {
-                by_peer: HashMap::new(),
+                by_peer: HashMap::default(),
                 count: 0,
                 cap,
             })),
@@ -229,7 +229,7 @@ mod tests {
 
     fn idle(cap: usize) -> Idle {
         Idle {
-            by_peer: HashMap::new(),
+            by_peer: HashMap::default(),
             count: 0,
             cap,
         }
