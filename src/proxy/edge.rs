@@ -616,8 +616,7 @@ fn framing<'b>(req: &httparse::Request<'_, 'b>) -> Result<Option<&'b [u8]>, &'st
         if req.version == Some(0) {
             return Err("Transfer-Encoding in an HTTP/1.0 request");
         }
-        let last = te.rsplit(|&b| b == b',').next().unwrap_or_default();
-        if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+        if !super::h1::ends_chunked(te) {
             return Err("the final Transfer-Encoding is not chunked");
         }
     }

@@ -286,11 +286,7 @@ fn framing(header: &mut ResponseHeader, code: u16) -> Result<Body> {
         .iter()
         .next_back()
     {
-        let chunked = te
-            .as_bytes()
-            .rsplit(|b| *b == b',')
-            .next()
-            .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        let chunked = ends_chunked(te.as_bytes());
         header.remove_header(&http::header::CONTENT_LENGTH);
         return Ok(if chunked {
             Body::Chunked(Chunk::Size)
@@ -319,6 +315,15 @@ fn framing(header: &mut ResponseHeader, code: u16) -> Result<Body> {
         Some(n) => Body::Length(n),
         None => Body::UntilClose,
     })
+}
+
+/// A `Transfer-Encoding` value whose final coding is `chunked` (RFC 9112
+/// §6.3: only then is the body chunk-framed). Requests (`proxy::edge`) and
+/// answers alike.
+pub(super) fn ends_chunked(te: &[u8]) -> bool {
+    te.rsplit(|b| *b == b',')
+        .next()
+        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 fn parse_length(digits: &[u8]) -> Option<u64> {
