@@ -208,7 +208,7 @@ where
             downstream.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
             // The longest pause in a request body.
             downstream.set_read_timeout(Some(self.limits.body_timeout));
-            downstream.set_pipelined_prefix(buf);
+            downstream.set_pipelined_prefix(fitted(buf));
             match self.inner.serve(session, shutdown).await {
                 // No persistent settings are used: no keep-alive request
                 // limit, no connection context and no pipelining are set.
@@ -216,6 +216,19 @@ where
                 None => return,
             }
         }
+    }
+}
+
+/// The head as Pingora will keep it. Its header values are slices of
+/// these bytes, so the whole allocation lives as long as the request — a
+/// stream's whole life. Most heads fill a fraction of the 4 KiB read
+/// buffer: copying them into an allocation of their own size (a few
+/// hundred bytes) frees the rest for the next connection's read.
+fn fitted(buf: BytesMut) -> BytesMut {
+    if buf.capacity() - buf.len() >= INIT_HEAD_BUF / 2 {
+        BytesMut::from(&buf[..])
+    } else {
+        buf
     }
 }
 
