@@ -1480,7 +1480,7 @@ fn main() {
             "{:<44} {:>5} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10} {:>8} {:>6}",
             "scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "+p50 ms", "cpu us/req", "ratio", "errors"
         );
-        println!("(ratio: gateway req/s over nginx's on pass-through rows; on translated rows over the gateway's own pass-through, same stream mode and concurrency, the two alternated in three slices each: the `gateway pass-through` row)");
+        println!("(ratio: gateway req/s over nginx's on pass-through rows; on translated rows over the gateway's own pass-through, same stream mode and concurrency: the `gateway pass-through` row. The targets of a row are measured in alternation, three slices each, and the slices summed)");
         let row = |name: &str, label: &str, conc: usize, s: &Stats, added: String, cpu: String, ratio: String| {
             println!(
                 "{:<44} {:>5} {:>9.0} {:>8.3} {:>8.3} {:>9.3} {:>9} {:>10} {:>8} {:>6}",
@@ -1535,49 +1535,45 @@ fn main() {
                 // in alternation with them: seconds apart rather than
                 // minutes, which matters on a shared machine.
                 let translated = !nginx_ok && !name.starts_with("failover");
-                let (baseline, through, cpu_per_req) = if translated {
-                    // Pass-through and translated alternate in short
-                    // slices (A B A B A B) and are summed, so a slow
-                    // second on this shared machine hits both sides.
-                    let req = Arc::new(request_bytes(&gw.addr.to_string(), "/v1/chat/completions", "bench-model", stream, 0));
-                    let rounds = if quick { 1 } else { 3 };
-                    let slice = duration / rounds;
-                    let mut base = Pooled::default();
-                    let mut tr = Pooled::default();
-                    for _ in 0..rounds {
-                        base.add(measure(gw.addr, pid, req.clone(), conc, warm, slice).await);
-                        tr.add(measure(gw.addr, pid, gw_req.clone(), conc, warm, slice).await);
-                    }
-                    let (through, cpu) = tr.finish();
-                    (Some(base.finish()), through, cpu)
+                // Every target of a row is measured in alternating short
+                // slices (gateway, nginx, floors; gateway, nginx, ... three
+                // rounds) and the slices summed, so a slow second on this
+                // shared machine hits all of them alike. Translated rows
+                // alternate with the gateway's own pass-through instead
+                // (same stream mode and concurrency): their ratio is to it.
+                let rounds = if quick { 1 } else { 3 };
+                let slice = duration / rounds;
+                let pt_req = Arc::new(request_bytes(&gw.addr.to_string(), "/v1/chat/completions", "bench-model", stream, 0));
+                let yardsticks: Vec<Option<(SocketAddr, u32)>> = if nginx_ok {
+                    vec![
+                        nginx.as_ref().map(|n| (n.addr, n.pid)),
+                        floor.as_ref().map(|f| (f.addr, f.pid)),
+                        app_floor.as_ref().map(|f| (f.addr, f.pid)),
+                    ]
                 } else {
-                    let cpu0 = cpu_seconds(pid);
-                    let through = drive(gw.addr, gw_req, conc, duration).await;
-                    let cpu = cpu_seconds(pid) - cpu0;
-                    let cpu_per_req = cpu / through.latencies_us.len().max(1) as f64 * 1e6;
-                    (None, through, cpu_per_req)
+                    Vec::new()
                 };
-                let reference = match (&nginx, nginx_ok) {
-                    (Some(n), true) => {
-                        let req = Arc::new(request_bytes(&n.addr.to_string(), path, model, stream, pad));
-                        Some(measure(n.addr, n.pid, req, conc, warm, duration).await)
+                let mut base = Pooled::default();
+                let mut tr = Pooled::default();
+                let mut yards: Vec<Pooled> = yardsticks.iter().map(|_| Pooled::default()).collect();
+                for _ in 0..rounds {
+                    if translated {
+                        base.add(measure(gw.addr, pid, pt_req.clone(), conc, warm, slice).await);
                     }
-                    _ => None,
-                };
-                let floored = match (&floor, nginx_ok) {
-                    (Some(f), true) => {
-                        let req = Arc::new(request_bytes(&f.addr.to_string(), path, model, stream, pad));
-                        Some(measure(f.addr, f.pid, req, conc, warm, duration).await)
+                    tr.add(measure(gw.addr, pid, gw_req.clone(), conc, warm, slice).await);
+                    for (target, pool) in yardsticks.iter().zip(yards.iter_mut()) {
+                        if let Some((addr, tpid)) = *target {
+                            let req = Arc::new(request_bytes(&addr.to_string(), path, model, stream, pad));
+                            pool.add(measure(addr, tpid, req, conc, warm, slice).await);
+                        }
                     }
-                    _ => None,
-                };
-                let app_floored = match (&app_floor, nginx_ok) {
-                    (Some(f), true) => {
-                        let req = Arc::new(request_bytes(&f.addr.to_string(), path, model, stream, pad));
-                        Some(measure(f.addr, f.pid, req, conc, warm, duration).await)
-                    }
-                    _ => None,
-                };
+                }
+                let (through, cpu_per_req) = tr.finish();
+                let baseline = translated.then(|| base.finish());
+                let mut yards = yardsticks.iter().zip(yards).map(|(t, p)| t.map(|_| p.finish()));
+                let reference = yards.next().flatten();
+                let floored = yards.next().flatten();
+                let app_floored = yards.next().flatten();
                 row(name, "direct", conc, &direct, String::new(), String::new(), String::new());
                 if let Some((st, cpu)) = &reference {
                     row(name, "nginx", conc, st, format!("{:+.3}", st.pct(0.5) - direct.pct(0.5)), format!("{cpu:.1}"), String::new());

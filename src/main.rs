@@ -5,6 +5,15 @@ use llm_orchestrator::{config, server, store, telemetry};
 use std::io::Write;
 use std::process::ExitCode;
 
+/// jemalloc instead of glibc's malloc. A request makes ~77 allocations
+/// (header maps, header values, log-row strings, buffers), nearly all
+/// freed on the same thread moments later: jemalloc's thread cache serves
+/// them in fewer instructions (callgrind, pass-through: 137.7k -> see
+/// BENCHMARKS.md "Session 14"). mimalloc saved as much but held more
+/// memory with 1,000 open streams.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn print_errors(errs: &config::ConfigErrors) {
     eprintln!(
         "configuration is invalid ({} error{}):",

@@ -85,6 +85,14 @@ where
                     let edge = self.edge.clone();
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move { edge.connection(stream, &shutdown).await });
+                    // One accept per turn of the scheduler, as an event loop
+                    // takes one readiness at a time: without this the loop
+                    // accepts up to Tokio's budget (128) in a row, and in a
+                    // burst of new connections the first ones wait for all
+                    // of them to be accepted and read before their vendor
+                    // answers are relayed. `yield_now` goes behind the tasks
+                    // already queued and the next I/O poll.
+                    tokio::task::yield_now().await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a client connection failed");
