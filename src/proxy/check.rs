@@ -73,7 +73,8 @@ pub(super) async fn check_answer(
                 };
             }
         } else if c.done {
-            return super::framing::check_body(have).map_err(|f| json_fault(&f));
+            c.usage_at = Some(super::framing::check_body(have).map_err(|f| json_fault(&f))?);
+            return Ok(());
         } else if have.len() > CHECK_BODY_LIMIT || budget_spent {
             return super::framing::check_body_prefix(have).map_err(|f| json_fault(&f));
         }

@@ -4,13 +4,60 @@
 //! OpenAI's `[DONE]`). Nothing is built: JSON is only walked
 //! (`IgnoredAny`), to tell "well-formed" and "carries a top-level `error`".
 
-use serde::de::IgnoredAny;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::ops::Range;
 
-/// Walks a JSON object, noting only whether it has a non-null `error`.
-#[derive(serde::Deserialize)]
-struct ErrorProbe {
-    #[serde(default)]
-    error: Option<IgnoredAny>,
+/// Where a whole answer's usage objects are (byte ranges into the body),
+/// noted while the body is walked for the check so that the relay reads
+/// the usage without walking the body a second time.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UsageAt {
+    /// Top-level `usage` (OpenAI chat, Anthropic, Responses).
+    pub usage: Option<Range<usize>>,
+    /// Top-level `usageMetadata` (Gemini).
+    pub usage_metadata: Option<Range<usize>>,
+}
+
+/// Walks a JSON object, noting whether it has a non-null `error` and
+/// where its usage objects are; everything else is skipped (`IgnoredAny`).
+/// Hand-written rather than derived: a repeated key is not an error here.
+struct Probe<'a> {
+    error: bool,
+    usage: Option<&'a RawValue>,
+    usage_metadata: Option<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for Probe<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Probe<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe<'de>, A::Error> {
+                let mut p = Probe {
+                    error: false,
+                    usage: None,
+                    usage_metadata: None,
+                };
+                while let Some(key) = map.next_key::<crate::protocol::json::S<'de>>()? {
+                    match &*key.0 {
+                        "error" => p.error |= map.next_value::<Option<IgnoredAny>>()?.is_some(),
+                        "usage" => p.usage = Some(map.next_value()?),
+                        "usageMetadata" => p.usage_metadata = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// What is wrong with a JSON document from the vendor.
@@ -22,7 +69,7 @@ pub enum JsonFault {
     VendorError,
 }
 
-fn check_json(data: &[u8]) -> Result<(), JsonFault> {
+fn check_json(data: &[u8]) -> Result<UsageAt, JsonFault> {
     let first = data.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(JsonFault::Malformed(match first {
@@ -30,9 +77,19 @@ fn check_json(data: &[u8]) -> Result<(), JsonFault> {
             Some(_) => format!("it does not start with a JSON object: {}", preview(data)),
         }));
     }
-    match serde_json::from_slice::<ErrorProbe>(data) {
-        Ok(p) if p.error.is_some() => Err(JsonFault::VendorError),
-        Ok(_) => Ok(()),
+    match serde_json::from_slice::<Probe>(data) {
+        Ok(p) if p.error => Err(JsonFault::VendorError),
+        Ok(p) => {
+            // The raw values borrow from `data`: their offsets in it.
+            let at = |raw: &RawValue| {
+                let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
+                start..start + raw.get().len()
+            };
+            Ok(UsageAt {
+                usage: p.usage.map(at),
+                usage_metadata: p.usage_metadata.map(at),
+            })
+        }
         Err(e) => Err(JsonFault::Malformed(format!("it is not valid JSON ({e})"))),
     }
 }
@@ -47,7 +104,7 @@ fn check_event_data(data: &[u8]) -> Result<(), JsonFault> {
     if exact_text_delta(data) {
         return Ok(());
     }
-    check_json(data)
+    check_json(data).map(|_| ())
 }
 
 /// A cursor over bytes for the exact-form matcher.
@@ -151,7 +208,7 @@ fn exact_text_delta(data: &[u8]) -> bool {
 }
 
 /// A whole (non-stream) answer: a JSON object without a top-level `error`.
-pub fn check_body(body: &[u8]) -> Result<(), JsonFault> {
+pub fn check_body(body: &[u8]) -> Result<UsageAt, JsonFault> {
     check_json(body)
 }
 
@@ -299,10 +356,41 @@ pub fn preview(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// The check notes where the usage objects are, so the relay reads
+    /// them without a second walk: escaped keys, nesting, `null` and a
+    /// repeated key (the last one counts).
+    #[test]
+    fn the_check_finds_the_top_level_usage_objects() {
+        let body = br#"{"id":"x","choices":[{"usage":{"no":1}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+        let at = check_body(body).unwrap();
+        assert_eq!(
+            &body[at.usage.unwrap()],
+            br#"{"prompt_tokens":3,"completion_tokens":4}"#
+        );
+        assert_eq!(at.usage_metadata, None);
+
+        let body = br#"{"candidates":[], "usag\u0065Metadata" : {"promptTokenCount":5} }"#;
+        let at = check_body(body).unwrap();
+        assert_eq!(
+            &body[at.usage_metadata.unwrap()],
+            br#"{"promptTokenCount":5}"#
+        );
+
+        let body = br#"{"usage":null}"#;
+        assert_eq!(&body[check_body(body).unwrap().usage.unwrap()], b"null");
+
+        let body = br#"{"usage":{"a":1},"usage":{"b":2}}"#;
+        assert_eq!(
+            &body[check_body(body).unwrap().usage.unwrap()],
+            br#"{"b":2}"#
+        );
+    }
+
     #[test]
     fn whole_answers_must_be_json_objects_without_error() {
-        assert_eq!(check_body(br#" {"id":"x","choices":[]}"#), Ok(()));
-        assert_eq!(check_body(br#"{"error":null,"id":1}"#), Ok(()));
+        let none = Ok(UsageAt::default());
+        assert_eq!(check_body(br#" {"id":"x","choices":[]}"#), none);
+        assert_eq!(check_body(br#"{"error":null,"id":1}"#), none);
         assert_eq!(
             check_body(br#"{"error":{"message":"m"}}"#),
             Err(JsonFault::VendorError)
@@ -380,7 +468,7 @@ mod tests {
         ];
         for d in yes {
             assert!(exact_text_delta(d.as_bytes()), "{d}");
-            assert_eq!(check_json(d.as_bytes()), Ok(()), "{d}");
+            assert_eq!(check_json(d.as_bytes()).map(|_| ()), Ok(()), "{d}");
         }
         for d in no {
             assert!(!exact_text_delta(d.as_bytes()), "{d}");

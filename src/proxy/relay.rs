@@ -337,6 +337,9 @@ async fn passthrough(
         head: Some(Box::new(header)),
     };
 
+    if let (Some(at), Some(first)) = (c.usage_at.take(), c.first.as_ref()) {
+        sniffer.checked_whole(first, &at);
+    }
     let mut next = c.first.take();
     let mut ended = c.done;
     // The first events were walked by the failover check.
@@ -799,6 +802,8 @@ struct UsageSniffer {
     format: UsageFormat,
     fold: UsageFold,
     body: Option<Vec<Bytes>>,
+    /// A whole answer's usage, read where the failover check found it.
+    whole: Option<Usage>,
 }
 
 impl UsageSniffer {
@@ -807,7 +812,18 @@ impl UsageSniffer {
             format: api.usage_format(),
             fold: UsageFold::default(),
             body: Some(Vec::new()),
+            whole: None,
         }
+    }
+
+    /// The whole answer was read and walked by the failover check, which
+    /// noted where its usage is: read it from there, and keep no chunks.
+    fn checked_whole(&mut self, body: &[u8], at: &super::framing::UsageAt) {
+        let raw = |r: &Option<std::ops::Range<usize>>| r.clone().and_then(|r| body.get(r));
+        self.whole = self
+            .format
+            .usage_value(raw(&at.usage), raw(&at.usage_metadata));
+        self.body = None;
     }
 
     /// Complete SSE events; only those carrying a usage object are parsed
@@ -842,6 +858,9 @@ impl UsageSniffer {
     }
 
     fn body_usage(&mut self) -> Option<Usage> {
+        if self.whole.is_some() {
+            return self.whole.take();
+        }
         let mut parts = self.body.take()?;
         let body = if parts.len() == 1 {
             parts.pop().unwrap_or_default()

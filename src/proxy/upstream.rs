@@ -34,6 +34,9 @@ pub struct Committed {
     /// Leading bytes of `first` whose events the failover check walked
     /// (`framing::check_events`): the relay does not walk them again.
     pub checked: usize,
+    /// The whole answer is `first` and the check walked it: where its
+    /// usage objects are (the relay reads them from there).
+    pub usage_at: Option<super::framing::UsageAt>,
 }
 
 pub enum Outcome {
@@ -298,6 +301,7 @@ async fn steps(
                     first,
                     done,
                     checked: 0,
+                    usage_at: None,
                 }))
             }
             Err(e) => classify_error(&e, "reading the first body bytes"),

@@ -13,6 +13,7 @@ use super::openai::UsageW;
 use crate::protocol::chat::Usage;
 use crate::protocol::json::Count;
 use serde::{de::DeserializeOwned, Deserialize};
+use serde_json::value::RawValue;
 
 /// Which wire format carries the usage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,10 +39,14 @@ struct Probe<U> {
     usage: Option<U>,
 }
 
+/// Where a whole answer's usage object is, found without building it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GeminiProbe {
-    usage_metadata: Option<UsageMetadata>,
+struct RawProbe<'a> {
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow)]
+    usage_metadata: Option<&'a RawValue>,
 }
 
 /// An Anthropic stream event: `message_start` keeps its usage in
@@ -96,20 +101,25 @@ impl ResponsesUsage {
 }
 
 impl UsageFormat {
-    /// A whole answer's usage; `None` when it carries none.
-    pub fn answer(self, body: &[u8]) -> Option<Usage> {
-        fn probe<U: DeserializeOwned>(body: &[u8]) -> Option<U> {
-            serde_json::from_slice::<Probe<U>>(body).ok()?.usage
+    /// A whole answer's usage from its top-level `usage` and
+    /// `usageMetadata` values (raw JSON), whichever this format reads.
+    pub fn usage_value(self, usage: Option<&[u8]>, metadata: Option<&[u8]>) -> Option<Usage> {
+        fn read<U: DeserializeOwned>(raw: Option<&[u8]>, f: fn(U) -> Usage) -> Option<Usage> {
+            serde_json::from_slice(raw?).ok().map(f)
         }
         match self {
-            UsageFormat::OpenAiChat => probe::<UsageW>(body).map(|u| u.read()),
-            UsageFormat::Anthropic => probe::<WireUsage>(body).map(|u| u.usage()),
-            UsageFormat::Responses => probe::<ResponsesUsage>(body).map(|u| u.usage()),
-            UsageFormat::Gemini => serde_json::from_slice::<GeminiProbe>(body)
-                .ok()?
-                .usage_metadata
-                .map(|u| u.usage()),
+            UsageFormat::OpenAiChat => read(usage, |u: UsageW| u.read()),
+            UsageFormat::Anthropic => read(usage, |u: WireUsage| u.usage()),
+            UsageFormat::Responses => read(usage, |u: ResponsesUsage| u.usage()),
+            UsageFormat::Gemini => read(metadata, |u: UsageMetadata| u.usage()),
         }
+    }
+
+    /// A whole answer's usage; `None` when it carries none.
+    pub fn answer(self, body: &[u8]) -> Option<Usage> {
+        let p = serde_json::from_slice::<RawProbe>(body).ok()?;
+        let [usage, metadata] = [p.usage, p.usage_metadata].map(|v| v.map(|v| v.get().as_bytes()));
+        self.usage_value(usage, metadata)
     }
 }
 
@@ -170,17 +180,17 @@ impl UsageFold {
 
 #[cfg(test)]
 mod tests {
-    use super::{UsageFold, UsageFormat};
+    use super::{Usage, UsageFold, UsageFormat};
 
     /// (prompt, cached, completion, reasoning, total)
-    fn five(u: crate::protocol::chat::Usage) -> (u64, u64, u64, u64, u64) {
-        (
+    fn five(u: Usage) -> [u64; 5] {
+        [
             u.prompt_tokens,
             u.cached_tokens,
             u.completion_tokens,
             u.reasoning_tokens,
             u.total_tokens,
-        )
+        ]
     }
 
     #[test]
@@ -191,7 +201,7 @@ mod tests {
         assert!(f.event(OpenAiChat, openai));
         assert_eq!(
             f.usage().map(five),
-            Some((10, 10, 5, 0, 15)),
+            Some([10, 10, 5, 0, 15]),
             "cached capped"
         );
         assert!(!f.event(OpenAiChat, br#"{"usage":null}"#));
@@ -204,7 +214,7 @@ mod tests {
             br#"{"type":"message_delta","usage":{"output_tokens":9}}"#
         ));
         assert!(!f.event(Anthropic, br#"{"type":"ping"}"#));
-        assert_eq!(f.usage().map(five), Some((10, 7, 9, 0, 19)));
+        assert_eq!(f.usage().map(five), Some([10, 7, 9, 0, 19]));
         let answer = br#"{"content":[],"usage":{"input_tokens":4,"output_tokens":2}}"#;
         assert_eq!(Anthropic.answer(answer).map(|u| u.total_tokens), Some(6));
 
@@ -213,7 +223,7 @@ mod tests {
         assert!(f.event(Gemini, chunk));
         assert_eq!(
             f.usage().map(five),
-            Some((5, 5, 5, 2, 10)),
+            Some([5, 5, 5, 2, 10]),
             "thoughts are output"
         );
         assert!(!f.event(Gemini, br#"{"usage":{}}"#));
@@ -231,7 +241,7 @@ mod tests {
         assert!(!f.event(r, early), "only the final response object counts");
         let done = br#"{"type":"response.completed","response":{"usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":2},"total_tokens":15}}}"#;
         assert!(f.event(r, done));
-        assert_eq!(f.usage().map(five), Some((10, 4, 5, 2, 15)));
+        assert_eq!(f.usage().map(five), Some([10, 4, 5, 2, 15]));
         let answer = br#"{"output":[],"usage":{"input_tokens":3,"output_tokens":1}}"#;
         assert_eq!(r.answer(answer).map(|u| u.total_tokens), Some(4));
     }
