@@ -842,10 +842,12 @@ fn raise_fd_limit(_want: u64) -> u64 {
 }
 
 /// Samples a process's RSS every few milliseconds on its own thread (so a
-/// busy runtime does not delay it) and returns the peak.
+/// busy runtime does not delay it) and returns the peak, with the
+/// anonymous part of it (heap and stacks; the rest is file-backed: the
+/// binary's code and data pages, shared with the page cache).
 struct RssSampler {
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<u64>,
+    handle: std::thread::JoinHandle<(u64, u64)>,
 }
 
 impl RssSampler {
@@ -853,19 +855,25 @@ impl RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
-            let mut peak = 0;
-            while !flag.load(Ordering::Relaxed) {
-                peak = peak.max(rss_kib(pid, "VmRSS:"));
+            let mut peak = (0, 0);
+            loop {
+                let stop = flag.load(Ordering::Relaxed);
+                let rss = rss_kib(pid, "VmRSS:");
+                if rss > peak.0 {
+                    peak = (rss, rss_kib(pid, "RssAnon:"));
+                }
+                if stop {
+                    return peak;
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            peak.max(rss_kib(pid, "VmRSS:"))
         });
         RssSampler { stop, handle }
     }
 
-    fn peak_kib(self) -> u64 {
+    fn peak_kib(self) -> (u64, u64) {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or(0)
+        self.handle.join().unwrap_or((0, 0))
     }
 }
 
@@ -1033,8 +1041,9 @@ struct StreamsReport {
     ttfe_us: Vec<u64>,
     gaps_us: Vec<u64>,
     wall: Duration,
-    /// Peak RSS and CPU seconds of the proxy during the scenario.
-    proxy: Option<(u64, f64)>,
+    /// Peak RSS (all, anonymous) and CPU seconds of the proxy during the
+    /// scenario.
+    proxy: Option<((u64, u64), f64)>,
 }
 
 impl StreamsReport {
@@ -1782,7 +1791,7 @@ fn main() {
                 base.map(|b| format!("{:+.3}", gap50 - StreamsReport::pct(&b.gaps_us, 0.5))).unwrap_or_default(),
                 StreamsReport::pct(&r.gaps_us, 0.99),
                 r.wall.as_secs_f64(),
-                r.proxy.map(|p| format!("{:.1} MiB", p.0 as f64 / 1024.0)).unwrap_or_default(),
+                r.proxy.map(|p| format!("{:.1} MiB", p.0 .0 as f64 / 1024.0)).unwrap_or_default(),
                 r.proxy.map(|p| format!("{:.2}", p.1)).unwrap_or_default(),
                 r.errors()
             );
@@ -1791,15 +1800,27 @@ fn main() {
         let direct = concurrent_streams(streams_addr, req(streams_addr, "bench-model"), streams, STREAM_EVENTS, None).await;
         srow("direct", &direct, None);
         total_errors += direct.errors();
+        let mut nginx_streams = None;
         if let Some(n) = &nginx {
             let r = concurrent_streams(n.streams_addr, req(n.streams_addr, "bench-model"), streams, STREAM_EVENTS, Some(n.pid)).await;
             srow("nginx", &r, Some(&direct));
             total_errors += r.errors();
+            nginx_streams = Some(r);
         }
         let through = concurrent_streams(gw.addr, req(gw.addr, "bench-streams"), streams, STREAM_EVENTS, Some(pid)).await;
         srow("gateway", &through, Some(&direct));
         total_errors += through.errors();
         println!("(ms; ttfe = request sent -> first content event; gap = between two content events; peak RSS and cpu s = the proxy's during the scenario)");
+        for (label, r) in [("nginx", nginx_streams.as_ref()), ("gateway", Some(&through))] {
+            if let Some(((all, anon), _)) = r.and_then(|r| r.proxy) {
+                println!(
+                    "{label} peak RSS {:.1} MiB = {:.1} MiB anonymous (heap, stacks) + {:.1} MiB file-backed (code and data pages of the binary and libraries)",
+                    all as f64 / 1024.0,
+                    anon as f64 / 1024.0,
+                    all.saturating_sub(anon) as f64 / 1024.0
+                );
+            }
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!(
             "gateway RSS 1 s after the streams: {:.1} MiB",

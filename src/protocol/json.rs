@@ -10,6 +10,16 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+/// `serde_json::from_slice` with the body's UTF-8 checked once: `from_slice`
+/// checks every string (keys too) on its own, ~100 instructions each.
+/// Invalid UTF-8 gets `from_slice`'s error (it says where).
+pub fn from_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+}
+
 /// A string borrowed from the body unless JSON escapes had to be undone.
 #[derive(Debug, Clone, Default)]
 pub struct S<'a>(pub Str<'a>);
@@ -220,10 +230,13 @@ pub fn empty_object() -> &'static RawValue {
 
 /// `v` serialised into a buffer of `capacity` bytes to start with.
 pub fn to_bytes(v: &impl serde::Serialize, capacity: usize) -> Bytes {
-    let mut out = BytesMut::with_capacity(capacity).writer();
+    // A `Vec`, not a `BytesMut` writer: serde_json makes three writes per
+    // string, and `Vec`'s are inlined copies (callgrind: ~1k instructions
+    // less per translated answer).
+    let mut out = Vec::with_capacity(capacity);
     // Serialising borrowed values into memory cannot fail.
     let _ = serde_json::to_writer(&mut out, v);
-    out.into_inner().freeze()
+    Bytes::from(out)
 }
 
 /// `n` in decimal appended to `out`, without a temporary `String`.
@@ -297,5 +310,27 @@ impl<'de> Deserialize<'de> for Count {
 impl serde::Serialize for Count {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_body_reads_text_once_and_keeps_from_slices_errors() {
+        let v: Vec<S<'_>> = from_body(br#"["caf\u00e9","plain"]"#).unwrap();
+        assert!(
+            matches!((&v[0].0, &v[1].0), (Cow::Owned(a), Cow::Borrowed("plain")) if a == "café")
+        );
+        let bad = b"[\"ok\",\"\xff\"]";
+        let ours = from_body::<Vec<S<'_>>>(bad).unwrap_err().to_string();
+        assert_eq!(
+            ours,
+            serde_json::from_slice::<Vec<S<'_>>>(bad)
+                .unwrap_err()
+                .to_string()
+        );
+        assert!(ours.contains("column"), "{ours}");
     }
 }

@@ -22,11 +22,16 @@ const CHECK_EVENT_LIMIT: usize = 256 * 1024;
 /// `ahead`: a stream the relay translates. Its first read is translated
 /// instead of walked by `framing` (the decode checks the same and more),
 /// and moves out of `c.first` into the translation's output.
+///
+/// `whole`: how a whole answer the relay translates is translated. When it
+/// arrives whole it is translated here instead of walked by `framing`
+/// (into `c.translated`); one too large to hold is checked as far as held.
 pub(super) async fn check_answer(
     c: &mut Committed,
     deadline: Instant,
     stats: &crate::metrics::EdgeStats,
     ahead: Option<&mut super::ahead::Ahead>,
+    whole: Option<&Whole<'_>>,
 ) -> Result<(), String> {
     let content_type = c
         .header
@@ -73,7 +78,16 @@ pub(super) async fn check_answer(
                 };
             }
         } else if c.done {
-            c.usage_at = Some(super::framing::check_body(have).map_err(|f| json_fault(&f))?);
+            match whole {
+                Some(translate) => {
+                    c.translated = Some(translate(have)?);
+                    // Only the translation is sent: the vendor's bytes go.
+                    c.first = None;
+                }
+                None => {
+                    c.usage_at = Some(super::framing::check_body(have).map_err(|f| json_fault(&f))?)
+                }
+            }
             return Ok(());
         } else if have.len() > CHECK_BODY_LIMIT || budget_spent {
             return super::framing::check_body_prefix(have).map_err(|f| json_fault(&f));
@@ -101,6 +115,11 @@ pub(super) async fn check_answer(
         }
     }
 }
+
+/// A whole vendor answer into the client's format, and its usage (`Err`:
+/// why it cannot be).
+pub(super) type Whole<'a> =
+    dyn Fn(&[u8]) -> Result<(Bytes, crate::protocol::chat::Usage), String> + Sync + 'a;
 
 fn json_fault(f: &super::framing::JsonFault) -> String {
     match f {

@@ -32,11 +32,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// larger than pass-through ones. A write this large goes out directly.
 pub const WRITE_BUFFER: usize = 4096;
 
-/// The buffer's first allocation (made by the connection's first write,
-/// not when it opens): a whole answer's head and a short body, or a
-/// stream's head and first events. It grows up to [`WRITE_BUFFER`] only
-/// for connections whose writes need it, so 1,000 open streams do not
-/// hold 4 KiB each.
+/// The buffer's first allocation (made by the first write after a flush,
+/// not when the connection opens): a whole answer's head and a short body,
+/// or a stream's head and first events. It grows up to [`WRITE_BUFFER`]
+/// only for writes that need it, and is freed by every flush that sends
+/// it all, so 1,000 open streams waiting for their next event hold none.
 const FIRST_ALLOCATION: usize = 1024;
 
 /// A client connection (see the module docs).
@@ -158,6 +158,10 @@ impl AsyncWrite for Corked {
             return Poll::Ready(Ok(()));
         }
         ready!(self.poll_send(cx))?;
+        // Everything went out: the buffer goes too. A stream waits between
+        // events, and a keep-alive connection between requests, most of its
+        // life; the next write allocates again (a thread-cached allocation).
+        self.buf = Vec::new();
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
@@ -289,8 +293,12 @@ mod tests {
         assert_eq!(n, 15);
         sent.extend_from_slice(b"12\r\ndata: x\n\n\r\n");
         c.flush().await.unwrap();
-        assert!(c.buf.is_empty());
+        // A flush that sent everything frees the buffer; the next write
+        // allocates the first size again.
+        assert_eq!(c.buf.capacity(), 0);
         assert_eq!(read_exactly(&mut peer, sent.len()).await, sent);
+        c.write_all(b"next").await.unwrap();
+        assert_eq!(c.buf.capacity(), FIRST_ALLOCATION);
     }
 
     #[tokio::test]

@@ -56,6 +56,20 @@ impl<'a> ChatRequest<'a> {
         self.api.native_at(p) && !(sse && self.api.reframes_streams())
     }
 
+    /// A whole answer from `p` in the client's format, and its usage.
+    /// `Err`: it cannot be translated (malformed, or the vendor's error
+    /// object on a success status).
+    pub fn translate_whole(
+        &self,
+        p: &Provider,
+        body: &[u8],
+    ) -> Result<(Bytes, chat::Usage), ChatError> {
+        let answer = p.vendor.egress.decode_answer(body)?;
+        let out =
+            (self.api.ingress()).encode_answer_for(self.decoded_ok(), &answer, self.client_model);
+        Ok((out, answer.usage))
+    }
+
     /// The stream translation from `p`'s vendor format into the client's.
     pub fn translation(&self, p: &Provider) -> Translation {
         Translation::new(
@@ -358,15 +372,22 @@ pub async fn run(
                 // are, so this is their only check; for translated ones it
                 // turns garbage into a failover instead of a 502. A
                 // translated stream is checked by translating its first
-                // events (kept for the relay).
+                // events (kept for the relay), a translated whole answer
+                // by translating it: one walk of the body, not two.
                 let sse = super::check::is_sse(&committed);
-                let mut ahead =
-                    (sse && !req.relays_as_is(p, sse)).then(|| Ahead::new(req.translation(p)));
+                let translates = !req.relays_as_is(p, sse);
+                let mut ahead = (sse && translates).then(|| Ahead::new(req.translation(p)));
+                let whole = |body: &[u8]| {
+                    req.translate_whole(p, body).map_err(|e| {
+                        format!("answered 200 with an answer the gateway cannot translate: {e}")
+                    })
+                };
                 let garbage = super::check::check_answer(
                     &mut committed,
                     deadline,
                     &state.metrics.edge,
                     ahead.as_deref_mut(),
+                    (!sse && translates).then_some(&whole as &super::check::Whole<'_>),
                 )
                 .await
                 .err();

@@ -77,7 +77,7 @@ fn check_json(data: &[u8]) -> Result<UsageAt, JsonFault> {
             Some(_) => format!("it does not start with a JSON object: {}", preview(data)),
         }));
     }
-    match serde_json::from_slice::<Probe>(data) {
+    match crate::protocol::json::from_body::<Probe>(data) {
         Ok(p) if p.error => Err(JsonFault::VendorError),
         Ok(p) => {
             // The raw values borrow from `data`: their offsets in it.

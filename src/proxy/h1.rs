@@ -249,6 +249,9 @@ impl Exchange {
 
     /// Read more bytes into `buf`: 0 when the vendor closed the connection.
     async fn fill(&mut self, what: &'static str) -> Result<usize> {
+        if self.buf.is_empty() && self.read_size == FIRST_READ {
+            return self.fill_fitted(what).await;
+        }
         if self.buf.capacity() - self.buf.len() < FIRST_READ / 4 {
             self.buf.reserve(self.read_size);
         }
@@ -268,6 +271,48 @@ impl Exchange {
         };
         let n = read.map_err(|e| Error::because(ErrorType::ReadError, what, e))?;
         if n == spare && self.read_size < MAX_READ {
+            self.read_size *= 2;
+        }
+        Ok(n)
+    }
+
+    /// [`fill`](Self::fill) with nothing buffered while reads are small
+    /// (a stream's events, a short answer): the wait holds no buffer — a
+    /// stream's vendor connection waits between events most of its life —
+    /// and what arrives is kept in an allocation of its own size. The read
+    /// goes into a buffer on the stack that lives only while polled.
+    async fn fill_fitted(&mut self, what: &'static str) -> Result<usize> {
+        // Whatever `buf` still points into (bytes already handed out) is
+        // the handed-out bytes' alone from here.
+        self.buf = BytesMut::new();
+        let stream = &mut self.stream;
+        let mut read = std::future::poll_fn(|cx| {
+            // Not zeroed: `ReadBuf` tracks what the read initialised (a
+            // zeroed 4 KiB per poll is a `memset` per poll, pending ones too).
+            let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
+            let mut into = tokio::io::ReadBuf::uninit(&mut stack);
+            match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut *stream), cx, &mut into) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(BytesMut::from(into.filled()))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        });
+        // Once without a timer, as in `fill`.
+        let first =
+            std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut read).poll(cx))).await;
+        let read = match (first, self.read_timeout) {
+            (Poll::Ready(r), _) => r,
+            (Poll::Pending, None) => read.await,
+            (Poll::Pending, Some(t)) => match tokio::time::timeout(t, read).await {
+                Ok(r) => r,
+                Err(_) => return Err(Error::explain(ErrorType::ReadTimedout, what)),
+            },
+        };
+        self.buf = read.map_err(|e| Error::because(ErrorType::ReadError, what, e))?;
+        let n = self.buf.len();
+        if n == FIRST_READ {
+            // Reads fill their buffer: from now on they go straight into
+            // a growing one.
             self.read_size *= 2;
         }
         Ok(n)

@@ -603,7 +603,7 @@ impl Gateway {
     ) -> Result<(), Stop> {
         let body = read_body(session, snap.max_body_bytes, ctx).await?;
         let probe: ChatRequestProbe =
-            serde_json::from_slice(&body).map_err(|e| GatewayError::BadRequest {
+            crate::protocol::json::from_body(&body).map_err(|e| GatewayError::BadRequest {
                 message: format!("The request body is not valid JSON for a chat completion: {e}"),
                 param: None,
             })?;

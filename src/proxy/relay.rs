@@ -563,9 +563,75 @@ async fn translate_whole(
     grace: &mut Grace<'_>,
 ) -> Result<(), Stop> {
     let provider_name = chosen.provider.name.clone();
-    let egress = chosen.provider.vendor.egress;
     let mut c = *chosen.committed;
     let status = c.header.status.as_u16();
+    let (out, usage) = match c.translated.take() {
+        // It arrived whole and the failover check translated it.
+        Some(done) => {
+            state.complete(&chosen.provider, c.session, &c.peer);
+            done
+        }
+        None => {
+            // `_held`: the answer counts against the buffer budget until
+            // it is translated.
+            let (body, _held) = read_rest(
+                state,
+                session,
+                ctx,
+                &provider_name,
+                chosen.deadline,
+                &mut c,
+                grace,
+            )
+            .await?;
+            state.complete(&chosen.provider, c.session, &c.peer);
+            req.translate_whole(&chosen.provider, &body)
+                .map_err(|e| GatewayError::UpstreamFailed {
+                    status: 502,
+                    message: state
+                        .snapshot
+                        .load()
+                        .redactor()
+                        .text(&format!(
+                            "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
+                        ))
+                        .into_owned(),
+                })?
+        }
+    };
+    ctx.usage = Some(usage);
+    let header = client_header(
+        &c.header,
+        &provider_name,
+        false,
+        Some(out.len()),
+        false,
+        &ctx.request_id,
+    )
+    .map_err(Stop::Abort)?;
+    ctx.status = status;
+    session
+        .write_response_header(Box::new(header), false)
+        .await
+        .map_err(|_| client_closed(ctx))?;
+    ctx.ttfb = ctx.start.map(|s| s.elapsed());
+    session
+        .write_response_body(Some(out), true)
+        .await
+        .map_err(|_| client_closed(ctx))
+}
+
+/// The rest of a whole answer the check could not hold whole, and its
+/// share of the buffer budget.
+async fn read_rest<'s>(
+    state: &'s GatewayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    provider_name: &str,
+    deadline: Instant,
+    c: &mut Committed,
+    grace: &mut Grace<'_>,
+) -> Result<(BytesMut, super::edge::Buffered<'s>), Stop> {
     let mut body = BytesMut::new();
     // Every buffered byte counts against the gateway-wide budget until the
     // answer is sent (`server.max_buffered_response_bytes`).
@@ -577,7 +643,7 @@ async fn translate_whole(
     }
     let mut ended = c.done;
     while !ended {
-        match next_chunk(&mut c, session, chosen.deadline, grace).await {
+        match next_chunk(c, session, deadline, grace).await {
             Err(Interrupt::ClientGone) => return Err(client_closed(ctx)),
             // Nothing was sent yet: a whole error answer.
             Err(Interrupt::Shutdown) => return Err(GatewayError::ShuttingDown.into()),
@@ -603,42 +669,7 @@ async fn translate_whole(
             }
         }
     }
-    state.complete(&chosen.provider, c.session, &c.peer);
-    let answer = egress
-        .decode_answer(&body)
-        .map_err(|e| GatewayError::UpstreamFailed {
-            status: 502,
-            message: state
-                .snapshot
-                .load()
-                .redactor()
-                .text(&format!(
-                    "provider `{provider_name}` sent an answer the gateway cannot translate: {e}"
-                ))
-                .into_owned(),
-        })?;
-    let usage = answer.usage;
-    let out = (req.api.ingress()).encode_answer_for(req.decoded_ok(), &answer, req.client_model);
-    ctx.usage = Some(usage);
-    let header = client_header(
-        &c.header,
-        &provider_name,
-        false,
-        Some(out.len()),
-        false,
-        &ctx.request_id,
-    )
-    .map_err(Stop::Abort)?;
-    ctx.status = status;
-    session
-        .write_response_header(Box::new(header), false)
-        .await
-        .map_err(|_| client_closed(ctx))?;
-    ctx.ttfb = ctx.start.map(|s| s.elapsed());
-    session
-        .write_response_body(Some(out), true)
-        .await
-        .map_err(|_| client_closed(ctx))
+    Ok((body, held))
 }
 
 /// Cross format, event stream: every upstream event is translated and sent

@@ -37,6 +37,9 @@ pub struct Committed {
     /// The whole answer is `first` and the check walked it: where its
     /// usage objects are (the relay reads them from there).
     pub usage_at: Option<super::framing::UsageAt>,
+    /// A translated whole answer that arrived whole: the check translated
+    /// it (the decode is the check), so the relay only sends it.
+    pub translated: Option<(Bytes, crate::protocol::chat::Usage)>,
 }
 
 pub enum Outcome {
@@ -302,6 +305,7 @@ async fn steps(
                     done,
                     checked: 0,
                     usage_at: None,
+                    translated: None,
                 }))
             }
             Err(e) => classify_error(&e, "reading the first body bytes"),

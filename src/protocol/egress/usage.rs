@@ -105,7 +105,7 @@ impl UsageFormat {
     /// `usageMetadata` values (raw JSON), whichever this format reads.
     pub fn usage_value(self, usage: Option<&[u8]>, metadata: Option<&[u8]>) -> Option<Usage> {
         fn read<U: DeserializeOwned>(raw: Option<&[u8]>, f: fn(U) -> Usage) -> Option<Usage> {
-            serde_json::from_slice(raw?).ok().map(f)
+            crate::protocol::json::from_body(raw?).ok().map(f)
         }
         match self {
             UsageFormat::OpenAiChat => read(usage, |u: UsageW| u.read()),
@@ -117,7 +117,7 @@ impl UsageFormat {
 
     /// A whole answer's usage; `None` when it carries none.
     pub fn answer(self, body: &[u8]) -> Option<Usage> {
-        let p = serde_json::from_slice::<RawProbe>(body).ok()?;
+        let p = crate::protocol::json::from_body::<RawProbe>(body).ok()?;
         let [usage, metadata] = [p.usage, p.usage_metadata].map(|v| v.map(|v| v.get().as_bytes()));
         self.usage_value(usage, metadata)
     }

@@ -125,7 +125,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
     let bad = |what: &str, e: serde_json::Error| {
         ChatError::upstream(format!("malformed Anthropic {what}: {e}"))
     };
-    let msg: Flat = serde_json::from_slice(body).map_err(|e| bad("answer", e))?;
+    let msg: Flat = crate::protocol::json::from_body(body).map_err(|e| bad("answer", e))?;
     if msg.r#type.as_ref().is_some_and(|t| t.0 == "error") {
         // An error body on a success status: the status its type documents.
         return Err(error(0, body));

@@ -203,7 +203,7 @@ pub(super) fn tool_call<'a>(c: CallW<'a>, fallback: usize) -> ToolCall<'a> {
 }
 
 pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
-    let c: CompletionW<'_> = serde_json::from_slice(body)
+    let c: CompletionW<'_> = crate::protocol::json::from_body(body)
         .map_err(|e| ChatError::upstream(format!("malformed OpenAI answer: {e}")))?;
     if let Some(e) = c.error.filter(|e| e.get() != "null") {
         return Err(decode_error(

@@ -77,7 +77,7 @@ struct WireTool<'a> {
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
-    let Fields(fields) = serde_json::from_slice(body).map_err(|e| {
+    let Fields(fields) = crate::protocol::json::from_body(body).map_err(|e| {
         // Broken JSON is no one field's fault.
         match serde_json::from_slice::<IgnoredAny>(body) {
             Err(syntax) => {

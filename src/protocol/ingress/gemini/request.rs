@@ -168,7 +168,7 @@ impl<'a> Calls<'a> {
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
-    let fields: Fields<'_> = serde_json::from_slice(body).map_err(|e| {
+    let fields: Fields<'_> = crate::protocol::json::from_body(body).map_err(|e| {
         ChatError::bad_request(format!(
             "Invalid JSON payload received. The body is not a GenerateContentRequest: {e}"
         ))

@@ -50,7 +50,8 @@ impl Ingress for OpenAiChat {
         Family::OpenAi
     }
     fn decode_request<'a>(&self, body: &'a [u8]) -> Result<Request<'a>, ChatError> {
-        let top: Top<'a> = serde_json::from_slice(body).map_err(|e| located(&e.to_string()))?;
+        let top: Top<'a> =
+            crate::protocol::json::from_body(body).map_err(|e| located(&e.to_string()))?;
         request(top)
     }
     fn encode_answer(&self, answer: &Answer<'_>, model: &str) -> Bytes {

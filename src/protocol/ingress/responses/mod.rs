@@ -45,8 +45,16 @@ impl Ingress for OpenAiResponses {
         Family::OpenAiResponses
     }
     fn decode_request<'a>(&self, body: &'a [u8]) -> Result<Request<'a>, ChatError> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let top: Top<'a> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Text when the UTF-8 is valid: checked once, not per string.
+        let top: Result<Top<'a>, _> = match std::str::from_utf8(body) {
+            Ok(text) => {
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text))
+            }
+            Err(_) => {
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))
+            }
+        };
+        let top = top.map_err(|e| {
             let msg = without_position(&e.inner().to_string()).to_string();
             match e.path().to_string().as_str() {
                 "." | "" => ChatError::bad_request(format!(
