@@ -33,8 +33,12 @@ const MAX_FILE_LINES: usize = 1500;
 /// Session 14 added 10 (`UsageFormat::usage_value`): a pass-through whole
 /// answer's usage is read from where the failover check's walk found it,
 /// instead of a second walk of the body (~5k instructions per request).
+/// Session 15 added 44: `json::from_body` (a body's UTF-8 checked once,
+/// then parsed as text; with its unit test) used by every decoder, the
+/// Responses decoder's text path and `to_bytes` into a `Vec`: ~3k instructions per translated request,
+/// part of #14's translated/pass-through ratio.
 /// Lower it again when the adapters are compacted.
-const MAX_PROTOCOL_LINES: usize = 14_492;
+const MAX_PROTOCOL_LINES: usize = 14_536;
 
 /// One source file, as this test sees it.
 struct File {

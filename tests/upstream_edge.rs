@@ -417,6 +417,16 @@ async fn garbage_before_the_first_byte_on_the_pass_through_route_fails_over() {
     garbage_fails_over("anthropic", html(), false).await;
     // Translated routes too: garbage fails over instead of becoming a 502.
     garbage_fails_over("anthropic for openai", html(), false).await;
+    // A translated whole answer is checked by translating it (one walk of
+    // the body): cut JSON, the vendor's error object, and JSON that is not
+    // an answer (a 502 when the check only walked the JSON) all fail over.
+    for body in [
+        r#"{"id":"msg_1","type":"message","content":[{"#,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        r#"{"id":"msg_1","type":"message","role":"assistant","content":"not blocks"}"#,
+    ] {
+        garbage_fails_over("anthropic for openai", Reply::status(200, body), false).await;
+    }
     // A translated stream is checked by its translation (one decode of
     // each event): garbage, or the vendor's error event in the first read,
     // still fails over before anything reaches the client.

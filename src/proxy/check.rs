@@ -79,6 +79,9 @@ pub(super) async fn check_answer(
             }
         } else if c.done {
             match whole {
+                // Held beyond the budget: the relay refuses it (503) as it
+                // does an answer read on after the check.
+                Some(_) if budget_spent => {}
                 Some(translate) => {
                     c.translated = Some(translate(have)?);
                     // Only the translation is sent: the vendor's bytes go.
