@@ -644,6 +644,60 @@ async fn anthropic_client_on_openai_vendor() {
 }
 
 #[tokio::test]
+async fn a_clients_anthropic_version_replaces_the_configured_one_and_each_header_goes_once() {
+    let mock = MockAnthropic::start("claude").await;
+    let gw = Gateway::start(&anthropic_gateway_config(
+        &mock.base_url(),
+        "anthropic_version = \"2026-10-21\"",
+    ))
+    .await;
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/messages"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("anthropic-version", "2023-06-01")
+        .header("content-type", "application/json")
+        .body(r#"{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"user","content":"Hi"}]}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let seen = &mock.requests()[0];
+    let count = |name: &str| {
+        seen.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
+    };
+    assert_eq!(count("anthropic-version"), 1, "{:?}", seen.headers);
+    assert_eq!(
+        seen.header("anthropic-version").as_deref(),
+        Some("2023-06-01")
+    );
+    // The head the gateway writes itself: every header once, the length
+    // the body's.
+    for name in [
+        "host",
+        "content-type",
+        "content-length",
+        "accept",
+        "accept-encoding",
+        "user-agent",
+        "x-api-key",
+    ] {
+        assert_eq!(count(name), 1, "{name}: {:?}", seen.headers);
+    }
+    assert_eq!(
+        seen.header("content-length").as_deref(),
+        Some(seen.body.len().to_string().as_str())
+    );
+    assert_eq!(seen.header("accept-encoding").as_deref(), Some("identity"));
+    assert!(
+        seen.header("authorization").is_none(),
+        "the client's token stays here"
+    );
+}
+
+#[tokio::test]
 async fn anthropic_client_on_anthropic_vendor_is_a_faithful_pass_through() {
     let mock = MockAnthropic::start("claude").await;
     let gw = Gateway::start(&anthropic_gateway_config(&mock.base_url(), "")).await;

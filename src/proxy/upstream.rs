@@ -9,9 +9,9 @@ use super::dns::DnsCache;
 use crate::config::{ApiKey, Provider};
 
 use super::connector::Connector;
-use super::h1::Exchange;
+use super::h1::{Exchange, Head};
 use bytes::{Bytes, BytesMut};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::ResponseHeader;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 use std::time::Duration;
@@ -69,48 +69,42 @@ pub struct AttemptInput<'a> {
     pub deadline: Instant,
 }
 
-fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Box<RequestHeader>> {
+fn build_request(input: &AttemptInput<'_>) -> pingora::Result<Bytes> {
     let ep = &input.provider.endpoint;
-    // Without a case map: header names are case-insensitive on the wire,
-    // and keeping their spelling costs a second map insert (and a copy of
-    // each custom name) per header per request.
-    let mut req = RequestHeader::build_no_case("POST", input.path.as_bytes(), Some(10))?;
-    // Constant values as `from_static`: a `&str` value is copied into a
-    // new allocation on every insert.
-    use http::HeaderValue as V;
-    req.insert_header("host", ep.host_header.as_str())?;
-    req.insert_header("content-type", V::from_static("application/json"))?;
-    req.insert_header("content-length", input.body.len())?;
-    req.insert_header(
+    let mut head = Head::new("POST", input.path)?;
+    head.text("Host", &ep.host_header)?;
+    head.header("Content-Type", b"application/json");
+    head.number("Content-Length", input.body.len());
+    head.header(
         "accept",
-        V::from_static(if input.stream {
-            "text/event-stream"
+        if input.stream {
+            b"text/event-stream"
         } else {
-            "application/json"
-        }),
-    )?;
+            b"application/json"
+        },
+    );
     // The gateway reads (and later translates) the body: no compression.
-    req.insert_header("accept-encoding", V::from_static("identity"))?;
-    req.insert_header(
-        "user-agent",
-        V::from_static(concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION"))),
-    )?;
-    auth_headers(input.provider, input.key, &mut req)?;
-    // After the provider's own headers: a client's `anthropic-version`
-    // replaces the configured default (forwarded names are feature and
-    // version flags only, never credentials).
+    head.header("accept-encoding", b"identity");
+    head.header("user-agent", USER_AGENT.as_bytes());
+    // A client's `anthropic-version` replaces the configured default
+    // (forwarded names are feature and version flags only, never
+    // credentials).
+    let client_version = input.forward.iter().any(|(n, _)| *n == "anthropic-version");
+    auth_headers(input.provider, input.key, client_version, &mut head);
     for (name, value) in input.forward {
         if *name == "anthropic-beta" && !input.provider.strip_betas.is_empty() {
             match strip_betas(value, &input.provider.strip_betas) {
-                Some(kept) => req.insert_header(*name, kept)?,
+                Some(kept) => head.header(name, kept.as_bytes()),
                 None => continue,
             }
         } else {
-            req.insert_header(*name, value.clone())?;
+            head.header(name, value.as_bytes());
         }
     }
-    Ok(Box::new(req))
+    Ok(head.finish())
 }
+
+const USER_AGENT: &str = concat!("llm-orchestrator/", env!("CARGO_PKG_VERSION"));
 
 /// An `anthropic-beta` value without the flags in `strip`: unchanged (the
 /// same bytes) when none of them is there, `None` when nothing is left.
@@ -133,26 +127,23 @@ fn strip_betas(value: &http::HeaderValue, strip: &[String]) -> Option<http::Head
     http::HeaderValue::from_str(&kept.join(", ")).ok()
 }
 
-/// The vendor's authentication (and protocol version) headers.
+/// The vendor's authentication (and protocol version, unless the client
+/// sent its own) headers.
 fn auth_headers(
     p: &crate::config::Provider,
     key: Option<&crate::config::ApiKey>,
-    req: &mut RequestHeader,
-) -> pingora::Result<()> {
+    client_version: bool,
+    head: &mut Head,
+) {
     if let Some(key) = key {
         match p.vendor.auth {
-            crate::providers::Auth::Bearer => {
-                req.insert_header("authorization", key.bearer().clone())?
-            }
-            crate::providers::Auth::Header(name) => {
-                req.insert_header(name, key.raw_header().clone())?
-            }
+            crate::providers::Auth::Bearer => head.header("authorization", key.bearer().as_bytes()),
+            crate::providers::Auth::Header(name) => head.header(name, key.raw_header().as_bytes()),
         }
     }
-    if p.vendor.sends_anthropic_version {
-        req.insert_header("anthropic-version", p.anthropic_version_header.clone())?;
+    if p.vendor.sends_anthropic_version && !client_version {
+        head.header("anthropic-version", p.anthropic_version_header.as_bytes());
     }
-    Ok(())
 }
 
 fn classify_error(e: &pingora::Error, stage: &str) -> Outcome {
@@ -416,7 +407,7 @@ async fn probe_into(
         connector.park(stream, &peer);
         return ProbeResult::Ok;
     }
-    let built = (|| -> pingora::Result<(RequestHeader, Bytes)> {
+    let built = (|| -> pingora::Result<(Bytes, Bytes)> {
         let (method, path, body) = match &req.completion {
             Some((path, body)) => ("POST", path.clone(), Some(body.clone())),
             // The whole list in one page where the vendor pages it.
@@ -426,24 +417,25 @@ async fn probe_into(
                 None,
             ),
         };
-        let mut h = RequestHeader::build(method, path.as_bytes(), Some(8))?;
-        h.insert_header("host", p.endpoint.host_header.as_str())?;
-        h.insert_header("accept", "application/json")?;
-        h.insert_header("accept-encoding", "identity")?;
-        h.insert_header(
+        let mut h = Head::new(method, &path)?;
+        h.text("Host", &p.endpoint.host_header)?;
+        h.header("accept", b"application/json");
+        h.header("accept-encoding", b"identity");
+        h.header(
             "user-agent",
             concat!(
                 "llm-orchestrator/",
                 env!("CARGO_PKG_VERSION"),
                 " health-check"
-            ),
-        )?;
+            )
+            .as_bytes(),
+        );
         if let Some(b) = &body {
-            h.insert_header("content-type", "application/json")?;
-            h.insert_header("content-length", b.len())?;
+            h.header("Content-Type", b"application/json");
+            h.number("Content-Length", b.len());
         }
-        auth_headers(p, req.key, &mut h)?;
-        Ok((h, body.unwrap_or_default()))
+        auth_headers(p, req.key, false, &mut h);
+        Ok((h.finish(), body.unwrap_or_default()))
     })();
     let (header, body) = match built {
         Ok(b) => b,

@@ -28,7 +28,7 @@ use crate::protocol::chat::{
     Request, ResponseFormat, Role, Str, ToolChoice, ToolKind, VendorOptions,
 };
 use crate::protocol::json::empty_object;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -604,9 +604,11 @@ pub(super) fn encode(
         thinking,
         extras,
     };
-    let mut out = BytesMut::with_capacity(1024).writer();
+    // A `Vec`, as in `json::to_bytes`: `BytesMut`'s writer goes through
+    // `reserve` on each of serde_json's writes.
+    let mut out = Vec::with_capacity(1024);
     serde_json::to_writer(&mut out, &body).map_err(|e| ChatError::bad_request(e.to_string()))?;
-    Ok(out.into_inner().freeze())
+    Ok(Bytes::from(out))
 }
 
 struct Body<'r> {
