@@ -604,9 +604,7 @@ pub(super) fn encode(
         thinking,
         extras,
     };
-    // A `Vec`, as in `json::to_bytes`: `BytesMut`'s writer goes through
-    // `reserve` on each of serde_json's writes.
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(1024); // not `BytesMut`: see `json::to_bytes`
     serde_json::to_writer(&mut out, &body).map_err(|e| ChatError::bad_request(e.to_string()))?;
     Ok(Bytes::from(out))
 }
