@@ -68,8 +68,8 @@ enum Chunk {
 /// map out again: ~5k instructions per request for nine fixed headers
 /// (callgrind). Names here are the gateway's constants, spelled as Pingora
 /// wrote them (`Host`, `Content-Type`, `Content-Length` in title case, the
-/// rest lowercase); values are
-/// already-valid `HeaderValue`s or checked as they are added.
+/// rest lowercase); values are already-valid `HeaderValue`s or checked as
+/// they are added.
 pub struct Head(BytesMut);
 
 impl Head {
