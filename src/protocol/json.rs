@@ -210,11 +210,10 @@ impl<'a> Canon<'a> {
 /// `s` as a JSON string literal appended to `out`: copied as is when
 /// nothing needs escaping (the common case), else through serde_json
 /// (which escapes `"`, `\` and control characters, as this check does).
-pub fn push_str(out: &mut BytesMut, s: &str) {
+pub fn push_str(out: &mut impl BufMut, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.reserve(s.len() + 2);
         out.put_u8(b'"');
-        out.extend_from_slice(s.as_bytes());
+        out.put_slice(s.as_bytes());
         out.put_u8(b'"');
     } else {
         // Writing into memory cannot fail.

@@ -32,8 +32,9 @@ pub(super) struct Read {
     /// unique across a stream.
     pub calls: usize,
     /// Makes synthesized call ids unique across turns while staying
-    /// deterministic for one response (the old translator's scheme).
-    pub salt: Option<String>,
+    /// deterministic for one response (the old translator's scheme). A
+    /// number, formatted only when a call needs an id (~600 instructions).
+    pub salt: Option<u32>,
 }
 
 impl Read {
@@ -42,7 +43,7 @@ impl Read {
             let fnv = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
             });
-            format!("{:08x}", fnv as u32)
+            fnv as u32
         });
         Read { calls: 0, salt }
     }
@@ -69,7 +70,7 @@ impl Read {
             if let Some(fc) = p.function_call {
                 let id = match (fc.id.filter(|s| !s.is_empty()), &self.salt) {
                     (Some(id), _) => id,
-                    (None, Some(salt)) => format!("call_{}_{}_{salt}", self.calls, fc.name).into(),
+                    (None, Some(salt)) => format!("call_{}_{}_{salt:08x}", self.calls, fc.name).into(),
                     (None, None) => format!("call_{}_{}", self.calls, fc.name).into(),
                 };
                 self.calls += 1;

@@ -672,7 +672,7 @@ fn stream_fixture_split_at_every_byte() {
         .salt
         .unwrap();
     let want = format!(
-        r#"start mAitaL3yDs-DnvgP7cS2gQ0 gemini-2.5-flash|0+Text|0 Text The|usage 8/0/8 c0 w0 r0|0 Text  quick brown fox jumps|0-|1+call call_0_get_weather_{salt} get_weather|1 sig gemini:CiQB0e2Kb2RlIHNpZ25hdHVyZQ==|1 ToolArguments {{"location":"Paris"}}|1-|usage 8/24/32 c0 w0 r12|stop ToolCalls"#
+        r#"start mAitaL3yDs-DnvgP7cS2gQ0 gemini-2.5-flash|0+Text|0 Text The|usage 8/0/8 c0 w0 r0|0 Text  quick brown fox jumps|0-|1+call call_0_get_weather_{salt:08x} get_weather|1 sig gemini:CiQB0e2Kb2RlIHNpZ25hdHVyZQ==|1 ToolArguments {{"location":"Paris"}}|1-|usage 8/24/32 c0 w0 r12|stop ToolCalls"#
     );
     for i in 0..=body.len() {
         let (events, end) = run(&[&body[..i], &body[i..]], true);

@@ -33,6 +33,7 @@ use crate::protocol::chat::{
     Request, ResponseFormat, Role, StreamDecoder, Text, Tool, ToolCall, ToolChoice, ToolKind,
     VendorOptions,
 };
+use crate::protocol::json::push_str;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -85,7 +86,8 @@ impl J {
         self.0.extend_from_slice(v.as_bytes());
     }
     fn key(&mut self, k: &str) -> &mut Self {
-        self.val(k);
+        self.sep();
+        push_str(&mut self.0, k);
         self.0.push(b':');
         self
     }

@@ -20,7 +20,7 @@ use crate::protocol::json::{empty_object, to_bytes};
 use bytes::{Bytes, BytesMut};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use wire::{error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut};
+use wire::{error_body, stop_reason, write_event, BlockOut};
 
 pub struct AnthropicMessages;
 
@@ -67,17 +67,18 @@ impl Ingress for AnthropicMessages {
             };
             content.extend(block);
         }
-        let (reason, stop_sequence) = stop_reason(answer.finish.as_ref(), tools, refused);
-        let usage = UsageOut::from(&answer.usage);
-        let msg = MessageOut::new(
-            &answer.id,
-            model,
-            content,
-            Some(reason),
-            stop_sequence,
-            usage,
-        );
-        to_bytes(&msg, 256)
+        let stop = stop_reason(answer.finish.as_ref(), tools, refused);
+        let mut out = BytesMut::with_capacity(256);
+        let blocks = |out: &mut BytesMut| {
+            for (i, block) in content.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b",");
+                }
+                block.write(out);
+            }
+        };
+        wire::message(&mut out, &answer.id, model, blocks, Some(stop), &answer.usage);
+        out.freeze()
     }
 
     fn stream_encoder(&self, model: &str, _include_usage: bool) -> Box<dyn StreamEncoder> {

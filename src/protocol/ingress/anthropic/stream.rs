@@ -10,7 +10,8 @@
 //! sends in the block start).
 
 use super::wire::{
-    client_signature, error_body, stop_reason, write_event, BlockOut, MessageOut, UsageOut,
+    client_signature, error_body, message, stop_members, stop_reason, usage_out, write_event,
+    BlockOut,
 };
 use crate::protocol::chat::{
     generated_id, Block, Delta, Event, Family, Finish, StreamEncoder, Usage,
@@ -33,11 +34,6 @@ enum DeltaOut<'r> {
     InputJsonDelta {
         partial_json: &'r str,
     },
-    #[serde(untagged)]
-    Stop {
-        stop_reason: &'static str,
-        stop_sequence: Option<&'r str>,
-    },
 }
 
 /// Every event's data: `type` and the fields that event has.
@@ -45,15 +41,11 @@ enum DeltaOut<'r> {
 struct Ev<'r> {
     r#type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<MessageOut<'r, [(); 0]>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content_block: Option<BlockOut<'r>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     delta: Option<DeltaOut<'r>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<UsageOut>,
 }
 
 fn ev(r#type: &'static str) -> Ev<'static> {
@@ -101,13 +93,11 @@ impl Encoder {
         if !self.started {
             self.started = true;
             let id = self.id.take().unwrap_or_else(|| generated_id("msg_"));
-            let usage = UsageOut::from(&self.usage);
-            let message = MessageOut::new(&id, &self.model, [], None, None, usage);
-            let data = Ev {
-                message: Some(message),
-                ..ev("message_start")
-            };
-            write_event(out, data.r#type, &data);
+            out.extend_from_slice(
+                b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":",
+            );
+            message(out, &id, &self.model, |_| {}, None, &self.usage);
+            out.extend_from_slice(b"}\n\n");
         }
     }
 
@@ -287,23 +277,14 @@ impl StreamEncoder for Encoder {
             Event::BlockStop { .. } => self.close(out),
             Event::Stop { finish } => {
                 self.close(out);
-                let (stop_reason, stop_sequence) =
-                    stop_reason(Some(finish), self.tools, self.refused);
-                let delta = Some(DeltaOut::Stop {
-                    stop_reason,
-                    stop_sequence,
-                });
-                let usage = Some(UsageOut::from(&self.usage));
-                write_event(
-                    out,
-                    "message_delta",
-                    &Ev {
-                        delta,
-                        usage,
-                        ..ev("message_delta")
-                    },
+                let stop = stop_reason(Some(finish), self.tools, self.refused);
+                out.extend_from_slice(
+                    b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{",
                 );
-                write_event(out, "message_stop", &ev("message_stop"));
+                stop_members(out, Some(stop));
+                out.extend_from_slice(br#"},"usage":"#);
+                usage_out(out, &self.usage);
+                out.extend_from_slice(b"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
                 self.stopped = true;
             }
             _ => {}

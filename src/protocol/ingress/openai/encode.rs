@@ -15,40 +15,24 @@ use std::borrow::Cow;
 
 // ---------------------------------------------------------------- usage & finish
 
-#[derive(Serialize)]
-struct UsageOut {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-    prompt_tokens_details: Cached,
-    completion_tokens_details: Reasoned,
-}
-
-#[derive(Serialize)]
-struct Cached {
-    cached_tokens: u64,
-}
-
-#[derive(Serialize)]
-struct Reasoned {
-    reasoning_tokens: u64,
-}
-
-fn usage_out(u: &Usage) -> UsageOut {
-    UsageOut {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        total_tokens: match u.total_tokens {
-            0 => u.prompt_tokens.saturating_add(u.completion_tokens),
-            t => t,
-        },
-        prompt_tokens_details: Cached {
-            cached_tokens: u.cached_tokens,
-        },
-        completion_tokens_details: Reasoned {
-            reasoning_tokens: u.reasoning_tokens,
-        },
+/// OpenAI's usage object, written by hand: serde's struct writer into a
+/// `BytesMut` cost ~2.5k instructions per answer (callgrind).
+fn usage(o: &mut BytesMut, u: &Usage) {
+    let total = match u.total_tokens {
+        0 => u.prompt_tokens.saturating_add(u.completion_tokens),
+        t => t,
+    };
+    for (key, n) in [
+        (&br#"{"prompt_tokens":"#[..], u.prompt_tokens),
+        (br#","completion_tokens":"#, u.completion_tokens),
+        (br#","total_tokens":"#, total),
+        (br#","prompt_tokens_details":{"cached_tokens":"#, u.cached_tokens),
+        (br#"},"completion_tokens_details":{"reasoning_tokens":"#, u.reasoning_tokens),
+    ] {
+        o.extend_from_slice(key);
+        push_u64(o, n);
     }
+    o.extend_from_slice(b"}}");
 }
 
 /// The client's word for why the answer ended. OpenAI ends a refusal with
@@ -192,7 +176,7 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
     o.extend_from_slice(br#"},"logprobs":null,"finish_reason":"#);
     js(&mut o, finish);
     o.extend_from_slice(br#"}],"usage":"#);
-    let _ = serde_json::to_writer((&mut o).writer(), &usage_out(&a.usage));
+    usage(&mut o, &a.usage);
     o.extend_from_slice(b"}");
     o.freeze()
 }
@@ -527,7 +511,7 @@ impl StreamEncoder for ChunkEncoder {
                 if self.include_usage {
                     out.extend_from_slice(&self.head);
                     out.extend_from_slice(br#"[],"usage":"#);
-                    let _ = serde_json::to_writer(out.writer(), &usage_out(&self.usage));
+                    usage(out, &self.usage);
                     out.extend_from_slice(b"}\n\n");
                 }
             }
