@@ -139,7 +139,7 @@ fn collapse(mut blocks: Vec<B<'_>>) -> Content<'_> {
 
 #[derive(Serialize)]
 struct TurnOut<'r> {
-    role: &'static str,
+    role: Role,
     content: Content<'r>,
 }
 
@@ -567,18 +567,10 @@ pub(super) fn encode(
         model,
         max_tokens,
         system: (!system.is_empty()).then(|| collapse(system)),
-        messages: turns
-            .into_iter()
-            .map(|(role, blocks)| {
-                let role = if role == Role::User {
-                    "user"
-                } else {
-                    "assistant"
-                };
-                TurnOut {
-                    role,
-                    content: collapse(blocks),
-                }
+        messages: (turns.into_iter())
+            .map(|(role, blocks)| TurnOut {
+                role,
+                content: collapse(blocks),
             })
             .collect(),
         stop: s

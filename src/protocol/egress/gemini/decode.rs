@@ -70,7 +70,9 @@ impl Read {
             if let Some(fc) = p.function_call {
                 let id = match (fc.id.filter(|s| !s.is_empty()), &self.salt) {
                     (Some(id), _) => id,
-                    (None, Some(salt)) => format!("call_{}_{}_{salt:08x}", self.calls, fc.name).into(),
+                    (None, Some(salt)) => {
+                        format!("call_{}_{}_{salt:08x}", self.calls, fc.name).into()
+                    }
                     (None, None) => format!("call_{}_{}", self.calls, fc.name).into(),
                 };
                 self.calls += 1;
@@ -136,6 +138,10 @@ fn compact(json: &str) -> Cow<'_, str> {
     value.map_or(Cow::Borrowed(json), |v| Cow::Owned(v.to_string()))
 }
 
+/// The finishReasons of a content filter.
+const FILTERED: &str = "SAFETY RECITATION BLOCKLIST PROHIBITED_CONTENT SPII IMAGE_SAFETY \
+    IMAGE_PROHIBITED_CONTENT IMAGE_RECITATION LANGUAGE";
+
 /// Gemini's finishReason in canonical terms; the reasons that mean the
 /// model failed to produce a valid function call are errors.
 fn finish(reason: &str, had_calls: bool, message: Option<&str>) -> Result<Finish, ChatError> {
@@ -143,15 +149,7 @@ fn finish(reason: &str, had_calls: bool, message: Option<&str>) -> Result<Finish
         "STOP" if had_calls => Finish::ToolCalls,
         "STOP" => Finish::Stop,
         "MAX_TOKENS" => Finish::Length,
-        "SAFETY"
-        | "RECITATION"
-        | "BLOCKLIST"
-        | "PROHIBITED_CONTENT"
-        | "SPII"
-        | "IMAGE_SAFETY"
-        | "IMAGE_PROHIBITED_CONTENT"
-        | "IMAGE_RECITATION"
-        | "LANGUAGE" => Finish::ContentFilter,
+        r if FILTERED.split(' ').any(|f| f == r) => Finish::ContentFilter,
         "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS" => {
             let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
             let msg = format!(

@@ -16,41 +16,39 @@ use std::borrow::Cow;
 type Str<'a> = Cow<'a, str>;
 
 /// A `GenerateContentResponse`: a whole answer or one stream chunk.
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct GResponse<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(borrow, default)]
     pub candidates: Vec<Candidate<'a>>,
-    #[serde(borrow, skip_serializing)]
+    #[serde(borrow)]
     pub prompt_feedback: Option<PromptFeedback<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage_metadata: Option<UsageMetadata>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     pub model_version: Option<Str<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     pub response_id: Option<Str<'a>>,
-    #[serde(borrow, skip_serializing)]
+    #[serde(borrow)]
     pub error: Option<ErrorField<'a>>,
 }
 
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Candidate<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     pub content: Option<GContent<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     pub finish_reason: Option<Str<'a>>,
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     pub finish_message: Option<Str<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
 }
 
 /// `Content`: a role and its parts. Parts are typed; the ingress adapter
 /// reads request parts raw first so a kind this model lacks can be kept.
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Default)]
 pub struct GContent<'a> {
-    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(borrow)]
     pub role: Option<Str<'a>>,
     #[serde(borrow, default)]
     pub parts: Vec<WirePart<'a>>,
@@ -66,23 +64,14 @@ pub struct WirePart<'a> {
     pub text: Option<Str<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thought: Option<bool>,
-    #[serde(
-        borrow,
-        alias = "thought_signature",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, alias = "thought_signature")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub thought_signature: Option<Str<'a>>,
-    #[serde(
-        borrow,
-        alias = "function_call",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, alias = "function_call")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub function_call: Option<FunctionCall<'a>>,
-    #[serde(
-        borrow,
-        alias = "function_response",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(borrow, alias = "function_response")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub function_response: Option<FunctionResponse<'a>>,
     #[serde(borrow, alias = "inline_data", skip_serializing_if = "Option::is_none")]
     pub inline_data: Option<Blob<'a>>,
@@ -137,14 +126,12 @@ pub struct PromptFeedback<'a> {
     pub block_reason_message: Option<Str<'a>>,
 }
 
-#[derive(Deserialize, Serialize, Default, Clone, Copy)]
+#[derive(Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "camelCase", default)]
 pub struct UsageMetadata {
     pub prompt_token_count: Count,
     pub candidates_token_count: Count,
-    #[serde(skip_serializing_if = "Count::is_zero")]
     pub thoughts_token_count: Count,
-    #[serde(skip_serializing_if = "Count::is_zero")]
     pub cached_content_token_count: Count,
     pub total_token_count: Option<Count>,
 }

@@ -69,15 +69,8 @@ impl Ingress for AnthropicMessages {
         }
         let stop = stop_reason(answer.finish.as_ref(), tools, refused);
         let mut out = BytesMut::with_capacity(256);
-        let blocks = |out: &mut BytesMut| {
-            for (i, block) in content.iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b",");
-                }
-                block.write(out);
-            }
-        };
-        wire::message(&mut out, &answer.id, model, blocks, Some(stop), &answer.usage);
+        let (id, usage) = (&answer.id, &answer.usage);
+        wire::message(&mut out, id, model, &content, Some(stop), usage);
         out.freeze()
     }
 

@@ -25,15 +25,9 @@ use std::borrow::Cow;
 #[serde(tag = "type", rename_all = "snake_case")]
 #[allow(clippy::enum_variant_names)] // Anthropic's own names
 enum DeltaOut<'r> {
-    ThinkingDelta {
-        thinking: &'r str,
-    },
-    SignatureDelta {
-        signature: &'r str,
-    },
-    InputJsonDelta {
-        partial_json: &'r str,
-    },
+    ThinkingDelta { thinking: &'r str },
+    SignatureDelta { signature: &'r str },
+    InputJsonDelta { partial_json: &'r str },
 }
 
 /// Every event's data: `type` and the fields that event has.
@@ -96,7 +90,7 @@ impl Encoder {
             out.extend_from_slice(
                 b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":",
             );
-            message(out, &id, &self.model, |_| {}, None, &self.usage);
+            message(out, &id, &self.model, &[], None, &self.usage);
             out.extend_from_slice(b"}\n\n");
         }
     }
@@ -284,7 +278,9 @@ impl StreamEncoder for Encoder {
                 stop_members(out, Some(stop));
                 out.extend_from_slice(br#"},"usage":"#);
                 usage_out(out, &self.usage);
-                out.extend_from_slice(b"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+                out.extend_from_slice(
+                    b"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+                );
                 self.stopped = true;
             }
             _ => {}

@@ -3,7 +3,7 @@
 //! bodies. A leaf, so neither file imports the other.
 
 use crate::protocol::chat::{ChatError, ErrorKind, Family, Finish, Signature, Usage};
-use crate::protocol::json::{push_str, push_u64};
+use crate::protocol::json::{push_count, push_str};
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -73,13 +73,12 @@ impl BlockOut<'_> {
 }
 
 /// A message object, written by hand (serde's struct writer cost ~3k
-/// instructions per answer): `content` writes the blocks inside `[]`;
-/// `stop` is `None` in `message_start`.
+/// instructions per answer); `stop` is `None` in `message_start`.
 pub(super) fn message(
     out: &mut BytesMut,
     id: &str,
     model: &str,
-    content: impl FnOnce(&mut BytesMut),
+    content: &[BlockOut<'_>],
     stop: Option<(&str, Option<&str>)>,
     usage: &Usage,
 ) {
@@ -88,7 +87,12 @@ pub(super) fn message(
     out.extend_from_slice(br#","type":"message","role":"assistant","model":"#);
     push_str(out, model);
     out.extend_from_slice(br#","content":["#);
-    content(out);
+    for (i, block) in content.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",");
+        }
+        block.write(out);
+    }
     out.extend_from_slice(b"],");
     stop_members(out, stop);
     out.extend_from_slice(br#","usage":"#);
@@ -99,7 +103,10 @@ pub(super) fn message(
 /// `"stop_reason":…,"stop_sequence":…` (null when not known yet).
 pub(super) fn stop_members(out: &mut BytesMut, stop: Option<(&str, Option<&str>)>) {
     let (reason, sequence) = stop.map_or((None, None), |(r, s)| (Some(r), s));
-    for (key, v) in [(&br#""stop_reason":"#[..], reason), (br#","stop_sequence":"#, sequence)] {
+    for (key, v) in [
+        (&br#""stop_reason":"#[..], reason),
+        (br#","stop_sequence":"#, sequence),
+    ] {
         out.extend_from_slice(key);
         match v {
             Some(v) => push_str(out, v),
@@ -132,16 +139,12 @@ pub(super) fn stop_reason(
 /// reports apart.
 pub(super) fn usage_out(out: &mut BytesMut, u: &Usage) {
     let (read, write) = (u.cached_tokens, u.cache_write_tokens);
+    out.extend_from_slice(b"{");
     let input = u.prompt_tokens.saturating_sub(read).saturating_sub(write);
-    for (key, n) in [
-        (&br#"{"input_tokens":"#[..], input),
-        (br#","cache_creation_input_tokens":"#, write),
-        (br#","cache_read_input_tokens":"#, read),
-        (br#","output_tokens":"#, u.completion_tokens),
-    ] {
-        out.extend_from_slice(key);
-        push_u64(out, n);
-    }
+    push_count(out, "input_tokens", input);
+    push_count(out, "cache_creation_input_tokens", write);
+    push_count(out, "cache_read_input_tokens", read);
+    push_count(out, "output_tokens", u.completion_tokens);
     out.extend_from_slice(b"}");
 }
 

@@ -17,10 +17,9 @@ use crate::protocol::chat::{
     Answer, Block, ChatError, Delta, Event, Family, Finish, Part, StreamEncoder, ToolKind, Usage,
 };
 use crate::protocol::egress::gemini::wire::{
-    by_name, status_name, Candidate, ErrorOut, ErrorOutInner, FunctionCall, GContent, GResponse,
-    UsageMetadata, WirePart,
+    by_name, status_name, ErrorOut, ErrorOutInner, FunctionCall, UsageMetadata, WirePart,
 };
-use crate::protocol::json::{empty_object, push_str, to_bytes};
+use crate::protocol::json::{empty_object, push_count, push_str, to_bytes};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -82,28 +81,71 @@ fn finish_reason(f: &Finish) -> Cow<'_, str> {
     })
 }
 
-fn response<'a>(
-    parts: Vec<WirePart<'a>>,
-    finish: Option<Cow<'a, str>>,
+/// A `GenerateContentResponse` with one candidate, written by hand (serde's
+/// struct writer cost ~3k instructions per answer); parts other than plain
+/// text go through serde.
+fn response(
+    out: &mut BytesMut,
+    parts: &[WirePart<'_>],
+    finish: Option<&str>,
     usage: Option<&Usage>,
-    model: &'a str,
-    id: &'a str,
-) -> GResponse<'a> {
-    GResponse {
-        candidates: vec![Candidate {
-            content: Some(GContent {
-                role: Some(Cow::Borrowed("model")),
-                parts,
-            }),
-            finish_reason: finish,
-            finish_message: None,
-            index: Some(0),
-        }],
-        usage_metadata: usage.map(UsageMetadata::from_usage),
-        model_version: Some(Cow::Borrowed(model)),
-        response_id: Some(Cow::Borrowed(id)),
-        ..GResponse::default()
+    model: &str,
+    id: &str,
+) {
+    out.extend_from_slice(br#"{"candidates":[{"content":{"role":"model","parts":["#);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",");
+        }
+        match p {
+            WirePart {
+                text: Some(t),
+                thought: None,
+                thought_signature: None,
+                function_call: None,
+                function_response: None,
+                inline_data: None,
+                file_data: None,
+            } => {
+                out.extend_from_slice(br#"{"text":"#);
+                push_str(out, t);
+                out.extend_from_slice(b"}");
+            }
+            // Writing into memory cannot fail.
+            _ => drop(serde_json::to_writer((&mut *out).writer(), p)),
+        }
     }
+    out.extend_from_slice(b"]}");
+    if let Some(f) = finish {
+        out.extend_from_slice(br#","finishReason":"#);
+        push_str(out, f);
+    }
+    out.extend_from_slice(br#","index":0}]"#);
+    if let Some(u) = usage.map(UsageMetadata::from_usage) {
+        out.extend_from_slice(br#","usageMetadata":{"#);
+        push_count(out, "promptTokenCount", u.prompt_token_count.0);
+        push_count(out, "candidatesTokenCount", u.candidates_token_count.0);
+        // Gemini leaves these two out when zero.
+        for (key, n) in [
+            ("thoughtsTokenCount", u.thoughts_token_count.0),
+            ("cachedContentTokenCount", u.cached_content_token_count.0),
+        ] {
+            if n > 0 {
+                push_count(out, key, n);
+            }
+        }
+        push_count(
+            out,
+            "totalTokenCount",
+            u.total_token_count.map_or(0, |c| c.0),
+        );
+        out.extend_from_slice(b"}");
+    }
+    out.extend_from_slice(br#","modelVersion":"#);
+    push_str(out, model);
+    out.extend_from_slice(br#","responseId":"#);
+    push_str(out, id);
+    out.extend_from_slice(b"}");
 }
 
 /// A whole answer.
@@ -168,10 +210,9 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
         .finish
         .as_ref()
         .map_or(Cow::Borrowed("STOP"), finish_reason);
-    to_bytes(
-        &response(parts, Some(finish), Some(&a.usage), model, &a.id),
-        256,
-    )
+    let (mut out, usage) = (BytesMut::with_capacity(256), Some(&a.usage));
+    response(&mut out, &parts, Some(&finish), usage, model, &a.id);
+    out.freeze()
 }
 
 /// Google's error body for `err`.
@@ -206,12 +247,20 @@ pub(super) fn stream_error(err: &ChatError, array: bool) -> Bytes {
 
 /// One element of the stream in its framing: `first` opens the array.
 fn frame(out: &mut BytesMut, v: &impl Serialize, array: bool, first: bool) {
-    match (array, first) {
-        (false, _) => out.extend_from_slice(b"data: "),
-        (true, true) => out.extend_from_slice(b"["),
-        (true, false) => out.extend_from_slice(b",\r\n"),
-    }
+    frame_open(out, array, first);
     let _ = serde_json::to_writer((&mut *out).writer(), v);
+    frame_close(out, array);
+}
+
+fn frame_open(out: &mut BytesMut, array: bool, first: bool) {
+    out.extend_from_slice(match (array, first) {
+        (false, _) => b"data: ",
+        (true, true) => b"[",
+        (true, false) => b",\r\n",
+    });
+}
+
+fn frame_close(out: &mut BytesMut, array: bool) {
     if !array {
         out.extend_from_slice(b"\r\n\r\n");
     }
@@ -229,8 +278,6 @@ pub(super) struct Encoder {
     /// The open block is reasoning (its signature goes on a thought part).
     reasoning: bool,
     usage: Option<Usage>,
-    /// What follows the text in a text chunk (model and id), once built.
-    tail: Bytes,
 }
 
 struct OpenCall {
@@ -251,47 +298,20 @@ impl Encoder {
             call: None,
             reasoning: false,
             usage: None,
-            tail: Bytes::new(),
         }
-    }
-
-    /// A text chunk (the commonest) written directly: the bytes the serde
-    /// path in [`Encoder::chunk`] writes for one text part, around a
-    /// per-stream tail (`tests::text_chunks_are_written_as_serde_writes_them`).
-    pub(super) fn text_chunk(&mut self, out: &mut BytesMut, text: &str) {
-        if self.tail.is_empty() {
-            let mut t = BytesMut::with_capacity(64 + self.model.len() + self.id.len());
-            t.extend_from_slice(br#"}]},"index":0}],"modelVersion":"#);
-            push_str(&mut t, &self.model);
-            t.extend_from_slice(br#","responseId":"#);
-            push_str(&mut t, &self.id);
-            t.extend_from_slice(b"}");
-            self.tail = t.freeze();
-        }
-        out.extend_from_slice(match (self.array, self.started) {
-            (false, _) => b"data: ",
-            (true, false) => b"[",
-            (true, true) => b",\r\n",
-        });
-        out.extend_from_slice(br#"{"candidates":[{"content":{"role":"model","parts":[{"text":"#);
-        push_str(out, text);
-        out.extend_from_slice(&self.tail);
-        if !self.array {
-            out.extend_from_slice(b"\r\n\r\n");
-        }
-        self.started = true;
     }
 
     pub(super) fn chunk(
         &mut self,
         out: &mut BytesMut,
-        parts: Vec<WirePart<'_>>,
+        parts: &[WirePart<'_>],
         finish: Option<&Finish>,
     ) {
         let finish = finish.map(finish_reason);
         let usage = finish.as_ref().and(self.usage.as_ref());
-        let r = response(parts, finish, usage, &self.model, &self.id);
-        frame(out, &r, self.array, !self.started);
+        frame_open(out, self.array, !self.started);
+        response(out, parts, finish.as_deref(), usage, &self.model, &self.id);
+        frame_close(out, self.array);
         self.started = true;
     }
 }
@@ -301,7 +321,6 @@ impl StreamEncoder for Encoder {
         match ev {
             Event::Start { id, .. } => {
                 self.id = id.to_string();
-                self.tail = Bytes::new();
             }
             Event::BlockStart { block, .. } => {
                 self.reasoning = matches!(block, Block::Reasoning);
@@ -316,13 +335,15 @@ impl StreamEncoder for Encoder {
                 }
             }
             Event::Delta { delta, .. } => match delta {
-                Delta::Text(t) | Delta::Refusal(t) if !t.is_empty() => self.text_chunk(out, t),
+                Delta::Text(t) | Delta::Refusal(t) if !t.is_empty() => {
+                    self.chunk(out, &[text_part(t)], None)
+                }
                 Delta::Reasoning(t) if !t.is_empty() => {
                     let part = WirePart {
                         thought: Some(true),
                         ..text_part(t)
                     };
-                    self.chunk(out, vec![part], None)
+                    self.chunk(out, &[part], None)
                 }
                 Delta::Signature(sig) | Delta::Redacted(sig) => {
                     let redacted = matches!(delta, Delta::Redacted(_));
@@ -337,7 +358,7 @@ impl StreamEncoder for Encoder {
                         thought_signature: Some(value),
                         ..WirePart::default()
                     };
-                    self.chunk(out, vec![part], None)
+                    self.chunk(out, &[part], None)
                 }
                 Delta::ToolArguments(a) => {
                     if let Some(call) = &mut self.call {
@@ -352,14 +373,14 @@ impl StreamEncoder for Encoder {
                     let args = args(call.kind, &call.arguments);
                     let sig = call.signature.as_deref().map(Cow::Borrowed);
                     let part = call_part(&call.id, &call.name, &args, sig);
-                    self.chunk(out, vec![part], None);
+                    self.chunk(out, &[part], None);
                 }
             }
             Event::Usage(u) => self.usage = Some(*u),
             Event::Stop { finish } => {
                 // The last chunk: the finish reason and the usage, with an
                 // empty text part (SDKs read `.text` off every chunk).
-                self.chunk(out, vec![text_part("")], Some(finish));
+                self.chunk(out, &[text_part("")], Some(finish));
             }
             Event::Error(e) => {
                 frame(out, &error_out(e), self.array, !self.started);

@@ -254,29 +254,28 @@ fn errors_are_googles() {
 }
 
 #[test]
-fn text_chunks_are_written_as_serde_writes_them() {
+fn text_chunks_are_json_with_model_and_id() {
     use crate::protocol::chat::StreamEncoder;
-    use crate::protocol::egress::gemini::wire::WirePart;
-    for array in [false, true] {
-        let (mut fast, mut slow) = (
-            encode::Encoder::new("m\"1", array),
-            encode::Encoder::new("m\"1", array),
-        );
-        let start = Event::Start {
-            id: "r\\1 é".into(),
-            model: "up".into(),
-        };
-        let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
-        fast.event(&start, &mut a);
-        slow.event(&start, &mut b);
-        for t in ["Hello", "a\"b\\c\nd\u{1}é 日本"] {
-            fast.text_chunk(&mut a, t);
-            let part = WirePart {
-                text: Some(Cow::Borrowed(t)),
-                ..WirePart::default()
-            };
-            slow.chunk(&mut b, vec![part], None);
-        }
-        assert_eq!(a, b);
-    }
+    let mut enc = encode::Encoder::new("m\"1", false);
+    let mut out = BytesMut::new();
+    let start = Event::Start {
+        id: "r\\1 é".into(),
+        model: "up".into(),
+    };
+    enc.event(&start, &mut out);
+    let t = "a\"b\\c\nd\u{1}é 日本";
+    enc.event(
+        &Event::Delta {
+            index: 0,
+            delta: Delta::Text(t.into()),
+        },
+        &mut out,
+    );
+    let text = std::str::from_utf8(&out).unwrap();
+    let v: Value = serde_json::from_str(text.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(v["candidates"][0]["content"]["parts"][0]["text"], t);
+    assert_eq!(
+        (v["modelVersion"].as_str(), v["responseId"].as_str()),
+        (Some("m\"1"), Some("r\\1 é"))
+    );
 }
