@@ -33,7 +33,6 @@ use crate::protocol::chat::{
     Request, ResponseFormat, Role, StreamDecoder, Text, Tool, ToolCall, ToolChoice, ToolKind,
     VendorOptions,
 };
-use crate::protocol::json::push_str;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -86,8 +85,7 @@ impl J {
         self.0.extend_from_slice(v.as_bytes());
     }
     fn key(&mut self, k: &str) -> &mut Self {
-        self.sep();
-        push_str(&mut self.0, k);
+        self.val(k);
         self.0.push(b':');
         self
     }
