@@ -1,5 +1,5 @@
-//! Answers, stream chunks and errors in Gemini's shapes, written with the
-//! shared wire types.
+//! Answers, stream chunks and errors in Gemini's shapes: the envelope and
+//! text parts by hand, other parts and errors with the shared wire types.
 //!
 //! * A whole answer is one `GenerateContentResponse`; a stream is a series
 //!   of them, each holding the next parts: text and thought text as they
