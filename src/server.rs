@@ -346,6 +346,13 @@ pub fn build(
         // Pingora then runs a current-thread Tokio runtime: no cross-thread
         // run queue, no atomics on every wake.
         work_stealing: threads > 1,
+        // Pingora's own timeouts (its HTTP/1 server session's reads and
+        // writes) of a second or more run on Tokio's timer, as the
+        // gateway's do: the default (up to 15 minutes on Pingora's
+        // "fast" wheel) starts a "Timer thread" that wakes every 10 ms
+        // for the life of the process, on the core the request thread is
+        // pinned to (`BENCHMARKS.md`, "Syscalls per request").
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
 
