@@ -37,10 +37,10 @@ const MAX_FILE_LINES: usize = 1500;
 /// then parsed as text; with its unit test) used by every decoder, the
 /// Responses decoder's text path and `to_bytes` into a `Vec`: ~3k instructions per translated request,
 /// part of #14's translated/pass-through ratio.
-/// Session 17 lowered it by 9 while writing the translated answers' usage
+/// Session 17 lowered it by 10 while writing the translated answers' usage
 /// and message objects by hand (fewer serde structs, one Gemini text path).
 /// Lower it again when the adapters are compacted.
-const MAX_PROTOCOL_LINES: usize = 14_527;
+const MAX_PROTOCOL_LINES: usize = 14_526;
 
 /// One source file, as this test sees it.
 struct File {

@@ -10,7 +10,7 @@ use crate::protocol::chat::{
     Part, Request, Signature, StreamEncoder, ToolKind, Usage,
 };
 use crate::protocol::ingress::openai::error_type;
-use crate::protocol::json::{push_str as js, push_u64 as num};
+use crate::protocol::json::{push_count, push_str as js, push_u64 as num};
 use bytes::{Bytes, BytesMut};
 
 /// Joins a namespace and a member's name in the name vendors see.
@@ -237,18 +237,17 @@ fn usage(o: &mut BytesMut, u: &Usage) {
         0 => u.prompt_tokens.saturating_add(u.completion_tokens),
         t => t,
     };
-    o.extend_from_slice(br#"{"input_tokens":"#);
-    num(o, u.prompt_tokens);
-    o.extend_from_slice(br#","input_tokens_details":{"cached_tokens":"#);
-    num(o, u.cached_tokens);
-    o.extend_from_slice(br#","cache_write_tokens":"#);
-    num(o, u.cache_write_tokens);
-    o.extend_from_slice(br#"},"output_tokens":"#);
-    num(o, u.completion_tokens);
-    o.extend_from_slice(br#","output_tokens_details":{"reasoning_tokens":"#);
-    num(o, u.reasoning_tokens);
-    o.extend_from_slice(br#"},"total_tokens":"#);
-    num(o, total);
+    o.extend_from_slice(b"{");
+    push_count(o, "input_tokens", u.prompt_tokens);
+    o.extend_from_slice(br#","input_tokens_details":{"#);
+    push_count(o, "cached_tokens", u.cached_tokens);
+    push_count(o, "cache_write_tokens", u.cache_write_tokens);
+    o.extend_from_slice(b"}");
+    push_count(o, "output_tokens", u.completion_tokens);
+    o.extend_from_slice(br#","output_tokens_details":{"#);
+    push_count(o, "reasoning_tokens", u.reasoning_tokens);
+    o.extend_from_slice(b"}");
+    push_count(o, "total_tokens", total);
     o.extend_from_slice(b"}");
 }
 
