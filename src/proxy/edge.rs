@@ -18,7 +18,7 @@
 //!
 //! Only plain-text HTTP/1 is served on the data plane (no TLS, no h2c).
 
-use super::ctx::REQUEST_ID_HEADER;
+use super::ctx::{new_request_id, REQUEST_ID_HEADER};
 use crate::config::EdgeSettings;
 use crate::metrics::EdgeStats;
 use bytes::BytesMut;
@@ -167,7 +167,7 @@ where
                 "connection refused: too many open client connections"
             );
             let reject = Reject::TooManyConnections(self.limits.max_connections);
-            answer(&mut stream, &reject, b"", &reject_request_id()).await;
+            answer(&mut stream, &reject, b"", &new_request_id()).await;
             return;
         }
 
@@ -183,7 +183,7 @@ where
                 Head::Closed => return,
                 Head::Reject(reject) => {
                     reject.counter(&self.stats).fetch_add(1, Ordering::Relaxed);
-                    let request_id = reject_request_id();
+                    let request_id = new_request_id();
                     tracing::info!(
                         target: "request",
                         request_id = %request_id,
@@ -634,10 +634,6 @@ fn framing<'b>(req: &httparse::Request<'_, 'b>) -> Result<Option<&'b [u8]>, &'st
         }
     }
     Ok(host)
-}
-
-fn reject_request_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
 }
 
 /// Write the rejection as a complete JSON answer and close. The format

@@ -251,6 +251,7 @@ async fn generate(
     };
     let mut grace = state.grace_over.subscribe();
     let chosen = tokio::select! {
+        biased;
         r = Box::pin(failover::run(state, snap, &request, ctx)) => r?,
         _ = client_gone(session) => return Err(abort("client closed the connection before the answer", ctx, "client_gone")),
         _ = grace_over(&mut grace) => return Err(GatewayError::ShuttingDown.into()),
