@@ -534,15 +534,33 @@ fn origin_form_ok(t: &[u8], escaped: bool) -> bool {
         Some(q) => (&t[..q], &t[q + 1..]),
         None => (t, &[][..]),
     };
-    let esc = |b: u8| escaped && escaped_by_pingora(b);
-    let path_ok = |b: u8| {
-        esc(b)
-            || matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | 0x7C | 0x7E | b'"' | b'{' | b'}' | 0x80..=0xFF)
+    let ok = |b: u8, class: u8| {
+        URI_CLASS[usize::from(b)] & class != 0 || (escaped && escaped_by_pingora(b))
     };
-    let query_ok =
-        |b: u8| esc(b) || matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E | 0x80..=0xFF);
-    path.iter().all(|&b| path_ok(b)) && query.iter().all(|&b| query_ok(b))
+    path.iter().all(|&b| ok(b, PATH)) && query.iter().all(|&b| ok(b, QUERY))
 }
+
+/// `http::Uri`'s origin-form character classes by byte, [`PATH`] and
+/// [`QUERY`] bits: a table lookup per byte (the two `matches!` of ranges
+/// were ~550 instructions for a 20-byte target, callgrind).
+const URI_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | 0x7C | 0x7E | b'"' | b'{' | b'}' | 0x80..=0xFF)
+        {
+            table[i] |= PATH;
+        }
+        if matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E | 0x80..=0xFF) {
+            table[i] |= QUERY;
+        }
+        i += 1;
+    }
+    table
+};
+const PATH: u8 = 1;
+const QUERY: u8 = 2;
 
 /// The request targets Pingora's URI parsing accepts (`http::Uri` character
 /// classes for origin-form; absolute-form only without user info and with
@@ -739,6 +757,23 @@ mod tests {
             parsed(b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             "complete"
         );
+    }
+
+    /// Every ASCII byte, in a path and in a query: the table says what
+    /// `http::Uri` (Pingora's parser) says. Bytes from 0x80 are allowed
+    /// here; `http::Uri` takes them in valid UTF-8 and Pingora answers 400
+    /// to the rest after the edge.
+    #[test]
+    fn origin_form_bytes_match_http_uri() {
+        for b in 0..0x80u8 {
+            for t in [vec![b'/', b'a', b, b'z'], vec![b'/', b'?', b'q', b, b'z']] {
+                let theirs = http::Uri::try_from(t.as_slice()).is_ok();
+                assert_eq!(origin_form_ok(&t, false), theirs, "byte {b:#04x} in {t:?}");
+            }
+        }
+        for t in ["/\u{e9}", "/?q=\u{e9}"] {
+            assert!(origin_form_ok(t.as_bytes(), false) && http::Uri::try_from(t).is_ok());
+        }
     }
 
     #[test]

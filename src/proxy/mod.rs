@@ -189,6 +189,29 @@ impl Gateway {
             tracing::debug!(target: "request", method = clip(req.method.as_str(), ECHO_LIMIT), path = clip(req.uri.path(), ECHO_LIMIT), status, "health check or admin call");
             return;
         }
+        // The access line first: the row below takes the strings it shares.
+        tracing::info!(
+            target: "request",
+            request_id = %ctx.request_id,
+            method = clip(req.method.as_str(), ECHO_LIMIT),
+            path = clip(req.uri.path(), ECHO_LIMIT),
+            status,
+            model = ctx.model.as_deref().unwrap_or("-"),
+            provider = ctx.provider.as_deref().unwrap_or("-"),
+            key = ctx.key.as_deref().unwrap_or("-"),
+            client_key = ctx.client_key.as_ref().map(|k| k.id),
+            attempts = ctx.attempts,
+            stream = ctx.stream,
+            latency_ms = latency.as_micros() as f64 / 1000.0,
+            ttfb_ms,
+            api = ctx.api.as_str(),
+            prompt_tokens = ctx.usage.map(|u| u.prompt_tokens),
+            completion_tokens = ctx.usage.map(|u| u.completion_tokens),
+            cached_tokens = ctx.usage.map(|u| u.cached_tokens).filter(|&c| c > 0),
+            outcome = ctx.outcome,
+            error = error.as_deref(),
+            "request"
+        );
         if matches!(
             ctx.route,
             "chat" | "messages" | "gemini" | "responses" | "responses_compact"
@@ -221,13 +244,13 @@ impl Gateway {
                 let row = RequestLog {
                     id: None,
                     ts_ms: crate::health::wall_ms() as i64,
-                    request_id: ctx.request_id.clone(),
+                    request_id: std::mem::take(&mut ctx.request_id),
                     api: ctx.api.as_str().to_string(),
                     method: clip(req.method.as_str(), ECHO_LIMIT).to_string(),
                     path: clip(req.uri.path(), ECHO_LIMIT).to_string(),
-                    model: ctx.model.clone(),
-                    provider: ctx.provider.clone(),
-                    key: ctx.key.clone(),
+                    model: ctx.model.take(),
+                    provider: ctx.provider.take(),
+                    key: ctx.key.take(),
                     status,
                     outcome: ctx.outcome.to_string(),
                     attempts: ctx.attempts,
@@ -237,8 +260,8 @@ impl Gateway {
                     prompt_tokens: ctx.usage.map(|u| u.prompt_tokens),
                     completion_tokens: ctx.usage.map(|u| u.completion_tokens),
                     cached_tokens: ctx.usage.map(|u| u.cached_tokens),
-                    error: error.clone(),
-                    upstream_model: ctx.upstream_model.clone(),
+                    error,
+                    upstream_model: ctx.upstream_model.take(),
                     client_key: ctx.client_key.as_ref().map(|k| k.label.to_string()),
                     cache_write_tokens: ctx.usage.map(|u| u.cache_write_tokens),
                     cache_write_1h_tokens: ctx.usage.map(|u| u.cache_write_1h_tokens),
@@ -251,28 +274,6 @@ impl Gateway {
                 }
             }
         }
-        tracing::info!(
-            target: "request",
-            request_id = %ctx.request_id,
-            method = clip(req.method.as_str(), ECHO_LIMIT),
-            path = clip(req.uri.path(), ECHO_LIMIT),
-            status,
-            model = ctx.model.as_deref().unwrap_or("-"),
-            provider = ctx.provider.as_deref().unwrap_or("-"),
-            key = ctx.key.as_deref().unwrap_or("-"),
-            client_key = ctx.client_key.as_ref().map(|k| k.id),
-            attempts = ctx.attempts,
-            stream = ctx.stream,
-            latency_ms = latency.as_micros() as f64 / 1000.0,
-            ttfb_ms,
-            api = ctx.api.as_str(),
-            prompt_tokens = ctx.usage.map(|u| u.prompt_tokens),
-            completion_tokens = ctx.usage.map(|u| u.completion_tokens),
-            cached_tokens = ctx.usage.map(|u| u.cached_tokens).filter(|&c| c > 0),
-            outcome = ctx.outcome,
-            error = error.as_deref(),
-            "request"
-        );
     }
 }
 
