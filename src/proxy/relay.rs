@@ -289,16 +289,20 @@ async fn next_chunk(
     deadline: Instant,
     grace: &mut Grace<'_>,
 ) -> Result<Result<Option<Bytes>, String>, Interrupt> {
-    // `biased`: the vendor's chunk first (see `Gateway::chat`).
+    // `biased`, in this order: the end of the grace period first (its
+    // future lives across chunks, so polling it is a flag check, and a
+    // vendor whose chunks are always ready cannot keep a stream past it),
+    // then the vendor's chunk, then the client-gone watcher (a write to a
+    // gone client fails anyway).
     tokio::select! {
         biased;
+        _ = grace.as_mut() => Err(Interrupt::Shutdown),
         r = timeout_at(deadline, c.session.read_response_body()) => Ok(match r {
             Ok(Ok(chunk)) => Ok(chunk),
             Ok(Err(e)) => Err(format!("the vendor connection failed mid-answer: {e}")),
             Err(_) => Err("the answer exceeded the provider's total timeout".to_string()),
         }),
         _ = client_gone(session) => Err(Interrupt::ClientGone),
-        _ = grace.as_mut() => Err(Interrupt::Shutdown),
     }
 }
 
