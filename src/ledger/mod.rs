@@ -49,8 +49,14 @@ impl Ledger {
         let Some(usage) = r.usage else {
             return Entry::default();
         };
-        let models: Vec<&str> = [r.upstream_model, r.model].into_iter().flatten().collect();
-        let cost = prices.cost(r.provider, &models, usage);
+        // The names a price may be listed under, on the stack (no `Vec`
+        // per request).
+        let (mut names, mut n) = ([""; 2], 0);
+        for m in [r.upstream_model, r.model].into_iter().flatten() {
+            names[n] = m;
+            n += 1;
+        }
+        let cost = prices.cost(r.provider, &names[..n], usage);
         if let Some(provider) = r.provider {
             metrics.ledger(
                 provider,

@@ -147,6 +147,12 @@ impl Route {
         accept: impl Fn(usize) -> bool,
         keep: impl Fn(usize) -> f64,
     ) -> Option<usize> {
+        // One candidate (one provider serves the model, the common case):
+        // the walk below would end with the final scan's answer anyway,
+        // after ~800 instructions of hashing in pingora's iterator.
+        if let [only] = self.candidates[..] {
+            return accept(only).then_some(only);
+        }
         let mut iter = UniqueIterator::new(self.selector.iter(b""), self.candidates.len() * 2 + 2);
         while let Some(b) = iter.get_next() {
             if let Some(i) = index_of(&b) {
@@ -202,6 +208,20 @@ impl RouteCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_candidate_is_picked_when_accepted_whatever_its_weight_share() {
+        let route = Route::build("m", [(7, 3)].into_iter());
+        let route = route.as_ref();
+        assert_eq!(route.and_then(|r| r.pick(|i| i == 7, |_| 1.0)), Some(7));
+        // A degraded provider keeps part of its weight, but a lone one is
+        // still the only choice (the multi-candidate walk's final scan).
+        assert_eq!(route.and_then(|r| r.pick(|i| i == 7, |_| 0.0)), Some(7));
+        assert_eq!(route.and_then(|r| r.pick(|_| false, |_| 1.0)), None);
+        // Two candidates still go through the weighted walk.
+        let two = Route::build("m", [(1, 1), (2, 1)].into_iter());
+        assert_eq!(two.and_then(|r| r.pick(|i| i == 2, |_| 0.0)), Some(2));
+    }
 
     #[test]
     fn globs_match_like_shell_patterns() {
