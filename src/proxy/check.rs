@@ -33,14 +33,9 @@ pub(super) async fn check_answer(
     ahead: Option<&mut super::ahead::Ahead>,
     whole: Option<&Whole<'_>>,
 ) -> Result<(), String> {
-    let content_type = c
-        .header
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
-    if content_type
-        .as_deref()
-        .is_some_and(|t| t.trim_start().starts_with("text/html"))
+    if c.header
+        .get("content-type")
+        .is_some_and(|t| starts_with_ci(t, b"text/html"))
     {
         let body = c.first.as_deref().unwrap_or_default();
         return Err(format!(
@@ -137,8 +132,14 @@ fn json_fault(f: &super::framing::JsonFault) -> String {
 
 pub(super) fn is_sse(c: &Committed) -> bool {
     c.header
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+        .get("content-type")
+        .is_some_and(|v| starts_with_ci(v, b"text/event-stream"))
+}
+
+/// A header value that starts (after blanks) with `prefix`, a lower-case
+/// media type, in any case (media types are case-insensitive, RFC 9110
+/// §8.3.1).
+fn starts_with_ci(value: &[u8], prefix: &[u8]) -> bool {
+    let v = value.trim_ascii_start();
+    v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)
 }

@@ -15,7 +15,6 @@
 //! far, so it is tested split at every byte without sockets.
 
 use bytes::{Buf, Bytes, BytesMut};
-use pingora::http::ResponseHeader;
 use pingora::protocols::Stream;
 use pingora::{Error, ErrorType, Result};
 use std::future::Future;
@@ -60,6 +59,89 @@ enum Chunk {
     DataEnd,
     /// Trailer lines after the last chunk, up to the empty line.
     Trailers,
+}
+
+/// A vendor's response head as read: the status and the header fields as
+/// slices of the bytes received, looked up by a scan (a head has a dozen
+/// fields and the gateway asks for a handful). Building Pingora's
+/// `ResponseHeader` parsed every name into a `HeaderName` and hashed it
+/// into a map: ~5k instructions per answer (callgrind) for headers that
+/// were then mostly never read.
+#[derive(Debug, Clone)]
+pub struct VendorHead {
+    pub status: http::StatusCode,
+    bytes: Bytes,
+    fields: Vec<Field>,
+    /// The body's `Content-Length` (none when it is chunked or
+    /// close-delimited, or the status has no body).
+    pub content_length: Option<u64>,
+}
+
+/// Where one header field's name and value are in [`VendorHead::bytes`].
+#[derive(Debug, Clone, Copy)]
+struct Field {
+    name: u32,
+    name_len: u32,
+    value: u32,
+    value_len: u32,
+}
+
+impl VendorHead {
+    fn name(&self, f: &Field) -> &[u8] {
+        &self.bytes[f.name as usize..(f.name + f.name_len) as usize]
+    }
+
+    fn value_of(&self, f: &Field) -> &[u8] {
+        &self.bytes[f.value as usize..(f.value + f.value_len) as usize]
+    }
+
+    /// Every value of the header `name` (lower-case), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields
+            .iter()
+            .filter(move |f| self.name(f).eq_ignore_ascii_case(name.as_bytes()))
+            .map(move |f| self.value_of(f))
+    }
+
+    /// The first value of the header `name` (lower-case).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.field(name).map(|f| self.value_of(f))
+    }
+
+    fn field(&self, name: &str) -> Option<&Field> {
+        self.fields
+            .iter()
+            .find(|f| self.name(f).eq_ignore_ascii_case(name.as_bytes()))
+    }
+
+    /// The first value of `name` as a `HeaderValue` sharing the head's
+    /// bytes (no copy), to pass on to the client.
+    pub fn value(&self, name: &str) -> Option<http::HeaderValue> {
+        let f = self.field(name)?;
+        let (start, len) = (f.value as usize, f.value_len as usize);
+        // httparse accepted the value: visible ASCII, obs-text, spaces and
+        // tabs only, which are the bytes a `HeaderValue` allows.
+        Some(pingora::http::header_value_from_raw(
+            self.bytes.slice(start..start + len),
+        ))
+    }
+
+    /// The fields as an `http` map, for the rare reader that wants one (a
+    /// 429's reset, read by `health::park`). Names that are not valid
+    /// `HeaderName`s are left out.
+    pub fn header_map(&self) -> http::HeaderMap {
+        let mut map = http::HeaderMap::with_capacity(self.fields.len());
+        for f in &self.fields {
+            if let Ok(name) = http::HeaderName::from_bytes(self.name(f)) {
+                let (start, len) = (f.value as usize, f.value_len as usize);
+                map.append(
+                    name,
+                    pingora::http::header_value_from_raw(self.bytes.slice(start..start + len)),
+                );
+            }
+        }
+        map
+    }
 }
 
 /// A request head written straight into its wire bytes, in the order the
@@ -180,7 +262,7 @@ impl Exchange {
     }
 
     /// Read the response head (informational `1xx` heads are skipped).
-    pub async fn read_response_header(&mut self) -> Result<ResponseHeader> {
+    pub async fn read_response_header(&mut self) -> Result<VendorHead> {
         loop {
             if let Some(head) = self.parse_head()? {
                 return Ok(head);
@@ -244,72 +326,13 @@ impl Exchange {
 
     /// Parse a complete response head at the start of `buf`: `None` when
     /// more bytes are needed (or a `1xx` head was skipped).
-    fn parse_head(&mut self) -> Result<Option<ResponseHeader>> {
-        if self.buf.is_empty() {
+    fn parse_head(&mut self) -> Result<Option<VendorHead>> {
+        let Some((head, body, keep_alive)) = parse_head(&mut self.buf)? else {
             return Ok(None);
-        }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        let len = match resp.parse(&self.buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(e) => {
-                return Err(Error::explain(
-                    ErrorType::InvalidHTTPHeader,
-                    format!("invalid response head: {e}"),
-                ))
-            }
         };
-        let code = resp.code.unwrap_or(0);
-        if (100..200).contains(&code) {
-            if code == 101 {
-                return Err(Error::explain(
-                    ErrorType::InvalidHTTPHeader,
-                    "101 Switching Protocols to a request that asked for no upgrade",
-                ));
-            }
-            // `100 Continue`, `103 Early Hints`: no body, the real head follows.
-            self.buf.advance(len);
-            return Ok(None);
-        }
-        // Offsets of each name and value, so they can be slices of the
-        // frozen head instead of copies.
-        let base = self.buf.as_ptr() as usize;
-        let n = resp.headers.len();
-        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-            let name = h.name.as_ptr() as usize - base;
-            let value = h.value.as_ptr() as usize - base;
-            // Bounded by MAX_HEAD-sized reads: the offsets fit in u32.
-            *span = (
-                name as u32,
-                h.name.len() as u32,
-                value as u32,
-                h.value.len() as u32,
-            );
-        }
-        let http10 = resp.version == Some(0);
-        let mut header = ResponseHeader::build_no_case(code, Some(n))?;
-        if http10 {
-            header.set_version(http::Version::HTTP_10);
-        }
-        let head = self.buf.split_to(len).freeze();
-        for &(name, name_len, value, value_len) in &spans[..n] {
-            let (name, value) = (name as usize, value as usize);
-            header.append_header(
-                head.slice(name..name + name_len as usize),
-                pingora::http::header_value_from_raw(head.slice(value..value + value_len as usize)),
-            )?;
-        }
-        self.body = framing(&mut header, code)?;
-        self.keep_alive = !http10
-            && self.body != Body::UntilClose
-            && !header
-                .headers
-                .get_all(http::header::CONNECTION)
-                .iter()
-                .any(|v| has_token(v.as_bytes(), b"close"));
-        Ok(Some(header))
+        self.body = body;
+        self.keep_alive = keep_alive;
+        Ok(Some(head))
     }
 
     /// Read more bytes into `buf`: 0 when the vendor closed the connection.
@@ -384,30 +407,86 @@ impl Exchange {
     }
 }
 
+/// Parse a complete response head at the start of `buf` (consumed): the
+/// head, how its body is framed and whether the connection stays open;
+/// `None` when more bytes are needed (or a `1xx` head was skipped).
+fn parse_head(buf: &mut BytesMut) -> Result<Option<(VendorHead, Body, bool)>> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => {
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                format!("invalid response head: {e}"),
+            ))
+        }
+    };
+    let code = resp.code.unwrap_or(0);
+    if (100..200).contains(&code) {
+        if code == 101 {
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "101 Switching Protocols to a request that asked for no upgrade",
+            ));
+        }
+        // `100 Continue`, `103 Early Hints`: no body, the real head follows.
+        buf.advance(len);
+        return Ok(None);
+    }
+    let status = http::StatusCode::from_u16(code)
+        .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "invalid status code"))?;
+    // Offsets of each name and value, so they can be slices of the
+    // frozen head instead of copies.
+    let base = buf.as_ptr() as usize;
+    let fields: Vec<Field> = resp
+        .headers
+        .iter()
+        .map(|h| Field {
+            // Bounded by MAX_HEAD-sized reads: the offsets fit in u32.
+            name: (h.name.as_ptr() as usize - base) as u32,
+            name_len: h.name.len() as u32,
+            value: (h.value.as_ptr() as usize - base) as u32,
+            value_len: h.value.len() as u32,
+        })
+        .collect();
+    let http10 = resp.version == Some(0);
+    let mut head = VendorHead {
+        status,
+        bytes: buf.split_to(len).freeze(),
+        fields,
+        content_length: None,
+    };
+    let body = framing(&mut head)?;
+    let keep_alive = !http10
+        && body != Body::UntilClose
+        && !head.get_all("connection").any(|v| has_token(v, b"close"));
+    Ok(Some((head, body, keep_alive)))
+}
+
 /// How a response's body is framed (RFC 9112 §6.3). A chunked body drops
-/// any `Content-Length` the vendor also sent.
-fn framing(header: &mut ResponseHeader, code: u16) -> Result<Body> {
+/// any `Content-Length` the vendor also sent; otherwise the length found
+/// is noted in `head.content_length`.
+fn framing(head: &mut VendorHead) -> Result<Body> {
+    let code = head.status.as_u16();
     if code == 204 || code == 304 {
         return Ok(Body::Done);
     }
-    if let Some(te) = header
-        .headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-    {
-        let chunked = ends_chunked(te.as_bytes());
-        header.remove_header(&http::header::CONTENT_LENGTH);
-        return Ok(if chunked {
+    if let Some(te) = head.get_all("transfer-encoding").last() {
+        return Ok(if ends_chunked(te) {
             Body::Chunked(Chunk::Size)
         } else {
             Body::UntilClose
         });
     }
     let mut length = None;
-    for v in header.headers.get_all(http::header::CONTENT_LENGTH) {
+    for v in head.get_all("content-length") {
         // A list of equal values is one length (RFC 9110 §8.6).
-        for part in v.as_bytes().split(|b| *b == b',') {
+        for part in v.split(|b| *b == b',') {
             let n = parse_length(part.trim_ascii()).ok_or_else(|| {
                 Error::explain(ErrorType::InvalidHTTPHeader, "invalid Content-Length")
             })?;
@@ -420,6 +499,7 @@ fn framing(header: &mut ResponseHeader, code: u16) -> Result<Body> {
             length = Some(n);
         }
     }
+    head.content_length = length;
     Ok(match length {
         Some(0) => Body::Done,
         Some(n) => Body::Length(n),
@@ -739,8 +819,8 @@ mod tests {
         .await;
         let head = x.read_response_header().await.unwrap();
         assert_eq!(head.status.as_u16(), 200);
-        assert_eq!(head.headers["content-type"], "text/event-stream");
-        assert_eq!(head.headers["x-request-id"], "r-1");
+        assert_eq!(head.get("content-type"), Some(&b"text/event-stream"[..]));
+        assert_eq!(head.value("x-request-id").unwrap(), "r-1");
         assert_eq!(body(&mut x).await, b"data: hi\n");
         assert!(x.response_done());
         assert!(x.into_reusable().is_some());
@@ -816,17 +896,32 @@ mod tests {
         assert_eq!(err.etype(), &ErrorType::InvalidHTTPHeader);
     }
 
-    fn head(wire: &[u8]) -> Result<(ResponseHeader, Body)> {
-        let mut h = ResponseHeader::build_no_case(200, None).unwrap();
-        let mut resp_headers = [httparse::EMPTY_HEADER; 16];
-        let mut resp = httparse::Response::new(&mut resp_headers);
-        assert!(resp.parse(wire).unwrap().is_complete());
-        for x in resp.headers.iter() {
-            h.append_header(Bytes::copy_from_slice(x.name.as_bytes()), x.value)
-                .unwrap();
-        }
-        let body = framing(&mut h, resp.code.unwrap())?;
+    fn head(wire: &[u8]) -> Result<(VendorHead, Body)> {
+        let mut buf = BytesMut::from(wire);
+        let (h, body, _) = parse_head(&mut buf)?.unwrap();
+        assert!(buf.is_empty());
         Ok((h, body))
+    }
+
+    #[test]
+    fn head_fields_are_found_in_any_case_in_order() {
+        let (h, body) = head(
+            b"HTTP/1.1 429 Too Many Requests\r\ncontent-TYPE: application/json\r\nX-Multi: a\r\nRetry-After: 7\r\nx-multi: b\r\nContent-Length: 2\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(h.status.as_u16(), 429);
+        assert_eq!(body, Body::Length(2));
+        assert_eq!(h.content_length, Some(2));
+        assert_eq!(h.get("content-type"), Some(&b"application/json"[..]));
+        assert_eq!(h.get("x-multi"), Some(&b"a"[..]), "the first value");
+        assert_eq!(h.get_all("x-multi").collect::<Vec<_>>(), [b"a", b"b"]);
+        assert_eq!(h.get("x-absent"), None);
+        assert_eq!(h.value("retry-after").unwrap(), "7");
+        // The map the 429 reader gets has every field, repeated ones too.
+        let map = h.header_map();
+        assert_eq!(map["retry-after"], "7");
+        assert_eq!(map.get_all("x-multi").iter().count(), 2);
+        assert_eq!(map.len(), 5);
     }
 
     #[test]
@@ -836,7 +931,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(body, Body::Chunked(Chunk::Size));
-        assert!(h.headers.get("content-length").is_none(), "chunked wins");
+        assert_eq!(h.content_length, None, "chunked wins");
         assert_eq!(
             head(b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n")
                 .unwrap()

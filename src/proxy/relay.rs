@@ -45,7 +45,7 @@ const USAGE_SCAN_LIMIT: usize = 1024 * 1024;
 /// The client's response header. `passthrough` keeps the vendor's content
 /// type and length; translated answers are JSON or SSE of our making.
 fn client_header(
-    up: &ResponseHeader,
+    up: &super::h1::VendorHead,
     provider: &str,
     sse: bool,
     content_length: Option<usize>,
@@ -72,7 +72,7 @@ fn client_header(
         // Tell nginx-style reverse proxies in front of us not to buffer.
         h.insert(ACCEL_BUFFERING, V::from_static("no"));
     } else if passthrough {
-        let ct = up.headers.get(CONTENT_TYPE).cloned();
+        let ct = up.value("content-type");
         h.insert(
             CONTENT_TYPE,
             ct.unwrap_or_else(|| V::from_static("application/json")),
@@ -80,18 +80,15 @@ fn client_header(
     } else {
         h.insert(CONTENT_TYPE, V::from_static("application/json"));
     }
-    let upstream_length = up
-        .headers
-        .get(CONTENT_LENGTH)
-        .filter(|_| passthrough && !sse);
+    let upstream_length = up.content_length.filter(|_| passthrough && !sse);
     match (content_length, upstream_length) {
         (Some(n), _) => h.insert(CONTENT_LENGTH, V::from(n)),
-        (None, Some(len)) => h.insert(CONTENT_LENGTH, len.clone()),
+        (None, Some(len)) => h.insert(CONTENT_LENGTH, V::from(len)),
         _ => h.insert(TRANSFER_ENCODING, V::from_static("chunked")),
     };
     for name in &PASS_HEADERS {
-        if let Some(v) = up.headers.get(name) {
-            h.insert(name.clone(), v.clone());
+        if let Some(v) = up.value(name.as_str()) {
+            h.insert(name.clone(), v);
         }
     }
     let bad = |_| Error::explain(InvalidHTTPHeader, "header value");

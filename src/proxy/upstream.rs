@@ -9,9 +9,8 @@ use super::dns::DnsCache;
 use crate::config::{ApiKey, Provider};
 
 use super::connector::Connector;
-use super::h1::{Exchange, Head};
+use super::h1::{Exchange, Head, VendorHead};
 use bytes::{Bytes, BytesMut};
-use pingora::http::ResponseHeader;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 use std::time::Duration;
@@ -27,7 +26,7 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 pub struct Committed {
     pub session: Exchange,
     pub peer: HttpPeer,
-    pub header: ResponseHeader,
+    pub header: VendorHead,
     pub first: Option<Bytes>,
     /// The body already ended (with `first`).
     pub done: bool,
@@ -166,13 +165,13 @@ fn classify_error(e: &pingora::Error, stage: &str) -> Outcome {
 }
 
 /// The reset a 429 names (see `health::park`); nothing for other statuses.
-fn reset_of(p: &Provider, header: &ResponseHeader, body: &[u8]) -> crate::health::Reset {
+fn reset_of(p: &Provider, header: &VendorHead, body: &[u8]) -> crate::health::Reset {
     if header.status.as_u16() != 429 {
         return crate::health::Reset::default();
     }
     crate::health::Reset::read(
         p.vendor.family(),
-        &header.headers,
+        &header.header_map(),
         body,
         crate::health::wall_ms(),
     )
@@ -205,7 +204,7 @@ enum Steps {
     Done(Outcome),
     /// A non-2xx answer whose body is still to be read (boxed: rare, and
     /// the session is large).
-    ErrorAnswer(Box<(Exchange, HttpPeer, ResponseHeader)>),
+    ErrorAnswer(Box<(Exchange, HttpPeer, VendorHead)>),
 }
 
 /// Run one attempt against `input.provider` with `input.key`.
@@ -310,7 +309,7 @@ async fn error_answer(
     connector: &Connector,
     mut session: Exchange,
     peer: HttpPeer,
-    header: ResponseHeader,
+    header: VendorHead,
     deadline: Instant,
     p: &Provider,
 ) -> Outcome {
