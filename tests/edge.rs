@@ -545,6 +545,45 @@ async fn keep_alive_requests_still_flow_through_the_edge() {
     assert!(matches!(n, Ok(0) | Err(_)));
 }
 
+/// Requests sent back to back before any answer (HTTP/1.1 pipelining,
+/// RFC 9112 §9.3.2) are answered in order on the one connection, the last
+/// one's `Connection: close` honoured — including a request whose body
+/// arrived in the same write as the next request's head.
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let gw = Gateway::start("").await;
+    let mut s = TcpStream::connect(addr(&gw)).await.expect("connect");
+    let body = r#"{"model":"nope","messages":[]}"#;
+    let wire = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n\
+         POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(wire.as_bytes()).await.expect("write");
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all))
+        .await
+        .expect("the connection closes after the third answer")
+        .expect("read");
+    let mut statuses = Vec::new();
+    let mut rest = &all[..];
+    while !rest.is_empty() {
+        let raw = parse_raw(rest);
+        let len: usize = raw.header("content-length").expect("length").parse().unwrap();
+        let head_len = rest.len() - raw.body.len();
+        statuses.push(raw.status);
+        if statuses.len() == 3 {
+            assert_eq!(raw.header("connection"), Some("close"));
+        } else {
+            assert_eq!(raw.header("connection"), Some("keep-alive"));
+        }
+        rest = &rest[head_len + len..];
+    }
+    // The unknown model gets its 404 in between.
+    assert_eq!(statuses, [200, 404, 200]);
+}
+
 // --- buffered answers --------------------------------------------------------
 
 #[tokio::test]

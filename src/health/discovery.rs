@@ -107,10 +107,11 @@ pub fn models_body(snap: &Snapshot) -> Bytes {
 }
 
 /// The client API whose model list a request wants: Anthropic's when it
-/// carries `anthropic-version` (every Anthropic SDK sends it), OpenAI's
-/// otherwise. Auth follows the same API (`x-api-key` or a bearer token).
-pub fn models_api(req: &pingora::http::RequestHeader) -> crate::proxy::ClientApi {
-    if req.headers.contains_key("anthropic-version") {
+/// carries `anthropic-version` (every Anthropic SDK sends it; the caller
+/// says whether it does), OpenAI's otherwise. Auth follows the same API
+/// (`x-api-key` or a bearer token).
+pub fn models_api(anthropic_version: bool) -> crate::proxy::ClientApi {
+    if anthropic_version {
         crate::proxy::ClientApi::ANTHROPIC
     } else {
         crate::proxy::ClientApi::OPENAI

@@ -4,6 +4,7 @@
 
 use super::client::ClientApi;
 use super::ctx::{RequestCtx, Stop};
+use super::downstream::Downstream;
 use super::error::{clip, GatewayError, ECHO_LIMIT};
 use crate::config::Snapshot;
 use pingora::prelude::*;
@@ -15,26 +16,22 @@ use subtle::ConstantTimeEq;
 /// token configured, a loopback client. The key table is in memory: no
 /// database access here.
 pub(super) fn authorize(
-    session: &Session,
+    session: &Downstream,
     snap: &Snapshot,
     live: &crate::control::live::Live,
     ctx: &mut RequestCtx,
     api: ClientApi,
 ) -> Result<(), Stop> {
     let headers = &session.req_header().headers;
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .and_then(|v| {
-            let (scheme, token) = (v.get(..7)?, v.get(7..)?);
-            scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
-        });
+    let bearer = headers.get("authorization").and_then(|v| {
+        let (scheme, token) = (v.get(..7)?, v.get(7..)?);
+        scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+    });
     // An API's own key header (Anthropic `x-api-key`) wins over a bearer
     // token when both are present, as with the vendor's own API.
     let presented = api
         .key_header()
         .and_then(|name| headers.get(name))
-        .map(|v| v.as_bytes())
         .or(bearer);
     if let Some(token) = presented {
         if let Some(key) = live.keys.load().find(token) {
@@ -44,10 +41,7 @@ pub(super) fn authorize(
     }
     let Some(expected) = snap.auth_token.as_deref() else {
         // No token configured: only this machine may use the gateway.
-        let loopback = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .is_some_and(|a| a.ip().is_loopback());
+        let loopback = session.client_addr().is_some_and(|a| a.ip().is_loopback());
         return if loopback {
             Ok(())
         } else {

@@ -34,6 +34,7 @@ pub(super) async fn check_answer(
     whole: Option<&Whole<'_>>,
 ) -> Result<(), String> {
     if c.header
+        .headers
         .get("content-type")
         .is_some_and(|t| starts_with_ci(t, b"text/html"))
     {
@@ -132,6 +133,7 @@ fn json_fault(f: &super::framing::JsonFault) -> String {
 
 pub(super) fn is_sse(c: &Committed) -> bool {
     c.header
+        .headers
         .get("content-type")
         .is_some_and(|v| starts_with_ci(v, b"text/event-stream"))
 }

@@ -98,11 +98,9 @@ impl Corked {
 /// Skip the flushes of the client connection under `session` (`true`), or
 /// flush again (`false`). Nothing happens on a connection that is not a
 /// [`Corked`] one.
-pub fn set(session: &pingora::proxy::Session, on: bool) {
-    if let pingora::protocols::http::ServerSession::H1(h) = &*session.downstream_session {
-        if let Some(c) = h.stream().as_any().downcast_ref::<Corked>() {
-            c.corked.store(on, Ordering::Relaxed);
-        }
+pub fn set(session: &super::downstream::Downstream, on: bool) {
+    if let Some(c) = session.stream().as_any().downcast_ref::<Corked>() {
+        c.corked.store(on, Ordering::Relaxed);
     }
 }
 

@@ -77,14 +77,8 @@ pub(super) fn abort(why: &'static str, ctx: &mut RequestCtx, outcome: &'static s
 /// Resolves when the client has gone away (closed or reset its connection).
 /// Racing this against upstream work stops a vendor from generating (and
 /// billing) an answer nobody will read.
-pub(super) async fn client_gone(session: &mut Session) {
-    loop {
-        match session.downstream_session.read_body_or_idle(true).await {
-            Err(_) => return,
-            // Unexpected extra bytes are not a hang-up; keep watching quietly.
-            Ok(_) => std::future::pending::<()>().await,
-        }
-    }
+pub(super) async fn client_gone(session: &mut super::downstream::Downstream) {
+    session.client_gone().await
 }
 
 /// Resolves once the shutdown grace period has run out.

@@ -6,19 +6,18 @@
 //! client trickling one header line every few seconds is never closed),
 //! accepts heads up to 1 MiB, and answers a malformed one with an empty 400.
 //! [`EdgeApp`] therefore serves each connection itself (its task is
-//! started by the data plane's accept loop, `proxy::listen`): it
-//! counts connections (an atomic; over the cap a 503 and a close), reads
-//! each request head itself under one deadline and a size limit, answers
-//! anything it cannot accept with a JSON error carrying a request id, and
-//! hands the complete head to Pingora's HTTP/1 session as a pipelined
-//! prefix, which Pingora parses without another read; the gateway then
-//! serves the request ([`Serve`]) without Pingora's `ProxyHttp` layer. The head buffer is
-//! the one Pingora would have allocated itself, so the per-request cost is
-//! one extra `httparse` pass over a head already in the cache.
+//! started by the data plane's accept loop, `proxy::listen`): it counts
+//! connections (an atomic; over the cap a 503 and a close), reads each
+//! request head under one deadline and a size limit, answers anything it
+//! cannot accept with a JSON error carrying a request id, and keeps its
+//! one parse of an accepted head (offsets into the head's bytes) for the
+//! request's [`Downstream`] session, which the gateway serves ([`Serve`]).
+//! Bytes a client sent beyond a request (pipelining) start the next head.
 //!
 //! Only plain-text HTTP/1 is served on the data plane (no TLS, no h2c).
 
 use super::ctx::{new_request_id, REQUEST_ID_HEADER};
+use super::downstream::{Downstream, HeadParse, RequestHead, MAX_HEADERS};
 use crate::config::EdgeSettings;
 use crate::metrics::EdgeStats;
 use bytes::BytesMut;
@@ -36,8 +35,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use pingora::prelude::timeout;
 use std::time::Instant;
 
-/// Header fields per request, as in Pingora (`MAX_HEADERS`).
-const MAX_HEADERS: usize = 256;
 /// First allocation of a head buffer, as in Pingora.
 const INIT_HEAD_BUF: usize = 4096;
 /// How long a rejection answer may take to write before the connection is
@@ -105,22 +102,19 @@ fn fd_limit() -> Option<u64> {
 }
 
 /// What serves one request whose head the edge accepted: the gateway
-/// (`proxy::Gateway::serve`). Pingora's `HttpServerApp` would hand over a
-/// bare `ServerSession`; the gateway's code works on the proxy's `Session`
-/// (the same session plus the proxy's per-request state), which only its
-/// constructor from a stream can build — so the edge builds it.
+/// (`proxy::Gateway::serve`).
 ///
 /// Statically dispatched (`EdgeApp` is generic over it): the request's
 /// future lives inside the connection's, not in a box of its own built on
 /// the stack and copied in per request.
 pub trait Serve {
-    /// Serve the request in `session` (its head not yet parsed); the
-    /// connection back when it can carry another request.
+    /// Serve the request in `session`; the connection back (and the bytes
+    /// read beyond the request) when it can carry another request.
     fn serve(
         &self,
-        session: pingora::proxy::Session,
+        session: Downstream,
         shutdown: &ShutdownWatch,
-    ) -> impl std::future::Future<Output = Option<pingora::apps::ReusedHttpStream>> + Send;
+    ) -> impl std::future::Future<Output = Option<(Stream, BytesMut)>> + Send;
 }
 
 /// The gateway behind the edge checks.
@@ -175,51 +169,76 @@ where
         let mut stream = super::cork::Corked::wrap(stream);
         let mut shutdown_rx = shutdown.clone();
         let mut first = true;
+        // What a request's client sent beyond it: the next head's start.
+        let mut carried = BytesMut::new();
         loop {
-            let mut buf = BytesMut::with_capacity(INIT_HEAD_BUF);
+            let mut buf = if carried.is_empty() {
+                BytesMut::with_capacity(INIT_HEAD_BUF)
+            } else {
+                std::mem::take(&mut carried)
+            };
             let start = first.then_some(accepted);
-            match read_head(&mut stream, &mut buf, start, &self.limits, &mut shutdown_rx).await {
-                Head::Complete => {}
-                Head::Closed => return,
-                Head::Reject(reject) => {
-                    reject.counter(&self.stats).fetch_add(1, Ordering::Relaxed);
-                    let request_id = new_request_id();
-                    tracing::info!(
-                        target: "request",
-                        request_id = %request_id,
-                        peer = ?stream.get_socket_digest().and_then(|d| d.peer_addr().cloned()),
-                        status = reject.status(),
-                        error = %reject.message(),
-                        "request head refused"
-                    );
-                    answer(&mut stream, &reject, &buf, &request_id).await;
+            let parsed =
+                match read_head(&mut stream, &mut buf, start, &self.limits, &mut shutdown_rx).await
+                {
+                    Head::Complete(parsed) => parsed,
+                    Head::Closed => return,
+                    Head::Reject(reject) => {
+                        self.refuse(&mut stream, &reject, &buf).await;
+                        return;
+                    }
+                };
+            first = false;
+            let mut buf = fitted(buf);
+            let taken = match parsed {
+                Some(p) => RequestHead::take(&mut buf, p),
+                None => escape_target(&buf).map_or(Err("invalid request line"), |mut escaped| {
+                    let taken = RequestHead::parse(&mut escaped);
+                    buf = escaped;
+                    taken
+                }),
+            };
+            let (head, body) = match taken {
+                Ok(t) => t,
+                Err(why) => {
+                    self.refuse(&mut stream, &Reject::Malformed(why), &buf)
+                        .await;
                     return;
                 }
+            };
+            let mut session = Downstream::new(stream, head, body, buf);
+            if *shutdown.borrow() {
+                session.set_keepalive(false);
             }
-            first = false;
-            // Served directly, not through Pingora's `ProxyHttp` machinery:
-            // the gateway answers every request itself, and the proxy's
-            // per-request state machine (a ~14 KB future, built and moved
-            // per request and held for a whole stream) did nothing for it.
-            let mut session = pingora::proxy::Session::new_h1(stream);
-            let downstream = &mut session.downstream_session;
-            // Pingora's own default (60 s) until the request says otherwise;
-            // the wait for the next request is ours (`keepalive_timeout`).
-            downstream.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
             // The longest pause in a request body.
-            downstream.set_read_timeout(Some(self.limits.body_timeout));
-            downstream.set_pipelined_prefix(fitted(buf));
+            session.set_read_timeout(Some(self.limits.body_timeout));
             match self.inner.serve(session, shutdown).await {
-                // No persistent settings are used: no keep-alive request
-                // limit, no connection context and no pipelining are set.
-                Some(reused) => stream = reused.consume().0,
+                Some((reused, rest)) => {
+                    stream = reused;
+                    carried = rest;
+                }
                 None => return,
             }
         }
     }
+
+    /// Count, log and answer a head the edge does not accept.
+    async fn refuse(&self, stream: &mut Stream, reject: &Reject, head: &[u8]) {
+        reject.counter(&self.stats).fetch_add(1, Ordering::Relaxed);
+        let request_id = new_request_id();
+        tracing::info!(
+            target: "request",
+            request_id = %request_id,
+            peer = ?stream.get_socket_digest().and_then(|d| d.peer_addr().cloned()),
+            status = reject.status(),
+            error = %reject.message(),
+            "request head refused"
+        );
+        answer(stream, reject, head, &request_id).await;
+    }
 }
 
-/// The head as Pingora will keep it. Its header values are slices of
+/// The head as the request keeps it. Its header fields are slices of
 /// these bytes, so the whole allocation lives as long as the request — a
 /// stream's whole life. Most heads fill a fraction of the 4 KiB read
 /// buffer: copying them into an allocation of their own size (a few
@@ -364,8 +383,10 @@ impl Reject {
 }
 
 enum Head {
-    /// `buf` holds a whole request head (and maybe the start of a body).
-    Complete,
+    /// `buf` holds a whole request head (and maybe the start of a body):
+    /// what its parse found, or `None` for a request line to escape first
+    /// ([`escape_target`]).
+    Complete(Option<HeadParse>),
     /// The client went away, or an idle kept-alive connection ends.
     Closed,
     Reject(Reject),
@@ -383,6 +404,16 @@ async fn read_head(
     shutdown: &mut ShutdownWatch,
 ) -> Head {
     let mut deadline = start.map(|s| s + limits.head_timeout);
+    if !buf.is_empty() {
+        // Bytes a client sent after its previous request (pipelined): the
+        // head may be here already, and its deadline runs from now.
+        deadline = Some(deadline.unwrap_or_else(|| Instant::now() + limits.head_timeout));
+        match check_head(buf) {
+            Parsed::Complete(p) => return Head::Complete(p),
+            Parsed::Invalid(r) => return Head::Reject(r),
+            Parsed::Partial => {}
+        }
+    }
     loop {
         if buf.capacity() - buf.len() < 512 {
             buf.reserve(INIT_HEAD_BUF);
@@ -425,7 +456,7 @@ async fn read_head(
         // make the head be parsed once per byte.
         if before == 0 || memchr::memchr(b'\n', &buf[before..]).is_some() {
             match check_head(buf) {
-                Parsed::Complete => return Head::Complete,
+                Parsed::Complete(p) => return Head::Complete(p),
                 Parsed::Invalid(r) => return Head::Reject(r),
                 Parsed::Partial => {}
             }
@@ -441,7 +472,7 @@ async fn read_head(
 }
 
 enum Parsed {
-    Complete,
+    Complete(Option<HeadParse>),
     Partial,
     Invalid(Reject),
 }
@@ -453,9 +484,12 @@ fn check_head(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => match framing(&req) {
+        Ok(httparse::Status::Complete(len)) => match framing(&req) {
             Ok(host) => match target(&req, host) {
-                Ok(()) => Parsed::Complete,
+                Ok(()) => match HeadParse::of(&req, buf, len) {
+                    Some(p) => Parsed::Complete(Some(p)),
+                    None => Parsed::Invalid(Reject::Malformed("invalid request method")),
+                },
                 Err(r) => Parsed::Invalid(r),
             },
             Err(why) => Parsed::Invalid(Reject::Malformed(why)),
@@ -471,7 +505,7 @@ fn check_head(buf: &[u8]) -> Parsed {
             } else if escapable(buf).is_some_and(|t| !origin_form_ok(t, true)) {
                 Parsed::Invalid(Reject::Malformed("invalid character in the request target"))
             } else {
-                Parsed::Complete
+                Parsed::Complete(None)
             }
         }
         Err(httparse::Error::Token) => {
@@ -515,6 +549,26 @@ fn escapable(buf: &[u8]) -> Option<&[u8]> {
         .iter()
         .any(|&b| escaped_by_pingora(b))
         .then_some(target)
+}
+
+/// `buf` with its request target percent-escaped where Pingora escaped it
+/// ([`escaped_by_pingora`] bytes), so that httparse takes the line.
+fn escape_target(buf: &[u8]) -> Option<BytesMut> {
+    let target = escapable(buf)?;
+    let start = target.as_ptr() as usize - buf.as_ptr() as usize;
+    let end = start + target.len();
+    let mut out = BytesMut::with_capacity(buf.len() + 2 * target.len());
+    out.extend_from_slice(&buf[..start]);
+    for &b in target {
+        if escaped_by_pingora(b) {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        } else {
+            out.extend_from_slice(&[b]);
+        }
+    }
+    out.extend_from_slice(&buf[end..]);
+    Some(out)
 }
 
 /// The bytes Pingora percent-escapes in a request line httparse refused.
@@ -722,7 +776,7 @@ mod tests {
 
     fn parsed(head: &[u8]) -> &'static str {
         match check_head(head) {
-            Parsed::Complete => "complete",
+            Parsed::Complete(_) => "complete",
             Parsed::Partial => "partial",
             Parsed::Invalid(_) => "invalid",
         }

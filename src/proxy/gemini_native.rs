@@ -20,6 +20,7 @@
 
 use super::client::ClientApi;
 use super::ctx::{abort, client_gone, grace_over, RequestCtx, Stop};
+use super::downstream::Downstream;
 use super::error::GatewayError;
 use super::state::GatewayState;
 use super::{failover, relay};
@@ -40,9 +41,9 @@ pub(super) fn is_v1_route(path: &str) -> bool {
 
 /// A call made the way Google's clients make them (`x-goog-api-key` or
 /// `?key=`), for the one path Gemini shares with OpenAI (`/v1/models`).
-pub(super) fn is_google_call(session: &Session) -> bool {
+pub(super) fn is_google_call(session: &Downstream) -> bool {
     let head = session.req_header();
-    head.headers.contains_key("x-goog-api-key") || query(head.uri.query(), "key").is_some()
+    head.headers.contains("x-goog-api-key") || query(head.uri.query(), "key").is_some()
 }
 
 /// The call a path names.
@@ -139,14 +140,14 @@ fn query<'q>(q: Option<&'q str>, name: &str) -> Option<&'q str> {
 /// key (kept in `ctx.client_key`) and no header does (a header is checked as
 /// for every API: `Ok(false)`), the client's 401 when it is wrong.
 pub(super) fn key_in_query(
-    session: &Session,
+    session: &Downstream,
     snap: &Snapshot,
     live: &crate::control::live::Live,
     ctx: &mut RequestCtx,
 ) -> Result<bool, Stop> {
     let head = session.req_header();
-    let in_header = head.headers.contains_key("x-goog-api-key")
-        || head.headers.contains_key(http::header::AUTHORIZATION);
+    let in_header =
+        head.headers.contains("x-goog-api-key") || head.headers.contains("authorization");
     let Some(key) = query(head.uri.query(), "key").filter(|_| !in_header) else {
         return Ok(false);
     };
@@ -172,7 +173,7 @@ pub(super) fn key_in_query(
 /// to send with status 200; `None` means the answer was relayed already.
 pub(super) async fn serve(
     state: &GatewayState,
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     snap: &Arc<Snapshot>,
     call: Call<'_>,
@@ -207,7 +208,7 @@ pub(super) async fn serve(
 #[allow(clippy::too_many_arguments)]
 async fn generate(
     state: &GatewayState,
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     snap: &Arc<Snapshot>,
     model: &str,

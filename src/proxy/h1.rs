@@ -14,6 +14,7 @@
 //! The body decoder ([`decode`]) is a pure function over the bytes read so
 //! far, so it is tested split at every byte without sockets.
 
+use super::fields::{spans_of, Fields};
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::protocols::Stream;
 use pingora::{Error, ErrorType, Result};
@@ -37,7 +38,7 @@ const PREMATURE_BODY_END: ErrorType = ErrorType::Custom("PrematureBodyEnd");
 
 /// How the rest of the body is framed, and how far it got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Body {
+pub(super) enum Body {
     /// The response head is not read yet.
     Head,
     /// This many bytes are still to come.
@@ -50,7 +51,7 @@ enum Body {
 
 /// Where a chunked body's decoder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(super) enum Chunk {
     /// Before a chunk-size line.
     Size,
     /// This many bytes of the current chunk's data are still to come.
@@ -62,86 +63,14 @@ enum Chunk {
 }
 
 /// A vendor's response head as read: the status and the header fields as
-/// slices of the bytes received, looked up by a scan (a head has a dozen
-/// fields and the gateway asks for a handful). Building Pingora's
-/// `ResponseHeader` parsed every name into a `HeaderName` and hashed it
-/// into a map: ~5k instructions per answer (callgrind) for headers that
-/// were then mostly never read.
+/// slices of the bytes received (`proxy::fields`).
 #[derive(Debug, Clone)]
 pub struct VendorHead {
     pub status: http::StatusCode,
-    bytes: Bytes,
-    fields: Vec<Field>,
+    pub headers: Fields,
     /// The body's `Content-Length` (none when it is chunked or
     /// close-delimited, or the status has no body).
     pub content_length: Option<u64>,
-}
-
-/// Where one header field's name and value are in [`VendorHead::bytes`].
-#[derive(Debug, Clone, Copy)]
-struct Field {
-    name: u32,
-    name_len: u32,
-    value: u32,
-    value_len: u32,
-}
-
-impl VendorHead {
-    fn name(&self, f: &Field) -> &[u8] {
-        &self.bytes[f.name as usize..(f.name + f.name_len) as usize]
-    }
-
-    fn value_of(&self, f: &Field) -> &[u8] {
-        &self.bytes[f.value as usize..(f.value + f.value_len) as usize]
-    }
-
-    /// Every value of the header `name` (lower-case), in order.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.fields
-            .iter()
-            .filter(move |f| self.name(f).eq_ignore_ascii_case(name.as_bytes()))
-            .map(move |f| self.value_of(f))
-    }
-
-    /// The first value of the header `name` (lower-case).
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.field(name).map(|f| self.value_of(f))
-    }
-
-    fn field(&self, name: &str) -> Option<&Field> {
-        self.fields
-            .iter()
-            .find(|f| self.name(f).eq_ignore_ascii_case(name.as_bytes()))
-    }
-
-    /// The first value of `name` as a `HeaderValue` sharing the head's
-    /// bytes (no copy), to pass on to the client.
-    pub fn value(&self, name: &str) -> Option<http::HeaderValue> {
-        let f = self.field(name)?;
-        let (start, len) = (f.value as usize, f.value_len as usize);
-        // httparse accepted the value: visible ASCII, obs-text, spaces and
-        // tabs only, which are the bytes a `HeaderValue` allows.
-        Some(pingora::http::header_value_from_raw(
-            self.bytes.slice(start..start + len),
-        ))
-    }
-
-    /// The fields as an `http` map, for the rare reader that wants one (a
-    /// 429's reset, read by `health::park`). Names that are not valid
-    /// `HeaderName`s are left out.
-    pub fn header_map(&self) -> http::HeaderMap {
-        let mut map = http::HeaderMap::with_capacity(self.fields.len());
-        for f in &self.fields {
-            if let Ok(name) = http::HeaderName::from_bytes(self.name(f)) {
-                let (start, len) = (f.value as usize, f.value_len as usize);
-                map.append(
-                    name,
-                    pingora::http::header_value_from_raw(self.bytes.slice(start..start + len)),
-                );
-            }
-        }
-        map
-    }
 }
 
 /// A request head written straight into its wire bytes, in the order the
@@ -440,31 +369,20 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<(VendorHead, Body, bool)>> {
     }
     let status = http::StatusCode::from_u16(code)
         .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "invalid status code"))?;
-    // Offsets of each name and value, so they can be slices of the
-    // frozen head instead of copies.
-    let base = buf.as_ptr() as usize;
-    let fields: Vec<Field> = resp
-        .headers
-        .iter()
-        .map(|h| Field {
-            // Bounded by MAX_HEAD-sized reads: the offsets fit in u32.
-            name: (h.name.as_ptr() as usize - base) as u32,
-            name_len: h.name.len() as u32,
-            value: (h.value.as_ptr() as usize - base) as u32,
-            value_len: h.value.len() as u32,
-        })
-        .collect();
+    let spans = spans_of(buf.as_ptr(), resp.headers);
     let http10 = resp.version == Some(0);
     let mut head = VendorHead {
         status,
-        bytes: buf.split_to(len).freeze(),
-        fields,
+        headers: Fields::new(buf.split_to(len).freeze(), spans),
         content_length: None,
     };
     let body = framing(&mut head)?;
     let keep_alive = !http10
         && body != Body::UntilClose
-        && !head.get_all("connection").any(|v| has_token(v, b"close"));
+        && !head
+            .headers
+            .get_all("connection")
+            .any(|v| has_token(v, b"close"));
     Ok(Some((head, body, keep_alive)))
 }
 
@@ -476,7 +394,7 @@ fn framing(head: &mut VendorHead) -> Result<Body> {
     if code == 204 || code == 304 {
         return Ok(Body::Done);
     }
-    if let Some(te) = head.get_all("transfer-encoding").last() {
+    if let Some(te) = head.headers.get_all("transfer-encoding").last() {
         return Ok(if ends_chunked(te) {
             Body::Chunked(Chunk::Size)
         } else {
@@ -484,7 +402,7 @@ fn framing(head: &mut VendorHead) -> Result<Body> {
         });
     }
     let mut length = None;
-    for v in head.get_all("content-length") {
+    for v in head.headers.get_all("content-length") {
         // A list of equal values is one length (RFC 9110 §8.6).
         for part in v.split(|b| *b == b',') {
             let n = parse_length(part.trim_ascii()).ok_or_else(|| {
@@ -516,7 +434,7 @@ pub(super) fn ends_chunked(te: &[u8]) -> bool {
         .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
-fn parse_length(digits: &[u8]) -> Option<u64> {
+pub(super) fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -526,7 +444,7 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 }
 
 /// A comma-separated header value names `token` (case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
+pub(super) fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|b| *b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
@@ -536,7 +454,7 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 /// chunks a read brought, as one piece), or `None` when there are none
 /// yet. What cannot be decoded yet stays in `buf`; `body` says where the
 /// decoder is (`Done` once the body ended, trailers included).
-fn decode(body: &mut Body, buf: &mut BytesMut) -> Result<Option<Bytes>> {
+pub(super) fn decode(body: &mut Body, buf: &mut BytesMut) -> Result<Option<Bytes>> {
     match body {
         Body::Head | Body::Done => Ok(None),
         Body::UntilClose => Ok((!buf.is_empty()).then(|| buf.split().freeze())),
@@ -819,8 +737,11 @@ mod tests {
         .await;
         let head = x.read_response_header().await.unwrap();
         assert_eq!(head.status.as_u16(), 200);
-        assert_eq!(head.get("content-type"), Some(&b"text/event-stream"[..]));
-        assert_eq!(head.value("x-request-id").unwrap(), "r-1");
+        assert_eq!(
+            head.headers.get("content-type"),
+            Some(&b"text/event-stream"[..])
+        );
+        assert_eq!(head.headers.value("x-request-id").unwrap(), "r-1");
         assert_eq!(body(&mut x).await, b"data: hi\n");
         assert!(x.response_done());
         assert!(x.into_reusable().is_some());
@@ -912,13 +833,19 @@ mod tests {
         assert_eq!(h.status.as_u16(), 429);
         assert_eq!(body, Body::Length(2));
         assert_eq!(h.content_length, Some(2));
-        assert_eq!(h.get("content-type"), Some(&b"application/json"[..]));
-        assert_eq!(h.get("x-multi"), Some(&b"a"[..]), "the first value");
-        assert_eq!(h.get_all("x-multi").collect::<Vec<_>>(), [b"a", b"b"]);
-        assert_eq!(h.get("x-absent"), None);
-        assert_eq!(h.value("retry-after").unwrap(), "7");
+        assert_eq!(
+            h.headers.get("content-type"),
+            Some(&b"application/json"[..])
+        );
+        assert_eq!(h.headers.get("x-multi"), Some(&b"a"[..]), "the first value");
+        assert_eq!(
+            h.headers.get_all("x-multi").collect::<Vec<_>>(),
+            [b"a", b"b"]
+        );
+        assert_eq!(h.headers.get("x-absent"), None);
+        assert_eq!(h.headers.value("retry-after").unwrap(), "7");
         // The map the 429 reader gets has every field, repeated ones too.
-        let map = h.header_map();
+        let map = h.headers.header_map();
         assert_eq!(map["retry-after"], "7");
         assert_eq!(map.get_all("x-multi").iter().count(), 2);
         assert_eq!(map.len(), 5);

@@ -1,13 +1,15 @@
-//! The data plane: it owns the upstream exchange.
+//! The data plane: it owns both HTTP/1 exchanges of a request.
 //!
-//! Requests are served by `Gateway::serve` (called by the edge), without
-//! Pingora's proxy state machine: `Gateway::filter` answers each request
-//! itself and `Gateway::log_request` records it. The small `ProxyHttp` impl
-//! left supplies the context and Pingora's default error answer
-//! (`fail_to_proxy`). Pingora's own upstream path replays a body read in
+//! The edge (`edge`) reads and checks each request head and hands it over
+//! as a `downstream::Downstream` session; `Gateway::serve` answers it
+//! (`Gateway::filter`) and records it (`Gateway::log_request`). The
+//! upstream side is `h1::Exchange` over pooled connections (`connector`).
+//! Pingora provides the server around it (listeners, graceful upgrade,
+//! background services) and the upstream connection pool, not the
+//! per-request HTTP state machines: its proxy path replays a body read in
 //! a filter only through a 64 KiB retry buffer, which silently breaks
-//! failover of long prompts; owning the exchange lets any body up to the
-//! configured limit be sent to as many providers as needed.
+//! failover of long prompts, and its HTTP/1 sessions parsed each head into
+//! header maps the gateway then mostly never read (BENCHMARKS.md).
 
 mod access;
 mod ahead;
@@ -18,9 +20,11 @@ mod cork;
 pub mod count;
 mod ctx;
 mod dns;
+mod downstream;
 pub mod edge;
 mod error;
 mod failover;
+mod fields;
 mod framing;
 mod gemini_native;
 mod h1;
@@ -34,6 +38,7 @@ pub use client::ClientApi;
 pub use connector::Connector;
 use ctx::{abort, client_gone, grace_over, Stop};
 pub use ctx::{RequestCtx, REQUEST_ID_HEADER};
+use downstream::Downstream;
 pub use error::GatewayError;
 use error::{clip, ECHO_LIMIT};
 pub use state::GatewayState;
@@ -45,12 +50,9 @@ pub const MAX_MODEL_BYTES: usize = 256;
 
 use crate::config::Snapshot;
 use crate::store::RequestLog;
-use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::Method;
-use pingora::http::ResponseHeader;
 use pingora::prelude::*;
-use pingora::upstreams::peer::HttpPeer;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,10 +101,7 @@ impl Gateway {
     }
 }
 
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
-
+impl Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             start: Some(Instant::now()),
@@ -111,40 +110,26 @@ impl ProxyHttp for Gateway {
             ..Default::default()
         }
     }
-
-    async fn upstream_peer(&self, _s: &mut Session, _c: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        // Never reached: request_filter always answers the request.
-        Error::e_explain(
-            InternalError,
-            "llm-orchestrator answers every request in request_filter",
-        )
-    }
-
-    fn suppress_error_log(&self, _s: &Session, _c: &RequestCtx, _e: &Error) -> bool {
-        // The request line below already says what happened.
-        true
-    }
 }
 
 impl Gateway {
     /// The request: answered by `handle`, its error answered here; `Err`
     /// only when nothing can be answered. (What `ProxyHttp::request_filter`
     /// was, as an inherent method: statically dispatched, no boxed future.)
-    async fn filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn filter(&self, session: &mut Downstream, ctx: &mut RequestCtx) -> Result<bool> {
         use tracing::Instrument;
         // A caller's own request id (tracing across services) is kept when
         // it is short and plain; anything else gets ours.
         if let Some(id) = session
             .req_header()
             .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
+            .get_str("x-request-id")
             .filter(|v| valid_request_id(v))
         {
             ctx.request_id = id.to_string();
         }
         if self.state.draining.load(Ordering::Relaxed) {
-            session.set_keepalive(None);
+            session.set_keepalive(false);
         }
         let snap = self.state.snapshot.load_full();
         // Every log line written while this request runs names it.
@@ -169,13 +154,10 @@ impl Gateway {
     }
 
     /// The request's metrics, ledger entry, log row and log line.
-    fn log_request(&self, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    fn log_request(&self, session: &Downstream, e: Option<&Error>, ctx: &mut RequestCtx) {
         let latency = ctx.start.map(|s| s.elapsed()).unwrap_or_default();
         let req = session.req_header();
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(ctx.status);
+        let status = session.response_status().unwrap_or(ctx.status);
         access::settle_limits(ctx, status);
         let ttfb_ms = ctx.ttfb.map(|t| t.as_micros() as f64 / 1000.0);
         let error = e
@@ -277,55 +259,41 @@ impl Gateway {
     }
 }
 
-/// The data plane without Pingora's `ProxyHttp` state machine: the edge
-/// hands over each request and this does what `ProxyHttp` did with the
-/// hooks the gateway uses — read the head, `request_filter` (which answers
-/// every request), on an error Pingora's own error answer, `logging`, and
-/// the connection back for the next request. Measured (callgrind,
-/// BENCHMARKS.md "Performance (session 8, #18)"): fewer instructions per
-/// request and ~14 KB less memory per open stream.
+/// The data plane: the edge hands over each request (its head parsed,
+/// `downstream`) and this answers it (`filter`), answers what failed in a
+/// way no error format can carry with an empty status (as Pingora's
+/// `fail_to_proxy` did), logs it, and hands the connection back for the
+/// next request.
 impl edge::Serve for Gateway {
     async fn serve(
         &self,
-        mut session: Session,
-        shutdown: &pingora::server::ShutdownWatch,
-    ) -> Option<pingora::apps::ReusedHttpStream> {
-        match session.downstream_session.read_request().await {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
-                // As Pingora's proxy: a head it cannot take gets its 400
-                // (the edge already answered what it checks itself).
-                if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
-                    let _ = session.downstream_session.respond_error(400).await;
-                }
-                return None;
-            }
-        }
-        if *shutdown.borrow() {
-            session.set_keepalive(None);
-        }
+        mut session: Downstream,
+        _shutdown: &pingora::server::ShutdownWatch,
+    ) -> Option<(pingora::protocols::Stream, BytesMut)> {
         let mut ctx = self.new_ctx();
+        let head = session.req_header();
+        tracing::trace!(
+            method = clip(head.method.as_str(), ECHO_LIMIT),
+            path = clip(head.uri.path(), ECHO_LIMIT),
+            fields = head.headers.len(),
+            "request head"
+        );
         match self.filter(&mut session, &mut ctx).await {
             Ok(_) => {
                 self.log_request(&session, None, &mut ctx);
-                let settings = pingora::apps::HttpPersistentSettings::for_session(&session);
-                // Boxed: Pingora's `finish` future (it can drain an unread
-                // request body) is ~3.7 KB, and inline it would make this
-                // future, held in every open connection's task for as
-                // long as a stream runs, that much larger; as a box it
-                // exists only while a request ends.
-                let reusable = Box::pin(session.downstream_session.finish()).await.ok()??;
-                Some(pingora::apps::ReusedHttpStream::from_reusable_stream(
-                    reusable, settings,
-                ))
+                session.finish()
             }
             Err(e) => {
-                // Pingora's default answer for an error (502, 500, or none
-                // when the client is gone); the connection is not reused.
-                self.fail_to_proxy(&mut session, &e, &mut ctx).await;
+                let status = match e.etype() {
+                    ErrorType::HTTPStatus(code) => *code,
+                    // The connection is gone: nothing can be answered.
+                    ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => 0,
+                    _ => 500,
+                };
+                if status > 0 && session.response_status().is_none() {
+                    session.respond_error(status).await;
+                }
                 self.log_request(&session, Some(&e), &mut ctx);
-                session.downstream_session.on_proxy_failure(e);
                 None
             }
         }
@@ -335,7 +303,7 @@ impl edge::Serve for Gateway {
 impl Gateway {
     async fn handle(
         &self,
-        session: &mut Session,
+        session: &mut Downstream,
         ctx: &mut RequestCtx,
         snap: &Arc<Snapshot>,
     ) -> Result<(), Stop> {
@@ -386,7 +354,9 @@ impl Gateway {
                 }
                 // Anthropic's SDKs send `anthropic-version` on every call:
                 // they get Anthropic's list shape and auth rules.
-                let api = crate::health::discovery::models_api(session.req_header());
+                let api = crate::health::discovery::models_api(
+                    session.req_header().headers.contains("anthropic-version"),
+                );
                 ctx.api = api;
                 authorize(session, snap, &self.state, ctx, api)?;
                 let body = match api == ClientApi::ANTHROPIC {
@@ -410,7 +380,9 @@ impl Gateway {
                 if method != Method::GET {
                     return Err(not_allowed("GET", &method, &path));
                 }
-                let api = crate::health::discovery::models_api(session.req_header());
+                let api = crate::health::discovery::models_api(
+                    session.req_header().headers.contains("anthropic-version"),
+                );
                 ctx.api = api;
                 authorize(session, snap, &self.state, ctx, api)?;
                 let id = &path["/v1/models/".len()..];
@@ -481,7 +453,7 @@ impl Gateway {
     /// `count`), answered `{"input_tokens": N}`.
     async fn count_tokens(
         &self,
-        session: &mut Session,
+        session: &mut Downstream,
         ctx: &mut RequestCtx,
         snap: &Arc<Snapshot>,
     ) -> Result<(), Stop> {
@@ -528,7 +500,7 @@ impl Gateway {
     /// Hand an admin call on the main port to the admin router.
     async fn admin(
         &self,
-        session: &mut Session,
+        session: &mut Downstream,
         ctx: &mut RequestCtx,
         snap: &Arc<Snapshot>,
     ) -> Result<(), Stop> {
@@ -555,9 +527,9 @@ impl Gateway {
             ))
         })?;
         // The peer, for the admin API's audit log.
-        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
+        if let Some(peer) = session.client_addr() {
             req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(*peer));
+                .insert(axum::extract::ConnectInfo(peer));
         }
         let resp = match router.oneshot(req).await {
             Ok(r) => r,
@@ -573,20 +545,23 @@ impl Gateway {
                 ))
             })?;
         ctx.status = parts.status.as_u16();
-        let mut out = ResponseHeader::build(parts.status.as_u16(), Some(parts.headers.len() + 2))
-            .map_err(Stop::Abort)?;
-        for (k, v) in parts.headers.iter() {
-            if k != http::header::CONTENT_LENGTH && k != http::header::TRANSFER_ENCODING {
-                out.append_header(k.clone(), v.clone())
-                    .map_err(Stop::Abort)?;
-            }
-        }
-        out.insert_header("content-length", bytes.len())
-            .map_err(Stop::Abort)?;
-        out.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())
-            .map_err(Stop::Abort)?;
+        let mut out = parts;
+        out.headers.remove(http::header::TRANSFER_ENCODING);
+        out.headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(bytes.len()),
+        );
+        out.headers.insert(
+            relay::REQUEST_ID,
+            http::HeaderValue::from_str(&ctx.request_id).map_err(|_| {
+                Stop::Abort(pingora::Error::explain(
+                    ErrorType::InternalError,
+                    "request id",
+                ))
+            })?,
+        );
         session
-            .write_response_header(Box::new(out), false)
+            .write_response_header(out, false)
             .await
             .map_err(Stop::Abort)?;
         session
@@ -598,7 +573,7 @@ impl Gateway {
 
     async fn chat(
         &self,
-        session: &mut Session,
+        session: &mut Downstream,
         ctx: &mut RequestCtx,
         snap: &Arc<Snapshot>,
     ) -> Result<(), Stop> {
@@ -698,25 +673,31 @@ impl Gateway {
 /// [`ClientApi::forward`]). Clients such as Claude Code send several
 /// `anthropic-beta` headers; they go upstream as one, joined with ", " (the
 /// upstream request holds one value per name).
-fn forwarded_headers(session: &Session, api: ClientApi) -> Vec<(&'static str, http::HeaderValue)> {
+fn forwarded_headers(
+    session: &Downstream,
+    api: ClientApi,
+) -> Vec<(&'static str, http::HeaderValue)> {
+    let headers = &session.req_header().headers;
     let mut out = Vec::new();
     for &name in api.forward() {
-        let mut values = session.req_header().headers.get_all(name).iter();
+        let mut values = headers.get_all(name);
         let Some(first) = values.next() else {
             continue;
         };
         let mut joined: Option<Vec<u8>> = None;
         for v in values {
-            let buf = joined.get_or_insert_with(|| first.as_bytes().to_vec());
+            let buf = joined.get_or_insert_with(|| first.to_vec());
             buf.extend_from_slice(b", ");
-            buf.extend_from_slice(v.as_bytes());
+            buf.extend_from_slice(v);
         }
         let value = match joined {
             // Each part was a valid header value, and ", " is too.
-            Some(buf) => http::HeaderValue::from_bytes(&buf).unwrap_or_else(|_| first.clone()),
-            None => first.clone(),
+            Some(buf) => http::HeaderValue::from_bytes(&buf).ok(),
+            None => headers.value(name),
         };
-        out.push((name, value));
+        if let Some(value) = value {
+            out.push((name, value));
+        }
     }
     out
 }
@@ -731,15 +712,14 @@ fn not_allowed(allow: &'static str, method: &Method, path: &str) -> Stop {
 }
 
 async fn read_body(
-    session: &mut Session,
+    session: &mut Downstream,
     limit: usize,
     ctx: &mut RequestCtx,
 ) -> Result<Bytes, Stop> {
     let declared = session
         .req_header()
         .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+        .get_str("content-length")
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::BodyTooLarge { limit }.into());
@@ -767,11 +747,7 @@ async fn read_body(
             }
             Ok(None) => break,
             Err(e) if e.etype == ErrorType::ReadTimedout => {
-                let secs = session
-                    .downstream_session
-                    .get_read_timeout()
-                    .unwrap_or_default()
-                    .as_secs_f64();
+                let secs = session.read_timeout().unwrap_or_default().as_secs_f64();
                 return Err(GatewayError::BodyTimeout {
                     secs,
                     request_id: ctx.request_id.clone(),
@@ -795,7 +771,7 @@ async fn read_body(
 }
 
 async fn send_json(
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     status: u16,
     body: Bytes,
@@ -803,11 +779,15 @@ async fn send_json(
     write_whole(session, ctx, status, body, &[]).await
 }
 
-async fn send_error(session: &mut Session, ctx: &mut RequestCtx, err: &GatewayError) -> Result<()> {
+async fn send_error(
+    session: &mut Downstream,
+    ctx: &mut RequestCtx,
+    err: &GatewayError,
+) -> Result<()> {
     // The request body may be unread (early 401/404/413): don't let its bytes
     // be parsed as the next request on this connection.
     if !session.is_body_done() {
-        session.set_keepalive(None);
+        session.set_keepalive(false);
     }
     let (status, body) = err.render(ctx.api);
     match write_whole(session, ctx, status, body, &err.headers()).await {
@@ -818,29 +798,43 @@ async fn send_error(session: &mut Session, ctx: &mut RequestCtx, err: &GatewayEr
 }
 
 async fn write_whole(
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     status: u16,
     body: Bytes,
     headers: &[(&'static str, String)],
 ) -> Result<(), Stop> {
     ctx.status = status;
-    let build = || -> Result<ResponseHeader> {
-        let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
-        resp.insert_header("content-type", "application/json")?;
-        resp.insert_header("content-length", body.len())?;
-        if ctx.route != "health" {
-            resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-        }
-        for (k, v) in headers {
-            resp.insert_header(*k, v.as_str())?;
-        }
-        Ok(resp)
+    let bad = |_| {
+        Stop::Abort(pingora::Error::explain(
+            ErrorType::InternalError,
+            "header value",
+        ))
     };
-    let resp = build().map_err(Stop::Abort)?;
+    let (mut resp, ()) = http::Response::new(()).into_parts();
+    resp.status = http::StatusCode::from_u16(status)
+        .map_err(|_| Stop::Abort(pingora::Error::explain(ErrorType::InternalError, "status")))?;
+    let h = &mut resp.headers;
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(body.len()),
+    );
+    if ctx.route != "health" {
+        h.insert(
+            relay::REQUEST_ID,
+            http::HeaderValue::from_str(&ctx.request_id).map_err(bad)?,
+        );
+    }
+    for (k, v) in headers {
+        h.insert(*k, http::HeaderValue::from_str(v).map_err(bad)?);
+    }
     let head_only = session.req_header().method == Method::HEAD;
     session
-        .write_response_header(Box::new(resp), head_only)
+        .write_response_header(resp, head_only)
         .await
         .map_err(Stop::Abort)?;
     if !head_only {

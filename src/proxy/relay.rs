@@ -14,6 +14,7 @@ use super::ahead::{feed, Ahead, Cut};
 use super::check::is_sse;
 use super::client::ClientApi;
 use super::ctx::{abort, client_gone, grace_over, RequestCtx, Stop, REQUEST_ID_HEADER};
+use super::downstream::Downstream;
 use super::state::GatewayState;
 use super::GatewayError;
 use crate::config::{Provider, Snapshot};
@@ -22,7 +23,6 @@ use crate::protocol::egress::usage::{UsageFold, UsageFormat};
 use crate::protocol::sse::{EventSplitter, SseParser};
 use bytes::{Bytes, BytesMut};
 use http::HeaderName;
-use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use tokio::time::{timeout_at, Instant};
 
@@ -36,7 +36,7 @@ const PASS_HEADERS: [HeaderName; 4] = [
 ];
 const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-llm-orchestrator-provider");
-const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+pub(super) const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 /// Largest whole answer read for translation.
 const TRANSLATE_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Whole same-format answers up to this size are also scanned for usage.
@@ -51,7 +51,7 @@ fn client_header(
     content_length: Option<usize>,
     passthrough: bool,
     request_id: &str,
-) -> Result<ResponseHeader> {
+) -> Result<http::response::Parts> {
     // No case map (see `upstream::build_request`): standard names go out
     // title-cased, ours lower-case. Built as `http` parts with constant
     // names: Pingora's `insert_header` parses every name from its text
@@ -72,7 +72,7 @@ fn client_header(
         // Tell nginx-style reverse proxies in front of us not to buffer.
         h.insert(ACCEL_BUFFERING, V::from_static("no"));
     } else if passthrough {
-        let ct = up.value("content-type");
+        let ct = up.headers.value("content-type");
         h.insert(
             CONTENT_TYPE,
             ct.unwrap_or_else(|| V::from_static("application/json")),
@@ -87,14 +87,14 @@ fn client_header(
         _ => h.insert(TRANSFER_ENCODING, V::from_static("chunked")),
     };
     for name in &PASS_HEADERS {
-        if let Some(v) = up.value(name.as_str()) {
+        if let Some(v) = up.headers.value(name.as_str()) {
             h.insert(name.clone(), v);
         }
     }
     let bad = |_| Error::explain(InvalidHTTPHeader, "header value");
     h.insert(PROVIDER_HEADER, V::from_str(provider).map_err(bad)?);
     h.insert(REQUEST_ID, V::from_str(request_id).map_err(bad)?);
-    Ok(ResponseHeader::from(parts))
+    Ok(parts)
 }
 
 /// The client header for a relayed answer, and the parts of the chosen
@@ -104,7 +104,15 @@ fn open_stream(
     chosen: Chosen,
     sse: bool,
     passthrough: bool,
-) -> Result<(ResponseHeader, std::sync::Arc<Provider>, Committed, Instant), Stop> {
+) -> Result<
+    (
+        http::response::Parts,
+        std::sync::Arc<Provider>,
+        Committed,
+        Instant,
+    ),
+    Stop,
+> {
     // A whole answer read during the check: its exact length.
     let whole = (passthrough && !sse && chosen.committed.done)
         .then(|| chosen.committed.first.as_ref().map_or(0, Bytes::len));
@@ -129,7 +137,7 @@ fn open_stream(
 
 pub async fn relay(
     state: &GatewayState,
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
@@ -171,13 +179,13 @@ pub async fn relay(
 /// once); the head goes out alone ([`Out::head`]) before the relay waits
 /// for the vendor, so the client never waits for it.
 struct Out {
-    head: Option<Box<ResponseHeader>>,
+    head: Option<Box<http::response::Parts>>,
 }
 
 impl Out {
     async fn send(
         &mut self,
-        session: &mut Session,
+        session: &mut Downstream,
         body: Option<Bytes>,
         end: bool,
     ) -> pingora::Result<()> {
@@ -197,7 +205,7 @@ impl Out {
 
     /// [`Out::send`] of a body that is not the end, not flushed: the
     /// caller's next `send` (in the same turn) flushes both.
-    async fn send_held(&mut self, session: &mut Session, body: Bytes) -> pingora::Result<()> {
+    async fn send_held(&mut self, session: &mut Downstream, body: Bytes) -> pingora::Result<()> {
         self.write_head(session, true, false).await?;
         super::cork::set(session, true);
         let written = session.write_response_body(Some(body), false).await;
@@ -209,7 +217,7 @@ impl Out {
     /// body write that follows flushes both).
     async fn write_head(
         &mut self,
-        session: &mut Session,
+        session: &mut Downstream,
         hold: bool,
         end: bool,
     ) -> pingora::Result<()> {
@@ -217,13 +225,13 @@ impl Out {
             return Ok(());
         };
         super::cork::set(session, hold);
-        let written = session.write_response_header(head, end).await;
+        let written = session.write_response_header(*head, end).await;
         super::cork::set(session, false);
         written
     }
 
     /// The head, alone, if it has not gone out yet.
-    async fn head(&mut self, session: &mut Session) -> pingora::Result<()> {
+    async fn head(&mut self, session: &mut Downstream) -> pingora::Result<()> {
         self.write_head(session, false, false).await
     }
 }
@@ -243,7 +251,7 @@ enum Interrupt {
 /// is told in band on a stream (a plain body can only be cut), and the
 /// request is logged as `shutdown`. The provider did nothing wrong.
 async fn shut_down(
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     api: ClientApi,
     sse: bool,
@@ -282,7 +290,7 @@ fn client_closed(ctx: &mut RequestCtx) -> Stop {
 /// The next upstream chunk, raced against the client hanging up.
 async fn next_chunk(
     c: &mut Committed,
-    session: &mut Session,
+    session: &mut Downstream,
     deadline: Instant,
     grace: &mut Grace<'_>,
 ) -> Result<Result<Option<Bytes>, String>, Interrupt> {
@@ -324,7 +332,7 @@ fn ready_chunk(c: &mut Committed) -> Option<Result<Option<Bytes>, String>> {
 #[allow(clippy::too_many_arguments)]
 async fn passthrough(
     state: &GatewayState,
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     api: ClientApi,
     chosen: Chosen,
@@ -339,7 +347,7 @@ async fn passthrough(
     let only_header = c.done && c.first.as_ref().is_none_or(Bytes::is_empty);
     if only_header {
         session
-            .write_response_header(Box::new(header), true)
+            .write_response_header(header, true)
             .await
             .map_err(|_| client_closed(ctx))?;
         ctx.ttfb = ctx.start.map(|s| s.elapsed());
@@ -504,7 +512,7 @@ async fn passthrough(
 #[allow(clippy::too_many_arguments)]
 async fn end_with_fault(
     state: &GatewayState,
-    session: &mut Session,
+    session: &mut Downstream,
     w: &mut Out,
     ctx: &mut RequestCtx,
     api: ClientApi,
@@ -569,7 +577,7 @@ fn stream_error_code(api: ClientApi, message: &str, code: &str) -> Bytes {
 /// Cross format, whole answer: read it all, translate, send.
 async fn translate_whole(
     state: &GatewayState,
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     chosen: Chosen,
@@ -624,7 +632,7 @@ async fn translate_whole(
     .map_err(Stop::Abort)?;
     ctx.status = status;
     session
-        .write_response_header(Box::new(header), false)
+        .write_response_header(header, false)
         .await
         .map_err(|_| client_closed(ctx))?;
     ctx.ttfb = ctx.start.map(|s| s.elapsed());
@@ -638,7 +646,7 @@ async fn translate_whole(
 /// share of the buffer budget.
 async fn read_rest<'s>(
     state: &'s GatewayState,
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     provider_name: &str,
     deadline: Instant,
@@ -689,7 +697,7 @@ async fn read_rest<'s>(
 /// as soon as it is complete.
 async fn translate_stream(
     state: &GatewayState,
-    session: &mut Session,
+    session: &mut Downstream,
     ctx: &mut RequestCtx,
     req: &ChatRequest<'_>,
     mut chosen: Chosen,
@@ -698,9 +706,10 @@ async fn translate_stream(
     let ahead = chosen.ahead.take();
     let (mut header, provider, mut c, deadline) = open_stream(ctx, chosen, true, false)?;
     if req.api.reframes_streams() {
-        header
-            .insert_header("content-type", req.api.stream_content_type())
-            .map_err(Stop::Abort)?;
+        header.headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(req.api.stream_content_type()),
+        );
     }
     // What the failover check already translated is in `out` (and no
     // longer in `c.first`).

@@ -171,7 +171,7 @@ fn reset_of(p: &Provider, header: &VendorHead, body: &[u8]) -> crate::health::Re
     }
     crate::health::Reset::read(
         p.vendor.family(),
-        &header.header_map(),
+        &header.headers.header_map(),
         body,
         crate::health::wall_ms(),
     )
@@ -280,6 +280,7 @@ async fn steps(
             Err(e) => return Steps::Done(classify_error(&e, "waiting for the response")),
         };
         session.set_read_timeout(Some(p.timeouts.idle));
+        tracing::trace!(provider = %p.name, status = header.status.as_u16(), reused, "vendor response head");
         if !(200..300).contains(&header.status.as_u16()) {
             return Steps::ErrorAnswer(Box::new((session, peer, header)));
         }
