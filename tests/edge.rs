@@ -570,7 +570,11 @@ async fn pipelined_requests_are_answered_in_order() {
     let mut rest = &all[..];
     while !rest.is_empty() {
         let raw = parse_raw(rest);
-        let len: usize = raw.header("content-length").expect("length").parse().unwrap();
+        let len: usize = raw
+            .header("content-length")
+            .expect("length")
+            .parse()
+            .unwrap();
         let head_len = rest.len() - raw.body.len();
         statuses.push(raw.status);
         if statuses.len() == 3 {

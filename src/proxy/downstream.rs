@@ -178,6 +178,9 @@ pub struct Downstream {
     half_closed: bool,
     writer: Writer,
     status: Option<StatusCode>,
+    /// The client waits for `100 Continue` before it sends the body
+    /// (`Expect: 100-continue`, RFC 9110 §10.1.1), not sent yet.
+    expect_continue: bool,
 }
 
 impl Downstream {
@@ -185,6 +188,11 @@ impl Downstream {
     /// after it.
     pub fn new(stream: Stream, head: RequestHead, body: RequestBody, buf: BytesMut) -> Downstream {
         let keepalive = head.wants_keepalive();
+        let expect_continue = head.version == Version::HTTP_11
+            && head
+                .headers
+                .get("expect")
+                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
         Downstream {
             stream,
             head,
@@ -195,6 +203,7 @@ impl Downstream {
             half_closed: false,
             writer: Writer::Head,
             status: None,
+            expect_continue,
         }
     }
 
@@ -247,6 +256,13 @@ impl Downstream {
             }
             if self.body == Body::Done {
                 return Ok(None);
+            }
+            if std::mem::take(&mut self.expect_continue) && self.writer == Writer::Head {
+                // The body is wanted: without this, a client waits for its
+                // own timeout (curl: 1 s) before sending it.
+                self.write(b"HTTP/1.1 100 Continue\r\n\r\n", "writing 100 Continue")
+                    .await?;
+                self.flush().await?;
             }
             if self.fill().await? == 0 {
                 self.keepalive = false;
@@ -658,6 +674,32 @@ mod tests {
         assert!(wire.contains("\r\nConnection: keep-alive\r\n"), "{wire}");
         assert!(wire.contains("\r\nDate: "), "{wire}");
         assert!(wire.ends_with("\r\n\r\n{}"), "{wire}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_expects_100_continue_gets_it_when_the_body_is_read() {
+        let (mut d, mut client) =
+            serve(b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").await;
+        let reader = tokio::spawn(async move {
+            let body = d.read_request_body().await.unwrap().unwrap();
+            (d, body)
+        });
+        let mut interim = [0u8; 25];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut interim))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        client.write_all(b"ping").await.unwrap();
+        let (d, body) = reader.await.unwrap();
+        assert_eq!(&body[..], b"ping");
+        assert!(d.is_body_done());
+        // A body already here is read without an interim answer.
+        let (mut d, _client) =
+            serve(b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\npong")
+                .await;
+        assert_eq!(&d.read_request_body().await.unwrap().unwrap()[..], b"pong");
+        assert!(d.expect_continue, "not sent: nothing had to be waited for");
     }
 
     #[tokio::test]
