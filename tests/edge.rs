@@ -588,6 +588,28 @@ async fn pipelined_requests_are_answered_in_order() {
     assert_eq!(statuses, [200, 404, 200]);
 }
 
+/// A chunked request body whose framing breaks (here a chunk-size line
+/// that never ends) gets a 400 in the client's format, and the connection
+/// closes: what follows cannot be framed.
+#[tokio::test]
+async fn a_malformed_chunked_body_gets_400_and_a_close() {
+    let gw = Gateway::start("").await;
+    let mut wire = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    wire.extend_from_slice(&[b'f'; 10_000]);
+    let raw = send_raw(&gw, &wire).await;
+    assert_eq!(raw.status, 400);
+    assert_eq!(raw.header("connection"), Some("close"));
+    let v = raw.assert_json_with_id_header();
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("chunked transfer coding is malformed"),
+        "{v}"
+    );
+}
+
 // --- buffered answers --------------------------------------------------------
 
 #[tokio::test]

@@ -33,7 +33,7 @@ const MAX_READ: usize = 64 * 1024;
 /// Longest chunk-size line (with extensions) and trailer line accepted.
 const MAX_LINE: usize = 4 * 1024;
 
-const INVALID_CHUNK: ErrorType = ErrorType::Custom("InvalidChunk");
+pub(super) const INVALID_CHUNK: ErrorType = ErrorType::Custom("InvalidChunk");
 const PREMATURE_BODY_END: ErrorType = ErrorType::Custom("PrematureBodyEnd");
 
 /// How the rest of the body is framed, and how far it got.

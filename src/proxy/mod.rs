@@ -754,6 +754,18 @@ async fn read_body(
                 }
                 .into());
             }
+            Err(e) if e.etype == h1::INVALID_CHUNK => {
+                // The rest of the connection cannot be framed: answered,
+                // then closed (the body is not done).
+                return Err(GatewayError::BadRequest {
+                    message: format!(
+                        "The request body's chunked transfer coding is malformed: {}",
+                        e.context.as_ref().map_or("bad framing", |c| c.as_str())
+                    ),
+                    param: None,
+                }
+                .into());
+            }
             Err(_) => {
                 return Err(abort(
                     "client closed the connection while sending the body",
