@@ -19,14 +19,12 @@
 //! request's body (a pipelined next request) are kept for the next head.
 
 use super::fields::{spans_of, Fields};
-use super::h1::{decode, ends_chunked, has_token, parse_length, Body, Chunk};
+use super::h1::{decode, ends_chunked, has_token, parse_length, timed_read, Body, Chunk};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 use pingora::protocols::Stream;
 use pingora::{Error, ErrorType, Result};
-use std::future::Future;
-use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -276,31 +274,16 @@ impl Downstream {
 
     async fn fill(&mut self) -> Result<usize> {
         let want = match self.body {
-            Body::Length(n) => (n as usize).min(BODY_READ),
+            Body::Length(n) => n.min(BODY_READ as u64) as usize,
             _ => 16 * 1024,
         };
         if self.buf.capacity() - self.buf.len() < want.min(4096) {
             self.buf.reserve(want);
         }
-        let timeout = self.read_timeout;
-        let mut read = std::pin::pin!(self.stream.read_buf(&mut self.buf));
-        // Once without a timer: a body that is already here (most are, in
-        // the head's packet) registers none.
-        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-        let read = match (first, timeout) {
-            (Poll::Ready(r), _) => r,
-            (Poll::Pending, None) => read.await,
-            (Poll::Pending, Some(t)) => match tokio::time::timeout(t, read).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(Error::explain(
-                        ErrorType::ReadTimedout,
-                        "while reading the request body",
-                    ))
-                }
-            },
-        };
-        read.map_err(|e| Error::because(ErrorType::ReadError, "while reading the request body", e))
+        // A body that is already here (most are, in the head's packet)
+        // registers no timer.
+        let read = self.stream.read_buf(&mut self.buf);
+        timed_read(read, self.read_timeout, "while reading the request body").await
     }
 
     /// Resolves when the client has closed its connection (or it broke)

@@ -273,20 +273,8 @@ impl Exchange {
             self.buf.reserve(self.read_size);
         }
         let spare = self.buf.capacity() - self.buf.len();
-        let timeout = self.read_timeout;
-        let mut read = std::pin::pin!(self.stream.read_buf(&mut self.buf));
-        // Once without a timer: most reads find their bytes waiting, and a
-        // timer would be registered and cancelled for nothing.
-        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-        let read = match (first, timeout) {
-            (Poll::Ready(r), _) => r,
-            (Poll::Pending, None) => read.await,
-            (Poll::Pending, Some(t)) => match tokio::time::timeout(t, read).await {
-                Ok(r) => r,
-                Err(_) => return Err(Error::explain(ErrorType::ReadTimedout, what)),
-            },
-        };
-        let n = read.map_err(|e| Error::because(ErrorType::ReadError, what, e))?;
+        let read = self.stream.read_buf(&mut self.buf);
+        let n = timed_read(read, self.read_timeout, what).await?;
         if n == spare && self.read_size < MAX_READ {
             self.read_size *= 2;
         }
@@ -303,7 +291,7 @@ impl Exchange {
         // the handed-out bytes' alone from here.
         self.buf = BytesMut::new();
         let stream = &mut self.stream;
-        let mut read = std::future::poll_fn(|cx| {
+        let read = std::future::poll_fn(|cx| {
             // Not zeroed: `ReadBuf` tracks what the read initialised (a
             // zeroed 4 KiB per poll is a `memset` per poll, pending ones too).
             let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); FIRST_READ];
@@ -314,18 +302,7 @@ impl Exchange {
                 Poll::Pending => Poll::Pending,
             }
         });
-        // Once without a timer, as in `fill`.
-        let first =
-            std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut read).poll(cx))).await;
-        let read = match (first, self.read_timeout) {
-            (Poll::Ready(r), _) => r,
-            (Poll::Pending, None) => read.await,
-            (Poll::Pending, Some(t)) => match tokio::time::timeout(t, read).await {
-                Ok(r) => r,
-                Err(_) => return Err(Error::explain(ErrorType::ReadTimedout, what)),
-            },
-        };
-        self.buf = read.map_err(|e| Error::because(ErrorType::ReadError, what, e))?;
+        self.buf = timed_read(read, self.read_timeout, what).await?;
         let n = self.buf.len();
         if n == FIRST_READ {
             // Reads fill their buffer: from now on they go straight into
@@ -334,6 +311,28 @@ impl Exchange {
         }
         Ok(n)
     }
+}
+
+/// `read`, polled once without a timer (most reads find their bytes
+/// waiting, and a timer would be registered and cancelled for nothing),
+/// then under `timeout` (`ReadTimedout`). Used by both halves of an
+/// exchange (vendor answers here, request bodies in `downstream`).
+pub(super) async fn timed_read<T>(
+    read: impl Future<Output = std::io::Result<T>>,
+    timeout: Option<Duration>,
+    what: &'static str,
+) -> Result<T> {
+    let mut read = std::pin::pin!(read);
+    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    let r = match (first, timeout) {
+        (Poll::Ready(r), _) => r,
+        (Poll::Pending, None) => read.await,
+        (Poll::Pending, Some(t)) => match tokio::time::timeout(t, read).await {
+            Ok(r) => r,
+            Err(_) => return Err(Error::explain(ErrorType::ReadTimedout, what)),
+        },
+    };
+    r.map_err(|e| Error::because(ErrorType::ReadError, what, e))
 }
 
 /// Parse a complete response head at the start of `buf` (consumed): the
