@@ -18,7 +18,7 @@
 //! or request body that did not end cleanly. Bytes a client sends after a
 //! request's body (a pipelined next request) are kept for the next head.
 
-use super::fields::{spans_of, Fields};
+use super::fields::{spans_of, Fields, Span};
 use super::h1::{decode, ends_chunked, has_token, parse_length, timed_read, Body, Chunk};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
@@ -54,7 +54,7 @@ pub struct HeadParse {
     method: Method,
     target: (usize, usize),
     version: Version,
-    spans: Vec<(u32, u32, u32, u32)>,
+    spans: Vec<Span>,
 }
 
 impl HeadParse {
@@ -229,6 +229,16 @@ impl Downstream {
         self.body == Body::Done
     }
 
+    /// Body bytes still to come when the body has a length (before the
+    /// first read: its `Content-Length`); `None` for a chunked body or
+    /// none.
+    pub fn body_length_left(&self) -> Option<u64> {
+        match self.body {
+            Body::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
     pub fn client_addr(&self) -> Option<std::net::SocketAddr> {
         let digest = self.stream.get_socket_digest()?;
         digest.peer_addr()?.as_inet().copied()
@@ -331,8 +341,7 @@ impl Downstream {
         }
         let no_body = self.head.method == Method::HEAD
             || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED
-            || status.is_informational();
+            || status == StatusCode::NOT_MODIFIED;
         let length = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| parse_length(v.as_bytes().trim_ascii()));

@@ -113,7 +113,6 @@ pub trait Serve {
     fn serve(
         &self,
         session: Downstream,
-        shutdown: &ShutdownWatch,
     ) -> impl std::future::Future<Output = Option<(Stream, BytesMut)>> + Send;
 }
 
@@ -212,7 +211,7 @@ where
             }
             // The longest pause in a request body.
             session.set_read_timeout(Some(self.limits.body_timeout));
-            match self.inner.serve(session, shutdown).await {
+            match self.inner.serve(session).await {
                 Some((reused, rest)) => {
                     stream = reused;
                     carried = rest;

@@ -18,7 +18,7 @@ pub struct Fields {
 
 /// Where one field's name and value are in [`Fields::bytes`].
 #[derive(Debug, Clone, Copy)]
-struct Span {
+pub struct Span {
     name: u32,
     name_len: u32,
     value: u32,
@@ -28,33 +28,22 @@ struct Span {
 /// Where each of httparse's fields is in the buffer starting at `base`
 /// (offsets, so they stay valid once the buffer is frozen into `Bytes`).
 /// The buffer is a head bounded far below 4 GiB.
-pub fn spans_of(base: *const u8, headers: &[httparse::Header<'_>]) -> Vec<(u32, u32, u32, u32)> {
+pub fn spans_of(base: *const u8, headers: &[httparse::Header<'_>]) -> Vec<Span> {
     let base = base as usize;
     headers
         .iter()
-        .map(|h| {
-            (
-                (h.name.as_ptr() as usize - base) as u32,
-                h.name.len() as u32,
-                (h.value.as_ptr() as usize - base) as u32,
-                h.value.len() as u32,
-            )
+        .map(|h| Span {
+            name: (h.name.as_ptr() as usize - base) as u32,
+            name_len: h.name.len() as u32,
+            value: (h.value.as_ptr() as usize - base) as u32,
+            value_len: h.value.len() as u32,
         })
         .collect()
 }
 
 impl Fields {
     /// The fields at `spans` (from [`spans_of`]) in `bytes`.
-    pub fn new(bytes: Bytes, spans: Vec<(u32, u32, u32, u32)>) -> Fields {
-        let spans = spans
-            .into_iter()
-            .map(|(name, name_len, value, value_len)| Span {
-                name,
-                name_len,
-                value,
-                value_len,
-            })
-            .collect();
+    pub fn new(bytes: Bytes, spans: Vec<Span>) -> Fields {
         Fields { bytes, spans }
     }
 

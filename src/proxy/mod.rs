@@ -268,7 +268,6 @@ impl edge::Serve for Gateway {
     async fn serve(
         &self,
         mut session: Downstream,
-        _shutdown: &pingora::server::ShutdownWatch,
     ) -> Option<(pingora::protocols::Stream, BytesMut)> {
         let mut ctx = self.new_ctx();
         let head = session.req_header();
@@ -716,11 +715,10 @@ async fn read_body(
     limit: usize,
     ctx: &mut RequestCtx,
 ) -> Result<Bytes, Stop> {
+    // Nothing is read yet: what is left is the declared length.
     let declared = session
-        .req_header()
-        .headers
-        .get_str("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok());
+        .body_length_left()
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::BodyTooLarge { limit }.into());
     }
@@ -844,16 +842,14 @@ async fn write_whole(
     for (k, v) in headers {
         h.insert(*k, http::HeaderValue::from_str(v).map_err(bad)?);
     }
-    let head_only = session.req_header().method == Method::HEAD;
+    // A `HEAD` request gets the head only (`Downstream` drops the body).
     session
-        .write_response_header(resp, head_only)
+        .write_response_header(resp, false)
         .await
         .map_err(Stop::Abort)?;
-    if !head_only {
-        session
-            .write_response_body(Some(body), true)
-            .await
-            .map_err(Stop::Abort)?;
-    }
+    session
+        .write_response_body(Some(body), true)
+        .await
+        .map_err(Stop::Abort)?;
     Ok(())
 }
