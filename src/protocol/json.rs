@@ -252,18 +252,8 @@ pub fn push_count(out: &mut BytesMut, key: &str, n: u64) {
 }
 
 /// `n` in decimal appended to `out`, without a temporary `String`.
-pub fn push_u64(out: &mut BytesMut, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+pub fn push_u64(out: &mut BytesMut, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// A token count however a vendor writes it: an integer, a float

@@ -458,6 +458,27 @@ pub struct Answer<'a> {
     pub usage: Usage,
 }
 
+impl Answer<'_> {
+    /// The bytes of text the answer carries (ids, model, texts, calls,
+    /// signatures, raw blocks): an encoder's buffer is this plus its own
+    /// fixed part, so it is allocated once and never grown (callgrind: a
+    /// grown answer buffer cost ~550 instructions per translated request).
+    pub fn text_len(&self) -> usize {
+        let sig = |s: &Option<Signature<'_>>| s.as_ref().map_or(0, |s| s.value.len());
+        let parts = self.parts.iter().map(|p| match p {
+            Part::Text(t) => t.text.len(),
+            Part::Refusal(r) => r.len(),
+            Part::Reasoning(r) => r.text.len() + sig(&r.signature) + sig(&r.redacted),
+            Part::ToolCall(c) => {
+                64 + c.id.len() + c.name.len() + c.arguments.len() + sig(&c.signature)
+            }
+            Part::Opaque { raw, .. } => raw.get().len(),
+            Part::Media(_) | Part::ToolResult(_) => 0,
+        });
+        self.id.len() + self.model.len() + parts.sum::<usize>()
+    }
+}
+
 // ---------------------------------------------------------------- stream
 
 /// What a block holds; announced by [`Event::BlockStart`].

@@ -95,15 +95,14 @@ pub(super) fn finish(stop_reason: &str, stop_sequence: Option<&str>) -> Finish {
     }
 }
 
-/// An answer, a stream event's `message`, a content block, a block start or
-/// a delta: every field any of them has, flat.
+/// A stream event's `message`, a block start or a delta: every field any
+/// of them has, flat.
 #[derive(Deserialize, Default)]
 #[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct Flat<'a> {
     pub(super) r#type: Option<Key<'a>>,
     pub(super) id: Option<Key<'a>>,
     pub(super) model: Option<Key<'a>>,
-    pub(super) content: Option<Vec<&'a RawValue>>,
     pub(super) stop_reason: Option<Key<'a>>,
     pub(super) stop_sequence: Option<Key<'a>>,
     pub(super) usage: Option<WireUsage>,
@@ -116,6 +115,35 @@ pub(super) struct Flat<'a> {
     pub(super) input: Option<&'a RawValue>,
 }
 
+/// A whole answer, its content blocks read in the same pass (`B` is
+/// [`BlockW`]) or, to keep the bytes of blocks this model does not know,
+/// as raw JSON (`B` is `&RawValue`).
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a, B: Deserialize<'de>"))]
+struct MessageW<'a, B> {
+    r#type: Option<Key<'a>>,
+    id: Option<Key<'a>>,
+    model: Option<Key<'a>>,
+    content: Option<Vec<B>>,
+    stop_reason: Option<Key<'a>>,
+    stop_sequence: Option<Key<'a>>,
+    usage: Option<WireUsage>,
+}
+
+/// A content block of an answer.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a"))]
+struct BlockW<'a> {
+    r#type: Option<Key<'a>>,
+    id: Option<Key<'a>>,
+    name: Option<Key<'a>>,
+    text: Option<Key<'a>>,
+    thinking: Option<Key<'a>>,
+    signature: Option<Key<'a>>,
+    data: Option<Key<'a>>,
+    input: Option<&'a RawValue>,
+}
+
 pub(super) fn sig(value: Option<Key<'_>>) -> Option<Signature<'_>> {
     let value = s(value).filter(|v| !v.is_empty())?;
     Some(Signature::new(Family::Anthropic, value))
@@ -125,7 +153,8 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
     let bad = |what: &str, e: serde_json::Error| {
         ChatError::upstream(format!("malformed Anthropic {what}: {e}"))
     };
-    let msg: Flat = crate::protocol::json::from_body(body).map_err(|e| bad("answer", e))?;
+    let msg: MessageW<BlockW> =
+        crate::protocol::json::from_body(body).map_err(|e| bad("answer", e))?;
     if msg.r#type.as_ref().is_some_and(|t| t.0 == "error") {
         // An error body on a success status: the status its type documents.
         return Err(error(0, body));
@@ -133,27 +162,39 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
     let content = msg
         .content
         .ok_or_else(|| ChatError::upstream("Anthropic answer has no content array"))?;
+    // Blocks with no canonical equivalent (server tool calls and results,
+    // which ran at Anthropic) are kept as their bytes: read the blocks again
+    // as raw JSON only when there is one (rare; one pass otherwise).
+    let raw = match content.iter().any(|b| known(b).is_none()) {
+        true => Some(
+            crate::protocol::json::from_body::<MessageW<&RawValue>>(body)
+                .map_err(|e| bad("answer", e))?
+                .content
+                .unwrap_or_default(),
+        ),
+        false => None,
+    };
     let mut parts = Vec::with_capacity(content.len());
-    for raw in content {
-        let b: Flat = serde_json::from_str(raw.get()).map_err(|e| bad("content block", e))?;
-        parts.push(match s(b.r#type).as_deref() {
-            Some("text") => Part::Text(Text::plain(s(b.text).unwrap_or_default())),
-            Some("thinking") => {
-                Part::reasoning(s(b.thinking).unwrap_or_default(), sig(b.signature), None)
-            }
-            Some("redacted_thinking") => Part::reasoning("", None, sig(b.data)),
-            Some("tool_use") => Part::ToolCall(ToolCall {
+    for (i, b) in content.into_iter().enumerate() {
+        parts.extend(match known(&b) {
+            Some(Known::Text) => Some(Part::Text(Text::plain(s(b.text).unwrap_or_default()))),
+            Some(Known::Thinking) => Some(Part::reasoning(
+                s(b.thinking).unwrap_or_default(),
+                sig(b.signature),
+                None,
+            )),
+            Some(Known::Redacted) => Some(Part::reasoning("", None, sig(b.data))),
+            Some(Known::ToolUse) => Some(Part::ToolCall(ToolCall {
                 id: s(b.id).unwrap_or_default(),
                 name: s(b.name).unwrap_or_default(),
                 kind: ToolKind::Function,
                 arguments: Cow::Borrowed(b.input.map_or("{}", RawValue::get)),
                 signature: None,
-            }),
-            // Server tool calls and results ran at Anthropic.
-            _ => Part::Opaque {
+            })),
+            None => raw.as_ref().and_then(|r| r.get(i)).map(|raw| Part::Opaque {
                 family: Family::Anthropic,
-                raw: Cow::Borrowed(raw),
-            },
+                raw: Cow::Borrowed(*raw),
+            }),
         });
     }
     let stop_sequence = s(msg.stop_sequence);
@@ -166,6 +207,23 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
             .stop_reason
             .map(|r| finish(&r.0, stop_sequence.as_deref())),
         usage: msg.usage.unwrap_or_default().usage(),
+    })
+}
+
+enum Known {
+    Text,
+    Thinking,
+    Redacted,
+    ToolUse,
+}
+
+fn known(b: &BlockW<'_>) -> Option<Known> {
+    Some(match b.r#type.as_ref()?.0.as_ref() {
+        "text" => Known::Text,
+        "thinking" => Known::Thinking,
+        "redacted_thinking" => Known::Redacted,
+        "tool_use" => Known::ToolUse,
+        _ => return None,
     })
 }
 

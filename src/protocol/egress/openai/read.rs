@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+use crate::protocol::json::OneOrList;
 pub(super) use crate::protocol::json::S;
 
 pub(super) use crate::protocol::json::Count;
@@ -117,26 +118,10 @@ pub(super) struct TextPartW<'a> {
     pub(super) text: Option<S<'a>>,
 }
 
-/// Content as a string, or text parts (some servers).
-pub(super) fn content_text(raw: &RawValue) -> Vec<Str<'_>> {
-    let texts = if raw.get().starts_with('[') {
-        serde_json::from_str::<Vec<TextPartW<'_>>>(raw.get())
-            .map(|ps| ps.into_iter().filter_map(|p| p.text).collect::<Vec<_>>())
-    } else {
-        serde_json::from_str::<Option<S<'_>>>(raw.get()).map(|s| s.into_iter().collect())
-    };
-    texts
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| s.0)
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 #[derive(Deserialize)]
 #[serde(bound(deserialize = "'de: 'a"))]
 pub(super) struct MessageW<'a> {
-    pub(super) content: Option<&'a RawValue>,
+    pub(super) content: Option<OneOrList<'a, Vec<TextPartW<'a>>>>,
     pub(super) reasoning_content: Option<S<'a>>,
     pub(super) reasoning: Option<S<'a>>,
     pub(super) refusal: Option<S<'a>>,
@@ -215,7 +200,7 @@ pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         .choices
         .and_then(|v| v.into_iter().next())
         .ok_or_else(|| ChatError::upstream("OpenAI answer has no choices"))?;
-    let mut parts = Vec::new();
+    let mut parts = Vec::with_capacity(2);
     let mut calls = false;
     let mut refused = false;
     if let Some(m) = choice.message {
@@ -226,8 +211,15 @@ pub(super) fn decode_answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
         {
             parts.push(Part::reasoning(r.0, None, None));
         }
-        let texts = m.content.map(content_text).unwrap_or_default();
-        parts.extend(texts.into_iter().map(|t| Part::Text(Text::plain(t))));
+        // Content is a string, or text parts (some servers).
+        let (one, list) = match m.content {
+            Some(OneOrList::One(t)) => (Some(t), Vec::new()),
+            Some(OneOrList::List(ps)) => (None, ps),
+            None => (None, Vec::new()),
+        };
+        let listed = list.into_iter().filter_map(|p| p.text);
+        let texts = one.into_iter().chain(listed).filter(|t| !t.0.is_empty());
+        parts.extend(texts.map(|t| Part::Text(Text::plain(t.0))));
         if let Some(r) = m.refusal.filter(|r| !r.0.is_empty()) {
             refused = true;
             parts.push(Part::Refusal(r.0));

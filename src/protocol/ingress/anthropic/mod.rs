@@ -68,7 +68,8 @@ impl Ingress for AnthropicMessages {
             content.extend(block);
         }
         let stop = stop_reason(answer.finish.as_ref(), tools, refused);
-        let mut out = BytesMut::with_capacity(256);
+        // ~320 bytes besides the texts, which may grow when escaped.
+        let mut out = BytesMut::with_capacity(384 + model.len() + answer.text_len() * 9 / 8);
         let (id, usage) = (&answer.id, &answer.usage);
         wire::message(&mut out, id, model, &content, Some(stop), usage);
         out.freeze()

@@ -117,7 +117,8 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
         }
     }
     let finish = finish_word(a.finish.as_ref(), !calls.is_empty(), refusal.is_some());
-    let mut o = BytesMut::with_capacity(320 + text.as_ref().map_or(0, |t: &Cow<str>| t.len()));
+    // The fixed part of an answer with usage is ~420 bytes; text is escaped.
+    let mut o = BytesMut::with_capacity(512 + model.len() + a.text_len() * 9 / 8);
     o.extend_from_slice(br#"{"id":"#);
     match a.id.as_ref() {
         "" => js(&mut o, &generated_id("chatcmpl-")),
