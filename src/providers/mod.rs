@@ -120,11 +120,12 @@ impl Vendor {
                 // Model names are path segments; keep only characters
                 // Google uses (copied whole when they all are: pushing char
                 // by char costs ~20 instructions each).
-                let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
-                if model.chars().all(ok) {
+                let ok = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_');
+                if model.bytes().all(ok) {
                     path.push_str(model);
                 } else {
-                    path.extend(model.chars().filter(|c| ok(*c)));
+                    // Only ASCII is kept, so bytes are chars here.
+                    path.extend(model.bytes().filter(|c| ok(*c)).map(char::from));
                 }
                 path.push_str(method);
                 path

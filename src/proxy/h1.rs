@@ -87,9 +87,11 @@ impl Head {
     /// `method path HTTP/1.1`; a path with a byte that would end the request
     /// target (NUL, CR, LF, space) is refused, as Pingora refused it.
     pub fn new(method: &str, path: &str) -> Result<Head> {
+        // Control bytes, space and DEL end or corrupt a request line. A
+        // fold without an early exit is checked many bytes at a time.
         if path
             .bytes()
-            .any(|b| matches!(b, 0x00 | b'\n' | b'\r' | b' '))
+            .fold(false, |bad, b| bad | (b <= b' ') | (b == 0x7f))
         {
             return Err(Error::explain(
                 ErrorType::InvalidHTTPHeader,

@@ -46,6 +46,18 @@ impl ModelPattern {
         }
     }
 
+    /// Up to two leading bytes every name this pattern matches starts with
+    /// (the literal text before any wildcard), and how many there are.
+    pub fn lead(&self) -> ([u8; 2], usize) {
+        let (ModelPattern::Exact(s) | ModelPattern::Prefix(s) | ModelPattern::Glob(s)) = self;
+        let mut lead = ([0u8; 2], 0);
+        for b in s.bytes().take(2).take_while(|b| !matches!(b, b'*' | b'?')) {
+            lead.0[lead.1] = b;
+            lead.1 += 1;
+        }
+        lead
+    }
+
     pub fn matches(&self, model: &str) -> bool {
         match self {
             ModelPattern::Exact(s) => s == model,
@@ -268,6 +280,11 @@ mod tests {
                     pat == name
                 };
                 assert_eq!(parsed.matches(name), by_glob, "{pat} vs {name}");
+                // The price table's lead-byte skip never skips a match.
+                if by_glob {
+                    let (lead, n) = parsed.lead();
+                    assert!(name.as_bytes().starts_with(&lead[..n]), "{pat} vs {name}");
+                }
             }
         }
     }

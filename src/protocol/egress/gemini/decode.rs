@@ -201,7 +201,7 @@ pub(super) fn answer(body: &[u8]) -> Result<Answer<'_>, ChatError> {
     let (id, model) = resp.id_and_model();
     let usage = resp.usage_metadata.map(|u| u.usage()).unwrap_or_default();
     let mut read = Read::new(resp.response_id.as_deref());
-    let mut parts = Vec::new();
+    let mut parts = Vec::with_capacity(2);
     let finish = read.parts(&mut resp, |p| parts.push(p))?;
     let finish = finish.unwrap_or(if read.calls > 0 {
         Finish::ToolCalls

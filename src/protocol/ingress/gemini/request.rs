@@ -36,7 +36,7 @@ use crate::protocol::chat::{
     Turn,
 };
 use crate::protocol::egress::gemini::wire::WirePart;
-use crate::protocol::json::{get, Fields, Raw};
+use crate::protocol::json::{get, without_position, Raw, S};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -167,100 +167,150 @@ impl<'a> Calls<'a> {
     }
 }
 
+/// Marks the field a typed value's error belongs to:
+/// `\u{1}key\u{1}message`.
+const MARK: char = '\u{1}';
+
+/// The request's top level, read in one pass: the fields this adapter
+/// reads typed as they are met (no raw copy read a second time), the rest
+/// raw in order. A key met twice counts once (the last).
+#[derive(Default)]
+struct Top<'a> {
+    contents: Option<Vec<WireContent<'a>>>,
+    /// A Content, or a bare string: raw, read once its shape is known.
+    system: Option<(Str<'a>, Raw<'a>)>,
+    generation_config: Option<(Str<'a>, GenerationConfig<'a>)>,
+    tools: Option<Vec<WireTool<'a>>>,
+    tool_config: Option<ToolConfig<'a>>,
+    rest: Vec<(Str<'a>, Raw<'a>)>,
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+        /// The current entry's value, its error marked with the key.
+        fn at<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+            map: &mut A,
+            key: &str,
+        ) -> Result<T, A::Error> {
+            map.next_value()
+                .map_err(|e| A::Error::custom(format!("{MARK}{key}{MARK}{e}")))
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+                let mut top = Top::default();
+                while let Some(S(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "contents" => top.contents = Some(at(&mut map, &key)?),
+                        "systemInstruction" | "system_instruction" => {
+                            top.system = Some((key.clone(), at(&mut map, &key)?));
+                        }
+                        "generationConfig" | "generation_config" => {
+                            top.generation_config = Some((key.clone(), at(&mut map, &key)?));
+                        }
+                        "tools" => top.tools = Some(at(&mut map, &key)?),
+                        "toolConfig" | "tool_config" => top.tool_config = Some(at(&mut map, &key)?),
+                        _ => {
+                            let raw = at(&mut map, &key)?;
+                            top.rest.push((key, raw));
+                        }
+                    }
+                }
+                Ok(top)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
-    let fields: Fields<'_> = crate::protocol::json::from_body(body).map_err(|e| {
-        ChatError::bad_request(format!(
-            "Invalid JSON payload received. The body is not a GenerateContentRequest: {e}"
-        ))
+    let top: Top<'_> = crate::protocol::json::from_body(body).map_err(|e| {
+        let msg = e.to_string();
+        // A field of the wrong shape in a well-formed body: name the field
+        // (the body is read again only to tell the two apart).
+        let valid = || serde_json::from_slice::<IgnoredAny>(body).map(|_| ());
+        match (
+            msg.strip_prefix(MARK).and_then(|m| m.split_once(MARK)),
+            valid(),
+        ) {
+            (Some((key, m)), Ok(())) => {
+                ChatError::invalid(key, without_position(without_position(m)))
+            }
+            (_, Err(syntax)) => ChatError::bad_request(format!(
+                "Invalid JSON payload received. The body is not a GenerateContentRequest: {syntax}"
+            )),
+            (None, Ok(())) => ChatError::bad_request(format!(
+                "Invalid JSON payload received. The body is not a GenerateContentRequest: {msg}"
+            )),
+        }
     })?;
     let mut req = Request::new("", Family::Gemini);
     req.include_usage = true;
     let mut calls = Calls::default();
-    for (key, raw) in fields.0 {
-        match key.as_ref() {
-            "contents" => {
-                let contents: Vec<WireContent<'_>> = get(raw, || "contents".into())?;
-                for (i, c) in contents.into_iter().enumerate() {
-                    let role = match c.role.as_deref() {
-                        Some("model") => Role::Assistant,
-                        None | Some("user" | "function" | "") => Role::User,
-                        Some(other) => {
-                            let msg = format!("role {other:?} is not one of \"user\", \"model\"");
-                            return Err(ChatError::invalid(format!("contents[{i}].role"), msg));
-                        }
-                    };
-                    let mut parts = Vec::with_capacity(c.parts.len());
-                    for (j, p) in c.parts.into_iter().enumerate() {
-                        let path = || format!("contents[{i}].parts[{j}]");
-                        part(p, &mut parts, &mut calls, path)?;
-                    }
-                    req.turns.push(Turn { role, parts });
-                }
+    for (i, c) in top.contents.into_iter().flatten().enumerate() {
+        let role = match c.role.as_deref() {
+            Some("model") => Role::Assistant,
+            None | Some("user" | "function" | "") => Role::User,
+            Some(other) => {
+                let msg = format!("role {other:?} is not one of \"user\", \"model\"");
+                return Err(ChatError::invalid(format!("contents[{i}].role"), msg));
             }
-            "systemInstruction" | "system_instruction" => {
-                // The REST API takes a Content; a bare string is accepted too.
-                if let Ok(text) = serde_json::from_str::<Cow<'_, str>>(raw.get()) {
-                    req.system.push(Part::Text(Text::plain(text)));
-                    continue;
-                }
-                let c: WireContent<'_> = get(raw, || key.to_string())?;
-                for (j, p) in c.parts.into_iter().enumerate() {
-                    let path = || format!("{key}.parts[{j}]");
-                    let p: WirePart<'_> = get(p, path)?;
-                    match p.text {
-                        Some(t) => req.system.push(Part::Text(Text::plain(t))),
-                        None => {
-                            let msg = "only text parts are supported in system instructions";
-                            return Err(ChatError::invalid(path(), msg));
-                        }
-                    }
-                }
-            }
-            "generationConfig" | "generation_config" => {
-                let gc: GenerationConfig<'_> = get(raw, || key.to_string())?;
-                generation_config(gc, &mut req, &key)?;
-            }
-            "tools" => {
-                let tools: Vec<WireTool<'_>> = get(raw, || "tools".into())?;
-                for t in tools {
-                    let Some(decls) = t.function_declarations else {
-                        tracing::debug!("a Gemini tool other than functionDeclarations is kept for Gemini vendors only");
-                        continue;
-                    };
-                    for d in decls {
-                        let parameters = match (d.parameters_json_schema, d.parameters) {
-                            (Some(js), _) => Some(Cow::Borrowed(js)),
-                            (None, Some(p)) => Some(json_schema(p)),
-                            (None, None) => None,
-                        };
-                        req.tools.push(Tool {
-                            kind: ToolKind::Function,
-                            name: d.name,
-                            description: d.description,
-                            parameters,
-                            strict: None,
-                            format: None,
-                            cache: None,
-                        });
-                    }
-                }
-            }
-            "toolConfig" | "tool_config" => {
-                let tc: ToolConfig<'_> = get(raw, || key.to_string())?;
-                let Some(fc) = tc.function_calling_config else {
-                    continue;
-                };
-                let mut names = fc.allowed_function_names;
-                req.tool_choice = match fc.mode.as_deref().unwrap_or("AUTO") {
-                    "NONE" => Some(ToolChoice::None),
-                    "ANY" if names.len() == 1 => names.pop().map(ToolChoice::Tool),
-                    "ANY" => Some(ToolChoice::Required),
-                    _ => Some(ToolChoice::Auto),
-                };
-            }
-            // The model is in the URL; a copy in the body says nothing more.
-            "model" => {}
-            _ => req.extra.fields.push((key, Cow::Borrowed(raw))),
+        };
+        let mut parts = Vec::with_capacity(c.parts.len());
+        for (j, p) in c.parts.into_iter().enumerate() {
+            let path = || format!("contents[{i}].parts[{j}]");
+            part(p, &mut parts, &mut calls, path)?;
+        }
+        req.turns.push(Turn { role, parts });
+    }
+    if let Some((key, raw)) = top.system {
+        system(&key, raw, &mut req)?;
+    }
+    if let Some((key, gc)) = top.generation_config {
+        generation_config(gc, &mut req, &key)?;
+    }
+    for t in top.tools.into_iter().flatten() {
+        let Some(decls) = t.function_declarations else {
+            tracing::debug!(
+                "a Gemini tool other than functionDeclarations is kept for Gemini vendors only"
+            );
+            continue;
+        };
+        for d in decls {
+            let parameters = match (d.parameters_json_schema, d.parameters) {
+                (Some(js), _) => Some(Cow::Borrowed(js)),
+                (None, Some(p)) => Some(json_schema(p)),
+                (None, None) => None,
+            };
+            req.tools.push(Tool {
+                kind: ToolKind::Function,
+                name: d.name,
+                description: d.description,
+                parameters,
+                strict: None,
+                format: None,
+                cache: None,
+            });
+        }
+    }
+    if let Some(fc) = top.tool_config.and_then(|tc| tc.function_calling_config) {
+        let mut names = fc.allowed_function_names;
+        req.tool_choice = match fc.mode.as_deref().unwrap_or("AUTO") {
+            "NONE" => Some(ToolChoice::None),
+            "ANY" if names.len() == 1 => names.pop().map(ToolChoice::Tool),
+            "ANY" => Some(ToolChoice::Required),
+            _ => Some(ToolChoice::Auto),
+        };
+    }
+    for (key, raw) in top.rest {
+        // The model is in the URL; a copy in the body says nothing more.
+        if key != "model" {
+            req.extra.fields.push((key, Cow::Borrowed(raw)));
         }
     }
     if req.turns.iter().all(|t| t.parts.is_empty()) {
@@ -270,6 +320,28 @@ pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
         ));
     }
     Ok(req)
+}
+
+/// `systemInstruction`: a Content of text parts, or (accepted too) a bare
+/// string.
+fn system<'a>(key: &str, raw: Raw<'a>, req: &mut Request<'a>) -> Result<(), ChatError> {
+    if let Ok(text) = serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+        req.system.push(Part::Text(Text::plain(text)));
+        return Ok(());
+    }
+    let c: WireContent<'_> = get(raw, || key.to_string())?;
+    for (j, p) in c.parts.into_iter().enumerate() {
+        let path = || format!("{key}.parts[{j}]");
+        let p: WirePart<'_> = get(p, path)?;
+        match p.text {
+            Some(t) => req.system.push(Part::Text(Text::plain(t))),
+            None => {
+                let msg = "only text parts are supported in system instructions";
+                return Err(ChatError::invalid(path(), msg));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn generation_config<'a>(

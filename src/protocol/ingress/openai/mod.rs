@@ -40,7 +40,7 @@ use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::marker::PhantomData;
 
 pub struct OpenAiChat;
@@ -408,6 +408,19 @@ impl<T> Need<T> for Option<T> {
     }
 }
 
+/// `{parent}{name}[{i}]` in `buf`: a path written for every message and
+/// part although it only names errors, so without `fmt` (~300
+/// instructions a request).
+fn indexed<'b>(buf: &'b mut String, parent: &str, name: &str, i: usize) -> &'b str {
+    buf.clear();
+    buf.push_str(parent);
+    buf.push_str(name);
+    buf.push('[');
+    buf.push_str(itoa::Buffer::new().format(i));
+    buf.push(']');
+    buf
+}
+
 fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Result<(), ChatError> {
     // The user turn that tool results are being collected into (a user
     // message right after them joins it).
@@ -417,9 +430,7 @@ fn decode_messages<'a>(messages: Vec<Message<'a>>, req: &mut Request<'a>) -> Res
     let mut path = String::with_capacity(24);
     for (i, m) in messages.into_iter().enumerate() {
         // One buffer for every message's path (it names errors only).
-        path.clear();
-        let _ = write!(path, "messages[{i}]");
-        let p = path.as_str();
+        let p = indexed(&mut path, "", "messages", i);
         let role = m
             .role
             .as_ref()
@@ -503,9 +514,7 @@ fn content<'a>(
     let mut out = Vec::with_capacity(parts.len());
     let mut pp = String::with_capacity(p.len() + 16);
     for (j, part) in parts.into_iter().enumerate() {
-        pp.clear();
-        let _ = write!(pp, "{p}.content[{j}]");
-        let pp = pp.as_str();
+        let pp = indexed(&mut pp, p, ".content", j);
         let kind =
             part.kind
                 .as_ref()
