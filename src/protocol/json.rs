@@ -97,28 +97,24 @@ pub fn get<'a, T: Deserialize<'a>>(
     })
 }
 
-/// An object's fields in order, values raw: a body read field by field, so
-/// an error can name the field at fault.
-pub struct Fields<'a>(pub Vec<(Str<'a>, Raw<'a>)>);
+/// Marks the field a typed value's error belongs to inside a serde error
+/// message, `\u{1}key\u{1}message`: a visitor that reads a body's top level
+/// in one pass can only return serde's error, not a [`ChatError`].
+pub const MARK: char = '\u{1}';
 
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((S(k), v)) = map.next_entry()? {
-                    fields.push((k, v));
-                }
-                Ok(Fields(fields))
-            }
-        }
-        d.deserialize_map(V)
-    }
+/// The current map entry's value, its error marked with `key`.
+pub fn marked<'de, A: de::MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+    key: &str,
+) -> Result<T, A::Error> {
+    map.next_value()
+        .map_err(|e| de::Error::custom(format!("{MARK}{key}{MARK}{e}")))
+}
+
+/// The key and message (positions cut) of an error [`marked`] made.
+pub fn unmark(msg: &str) -> Option<(&str, &str)> {
+    let (key, m) = msg.strip_prefix(MARK)?.split_once(MARK)?;
+    Some((key, without_position(without_position(m))))
 }
 
 /// serde_json appends ` at line L column C` to messages; a field path says

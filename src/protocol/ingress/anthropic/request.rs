@@ -18,7 +18,7 @@ use crate::protocol::chat::{
     ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request, Role,
     Signature, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use crate::protocol::json::{get, s, Fields, Raw, S as Key};
+use crate::protocol::json::{get, s, unmark, Raw, S as Key};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -76,39 +76,106 @@ struct WireTool<'a> {
     strict: Option<bool>,
 }
 
-pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
-    let Fields(fields) = crate::protocol::json::from_body(body).map_err(|e| {
-        // Broken JSON is no one field's fault.
-        match serde_json::from_slice::<IgnoredAny>(body) {
-            Err(syntax) => {
-                ChatError::bad_request(format!("request body is not valid JSON: {syntax}"))
+/// The request's top level, read in one pass: the messages and the
+/// scalars every request has typed as they are met, the other fields raw,
+/// in order, each read once its key says what it is.
+#[derive(Default)]
+struct Top<'a> {
+    model: Option<Key<'a>>,
+    max_tokens: Option<Option<u64>>,
+    stream: Option<Option<bool>>,
+    messages: Option<Vec<Message<'a>>>,
+    rest: Vec<(Str<'a>, Raw<'a>)>,
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::protocol::json::marked as at;
+        use serde::de::{MapAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
             }
-            Ok(_) => ChatError::bad_request(format!("invalid request: {e}")),
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+                let mut top = Top::default();
+                while let Some(Key(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "model" => top.model = Some(at(&mut map, &key)?),
+                        "max_tokens" => top.max_tokens = Some(at(&mut map, &key)?),
+                        "stream" => top.stream = Some(at(&mut map, &key)?),
+                        "messages" => top.messages = Some(at(&mut map, &key)?),
+                        _ => {
+                            let raw = at(&mut map, &key)?;
+                            top.rest.push((key, raw));
+                        }
+                    }
+                }
+                Ok(top)
+            }
         }
-    })?;
+        d.deserialize_map(V)
+    }
+}
+
+/// Why a body could not be read: broken JSON, or the field at fault (a
+/// message by its index: the body is read again to find it, a rare path).
+fn decode_error(body: &[u8], e: &serde_json::Error) -> ChatError {
+    #[derive(Deserialize)]
+    #[serde(bound(deserialize = "'de: 'a"))]
+    struct Messages<'a> {
+        messages: Raw<'a>,
+    }
+    let msg = e.to_string();
+    match (serde_json::from_slice::<IgnoredAny>(body), unmark(&msg)) {
+        (Err(syntax), _) => {
+            ChatError::bad_request(format!("request body is not valid JSON: {syntax}"))
+        }
+        (Ok(_), Some(("messages", m))) => {
+            let located = crate::protocol::json::from_body::<Messages>(body).map(|b| {
+                let list = get::<Vec<Raw>>(b.messages, || "messages".into())?;
+                for (i, m) in list.into_iter().enumerate() {
+                    get::<Message>(m, || format!("messages[{i}]"))?;
+                }
+                Ok(())
+            });
+            match located {
+                Ok(Err(e)) => e,
+                _ => invalid("messages", m),
+            }
+        }
+        (Ok(_), Some((key, m))) => invalid(key, m),
+        (Ok(_), None) => ChatError::bad_request(format!("invalid request: {e}")),
+    }
+}
+
+pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
+    let top: Top = crate::protocol::json::from_body(body).map_err(|e| decode_error(body, &e))?;
     let mut req = Request::new("", Family::Anthropic);
     // Anthropic streams always end with the token counts.
     req.include_usage = true;
     let mut server_tools: Vec<&str> = Vec::new();
-    let (mut saw_messages, mut later_system) = (false, Vec::new());
-    for (key, raw) in fields {
+    let mut later_system = Vec::new();
+    req.model = top.model.map(|k| k.0).unwrap_or_default();
+    if let Some(max_tokens) = top.max_tokens {
+        req.max_tokens = max_tokens;
+        if req.max_tokens == Some(0) {
+            return Err(invalid(
+                "max_tokens",
+                "max_tokens must be a positive integer",
+            ));
+        }
+    }
+    req.stream = top.stream.flatten().unwrap_or(false);
+    let Some(list) = top.messages else {
+        return Err(invalid("messages", "messages is required"));
+    };
+    req.turns = messages(list, &mut later_system)?;
+    for (key, raw) in top.rest {
         let at = || key.to_string();
         match key.as_ref() {
-            "model" => req.model = get::<Key>(raw, at)?.0,
-            "messages" => {
-                saw_messages = true;
-                req.turns = messages(raw, &mut later_system)?;
-            }
             "system" => req.system = system(raw)?,
-            "max_tokens" => {
-                req.max_tokens = get(raw, at)?;
-                if req.max_tokens == Some(0) {
-                    return Err(invalid(
-                        "max_tokens",
-                        "max_tokens must be a positive integer",
-                    ));
-                }
-            }
             "temperature" => req.sampling.temperature = get(raw, at)?,
             "top_p" => req.sampling.top_p = get(raw, at)?,
             "top_k" => req.sampling.top_k = get(raw, at)?,
@@ -116,7 +183,6 @@ pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
                 let v: Option<Vec<Key>> = get(raw, at)?;
                 req.sampling.stop = v.unwrap_or_default().into_iter().map(|k| k.0).collect();
             }
-            "stream" => req.stream = get::<Option<bool>>(raw, at)?.unwrap_or(false),
             "metadata" => {
                 if let Some(m) = get::<Option<Meta>>(raw, at)? {
                     req.user = s(m.user_id);
@@ -199,9 +265,6 @@ pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
             _ => req.extra.fields.push((key, Cow::Borrowed(raw))),
         }
     }
-    if !saw_messages {
-        return Err(invalid("messages", "messages is required"));
-    }
     req.system.extend(later_system);
     if !server_tools.is_empty() {
         let raw = RawValue::from_string(format!("[{}]", server_tools.join(",")));
@@ -253,20 +316,10 @@ fn system(raw: Raw<'_>) -> Result<Vec<Part<'_>>, ChatError> {
 /// The turns; `role: "system"` messages (mid-conversation system
 /// instructions, as Claude Code sends) join `system` (the model keeps
 /// system text apart, as for OpenAI `developer` messages anywhere).
-fn messages<'a>(raw: Raw<'a>, system_out: &mut Vec<Part<'a>>) -> Result<Vec<Turn<'a>>, ChatError> {
-    let list: Vec<Message> = match serde_json::from_str(raw.get()) {
-        Ok(list) => list,
-        Err(_) => {
-            // Find the message at fault (a rare path: parsed again).
-            for (i, m) in get::<Vec<Raw>>(raw, || "messages".into())?
-                .into_iter()
-                .enumerate()
-            {
-                get::<Message>(m, || format!("messages[{i}]"))?;
-            }
-            return Err(invalid("messages", "messages is not a list of messages"));
-        }
-    };
+fn messages<'a>(
+    list: Vec<Message<'a>>,
+    system_out: &mut Vec<Part<'a>>,
+) -> Result<Vec<Turn<'a>>, ChatError> {
     let mut turns = Vec::with_capacity(list.len());
     for (i, m) in list.into_iter().enumerate() {
         let role = match m.role.0.as_ref() {

@@ -36,7 +36,7 @@ use crate::protocol::chat::{
     Turn,
 };
 use crate::protocol::egress::gemini::wire::WirePart;
-use crate::protocol::json::{get, without_position, Raw, S};
+use crate::protocol::json::{get, unmark, Raw, S};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -167,10 +167,6 @@ impl<'a> Calls<'a> {
     }
 }
 
-/// Marks the field a typed value's error belongs to:
-/// `\u{1}key\u{1}message`.
-const MARK: char = '\u{1}';
-
 /// The request's top level, read in one pass: the fields this adapter
 /// reads typed as they are met (no raw copy read a second time), the rest
 /// raw in order. A key met twice counts once (the last).
@@ -187,15 +183,8 @@ struct Top<'a> {
 
 impl<'de> Deserialize<'de> for Top<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{Error, MapAccess, Visitor};
-        /// The current entry's value, its error marked with the key.
-        fn at<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
-            map: &mut A,
-            key: &str,
-        ) -> Result<T, A::Error> {
-            map.next_value()
-                .map_err(|e| A::Error::custom(format!("{MARK}{key}{MARK}{e}")))
-        }
+        use crate::protocol::json::marked as at;
+        use serde::de::{MapAccess, Visitor};
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Top<'de>;
@@ -230,23 +219,16 @@ impl<'de> Deserialize<'de> for Top<'de> {
 
 pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
     let top: Top<'_> = crate::protocol::json::from_body(body).map_err(|e| {
-        let msg = e.to_string();
         // A field of the wrong shape in a well-formed body: name the field
         // (the body is read again only to tell the two apart).
-        let valid = || serde_json::from_slice::<IgnoredAny>(body).map(|_| ());
+        let what = "Invalid JSON payload received. The body is not a GenerateContentRequest";
         match (
-            msg.strip_prefix(MARK).and_then(|m| m.split_once(MARK)),
-            valid(),
+            serde_json::from_slice::<IgnoredAny>(body),
+            unmark(&e.to_string()),
         ) {
-            (Some((key, m)), Ok(())) => {
-                ChatError::invalid(key, without_position(without_position(m)))
-            }
-            (_, Err(syntax)) => ChatError::bad_request(format!(
-                "Invalid JSON payload received. The body is not a GenerateContentRequest: {syntax}"
-            )),
-            (None, Ok(())) => ChatError::bad_request(format!(
-                "Invalid JSON payload received. The body is not a GenerateContentRequest: {msg}"
-            )),
+            (Err(syntax), _) => ChatError::bad_request(format!("{what}: {syntax}")),
+            (Ok(_), Some((key, m))) => ChatError::invalid(key, m),
+            (Ok(_), None) => ChatError::bad_request(format!("{what}: {e}")),
         }
     })?;
     let mut req = Request::new("", Family::Gemini);

@@ -35,7 +35,7 @@ use crate::protocol::chat::{
     MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
     StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use crate::protocol::json::{s, without_position, OneOrList, S};
+use crate::protocol::json::{s, without_position, OneOrList, MARK, S};
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -70,9 +70,8 @@ impl Ingress for OpenAiChat {
 
 // ---------------------------------------------------------------- field paths
 
-/// Marks the path carried inside a deserialisation error message:
-/// `\u{1}path\u{1}message`. Each level prepends its own segment.
-const MARK: char = '\u{1}';
+// `json::MARK` carries the path inside a deserialisation error message:
+// `\u{1}path\u{1}message`; here each level prepends its own segment.
 
 fn prefixed(seg: &str, msg: &str) -> String {
     match msg.strip_prefix(MARK).and_then(|r| r.split_once(MARK)) {
