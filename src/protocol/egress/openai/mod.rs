@@ -85,8 +85,17 @@ impl J {
         self.0.extend_from_slice(v.as_bytes());
     }
     fn key(&mut self, k: &str) -> &mut Self {
-        self.val(k);
-        self.0.push(b':');
+        // Keys are mostly literals with nothing to escape: copied, not
+        // run through serde's escaper (~40 instructions a key).
+        if k.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.sep();
+            self.0.push(b'"');
+            self.0.extend_from_slice(k.as_bytes());
+            self.0.extend_from_slice(b"\":");
+        } else {
+            self.val(k);
+            self.0.push(b':');
+        }
         self
     }
     fn put<T: Serialize + ?Sized>(&mut self, k: &str, v: &T) {

@@ -471,3 +471,14 @@ fn an_openai_stream_reaches_an_openai_client() {
     assert_eq!(chunks[chunks.len() - 1]["usage"]["prompt_tokens"], 82);
     assert!(text.ends_with("data: [DONE]\n\n"));
 }
+
+#[test]
+fn keys_are_copied_or_escaped() {
+    let mut j = J(Vec::new());
+    j.obj(|j| {
+        j.put("plain", &1);
+        j.put("a\"b\\c\n", &2);
+    });
+    let v: Value = serde_json::from_slice(&j.0).unwrap();
+    assert_eq!(v, json!({"plain": 1, "a\"b\\c\n": 2}));
+}

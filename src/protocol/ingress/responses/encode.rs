@@ -328,7 +328,7 @@ fn item_id(prefix: &str, response: &str, n: usize) -> String {
     for piece in [prefix, "_", base, "_"] {
         id.push_str(piece);
     }
-    let _ = std::fmt::Write::write_fmt(&mut id, format_args!("{n}"));
+    id.push_str(itoa::Buffer::new().format(n));
     id
 }
 
@@ -402,7 +402,13 @@ pub(super) fn answer(a: &Answer<'_>, model: &str, echo: &Echo) -> Bytes {
         },
         model,
     };
-    let mut o = BytesMut::with_capacity(512 + items.iter().map(|i| i.text.len()).sum::<usize>());
+    // ~700 bytes besides the items (the echoed settings, usage), ~200 an
+    // item besides its text: the buffer is allocated once, never grown.
+    let texts = items
+        .iter()
+        .map(|i| 192 + i.text.len() * 9 / 8)
+        .sum::<usize>();
+    let mut o = BytesMut::with_capacity(768 + model.len() + texts);
     response(
         &mut o,
         &head,
