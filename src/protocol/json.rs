@@ -111,6 +111,35 @@ pub fn marked<'de, A: de::MapAccess<'de>, T: Deserialize<'de>>(
         .map_err(|e| de::Error::custom(format!("{MARK}{key}{MARK}{e}")))
 }
 
+/// An object read entry by entry in one pass: each key and the map, to
+/// read the value with (typed, [`marked`], or raw).
+pub trait Entries<'de>: Default {
+    fn entry<A: de::MapAccess<'de>>(&mut self, key: Str<'de>, map: &mut A) -> Result<(), A::Error>;
+}
+
+/// Deserialises an [`Entries`] from a JSON object.
+pub struct Object<T>(pub T);
+
+impl<'de, T: Entries<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Entries<'de>> Visitor<'de> for V<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Object<T>, A::Error> {
+                let mut out = T::default();
+                while let Some(S(key)) = map.next_key()? {
+                    out.entry(key, &mut map)?;
+                }
+                Ok(Object(out))
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
 /// The key and message (positions cut) of an error [`marked`] made.
 pub fn unmark(msg: &str) -> Option<(&str, &str)> {
     let (key, m) = msg.strip_prefix(MARK)?.split_once(MARK)?;

@@ -18,9 +18,10 @@ use crate::protocol::chat::{
     ChatError, Family, Media, MediaKind, MediaSource, Part, ReasoningConfig, Request, Role,
     Signature, Str, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use crate::protocol::json::{get, s, unmark, Raw, S as Key};
+use crate::protocol::json::{get, marked as at, s, unmark, Entries, Object, Raw, S as Key};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde::de::IgnoredAny;
+use serde::de::MapAccess;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -88,34 +89,19 @@ struct Top<'a> {
     rest: Vec<(Str<'a>, Raw<'a>)>,
 }
 
-impl<'de> Deserialize<'de> for Top<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use crate::protocol::json::marked as at;
-        use serde::de::{MapAccess, Visitor};
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Top<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
-                let mut top = Top::default();
-                while let Some(Key(key)) = map.next_key()? {
-                    match key.as_ref() {
-                        "model" => top.model = Some(at(&mut map, &key)?),
-                        "max_tokens" => top.max_tokens = Some(at(&mut map, &key)?),
-                        "stream" => top.stream = Some(at(&mut map, &key)?),
-                        "messages" => top.messages = Some(at(&mut map, &key)?),
-                        _ => {
-                            let raw = at(&mut map, &key)?;
-                            top.rest.push((key, raw));
-                        }
-                    }
-                }
-                Ok(top)
+impl<'de> Entries<'de> for Top<'de> {
+    fn entry<A: MapAccess<'de>>(&mut self, key: Str<'de>, map: &mut A) -> Result<(), A::Error> {
+        match key.as_ref() {
+            "model" => self.model = Some(at(map, &key)?),
+            "max_tokens" => self.max_tokens = Some(at(map, &key)?),
+            "stream" => self.stream = Some(at(map, &key)?),
+            "messages" => self.messages = Some(at(map, &key)?),
+            _ => {
+                let raw = at(map, &key)?;
+                self.rest.push((key, raw));
             }
         }
-        d.deserialize_map(V)
+        Ok(())
     }
 }
 
@@ -151,7 +137,8 @@ fn decode_error(body: &[u8], e: &serde_json::Error) -> ChatError {
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
-    let top: Top = crate::protocol::json::from_body(body).map_err(|e| decode_error(body, &e))?;
+    let Object::<Top>(top) =
+        crate::protocol::json::from_body(body).map_err(|e| decode_error(body, &e))?;
     let mut req = Request::new("", Family::Anthropic);
     // Anthropic streams always end with the token counts.
     req.include_usage = true;

@@ -36,8 +36,9 @@ use crate::protocol::chat::{
     Turn,
 };
 use crate::protocol::egress::gemini::wire::WirePart;
-use crate::protocol::json::{get, unmark, Raw, S};
+use crate::protocol::json::{get, marked as at, unmark, Entries, Object, Raw};
 use serde::de::IgnoredAny;
+use serde::de::MapAccess;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -181,44 +182,29 @@ struct Top<'a> {
     rest: Vec<(Str<'a>, Raw<'a>)>,
 }
 
-impl<'de> Deserialize<'de> for Top<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use crate::protocol::json::marked as at;
-        use serde::de::{MapAccess, Visitor};
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Top<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
+impl<'de> Entries<'de> for Top<'de> {
+    fn entry<A: MapAccess<'de>>(&mut self, key: Str<'de>, map: &mut A) -> Result<(), A::Error> {
+        match key.as_ref() {
+            "contents" => self.contents = Some(at(map, &key)?),
+            "systemInstruction" | "system_instruction" => {
+                self.system = Some((key.clone(), at(map, &key)?));
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
-                let mut top = Top::default();
-                while let Some(S(key)) = map.next_key()? {
-                    match key.as_ref() {
-                        "contents" => top.contents = Some(at(&mut map, &key)?),
-                        "systemInstruction" | "system_instruction" => {
-                            top.system = Some((key.clone(), at(&mut map, &key)?));
-                        }
-                        "generationConfig" | "generation_config" => {
-                            top.generation_config = Some((key.clone(), at(&mut map, &key)?));
-                        }
-                        "tools" => top.tools = Some(at(&mut map, &key)?),
-                        "toolConfig" | "tool_config" => top.tool_config = Some(at(&mut map, &key)?),
-                        _ => {
-                            let raw = at(&mut map, &key)?;
-                            top.rest.push((key, raw));
-                        }
-                    }
-                }
-                Ok(top)
+            "generationConfig" | "generation_config" => {
+                self.generation_config = Some((key.clone(), at(map, &key)?));
+            }
+            "tools" => self.tools = Some(at(map, &key)?),
+            "toolConfig" | "tool_config" => self.tool_config = Some(at(map, &key)?),
+            _ => {
+                let raw = at(map, &key)?;
+                self.rest.push((key, raw));
             }
         }
-        d.deserialize_map(V)
+        Ok(())
     }
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
-    let top: Top<'_> = crate::protocol::json::from_body(body).map_err(|e| {
+    let Object::<Top>(top) = crate::protocol::json::from_body(body).map_err(|e| {
         // A field of the wrong shape in a well-formed body: name the field
         // (the body is read again only to tell the two apart).
         let what = "Invalid JSON payload received. The body is not a GenerateContentRequest";
