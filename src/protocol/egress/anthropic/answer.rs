@@ -165,33 +165,33 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
     // Blocks with no canonical equivalent (server tool calls and results,
     // which ran at Anthropic) are kept as their bytes: read the blocks again
     // as raw JSON only when there is one (rare; one pass otherwise).
-    let raw = match content.iter().any(|b| known(b).is_none()) {
-        true => Some(
-            crate::protocol::json::from_body::<MessageW<&RawValue>>(body)
-                .map_err(|e| bad("answer", e))?
-                .content
-                .unwrap_or_default(),
-        ),
-        false => None,
+    const KNOWN: [&str; 4] = ["text", "thinking", "redacted_thinking", "tool_use"];
+    let known = |b: &BlockW<'_>| b.r#type.as_ref().is_some_and(|t| KNOWN.contains(&&*t.0));
+    let raw = match content.iter().all(known) {
+        true => Vec::new(),
+        false => crate::protocol::json::from_body::<MessageW<&RawValue>>(body)
+            .map_err(|e| bad("answer", e))?
+            .content
+            .unwrap_or_default(),
     };
     let mut parts = Vec::with_capacity(content.len());
     for (i, b) in content.into_iter().enumerate() {
-        parts.extend(match known(&b) {
-            Some(Known::Text) => Some(Part::Text(Text::plain(s(b.text).unwrap_or_default()))),
-            Some(Known::Thinking) => Some(Part::reasoning(
+        parts.extend(match s(b.r#type).as_deref() {
+            Some("text") => Some(Part::Text(Text::plain(s(b.text).unwrap_or_default()))),
+            Some("thinking") => Some(Part::reasoning(
                 s(b.thinking).unwrap_or_default(),
                 sig(b.signature),
                 None,
             )),
-            Some(Known::Redacted) => Some(Part::reasoning("", None, sig(b.data))),
-            Some(Known::ToolUse) => Some(Part::ToolCall(ToolCall {
+            Some("redacted_thinking") => Some(Part::reasoning("", None, sig(b.data))),
+            Some("tool_use") => Some(Part::ToolCall(ToolCall {
                 id: s(b.id).unwrap_or_default(),
                 name: s(b.name).unwrap_or_default(),
                 kind: ToolKind::Function,
                 arguments: Cow::Borrowed(b.input.map_or("{}", RawValue::get)),
                 signature: None,
             })),
-            None => raw.as_ref().and_then(|r| r.get(i)).map(|raw| Part::Opaque {
+            _ => raw.get(i).map(|raw| Part::Opaque {
                 family: Family::Anthropic,
                 raw: Cow::Borrowed(*raw),
             }),
@@ -207,23 +207,6 @@ pub(super) fn decode(body: &[u8]) -> Result<Answer<'_>, ChatError> {
             .stop_reason
             .map(|r| finish(&r.0, stop_sequence.as_deref())),
         usage: msg.usage.unwrap_or_default().usage(),
-    })
-}
-
-enum Known {
-    Text,
-    Thinking,
-    Redacted,
-    ToolUse,
-}
-
-fn known(b: &BlockW<'_>) -> Option<Known> {
-    Some(match b.r#type.as_ref()?.0.as_ref() {
-        "text" => Known::Text,
-        "thinking" => Known::Thinking,
-        "redacted_thinking" => Known::Redacted,
-        "tool_use" => Known::ToolUse,
-        _ => return None,
     })
 }
 

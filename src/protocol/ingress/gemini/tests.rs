@@ -281,58 +281,24 @@ fn text_chunks_are_json_with_model_and_id() {
 }
 
 #[test]
+#[rustfmt::skip] // a table: one case a line
 fn bad_requests_name_the_field_or_say_the_json_is_broken() {
-    let err = |body: &[u8]| {
-        GeminiNative::SSE
-            .decode_request(body)
-            .map(|_| ())
-            .unwrap_err()
-    };
-    let e = err(br#"{"contents":"nope"}"#);
-    assert_eq!(
-        (e.status, e.param.as_deref()),
-        (400, Some("contents")),
-        "{}",
-        e.message
-    );
-    assert!(
-        e.message.starts_with("invalid type: string \"nope\""),
-        "{}",
-        e.message
-    );
-    assert!(
-        !e.message.contains(" at line ") && !e.message.contains('\u{1}'),
-        "{}",
-        e.message
-    );
-    let e = err(
-        br#"{"contents":[{"parts":[{"text":"Hi"}]}],"generation_config":{"temperature":"hot"}}"#,
-    );
-    assert_eq!(
-        e.param.as_deref(),
-        Some("generation_config"),
-        "{}",
-        e.message
-    );
-    // Broken JSON, inside a field or not, is said to be broken JSON.
-    for body in [
-        &br#"{"contents":[{"parts":[{"text":"Hi"}"#[..],
-        b"[1,2]",
-        b"{\"contents\":[}",
-    ] {
-        let e = err(body);
-        assert_eq!((e.status, e.param.as_deref()), (400, None), "{}", e.message);
-        assert!(
-            e.message.starts_with("Invalid JSON payload received."),
-            "{}",
-            e.message
-        );
-        assert!(!e.message.contains('\u{1}'), "{}", e.message);
+    // (body, the field named, how the message starts); broken JSON, inside a field or not, names none.
+    let cases: &[(&[u8], Option<&str>, &str)] = &[
+        (br#"{"contents":"nope"}"#, Some("contents"), "invalid type: string \"nope\""),
+        (br#"{"contents":[{"parts":[{"text":"Hi"}]}],"generation_config":{"temperature":"hot"}}"#, Some("generation_config"), "invalid type"),
+        (br#"{"contents":[{"parts":[{"text":"Hi"}"#, None, "Invalid JSON payload received."),
+        (b"[1,2]", None, "Invalid JSON payload received."),
+        (b"{\"contents\":[}", None, "Invalid JSON payload received."),
+    ];
+    for (body, param, start) in cases {
+        let e = GeminiNative::SSE.decode_request(body).map(|_| ()).unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, *param), "{}", e.message);
+        let positioned = param.is_some() && e.message.contains(" at line ");
+        assert!(e.message.starts_with(start) && !e.message.contains('\u{1}') && !positioned, "{}", e.message);
     }
     // Unknown fields are kept in order; the model in the body is dropped.
-    let r = decode(
-        &json!({"labels": {"a": "b"}, "model": "x", "contents": [{"parts": [{"text": "Hi"}]}], "cachedContent": "c/1"}),
-    );
+    let r = decode(&json!({"labels": {"a": "b"}, "model": "x", "contents": [{"parts": [{"text": "Hi"}]}], "cachedContent": "c/1"}));
     let extra: Vec<&str> = r.extra.fields.iter().map(|(k, _)| k.as_ref()).collect();
     assert_eq!(extra, ["labels", "cachedContent"]);
 }
