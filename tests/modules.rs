@@ -39,13 +39,13 @@ const MAX_FILE_LINES: usize = 1500;
 /// part of #14's translated/pass-through ratio.
 /// Session 17 lowered it by 10 while writing the translated answers' usage
 /// and message objects by hand (fewer serde structs, one Gemini text path).
-/// Session 20 added 210 for #14's translated/pass-through ratio (0.88-0.89
+/// Session 20 added 214 for #14's translated/pass-through ratio (0.88-0.89
 /// -> 0.89-0.92 in instructions): Anthropic answers and the Anthropic and
 /// Gemini-native requests read in one pass (typed top-level readers on a
 /// shared `json::Entries`, with their error tests), answer buffers sized
-/// once (`Answer::text_len`); `json::Fields` went.
+/// once (`Answer::buffer_hint`); `json::Fields` went.
 /// Lower it again when the adapters are compacted.
-const MAX_PROTOCOL_LINES: usize = 14_736;
+const MAX_PROTOCOL_LINES: usize = 14_740;
 
 /// One source file, as this test sees it.
 struct File {

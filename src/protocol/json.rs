@@ -140,9 +140,14 @@ impl<'de, T: Entries<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
+/// The path and message of a [`MARK`]ed error message, as they are.
+pub fn split_mark(msg: &str) -> Option<(&str, &str)> {
+    msg.strip_prefix(MARK)?.split_once(MARK)
+}
+
 /// The key and message (positions cut) of an error [`marked`] made.
 pub fn unmark(msg: &str) -> Option<(&str, &str)> {
-    let (key, m) = msg.strip_prefix(MARK)?.split_once(MARK)?;
+    let (key, m) = split_mark(msg)?;
     Some((key, without_position(without_position(m))))
 }
 
@@ -232,11 +237,17 @@ impl<'a> Canon<'a> {
     }
 }
 
+/// Whether `s` goes into a JSON string literal as it is: no `"`, `\` or
+/// control character (what serde_json escapes).
+pub fn is_plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// `s` as a JSON string literal appended to `out`: copied as is when
 /// nothing needs escaping (the common case), else through serde_json
 /// (which escapes `"`, `\` and control characters, as this check does).
 pub fn push_str(out: &mut BytesMut, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if is_plain(s) {
         out.reserve(s.len() + 2);
         out.put_u8(b'"');
         out.extend_from_slice(s.as_bytes());

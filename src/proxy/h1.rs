@@ -84,8 +84,8 @@ pub struct VendorHead {
 pub struct Head(BytesMut);
 
 impl Head {
-    /// `method path HTTP/1.1`; a path with a byte that would end the request
-    /// target (NUL, CR, LF, space) is refused, as Pingora refused it.
+    /// `method path HTTP/1.1`; a path with a control byte, a space or DEL
+    /// (bytes that would end or corrupt the request target) is refused.
     pub fn new(method: &str, path: &str) -> Result<Head> {
         // Control bytes, space and DEL end or corrupt a request line. A
         // fold without an early exit is checked many bytes at a time.

@@ -460,10 +460,11 @@ pub struct Answer<'a> {
 
 impl Answer<'_> {
     /// The bytes of text the answer carries (ids, model, texts, calls,
-    /// signatures, raw blocks): an encoder's buffer is this plus its own
-    /// fixed part, so it is allocated once and never grown (callgrind: a
-    /// grown answer buffer cost ~550 instructions per translated request).
-    pub fn text_len(&self) -> usize {
+    /// signatures, raw blocks), with an eighth more for escapes: an
+    /// encoder's buffer is this plus its own fixed part, so it is allocated
+    /// once and never grown (callgrind: a grown answer buffer cost ~550
+    /// instructions per translated request).
+    pub fn buffer_hint(&self) -> usize {
         let sig = |s: &Option<Signature<'_>>| s.as_ref().map_or(0, |s| s.value.len());
         let parts = self.parts.iter().map(|p| match p {
             Part::Text(t) => t.text.len(),
@@ -475,7 +476,7 @@ impl Answer<'_> {
             Part::Opaque { raw, .. } => raw.get().len(),
             Part::Media(_) | Part::ToolResult(_) => 0,
         });
-        self.id.len() + self.model.len() + parts.sum::<usize>()
+        (self.id.len() + self.model.len() + parts.sum::<usize>()) * 9 / 8
     }
 }
 

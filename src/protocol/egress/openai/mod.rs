@@ -87,7 +87,7 @@ impl J {
     fn key(&mut self, k: &str) -> &mut Self {
         // Keys are mostly literals with nothing to escape: copied, not
         // run through serde's escaper (~40 instructions a key).
-        if k.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        if crate::protocol::json::is_plain(k) {
             self.sep();
             self.0.push(b'"');
             self.0.extend_from_slice(k.as_bytes());

@@ -68,8 +68,8 @@ impl Ingress for AnthropicMessages {
             content.extend(block);
         }
         let stop = stop_reason(answer.finish.as_ref(), tools, refused);
-        // ~320 bytes besides the texts, which may grow when escaped.
-        let mut out = BytesMut::with_capacity(384 + model.len() + answer.text_len() * 9 / 8);
+        // ~320 bytes besides the answer's texts.
+        let mut out = BytesMut::with_capacity(384 + model.len() + answer.buffer_hint());
         let (id, usage) = (&answer.id, &answer.usage);
         wire::message(&mut out, id, model, &content, Some(stop), usage);
         out.freeze()

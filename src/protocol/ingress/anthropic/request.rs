@@ -83,8 +83,8 @@ struct WireTool<'a> {
 #[derive(Default)]
 struct Top<'a> {
     model: Option<Key<'a>>,
-    max_tokens: Option<Option<u64>>,
-    stream: Option<Option<bool>>,
+    max_tokens: Option<u64>,
+    stream: Option<bool>,
     messages: Option<Vec<Message<'a>>>,
     rest: Vec<(Str<'a>, Raw<'a>)>,
 }
@@ -93,8 +93,8 @@ impl<'de> Entries<'de> for Top<'de> {
     fn entry<A: MapAccess<'de>>(&mut self, key: Str<'de>, map: &mut A) -> Result<(), A::Error> {
         match key.as_ref() {
             "model" => self.model = Some(at(map, &key)?),
-            "max_tokens" => self.max_tokens = Some(at(map, &key)?),
-            "stream" => self.stream = Some(at(map, &key)?),
+            "max_tokens" => self.max_tokens = at(map, &key)?,
+            "stream" => self.stream = at(map, &key)?,
             "messages" => self.messages = Some(at(map, &key)?),
             _ => {
                 let raw = at(map, &key)?;
@@ -145,16 +145,14 @@ pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
     let mut server_tools: Vec<&str> = Vec::new();
     let mut later_system = Vec::new();
     req.model = top.model.map(|k| k.0).unwrap_or_default();
-    if let Some(max_tokens) = top.max_tokens {
-        req.max_tokens = max_tokens;
-        if req.max_tokens == Some(0) {
-            return Err(invalid(
-                "max_tokens",
-                "max_tokens must be a positive integer",
-            ));
-        }
+    req.max_tokens = top.max_tokens;
+    if req.max_tokens == Some(0) {
+        return Err(invalid(
+            "max_tokens",
+            "max_tokens must be a positive integer",
+        ));
     }
-    req.stream = top.stream.flatten().unwrap_or(false);
+    req.stream = top.stream.unwrap_or(false);
     let Some(list) = top.messages else {
         return Err(invalid("messages", "messages is required"));
     };

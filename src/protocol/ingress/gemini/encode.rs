@@ -210,8 +210,8 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
         .finish
         .as_ref()
         .map_or(Cow::Borrowed("STOP"), finish_reason);
-    // ~350 bytes besides the texts, which may grow when escaped.
-    let capacity = 448 + model.len() + a.text_len() * 9 / 8;
+    // ~350 bytes besides the answer's texts.
+    let capacity = 448 + model.len() + a.buffer_hint();
     let (mut out, usage) = (BytesMut::with_capacity(capacity), Some(&a.usage));
     response(&mut out, &parts, Some(&finish), usage, model, &a.id);
     out.freeze()

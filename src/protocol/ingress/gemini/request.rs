@@ -208,10 +208,8 @@ pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, ChatError> {
         // A field of the wrong shape in a well-formed body: name the field
         // (the body is read again only to tell the two apart).
         let what = "Invalid JSON payload received. The body is not a GenerateContentRequest";
-        match (
-            serde_json::from_slice::<IgnoredAny>(body),
-            unmark(&e.to_string()),
-        ) {
+        let msg = e.to_string();
+        match (serde_json::from_slice::<IgnoredAny>(body), unmark(&msg)) {
             (Err(syntax), _) => ChatError::bad_request(format!("{what}: {syntax}")),
             (Ok(_), Some((key, m))) => ChatError::invalid(key, m),
             (Ok(_), None) => ChatError::bad_request(format!("{what}: {e}")),

@@ -117,8 +117,8 @@ pub(super) fn answer(a: &Answer<'_>, model: &str) -> Bytes {
         }
     }
     let finish = finish_word(a.finish.as_ref(), !calls.is_empty(), refusal.is_some());
-    // The fixed part of an answer with usage is ~420 bytes; text is escaped.
-    let mut o = BytesMut::with_capacity(512 + model.len() + a.text_len() * 9 / 8);
+    // The fixed part of an answer with usage is ~420 bytes.
+    let mut o = BytesMut::with_capacity(512 + model.len() + a.buffer_hint());
     o.extend_from_slice(br#"{"id":"#);
     match a.id.as_ref() {
         "" => js(&mut o, &generated_id("chatcmpl-")),

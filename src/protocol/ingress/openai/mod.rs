@@ -35,7 +35,7 @@ use crate::protocol::chat::{
     MediaSource, Part, ReasoningConfig, Request, ResponseFormat, Role, Signature, Str,
     StreamEncoder, Text, Tool, ToolCall, ToolChoice, ToolKind, ToolResult, Turn,
 };
-use crate::protocol::json::{s, without_position, OneOrList, MARK, S};
+use crate::protocol::json::{s, split_mark, without_position, OneOrList, MARK, S};
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -70,11 +70,10 @@ impl Ingress for OpenAiChat {
 
 // ---------------------------------------------------------------- field paths
 
-// `json::MARK` carries the path inside a deserialisation error message:
-// `\u{1}path\u{1}message`; here each level prepends its own segment.
+// Each level prepends its segment to the `json::MARK`ed path of an error.
 
 fn prefixed(seg: &str, msg: &str) -> String {
-    match msg.strip_prefix(MARK).and_then(|r| r.split_once(MARK)) {
+    match split_mark(msg) {
         Some((path, m)) => {
             let dot = if path.starts_with('[') { "" } else { "." };
             format!("{MARK}{seg}{dot}{path}{MARK}{m}")
@@ -85,7 +84,7 @@ fn prefixed(seg: &str, msg: &str) -> String {
 
 /// The error of a whole-body parse as a 400 naming the field.
 fn located(msg: &str) -> ChatError {
-    match msg.strip_prefix(MARK).and_then(|r| r.split_once(MARK)) {
+    match split_mark(msg) {
         Some((path, m)) => ChatError::invalid(path, without_position(m)),
         None => ChatError::bad_request(format!(
             "request body is not a JSON chat request: {}",

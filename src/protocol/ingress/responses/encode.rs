@@ -404,10 +404,7 @@ pub(super) fn answer(a: &Answer<'_>, model: &str, echo: &Echo) -> Bytes {
     };
     // ~700 bytes besides the items (the echoed settings, usage), ~200 an
     // item besides its text: the buffer is allocated once, never grown.
-    let texts = items
-        .iter()
-        .map(|i| 192 + i.text.len() * 9 / 8)
-        .sum::<usize>();
+    let texts: usize = items.iter().map(|i| 192 + i.text.len() * 9 / 8).sum();
     let mut o = BytesMut::with_capacity(768 + model.len() + texts);
     response(
         &mut o,
