@@ -106,18 +106,6 @@ pub fn models_body(snap: &Snapshot) -> Bytes {
     Bytes::from(doc.to_string())
 }
 
-/// The client API whose model list a request wants: Anthropic's when it
-/// carries `anthropic-version` (every Anthropic SDK sends it; the caller
-/// says whether it does), OpenAI's otherwise. Auth follows the same API
-/// (`x-api-key` or a bearer token).
-pub fn models_api(anthropic_version: bool) -> crate::proxy::ClientApi {
-    if anthropic_version {
-        crate::proxy::ClientApi::ANTHROPIC
-    } else {
-        crate::proxy::ClientApi::OPENAI
-    }
-}
-
 /// One listed model: its id and, for an alias, the model it names.
 struct Entry {
     id: String,
@@ -239,9 +227,9 @@ pub fn anthropic_models_body(snap: &Snapshot, page: &AnthropicPage) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-/// `GET /v1/models/{id}` in the client API's shape: a listed id, or a name
+/// `GET /v1/models/{id}` in Anthropic's shape (`anthropic`) or OpenAI's: a listed id, or a name
 /// some provider serves (a glob or catch-all provider); `None` otherwise.
-pub fn model_body(snap: &Snapshot, api: crate::proxy::ClientApi, id: &str) -> Option<Bytes> {
+pub fn model_body(snap: &Snapshot, anthropic: bool, id: &str) -> Option<Bytes> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return None;
     }
@@ -251,7 +239,7 @@ pub fn model_body(snap: &Snapshot, api: crate::proxy::ClientApi, id: &str) -> Op
             alias_of: None,
         })
     })?;
-    let doc = if api == crate::proxy::ClientApi::ANTHROPIC {
+    let doc = if anthropic {
         anthropic_model(&entry)
     } else {
         openai_model(&entry)

@@ -117,7 +117,7 @@ fn usd(c: f64) -> String {
     }
 }
 
-/// One budget of a key, as stored in its [`crate::keys::KeyDoc`].
+/// One budget of a client key, as stored in its document (`keys::KeyDoc`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {

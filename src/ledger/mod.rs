@@ -29,13 +29,14 @@ pub struct Entry {
 }
 
 impl Ledger {
-    /// Budget check before a client key's request.
-    pub async fn admit(&self, key: &crate::keys::ClientKey) -> Result<(), Exhausted> {
-        if key.doc.budgets.is_empty() {
+    /// Budget check before the request of client key `key_id`, whose
+    /// budgets are `budgets`.
+    pub async fn admit(&self, key_id: i64, budgets: &[Budget]) -> Result<(), Exhausted> {
+        if budgets.is_empty() {
             return Ok(());
         }
         let now = crate::health::wall_ms() as i64;
-        self.budgets.check(key.id, &key.doc.budgets, now).await
+        self.budgets.check(key_id, budgets, now).await
     }
 
     /// Price a finished request, count it in `/metrics` and against its
@@ -68,7 +69,7 @@ impl Ledger {
         if let Some(k) = r.key {
             self.budgets.settle(
                 k.id,
-                !k.doc.budgets.is_empty(),
+                k.budgeted,
                 Spend {
                     tokens: usage.prompt_tokens.saturating_add(usage.completion_tokens),
                     micros: cost.unwrap_or(0),
@@ -116,11 +117,20 @@ impl Ledger {
 
 /// A finished data-plane request, as the ledger needs it.
 pub struct Finished<'a> {
-    pub key: Option<&'a crate::keys::ClientKey>,
+    pub key: Option<KeyRef>,
     pub provider: Option<&'a str>,
     /// The model name sent to the vendor (priced first).
     pub upstream_model: Option<&'a str>,
     /// The model name the client asked for.
     pub model: Option<&'a str>,
     pub usage: Option<&'a Usage>,
+}
+
+/// The client key a request ran under, as the ledger needs it (the ledger
+/// sits below `keys` and does not read its documents).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef {
+    pub id: i64,
+    /// The key has at least one budget (its spend is tracked).
+    pub budgeted: bool,
 }

@@ -107,7 +107,7 @@ pub(super) async fn check_budget(
     match &ctx.client_key {
         Some(key) if !key.doc.budgets.is_empty() => live
             .ledger
-            .admit(key)
+            .admit(key.id, &key.doc.budgets)
             .await
             .map_err(|e| GatewayError::BudgetExhausted(e).into()),
         _ => Ok(()),

@@ -82,6 +82,17 @@ impl ClientApi {
     /// Gemini `streamGenerateContent` without `alt=sse` (a JSON array).
     pub const GEMINI_ARRAY: ClientApi = ClientApi(&GEMINI_ARRAY);
 
+    /// The client API whose model list a request wants: Anthropic's when it
+    /// carries `anthropic-version` (every Anthropic SDK sends it), OpenAI's
+    /// otherwise. Auth follows the same API (`x-api-key` or a bearer token).
+    pub fn for_models(anthropic_version: bool) -> ClientApi {
+        if anthropic_version {
+            ClientApi::ANTHROPIC
+        } else {
+            ClientApi::OPENAI
+        }
+    }
+
     /// Streams of this API are never relayed as the vendor framed them,
     /// even from a same-family vendor (see [`ClientApi::GEMINI_ARRAY`]).
     pub fn reframes_streams(self) -> bool {

@@ -215,7 +215,10 @@ impl Gateway {
                 &self.state.metrics,
                 &self.state.snapshot.load().prices,
                 &crate::ledger::Finished {
-                    key: ctx.client_key.as_deref(),
+                    key: ctx.client_key.as_deref().map(|k| crate::ledger::KeyRef {
+                        id: k.id,
+                        budgeted: !k.doc.budgets.is_empty(),
+                    }),
                     provider: ctx.provider.as_deref(),
                     upstream_model: ctx.upstream_model.as_deref(),
                     model: ctx.model.as_deref(),
@@ -353,7 +356,7 @@ impl Gateway {
                 }
                 // Anthropic's SDKs send `anthropic-version` on every call:
                 // they get Anthropic's list shape and auth rules.
-                let api = crate::health::discovery::models_api(
+                let api = ClientApi::for_models(
                     session.req_header().headers.contains("anthropic-version"),
                 );
                 ctx.api = api;
@@ -379,7 +382,7 @@ impl Gateway {
                 if method != Method::GET {
                     return Err(not_allowed("GET", &method, &path));
                 }
-                let api = crate::health::discovery::models_api(
+                let api = ClientApi::for_models(
                     session.req_header().headers.contains("anthropic-version"),
                 );
                 ctx.api = api;
@@ -388,7 +391,7 @@ impl Gateway {
                 if !access::may_see(ctx, snap, id) {
                     return Err(GatewayError::ModelNotFound(id.to_string()).into());
                 }
-                match crate::health::discovery::model_body(snap, api, id) {
+                match crate::health::discovery::model_body(snap, api == ClientApi::ANTHROPIC, id) {
                     Some(body) => send_json(session, ctx, 200, body).await,
                     None => Err(GatewayError::ModelNotFound(id.to_string()).into()),
                 }
