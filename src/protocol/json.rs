@@ -1,10 +1,11 @@
-//! JSON reading pieces the adapters share: a string borrowed from the body,
-//! "a string or a list" fields, and serde's messages without positions.
+//! JSON pieces the adapters share: a string borrowed from the body, "a
+//! string or a list" fields, serde's messages without positions, and a
+//! hand writer ([`Writer`]).
 
 use super::chat::{ChatError, Str};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
@@ -255,6 +256,65 @@ pub fn push_str(out: &mut BytesMut, s: &str) {
     } else {
         // Writing into memory cannot fail.
         let _ = serde_json::to_writer(out.writer(), s);
+    }
+}
+
+/// A JSON writer for vendor request bodies (OpenAI, Gemini): members in
+/// the order written, no intermediate structs. A separator goes before a member or element unless the
+/// byte before opens an object or array, ends a key or is a separator:
+/// no state to get wrong.
+pub struct Writer(pub Vec<u8>);
+
+impl Writer {
+    pub fn sep(&mut self) {
+        if !matches!(self.0.last(), None | Some(b'{' | b'[' | b':' | b',')) {
+            self.0.push(b',');
+        }
+    }
+    pub fn val<T: Serialize + ?Sized>(&mut self, v: &T) {
+        self.sep();
+        // Writing into memory cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, v);
+    }
+    pub fn raw(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.sep();
+        self.0.extend_from_slice(v.as_bytes());
+    }
+    pub fn key(&mut self, k: &str) -> &mut Self {
+        // Keys are mostly literals with nothing to escape: copied, not
+        // run through serde's escaper (~40 instructions a key).
+        if is_plain(k) {
+            self.sep();
+            self.0.push(b'"');
+            self.0.extend_from_slice(k.as_bytes());
+            self.0.extend_from_slice(b"\":");
+        } else {
+            self.val(k);
+            self.0.push(b':');
+        }
+        self
+    }
+    pub fn put<T: Serialize + ?Sized>(&mut self, k: &str, v: &T) {
+        self.key(k).val(v);
+    }
+    pub fn opt<T: Serialize>(&mut self, k: &str, v: Option<T>) {
+        if let Some(v) = v {
+            self.put(k, &v);
+        }
+    }
+    pub fn wrap<R>(&mut self, open: u8, close: u8, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.sep();
+        self.0.push(open);
+        let r = f(self);
+        self.0.push(close);
+        r
+    }
+    pub fn obj<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.wrap(b'{', b'}', f)
+    }
+    pub fn arr<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.wrap(b'[', b']', f)
     }
 }
 

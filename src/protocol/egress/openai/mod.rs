@@ -33,8 +33,8 @@ use crate::protocol::chat::{
     Request, ResponseFormat, Role, StreamDecoder, Text, Tool, ToolCall, ToolChoice, ToolKind,
     VendorOptions,
 };
+use crate::protocol::json::Writer as J;
 use bytes::Bytes;
-use serde::Serialize;
 
 pub struct OpenAiChat;
 
@@ -62,64 +62,6 @@ impl Egress for OpenAiChat {
 }
 
 // ---------------------------------------------------------------- request
-
-/// A JSON writer. A separator goes before a member or element unless the
-/// byte before opens an object or array, ends a key or is a separator:
-/// no state to get wrong.
-struct J(Vec<u8>);
-
-impl J {
-    fn sep(&mut self) {
-        if !matches!(self.0.last(), None | Some(b'{' | b'[' | b':' | b',')) {
-            self.0.push(b',');
-        }
-    }
-    fn val<T: Serialize + ?Sized>(&mut self, v: &T) {
-        self.sep();
-        // Writing into memory cannot fail.
-        let _ = serde_json::to_writer(&mut self.0, v);
-    }
-    fn raw(&mut self, k: &str, v: &str) {
-        self.key(k);
-        self.sep();
-        self.0.extend_from_slice(v.as_bytes());
-    }
-    fn key(&mut self, k: &str) -> &mut Self {
-        // Keys are mostly literals with nothing to escape: copied, not
-        // run through serde's escaper (~40 instructions a key).
-        if crate::protocol::json::is_plain(k) {
-            self.sep();
-            self.0.push(b'"');
-            self.0.extend_from_slice(k.as_bytes());
-            self.0.extend_from_slice(b"\":");
-        } else {
-            self.val(k);
-            self.0.push(b':');
-        }
-        self
-    }
-    fn put<T: Serialize + ?Sized>(&mut self, k: &str, v: &T) {
-        self.key(k).val(v);
-    }
-    fn opt<T: Serialize>(&mut self, k: &str, v: Option<T>) {
-        if let Some(v) = v {
-            self.put(k, &v);
-        }
-    }
-    fn wrap<R>(&mut self, open: u8, close: u8, f: impl FnOnce(&mut Self) -> R) -> R {
-        self.sep();
-        self.0.push(open);
-        let r = f(self);
-        self.0.push(close);
-        r
-    }
-    fn obj<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        self.wrap(b'{', b'}', f)
-    }
-    fn arr<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        self.wrap(b'[', b']', f)
-    }
-}
 
 /// Names an OpenAI client used for fields the chat model holds under one
 /// name (see the ingress adapter): markers, not fields.
