@@ -144,7 +144,8 @@ fn encode(req: &Request<'_>, opts: &VendorOptions) -> Result<Vec<u8>, ChatError>
     let (google, include_reasoning) = openai_hints(req);
     let mut j = J(Vec::with_capacity(1024));
     j.obj(|j| {
-        j.key("contents").arr(|j| Contents::default().write(j, req))?;
+        j.key("contents")
+            .arr(|j| Contents::default().write(j, req))?;
         system(j, req)?;
         tools(j, req)?;
         generation_config(j, req, opts, include_reasoning, google.thinking_config)?;
@@ -281,7 +282,11 @@ impl<'r> Contents<'r> {
                 j.0.push(b'}');
             }
             Part::ToolResult(r) => {
-                let name = self.names.get(r.call_id.as_ref()).copied().or(r.name.as_deref());
+                let name = self
+                    .names
+                    .get(r.call_id.as_ref())
+                    .copied()
+                    .or(r.name.as_deref());
                 let name = name.ok_or_else(|| {
                     ChatError::invalid(
                         "messages",
@@ -474,7 +479,10 @@ fn tools(j: &mut J, req: &Request<'_>) -> Result<(), ChatError> {
                 for t in &req.tools {
                     j.obj(|j| {
                         j.put("name", &t.name);
-                        j.opt("description", t.description.as_deref().filter(|d| !d.is_empty()));
+                        j.opt(
+                            "description",
+                            t.description.as_deref().filter(|d| !d.is_empty()),
+                        );
                         match t.kind {
                             ToolKind::Function => {
                                 let cleaned = t.parameters.as_deref().and_then(schema::parameters);
@@ -538,7 +546,10 @@ fn generation_config(
     let s = &req.sampling;
     let start = j.0.len();
     j.key("generationConfig").obj(|j| {
-        j.opt("maxOutputTokens", req.max_tokens.or(opts.default_max_tokens));
+        j.opt(
+            "maxOutputTokens",
+            req.max_tokens.or(opts.default_max_tokens),
+        );
         j.opt("temperature", s.temperature);
         j.opt("topP", s.top_p);
         j.opt("topK", s.top_k);
@@ -547,8 +558,12 @@ fn generation_config(
         j.opt("seed", s.seed);
         j.opt("candidateCount", req.n);
         if s.stop.iter().any(|x| !x.is_empty()) {
-            j.key("stopSequences")
-                .arr(|j| s.stop.iter().filter(|x| !x.is_empty()).for_each(|x| j.val(x)));
+            j.key("stopSequences").arr(|j| {
+                s.stop
+                    .iter()
+                    .filter(|x| !x.is_empty())
+                    .for_each(|x| j.val(x))
+            });
         }
         if let Some(f @ (ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })) =
             &req.response_format
