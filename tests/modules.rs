@@ -44,10 +44,10 @@ const MAX_FILE_LINES: usize = 1500;
 /// Gemini-native requests read in one pass (typed top-level readers on a
 /// shared `json::Entries`, with their error tests), answer buffers sized
 /// once (`Answer::buffer_hint`); `json::Fields` went.
-/// Session 21 lowered it by 96: the Gemini request written by hand on the
+/// Session 21 lowered it by 98: the Gemini request written by hand on the
 /// writer the OpenAI egress had (`json::Writer`), without its serde structs.
 /// Lower it again when the adapters are compacted.
-const MAX_PROTOCOL_LINES: usize = 14_644;
+const MAX_PROTOCOL_LINES: usize = 14_642;
 
 /// One source file, as this test sees it.
 struct File {

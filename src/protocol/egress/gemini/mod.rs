@@ -33,7 +33,7 @@ pub use schema::clean_schema;
 
 use crate::protocol::chat::{
     is_http, Answer, ChatError, Egress, Family, Media, MediaKind, MediaSource, Part,
-    ReasoningConfig, Request, ResponseFormat, Role, StreamDecoder, ToolChoice, ToolKind,
+    ReasoningConfig, Request, ResponseFormat, Role, StreamDecoder, ToolCall, ToolChoice, ToolKind,
     ToolResult, VendorOptions,
 };
 use crate::protocol::json::Writer as J;
@@ -173,11 +173,13 @@ fn system(j: &mut J, req: &Request<'_>) -> Result<(), ChatError> {
             texts.push(t.text.as_ref());
         }
     }
-    if !texts.is_empty() {
-        let text = texts.join("\n\n");
-        j.key("systemInstruction")
-            .obj(|j| j.key("parts").arr(|j| j.obj(|j| j.put("text", &text))));
-    }
+    let text = match texts.as_slice() {
+        [] => return Ok(()),
+        [one] => Cow::Borrowed(*one),
+        _ => Cow::Owned(texts.join("\n\n")),
+    };
+    j.key("systemInstruction")
+        .obj(|j| j.key("parts").arr(|j| j.obj(|j| j.put("text", &text))));
     Ok(())
 }
 
@@ -220,8 +222,8 @@ impl<'r> Contents<'r> {
         Ok(())
     }
 
-    /// Opens a part of `role`'s content (a new content when the role
-    /// changes); the caller writes its members and closes it.
+    /// Makes `role`'s content the open one (a new content when the role
+    /// changes); the caller writes one part into its `parts`.
     fn open(&mut self, j: &mut J, role: &'static str) {
         if self.role != Some(role) {
             if self.role.is_some() {
@@ -234,15 +236,12 @@ impl<'r> Contents<'r> {
             j.0.push(b'[');
             (self.role, self.call_seen) = (Some(role), false);
         }
-        j.sep();
-        j.0.push(b'{');
         self.plain_text = false;
     }
 
     fn text(&mut self, j: &mut J, role: &'static str, text: &str) {
         self.open(j, role);
-        j.put("text", text);
-        j.0.push(b'}');
+        j.obj(|j| j.put("text", text));
         self.plain_text = true;
     }
 
@@ -253,33 +252,20 @@ impl<'r> Contents<'r> {
             Part::Text(_) | Part::Refusal(_) => {}
             Part::Media(m) => {
                 self.open(j, role);
-                media(j, m)?;
-                j.0.push(b'}');
+                j.obj(|j| media(j, m))?;
             }
             Part::ToolCall(c) => {
                 self.names.insert(&c.id, &c.name);
                 self.open(j, role);
-                j.key("functionCall").obj(|j| {
-                    j.put("name", &c.name);
-                    j.key("args");
-                    match c.kind {
-                        ToolKind::Custom => j.obj(|j| j.put("input", &c.arguments)),
-                        ToolKind::Function if c.arguments.trim().is_empty() => j.obj(|_| ()),
-                        ToolKind::Function => match object_in(&c.arguments) {
-                            Some(args) => j.val(args),
-                            None => {
-                                tracing::debug!(call = %c.id, "tool call arguments are not a JSON object; sending {{}}");
-                                j.obj(|_| ())
-                            }
-                        },
+                let signed = role == "model" && !self.call_seen;
+                self.call_seen |= signed;
+                j.obj(|j| {
+                    j.key("functionCall").obj(|j| call(j, c));
+                    if signed {
+                        let own = c.signature.as_ref().filter(|s| s.family == Family::Gemini);
+                        j.put("thoughtSignature", own.map_or(SKIP_SIGNATURE, |s| &s.value));
                     }
                 });
-                if role == "model" && !self.call_seen {
-                    let own = c.signature.as_ref().filter(|s| s.family == Family::Gemini);
-                    j.put("thoughtSignature", own.map_or(SKIP_SIGNATURE, |s| &s.value));
-                    self.call_seen = true;
-                }
-                j.0.push(b'}');
             }
             Part::ToolResult(r) => {
                 let name = self
@@ -294,18 +280,17 @@ impl<'r> Contents<'r> {
                     )
                 })?;
                 self.open(j, role);
-                j.key("functionResponse").obj(|j| {
-                    j.put("name", name);
-                    j.key("response");
-                    response(j, r);
+                j.obj(|j| {
+                    j.key("functionResponse").obj(|j| {
+                        j.put("name", name);
+                        j.key("response");
+                        response(j, r);
+                    })
                 });
-                j.0.push(b'}');
                 // Images a tool returned follow as parts of the same turn.
                 for p in &r.content {
                     if let Part::Media(m) = p {
-                        self.open(j, role);
-                        media(j, m)?;
-                        j.0.push(b'}');
+                        j.obj(|j| media(j, m))?;
                     }
                 }
             }
@@ -325,19 +310,18 @@ impl<'r> Contents<'r> {
                     return Ok(());
                 }
                 self.open(j, role);
-                j.put("text", &r.text);
-                if !r.text.is_empty() {
-                    j.put("thought", &true);
-                }
-                j.put("thoughtSignature", &sig.value);
-                j.0.push(b'}');
+                j.obj(|j| {
+                    j.put("text", &r.text);
+                    if !r.text.is_empty() {
+                        j.put("thought", &true);
+                    }
+                    j.put("thoughtSignature", &sig.value);
+                });
             }
             Part::Opaque { family, raw } if *family == Family::Gemini => {
+                // The part is replayed as it came.
                 self.open(j, role);
-                // The part is replayed as it came: its own braces replace
-                // the ones `open` wrote.
-                j.0.pop();
-                j.0.extend_from_slice(raw.get().as_bytes());
+                j.val(raw.as_ref());
             }
             Part::Opaque { family, .. } => {
                 tracing::debug!(
@@ -347,6 +331,24 @@ impl<'r> Contents<'r> {
             }
         }
         Ok(())
+    }
+}
+
+/// A `functionCall`'s members: Gemini requires `args` to be an object
+/// (a custom tool's text is `{"input": text}`).
+fn call(j: &mut J, c: &ToolCall<'_>) {
+    j.put("name", &c.name);
+    j.key("args");
+    match c.kind {
+        ToolKind::Custom => j.obj(|j| j.put("input", &c.arguments)),
+        ToolKind::Function if c.arguments.trim().is_empty() => j.obj(|_| ()),
+        ToolKind::Function => match object_in(&c.arguments) {
+            Some(args) => j.val(args),
+            None => {
+                tracing::debug!(call = %c.id, "tool call arguments are not a JSON object; sending {{}}");
+                j.obj(|_| ())
+            }
+        },
     }
 }
 
@@ -366,17 +368,13 @@ fn response(j: &mut J, r: &ToolResult<'_>) {
             _ => None,
         })
         .collect();
-    let joined;
     let text = match texts.as_slice() {
-        [one] => *one,
-        _ => {
-            joined = texts.concat();
-            &joined
-        }
+        [one] => Cow::Borrowed(*one),
+        _ => Cow::Owned(texts.concat()),
     };
-    match object_in(text) {
+    match object_in(&text) {
         Some(obj) => j.val(obj),
-        None => j.obj(|j| j.put(if r.is_error { "error" } else { "content" }, text)),
+        None => j.obj(|j| j.put(if r.is_error { "error" } else { "content" }, &text)),
     }
 }
 
